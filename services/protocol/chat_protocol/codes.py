@@ -1,0 +1,80 @@
+"""WebSocket close codes used by the tracker, shared by tracker and client.
+
+1000-1015 are the standard codes (RFC 6455); 4000-4999 are the application's own.
+Each code says whether a client should retry the connection on its own: a client
+must never retry automatically after a code whose ``retry`` is False.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    """What a close code means and whether reconnecting can help."""
+
+    reason: str
+    retry: bool
+
+
+class CloseCode(enum.IntEnum):
+    """Every close code the tracker sends."""
+
+    NORMAL = 1000  # the member left (`exit`, `leave`, or a normal close)
+    GOING_AWAY = 1001  # the tracker is shutting down
+    UNSUPPORTED_DATA = 1003  # a binary frame where text is expected
+    INVALID_TEXT = 1007  # a text frame that is not valid UTF-8 (sent by the WebSocket layer)
+    TOO_BIG = 1009  # a frame over the size limit (sent by the WebSocket layer)
+    INTERNAL_ERROR = 1011  # a tracker bug, or a keepalive ping timeout (sent by the WebSocket layer)
+    BAD_PASSWORD = 4001
+    HANDSHAKE_TIMEOUT = 4002
+    PASSWORD_IN_URL = 4003
+    TOO_MANY_CONNECTIONS = 4005
+    FLOODING = 4006
+    SLOW_CONSUMER = 4007
+    PROTOCOL_ERROR = 4008
+    LOG_UNAVAILABLE = 4009
+
+    @property
+    def info(self) -> CodeInfo:
+        return CODE_INFO[self]
+
+
+CODE_INFO: dict[CloseCode, CodeInfo] = {
+    CloseCode.NORMAL: CodeInfo("left the chat", retry=False),
+    CloseCode.GOING_AWAY: CodeInfo("tracker is shutting down", retry=True),
+    CloseCode.UNSUPPORTED_DATA: CodeInfo("binary frames are not accepted", retry=False),
+    CloseCode.INVALID_TEXT: CodeInfo("text frame is not valid UTF-8", retry=False),
+    CloseCode.TOO_BIG: CodeInfo("frame over the size limit", retry=False),
+    CloseCode.INTERNAL_ERROR: CodeInfo("internal error or keepalive timeout", retry=True),
+    CloseCode.BAD_PASSWORD: CodeInfo("wrong or missing password", retry=False),
+    CloseCode.HANDSHAKE_TIMEOUT: CodeInfo("password or name not given in time", retry=True),
+    CloseCode.PASSWORD_IN_URL: CodeInfo("password must not be sent in the URL", retry=False),
+    CloseCode.TOO_MANY_CONNECTIONS: CodeInfo("tracker is full", retry=True),
+    CloseCode.FLOODING: CodeInfo("too many messages, kept over the rate limit", retry=True),
+    CloseCode.SLOW_CONSUMER: CodeInfo("did not read fast enough; outgoing queue overflowed", retry=True),
+    CloseCode.PROTOCOL_ERROR: CodeInfo("message not allowed in this state", retry=False),
+    CloseCode.LOG_UNAVAILABLE: CodeInfo("chat.log cannot be written", retry=True),
+}
+
+
+def describe(code: int | None) -> str:
+    """A one-line human description of any close code, ours or not."""
+    if code is None:
+        return "connection lost"
+    try:
+        return CloseCode(code).info.reason
+    except ValueError:
+        return f"closed with code {code}"
+
+
+def should_retry(code: int | None) -> bool:
+    """Whether a client may reconnect on its own after this code."""
+    if code is None:
+        return True
+    try:
+        return CloseCode(code).info.retry
+    except ValueError:
+        return code in (1006, 1012, 1013, 1014)

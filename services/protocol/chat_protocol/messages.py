@@ -1,0 +1,291 @@
+"""The structured (JSON) protocol spoken on ``/ws`` with subprotocol ``groupchat.v1``.
+
+Every frame is one JSON object with a ``type``. Both sides import this module, so
+a field renamed here is renamed everywhere. Events that are recorded in chat.log
+(``welcome``, ``joined``, ``message``, ``left``) carry the log's sequence number
+``seq`` and the UTC timestamp ``ts``; every member receives them in ``seq`` order.
+See docs/protocol.md for the dialogue.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Union
+
+SUBPROTOCOL = "groupchat.v1"
+PROTOCOL_VERSION = 1
+
+
+class ProtocolError(ValueError):
+    """A frame that does not follow the protocol; ``code`` is the error code to report."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# --- timestamps ---------------------------------------------------------------------
+
+
+def format_ts(epoch_seconds: float) -> str:
+    """UTC ISO-8601 with milliseconds and a ``Z``: ``2026-11-24T01:50:38.123Z``."""
+    moment = datetime.fromtimestamp(epoch_seconds, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_ts(text: str) -> datetime:
+    """Parse a timestamp written by ``format_ts`` into an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# --- limits announced in the welcome --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits in force, sent to every member in the welcome."""
+
+    max_message_chars: int = 2000
+    max_frame_bytes: int = 65536
+    rate_per_second: float = 10.0
+    rate_burst: int = 20
+    queue_size: int = 1024
+
+
+# --- client -> tracker ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Auth:
+    """The server password, when it was not given in the Authorization header."""
+
+    TYPE: ClassVar[str] = "auth"
+    password: str
+
+
+@dataclass(frozen=True)
+class Join:
+    """Claim a username and enter the room."""
+
+    TYPE: ClassVar[str] = "join"
+    name: str
+
+
+@dataclass(frozen=True)
+class Say:
+    """Send one chat message to everyone (the tracker attaches the sender's name)."""
+
+    TYPE: ClassVar[str] = "message"
+    text: str
+
+
+@dataclass(frozen=True)
+class Who:
+    """Ask for the member list; answered with ``members``."""
+
+    TYPE: ClassVar[str] = "who"
+
+
+@dataclass(frozen=True)
+class Leave:
+    """Leave the room; answered with ``bye`` once everything sent before it is logged."""
+
+    TYPE: ClassVar[str] = "leave"
+
+
+ClientMessage = Union[Auth, Join, Say, Who, Leave]
+
+# --- tracker -> client ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hello:
+    """First frame after the handshake. ``authenticated`` is True when the header's password was right."""
+
+    TYPE: ClassVar[str] = "hello"
+    version: int
+    authenticated: bool
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    """The ``auth`` frame's password was right; send ``join`` next."""
+
+    TYPE: ClassVar[str] = "authenticated"
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    """One online member as ``/who`` and ``GET /members`` show it."""
+
+    name: str
+    joined_at: str
+    idle_seconds: float
+
+
+@dataclass(frozen=True)
+class Welcome:
+    """You are in: your own join event, who is online (you included) and the limits."""
+
+    TYPE: ClassVar[str] = "welcome"
+    seq: int
+    ts: str
+    name: str
+    greeting: str
+    members: list[str]
+    limits: Limits
+
+
+@dataclass(frozen=True)
+class Joined:
+    """Someone else joined."""
+
+    TYPE: ClassVar[str] = "joined"
+    seq: int
+    ts: str
+    name: str
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """A message, sent to every member including its sender (which is how a sender sees it was accepted)."""
+
+    TYPE: ClassVar[str] = "message"
+    seq: int
+    ts: str
+    name: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Left:
+    """Someone left; ``reason`` is one of LEAVE_REASONS."""
+
+    TYPE: ClassVar[str] = "left"
+    seq: int
+    ts: str
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Members:
+    """Answer to ``who``."""
+
+    TYPE: ClassVar[str] = "members"
+    members: list[MemberInfo]
+
+
+@dataclass(frozen=True)
+class Error:
+    """A refused request. The connection stays open unless a close frame follows."""
+
+    TYPE: ClassVar[str] = "error"
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Bye:
+    """The tracker is about to close this connection; ``reason`` says why (see docs/protocol.md)."""
+
+    TYPE: ClassVar[str] = "bye"
+    reason: str
+    message: str = ""
+
+
+ServerMessage = Union[Hello, Authenticated, Welcome, Joined, ChatMessage, Left, Members, Error, Bye]
+
+# Why a member left, as carried by ``left`` events and chat.log.
+LEAVE_REASONS = ("exit", "closed", "lost", "flooding", "slow", "shutdown", "log_unavailable")
+
+# Error codes carried by ``error`` frames.
+ERROR_CODES = (
+    "bad_password", "password_in_url", "handshake_timeout", "server_full",
+    "name_invalid", "name_reserved", "name_taken",
+    "empty", "too_long", "invalid_text", "rate_limited", "flooding", "slow_consumer",
+    "malformed", "unknown_type", "not_authenticated", "not_joined", "already_joined",
+    "binary_not_accepted", "log_unavailable",
+)
+
+# --- encoding -------------------------------------------------------------------------
+
+
+def encode(message: ClientMessage | ServerMessage) -> str:
+    """One compact JSON text frame for ``message``."""
+    body: dict[str, Any] = {"type": message.TYPE}
+    body.update(asdict(message))
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+def _load_object(frame: str) -> dict[str, Any]:
+    try:
+        body = json.loads(frame)
+    except ValueError:
+        raise ProtocolError("malformed", "frame is not valid JSON") from None
+    if not isinstance(body, dict) or not isinstance(body.get("type"), str):
+        raise ProtocolError("malformed", "frame must be a JSON object with a string 'type'")
+    return body
+
+
+def _string_field(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str):
+        raise ProtocolError("malformed", f"'{body['type']}' needs a string '{key}'")
+    return value
+
+
+def decode_client(frame: str) -> ClientMessage:
+    """Parse a frame a client sent. Raises ProtocolError (``malformed``/``unknown_type``)."""
+    body = _load_object(frame)
+    kind = body["type"]
+    if kind == Say.TYPE:
+        return Say(_string_field(body, "text"))
+    if kind == Join.TYPE:
+        return Join(_string_field(body, "name"))
+    if kind == Auth.TYPE:
+        return Auth(_string_field(body, "password"))
+    if kind == Who.TYPE:
+        return Who()
+    if kind == Leave.TYPE:
+        return Leave()
+    raise ProtocolError("unknown_type", f"unknown message type {kind[:40]!r}")
+
+
+def _members(raw: list[dict[str, Any]]) -> list[MemberInfo]:
+    return [MemberInfo(**item) for item in raw]
+
+
+_SERVER_TYPES: dict[str, type[Any]] = {
+    cls.TYPE: cls
+    for cls in (Hello, Authenticated, Welcome, Joined, ChatMessage, Left, Members, Error, Bye)
+}
+
+
+def decode_server(frame: str) -> ServerMessage:
+    """Parse a frame the tracker sent. Raises ProtocolError on anything unexpected."""
+    body = _load_object(frame)
+    cls = _SERVER_TYPES.get(body.pop("type"))
+    if cls is None:
+        raise ProtocolError("unknown_type", "unknown message type from tracker")
+    try:
+        if cls is Welcome:
+            body["limits"] = Limits(**body["limits"])
+        if cls is Members:
+            body["members"] = _members(body["members"])
+        message: ServerMessage = cls(**body)
+    except (TypeError, KeyError) as exc:
+        raise ProtocolError("malformed", f"bad {cls.TYPE!r} frame: {exc}") from None
+    return message
+
+
+__all__ = [
+    "ERROR_CODES", "LEAVE_REASONS", "PROTOCOL_VERSION", "SUBPROTOCOL",
+    "Auth", "Authenticated", "Bye", "ChatMessage", "ClientMessage", "Error", "Hello", "Join",
+    "Joined", "Leave", "Left", "Limits", "MemberInfo", "Members", "ProtocolError", "Say",
+    "ServerMessage", "Welcome", "Who", "decode_client", "decode_server", "encode",
+    "format_ts", "parse_ts",
+]
