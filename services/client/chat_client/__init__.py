@@ -1,0 +1,11 @@
+"""Terminal client for the group chat tracker: interactive in a TTY, scriptable when piped.
+
+Layout: ``cli`` (arguments, exit statuses), ``config`` (URL and password),
+``connection`` (the httpx-ws session), ``interactive`` and ``scripted`` (the two
+modes), ``render`` (how events look), ``commands`` (typed commands), ``pacing``
+(staying under the rate limit), ``errors`` (one exception base, with exit statuses).
+"""
+
+from .errors import ClientError
+
+__all__ = ["ClientError"]

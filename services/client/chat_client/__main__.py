@@ -1,0 +1,5 @@
+"""``python -m chat_client``, same as ``chat-client``."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,194 @@
+"""``chat-client``: arguments, mode choice, error messages and exit statuses.
+
+Interactive when stdin and stdout are terminals; scripted otherwise (or with
+``--json``). Every failure ends as one line on stderr and a documented exit
+status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+
+from chat_protocol import SUBPROTOCOL, NameRefused, check_name
+
+from . import interactive, scripted
+from .config import DEFAULT_URL, resolve_password, resolve_url
+from .errors import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_REMOVED,
+    EXIT_TRACKER_GONE,
+    EXIT_USAGE,
+    AuthenticationFailed,
+    ClientError,
+    HandshakeRefused,
+    NameRejected,
+    Removed,
+    TrackerGone,
+    UsageError,
+)
+
+PROG = "chat-client"
+
+EPILOG = f"""\
+modes:
+  interactive  stdin and stdout are a terminal: asks for the password (hidden) and a
+               username, then chat; type /help for commands, exit or /quit to leave.
+  scripted     stdin or stdout is not a terminal, or --json: every stdin line is sent
+               as a message, every event is printed as one line; at end of input the
+               client leaves once the tracker has acknowledged all it sent.
+
+environment:
+  TRACKER_URL       tracker URL when none is given (default {DEFAULT_URL})
+  TRACKER_PASSWORD  server password when --password-file is not given
+  CHAT_USERNAME     username when --username is not given
+  NO_COLOR          any non-empty value turns colours off (so does TERM=dumb)
+
+exit status:
+  {EXIT_OK}  you left: exit, /quit, Ctrl+C, Ctrl+D, or end of input in scripted mode
+  {EXIT_FAILURE}  connection or authentication failure: tracker unreachable, wrong password,
+     handshake refused, or (scripted) username refused by the tracker
+  {EXIT_USAGE}  usage error: bad arguments, no username or password in scripted mode,
+     unreadable password file
+  {EXIT_TRACKER_GONE}  the tracker went away: it shut down (close 1001) or the connection was lost
+  {EXIT_REMOVED}  the tracker closed the session for another reason: flooding (4006), too slow
+     (4007), protocol error (4008), or any other close code
+"""
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything a session needs, resolved from arguments and environment."""
+
+    url: str
+    password: str | None
+    username: str | None
+    as_json: bool
+    color: bool
+    timeout: float
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Terminal client for the group chat tracker.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "url", nargs="?", metavar="URL",
+        help="tracker: ws://host:port/ws, wss://..., http(s)://..., or a bare host or host:port "
+        "(port 8000 and path /ws are implied); default $TRACKER_URL, else " + DEFAULT_URL,
+    )
+    parser.add_argument("--password-file", metavar="PATH", help="read the server password from the first line of PATH")
+    parser.add_argument("--username", metavar="NAME", help="username (default $CHAT_USERNAME); required in scripted mode")
+    parser.add_argument("--json", action="store_true", help="scripted mode, one protocol event (JSON object) per line")
+    parser.add_argument("--no-color", action="store_true", help="no colours, as with NO_COLOR")
+    parser.add_argument(
+        "--timeout", type=_positive_seconds, default=10.0, metavar="SECONDS",
+        help="give up connecting and authenticating after SECONDS (default 10)",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()} (protocol {SUBPROTOCOL})")
+    return parser
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def _version() -> str:
+    try:
+        return version("groupchat")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
+    """Turn arguments and environment into Options; raises UsageError."""
+    env = dict(environ)
+    return Options(
+        url=resolve_url(args.url, env),
+        password=resolve_password(args.password_file, env),
+        username=args.username or env.get("CHAT_USERNAME") or None,
+        as_json=args.json,
+        color=not (args.no_color or env.get("NO_COLOR") or env.get("TERM") == "dumb"),
+        timeout=args.timeout,
+    )
+
+
+def is_interactive(options: Options) -> bool:
+    """A person is at the keyboard: both ends are terminals and no machine output was asked for."""
+    return not options.as_json and sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def check_scripted(options: Options) -> tuple[str, str]:
+    """Password and username for scripted mode, where nobody can be asked for them."""
+    if options.password is None:
+        raise UsageError("no password: use --password-file PATH or set TRACKER_PASSWORD")
+    if options.username is None:
+        raise UsageError("no username: use --username NAME or set CHAT_USERNAME")
+    try:
+        check_name(options.username)
+    except NameRefused as exc:
+        raise UsageError(f"username {options.username!r} refused: {exc}") from None
+    return options.password, options.username
+
+
+def run_session(options: Options) -> int:
+    """Run the mode that fits stdin/stdout; returns the exit status."""
+    if is_interactive(options):
+        try:
+            return asyncio.run(interactive.run(
+                options.url, options.password, options.username, color=options.color, timeout=options.timeout,
+            ))
+        except KeyboardInterrupt:  # Ctrl+C while connecting, outside any prompt: a normal way out
+            return EXIT_OK
+    password, username = check_scripted(options)
+    # Peers may send any Unicode; a terminal or pipe that cannot show it must not crash us.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
+    try:
+        return asyncio.run(scripted.run(options.url, password, username, as_json=options.as_json, timeout=options.timeout))
+    except KeyboardInterrupt:  # a second Ctrl+C / SIGTERM: stop without leaving cleanly
+        return 130
+
+
+def explain(error: ClientError) -> str:
+    """The one line printed on stderr for a failure."""
+    if isinstance(error, AuthenticationFailed):
+        return "wrong password" if str(error) == "wrong password" else f"wrong password: {error}"
+    if isinstance(error, NameRejected):
+        return f"username refused: {error.message}"
+    if isinstance(error, HandshakeRefused):
+        return f"the tracker refused the connection: {error}"
+    if isinstance(error, TrackerGone):
+        return f"the tracker went away: {error}"
+    if isinstance(error, Removed):
+        return f"the tracker closed the session: {error} (close code {error.code})"
+    return str(error)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``chat-client`` console script."""
+    args = build_parser().parse_args(argv)  # exits 2 with a usage line on bad arguments
+    try:
+        options = resolve(args, os.environ)
+        status = run_session(options)
+    except ClientError as error:
+        print(f"{PROG}: {explain(error)}", file=sys.stderr, flush=True)
+        status = error.exit_status
+    sys.exit(status)
+

@@ -1,0 +1,87 @@
+"""Where to connect and who to be: tracker URL normalisation and password loading.
+
+Pure functions of their inputs (arguments, environment, files), so they are
+tested without a tracker. Every problem found here is a UsageError (exit 2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+from .errors import UsageError
+
+DEFAULT_URL = "ws://localhost:8000/ws"
+DEFAULT_PORT = 8000
+DEFAULT_PATH = "/ws"
+
+# What a person may type, and the WebSocket scheme it means.
+_SCHEMES = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
+
+
+def resolve_url(argument: str | None, environ: dict[str, str]) -> str:
+    """The tracker URL from the argument, else ``TRACKER_URL``, else the default."""
+    raw = argument or environ.get("TRACKER_URL") or DEFAULT_URL
+    return normalize_url(raw)
+
+
+def normalize_url(raw: str) -> str:
+    """Turn ``host``, ``host:port``, ``http://host`` or ``ws://host:port/path`` into a ws(s) URL.
+
+    A bare host gets port 8000 and path ``/ws``, as the seed's ``./Client $tracker_ip``
+    did. Credentials and query strings are refused: the password never goes in a URL
+    (the tracker would log it and refuse it with 4003).
+    """
+    text = raw.strip()
+    if not text:
+        raise UsageError("the tracker URL is empty")
+    bare = "://" not in text
+    parts = urlsplit(f"ws://{text}" if bare else text)
+    scheme = _SCHEMES.get(parts.scheme.lower())
+    if scheme is None:
+        raise UsageError(f"unsupported URL scheme {parts.scheme!r}: use ws://, wss://, http:// or https://")
+    _check_parts(parts, raw)
+    netloc = parts.netloc
+    if bare and parts.port is None:
+        netloc = f"{netloc}:{DEFAULT_PORT}"
+    path = parts.path if parts.path not in ("", "/") else DEFAULT_PATH
+    return urlunsplit((scheme, netloc, path, "", ""))
+
+
+def _check_parts(parts: SplitResult, raw: str) -> None:
+    if not parts.hostname:
+        raise UsageError(f"no host in tracker URL {raw!r}")
+    if parts.username is not None or parts.password is not None:
+        raise UsageError("do not put credentials in the URL: use --password-file or TRACKER_PASSWORD")
+    if parts.query or parts.fragment:
+        raise UsageError("the tracker URL must not have a query string or fragment (never put the password in it)")
+    try:
+        parts.port  # noqa: B018 - urlsplit validates the port lazily, on access
+    except ValueError:
+        raise UsageError(f"invalid port in tracker URL {raw!r}") from None
+
+
+def read_password_file(path: str) -> str:
+    """The password in ``path``: its first line, without the line ending."""
+    try:
+        content = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read password file {path}: {_reason(exc)}") from None
+    lines = content.splitlines()
+    password = lines[0] if lines else ""
+    if not password:
+        raise UsageError(f"password file {path} is empty")
+    return password
+
+
+def resolve_password(password_file: str | None, environ: dict[str, str]) -> str | None:
+    """The password from ``--password-file``, else ``TRACKER_PASSWORD``; None means ask for it."""
+    if password_file is not None:
+        return read_password_file(password_file)
+    return environ.get("TRACKER_PASSWORD") or None
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)

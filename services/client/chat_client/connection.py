@@ -1,0 +1,243 @@
+"""One session with the tracker over httpx-ws: connect, authenticate, join, send, receive.
+
+Speaks the structured dialect (subprotocol ``groupchat.v1``) with the message
+classes of ``chat_protocol``. Everything that can go wrong surfaces as one of the
+small exceptions of ``errors``, never as an httpx, wsproto or ExceptionGroup
+traceback, so the modes above only decide what to print and which status to exit with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import httpx
+from httpx_ws import (
+    AsyncWebSocketSession,
+    HTTPXWSException,
+    WebSocketDisconnect,
+    WebSocketInvalidTypeReceived,
+    WebSocketNetworkError,
+    WebSocketUpgradeError,
+    aconnect_ws,
+)
+from wsproto.utilities import LocalProtocolError
+
+from chat_protocol import (
+    SUBPROTOCOL,
+    Auth,
+    Authenticated,
+    Bye,
+    ClientMessage,
+    CloseCode,
+    Error,
+    Hello,
+    Join,
+    ProtocolError,
+    ServerMessage,
+    Welcome,
+    decode_server,
+    describe,
+    encode,
+)
+
+from .errors import (
+    AuthenticationFailed,
+    ClientError,
+    HandshakeRefused,
+    NameRejected,
+    TrackerGone,
+    Unreachable,
+    session_closed,
+)
+from .pacing import TokenBucket
+
+# Frames from the tracker are small, but a ``members`` answer in a busy room is not.
+MAX_INCOMING_BYTES = 1 << 20
+
+
+class SendFailed(TrackerGone):
+    """A frame could not be sent: the connection is gone. The receiving side knows why."""
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One frame from the tracker: the text exactly as sent (for ``--json``) and its meaning."""
+
+    frame: str
+    message: ServerMessage
+
+
+class Connection:
+    """An open WebSocket session with the tracker, from the handshake to the close."""
+
+    def __init__(self, session: AsyncWebSocketSession, timeout: float) -> None:
+        self._session = session
+        self._timeout = timeout
+        self._bucket: TokenBucket | None = None
+        self.welcome: Welcome | None = None
+        self.bye: Bye | None = None
+
+    # --- before the welcome: every failure is a ClientError with exit status 1 -----
+
+    async def authenticate(self, password: str, sent_in_header: bool) -> None:
+        """Wait for ``hello``; send an ``auth`` frame if the header did not carry the password."""
+        message = await self._handshake_message()
+        if isinstance(message, Hello) and message.authenticated:
+            return
+        if not isinstance(message, Hello):
+            raise HandshakeRefused(f"unexpected {message.TYPE!r} frame instead of hello")
+        if sent_in_header:
+            raise AuthenticationFailed("the tracker did not accept the password")
+        await self.send(Auth(password))
+        message = await self._handshake_message()
+        if not isinstance(message, Authenticated):
+            raise HandshakeRefused(f"unexpected {message.TYPE!r} frame instead of authenticated")
+
+    async def join(self, name: str) -> Incoming:
+        """Claim ``name``. Returns the welcome; raises NameRejected (the connection stays usable)."""
+        await self.send(Join(name))
+        while True:
+            incoming = await self._handshake_incoming()
+            message = incoming.message
+            if isinstance(message, Welcome):
+                self.welcome = message
+                self._bucket = TokenBucket.below(message.limits)
+                return incoming
+            if isinstance(message, Error):
+                raise NameRejected(message.code, message.message)
+
+    async def _handshake_message(self) -> ServerMessage:
+        return (await self._handshake_incoming()).message
+
+    async def _handshake_incoming(self) -> Incoming:
+        """Next frame before the welcome; errors that end the connection are raised at once."""
+        try:
+            incoming = await self._next(timeout=self._timeout)
+        except TimeoutError:
+            raise HandshakeRefused(f"no answer from the tracker within {self._timeout:g} s") from None
+        except WebSocketDisconnect as exc:
+            raise _handshake_close(exc.code) from None
+        except WebSocketNetworkError:
+            raise HandshakeRefused("connection lost during the handshake") from None
+        message = incoming.message
+        # Report a wrong password at once: the 4001 close that follows adds nothing.
+        if isinstance(message, Error) and message.code == "bad_password":
+            raise AuthenticationFailed(message.message or "wrong password")
+        if isinstance(message, Error) and not message.code.startswith("name_"):
+            raise HandshakeRefused(message.message or message.code)
+        return incoming
+
+    # --- in the room ----------------------------------------------------------------
+
+    async def send(self, message: ClientMessage) -> None:
+        """Send one frame, paced below the rate limit once we are in the room."""
+        if self._bucket is not None:
+            await self._bucket.wait()
+        try:
+            await self._session.send_text(encode(message))
+        except (HTTPXWSException, LocalProtocolError):
+            raise SendFailed(None, "connection lost") from None
+
+    async def receive(self) -> Incoming | None:
+        """The next event; None once the tracker closed normally (after our ``leave``).
+
+        Raises TrackerGone (shutdown, connection lost) or Removed (any other close).
+        """
+        try:
+            incoming = await self._next(timeout=None)
+        except WebSocketDisconnect as exc:
+            if exc.code == CloseCode.NORMAL:
+                return None
+            raise session_closed(exc.code, self._bye_detail(exc.code)) from None
+        except WebSocketNetworkError:
+            raise session_closed(None, "connection to the tracker lost") from None
+        if isinstance(incoming.message, Bye):
+            self.bye = incoming.message
+        return incoming
+
+    def _bye_detail(self, code: int) -> str:
+        if self.bye is not None and self.bye.message:
+            return self.bye.message
+        return describe(code)
+
+    async def _next(self, timeout: float | None) -> Incoming:
+        """The next frame we understand; skips binary frames and types a newer tracker may add."""
+        while True:
+            try:
+                frame = await self._session.receive_text(timeout=timeout)
+            except WebSocketInvalidTypeReceived:
+                continue
+            try:
+                return Incoming(frame, decode_server(frame))
+            except ProtocolError:
+                continue
+
+
+def _handshake_close(code: int) -> ClientError:
+    if code == CloseCode.BAD_PASSWORD:
+        return AuthenticationFailed("wrong password")
+    return HandshakeRefused(f"the tracker closed the connection: {describe(code)}")
+
+
+def auth_header(password: str) -> dict[str, str]:
+    """The Authorization header for ``password``, or none if it cannot travel in a header.
+
+    HTTP headers carry printable ASCII only; any other password goes in an ``auth``
+    frame instead, which the tracker accepts just the same.
+    """
+    if password.isascii() and password.isprintable():
+        return {"Authorization": f"Bearer {password}"}
+    return {}
+
+
+@contextlib.asynccontextmanager
+async def connect(url: str, password: str, *, timeout: float = 10.0) -> AsyncIterator[Connection]:
+    """Open an authenticated connection to the tracker at ``url``; closed on exit."""
+    headers = auth_header(password)
+    try:
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            async with aconnect_ws(
+                url,
+                client,
+                subprotocols=[SUBPROTOCOL],
+                headers=headers,
+                max_message_size_bytes=MAX_INCOMING_BYTES,
+                session_class=AsyncWebSocketSession,
+            ) as session:
+                connection = Connection(session, timeout)
+                await connection.authenticate(password, sent_in_header=bool(headers))
+                yield connection
+    except BaseExceptionGroup as group:
+        # httpx-ws runs the session in an anyio task group, which wraps whatever
+        # leaves the ``async with`` (our own errors included) in an ExceptionGroup.
+        raise _unwrap(group) from None
+    except httpx.TransportError as exc:
+        raise Unreachable(f"cannot reach the tracker at {url}: {_transport_reason(exc)}") from None
+    except WebSocketUpgradeError as exc:
+        raise Unreachable(f"{url} is not a chat tracker (HTTP {exc.response.status_code})") from None
+
+
+def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception that matters in a group: ours first, then interruptions."""
+    leaves = list(_leaves(group))
+    for kind in (ClientError, KeyboardInterrupt, SystemExit):
+        for leaf in leaves:
+            if isinstance(leaf, kind):
+                return leaf
+    return leaves[0] if len(leaves) == 1 else group
+
+
+def _leaves(error: BaseException) -> Iterator[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield error
+
+
+def _transport_reason(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    return str(exc) or type(exc).__name__

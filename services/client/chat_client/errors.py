@@ -1,0 +1,79 @@
+"""The client's exceptions: one base class, each subclass carrying its exit status.
+
+The exit statuses are a contract (documented in ``chat-client --help`` and
+docs/client.md); scripts and the compose tests branch on them.
+"""
+
+from __future__ import annotations
+
+from chat_protocol import CloseCode, describe
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # cannot connect, wrong password, handshake or name refused
+EXIT_USAGE = 2  # bad arguments, no username in scripted mode, unreadable password file
+EXIT_TRACKER_GONE = 3  # the tracker shut down or the connection was lost mid-session
+EXIT_REMOVED = 4  # the tracker closed our session for a reason of its own (flooding, too slow...)
+
+# Close codes meaning "the tracker went away", as opposed to "the tracker sent us away".
+_GONE_CODES = frozenset({CloseCode.GOING_AWAY, CloseCode.INTERNAL_ERROR, 1006, 1012, 1013, 1014})
+
+
+class ClientError(Exception):
+    """Base of every error the client reports to its user; ``exit_status`` is the process's."""
+
+    exit_status = EXIT_FAILURE
+
+
+class UsageError(ClientError):
+    """Bad arguments or settings, found before connecting."""
+
+    exit_status = EXIT_USAGE
+
+
+class Unreachable(ClientError):
+    """The tracker could not be reached, or did not answer the WebSocket handshake."""
+
+
+class HandshakeRefused(ClientError):
+    """The tracker refused the connection before the welcome (full, timed out, protocol error)."""
+
+
+class AuthenticationFailed(ClientError):
+    """The tracker refused the password."""
+
+
+class NameRejected(ClientError):
+    """The tracker refused the username; the connection stays open for another try."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class SessionClosed(ClientError):
+    """The tracker closed the session without us asking; ``code`` is None if the connection was lost."""
+
+    def __init__(self, code: int | None, detail: str = "") -> None:
+        super().__init__(detail or describe(code))
+        self.code = code
+        self.detail = detail or describe(code)
+
+
+class TrackerGone(SessionClosed):
+    """The tracker shut down (1001 after ``bye shutdown``) or the connection was lost."""
+
+    exit_status = EXIT_TRACKER_GONE
+
+
+class Removed(SessionClosed):
+    """The tracker closed our session for a cause of ours: flooding, too slow, protocol error..."""
+
+    exit_status = EXIT_REMOVED
+
+
+def session_closed(code: int | None, detail: str = "") -> SessionClosed:
+    """The exception for a close mid-session: gone (3) or removed (4)."""
+    if code is None or code in _GONE_CODES:
+        return TrackerGone(code, detail)
+    return Removed(code, detail)

@@ -1,0 +1,118 @@
+"""Scripted mode (stdin is not a terminal): stdin lines become messages, events become lines.
+
+Built for shell pipelines and test drivers. stdin is read one line at a time
+while the session runs, so a driver may wait for our output before writing its
+next line; every output line is flushed at once. At end of input we send
+``leave`` and wait for the tracker's ``bye``, which it sends only after
+everything we sent was logged and delivered: piped messages are never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import threading
+from typing import BinaryIO, TextIO
+
+from chat_protocol import Leave, Say
+
+from .connection import Connection, Incoming, SendFailed, connect
+from .errors import EXIT_OK
+from .render import event_line, plain
+
+END = None  # what the line queue holds at end of input
+
+
+class ScriptedOutput:
+    """Writes one line per event: the tracker's own JSON, or the documented text form."""
+
+    def __init__(self, out: TextIO, as_json: bool) -> None:
+        self._out = out
+        self._as_json = as_json
+
+    def event(self, incoming: Incoming) -> None:
+        if self._as_json:
+            # The frame exactly as the tracker sent it: compact JSON never contains a newline.
+            self._write(incoming.frame)
+            return
+        line = event_line(incoming.message, seconds=True)
+        if line is not None:
+            self._write(plain(line))
+
+    def _write(self, line: str) -> None:
+        self._out.write(line + "\n")
+        self._out.flush()  # a driver waits for this line before writing its next one
+
+
+def start_line_reader(source: BinaryIO, loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
+    """Read ``source`` line by line in a daemon thread; the queue gets each line, then END.
+
+    A thread, because stdin may be a pipe, a file or /dev/null (asyncio cannot watch
+    regular files), and a daemon one, so a blocked read never delays our exit.
+    """
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def pump() -> None:
+        for raw in iter(source.readline, b""):
+            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            loop.call_soon_threadsafe(queue.put_nowait, text)
+        loop.call_soon_threadsafe(queue.put_nowait, END)
+
+    threading.Thread(target=pump, name="stdin-reader", daemon=True).start()
+    return queue
+
+
+def stop_on_signals(queue: asyncio.Queue[str | None], loop: asyncio.AbstractEventLoop) -> None:
+    """SIGINT or SIGTERM ends the input as EOF does: leave cleanly, exit 0.
+
+    A second signal gets Python's default behaviour, so a stuck client can still be stopped.
+    """
+
+    def stop(signum: int) -> None:
+        for each in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(each)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        queue.put_nowait(END)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop, signum)
+
+
+async def send_lines(connection: Connection, lines: asyncio.Queue[str | None]) -> None:
+    """Send every non-blank line as a message (paced by the connection), then ``leave``."""
+    while (line := await lines.get()) is not END:
+        if line.strip():  # the tracker refuses blank messages; skipping them is kinder
+            await connection.send(Say(line))
+    await connection.send(Leave())
+
+
+async def relay_events(connection: Connection, output: ScriptedOutput) -> None:
+    """Print events until the tracker closes normally; raises if it closes otherwise."""
+    while (incoming := await connection.receive()) is not None:
+        output.event(incoming)
+
+
+async def converse(connection: Connection, lines: asyncio.Queue[str | None], output: ScriptedOutput) -> None:
+    """Run sending and receiving together until the tracker closes the session."""
+    sender = asyncio.create_task(send_lines(connection, lines))
+    try:
+        await relay_events(connection, output)
+    finally:
+        sender.cancel()
+        # A failed send is not the story: the receiving side saw why the connection ended.
+        with contextlib.suppress(asyncio.CancelledError, SendFailed):
+            await sender
+
+
+async def run(url: str, password: str, username: str, *, as_json: bool, timeout: float) -> int:
+    """The whole scripted session; returns the exit status or raises a ClientError."""
+    output = ScriptedOutput(sys.stdout, as_json)
+    async with connect(url, password, timeout=timeout) as connection:
+        output.event(await connection.join(username))
+        loop = asyncio.get_running_loop()
+        lines = start_line_reader(sys.stdin.buffer, loop)
+        stop_on_signals(lines, loop)
+        await converse(connection, lines, output)
+    return EXIT_OK
