@@ -50,5 +50,6 @@ def parse(line: str) -> Command:
         return Command(Action.SEND, line.lstrip()[1:])
     if stripped.startswith("/"):
         word = stripped.split()[0].lower()
-        return Command(_COMMANDS.get(word, Action.UNKNOWN), word)
+        action = _COMMANDS.get(word, Action.UNKNOWN)
+        return Command(action, word if action is Action.UNKNOWN else "")
     return Command(Action.SEND, line)
