@@ -33,13 +33,13 @@ from .messages import (
     parse_ts,
 )
 from .names import InvalidName, NameRefused, ReservedName, check_name, name_key
-from .text import escape, sanitize_for_terminal, unescape
+from .text import escape, has_lone_surrogate, sanitize_for_terminal, unescape
 
 __all__ = [
     "PROTOCOL_VERSION", "SUBPROTOCOL", "Auth", "Authenticated", "Bye", "ChatMessage",
     "ClientMessage", "CloseCode", "Error", "Hello", "InvalidName", "Join", "Joined", "Leave",
     "Left", "Limits", "MemberInfo", "Members", "NameRefused", "ProtocolError", "ReservedName",
     "Say", "ServerMessage", "Welcome", "Who", "check_name", "decode_client", "decode_server",
-    "describe", "encode", "escape", "format_ts", "name_key", "parse_ts", "sanitize_for_terminal",
+    "describe", "encode", "escape", "has_lone_surrogate", "format_ts", "name_key", "parse_ts", "sanitize_for_terminal",
     "should_retry", "unescape",
 ]

@@ -35,7 +35,6 @@ class CloseCode(enum.IntEnum):
     FLOODING = 4006
     SLOW_CONSUMER = 4007
     PROTOCOL_ERROR = 4008
-    LOG_UNAVAILABLE = 4009
 
     @property
     def info(self) -> CodeInfo:
@@ -56,7 +55,6 @@ CODE_INFO: dict[CloseCode, CodeInfo] = {
     CloseCode.FLOODING: CodeInfo("too many messages, kept over the rate limit", retry=True),
     CloseCode.SLOW_CONSUMER: CodeInfo("did not read fast enough; outgoing queue overflowed", retry=True),
     CloseCode.PROTOCOL_ERROR: CodeInfo("message not allowed in this state", retry=False),
-    CloseCode.LOG_UNAVAILABLE: CodeInfo("chat.log cannot be written", retry=True),
 }
 
 

@@ -207,7 +207,8 @@ ERROR_CODES = (
     "bad_password", "password_in_url", "handshake_timeout", "server_full",
     "name_invalid", "name_reserved", "name_taken",
     "empty", "too_long", "invalid_text", "rate_limited", "flooding", "slow_consumer",
-    "malformed", "unknown_type", "not_authenticated", "not_joined", "already_joined",
+    "malformed", "unknown_type", "not_authenticated", "already_authenticated", "not_joined",
+    "already_joined",
     "binary_not_accepted", "log_unavailable",
 )
 

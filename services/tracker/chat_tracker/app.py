@@ -1,0 +1,57 @@
+"""The app factory: a Tracker behind FastAPI (REST) and a raw ASGI endpoint (``/ws``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from . import __version__
+from .rest import attach_metrics, router
+from .service import Tracker
+from .settings import Settings
+from .websocket import Receive, Scope, Send, WebSocketEndpoint
+
+WEBSOCKET_PATH = "/ws"
+
+
+class TrackerApp:
+    """The ASGI application: ``/ws`` goes straight to the chat endpoint, the rest to FastAPI.
+
+    Routing the WebSocket around FastAPI keeps the per-frame path short and hands
+    the endpoint uvicorn's own ``send``, which it needs to cut off dead peers.
+    """
+
+    def __init__(self, tracker: Tracker, api: FastAPI) -> None:
+        self.tracker = tracker
+        self.api = api
+        self.websocket = WebSocketEndpoint(tracker)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == WEBSOCKET_PATH:
+            await self.websocket(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)
+
+
+def create_app(settings: Settings) -> TrackerApp:
+    """Build a tracker from ``settings``: opens (and repairs) chat.log at once."""
+    tracker = Tracker(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        tracker.start()
+        yield
+        await tracker.shutdown()
+
+    api = FastAPI(
+        title="Group chat tracker",
+        version=__version__,
+        summary="Who is online and what was said. Chat itself happens on the WebSocket endpoint /ws.",
+        lifespan=lifespan,
+    )
+    api.state.tracker = tracker
+    attach_metrics(api.state, tracker)
+    api.include_router(router)
+    return TrackerApp(tracker, api)

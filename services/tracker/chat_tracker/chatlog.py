@@ -1,0 +1,160 @@
+"""chat.log: the append-only record of the room, durable against SIGKILL and a full disk.
+
+One ``write(2)`` per batch to an ``O_APPEND`` descriptor: once ``append`` returns,
+the lines are in the kernel and survive the tracker being killed. A write that
+fails half-way (disk full) is cut back off, so the file never holds a torn line;
+a torn line from a crash (power loss, an old version) is cut off at start-up.
+Reading the tail seeks from the end: its cost grows with the lines asked for, not
+with the size of the file.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from chat_protocol import unescape
+
+LOG_NAME = "chat.log"
+_CHUNK = 64 * 1024
+
+
+class LogWriteError(OSError):
+    """chat.log could not be written; nothing of the failed batch is in the file."""
+
+
+class LogFormatError(ValueError):
+    """A line that is not a chat.log line."""
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One parsed chat.log line."""
+
+    seq: int
+    ts: str
+    kind: str
+    name: str
+    text: str
+
+
+def parse_line(line: str) -> LogEntry:
+    """Parse one line (without its newline). Raises LogFormatError."""
+    parts = line.split(" ", 4)
+    if len(parts) < 4 or not parts[0].isdigit():
+        raise LogFormatError(f"not a chat.log line: {line[:80]!r}")
+    text = parts[4] if len(parts) == 5 else ""
+    try:
+        return LogEntry(int(parts[0]), parts[1], parts[2], parts[3], unescape(text))
+    except ValueError as exc:
+        raise LogFormatError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class OpenReport:
+    """What ``ChatLog.open`` found: the last sequence number and any repair made."""
+
+    last_seq: int
+    torn_bytes_removed: int
+
+
+class ChatLog:
+    """The open chat.log of one tracker process (a single writer)."""
+
+    def __init__(self, path: Path, fd: int, size: int) -> None:
+        self.path = path
+        self._fd = fd
+        self._size = size  # bytes known to be whole lines; the truncation point on failure
+
+    @classmethod
+    def open(cls, data_dir: Path) -> tuple[ChatLog, OpenReport]:
+        """Open (creating) ``data_dir/chat.log``, repair a torn tail, find the last seq."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path = data_dir / LOG_NAME
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        size = os.fstat(fd).st_size
+        whole = _end_of_last_whole_line(path, size)
+        if whole < size:
+            os.ftruncate(fd, whole)
+        return cls(path, fd, whole), OpenReport(_last_seq(path, whole), size - whole)
+
+    def append(self, data: bytes) -> None:
+        """Append whole lines with as few writes as the kernel allows; all or nothing."""
+        view = memoryview(data)
+        written = 0
+        try:
+            while written < len(data):
+                count = os.write(self._fd, view[written:])
+                if count == 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                written += count
+        except OSError as exc:
+            if written:
+                self._cut_back()
+            raise LogWriteError(exc.errno, f"cannot write {self.path}: {exc.strerror}") from exc
+        self._size += written
+
+    def _cut_back(self) -> None:
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError:
+            pass  # nothing better to do; start-up repair removes the torn line
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def tail(self, count: int) -> list[LogEntry]:
+        """The last ``count`` lines, oldest first."""
+        return [parse_line(line) for line in read_last_lines(self.path, count)]
+
+
+def read_last_lines(path: Path, count: int) -> list[str]:
+    """The last ``count`` complete lines of a file, read backwards in chunks."""
+    if count <= 0:
+        return []
+    with open(path, "rb") as file:
+        end = file.seek(0, os.SEEK_END)
+        data = b""
+        position = end
+        while position > 0 and data.count(b"\n") <= count:
+            step = min(_CHUNK, position)
+            position -= step
+            file.seek(position)
+            data = file.read(step) + data
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # the file ends with a newline
+    else:
+        lines = lines[:-1]  # a line still being written: not complete yet
+    if position > 0:
+        lines = lines[1:]  # the first piece may be the end of a longer line
+    return [line.decode("utf-8", errors="replace") for line in lines[-count:]]
+
+
+def _end_of_last_whole_line(path: Path, size: int) -> int:
+    """The offset just past the last newline (0 if there is none)."""
+    with open(path, "rb") as file:
+        position = size
+        while position > 0:
+            step = min(_CHUNK, position)
+            position -= step
+            file.seek(position)
+            chunk = file.read(step)
+            index = chunk.rfind(b"\n")
+            if index >= 0:
+                return position + index + 1
+    return 0
+
+
+def _last_seq(path: Path, size: int) -> int:
+    """The sequence number of the last parseable line before ``size`` (0 for a new log)."""
+    if size == 0:
+        return 0
+    for line in reversed(read_last_lines(path, 100)):
+        try:
+            return parse_line(line).seq
+        except LogFormatError:
+            continue
+    raise LogFormatError(f"{path} has no chat.log line among its last 100 lines; move it aside to start afresh")

@@ -1,0 +1,126 @@
+"""``chat-tracker``: start the tracker. Every flag has an environment fallback."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chat_protocol import Limits
+
+from . import __version__
+from .chatlog import LogFormatError
+from .settings import ConfigError, Settings, env_flag, resolve_password
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    env: str
+    kind: Callable[[str], Any]
+    default: Any
+    help: str
+
+
+OPTIONS = (
+    Option("--host", "TRACKER_HOST", str, "0.0.0.0", "address to listen on"),
+    Option("--port", "TRACKER_PORT", int, 8000, "TCP port (0 picks a free one)"),
+    Option("--data-dir", "TRACKER_DATA_DIR", Path, Path("."), "directory of chat.log"),
+    Option("--max-message-chars", "TRACKER_MAX_MESSAGE_CHARS", int, 2000, "longest message, in characters"),
+    Option("--max-frame-bytes", "TRACKER_MAX_FRAME_BYTES", int, 65536, "largest WebSocket frame (bigger: close 1009)"),
+    Option("--rate", "TRACKER_RATE", float, 10.0, "messages per second per member, on average"),
+    Option("--burst", "TRACKER_BURST", int, 20, "messages a member may send at once"),
+    Option("--flood-tolerance", "TRACKER_FLOOD_TOLERANCE", int, 20, "refused messages in a burst before close 4006"),
+    Option("--max-connections", "TRACKER_MAX_CONNECTIONS", int, 10_000, "open WebSockets at most (more: close 4005)"),
+    Option("--queue-size", "TRACKER_QUEUE_SIZE", int, 1024, "events queued per member before close 4007"),
+    Option("--auth-timeout", "TRACKER_AUTH_TIMEOUT", float, 30.0, "seconds to give the password (else close 4002)"),
+    Option("--join-timeout", "TRACKER_JOIN_TIMEOUT", float, 300.0, "seconds to choose a name (else close 4002)"),
+    Option("--ping-interval", "TRACKER_PING_INTERVAL", float, 20.0, "seconds between keepalive pings"),
+    Option("--ping-timeout", "TRACKER_PING_TIMEOUT", float, 20.0, "seconds to answer a ping before being dropped"),
+    Option("--log-level", "TRACKER_LOG_LEVEL", str, "info", "debug, info, warning or error"),
+)
+
+
+def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chat-tracker",
+        description="Group chat tracker: WebSocket chat on /ws, REST on /members and /log, chat.log on disk.",
+        epilog=(
+            "The server password comes from TRACKER_PASSWORD_FILE, else TRACKER_PASSWORD, else a hidden "
+            "prompt when started on a terminal; it is never printed or logged. Exit status: 0 after a clean "
+            "shutdown (Ctrl+C, SIGTERM, or --exit-when-empty), 1 if the server could not start, 2 for a "
+            "usage or configuration error (no password, bad flag, unreadable chat.log)."
+        ),
+    )
+    for option in OPTIONS:
+        default = option.kind(env[option.env]) if env.get(option.env) else option.default
+        parser.add_argument(
+            option.flag, type=option.kind, default=default,
+            help=f"{option.help} (env {option.env}; default {option.default})",
+        )
+    parser.add_argument(
+        "--exit-when-empty", action="store_true", default=env_flag(env, "TRACKER_EXIT_WHEN_EMPTY"),
+        help="once someone has joined, shut down when the last member leaves (env TRACKER_EXIT_WHEN_EMPTY=1)",
+    )
+    parser.add_argument(
+        "--ws-deflate", action="store_true", default=env_flag(env, "TRACKER_WS_DEFLATE"),
+        help="offer per-message deflate compression (env TRACKER_WS_DEFLATE=1; default off)",
+    )
+    parser.add_argument("--version", action="version", version=f"chat-tracker {__version__}")
+    return parser
+
+
+def settings_from(args: argparse.Namespace, password: str) -> Settings:
+    limits = Limits(
+        max_message_chars=args.max_message_chars, max_frame_bytes=args.max_frame_bytes,
+        rate_per_second=args.rate, rate_burst=args.burst, queue_size=args.queue_size,
+    )
+    _check_positive(limits, args)
+    return Settings(
+        password=password, host=args.host, port=args.port, data_dir=args.data_dir,
+        exit_when_empty=args.exit_when_empty, limits=limits, max_connections=args.max_connections,
+        auth_timeout=args.auth_timeout, join_timeout=args.join_timeout, ping_interval=args.ping_interval,
+        ping_timeout=args.ping_timeout, ws_deflate=args.ws_deflate, flood_tolerance=args.flood_tolerance,
+        log_level=args.log_level,
+    )
+
+
+def _check_positive(limits: Limits, args: argparse.Namespace) -> None:
+    for name, value in (
+        ("--max-message-chars", limits.max_message_chars), ("--max-frame-bytes", limits.max_frame_bytes),
+        ("--rate", limits.rate_per_second), ("--burst", limits.rate_burst), ("--queue-size", limits.queue_size),
+        ("--max-connections", args.max_connections), ("--auth-timeout", args.auth_timeout),
+        ("--join-timeout", args.join_timeout), ("--flood-tolerance", args.flood_tolerance),
+    ):
+        if value <= 0:
+            raise ConfigError(f"{name} must be positive, not {value}")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be 0-65535, not {args.port}")
+    if args.log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"--log-level must be debug, info, warning or error, not {args.log_level}")
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    try:
+        args = build_parser(env).parse_args(argv)
+    except ValueError as exc:  # a bad value in an environment variable
+        print(f"chat-tracker: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        settings = settings_from(args, resolve_password(env))
+        from .server import serve  # imported late: --help stays fast
+
+        return serve(settings)
+    except (ConfigError, LogFormatError) as exc:
+        print(f"chat-tracker: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"chat-tracker: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE

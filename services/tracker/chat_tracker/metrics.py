@@ -1,0 +1,63 @@
+"""``/metrics``: Prometheus exposition of the room's counters, read at scrape time.
+
+The room counts with plain integers (free on the hot path); this collector turns
+them into metric families only when Prometheus asks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from .room import LOG_WRITE_BUCKETS
+from .service import Tracker
+
+
+class TrackerCollector(Collector):
+    """Reads a Tracker's counters on every scrape."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+
+    def collect(self) -> Iterator[Metric]:
+        room, stats = self.tracker.room, self.tracker.room.stats
+        connections = self.tracker.connections
+        yield GaugeMetricFamily("chat_connections", "Open WebSocket connections", len(connections.sessions))
+        yield CounterMetricFamily(
+            "chat_connections_opened", "WebSocket connections accepted", connections.total_opened
+        )
+        yield GaugeMetricFamily("chat_members", "Members in the room", room.member_count)
+        yield CounterMetricFamily("chat_joins", "Members joined", stats.joins)
+        yield CounterMetricFamily("chat_leaves", "Members left", stats.leaves)
+        yield CounterMetricFamily("chat_messages", "Messages accepted and logged", stats.messages)
+        yield CounterMetricFamily("chat_messages_refused", "Messages refused (limits)", stats.refused_messages)
+        yield CounterMetricFamily("chat_deliveries", "Frames queued to members", stats.deliveries)
+        yield CounterMetricFamily("chat_auth_failures", "Wrong or missing passwords", self.tracker.gate.failures)
+        yield CounterMetricFamily("chat_slow_member_drops", "Members dropped for not reading", stats.slow_drops)
+        yield CounterMetricFamily("chat_flood_drops", "Members dropped for flooding", stats.flood_drops)
+        yield CounterMetricFamily("chat_log_write_errors", "Failed chat.log writes", stats.log_write_errors)
+        yield GaugeMetricFamily("chat_log_writable", "1 if chat.log is writable", int(room.log_available))
+        yield _log_write_histogram(stats.log_write_buckets, stats.log_write_seconds)
+
+
+def _log_write_histogram(counts: list[int], total_seconds: float) -> HistogramMetricFamily:
+    cumulative, buckets = 0, []
+    for bound, count in zip(LOG_WRITE_BUCKETS, counts):
+        cumulative += count
+        buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+    return HistogramMetricFamily(
+        "chat_log_write_seconds", "Time of one chat.log batch write", buckets=buckets, sum_value=total_seconds
+    )
+
+
+def metrics_registry(tracker: Tracker) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TrackerCollector(tracker))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

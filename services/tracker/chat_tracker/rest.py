@@ -1,0 +1,103 @@
+"""The REST API: who is online, the tail of chat.log, health and metrics.
+
+``/members`` and ``/log`` need the server password (Bearer, or HTTP Basic with any
+user name); ``/healthz`` and ``/metrics`` are open and reveal no names or text.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from .auth import password_from_authorization
+from .metrics import metrics_registry, render
+from .service import Tracker
+
+MAX_LOG_LINES = 1000
+CHALLENGE = 'Basic realm="chat", charset="UTF-8", Bearer realm="chat"'
+
+
+class MemberOut(BaseModel):
+    name: str = Field(description="Username")
+    joined_at: str = Field(description="When the member joined, UTC ISO-8601")
+    idle_seconds: float = Field(description="Seconds since the member last sent a message (or joined)")
+
+
+class MembersOut(BaseModel):
+    count: int
+    members: list[MemberOut]
+
+
+class LogEventOut(BaseModel):
+    seq: int = Field(description="chat.log sequence number")
+    ts: str = Field(description="UTC ISO-8601 timestamp")
+    kind: str = Field(description="start, stop, join, msg or leave")
+    name: str = Field(description="Member name, or '-' for start/stop")
+    text: str = Field(description="Message text, leave reason or note (unescaped)")
+
+
+class LogOut(BaseModel):
+    events: list[LogEventOut]
+
+
+class HealthOut(BaseModel):
+    status: str
+    members: int
+    log_writable: bool
+
+
+def get_tracker(request: Request) -> Tracker:
+    tracker: Tracker = request.app.state.tracker
+    return tracker
+
+
+TrackerDep = Annotated[Tracker, Depends(get_tracker)]
+
+
+async def require_password(request: Request, tracker: TrackerDep) -> None:
+    """401 with a challenge unless the request carries the server password."""
+    candidate = password_from_authorization(request.headers.get("authorization"))
+    address = request.client.host if request.client else "unknown"
+    if not await tracker.gate.check(address, candidate):
+        raise HTTPException(
+            status_code=401, detail="the server password is required", headers={"WWW-Authenticate": CHALLENGE}
+        )
+
+
+Authorized = Depends(require_password)
+router = APIRouter()
+
+
+@router.get("/members", response_model=MembersOut, dependencies=[Authorized], summary="Who is online")
+async def members(tracker: TrackerDep) -> MembersOut:
+    online = tracker.room.who()
+    return MembersOut(
+        count=len(online),
+        members=[MemberOut(name=m.name, joined_at=m.joined_at, idle_seconds=m.idle_seconds) for m in online],
+    )
+
+
+@router.get("/log", response_model=LogOut, dependencies=[Authorized], summary="The last events of chat.log")
+def log_tail(
+    tracker: TrackerDep,
+    lines: Annotated[int, Query(ge=1, le=MAX_LOG_LINES, description="How many events, newest last")] = 20,
+) -> LogOut:
+    # A plain def: FastAPI runs it in a worker thread, so reading the file never blocks the room.
+    entries = tracker.chat_log.tail(lines)
+    return LogOut(events=[LogEventOut(**entry.__dict__) for entry in entries])
+
+
+@router.get("/healthz", response_model=HealthOut, summary="Liveness for health checks (no password)")
+async def healthz(tracker: TrackerDep) -> HealthOut:
+    return HealthOut(status="ok", members=tracker.room.member_count, log_writable=tracker.room.log_available)
+
+
+@router.get("/metrics", summary="Prometheus metrics (no password)", response_class=Response)
+async def metrics(request: Request) -> Response:
+    return Response(render(request.app.state.metrics), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def attach_metrics(state: object, tracker: Tracker) -> None:
+    setattr(state, "metrics", metrics_registry(tracker))

@@ -1,0 +1,121 @@
+"""Running the tracker under uvicorn, with the shutdown order the chat needs.
+
+uvicorn, on Ctrl+C or SIGTERM, closes every WebSocket with 1012 *before* the app's
+lifespan shutdown runs. ``TrackerServer.shutdown`` first tells every member
+goodbye (``bye`` + close 1001) and writes the stop to chat.log, then lets uvicorn
+finish. The whole sequence fits in 5 seconds even if no client answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from .app import TrackerApp, create_app
+from .settings import Settings
+
+log = logging.getLogger("chat_tracker")
+
+# After our own goodbye, how long uvicorn may wait for connections to finish.
+UVICORN_GRACE_SECONDS = 1
+
+_QUERY = re.compile(r"\?\S*")
+
+
+class RedactQueryStrings(logging.Filter):
+    """Cut query strings out of log lines: a password put in a URL must not reach the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_QUERY.sub("?[redacted]", a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str) and "?" in record.msg:
+            record.msg = _QUERY.sub("?[redacted]", record.msg)
+        return True
+
+
+def logging_config(level: str) -> dict[str, Any]:
+    """stdout for everything, one line per event, query strings redacted."""
+    handler = {
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stdout",
+        "formatter": "plain",
+        "filters": ["redact"],
+    }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"redact": {"()": RedactQueryStrings}},
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)-7s %(message)s"}},
+        "handlers": {"stdout": handler},
+        "loggers": {
+            "chat_tracker": {"handlers": ["stdout"], "level": level.upper(), "propagate": False},
+            "uvicorn": {"handlers": ["stdout"], "level": level.upper(), "propagate": False},
+            # uvicorn's per-connection INFO lines are noise beside our own join/leave lines.
+            "uvicorn.error": {"level": "DEBUG" if level.lower() == "debug" else "WARNING"},
+            "uvicorn.access": {"handlers": ["stdout"], "level": "WARNING", "propagate": False},
+        },
+    }
+
+
+class TrackerServer(uvicorn.Server):
+    """uvicorn's server with the tracker's goodbye run first at shutdown."""
+
+    def __init__(self, config: uvicorn.Config, app: TrackerApp) -> None:
+        super().__init__(config)
+        self.tracker = app.tracker
+        app.tracker.request_exit = self.request_exit
+
+    def request_exit(self) -> None:
+        self.should_exit = True
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        # uvicorn re-raises the signal after shutting down, so the process would end
+        # "killed by SIGTERM" (or with a KeyboardInterrupt traceback). A shutdown
+        # that said goodbye to everyone is a success: exit status 0.
+        self._captured_signals.clear()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        for server in self.servers:
+            for sock in server.sockets:
+                host, port = sock.getsockname()[:2]
+                shown = f"[{host}]" if ":" in host else host
+                log.info("Listening on http://%s:%d (WebSocket: ws://%s:%d/ws)", shown, port, shown, port)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.tracker.shutdown()
+        await super().shutdown(sockets)
+        log.info("Tracker stopped")
+
+
+def build_server(settings: Settings) -> TrackerServer:
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ws="websockets-sansio",
+        ws_max_size=settings.limits.max_frame_bytes,
+        ws_ping_interval=settings.ping_interval,
+        ws_ping_timeout=settings.ping_timeout,
+        ws_per_message_deflate=settings.ws_deflate,
+        proxy_headers=False,  # the throttle keys on the real peer address, not a header
+        server_header=False,
+        timeout_graceful_shutdown=UVICORN_GRACE_SECONDS,
+        log_config=logging_config(settings.log_level),
+        lifespan="on",
+    )
+    return TrackerServer(config, app)
+
+
+def serve(settings: Settings) -> int:
+    """Run until Ctrl+C / SIGTERM (or the room empties with exit-when-empty). Exit status."""
+    server = build_server(settings)
+    server.run()
+    return 0 if server.started else 1

@@ -1,0 +1,124 @@
+"""The running tracker: the room, its chat log, the password gate, and open connections.
+
+One instance per process, built by the app factory from a Settings object. It
+owns start-up (open and repair chat.log, log the start) and the shutdown path
+(every member told goodbye with close code 1001, chat.log flushed) that the
+server runs *before* uvicorn closes sockets on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from chat_protocol import CloseCode
+
+from . import __version__
+from .auth import PasswordGate
+from .chatlog import ChatLog, LogWriteError
+from .ratelimit import AuthThrottle
+from .room import Member, Room, RoomPolicy
+from .settings import Settings
+
+log = logging.getLogger("chat_tracker")
+
+SHUTDOWN_MESSAGE = "The tracker is shutting down. Bye."
+
+
+class Connections:
+    """Every open WebSocket session, joined or not, so shutdown can reach them all."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.sessions: set[Closable] = set()
+        self.total_opened = 0
+
+    def try_open(self, session: Closable) -> bool:
+        if len(self.sessions) >= self.limit:
+            return False
+        self.sessions.add(session)
+        self.total_opened += 1
+        return True
+
+    def close(self, session: Closable) -> None:
+        self.sessions.discard(session)
+
+
+class Closable:
+    """What shutdown needs from a session (implemented in websocket.py)."""
+
+    def say_goodbye(self, code: int, message: str) -> None:
+        raise NotImplementedError
+
+    async def finished(self, timeout: float) -> None:
+        raise NotImplementedError
+
+
+class Tracker:
+    """State shared by the WebSocket endpoint and the REST API."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.chat_log, report = ChatLog.open(settings.data_dir)
+        if report.torn_bytes_removed:
+            log.warning(
+                "Repaired %s: removed a torn last line of %d bytes", self.chat_log.path, report.torn_bytes_removed
+            )
+        self.last_seq_at_start = report.last_seq
+        self.room = Room(
+            self.chat_log, settings.limits, last_seq=report.last_seq,
+            policy=RoomPolicy(flood_tolerance=settings.flood_tolerance),
+        )
+        self.room.on_log_trouble = self._on_log_trouble
+        self.room.on_join = lambda member: log.info(
+            "%s has been added (%s, %s)", member.name, member.address, member.dialect.name
+        )
+        self.room.on_leave = lambda member, reason: log.info("%s left (%s)", member.name, reason)
+        self.gate = PasswordGate(
+            settings.password,
+            AuthThrottle(base_delay=settings.auth_base_delay, free_failures=settings.auth_free_failures),
+        )
+        self.connections = Connections(settings.max_connections)
+        self.request_exit: Callable[[], None] | None = None
+        self.started = False
+        self.stopped = False
+
+    def start(self) -> None:
+        """Log the start in chat.log (needs the running event loop)."""
+        if self.started:
+            return
+        self.started = True
+        if self.settings.exit_when_empty:
+            self.room.on_empty = self._on_empty
+        self.room.start(f"tracker {__version__} started")
+        log.info("Chat log: %s (continuing after seq %d)", self.chat_log.path, self.last_seq_at_start)
+
+    def _on_empty(self) -> None:
+        log.info("Everybody has left. Exiting...")
+        if self.request_exit is not None:
+            self.request_exit()
+
+    def _on_log_trouble(self, error: LogWriteError | None) -> None:
+        if error is None:
+            log.warning("chat.log is writable again; pending events written")
+        else:
+            log.error("Cannot write chat.log (%s); messages are refused until it is writable", error.strerror)
+
+    async def shutdown(self) -> None:
+        """Tell every connection goodbye (1001), log the stop, and wait briefly for the goodbyes."""
+        if self.stopped:
+            return
+        self.stopped = True
+        members = self.room.shutdown("tracker stopped", bye=_goodbye)
+        sessions = list(self.connections.sessions)
+        for session in sessions:
+            session.say_goodbye(CloseCode.GOING_AWAY, SHUTDOWN_MESSAGE)
+        log.info("Shutting down: told %d member(s) and %d connection(s) goodbye", members, len(sessions))
+        if sessions:
+            await asyncio.gather(*(s.finished(self.settings.shutdown_grace) for s in sessions))
+        self.chat_log.close()
+
+
+def _goodbye(member: Member) -> tuple[str, ...]:
+    return (member.dialect.bye("shutdown", SHUTDOWN_MESSAGE),)

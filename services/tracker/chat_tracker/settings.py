@@ -1,0 +1,82 @@
+"""The tracker's settings: one object, built from flags with environment fallbacks."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from chat_protocol import Limits
+
+
+class ConfigError(Exception):
+    """A setting that makes starting impossible; the message is shown as one line."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the tracker needs to run. Tests build it directly."""
+
+    password: str = field(repr=False)
+    host: str = "0.0.0.0"
+    port: int = 8000
+    data_dir: Path = Path(".")
+    exit_when_empty: bool = False
+    limits: Limits = Limits()
+    max_connections: int = 10_000
+    auth_timeout: float = 30.0
+    join_timeout: float = 300.0
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+    ws_deflate: bool = False
+    shutdown_grace: float = 2.0  # seconds members get to receive their goodbye
+    flood_tolerance: int = 20
+    auth_base_delay: float = 0.5
+    auth_free_failures: int = 3
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if not self.password:
+            raise ConfigError("the server password must not be empty")
+
+
+PASSWORD_PROMPT = "Enter server password to be used for login... "
+
+
+def resolve_password(env: Mapping[str, str], stdin: TextIO = sys.stdin) -> str:
+    """TRACKER_PASSWORD_FILE, else TRACKER_PASSWORD, else a hidden prompt on a terminal."""
+    path = env.get("TRACKER_PASSWORD_FILE")
+    if path:
+        try:
+            password = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read TRACKER_PASSWORD_FILE {path}: {exc}") from None
+        source = f"TRACKER_PASSWORD_FILE ({path})"
+    elif "TRACKER_PASSWORD" in env:
+        password, source = env["TRACKER_PASSWORD"], "TRACKER_PASSWORD"
+    elif stdin.isatty():
+        try:
+            password = getpass.getpass(PASSWORD_PROMPT)
+        except (EOFError, KeyboardInterrupt):
+            raise ConfigError("no password given") from None
+        source = "the prompt"
+    else:
+        raise ConfigError(
+            "no server password: set TRACKER_PASSWORD or TRACKER_PASSWORD_FILE, or start on a terminal"
+        )
+    if not password:
+        raise ConfigError(f"the server password from {source} is empty")
+    return password
+
+
+def env_flag(env: Mapping[str, str], name: str) -> bool:
+    """True for 1/true/yes/on (any case)."""
+    return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def default_env() -> Mapping[str, str]:
+    return os.environ
