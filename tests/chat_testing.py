@@ -1,0 +1,119 @@
+"""Test support importable from every test directory (tests/ is on pytest's pythonpath).
+
+A real tracker process on 127.0.0.1, started the way users start it.
+
+``tracker`` starts ``python -m chat_tracker`` on a free port with a fresh data
+directory and waits for its "Listening on" line; ``start_tracker`` starts more, with
+extra flags. Timeouts are multiples of ``UNIT`` (seconds), scaled by the
+TEST_TIMEOUT_SCALE environment variable for slow machines.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+UNIT = 5.0 * float(os.environ.get("TEST_TIMEOUT_SCALE", "1"))
+PASSWORD = "alphonso"
+_LISTENING = re.compile(r"Listening on http://127\.0\.0\.1:(\d+)")
+
+
+@dataclass
+class RunningTracker:
+    """A tracker process and what a test needs to talk to it."""
+
+    process: subprocess.Popen[str]
+    port: int
+    password: str
+    data_dir: Path
+    output: list[str] = field(default_factory=list)
+    _lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "chat.log"
+
+    def log_lines(self) -> list[str]:
+        """chat.log's lines (without newlines)."""
+        if not self.log_path.exists():
+            return []
+        return self.log_path.read_text(encoding="utf-8").splitlines()
+
+    def wait_for_output(self, pattern: str, timeout: float = UNIT) -> str:
+        """Wait for a line of the tracker's stdout matching ``pattern``; return it."""
+        regex = re.compile(pattern)
+        for line in self.output:
+            if regex.search(line):
+                return line
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self._lines.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            if regex.search(line):
+                return line
+        raise AssertionError(f"tracker never printed {pattern!r}; output:\n" + "\n".join(self.output))
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 2 * UNIT) -> int:
+        """Send ``sig`` and wait for the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=UNIT)
+
+
+def _read_output(tracker: RunningTracker) -> None:
+    assert tracker.process.stdout is not None
+    for line in tracker.process.stdout:
+        tracker.output.append(line.rstrip("\n"))
+        tracker._lines.put(line.rstrip("\n"))
+    tracker._lines.put(None)
+
+
+def launch_tracker(
+    data_dir: Path, *args: str, password: str | None = PASSWORD, env: dict[str, str] | None = None
+) -> RunningTracker:
+    """Start a tracker on 127.0.0.1 and a free port; return once it listens."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
+    full_env["PYTHONUNBUFFERED"] = "1"
+    if password is not None:
+        full_env["TRACKER_PASSWORD"] = password
+    full_env.update(env or {})
+    command = [sys.executable, "-m", "chat_tracker", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir)]
+    process = subprocess.Popen(
+        command + list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        text=True, env=full_env,
+    )
+    tracker = RunningTracker(process, 0, password or "", data_dir)
+    threading.Thread(target=_read_output, args=(tracker,), daemon=True).start()
+    try:
+        match = _LISTENING.search(tracker.wait_for_output(_LISTENING.pattern, timeout=4 * UNIT))
+    except AssertionError:
+        tracker.kill()
+        raise
+    assert match is not None
+    tracker.port = int(match.group(1))
+    return tracker

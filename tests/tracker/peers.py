@@ -1,0 +1,122 @@
+"""Real WebSocket peers for tests: plain text through ``websockets``, JSON through httpx-ws."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import httpx
+from httpx_ws import WebSocketDisconnect, aconnect_ws
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from chat_protocol import SUBPROTOCOL, ServerMessage, decode_server
+
+from chat_testing import UNIT
+
+WELCOME_LINES = 4  # "Hi ...", "Online now ...", "Limits ...", "Just type ..."
+
+
+class PlainPeer:
+    """A generic WebSocket client, as wscat or websocat would be."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+
+    async def line(self, timeout: float = UNIT) -> str:
+        """The next frame; fails the test if none arrives in time."""
+        frame = await asyncio.wait_for(self.ws.recv(), timeout)
+        assert isinstance(frame, str)
+        return frame
+
+    async def lines(self, count: int, timeout: float = UNIT) -> list[str]:
+        return [await self.line(timeout) for _ in range(count)]
+
+    async def send(self, text: str) -> None:
+        await self.ws.send(text)
+
+    async def closed(self, timeout: float = UNIT) -> tuple[int | None, list[str]]:
+        """Read until the tracker closes; return its close code and the frames read meanwhile."""
+        seen: list[str] = []
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    seen.append(str(await self.ws.recv()))
+        except ConnectionClosed:
+            pass
+        rcvd = self.ws.protocol.close_rcvd
+        return (rcvd.code if rcvd is not None else None), seen
+
+
+@asynccontextmanager
+async def plain_peer(url: str, **kwargs: Any) -> AsyncIterator[PlainPeer]:
+    async with connect(url, open_timeout=UNIT, close_timeout=1, **kwargs) as ws:
+        yield PlainPeer(ws)
+
+
+@asynccontextmanager
+async def plain_member(url: str, password: str, name: str, **kwargs: Any) -> AsyncIterator[PlainPeer]:
+    """A plain-text peer that has given the password and a name and read the welcome."""
+    async with plain_peer(url, **kwargs) as peer:
+        assert await peer.line() == "Enter server password..."
+        await peer.send(password)
+        assert await peer.lines(2) == ["Welcome to our server...", "Enter your username..."]
+        await peer.send(name)
+        welcome = await peer.lines(WELCOME_LINES)
+        assert welcome[0] == f"Hi {name}, You have been added to the server.", welcome
+        yield peer
+
+
+class JsonPeer:
+    """Our structured protocol, spoken through httpx-ws like the real client."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    async def recv(self, timeout: float = UNIT) -> ServerMessage:
+        return decode_server(await self.ws.receive_text(timeout=timeout))
+
+    async def expect(self, kind: type, timeout: float = UNIT) -> Any:
+        message = await self.recv(timeout)
+        assert isinstance(message, kind), f"expected {kind.__name__}, got {message!r}"
+        return message
+
+    async def send(self, **body: Any) -> None:
+        await self.ws.send_text(json.dumps(body))
+
+    async def closed(self, timeout: float = UNIT) -> tuple[int, list[ServerMessage]]:
+        """Read until the tracker closes; return the close code and the messages read meanwhile."""
+        seen: list[ServerMessage] = []
+        try:
+            while True:
+                seen.append(await self.recv(timeout))
+        except WebSocketDisconnect as gone:
+            return gone.code, seen
+
+
+@asynccontextmanager
+async def json_peer(url: str, password: str | None = None, **kwargs: Any) -> AsyncIterator[JsonPeer]:
+    """Connect in JSON mode; ``password`` goes in the Authorization header when given."""
+    headers = {"Authorization": f"Bearer {password}"} if password is not None else {}
+    async with AsyncExitStack() as stack:
+        client = await stack.enter_async_context(httpx.AsyncClient(trust_env=False, timeout=UNIT))
+        ws = await stack.enter_async_context(
+            aconnect_ws(url, client, subprotocols=[SUBPROTOCOL], headers=headers, **kwargs)
+        )
+        yield JsonPeer(ws)
+
+
+@asynccontextmanager
+async def json_member(url: str, password: str, name: str) -> AsyncIterator[tuple[JsonPeer, Any]]:
+    """A JSON peer that is in the room; yields (peer, welcome)."""
+    from chat_protocol import Hello, Welcome
+
+    async with json_peer(url, password) as peer:
+        hello = await peer.expect(Hello)
+        assert hello.authenticated
+        await peer.send(type="join", name=name)
+        welcome = await peer.expect(Welcome)
+        yield peer, welcome
