@@ -87,9 +87,11 @@ def _acceptable(name: str, screen: Screen) -> bool:
 
 def show_welcome(welcome: Welcome, screen: Screen) -> None:
     """The seed's greeting, who is online, and how to talk and leave."""
-    screen.show(notice(safe(welcome.greeting) or f"Hi {safe(welcome.name)}, welcome."))
+    if welcome.greeting:
+        screen.show(notice(safe(welcome.greeting)))
+    screen.show(notice(f"Hi {safe(welcome.name)}, you have been added to the server."))
     screen.show(notice(f"Online now {name_list(welcome.members)}"))
-    screen.show(notice("Just type your message and press Enter; /help for commands, exit to leave."))
+    screen.show(notice("Type a message and press Enter; /who, /help; exit or /quit to leave."))
 
 
 async def show_events(connection: Connection, screen: Screen) -> None:
@@ -158,7 +160,7 @@ async def run(url: str, password: str | None, username: str | None, *, color: bo
             if password is None:
                 password = await ask_password()
             async with connect(url, password, timeout=timeout) as connection:
-                screen.show(notice("Password accepted. Welcome to our server..."))
+                screen.show(notice("Password accepted."))
                 welcome = await choose_name(connection, screen, username)
                 show_welcome(welcome, screen)
                 await chat(connection, screen, welcome.name)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import threading
-from typing import BinaryIO, TextIO
+from typing import TextIO
 
 from chat_protocol import Leave, Say
 
@@ -46,22 +47,42 @@ class ScriptedOutput:
         self._out.flush()  # a driver waits for this line before writing its next one
 
 
-def start_line_reader(source: BinaryIO, loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
-    """Read ``source`` line by line in a daemon thread; the queue gets each line, then END.
+def start_line_reader(fd: int, loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
+    """Read file descriptor ``fd`` line by line in a daemon thread; the queue gets each line, then END.
 
     A thread, because stdin may be a pipe, a file or /dev/null (asyncio cannot watch
-    regular files), and a daemon one, so a blocked read never delays our exit.
+    regular files), and a daemon one, so a blocked read never delays our exit. It
+    uses ``os.read``, not ``sys.stdin``: a daemon thread blocked inside a buffered
+    reader holds its lock, and Python aborts at exit when it cannot take it.
     """
     queue: asyncio.Queue[str | None] = asyncio.Queue()
 
+    def put(item: str | None) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, item)
+
     def pump() -> None:
-        for raw in iter(source.readline, b""):
-            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            loop.call_soon_threadsafe(queue.put_nowait, text)
-        loop.call_soon_threadsafe(queue.put_nowait, END)
+        pending = b""
+        for chunk in iter(lambda: _read(fd), b""):
+            *complete, pending = (pending + chunk).split(b"\n")
+            for raw in complete:
+                put(_decode(raw))
+        if pending:  # a last line without a newline is still a line
+            put(_decode(pending))
+        put(END)
 
     threading.Thread(target=pump, name="stdin-reader", daemon=True).start()
     return queue
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # stdin closed under us: same as end of input
+        return b""
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace").rstrip("\r")
 
 
 def stop_on_signals(queue: asyncio.Queue[str | None], loop: asyncio.AbstractEventLoop) -> None:
@@ -112,7 +133,7 @@ async def run(url: str, password: str, username: str, *, as_json: bool, timeout:
     async with connect(url, password, timeout=timeout) as connection:
         output.event(await connection.join(username))
         loop = asyncio.get_running_loop()
-        lines = start_line_reader(sys.stdin.buffer, loop)
+        lines = start_line_reader(sys.stdin.fileno(), loop)
         stop_on_signals(lines, loop)
         await converse(connection, lines, output)
     return EXIT_OK
