@@ -120,3 +120,67 @@ async def json_member(url: str, password: str, name: str) -> AsyncIterator[tuple
         await peer.send(type="join", name=name)
         welcome = await peer.expect(Welcome)
         yield peer, welcome
+
+
+class SilentMember:
+    """A member that joins and then neither reads nor answers pings: a frozen or vanished peer.
+
+    Built on a raw socket with the websockets sans-I/O client, so nothing in the
+    background reads or answers for it. ``receive_buffer`` shrinks its kernel buffer.
+    """
+
+    def __init__(self, url: str, password: str, name: str, receive_buffer: int | None = None) -> None:
+        import socket
+        from urllib.parse import urlparse
+
+        from websockets.client import ClientProtocol
+        from websockets.uri import parse_uri
+
+        parsed = urlparse(url)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.sock.settimeout(UNIT)
+        self.sock.connect((parsed.hostname, parsed.port))
+        self.protocol = ClientProtocol(parse_uri(url))
+        self.protocol.send_request(self.protocol.connect())
+        self._flush()
+        self._read_until(lambda: self.protocol.handshake_exc is not None or self.protocol.state.name == "OPEN")
+        prompts = self._read_texts(1)
+        assert prompts == ["Enter server password..."], prompts
+        self.send(password)
+        self._read_texts(2)
+        self.send(name)
+        welcome = self._read_texts(4)
+        assert welcome[0].startswith(f"Hi {name},"), welcome
+
+    def send(self, text: str) -> None:
+        self.protocol.send_text(text.encode())
+        self._flush()
+
+    def _flush(self) -> None:
+        for data in self.protocol.data_to_send():
+            if data:
+                self.sock.sendall(data)
+
+    def _read_until(self, done: object) -> None:
+        while not done():  # type: ignore[operator]
+            self.protocol.receive_data(self.sock.recv(65536))
+
+    def _read_texts(self, count: int) -> list[str]:
+        texts: list[str] = []
+        while len(texts) < count:
+            for event in self.protocol.events_received():
+                if getattr(event, "opcode", None) is not None and event.opcode.name == "TEXT":  # type: ignore[attr-defined]
+                    texts.append(event.data.decode())  # type: ignore[attr-defined]
+            if len(texts) < count:
+                self.protocol.receive_data(self.sock.recv(65536))
+        return texts
+
+    def close_abruptly(self) -> None:
+        """Vanish: reset the TCP connection without a close frame."""
+        import socket
+        import struct
+
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.sock.close()

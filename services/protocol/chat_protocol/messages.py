@@ -10,7 +10,9 @@ See docs/protocol.md for the dialogue.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import re
+from collections.abc import Callable
+from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Union
 
@@ -215,17 +217,28 @@ ERROR_CODES = (
 # --- encoding -------------------------------------------------------------------------
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def encode(message: ClientMessage | ServerMessage) -> str:
-    """One compact JSON text frame for ``message``."""
+    """One compact JSON text frame for ``message``, always encodable as UTF-8.
+
+    A lone surrogate (which UTF-8 cannot carry) is written as a JSON ``\\uXXXX``
+    escape, so it reaches the peer as that same character and the tracker can
+    refuse it with ``invalid_text`` instead of the sender failing to send.
+    """
     body: dict[str, Any] = {"type": message.TYPE}
     body.update(asdict(message))
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    frame = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    if _SURROGATE.search(frame) is None:
+        return frame
+    return _SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", frame)
 
 
 def _load_object(frame: str) -> dict[str, Any]:
     try:
         body = json.loads(frame)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested deeper than the parser goes
         raise ProtocolError("malformed", "frame is not valid JSON") from None
     if not isinstance(body, dict) or not isinstance(body.get("type"), str):
         raise ProtocolError("malformed", "frame must be a JSON object with a string 'type'")
@@ -256,8 +269,54 @@ def decode_client(frame: str) -> ClientMessage:
     raise ProtocolError("unknown_type", f"unknown message type {kind[:40]!r}")
 
 
-def _members(raw: list[dict[str, Any]]) -> list[MemberInfo]:
-    return [MemberInfo(**item) for item in raw]
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+# Field annotations (strings, under ``from __future__ import annotations``) -> type check.
+_SCALAR_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "str": lambda value: isinstance(value, str),
+    "int": _is_int,
+    "float": _is_number,
+    "bool": lambda value: isinstance(value, bool),
+    "list[str]": _is_str_list,
+}
+
+
+def _field_value(annotation: str, value: Any) -> Any:
+    if annotation == "Limits":
+        return _build(Limits, value)
+    if annotation == "list[MemberInfo]":
+        if not isinstance(value, list):
+            raise TypeError("a list is expected")
+        return [_build(MemberInfo, item) for item in value]
+    if not _SCALAR_CHECKS[annotation](value):
+        raise TypeError(f"{annotation} expected, not {type(value).__name__}")
+    return float(value) if annotation == "float" else value
+
+
+def _build(cls: type[Any], body: Any) -> Any:
+    """``cls`` from a JSON object: unknown keys ignored, every known one type-checked."""
+    if not isinstance(body, dict):
+        raise TypeError(f"{cls.__name__} must be an object")
+    values: dict[str, Any] = {}
+    for spec in fields(cls):
+        if spec.name in body:
+            try:
+                values[spec.name] = _field_value(str(spec.type), body[spec.name])
+            except TypeError as exc:
+                raise TypeError(f"{spec.name!r}: {exc}") from None
+        elif spec.default is MISSING:
+            raise TypeError(f"{spec.name!r} is missing")
+    return cls(**values)
 
 
 _SERVER_TYPES: dict[str, type[Any]] = {
@@ -273,12 +332,8 @@ def decode_server(frame: str) -> ServerMessage:
     if cls is None:
         raise ProtocolError("unknown_type", "unknown message type from tracker")
     try:
-        if cls is Welcome:
-            body["limits"] = Limits(**body["limits"])
-        if cls is Members:
-            body["members"] = _members(body["members"])
-        message: ServerMessage = cls(**body)
-    except (TypeError, KeyError) as exc:
+        message: ServerMessage = _build(cls, body)
+    except TypeError as exc:
         raise ProtocolError("malformed", f"bad {cls.TYPE!r} frame: {exc}") from None
     return message
 

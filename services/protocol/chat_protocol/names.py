@@ -3,9 +3,9 @@
 A name is 1-32 characters from an ASCII allowlist, so no Unicode lookalike
 (Cyrillic "а" for Latin "a"), control, space or bidi character can ever be part of
 one. Two names that a person could confuse are the same name: comparison is by a
-*key* that ignores case and folds the ASCII lookalikes 0/o, 1/l/i and the
-separators - _ . into one, so once "alpha" is online "ALPHA", "a1pha" and "alp.ha"
-are taken too.
+*key* that ignores case, folds the ASCII lookalikes 0/o and 1/l/i, and drops the
+separators - _ . ; so once "alpha" is online "ALPHA", "a1pha" and "alp.ha" are
+taken too.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ ALLOWED_DESCRIPTION = (
     f"1-{MAX_NAME_LENGTH} characters: letters A-Z, digits, '_', '-' or '.', starting with a letter or digit"
 )
 
-_LOOKALIKES = str.maketrans({"0": "o", "1": "l", "i": "l", "-": "_", ".": "_"})
+_LOOKALIKES = str.maketrans({"0": "o", "1": "l", "i": "l", "-": None, ".": None, "_": None})
 
 RESERVED_NAMES = frozenset(
     {
