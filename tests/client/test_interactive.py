@@ -1,0 +1,206 @@
+"""Interactive mode as a person uses it: chat-client in a real terminal (tmux), against a real tracker.
+
+Each test types with ``tmux send-keys`` and asserts on what ``tmux capture-pane``
+shows, polling until the expected text appears or a deadline passes.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import TIMEOUT_UNIT, Client, tmux_required
+
+pytestmark = pytest.mark.tmux
+
+STATUS = re.compile(r"\[exit status (\d+)\]")
+
+
+class Terminal:
+    """One tmux pane, 120x40, on a private tmux server."""
+
+    def __init__(self, socket: Path) -> None:
+        self.socket = socket
+
+    def tmux(self, *args: str) -> str:
+        return subprocess.run(
+            ["tmux", "-S", str(self.socket), *args], check=True, capture_output=True, text=True,
+        ).stdout
+
+    def start(self, command: str) -> None:
+        # The shell keeps the pane open after the client exits, showing its status.
+        script = f'{command}; echo "[exit status $?]"; exec sleep 3600'
+        self.tmux("new-session", "-d", "-s", "chat", "-x", "120", "-y", "40", "sh", "-c", script)
+
+    def type(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", "chat", *keys)
+
+    def type_text(self, text: str) -> None:
+        self.tmux("send-keys", "-t", "chat", "-l", text)  # -l: literally, no key names
+
+    def screen(self, *, escapes: bool = False) -> str:
+        return self.tmux("capture-pane", "-p", *(["-e"] if escapes else []), "-t", "chat")
+
+    def wait_for(self, text: str | re.Pattern[str], timeout: float = 2 * TIMEOUT_UNIT) -> str:
+        """Poll the screen until ``text`` shows; return the screen."""
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if (text in screen) if isinstance(text, str) else text.search(screen):
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} never appeared; the screen:\n{screen}")
+            time.sleep(0.05)  # polling interval, not synchronisation
+
+    def exit_status(self, timeout: float = 2 * TIMEOUT_UNIT) -> int:
+        match = STATUS.search(self.wait_for(STATUS, timeout))
+        assert match is not None
+        return int(match.group(1))
+
+    def prompt_line(self) -> str:
+        """The last non-empty line: where the input is."""
+        return [line for line in self.screen().splitlines() if line.strip()][-1]
+
+
+@pytest.fixture
+def terminal(tmp_path: Path) -> Iterator[Terminal]:
+    tmux_required()
+    term = Terminal(tmp_path / "tmux.sock")
+    yield term
+    subprocess.run(["tmux", "-S", str(term.socket), "kill-server"], capture_output=True)
+
+
+def client_command(url: str, **env: str) -> str:
+    """chat-client in a clean environment (no password or username given), plus ``env``."""
+    unset = "-u TRACKER_PASSWORD -u CHAT_USERNAME -u TRACKER_URL -u NO_COLOR"
+    assignments = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
+    return f"env {unset} {assignments} chat-client {shlex.quote(url)}"
+
+
+def log_lines(tracker: Any) -> list[list[str]]:
+    return [line.split(" ", 4) for line in tracker.log_lines()]
+
+
+def prompt(name: str) -> re.Pattern[str]:
+    """The input prompt (tmux drops trailing spaces from captured lines)."""
+    return re.compile(f"(?m)^{re.escape(name)}>")
+
+
+def login(terminal: Terminal, tracker: Any, name: str) -> None:
+    terminal.start(client_command(tracker.url))
+    terminal.wait_for("Enter server password:")
+    terminal.type_text(tracker.password)
+    terminal.type("Enter")
+    terminal.wait_for("Enter your username:")
+    terminal.type_text(name)
+    terminal.type("Enter")
+    terminal.wait_for(prompt(name))
+
+
+def test_chat_session(terminal: Terminal, tracker: Any, clients: Callable[..., Client]) -> None:
+    """Password, name, welcome, a peer's message above a half-typed line, /who, exit."""
+    terminal.start(client_command(tracker.url))
+    terminal.wait_for("Enter server password:")
+    terminal.type_text(tracker.password)
+    terminal.type("Enter")
+    screen = terminal.wait_for("Enter your username:")
+    assert tracker.password not in screen  # typed hidden
+
+    beta = clients("--json", "--username", "beta", tracker.url)
+    beta.event("welcome")
+    terminal.type_text("alpha")
+    terminal.type("Enter")
+    terminal.wait_for(re.compile(r"Online now \(2\): (alpha, beta|beta, alpha)"))
+
+    terminal.type_text("half typed li")
+    terminal.wait_for("alpha> half typed li")
+    beta.send("And I am beta")
+    screen = terminal.wait_for(re.compile(r"\[\d\d:\d\d\] beta: And I am beta"))
+    assert terminal.prompt_line() == "alpha> half typed li"  # the peer's line went above it
+    colored = terminal.screen(escapes=True)
+    assert re.search(r"\x1b\[[0-9;]*m(\x1b\[[0-9;]*m)*beta", colored)  # the name is coloured
+
+    terminal.type_text("ne, and I will exit later")
+    terminal.type("Enter")
+    terminal.wait_for("alpha: half typed line, and I will exit later")  # "exit" inside a line is a message
+    terminal.type_text("/who")
+    terminal.type("Enter")
+    terminal.wait_for(re.compile(r"online now \(2\): (alpha, beta|beta, alpha)"))
+
+    terminal.type_text("exit")
+    terminal.type("Enter")
+    assert terminal.exit_status() == 0
+    screen = terminal.screen()
+    assert "Exiting..." in screen and "Bye, alpha." in screen
+    beta.event("left", name="alpha", reason="exit")
+    logged = [fields[2:] for fields in log_lines(tracker) if fields[2] in ("msg", "leave")]
+    assert logged[-2:] == [["msg", "alpha", "half typed line, and I will exit later"], ["leave", "alpha", "exit"]]
+
+
+def test_wrong_password_said_at_once(terminal: Terminal, tracker: Any) -> None:
+    """A wrong password is reported before any username prompt, and the status is 1."""
+    terminal.start(client_command(tracker.url))
+    terminal.wait_for("Enter server password:")
+    terminal.type_text("not the password")
+    terminal.type("Enter")
+    assert terminal.exit_status() == 1
+    screen = terminal.screen()
+    assert "chat-client: wrong password" in screen
+    assert "Enter your username" not in screen and "Traceback" not in screen
+
+
+def test_refused_names_prompt_again(terminal: Terminal, tracker: Any, clients: Callable[..., Client]) -> None:
+    """A taken or invalid name gets its reason and a new prompt on the same connection."""
+    holder = clients("--json", "--username", "alpha", tracker.url)
+    holder.event("welcome")
+    terminal.start(client_command(tracker.url, TRACKER_PASSWORD=tracker.password))
+    for refused in ("ALPHA", "no spaces"):
+        terminal.wait_for("Enter your username:")
+        terminal.type_text(refused)
+        terminal.type("Enter")
+    screen = terminal.wait_for("Name refused: invalid name")
+    assert "Name refused:" in screen.split("ALPHA", 1)[1]  # the taken name's reason came first
+    assert screen.count("Enter your username:") == 3
+    terminal.type_text("gamma")
+    terminal.type("Enter")
+    terminal.wait_for(prompt("gamma"))
+    holder.event("joined", name="gamma")
+
+
+@pytest.mark.parametrize("key", ["C-c", "C-d"])
+def test_ctrl_keys_leave_gracefully(terminal: Terminal, tracker: Any, clients: Callable[..., Client], key: str) -> None:
+    """Ctrl+C and Ctrl+D leave the room cleanly: the tracker announces it, the status is 0."""
+    watcher = clients("--json", "--username", "watcher", tracker.url)
+    watcher.event("welcome")
+    login(terminal, tracker, "alpha")
+    terminal.type(key)
+    assert terminal.exit_status() == 0
+    watcher.event("left", name="alpha", reason="exit")
+
+
+def test_tracker_shutdown(terminal: Terminal, tracker: Any) -> None:
+    """The tracker shutting down is said plainly, without a traceback, with status 3."""
+    login(terminal, tracker, "alpha")
+    terminal.type_text("unsent draft")
+    tracker.stop()
+    assert terminal.exit_status() == 3
+    screen = terminal.screen()
+    assert "chat-client: the tracker went away" in screen
+    assert "Traceback" not in screen
+
+
+def test_no_color(terminal: Terminal, tracker: Any, clients: Callable[..., Client]) -> None:
+    """NO_COLOR turns every colour off."""
+    terminal.start(client_command(tracker.url, TRACKER_PASSWORD=tracker.password, NO_COLOR="1", CHAT_USERNAME="alpha"))
+    terminal.wait_for(prompt("alpha"))
+    beta = clients("--json", "--username", "beta", tracker.url)
+    beta.send("plain please")
+    terminal.wait_for("beta: plain please")
+    assert not re.search(r"\x1b\[[0-9;]*[1-9][0-9;]*m[^\n]*beta: plain", terminal.screen(escapes=True))
