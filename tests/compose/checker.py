@@ -197,7 +197,8 @@ def main() -> int:
     results = [report("chat.log holds the conversation, in order, with joins and leaves", check_chat_log(log))]
     for name in MEMBERS:
         transcript = load_transcript(transcripts / f"{name}.jsonl")
-        results.append(report(f"{name} received every event in chat.log order", check_deliveries(name, transcript, run)))
+        failures = check_deliveries(name, transcript, run)
+        results.append(report(f"{name} received every event in chat.log order", failures))
     results.append(report("REST: /members empty at the end, /log matches chat.log", check_rest(tracker, log)))
     passed = all(results)
     print("checker: all checks passed" if passed else "checker: FAILED", flush=True)

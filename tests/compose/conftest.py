@@ -7,62 +7,20 @@
 - ``compose``: a Compose project of its own per test (``-p``, unique), on docker-compose.yml and
   docker-compose.test.yml; ``down -v`` always runs at the end, and the project's logs are printed
   (pytest shows them when the test failed).
-- ``JsonClient``: the real ``chat-client --json`` in a container (``docker compose run client``),
-  read event by event with deadlines.
 
-Timeouts are multiples of UNIT seconds, scaled by TEST_TIMEOUT_SCALE for slow machines.
+The helpers themselves (Compose, JsonClient, get_json) are in compose_support.py.
 """
 
 from __future__ import annotations
 
-import base64
-import functools
-import json
 import os
-import queue
-import shutil
-import subprocess
-import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_FILES = ("docker-compose.yml", "docker-compose.test.yml")
-UNIT = 5.0 * float(os.environ.get("TEST_TIMEOUT_SCALE", "1"))
-PASSWORD = "compose-test-secret"
-IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-
-Event = dict[str, Any]
-
-
-def _run_quietly(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-
-
-@functools.cache
-def docker_problem() -> str | None:
-    """Why the Docker tests cannot run here, or None."""
-    if shutil.which("docker") is None:
-        return "the docker CLI is not installed"
-    info = _run_quietly("docker", "info", "--format", "{{.ServerVersion}}")
-    if info.returncode != 0:
-        return f"no Docker engine answers `docker info`: {info.stderr.strip()[-300:]}"
-    compose = _run_quietly("docker", "compose", "version", "--short")
-    if compose.returncode != 0 or not compose.stdout.strip().lstrip("v").startswith("2"):
-        return f"Docker Compose v2 (`docker compose`) is missing: {compose.stderr.strip()[-300:]}"
-    return None
-
-
-@functools.cache
-def tmux_problem() -> str | None:
-    return None if shutil.which("tmux") else "tmux is not installed"
+from compose_support import IN_CI, UNIT, Compose, docker_problem, tmux_problem
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -78,154 +36,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if IN_CI:
         pytest.fail(f"CI must run this test, but {reason} (.ci/run provisions it)", pytrace=False)
     pytest.skip(reason)
-
-
-class Compose:
-    """One Compose project: ``docker compose -p NAME -f docker-compose.yml -f docker-compose.test.yml``."""
-
-    def __init__(self, project: str, image: str) -> None:
-        self.project = project
-        self.env = {**os.environ, "GROUPCHAT_IMAGE": image, "TRACKER_PASSWORD": PASSWORD}
-        self.env.pop("TRACKER_PASSWORD_SECRET", None)
-        self.env.pop("TRACKER_PUBLISH", None)
-
-    def argv(self, *args: str) -> list[str]:
-        files = [arg for name in COMPOSE_FILES for arg in ("-f", str(ROOT / name))]
-        return ["docker", "compose", "--ansi", "never", "-p", self.project, *files, *args]
-
-    def run(self, *args: str, timeout: float = 12 * UNIT, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run a compose command to its end; AssertionError with its output if check and it failed."""
-        done = subprocess.run(
-            self.argv(*args), cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )
-        if check and done.returncode != 0:
-            raise AssertionError(
-                f"`docker compose {' '.join(args)}` exited {done.returncode}\n{done.stdout}\n{done.stderr}"
-            )
-        return done
-
-    def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            self.argv(*args), cwd=ROOT, env=self.env, text=True, encoding="utf-8", bufsize=1,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
-
-    def up_tracker(self) -> None:
-        """Start the tracker in the background and wait until it is healthy."""
-        self.run("up", "--detach", "--wait", "tracker", timeout=12 * UNIT)
-
-    def stop_tracker(self) -> float:
-        """``docker compose stop tracker``; returns the seconds it took."""
-        started = time.monotonic()
-        self.run("stop", "tracker", timeout=12 * UNIT)
-        return time.monotonic() - started
-
-    def http_base(self) -> str:
-        """http://127.0.0.1:PORT of the tracker's published port."""
-        address = self.run("port", "tracker", "8000").stdout.strip().splitlines()[0]
-        return f"http://127.0.0.1:{address.rsplit(':', 1)[1]}"
-
-    def chat_log(self) -> list[str]:
-        """chat.log's lines, read from the project's volume (the tracker may be stopped)."""
-        done = self.run("run", "--rm", "--no-deps", "-T", "tracker", "cat", "/data/chat.log")
-        return done.stdout.splitlines()
-
-    def tracker_state(self) -> dict[str, Any]:
-        """`docker inspect` of the tracker's container (running or not)."""
-        container = self.run("ps", "--all", "--quiet", "tracker").stdout.split()[0]
-        inspect = subprocess.run(["docker", "inspect", container], capture_output=True, text=True, check=True, timeout=60)
-        state: dict[str, Any] = json.loads(inspect.stdout)[0]
-        return state
-
-    def client(self, name: str) -> JsonClient:
-        """The real chat-client, scripted (--json), in a container of the client service."""
-        process = self.popen(
-            "run", "--rm", "-T", "-e", "TRACKER_PASSWORD",
-            "client", "chat-client", "--json", "--username", name,
-        )
-        return JsonClient(name, process)
-
-    def down(self) -> None:
-        self.run("down", "--volumes", "--remove-orphans", "--timeout", "5", timeout=24 * UNIT, check=False)
-
-
-def get_json(url: str, password: str | None) -> tuple[int, Any]:
-    """GET as ``curl -u :PASSWORD URL`` does; (status, parsed body or None)."""
-    request = urllib.request.Request(url)
-    if password is not None:
-        request.add_header("Authorization", "Basic " + base64.b64encode(f":{password}".encode()).decode())
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=UNIT) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        return error.code, None
-
-
-class JsonClient:
-    """A chat-client process printing one protocol event per line; its stdin sends messages."""
-
-    def __init__(self, name: str, process: subprocess.Popen[str]) -> None:
-        self.name = name
-        self.process = process
-        self.events: list[Event] = []
-        self.stderr = ""
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._lines.put(line.rstrip("\n"))
-        self._lines.put(None)
-
-    def expect(self, what: str, matches: Callable[[Event], bool], timeout: float = 6 * UNIT) -> Event:
-        """The first event (already seen or coming) that ``matches``; AssertionError after timeout."""
-        for event in self.events:
-            if matches(event):
-                return event
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"{self.name} did not see {what} in {timeout:g} s; saw {self.events}") from None
-            if line is None:
-                self._lines.put(None)
-                raise AssertionError(f"{self.name}'s client ended before {what}; saw {self.events}; {self.finish()}")
-            if not line.startswith("{"):
-                continue  # compose's own progress lines, should any reach stdout
-            event = json.loads(line)
-            self.events.append(event)
-            if matches(event):
-                return event
-
-    def say(self, text: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(text + "\n")
-        self.process.stdin.flush()
-
-    def close_input(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-
-    def finish(self, timeout: float = 6 * UNIT) -> int:
-        """Read all that is left, wait for the exit; the exit status (stderr kept in .stderr)."""
-        deadline = time.monotonic() + timeout
-        while (line := self._lines.get(timeout=max(0.0, deadline - time.monotonic()))) is not None:
-            if line.startswith("{"):
-                self.events.append(json.loads(line))
-        self._lines.put(None)
-        status = self.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        assert self.process.stderr is not None
-        self.stderr += self.process.stderr.read()
-        return status
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=UNIT)
 
 
 @pytest.fixture(scope="session")

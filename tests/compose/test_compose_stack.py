@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import PASSWORD, UNIT, Compose, get_json
+from compose_support import PASSWORD, UNIT, Compose, get_json
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(int(120 * UNIT))]
 

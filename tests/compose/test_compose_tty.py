@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import PASSWORD, ROOT, UNIT, Compose, get_json
+from compose_support import PASSWORD, ROOT, UNIT, Compose, get_json
 
 pytestmark = [pytest.mark.docker, pytest.mark.tmux, pytest.mark.timeout(int(120 * UNIT))]
 
