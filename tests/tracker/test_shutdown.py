@@ -1,0 +1,42 @@
+"""Ctrl+C / SIGTERM on the tracker: every member told, close 1001, chat.log flushed, exit within 5 s."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import pytest
+from peers import SilentMember, json_member, plain_member, plain_peer
+
+from chat_protocol import Bye
+from chat_testing import PASSWORD, RunningTracker
+from chat_tracker.chatlog import parse_line
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_shutdown_tells_every_member_and_exits_in_time(tracker: RunningTracker, sig: int) -> None:
+    """Members in both dialects get a goodbye and 1001; a member that reads nothing does not delay the exit."""
+    async with (
+        plain_member(tracker.url, PASSWORD, "alpha") as alpha,
+        json_member(tracker.url, PASSWORD, "beta") as (beta, _),
+        plain_peer(tracker.url) as unauthenticated,
+    ):
+        await unauthenticated.line()
+        frozen = await asyncio.to_thread(SilentMember, tracker.url, PASSWORD, "gamma", 4096)
+        try:
+            await alpha.lines(2)  # beta and gamma joined
+            tracker.process.send_signal(sig)
+            assert await alpha.closed() == (1001, ["* The tracker is shutting down. Bye."])
+            code, seen = await beta.closed()
+            assert code == 1001 and seen[-1] == Bye(reason="shutdown", message="The tracker is shutting down. Bye.")
+            assert (await unauthenticated.closed())[0] == 1001
+            status = await asyncio.to_thread(tracker.process.wait, 5.0)  # the promise: gone within 5 s
+        finally:
+            frozen.sock.close()
+    assert status == 0
+    entries = [parse_line(line) for line in tracker.log_lines()]
+    assert entries[-1].kind == "stop"
+    assert sorted(e.name for e in entries if e.kind == "leave" and e.text == "shutdown") == ["alpha", "beta", "gamma"]
+    tracker.wait_for_output("Tracker stopped")
