@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -204,3 +205,15 @@ def test_no_color(terminal: Terminal, tracker: Any, clients: Callable[..., Clien
     beta.send("plain please")
     terminal.wait_for("beta: plain please")
     assert not re.search(r"\x1b\[[0-9;]*[1-9][0-9;]*m[^\n]*beta: plain", terminal.screen(escapes=True))
+
+
+def test_unreachable_tracker(terminal: Terminal) -> None:
+    """No tracker: one clear line and status 1, before asking for any password."""
+    with socket.socket() as sock:  # a port that was free a moment ago and has no listener
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    terminal.start(client_command(f"127.0.0.1:{port}"))
+    assert terminal.exit_status() == 1
+    screen = terminal.screen()
+    assert f"chat-client: cannot reach the tracker at ws://127.0.0.1:{port}/ws" in screen
+    assert "password" not in screen and "Traceback" not in screen

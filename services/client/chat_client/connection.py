@@ -76,24 +76,32 @@ class Connection:
         self._session = session
         self._timeout = timeout
         self._bucket: TokenBucket | None = None
+        self.authenticated = False
         self.welcome: Welcome | None = None
         self.bye: Bye | None = None
 
     # --- before the welcome: every failure is a ClientError with exit status 1 -----
 
-    async def authenticate(self, password: str, sent_in_header: bool) -> None:
-        """Wait for ``hello``; send an ``auth`` frame if the header did not carry the password."""
+    async def greet(self, password: str | None) -> None:
+        """Wait for ``hello``; if the header did not authenticate us, send ``password`` in an ``auth`` frame.
+
+        With no password the connection stays unauthenticated, so the interactive
+        client can ask for it only once it knows the tracker is there.
+        """
         message = await self._handshake_message()
-        if isinstance(message, Hello) and message.authenticated:
-            return
         if not isinstance(message, Hello):
             raise HandshakeRefused(f"unexpected {message.TYPE!r} frame instead of hello")
-        if sent_in_header:
-            raise AuthenticationFailed("the tracker did not accept the password")
+        self.authenticated = message.authenticated
+        if not self.authenticated and password is not None:
+            await self.authenticate(password)
+
+    async def authenticate(self, password: str) -> None:
+        """Send the password in an ``auth`` frame; raises AuthenticationFailed at once if it is wrong."""
         await self.send(Auth(password))
         message = await self._handshake_message()
         if not isinstance(message, Authenticated):
             raise HandshakeRefused(f"unexpected {message.TYPE!r} frame instead of authenticated")
+        self.authenticated = True
 
     async def join(self, name: str) -> Incoming:
         """Claim ``name``. Returns the welcome; raises NameRejected (the connection stays usable)."""
@@ -193,9 +201,13 @@ def auth_header(password: str) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def connect(url: str, password: str, *, timeout: float = 10.0) -> AsyncIterator[Connection]:
-    """Open an authenticated connection to the tracker at ``url``; closed on exit."""
-    headers = auth_header(password)
+async def connect(url: str, password: str | None, *, timeout: float = 10.0) -> AsyncIterator[Connection]:
+    """Open a connection to the tracker at ``url``, authenticated if ``password`` is given; closed on exit.
+
+    The password goes in the handshake's Authorization header when it can, so a
+    wrong one is refused before anything else happens; never in the URL.
+    """
+    headers = auth_header(password) if password is not None else {}
     try:
         async with httpx.AsyncClient(timeout=timeout) as client:
             async with aconnect_ws(
@@ -207,7 +219,7 @@ async def connect(url: str, password: str, *, timeout: float = 10.0) -> AsyncIte
                 session_class=AsyncWebSocketSession,
             ) as session:
                 connection = Connection(session, timeout)
-                await connection.authenticate(password, sent_in_header=bool(headers))
+                await connection.greet(password)
                 yield connection
     except BaseExceptionGroup as group:
         # httpx-ws runs the session in an anyio task group, which wraps whatever

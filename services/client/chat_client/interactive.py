@@ -157,9 +157,10 @@ async def run(url: str, password: str | None, username: str | None, *, color: bo
     screen = Screen(color)
     with patch_stdout(raw=True):
         try:
-            if password is None:
-                password = await ask_password()
             async with connect(url, password, timeout=timeout) as connection:
+                # Connected first, asked second: an unreachable tracker is said before any typing.
+                if not connection.authenticated:
+                    await connection.authenticate(await ask_password())
                 screen.show(notice("Password accepted."))
                 welcome = await choose_name(connection, screen, username)
                 show_welcome(welcome, screen)
