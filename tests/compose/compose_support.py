@@ -65,7 +65,9 @@ class Compose:
 
     def argv(self, *args: str) -> list[str]:
         files = [arg for name in COMPOSE_FILES for arg in ("-f", str(ROOT / name))]
-        return ["docker", "compose", "--ansi", "never", "-p", self.project, *files, *args]
+        # --env-file: a developer's own .env (their password, their port) must not leak into tests.
+        options = ["--ansi", "never", "--env-file", os.devnull, "-p", self.project]
+        return ["docker", "compose", *options, *files, *args]
 
     def run(self, *args: str, timeout: float = 12 * UNIT, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a compose command to its end; AssertionError with its output if check and it failed."""
