@@ -22,7 +22,6 @@ _PLAIN_LEAVE_SUFFIX = {
     "lost": " (connection lost)",
     "flooding": " (removed for flooding)",
     "slow": " (removed: too slow to keep up)",
-    "log_unavailable": " (chat.log unavailable)",
 }
 
 

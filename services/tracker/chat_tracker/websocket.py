@@ -172,12 +172,12 @@ class Session(Closable):
     async def _authenticate(self) -> bool:
         if self.dialect is PLAIN:
             self.outbox.push(PASSWORD_PROMPT)
-            candidate = await self._next_text_within(self.settings.auth_timeout, "password")
-            return await self._check_password(candidate, then=(PASSWORD_OK, NAME_PROMPT))
+            typed = await self._next_text_within(self.settings.auth_timeout, "password")
+            return await self._check_password(typed.rstrip("\r\n"), then=(PASSWORD_OK, NAME_PROMPT))
         header = _header(self.scope, b"authorization")
         if header is not None:
-            candidate = password_from_authorization(header)
-            return await self._check_password(candidate, then=(encode(Hello(PROTOCOL_VERSION, True)),))
+            from_header = password_from_authorization(header)
+            return await self._check_password(from_header, then=(encode(Hello(PROTOCOL_VERSION, True)),))
         self.outbox.push(encode(Hello(PROTOCOL_VERSION, False)))
         frame = await self._next_text_within(self.settings.auth_timeout, "password")
         try:
