@@ -335,9 +335,10 @@ class Room:
         finished: list[Member] = []
         for member in self._recipients:
             frames: list[str] = []
+            until = member.leave_seq if member.leave_seq is not None else last_seq
             for event in batch:
-                if event.seq < member.since_seq:
-                    continue
+                if event.seq < member.since_seq or event.seq > until:
+                    continue  # from before it joined, or after it left (later in this batch)
                 rendered = frames_for(member, event, limits)
                 if rendered is None:
                     continue
