@@ -217,3 +217,19 @@ def test_unreachable_tracker(terminal: Terminal) -> None:
     screen = terminal.screen()
     assert f"chat-client: cannot reach the tracker at ws://127.0.0.1:{port}/ws" in screen
     assert "password" not in screen and "Traceback" not in screen
+
+
+def test_dumb_terminal(terminal: Terminal, tracker: Any) -> None:
+    """TERM=dumb: the password is still hidden, nothing is coloured, and the session works."""
+    terminal.start(client_command(tracker.url, TERM="dumb"))
+    terminal.wait_for("Enter server password:")
+    terminal.type_text(tracker.password)
+    terminal.type("Enter")
+    terminal.wait_for("Enter your username:")
+    terminal.type_text("alpha")
+    terminal.type("Enter")
+    terminal.wait_for("Online now (1): alpha")
+    terminal.type("C-d")
+    assert terminal.exit_status() == 0
+    assert tracker.password not in terminal.screen()
+    assert not re.search(r"\x1b\[[0-9;]*[1-9][0-9;]*m", terminal.screen(escapes=True))

@@ -151,10 +151,11 @@ def run_session(options: Options) -> int:
     """Run the mode that fits stdin/stdout; returns the exit status."""
     if is_interactive(options):
         try:
+            password = options.password or interactive.ask_password_before_connecting()
             return asyncio.run(interactive.run(
-                options.url, options.password, options.username, color=options.color, timeout=options.timeout,
+                options.url, password, options.username, color=options.color, timeout=options.timeout,
             ))
-        except KeyboardInterrupt:  # Ctrl+C while connecting, outside any prompt: a normal way out
+        except (KeyboardInterrupt, interactive.Quit):  # Ctrl+C outside the chat prompt: a normal way out
             return EXIT_OK
     password, username = check_scripted(options)
     # Peers may send any Unicode; a terminal or pipe that cannot show it must not crash us.

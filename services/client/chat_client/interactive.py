@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 
 from prompt_toolkit import PromptSession, print_formatted_text
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.patch_stdout import patch_stdout
+from prompt_toolkit.utils import is_dumb_terminal
 
 from chat_protocol import Leave, NameRefused, Say, Welcome, Who, check_name
 
@@ -21,6 +23,8 @@ from .commands import HELP, Action, parse
 from .connection import Connection, SendFailed, connect
 from .errors import EXIT_OK, NameRejected, TrackerGone
 from .render import Fragments, error, event_line, name_list, name_style, notice, safe, uncolored
+
+PASSWORD_PROMPT = "Enter server password: "
 
 # How long to wait for the tracker's ``bye`` after ``leave`` before closing anyway.
 LEAVE_TIMEOUT = 5.0
@@ -51,9 +55,24 @@ async def ask(session: PromptSession[str], message: str, *, hidden: bool = False
         raise Quit() from None
 
 
+def ask_password_before_connecting() -> str | None:
+    """On a dumb terminal (``TERM=dumb``), ask for the password with getpass, before connecting.
+
+    prompt_toolkit's fallback for dumb terminals echoes what is typed, even with
+    ``is_password``; getpass turns the terminal's echo off instead. It blocks, so it
+    runs before the event loop starts. Elsewhere returns None: asked after connecting.
+    """
+    if not is_dumb_terminal():
+        return None
+    try:
+        return getpass.getpass(PASSWORD_PROMPT) or ask_password_before_connecting()
+    except (KeyboardInterrupt, EOFError):
+        raise Quit() from None
+
+
 async def ask_password() -> str:
     """The server password, typed without echo (a fresh session: no history to recall it from)."""
-    while not (password := await ask(PromptSession(), "Enter server password: ", hidden=True)):
+    while not (password := await ask(PromptSession(), PASSWORD_PROMPT, hidden=True)):
         pass
     return password
 
