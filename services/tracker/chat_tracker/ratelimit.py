@@ -81,14 +81,15 @@ class AuthThrottle:
             return 0.0
         now = self._clock()
         slot = max(now, entry.next_slot)
-        entry.next_slot = slot + self.delay_after(entry.count)
+        # The turn after this one is spaced as if this attempt fails too (success forgets the address).
+        entry.next_slot = slot + self.delay_after(entry.count + 1)
         return slot - now
 
     def failed(self, address: str) -> None:
         now = self._clock()
         entry = self._current(address)
         if entry is None:
-            entry = _Failures(0, now, now)
+            entry = _Failures(0, now, now + self.delay_after(1))
             self._by_address[address] = entry
             self._evict_oldest()
         entry.count += 1
