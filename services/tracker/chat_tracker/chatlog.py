@@ -105,6 +105,17 @@ class ChatLog:
     def close(self) -> None:
         os.close(self._fd)
 
+
+class DiscardingChatLog(ChatLog):
+    """Benchmark-only: reads like chat.log but writes nothing, to price durability.
+
+    Enabled by TRACKER_BENCH_DISABLE_LOG=1 and never by a documented flag: a tracker
+    running with it loses the record the product promises.
+    """
+
+    def append(self, data: bytes) -> None:
+        return None
+
     def tail(self, count: int) -> list[LogEntry]:
         """The last ``count`` lines, oldest first."""
         return [parse_line(line) for line in read_last_lines(self.path, count)]

@@ -87,7 +87,7 @@ def settings_from(args: argparse.Namespace, password: str) -> Settings:
         exit_when_empty=args.exit_when_empty, limits=limits, max_connections=args.max_connections,
         auth_timeout=args.auth_timeout, join_timeout=args.join_timeout, ping_interval=args.ping_interval,
         ping_timeout=args.ping_timeout, ws_deflate=args.ws_deflate, flood_tolerance=args.flood_tolerance,
-        log_level=args.log_level,
+        log_level=args.log_level, bench_disable_log=env_flag(os.environ, "TRACKER_BENCH_DISABLE_LOG"),
     )
 
 

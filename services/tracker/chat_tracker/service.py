@@ -16,7 +16,7 @@ from chat_protocol import CloseCode
 
 from . import __version__
 from .auth import PasswordGate
-from .chatlog import ChatLog, LogWriteError
+from .chatlog import ChatLog, DiscardingChatLog, LogWriteError
 from .ratelimit import AuthThrottle
 from .room import Member, Room, RoomPolicy
 from .settings import Settings
@@ -61,6 +61,9 @@ class Tracker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.chat_log, report = ChatLog.open(settings.data_dir)
+        if settings.bench_disable_log:
+            log.warning("TRACKER_BENCH_DISABLE_LOG is set: chat.log is NOT written (benchmarks only)")
+            self.chat_log.__class__ = DiscardingChatLog
         if report.torn_bytes_removed:
             log.warning(
                 "Repaired %s: removed a torn last line of %d bytes", self.chat_log.path, report.torn_bytes_removed

@@ -38,6 +38,7 @@ class Settings:
     auth_base_delay: float = 0.5
     auth_free_failures: int = 3
     log_level: str = "info"
+    bench_disable_log: bool = False  # benchmark-only: price durability (TRACKER_BENCH_DISABLE_LOG=1)
 
     def __post_init__(self) -> None:
         if not self.password:
