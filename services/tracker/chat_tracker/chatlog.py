@@ -105,6 +105,10 @@ class ChatLog:
     def close(self) -> None:
         os.close(self._fd)
 
+    def tail(self, count: int) -> list[LogEntry]:
+        """The last ``count`` lines, oldest first."""
+        return [parse_line(line) for line in read_last_lines(self.path, count)]
+
 
 class DiscardingChatLog(ChatLog):
     """Benchmark-only: reads like chat.log but writes nothing, to price durability.
@@ -115,10 +119,6 @@ class DiscardingChatLog(ChatLog):
 
     def append(self, data: bytes) -> None:
         return None
-
-    def tail(self, count: int) -> list[LogEntry]:
-        """The last ``count`` lines, oldest first."""
-        return [parse_line(line) for line in read_last_lines(self.path, count)]
 
 
 def read_last_lines(path: Path, count: int) -> list[str]:

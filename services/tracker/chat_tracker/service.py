@@ -60,10 +60,10 @@ class Tracker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.chat_log, report = ChatLog.open(settings.data_dir)
+        log_class = DiscardingChatLog if settings.bench_disable_log else ChatLog
+        self.chat_log, report = log_class.open(settings.data_dir)
         if settings.bench_disable_log:
             log.warning("TRACKER_BENCH_DISABLE_LOG is set: chat.log is NOT written (benchmarks only)")
-            self.chat_log.__class__ = DiscardingChatLog
         if report.torn_bytes_removed:
             log.warning(
                 "Repaired %s: removed a torn last line of %d bytes", self.chat_log.path, report.torn_bytes_removed
