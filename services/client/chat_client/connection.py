@@ -97,7 +97,7 @@ class Connection:
 
     async def authenticate(self, password: str) -> None:
         """Send the password in an ``auth`` frame; raises AuthenticationFailed at once if it is wrong."""
-        await self.send(Auth(password))
+        await self._handshake_send(Auth(password))
         message = await self._handshake_message()
         if not isinstance(message, Authenticated):
             raise HandshakeRefused(f"unexpected {message.TYPE!r} frame instead of authenticated")
@@ -105,7 +105,7 @@ class Connection:
 
     async def join(self, name: str) -> Incoming:
         """Claim ``name``. Returns the welcome; raises NameRejected (the connection stays usable)."""
-        await self.send(Join(name))
+        await self._handshake_send(Join(name))
         while True:
             incoming = await self._handshake_incoming()
             message = incoming.message
@@ -115,6 +115,15 @@ class Connection:
                 return incoming
             if isinstance(message, Error):
                 raise NameRejected(message.code, message.message)
+
+    async def _handshake_send(self, message: ClientMessage) -> None:
+        """Send before the welcome; if the tracker already closed (say, a person too slow to
+        type a name: 4002), report the tracker's reason rather than a lost connection."""
+        try:
+            await self.send(message)
+        except SendFailed:
+            while True:
+                await self._handshake_incoming()  # raises once it reaches the error or the close
 
     async def _handshake_message(self) -> ServerMessage:
         return (await self._handshake_incoming()).message
