@@ -110,12 +110,17 @@ class Bot:
         return rcvd.code if rcvd is not None else None
 
 
-async def open_bot(url: str, password: str, name: str, **kwargs: Any) -> Bot:
-    """Connect with the password in the header, join as ``name``, return after the welcome."""
-    ws = await connect(
+async def connect_json(url: str, password: str, **kwargs: Any) -> ClientConnection:
+    """A JSON-dialect connection with the password in the header (not yet joined)."""
+    return await connect(
         url, subprotocols=[SUBPROTOCOL], additional_headers={"Authorization": f"Bearer {password}"},  # type: ignore[list-item]
         open_timeout=4 * UNIT, close_timeout=1, ping_interval=None, max_size=None, compression=None, **kwargs,
     )
+
+
+async def open_bot(url: str, password: str, name: str, **kwargs: Any) -> Bot:
+    """Connect with the password in the header, join as ``name``, return after the welcome."""
+    ws = await connect_json(url, password, **kwargs)
     bot = Bot(ws, name)
     hello = await bot.recv(4 * UNIT)
     assert hello["type"] == "hello" and hello["authenticated"], hello
