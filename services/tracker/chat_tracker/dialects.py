@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from chat_protocol import Bye, Error, Limits, Welcome, encode
 
-from .events import MESSAGE, Event
+from .events import JOIN, MESSAGE, Event
 
 if TYPE_CHECKING:
     from .room import Member
@@ -31,6 +31,8 @@ class Dialect(Protocol):
 
     def shared(self, event: Event) -> str: ...
 
+    def shared_wire(self, event: Event) -> bytes: ...
+
     def welcome(self, event: Event, limits: Limits) -> list[str]: ...
 
     def error(self, code: str, message: str) -> str: ...
@@ -46,6 +48,9 @@ class JsonDialect:
 
     def shared(self, event: Event) -> str:
         return event.json_frame()
+
+    def shared_wire(self, event: Event) -> bytes:
+        return event.json_wire()
 
     def welcome(self, event: Event, limits: Limits) -> list[str]:
         welcome = Welcome(
@@ -70,6 +75,9 @@ class PlainDialect:
     def shared(self, event: Event) -> str:
         return event.plain_frame()
 
+    def shared_wire(self, event: Event) -> bytes:
+        return event.plain_wire()
+
     def welcome(self, event: Event, limits: Limits) -> list[str]:
         online = ", ".join(event.members_at_join)
         return [
@@ -91,13 +99,11 @@ JSON = JsonDialect()
 PLAIN = PlainDialect()
 
 
-def frames_for(member: Member, event: Event, limits: Limits) -> list[str] | str | None:
-    """What ``member`` receives for ``event``: one frame, several, or nothing."""
+def own_frames(member: Member, event: Event, limits: Limits) -> list[str]:
+    """What ``member`` receives for an event it caused itself (text; the outbox frames it)."""
     dialect = member.dialect
-    if event.origin is member:
-        if event.kind == MESSAGE:
-            return dialect.shared(event) if dialect.echo_own_messages else None
-        if event.kind == "join":
-            return dialect.welcome(event, limits)
-        return None  # your own leave: you get a bye instead
-    return dialect.shared(event)
+    if event.kind == MESSAGE:
+        return [dialect.shared(event)] if dialect.echo_own_messages else []
+    if event.kind == JOIN:
+        return dialect.welcome(event, limits)
+    return []  # your own leave: you get a bye instead

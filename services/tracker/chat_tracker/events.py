@@ -1,7 +1,8 @@
 """One logged event and its three renderings: a chat.log line, a JSON frame, a plain-text line.
 
 Each rendering is computed at most once per event, however many members receive
-it: fan-out to N members costs N queue appends, not N encodings.
+it, and so is its WebSocket frame: fan-out to N members costs N socket writes,
+not N encodings.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from chat_protocol import ChatMessage, Joined, Left, encode, escape, format_ts, sanitize_for_terminal
+
+from .wire import text_frame
 
 if TYPE_CHECKING:
     from .room import Member
@@ -39,6 +42,8 @@ class Event:
     _ts: str | None = field(default=None, repr=False)
     _json: str | None = field(default=None, repr=False)
     _plain: str | None = field(default=None, repr=False)
+    _json_wire: bytes | None = field(default=None, repr=False)
+    _plain_wire: bytes | None = field(default=None, repr=False)
 
     @property
     def ts(self) -> str:
@@ -72,6 +77,18 @@ class Event:
         if self._plain is None:
             self._plain = self._as_plain_line()
         return self._plain
+
+    def json_wire(self) -> bytes:
+        """``json_frame`` as a complete WebSocket frame, built once for every recipient."""
+        if self._json_wire is None:
+            self._json_wire = text_frame(self.json_frame())
+        return self._json_wire
+
+    def plain_wire(self) -> bytes:
+        """``plain_frame`` as a complete WebSocket frame, built once for every recipient."""
+        if self._plain_wire is None:
+            self._plain_wire = text_frame(self.plain_frame())
+        return self._plain_wire
 
     def _as_plain_line(self) -> str:
         if self.kind == MESSAGE:

@@ -1,17 +1,35 @@
 """A member's outgoing queue: bounded, so one slow reader never holds up the room.
 
-The room appends frames without awaiting anything; the member's own writer task
-drains them onto its socket. A member that falls more than ``limit`` frames behind
-overflows: its queue is dropped and the ``on_overflow`` callback decides its fate
-(the tracker disconnects it with close code 4007).
+The room hands frames over without awaiting anything. With a ``Wire`` (our uvicorn
+protocol) frames are pre-built bytes: when nothing is queued and the socket is
+keeping up they are written at once, with no task switch; otherwise they wait here
+and the member's writer task drains them when the socket is ready again. Without a
+wire they are text for ASGI ``send`` and always go through the writer task.
+
+A member that falls more than ``limit`` frames behind (beyond what its socket
+buffer already holds) overflows: its queue is dropped and ``on_overflow`` decides
+its fate (the tracker disconnects it with close code 4007).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, Union
+
+from .wire import text_frame
+
+Frame = Union[str, bytes]
+
+
+class WireLike(Protocol):
+    """What the outbox needs of a direct socket (``wire.Wire``; fakes in tests)."""
+
+    def ready(self) -> bool: ...
+
+    def write(self, frames: bytes) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -25,39 +43,66 @@ class CloseRequest:
 class Outbox:
     """Frames waiting to be written to one member, oldest first."""
 
-    __slots__ = ("limit", "_frames", "_waiter", "_close", "overflowed", "on_overflow")
+    __slots__ = ("limit", "wire", "_frames", "_count", "_waiter", "_close", "overflowed", "on_overflow")
 
-    def __init__(self, limit: int, on_overflow: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, limit: int, on_overflow: Callable[[], None] | None = None, wire: WireLike | None = None
+    ) -> None:
         self.limit = limit
-        self._frames: deque[str] = deque()
+        self.wire = wire
+        self._frames: deque[Frame] = deque()
+        self._count = 0  # frames queued (an item may hold several joined wire frames)
         self._waiter: asyncio.Future[None] | None = None
         self._close: CloseRequest | None = None
         self.overflowed = False
         self.on_overflow = on_overflow
 
     def __len__(self) -> int:
-        return len(self._frames)
+        return self._count
+
+    @property
+    def wired(self) -> bool:
+        """True when frames must be pre-built bytes (``wire.text_frame``)."""
+        return self.wire is not None
 
     @property
     def closing(self) -> bool:
         return self._close is not None or self.overflowed
 
-    def push(self, frame: str) -> None:
-        """Queue one frame; ignored once closing."""
-        if self.closing:
-            return
-        self._frames.append(frame)
-        self._after_push()
+    def push(self, text: str) -> None:
+        """Queue one text addressed to this member alone (a prompt, an error, an answer)."""
+        self.push_texts([text])
 
-    def push_many(self, frames: list[str]) -> None:
-        """Queue several frames with a single wake-up of the writer."""
+    def push_texts(self, texts: Sequence[str]) -> None:
+        """Queue texts addressed to this member alone, framing them here when wired."""
+        self.push_many([text_frame(text) for text in texts] if self.wire is not None else texts)
+
+    def push_many(self, frames: Sequence[Frame]) -> None:
+        """Queue frames built for this outbox's kind (bytes when wired, else text); ignored once closing."""
         if self.closing or not frames:
             return
+        wire = self.wire
+        if wire is not None and not self._frames and wire.ready():
+            wire.write(frames[0] if len(frames) == 1 else b"".join(frames))  # type: ignore[arg-type]
+            return
         self._frames.extend(frames)
-        self._after_push()
+        self._count += len(frames)
+        self._after_queueing()
 
-    def _after_push(self) -> None:
-        if len(self._frames) > self.limit:
+    def push_wire(self, data: bytes, count: int) -> None:
+        """Queue ``count`` pre-built frames already joined into ``data`` (wired outboxes only)."""
+        if self.closing:
+            return
+        wire = self.wire
+        if wire is not None and not self._frames and wire.ready():
+            wire.write(data)
+            return
+        self._frames.append(data)
+        self._count += count
+        self._after_queueing()
+
+    def _after_queueing(self) -> None:
+        if self._count > self.limit:
             self._overflow()
         else:
             self._wake()
@@ -65,6 +110,7 @@ class Outbox:
     def _overflow(self) -> None:
         self.overflowed = True
         self._frames.clear()
+        self._count = 0
         self._wake()
         if self.on_overflow is not None:
             self.on_overflow()
@@ -73,7 +119,11 @@ class Outbox:
         """Send ``final_frames`` after what is queued, then close with ``code``. First call wins."""
         if self.closing:
             return
-        self._frames.extend(final_frames)
+        if self.wire is not None:
+            self._frames.extend(text_frame(text) for text in final_frames)
+        else:
+            self._frames.extend(final_frames)
+        self._count += len(final_frames)
         self._close = CloseRequest(code, reason)
         self._wake()
 
@@ -82,17 +132,26 @@ class Outbox:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def take(self) -> tuple[list[str], CloseRequest | None]:
-        """Wait for frames; return all queued ones, and the close request once they are the last.
-
-        After an overflow this returns ``([], None)`` forever: the owner must stop.
-        """
+    async def wait(self) -> None:
+        """Wait until there are frames, a close request, or an overflow."""
         while not self._frames and self._close is None and not self.overflowed:
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter
             finally:
                 self._waiter = None
+
+    def take_now(self) -> tuple[list[Frame], CloseRequest | None]:
+        """All queued frames, and the close request once they are the last. Never waits.
+
+        After an overflow this returns ``([], None)``: the owner must stop.
+        """
         frames = list(self._frames)
         self._frames.clear()
+        self._count = 0
         return frames, self._close
+
+    async def take(self) -> tuple[list[Frame], CloseRequest | None]:
+        """``wait`` then ``take_now``."""
+        await self.wait()
+        return self.take_now()

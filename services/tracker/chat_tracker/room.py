@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from chat_protocol import Limits, MemberInfo, check_name, format_ts, has_lone_surrogate, name_key
 
 from .chatlog import ChatLog, LogWriteError
-from .dialects import Dialect, frames_for
+from .dialects import Dialect, own_frames
 from .events import JOIN, LEAVE, MESSAGE, START, STOP, Event
 from .fanout import FanoutBackend, InMemoryBackend
-from .outbox import Outbox
+from .outbox import Frame, Outbox
 from .ratelimit import TokenBucket
+from .wire import text_frame
 
 LOG_RETRY_SECONDS = 1.0
 LOG_WRITE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0, float("inf"))
@@ -328,32 +329,43 @@ class Room:
             asyncio.get_running_loop().call_later(LOG_RETRY_SECONDS, self.flush)
 
     def _deliver(self, batch: Sequence[Event]) -> None:
-        """Append each event's frames to every member's outbox (called by the backend)."""
-        last_seq = batch[-1].seq
-        limits = self.limits
+        """Hand each member its frames for a logged batch (called by the backend).
+
+        Most members receive exactly the shared rendering of every event in the
+        batch: that is built once per dialect and handed over as one piece. Only
+        the members the batch concerns (its senders, joiners, leavers, and those who
+        joined part-way through it) get frames assembled for them alone.
+        """
+        first_seq, last_seq = batch[0].seq, batch[-1].seq
+        concerned = {event.origin for event in batch}
+        shared = _SharedFrames(batch)
         deliveries = 0
         finished: list[Member] = []
         for member in self._recipients:
-            frames: list[str] = []
-            until = member.leave_seq if member.leave_seq is not None else last_seq
-            for event in batch:
-                if event.seq < member.since_seq or event.seq > until:
-                    continue  # from before it joined, or after it left (later in this batch)
-                rendered = frames_for(member, event, limits)
-                if rendered is None:
-                    continue
-                if isinstance(rendered, str):
-                    frames.append(rendered)
-                else:
-                    frames.extend(rendered)
-            if frames:
-                member.outbox.push_many(frames)
-                deliveries += len(frames)
+            if member in concerned or member.since_seq > first_seq:
+                deliveries += self._deliver_individually(member, batch)
+            else:
+                deliveries += shared.push_to(member)
             if member.leave_seq is not None and member.leave_seq <= last_seq:
                 finished.append(member)
         self.stats.deliveries += deliveries
         for member in finished:
             self._finish_leaving(member)
+
+    def _deliver_individually(self, member: Member, batch: Sequence[Event]) -> int:
+        outbox, dialect = member.outbox, member.dialect
+        wired = outbox.wired
+        frames: list[Frame] = []
+        for event in batch:
+            if event.seq < member.since_seq:
+                continue  # from before it joined
+            if event.origin is member:
+                own = own_frames(member, event, self.limits)
+                frames.extend([text_frame(text) for text in own] if wired else own)
+            else:
+                frames.append(dialect.shared_wire(event) if wired else dialect.shared(event))
+        outbox.push_many(frames)
+        return len(frames)
 
     def _finish_leaving(self, member: Member) -> None:
         # A leaver stays a recipient until the batch holding its own leave event is
@@ -361,3 +373,33 @@ class Room:
         code, reason, final = member.close_after_leave
         member.outbox.close(code, reason, final)
         del self._recipients[member]
+
+
+class _SharedFrames:
+    """A batch's frames as most members receive them, built once per (dialect, wired)."""
+
+    __slots__ = ("batch", "_built")
+
+    def __init__(self, batch: Sequence[Event]) -> None:
+        self.batch = batch
+        self._built: dict[tuple[Dialect, bool], tuple[list[Frame], bytes]] = {}
+
+    def push_to(self, member: Member) -> int:
+        outbox = member.outbox
+        key = (member.dialect, outbox.wired)
+        built = self._built.get(key)
+        if built is None:
+            built = self._build(*key)
+            self._built[key] = built
+        frames, joined = built
+        if key[1]:
+            outbox.push_wire(joined, len(frames))
+        else:
+            outbox.push_many(frames)
+        return len(frames)
+
+    def _build(self, dialect: Dialect, wired: bool) -> tuple[list[Frame], bytes]:
+        if wired:
+            wire_frames = [dialect.shared_wire(event) for event in self.batch]
+            return list(wire_frames), b"".join(wire_frames)
+        return [dialect.shared(event) for event in self.batch], b""

@@ -18,6 +18,7 @@ import uvicorn
 
 from .app import TrackerApp, create_app
 from .settings import Settings
+from .wire import ChatWebSocketProtocol
 
 log = logging.getLogger("chat_tracker")
 
@@ -100,7 +101,7 @@ def build_server(settings: Settings) -> TrackerServer:
         app,
         host=settings.host,
         port=settings.port,
-        ws="websockets-sansio",
+        ws=ChatWebSocketProtocol,
         ws_max_size=settings.limits.max_frame_bytes,
         ws_ping_interval=settings.ping_interval,
         ws_ping_timeout=settings.ping_timeout,

@@ -40,6 +40,7 @@ from .dialects import JSON, NAME_PROMPT, PASSWORD_OK, PASSWORD_PROMPT, PLAIN, WR
 from .outbox import Outbox
 from .room import Kicked, Member, Refused
 from .service import Closable, Tracker
+from .wire import EXTENSION, Wire
 
 log = logging.getLogger("chat_tracker")
 
@@ -98,7 +99,8 @@ class Session(Closable):
         client = scope.get("client")
         self.address = client[0] if client else "unknown"
         self.dialect: Dialect = JSON if SUBPROTOCOL in scope.get("subprotocols", ()) else PLAIN
-        self.outbox = Outbox(self.settings.limits.queue_size, on_overflow=self._on_overflow)
+        self.wire: Wire | None = scope.get("extensions", {}).get(EXTENSION)
+        self.outbox = Outbox(self.settings.limits.queue_size, on_overflow=self._on_overflow, wire=self.wire)
         self.member: Member | None = None
         self.writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
@@ -192,7 +194,7 @@ class Session(Closable):
 
     async def _check_password(self, candidate: str | None, then: tuple[str, ...]) -> bool:
         if await self.tracker.gate.check(self.address, candidate):
-            self.outbox.push_many(list(then))
+            self.outbox.push_texts(then)
             return True
         log.warning("Wrong password from %s", self.address)
         message = WRONG_PASSWORD if self.dialect is PLAIN else "wrong password"
@@ -234,7 +236,7 @@ class Session(Closable):
 
     def _name_refused(self, code: str, reason: str) -> None:
         if self.dialect is PLAIN:
-            self.outbox.push_many([f"Name refused: {reason}", NAME_PROMPT])
+            self.outbox.push_texts([f"Name refused: {reason}", NAME_PROMPT])
         else:
             self._error(code, reason)
 
@@ -297,20 +299,40 @@ class Session(Closable):
 
     async def _pump(self) -> None:
         """Drain the outbox onto the socket until a close is sent or the peer is gone."""
-        send = self.send
-        outbox = self.outbox
         try:
-            while True:
-                frames, close = await outbox.take()
-                if outbox.overflowed:
-                    return
-                for frame in frames:
-                    await send({"type": "websocket.send", "text": frame})
-                if close is not None:
-                    await send({"type": "websocket.close", "code": close.code, "reason": close.reason})
-                    return
+            if self.wire is not None:
+                await self._pump_wire(self.wire)
+            else:
+                await self._pump_asgi()
         except OSError:
             return  # the peer is gone; the reader learns it from receive()
+
+    async def _pump_wire(self, wire: Wire) -> None:
+        outbox = self.outbox
+        while True:
+            await outbox.wait()
+            # Frames stay queued while the socket drains, so later ones line up behind them.
+            await wire.wait_ready()
+            frames, close = outbox.take_now()
+            if outbox.overflowed or wire.gone:
+                return
+            if frames:
+                wire.write(b"".join(frames))  # type: ignore[arg-type]
+            if close is not None:
+                await self.send({"type": "websocket.close", "code": close.code, "reason": close.reason})
+                return
+
+    async def _pump_asgi(self) -> None:
+        send, outbox = self.send, self.outbox
+        while True:
+            frames, close = await outbox.take()
+            if outbox.overflowed:
+                return
+            for frame in frames:
+                await send({"type": "websocket.send", "text": frame})
+            if close is not None:
+                await send({"type": "websocket.close", "code": close.code, "reason": close.reason})
+                return
 
     def _on_overflow(self) -> None:
         member = self.member
@@ -329,7 +351,7 @@ class Session(Closable):
             async with asyncio.timeout(self.settings.shutdown_grace):
                 await self.send({"type": "websocket.close", "code": CloseCode.SLOW_CONSUMER, "reason": "slow"})
         except (TimeoutError, OSError):
-            _abort_connection(self.send)
+            self._abort()
 
     async def _wait_writer(self) -> None:
         writer = self.writer
@@ -340,7 +362,12 @@ class Session(Closable):
                 await asyncio.shield(writer)
         except TimeoutError:
             writer.cancel()
-            _abort_connection(self.send)
+            self._abort()
+
+    def _abort(self) -> None:
+        """Drop the TCP connection at once: a peer that reads nothing cannot be closed politely."""
+        if self.wire is not None:
+            self.wire.abort()
 
     async def finished(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -353,15 +380,3 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key.lower() == name:
             return bytes(value).decode("latin-1")
     return None
-
-
-def _abort_connection(send: Send) -> None:
-    """Drop the TCP connection at once, unsent data and all.
-
-    Needed for a peer that stopped reading: a polite close would wait for buffers
-    it never drains. uvicorn's ``send`` is a bound method of its protocol object,
-    which owns the transport; under other servers this does nothing.
-    """
-    transport = getattr(getattr(send, "__self__", None), "transport", None)
-    if transport is not None:
-        transport.abort()

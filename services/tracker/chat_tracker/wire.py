@@ -1,0 +1,79 @@
+"""Direct writes of pre-built WebSocket frames, offered by our uvicorn protocol as an ASGI extension.
+
+Fan-out sends the same text to many members. Through ASGI every recipient costs a
+message dict, an awaited ``send`` and a fresh frame. A server-to-client text frame
+(no mask, no compression) is the same bytes for every recipient, so the tracker
+builds it once per event and writes it straight to each member's transport, the way
+``websockets.broadcast()`` does. ``ChatWebSocketProtocol`` is uvicorn's sans-I/O
+WebSocket protocol plus one thing: it puts a ``Wire`` for the connection into
+``scope["extensions"]["chat.wire"]``. Without that extension (another server, the
+test client, or per-message deflate on) the tracker falls back to plain ASGI sends.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+EXTENSION = "chat.wire"
+
+
+def text_frame(text: str) -> bytes:
+    """One unmasked, unfragmented WebSocket text frame (RFC 6455 section 5.2)."""
+    payload = text.encode("utf-8")
+    length = len(payload)
+    if length < 126:
+        header = struct.pack("!BB", 0x81, length)
+    elif length < 65536:
+        header = struct.pack("!BBH", 0x81, 126, length)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, length)
+    return header + payload
+
+
+class Wire:
+    """One connection's socket, for frames built elsewhere."""
+
+    __slots__ = ("_protocol",)
+
+    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
+        self._protocol = protocol
+
+    def ready(self) -> bool:
+        """True when a write goes out now: open, not closing, and the peer is keeping up."""
+        protocol = self._protocol
+        return (
+            protocol.writable.is_set()
+            and not protocol.close_sent
+            and not protocol.disconnected
+            and not protocol.transport.is_closing()
+        )
+
+    @property
+    def gone(self) -> bool:
+        protocol = self._protocol
+        return protocol.close_sent or protocol.disconnected or protocol.transport.is_closing()
+
+    async def wait_ready(self) -> None:
+        """Wait until the transport's buffer has drained below its low-water mark."""
+        await self._protocol.writable.wait()
+
+    def write(self, frames: bytes) -> None:
+        self._protocol.transport.write(frames)
+
+    def abort(self) -> None:
+        """Drop the connection at once (a peer that reads nothing cannot be closed politely)."""
+        self._protocol.transport.abort()
+
+
+class ChatWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol, offering a ``Wire`` to the app when frames may be pre-built."""
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        # With per-message deflate each frame is compressed per connection: no sharing.
+        if scope is not None and not self.config.ws_per_message_deflate:
+            scope["extensions"][EXTENSION] = Wire(self)

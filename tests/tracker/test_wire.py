@@ -1,0 +1,77 @@
+"""The direct-write path: frames built once, written in order, and the ASGI fallback."""
+
+from __future__ import annotations
+
+import pytest
+from peers import json_member, plain_member
+from websockets.frames import Frame, Opcode
+
+from chat_protocol import ChatMessage
+from chat_testing import PASSWORD
+from chat_tracker.outbox import Outbox
+from chat_tracker.wire import text_frame
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize("length", [0, 1, 125, 126, 65535, 65536, 100_000])
+def test_text_frame_matches_websockets_serialisation(length: int) -> None:
+    """Our pre-built frames are byte for byte what the websockets library would send."""
+    text = "é" * (length // 2) + "x" * (length % 2)
+    expected = Frame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=[])
+    assert text_frame(text) == expected
+
+
+class FakeWire:
+    def __init__(self) -> None:
+        self.is_ready = True
+        self.written: list[bytes] = []
+
+    def ready(self) -> bool:
+        return self.is_ready
+
+    def write(self, frames: bytes) -> None:
+        self.written.append(frames)
+
+
+async def test_wired_outbox_writes_at_once_and_queues_while_the_socket_is_busy() -> None:
+    """Frames go straight out when the socket keeps up, queue in order when not, and never overtake."""
+    wire = FakeWire()
+    outbox = Outbox(limit=10, wire=wire)
+    outbox.push("one")
+    assert wire.written == [text_frame("one")] and len(outbox) == 0
+    wire.is_ready = False
+    outbox.push("two")
+    outbox.push_wire(text_frame("three") + text_frame("four"), 2)
+    assert len(outbox) == 3 and len(wire.written) == 1
+    wire.is_ready = True
+    outbox.push("five")  # the socket is ready again, but queued frames go first
+    assert len(wire.written) == 1
+    frames, close = await outbox.take()
+    assert b"".join(frames) == b"".join(text_frame(t) for t in ("two", "three", "four", "five"))
+    assert close is None
+
+
+def test_wired_outbox_overflow_counts_frames_not_writes() -> None:
+    """A joined batch counts as the frames it holds toward the limit."""
+    overflowed: list[bool] = []
+    wire = FakeWire()
+    wire.is_ready = False
+    outbox = Outbox(limit=3, wire=wire, on_overflow=lambda: overflowed.append(True))
+    outbox.push_wire(b"x", 3)
+    assert not overflowed
+    outbox.push_wire(b"y", 1)
+    assert overflowed == [True] and outbox.overflowed
+
+
+async def test_asgi_fallback_with_per_message_deflate(start_tracker: object) -> None:
+    """With --ws-deflate frames cannot be shared, and the plain ASGI path carries the same dialogue."""
+    tracker = start_tracker("--ws-deflate")  # type: ignore[operator]
+    async with plain_member(tracker.url, PASSWORD, "alpha") as alpha:
+        async with json_member(tracker.url, PASSWORD, "beta") as (beta, _):
+            assert await alpha.line() == "* beta joined the chat"
+            await alpha.send("compressed hello")
+            message = await beta.expect(ChatMessage)
+            assert (message.name, message.text) == ("alpha", "compressed hello")
+            await beta.send(type="message", text="and back")
+            assert await alpha.line() == "beta: and back"
