@@ -12,11 +12,12 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 RUN python3 -m venv /opt/venv
 WORKDIR /src
-COPY pyproject.toml README.md ./
-# Dependencies in their own layer, so that editing the code does not download them again.
+COPY pyproject.toml ./
+# Dependencies in their own layer, so that editing the code or README does not download them again.
 RUN python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
         > /tmp/requirements.txt \
     && /opt/venv/bin/pip install -r /tmp/requirements.txt
+COPY README.md ./
 COPY services ./services
 RUN /opt/venv/bin/pip install --no-deps . \
     && /opt/venv/bin/chat-tracker --help >/dev/null \

@@ -49,6 +49,14 @@ def docker_problem() -> str | None:
     return None
 
 
+def tool_versions() -> str:
+    """One line: the Docker engine's, Compose's and tmux's versions, as they answer."""
+    engine = _run_quietly("docker", "version", "--format", "{{.Server.Version}}").stdout.strip() or "none"
+    compose = _run_quietly("docker", "compose", "version", "--short").stdout.strip() or "none"
+    tmux = _run_quietly("tmux", "-V").stdout.strip() if shutil.which("tmux") else "no tmux"
+    return f"Docker engine {engine}, Compose {compose}, {tmux}"
+
+
 @functools.cache
 def tmux_problem() -> str | None:
     return None if shutil.which("tmux") else "tmux is not installed"

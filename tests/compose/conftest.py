@@ -17,11 +17,15 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from compose_support import IN_CI, UNIT, Compose, docker_problem, tmux_problem
+from compose_support import IN_CI, UNIT, Compose, docker_problem, tmux_problem, tool_versions
 
+# What the terminal summary tells about the container tests (CI's log shows it at the end).
+_outcomes: dict[str, tuple[str, float]] = {}
+_build_seconds: list[float] = []
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Skip (or, in CI, fail) a docker/tmux test whose tools are missing."""
@@ -36,6 +40,29 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if IN_CI:
         pytest.fail(f"CI must run this test, but {reason} (.ci/run provisions it)", pytrace=False)
     pytest.skip(reason)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Remember each container test's outcome and time (setup, call and teardown together)."""
+    if Path(report.location[0]).name not in ("test_compose_stack.py", "test_compose_tty.py"):
+        return
+    outcome, seconds = _outcomes.get(report.nodeid, ("passed", 0.0))
+    if report.outcome != "passed" and outcome == "passed":
+        outcome = report.outcome if report.when == "call" else f"{report.outcome} in {report.when}"
+    _outcomes[report.nodeid] = (outcome, seconds + report.duration)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """A section listing the Docker and tmux tests, so that a CI log shows they really ran."""
+    if not _outcomes:
+        return
+    terminalreporter.section("container tests (real Docker engine, Compose v2, tmux)")
+    terminalreporter.line(tool_versions())
+    if _build_seconds:
+        terminalreporter.line(f"image built in {_build_seconds[0]:.1f} s")
+    for nodeid, (outcome, seconds) in _outcomes.items():
+        terminalreporter.line(f"{outcome.upper():8} {seconds:6.1f} s  {nodeid}")
+    terminalreporter.line(f"total {sum(seconds for _, seconds in _outcomes.values()):.1f} s")
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +82,8 @@ def app_image() -> str:
             "No registry reachable? Build a local base first: export PYTHON_IMAGE=$(scripts/build-local-base)",
             pytrace=False,
         )
-    print(f"built {image} in {time.monotonic() - started:.1f} s")
+    _build_seconds.append(time.monotonic() - started)
+    print(f"built {image} in {_build_seconds[-1]:.1f} s")
     return image
 
 
