@@ -155,3 +155,18 @@ def rss_kib(pid: int) -> tuple[int, int]:
 def error_lines(output: list[str]) -> list[str]:
     """Tracker log lines at ERROR or worse, and tracebacks."""
     return [line for line in output if " ERROR " in line or " CRITICAL " in line or "Traceback" in line]
+
+
+async def open_plain(url: str, password: str, name: str) -> ClientConnection:
+    """A plain-text member (no subprotocol), joined, welcome read."""
+    ws = await connect(url, open_timeout=4 * UNIT, close_timeout=1, ping_interval=None, compression=None)
+    assert await asyncio.wait_for(ws.recv(), 4 * UNIT) == "Enter server password..."
+    await ws.send(password)
+    for _ in range(2):
+        await asyncio.wait_for(ws.recv(), 4 * UNIT)
+    await ws.send(name)
+    first = await asyncio.wait_for(ws.recv(), 4 * UNIT)
+    assert first == f"Hi {name}, You have been added to the server.", first
+    for _ in range(3):
+        await asyncio.wait_for(ws.recv(), 4 * UNIT)
+    return ws
