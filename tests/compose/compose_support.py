@@ -179,7 +179,10 @@ class JsonClient:
                 raise AssertionError(f"{self.name} did not see {what} in {timeout:g} s; saw {self.events}") from None
             if line is None:
                 self._lines.put(None)
-                raise AssertionError(f"{self.name}'s client ended before {what}; saw {self.events}; {self.finish()}")
+                status = self.finish()
+                raise AssertionError(
+                    f"{self.name}'s client ended (status {status}) before {what}; saw {self.events}; {self.stderr}"
+                )
             if not line.startswith("{"):
                 continue  # compose's own progress lines, should any reach stdout
             event = json.loads(line)
@@ -199,11 +202,14 @@ class JsonClient:
     def finish(self, timeout: float = 6 * UNIT) -> int:
         """Read all that is left, wait for the exit; the exit status (stderr kept in .stderr)."""
         deadline = time.monotonic() + timeout
-        while (line := self._lines.get(timeout=max(0.0, deadline - time.monotonic()))) is not None:
-            if line.startswith("{"):
-                self.events.append(json.loads(line))
-        self._lines.put(None)
-        status = self.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        try:
+            while (line := self._lines.get(timeout=max(0.0, deadline - time.monotonic()))) is not None:
+                if line.startswith("{"):
+                    self.events.append(json.loads(line))
+            self._lines.put(None)
+            status = self.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except (queue.Empty, subprocess.TimeoutExpired):
+            raise AssertionError(f"{self.name}'s client did not end within {timeout:g} s; saw {self.events}") from None
         assert self.process.stderr is not None
         self.stderr += self.process.stderr.read()
         return status
