@@ -1,0 +1,137 @@
+"""Members that die, freeze or vanish: exactly one leave notice each, in time, nobody else delayed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import Bot, check_log_file, open_bot, record, require_root_tool
+
+from chat_testing import PASSWORD, UNIT, RunningTracker
+
+pytestmark = pytest.mark.anyio
+HERE = Path(__file__).resolve().parent
+PING = ("--ping-interval", "1", "--ping-timeout", "1")
+
+
+async def _chat_while(talker: Bot, watcher: Bot, seconds: float, leaves: list[tuple[str, str, float]],
+                      since: float) -> list[float]:
+    """Talk for ``seconds``: the talker's echo latencies; the watcher collects leave notices meanwhile."""
+
+    async def watch() -> None:
+        while True:
+            message = await watcher.recv(60)
+            if message["type"] == "left":
+                leaves.append((message["name"], message["reason"], time.monotonic() - since))
+
+    watching = asyncio.create_task(watch())
+    latencies = []
+    try:
+        deadline = time.monotonic() + seconds
+        index = 0
+        while time.monotonic() < deadline:
+            sent = time.monotonic()
+            await talker.say(f"tick {index} " + "x" * 1500)
+            echo = await talker.recv()
+            while echo["type"] != "message":
+                assert echo["type"] != "error", echo
+                echo = await talker.recv()
+            latencies.append(time.monotonic() - sent)
+            index += 1
+            await asyncio.sleep(0.02)
+    finally:
+        watching.cancel()
+    return latencies
+
+
+def _leave_lines(tracker: RunningTracker, name: str) -> list[str]:
+    return [e.text for e in check_log_file(tracker.log_path) if e.kind == "leave" and e.name == name]
+
+
+async def test_sigstopped_client_is_dropped_once_others_unaffected(start_tracker: Any) -> None:
+    """A real chat-client frozen with SIGSTOP is dropped within ping interval + timeout; others keep their pace."""
+    tracker: RunningTracker = start_tracker(*PING, "--rate", "100", "--burst", "100")
+    watcher = await open_bot(tracker.url, PASSWORD, "watcher")
+    talker = await open_bot(tracker.url, PASSWORD, "talker")
+    await watcher.expect("joined")  # talker
+    client = subprocess.Popen(
+        [sys.executable, "-m", "chat_client", "--username", "frozen", tracker.url],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**os.environ, "TRACKER_PASSWORD": PASSWORD},
+    )
+    try:
+        joined = await watcher.expect("joined", 4 * UNIT)
+        assert joined["name"] == "frozen"
+        client.send_signal(signal.SIGSTOP)
+        stopped = time.monotonic()
+        leaves: list[tuple[str, str, float]] = []
+        latencies = await _chat_while(talker, watcher, 5.0, leaves, stopped)
+        client.send_signal(signal.SIGCONT)
+        status = await asyncio.to_thread(client.wait, 4 * UNIT)
+    finally:
+        client.kill()
+        client.wait()
+    assert [(name, reason) for name, reason, _ in leaves] == [("frozen", "lost")], leaves
+    assert leaves[0][2] < 1 + 1 + 1.5, f"dropped after {leaves[0][2]:.1f} s"
+    assert max(latencies) < 0.5, f"a bystander waited {max(latencies):.2f} s"
+    assert status == 3  # the client, thawed, reports the lost connection
+    assert _leave_lines(tracker, "frozen") == ["lost"]
+    record("faults", fault="sigstop_client", injected=1, lost=0, torn_left=0,
+           max_bystander_latency=round(max(latencies), 3))
+
+
+async def test_client_killed_mid_frame_leaves_once(start_tracker: Any) -> None:
+    """A client SIGKILLed half-way through a frame: one leave, at once; the half frame is never logged."""
+    tracker: RunningTracker = start_tracker("--rate", "100", "--burst", "100")
+    watcher = await open_bot(tracker.url, PASSWORD, "watcher")
+    talker = await open_bot(tracker.url, PASSWORD, "talker")
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / "half_frame_member.py"), tracker.url, PASSWORD, "halfway"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 4 * UNIT) == "ready\n"
+        assert (await watcher.expect("joined"))["name"] == "talker"
+        assert (await watcher.expect("joined"))["name"] == "halfway"
+        process.kill()
+        killed = time.monotonic()
+        leaves: list[tuple[str, str, float]] = []
+        latencies = await _chat_while(talker, watcher, 1.5, leaves, killed)
+    finally:
+        process.kill()
+        process.wait()
+    assert [(name, reason) for name, reason, _ in leaves] == [("halfway", "lost")], leaves
+    assert leaves[0][2] < 1.0
+    assert max(latencies) < 0.5
+    assert not any("half a message" in e.text for e in check_log_file(tracker.log_path))
+    assert _leave_lines(tracker, "halfway") == ["lost"]
+    record("faults", fault="killed_mid_frame", injected=1, lost=0, torn_left=0)
+
+
+def test_peer_vanishing_without_fin_in_a_netns(tmp_path: Path) -> None:
+    """iptables drops a member's packets (no FIN, no RST): one leave "lost" after ping interval + timeout."""
+    require_root_tool("iptables")
+    require_root_tool("unshare")
+    result = subprocess.run(
+        ["unshare", "-n", sys.executable, str(HERE / "netns_vanish.py"), str(tmp_path / "data"), "1", "1"],
+        capture_output=True, text=True, timeout=12 * UNIT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    leaves = outcome["leaves"]
+    assert [(name, reason) for name, reason, _ in leaves] == [("victim", "lost")], leaves
+    assert 1.0 <= leaves[0][2] < 1 + 1 + 1.5, f"dropped after {leaves[0][2]:.1f} s"
+    assert outcome["max_latency"] < 0.5
+    entries = check_log_file(tmp_path / "data" / "chat.log")
+    assert [e.text for e in entries if e.kind == "leave" and e.name == "victim"] == ["lost"]
+    record("faults", fault="vanished_peer_netns", injected=1, lost=0, torn_left=0,
+           dropped_after_s=round(leaves[0][2], 2))
