@@ -51,3 +51,41 @@ async def test_password_file_wins_over_the_environment(start_tracker: object, tm
     async with plain_member(tracker.url, "from-the-file", "alpha"):
         pass
     assert not any("from-the-file" in line or "from-the-env" in line for line in tracker.output)
+
+
+def test_password_prompt_on_a_terminal(tmp_path: Path) -> None:
+    """Started on a terminal without a password, the tracker asks for one (hidden) and then listens."""
+    import shutil
+    import time
+
+    if shutil.which("tmux") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("tmux is not installed, and CI=true: the terminal test must run")
+        pytest.skip("tmux is not installed")
+    session = f"tracker-prompt-{os.getpid()}"  # also the name of a tmux server of its own
+    command = f"env -u TRACKER_PASSWORD {sys.executable} -m chat_tracker --host 127.0.0.1 --port 0 --data-dir {tmp_path}"
+
+    def screen() -> str:
+        return subprocess.run(
+            ["tmux", "-L", session, "capture-pane", "-p", "-t", session], capture_output=True, text=True, check=True
+        ).stdout
+
+    def wait_for(text: str) -> str:
+        deadline = time.monotonic() + 4 * UNIT
+        while time.monotonic() < deadline:
+            shown = screen()
+            if text in shown:
+                return shown
+            time.sleep(0.1)  # polling the screen for the event, bounded by the deadline
+        raise AssertionError(f"never saw {text!r}:\n{screen()}")
+
+    subprocess.run(["tmux", "-L", session, "new-session", "-d", "-s", session, "-x", "150", "-y", "30", command], check=True)
+    try:
+        wait_for("Enter server password to be used for login...")
+        subprocess.run(["tmux", "-L", session, "send-keys", "-t", session, "typed-secret", "Enter"], check=True)
+        shown = wait_for("Listening on http://127.0.0.1:")
+        assert "typed-secret" not in shown  # hidden while typed, never printed
+        subprocess.run(["tmux", "-L", session, "send-keys", "-t", session, "C-c"], check=True)
+        wait_for("Tracker stopped")
+    finally:
+        subprocess.run(["tmux", "-L", session, "kill-server"], capture_output=True)
