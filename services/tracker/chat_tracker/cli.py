@@ -59,7 +59,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         ),
     )
     for option in OPTIONS:
-        default = option.kind(env[option.env]) if env.get(option.env) else option.default
+        default = _env_default(option, env)
         parser.add_argument(
             option.flag, type=option.kind, default=default,
             help=f"{option.help} (env {option.env}; default {option.default})",
@@ -74,6 +74,17 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"chat-tracker {__version__}")
     return parser
+
+
+def _env_default(option: Option, env: Mapping[str, str]) -> Any:
+    """The option's environment fallback, or its default; a bad value names the variable."""
+    raw = env.get(option.env)
+    if not raw:
+        return option.default
+    try:
+        return option.kind(raw)
+    except ValueError:
+        raise ValueError(f"{option.env}={raw!r} is not a valid {option.kind.__name__} (for {option.flag})") from None
 
 
 def settings_from(args: argparse.Namespace, password: str) -> Settings:
@@ -98,7 +109,7 @@ def _check_positive(limits: Limits, args: argparse.Namespace) -> None:
         ("--max-connections", args.max_connections), ("--auth-timeout", args.auth_timeout),
         ("--join-timeout", args.join_timeout), ("--flood-tolerance", args.flood_tolerance),
     ):
-        if value <= 0:
+        if not value > 0:  # also refuses NaN, which compares false with everything
             raise ConfigError(f"{name} must be positive, not {value}")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be 0-65535, not {args.port}")
