@@ -356,9 +356,10 @@ class Room:
         outbox, dialect = member.outbox, member.dialect
         wired = outbox.wired
         frames: list[Frame] = []
+        until = member.leave_seq if member.leave_seq is not None else batch[-1].seq
         for event in batch:
-            if event.seq < member.since_seq:
-                continue  # from before it joined
+            if event.seq < member.since_seq or event.seq > until:
+                continue  # from before it joined, or after it left (later in this batch)
             if event.origin is member:
                 own = own_frames(member, event, self.limits)
                 frames.extend([text_frame(text) for text in own] if wired else own)
