@@ -1,0 +1,336 @@
+"""results.json, results.md and the PNG charts from the rows the workloads returned."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+Row = dict[str, Any]
+ORDER = ("tracker", "ceiling", "typical")
+TARGET_CPU_RATIO = 1.2
+TARGET_P99_RATIO = 1.5
+TARGET_RSS_RATIO = 1.5
+TARGET_LOG_COST = 0.10
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for package in ("websockets", "uvicorn", "uvloop", "httptools", "fastapi", "starlette"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "-"
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": model or platform.processor(), "cores": os.cpu_count(),
+        "kernel": platform.release(), "python": sys.version.split()[0], "versions": versions,
+        "taskset": shutil.which("taskset") is not None, "commit": _commit(),
+    }
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              timeout=5, check=False).stdout.strip()
+    except OSError:
+        return ""
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _of(rows: Iterable[Row], **match: Any) -> list[Row]:
+    return [r for r in rows if all(r.get(k) == v for k, v in match.items())]
+
+
+def _one(rows: Iterable[Row], **match: Any) -> Row | None:
+    found = _of(rows, **match)
+    return found[0] if found else None
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}"
+
+
+def _ratio(value: float | None, base: float | None) -> float | None:
+    return value / base if value and base else None
+
+
+def _kib(value: float | None) -> str:
+    return "-" if value is None else f"{value / 1024:.1f}"
+
+
+def _flag(row: Row) -> str:
+    return "gen-limited" if row.get("generator_limited") else ""
+
+
+def _sorted(rows: list[Row]) -> list[Row]:
+    return sorted(rows, key=lambda r: (r.get("members", 0), ORDER.index(r["server"]) if r["server"] in ORDER else 9))
+
+
+# --- Markdown ----------------------------------------------------------------------------
+
+
+def markdown(rows: list[Row], info: dict[str, Any], plan: dict[str, Any], charts: list[str]) -> str:
+    out = [f"# Benchmark results ({info['date']})", ""]
+    if plan.get("smoke"):
+        out += ["**Smoke run**: tiny sizes and half-second windows to prove the harness works; "
+                "the figures mean nothing.", ""]
+    out += [f"Machine: {info['cpu']}, {info['cores']} cores, Linux {info['kernel']}, Python {info['python']}; "
+            + ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+            + f". Commit {info['commit']}. Server pinned to core 0, {plan['generators']} generator processes "
+            + f"on the other cores{'' if info['taskset'] else ' (taskset missing: not pinned)'}.", ""]
+    out += _targets(rows)
+    out += _fanout_fixed(rows)
+    out += _fanout_max(rows)
+    out += _idle(rows)
+    out += _slow(rows)
+    out += _log(rows)
+    if charts:
+        out += ["## Charts", ""] + [f"![{Path(c).stem}]({Path(c).name})" for c in charts] + [""]
+    out += ["CPU us/delivery = the server process's CPU time (/proc) over a window divided by the deliveries "
+            "the clients counted; `x ceiling` divides by the ceiling's figure from the same run. "
+            "`gen-limited`: a generator process was above 85 % of a core, so the figure may be the "
+            "generator's limit, not the server's.", ""]
+    return "\n".join(out)
+
+
+def _fanout_fixed(rows: list[Row]) -> list[str]:
+    fixed = _sorted(_of(rows, workload="fanout-fixed"))
+    if not fixed:
+        return []
+    out = ["## Fan-out at a fixed rate", "",
+           "| N | server | msg/s | deliveries/s | lost | p50 ms | p99 ms | CPU us/delivery | x ceiling | server CPU | generator CPU | |",
+           "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in fixed:
+        base = _one(fixed, workload="fanout-fixed", server="ceiling", members=r["members"])
+        ratio = _ratio(r["cpu_us_per_delivery"], base["cpu_us_per_delivery"] if base else None)
+        out.append(f"| {r['members']} | {r['server']} | {r['rate']:g} | {r['deliveries_per_s']:,.0f} | {r['lost']:,} "
+                   f"| {_num(r['p50_ms'])} | {_num(r['p99_ms'])} | {_num(r['cpu_us_per_delivery'])} "
+                   f"| {_num(ratio)} | {r['server_cpu_share']:.0%} | {r['generator_cpu_share']:.0%} | {_flag(r)} |")
+    return out + [""]
+
+
+def _fanout_max(rows: list[Row]) -> list[str]:
+    best = _of(rows, workload="fanout-max")
+    if not best:
+        return []
+    sizes = sorted({r["members"] for r in best})
+    servers = [s for s in ORDER if _of(best, server=s)]
+    out = ["## Highest delivered rate with zero loss and p99 < 100 ms (deliveries/s)", "",
+           "| N | " + " | ".join(servers) + " |", "|---:|" + "---:|" * len(servers)]
+    for n in sizes:
+        cells = []
+        for server in servers:
+            r = _one(best, server=server, members=n)
+            if r is None:
+                cells.append("-")
+                continue
+            mark = " (gen-limited)" if r.get("generator_limited") else (" (top step)" if r.get("failed_at") is None else "")
+            p99 = f", p99 {r['p99_ms']:.1f} ms" if r.get("p99_ms") is not None else ""
+            cells.append(f"{r['deliveries_per_s']:,.0f}{p99}{mark}")
+        out.append(f"| {n} | " + " | ".join(cells) + " |")
+    return out + ["", "`top step`: it passed the highest step tried; the real maximum is higher.", ""]
+
+
+def _idle(rows: list[Row]) -> list[str]:
+    idle = _sorted(_of(rows, workload="idle"))
+    if not idle:
+        return []
+    out = ["## Connect and idle", "",
+           "| N | server | joined | connects/s | RSS/member KiB | x ceiling | open after idle | chat lost | chat p99 ms |",
+           "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in idle:
+        base = _one(idle, server="ceiling", members=r["members"])
+        ratio = _ratio(r["rss_per_member"], base["rss_per_member"] if base else None)
+        out.append(f"| {r['members']} | {r['server']} | {r['joined']:,} | {r['connects_per_s']:,.0f} "
+                   f"| {_kib(r['rss_per_member'])} | {_num(ratio)} | {r['open_after_idle']:,} "
+                   f"| {_num(r.get('chat_lost'))} | {_num(r.get('chat_p99_ms'))} |")
+    return out + [""]
+
+
+def _slow(rows: list[Row]) -> list[str]:
+    slow = sorted(_of(rows, workload="slow"), key=lambda r: (ORDER.index(r["server"]), r["stalled"]))
+    if not slow:
+        return []
+    out = ["## Slow members (N = %d, %g msg/s)" % (slow[0]["members"], slow[0]["rate"]), "",
+           "| server | stalled | healthy deliveries/s | healthy lost | p50 ms | p99 ms | p99 x unstalled "
+           "| RSS growth MiB | CPU us/delivery | drop notices seen | stalled ended as |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in slow:
+        base = _one(slow, server=r["server"], stalled=0)
+        ratio = _ratio(r["p99_ms"], base["p99_ms"] if base else None)
+        healthy = max(1, r["members"] - r["stalled"])
+        fate = ", ".join(f"{k}: {v}" for k, v in sorted(r.get("stalled_fate", {}).items())) or "-"
+        out.append(f"| {r['server']} | {r['stalled']} | {r['deliveries_per_s']:,.0f} | {r['lost']:,} "
+                   f"| {_num(r['p50_ms'])} | {_num(r['p99_ms'])} | {_num(ratio)} "
+                   f"| {r['rss_growth'] / 2**20:.1f} | {_num(r['cpu_us_per_delivery'])} "
+                   f"| {r['slow_notices'] / healthy:.1f} | {fate} |")
+    return out + ["", "`drop notices seen`: `* x left the chat (removed: too slow to keep up)` lines per healthy "
+                  "member (tracker only). `stalled ended as`: what each stalled client saw after it resumed "
+                  "reading: a close code, `lost` (connection cut without a close frame) or `joined` (still open).", ""]
+
+
+def _log(rows: list[Row]) -> list[str]:
+    log = _of(rows, workload="log")
+    if not log:
+        return []
+    off = _one(log, log_mode="disabled")
+    out = ["## Price of durability (tracker, N = %d, %g msg/s)" % (log[0]["members"], log[0]["rate"]), "",
+           "| chat.log | CPU us/delivery (min-max) | vs. writing disabled | p99 ms |", "|---|---:|---:|---:|"]
+    for r in log:
+        ratio = _ratio(r["cpu_us_per_delivery"], off["cpu_us_per_delivery"] if off else None)
+        spread = r.get("cpu_us_spread") or [None, None]
+        cost = f"{(ratio - 1) * 100:+.1f} %" if ratio else "-"
+        out.append(f"| {r['log_mode']} | {_num(r['cpu_us_per_delivery'])} ({_num(spread[0])}-{_num(spread[1])}) "
+                   f"| {cost} | {_num(r['p99_ms'])} |")
+    return out + [""]
+
+
+def targets(rows: list[Row]) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met?) for each of issue 6's targets that this run measured."""
+    results: list[tuple[str, str, bool | None]] = []
+    fixed = _of(rows, workload="fanout-fixed")
+    for n in (100, 1000):
+        t, c = _one(fixed, server="tracker", members=n), _one(fixed, server="ceiling", members=n)
+        if t and c:
+            ratio = _ratio(t["cpu_us_per_delivery"], c["cpu_us_per_delivery"])
+            y = _one(fixed, server="typical", members=n)
+            typical = _ratio(y["cpu_us_per_delivery"], c["cpu_us_per_delivery"]) if y else None
+            results.append((f"CPU/delivery at N={n}: tracker <= {TARGET_CPU_RATIO}x ceiling",
+                            f"{_num(ratio)}x (typical {_num(typical)}x)", ratio is not None and ratio <= TARGET_CPU_RATIO))
+    slow = _of(rows, workload="slow", server="tracker")
+    worst = max(slow, key=lambda r: r["stalled"], default=None)
+    base = _one(slow, stalled=0)
+    if worst and base and worst["stalled"]:
+        ratio = _ratio(worst["p99_ms"], base["p99_ms"])
+        results.append((f"{worst['stalled']} stalled: healthy lose nothing, p99 <= {TARGET_P99_RATIO}x unstalled",
+                         f"lost {worst['lost']}, p99 {_num(ratio)}x",
+                         worst["lost"] == 0 and ratio is not None and ratio <= TARGET_P99_RATIO))
+    idle = _of(rows, workload="idle")
+    for n in sorted({r["members"] for r in idle}):
+        t, c = _one(idle, server="tracker", members=n), _one(idle, server="ceiling", members=n)
+        if t and c:
+            ratio = _ratio(t["rss_per_member"], c["rss_per_member"])
+            results.append((f"RSS per idle member at N={n}: tracker <= {TARGET_RSS_RATIO}x ceiling",
+                            f"{_num(ratio)}x ({_kib(t['rss_per_member'])} vs {_kib(c['rss_per_member'])} KiB)",
+                            ratio is not None and ratio <= TARGET_RSS_RATIO))
+        if t and n >= 5000:
+            held = t["open_after_idle"] == n and t.get("chat_lost") == 0
+            results.append((f"{n:,} members held and chatting", f"open {t['open_after_idle']:,}, chat lost "
+                            f"{t.get('chat_lost', '-')}", held))
+    log = _of(rows, workload="log")
+    off = _one(log, log_mode="disabled")
+    for mode in ("disk", "tmpfs"):
+        on = _one(log, log_mode=mode)
+        if on and off:
+            ratio = _ratio(on["cpu_us_per_delivery"], off["cpu_us_per_delivery"])
+            results.append((f"chat.log on {mode} costs <= {TARGET_LOG_COST:.0%} CPU/delivery",
+                            f"{(ratio - 1) * 100:+.1f} %" if ratio else "-",
+                            ratio is not None and ratio <= 1 + TARGET_LOG_COST))
+    return results
+
+
+def _targets(rows: list[Row]) -> list[str]:
+    found = targets(rows)
+    if not found:
+        return []
+    out = ["## Targets (issue 6)", "", "| target | measured | met |", "|---|---|---|"]
+    for target, measured, met in found:
+        out.append(f"| {target} | {measured} | {'yes' if met else 'NO' if met is False else '-'} |")
+    return out + [""]
+
+
+# --- charts ------------------------------------------------------------------------------
+
+
+def charts(rows: list[Row], directory: Path) -> tuple[list[str], str | None]:
+    """PNG charts; (paths, None) or ([], why not)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return [], "matplotlib is not installed (pip install matplotlib): no charts"
+    made = []
+    best = _of(rows, workload="fanout-max")
+    fixed = _of(rows, workload="fanout-fixed")
+    if best:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for server in ORDER:
+            points = sorted((r["members"], r["deliveries_per_s"]) for r in _of(best, server=server))
+            if points:
+                ax.plot(*zip(*points), marker="o", label=server)
+        ax.set(xscale="log", xlabel="members (N)", ylabel="deliveries/s",
+               title="Highest rate with zero loss and p99 < 100 ms")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        made.append(_save(fig, plt, directory / "throughput_vs_members.png"))
+    if fixed:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+        sizes = sorted({r["members"] for r in fixed})
+        width = 0.8 / len(ORDER)
+        for i, server in enumerate(ORDER):
+            xs = [j + i * width for j in range(len(sizes))]
+            for ax, key in zip(axes, ("p50_ms", "p99_ms")):
+                values = [(_one(fixed, server=server, members=n) or {}).get(key) or 0 for n in sizes]
+                ax.bar(xs, values, width, label=server)
+        for ax, key in zip(axes, ("p50", "p99")):
+            ax.set_xticks([j + width for j in range(len(sizes))], [f"N={n}" for n in sizes])
+            ax.set(ylabel="ms", title=f"{key} end-to-end latency at the fixed rates", yscale="log")
+            ax.legend()
+        made.append(_save(fig, plt, directory / "latency.png"))
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for i, server in enumerate(ORDER):
+            values = [(_one(fixed, server=server, members=n) or {}).get("cpu_us_per_delivery") or 0 for n in sizes]
+            ax.bar([j + i * width for j in range(len(sizes))], values, width, label=server)
+        ax.set_xticks([j + width for j in range(len(sizes))], [f"N={n}" for n in sizes])
+        ax.set(ylabel="server CPU us per delivery", title="Server CPU per delivery (lower is better)")
+        ax.legend()
+        made.append(_save(fig, plt, directory / "cpu_per_delivery.png"))
+    return made, None
+
+
+def _save(fig: Any, plt: Any, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return str(path)
+
+
+def write(rows: list[Row], plan: dict[str, Any], directory: Path) -> tuple[Path, list[str], str | None]:
+    """Write results.json, results.md and the charts into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    info = machine()
+    made, why_not = charts(rows, directory)
+    (directory / "results.json").write_text(json.dumps(
+        {"machine": info, "plan": plan, "targets": targets(rows), "rows": rows}, indent=1, default=str))
+    text = markdown(rows, info, plan, made)
+    if why_not:
+        text += f"\n{why_not}\n"
+    path = directory / "results.md"
+    path.write_text(text)
+    return path, made, why_not

@@ -1,0 +1,159 @@
+"""The three servers under test, started as subprocesses pinned to the server core, and
+what /proc says about them.
+
+- ``tracker``: ``python -m chat_tracker``, the product, with the benchmark's limits
+  lifted (rate, burst, connections) and chat.log in ``data_dir``.
+- ``ceiling``: ``bench.ref_ceiling``, a reference (bare websockets + broadcast()).
+- ``typical``: ``bench.ref_typical``, a reference (FastAPI docs' ConnectionManager).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PASSWORD = "benchpass"
+SERVERS = ("tracker", "ceiling", "typical")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pinned(command: list[str], cores: str | None) -> list[str]:
+    """``command`` under ``taskset -c cores`` when taskset exists and cores are given."""
+    if cores is None or shutil.which("taskset") is None:
+        return command
+    return ["taskset", "-c", cores, *command]
+
+
+@dataclass
+class ServerOptions:
+    """How to start one server for one workload."""
+
+    kind: str
+    data_dir: Path
+    log_dir: Path
+    core: str | None = "0"
+    queue_size: int = 1024
+    disable_log: bool = False
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class Server:
+    """A running server process."""
+
+    def __init__(self, options: ServerOptions) -> None:
+        self.options = options
+        self.kind = options.kind
+        self.port = free_port()
+        self.path = "/ws"
+        options.log_dir.mkdir(parents=True, exist_ok=True)
+        self.output_path = options.log_dir / f"{options.kind}-{self.port}.out"
+        env = {**os.environ, "TRACKER_PASSWORD": PASSWORD, **options.extra_env}
+        if options.disable_log:
+            env["TRACKER_BENCH_DISABLE_LOG"] = "1"
+        else:
+            env.pop("TRACKER_BENCH_DISABLE_LOG", None)
+        with open(self.output_path, "wb") as output:
+            self.process = subprocess.Popen(
+                pinned(self._command(), options.core), env=env, stdout=output, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        self.pid = self.process.pid
+
+    def _command(self) -> list[str]:
+        o = self.options
+        pings = ["--ping-interval", f"{o.ping_interval:g}", "--ping-timeout", f"{o.ping_timeout:g}"]
+        if o.kind == "tracker":
+            o.data_dir.mkdir(parents=True, exist_ok=True)
+            return [
+                sys.executable, "-m", "chat_tracker", "--host", "127.0.0.1", "--port", str(self.port),
+                "--data-dir", str(o.data_dir), "--rate", "1000000", "--burst", "1000000",
+                "--max-connections", "20000", "--queue-size", str(o.queue_size), *pings,
+            ]
+        module = {"ceiling": "bench.ref_ceiling", "typical": "bench.ref_typical"}[o.kind]
+        return [sys.executable, "-m", module, "--port", str(self.port), "--password", PASSWORD, *pings]
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """Until the port accepts connections (and the tracker has said it listens)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited with {self.process.returncode}: {self.output()[-2000:]}")
+            if "Listening on" in self.output() and _accepts(self.port):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.kind} not ready in {timeout} s: {self.output()[-2000:]}")
+
+    def output(self) -> str:
+        try:
+            return self.output_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def cpu_seconds(self) -> float:
+        return process_cpu_seconds(self.pid)
+
+    def rss_bytes(self) -> int:
+        return memory(self.pid)[0]
+
+    def hwm_bytes(self) -> int:
+        return memory(self.pid)[1]
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=timeout)
+        return self.process.returncode
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time of every thread of ``pid`` in seconds: nanoseconds from schedstat, else ticks."""
+    total = 0
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
+                total += int(stat.read().split()[0])
+        return total / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def memory(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of ``pid`` in bytes."""
+    values = {"VmRSS": 0, "VmHWM": 0}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, rest = line.partition(":")
+            if key in values:
+                values[key] = int(rest.split()[0]) * 1024
+    return values["VmRSS"], values["VmHWM"]
