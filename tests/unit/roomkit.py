@@ -1,0 +1,59 @@
+"""A room on a real chat.log in a temporary directory, with fake clocks and no event loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chat_protocol import Limits, ServerMessage, decode_server
+from chat_tracker.chatlog import ChatLog, LogEntry, parse_line
+from chat_tracker.dialects import JSON, Dialect
+from chat_tracker.outbox import CloseRequest, Outbox
+from chat_tracker.room import Member, Room, RoomPolicy
+
+from .helpers import FakeClock, FakeWire, drain
+
+
+@dataclass
+class Inbox:
+    """Everything one member's outbox has received so far."""
+
+    frames: list[str] = field(default_factory=list)
+    close: CloseRequest | None = None
+
+
+@dataclass
+class RoomKit:
+    room: Room
+    log: ChatLog
+    path: Path
+    wall: FakeClock
+    mono: FakeClock
+    inboxes: dict[str, Inbox] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, data_dir: Path, limits: Limits = Limits(), policy: RoomPolicy = RoomPolicy()) -> RoomKit:
+        log, report = ChatLog.open(data_dir)
+        wall, mono = FakeClock(1_795_485_040.0), FakeClock(100.0)
+        room = Room(log, limits, last_seq=report.last_seq, policy=policy, clock=wall, monotonic=mono, auto_flush=False)
+        return cls(room, log, data_dir / "chat.log", wall, mono)
+
+    def join(self, name: str, dialect: Dialect = JSON, queue_size: int = 10_000, wire: FakeWire | None = None) -> Member:
+        member = self.room.join(name, dialect, Outbox(queue_size, wire=wire), "127.0.0.1")
+        self.inboxes[name] = Inbox()
+        return member
+
+    def entries(self) -> list[LogEntry]:
+        return [parse_line(line) for line in self.path.read_text(encoding="utf-8").splitlines()]
+
+    def inbox(self, member: Member) -> Inbox:
+        """Collect what ``member``'s outbox holds now into its inbox, and return the inbox."""
+        box = self.inboxes.setdefault(member.name, Inbox())
+        frames, close = drain(member.outbox)
+        box.frames.extend(frames)
+        box.close = close or box.close
+        return box
+
+    def received(self, member: Member) -> list[ServerMessage]:
+        """The JSON messages ``member`` has received so far."""
+        return [decode_server(frame) for frame in self.inbox(member).frames]

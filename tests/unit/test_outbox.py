@@ -1,0 +1,118 @@
+"""A member's outbox: bounded, ordered, and closed after its final frames."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from chat_tracker.outbox import CloseRequest, Outbox
+from chat_tracker.wire import text_frame
+
+from .helpers import FakeWire, decode_frames, drain
+
+
+def test_overflow_at_limit_plus_one_drops_frames_and_calls_back_once() -> None:
+    """Up to ``limit`` frames queue; frame limit+1 drops the queue and calls on_overflow exactly once."""
+    calls: list[None] = []
+    outbox = Outbox(3, on_overflow=lambda: calls.append(None))
+    for frame in ("1", "2", "3"):
+        outbox.push(frame)
+    assert len(outbox) == 3 and not outbox.overflowed and calls == []
+    outbox.push("4")
+    assert outbox.overflowed and outbox.closing and len(outbox) == 0
+    outbox.push("5")
+    outbox.push_many(["6", "7"])
+    outbox.close(1000, "bye", ("final",))
+    assert calls == [None] and len(outbox) == 0
+
+
+def test_push_many_overflows_as_a_whole() -> None:
+    """A batch that would take the queue past its limit overflows it, even when pushed at once."""
+    calls: list[None] = []
+    outbox = Outbox(3, on_overflow=lambda: calls.append(None))
+    outbox.push_many(["1", "2", "3"])
+    assert not outbox.overflowed
+    outbox.push_many(["4"])
+    assert outbox.overflowed and calls == [None]
+
+
+@pytest.mark.anyio
+async def test_take_returns_frames_in_order() -> None:
+    """take() returns everything queued, oldest first, and then waits for more."""
+    outbox = Outbox(10)
+    outbox.push("a")
+    outbox.push_many(["b", "c"])
+    assert await outbox.take() == (["a", "b", "c"], None)
+    waiting = asyncio.ensure_future(outbox.take())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    outbox.push("d")
+    assert await asyncio.wait_for(waiting, 1) == (["d"], None)
+
+
+@pytest.mark.anyio
+async def test_close_sends_final_frames_then_the_close() -> None:
+    """close() queues its final frames after what is waiting, then the close request; later pushes are ignored."""
+    outbox = Outbox(10)
+    outbox.push("queued")
+    outbox.close(1001, "tracker shutting down", ("bye",))
+    outbox.push("too late")
+    outbox.push_many(["also too late"])
+    outbox.close(4006, "second close loses")
+    assert await outbox.take() == (["queued", "bye"], CloseRequest(1001, "tracker shutting down"))
+    assert await outbox.take() == ([], CloseRequest(1001, "tracker shutting down"))
+
+
+@pytest.mark.anyio
+async def test_close_wakes_a_waiting_writer() -> None:
+    """A writer waiting on an empty outbox wakes up for a close without frames."""
+    outbox = Outbox(10)
+    waiting = asyncio.ensure_future(outbox.take())
+    await asyncio.sleep(0)
+    outbox.close(1000)
+    assert await asyncio.wait_for(waiting, 1) == ([], CloseRequest(1000, ""))
+
+
+@pytest.mark.anyio
+async def test_overflow_wakes_a_waiting_writer_with_nothing() -> None:
+    """After an overflow a waiting writer gets ([], None): it must stop, there is nothing left to send."""
+    outbox = Outbox(1)
+    outbox.push("x")
+    assert await outbox.take() == (["x"], None)
+    waiting = asyncio.ensure_future(outbox.take())
+    await asyncio.sleep(0)
+    outbox.push_many(["1", "2"])
+    assert await asyncio.wait_for(waiting, 1) == ([], None)
+    assert await outbox.take() == ([], None)
+
+
+def test_wired_outbox_writes_at_once_when_the_socket_keeps_up() -> None:
+    """With a ready socket and nothing queued, frames are written straight away and nothing is queued."""
+    wire = FakeWire(ready=True)
+    outbox = Outbox(2, wire=wire)
+    outbox.push("hello")
+    outbox.push_wire(text_frame("a") + text_frame("b"), 2)
+    assert len(outbox) == 0 and decode_frames(bytes(wire.written)) == ["hello", "a", "b"]
+
+
+def test_wired_outbox_queues_behind_a_busy_socket_and_counts_frames() -> None:
+    """Behind a full socket, frames queue in order; joined frames count one by one toward the limit."""
+    calls: list[None] = []
+    wire = FakeWire(ready=False)
+    outbox = Outbox(3, on_overflow=lambda: calls.append(None), wire=wire)
+    outbox.push("1")
+    outbox.push_wire(text_frame("2") + text_frame("3"), 2)
+    assert len(outbox) == 3 and not outbox.overflowed
+    wire.is_ready = True
+    outbox.push("4")  # still queued: it must not overtake 1-3
+    assert outbox.overflowed and calls == [None] and wire.written == b""
+
+
+def test_wired_close_frames_its_final_texts() -> None:
+    """On a wired outbox the final texts of close() are queued as WebSocket frames before the close request."""
+    wire = FakeWire(ready=False)
+    outbox = Outbox(5, wire=wire)
+    outbox.push("queued")
+    outbox.close(1001, "tracker shutting down", ("bye",))
+    assert drain(outbox) == (["queued", "bye"], CloseRequest(1001, "tracker shutting down"))

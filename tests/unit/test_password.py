@@ -1,0 +1,93 @@
+"""The server password: where it is read from in the handshake, and how it is compared."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chat_tracker.auth import PasswordGate, password_from_authorization
+from chat_tracker.ratelimit import AuthThrottle
+
+from .helpers import FakeClock
+
+
+def _basic(credentials: str) -> str:
+    return "Basic " + base64.b64encode(credentials.encode("utf-8")).decode("ascii")
+
+
+@pytest.mark.parametrize(
+    ("header", "password"),
+    [
+        ("Bearer alphonso", "alphonso"),
+        ("bearer alphonso", "alphonso"),
+        ("BEARER   alphonso  ", "alphonso"),
+        ("Bearer pässwörd 🔑", "pässwörd 🔑"),
+        (_basic("anyone:alphonso"), "alphonso"),
+        (_basic(":alphonso"), "alphonso"),
+        (_basic("user:pass:with:colons"), "pass:with:colons"),
+        (_basic("ü:pässwörd"), "pässwörd"),
+        ("basic " + base64.b64encode(b"x:y").decode(), "y"),
+    ],
+)
+def test_password_is_read_from_bearer_or_basic(header: str, password: str) -> None:
+    """Bearer <pw>, or Basic with any user name, carries the password (scheme in any case)."""
+    assert password_from_authorization(header) == password
+
+
+@pytest.mark.parametrize(
+    "header",
+    [None, "", "Bearer", "Bearer   ", "alphonso", "Token alphonso", "Basic", "Basic !!!not-base64!!!",
+     "Basic " + base64.b64encode(b"no-colon").decode(), "Basic " + base64.b64encode(b"\xff\xfe:pw").decode(),
+     "Digest username=alpha"],
+)
+def test_garbled_or_missing_authorization_gives_no_password(header: str | None) -> None:
+    """A missing header, an unknown scheme or a garbled Basic value yields no password at all."""
+    assert password_from_authorization(header) is None
+
+
+@given(st.text(st.characters(blacklist_categories=["Cs"]), min_size=1), st.text(st.characters(blacklist_categories=["Cs"])))
+def test_basic_round_trips_any_password(password: str, user: str) -> None:
+    """Whatever the password (colons, non-ASCII), Basic with any colon-free user name delivers it intact."""
+    user = user.replace(":", "")
+    assert password_from_authorization(_basic(f"{user}:{password}")) == password
+
+
+@pytest.mark.parametrize("password", ["alphonso", "pässwörd", "密码🔑", " spaced ", "a" * 10_000])
+def test_gate_matches_only_the_exact_password(password: str) -> None:
+    """Non-ASCII and long passwords match themselves and nothing close to them."""
+    gate = PasswordGate(password)
+    assert gate.matches(password)
+    for other in (password.upper() if password.upper() != password else password + "x", password[:-1], password + " ", ""):
+        assert not gate.matches(other)
+
+
+def test_gate_refuses_an_empty_password() -> None:
+    """A gate cannot be built on an empty password, so an empty guess can never match."""
+    with pytest.raises(ValueError):
+        PasswordGate("")
+
+
+def test_gate_tolerates_lone_surrogates_in_a_guess() -> None:
+    """A guess with a lone surrogate (possible through JSON) is simply wrong, not a crash."""
+    assert not PasswordGate("alphonso").matches("alph\ud800nso")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("candidate", [None, "", "wrong"])
+async def test_check_refuses_and_counts_wrong_guesses(candidate: str | None) -> None:
+    """check() refuses a missing, empty or wrong password and records the failure for that address."""
+    gate = PasswordGate("alphonso", AuthThrottle(clock=FakeClock()))
+    assert not await gate.check("10.0.0.1", candidate)
+    assert gate.failures == 1 and gate.throttle.failures("10.0.0.1") == 1
+
+
+@pytest.mark.anyio
+async def test_check_accepts_and_forgets_failures() -> None:
+    """The right password is accepted and wipes the address's record of failures."""
+    gate = PasswordGate("alphonso", AuthThrottle(clock=FakeClock()))
+    assert not await gate.check("10.0.0.1", "wrong")
+    assert await gate.check("10.0.0.1", "alphonso")
+    assert gate.throttle.failures("10.0.0.1") == 0
