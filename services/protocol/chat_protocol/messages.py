@@ -202,7 +202,7 @@ class Bye:
 ServerMessage = Union[Hello, Authenticated, Welcome, Joined, ChatMessage, Left, Members, Error, Bye]
 
 # Why a member left, as carried by ``left`` events and chat.log.
-LEAVE_REASONS = ("exit", "closed", "lost", "flooding", "slow", "shutdown", "log_unavailable")
+LEAVE_REASONS = ("exit", "closed", "lost", "flooding", "slow", "shutdown")
 
 # Error codes carried by ``error`` frames.
 ERROR_CODES = (

@@ -92,7 +92,6 @@ def settings_from(args: argparse.Namespace, password: str) -> Settings:
         max_message_chars=args.max_message_chars, max_frame_bytes=args.max_frame_bytes,
         rate_per_second=args.rate, rate_burst=args.burst, queue_size=args.queue_size,
     )
-    _check_positive(limits, args)
     return Settings(
         password=password, host=args.host, port=args.port, data_dir=args.data_dir,
         exit_when_empty=args.exit_when_empty, limits=limits, max_connections=args.max_connections,
@@ -102,10 +101,11 @@ def settings_from(args: argparse.Namespace, password: str) -> Settings:
     )
 
 
-def _check_positive(limits: Limits, args: argparse.Namespace) -> None:
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse impossible values before anything else (before asking for a password)."""
     for name, value in (
-        ("--max-message-chars", limits.max_message_chars), ("--max-frame-bytes", limits.max_frame_bytes),
-        ("--rate", limits.rate_per_second), ("--burst", limits.rate_burst), ("--queue-size", limits.queue_size),
+        ("--max-message-chars", args.max_message_chars), ("--max-frame-bytes", args.max_frame_bytes),
+        ("--rate", args.rate), ("--burst", args.burst), ("--queue-size", args.queue_size),
         ("--max-connections", args.max_connections), ("--auth-timeout", args.auth_timeout),
         ("--join-timeout", args.join_timeout), ("--flood-tolerance", args.flood_tolerance),
     ):
@@ -125,6 +125,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         print(f"chat-tracker: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
+        check_args(args)
         settings = settings_from(args, resolve_password(env))
         from .server import serve  # imported late: --help stays fast
 
