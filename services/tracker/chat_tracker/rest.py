@@ -42,6 +42,14 @@ class LogOut(BaseModel):
     events: list[LogEventOut]
 
 
+class ProblemOut(BaseModel):
+    detail: str = Field(description="Why the request was refused")
+
+
+# Documented so the schema tells clients (and schemathesis) what a missing or wrong password gets.
+UNAUTHORIZED = {401: {"model": ProblemOut, "description": "Missing or wrong server password (with WWW-Authenticate)"}}
+
+
 class HealthOut(BaseModel):
     status: str
     members: int
@@ -70,7 +78,9 @@ Authorized = Depends(require_password)
 router = APIRouter()
 
 
-@router.get("/members", response_model=MembersOut, dependencies=[Authorized], summary="Who is online")
+@router.get(
+    "/members", response_model=MembersOut, dependencies=[Authorized], responses=UNAUTHORIZED, summary="Who is online"
+)
 async def members(tracker: TrackerDep) -> MembersOut:
     online = tracker.room.who()
     return MembersOut(
@@ -79,7 +89,10 @@ async def members(tracker: TrackerDep) -> MembersOut:
     )
 
 
-@router.get("/log", response_model=LogOut, dependencies=[Authorized], summary="The last events of chat.log")
+@router.get(
+    "/log", response_model=LogOut, dependencies=[Authorized], responses=UNAUTHORIZED,
+    summary="The last events of chat.log",
+)
 def log_tail(
     tracker: TrackerDep,
     lines: Annotated[int, Query(ge=1, le=MAX_LOG_LINES, description="How many events, newest last")] = 20,

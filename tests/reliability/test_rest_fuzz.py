@@ -1,0 +1,89 @@
+"""REST under bad input: schemathesis against the tracker's own OpenAPI schema, bad ``lines``, bad credentials."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from support import error_lines, record, require
+
+from chat_testing import PASSWORD, UNIT, RunningTracker
+
+pytestmark = pytest.mark.anyio
+
+BAD_LINES = ["-1", "0", "1001", "99999999999999999999999999", "abc", "1e3", "", "0x10", "5.5", "NaN", "%00"]
+BAD_CREDENTIALS = {
+    "missing": None, "wrong bearer": "Bearer wrong", "empty bearer": "Bearer", "wrong basic":
+    "Basic " + base64.b64encode(b"u:wrong").decode(), "basic without colon": "Basic " + base64.b64encode(
+        PASSWORD.encode()).decode(), "garbled basic": "Basic !!!", "unknown scheme": f"Token {PASSWORD}",
+    "password as user": "Basic " + base64.b64encode(f"{PASSWORD}:".encode()).decode(),
+}
+
+
+def _client(tracker: RunningTracker, source: str) -> httpx.AsyncClient:
+    transport = httpx.AsyncHTTPTransport(local_address=source)
+    return httpx.AsyncClient(base_url=tracker.http_url, transport=transport, trust_env=False, timeout=4 * UNIT)
+
+
+async def test_schema_documents_401_for_password_protected_endpoints(tracker: RunningTracker) -> None:
+    """Regression: /members and /log declare their 401 answer, so clients and schema checkers expect it."""
+    async with _client(tracker, "127.0.0.1") as client:
+        schema = (await client.get("/openapi.json")).json()
+    for path in ("/members", "/log"):
+        responses = schema["paths"][path]["get"]["responses"]
+        assert "401" in responses, path
+        assert responses["401"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ProblemOut"}
+
+
+async def test_bad_lines_get_422_and_bad_credentials_get_401(tracker: RunningTracker) -> None:
+    """Every bad ``lines`` is 422, every bad credential 401 with a challenge; never a 5xx, the tracker stays up."""
+    tried = 0
+    async with _client(tracker, "127.0.0.1") as client:
+        auth = {"Authorization": f"Bearer {PASSWORD}"}
+        for value in BAD_LINES:
+            response = await client.get(f"/log?lines={value}", headers=auth)
+            assert response.status_code == 422, (value, response.status_code)
+            tried += 1
+        assert (await client.get("/log?lines=1000", headers=auth)).status_code == 200
+        assert (await client.get("/log?lines=1&lines=2", headers=auth)).status_code == 200
+    for index, (label, header) in enumerate(BAD_CREDENTIALS.items()):
+        # Each from its own address: wrong guesses slow their own address down, by design.
+        async with _client(tracker, f"127.0.1.{index + 1}") as client:
+            for path in ("/members", "/log?lines=5"):
+                response = await client.get(path, headers={"Authorization": header} if header else {})
+                assert response.status_code == 401, (label, path)
+                assert response.headers["www-authenticate"].startswith("Basic realm=")
+                assert response.json() == {"detail": "the server password is required"}
+                tried += 1
+    async with _client(tracker, "127.0.0.1") as client:
+        assert (await client.get("/healthz")).json()["status"] == "ok"
+    assert error_lines(tracker.output) == []
+    assert not any(PASSWORD in line for line in tracker.output)
+    record("bad_inputs", area="rest", tried=tried, crashes=0, server_errors=0, forged_lines=0, admitted=0)
+
+
+def test_schemathesis_finds_nothing(tracker: RunningTracker) -> None:
+    """schemathesis (every check, coverage and fuzzing phases) against /openapi.json: no 5xx, answers match the schema."""
+    require(importlib.util.find_spec("schemathesis") is not None, "schemathesis is not installed (pip install schemathesis)")
+    command = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or shutil.which("schemathesis")
+    require(command is not None, "the schemathesis command is not on PATH")
+    result = subprocess.run(
+        [str(command), "run", f"{tracker.http_url}/openapi.json", "-H", f"Authorization: Bearer {PASSWORD}",
+         "--checks", "all", "--phases", "coverage,fuzzing", "--max-examples", "100", "--workers", "1",
+         "--seed", "1", "--no-color"],
+        capture_output=True, text=True, timeout=24 * UNIT,
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+    assert "No issues found" in result.stdout
+    generated = re.search(r"(\d+) generated", result.stdout)
+    assert generated is not None
+    assert error_lines(tracker.output) == []
+    record("bad_inputs", area="rest_schemathesis", tried=int(generated.group(1)), crashes=0, server_errors=0,
+           forged_lines=0, admitted=0)
