@@ -6,7 +6,7 @@ user name); ``/healthz`` and ``/metrics`` are open and reveal no names or text.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
@@ -47,7 +47,7 @@ class ProblemOut(BaseModel):
 
 
 # Documented so the schema tells clients (and schemathesis) what a missing or wrong password gets.
-UNAUTHORIZED = {401: {"model": ProblemOut, "description": "Missing or wrong server password (with WWW-Authenticate)"}}
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"model": ProblemOut, "description": "Missing or wrong server password (with WWW-Authenticate)"}}
 
 
 class HealthOut(BaseModel):
