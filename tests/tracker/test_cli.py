@@ -63,7 +63,9 @@ def test_password_prompt_on_a_terminal(tmp_path: Path) -> None:
             pytest.fail("tmux is not installed, and CI=true: the terminal test must run")
         pytest.skip("tmux is not installed")
     session = f"tracker-prompt-{os.getpid()}"  # also the name of a tmux server of its own
-    command = f"env -u TRACKER_PASSWORD {sys.executable} -m chat_tracker --host 127.0.0.1 --port 0 --data-dir {tmp_path}"
+    tracker = f"{sys.executable} -m chat_tracker --host 127.0.0.1 --port 0 --data-dir {tmp_path}"
+    # The pane outlives the tracker, so a failure shows what it printed.
+    command = f"env -u TRACKER_PASSWORD -u TRACKER_PASSWORD_FILE {tracker}; echo tracker exited $?; sleep 60"
 
     def screen() -> str:
         return subprocess.run(
