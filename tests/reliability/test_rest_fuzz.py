@@ -69,7 +69,7 @@ async def test_bad_lines_get_422_and_bad_credentials_get_401(tracker: RunningTra
     record("bad_inputs", area="rest", tried=tried, crashes=0, server_errors=0, forged_lines=0, admitted=0)
 
 
-def test_schemathesis_finds_nothing(tracker: RunningTracker) -> None:
+def test_schemathesis_finds_nothing(tracker: RunningTracker, tmp_path: Path) -> None:
     """schemathesis (every check, coverage and fuzzing phases) against /openapi.json: no 5xx, answers match the schema."""
     require(importlib.util.find_spec("schemathesis") is not None, "schemathesis is not installed (pip install schemathesis)")
     command = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or shutil.which("schemathesis")
@@ -78,7 +78,7 @@ def test_schemathesis_finds_nothing(tracker: RunningTracker) -> None:
         [str(command), "run", f"{tracker.http_url}/openapi.json", "-H", f"Authorization: Bearer {PASSWORD}",
          "--checks", "all", "--phases", "coverage,fuzzing", "--max-examples", "100", "--workers", "1",
          "--seed", "1", "--no-color"],
-        capture_output=True, text=True, timeout=24 * UNIT,
+        capture_output=True, text=True, timeout=24 * UNIT, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
     assert "No issues found" in result.stdout

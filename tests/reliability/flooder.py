@@ -1,0 +1,40 @@
+"""Members that send as fast as they can, in a process of their own (so the test's own loop stays calm).
+
+``python flooder.py URL PASSWORD COUNT`` joins COUNT members ``flood0``... , prints "joined",
+floods until each is closed, then prints their close codes as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tracker")]
+
+from support import Bot, open_bot  # noqa: E402
+from websockets.exceptions import ConnectionClosed  # noqa: E402
+
+
+async def flood(bot: Bot) -> int | None:
+    try:
+        for index in range(100_000):
+            await bot.say(f"spam {index}")
+            if index % 100 == 0:
+                await asyncio.sleep(0)
+    except ConnectionClosed:
+        pass
+    return await bot.close_code()
+
+
+async def main(url: str, password: str, count: int) -> None:
+    bots = [await open_bot(url, password, f"flood{i}") for i in range(count)]
+    print("joined", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)  # go
+    print(json.dumps(await asyncio.gather(*(flood(b) for b in bots))), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
