@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from chat_testing import PASSWORD, UNIT, launch_tracker
 from chat_tracker.chatlog import parse_line
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.long]
 
 ROUNDS = 100 if FULL else 20
 TALKERS, LISTENERS = 3, 2
@@ -95,6 +95,7 @@ async def _one_round(data_dir: Path, round_no: int, rng: random.Random) -> dict[
             "logged": len(logged), "torn_tails": int(torn > 0), "last_seq": entries[-1].seq}
 
 
+@pytest.mark.timeout(900 if FULL else 240)
 async def test_sigkill_rounds_under_load_lose_nothing_seen(tmp_path: Path) -> None:
     """20 SIGKILLs mid-burst: every message any member received is in chat.log once and whole; restart repairs."""
     data_dir = tmp_path / "data"
