@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help=",".join(WORKLOADS))
     parser.add_argument("--members", type=_ints, help="fan-out sizes (default 10,100,1000)")
     parser.add_argument("--idle-members", type=_ints, help="connect-and-idle sizes (default 1000,5000)")
-    parser.add_argument("--slow-seconds", type=float, help="length of each slow-member window (default 60)")
+    parser.add_argument("--slow-seconds", type=float, help="length of each stalled window (default 30; the unstalled baseline is 10)")
     parser.add_argument("--fixed-seconds", type=float, help="length of each fixed-rate window (default 4)")
     parser.add_argument("--step-seconds", type=float, help="length of each sweep step (default 3)")
     parser.add_argument("--repeats", type=int, help="windows per fixed-rate point; the median is kept (default 2)")

@@ -24,6 +24,7 @@ import base64
 import json
 import os
 import resource
+import socket
 import sys
 import time
 from array import array
@@ -37,6 +38,7 @@ ASTERISK, BANG = ord("*"), ord("!")
 SLOW_NOTICE = b"too slow"
 OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA
 ZERO_MASK = b"\0\0\0\0"
+SMALL_RCVBUF = 8192  # bytes, for members that will stall
 
 
 def client_frame(payload: bytes, opcode: int = OP_TEXT) -> bytes:
@@ -78,6 +80,7 @@ class Client(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.rest = b""
         self.stalled = False
+        self.counted = True  # only the measured server's members count in a window
         self.close_code: int | None = None
         self.lost = False
         self.stalled_messages = 0
@@ -118,7 +121,7 @@ class Client(asyncio.Protocol):
         pos = 0
         tally = self.tally
         record = tally.latencies.append
-        fast = self.state == "joined" and not self.stalled
+        fast = self.state == "joined" and not self.stalled and self.counted
         messages = 0
         while pos + 2 <= size:
             length = data[pos + 1] & 0x7F
@@ -145,7 +148,7 @@ class Client(asyncio.Protocol):
                     tally.errors += 1
             else:
                 self._slow_path(data[pos] & 0x0F, data[pos + head : end])
-                fast = self.state == "joined" and not self.stalled
+                fast = self.state == "joined" and not self.stalled and self.counted
             pos = end
         tally.messages += messages
         return data[pos:]
@@ -165,7 +168,9 @@ class Client(asyncio.Protocol):
     def _text(self, line: bytes) -> None:
         state = self.state
         if state == "joined":
-            if self.stalled:
+            if not self.counted:
+                pass
+            elif self.stalled:
                 self.stalled_messages += 1
             elif line[:1] == b"*":
                 self.tally.notices += 1
@@ -222,8 +227,13 @@ class Worker:
     # Each command returns a JSON-able dict.
 
     async def connect(self, host: str, port: int, path: str, password: str, names: list[str],
-                      concurrency: int, timeout: float) -> dict[str, Any]:
-        """Join ``names``; at most ``concurrency`` handshakes in flight, ``timeout`` s in all."""
+                      concurrency: int, timeout: float, small_buffers: list[str] | None = None) -> dict[str, Any]:
+        """Join ``names``; at most ``concurrency`` handshakes in flight, ``timeout`` s in all.
+
+        ``small_buffers`` get a small kernel receive buffer, so that when they stop reading
+        the server feels it in seconds rather than after megabytes of loopback buffering.
+        """
+        shrink = set(small_buffers or ())
         loop = asyncio.get_running_loop()
         gate = asyncio.Semaphore(concurrency)
         errors: Counter[str] = Counter()
@@ -244,8 +254,17 @@ class Worker:
                 client: Client | None = None
                 try:
                     async with asyncio.timeout(remaining):
+                        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                        if name in shrink:
+                            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_RCVBUF)
+                        sock.setblocking(False)
+                        try:
+                            await loop.sock_connect(sock, (host, port))
+                        except BaseException:
+                            sock.close()
+                            raise
                         _, client = await loop.create_connection(
-                            lambda: Client(name, password, request, self.tally), host, port
+                            lambda: Client(name, password, request, self.tally), sock=sock
                         )
                         await client.joined
                 except (OSError, TimeoutError) as exc:
@@ -258,6 +277,7 @@ class Worker:
 
         results = await asyncio.gather(*(join(name) for name in names))
         return {"joined": sum(results), "failed": len(names) - sum(results),
+                "members": [name for name, ok in zip(names, results) if ok],
                 "seconds": time.monotonic() - started, "errors": dict(errors)}
 
     async def publish(self, names: list[str], rate: float, seconds: float, start_ns: int,
@@ -288,7 +308,10 @@ class Worker:
             await asyncio.sleep(0.001)
         return {"published": {c.name: n for c, n in zip(senders, published)}, "max_burst": max_burst}
 
-    def window_start(self) -> dict[str, Any]:
+    def window_start(self, prefix: str = "") -> dict[str, Any]:
+        """Count from now on, and only what the clients named ``prefix...`` receive."""
+        for name, client in self.clients.items():
+            client.counted = name.startswith(prefix)
         self.tally.reset()
         self.window_cpu = time.process_time()
         self.window_wall = time.monotonic()

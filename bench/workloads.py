@@ -45,7 +45,8 @@ class Plan:
     slow_members: int = 100
     slow_stalled: tuple[int, ...] = (0, 1, 5)
     slow_rate: float = 500.0
-    slow_seconds: float = 60.0
+    slow_seconds: float = 30.0
+    slow_baseline_seconds: float = 10.0  # the unstalled run that p99 is compared with
     log_rate: float = 1000.0
     log_members: int = 100
     log_repeats: int = 3
@@ -70,13 +71,14 @@ class Bench:
         self.names: list[list[str]] = [[] for _ in range(len(generators))]
         self.stalled: set[str] = set()
         self.joined: Row = {}
+        self.neighbours: list[Server] = []  # other servers running at the same time
 
     def name(self, index: int) -> str:
         return f"{self.prefix}{index}"
 
     # --- membership ----------------------------------------------------------------
 
-    def join(self, count: int, timeout: float) -> Row:
+    def join(self, count: int, timeout: float, small_buffers: tuple[str, ...] = ()) -> Row:
         """Join ``count`` members, spread round-robin over the generators."""
         split: list[list[str]] = [[] for _ in range(len(self.gens))]
         for index in range(count):
@@ -84,13 +86,14 @@ class Bench:
         answers = self.gens.call(
             [
                 {"cmd": "connect", "host": "127.0.0.1", "port": self.server.port, "path": self.server.path,
-                 "password": PASSWORD, "names": names, "concurrency": self.plan.concurrency, "timeout": timeout}
+                 "password": PASSWORD, "names": names, "concurrency": self.plan.concurrency, "timeout": timeout,
+                 "small_buffers": [name for name in names if name in small_buffers]}
                 for names in split
             ],
             timeout=timeout + 30,
         )
-        for mine, names in zip(self.names, split):
-            mine.extend(names)
+        for mine, answer in zip(self.names, answers):
+            mine.extend(answer["members"])  # only those that joined count as recipients
         joined = sum(a["joined"] for a in answers)
         seconds = max(a["seconds"] for a in answers)
         errors: dict[str, int] = {}
@@ -116,12 +119,13 @@ class Bench:
         self.names = [[] for _ in range(len(self.gens))]
 
     def settle(self, timeout: float = 30.0, idle_share: float = 0.05) -> float:
-        """Wait until the server is idle (join notices delivered); return the seconds waited."""
+        """Wait until the server (and the others on its core) is idle; return the seconds waited."""
         started = time.monotonic()
-        before = self.server.cpu_seconds()
+        servers = [self.server, *self.neighbours]
+        before = sum(server.cpu_seconds() for server in servers)
         while time.monotonic() - started < timeout:
             time.sleep(0.25)
-            after = self.server.cpu_seconds()
+            after = sum(server.cpu_seconds() for server in servers)
             if after - before < 0.25 * idle_share:
                 break
             before = after
@@ -134,7 +138,7 @@ class Bench:
         self.settle()
         publishers = [self.name(i) for i in range(min(self.plan.publishers, self.members))]
         healthy = self.members - len(self.stalled)
-        self.gens.call_all({"cmd": "window_start"})
+        self.gens.call_all({"cmd": "window_start", "prefix": self.prefix})
         cpu0, (rss0, samples) = self.server.cpu_seconds(), (self.server.rss_bytes(), [])
         wall0 = time.monotonic()
         start_ns = time.monotonic_ns() + 200_000_000
@@ -252,6 +256,7 @@ def fanout(plan: Plan, gens: Generators, log: Any) -> list[Row]:
             benches = [Bench(plan, gens, stack.enter_context(running(plan, kind, f"fanout{n}")))
                        for kind in plan.servers]
             for bench in benches:
+                bench.neighbours = [other.server for other in benches if other is not bench]
                 stack.callback(bench.leave_all)
                 joined = bench.join(n, plan.connect_timeout)
                 bench.joined = joined
@@ -355,13 +360,13 @@ def slow(plan: Plan, gens: Generators, kind: str, log: Any) -> list[Row]:
         with running(plan, kind, f"slow{stalled}", queue_size=1024) as server:
             bench = Bench(plan, gens, server)
             n = plan.slow_members
-            joined = bench.join(n, plan.connect_timeout)
+            victims = [bench.name(i) for i in range(n - stalled, n)]
+            joined = bench.join(n, plan.connect_timeout, small_buffers=tuple(victims))
             try:
-                victims = [bench.name(i) for i in range(n - stalled, n)]
                 if victims:
                     bench.stall(victims)
-                row = bench.window(plan.slow_rate, plan.slow_seconds, f"{stalled} stalled",
-                                   drain=max(3.0, plan.slow_seconds / 10))
+                seconds = plan.slow_seconds if stalled else min(plan.slow_seconds, plan.slow_baseline_seconds)
+                row = bench.window(plan.slow_rate, seconds, f"{stalled} stalled", drain=max(3.0, seconds / 10))
                 row.update({"workload": "slow", **joined, "stalled_fate": _fates(bench, victims)})
                 rows.append(row)
                 log(f"  {kind} slow {stalled} stalled: {describe(row)} fate {row['stalled_fate']}")

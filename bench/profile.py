@@ -1,0 +1,92 @@
+"""``python -m bench --profile``: where the tracker's CPU goes per delivery.
+
+Starts one server (the tracker unless ``--servers`` names another), joins N = 100
+members, and samples it with ``py-spy record --nonblocking`` during one fixed-rate
+window (1,000 msg/s). Each function's share of the samples times the window's CPU
+per delivery gives microseconds per delivery, inclusive and self, written to
+``profile-<server>.md`` with the raw folded stacks beside it (``profile-<server>.txt``,
+loadable in speedscope or flamegraph.pl).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from .generators import Generators, generator_cores
+from .workloads import Bench, Plan, describe, running
+
+MEMBERS, RATE, SECONDS, SAMPLE_HZ = 100, 1000.0, 6.0, 250
+
+
+def profile(plan: Plan) -> int:
+    if shutil.which("py-spy") is None:
+        print("python -m bench --profile: py-spy is not installed (pip install py-spy)", file=sys.stderr)
+        return 1
+    kind = plan.servers[0]
+    plan.results.mkdir(parents=True, exist_ok=True)
+    raw = plan.results / f"profile-{kind}.txt"
+    gens = Generators(plan.generators, generator_cores(), plan.results / "logs")
+    try:
+        with running(plan, kind, "profile") as server:
+            bench = Bench(plan, gens, server)
+            bench.join(MEMBERS, plan.connect_timeout)
+            bench.window(RATE, 2.0, "warm-up")
+            spy = subprocess.Popen(
+                ["py-spy", "record", "--pid", str(server.pid), "--duration", f"{SECONDS + 1:g}",
+                 "--rate", str(SAMPLE_HZ), "--format", "raw", "--nonblocking", "--output", str(raw)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            )
+            row = bench.window(RATE, SECONDS, "profiled")
+            _, error = spy.communicate(timeout=60)
+            bench.leave_all()
+    finally:
+        gens.close()
+    if not raw.exists():
+        print(f"py-spy wrote nothing (needs ptrace permission): {error.strip()[-500:]}", file=sys.stderr)
+        return 1
+    text = summarize(raw, row["cpu_us_per_delivery"] or 0.0, f"{kind}, N={MEMBERS}, {RATE:g} msg/s: {describe(row)}")
+    out = plan.results / f"profile-{kind}.md"
+    out.write_text(text)
+    print(text)
+    print(f"wrote {out} and {raw}")
+    return 0
+
+
+def summarize(raw: Path, us_per_delivery: float, title: str, top: int = 25) -> str:
+    """Markdown tables of the hottest functions, self and inclusive, in us per delivery."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        samples = int(count)
+        total += samples
+        frames = [_function(frame) for frame in stack.split(";")]
+        own[frames[-1]] += samples
+        for frame in set(frames):
+            inclusive[frame] += samples
+    lines = [f"# Profile: {title}", "", f"{total} samples; us/delivery = share of samples x "
+             f"{us_per_delivery:.2f} us (the window's CPU per delivery).", ""]
+    for heading, counter in (("Self time (where the CPU is spent)", own),
+                             ("Inclusive time (what a call costs with its callees)", inclusive)):
+        lines += [f"## {heading}", "", "| share | us/delivery | function |", "|---:|---:|---|"]
+        for function, samples in counter.most_common(top):
+            share = samples / total if total else 0.0
+            lines.append(f"| {share:.1%} | {share * us_per_delivery:.2f} | `{function}` |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _function(frame: str) -> str:
+    """``name (path/to/file.py:123)`` -> ``name (file.py)``: lines of one function merged."""
+    name, _, where = frame.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    parts = Path(path).parts
+    short = "/".join(parts[-2:]) if len(parts) >= 2 else path
+    return f"{name} ({short})"
