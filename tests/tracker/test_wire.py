@@ -75,3 +75,21 @@ async def test_asgi_fallback_with_per_message_deflate(start_tracker: object) -> 
             assert (message.name, message.text) == ("alpha", "compressed hello")
             await beta.send(type="message", text="and back")
             assert await alpha.line() == "beta: and back"
+
+
+def test_oversized_handshake_header_is_answered_and_closed(tracker: object) -> None:
+    """A handshake with a header line over 8 KiB gets an HTTP error and a close, instead of hanging."""
+    import socket
+
+    port = tracker.port  # type: ignore[attr-defined]
+    request = (
+        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        f"Authorization: Bearer {'x' * 80_000}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):  # ends when the tracker closes; the timeout fails the test
+            answer += chunk
+    assert answer.split(b"\r\n", 1)[0].split(b" ", 2)[1] in (b"400", b"431")

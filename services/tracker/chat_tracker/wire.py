@@ -69,7 +69,18 @@ class Wire:
 
 
 class ChatWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's WebSocket protocol, offering a ``Wire`` to the app when frames may be pre-built."""
+    """uvicorn's WebSocket protocol, offering a ``Wire`` to the app when frames may be pre-built.
+
+    It also answers a handshake that the ``websockets`` parser refused (a header line
+    over 8 KiB, too many headers): uvicorn's own class drops the parser's error
+    response and leaves such a connection open forever, unseen by the app.
+    """
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.handshake_exc is not None and not self.handshake_initiated:
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.transport.close()
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
