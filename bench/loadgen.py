@@ -287,7 +287,7 @@ class Worker:
         if not senders or rate <= 0:
             await asyncio.sleep(max(0.0, (start_ns - time.monotonic_ns()) / 1e9 + seconds))
             return {"published": {}, "max_burst": 0}
-        pad = (b"bench " * 50)[: max(0, size - STAMP_DIGITS)]
+        pad = (b"bench " * (size // 6 + 1))[: max(0, size - STAMP_DIGITS)]
         published = [0] * len(senders)
         await asyncio.sleep(max(0.0, (start_ns - time.monotonic_ns()) / 1e9))
         start = time.monotonic_ns()

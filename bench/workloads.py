@@ -23,7 +23,7 @@ from .servers import PASSWORD, Server, ServerOptions
 
 P99_LIMIT_MS = 100.0
 PREFIXES = {"tracker": "t", "ceiling": "c", "typical": "y"}
-MESSAGE_BYTES = 48  # text of a published message; the server prefixes "m12: "
+MESSAGE_BYTES = 48  # text of a published message; the server prefixes "t12: "
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Plan:
     workloads: tuple[str, ...] = ("fanout", "idle", "slow", "log")
     members: tuple[int, ...] = (10, 100, 1000)
     fixed_rates: dict[int, float] = field(default_factory=lambda: {10: 1000.0, 100: 1000.0, 1000: 100.0})
-    step_deliveries: tuple[int, ...] = (20_000, 40_000, 80_000, 120_000, 160_000, 240_000, 320_000)
+    step_deliveries: tuple[int, ...] = (20_000, 40_000, 80_000, 120_000, 160_000, 240_000, 320_000, 480_000, 640_000)
     step_seconds: float = 3.0
     fixed_seconds: float = 4.0
     repeats: int = 2
@@ -45,6 +45,7 @@ class Plan:
     slow_members: int = 100
     slow_stalled: tuple[int, ...] = (0, 1, 5)
     slow_rate: float = 500.0
+    slow_message_bytes: int = 1024  # big enough to fill a stalled member's buffers within seconds
     slow_seconds: float = 30.0
     slow_baseline_seconds: float = 10.0  # the unstalled run that p99 is compared with
     log_rate: float = 1000.0
@@ -133,7 +134,8 @@ class Bench:
 
     # --- one measurement window ------------------------------------------------------
 
-    def window(self, rate: float, seconds: float, label: str, drain: float | None = None) -> Row:
+    def window(self, rate: float, seconds: float, label: str, drain: float | None = None,
+               size: int = MESSAGE_BYTES) -> Row:
         """Publish ``rate`` messages/s for ``seconds`` from the first publishers; measure."""
         self.settle()
         publishers = [self.name(i) for i in range(min(self.plan.publishers, self.members))]
@@ -147,7 +149,7 @@ class Bench:
             own = [name for name in publishers if name in mine]
             share = rate * len(own) / len(publishers)
             commands.append({"cmd": "publish", "names": own, "rate": share, "seconds": seconds,
-                             "start_ns": start_ns, "size": MESSAGE_BYTES})
+                             "start_ns": start_ns, "size": size})
         sent = self.gens.call(commands, timeout=seconds + 60, tick=lambda: samples.append(self.server.rss_bytes()))
         published = sum(sum(a["published"].values()) for a in sent)
         expected = published * (healthy - 1)
@@ -366,7 +368,8 @@ def slow(plan: Plan, gens: Generators, kind: str, log: Any) -> list[Row]:
                 if victims:
                     bench.stall(victims)
                 seconds = plan.slow_seconds if stalled else min(plan.slow_seconds, plan.slow_baseline_seconds)
-                row = bench.window(plan.slow_rate, seconds, f"{stalled} stalled", drain=max(3.0, seconds / 10))
+                row = bench.window(plan.slow_rate, seconds, f"{stalled} stalled", drain=max(3.0, seconds / 10),
+                                   size=plan.slow_message_bytes)
                 row.update({"workload": "slow", **joined, "stalled_fate": _fates(bench, victims)})
                 rows.append(row)
                 log(f"  {kind} slow {stalled} stalled: {describe(row)} fate {row['stalled_fate']}")
