@@ -76,12 +76,21 @@ def test_gate_tolerates_lone_surrogates_in_a_guess() -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("candidate", [None, "", "wrong"])
-async def test_check_refuses_and_counts_wrong_guesses(candidate: str | None) -> None:
-    """check() refuses a missing, empty or wrong password and records the failure for that address."""
+@pytest.mark.parametrize("candidate", ["", "wrong"])
+async def test_check_refuses_and_counts_wrong_guesses(candidate: str) -> None:
+    """check() refuses an empty or wrong password and records the failure for that address."""
     gate = PasswordGate("alphonso", AuthThrottle(clock=FakeClock()))
     assert not await gate.check("10.0.0.1", candidate)
     assert gate.failures == 1 and gate.throttle.failures("10.0.0.1") == 1
+
+
+@pytest.mark.anyio
+async def test_missing_credentials_are_refused_but_not_a_guess() -> None:
+    """No credentials at all (a browser's first request) is a 401 but does not slow the address down."""
+    gate = PasswordGate("alphonso", AuthThrottle(clock=FakeClock()))
+    for _ in range(10):
+        assert not await gate.check("10.0.0.1", None)
+    assert gate.failures == 10 and gate.throttle.failures("10.0.0.1") == 0
 
 
 @pytest.mark.anyio

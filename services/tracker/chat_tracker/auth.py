@@ -55,7 +55,14 @@ class PasswordGate:
         return hmac.compare_digest(_digest(candidate), self._digest)
 
     async def check(self, address: str, candidate: str | None) -> bool:
-        """Wait for this address's turn, then compare; records the outcome."""
+        """Wait for this address's turn, then compare; records the outcome.
+
+        ``None`` (no credentials at all, as a browser's first request to a REST
+        endpoint) is refused without counting as a guess: nothing was guessed.
+        """
+        if candidate is None:
+            self.failures += 1
+            return False
         delay = self.throttle.reserve(address)
         if delay > 0:
             await asyncio.sleep(delay)
