@@ -208,10 +208,9 @@ LEAVE_REASONS = ("exit", "closed", "lost", "flooding", "slow", "shutdown")
 ERROR_CODES = (
     "bad_password", "password_in_url", "handshake_timeout", "server_full",
     "name_invalid", "name_reserved", "name_taken",
-    "empty", "too_long", "invalid_text", "rate_limited", "flooding", "slow_consumer",
+    "empty", "too_long", "invalid_text", "rate_limited", "flooding",
     "malformed", "unknown_type", "not_authenticated", "already_authenticated", "not_joined",
-    "already_joined",
-    "binary_not_accepted", "log_unavailable",
+    "already_joined", "binary_not_accepted", "log_unavailable", "shutting_down",
 )
 
 # --- encoding -------------------------------------------------------------------------
