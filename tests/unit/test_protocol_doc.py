@@ -44,3 +44,25 @@ def test_close_code_table_matches_the_code_table() -> None:
     documented = {int(row[0]): row[2].startswith("yes") for row in rows}
     assert set(documented) == {int(code) for code in CloseCode}
     assert documented == {int(code): should_retry(int(code)) for code in CloseCode}
+
+
+def test_readme_documents_every_tracker_flag_with_its_default() -> None:
+    """The README's flag table lists each chat-tracker flag with its environment variable and default."""
+    from chat_tracker import cli
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Tracker flags", 1)[1]
+    rows = {}
+    for line in section.splitlines():
+        if line.startswith("| `--"):
+            cells = [cell.strip().strip("`") for cell in line.strip("|").split("|")]
+            rows[cells[0]] = cells[1:]
+        elif rows and not line.startswith("|"):
+            break
+    expected = {option.flag for option in cli.OPTIONS} | {"--exit-when-empty", "--ws-deflate"}
+    assert set(rows) == expected
+    for option in cli.OPTIONS:
+        env, default = rows[option.flag][0], rows[option.flag][1]
+        assert env == option.env
+        shown = default.split("`")[0].strip()  # "`.` (`/data` in the image)" -> "."
+        assert option.kind(shown) == option.default, (option.flag, default)
