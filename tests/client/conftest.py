@@ -13,6 +13,7 @@ import os
 import queue
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +21,11 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 import pytest
+
+# Test modules import these drivers as ``client_conftest``: the bare name ``conftest`` is
+# whichever directory's conftest pytest loaded last, which is not this one when several test
+# directories are given on one command line (``pytest tests/client tests/reliability/...``).
+sys.modules.setdefault("client_conftest", sys.modules[__name__])
 
 TIMEOUT_UNIT = 5.0 * float(os.environ.get("TEST_TIMEOUT_SCALE", "1"))
 PASSWORD = "alphonso"  # the password of tests/conftest.py's tracker

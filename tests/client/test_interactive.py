@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import TIMEOUT_UNIT, Client, tmux_required
+from client_conftest import TIMEOUT_UNIT, Client, tmux_required
 
 pytestmark = pytest.mark.tmux
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conftest import TIMEOUT_UNIT, Client
+from client_conftest import TIMEOUT_UNIT, Client
 
 StartClient = Callable[..., Client]
 

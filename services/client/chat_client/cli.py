@@ -57,7 +57,8 @@ exit status:
      handshake refused, or (scripted) username refused by the tracker
   {EXIT_USAGE}  usage error: bad arguments, no username or password in scripted mode,
      unreadable password file
-  {EXIT_TRACKER_GONE}  the tracker went away: it shut down (close 1001) or the connection was lost
+  {EXIT_TRACKER_GONE}  the tracker went away: it shut down (close 1001), the connection was lost,
+     or (scripted) nothing arrived for --timeout seconds after leaving
   {EXIT_REMOVED}  the tracker closed the session for another reason: flooding (4006), too slow
      (4007), protocol error (4008), or any other close code
 """
@@ -93,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-color", action="store_true", help="no colours, as with NO_COLOR")
     parser.add_argument(
         "--timeout", type=_positive_seconds, default=10.0, metavar="SECONDS",
-        help="give up connecting and authenticating after SECONDS (default 10)",
+        help="give up connecting and authenticating after SECONDS, and (scripted) waiting for the "
+        "tracker's bye when nothing has arrived for SECONDS after leaving (default 10)",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()} (protocol {SUBPROTOCOL})")
     return parser

@@ -5,6 +5,8 @@ while the session runs, so a driver may wait for our output before writing its
 next line; every output line is flushed at once. At end of input we send
 ``leave`` and wait for the tracker's ``bye``, which it sends only after
 everything we sent was logged and delivered: piped messages are never lost.
+That wait is bounded: if nothing at all arrives for ``--timeout`` seconds after
+the ``leave`` (an echo, an event, the ``bye``), the tracker is taken to be gone.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import TextIO
 from chat_protocol import Leave, Say
 
 from .connection import Connection, Incoming, SendFailed, connect
-from .errors import EXIT_OK
+from .errors import EXIT_OK, TrackerGone
 from .render import event_line, plain
 
 END = None  # what the line queue holds at end of input
@@ -101,25 +103,55 @@ def stop_on_signals(queue: asyncio.Queue[str | None], loop: asyncio.AbstractEven
         loop.add_signal_handler(signum, stop, signum)
 
 
-async def send_lines(connection: Connection, lines: asyncio.Queue[str | None]) -> None:
-    """Send every non-blank line as a message (paced by the connection), then ``leave``."""
+async def send_lines(connection: Connection, lines: asyncio.Queue[str | None], leaving: asyncio.Event) -> None:
+    """Send every non-blank line as a message (paced by the connection), then ``leave``; set ``leaving``."""
     while (line := await lines.get()) is not END:
         if line.strip():  # the tracker refuses blank messages; skipping them is kinder
             await connection.send(Say(line))
     await connection.send(Leave())
+    leaving.set()
 
 
-async def relay_events(connection: Connection, output: ScriptedOutput) -> None:
-    """Print events until the tracker closes normally; raises if it closes otherwise."""
-    while (incoming := await connection.receive()) is not None:
+async def relay_events(
+    connection: Connection, output: ScriptedOutput, leaving: asyncio.Event, bye_timeout: float
+) -> None:
+    """Print events until the tracker closes normally; raises if it closes otherwise.
+
+    Once we have sent ``leave``, each event must come within ``bye_timeout`` seconds
+    of the one before: a tracker still acknowledging a long script is waited for,
+    one that accepted the ``leave`` and then went silent is not.
+    """
+    while (incoming := await _next_event(connection, leaving, bye_timeout)) is not None:
         output.event(incoming)
 
 
-async def converse(connection: Connection, lines: asyncio.Queue[str | None], output: ScriptedOutput) -> None:
-    """Run sending and receiving together until the tracker closes the session."""
-    sender = asyncio.create_task(send_lines(connection, lines))
+async def _next_event(connection: Connection, leaving: asyncio.Event, bye_timeout: float) -> Incoming | None:
+    receiving = asyncio.ensure_future(connection.receive())
+    if not leaving.is_set():
+        left = asyncio.ensure_future(leaving.wait())
+        try:
+            await asyncio.wait({receiving, left}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            receiving.cancel()
+            raise
+        finally:
+            left.cancel()
+        if receiving.done():
+            return receiving.result()
     try:
-        await relay_events(connection, output)
+        return await asyncio.wait_for(receiving, bye_timeout)  # cancels the receive on timeout
+    except TimeoutError:
+        raise TrackerGone(None, f"no answer from the tracker within {bye_timeout:g} s of leaving") from None
+
+
+async def converse(
+    connection: Connection, lines: asyncio.Queue[str | None], output: ScriptedOutput, bye_timeout: float
+) -> None:
+    """Run sending and receiving together until the tracker closes the session."""
+    leaving = asyncio.Event()
+    sender = asyncio.create_task(send_lines(connection, lines, leaving))
+    try:
+        await relay_events(connection, output, leaving, bye_timeout)
     finally:
         sender.cancel()
         # A failed send is not the story: the receiving side saw why the connection ended.
@@ -135,5 +167,5 @@ async def run(url: str, password: str, username: str, *, as_json: bool, timeout:
         loop = asyncio.get_running_loop()
         lines = start_line_reader(sys.stdin.fileno(), loop)
         stop_on_signals(lines, loop)
-        await converse(connection, lines, output)
+        await converse(connection, lines, output, bye_timeout=timeout)
     return EXIT_OK
