@@ -67,9 +67,6 @@ def test_frame_over_the_size_limit_exits_4(start_tracker: Any, clients: StartCli
     assert log_kinds(tracker)[-1] == ("leave", "alpha", "closed")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "tracker defect: on overflow the session's ASGI app returns before _close_slow sends 4007, so uvicorn "
-    "closes the transport first and the close frame is dropped; the client sees the stream end (exit 3)"))
 def test_slow_consumer_exits_4(start_tracker: Any, unread_client: Callable[..., subprocess.Popen[str]]) -> None:
     """Nobody reads the client's stdout while the room is busy: close 4007, one line on stderr, exit 4."""
     tracker = start_tracker("--queue-size", "1", "--max-message-chars", str(BIG), "--rate", "10000", "--burst", "10000")

@@ -129,7 +129,11 @@ class Session(Closable):
         finally:
             self.tracker.connections.close(self)
             self._leave_room("closed")
-            if self._peer_gone and self.writer is not None:
+            if self._closer is not None:
+                # Dropped as too slow: returning now would let uvicorn close the socket
+                # before the 4007 close frame is out. The closer ends within the grace.
+                await asyncio.shield(self._closer)
+            elif self._peer_gone and self.writer is not None:
                 self.writer.cancel()
             else:
                 await self._wait_writer()
