@@ -1,8 +1,8 @@
 """Exit status 4 end to end: the real tracker closes a real ``chat-client`` for a cause of the client's own.
 
-The client paces itself below the announced rate, so it cannot be made to flood; the
-two honest ways left are a frame over ``--max-frame-bytes`` (close 1009) and a consumer
-that stops reading the client's output (close 4007, too slow).
+The client paces itself below the announced rate, so it cannot be made to flood, and it
+refuses to send a line whose frame would exceed ``--max-frame-bytes`` (close 1009); the
+honest way left is a consumer that stops reading the client's output (close 4007, too slow).
 """
 
 from __future__ import annotations
@@ -52,19 +52,20 @@ def log_kinds(tracker: Any) -> list[tuple[str, str, str]]:
     return [tuple((line.split(" ", 4) + [""])[2:5]) for line in tracker.log_lines()]  # type: ignore[misc]
 
 
-def test_frame_over_the_size_limit_exits_4(start_tracker: Any, clients: StartClient) -> None:
-    """A line bigger than --max-frame-bytes: the tracker closes with 1009, the client says so and exits 4."""
+def test_line_over_the_frame_limit_is_refused_by_the_client(start_tracker: Any, clients: StartClient) -> None:
+    """A piped line bigger than --max-frame-bytes is not sent (it would cost the session): one line, then on."""
     tracker = start_tracker("--max-frame-bytes", "512")
     alpha = clients("--json", "--username", "alpha", tracker.url)
-    welcome = alpha.event("welcome", name="alpha")
+    welcome = alpha.event("welcome")
     assert welcome["limits"]["max_frame_bytes"] == 512
-    alpha.send("small first")
+    alpha.send("small first", "x" * 1000, "small after")
     alpha.event("message", text="small first")
-    alpha.send("x" * 1000)
+    alpha.event("message", text="small after")
+    alpha.close_stdin()
     status, _, stderr = alpha.finish()
-    assert status == 4
-    assert stderr == "chat-client: the tracker closed the session: frame over the size limit (close code 1009)\n"
-    assert log_kinds(tracker)[-1] == ("leave", "alpha", "closed")
+    assert status == 0
+    assert stderr.startswith("chat-client: line not sent: ") and "over the tracker's limit of 512" in stderr
+    assert [text for kind, _, text in log_kinds(tracker) if kind == "msg"] == ["small first", "small after"]
 
 
 def test_slow_consumer_exits_4(start_tracker: Any, unread_client: Callable[..., subprocess.Popen[str]]) -> None:

@@ -35,6 +35,7 @@ from chat_protocol import (
     Hello,
     Join,
     ProtocolError,
+    Say,
     ServerMessage,
     Welcome,
     decode_server,
@@ -147,6 +148,20 @@ class Connection:
         return incoming
 
     # --- in the room ----------------------------------------------------------------
+
+    def unsendable(self, text: str) -> str | None:
+        """Why ``text`` cannot go out as one message frame, or None.
+
+        A frame over the tracker's ``max_frame_bytes`` would end the whole session
+        (close 1009) and lose everything after it; refusing the one line is kinder.
+        """
+        if self.welcome is None:
+            return None
+        size = len(encode(Say(text)).encode("utf-8", errors="surrogatepass"))
+        limit = self.welcome.limits.max_frame_bytes
+        if size <= limit:
+            return None
+        return f"line not sent: {size} bytes as a frame, over the tracker's limit of {limit}"
 
     async def send(self, message: ClientMessage) -> None:
         """Send one frame, paced below the rate limit once we are in the room."""

@@ -136,7 +136,10 @@ async def read_commands(connection: Connection, screen: Screen, name: str) -> No
             await connection.send(Leave())
             return
         if command.action is Action.SEND:
-            await connection.send(Say(command.text))
+            if (reason := connection.unsendable(command.text)) is not None:
+                screen.show(error(reason))
+            else:
+                await connection.send(Say(command.text))
         elif command.action is Action.WHO:
             await connection.send(Who())
         elif command.action is Action.HELP:

@@ -106,8 +106,12 @@ def stop_on_signals(queue: asyncio.Queue[str | None], loop: asyncio.AbstractEven
 async def send_lines(connection: Connection, lines: asyncio.Queue[str | None], leaving: asyncio.Event) -> None:
     """Send every non-blank line as a message (paced by the connection), then ``leave``; set ``leaving``."""
     while (line := await lines.get()) is not END:
-        if line.strip():  # the tracker refuses blank messages; skipping them is kinder
-            await connection.send(Say(line))
+        if not line.strip():
+            continue  # the tracker refuses blank messages; skipping them is kinder
+        if (reason := connection.unsendable(line)) is not None:
+            print(f"chat-client: {reason}", file=sys.stderr, flush=True)
+            continue
+        await connection.send(Say(line))
     await connection.send(Leave())
     leaving.set()
 
