@@ -1,6 +1,6 @@
 """``python -m bench``: run the benchmarks, write bench/results/ (results.md, results.json, charts).
 
-    python -m bench                      # everything, a few minutes
+    python -m bench                      # everything, about 5 minutes on 2 cores
     python -m bench --smoke              # seconds, tiny N, all three servers (CI)
     python -m bench --workloads fanout --members 100,1000
     python -m bench --profile            # py-spy profile of the tracker's hot path
@@ -32,8 +32,8 @@ def smoke_plan(results: Path) -> Plan:
     return Plan(
         members=(10,), fixed_rates={10: 50.0}, step_deliveries=(1000,), step_seconds=0.5,
         fixed_seconds=0.5, repeats=1, publishers=3, idle_members=(30,), idle_seconds=0.2,
-        connect_timeout=15.0, slow_members=8, slow_stalled=(1,), slow_rate=40.0, slow_seconds=1.0,
-        log_rate=50.0, log_members=8, log_repeats=1, chat_deliveries=1000.0, chat_seconds=0.5,
+        connect_timeout=15.0, reference_connect_cap=15.0, slow_members=8, slow_stalled=(1,), slow_rate=40.0, slow_seconds=1.0,
+        slow_baseline_seconds=0.5, slow_baseline_windows=1, warmup_seconds=0.2, log_rate=50.0, log_members=8, log_repeats=1, chat_deliveries=1000.0, chat_seconds=0.5,
         generators=2, results=results,
     )
 
@@ -50,10 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help=",".join(WORKLOADS))
     parser.add_argument("--members", type=_ints, help="fan-out sizes (default 10,100,1000)")
     parser.add_argument("--idle-members", type=_ints, help="connect-and-idle sizes (default 1000,5000)")
-    parser.add_argument("--slow-seconds", type=float, help="length of each stalled window (default 30; the unstalled baseline is 10)")
-    parser.add_argument("--fixed-seconds", type=float, help="length of each fixed-rate window (default 4)")
-    parser.add_argument("--step-seconds", type=float, help="length of each sweep step (default 3)")
-    parser.add_argument("--repeats", type=int, help="windows per fixed-rate point; the median is kept (default 2)")
+    parser.add_argument("--slow-seconds", type=float,
+                        help="length of each stalled window (default 12; 60 for the issue's full minute)")
+    parser.add_argument("--connect-timeout", type=float,
+                        help="cap in seconds on any join, and on the tracker's joining the idle sizes (default 120)")
+    parser.add_argument("--reference-cap", type=float,
+                        help="cap in seconds on a reference's joining the idle sizes (default 45)")
+    parser.add_argument("--fixed-seconds", type=float, help="length of each fixed-rate window (default 1)")
+    parser.add_argument("--step-seconds", type=float, help="length of each sweep step (default 1)")
+    parser.add_argument("--repeats", type=int, help="windows per fixed-rate point; the median is kept (default 3)")
     parser.add_argument("--generators", type=int, help="load-generator processes (default 2)")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results", help="output directory")
     return parser
@@ -66,6 +71,7 @@ def plan_from(args: argparse.Namespace) -> Plan:
         "workloads": tuple(w for w in args.workloads.split(",") if w),
     }
     for flag, field in (("members", "members"), ("idle_members", "idle_members"), ("slow_seconds", "slow_seconds"),
+                        ("connect_timeout", "connect_timeout"), ("reference_cap", "reference_connect_cap"),
                         ("fixed_seconds", "fixed_seconds"), ("step_seconds", "step_seconds"),
                         ("repeats", "repeats"), ("generators", "generators")):
         if getattr(args, flag) is not None:

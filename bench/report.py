@@ -159,13 +159,20 @@ def _idle(rows: list[Row]) -> list[str]:
     idle = _sorted(_of(rows, workload="idle"))
     if not idle:
         return []
+    caps = {r["server"]: r.get("connect_cap_s") for r in idle}
+    cap_text = ", ".join(f"{server} {_num(cap, 0)} s" for server, cap in caps.items())
     out = ["## Connect and idle", "",
+           "One server process per server grows through the sizes. Joining is capped in all at: "
+           f"{cap_text}; a server that could not join N in its cap shows `X in <cap> s`. "
+           "Connects/s and RSS/member count from the empty server.", "",
            "| N | server | joined | connects/s | RSS/member KiB | x ceiling | open after idle | chat lost | chat p99 ms |",
            "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in idle:
         base = _one(idle, server="ceiling", members=r["members"])
         ratio = _ratio(r["rss_per_member"], base["rss_per_member"] if base else None)
-        out.append(f"| {r['members']} | {r['server']} | {r['joined']:,} | {r['connects_per_s']:,.0f} "
+        cap = r.get("connect_cap_s")
+        joined = f"{r['joined']:,}" + (f" in {_num(cap, 0)} s" if r["joined"] < r["members"] else "")
+        out.append(f"| {r['members']} | {r['server']} | {joined} | {r['connects_per_s']:,.0f} "
                    f"| {_kib(r['rss_per_member'])} | {_num(ratio)} | {r['open_after_idle']:,} "
                    f"| {_num(r.get('chat_lost'))} | {_num(r.get('chat_p99_ms'))} |")
     return out + [""]
@@ -175,21 +182,29 @@ def _slow(rows: list[Row]) -> list[str]:
     slow = sorted(_of(rows, workload="slow"), key=lambda r: (ORDER.index(r["server"]), r["stalled"]))
     if not slow:
         return []
-    out = ["## Slow members (N = %d, %g msg/s)" % (slow[0]["members"], slow[0]["rate"]), "",
+    stalled_row = next((r for r in slow if r["stalled"]), slow[0])
+    base_row = next((r for r in slow if not r["stalled"]), None)
+    out = ["## Slow members (N = %d, %g msg/s)" % (stalled_row["members"], stalled_row["rate"]), "",
+           f"Stalled windows of {stalled_row['seconds']:g} s, one server process per stalled count; "
+           + (f"the unstalled row is the window with the median p99 of {base_row.get('repeats', 1)} windows of "
+              f"{base_row['seconds']:g} s, run in those processes on the same members just before they "
+              "stalled (p99 range in brackets)." if base_row else ""), "",
            "| server | stalled | healthy deliveries/s | healthy lost | p50 ms | p99 ms | p99 x unstalled "
-           "| RSS growth MiB | CPU us/delivery | drop notices seen | stalled ended as |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+           "| RSS growth MiB | CPU us/delivery | drop notices seen | first notice s | stalled ended as |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in slow:
         base = _one(slow, server=r["server"], stalled=0)
         ratio = _ratio(r["p99_ms"], base["p99_ms"] if base else None)
         healthy = max(1, r["members"] - r["stalled"])
         fate = ", ".join(f"{k}: {v}" for k, v in sorted(r.get("stalled_fate", {}).items())) or "-"
+        spread = r.get("p99_spread") if not r["stalled"] else None
+        p99 = _num(r["p99_ms"]) + (f" ({_num(spread[0])}-{_num(spread[1])})" if spread else "")
         out.append(f"| {r['server']} | {r['stalled']} | {r['deliveries_per_s']:,.0f} | {r['lost']:,} "
-                   f"| {_num(r['p50_ms'])} | {_num(r['p99_ms'])} | {_num(ratio)} "
+                   f"| {_num(r['p50_ms'])} | {p99} | {_num(ratio)} "
                    f"| {r['rss_growth'] / 2**20:.1f} | {_num(r['cpu_us_per_delivery'])} "
-                   f"| {r['slow_notices'] / healthy:.1f} | {fate} |")
+                   f"| {r['slow_notices'] / healthy:.1f} | {_num(r.get('first_drop_notice_s'), 1)} | {fate} |")
     return out + ["", "`drop notices seen`: `* x left the chat (removed: too slow to keep up)` lines per healthy "
-                  "member (tracker only). `stalled ended as`: what each stalled client saw after it resumed "
+                  "member (tracker only); `first notice s`: when the first arrived, from the window's start. `stalled ended as`: what each stalled client saw after it resumed "
                   "reading: a close code, `lost` (connection cut without a close frame) or `joined` (still open).", ""]
 
 

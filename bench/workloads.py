@@ -34,25 +34,33 @@ class Plan:
     workloads: tuple[str, ...] = ("fanout", "idle", "slow", "log")
     members: tuple[int, ...] = (10, 100, 1000)
     fixed_rates: dict[int, float] = field(default_factory=lambda: {10: 1000.0, 100: 1000.0, 1000: 100.0})
+    # The sweep's ladder (deliveries/s). It is searched, not walked: every other step up
+    # until one fails, then the step in between; each member count starts one step below
+    # the previous count's maximum for that server.
     step_deliveries: tuple[int, ...] = (20_000, 40_000, 80_000, 120_000, 160_000, 240_000, 320_000, 480_000, 640_000)
-    step_seconds: float = 3.0
-    fixed_seconds: float = 4.0
-    repeats: int = 2
+    step_seconds: float = 1.0
+    step_start: int = 1  # ladder index the first member count's search starts at (40k)
+    step_retries: int = 1  # a step that failed on p99 alone (nothing lost) is run again, at most this often per sweep
+    fixed_seconds: float = 1.0
+    repeats: int = 3
     publishers: int = 10
-    idle_members: tuple[int, ...] = (1000, 5000)
-    idle_seconds: float = 5.0
-    connect_timeout: float = 120.0
+    idle_members: tuple[int, ...] = (1000, 5000)  # one server process grows through these sizes
+    idle_seconds: float = 2.0
+    connect_timeout: float = 120.0  # cap on any join, and on the tracker's joining the idle sizes
+    reference_connect_cap: float = 45.0  # cap on a reference's joining the idle sizes (they cannot join 5,000)
     slow_members: int = 100
-    slow_stalled: tuple[int, ...] = (0, 1, 5)
+    slow_stalled: tuple[int, ...] = (1, 5)  # one server process each; the unstalled baseline runs in each first
     slow_rate: float = 500.0
     slow_message_bytes: int = 1024  # big enough to fill a stalled member's buffers within seconds
-    slow_seconds: float = 30.0
-    slow_baseline_seconds: float = 10.0  # the unstalled run that p99 is compared with
+    slow_seconds: float = 12.0  # the stalled window (``--slow-seconds 60`` for the issue's full minute)
+    slow_baseline_seconds: float = 1.5  # each unstalled window before the stall
+    slow_baseline_windows: int = 2
     log_rate: float = 1000.0
     log_members: int = 100
-    log_repeats: int = 3
+    log_repeats: int = 5
+    warmup_seconds: float = 0.5  # an unmeasured window before each server's fixed-rate windows
     chat_deliveries: float = 50_000.0  # deliveries/s of the short chat among idle members
-    chat_seconds: float = 3.0
+    chat_seconds: float = 1.5
     generators: int = 2
     concurrency: int = 50
     results: Path = Path("bench/results")
@@ -64,11 +72,12 @@ Row = dict[str, Any]
 class Bench:
     """One server and the generators' members of it."""
 
-    def __init__(self, plan: Plan, generators: Generators, server: Server) -> None:
+    def __init__(self, plan: Plan, generators: Generators, server: Server, prefix: str | None = None) -> None:
         self.plan = plan
         self.gens = generators
         self.server = server
-        self.prefix = PREFIXES[server.kind]  # member names: t0, t1... on the tracker; c0... ; y0...
+        # member names: t0, t1... on the tracker; c0... ; y0... (no prefix may start another)
+        self.prefix = prefix or PREFIXES[server.kind]
         self.names: list[list[str]] = [[] for _ in range(len(generators))]
         self.stalled: set[str] = set()
         self.joined: Row = {}
@@ -79,10 +88,10 @@ class Bench:
 
     # --- membership ----------------------------------------------------------------
 
-    def join(self, count: int, timeout: float, small_buffers: tuple[str, ...] = ()) -> Row:
-        """Join ``count`` members, spread round-robin over the generators."""
+    def join(self, count: int, timeout: float, small_buffers: tuple[str, ...] = (), first: int = 0) -> Row:
+        """Join ``count`` members (named from index ``first``), spread round-robin over the generators."""
         split: list[list[str]] = [[] for _ in range(len(self.gens))]
-        for index in range(count):
+        for index in range(first, first + count):
             split[index % len(split)].append(self.name(index))
         answers = self.gens.call(
             [
@@ -125,9 +134,9 @@ class Bench:
         servers = [self.server, *self.neighbours]
         before = sum(server.cpu_seconds() for server in servers)
         while time.monotonic() - started < timeout:
-            time.sleep(0.25)
+            time.sleep(0.1)
             after = sum(server.cpu_seconds() for server in servers)
-            if after - before < 0.25 * idle_share:
+            if after - before < 0.1 * idle_share:
                 break
             before = after
         return time.monotonic() - started
@@ -143,7 +152,7 @@ class Bench:
         self.gens.call_all({"cmd": "window_start", "prefix": self.prefix})
         cpu0, (rss0, samples) = self.server.cpu_seconds(), (self.server.rss_bytes(), [])
         wall0 = time.monotonic()
-        start_ns = time.monotonic_ns() + 200_000_000
+        start_ns = time.monotonic_ns() + 100_000_000
         commands = []
         for mine in self.names:
             own = [name for name in publishers if name in mine]
@@ -153,12 +162,15 @@ class Bench:
         sent = self.gens.call(commands, timeout=seconds + 60, tick=lambda: samples.append(self.server.rss_bytes()))
         published = sum(sum(a["published"].values()) for a in sent)
         expected = published * (healthy - 1)
-        received = self._drain(expected, drain if drain is not None else max(2.0, seconds))
+        received = self._drain(expected, drain if drain is not None else max(1.0, seconds))
         ends = self.gens.call_all({"cmd": "window_end"})
         wall = time.monotonic() - wall0
         cpu = self.server.cpu_seconds() - cpu0
         samples.append(self.server.rss_bytes())
-        return self._row(label, rate, seconds, published, expected, ends, cpu, wall, rss0, samples, sent)
+        row = self._row(label, rate, seconds, published, expected, ends, cpu, wall, rss0, samples, sent)
+        firsts = [a["first_slow_notice_ns"] for a in ends if a.get("first_slow_notice_ns")]
+        row["first_drop_notice_s"] = (min(firsts) - start_ns) / 1e9 if firsts else None
+        return row
 
     def _drain(self, expected: int, timeout: float) -> int:
         deadline = time.monotonic() + timeout
@@ -222,22 +234,37 @@ def passes(row: Row) -> bool:
 
 @contextmanager
 def running(plan: Plan, kind: str, tag: str, **options: Any) -> Iterator[Server]:
-    data_dir = options.pop("data_dir", plan.results / "data" / f"{kind}-{tag}")
-    shutil.rmtree(data_dir, ignore_errors=True)  # a fresh chat.log for every run
-    server = Server(ServerOptions(kind=kind, data_dir=data_dir, log_dir=plan.results / "logs", **options))
+    with running_all(plan, [(kind, tag, options)]) as servers:
+        yield servers[0]
+
+
+@contextmanager
+def running_all(plan: Plan, specs: list[tuple[str, str, dict[str, Any]]]) -> Iterator[list[Server]]:
+    """Start every (kind, tag, options) server at once, then wait until all are ready."""
+    servers: list[Server] = []
     try:
-        server.wait_ready()
-        yield server
+        for kind, tag, given in specs:
+            options = dict(given)
+            data_dir = options.pop("data_dir", plan.results / "data" / f"{kind}-{tag}")
+            shutil.rmtree(data_dir, ignore_errors=True)  # a fresh chat.log for every run
+            servers.append(Server(ServerOptions(kind=kind, data_dir=data_dir, log_dir=plan.results / "logs",
+                                                **options)))
+        for server in servers:
+            server.wait_ready()
+        yield servers
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
 
 
-def median_row(rows: list[Row]) -> Row:
-    """The window with the median CPU per delivery, annotated with the spread."""
-    ranked = sorted(rows, key=lambda r: r["cpu_us_per_delivery"] or float("inf"))
+def median_row(rows: list[Row], key: str = "cpu_us_per_delivery") -> Row:
+    """The window with the median ``key`` (CPU per delivery), annotated with the spread."""
+    ranked = sorted(rows, key=lambda r: r[key] if r[key] is not None else float("inf"))
     row = dict(ranked[len(ranked) // 2])
     values = [r["cpu_us_per_delivery"] for r in rows if r["cpu_us_per_delivery"]]
     row["cpu_us_spread"] = [min(values), max(values)] if values else None
+    p99s = [r["p99_ms"] for r in rows if r["p99_ms"] is not None]
+    row["p99_spread"] = [min(p99s), max(p99s)] if p99s else None
     row["repeats"] = len(rows)
     return row
 
@@ -246,17 +273,18 @@ def median_row(rows: list[Row]) -> Row:
 
 
 def fanout(plan: Plan, gens: Generators, log: Any) -> list[Row]:
-    """Fixed-rate points and a stepped sweep at each member count, the servers interleaved.
+    """Fixed-rate points and a searched sweep at each member count, the servers interleaved.
 
     All servers run at once (idle but for keepalives when not measured), each with its
     own members, and every measurement is taken for each server in turn: a burst of
     noise on the machine then falls on all three rather than on one.
     """
     rows: list[Row] = []
+    previous: dict[str, int] = {}  # ladder index of each server's maximum at the previous N
     for n in plan.members:
         with ExitStack() as stack:
-            benches = [Bench(plan, gens, stack.enter_context(running(plan, kind, f"fanout{n}")))
-                       for kind in plan.servers]
+            servers = stack.enter_context(running_all(plan, [(kind, f"fanout{n}", {}) for kind in plan.servers]))
+            benches = [Bench(plan, gens, server) for server in servers]
             for bench in benches:
                 bench.neighbours = [other.server for other in benches if other is not bench]
                 stack.callback(bench.leave_all)
@@ -265,13 +293,15 @@ def fanout(plan: Plan, gens: Generators, log: Any) -> list[Row]:
                 if joined["failed"]:
                     log(f"  {bench.server.kind} N={n}: {joined['failed']} failed to join: {joined['connect_errors']}")
             rows.extend(_fixed(plan, benches, n, log))
-            rows.extend(_sweep(plan, benches, n, log))
+            rows.extend(_sweep(plan, benches, n, log, previous))
     return rows
 
 
 def _fixed(plan: Plan, benches: list[Bench], n: int, log: Any) -> list[Row]:
     rate = plan.fixed_rates.get(n, 100_000 / max(1, n - 1))
     windows: dict[str, list[Row]] = {bench.server.kind: [] for bench in benches}
+    for bench in benches:  # the first traffic after joining costs more (buffers, TCP windows): not counted
+        bench.window(rate, plan.warmup_seconds, "warm-up")
     for _ in range(plan.repeats):
         for bench in benches:
             windows[bench.server.kind].append(bench.window(rate, plan.fixed_seconds, "fixed"))
@@ -283,35 +313,89 @@ def _fixed(plan: Plan, benches: list[Bench], n: int, log: Any) -> list[Row]:
     return rows
 
 
-def _sweep(plan: Plan, benches: list[Bench], n: int, log: Any) -> list[Row]:
-    """Step the rate up for every server still passing; the best passing step is its maximum."""
+class Search:
+    """One server's search of the sweep ladder for its highest passing step.
+
+    Up two steps at a time from ``start`` while steps pass; after the first failure
+    (or a failing start), bisect between the highest pass and the lowest failure. A
+    step that failed on a p99 spike alone (nothing lost, the rate kept, p50 under
+    10 ms) is run once more and the second result counts: one p99 spike on a shared
+    machine no longer ends a sweep. Assumes, as any sweep does, that a rate passes when a higher one does.
+    """
+
+    def __init__(self, steps: int, start: int, retries: int) -> None:
+        self.steps = steps
+        self.start = max(0, min(start, steps - 1))
+        self.retries = retries
+        self.passed = -1  # highest passing index
+        self.failed = steps  # lowest failing index
+        self.retry: int | None = None
+        self.best: Row | None = None
+        self.failure: Row | None = None
+
+    def next(self) -> int | None:
+        if self.retry is not None:
+            return self.retry
+        if self.passed == self.steps - 1 or self.failed - self.passed <= 1:
+            return None
+        if self.failed == self.steps:  # nothing failed yet: climb
+            return self.start if self.passed < 0 else min(self.steps - 1, self.passed + 2)
+        return (self.passed + self.failed) // 2
+
+    def record(self, index: int, row: Row) -> None:
+        retried, self.retry = self.retry is not None, None
+        if passes(row):
+            if index > self.passed:
+                self.passed, self.best = index, row
+        elif not retried and self.retries > 0 and _spike(row):
+            self.retries -= 1
+            self.retry = index
+        elif index < self.failed:
+            self.failed, self.failure = index, row
+
+
+def _spike(row: Row) -> bool:
+    """Failed on p99 alone while the median stayed low: a spike, not a server out of CPU
+    (an overloaded server builds a backlog, and then its p50 climbs too)."""
+    kept = row["published"] >= 0.95 * row["rate"] * row["seconds"] - 2
+    return (row["lost"] == 0 and kept and row["p50_ms"] is not None
+            and row["p50_ms"] < P99_LIMIT_MS / 10)
+
+
+def _sweep(plan: Plan, benches: list[Bench], n: int, log: Any, previous: dict[str, int]) -> list[Row]:
+    """Search the ladder for every server, interleaved; its best passing step is its maximum."""
     rows: list[Row] = []
-    best: dict[str, Row | None] = {bench.server.kind: None for bench in benches}
-    last: dict[str, Row] = {}
-    going = list(benches)
-    for deliveries in plan.step_deliveries:
-        rate = deliveries / max(1, n - 1)
-        for bench in list(going):
+    ladder = sorted(plan.step_deliveries)
+    searches = {bench.server.kind: Search(len(ladder), previous[bench.server.kind] - 1 if bench.server.kind in previous
+                                          else plan.step_start, plan.step_retries)
+                for bench in benches}
+    for _ in range(4 * len(ladder)):  # bounded; a search ends in about log2(len) + len/2 steps
+        todo = [(bench, searches[bench.server.kind].next()) for bench in benches]
+        todo = [(bench, index) for bench, index in todo if index is not None]
+        if not todo:
+            break
+        for bench, index in todo:
+            deliveries = ladder[index]
+            rate = deliveries / max(1, n - 1)
             step = {**bench.window(rate, plan.step_seconds, f"step {deliveries}"), "workload": "fanout-step"}
             rows.append(step)
             kind = bench.server.kind
-            last[kind] = step
-            ok = passes(step)
-            log(f"  {kind} N={n} step {rate:.0f} msg/s: {describe(step)} {'ok' if ok else 'FAIL'}")
-            if ok:
-                best[kind] = step
-            else:
-                going.remove(bench)
+            search = searches[kind]
+            search.record(index, step)
+            verdict = "ok" if passes(step) else ("FAIL, once more" if search.retry == index else "FAIL")
+            log(f"  {kind} N={n} step {rate:.0f} msg/s: {describe(step)} {verdict}")
     for bench in benches:
         kind = bench.server.kind
-        rows.append(_best_row(kind, n, best[kind], last.get(kind)))
+        search = searches[kind]
+        previous[kind] = max(0, search.passed)
+        rows.append(_best_row(kind, n, search.best, search.failure))
     return rows
 
 
-def _best_row(kind: str, n: int, best: Row | None, last: Row | None) -> Row:
+def _best_row(kind: str, n: int, best: Row | None, failure: Row | None) -> Row:
     """The sweep's verdict: highest passing delivered rate, and whether the generator capped it."""
-    capped = bool(last and last["generator_limited"])
-    failed_at = None if last is None or passes(last) else last["rate"]
+    capped = bool(failure and failure["generator_limited"])
+    failed_at = None if failure is None else failure["rate"]
     if best is None:
         return {"workload": "fanout-max", "server": kind, "members": n, "deliveries_per_s": 0.0,
                 "generator_limited": capped, "failed_at": failed_at}
@@ -320,44 +404,80 @@ def _best_row(kind: str, n: int, best: Row | None, last: Row | None) -> Row:
 
 
 def idle(plan: Plan, gens: Generators, kind: str, log: Any) -> list[Row]:
-    """Connect and idle: connects/s, RSS per member, then a short chat among all of them."""
+    """Connect and idle: one server grows through the sizes (1,000 then 5,000 members).
+
+    At each size: connects/s and RSS per member (both counted from the empty server) and
+    how many are still open after an idle pause; at the largest, a short chat among all
+    of them (the fan-out workload already chats among 1,000).
+    The whole join is capped (``reference_connect_cap`` for the references, which cannot
+    join 5,000 in any reasonable time; ``connect_timeout`` for the tracker): a server
+    that cannot join a size in that time is reported with the members it had.
+    """
     rows: list[Row] = []
-    for n in plan.idle_members:
-        with running(plan, kind, f"idle{n}", queue_size=max(1024, 3 * n)) as server:
-            bench = Bench(plan, gens, server)
-            try:
-                rows.append(_idle_at(plan, bench, n, log))
-            finally:
-                bench.leave_all()
+    with running(plan, kind, "idle", queue_size=max(1024, 3 * max(plan.idle_members))) as server:
+        bench = Bench(plan, gens, server)
+        try:
+            bench.settle(timeout=2)
+            rss0 = bench.server.rss_bytes()
+            cap = plan.connect_timeout if kind == "tracker" else min(plan.connect_timeout, plan.reference_connect_cap)
+            total: Row = {"joined": 0, "connect_seconds": 0.0, "connect_errors": {}, "cap": cap}
+            for n in sorted(plan.idle_members):
+                left = cap - total["connect_seconds"]  # joining time only, not the pauses and chats
+                more = n - bench.members
+                if more > 0 and left > 0.5:
+                    joined = bench.join(more, left, first=bench.members)
+                    total["joined"] += joined["joined"]
+                    total["connect_seconds"] += joined["connect_seconds"]
+                    for reason, count in joined["connect_errors"].items():
+                        total["connect_errors"][reason] = total["connect_errors"].get(reason, 0) + count
+                elif more > 0:
+                    total["connect_errors"]["not attempted in time"] = (
+                        total["connect_errors"].get("not attempted in time", 0) + more)
+                rows.append(_idle_at(plan, bench, n, dict(total), rss0, log, chat=n == max(plan.idle_members)))
+        finally:
+            bench.leave_all()
     return rows
 
 
-def _idle_at(plan: Plan, bench: Bench, n: int, log: Any) -> Row:
-    bench.settle(timeout=2)
-    rss0 = bench.server.rss_bytes()
-    joined = bench.join(n, plan.connect_timeout)
-    settled = bench.settle(timeout=60)
-    time.sleep(plan.idle_seconds)
+def _idle_at(plan: Plan, bench: Bench, n: int, total: Row, rss0: int, log: Any, chat: bool) -> Row:
+    joined_n = total["joined"]
+    seconds = total["connect_seconds"]
+    settled = bench.settle(timeout=15)
+    time.sleep(plan.idle_seconds)  # the idle pause itself: what is measured is what survives it
     rss1 = bench.server.rss_bytes()
     still_open = bench.open_members()
-    row: Row = {"workload": "idle", "server": bench.server.kind, "members": n, **joined,
+    row: Row = {"workload": "idle", "server": bench.server.kind, "members": n, "joined": joined_n,
+                "failed": n - joined_n, "connect_seconds": seconds,
+                "connects_per_s": joined_n / seconds if seconds else 0.0,
+                "connect_errors": dict(total["connect_errors"]), "connect_cap_s": total["cap"],
                 "settle_seconds": settled, "open_after_idle": still_open,
                 "rss_before": rss0, "rss_after": rss1,
-                "rss_per_member": (rss1 - rss0) / joined["joined"] if joined["joined"] else None}
-    if joined["joined"] > 1 and still_open == joined["joined"]:
-        rate = max(1.0, plan.chat_deliveries / (joined["joined"] - 1))
+                "rss_per_member": (rss1 - rss0) / joined_n if joined_n else None}
+    if chat and joined_n > 1 and still_open == joined_n:
+        rate = max(1.0, plan.chat_deliveries / (joined_n - 1))
         chat = bench.window(rate, plan.chat_seconds, "chat")
         row.update({f"chat_{k}": chat[k] for k in ("lost", "p50_ms", "p99_ms", "deliveries_per_s",
                                                     "cpu_us_per_delivery", "generator_limited")})
-    log(f"  {bench.server.kind} idle N={n}: joined {joined['joined']} in {joined['connect_seconds']:.1f} s "
-        f"({joined['connects_per_s']:.0f}/s), open {still_open}, RSS/member "
+    log(f"  {bench.server.kind} idle N={n}: joined {joined_n} in {seconds:.1f} s "
+        f"({row['connects_per_s']:.0f}/s), open {still_open}, RSS/member "
         f"{_kb(row['rss_per_member'])}, chat lost {row.get('chat_lost', '-')} p99 {row.get('chat_p99_ms', '-')} ms")
     return row
 
 
 def slow(plan: Plan, gens: Generators, kind: str, log: Any) -> list[Row]:
-    """N members, k of them stop reading: healthy members' loss and p99, server memory growth."""
+    """N members, k of them stop reading: healthy members' loss and p99, server memory growth.
+
+    One server process per k. In each, all N members join (the k that will stall with
+    small receive buffers) and the unstalled baseline windows run first, every member
+    reading; then the k stop reading for one long window. The unstalled row is the
+    window with the median p99 over every baseline window of this server, so the p99
+    ratio no longer rests on one short window from a separate process. (Loopback TCP
+    still buffers about 3 MiB for a stalled socket, which takes about 6 s at 500 KiB/s,
+    before a server feels anything; the tracker then drops it about 2 s later, when its
+    1,024-event outbox is full: hence stalled windows of 12 s.)
+    """
     rows: list[Row] = []
+    baselines: list[Row] = []
     for stalled in plan.slow_stalled:
         with running(plan, kind, f"slow{stalled}", queue_size=1024) as server:
             bench = Bench(plan, gens, server)
@@ -365,54 +485,87 @@ def slow(plan: Plan, gens: Generators, kind: str, log: Any) -> list[Row]:
             victims = [bench.name(i) for i in range(n - stalled, n)]
             joined = bench.join(n, plan.connect_timeout, small_buffers=tuple(victims))
             try:
-                if victims:
-                    bench.stall(victims)
-                seconds = plan.slow_seconds if stalled else min(plan.slow_seconds, plan.slow_baseline_seconds)
-                row = bench.window(plan.slow_rate, seconds, f"{stalled} stalled", drain=max(3.0, seconds / 10),
+                for _ in range(plan.slow_baseline_windows):
+                    base = bench.window(plan.slow_rate, plan.slow_baseline_seconds, "0 stalled",
+                                        drain=1.0, size=plan.slow_message_bytes)
+                    baselines.append({**base, "workload": "slow", **joined, "stalled_fate": {}})
+                if not stalled:
+                    continue
+                bench.stall(victims)
+                row = bench.window(plan.slow_rate, plan.slow_seconds, f"{stalled} stalled", drain=1.5,
                                    size=plan.slow_message_bytes)
                 row.update({"workload": "slow", **joined, "stalled_fate": _fates(bench, victims)})
                 rows.append(row)
-                log(f"  {kind} slow {stalled} stalled: {describe(row)} fate {row['stalled_fate']}")
+                log(f"  {kind} slow {stalled} stalled: {describe(row)} fate {row['stalled_fate']}"
+                    + (f", first drop notice after {row['first_drop_notice_s']:.1f} s"
+                       if row.get("first_drop_notice_s") is not None else ""))
             finally:
                 bench.leave_all()
+    if baselines:
+        base = median_row(baselines, key="p99_ms")
+        rows.insert(0, base)
+        log(f"  {kind} slow 0 stalled (median p99 of {len(baselines)} windows): {describe(base)}")
     return rows
 
 
-def _fates(bench: Bench, victims: list[str]) -> dict[str, int]:
-    """Resume the stalled members and report how each connection ended (close code or state)."""
+def _fates(bench: Bench, victims: list[str], timeout: float = 1.0) -> dict[str, int]:
+    """Resume the stalled members and report how each connection ended (close code or state).
+
+    Polls (bounded) until none of them is still joined; a reference that buffers for a
+    stalled member keeps it joined, and is reported so after ``timeout``.
+    """
     if not victims:
         return {}
     bench.gens.call([{"cmd": "resume", "names": [n for n in mine if n in victims]} for mine in bench.names])
-    time.sleep(2.0)
-    answers = bench.gens.call([{"cmd": "status", "names": [n for n in mine if n in victims]}
-                               for mine in bench.names])
+    deadline = time.monotonic() + timeout
+    while True:
+        answers = bench.gens.call([{"cmd": "status", "names": [n for n in mine if n in victims]}
+                                   for mine in bench.names])
+        states = [state for answer in answers for state in answer["status"].values()]
+        if "joined" not in states or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     fates: dict[str, int] = {}
-    for answer in answers:
-        for state in answer["status"].values():
-            fates[str(state)] = fates.get(str(state), 0) + 1
+    for state in states:
+        fates[str(state)] = fates.get(str(state), 0) + 1
     return fates
 
 
+LOG_PREFIXES = {"tmpfs": "tm", "disk": "td", "disabled": "tx"}
+
+
 def log_cost(plan: Plan, gens: Generators, log: Any, tmpfs: Path | None) -> list[Row]:
-    """The tracker with chat.log on tmpfs, on disk, and with writing disabled."""
-    disk = plan.results / "data" / "log-disk"
-    configs: list[tuple[str, dict[str, Any]]] = [("disk", {"data_dir": disk}),
-                                                 ("disabled", {"data_dir": disk / "off", "disable_log": True})]
+    """The tracker with chat.log on tmpfs, on disk, and with writing disabled, interleaved.
+
+    Three tracker processes run at once, each with its own members, and the windows
+    go round them in turn (as in the fan-out sweep), so machine noise falls on all three.
+    """
+    data = plan.results / "data"
+    configs: list[tuple[str, dict[str, Any]]] = [("disk", {"data_dir": data / "log-disk"}),
+                                                 ("disabled", {"data_dir": data / "log-off", "disable_log": True})]
     if tmpfs is not None:
         configs.insert(0, ("tmpfs", {"data_dir": tmpfs}))
     rows: list[Row] = []
-    for name, options in configs:
-        with running(plan, "tracker", f"log-{name}", **options) as server:
-            bench = Bench(plan, gens, server)
-            joined = bench.join(plan.log_members, plan.connect_timeout)
-            try:
-                windows = [bench.window(plan.log_rate, plan.fixed_seconds, name)
-                           for _ in range(plan.log_repeats)]
-            finally:
-                bench.leave_all()
-        row = {**median_row(windows), "workload": "log", "log_mode": name, **joined}
-        rows.append(row)
-        log(f"  tracker log {name}: {describe(row)}")
+    with ExitStack() as stack:
+        benches: list[tuple[str, Bench, Row]] = []
+        servers = stack.enter_context(running_all(plan, [("tracker", f"log-{name}", options)
+                                                         for name, options in configs]))
+        for (name, _), server in zip(configs, servers):
+            bench = Bench(plan, gens, server, prefix=LOG_PREFIXES[name])
+            stack.callback(bench.leave_all)
+            benches.append((name, bench, bench.join(plan.log_members, plan.connect_timeout)))
+        for _, bench, _ in benches:
+            bench.neighbours = [other.server for _, other, _ in benches if other is not bench]
+        windows: dict[str, list[Row]] = {name: [] for name, _, _ in benches}
+        for _, bench, _ in benches:
+            bench.window(plan.log_rate, plan.warmup_seconds, "warm-up")
+        for _ in range(plan.log_repeats):
+            for name, bench, _ in benches:
+                windows[name].append(bench.window(plan.log_rate, plan.fixed_seconds, name))
+        for name, _, joined in benches:
+            row = {**median_row(windows[name]), "workload": "log", "log_mode": name, **joined}
+            rows.append(row)
+            log(f"  tracker log {name}: {describe(row)}")
     return rows
 
 
