@@ -1,6 +1,6 @@
 """``python -m bench``: run the benchmarks, write bench/results/ (results.md, results.json, charts).
 
-    python -m bench                      # everything, about 5 minutes on 2 cores
+    python -m bench                      # everything, about 7 minutes on 2 cores
     python -m bench --smoke              # seconds, tiny N, all three servers (CI)
     python -m bench --workloads fanout --members 100,1000
     python -m bench --profile            # py-spy profile of the tracker's hot path
