@@ -81,9 +81,8 @@ class Outbox:
         """Queue frames built for this outbox's kind (bytes when wired, else text); ignored once closing."""
         if self.closing or not frames:
             return
-        wire = self.wire
-        if wire is not None and not self._frames and wire.ready():
-            wire.write(frames[0] if len(frames) == 1 else b"".join(frames))  # type: ignore[arg-type]
+        if self.wire is not None:
+            self.push_wire(b"".join(frames), len(frames))  # type: ignore[arg-type]
             return
         self._frames.extend(frames)
         self._count += len(frames)

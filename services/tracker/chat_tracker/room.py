@@ -401,6 +401,6 @@ class _SharedFrames:
 
     def _build(self, dialect: Dialect, wired: bool) -> tuple[list[Frame], bytes]:
         if wired:
-            wire_frames = [dialect.shared_wire(event) for event in self.batch]
-            return list(wire_frames), b"".join(wire_frames)
+            wire_frames: list[Frame] = [dialect.shared_wire(event) for event in self.batch]
+            return wire_frames, b"".join(wire_frames)  # type: ignore[arg-type]
         return [dialect.shared(event) for event in self.batch], b""
