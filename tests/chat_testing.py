@@ -22,8 +22,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 UNIT = 5.0 * float(os.environ.get("TEST_TIMEOUT_SCALE", "1"))
+# The environment under test: the interpreter running pytest and the scripts installed beside it.
+# Not resolved: a venv's python is a symlink, and its bin/ is where the venv's scripts live.
+VENV_BIN = Path(sys.executable).parent
+PROGRAMS = ("chat-client", "chat-tracker")
 PASSWORD = "alphonso"
 _LISTENING = re.compile(r"Listening on http://127\.0\.0\.1:(\d+)")
+
+
+def program(name: str) -> str:
+    """The absolute path of the project's program ``name`` in the environment under test.
+
+    Never the bare name: whatever the caller's PATH holds (a global install, an old
+    version) must not be what a test starts.
+    """
+    path = VENV_BIN / name
+    if not path.is_file():
+        raise AssertionError(f"{name} is not installed in {VENV_BIN}: run scripts/test (it installs the project)")
+    return str(path)
 
 
 @dataclass

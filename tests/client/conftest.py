@@ -22,6 +22,8 @@ from typing import IO, Any
 
 import pytest
 
+from chat_testing import program
+
 # Test modules import these drivers as ``client_conftest``: the bare name ``conftest`` is
 # whichever directory's conftest pytest loaded last, which is not this one when several test
 # directories are given on one command line (``pytest tests/client tests/reliability/...``).
@@ -116,7 +118,7 @@ def run_client(*args: str, password: str | None = PASSWORD, env: dict[str, str] 
         environment["TRACKER_PASSWORD"] = password
     environment.update(env or {})
     process = subprocess.Popen(
-        ["chat-client", *args], env=environment, text=True, encoding="utf-8",
+        [program("chat-client"), *args], env=environment, text=True, encoding="utf-8",
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     assert process.stdout is not None

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from chat_testing import program
 from client_conftest import TIMEOUT_UNIT, Client, tmux_required
 
 pytestmark = pytest.mark.tmux
@@ -82,7 +83,7 @@ def client_command(url: str, **env: str) -> str:
     """chat-client in a clean environment (no password or username given), plus ``env``."""
     unset = "-u TRACKER_PASSWORD -u CHAT_USERNAME -u TRACKER_URL -u NO_COLOR"
     assignments = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
-    return f"env {unset} {assignments} chat-client {shlex.quote(url)}"
+    return f"env {unset} {assignments} {shlex.quote(program("chat-client"))} {shlex.quote(url)}"
 
 
 def log_lines(tracker: Any) -> list[list[str]]:

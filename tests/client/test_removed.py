@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
+from chat_testing import program
 from client_conftest import PASSWORD, TIMEOUT_UNIT, Client
 
 StartClient = Callable[..., Client]
@@ -35,7 +36,7 @@ def unread_client() -> Iterator[Callable[..., subprocess.Popen[str]]]:
 
     def start(*args: str) -> subprocess.Popen[str]:
         process = subprocess.Popen(
-            ["chat-client", *args], env=client_environment(), text=True, encoding="utf-8",
+            [program("chat-client"), *args], env=client_environment(), text=True, encoding="utf-8",
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         started.append(process)
