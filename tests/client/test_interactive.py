@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from client_conftest import TIMEOUT_UNIT, Client, tmux_required
 
 from chat_testing import program
-from client_conftest import TIMEOUT_UNIT, Client, tmux_required
 
 pytestmark = pytest.mark.tmux
 
@@ -33,7 +33,10 @@ class Terminal:
 
     def tmux(self, *args: str) -> str:
         return subprocess.run(
-            ["tmux", "-S", str(self.socket), *args], check=True, capture_output=True, text=True,
+            ["tmux", "-S", str(self.socket), *args],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
 
     def start(self, command: str) -> None:
@@ -76,14 +79,14 @@ def terminal(tmp_path: Path) -> Iterator[Terminal]:
     tmux_required()
     term = Terminal(tmp_path / "tmux.sock")
     yield term
-    subprocess.run(["tmux", "-S", str(term.socket), "kill-server"], capture_output=True)
+    subprocess.run(["tmux", "-S", str(term.socket), "kill-server"], capture_output=True, check=False)
 
 
 def client_command(url: str, **env: str) -> str:
     """chat-client in a clean environment (no password or username given), plus ``env``."""
     unset = "-u TRACKER_PASSWORD -u CHAT_USERNAME -u TRACKER_URL -u NO_COLOR"
     assignments = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
-    return f"env {unset} {assignments} {shlex.quote(program("chat-client"))} {shlex.quote(url)}"
+    return f"env {unset} {assignments} {shlex.quote(program('chat-client'))} {shlex.quote(url)}"
 
 
 def log_lines(tracker: Any) -> list[list[str]]:
