@@ -8,9 +8,9 @@ import select
 import subprocess
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from .servers import pinned
 
@@ -31,12 +31,17 @@ class Generators:
     def __init__(self, count: int, cores: str | None, log_dir: Path) -> None:
         self.cores = cores
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.errors = [open(log_dir / f"loadgen-{i}.err", "w") for i in range(count)]
+        # Open for as long as the processes run; ``close`` closes them.
+        self.errors = [(log_dir / f"loadgen-{i}.err").open("w") for i in range(count)]
         self.core_count = len(cores.split(",")) if cores else os.cpu_count() or 1
         self.processes = [
             subprocess.Popen(
                 pinned([sys.executable, "-m", "bench.loadgen"], cores),
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors[i], text=True, bufsize=1,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self.errors[i],
+                text=True,
+                bufsize=1,
             )
             for i in range(count)
         ]
@@ -45,7 +50,8 @@ class Generators:
         return len(self.processes)
 
     def send(self, commands: list[dict[str, Any]]) -> None:
-        for process, command in zip(self.processes, commands):
+        # One command per process: ``receive`` waits for an answer from each of them.
+        for process, command in zip(self.processes, commands, strict=True):
             assert process.stdin is not None
             process.stdin.write(json.dumps(command) + "\n")
             process.stdin.flush()
@@ -55,13 +61,17 @@ class Generators:
         answers: dict[int, dict[str, Any]] = {}
         deadline = time.monotonic() + timeout
         while len(answers) < len(self.processes):
-            waiting = {p.stdout: i for i, p in enumerate(self.processes) if i not in answers}
+            waiting: dict[IO[str], int] = {}
+            for i, process in enumerate(self.processes):
+                if i not in answers:
+                    assert process.stdout is not None
+                    waiting[process.stdout] = i
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"load generators silent for {timeout:.0f} s")
             ready, _, _ = select.select(list(waiting), [], [], min(0.5, left))
             for stream in ready:
-                line = stream.readline()  # type: ignore[union-attr]
+                line = stream.readline()
                 if not line:
                     raise RuntimeError("a load generator exited")
                 answers[waiting[stream]] = json.loads(line)
@@ -69,8 +79,9 @@ class Generators:
                 tick()
         return [answers[i] for i in range(len(self.processes))]
 
-    def call(self, commands: list[dict[str, Any]], timeout: float = 60.0,
-             tick: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+    def call(
+        self, commands: list[dict[str, Any]], timeout: float = 60.0, tick: Callable[[], None] | None = None
+    ) -> list[dict[str, Any]]:
         self.send(commands)
         return self.receive(timeout, tick)
 

@@ -29,7 +29,7 @@ import sys
 import time
 from array import array
 from collections import Counter
-from typing import Any
+from typing import Any, cast
 
 import uvloop
 
@@ -89,8 +89,9 @@ class Client(asyncio.Protocol):
     # --- asyncio.Protocol ----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport subclass
-        transport.write(self.request)
+        # uvloop's transport is no asyncio.Transport subclass, but it has the same methods.
+        self.transport = cast("asyncio.Transport", transport)
+        self.transport.write(self.request)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = self.close_code is None
@@ -229,8 +230,17 @@ class Worker:
 
     # Each command returns a JSON-able dict.
 
-    async def connect(self, host: str, port: int, path: str, password: str, names: list[str],
-                      concurrency: int, timeout: float, small_buffers: list[str] | None = None) -> dict[str, Any]:
+    async def connect(
+        self,
+        host: str,
+        port: int,
+        path: str,
+        password: str,
+        names: list[str],
+        concurrency: int,
+        timeout: float,
+        small_buffers: list[str] | None = None,
+    ) -> dict[str, Any]:
         """Join ``names``; at most ``concurrency`` handshakes in flight, ``timeout`` s in all.
 
         ``small_buffers`` get a small kernel receive buffer, so that when they stop reading
@@ -279,12 +289,15 @@ class Worker:
                 return True
 
         results = await asyncio.gather(*(join(name) for name in names))
-        return {"joined": sum(results), "failed": len(names) - sum(results),
-                "members": [name for name, ok in zip(names, results) if ok],
-                "seconds": time.monotonic() - started, "errors": dict(errors)}
+        return {
+            "joined": sum(results),
+            "failed": len(names) - sum(results),
+            "members": [name for name, ok in zip(names, results, strict=True) if ok],
+            "seconds": time.monotonic() - started,
+            "errors": dict(errors),
+        }
 
-    async def publish(self, names: list[str], rate: float, seconds: float, start_ns: int,
-                      size: int) -> dict[str, Any]:
+    async def publish(self, names: list[str], rate: float, seconds: float, start_ns: int, size: int) -> dict[str, Any]:
         """Send ``rate`` messages/s in all, round-robin over ``names``, for ``seconds``."""
         senders = [self.clients[name] for name in names if name in self.clients]
         if not senders or rate <= 0:
@@ -309,7 +322,7 @@ class Worker:
                     turn = (turn + 1) % len(senders)
                 sent += due
             await asyncio.sleep(0.001)
-        return {"published": {c.name: n for c, n in zip(senders, published)}, "max_burst": max_burst}
+        return {"published": {c.name: n for c, n in zip(senders, published, strict=True)}, "max_burst": max_burst}
 
     def window_start(self, prefix: str = "") -> dict[str, Any]:
         """Count from now on, and only what the clients named ``prefix...`` receive."""
@@ -328,16 +341,22 @@ class Worker:
         wall = time.monotonic() - self.window_wall
         tally = self.tally
         return {
-            "messages": tally.messages, "notices": tally.notices, "slow_notices": tally.slow_notices,
+            "messages": tally.messages,
+            "notices": tally.notices,
+            "slow_notices": tally.slow_notices,
             "first_slow_notice_ns": tally.first_slow_notice_ns,
-            "errors": tally.errors, "cpu_seconds": cpu, "wall_seconds": wall,
+            "errors": tally.errors,
+            "cpu_seconds": cpu,
+            "wall_seconds": wall,
             "latency_us": histogram(tally.latencies),
-            "clients": len(self.clients), "healthy_open": self._healthy_open(),
+            "clients": len(self.clients),
+            "healthy_open": self._healthy_open(),
         }
 
     def _healthy_open(self, prefix: str = "") -> int:
-        return sum(1 for name, c in self.clients.items()
-                   if name.startswith(prefix) and not c.stalled and c.state == "joined")
+        return sum(
+            1 for name, c in self.clients.items() if name.startswith(prefix) and not c.stalled and c.state == "joined"
+        )
 
     def stall(self, names: list[str]) -> dict[str, Any]:
         for name in names:
@@ -354,8 +373,9 @@ class Worker:
         out: dict[str, Any] = {}
         for name in names:
             client = self.clients[name]
-            out[name] = client.close_code if client.close_code is not None else (
-                "lost" if client.lost else client.state)
+            out[name] = (
+                client.close_code if client.close_code is not None else ("lost" if client.lost else client.state)
+            )
         return {"status": out, "open": self._healthy_open(prefix)}
 
     def close_all(self, prefix: str = "") -> dict[str, Any]:
@@ -368,7 +388,7 @@ class Worker:
         return {"closed": len(doomed)}
 
 
-def histogram(latencies_ns: array) -> list[tuple[int, int]]:
+def histogram(latencies_ns: array[int]) -> list[tuple[int, int]]:
     """[(microseconds, count)] with every value quantized by ``_quantize``, sorted.
 
     With numpy (installed with matplotlib) this takes milliseconds for a million
@@ -390,7 +410,7 @@ def histogram(latencies_ns: array) -> list[tuple[int, int]]:
     quantized = (magnitude >> shift) << shift
     quantized[negative] = -quantized[negative]
     values, counts = np.unique(quantized, return_counts=True)
-    return [(int(v), int(c)) for v, c in zip(values, counts)]
+    return [(int(v), int(c)) for v, c in zip(values, counts, strict=True)]
 
 
 def _quantize(us: int) -> int:

@@ -36,9 +36,24 @@ def profile(plan: Plan) -> int:
             bench.join(MEMBERS, plan.connect_timeout)
             bench.window(RATE, 2.0, "warm-up")
             spy = subprocess.Popen(
-                ["py-spy", "record", "--pid", str(server.pid), "--duration", f"{SECONDS + 1:g}",
-                 "--rate", str(SAMPLE_HZ), "--format", "raw", "--nonblocking", "--output", str(raw)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                [
+                    "py-spy",
+                    "record",
+                    "--pid",
+                    str(server.pid),
+                    "--duration",
+                    f"{SECONDS + 1:g}",
+                    "--rate",
+                    str(SAMPLE_HZ),
+                    "--format",
+                    "raw",
+                    "--nonblocking",
+                    "--output",
+                    str(raw),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
             )
             row = bench.window(RATE, SECONDS, "profiled")
             _, error = spy.communicate(timeout=60)
@@ -71,10 +86,16 @@ def summarize(raw: Path, us_per_delivery: float, title: str, top: int = 25) -> s
         own[frames[-1]] += samples
         for frame in set(frames):
             inclusive[frame] += samples
-    lines = [f"# Profile: {title}", "", f"{total} samples; us/delivery = share of samples x "
-             f"{us_per_delivery:.2f} us (the window's CPU per delivery).", ""]
-    for heading, counter in (("Self time (where the CPU is spent)", own),
-                             ("Inclusive time (what a call costs with its callees)", inclusive)):
+    lines = [
+        f"# Profile: {title}",
+        "",
+        f"{total} samples; us/delivery = share of samples x {us_per_delivery:.2f} us (the window's CPU per delivery).",
+        "",
+    ]
+    for heading, counter in (
+        ("Self time (where the CPU is spent)", own),
+        ("Inclusive time (what a call costs with its callees)", inclusive),
+    ):
         lines += [f"## {heading}", "", "| share | us/delivery | function |", "|---:|---:|---|"]
         for function, samples in counter.most_common(top):
             share = samples / total if total else 0.0

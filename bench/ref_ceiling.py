@@ -12,7 +12,7 @@ runs it beside the tracker to give a ceiling the tracker's figures are divided b
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 
 import uvloop
 import websockets
@@ -61,8 +61,13 @@ async def main(host: str, port: int, password: str, ping_interval: float, ping_t
         await dialogue(connection, password)
 
     async with serve(
-        handler, host, port, compression=None, max_size=65536,
-        ping_interval=ping_interval, ping_timeout=ping_timeout,
+        handler,
+        host,
+        port,
+        compression=None,
+        max_size=65536,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
     ) as server:
         print(f"Listening on http://{host}:{port} (reference: ceiling)", flush=True)
         await server.serve_forever()
@@ -76,10 +81,8 @@ def cli() -> None:
     parser.add_argument("--ping-interval", type=float, default=20.0)
     parser.add_argument("--ping-timeout", type=float, default=20.0)
     args = parser.parse_args()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(main(args.host, args.port, args.password, args.ping_interval, args.ping_timeout))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

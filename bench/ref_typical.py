@@ -91,10 +91,18 @@ def cli() -> None:
     args = parser.parse_args()
     print(f"Listening on http://{args.host}:{args.port} (reference: typical)", flush=True)
     uvicorn.run(
-        create_app(args.password), host=args.host, port=args.port,
-        ws="websockets-sansio", ws_max_size=65536, ws_per_message_deflate=False,
-        ws_ping_interval=args.ping_interval, ws_ping_timeout=args.ping_timeout,
-        loop="uvloop", http="httptools", log_level="warning", lifespan="off",
+        create_app(args.password),
+        host=args.host,
+        port=args.port,
+        ws="websockets-sansio",
+        ws_max_size=65536,
+        ws_per_message_deflate=False,
+        ws_ping_interval=args.ping_interval,
+        ws_ping_timeout=args.ping_timeout,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        lifespan="off",
     )
 
 

@@ -1,8 +1,10 @@
-"""The three servers under test, started as subprocesses pinned to the server core, and
+"""The servers under test, started as subprocesses pinned to the server core, and
 what /proc says about them.
 
 - ``tracker``: ``python -m chat_tracker``, the product, with the benchmark's limits
   lifted (rate, burst, connections) and chat.log in ``data_dir``.
+- ``baseline``: the same tracker built from another commit (``--baseline REF``, see
+  ``bench.baseline``), started the same way from that commit's source tree.
 - ``ceiling``: ``bench.ref_ceiling``, a reference (bare websockets + broadcast()).
 - ``typical``: ``bench.ref_typical``, a reference (FastAPI docs' ConnectionManager).
 """
@@ -19,8 +21,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .baseline import BOOTSTRAP, IMPORTED_FROM, PACKAGES
+
 PASSWORD = "benchpass"
-SERVERS = ("tracker", "ceiling", "typical")
+SERVERS = ("tracker", "baseline", "ceiling", "typical")
+TRACKERS = ("tracker", "baseline")  # the product, from the work tree and from --baseline's commit
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -51,6 +56,7 @@ class ServerOptions:
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    source: Path | None = None  # baseline only: the source tree whose services/ it imports
 
 
 class Server:
@@ -68,9 +74,17 @@ class Server:
             env["TRACKER_BENCH_DISABLE_LOG"] = "1"
         else:
             env.pop("TRACKER_BENCH_DISABLE_LOG", None)
+        if options.kind == "baseline":
+            if options.source is None:
+                raise RuntimeError("the baseline server needs a source tree (python -m bench --baseline REF)")
+            paths = [str(options.source / package) for package in PACKAGES]
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [*paths, env.get("PYTHONPATH")]))
         with open(self.output_path, "wb") as output:
             self.process = subprocess.Popen(
-                pinned(self._command(), options.core), env=env, stdout=output, stderr=subprocess.STDOUT,
+                pinned(self._command(), options.core),
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
         self.pid = self.process.pid
@@ -78,12 +92,28 @@ class Server:
     def _command(self) -> list[str]:
         o = self.options
         pings = ["--ping-interval", f"{o.ping_interval:g}", "--ping-timeout", f"{o.ping_timeout:g}"]
-        if o.kind == "tracker":
+        if o.kind in TRACKERS:
             o.data_dir.mkdir(parents=True, exist_ok=True)
+            # the baseline: the same command, importing chat_tracker from its own tree
+            head = ["-m", "chat_tracker"] if o.kind == "tracker" else ["-c", BOOTSTRAP, str(o.source)]
             return [
-                sys.executable, "-m", "chat_tracker", "--host", "127.0.0.1", "--port", str(self.port),
-                "--data-dir", str(o.data_dir), "--rate", "1000000", "--burst", "1000000",
-                "--max-connections", "20000", "--queue-size", str(o.queue_size), *pings,
+                sys.executable,
+                *head,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(o.data_dir),
+                "--rate",
+                "1000000",
+                "--burst",
+                "1000000",
+                "--max-connections",
+                "20000",
+                "--queue-size",
+                str(o.queue_size),
+                *pings,
             ]
         module = {"ceiling": "bench.ref_ceiling", "typical": "bench.ref_typical"}[o.kind]
         return [sys.executable, "-m", module, "--port", str(self.port), "--password", PASSWORD, *pings]
@@ -95,6 +125,8 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.kind} exited with {self.process.returncode}: {self.output()[-2000:]}")
             if "Listening on" in self.output() and _accepts(self.port):
+                if self.kind == "baseline" and f"{IMPORTED_FROM}{self.options.source}/" not in self.output():
+                    raise RuntimeError(f"baseline did not import {self.options.source}: {self.output()[-2000:]}")
                 return
             time.sleep(0.05)
         raise RuntimeError(f"{self.kind} not ready in {timeout} s: {self.output()[-2000:]}")

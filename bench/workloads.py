@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from .generators import BUSY_SHARE, Generators
-from .servers import PASSWORD, Server, ServerOptions
+from .servers import PASSWORD, TRACKERS, Server, ServerOptions
 
 P99_LIMIT_MS = 100.0
-PREFIXES = {"tracker": "t", "ceiling": "c", "typical": "y"}
+PREFIXES = {"tracker": "t", "baseline": "b", "ceiling": "c", "typical": "y"}
 MESSAGE_BYTES = 48  # text of a published message; the server prefixes "t12: "
 
 
@@ -64,6 +64,15 @@ class Plan:
     generators: int = 2
     concurrency: int = 50
     results: Path = Path("bench/results")
+    # --baseline REF: the tracker of that commit, server kind "baseline", shown as baseline_label
+    baseline_ref: str = ""
+    baseline_commit: str = ""
+    baseline_label: str = "baseline"
+    baseline_tree: Path | None = None  # its extracted source tree (bench.baseline.checkout)
+
+    def label(self, kind: str) -> str:
+        """How a server kind is named in the results: the baseline as ``tracker@<short sha>``."""
+        return self.baseline_label if kind == "baseline" else kind
 
 
 Row = dict[str, Any]
@@ -95,9 +104,17 @@ class Bench:
             split[index % len(split)].append(self.name(index))
         answers = self.gens.call(
             [
-                {"cmd": "connect", "host": "127.0.0.1", "port": self.server.port, "path": self.server.path,
-                 "password": PASSWORD, "names": names, "concurrency": self.plan.concurrency, "timeout": timeout,
-                 "small_buffers": [name for name in names if name in small_buffers]}
+                {
+                    "cmd": "connect",
+                    "host": "127.0.0.1",
+                    "port": self.server.port,
+                    "path": self.server.path,
+                    "password": PASSWORD,
+                    "names": names,
+                    "concurrency": self.plan.concurrency,
+                    "timeout": timeout,
+                    "small_buffers": [name for name in names if name in small_buffers],
+                }
                 for names in split
             ],
             timeout=timeout + 30,
@@ -110,8 +127,13 @@ class Bench:
         for answer in answers:
             for reason, n in answer["errors"].items():
                 errors[reason] = errors.get(reason, 0) + n
-        return {"joined": joined, "failed": count - joined, "connect_seconds": seconds,
-                "connects_per_s": joined / seconds if seconds else 0.0, "connect_errors": errors}
+        return {
+            "joined": joined,
+            "failed": count - joined,
+            "connect_seconds": seconds,
+            "connects_per_s": joined / seconds if seconds else 0.0,
+            "connect_errors": errors,
+        }
 
     @property
     def members(self) -> int:
@@ -143,8 +165,9 @@ class Bench:
 
     # --- one measurement window ------------------------------------------------------
 
-    def window(self, rate: float, seconds: float, label: str, drain: float | None = None,
-               size: int = MESSAGE_BYTES) -> Row:
+    def window(
+        self, rate: float, seconds: float, label: str, drain: float | None = None, size: int = MESSAGE_BYTES
+    ) -> Row:
         """Publish ``rate`` messages/s for ``seconds`` from the first publishers; measure."""
         self.settle()
         publishers = [self.name(i) for i in range(min(self.plan.publishers, self.members))]
@@ -157,8 +180,9 @@ class Bench:
         for mine in self.names:
             own = [name for name in publishers if name in mine]
             share = rate * len(own) / len(publishers)
-            commands.append({"cmd": "publish", "names": own, "rate": share, "seconds": seconds,
-                             "start_ns": start_ns, "size": size})
+            commands.append(
+                {"cmd": "publish", "names": own, "rate": share, "seconds": seconds, "start_ns": start_ns, "size": size}
+            )
         sent = self.gens.call(commands, timeout=seconds + 60, tick=lambda: samples.append(self.server.rss_bytes()))
         published = sum(sum(a["published"].values()) for a in sent)
         expected = published * (healthy - 1)
@@ -180,8 +204,20 @@ class Bench:
                 return received
             time.sleep(0.05)
 
-    def _row(self, label: str, rate: float, seconds: float, published: int, expected: int,
-             ends: list[Row], cpu: float, wall: float, rss0: int, samples: list[int], sent: list[Row]) -> Row:
+    def _row(
+        self,
+        label: str,
+        rate: float,
+        seconds: float,
+        published: int,
+        expected: int,
+        ends: list[Row],
+        cpu: float,
+        wall: float,
+        rss0: int,
+        samples: list[int],
+        sent: list[Row],
+    ) -> Row:
         received = sum(a["messages"] for a in ends)
         histogram: dict[int, int] = {}
         for answer in ends:
@@ -190,19 +226,32 @@ class Bench:
         gen_shares = [a["cpu_seconds"] / a["wall_seconds"] for a in ends if a["wall_seconds"] > 0]
         gen_total = sum(gen_shares) / self.gens.core_count
         return {
-            "server": self.server.kind, "label": label, "members": self.members,
-            "stalled": len(self.stalled), "rate": rate, "seconds": seconds,
-            "published": published, "publish_rate": published / seconds,
-            "expected": expected, "received": received, "lost": max(0, expected - received),
+            "server": self.server.kind,
+            "server_label": self.plan.label(self.server.kind),
+            "label": label,
+            "members": self.members,
+            "stalled": len(self.stalled),
+            "rate": rate,
+            "seconds": seconds,
+            "published": published,
+            "publish_rate": published / seconds,
+            "expected": expected,
+            "received": received,
+            "lost": max(0, expected - received),
             "loss_share": (expected - received) / expected if expected else 0.0,
             "deliveries_per_s": received / seconds,
-            "server_cpu_s": cpu, "server_cpu_share": cpu / wall if wall else 0.0,
+            "server_cpu_s": cpu,
+            "server_cpu_share": cpu / wall if wall else 0.0,
             "cpu_us_per_delivery": cpu / received * 1e6 if received else None,
             **percentiles(histogram),
-            "rss_start": rss0, "rss_end": samples[-1], "rss_growth": max(samples) - rss0,
-            "notices": sum(a["notices"] for a in ends), "slow_notices": sum(a["slow_notices"] for a in ends),
+            "rss_start": rss0,
+            "rss_end": samples[-1],
+            "rss_growth": max(samples) - rss0,
+            "notices": sum(a["notices"] for a in ends),
+            "slow_notices": sum(a["slow_notices"] for a in ends),
             "errors": sum(a["errors"] for a in ends),
-            "generator_cpu_share": gen_total, "generator_max_share": max(gen_shares, default=0.0),
+            "generator_cpu_share": gen_total,
+            "generator_max_share": max(gen_shares, default=0.0),
             "generator_limited": gen_total > BUSY_SHARE or max(gen_shares, default=0.0) > BUSY_SHARE,
             "max_burst": max(a["max_burst"] for a in sent),
         }
@@ -228,8 +277,12 @@ def percentiles(histogram: dict[int, int]) -> Row:
 def passes(row: Row) -> bool:
     """Zero loss, p99 under 100 ms, and the publishers kept the asked rate."""
     asked = row["rate"] * row["seconds"]
-    return (row["lost"] == 0 and row["p99_ms"] is not None and row["p99_ms"] < P99_LIMIT_MS
-            and row["published"] >= 0.95 * asked - 2)
+    return (
+        row["lost"] == 0
+        and row["p99_ms"] is not None
+        and row["p99_ms"] < P99_LIMIT_MS
+        and row["published"] >= 0.95 * asked - 2
+    )
 
 
 @contextmanager
@@ -246,9 +299,12 @@ def running_all(plan: Plan, specs: list[tuple[str, str, dict[str, Any]]]) -> Ite
         for kind, tag, given in specs:
             options = dict(given)
             data_dir = options.pop("data_dir", plan.results / "data" / f"{kind}-{tag}")
+            if kind == "baseline":
+                options.setdefault("source", plan.baseline_tree)
             shutil.rmtree(data_dir, ignore_errors=True)  # a fresh chat.log for every run
-            servers.append(Server(ServerOptions(kind=kind, data_dir=data_dir, log_dir=plan.results / "logs",
-                                                **options)))
+            servers.append(
+                Server(ServerOptions(kind=kind, data_dir=data_dir, log_dir=plan.results / "logs", **options))
+            )
         for server in servers:
             server.wait_ready()
         yield servers
@@ -266,6 +322,7 @@ def median_row(rows: list[Row], key: str = "cpu_us_per_delivery") -> Row:
     p99s = [r["p99_ms"] for r in rows if r["p99_ms"] is not None]
     row["p99_spread"] = [min(p99s), max(p99s)] if p99s else None
     row["repeats"] = len(rows)
+    row["cpu_us_windows"] = [r["cpu_us_per_delivery"] for r in rows]  # in the order run: pairs with a neighbour's
     return row
 
 
@@ -302,8 +359,8 @@ def _fixed(plan: Plan, benches: list[Bench], n: int, log: Any) -> list[Row]:
     windows: dict[str, list[Row]] = {bench.server.kind: [] for bench in benches}
     for bench in benches:  # the first traffic after joining costs more (buffers, TCP windows): not counted
         bench.window(rate, plan.warmup_seconds, "warm-up")
-    for _ in range(plan.repeats):
-        for bench in benches:
+    for repeat in range(plan.repeats):  # every other round in reverse: no server is always first after a settle
+        for bench in benches if repeat % 2 == 0 else benches[::-1]:
             windows[bench.server.kind].append(bench.window(rate, plan.fixed_seconds, "fixed"))
     rows = []
     for bench in benches:
@@ -358,17 +415,21 @@ def _spike(row: Row) -> bool:
     """Failed on p99 alone while the median stayed low: a spike, not a server out of CPU
     (an overloaded server builds a backlog, and then its p50 climbs too)."""
     kept = row["published"] >= 0.95 * row["rate"] * row["seconds"] - 2
-    return (row["lost"] == 0 and kept and row["p50_ms"] is not None
-            and row["p50_ms"] < P99_LIMIT_MS / 10)
+    return row["lost"] == 0 and kept and row["p50_ms"] is not None and row["p50_ms"] < P99_LIMIT_MS / 10
 
 
 def _sweep(plan: Plan, benches: list[Bench], n: int, log: Any, previous: dict[str, int]) -> list[Row]:
     """Search the ladder for every server, interleaved; its best passing step is its maximum."""
     rows: list[Row] = []
     ladder = sorted(plan.step_deliveries)
-    searches = {bench.server.kind: Search(len(ladder), previous[bench.server.kind] - 1 if bench.server.kind in previous
-                                          else plan.step_start, plan.step_retries)
-                for bench in benches}
+    searches = {
+        bench.server.kind: Search(
+            len(ladder),
+            previous[bench.server.kind] - 1 if bench.server.kind in previous else plan.step_start,
+            plan.step_retries,
+        )
+        for bench in benches
+    }
     for _ in range(4 * len(ladder)):  # bounded; a search ends in about log2(len) + len/2 steps
         todo = [(bench, searches[bench.server.kind].next()) for bench in benches]
         todo = [(bench, index) for bench, index in todo if index is not None]
@@ -388,19 +449,30 @@ def _sweep(plan: Plan, benches: list[Bench], n: int, log: Any, previous: dict[st
         kind = bench.server.kind
         search = searches[kind]
         previous[kind] = max(0, search.passed)
-        rows.append(_best_row(kind, n, search.best, search.failure))
+        rows.append(_best_row(kind, n, search.best, search.failure, plan.label(kind)))
     return rows
 
 
-def _best_row(kind: str, n: int, best: Row | None, failure: Row | None) -> Row:
+def _best_row(kind: str, n: int, best: Row | None, failure: Row | None, label: str) -> Row:
     """The sweep's verdict: highest passing delivered rate, and whether the generator capped it."""
     capped = bool(failure and failure["generator_limited"])
     failed_at = None if failure is None else failure["rate"]
     if best is None:
-        return {"workload": "fanout-max", "server": kind, "members": n, "deliveries_per_s": 0.0,
-                "generator_limited": capped, "failed_at": failed_at}
-    return {**best, "workload": "fanout-max", "generator_limited": best["generator_limited"] or capped,
-            "failed_at": failed_at}
+        return {
+            "workload": "fanout-max",
+            "server": kind,
+            "server_label": label,
+            "members": n,
+            "deliveries_per_s": 0.0,
+            "generator_limited": capped,
+            "failed_at": failed_at,
+        }
+    return {
+        **best,
+        "workload": "fanout-max",
+        "generator_limited": best["generator_limited"] or capped,
+        "failed_at": failed_at,
+    }
 
 
 def idle(plan: Plan, gens: Generators, kind: str, log: Any) -> list[Row]:
@@ -419,7 +491,7 @@ def idle(plan: Plan, gens: Generators, kind: str, log: Any) -> list[Row]:
         try:
             bench.settle(timeout=2)
             rss0 = bench.server.rss_bytes()
-            cap = plan.connect_timeout if kind == "tracker" else min(plan.connect_timeout, plan.reference_connect_cap)
+            cap = plan.connect_timeout if kind in TRACKERS else min(plan.connect_timeout, plan.reference_connect_cap)
             total: Row = {"joined": 0, "connect_seconds": 0.0, "connect_errors": {}, "cap": cap}
             for n in sorted(plan.idle_members):
                 left = cap - total["connect_seconds"]  # joining time only, not the pauses and chats
@@ -432,7 +504,8 @@ def idle(plan: Plan, gens: Generators, kind: str, log: Any) -> list[Row]:
                         total["connect_errors"][reason] = total["connect_errors"].get(reason, 0) + count
                 elif more > 0:
                     total["connect_errors"]["not attempted in time"] = (
-                        total["connect_errors"].get("not attempted in time", 0) + more)
+                        total["connect_errors"].get("not attempted in time", 0) + more
+                    )
                 rows.append(_idle_at(plan, bench, n, dict(total), rss0, log, chat=n == max(plan.idle_members)))
         finally:
             bench.leave_all()
@@ -446,21 +519,37 @@ def _idle_at(plan: Plan, bench: Bench, n: int, total: Row, rss0: int, log: Any, 
     time.sleep(plan.idle_seconds)  # the idle pause itself: what is measured is what survives it
     rss1 = bench.server.rss_bytes()
     still_open = bench.open_members()
-    row: Row = {"workload": "idle", "server": bench.server.kind, "members": n, "joined": joined_n,
-                "failed": n - joined_n, "connect_seconds": seconds,
-                "connects_per_s": joined_n / seconds if seconds else 0.0,
-                "connect_errors": dict(total["connect_errors"]), "connect_cap_s": total["cap"],
-                "settle_seconds": settled, "open_after_idle": still_open,
-                "rss_before": rss0, "rss_after": rss1,
-                "rss_per_member": (rss1 - rss0) / joined_n if joined_n else None}
+    row: Row = {
+        "workload": "idle",
+        "server": bench.server.kind,
+        "server_label": plan.label(bench.server.kind),
+        "members": n,
+        "joined": joined_n,
+        "failed": n - joined_n,
+        "connect_seconds": seconds,
+        "connects_per_s": joined_n / seconds if seconds else 0.0,
+        "connect_errors": dict(total["connect_errors"]),
+        "connect_cap_s": total["cap"],
+        "settle_seconds": settled,
+        "open_after_idle": still_open,
+        "rss_before": rss0,
+        "rss_after": rss1,
+        "rss_per_member": (rss1 - rss0) / joined_n if joined_n else None,
+    }
     if chat and joined_n > 1 and still_open == joined_n:
         rate = max(1.0, plan.chat_deliveries / (joined_n - 1))
         chat = bench.window(rate, plan.chat_seconds, "chat")
-        row.update({f"chat_{k}": chat[k] for k in ("lost", "p50_ms", "p99_ms", "deliveries_per_s",
-                                                    "cpu_us_per_delivery", "generator_limited")})
-    log(f"  {bench.server.kind} idle N={n}: joined {joined_n} in {seconds:.1f} s "
+        row.update(
+            {
+                f"chat_{k}": chat[k]
+                for k in ("lost", "p50_ms", "p99_ms", "deliveries_per_s", "cpu_us_per_delivery", "generator_limited")
+            }
+        )
+    log(
+        f"  {bench.server.kind} idle N={n}: joined {joined_n} in {seconds:.1f} s "
         f"({row['connects_per_s']:.0f}/s), open {still_open}, RSS/member "
-        f"{_kb(row['rss_per_member'])}, chat lost {row.get('chat_lost', '-')} p99 {row.get('chat_p99_ms', '-')} ms")
+        f"{_kb(row['rss_per_member'])}, chat lost {row.get('chat_lost', '-')} p99 {row.get('chat_p99_ms', '-')} ms"
+    )
     return row
 
 
@@ -486,19 +575,26 @@ def slow(plan: Plan, gens: Generators, kind: str, log: Any) -> list[Row]:
             joined = bench.join(n, plan.connect_timeout, small_buffers=tuple(victims))
             try:
                 for _ in range(plan.slow_baseline_windows):
-                    base = bench.window(plan.slow_rate, plan.slow_baseline_seconds, "0 stalled",
-                                        drain=1.0, size=plan.slow_message_bytes)
+                    base = bench.window(
+                        plan.slow_rate, plan.slow_baseline_seconds, "0 stalled", drain=1.0, size=plan.slow_message_bytes
+                    )
                     baselines.append({**base, "workload": "slow", **joined, "stalled_fate": {}})
                 if not stalled:
                     continue
                 bench.stall(victims)
-                row = bench.window(plan.slow_rate, plan.slow_seconds, f"{stalled} stalled", drain=1.5,
-                                   size=plan.slow_message_bytes)
+                row = bench.window(
+                    plan.slow_rate, plan.slow_seconds, f"{stalled} stalled", drain=1.5, size=plan.slow_message_bytes
+                )
                 row.update({"workload": "slow", **joined, "stalled_fate": _fates(bench, victims)})
                 rows.append(row)
-                log(f"  {kind} slow {stalled} stalled: {describe(row)} fate {row['stalled_fate']}"
-                    + (f", first drop notice after {row['first_drop_notice_s']:.1f} s"
-                       if row.get("first_drop_notice_s") is not None else ""))
+                log(
+                    f"  {kind} slow {stalled} stalled: {describe(row)} fate {row['stalled_fate']}"
+                    + (
+                        f", first drop notice after {row['first_drop_notice_s']:.1f} s"
+                        if row.get("first_drop_notice_s") is not None
+                        else ""
+                    )
+                )
             finally:
                 bench.leave_all()
     if baselines:
@@ -519,8 +615,9 @@ def _fates(bench: Bench, victims: list[str], timeout: float = 1.0) -> dict[str, 
     bench.gens.call([{"cmd": "resume", "names": [n for n in mine if n in victims]} for mine in bench.names])
     deadline = time.monotonic() + timeout
     while True:
-        answers = bench.gens.call([{"cmd": "status", "names": [n for n in mine if n in victims]}
-                                   for mine in bench.names])
+        answers = bench.gens.call(
+            [{"cmd": "status", "names": [n for n in mine if n in victims]} for mine in bench.names]
+        )
         states = [state for answer in answers for state in answer["status"].values()]
         if "joined" not in states or time.monotonic() > deadline:
             break
@@ -531,41 +628,53 @@ def _fates(bench: Bench, victims: list[str], timeout: float = 1.0) -> dict[str, 
     return fates
 
 
-LOG_PREFIXES = {"tmpfs": "tm", "disk": "td", "disabled": "tx"}
+LOG_PREFIXES = {
+    "tracker": {"tmpfs": "tm", "disk": "td", "disabled": "tx"},
+    "baseline": {"tmpfs": "bm", "disk": "bd", "disabled": "bx"},
+}
 
 
 def log_cost(plan: Plan, gens: Generators, log: Any, tmpfs: Path | None) -> list[Row]:
     """The tracker with chat.log on tmpfs, on disk, and with writing disabled, interleaved.
 
-    Three tracker processes run at once, each with its own members, and the windows
-    go round them in turn (as in the fan-out sweep), so machine noise falls on all three.
+    Three tracker processes run at once (six with ``--baseline``: the baseline's three
+    too), each with its own members, and the windows go round them in turn (as in the
+    fan-out sweep), so machine noise falls on all of them.
     """
     data = plan.results / "data"
-    configs: list[tuple[str, dict[str, Any]]] = [("disk", {"data_dir": data / "log-disk"}),
-                                                 ("disabled", {"data_dir": data / "log-off", "disable_log": True})]
-    if tmpfs is not None:
-        configs.insert(0, ("tmpfs", {"data_dir": tmpfs}))
+    kinds = [kind for kind in plan.servers if kind in TRACKERS]
+    configs: list[tuple[str, str, dict[str, Any]]] = []
+    for name in ("tmpfs", "disk", "disabled"):
+        for kind in kinds:
+            own = "" if kind == "tracker" else f"{kind}-"
+            if name == "tmpfs" and tmpfs is not None:
+                configs.append((kind, name, {"data_dir": tmpfs / kind}))
+            elif name == "disk":
+                configs.append((kind, name, {"data_dir": data / f"{own}log-disk"}))
+            elif name == "disabled":
+                configs.append((kind, name, {"data_dir": data / f"{own}log-off", "disable_log": True}))
     rows: list[Row] = []
     with ExitStack() as stack:
-        benches: list[tuple[str, Bench, Row]] = []
-        servers = stack.enter_context(running_all(plan, [("tracker", f"log-{name}", options)
-                                                         for name, options in configs]))
-        for (name, _), server in zip(configs, servers):
-            bench = Bench(plan, gens, server, prefix=LOG_PREFIXES[name])
+        benches: list[tuple[tuple[str, str], Bench, Row]] = []
+        servers = stack.enter_context(
+            running_all(plan, [(kind, f"log-{name}", options) for kind, name, options in configs])
+        )
+        for (kind, name, _), server in zip(configs, servers, strict=True):
+            bench = Bench(plan, gens, server, prefix=LOG_PREFIXES[kind][name])
             stack.callback(bench.leave_all)
-            benches.append((name, bench, bench.join(plan.log_members, plan.connect_timeout)))
+            benches.append(((kind, name), bench, bench.join(plan.log_members, plan.connect_timeout)))
         for _, bench, _ in benches:
             bench.neighbours = [other.server for _, other, _ in benches if other is not bench]
-        windows: dict[str, list[Row]] = {name: [] for name, _, _ in benches}
+        windows: dict[tuple[str, str], list[Row]] = {key: [] for key, _, _ in benches}
         for _, bench, _ in benches:
             bench.window(plan.log_rate, plan.warmup_seconds, "warm-up")
-        for _ in range(plan.log_repeats):
-            for name, bench, _ in benches:
-                windows[name].append(bench.window(plan.log_rate, plan.fixed_seconds, name))
-        for name, _, joined in benches:
-            row = {**median_row(windows[name]), "workload": "log", "log_mode": name, **joined}
+        for repeat in range(plan.log_repeats):
+            for key, bench, _ in benches if repeat % 2 == 0 else benches[::-1]:
+                windows[key].append(bench.window(plan.log_rate, plan.fixed_seconds, key[1]))
+        for key, _, joined in benches:
+            row = {**median_row(windows[key]), "workload": "log", "log_mode": key[1], **joined}
             rows.append(row)
-            log(f"  tracker log {name}: {describe(row)}")
+            log(f"  {key[0]} log {key[1]}: {describe(row)}")
     return rows
 
 
@@ -573,9 +682,11 @@ def describe(row: Row) -> str:
     cpu = row.get("cpu_us_per_delivery")
     flag = " [generator-limited]" if row.get("generator_limited") else ""
     cost = f"CPU {cpu:.2f} us/delivery" if cpu else "no deliveries"
-    return (f"{row['deliveries_per_s']:.0f} deliveries/s, lost {row['lost']}, "
-            f"p50 {row['p50_ms']} ms p99 {row['p99_ms']} ms, {cost}, "
-            f"server {row['server_cpu_share']:.0%} gen {row['generator_cpu_share']:.0%}{flag}")
+    return (
+        f"{row['deliveries_per_s']:.0f} deliveries/s, lost {row['lost']}, "
+        f"p50 {row['p50_ms']} ms p99 {row['p99_ms']} ms, {cost}, "
+        f"server {row['server_cpu_share']:.0%} gen {row['generator_cpu_share']:.0%}{flag}"
+    )
 
 
 def _kb(value: float | None) -> str:

@@ -74,9 +74,9 @@ class RunningTracker:
     def wait_for_output(self, pattern: str, timeout: float = UNIT) -> str:
         """Wait for a line of the tracker's stdout matching ``pattern``; return it."""
         regex = re.compile(pattern)
-        for line in self.output:
-            if regex.search(line):
-                return line
+        for seen in self.output:
+            if regex.search(seen):
+                return seen
         deadline = time.monotonic() + timeout
         while (remaining := deadline - time.monotonic()) > 0:
             try:
@@ -120,8 +120,12 @@ def launch_tracker(
     full_env.update(env or {})
     command = [sys.executable, "-m", "chat_tracker", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir)]
     process = subprocess.Popen(
-        command + list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        text=True, env=full_env,
+        command + list(args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=full_env,
     )
     tracker = RunningTracker(process, 0, password or "", data_dir)
     threading.Thread(target=_read_output, args=(tracker,), daemon=True).start()

@@ -118,8 +118,13 @@ def run_client(*args: str, password: str | None = PASSWORD, env: dict[str, str] 
         environment["TRACKER_PASSWORD"] = password
     environment.update(env or {})
     process = subprocess.Popen(
-        [program("chat-client"), *args], env=environment, text=True, encoding="utf-8",
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [program("chat-client"), *args],
+        env=environment,
+        text=True,
+        encoding="utf-8",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     assert process.stdout is not None
     return Client(process, LineReader(process.stdout))

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
+from websockets.typing import Subprotocol
 
 from chat_protocol import SUBPROTOCOL, Bye, ChatMessage, Hello, Limits, Welcome, encode
 from client_conftest import TIMEOUT_UNIT, Client
@@ -69,7 +70,7 @@ def fake_tracker() -> Iterator[Callable[[Callable[[ServerConnection], None]], st
     servers = []
 
     def start(handler: Callable[[ServerConnection], None]) -> str:
-        server = serve(handler, "127.0.0.1", 0, subprotocols=[SUBPROTOCOL])  # type: ignore[list-item]
+        server = serve(handler, "127.0.0.1", 0, subprotocols=[Subprotocol(SUBPROTOCOL)])
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return f"ws://127.0.0.1:{server.socket.getsockname()[1]}/ws"

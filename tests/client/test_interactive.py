@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from client_conftest import TIMEOUT_UNIT, Client, tmux_required
 
 from chat_testing import program
+from client_conftest import TIMEOUT_UNIT, Client, tmux_required
 
 pytestmark = pytest.mark.tmux
 
@@ -33,10 +33,7 @@ class Terminal:
 
     def tmux(self, *args: str) -> str:
         return subprocess.run(
-            ["tmux", "-S", str(self.socket), *args],
-            check=True,
-            capture_output=True,
-            text=True,
+            ["tmux", "-S", str(self.socket), *args], check=True, capture_output=True, text=True
         ).stdout
 
     def start(self, command: str) -> None:
@@ -233,6 +230,7 @@ def test_dumb_terminal(terminal: Terminal, tracker: Any) -> None:
     terminal.type_text("alpha")
     terminal.type("Enter")
     terminal.wait_for("Online now (1): alpha")
+    terminal.wait_for(prompt("alpha"))  # as a person would: Ctrl+D once the input line is there
     terminal.type("C-d")
     assert terminal.exit_status() == 0
     assert tracker.password not in terminal.screen()

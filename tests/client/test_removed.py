@@ -36,8 +36,13 @@ def unread_client() -> Iterator[Callable[..., subprocess.Popen[str]]]:
 
     def start(*args: str) -> subprocess.Popen[str]:
         process = subprocess.Popen(
-            [program("chat-client"), *args], env=client_environment(), text=True, encoding="utf-8",
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [program("chat-client"), *args],
+            env=client_environment(),
+            text=True,
+            encoding="utf-8",
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         started.append(process)
         return process
@@ -50,7 +55,7 @@ def unread_client() -> Iterator[Callable[..., subprocess.Popen[str]]]:
 
 
 def log_kinds(tracker: Any) -> list[tuple[str, str, str]]:
-    return [tuple((line.split(" ", 4) + [""])[2:5]) for line in tracker.log_lines()]  # type: ignore[misc]
+    return [tuple([*line.split(" ", 4), ""][2:5]) for line in tracker.log_lines()]
 
 
 def test_line_over_the_frame_limit_is_refused_by_the_client(start_tracker: Any, clients: StartClient) -> None:
@@ -87,7 +92,9 @@ def test_slow_consumer_exits_4(start_tracker: Any, unread_client: Callable[..., 
         sent = 0
         while not any("slowpoke removed: too slow" in line for line in tracker.output):
             assert time.monotonic() < deadline and sent < 2000, f"still not dropped after {sent} messages"
-            talker.send(f"{sent} ".ljust(BIG, "z"))  # stdout is a full pipe: the client's loop blocks, then its socket fills
+            talker.send(
+                f"{sent} ".ljust(BIG, "z")
+            )  # stdout is a full pipe: the client's loop blocks, then its socket fills
             sent += 1
         # Read now: within the tracker's 2 s grace the client drains its socket and gets the 4007 close.
         _, stderr = slow.communicate(timeout=4 * TIMEOUT_UNIT)

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
-from chat_client.render import (
-    PALETTE,
-    clock,
-    event_line,
-    name_style,
-    plain,
-    uncolored,
-)
+from chat_client.render import PALETTE, clock, event_line, name_style, plain, uncolored
 from chat_protocol import (
     Authenticated,
     Bye,
@@ -29,7 +22,6 @@ from chat_protocol import (
 )
 
 TS = "2026-11-24T01:50:38.123Z"
-UTC = timezone.utc
 
 
 def line(message: object) -> str:
@@ -106,8 +98,7 @@ def test_name_colour_is_stable_across_processes() -> None:
     code = "from chat_client.render import name_style; print(name_style('beta'))"
     outputs = {
         subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True,
-            env={"PYTHONHASHSEED": seed},
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONHASHSEED": seed}
         ).stdout
         for seed in ("1", "2", "3")
     }

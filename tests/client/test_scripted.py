@@ -16,7 +16,7 @@ StartClient = Callable[..., Client]
 
 def log_events(tracker: Any) -> list[tuple[int, str, str, str]]:
     """chat.log as (seq, kind, name, text) tuples."""
-    fields = [line.split(" ", 4) + [""] for line in tracker.log_lines()]
+    fields = [[*line.split(" ", 4), ""] for line in tracker.log_lines()]
     return [(int(f[0]), f[2], f[3], f[4]) for f in fields]
 
 
@@ -52,8 +52,8 @@ def test_several_piped_clients_lose_nothing(tracker: Any, clients: StartClient) 
         assert received == [m for m in logged_messages if joined < m[0] < left]
         assert [text for _, who, text in received if who == name] == [f"{name} says {i}" for i in range(15)]
     assert [(kind, who, text) for _, kind, who, text in log if kind == "leave"] == [
-        ("leave", name, "exit") for name in sorted(names, key=lambda n: next(
-            seq for seq, kind, who, _ in log if kind == "leave" and who == n))
+        ("leave", name, "exit")
+        for name in sorted(names, key=lambda n: next(seq for seq, kind, who, _ in log if kind == "leave" and who == n))
     ]
 
 
@@ -74,7 +74,7 @@ def test_plain_output_lines(tracker: Any, clients: StartClient) -> None:
         stamp + r"\* Bye, beta\.",
     ]
     assert len(lines) == len(patterns), lines
-    for line, pattern in zip(lines, patterns):
+    for line, pattern in zip(lines, patterns, strict=True):
         assert re.fullmatch(pattern, line), (line, pattern)
 
 
@@ -212,8 +212,18 @@ def test_help_documents_exit_statuses(clients: StartClient) -> None:
     status, lines, _ = clients("--help").finish()
     text = "\n".join(lines)
     assert status == 0
-    for needle in ("--password-file", "--username", "--json", "--no-color", "--timeout", "--version",
-                   "TRACKER_URL", "TRACKER_PASSWORD", "CHAT_USERNAME", "NO_COLOR"):
+    for needle in (
+        "--password-file",
+        "--username",
+        "--json",
+        "--no-color",
+        "--timeout",
+        "--version",
+        "TRACKER_URL",
+        "TRACKER_PASSWORD",
+        "CHAT_USERNAME",
+        "NO_COLOR",
+    ):
         assert needle in text
     for status_line in ("  0  ", "  1  ", "  2  ", "  3  ", "  4  "):
         assert status_line in text

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from chat_protocol.text import unescape
-
 from conversation import MEMBERS, expected_leaving_order, expected_messages
 
 Event = dict[str, Any]
@@ -61,7 +60,7 @@ def parse_chat_log(content: str) -> list[LogLine]:
 def this_run(log: list[LogLine]) -> list[LogLine]:
     """The lines since the tracker's last start."""
     starts = [i for i, line in enumerate(log) if line.kind == "start"]
-    return log[starts[-1]:] if starts else log
+    return log[starts[-1] :] if starts else log
 
 
 def check_chat_log(log: list[LogLine]) -> list[str]:
@@ -112,7 +111,9 @@ def check_deliveries(name: str, transcript: list[Event], run: list[LogLine]) -> 
     got = [received(event) for event in transcript if event.get("type") in EVENT_TYPE.values()]
     failures = []
     if got != expected:
-        index = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))
+        index = next(
+            (i for i, (a, b) in enumerate(zip(got, expected, strict=False)) if a != b), min(len(got), len(expected))
+        )
         failures.append(
             f"{name}: received {len(got)} events, chat.log has {len(expected)} for it; first difference at "
             f"#{index}: received {got[index] if index < len(got) else None}, "
@@ -126,7 +127,7 @@ def check_deliveries(name: str, transcript: list[Event], run: list[LogLine]) -> 
 
 def check_log_endpoint(events: list[Event], log: list[LogLine]) -> list[str]:
     """/log's events must be chat.log's last lines, field for field."""
-    tail = log[-len(events):] if events else []
+    tail = log[-len(events) :] if events else []
     got = [LogLine(e["seq"], e["ts"], e["kind"], e["name"], e["text"]) for e in events]
     if not events or got != tail:
         return [f"/log returned {got}, chat.log's last lines are {tail}"]

@@ -80,8 +80,14 @@ class Compose:
     def run(self, *args: str, timeout: float = 12 * UNIT, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a compose command to its end; AssertionError with its output if check and it failed."""
         done = subprocess.run(
-            self.argv(*args), cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
-            capture_output=True, text=True, timeout=timeout, check=False,
+            self.argv(*args),
+            cwd=ROOT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         if check and done.returncode != 0:
             raise AssertionError(
@@ -91,8 +97,15 @@ class Compose:
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            self.argv(*args), cwd=ROOT, env=self.env, text=True, encoding="utf-8", bufsize=1,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            self.argv(*args),
+            cwd=ROOT,
+            env=self.env,
+            text=True,
+            encoding="utf-8",
+            bufsize=1,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
 
     def up_tracker(self) -> None:
@@ -119,7 +132,11 @@ class Compose:
         """`docker inspect` of the tracker's container (running or not)."""
         container = self.run("ps", "--all", "--quiet", "tracker").stdout.split()[0]
         inspect = subprocess.run(
-            ["docker", "inspect", container], capture_output=True, text=True, check=True, timeout=60,
+            ["docker", "inspect", container],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
         )
         state: dict[str, Any] = json.loads(inspect.stdout)[0]
         return state
@@ -127,8 +144,16 @@ class Compose:
     def client(self, name: str) -> JsonClient:
         """The real chat-client, scripted (--json), in a container of the client service."""
         process = self.popen(
-            "run", "--rm", "-T", "-e", "TRACKER_PASSWORD",
-            "client", "chat-client", "--json", "--username", name,
+            "run",
+            "--rm",
+            "-T",
+            "-e",
+            "TRACKER_PASSWORD",
+            "client",
+            "chat-client",
+            "--json",
+            "--username",
+            name,
         )
         return JsonClient(name, process)
 
@@ -185,10 +210,10 @@ class JsonClient:
                 )
             if not line.startswith("{"):
                 continue  # compose's own progress lines, should any reach stdout
-            event = json.loads(line)
-            self.events.append(event)
-            if matches(event):
-                return event
+            received: dict[str, Any] = json.loads(line)
+            self.events.append(received)
+            if matches(received):
+                return received
 
     def say(self, text: str) -> None:
         assert self.process.stdin is not None

@@ -27,6 +27,7 @@ from compose_support import IN_CI, UNIT, Compose, docker_problem, tmux_problem, 
 _outcomes: dict[str, tuple[str, float]] = {}
 _build_seconds: list[float] = []
 
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Skip (or, in CI, fail) a docker/tmux test whose tools are missing."""
     problems = []

@@ -80,7 +80,11 @@ class Member:
         self.ended = False
         self.client = subprocess.Popen(
             ["chat-client", "--json", "--username", name],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8", bufsize=1,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            bufsize=1,
         )
         assert self.client.stdout is not None
         self.lines: queue.Queue[str | None] = queue.Queue()

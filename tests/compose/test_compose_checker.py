@@ -126,5 +126,7 @@ def test_chat_log_lines_parse_and_unescape() -> None:
     """chat.log's escaped text comes back as sent; an empty text field is allowed."""
     lines = parse_chat_log("1 T start - tracker started\n2 T join alpha\n3 T msg alpha a\\\\b\\nc\n")
     assert [(line.seq, line.kind, line.name, line.text) for line in lines] == [
-        (1, "start", "-", "tracker started"), (2, "join", "alpha", ""), (3, "msg", "alpha", "a\\b\nc"),
+        (1, "start", "-", "tracker started"),
+        (2, "join", "alpha", ""),
+        (3, "msg", "alpha", "a\\b\nc"),
     ]

@@ -28,7 +28,12 @@ class Terminal:
     def tmux(self, *args: str) -> str:
         done = subprocess.run(
             ["tmux", "-L", self.socket, "-f", "/dev/null", *args],
-            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=UNIT, check=True,
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=UNIT,
+            check=True,
         )
         return done.stdout
 

@@ -19,6 +19,4 @@ for directory in (HERE, HERE.parent / "tracker"):
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "reliability: the reliability campaign (tests/reliability)")
-    config.addinivalue_line(
-        "markers", "long: longer in its full form (RELIABILITY_FULL=1); the CI form stays short"
-    )
+    config.addinivalue_line("markers", "long: longer in its full form (RELIABILITY_FULL=1); the CI form stays short")

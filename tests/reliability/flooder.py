@@ -14,8 +14,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tracker")]
 
-from support import Bot, open_bot  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
+
+from support import Bot, open_bot  # noqa: E402
 
 
 async def flood(bot: Bot) -> int | None:

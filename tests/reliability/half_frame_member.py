@@ -15,6 +15,7 @@ import time
 from urllib.parse import urlparse
 
 from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
 
 
@@ -32,8 +33,8 @@ def main(url: str, password: str, name: str) -> None:
         got: list[str] = []
         while len(got) < count:
             for event in protocol.events_received():
-                if getattr(event, "opcode", None) is not None and event.opcode.name == "TEXT":
-                    got.append(event.data.decode())
+                if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                    got.append(bytes(event.data).decode())
             if len(got) < count:
                 protocol.receive_data(sock.recv(65536))
         return got
@@ -48,8 +49,10 @@ def main(url: str, password: str, name: str) -> None:
     assert texts(4)[0].startswith(f"Hi {name},")
     payload = ("half a message " * 20).encode()
     mask = os.urandom(4)
-    header = struct.pack("!BB", 0x81, 0x80 | len(payload)) if len(payload) < 126 else struct.pack(
-        "!BBH", 0x81, 0x80 | 126, len(payload)
+    header = (
+        struct.pack("!BB", 0x81, 0x80 | len(payload))
+        if len(payload) < 126
+        else struct.pack("!BBH", 0x81, 0x80 | 126, len(payload))
     )
     masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
     sock.sendall(header + mask + masked[: len(masked) // 2])

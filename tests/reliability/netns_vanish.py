@@ -19,9 +19,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tracker")]
 
-from support import open_bot  # noqa: E402
-
 from chat_testing import PASSWORD, launch_tracker  # noqa: E402
+from support import open_bot  # noqa: E402
 
 
 async def run(data_dir: Path, interval: str, timeout: str) -> dict[str, object]:
@@ -62,8 +61,12 @@ async def run(data_dir: Path, interval: str, timeout: str) -> dict[str, object]:
         await watcher.ws.close()
         await talker.ws.close()
         tracker.stop()
-        return {"leaves": leaves, "max_latency": max(latencies), "messages": len(latencies),
-                "tracker_lines": [line for line in tracker.output if "victim" in line]}
+        return {
+            "leaves": leaves,
+            "max_latency": max(latencies),
+            "messages": len(latencies),
+            "tracker_lines": [line for line in tracker.output if "victim" in line],
+        }
     finally:
         tracker.kill()
 

@@ -33,12 +33,16 @@ def render(rows: list[dict[str, Any]]) -> str:
     by_area: dict[str, int] = defaultdict(int)
     for row in bad:
         by_area[row["area"]] += row["tried"]
-    totals = {k: sum(r.get(k, 0) for r in bad) for k in ("tried", "crashes", "server_errors", "forged_lines", "admitted")}
+    totals = {
+        k: sum(r.get(k, 0) for r in bad) for k in ("tried", "crashes", "server_errors", "forged_lines", "admitted")
+    }
     out.append("### Bad inputs tried\n")
     out.append("| area | inputs |\n|---|---|")
     out += [f"| {area} | {count} |" for area, count in sorted(by_area.items())]
-    out.append(f"| **total** | **{totals['tried']}**: {totals['crashes']} crashes, {totals['server_errors']} 5xx, "
-               f"{totals['forged_lines']} forged lines, {totals['admitted']} admitted without the password |\n")
+    out.append(
+        f"| **total** | **{totals['tried']}**: {totals['crashes']} crashes, {totals['server_errors']} 5xx, "
+        f"{totals['forged_lines']} forged lines, {totals['admitted']} admitted without the password |\n"
+    )
     faults = [r for r in rows if r["figure"] == "faults"]
     by_fault: dict[str, int] = defaultdict(int)
     for row in faults:
@@ -52,8 +56,10 @@ def render(rows: list[dict[str, Any]]) -> str:
     out.append(f"| **total** | **{sum(by_fault.values())}**: {lost} lost lines, {torn} torn lines left |\n")
     if kills:
         k = kills[-1]
-        out.append(f"SIGKILL rounds: {k['kills']} kills, {k['distinct_received']} distinct messages received by "
-                   f"members, all among the {k['logged']} logged; {k['torn_tails']} torn tails repaired.\n")
+        out.append(
+            f"SIGKILL rounds: {k['kills']} kills, {k['distinct_received']} distinct messages received by "
+            f"members, all among the {k['logged']} logged; {k['torn_tails']} torn tails repaired.\n"
+        )
     out.append("### Load held\n")
     for row in [r for r in rows if r["figure"] == "load"]:
         out.append(

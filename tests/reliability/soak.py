@@ -28,10 +28,10 @@ for entry in (str(HERE), str(HERE.parent), str(HERE.parent / "tracker")):
         sys.path.insert(0, entry)
 
 import httpx  # noqa: E402
-from support import Bot, check_log_file, error_lines, open_bot, rss_kib  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 from chat_testing import PASSWORD, launch_tracker  # noqa: E402
+from support import Bot, check_log_file, error_lines, open_bot, rss_kib  # noqa: E402
 
 
 def raise_fd_limit(needed: int) -> None:
@@ -53,15 +53,15 @@ class Counter:
     async def run(self, latencies: list[float] | None, sent_at: dict[str, float]) -> None:
         try:
             async for frame in self.bot.ws:
-                if '"type":"message"' in frame:  # type: ignore[operator]
+                if '"type":"message"' in frame:
                     self.messages += 1
                     if latencies is not None:
                         text = json.loads(frame)["text"]
                         if text in sent_at:
                             latencies.append(time.monotonic() - sent_at[text])
-                elif '"type":"error"' in frame:  # type: ignore[operator]
+                elif '"type":"error"' in frame:
                     self.errors += 1
-                elif '"type":"bye"' in frame:  # type: ignore[operator]
+                elif '"type":"bye"' in frame:
                     break
         except ConnectionClosed:
             self.closed_early = True
@@ -116,9 +116,7 @@ async def soak(members: int, rate: float, seconds: float, data_dir: Path) -> dic
             await asyncio.sleep(min(0.05, 1 / rate))
         chat_seconds = time.monotonic() - chat_start
         drain_deadline = time.monotonic() + 30
-        while time.monotonic() < drain_deadline and any(
-            c.messages < sent and not c.closed_early for c in counters
-        ):
+        while time.monotonic() < drain_deadline and any(c.messages < sent and not c.closed_early for c in counters):
             await asyncio.sleep(0.1)
         accepted = int(await metric(tracker.http_url, "chat_messages_total"))
         slow = int(await metric(tracker.http_url, "chat_slow_member_drops_total"))
@@ -136,16 +134,26 @@ async def soak(members: int, rate: float, seconds: float, data_dir: Path) -> dic
     kept_up = [c for c in counters if not c.closed_early]
     latencies.sort()
     return {
-        "members": members, "rate_per_s": rate, "chat_seconds": round(chat_seconds, 1),
-        "join_seconds": round(joined_seconds, 1), "sent": sent, "accepted": accepted, "logged": logged,
-        "refused": sum(c.errors for c in counters), "kept_up": len(kept_up), "slow_drops": slow,
-        "deliveries": sum(c.messages for c in kept_up), "expected_deliveries": accepted * len(kept_up),
+        "members": members,
+        "rate_per_s": rate,
+        "chat_seconds": round(chat_seconds, 1),
+        "join_seconds": round(joined_seconds, 1),
+        "sent": sent,
+        "accepted": accepted,
+        "logged": logged,
+        "refused": sum(c.errors for c in counters),
+        "kept_up": len(kept_up),
+        "slow_drops": slow,
+        "deliveries": sum(c.messages for c in kept_up),
+        "expected_deliveries": accepted * len(kept_up),
         "lost": accepted * len(kept_up) - sum(c.messages for c in kept_up),
-        "rss_peak_mib": round(max(rss_peak, peak_during) / 1024, 1), "rss_end_mib": round(rss_now / 1024, 1),
+        "rss_peak_mib": round(max(rss_peak, peak_during) / 1024, 1),
+        "rss_end_mib": round(rss_now / 1024, 1),
         "latency_p50_ms": round(1000 * latencies[len(latencies) // 2], 1) if latencies else None,
         "latency_p99_ms": round(1000 * latencies[int(len(latencies) * 0.99)], 1) if latencies else None,
         "latency_max_ms": round(1000 * latencies[-1], 1) if latencies else None,
-        "tracker_errors": error_lines(tracker.output), "exit_status": status,
+        "tracker_errors": error_lines(tracker.output),
+        "exit_status": status,
         "exit_seconds": round(exit_seconds, 2),
     }
 

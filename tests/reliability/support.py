@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from chat_protocol import SUBPROTOCOL
 from chat_testing import UNIT
@@ -113,8 +114,15 @@ class Bot:
 async def connect_json(url: str, password: str, **kwargs: Any) -> ClientConnection:
     """A JSON-dialect connection with the password in the header (not yet joined)."""
     return await connect(
-        url, subprotocols=[SUBPROTOCOL], additional_headers={"Authorization": f"Bearer {password}"},  # type: ignore[list-item]
-        open_timeout=4 * UNIT, close_timeout=1, ping_interval=None, max_size=None, compression=None, **kwargs,
+        url,
+        subprotocols=[Subprotocol(SUBPROTOCOL)],
+        additional_headers={"Authorization": f"Bearer {password}"},
+        open_timeout=4 * UNIT,
+        close_timeout=1,
+        ping_interval=None,
+        max_size=None,
+        compression=None,
+        **kwargs,
     )
 
 

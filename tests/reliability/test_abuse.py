@@ -12,18 +12,35 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import check_log_file, error_lines, open_bot, record
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
 
 from chat_protocol import SUBPROTOCOL
 from chat_testing import PASSWORD, UNIT, RunningTracker
+from support import check_log_file, error_lines, open_bot, record
 
 pytestmark = pytest.mark.anyio
 
-WRONG = ["", "wrong", PASSWORD.upper(), PASSWORD[:-1], PASSWORD + "x", " " + PASSWORD, PASSWORD + " ",
-         "x" * 60000, "pässwörd", "\U0001f511" * 100, PASSWORD + "\x00", "\x00", "\x1b[2J", "\u202e" + PASSWORD,
-         "' OR 1=1 --", "%s%s%s%n", "${jndi:ldap://x}"]
+WRONG = [
+    "",
+    "wrong",
+    PASSWORD.upper(),
+    PASSWORD[:-1],
+    PASSWORD + "x",
+    " " + PASSWORD,
+    PASSWORD + " ",
+    "x" * 60000,
+    "pässwörd",
+    "\U0001f511" * 100,
+    PASSWORD + "\x00",
+    "\x00",
+    "\x1b[2J",
+    "\u202e" + PASSWORD,
+    "' OR 1=1 --",
+    "%s%s%s%n",
+    "${jndi:ldap://x}",
+]
 
 
 async def _close_code(ws: Any) -> int | None:
@@ -45,8 +62,13 @@ async def _plain(url: str, guess: str, source: str) -> int | None:
 
 
 async def _auth_frame(url: str, guess: str, source: str) -> int | None:
-    async with connect(url, subprotocols=[SUBPROTOCOL], open_timeout=UNIT, max_size=None,  # type: ignore[list-item]
-                       local_addr=(source, 0)) as ws:
+    async with connect(
+        url,
+        subprotocols=[Subprotocol(SUBPROTOCOL)],
+        open_timeout=UNIT,
+        max_size=None,
+        local_addr=(source, 0),
+    ) as ws:
         assert json.loads(await ws.recv())["authenticated"] is False
         await ws.send(json.dumps({"type": "auth", "password": guess}))
         return await _close_code(ws)
@@ -54,8 +76,13 @@ async def _auth_frame(url: str, guess: str, source: str) -> int | None:
 
 async def _header(url: str, header: str, source: str) -> int | None:
     try:
-        async with connect(url, subprotocols=[SUBPROTOCOL], open_timeout=UNIT,  # type: ignore[list-item]
-                           additional_headers={"Authorization": header}, local_addr=(source, 0)) as ws:
+        async with connect(
+            url,
+            subprotocols=[Subprotocol(SUBPROTOCOL)],
+            open_timeout=UNIT,
+            additional_headers={"Authorization": header},
+            local_addr=(source, 0),
+        ) as ws:
             return await _close_code(ws)
     except InvalidStatus as refused:  # a header the HTTP layer itself refuses
         return refused.response.status_code
@@ -79,11 +106,11 @@ async def test_no_wrong_password_gets_in(start_tracker: Any) -> None:
             assert await _header(tracker.url, f"Bearer {guess}", source) == 4001, guess[:20]
             tried += 1
     for query in (f"?password={PASSWORD}", f"?p={PASSWORD}&x=1", f"?{PASSWORD}", "?x"):
-        for dialect in ([], [SUBPROTOCOL]):
-            async with connect(tracker.url + query, subprotocols=dialect or None, open_timeout=UNIT) as ws:  # type: ignore[arg-type]
+        for dialect in ([], [Subprotocol(SUBPROTOCOL)]):
+            async with connect(tracker.url + query, subprotocols=dialect or None, open_timeout=UNIT) as ws:
                 assert await _close_code(ws) == 4003
             tried += 1
-    async with connect(tracker.url, subprotocols=[SUBPROTOCOL], open_timeout=UNIT) as ws:  # type: ignore[list-item]
+    async with connect(tracker.url, subprotocols=[Subprotocol(SUBPROTOCOL)], open_timeout=UNIT) as ws:
         await ws.recv()
         await ws.send(json.dumps({"type": "auth"}))  # missing
         assert await _close_code(ws) == 4008
@@ -134,7 +161,9 @@ async def test_ten_flooders_are_closed_and_a_calm_member_keeps_its_pace(start_tr
     calm = await open_bot(tracker.url, PASSWORD, "calm")
     flooders = subprocess.Popen(
         [sys.executable, str(Path(__file__).parent / "flooder.py"), tracker.url, PASSWORD, "10"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert flooders.stdin is not None and flooders.stdout is not None
@@ -164,5 +193,13 @@ async def test_ten_flooders_are_closed_and_a_calm_member_keeps_its_pace(start_tr
     per_flooder = [sum(1 for e in entries if e.kind == "msg" and e.name == name) for name in names]
     assert max(per_flooder) <= 20 + 3  # the burst, and a little refill while it flooded
     assert error_lines(tracker.output) == []
-    record("bad_inputs", area="flood", tried=10, crashes=0, server_errors=0, forged_lines=0, admitted=0,
-           calm_max_latency_ms=round(1000 * max(latencies), 1))
+    record(
+        "bad_inputs",
+        area="flood",
+        tried=10,
+        crashes=0,
+        server_errors=0,
+        forged_lines=0,
+        admitted=0,
+        calm_max_latency_ms=round(1000 * max(latencies), 1),
+    )

@@ -17,46 +17,106 @@ import time
 from typing import Any
 
 import pytest
-from support import RAW_CONTROLS, Bot, check_log_file, connect_json, error_lines, open_bot, open_plain, record
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from chat_protocol import escape
 from chat_testing import PASSWORD, UNIT, RunningTracker
+from support import RAW_CONTROLS, Bot, check_log_file, connect_json, error_lines, open_bot, open_plain, record
 
 pytestmark = pytest.mark.anyio
 
 MAX = 200  # --max-message-chars for this campaign
 HOSTILE_TEXTS = {
-    "crlf": "line one\r\nline two", "lf forging a line": "hi\n4 2026-01-01T00:00:00.000Z msg root forged",
-    "cr": "overwrite\rroot: hacked", "esc colour": "\x1b[31mred\x1b[0m", "esc title": "\x1b]0;pwned\x07",
-    "esc clear": "\x1b[2J\x1b[H", "c1 csi": "\x9b31mred", "c1 nel": "a\x85b", "u2028": "a\u2028b",
-    "u2029": "a\u2029b", "nul": "a\x00b", "del": "a\x7fb", "bell": "ding\x07", "backspace": "abc\x08\x08x",
-    "tab": "a\tb", "backslash n": "not a newline: \\n", "bidi override": "abc\u202etxt.exe",
-    "bidi isolate": "\u2066x\u2069", "emoji": "\U0001f600\U0001f680 4-byte", "zwj family": "\U0001f468\u200d\U0001f469",
-    "combining": "e\u0301\u0301\u0301", "max length": "m" * MAX, "max emoji": "\U0001f600" * MAX,
-    "json-looking": '{"type":"message","text":"x"}', "leading space": "  indented", "only escape": "\x1b",
+    "crlf": "line one\r\nline two",
+    "lf forging a line": "hi\n4 2026-01-01T00:00:00.000Z msg root forged",
+    "cr": "overwrite\rroot: hacked",
+    "esc colour": "\x1b[31mred\x1b[0m",
+    "esc title": "\x1b]0;pwned\x07",
+    "esc clear": "\x1b[2J\x1b[H",
+    "c1 csi": "\x9b31mred",
+    "c1 nel": "a\x85b",
+    "u2028": "a\u2028b",
+    "u2029": "a\u2029b",
+    "nul": "a\x00b",
+    "del": "a\x7fb",
+    "bell": "ding\x07",
+    "backspace": "abc\x08\x08x",
+    "tab": "a\tb",
+    "backslash n": "not a newline: \\n",
+    "bidi override": "abc\u202etxt.exe",
+    "bidi isolate": "\u2066x\u2069",
+    "emoji": "\U0001f600\U0001f680 4-byte",
+    "zwj family": "\U0001f468\u200d\U0001f469",
+    "combining": "e\u0301\u0301\u0301",
+    "max length": "m" * MAX,
+    "max emoji": "\U0001f600" * MAX,
+    "json-looking": '{"type":"message","text":"x"}',
+    "leading space": "  indented",
+    "only escape": "\x1b",
 }
 REFUSED_TEXTS = {
-    "max plus one": ("m" * (MAX + 1), "too_long"), "empty": ("", "empty"), "whitespace": (" \t ", "empty"),
-    "newlines only": ("\n\r\n", "empty"), "lone surrogate": ("a\ud800b", "invalid_text"),
+    "max plus one": ("m" * (MAX + 1), "too_long"),
+    "empty": ("", "empty"),
+    "whitespace": (" \t ", "empty"),
+    "newlines only": ("\n\r\n", "empty"),
+    "lone surrogate": ("a\ud800b", "invalid_text"),
 }
 BAD_NAMES = {
-    "empty": "", "space": "al pha", "cr": "alpha\r", "lf": "al\npha", "esc": "\x1b[31malpha", "nul": "al\x00pha",
-    "c1": "al\x85pha", "bidi": "al\u202epha", "cyrillic a": "\u0430lpha", "fullwidth": "\uff41lpha",
-    "emoji": "\U0001f600", "too long": "a" * 33, "leading dot": ".alpha", "leading dash": "-alpha",
-    "star": "*alpha", "bang": "!alpha", "slash": "al/pha", "colon": "al:pha", "reserved admin": "admin",
-    "reserved case": "ROOT", "reserved lookalike": "adm1n", "reserved sep": "s.y.s.t.e.m",
-    "taken case": "WATCHER", "taken exact": "watcher", "taken 1 for l": "ta1ker", "taken sep": "wat-cher",
+    "empty": "",
+    "space": "al pha",
+    "cr": "alpha\r",
+    "lf": "al\npha",
+    "esc": "\x1b[31malpha",
+    "nul": "al\x00pha",
+    "c1": "al\x85pha",
+    "bidi": "al\u202epha",
+    "cyrillic a": "\u0430lpha",
+    "fullwidth": "\uff41lpha",
+    "emoji": "\U0001f600",
+    "too long": "a" * 33,
+    "leading dot": ".alpha",
+    "leading dash": "-alpha",
+    "star": "*alpha",
+    "bang": "!alpha",
+    "slash": "al/pha",
+    "colon": "al:pha",
+    "reserved admin": "admin",
+    "reserved case": "ROOT",
+    "reserved lookalike": "adm1n",
+    "reserved sep": "s.y.s.t.e.m",
+    "taken case": "WATCHER",
+    "taken exact": "watcher",
+    "taken 1 for l": "ta1ker",
+    "taken sep": "wat-cher",
     "taken i for l": "TAIKER",
 }
 EXPECTED_NAME_CODES = {"name_invalid", "name_reserved", "name_taken"}
 BAD_FRAMES_AFTER_JOIN = [
-    "", "null", "1", '"text"', "[]", "{}", '{"type":1}', '{"type":null}', '{"type":"message"}',
-    '{"type":"message","text":null}', '{"type":"message","text":["x"]}', '{"type":"message","text":{"a":1}}',
-    '{"type":"MESSAGE","text":"x"}', '{"type":"dance"}', '{"type":"join","name":"again"}', '{"type":"auth","password":"x"}',
-    "[" * 5000 + "]" * 5000, '{"type":"message","text":"x"' , '{"type": "message", "text": 1e999}',
-    '{"type":"who","type":"message"}', "\ufeff{}", "not json at all", "{" + '"a":1,' * 2000 + '"type":"dance"}',
+    "",
+    "null",
+    "1",
+    '"text"',
+    "[]",
+    "{}",
+    '{"type":1}',
+    '{"type":null}',
+    '{"type":"message"}',
+    '{"type":"message","text":null}',
+    '{"type":"message","text":["x"]}',
+    '{"type":"message","text":{"a":1}}',
+    '{"type":"MESSAGE","text":"x"}',
+    '{"type":"dance"}',
+    '{"type":"join","name":"again"}',
+    '{"type":"auth","password":"x"}',
+    "[" * 5000 + "]" * 5000,
+    '{"type":"message","text":"x"',
+    '{"type": "message", "text": 1e999}',
+    '{"type":"who","type":"message"}',
+    "\ufeff{}",
+    "not json at all",
+    "{" + '"a":1,' * 2000 + '"type":"dance"}',
 ]
 
 
@@ -66,6 +126,12 @@ async def answer(bot: Bot) -> dict[str, Any]:
         message = await bot.recv(UNIT)
         if message["type"] == "error" or (message["type"] == "message" and message["name"] == bot.name):
             return message
+
+
+async def read_until_closed(ws: ClientConnection) -> None:
+    """Read frames until the connection closes (raising ConnectionClosed); each within UNIT."""
+    while True:
+        await asyncio.wait_for(ws.recv(), UNIT)
 
 
 class Bystanders:
@@ -130,7 +196,7 @@ async def test_hostile_message_text_is_one_escaped_line_each(room: Any) -> None:
         assert RAW_CONTROLS.search(str(frame)) is None, f"raw control sent to a plain member: {frame!r}"
     entries = check_log_file(tracker.log_path)  # also: no raw control byte anywhere in the file
     logged = [(e.name, e.text) for e in entries if e.kind == "msg" and e.name in ("sender", "plainsender")]
-    assert [text for _, text in logged] == accepted + ["end of campaign"]
+    assert [text for _, text in logged] == [*accepted, "end of campaign"]
     raw = tracker.log_path.read_text(encoding="utf-8").splitlines()
     for text in HOSTILE_TEXTS.values():
         assert sum(line.endswith(" msg sender " + escape(text)) for line in raw) == 1
@@ -146,7 +212,9 @@ async def test_chat_client_shows_no_escape_effects(room: Any) -> None:
     tracker, bystanders = room
     client = subprocess.Popen(
         [sys.executable, "-m", "chat_client", "--username", "reader", tracker.url],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         env={**os.environ, "TRACKER_PASSWORD": PASSWORD, "TERM": "xterm-256color"},
     )
     try:
@@ -165,8 +233,15 @@ async def test_chat_client_shows_no_escape_effects(room: Any) -> None:
     assert RAW_CONTROLS.search(text.replace("\n", "")) is None, "raw control in the client's output"
     lines = [line for line in text.splitlines() if "talker: " in line]
     assert len(lines) == len(HOSTILE_TEXTS) + 1, lines  # one line per message: no CR/LF/U+2028 split one
-    record("bad_inputs", area="client_display", tried=len(HOSTILE_TEXTS), crashes=0, server_errors=0,
-           forged_lines=0, admitted=0)
+    record(
+        "bad_inputs",
+        area="client_display",
+        tried=len(HOSTILE_TEXTS),
+        crashes=0,
+        server_errors=0,
+        forged_lines=0,
+        admitted=0,
+    )
 
 
 async def test_hostile_names_are_refused_and_the_connection_kept(room: Any) -> None:
@@ -201,13 +276,17 @@ async def test_hostile_names_are_refused_and_the_connection_kept(room: Any) -> N
 async def test_100_concurrent_claims_of_one_name_one_wins(room: Any, variants: bool) -> None:
     """100 connections claim one name (or its lookalikes) at the same moment: exactly one is welcomed."""
     tracker, bystanders = room
-    spellings = ["gamma", "GAMMA", "g-a-m-m-a", "Gamma", "ga.mma", "gam_ma", "GaMmA", "gamma."] if variants else ["gamma"]
+    spellings = (
+        ["gamma", "GAMMA", "g-a-m-m-a", "Gamma", "ga.mma", "gam_ma", "GaMmA", "gamma."] if variants else ["gamma"]
+    )
     sockets = await asyncio.gather(*(connect_json(tracker.url, PASSWORD) for _ in range(100)))
     await asyncio.gather(*(ws.recv() for ws in sockets))
-    await asyncio.gather(*(
-        ws.send(json.dumps({"type": "join", "name": spellings[i % len(spellings)].rstrip(".")}))
-        for i, ws in enumerate(sockets)
-    ))
+    await asyncio.gather(
+        *(
+            ws.send(json.dumps({"type": "join", "name": spellings[i % len(spellings)].rstrip(".")}))
+            for i, ws in enumerate(sockets)
+        )
+    )
     answers = [json.loads(a)["type"] for a in await asyncio.gather(*(ws.recv() for ws in sockets))]
     assert answers.count("welcome") == 1 and answers.count("error") == 99
     await bystanders.check()
@@ -216,7 +295,7 @@ async def test_100_concurrent_claims_of_one_name_one_wins(room: Any, variants: b
 
 
 async def test_bad_frames_and_protocol_messages(room: Any) -> None:
-    """Junk JSON after joining gets errors and the member stays; oversize, binary, invalid UTF-8 close 1009/1003/1007."""
+    """Junk JSON after joining: errors, and the member stays; oversize, binary, invalid UTF-8 close 1009/1003/1007."""
     tracker, bystanders = room
     member = await open_bot(tracker.url, PASSWORD, "junker")
     for frame in BAD_FRAMES_AFTER_JOIN:
@@ -226,12 +305,11 @@ async def test_bad_frames_and_protocol_messages(room: Any) -> None:
         await bystanders.check()
     before_auth = ['{"type":"join","name":"mallory"}', '{"type":"message","text":"hi"}', "junk", "{}", '{"type":"who"}']
     for frame in before_auth:  # no password, anything but auth: 4008 and nothing joined
-        async with connect(tracker.url, subprotocols=["groupchat.v1"], open_timeout=UNIT) as ws:  # type: ignore[list-item]
+        async with connect(tracker.url, subprotocols=[Subprotocol("groupchat.v1")], open_timeout=UNIT) as ws:
             await ws.recv()
             await ws.send(frame)
             with pytest.raises(ConnectionClosed):
-                while True:
-                    await asyncio.wait_for(ws.recv(), UNIT)
+                await read_until_closed(ws)
             assert ws.protocol.close_rcvd is not None and ws.protocol.close_rcvd.code == 4008
         await bystanders.check()
     closers = {1009: "z" * 70000, 1003: b"\x00binary", 1007: None}
@@ -246,7 +324,9 @@ async def test_bad_frames_and_protocol_messages(room: Any) -> None:
         assert (left["name"], left["reason"]) == (f"closer{code}", "closed")
         await bystanders.check()
     await member.ws.close()
-    assert [e.name for e in check_log_file(tracker.log_path) if e.kind == "msg" and e.name not in ("watcher", "talker")] == []
+    assert [
+        e.name for e in check_log_file(tracker.log_path) if e.kind == "msg" and e.name not in ("watcher", "talker")
+    ] == []
     tried = len(BAD_FRAMES_AFTER_JOIN) + len(before_auth) + len(closers)
     record("bad_inputs", area="frames_protocol", tried=tried, crashes=0, server_errors=0, forged_lines=0, admitted=0)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import Bot, check_log_file, connect_json, open_bot, record, require
 
 from chat_testing import PASSWORD, UNIT, RunningTracker, launch_tracker
+from support import Bot, check_log_file, connect_json, open_bot, record, require
 
 pytestmark = pytest.mark.anyio
 
@@ -25,8 +25,12 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     require(os.geteuid() == 0, "mounting a tmpfs needs root")
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     require(result.returncode == 0, f"cannot mount a tmpfs: {result.stderr.strip()}")
     try:
         yield mount_point
@@ -44,7 +48,8 @@ def fill(directory: Path) -> Path:
                 try:
                     os.write(fd, b"\0" * size)
                 except OSError as error:
-                    assert error.errno == errno.ENOSPC
+                    if error.errno != errno.ENOSPC:
+                        raise
                     break
     finally:
         os.close(fd)
@@ -113,7 +118,7 @@ async def test_disk_full_refuses_cleanly_and_recovers(small_disk: Path) -> None:
         tracker.kill()
     entries = check_log_file(tracker.log_path)
     texts = [e.text for e in entries if e.kind == "msg"]
-    assert texts == delivered + [pending, "after recovery"]
+    assert texts == [*delivered, pending, "after recovery"]
     assert not any("Traceback" in line for line in tracker.output)
     record("faults", fault="disk_full", injected=1, lost=0, torn_left=0, refused_while_full=2)
 

@@ -13,17 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Bot, check_log_file, open_bot, record, require_root_tool
 
 from chat_testing import PASSWORD, UNIT, RunningTracker
+from support import Bot, check_log_file, open_bot, record, require_root_tool
 
 pytestmark = pytest.mark.anyio
 HERE = Path(__file__).resolve().parent
 PING = ("--ping-interval", "1", "--ping-timeout", "1")
 
 
-async def _chat_while(talker: Bot, watcher: Bot, seconds: float, leaves: list[tuple[str, str, float]],
-                      since: float) -> list[float]:
+async def _chat_while(
+    talker: Bot, watcher: Bot, seconds: float, leaves: list[tuple[str, str, float]], since: float
+) -> list[float]:
     """Talk for ``seconds``: the talker's echo latencies; the watcher collects leave notices meanwhile."""
 
     async def watch() -> None:
@@ -64,7 +65,9 @@ async def test_sigstopped_client_is_dropped_once_others_unaffected(start_tracker
     await watcher.expect("joined")  # talker
     client = subprocess.Popen(
         [sys.executable, "-m", "chat_client", "--username", "frozen", tracker.url],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         env={**os.environ, "TRACKER_PASSWORD": PASSWORD},
     )
     try:
@@ -84,8 +87,14 @@ async def test_sigstopped_client_is_dropped_once_others_unaffected(start_tracker
     assert max(latencies) < 0.5, f"a bystander waited {max(latencies):.2f} s"
     assert status == 3  # the client, thawed, reports the lost connection
     assert _leave_lines(tracker, "frozen") == ["lost"]
-    record("faults", fault="sigstop_client", injected=1, lost=0, torn_left=0,
-           max_bystander_latency=round(max(latencies), 3))
+    record(
+        "faults",
+        fault="sigstop_client",
+        injected=1,
+        lost=0,
+        torn_left=0,
+        max_bystander_latency=round(max(latencies), 3),
+    )
 
 
 async def test_client_killed_mid_frame_leaves_once(start_tracker: Any) -> None:
@@ -95,7 +104,8 @@ async def test_client_killed_mid_frame_leaves_once(start_tracker: Any) -> None:
     talker = await open_bot(tracker.url, PASSWORD, "talker")
     process = subprocess.Popen(
         [sys.executable, str(HERE / "half_frame_member.py"), tracker.url, PASSWORD, "halfway"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None
@@ -123,7 +133,10 @@ def test_peer_vanishing_without_fin_in_a_netns(tmp_path: Path) -> None:
     require_root_tool("unshare")
     result = subprocess.run(
         ["unshare", "-n", sys.executable, str(HERE / "netns_vanish.py"), str(tmp_path / "data"), "1", "1"],
-        capture_output=True, text=True, timeout=12 * UNIT,
+        capture_output=True,
+        text=True,
+        timeout=12 * UNIT,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
@@ -133,5 +146,6 @@ def test_peer_vanishing_without_fin_in_a_netns(tmp_path: Path) -> None:
     assert outcome["max_latency"] < 0.5
     entries = check_log_file(tmp_path / "data" / "chat.log")
     assert [e.text for e in entries if e.kind == "leave" and e.name == "victim"] == ["lost"]
-    record("faults", fault="vanished_peer_netns", injected=1, lost=0, torn_left=0,
-           dropped_after_s=round(leaves[0][2], 2))
+    record(
+        "faults", fault="vanished_peer_netns", injected=1, lost=0, torn_left=0, dropped_after_s=round(leaves[0][2], 2)
+    )

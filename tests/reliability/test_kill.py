@@ -9,11 +9,11 @@ import signal
 from pathlib import Path
 
 import pytest
-from support import FULL, Bot, bots, check_log_file, record
 from websockets.exceptions import ConnectionClosed
 
 from chat_testing import PASSWORD, UNIT, launch_tracker
 from chat_tracker.chatlog import parse_line
+from support import FULL, Bot, bots, check_log_file, record
 
 pytestmark = [pytest.mark.anyio, pytest.mark.long]
 
@@ -82,7 +82,7 @@ async def _one_round(data_dir: Path, round_no: int, rng: random.Random) -> dict[
     assert not lost, f"round {round_no}: {len(lost)} received messages missing from chat.log, e.g. {sorted(lost)[:3]}"
     texts = [text for _, text in logged]
     assert len(texts) == len(set(texts)), f"round {round_no}: a message is in chat.log twice"
-    for seq, text in received:  # whole: exactly what a talker sent
+    for _seq, text in received:  # whole: exactly what a talker sent
         prefix, _, tail = text.rpartition(" ")
         index = int(prefix.split(" ")[2])
         assert tail == "x" * (index % 300) or (index % 300 == 0 and text.endswith(" ")), text
@@ -91,8 +91,14 @@ async def _one_round(data_dir: Path, round_no: int, rng: random.Random) -> dict[
         with tracker.log_path.open("ab") as file:
             file.write(f"{entries[-1].seq + 1} 2026-01-01T00:00:00.000Z msg ghost half a li".encode())
         torn = 1
-    return {"sent": sent, "received": sum(len(s) for s in seen), "distinct_received": len(received),
-            "logged": len(logged), "torn_tails": int(torn > 0), "last_seq": entries[-1].seq}
+    return {
+        "sent": sent,
+        "received": sum(len(s) for s in seen),
+        "distinct_received": len(received),
+        "logged": len(logged),
+        "torn_tails": int(torn > 0),
+        "last_seq": entries[-1].seq,
+    }
 
 
 @pytest.mark.timeout(900 if FULL else 240)
@@ -106,7 +112,9 @@ async def test_sigkill_rounds_under_load_lose_nothing_seen(tmp_path: Path) -> No
         result = await _one_round(data_dir, round_no, rng)
         lines = _whole_lines(data_dir / "chat.log")
         first_of_round = next(
-            parse_line(line) for line in lines if parse_line(line).kind == "start" and parse_line(line).seq > previous_last_seq
+            parse_line(line)
+            for line in lines
+            if parse_line(line).kind == "start" and parse_line(line).seq > previous_last_seq
         )
         assert first_of_round.seq == previous_last_seq + 1, "restart did not continue the sequence"
         previous_last_seq = result.pop("last_seq")
@@ -122,5 +130,12 @@ async def test_sigkill_rounds_under_load_lose_nothing_seen(tmp_path: Path) -> No
     texts = [e.text for e in entries if e.kind == "msg"]
     assert len(texts) == len(set(texts)) == totals["logged"]
     assert [e.kind for e in entries].count("start") == ROUNDS + 1
-    record("faults", fault="sigkill", injected=totals["rounds"] + totals["torn_tails"], lost=0, torn_left=0,
-           **{k: v for k, v in totals.items() if k != "rounds"}, kills=totals["rounds"])
+    record(
+        "faults",
+        fault="sigkill",
+        injected=totals["rounds"] + totals["torn_tails"],
+        lost=0,
+        torn_left=0,
+        **{k: v for k, v in totals.items() if k != "rounds"},
+        kills=totals["rounds"],
+    )

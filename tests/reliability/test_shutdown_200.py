@@ -9,11 +9,11 @@ import time
 from typing import Any
 
 import pytest
-from support import Bot, check_log_file, connect_json, open_bot, open_plain, record
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from chat_testing import PASSWORD, UNIT, RunningTracker
+from support import Bot, check_log_file, connect_json, open_bot, open_plain, record
 
 pytestmark = pytest.mark.anyio
 
@@ -56,7 +56,11 @@ async def test_sigterm_with_200_members(start_tracker: Any) -> None:
     json_results, plain_results = results[:JSON_MEMBERS], results[JSON_MEMBERS : JSON_MEMBERS + PLAIN_MEMBERS]
     for code, frames in json_results:
         assert code == 1001
-        assert json.loads(frames[-1]) == {"type": "bye", "reason": "shutdown", "message": "The tracker is shutting down. Bye."}
+        assert json.loads(frames[-1]) == {
+            "type": "bye",
+            "reason": "shutdown",
+            "message": "The tracker is shutting down. Bye.",
+        }
     for code, frames in plain_results:
         assert code == 1001 and frames[-1] == "* The tracker is shutting down. Bye."
     assert all(code == 1001 for code, _ in results[JSON_MEMBERS + PLAIN_MEMBERS :])
@@ -68,5 +72,12 @@ async def test_sigterm_with_200_members(start_tracker: Any) -> None:
     echoed = {json.loads(f)["text"] for _, frames in json_results for f in frames if '"type":"message"' in f}
     assert echoed <= logged
     tracker.wait_for_output("Tracker stopped")
-    record("faults", fault="sigterm_200", injected=1, lost=0, torn_left=0, members=JSON_MEMBERS + PLAIN_MEMBERS,
-           exit_seconds=round(exit_seconds, 2))
+    record(
+        "faults",
+        fault="sigterm_200",
+        injected=1,
+        lost=0,
+        torn_left=0,
+        members=JSON_MEMBERS + PLAIN_MEMBERS,
+        exit_seconds=round(exit_seconds, 2),
+    )

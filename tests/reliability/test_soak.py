@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from soak import soak
 from support import FULL, record
 

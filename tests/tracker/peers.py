@@ -12,9 +12,9 @@ import httpx
 from httpx_ws import WebSocketDisconnect, aconnect_ws
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 
 from chat_protocol import SUBPROTOCOL, ServerMessage, decode_server
-
 from chat_testing import UNIT
 
 WELCOME_LINES = 4  # "Hi ...", "Online now ...", "Limits ...", "Just type ..."
@@ -171,8 +171,8 @@ class SilentMember:
         texts: list[str] = []
         while len(texts) < count:
             for event in self.protocol.events_received():
-                if getattr(event, "opcode", None) is not None and event.opcode.name == "TEXT":  # type: ignore[attr-defined]
-                    texts.append(event.data.decode())  # type: ignore[attr-defined]
+                if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                    texts.append(bytes(event.data).decode())
             if len(texts) < count:
                 self.protocol.receive_data(self.sock.recv(65536))
         return texts

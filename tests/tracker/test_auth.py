@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from peers import json_peer, plain_member, plain_peer
 
 from chat_protocol import Authenticated, Error, Hello
 from chat_testing import PASSWORD, UNIT, RunningTracker
 from chat_tracker.chatlog import parse_line
+from peers import json_peer, plain_member, plain_peer
 
 pytestmark = pytest.mark.anyio
 

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from peers import plain_member
 
 from chat_testing import UNIT
+from peers import plain_member
 
 pytestmark = pytest.mark.anyio
 
@@ -19,7 +19,12 @@ def run_tracker(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.C
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
     return subprocess.run(
         [sys.executable, "-m", "chat_tracker", "--port", "0", "--data-dir", str(tmp_path), *args],
-        env={**clean, **env}, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=UNIT,
+        env={**clean, **env},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=UNIT,
+        check=False,
     )
 
 
@@ -81,7 +86,9 @@ def test_password_prompt_on_a_terminal(tmp_path: Path) -> None:
             time.sleep(0.1)  # polling the screen for the event, bounded by the deadline
         raise AssertionError(f"never saw {text!r}:\n{screen()}")
 
-    subprocess.run(["tmux", "-L", session, "new-session", "-d", "-s", session, "-x", "150", "-y", "30", command], check=True)
+    subprocess.run(
+        ["tmux", "-L", session, "new-session", "-d", "-s", session, "-x", "150", "-y", "30", command], check=True
+    )
     try:
         wait_for("Enter server password to be used for login...")
         subprocess.run(["tmux", "-L", session, "send-keys", "-t", session, "typed-secret", "Enter"], check=True)
@@ -90,4 +97,4 @@ def test_password_prompt_on_a_terminal(tmp_path: Path) -> None:
         subprocess.run(["tmux", "-L", session, "send-keys", "-t", session, "C-c"], check=True)
         wait_for("Tracker stopped")
     finally:
-        subprocess.run(["tmux", "-L", session, "kill-server"], capture_output=True)
+        subprocess.run(["tmux", "-L", session, "kill-server"], capture_output=True, check=False)

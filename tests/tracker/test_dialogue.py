@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from peers import json_member, json_peer, plain_member
 
 from chat_protocol import Authenticated, Bye, ChatMessage, Hello, Joined, Left, Members, Welcome
 from chat_testing import PASSWORD, RunningTracker
 from chat_tracker.chatlog import parse_line
+from peers import json_member, json_peer, plain_member
 
 pytestmark = pytest.mark.anyio
 
@@ -58,10 +58,14 @@ async def test_seed_dialogue_with_three_plain_members(tracker: RunningTracker) -
 
     entries = [parse_line(line) for line in tracker.log_lines()]
     said = [(e.name, e.text) for e in entries if e.kind == "msg"]
-    assert said == SEED_CONVERSATION + [("alpha", "I am leaving too bye"), ("gamma", "bye")]
+    assert said == [*SEED_CONVERSATION, ("alpha", "I am leaving too bye"), ("gamma", "bye")]
     assert [(e.kind, e.name) for e in entries if e.kind in ("join", "leave")] == [
-        ("join", "alpha"), ("join", "beta"), ("join", "gamma"),
-        ("leave", "beta"), ("leave", "gamma"), ("leave", "alpha"),
+        ("join", "alpha"),
+        ("join", "beta"),
+        ("join", "gamma"),
+        ("leave", "beta"),
+        ("leave", "gamma"),
+        ("leave", "alpha"),
     ]
     assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
 
@@ -163,7 +167,7 @@ async def test_every_member_receives_messages_in_chat_log_order(tracker: Running
                 await peer.send(type="message", text=f"{name} {index}")  # type: ignore[attr-defined]
 
         receivers = [asyncio.create_task(receive_all(peer)) for peer in peers]
-        await asyncio.gather(*(talk(peer, name) for peer, name in zip(peers, names)))
+        await asyncio.gather(*(talk(peer, name) for peer, name in zip(peers, names, strict=True)))
         received = await asyncio.gather(*receivers)
 
     assert all(seen == received[0] for seen in received)

@@ -8,11 +8,11 @@ import sys
 import textwrap
 
 import pytest
-from peers import SilentMember, json_member, plain_member
 
 from chat_protocol import Left
 from chat_testing import PASSWORD, UNIT, RunningTracker
 from chat_tracker.chatlog import parse_line
+from peers import SilentMember, json_member, plain_member
 
 pytestmark = pytest.mark.anyio
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from peers import SilentMember, json_member, json_peer, plain_member, plain_peer
 
 from chat_protocol import ChatMessage, Error, Left
 from chat_testing import PASSWORD, UNIT, RunningTracker
 from chat_tracker.chatlog import parse_line
+from peers import SilentMember, json_member, json_peer, plain_member, plain_peer
 
 pytestmark = pytest.mark.anyio
 
@@ -34,9 +34,10 @@ async def test_message_length_limit_keeps_the_connection(start_tracker: object) 
 async def test_plain_text_errors_are_lines(start_tracker: object) -> None:
     """A plain member's too-long and empty messages get "! ..." lines and it can go on chatting."""
     tracker = start_tracker("--max-message-chars", "10")  # type: ignore[operator]
-    async with plain_member(tracker.url, PASSWORD, "alpha") as alpha, plain_member(
-        tracker.url, PASSWORD, "beta"
-    ) as beta:
+    async with (
+        plain_member(tracker.url, PASSWORD, "alpha") as alpha,
+        plain_member(tracker.url, PASSWORD, "beta") as beta,
+    ):
         await alpha.line()  # beta joined
         await beta.send("this is far too long")
         assert await beta.line() == "! message too long: 20 characters, the limit is 10"
@@ -82,8 +83,11 @@ async def test_malformed_and_unknown_json_keep_the_connection(tracker: RunningTr
     """After joining, junk and unknown types get errors; the member can still talk."""
     async with json_member(tracker.url, PASSWORD, "alpha") as (alpha, _):
         for frame, code in (
-            ("{not json", "malformed"), ("[1,2]", "malformed"), ('{"type":"message"}', "malformed"),
-            ('{"type":"message","text":5}', "malformed"), ('{"type":"dance"}', "unknown_type"),
+            ("{not json", "malformed"),
+            ("[1,2]", "malformed"),
+            ('{"type":"message"}', "malformed"),
+            ('{"type":"message","text":5}', "malformed"),
+            ('{"type":"dance"}', "unknown_type"),
             ('{"type":"join","name":"again"}', "already_joined"),
         ):
             await alpha.ws.send_text(frame)
@@ -143,41 +147,51 @@ async def test_connection_limit_closes_with_4005(start_tracker: object) -> None:
 async def test_slow_member_is_dropped_and_others_get_everything(start_tracker: object) -> None:
     """A member that stops reading is dropped (leave "slow") while a reading member receives every message."""
     tracker = start_tracker(  # type: ignore[operator]
-        "--queue-size", "200", "--rate", "100000", "--burst", "100000", "--max-message-chars", "4000",
+        "--queue-size",
+        "200",
+        "--rate",
+        "100000",
+        "--burst",
+        "100000",
+        "--max-message-chars",
+        "4000",
     )
     total = 3000
-    async with json_member(tracker.url, PASSWORD, "reader") as (reader, _):
-        async with json_member(tracker.url, PASSWORD, "talker") as (talker, _):
-            await reader.recv()  # talker joined
-            stalled = await asyncio.to_thread(SilentMember, tracker.url, PASSWORD, "stalled", 4096)
-            try:
-                await reader.recv()  # stalled joined
-                await talker.recv()
+    async with (
+        json_member(tracker.url, PASSWORD, "reader") as (reader, _),
+        json_member(tracker.url, PASSWORD, "talker") as (talker, _),
+    ):
+        await reader.recv()  # talker joined
+        stalled = await asyncio.to_thread(SilentMember, tracker.url, PASSWORD, "stalled", 4096)
+        try:
+            await reader.recv()  # stalled joined
+            await talker.recv()
 
-                async def talk() -> None:
-                    # Windows of 20, each waiting for its echoes: the talker never outruns its own reading.
-                    for start in range(0, total, 20):
-                        for index in range(start, start + 20):
-                            await talker.send(type="message", text=f"{index:05d} " + "x" * 3000)
-                        echoes = 0
-                        while echoes < 20:
-                            echoes += isinstance(await talker.recv(timeout=4 * UNIT), ChatMessage)
+            async def talk() -> None:
+                # Windows of 20, each waiting for its echoes: the talker never outruns its own reading.
+                for start in range(0, total, 20):
+                    for index in range(start, start + 20):
+                        await talker.send(type="message", text=f"{index:05d} " + "x" * 3000)
+                    echoes = 0
+                    while echoes < 20:
+                        echoes += isinstance(await talker.recv(timeout=4 * UNIT), ChatMessage)
 
-                async def read() -> tuple[list[int], list[str]]:
-                    got, others = [], []
-                    while len(got) < total:
-                        message = await reader.recv(timeout=4 * UNIT)
-                        if isinstance(message, ChatMessage):
-                            got.append(int(message.text[:5]))
-                        elif isinstance(message, Left):
-                            others.append(f"{message.name}:{message.reason}")
-                    return got, others
+            async def read() -> tuple[list[int], list[str]]:
+                got: list[int] = []
+                others: list[str] = []
+                while len(got) < total:
+                    message = await reader.recv(timeout=4 * UNIT)
+                    if isinstance(message, ChatMessage):
+                        got.append(int(message.text[:5]))
+                    elif isinstance(message, Left):
+                        others.append(f"{message.name}:{message.reason}")
+                return got, others
 
-                reading = asyncio.create_task(read())
-                await talk()
-                got, notices = await reading
-            finally:
-                stalled.sock.close()
+            reading = asyncio.create_task(read())
+            await talk()
+            got, notices = await reading
+        finally:
+            stalled.sock.close()
     assert got == list(range(total))
     assert notices == ["stalled:slow"]
     tracker.wait_for_output("stalled removed: too slow")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from peers import json_member
 
 from chat_protocol import ChatMessage
 from chat_testing import PASSWORD, UNIT, RunningTracker
+from peers import json_member
 
 pytestmark = pytest.mark.anyio
 
@@ -54,7 +54,9 @@ async def test_log_tail_returns_the_last_events(tracker: RunningTracker) -> None
         response = await client.get("/log", params={"lines": 3}, auth=("", PASSWORD))
     events = response.json()["events"]
     assert [(e["kind"], e["name"], e["text"]) for e in events] == [
-        ("msg", "alpha", "two"), ("msg", "alpha", "three\nlines\x1b[31m"), ("leave", "alpha", "closed"),
+        ("msg", "alpha", "two"),
+        ("msg", "alpha", "three\nlines\x1b[31m"),
+        ("leave", "alpha", "closed"),
     ]
     assert events[0]["seq"] + 2 == events[2]["seq"]
 

@@ -6,11 +6,11 @@ import asyncio
 import signal
 
 import pytest
-from peers import SilentMember, json_member, plain_member, plain_peer
 
 from chat_protocol import Bye
 from chat_testing import PASSWORD, RunningTracker
 from chat_tracker.chatlog import parse_line
+from peers import SilentMember, json_member, plain_member, plain_peer
 
 pytestmark = pytest.mark.anyio
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from peers import json_member, plain_member
 from websockets.frames import Frame, Opcode
 
 from chat_protocol import ChatMessage
 from chat_testing import PASSWORD
 from chat_tracker.outbox import Outbox
 from chat_tracker.wire import text_frame
+from peers import json_member, plain_member
 
 pytestmark = pytest.mark.anyio
 
@@ -47,8 +47,9 @@ async def test_wired_outbox_writes_at_once_and_queues_while_the_socket_is_busy()
     wire.is_ready = True
     outbox.push("five")  # the socket is ready again, but queued frames go first
     assert len(wire.written) == 1
-    frames, close = await outbox.take()
-    assert b"".join(frames) == b"".join(text_frame(t) for t in ("two", "three", "four", "five"))
+    await outbox.wait()
+    data, close = outbox.take_wire_now()
+    assert data == b"".join(text_frame(t) for t in ("two", "three", "four", "five"))
     assert close is None
 
 
@@ -67,14 +68,16 @@ def test_wired_outbox_overflow_counts_frames_not_writes() -> None:
 async def test_asgi_fallback_with_per_message_deflate(start_tracker: object) -> None:
     """With --ws-deflate frames cannot be shared, and the plain ASGI path carries the same dialogue."""
     tracker = start_tracker("--ws-deflate")  # type: ignore[operator]
-    async with plain_member(tracker.url, PASSWORD, "alpha") as alpha:
-        async with json_member(tracker.url, PASSWORD, "beta") as (beta, _):
-            assert await alpha.line() == "* beta joined the chat"
-            await alpha.send("compressed hello")
-            message = await beta.expect(ChatMessage)
-            assert (message.name, message.text) == ("alpha", "compressed hello")
-            await beta.send(type="message", text="and back")
-            assert await alpha.line() == "beta: and back"
+    async with (
+        plain_member(tracker.url, PASSWORD, "alpha") as alpha,
+        json_member(tracker.url, PASSWORD, "beta") as (beta, _),
+    ):
+        assert await alpha.line() == "* beta joined the chat"
+        await alpha.send("compressed hello")
+        message = await beta.expect(ChatMessage)
+        assert (message.name, message.text) == ("alpha", "compressed hello")
+        await beta.send(type="message", text="and back")
+        assert await alpha.line() == "beta: and back"
 
 
 def test_oversized_handshake_header_is_answered_and_closed(tracker: object) -> None:

@@ -60,7 +60,8 @@ def drain(outbox: Outbox) -> tuple[list[str], CloseRequest | None]:
     if isinstance(wire, FakeWire):
         texts.extend(decode_frames(bytes(wire.written)))
         wire.written.clear()
-    frames, close = outbox.take_now()
-    for frame in frames:
-        texts.extend(decode_frames(frame) if isinstance(frame, bytes) else [frame])
-    return texts, close
+    if outbox.wired:
+        data, close = outbox.take_wire_now()
+        return texts + decode_frames(data), close
+    queued, close = outbox.take_now()
+    return texts + queued, close

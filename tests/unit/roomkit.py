@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from chat_protocol import Limits, ServerMessage, decode_server
 from chat_tracker.chatlog import ChatLog, LogEntry, parse_line
 from chat_tracker.dialects import JSON, Dialect
+from chat_tracker.journal import LocalJournal
 from chat_tracker.outbox import CloseRequest, Outbox
-from chat_tracker.room import Member, Room, RoomPolicy
+from chat_tracker.policy import MemberPolicy
+from chat_tracker.room import Member, Room
+from chat_tracker.settings import Settings
 
 from .helpers import FakeClock, FakeWire, drain
+
+DEFAULTS = Settings(password="unused")
 
 
 @dataclass
@@ -25,6 +31,7 @@ class Inbox:
 @dataclass
 class RoomKit:
     room: Room
+    journal: LocalJournal
     log: ChatLog
     path: Path
     wall: FakeClock
@@ -32,13 +39,34 @@ class RoomKit:
     inboxes: dict[str, Inbox] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, data_dir: Path, limits: Limits = Limits(), policy: RoomPolicy = RoomPolicy()) -> RoomKit:
+    def create(
+        cls,
+        data_dir: Path,
+        limits: Limits = Limits(),
+        flood_tolerance: int = DEFAULTS.flood_tolerance,
+        history_size: int = DEFAULTS.history_size,
+    ) -> RoomKit:
         log, report = ChatLog.open(data_dir)
         wall, mono = FakeClock(1_795_485_040.0), FakeClock(100.0)
-        room = Room(log, limits, last_seq=report.last_seq, policy=policy, clock=wall, monotonic=mono, auto_flush=False)
-        return cls(room, log, data_dir / "chat.log", wall, mono)
+        journal = LocalJournal(log, last_seq=report.last_seq, history_size=history_size, clock=wall, auto_flush=False)
+        policy = MemberPolicy(limits, flood_tolerance, DEFAULTS.flood_forgiveness, monotonic=mono)
+        room = Room(journal, policy, clock=wall, monotonic=mono)
+        return cls(room, journal, log, data_dir / "chat.log", wall, mono)
 
-    def join(self, name: str, dialect: Dialect = JSON, queue_size: int = 10_000, wire: FakeWire | None = None) -> Member:
+    def flush(self) -> None:
+        """Make every pending event durable and deliver it (the event loop does this in the tracker)."""
+        self.journal.commit()
+
+    def shutdown(self, note: str, bye: Callable[[Member], tuple[str, ...]]) -> int:
+        """The tracker's shutdown order: deliver what is pending, then the leaves and the stop."""
+        self.flush()
+        told = self.room.shutdown(note, bye)
+        self.flush()
+        return told
+
+    def join(
+        self, name: str, dialect: Dialect = JSON, queue_size: int = 10_000, wire: FakeWire | None = None
+    ) -> Member:
         member = self.room.join(name, dialect, Outbox(queue_size, wire=wire), "127.0.0.1")
         self.inboxes[name] = Inbox()
         return member

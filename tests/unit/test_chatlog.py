@@ -15,7 +15,9 @@ from chat_tracker.events import MESSAGE, START, Event
 
 
 def _lines(count: int, start: int = 1, text: str = "hello") -> bytes:
-    return b"".join(Event(seq, 0.0, MESSAGE, "alpha", f"{text} {seq}").log_line() for seq in range(start, start + count))
+    return b"".join(
+        Event(seq, 0.0, MESSAGE, "alpha", f"{text} {seq}").log_line() for seq in range(start, start + count)
+    )
 
 
 def test_open_creates_an_empty_log(tmp_path: Path) -> None:
@@ -89,7 +91,7 @@ def test_read_last_lines_of_nothing(hundred_lines: Path, count: int) -> None:
 
 def test_read_last_lines_skips_a_line_still_being_written(hundred_lines: Path) -> None:
     """A last line without its newline is not complete, so it is not returned."""
-    with open(hundred_lines, "ab") as file:
+    with hundred_lines.open("ab") as file:
         file.write(b"101 2026-11-24T01:50:41.500Z msg alpha wri")
     assert read_last_lines(hundred_lines, 1) == ["100 1970-01-01T00:00:00.000Z msg alpha hello 100"]
 

@@ -42,8 +42,11 @@ FLOAT = st.floats(allow_nan=False, allow_infinity=False)
 
 LIMITS = st.builds(
     Limits,
-    max_message_chars=st.integers(1, 10**6), max_frame_bytes=st.integers(1, 10**9),
-    rate_per_second=FLOAT, rate_burst=st.integers(1, 10**6), queue_size=st.integers(1, 10**6),
+    max_message_chars=st.integers(1, 10**6),
+    max_frame_bytes=st.integers(1, 10**9),
+    rate_per_second=FLOAT,
+    rate_burst=st.integers(1, 10**6),
+    queue_size=st.integers(1, 10**6),
 )
 MEMBER_INFO = st.builds(MemberInfo, name=TEXT, joined_at=TEXT, idle_seconds=FLOAT)
 

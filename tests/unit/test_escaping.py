@@ -15,13 +15,37 @@ from chat_tracker.events import JOIN, LEAVE, MESSAGE, START, STOP, Event
 
 # Every code point, lone surrogates included, with the troublemakers drawn often.
 NASTY = st.sampled_from(
-    ["\\", "\n", "\r", "\t", "\x00", "\x1b", "\x7f", "\x85", "\x9f", "\u2028", "\u2029", "\ud800", "\udfff",
-     "\u202e", "\u2066", "\u061c", "😀", " ", "x", "\\x41", "\\u2028", "\\n"]
+    [
+        "\\",
+        "\n",
+        "\r",
+        "\t",
+        "\x00",
+        "\x1b",
+        "\x7f",
+        "\x85",
+        "\x9f",
+        "\u2028",
+        "\u2029",
+        "\ud800",
+        "\udfff",
+        "\u202e",
+        "\u2066",
+        "\u061c",
+        "😀",
+        " ",
+        "x",
+        "\\x41",
+        "\\u2028",
+        "\\n",
+    ]
 )
 ANY_CHAR = st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=[])
 ANY_TEXT = st.lists(st.one_of(ANY_CHAR, NASTY)).map("".join)
 
-NEVER_RAW = {chr(c) for c in range(0x20)} | {chr(c) for c in range(0x7F, 0xA0)} | {"\u2028", "\u2029"} | set(BIDI_CONTROLS)
+NEVER_RAW = (
+    {chr(c) for c in range(0x20)} | {chr(c) for c in range(0x7F, 0xA0)} | {"\u2028", "\u2029"} | set(BIDI_CONTROLS)
+)
 
 
 def _unsafe(text: str) -> set[str]:
@@ -56,8 +80,18 @@ def test_escape_leaves_ordinary_text_alone(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "escaped"),
-    [("a\\b", "a\\\\b"), ("1\n2", "1\\n2"), ("\r\t", "\\r\\t"), ("\x1b[31m", "\\x1b[31m"), ("\x7f", "\\x7f"),
-     ("\x85", "\\x85"), ("\u2028", "\\u2028"), ("\u202e", "\\u202e"), ("\ud800", "\\ud800"), ("😀", "😀")],
+    [
+        ("a\\b", "a\\\\b"),
+        ("1\n2", "1\\n2"),
+        ("\r\t", "\\r\\t"),
+        ("\x1b[31m", "\\x1b[31m"),
+        ("\x7f", "\\x7f"),
+        ("\x85", "\\x85"),
+        ("\u2028", "\\u2028"),
+        ("\u202e", "\\u202e"),
+        ("\ud800", "\\ud800"),
+        ("😀", "😀"),
+    ],
 )
 def test_escape_uses_the_documented_sequences(raw: str, escaped: str) -> None:
     """Each unsafe character becomes the escape docs/protocol.md lists for it."""
@@ -70,7 +104,7 @@ def test_unescape_refuses_what_escape_never_writes(bad: str) -> None:
     if bad.endswith("\\") and not bad.endswith("\\\\"):
         assert unescape(bad) == bad  # a trailing lone backslash is left as it is
         return
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid escape sequence"):
         unescape(bad)
 
 
@@ -90,8 +124,13 @@ def test_sanitize_keeps_backslashes_and_shows_escapes() -> None:
 TEXT_KINDS = st.sampled_from([MESSAGE, LEAVE, START, STOP])
 
 
-@given(seq=st.integers(1, 10**12), kind=TEXT_KINDS, name=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", fullmatch=True),
-       text=ANY_TEXT, time=st.floats(0, 4e9))
+@given(
+    seq=st.integers(1, 10**12),
+    kind=TEXT_KINDS,
+    name=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", fullmatch=True),
+    text=ANY_TEXT,
+    time=st.floats(0, 4e9),
+)
 def test_log_line_parses_back_exactly(seq: int, kind: str, name: str, text: str, time: float) -> None:
     """An event's chat.log line is one line that ``parse_line`` turns back into its seq, kind, name and text."""
     event = Event(seq, time, kind, name, text)
@@ -109,4 +148,7 @@ def test_log_line_matches_the_documented_format() -> None:
     assert Event(2, 1795485040.001, JOIN, "alpha").log_line() == b"2 2026-11-24T01:50:40.001Z join alpha\n"
     line = Event(3, 1795485041.5, MESSAGE, "alpha", "Hi I am alpha").log_line()
     assert line == b"3 2026-11-24T01:50:41.500Z msg alpha Hi I am alpha\n"
-    assert Event(1, 0.0, START, text="tracker started").log_line() == b"1 1970-01-01T00:00:00.000Z start - tracker started\n"
+    assert (
+        Event(1, 0.0, START, text="tracker started").log_line()
+        == b"1 1970-01-01T00:00:00.000Z start - tracker started\n"
+    )

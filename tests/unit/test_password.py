@@ -39,16 +39,28 @@ def test_password_is_read_from_bearer_or_basic(header: str, password: str) -> No
 
 @pytest.mark.parametrize(
     "header",
-    [None, "", "Bearer", "Bearer   ", "alphonso", "Token alphonso", "Basic", "Basic !!!not-base64!!!",
-     "Basic " + base64.b64encode(b"no-colon").decode(), "Basic " + base64.b64encode(b"\xff\xfe:pw").decode(),
-     "Digest username=alpha"],
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer   ",
+        "alphonso",
+        "Token alphonso",
+        "Basic",
+        "Basic !!!not-base64!!!",
+        "Basic " + base64.b64encode(b"no-colon").decode(),
+        "Basic " + base64.b64encode(b"\xff\xfe:pw").decode(),
+        "Digest username=alpha",
+    ],
 )
 def test_garbled_or_missing_authorization_gives_no_password(header: str | None) -> None:
     """A missing header, an unknown scheme or a garbled Basic value yields no password at all."""
     assert password_from_authorization(header) is None
 
 
-@given(st.text(st.characters(blacklist_categories=["Cs"]), min_size=1), st.text(st.characters(blacklist_categories=["Cs"])))
+@given(
+    st.text(st.characters(blacklist_categories=["Cs"]), min_size=1), st.text(st.characters(blacklist_categories=["Cs"]))
+)
 def test_basic_round_trips_any_password(password: str, user: str) -> None:
     """Whatever the password (colons, non-ASCII), Basic with any colon-free user name delivers it intact."""
     user = user.replace(":", "")
@@ -60,13 +72,18 @@ def test_gate_matches_only_the_exact_password(password: str) -> None:
     """Non-ASCII and long passwords match themselves and nothing close to them."""
     gate = PasswordGate(password)
     assert gate.matches(password)
-    for other in (password.upper() if password.upper() != password else password + "x", password[:-1], password + " ", ""):
+    for other in (
+        password.upper() if password.upper() != password else password + "x",
+        password[:-1],
+        password + " ",
+        "",
+    ):
         assert not gate.matches(other)
 
 
 def test_gate_refuses_an_empty_password() -> None:
     """A gate cannot be built on an empty password, so an empty guess can never match."""
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must not be empty"):
         PasswordGate("")
 
 

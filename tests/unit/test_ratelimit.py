@@ -122,7 +122,9 @@ def test_address_table_is_bounded() -> None:
     assert [throttle.failures(x) for x in "abcd"] == [2, 0, 1, 1]
 
 
-@pytest.mark.parametrize(("failures", "delay"), [(0, 0.0), (2, 0.0), (3, 0.5), (4, 1.0), (8, 16.0), (9, 30.0), (10**6, 30.0)])
+@pytest.mark.parametrize(
+    ("failures", "delay"), [(0, 0.0), (2, 0.0), (3, 0.5), (4, 1.0), (8, 16.0), (9, 30.0), (10**6, 30.0)]
+)
 def test_delay_after(failures: int, delay: float) -> None:
     """delay_after is 0 within the free failures, then doubles from base_delay, capped at max_delay."""
     assert AuthThrottle(base_delay=0.5, max_delay=30.0, free_failures=3).delay_after(failures) == delay

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import getpass
 import io
 from pathlib import Path
 
 import pytest
-
-import getpass
 
 from chat_tracker import cli, settings
 from chat_tracker.settings import ConfigError, Settings, resolve_password
@@ -46,7 +45,10 @@ def test_password_file_wins_over_variable_and_prompt(tmp_path: Path, prompt: lis
     assert prompt == []
 
 
-@pytest.mark.parametrize(("content", "password"), [("pw\n", "pw"), ("pw\r\n", "pw"), ("pw", "pw"), (" pw \n", " pw "), ("pässwörd\n", "pässwörd")])
+@pytest.mark.parametrize(
+    ("content", "password"),
+    [("pw\n", "pw"), ("pw\r\n", "pw"), ("pw", "pw"), (" pw \n", " pw "), ("pässwörd\n", "pässwörd")],
+)
 def test_password_file_loses_only_its_trailing_newline(tmp_path: Path, content: str, password: str) -> None:
     """The file's trailing newline is stripped; spaces and non-ASCII are kept."""
     secret = tmp_path / "secret"
@@ -139,8 +141,16 @@ def test_cli_without_password_exits_2(no_tty: None, capsys: pytest.CaptureFixtur
 
 @pytest.mark.parametrize(
     "flags",
-    [["--rate", "0"], ["--burst", "-1"], ["--port", "70000"], ["--max-message-chars", "0"], ["--queue-size", "0"],
-     ["--log-level", "chatty"], ["--auth-timeout", "-5"], ["--rate", "nan"]],
+    [
+        ["--rate", "0"],
+        ["--burst", "-1"],
+        ["--port", "70000"],
+        ["--max-message-chars", "0"],
+        ["--queue-size", "0"],
+        ["--log-level", "chatty"],
+        ["--auth-timeout", "-5"],
+        ["--rate", "nan"],
+    ],
 )
 def test_cli_bad_flag_values_exit_2(no_tty: None, capsys: pytest.CaptureFixture[str], flags: list[str]) -> None:
     """A flag value out of range is one error line naming the flag, and exit status 2."""
@@ -159,8 +169,12 @@ def test_cli_unparsable_flags_exit_2(no_tty: None, capsys: pytest.CaptureFixture
     assert flags[0] in _one_error_line(capsys.readouterr().err)
 
 
-@pytest.mark.parametrize(("variable", "value"), [("TRACKER_PORT", "eighty"), ("TRACKER_RATE", "fast"), ("TRACKER_BURST", "1.5")])
-def test_cli_bad_environment_values_exit_2(no_tty: None, capsys: pytest.CaptureFixture[str], variable: str, value: str) -> None:
+@pytest.mark.parametrize(
+    ("variable", "value"), [("TRACKER_PORT", "eighty"), ("TRACKER_RATE", "fast"), ("TRACKER_BURST", "1.5")]
+)
+def test_cli_bad_environment_values_exit_2(
+    no_tty: None, capsys: pytest.CaptureFixture[str], variable: str, value: str
+) -> None:
     """An unparsable environment fallback is one error line naming the variable, and exit status 2."""
     assert cli.main([], {"TRACKER_PASSWORD": "alphonso", variable: value}) == 2
     err = capsys.readouterr().err

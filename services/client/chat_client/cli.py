@@ -84,16 +84,23 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "url", nargs="?", metavar="URL",
+        "url",
+        nargs="?",
+        metavar="URL",
         help="tracker: ws://host:port/ws, wss://..., http(s)://..., or a bare host or host:port "
         "(port 8000 and path /ws are implied); default $TRACKER_URL, else " + DEFAULT_URL,
     )
     parser.add_argument("--password-file", metavar="PATH", help="read the server password from the first line of PATH")
-    parser.add_argument("--username", metavar="NAME", help="username (default $CHAT_USERNAME); required in scripted mode")
+    parser.add_argument(
+        "--username", metavar="NAME", help="username (default $CHAT_USERNAME); required in scripted mode"
+    )
     parser.add_argument("--json", action="store_true", help="scripted mode, one protocol event (JSON object) per line")
     parser.add_argument("--no-color", action="store_true", help="no colours, as with NO_COLOR")
     parser.add_argument(
-        "--timeout", type=_positive_seconds, default=10.0, metavar="SECONDS",
+        "--timeout",
+        type=_positive_seconds,
+        default=10.0,
+        metavar="SECONDS",
         help="give up connecting and authenticating after SECONDS, and (scripted) waiting for the "
         "tracker's bye when nothing has arrived for SECONDS after leaving (default 10)",
     )
@@ -154,9 +161,9 @@ def run_session(options: Options) -> int:
     if is_interactive(options):
         try:
             password = options.password or interactive.ask_password_before_connecting()
-            return asyncio.run(interactive.run(
-                options.url, password, options.username, color=options.color, timeout=options.timeout,
-            ))
+            return asyncio.run(
+                interactive.run(options.url, password, options.username, color=options.color, timeout=options.timeout)
+            )
         except (KeyboardInterrupt, interactive.Quit):  # Ctrl+C outside the chat prompt: a normal way out
             return EXIT_OK
     password, username = check_scripted(options)
@@ -164,7 +171,9 @@ def run_session(options: Options) -> int:
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="backslashreplace")
     try:
-        return asyncio.run(scripted.run(options.url, password, username, as_json=options.as_json, timeout=options.timeout))
+        return asyncio.run(
+            scripted.run(options.url, password, username, as_json=options.as_json, timeout=options.timeout)
+        )
     except KeyboardInterrupt:  # a second Ctrl+C / SIGTERM: stop without leaving cleanly
         return 130
 
@@ -194,4 +203,3 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"{PROG}: {explain(error)}", file=sys.stderr, flush=True)
         status = error.exit_status
     sys.exit(status)
-

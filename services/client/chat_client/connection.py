@@ -233,18 +233,20 @@ async def connect(url: str, password: str | None, *, timeout: float = 10.0) -> A
     """
     headers = auth_header(password) if password is not None else {}
     try:
-        async with httpx.AsyncClient(timeout=timeout) as client:
-            async with aconnect_ws(
+        async with (
+            httpx.AsyncClient(timeout=timeout) as client,
+            aconnect_ws(
                 url,
                 client,
                 subprotocols=[SUBPROTOCOL],
                 headers=headers,
                 max_message_size_bytes=MAX_INCOMING_BYTES,
                 session_class=AsyncWebSocketSession,
-            ) as session:
-                connection = Connection(session, timeout)
-                await connection.greet(password)
-                yield connection
+            ) as session,
+        ):
+            connection = Connection(session, timeout)
+            await connection.greet(password)
+            yield connection
     except BaseExceptionGroup as group:
         # httpx-ws runs the session in an anyio task group, which wraps whatever
         # leaves the ``async with`` (our own errors included) in an ExceptionGroup.

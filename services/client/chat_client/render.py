@@ -27,28 +27,30 @@ from chat_protocol import (
     parse_ts,
     sanitize_for_terminal,
 )
+from chat_protocol.reasons import LeaveReason
 
 Fragments = list[tuple[str, str]]
 
 # Readable on dark and light backgrounds; no black/white/grey, which vanish on one of them.
 PALETTE = (
-    "ansired", "ansigreen", "ansiyellow", "ansiblue", "ansimagenta", "ansicyan",
-    "ansibrightred", "ansibrightgreen", "ansibrightblue", "ansibrightmagenta", "ansibrightcyan",
+    "ansired",
+    "ansigreen",
+    "ansiyellow",
+    "ansiblue",
+    "ansimagenta",
+    "ansicyan",
+    "ansibrightred",
+    "ansibrightgreen",
+    "ansibrightblue",
+    "ansibrightmagenta",
+    "ansibrightcyan",
 )
 TIME_STYLE = "ansibrightblack"
 NOTICE_STYLE = "italic ansibrightblack"
 ERROR_STYLE = "bold ansired"
 
-# Why someone left, in words; an unknown reason is shown as is.
-LEAVE_REASONS = {
-    "exit": "",
-    "closed": "connection closed",
-    "lost": "connection lost",
-    "flooding": "removed for flooding",
-    "slow": "removed: too slow to keep up",
-    "shutdown": "tracker shutting down",
-    "log_unavailable": "chat log unavailable",
-}
+# Why someone left, in words (the protocol's table); an unknown reason is shown as is.
+LEAVE_REASONS = {reason.value: reason.info.description for reason in LeaveReason}
 
 
 def safe(text: str) -> str:

@@ -4,6 +4,7 @@ Pure code with no I/O: both sides import it, and tests exercise it without socke
 """
 
 from .codes import CloseCode, describe, should_retry
+from .errors import ChatProtocolError
 from .messages import (
     PROTOCOL_VERSION,
     SUBPROTOCOL,
@@ -33,13 +34,49 @@ from .messages import (
     parse_ts,
 )
 from .names import InvalidName, NameRefused, ReservedName, check_name, name_key
+from .reasons import LEAVE_REASONS, LeaveReason
 from .text import escape, has_lone_surrogate, sanitize_for_terminal, unescape
 
 __all__ = [
-    "PROTOCOL_VERSION", "SUBPROTOCOL", "Auth", "Authenticated", "Bye", "ChatMessage",
-    "ClientMessage", "CloseCode", "Error", "Hello", "InvalidName", "Join", "Joined", "Leave",
-    "Left", "Limits", "MemberInfo", "Members", "NameRefused", "ProtocolError", "ReservedName",
-    "Say", "ServerMessage", "Welcome", "Who", "check_name", "decode_client", "decode_server",
-    "describe", "encode", "escape", "has_lone_surrogate", "format_ts", "name_key", "parse_ts", "sanitize_for_terminal",
-    "should_retry", "unescape",
+    "LEAVE_REASONS",
+    "PROTOCOL_VERSION",
+    "SUBPROTOCOL",
+    "Auth",
+    "Authenticated",
+    "Bye",
+    "ChatMessage",
+    "ChatProtocolError",
+    "ClientMessage",
+    "CloseCode",
+    "Error",
+    "Hello",
+    "InvalidName",
+    "Join",
+    "Joined",
+    "Leave",
+    "LeaveReason",
+    "Left",
+    "Limits",
+    "MemberInfo",
+    "Members",
+    "NameRefused",
+    "ProtocolError",
+    "ReservedName",
+    "Say",
+    "ServerMessage",
+    "Welcome",
+    "Who",
+    "check_name",
+    "decode_client",
+    "decode_server",
+    "describe",
+    "encode",
+    "escape",
+    "format_ts",
+    "has_lone_surrogate",
+    "name_key",
+    "parse_ts",
+    "sanitize_for_terminal",
+    "should_retry",
+    "unescape",
 ]

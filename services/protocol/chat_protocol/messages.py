@@ -13,14 +13,17 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, fields
-from datetime import datetime, timezone
-from typing import Any, ClassVar, Union
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeAlias
+
+from .errors import ChatProtocolError
+from .reasons import LEAVE_REASONS as _LEAVE_REASONS
 
 SUBPROTOCOL = "groupchat.v1"
 PROTOCOL_VERSION = 1
 
 
-class ProtocolError(ValueError):
+class ProtocolError(ChatProtocolError):
     """A frame that does not follow the protocol; ``code`` is the error code to report."""
 
     def __init__(self, code: str, message: str) -> None:
@@ -34,13 +37,13 @@ class ProtocolError(ValueError):
 
 def format_ts(epoch_seconds: float) -> str:
     """UTC ISO-8601 with milliseconds and a ``Z``: ``2026-11-24T01:50:38.123Z``."""
-    moment = datetime.fromtimestamp(epoch_seconds, tz=timezone.utc)
+    moment = datetime.fromtimestamp(epoch_seconds, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def parse_ts(text: str) -> datetime:
-    """Parse a timestamp written by ``format_ts`` into an aware datetime."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    """Parse a timestamp written by ``format_ts`` into an aware datetime (3.11 reads the ``Z``)."""
+    return datetime.fromisoformat(text)
 
 
 # --- limits announced in the welcome --------------------------------------------------
@@ -98,7 +101,7 @@ class Leave:
     TYPE: ClassVar[str] = "leave"
 
 
-ClientMessage = Union[Auth, Join, Say, Who, Leave]
+ClientMessage: TypeAlias = Auth | Join | Say | Who | Leave
 
 # --- tracker -> client ---------------------------------------------------------------
 
@@ -199,18 +202,34 @@ class Bye:
     message: str = ""
 
 
-ServerMessage = Union[Hello, Authenticated, Welcome, Joined, ChatMessage, Left, Members, Error, Bye]
+ServerMessage: TypeAlias = Hello | Authenticated | Welcome | Joined | ChatMessage | Left | Members | Error | Bye
 
-# Why a member left, as carried by ``left`` events and chat.log.
-LEAVE_REASONS = ("exit", "closed", "lost", "flooding", "slow", "shutdown")
+# Why a member left, as carried by ``left`` events and chat.log: the table is reasons.py's.
+LEAVE_REASONS = _LEAVE_REASONS
 
 # Error codes carried by ``error`` frames.
 ERROR_CODES = (
-    "bad_password", "password_in_url", "handshake_timeout", "server_full",
-    "name_invalid", "name_reserved", "name_taken",
-    "empty", "too_long", "invalid_text", "rate_limited", "flooding",
-    "malformed", "unknown_type", "not_authenticated", "already_authenticated", "not_joined",
-    "already_joined", "binary_not_accepted", "log_unavailable", "shutting_down",
+    "bad_password",
+    "password_in_url",
+    "handshake_timeout",
+    "server_full",
+    "name_invalid",
+    "name_reserved",
+    "name_taken",
+    "empty",
+    "too_long",
+    "invalid_text",
+    "rate_limited",
+    "flooding",
+    "malformed",
+    "unknown_type",
+    "not_authenticated",
+    "already_authenticated",
+    "not_joined",
+    "already_joined",
+    "binary_not_accepted",
+    "log_unavailable",
+    "shutting_down",
 )
 
 # --- encoding -------------------------------------------------------------------------
@@ -319,8 +338,7 @@ def _build(cls: type[Any], body: Any) -> Any:
 
 
 _SERVER_TYPES: dict[str, type[Any]] = {
-    cls.TYPE: cls
-    for cls in (Hello, Authenticated, Welcome, Joined, ChatMessage, Left, Members, Error, Bye)
+    cls.TYPE: cls for cls in (Hello, Authenticated, Welcome, Joined, ChatMessage, Left, Members, Error, Bye)
 }
 
 
@@ -338,9 +356,32 @@ def decode_server(frame: str) -> ServerMessage:
 
 
 __all__ = [
-    "ERROR_CODES", "LEAVE_REASONS", "PROTOCOL_VERSION", "SUBPROTOCOL",
-    "Auth", "Authenticated", "Bye", "ChatMessage", "ClientMessage", "Error", "Hello", "Join",
-    "Joined", "Leave", "Left", "Limits", "MemberInfo", "Members", "ProtocolError", "Say",
-    "ServerMessage", "Welcome", "Who", "decode_client", "decode_server", "encode",
-    "format_ts", "parse_ts",
+    "ERROR_CODES",
+    "LEAVE_REASONS",
+    "PROTOCOL_VERSION",
+    "SUBPROTOCOL",
+    "Auth",
+    "Authenticated",
+    "Bye",
+    "ChatMessage",
+    "ClientMessage",
+    "Error",
+    "Hello",
+    "Join",
+    "Joined",
+    "Leave",
+    "Left",
+    "Limits",
+    "MemberInfo",
+    "Members",
+    "ProtocolError",
+    "Say",
+    "ServerMessage",
+    "Welcome",
+    "Who",
+    "decode_client",
+    "decode_server",
+    "encode",
+    "format_ts",
+    "parse_ts",
 ]

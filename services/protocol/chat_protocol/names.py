@@ -1,7 +1,7 @@
 """Username rules, shared so the client can check a name before sending it.
 
 A name is 1-32 characters from an ASCII allowlist, so no Unicode lookalike
-(Cyrillic "а" for Latin "a"), control, space or bidi character can ever be part of
+(Cyrillic U+0430 for Latin "a"), control, space or bidi character can ever be part of
 one. Two names that a person could confuse are the same name: comparison is by a
 *key* that ignores case, folds the ASCII lookalikes 0/o and 1/l/i, and drops the
 separators - _ . ; so once "alpha" is online "ALPHA", "a1pha" and "alp.ha" are
@@ -11,6 +11,8 @@ taken too.
 from __future__ import annotations
 
 import re
+
+from .errors import ChatProtocolError
 
 MAX_NAME_LENGTH = 32
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
@@ -22,13 +24,26 @@ _LOOKALIKES = str.maketrans({"0": "o", "1": "l", "i": "l", "-": None, ".": None,
 
 RESERVED_NAMES = frozenset(
     {
-        "admin", "administrator", "all", "bye", "everyone", "exit", "help", "moderator",
-        "nobody", "quit", "root", "server", "system", "tracker", "who",
+        "admin",
+        "administrator",
+        "all",
+        "bye",
+        "everyone",
+        "exit",
+        "help",
+        "moderator",
+        "nobody",
+        "quit",
+        "root",
+        "server",
+        "system",
+        "tracker",
+        "who",
     }
 )
 
 
-class NameRefused(ValueError):
+class NameRefused(ChatProtocolError):
     """Base of the reasons a name is refused; ``code`` is the protocol error code."""
 
     code = "name_invalid"

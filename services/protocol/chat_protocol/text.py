@@ -11,9 +11,7 @@ from __future__ import annotations
 import re
 
 # Bidirectional controls can reorder what a terminal shows (the "Trojan Source" trick).
-BIDI_CONTROLS = frozenset(
-    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-)
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 _SIMPLE_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _SIMPLE_UNESCAPES = {v[1]: k for k, v in _SIMPLE_ESCAPES.items()}

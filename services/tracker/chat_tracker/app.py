@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from . import __version__
+from .asgi import Receive, Scope, Send
 from .rest import attach_metrics, router
 from .service import Tracker
 from .settings import Settings
-from .websocket import Receive, Scope, Send, WebSocketEndpoint
+from .websocket import WebSocketEndpoint
 
 WEBSOCKET_PATH = "/ws"
 

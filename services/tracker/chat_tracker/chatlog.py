@@ -10,23 +10,21 @@ with the size of the file.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from chat_protocol import unescape
 
+from .errors import LogFormatError, LogWriteError
+
+__all__ = ["LOG_NAME", "ChatLog", "DiscardingChatLog", "LogEntry", "LogFormatError", "LogWriteError", "parse_line"]
+
 LOG_NAME = "chat.log"
 _CHUNK = 64 * 1024
-
-
-class LogWriteError(OSError):
-    """chat.log could not be written; nothing of the failed batch is in the file."""
-
-
-class LogFormatError(ValueError):
-    """A line that is not a chat.log line."""
 
 
 @dataclass(frozen=True)
@@ -97,10 +95,8 @@ class ChatLog:
         self._size += written
 
     def _cut_back(self) -> None:
-        try:
+        with contextlib.suppress(OSError):  # nothing better to do; start-up repair removes the torn line
             os.ftruncate(self._fd, self._size)
-        except OSError:
-            pass  # nothing better to do; start-up repair removes the torn line
 
     def close(self) -> None:
         os.close(self._fd)
@@ -108,6 +104,23 @@ class ChatLog:
     def tail(self, count: int) -> list[LogEntry]:
         """The last ``count`` lines, oldest first."""
         return [parse_line(line) for line in read_last_lines(self.path, count)]
+
+    def read_after(self, seq: int, limit: int) -> list[LogEntry]:
+        """Up to ``limit`` lines with a seq above ``seq``, oldest first (binary search, then read forward)."""
+        with self.path.open("rb") as file:
+            file.seek(_offset_after(file, seq, self._size))
+            entries: list[LogEntry] = []
+            while len(entries) < limit and file.tell() < self._size:
+                line = file.readline()
+                if not line.endswith(b"\n"):
+                    break  # a line still being written
+                try:
+                    entry = parse_line(line[:-1].decode("utf-8", errors="replace"))
+                except LogFormatError:
+                    continue
+                if entry.seq > seq:
+                    entries.append(entry)
+            return entries
 
 
 class DiscardingChatLog(ChatLog):
@@ -125,7 +138,7 @@ def read_last_lines(path: Path, count: int) -> list[str]:
     """The last ``count`` complete lines of a file, read backwards in chunks."""
     if count <= 0:
         return []
-    with open(path, "rb") as file:
+    with path.open("rb") as file:
         end = file.seek(0, os.SEEK_END)
         data = b""
         position = end
@@ -144,9 +157,30 @@ def read_last_lines(path: Path, count: int) -> list[str]:
     return [line.decode("utf-8", errors="replace") for line in lines[-count:]]
 
 
+def _offset_after(file: BinaryIO, seq: int, size: int) -> int:
+    """The offset of a line at or before the first line whose seq is above ``seq`` (seqs only grow)."""
+    low, high = 0, size  # ``low`` is always at or before the wanted line: a line start with seq <= ``seq``, or 0
+    while high - low > _CHUNK:
+        middle = (low + high) // 2
+        file.seek(middle)
+        file.readline()  # the rest of the line ``middle`` fell in
+        start = file.tell()
+        line_seq = _seq_of(file.readline())
+        if line_seq is not None and line_seq <= seq:
+            low = start
+        else:
+            high = middle
+    return low
+
+
+def _seq_of(line: bytes) -> int | None:
+    head = line.split(b" ", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
 def _end_of_last_whole_line(path: Path, size: int) -> int:
     """The offset just past the last newline (0 if there is none)."""
-    with open(path, "rb") as file:
+    with path.open("rb") as file:
         position = size
         while position > 0:
             step = min(_CHUNK, position)

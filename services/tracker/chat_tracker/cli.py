@@ -6,15 +6,15 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from chat_protocol import Limits
 
 from . import __version__
-from .chatlog import LogFormatError
-from .settings import ConfigError, Settings, env_flag, resolve_password
+from .errors import ConfigError, LogFormatError
+from .settings import Settings, env_flag, resolve_password
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -28,22 +28,76 @@ class Option:
     help: str
 
 
+_DEFAULT = {f.name: f.default for f in fields(Settings) if f.default is not MISSING}
+_LIMITS = Limits()
+
 OPTIONS = (
-    Option("--host", "TRACKER_HOST", str, "0.0.0.0", "address to listen on"),
-    Option("--port", "TRACKER_PORT", int, 8000, "TCP port (0 picks a free one)"),
-    Option("--data-dir", "TRACKER_DATA_DIR", Path, Path("."), "directory of chat.log"),
-    Option("--max-message-chars", "TRACKER_MAX_MESSAGE_CHARS", int, 2000, "longest message, in characters"),
-    Option("--max-frame-bytes", "TRACKER_MAX_FRAME_BYTES", int, 65536, "largest WebSocket frame (bigger: close 1009)"),
-    Option("--rate", "TRACKER_RATE", float, 10.0, "messages per second per member, on average"),
-    Option("--burst", "TRACKER_BURST", int, 20, "messages a member may send at once"),
-    Option("--flood-tolerance", "TRACKER_FLOOD_TOLERANCE", int, 20, "refused messages in a burst before close 4006"),
-    Option("--max-connections", "TRACKER_MAX_CONNECTIONS", int, 10_000, "open WebSockets at most (more: close 4005)"),
-    Option("--queue-size", "TRACKER_QUEUE_SIZE", int, 1024, "events queued per member before close 4007"),
-    Option("--auth-timeout", "TRACKER_AUTH_TIMEOUT", float, 30.0, "seconds to give the password (else close 4002)"),
-    Option("--join-timeout", "TRACKER_JOIN_TIMEOUT", float, 300.0, "seconds to choose a name (else close 4002)"),
-    Option("--ping-interval", "TRACKER_PING_INTERVAL", float, 20.0, "seconds between keepalive pings"),
-    Option("--ping-timeout", "TRACKER_PING_TIMEOUT", float, 20.0, "seconds to answer a ping before being dropped"),
-    Option("--log-level", "TRACKER_LOG_LEVEL", str, "info", "debug, info, warning or error"),
+    Option("--host", "TRACKER_HOST", str, _DEFAULT["host"], "address to listen on"),
+    Option("--port", "TRACKER_PORT", int, _DEFAULT["port"], "TCP port (0 picks a free one)"),
+    Option("--data-dir", "TRACKER_DATA_DIR", Path, _DEFAULT["data_dir"], "directory of chat.log"),
+    Option(
+        "--max-message-chars",
+        "TRACKER_MAX_MESSAGE_CHARS",
+        int,
+        _LIMITS.max_message_chars,
+        "longest message, in characters",
+    ),
+    Option(
+        "--max-frame-bytes",
+        "TRACKER_MAX_FRAME_BYTES",
+        int,
+        _LIMITS.max_frame_bytes,
+        "largest WebSocket frame (bigger: close 1009)",
+    ),
+    Option("--rate", "TRACKER_RATE", float, _LIMITS.rate_per_second, "messages per second per member, on average"),
+    Option("--burst", "TRACKER_BURST", int, _LIMITS.rate_burst, "messages a member may send at once"),
+    Option(
+        "--flood-tolerance",
+        "TRACKER_FLOOD_TOLERANCE",
+        int,
+        _DEFAULT["flood_tolerance"],
+        "refused messages in a burst before close 4006",
+    ),
+    Option(
+        "--max-connections",
+        "TRACKER_MAX_CONNECTIONS",
+        int,
+        _DEFAULT["max_connections"],
+        "open WebSockets at most (more: close 4005)",
+    ),
+    Option("--queue-size", "TRACKER_QUEUE_SIZE", int, _LIMITS.queue_size, "events queued per member before close 4007"),
+    Option(
+        "--auth-timeout",
+        "TRACKER_AUTH_TIMEOUT",
+        float,
+        _DEFAULT["auth_timeout"],
+        "seconds to give the password (else close 4002)",
+    ),
+    Option(
+        "--join-timeout",
+        "TRACKER_JOIN_TIMEOUT",
+        float,
+        _DEFAULT["join_timeout"],
+        "seconds to choose a name (else close 4002)",
+    ),
+    Option(
+        "--ping-interval", "TRACKER_PING_INTERVAL", float, _DEFAULT["ping_interval"], "seconds between keepalive pings"
+    ),
+    Option(
+        "--ping-timeout",
+        "TRACKER_PING_TIMEOUT",
+        float,
+        _DEFAULT["ping_timeout"],
+        "seconds to answer a ping before being dropped",
+    ),
+    Option(
+        "--history-size",
+        "TRACKER_HISTORY_SIZE",
+        int,
+        _DEFAULT["history_size"],
+        "recent events kept in memory for replay (older ones are read from chat.log)",
+    ),
+    Option("--log-level", "TRACKER_LOG_LEVEL", str, _DEFAULT["log_level"], "debug, info, warning or error"),
 )
 
 
@@ -61,15 +115,21 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     for option in OPTIONS:
         default = _env_default(option, env)
         parser.add_argument(
-            option.flag, type=option.kind, default=default,
+            option.flag,
+            type=option.kind,
+            default=default,
             help=f"{option.help} (env {option.env}; default {option.default})",
         )
     parser.add_argument(
-        "--exit-when-empty", action="store_true", default=env_flag(env, "TRACKER_EXIT_WHEN_EMPTY"),
+        "--exit-when-empty",
+        action="store_true",
+        default=env_flag(env, "TRACKER_EXIT_WHEN_EMPTY"),
         help="once someone has joined, shut down when the last member leaves (env TRACKER_EXIT_WHEN_EMPTY=1)",
     )
     parser.add_argument(
-        "--ws-deflate", action="store_true", default=env_flag(env, "TRACKER_WS_DEFLATE"),
+        "--ws-deflate",
+        action="store_true",
+        default=env_flag(env, "TRACKER_WS_DEFLATE"),
         help="offer per-message deflate compression (env TRACKER_WS_DEFLATE=1; default off)",
     )
     parser.add_argument("--version", action="version", version=f"chat-tracker {__version__}")
@@ -89,25 +149,45 @@ def _env_default(option: Option, env: Mapping[str, str]) -> Any:
 
 def settings_from(args: argparse.Namespace, password: str) -> Settings:
     limits = Limits(
-        max_message_chars=args.max_message_chars, max_frame_bytes=args.max_frame_bytes,
-        rate_per_second=args.rate, rate_burst=args.burst, queue_size=args.queue_size,
+        max_message_chars=args.max_message_chars,
+        max_frame_bytes=args.max_frame_bytes,
+        rate_per_second=args.rate,
+        rate_burst=args.burst,
+        queue_size=args.queue_size,
     )
     return Settings(
-        password=password, host=args.host, port=args.port, data_dir=args.data_dir,
-        exit_when_empty=args.exit_when_empty, limits=limits, max_connections=args.max_connections,
-        auth_timeout=args.auth_timeout, join_timeout=args.join_timeout, ping_interval=args.ping_interval,
-        ping_timeout=args.ping_timeout, ws_deflate=args.ws_deflate, flood_tolerance=args.flood_tolerance,
-        log_level=args.log_level, bench_disable_log=env_flag(os.environ, "TRACKER_BENCH_DISABLE_LOG"),
+        password=password,
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        exit_when_empty=args.exit_when_empty,
+        limits=limits,
+        max_connections=args.max_connections,
+        auth_timeout=args.auth_timeout,
+        join_timeout=args.join_timeout,
+        ping_interval=args.ping_interval,
+        ping_timeout=args.ping_timeout,
+        ws_deflate=args.ws_deflate,
+        flood_tolerance=args.flood_tolerance,
+        history_size=args.history_size,
+        log_level=args.log_level,
+        bench_disable_log=env_flag(os.environ, "TRACKER_BENCH_DISABLE_LOG"),
     )
 
 
 def check_args(args: argparse.Namespace) -> None:
     """Refuse impossible values before anything else (before asking for a password)."""
     for name, value in (
-        ("--max-message-chars", args.max_message_chars), ("--max-frame-bytes", args.max_frame_bytes),
-        ("--rate", args.rate), ("--burst", args.burst), ("--queue-size", args.queue_size),
-        ("--max-connections", args.max_connections), ("--auth-timeout", args.auth_timeout),
-        ("--join-timeout", args.join_timeout), ("--flood-tolerance", args.flood_tolerance),
+        ("--max-message-chars", args.max_message_chars),
+        ("--max-frame-bytes", args.max_frame_bytes),
+        ("--rate", args.rate),
+        ("--burst", args.burst),
+        ("--queue-size", args.queue_size),
+        ("--max-connections", args.max_connections),
+        ("--auth-timeout", args.auth_timeout),
+        ("--join-timeout", args.join_timeout),
+        ("--flood-tolerance", args.flood_tolerance),
+        ("--history-size", args.history_size),
     ):
         if not value > 0:  # also refuses NaN, which compares false with everything
             raise ConfigError(f"{name} must be positive, not {value}")

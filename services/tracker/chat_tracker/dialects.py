@@ -6,14 +6,12 @@ into frames. Events shared by everyone are rendered once, on the event itself.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from chat_protocol import Bye, Error, Limits, Welcome, encode
+from chat_protocol.reasons import LeaveReason
 
-from .events import JOIN, MESSAGE, Event
-
-if TYPE_CHECKING:
-    from .room import Member
+from .events import Event
 
 GREETING = "Welcome to our server... Just type your message and press Enter."
 
@@ -54,8 +52,7 @@ class JsonDialect:
 
     def welcome(self, event: Event, limits: Limits) -> list[str]:
         welcome = Welcome(
-            seq=event.seq, ts=event.ts, name=event.name, greeting=GREETING,
-            members=list(event.members_at_join), limits=limits,
+            seq=event.seq, ts=event.ts, name=event.name, greeting=GREETING, members=list(event.members), limits=limits
         )
         return [encode(welcome)]
 
@@ -79,12 +76,14 @@ class PlainDialect:
         return event.plain_wire()
 
     def welcome(self, event: Event, limits: Limits) -> list[str]:
-        online = ", ".join(event.members_at_join)
+        online = ", ".join(event.members)
         return [
             f"Hi {event.name}, You have been added to the server.",
-            f"Online now ({len(event.members_at_join)}): {online}",
-            f"Limits: {limits.max_message_chars} characters per message, "
-            f"{limits.rate_per_second:g} messages/s (bursts of {limits.rate_burst}).",
+            f"Online now ({len(event.members)}): {online}",
+            (
+                f"Limits: {limits.max_message_chars} characters per message, "
+                f"{limits.rate_per_second:g} messages/s (bursts of {limits.rate_burst})."
+            ),
             "Just type your message and press Enter; send exit to leave.",
         ]
 
@@ -92,18 +91,8 @@ class PlainDialect:
         return f"! {message}"
 
     def bye(self, reason: str, message: str) -> str:
-        return f"* {message}" if reason == "shutdown" else message
+        return f"* {message}" if reason == LeaveReason.SHUTDOWN else message
 
 
 JSON = JsonDialect()
 PLAIN = PlainDialect()
-
-
-def own_frames(member: Member, event: Event, limits: Limits) -> list[str]:
-    """What ``member`` receives for an event it caused itself (text; the outbox frames it)."""
-    dialect = member.dialect
-    if event.kind == MESSAGE:
-        return [dialect.shared(event)] if dialect.echo_own_messages else []
-    if event.kind == JOIN:
-        return dialect.welcome(event, limits)
-    return []  # your own leave: you get a bye instead

@@ -1,49 +1,95 @@
-"""One logged event and its three renderings: a chat.log line, a JSON frame, a plain-text line.
+"""One logged event: plain data that can cross a process, and its renderings.
 
-Each rendering is computed at most once per event, however many members receive
-it, and so is its WebSocket frame: fan-out to N members costs N socket writes,
-not N encodings.
+An event is what the journal hands on once it is durable: its seq, its time, its
+kind, a name and a text, and the id of the member whose request made it (never the
+member itself, so an event means the same in any process). ``to_bytes`` and
+``from_bytes`` carry it between processes unchanged.
+
+Its renderings - a chat.log line, a JSON frame, a plain-text line, and each as a
+complete WebSocket frame - are computed at most once per event, however many
+members receive it: fan-out to N members costs N socket writes, not N encodings.
+The caches are not part of the event's value.
 """
 
 from __future__ import annotations
 
+import enum
+import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 from chat_protocol import ChatMessage, Joined, Left, encode, escape, format_ts, sanitize_for_terminal
+from chat_protocol.reasons import LeaveReason
 
 from .wire import text_frame
 
-if TYPE_CHECKING:
-    from .room import Member
 
-# The kinds of line in chat.log.
-START, STOP, JOIN, MESSAGE, LEAVE = "start", "stop", "join", "msg", "leave"
+class EventKind(enum.StrEnum):
+    """The kinds of line in chat.log."""
+
+    START = "start"
+    STOP = "stop"
+    JOIN = "join"
+    MESSAGE = "msg"
+    LEAVE = "leave"
+
+
+START, STOP, JOIN, MESSAGE, LEAVE = (
+    EventKind.START,
+    EventKind.STOP,
+    EventKind.JOIN,
+    EventKind.MESSAGE,
+    EventKind.LEAVE,
+)
+MEMBER_EVENTS = frozenset((JOIN, MESSAGE, LEAVE))  # the kinds members receive
 NO_NAME = "-"
 
-_PLAIN_LEAVE_SUFFIX = {
-    "lost": " (connection lost)",
-    "flooding": " (removed for flooding)",
-    "slow": " (removed: too slow to keep up)",
-}
 
-
-@dataclass(eq=False, slots=True)
+@dataclass(slots=True)
 class Event:
     """Something that happened in the room, in chat.log order."""
 
     seq: int
     time: float  # seconds since the epoch
-    kind: str
+    kind: EventKind
     name: str = NO_NAME
-    text: str = ""
-    origin: Member | None = field(default=None, repr=False)
-    members_at_join: tuple[str, ...] = ()  # for the joiner's welcome
-    _ts: str | None = field(default=None, repr=False)
-    _json: str | None = field(default=None, repr=False)
-    _plain: str | None = field(default=None, repr=False)
-    _json_wire: bytes | None = field(default=None, repr=False)
-    _plain_wire: bytes | None = field(default=None, repr=False)
+    text: str = ""  # the message, the leave reason, or the tracker's note
+    origin: int | None = None  # the id of the member whose request made it; None for the tracker
+    members: tuple[str, ...] = ()  # for a join: who was in the room, the joiner included (its welcome)
+    _ts: str | None = field(default=None, repr=False, compare=False)
+    _json: str | None = field(default=None, repr=False, compare=False)
+    _plain: str | None = field(default=None, repr=False, compare=False)
+    _json_wire: bytes | None = field(default=None, repr=False, compare=False)
+    _plain_wire: bytes | None = field(default=None, repr=False, compare=False)
+
+    # --- across processes ----------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """The event's value as compact JSON (ASCII: lone surrogates survive as escapes)."""
+        body: dict[str, Any] = {"seq": self.seq, "time": self.time, "kind": self.kind.value, "name": self.name}
+        if self.text:
+            body["text"] = self.text
+        if self.origin is not None:
+            body["origin"] = self.origin
+        if self.members:
+            body["members"] = list(self.members)
+        return json.dumps(body, separators=(",", ":")).encode("ascii")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Event:
+        """The event ``to_bytes`` made. Raises ValueError (or KeyError/TypeError) on anything else."""
+        body = json.loads(data)
+        return cls(
+            seq=int(body["seq"]),
+            time=float(body["time"]),
+            kind=EventKind(body["kind"]),
+            name=str(body["name"]),
+            text=str(body.get("text", "")),
+            origin=None if body.get("origin") is None else int(body["origin"]),
+            members=tuple(str(name) for name in body.get("members", ())),
+        )
+
+    # --- renderings ------------------------------------------------------------------
 
     @property
     def ts(self) -> str:
@@ -53,7 +99,7 @@ class Event:
 
     def log_line(self) -> bytes:
         """The event as one chat.log line, newline included."""
-        head = f"{self.seq} {self.ts} {self.kind} {self.name}"
+        head = f"{self.seq} {self.ts} {self.kind.value} {self.name}"
         line = f"{head} {escape(self.text)}\n" if self.text else head + "\n"
         return line.encode("utf-8")
 
@@ -64,11 +110,11 @@ class Event:
         return self._json
 
     def _as_message(self) -> ChatMessage | Joined | Left:
-        if self.kind == MESSAGE:
+        if self.kind is MESSAGE:
             return ChatMessage(seq=self.seq, ts=self.ts, name=self.name, text=self.text)
-        if self.kind == JOIN:
+        if self.kind is JOIN:
             return Joined(seq=self.seq, ts=self.ts, name=self.name)
-        if self.kind == LEAVE:
+        if self.kind is LEAVE:
             return Left(seq=self.seq, ts=self.ts, name=self.name, reason=self.text)
         raise ValueError(f"{self.kind} events are not sent to members")
 
@@ -91,10 +137,17 @@ class Event:
         return self._plain_wire
 
     def _as_plain_line(self) -> str:
-        if self.kind == MESSAGE:
+        if self.kind is MESSAGE:
             return f"{self.name}: {sanitize_for_terminal(self.text)}"
-        if self.kind == JOIN:
+        if self.kind is JOIN:
             return f"* {self.name} joined the chat"
-        if self.kind == LEAVE:
-            return f"* {self.name} left the chat{_PLAIN_LEAVE_SUFFIX.get(self.text, '')}"
+        if self.kind is LEAVE:
+            return f"* {self.name} left the chat{_plain_suffix(self.text)}"
         raise ValueError(f"{self.kind} events are not sent to members")
+
+
+def _plain_suffix(reason: str) -> str:
+    try:
+        return LeaveReason(reason).info.plain_suffix
+    except ValueError:
+        return ""

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .room import LOG_WRITE_BUCKETS
+from .journal import LOG_WRITE_BUCKETS
 from .service import Tracker
 
 
@@ -23,12 +23,10 @@ class TrackerCollector(Collector):
         self.tracker = tracker
 
     def collect(self) -> Iterator[Metric]:
-        room, stats = self.tracker.room, self.tracker.room.stats
+        room, stats, journal = self.tracker.room, self.tracker.room.stats, self.tracker.journal.stats
         connections = self.tracker.connections
         yield GaugeMetricFamily("chat_connections", "Open WebSocket connections", len(connections.sessions))
-        yield CounterMetricFamily(
-            "chat_connections_opened", "WebSocket connections accepted", connections.total_opened
-        )
+        yield CounterMetricFamily("chat_connections_opened", "WebSocket connections accepted", connections.total_opened)
         yield GaugeMetricFamily("chat_members", "Members in the room", room.member_count)
         yield CounterMetricFamily("chat_joins", "Members joined", stats.joins)
         yield CounterMetricFamily("chat_leaves", "Members left", stats.leaves)
@@ -38,14 +36,14 @@ class TrackerCollector(Collector):
         yield CounterMetricFamily("chat_auth_failures", "Wrong or missing passwords", self.tracker.gate.failures)
         yield CounterMetricFamily("chat_slow_member_drops", "Members dropped for not reading", stats.slow_drops)
         yield CounterMetricFamily("chat_flood_drops", "Members dropped for flooding", stats.flood_drops)
-        yield CounterMetricFamily("chat_log_write_errors", "Failed chat.log writes", stats.log_write_errors)
+        yield CounterMetricFamily("chat_log_write_errors", "Failed chat.log writes", journal.log_write_errors)
         yield GaugeMetricFamily("chat_log_writable", "1 if chat.log is writable", int(room.log_available))
-        yield _log_write_histogram(stats.log_write_buckets, stats.log_write_seconds)
+        yield _log_write_histogram(journal.log_write_buckets, journal.log_write_seconds)
 
 
 def _log_write_histogram(counts: list[int], total_seconds: float) -> HistogramMetricFamily:
     cumulative, buckets = 0, []
-    for bound, count in zip(LOG_WRITE_BUCKETS, counts):
+    for bound, count in zip(LOG_WRITE_BUCKETS, counts, strict=True):
         cumulative += count
         buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
     return HistogramMetricFamily(

@@ -17,11 +17,9 @@ import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, Union
+from typing import Protocol
 
 from .wire import text_frame
-
-Frame = Union[str, bytes]
 
 
 class WireLike(Protocol):
@@ -41,17 +39,21 @@ class CloseRequest:
 
 
 class Outbox:
-    """Frames waiting to be written to one member, oldest first."""
+    """Frames waiting to be written to one member, oldest first.
 
-    __slots__ = ("limit", "wire", "_frames", "_count", "_waiter", "_close", "overflowed", "on_overflow")
+    Wired, it queues complete WebSocket frames (bytes); otherwise texts for ASGI.
+    Each kind has its own queue and its own ``take``, so no frame is ever of the
+    wrong kind.
+    """
 
-    def __init__(
-        self, limit: int, on_overflow: Callable[[], None] | None = None, wire: WireLike | None = None
-    ) -> None:
+    __slots__ = ("_close", "_count", "_texts", "_waiter", "_wire_frames", "limit", "on_overflow", "overflowed", "wire")
+
+    def __init__(self, limit: int, on_overflow: Callable[[], None] | None = None, wire: WireLike | None = None) -> None:
         self.limit = limit
         self.wire = wire
-        self._frames: deque[Frame] = deque()
-        self._count = 0  # frames queued (an item may hold several joined wire frames)
+        self._texts: deque[str] = deque()  # not wired: texts for ASGI send
+        self._wire_frames: deque[bytes] = deque()  # wired: pre-built frames, possibly several joined
+        self._count = 0  # frames queued (a wired item may hold several joined frames)
         self._waiter: asyncio.Future[None] | None = None
         self._close: CloseRequest | None = None
         self.overflowed = False
@@ -74,29 +76,27 @@ class Outbox:
         self.push_texts([text])
 
     def push_texts(self, texts: Sequence[str]) -> None:
-        """Queue texts addressed to this member alone, framing them here when wired."""
-        self.push_many([text_frame(text) for text in texts] if self.wire is not None else texts)
-
-    def push_many(self, frames: Sequence[Frame]) -> None:
-        """Queue frames built for this outbox's kind (bytes when wired, else text); ignored once closing."""
-        if self.closing or not frames:
+        """Queue texts, framing them here when wired; ignored once closing."""
+        if self.closing or not texts:
             return
         if self.wire is not None:
-            self.push_wire(b"".join(frames), len(frames))  # type: ignore[arg-type]
+            self.push_wire(b"".join([text_frame(text) for text in texts]), len(texts))
             return
-        self._frames.extend(frames)
-        self._count += len(frames)
+        self._texts.extend(texts)
+        self._count += len(texts)
         self._after_queueing()
+
+    push_many = push_texts
 
     def push_wire(self, data: bytes, count: int) -> None:
         """Queue ``count`` pre-built frames already joined into ``data`` (wired outboxes only)."""
         if self.closing:
             return
         wire = self.wire
-        if wire is not None and not self._frames and wire.ready():
+        if wire is not None and not self._wire_frames and wire.ready():
             wire.write(data)
             return
-        self._frames.append(data)
+        self._wire_frames.append(data)
         self._count += count
         self._after_queueing()
 
@@ -108,20 +108,21 @@ class Outbox:
 
     def _overflow(self) -> None:
         self.overflowed = True
-        self._frames.clear()
+        self._texts.clear()
+        self._wire_frames.clear()
         self._count = 0
         self._wake()
         if self.on_overflow is not None:
             self.on_overflow()
 
-    def close(self, code: int, reason: str = "", final_frames: tuple[str, ...] = ()) -> None:
+    def close(self, code: int, reason: str = "", final_frames: Sequence[str] = ()) -> None:
         """Send ``final_frames`` after what is queued, then close with ``code``. First call wins."""
         if self.closing:
             return
         if self.wire is not None:
-            self._frames.extend(text_frame(text) for text in final_frames)
+            self._wire_frames.extend(text_frame(text) for text in final_frames)
         else:
-            self._frames.extend(final_frames)
+            self._texts.extend(final_frames)
         self._count += len(final_frames)
         self._close = CloseRequest(code, reason)
         self._wake()
@@ -133,24 +134,31 @@ class Outbox:
 
     async def wait(self) -> None:
         """Wait until there are frames, a close request, or an overflow."""
-        while not self._frames and self._close is None and not self.overflowed:
+        while not self._texts and not self._wire_frames and self._close is None and not self.overflowed:
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter
             finally:
                 self._waiter = None
 
-    def take_now(self) -> tuple[list[Frame], CloseRequest | None]:
-        """All queued frames, and the close request once they are the last. Never waits.
+    def take_now(self) -> tuple[list[str], CloseRequest | None]:
+        """All queued texts (not wired), and the close request once they are the last. Never waits.
 
         After an overflow this returns ``([], None)``: the owner must stop.
         """
-        frames = list(self._frames)
-        self._frames.clear()
+        texts = list(self._texts)
+        self._texts.clear()
         self._count = 0
-        return frames, self._close
+        return texts, self._close
 
-    async def take(self) -> tuple[list[Frame], CloseRequest | None]:
+    def take_wire_now(self) -> tuple[bytes, CloseRequest | None]:
+        """All queued frames joined (wired), and the close request once they are the last. Never waits."""
+        data = b"".join(self._wire_frames)
+        self._wire_frames.clear()
+        self._count = 0
+        return data, self._close
+
+    async def take(self) -> tuple[list[str], CloseRequest | None]:
         """``wait`` then ``take_now``."""
         await self.wait()
         return self.take_now()

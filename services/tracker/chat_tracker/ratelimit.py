@@ -13,7 +13,7 @@ Clock = Callable[[], float]
 class TokenBucket:
     """Allows ``burst`` events at once and ``rate`` per second on average."""
 
-    __slots__ = ("rate", "burst", "_tokens", "_updated", "_clock")
+    __slots__ = ("_clock", "_tokens", "_updated", "burst", "rate")
 
     def __init__(self, rate: float, burst: float, clock: Clock = time.monotonic) -> None:
         self.rate = rate

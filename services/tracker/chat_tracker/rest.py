@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
+from starlette.datastructures import State
 
 from .auth import password_from_authorization
 from .metrics import metrics_registry, render
@@ -47,7 +48,9 @@ class ProblemOut(BaseModel):
 
 
 # Documented so the schema tells clients (and schemathesis) what a missing or wrong password gets.
-UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"model": ProblemOut, "description": "Missing or wrong server password (with WWW-Authenticate)"}}
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ProblemOut, "description": "Missing or wrong server password (with WWW-Authenticate)"}
+}
 
 
 class HealthOut(BaseModel):
@@ -90,15 +93,17 @@ async def members(tracker: TrackerDep) -> MembersOut:
 
 
 @router.get(
-    "/log", response_model=LogOut, dependencies=[Authorized], responses=UNAUTHORIZED,
+    "/log",
+    response_model=LogOut,
+    dependencies=[Authorized],
+    responses=UNAUTHORIZED,
     summary="The last events of chat.log",
 )
-def log_tail(
+async def log_tail(
     tracker: TrackerDep,
     lines: Annotated[int, Query(ge=1, le=MAX_LOG_LINES, description="How many events, newest last")] = 20,
 ) -> LogOut:
-    # A plain def: FastAPI runs it in a worker thread, so reading the file never blocks the room.
-    entries = tracker.chat_log.tail(lines)
+    entries = await tracker.journal.tail(lines)  # read in a worker thread: the room never waits on the file
     return LogOut(events=[LogEventOut(**entry.__dict__) for entry in entries])
 
 
@@ -112,5 +117,5 @@ async def metrics(request: Request) -> Response:
     return Response(render(request.app.state.metrics), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-def attach_metrics(state: object, tracker: Tracker) -> None:
-    setattr(state, "metrics", metrics_registry(tracker))
+def attach_metrics(state: State, tracker: Tracker) -> None:
+    state.metrics = metrics_registry(tracker)

@@ -73,7 +73,10 @@ def logging_config(level: str) -> dict[str, Any]:
             "chat_tracker": {"handlers": ["stdout"], "level": level.upper(), "propagate": False},
             "uvicorn": {"handlers": ["stdout"], "level": level.upper(), "propagate": False},
             # uvicorn's per-connection INFO lines are noise beside our own join/leave lines.
-            "uvicorn.error": {"level": "DEBUG" if level.lower() == "debug" else "WARNING", "filters": ["client_faults"]},
+            "uvicorn.error": {
+                "level": "DEBUG" if level.lower() == "debug" else "WARNING",
+                "filters": ["client_faults"],
+            },
             "uvicorn.access": {"handlers": ["stdout"], "level": "WARNING", "propagate": False},
         },
     }

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from chat_protocol import CloseCode
+from chat_protocol.reasons import LeaveReason
 
 from . import __version__
 from .auth import PasswordGate
-from .chatlog import ChatLog, DiscardingChatLog, LogWriteError
+from .chatlog import ChatLog, DiscardingChatLog
+from .errors import LogWriteError
+from .journal import LocalJournal
+from .policy import MemberPolicy
 from .ratelimit import AuthThrottle
-from .room import Member, Room, RoomPolicy
+from .room import Member, Room
 from .settings import Settings
 
 log = logging.getLogger("chat_tracker")
@@ -69,11 +74,12 @@ class Tracker:
                 "Repaired %s: removed a torn last line of %d bytes", self.chat_log.path, report.torn_bytes_removed
             )
         self.last_seq_at_start = report.last_seq
-        self.room = Room(
-            self.chat_log, settings.limits, last_seq=report.last_seq,
-            policy=RoomPolicy(flood_tolerance=settings.flood_tolerance),
+        self.journal = LocalJournal(self.chat_log, last_seq=report.last_seq, history_size=settings.history_size)
+        self.journal.on_trouble = self._on_log_trouble
+        policy = MemberPolicy(
+            settings.limits, settings.flood_tolerance, settings.flood_forgiveness, monotonic=time.monotonic
         )
-        self.room.on_log_trouble = self._on_log_trouble
+        self.room = Room(self.journal, policy)
         self.room.on_join = lambda member: log.info(
             "%s has been added (%s, %s)", member.name, member.address, member.dialect.name
         )
@@ -113,15 +119,17 @@ class Tracker:
         if self.stopped:
             return
         self.stopped = True
+        await self.journal.sync()  # what was said before the shutdown reaches everyone first
         members = self.room.shutdown("tracker stopped", bye=_goodbye)
+        await self.journal.sync()  # the leaves and the stop, in chat.log before anyone is waited for
         sessions = list(self.connections.sessions)
         for session in sessions:
             session.say_goodbye(CloseCode.GOING_AWAY, SHUTDOWN_MESSAGE)
         log.info("Shutting down: told %d member(s) and %d connection(s) goodbye", members, len(sessions))
         if sessions:
             await asyncio.gather(*(s.finished(self.settings.shutdown_grace) for s in sessions))
-        self.chat_log.close()
+        await self.journal.close()
 
 
 def _goodbye(member: Member) -> tuple[str, ...]:
-    return (member.dialect.bye("shutdown", SHUTDOWN_MESSAGE),)
+    return (member.dialect.bye(LeaveReason.SHUTDOWN, SHUTDOWN_MESSAGE),)

@@ -12,19 +12,23 @@ from typing import TextIO
 
 from chat_protocol import Limits
 
+from .errors import ConfigError
 
-class ConfigError(Exception):
-    """A setting that makes starting impossible; the message is shown as one line."""
+__all__ = ["ConfigError", "Settings", "default_env", "env_flag", "resolve_password"]
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the tracker needs to run. Tests build it directly."""
+    """Everything the tracker needs to run. Tests build it directly.
+
+    The one place of every default: the CLI's flag table reads them from here (and
+    the member limits from ``Limits``), so a default is never written twice.
+    """
 
     password: str = field(repr=False)
     host: str = "0.0.0.0"
     port: int = 8000
-    data_dir: Path = Path(".")
+    data_dir: Path = Path()
     exit_when_empty: bool = False
     limits: Limits = Limits()
     max_connections: int = 10_000
@@ -34,7 +38,9 @@ class Settings:
     ping_timeout: float = 20.0
     ws_deflate: bool = False
     shutdown_grace: float = 2.0  # seconds members get to receive their goodbye
-    flood_tolerance: int = 20
+    flood_tolerance: int = 20  # refused messages in a burst before a member is removed (close 4006)
+    flood_forgiveness: float = 1.0  # refused messages forgiven per second
+    history_size: int = 10_000  # events the journal keeps in memory for "events after seq S"
     auth_base_delay: float = 0.5
     auth_free_failures: int = 3
     log_level: str = "info"
@@ -66,9 +72,7 @@ def resolve_password(env: Mapping[str, str], stdin: TextIO = sys.stdin) -> str:
             raise ConfigError("no password given") from None
         source = "the prompt"
     else:
-        raise ConfigError(
-            "no server password: set TRACKER_PASSWORD or TRACKER_PASSWORD_FILE, or start on a terminal"
-        )
+        raise ConfigError("no server password: set TRACKER_PASSWORD or TRACKER_PASSWORD_FILE, or start on a terminal")
     if not password:
         raise ConfigError(f"the server password from {source} is empty")
     return password

@@ -1,0 +1,32 @@
+"""The tracker's exceptions, under one base so a caller can catch everything the tracker raises on purpose."""
+
+from __future__ import annotations
+
+
+class TrackerError(Exception):
+    """Base of every exception the tracker raises deliberately."""
+
+
+class ConfigError(TrackerError):
+    """A setting that makes starting impossible; the message is shown as one line."""
+
+
+class Refused(TrackerError):
+    """A request the room turns down; ``code`` is the protocol error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Kicked(Refused):
+    """A refusal after which the member has been removed from the room."""
+
+
+class LogWriteError(TrackerError, OSError):
+    """chat.log could not be written; nothing of the failed batch is in the file."""
+
+
+class LogFormatError(TrackerError, ValueError):
+    """A line that is not a chat.log line."""

@@ -1,0 +1,228 @@
+"""The journal: the one place where a request becomes a logged event, in one order for everyone.
+
+``append`` hands the journal what happened (kind, name, text, origin); the journal
+gives it the next seq and the time, makes the batch durable and only then hands it,
+in seq order, to its subscriber (the room, which delivers it to the members). It
+keeps the recent events in a bounded ring and answers "events after seq S" from
+there or from chat.log itself, or says which are gone.
+
+``Journal`` is the interface the room and the adapters use; ``LocalJournal`` is the
+in-process implementation on chat.log, the default. A journal in Redis (one stream
+for every replica) implements the same interface: ``append`` queues and returns at
+once (the hot path never awaits), and everything that waits is ``async``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from chat_protocol import parse_ts
+
+from .chatlog import ChatLog, LogEntry
+from .errors import LogWriteError
+from .events import Event, EventKind
+
+Deliver = Callable[[Sequence[Event]], None]
+OnTrouble = Callable[[LogWriteError | None], None]
+
+LOG_RETRY_SECONDS = 1.0
+LOG_WRITE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0, float("inf"))
+
+
+@dataclass(frozen=True)
+class History:
+    """The answer to "events after seq S": the events kept, and the range that is gone, if any.
+
+    ``gone`` is ``(first, last)``, the seqs after S that can no longer be read
+    (they precede everything the journal still keeps); ``events`` then starts at
+    ``last + 1``. ``beyond_end`` is True when S is past the journal's last seq.
+    """
+
+    events: tuple[Event, ...]
+    gone: tuple[int, int] | None = None
+    beyond_end: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return self.gone is None and not self.beyond_end
+
+
+@dataclass
+class JournalStats:
+    """chat.log write counters read by /metrics; plain numbers, free on the hot path."""
+
+    log_write_errors: int = 0
+    log_writes: int = 0
+    log_write_seconds: float = 0.0
+    log_write_buckets: list[int] = field(default_factory=lambda: [0] * len(LOG_WRITE_BUCKETS))
+
+    def observe_log_write(self, seconds: float) -> None:
+        self.log_writes += 1
+        self.log_write_seconds += seconds
+        for index, bound in enumerate(LOG_WRITE_BUCKETS):
+            if seconds <= bound:
+                self.log_write_buckets[index] += 1
+                break
+
+
+class Journal(Protocol):
+    """What the room and the adapters need of a journal, wherever it keeps its events."""
+
+    stats: JournalStats
+    on_trouble: OnTrouble | None
+
+    @property
+    def last_seq(self) -> int:
+        """The seq of the newest durable event (0 for an empty journal)."""
+
+    @property
+    def writable(self) -> bool:
+        """False while events cannot be made durable (then requests are refused)."""
+
+    def subscribe(self, deliver: Deliver) -> None:
+        """Register the function that receives every durable batch, in seq order."""
+
+    def append(
+        self,
+        kind: EventKind,
+        name: str = ...,
+        text: str = ...,
+        origin: int | None = ...,
+        members: tuple[str, ...] = ...,
+    ) -> None:
+        """Queue an event; it gets its seq here and reaches the subscriber once durable. Never waits."""
+
+    async def sync(self) -> None:
+        """Wait until everything appended so far is durable and handed on (or has failed to be)."""
+
+    async def read_after(self, seq: int, limit: int) -> History:
+        """Up to ``limit`` durable events after ``seq``, oldest first, and what is gone."""
+
+    async def tail(self, count: int) -> list[LogEntry]:
+        """The last ``count`` durable events as chat.log entries, oldest first."""
+
+    async def close(self) -> None:
+        """Write what is pending and release the journal; nothing is handed on afterwards."""
+
+
+class LocalJournal:
+    """The in-process journal: one ``write(2)`` of each loop turn's batch to chat.log, then delivery.
+
+    Events appended during one turn of the event loop are written together when the
+    loop next runs its callbacks (``auto_flush``), or when ``commit`` is called (tests).
+    A failed write keeps the batch and retries every ``LOG_RETRY_SECONDS``.
+    """
+
+    def __init__(
+        self,
+        log: ChatLog,
+        *,
+        last_seq: int,
+        history_size: int,
+        clock: Callable[[], float] = time.time,
+        auto_flush: bool = True,
+    ) -> None:
+        self.stats = JournalStats()
+        self.on_trouble: OnTrouble | None = None
+        self._log = log
+        self._clock = clock
+        self._auto_flush = auto_flush
+        self._next_seq = last_seq + 1
+        self._durable_seq = last_seq
+        self._pending: list[Event] = []
+        self._history: deque[Event] = deque(maxlen=history_size)
+        self._deliver: Deliver | None = None
+        self._flush_scheduled = False
+        self._error: LogWriteError | None = None
+        self._closed = False
+
+    @property
+    def last_seq(self) -> int:
+        return self._durable_seq
+
+    @property
+    def writable(self) -> bool:
+        return self._error is None
+
+    def subscribe(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+
+    def append(
+        self, kind: EventKind, name: str = "-", text: str = "", origin: int | None = None, members: tuple[str, ...] = ()
+    ) -> None:
+        seq = self._next_seq
+        self._next_seq = seq + 1
+        self._pending.append(Event(seq, self._clock(), kind, name, text, origin, members))
+        if self._auto_flush and not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.commit)
+
+    def commit(self) -> None:
+        """Write every pending event to chat.log, then hand the batch on. Retries later on failure."""
+        self._flush_scheduled = False
+        batch = self._pending
+        if not batch:
+            return
+        data = b"".join([event.log_line() for event in batch])
+        started = time.perf_counter()
+        try:
+            self._log.append(data)
+        except LogWriteError as error:
+            self._failed(error)
+            return
+        self.stats.observe_log_write(time.perf_counter() - started)
+        self._pending = []
+        self._durable_seq = batch[-1].seq
+        self._history.extend(batch)
+        if self._error is not None:
+            self._error = None
+            if self.on_trouble is not None:
+                self.on_trouble(None)
+        if self._deliver is not None and not self._closed:
+            self._deliver(batch)
+
+    def _failed(self, error: LogWriteError) -> None:
+        self.stats.log_write_errors += 1
+        first_failure = self._error is None
+        self._error = error
+        if first_failure and self.on_trouble is not None:
+            self.on_trouble(error)
+        if self._auto_flush and not self._flush_scheduled and not self._closed:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_later(LOG_RETRY_SECONDS, self.commit)
+
+    async def sync(self) -> None:
+        self.commit()
+
+    async def read_after(self, seq: int, limit: int) -> History:
+        if seq > self._durable_seq:
+            return History((), beyond_end=True)
+        history = self._history
+        if history and seq + 1 >= history[0].seq:
+            start = seq + 1 - history[0].seq
+            return History(tuple(history[index] for index in range(start, min(len(history), start + limit))))
+        entries = await asyncio.to_thread(self._log.read_after, seq, limit)
+        events = tuple(_from_entry(entry) for entry in entries)
+        first_kept = events[0].seq if events else self._durable_seq + 1
+        gone = (seq + 1, first_kept - 1) if first_kept > seq + 1 else None
+        return History(events, gone=gone)
+
+    async def tail(self, count: int) -> list[LogEntry]:
+        return await asyncio.to_thread(self._log.tail, count)
+
+    async def close(self) -> None:
+        self.commit()
+        self._closed = True
+        self._log.close()
+
+
+def _from_entry(entry: LogEntry) -> Event:
+    """An event read back from chat.log (its origin and welcome list are not logged)."""
+    event = Event(entry.seq, parse_ts(entry.ts).timestamp(), EventKind(entry.kind), entry.name, entry.text)
+    event._ts = entry.ts  # exactly as logged
+    return event

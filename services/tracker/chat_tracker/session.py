@@ -1,0 +1,306 @@
+"""The dialogue of one connection as a sans-I/O state machine: frames in, frames and actions out.
+
+Password, then name, then chat, then goodbye, for both dialects, with no awaits and
+no socket: the adapter (``websocket.py``) feeds it what the peer sent (a text
+frame, a binary frame, a timeout, a disconnect) and carries out what it asks for.
+Frames for the peer go to the connection's outbox; the one thing the session cannot
+do itself is check a password (the gate may make a guesser wait), so it returns a
+``CheckPassword`` action and is told the answer with ``password_checked``.
+
+States (``SessionState``) and what moves them:
+
+    AWAIT_PASSWORD --frame/header--> CHECKING_PASSWORD --ok--> AWAIT_NAME --joined--> CHATTING
+    any state --refusal, exit, leave, removal, disconnect--> CLOSED
+
+``deadline`` says how long the adapter may wait for the next frame in each state.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+
+from chat_protocol import (
+    PROTOCOL_VERSION,
+    Auth,
+    Authenticated,
+    CloseCode,
+    Hello,
+    Join,
+    Leave,
+    Members,
+    NameRefused,
+    ProtocolError,
+    Say,
+    Who,
+    decode_client,
+    encode,
+)
+from chat_protocol.reasons import LeaveReason
+
+from .auth import password_from_authorization
+from .dialects import NAME_PROMPT, PASSWORD_OK, PASSWORD_PROMPT, PLAIN, WRONG_PASSWORD, Dialect
+from .errors import Kicked, Refused
+from .outbox import Outbox
+from .room import Member, Room
+
+log = logging.getLogger("chat_tracker")
+
+# Close codes the WebSocket layer uses when the peer broke the rules: the member
+# was removed for cause, the connection was not "lost".
+_PROTOCOL_VIOLATIONS = frozenset((1002, 1003, 1007, 1009))
+# 1005 is not here: uvicorn reports a TCP connection that ended without a close
+# frame (killed client, reset, ping timeout) as 1005.
+_NORMAL_CLOSES = frozenset((1000, 1001))
+
+
+def leave_reason(code: int) -> LeaveReason:
+    """chat.log's leave reason for a connection that closed with ``code``."""
+    if code in _NORMAL_CLOSES or code in _PROTOCOL_VIOLATIONS:
+        return LeaveReason.CLOSED
+    return LeaveReason.LOST
+
+
+class SessionState(enum.Enum):
+    AWAIT_PASSWORD = "await_password"
+    CHECKING_PASSWORD = "checking_password"
+    AWAIT_NAME = "await_name"
+    CHATTING = "chatting"
+    CLOSED = "closed"  # nothing more is read; the goodbye (if any) is queued
+
+
+@dataclass(frozen=True)
+class CheckPassword:
+    """Action: check ``candidate`` with the password gate, then call ``password_checked``."""
+
+    candidate: str | None
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    auth: float  # seconds to give the password
+    join: float  # seconds for each attempt at a name
+
+
+class Session:
+    """One connection's dialogue, joined or not."""
+
+    def __init__(self, room: Room, dialect: Dialect, outbox: Outbox, address: str, timeouts: Timeouts) -> None:
+        self.room = room
+        self.dialect = dialect
+        self.outbox = outbox
+        self.address = address
+        self.timeouts = timeouts
+        self.member: Member | None = None
+        self._state = SessionState.AWAIT_PASSWORD
+        self._after_password: tuple[str, ...] = ()
+
+    # --- where it stands -------------------------------------------------------------
+
+    @property
+    def state(self) -> SessionState:
+        if self._state is SessionState.CHATTING and self.member is not None and self.member.left:
+            self._state = SessionState.CLOSED  # removed by the room (flooding, too slow) or left
+        return self._state
+
+    @property
+    def reading(self) -> bool:
+        """Whether the adapter should read another frame."""
+        return self.state not in (SessionState.CLOSED, SessionState.CHECKING_PASSWORD)
+
+    @property
+    def deadline(self) -> float | None:
+        """Seconds to wait for the next frame before ``timed_out``; None for no limit."""
+        state = self.state
+        if state is SessionState.AWAIT_PASSWORD:
+            return self.timeouts.auth
+        if state is SessionState.AWAIT_NAME:
+            return self.timeouts.join
+        return None
+
+    # --- input -----------------------------------------------------------------------
+
+    def start(self, query_string: bytes, authorization: str | None) -> CheckPassword | None:
+        """The connection is accepted: prompt for the password, or check the one in the header."""
+        if query_string:
+            self._refuse("password_in_url", "never put the password in the URL", CloseCode.PASSWORD_IN_URL)
+            return None
+        if self.dialect is PLAIN:
+            self.outbox.push(PASSWORD_PROMPT)
+            return None
+        if authorization is not None:
+            self._after_password = (encode(Hello(PROTOCOL_VERSION, True)),)
+            return self._check(password_from_authorization(authorization))
+        self.outbox.push(encode(Hello(PROTOCOL_VERSION, False)))
+        return None
+
+    def refuse_full(self) -> None:
+        """The tracker has no room for another connection."""
+        self._refuse("server_full", "the tracker is full; try again later", CloseCode.TOO_MANY_CONNECTIONS)
+
+    def receive_text(self, frame: str) -> CheckPassword | None:
+        """The peer sent a text frame."""
+        state = self.state
+        if state is SessionState.AWAIT_PASSWORD:
+            return self._receive_password(frame)
+        if state is SessionState.AWAIT_NAME:
+            self._receive_name(frame)
+        elif state is SessionState.CHATTING:
+            assert self.member is not None
+            if self.dialect is PLAIN:
+                self._chat_plain(self.member, frame)
+            else:
+                self._chat_json(self.member, frame)
+        return None
+
+    def receive_binary(self) -> None:
+        self._refuse("binary_not_accepted", "binary frames are not accepted", CloseCode.UNSUPPORTED_DATA)
+
+    def timed_out(self) -> None:
+        """No frame within ``deadline``."""
+        what = "password" if self.state is SessionState.AWAIT_PASSWORD else "accepted name"
+        seconds = self.deadline or 0.0
+        self._refuse("handshake_timeout", f"no {what} within {seconds:g} s", CloseCode.HANDSHAKE_TIMEOUT)
+
+    def password_checked(self, ok: bool) -> None:
+        """The gate's answer to the last ``CheckPassword``."""
+        if self._state is not SessionState.CHECKING_PASSWORD:
+            return
+        if ok:
+            self.outbox.push_texts(self._after_password)
+            self._state = SessionState.AWAIT_NAME
+            return
+        log.warning("Wrong password from %s", self.address)
+        frame = WRONG_PASSWORD if self.dialect is PLAIN else self.dialect.error("bad_password", "wrong password")
+        self._close(CloseCode.BAD_PASSWORD, "bad_password", (frame,))
+
+    def disconnected(self, code: int) -> None:
+        """The peer is gone (``code`` as the WebSocket layer reported it)."""
+        self._leave_room(leave_reason(code))
+        self._state = SessionState.CLOSED
+
+    def end(self) -> None:
+        """The connection is over, however it ended: the member (if any) is out of the room."""
+        self._leave_room(LeaveReason.CLOSED)
+        self._state = SessionState.CLOSED
+
+    def say_goodbye(self, code: int, message: str) -> None:
+        """The tracker is shutting down."""
+        self.outbox.close(code, LeaveReason.SHUTDOWN, (self.dialect.bye(LeaveReason.SHUTDOWN, message),))
+        self._state = SessionState.CLOSED
+
+    # --- stage 1: password -------------------------------------------------------------
+
+    def _receive_password(self, frame: str) -> CheckPassword | None:
+        if self.dialect is PLAIN:
+            self._after_password = (PASSWORD_OK, NAME_PROMPT)
+            return self._check(frame.rstrip("\r\n"))
+        try:
+            request = decode_client(frame)
+        except ProtocolError as error:
+            self._refuse(error.code, error.message, CloseCode.PROTOCOL_ERROR)
+            return None
+        if not isinstance(request, Auth):
+            self._refuse("not_authenticated", "send 'auth' with the password first", CloseCode.PROTOCOL_ERROR)
+            return None
+        self._after_password = (encode(Authenticated()),)
+        return self._check(request.password)
+
+    def _check(self, candidate: str | None) -> CheckPassword:
+        self._state = SessionState.CHECKING_PASSWORD
+        return CheckPassword(candidate)
+
+    # --- stage 2: name -----------------------------------------------------------------
+
+    def _receive_name(self, frame: str) -> None:
+        name = self._requested_name(frame)
+        if name is None:
+            return
+        try:
+            self.member = self.room.join(name, self.dialect, self.outbox, self.address)
+        except (NameRefused, Refused) as refusal:
+            self._name_refused(refusal.code, str(refusal))
+            return
+        self._state = SessionState.CHATTING
+
+    def _requested_name(self, frame: str) -> str | None:
+        if self.dialect is PLAIN:
+            name = frame.rstrip("\r\n")
+            if name == "exit":
+                self._close(CloseCode.NORMAL, "left", ("Bye.",))
+                return None
+            return name
+        try:
+            request = decode_client(frame)
+        except ProtocolError as error:
+            self._error(error.code, error.message)
+            return None
+        if isinstance(request, Join):
+            return request.name
+        if isinstance(request, Auth):
+            self._error("already_authenticated", "already authenticated; send 'join'")
+        else:
+            self._error("not_joined", "join the room first")
+        return None
+
+    def _name_refused(self, code: str, reason: str) -> None:
+        if self.dialect is PLAIN:
+            self.outbox.push_texts([f"Name refused: {reason}", NAME_PROMPT])
+        else:
+            self._error(code, reason)
+
+    # --- stage 3: chat -----------------------------------------------------------------
+
+    def _chat_plain(self, member: Member, frame: str) -> None:
+        text = frame.rstrip("\r\n")
+        if text == "exit":
+            self._leave(member)
+        else:
+            self._say(member, text)
+
+    def _chat_json(self, member: Member, frame: str) -> None:
+        try:
+            request = decode_client(frame)
+        except ProtocolError as error:
+            self._error(error.code, error.message)
+            return
+        if isinstance(request, Say):
+            self._say(member, request.text)
+        elif isinstance(request, Who):
+            self.outbox.push(encode(Members(self.room.who())))
+        elif isinstance(request, Leave):
+            self._leave(member)
+        elif isinstance(request, Join):
+            self._error("already_joined", f"already joined as {member.name}")
+        else:
+            self._error("already_authenticated", "already authenticated")
+
+    def _say(self, member: Member, text: str) -> None:
+        try:
+            self.room.say(member, text)
+        except Kicked:
+            log.warning("%s removed for flooding", member.name)
+        except Refused as refusal:
+            self._error(refusal.code, refusal.message)
+
+    def _leave(self, member: Member) -> None:
+        goodbye = self.dialect.bye("left", f"Bye, {member.name}.")
+        self.room.leave(member, LeaveReason.EXIT, close=(CloseCode.NORMAL, "left", (goodbye,)))
+
+    def _leave_room(self, reason: LeaveReason) -> None:
+        if self.member is not None:
+            self.room.leave(self.member, reason)  # no-op if it already left
+
+    # --- output ------------------------------------------------------------------------
+
+    def _error(self, code: str, message: str) -> None:
+        self.outbox.push(self.dialect.error(code, message))
+
+    def _refuse(self, code: str, message: str, close_code: int) -> None:
+        """Send an error, then close with ``close_code``."""
+        self._close(close_code, code, (self.dialect.error(code, message),))
+
+    def _close(self, code: int, reason: str, final: tuple[str, ...]) -> None:
+        self.outbox.close(code, reason, final)
+        self._state = SessionState.CLOSED
