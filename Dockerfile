@@ -12,14 +12,16 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 RUN python3 -m venv /opt/venv
 WORKDIR /src
-COPY pyproject.toml ./
+COPY pyproject.toml requirements.lock ./
 # Dependencies in their own layer, so that editing the code or README does not download them again.
-RUN python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
-        > /tmp/requirements.txt \
-    && /opt/venv/bin/pip install -r /tmp/requirements.txt
+# Exactly the versions in requirements.lock (scripts/lock makes it from pyproject.toml), each file
+# checked against its sha256 there; --no-deps: nothing outside the lock is resolved or installed.
+RUN /opt/venv/bin/pip install --require-hashes --no-deps -r requirements.lock
 COPY README.md ./
 COPY services ./services
+# pip check: the lock holds everything the project and its dependencies require, in range.
 RUN /opt/venv/bin/pip install --no-deps . \
+    && /opt/venv/bin/pip check \
     && /opt/venv/bin/chat-tracker --help >/dev/null \
     && /opt/venv/bin/chat-client --help >/dev/null
 
