@@ -36,6 +36,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from . import report, workloads
 from .baseline import checkout
@@ -125,10 +126,7 @@ def plan_from(args: argparse.Namespace) -> Plan:
     servers = [s for s in args.servers.split(",") if s]
     if args.baseline and "baseline" not in servers:
         servers.insert(servers.index("tracker") + 1 if "tracker" in servers else 0, "baseline")
-    changes: dict[str, object] = {
-        "servers": tuple(servers),
-        "workloads": tuple(w for w in args.workloads.split(",") if w),
-    }
+    changes: dict[str, Any] = {"servers": tuple(servers), "workloads": tuple(w for w in args.workloads.split(",") if w)}
     for flag, field in (
         ("members", "members"),
         ("idle_members", "idle_members"),

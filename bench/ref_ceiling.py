@@ -61,13 +61,7 @@ async def main(host: str, port: int, password: str, ping_interval: float, ping_t
         await dialogue(connection, password)
 
     async with serve(
-        handler,
-        host,
-        port,
-        compression=None,
-        max_size=65536,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
+        handler, host, port, compression=None, max_size=65536, ping_interval=ping_interval, ping_timeout=ping_timeout
     ) as server:
         print(f"Listening on http://{host}:{port} (reference: ceiling)", flush=True)
         await server.serve_forever()

@@ -119,7 +119,7 @@ class Bench:
             ],
             timeout=timeout + 30,
         )
-        for mine, answer in zip(self.names, answers):
+        for mine, answer in zip(self.names, answers, strict=True):
             mine.extend(answer["members"])  # only those that joined count as recipients
         joined = sum(a["joined"] for a in answers)
         seconds = max(a["seconds"] for a in answers)
@@ -186,7 +186,7 @@ class Bench:
         sent = self.gens.call(commands, timeout=seconds + 60, tick=lambda: samples.append(self.server.rss_bytes()))
         published = sum(sum(a["published"].values()) for a in sent)
         expected = published * (healthy - 1)
-        received = self._drain(expected, drain if drain is not None else max(1.0, seconds))
+        self._drain(expected, drain if drain is not None else max(1.0, seconds))
         ends = self.gens.call_all({"cmd": "window_end"})
         wall = time.monotonic() - wall0
         cpu = self.server.cpu_seconds() - cpu0
@@ -199,7 +199,7 @@ class Bench:
     def _drain(self, expected: int, timeout: float) -> int:
         deadline = time.monotonic() + timeout
         while True:
-            received = sum(a["messages"] for a in self.gens.call_all({"cmd": "counts"}))
+            received = int(sum(a["messages"] for a in self.gens.call_all({"cmd": "counts"})))
             if received >= expected or time.monotonic() > deadline:
                 return received
             time.sleep(0.05)
@@ -431,8 +431,7 @@ def _sweep(plan: Plan, benches: list[Bench], n: int, log: Any, previous: dict[st
         for bench in benches
     }
     for _ in range(4 * len(ladder)):  # bounded; a search ends in about log2(len) + len/2 steps
-        todo = [(bench, searches[bench.server.kind].next()) for bench in benches]
-        todo = [(bench, index) for bench, index in todo if index is not None]
+        todo = [(bench, index) for bench in benches if (index := searches[bench.server.kind].next()) is not None]
         if not todo:
             break
         for bench, index in todo:
@@ -538,10 +537,10 @@ def _idle_at(plan: Plan, bench: Bench, n: int, total: Row, rss0: int, log: Any, 
     }
     if chat and joined_n > 1 and still_open == joined_n:
         rate = max(1.0, plan.chat_deliveries / (joined_n - 1))
-        chat = bench.window(rate, plan.chat_seconds, "chat")
+        window = bench.window(rate, plan.chat_seconds, "chat")
         row.update(
             {
-                f"chat_{k}": chat[k]
+                f"chat_{k}": window[k]
                 for k in ("lost", "p50_ms", "p99_ms", "deliveries_per_s", "cpu_us_per_delivery", "generator_limited")
             }
         )

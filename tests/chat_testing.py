@@ -109,16 +109,49 @@ def _read_output(tracker: RunningTracker) -> None:
     tracker._lines.put(None)
 
 
+CROWD_FROM_ONE_ADDRESS = {
+    "TRACKER_MAX_CONNECTIONS_PER_ADDRESS": "100000",
+    "TRACKER_MAX_UNAUTHENTICATED_PER_ADDRESS": "100000",
+}
+# Sets RLIMIT_NOFILE, then runs the tracker as ``python -m chat_tracker`` would (a preexec_fn
+# would do it in the forked child, which is unsafe while the test's reader threads run).
+_WITH_NOFILE = (
+    "import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv.pop(1)), "
+    "int(sys.argv.pop(1)))); runpy.run_module('chat_tracker', run_name='__main__', alter_sys=True)"
+)
+
+
+def tracker_command(data_dir: Path, nofile: tuple[int, int] | None = None) -> list[str]:
+    """The command line of a tracker on 127.0.0.1, a free port, ``data_dir``; optionally with ``nofile``."""
+    start = [sys.executable, "-m", "chat_tracker"]
+    if nofile is not None:
+        start = [sys.executable, "-c", _WITH_NOFILE, str(nofile[0]), str(nofile[1])]
+    return [*start, "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir)]
+
+
 def launch_tracker(
-    data_dir: Path, *args: str, password: str | None = PASSWORD, env: dict[str, str] | None = None
+    data_dir: Path,
+    *args: str,
+    password: str | None = PASSWORD,
+    env: dict[str, str] | None = None,
+    nofile: tuple[int, int] | None = None,
+    address_limits: bool = False,
 ) -> RunningTracker:
-    """Start a tracker on 127.0.0.1 and a free port; return once it listens."""
+    """Start a tracker on 127.0.0.1 and a free port; return once it listens.
+
+    ``nofile``: the (soft, hard) RLIMIT_NOFILE the tracker starts with. Tests run their
+    crowds (hundreds of members, name races, idle sockets) from 127.0.0.1, which the
+    per-address limits exist to refuse, so those limits are lifted (through the
+    environment: flags still win) unless ``address_limits`` asks for the defaults.
+    """
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
     full_env["PYTHONUNBUFFERED"] = "1"
     if password is not None:
         full_env["TRACKER_PASSWORD"] = password
+    if not address_limits:
+        full_env.update(CROWD_FROM_ONE_ADDRESS)
     full_env.update(env or {})
-    command = [sys.executable, "-m", "chat_tracker", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir)]
+    command = tracker_command(data_dir, nofile)
     process = subprocess.Popen(
         command + list(args),
         stdout=subprocess.PIPE,

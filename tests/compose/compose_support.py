@@ -132,11 +132,7 @@ class Compose:
         """`docker inspect` of the tracker's container (running or not)."""
         container = self.run("ps", "--all", "--quiet", "tracker").stdout.split()[0]
         inspect = subprocess.run(
-            ["docker", "inspect", container],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
+            ["docker", "inspect", container], capture_output=True, text=True, check=True, timeout=60
         )
         state: dict[str, Any] = json.loads(inspect.stdout)[0]
         return state
@@ -144,16 +140,7 @@ class Compose:
     def client(self, name: str) -> JsonClient:
         """The real chat-client, scripted (--json), in a container of the client service."""
         process = self.popen(
-            "run",
-            "--rm",
-            "-T",
-            "-e",
-            "TRACKER_PASSWORD",
-            "client",
-            "chat-client",
-            "--json",
-            "--username",
-            name,
+            "run", "--rm", "-T", "-e", "TRACKER_PASSWORD", "client", "chat-client", "--json", "--username", name
         )
         return JsonClient(name, process)
 

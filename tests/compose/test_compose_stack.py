@@ -80,17 +80,7 @@ def test_chat_log_survives_down_and_up(compose: Compose) -> None:
     log = [line.split(" ", 4) for line in compose.chat_log()]
     seqs = [int(fields[0]) for fields in log]
     assert seqs == list(range(1, len(seqs) + 1)), "seq continues across the restart, one by one"
-    assert [fields[2] for fields in log] == [
-        "start",
-        "join",
-        "msg",
-        "leave",
-        "stop",
-        "start",
-        "join",
-        "msg",
-        "leave",
-    ]
+    assert [fields[2] for fields in log] == ["start", "join", "msg", "leave", "stop", "start", "join", "msg", "leave"]
     messages = [fields[3:] for fields in log if fields[2] == "msg"]
     assert messages == [["alpha", "written before the restart"], ["beta", "written after the restart"]]
     welcome = beta.events[0]

@@ -69,6 +69,13 @@ def render(rows: list[dict[str, Any]]) -> str:
             f"echo latency p50 {row['latency_p50_ms']} ms, p99 {row['latency_p99_ms']} ms; "
             f"SIGTERM exit in {row['exit_seconds']} s"
         )
+    abuse = [r for r in rows if r["figure"] == "connection_abuse"]
+    if abuse:
+        out.append("\n### Connection abuse\n")
+        for row in abuse:
+            details = ", ".join(f"{k} {v}" for k, v in row.items() if k not in ("figure", "at", "test"))
+            out.append(f"- {row['test']}: {details}")
+        out.append(f"- **total sockets**: {sum(r['sockets'] for r in abuse)}")
     return "\n".join(out)
 
 

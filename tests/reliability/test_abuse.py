@@ -63,11 +63,7 @@ async def _plain(url: str, guess: str, source: str) -> int | None:
 
 async def _auth_frame(url: str, guess: str, source: str) -> int | None:
     async with connect(
-        url,
-        subprotocols=[Subprotocol(SUBPROTOCOL)],
-        open_timeout=UNIT,
-        max_size=None,
-        local_addr=(source, 0),
+        url, subprotocols=[Subprotocol(SUBPROTOCOL)], open_timeout=UNIT, max_size=None, local_addr=(source, 0)
     ) as ws:
         assert json.loads(await ws.recv())["authenticated"] is False
         await ws.send(json.dumps({"type": "auth", "password": guess}))

@@ -26,22 +26,22 @@ import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, Phase, assume, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
-from support import FULL, RAW_CONTROLS, error_lines, record
 from websockets.client import ClientProtocol
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 from chat_protocol import SUBPROTOCOL, sanitize_for_terminal
 from chat_testing import PASSWORD, UNIT, RunningTracker
 from chat_tracker.chatlog import LogEntry, parse_line
+from support import FULL, RAW_CONTROLS, error_lines, record
 
 MAX = 40  # --max-message-chars for this machine
 
@@ -55,10 +55,29 @@ NAME_GROUPS = {
 INVALID_NAMES = ["", "al pha", "al\npha", "\x1b[31mx", "a" * 33, ".alpha", "*star", "!bang", "\u0430lpha", "\U0001f600"]
 RESERVED_NAMES = ["admin", "ROOT", "adm1n", "s.y.s.t.e.m"]
 HOSTILE_TEXTS = [
-    "line one\r\nline two", "trailing newline\r\n", "cr\roverwrite", "\x1b[31mred\x1b[0m", "\x1b]0;title\x07",
-    "a\x00b", "a\u2028b", "\u202eevil", "\U0001f600\U0001f680 emoji", "\U0001f468\u200d\U0001f469", "m" * MAX,
-    "\U0001f600" * MAX, "m" * (MAX + 1), "\U0001f600" * (MAX + 1), "", " \t ", "\n", "exit", "please exit now",
-    "a\\nb", '{"type":"message","text":"x"}', "9 2026-01-01T00:00:00.000Z msg root forged", "a\ud800b",
+    "line one\r\nline two",
+    "trailing newline\r\n",
+    "cr\roverwrite",
+    "\x1b[31mred\x1b[0m",
+    "\x1b]0;title\x07",
+    "a\x00b",
+    "a\u2028b",
+    "\u202eevil",
+    "\U0001f600\U0001f680 emoji",
+    "\U0001f468\u200d\U0001f469",
+    "m" * MAX,
+    "\U0001f600" * MAX,
+    "m" * (MAX + 1),
+    "\U0001f600" * (MAX + 1),
+    "",
+    " \t ",
+    "\n",
+    "exit",
+    "please exit now",
+    "a\\nb",
+    '{"type":"message","text":"x"}',
+    "9 2026-01-01T00:00:00.000Z msg root forged",
+    "a\ud800b",
 ]
 
 
@@ -139,10 +158,12 @@ class Peer:
             self.protocol.receive_eof()
             self.eof = True
         for event in self.protocol.events_received():
-            opcode = getattr(event, "opcode", None)
+            if not isinstance(event, Frame):
+                continue
+            opcode = event.opcode
             if opcode is Opcode.TEXT:
-                assert event.fin, "the tracker fragments no frame"  # type: ignore[attr-defined]
-                self.texts.append(event.data.decode("utf-8"))  # type: ignore[attr-defined]
+                assert event.fin, "the tracker fragments no frame"
+                self.texts.append(bytes(event.data).decode("utf-8"))
             elif opcode is Opcode.CLOSE and self.protocol.close_rcvd is not None:
                 self.close_code = self.protocol.close_rcvd.code
         self._flush()  # pongs, and the echo of a close frame
@@ -211,7 +232,7 @@ class TrackerModel(RuleBasedStateMachine):
 
     tracker: RunningTracker  # set by the test before the machine runs
     log_lines_after_teardown = 0  # how long chat.log will be once the last example's leaves are written
-    counts: dict[str, int] = {}
+    counts: ClassVar[dict[str, int]] = {}
 
     def __init__(self) -> None:
         super().__init__()
@@ -238,7 +259,9 @@ class TrackerModel(RuleBasedStateMachine):
     # --- rules -----------------------------------------------------------------
 
     @rule(
-        group=st.sampled_from(sorted(NAME_GROUPS)), spelling=st.integers(0, 4), json_dialect=st.booleans(),
+        group=st.sampled_from(sorted(NAME_GROUPS)),
+        spelling=st.integers(0, 4),
+        json_dialect=st.booleans(),
         bad_first=st.lists(st.one_of(st.sampled_from(INVALID_NAMES), st.sampled_from(RESERVED_NAMES)), max_size=2),
     )
     def join(self, group: str, spelling: int, json_dialect: bool, bad_first: list[str]) -> None:
@@ -375,7 +398,7 @@ class TrackerModel(RuleBasedStateMachine):
     @invariant()
     def log_matches(self) -> None:
         """chat.log and /log hold exactly this example's events since it began, seq +1 each."""
-        got = self._poll(lambda: self._logged_since_base(), self.log)
+        got = self._poll(self._logged_since_base, self.log)
         assert got == self.log, f"chat.log since the example began:\n{got}\nthe model:\n{self.log}"
         if self.log:
             events = http_get(self.tracker, f"/log?lines={min(len(self.log), 1000)}")["events"]
@@ -388,7 +411,7 @@ class TrackerModel(RuleBasedStateMachine):
             self._receive(member)
 
     def _logged_since_base(self) -> list[tuple[str, str, str]]:
-        entries = whole_lines(self.tracker.log_path)[self.base:]
+        entries = whole_lines(self.tracker.log_path)[self.base :]
         assert [e.seq for e in entries] == list(range(self.base_seq + 1, self.base_seq + 1 + len(entries)))
         return [(e.kind, e.name, e.text) for e in entries]
 
@@ -407,7 +430,7 @@ class TrackerModel(RuleBasedStateMachine):
         """Read what ``member`` should have received since the last check and compare, in order."""
         deadline = time.monotonic() + UNIT
         seqs = self._seqs()
-        for expected in member.expected[member.checked:]:
+        for expected in member.expected[member.checked :]:
             try:
                 frame = member.peer.take(deadline)
             except AssertionError as missing:
@@ -426,8 +449,11 @@ class TrackerModel(RuleBasedStateMachine):
             return
         assert expected.event is not None
         kind, name, text = self.log[expected.event]
-        want: dict[str, Any] = {"join": {"type": "joined"}, "msg": {"type": "message", "text": text},
-                                "leave": {"type": "left", "reason": text}}[kind]
+        want: dict[str, Any] = {
+            "join": {"type": "joined"},
+            "msg": {"type": "message", "text": text},
+            "leave": {"type": "left", "reason": text},
+        }[kind]
         want.update(name=name, seq=seqs[expected.event])
         assert {k: got.get(k) for k in want} == want, (got, want)
 
@@ -438,8 +464,11 @@ class TrackerModel(RuleBasedStateMachine):
         assert expected.event is not None
         kind, name, text = self.log[expected.event]
         suffix = {"lost": " (connection lost)"}.get(text, "")
-        want = {"join": f"* {name} joined the chat", "msg": f"{name}: {sanitize_for_terminal(text)}",
-                "leave": f"* {name} left the chat{suffix}"}[kind]
+        want = {
+            "join": f"* {name} joined the chat",
+            "msg": f"{name}: {sanitize_for_terminal(text)}",
+            "leave": f"* {name} left the chat{suffix}",
+        }[kind]
         assert got == want
 
     # --- the end of an example ---------------------------------------------------
@@ -459,9 +488,13 @@ class TrackerModel(RuleBasedStateMachine):
 # The CI form does not shrink: every failing try waits out a frame deadline, so shrinking
 # would outlast pytest's timeout; the failing example's steps are printed as found. The full
 # form shrinks, with time for it.
-CI_SETTINGS = settings(max_examples=10, stateful_step_count=15, deadline=None,
-                       phases=[Phase.explicit, Phase.reuse, Phase.generate],
-                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+CI_SETTINGS = settings(
+    max_examples=10,
+    stateful_step_count=15,
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 FULL_SETTINGS = settings(CI_SETTINGS, max_examples=60, stateful_step_count=40, phases=list(Phase))
 
 
@@ -469,7 +502,7 @@ FULL_SETTINGS = settings(CI_SETTINGS, max_examples=60, stateful_step_count=40, p
 @pytest.mark.long
 @pytest.mark.timeout(1800 if FULL else 120)
 def test_stateful_model_over_real_websockets(start_tracker: Any) -> None:
-    """Any sequence of joins, messages and leaves over real sockets keeps /members, chat.log and every inbox equal to the model."""
+    """Any joins, messages and leaves over real sockets keep /members, chat.log and every inbox equal to the model."""
     tracker = start_tracker("--max-message-chars", str(MAX), "--rate", "1000", "--burst", "1000")
     TrackerModel.tracker = tracker
     TrackerModel.counts = {}
@@ -478,7 +511,25 @@ def test_stateful_model_over_real_websockets(start_tracker: Any) -> None:
     assert tracker.process.poll() is None, "the tracker died"
     assert error_lines(tracker.output) == [], error_lines(tracker.output)
     counts = TrackerModel.counts
-    steps = sum(counts.get(k, 0) for k in ("joins", "names_refused", "messages", "messages_refused",
-                                           "leaves_leave", "leaves_close", "leaves_reset"))
-    record("bad_inputs", area="stateful_model", tried=steps, crashes=0, server_errors=0, forged_lines=0,
-           admitted=0, **counts)
+    steps = sum(
+        counts.get(k, 0)
+        for k in (
+            "joins",
+            "names_refused",
+            "messages",
+            "messages_refused",
+            "leaves_leave",
+            "leaves_close",
+            "leaves_reset",
+        )
+    )
+    record(
+        "bad_inputs",
+        area="stateful_model",
+        tried=steps,
+        crashes=0,
+        server_errors=0,
+        forged_lines=0,
+        admitted=0,
+        **counts,
+    )

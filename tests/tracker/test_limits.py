@@ -134,27 +134,28 @@ async def test_flooding_member_is_throttled_then_closed(start_tracker: object) -
 
 
 async def test_connection_limit_closes_with_4005(start_tracker: object) -> None:
-    """Beyond --max-connections a new socket gets server_full and close 4005; existing ones are fine."""
+    """Past --max-connections a stranger is closed 4005 to make room; if all are members, the newcomer gets 4005."""
     tracker = start_tracker("--max-connections", "2")  # type: ignore[operator]
     async with plain_member(tracker.url, PASSWORD, "alpha") as alpha, plain_peer(tracker.url) as second:
         await second.line()
         async with plain_peer(tracker.url) as third:
-            code, seen = await third.closed()
+            code, seen = await second.closed()  # no password yet: dropped to make room, never alpha
             assert code == 4005 and seen == ["! the tracker is full; try again later"]
+            assert await third.line() == "Enter server password..."
         await alpha.send("still fine")
+    async with (
+        plain_member(tracker.url, PASSWORD, "alpha"),
+        plain_member(tracker.url, PASSWORD, "beta"),
+        plain_peer(tracker.url) as third,
+    ):
+        code, seen = await third.closed()  # every slot is a member's: nobody is dropped
+        assert code == 4005 and seen == ["! the tracker is full; try again later"]
 
 
 async def test_slow_member_is_dropped_and_others_get_everything(start_tracker: object) -> None:
     """A member that stops reading is dropped (leave "slow") while a reading member receives every message."""
     tracker = start_tracker(  # type: ignore[operator]
-        "--queue-size",
-        "200",
-        "--rate",
-        "100000",
-        "--burst",
-        "100000",
-        "--max-message-chars",
-        "4000",
+        "--queue-size", "200", "--rate", "100000", "--burst", "100000", "--max-message-chars", "4000"
     )
     total = 3000
     async with (

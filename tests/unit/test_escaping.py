@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from chat_protocol import escape, sanitize_for_terminal, unescape
 from chat_protocol.text import BIDI_CONTROLS
 from chat_tracker.chatlog import parse_line
-from chat_tracker.events import JOIN, LEAVE, MESSAGE, START, STOP, Event
+from chat_tracker.events import JOIN, LEAVE, MESSAGE, START, STOP, Event, EventKind
 
 # Every code point, lone surrogates included, with the troublemakers drawn often.
 NASTY = st.sampled_from(
@@ -133,7 +133,7 @@ TEXT_KINDS = st.sampled_from([MESSAGE, LEAVE, START, STOP])
 )
 def test_log_line_parses_back_exactly(seq: int, kind: str, name: str, text: str, time: float) -> None:
     """An event's chat.log line is one line that ``parse_line`` turns back into its seq, kind, name and text."""
-    event = Event(seq, time, kind, name, text)
+    event = Event(seq, time, EventKind(kind), name, text)
     raw = event.log_line()
     assert raw.endswith(b"\n") and raw.count(b"\n") == 1
     line = raw.decode("utf-8")[:-1]

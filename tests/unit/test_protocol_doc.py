@@ -59,7 +59,8 @@ def test_readme_documents_every_tracker_flag_with_its_default() -> None:
             rows[cells[0]] = cells[1:]
         elif rows and not line.startswith("|"):
             break
-    expected = {option.flag for option in cli.OPTIONS} | {"--exit-when-empty", "--ws-deflate"}
+    switches = {"--exit-when-empty", "--ws-deflate", "--rotate-daily", "--compress"}
+    expected = {option.flag for option in cli.OPTIONS} | switches
     assert set(rows) == expected
     for option in cli.OPTIONS:
         env, default = rows[option.flag][0], rows[option.flag][1]

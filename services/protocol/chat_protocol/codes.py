@@ -35,6 +35,7 @@ class CloseCode(enum.IntEnum):
     FLOODING = 4006
     SLOW_CONSUMER = 4007
     PROTOCOL_ERROR = 4008
+    ADDRESS_BUSY = 4009  # too many unauthenticated connections from one address
 
     @property
     def info(self) -> CodeInfo:
@@ -55,6 +56,7 @@ CODE_INFO: dict[CloseCode, CodeInfo] = {
     CloseCode.FLOODING: CodeInfo("too many messages, kept over the rate limit", retry=True),
     CloseCode.SLOW_CONSUMER: CodeInfo("did not read fast enough; outgoing queue overflowed", retry=True),
     CloseCode.PROTOCOL_ERROR: CodeInfo("message not allowed in this state", retry=False),
+    CloseCode.ADDRESS_BUSY: CodeInfo("too many connections from your address", retry=True),
 }
 
 

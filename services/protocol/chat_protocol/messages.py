@@ -213,6 +213,7 @@ ERROR_CODES = (
     "password_in_url",
     "handshake_timeout",
     "server_full",
+    "address_busy",
     "name_invalid",
     "name_reserved",
     "name_taken",

@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import hmac
 
+from .addresses import address_key
 from .ratelimit import AuthThrottle
 
 
@@ -63,6 +64,7 @@ class PasswordGate:
         if candidate is None:
             self.failures += 1
             return False
+        address = address_key(address)  # an IPv6 guesser by its /64: it cannot take a fresh address per guess
         delay = self.throttle.reserve(address)
         if delay > 0:
             await asyncio.sleep(delay)

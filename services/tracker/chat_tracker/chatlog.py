@@ -56,15 +56,17 @@ class OpenReport:
 
     last_seq: int
     torn_bytes_removed: int
+    first_ts: str | None = None  # the time of the first line, for daily rotation
 
 
 class ChatLog:
     """The open chat.log of one tracker process (a single writer)."""
 
-    def __init__(self, path: Path, fd: int, size: int) -> None:
+    def __init__(self, path: Path, fd: int, size: int, first_seq: int | None = None) -> None:
         self.path = path
         self._fd = fd
         self._size = size  # bytes known to be whole lines; the truncation point on failure
+        self.first_seq = first_seq  # the seq of the file's first line (None while empty): its segment name
 
     @classmethod
     def open(cls, data_dir: Path) -> tuple[ChatLog, OpenReport]:
@@ -76,7 +78,28 @@ class ChatLog:
         whole = _end_of_last_whole_line(path, size)
         if whole < size:
             os.ftruncate(fd, whole)
-        return cls(path, fd, whole), OpenReport(_last_seq(path, whole), size - whole)
+        first = _first_entry(path, whole)
+        first_seq, first_ts = (first.seq, first.ts) if first is not None else (None, None)
+        return cls(path, fd, whole, first_seq), OpenReport(_last_seq(path, whole), size - whole, first_ts)
+
+    @property
+    def size(self) -> int:
+        """Bytes of whole lines written (what a rotation check compares, and what readers may read)."""
+        return self._size
+
+    def identity(self) -> tuple[int, int, int]:
+        """(device, inode, size) of the open file, to notice it being truncated or replaced underneath."""
+        stat = os.fstat(self._fd)
+        return stat.st_dev, stat.st_ino, stat.st_size
+
+    def adopt_size(self, size: int) -> None:
+        """Take the file's real size after someone else changed it (truncated it, appended to it)."""
+        self._size = size
+        first = _first_entry(self.path, size)
+        self.first_seq = first.seq if first is not None else None
+
+    def fsync(self) -> None:
+        os.fsync(self._fd)
 
     def append(self, data: bytes) -> None:
         """Append whole lines with as few writes as the kernel allows; all or nothing."""
@@ -93,6 +116,8 @@ class ChatLog:
                 self._cut_back()
             raise LogWriteError(exc.errno, f"cannot write {self.path}: {exc.strerror}") from exc
         self._size += written
+        if self.first_seq is None:
+            self.first_seq = _seq_of(data[:32])  # the head is enough: no copy of the batch
 
     def _cut_back(self) -> None:
         with contextlib.suppress(OSError):  # nothing better to do; start-up repair removes the torn line
@@ -108,7 +133,7 @@ class ChatLog:
     def read_after(self, seq: int, limit: int) -> list[LogEntry]:
         """Up to ``limit`` lines with a seq above ``seq``, oldest first (binary search, then read forward)."""
         with self.path.open("rb") as file:
-            file.seek(_offset_after(file, seq, self._size))
+            file.seek(offset_after(file, seq, self._size))
             entries: list[LogEntry] = []
             while len(entries) < limit and file.tell() < self._size:
                 line = file.readline()
@@ -134,12 +159,12 @@ class DiscardingChatLog(ChatLog):
         return None
 
 
-def read_last_lines(path: Path, count: int) -> list[str]:
-    """The last ``count`` complete lines of a file, read backwards in chunks."""
+def read_last_lines(path: Path, count: int, size: int | None = None) -> list[str]:
+    """The last ``count`` complete lines of a file (of its first ``size`` bytes), read backwards in chunks."""
     if count <= 0:
         return []
     with path.open("rb") as file:
-        end = file.seek(0, os.SEEK_END)
+        end = file.seek(0, os.SEEK_END) if size is None else min(size, file.seek(0, os.SEEK_END))
         data = b""
         position = end
         while position > 0 and data.count(b"\n") <= count:
@@ -157,7 +182,7 @@ def read_last_lines(path: Path, count: int) -> list[str]:
     return [line.decode("utf-8", errors="replace") for line in lines[-count:]]
 
 
-def _offset_after(file: BinaryIO, seq: int, size: int) -> int:
+def offset_after(file: BinaryIO, seq: int, size: int) -> int:
     """The offset of a line at or before the first line whose seq is above ``seq`` (seqs only grow)."""
     low, high = 0, size  # ``low`` is always at or before the wanted line: a line start with seq <= ``seq``, or 0
     while high - low > _CHUNK:
@@ -176,6 +201,18 @@ def _offset_after(file: BinaryIO, seq: int, size: int) -> int:
 def _seq_of(line: bytes) -> int | None:
     head = line.split(b" ", 1)[0]
     return int(head) if head.isdigit() else None
+
+
+def _first_entry(path: Path, size: int) -> LogEntry | None:
+    """The first line of the file, parsed (None for an empty file or a first line that does not parse)."""
+    if size == 0:
+        return None
+    with path.open("rb") as file:
+        line = file.readline()
+    try:
+        return parse_line(line.rstrip(b"\n").decode("utf-8", errors="replace"))
+    except LogFormatError:
+        return None
 
 
 def _end_of_last_whole_line(path: Path, size: int) -> int:

@@ -13,7 +13,9 @@ from typing import Any
 from chat_protocol import Limits
 
 from . import __version__
+from .addresses import proxy_list
 from .errors import ConfigError, LogFormatError
+from .segments import size
 from .settings import Settings, env_flag, resolve_password
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -65,6 +67,41 @@ OPTIONS = (
         _DEFAULT["max_connections"],
         "open WebSockets at most (more: close 4005)",
     ),
+    Option(
+        "--max-connections-per-address",
+        "TRACKER_MAX_CONNECTIONS_PER_ADDRESS",
+        int,
+        _DEFAULT["max_connections_per_address"],
+        "open sockets (HTTP and WebSocket) from one address, an IPv6 /64 counting as one (more: HTTP 429)",
+    ),
+    Option(
+        "--max-unauthenticated",
+        "TRACKER_MAX_UNAUTHENTICATED",
+        int,
+        _DEFAULT["max_unauthenticated"],
+        "WebSockets that have not given the password yet, overall (more: the oldest is dropped)",
+    ),
+    Option(
+        "--max-unauthenticated-per-address",
+        "TRACKER_MAX_UNAUTHENTICATED_PER_ADDRESS",
+        int,
+        _DEFAULT["max_unauthenticated_per_address"],
+        "WebSockets from one address that have not given the password yet (more: close 4009)",
+    ),
+    Option(
+        "--header-timeout",
+        "TRACKER_HEADER_TIMEOUT",
+        float,
+        _DEFAULT["header_timeout"],
+        "seconds for a request's line and headers, WebSocket upgrades included (else closed)",
+    ),
+    Option(
+        "--trusted-proxies",
+        "TRACKER_TRUSTED_PROXIES",
+        proxy_list,
+        _DEFAULT["trusted_proxies"],
+        "ADDR|CIDR,... of reverse proxies whose X-Forwarded-For names the client",
+    ),
     Option("--queue-size", "TRACKER_QUEUE_SIZE", int, _LIMITS.queue_size, "events queued per member before close 4007"),
     Option(
         "--auth-timeout",
@@ -96,6 +133,34 @@ OPTIONS = (
         int,
         _DEFAULT["history_size"],
         "recent events kept in memory for replay (older ones are read from chat.log)",
+    ),
+    Option(
+        "--rotate-bytes",
+        "TRACKER_ROTATE_BYTES",
+        size,
+        _DEFAULT["rotate_bytes"],
+        "rotate chat.log before it would exceed SIZE (bytes, or K/M/G, e.g. 64M; 0: never)",
+    ),
+    Option(
+        "--keep-segments",
+        "TRACKER_KEEP_SEGMENTS",
+        int,
+        _DEFAULT["keep_segments"],
+        "delete the oldest rotated segments beyond N (0: keep all)",
+    ),
+    Option(
+        "--keep-days",
+        "TRACKER_KEEP_DAYS",
+        float,
+        _DEFAULT["keep_days"],
+        "delete rotated segments older than D days (0: keep all)",
+    ),
+    Option(
+        "--keep-bytes",
+        "TRACKER_KEEP_BYTES",
+        size,
+        _DEFAULT["keep_bytes"],
+        "delete the oldest rotated segments beyond SIZE in total (0: keep all)",
     ),
     Option("--log-level", "TRACKER_LOG_LEVEL", str, _DEFAULT["log_level"], "debug, info, warning or error"),
 )
@@ -132,6 +197,18 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=env_flag(env, "TRACKER_WS_DEFLATE"),
         help="offer per-message deflate compression (env TRACKER_WS_DEFLATE=1; default off)",
     )
+    parser.add_argument(
+        "--rotate-daily",
+        action="store_true",
+        default=env_flag(env, "TRACKER_ROTATE_DAILY"),
+        help="rotate chat.log at UTC midnight (env TRACKER_ROTATE_DAILY=1; default off)",
+    )
+    parser.add_argument(
+        "--compress",
+        action="store_true",
+        default=env_flag(env, "TRACKER_COMPRESS"),
+        help="gzip rotated segments to chat.log.<seq>.gz (env TRACKER_COMPRESS=1; default off)",
+    )
     parser.add_argument("--version", action="version", version=f"chat-tracker {__version__}")
     return parser
 
@@ -163,6 +240,11 @@ def settings_from(args: argparse.Namespace, password: str) -> Settings:
         exit_when_empty=args.exit_when_empty,
         limits=limits,
         max_connections=args.max_connections,
+        max_connections_per_address=args.max_connections_per_address,
+        max_unauthenticated=args.max_unauthenticated,
+        max_unauthenticated_per_address=args.max_unauthenticated_per_address,
+        header_timeout=args.header_timeout,
+        trusted_proxies=args.trusted_proxies,
         auth_timeout=args.auth_timeout,
         join_timeout=args.join_timeout,
         ping_interval=args.ping_interval,
@@ -170,6 +252,12 @@ def settings_from(args: argparse.Namespace, password: str) -> Settings:
         ws_deflate=args.ws_deflate,
         flood_tolerance=args.flood_tolerance,
         history_size=args.history_size,
+        rotate_bytes=args.rotate_bytes,
+        rotate_daily=args.rotate_daily,
+        keep_segments=args.keep_segments,
+        keep_days=args.keep_days,
+        keep_bytes=args.keep_bytes,
+        compress=args.compress,
         log_level=args.log_level,
         bench_disable_log=env_flag(os.environ, "TRACKER_BENCH_DISABLE_LOG"),
     )
@@ -184,6 +272,10 @@ def check_args(args: argparse.Namespace) -> None:
         ("--burst", args.burst),
         ("--queue-size", args.queue_size),
         ("--max-connections", args.max_connections),
+        ("--max-connections-per-address", args.max_connections_per_address),
+        ("--max-unauthenticated", args.max_unauthenticated),
+        ("--max-unauthenticated-per-address", args.max_unauthenticated_per_address),
+        ("--header-timeout", args.header_timeout),
         ("--auth-timeout", args.auth_timeout),
         ("--join-timeout", args.join_timeout),
         ("--flood-tolerance", args.flood_tolerance),
@@ -191,6 +283,9 @@ def check_args(args: argparse.Namespace) -> None:
     ):
         if not value > 0:  # also refuses NaN, which compares false with everything
             raise ConfigError(f"{name} must be positive, not {value}")
+    for name, value in (("--keep-segments", args.keep_segments), ("--keep-days", args.keep_days)):
+        if not value >= 0:
+            raise ConfigError(f"{name} must be 0 or more, not {value}")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be 0-65535, not {args.port}")
     if args.log_level.lower() not in ("debug", "info", "warning", "error"):

@@ -4,7 +4,7 @@
 gives it the next seq and the time, makes the batch durable and only then hands it,
 in seq order, to its subscriber (the room, which delivers it to the members). It
 keeps the recent events in a bounded ring and answers "events after seq S" from
-there or from chat.log itself, or says which are gone.
+there or from chat.log and its rotated segments, or says which are gone.
 
 ``Journal`` is the interface the room and the adapters use; ``LocalJournal`` is the
 in-process implementation on chat.log, the default. A journal in Redis (one stream
@@ -23,7 +23,7 @@ from typing import Protocol
 
 from chat_protocol import parse_ts
 
-from .chatlog import ChatLog, LogEntry
+from .chatlog import LogEntry
 from .errors import LogWriteError
 from .events import Event, EventKind
 
@@ -39,8 +39,8 @@ class History:
     """The answer to "events after seq S": the events kept, and the range that is gone, if any.
 
     ``gone`` is ``(first, last)``, the seqs after S that can no longer be read
-    (they precede everything the journal still keeps); ``events`` then starts at
-    ``last + 1``. ``beyond_end`` is True when S is past the journal's last seq.
+    (older than the ring, in a segment that retention deleted or logrotate took
+    away); ``events`` then starts at ``last + 1``. ``beyond_end`` is True when S is past the journal's last seq.
     """
 
     events: tuple[Event, ...]
@@ -68,6 +68,22 @@ class JournalStats:
             if seconds <= bound:
                 self.log_write_buckets[index] += 1
                 break
+
+
+class EventLog(Protocol):
+    """Where ``LocalJournal`` keeps its events: ``chatlog.ChatLog`` (one file) or ``rotation.RotatingLog``.
+
+    ``append`` runs on the event loop; ``tail`` and ``read_after`` run in worker
+    threads and may read while ``append`` writes (they stop at whole lines).
+    """
+
+    def append(self, data: bytes) -> None: ...
+
+    def tail(self, count: int) -> list[LogEntry]: ...
+
+    def read_after(self, seq: int, limit: int) -> list[LogEntry]: ...
+
+    def close(self) -> None: ...
 
 
 class Journal(Protocol):
@@ -120,7 +136,7 @@ class LocalJournal:
 
     def __init__(
         self,
-        log: ChatLog,
+        log: EventLog,
         *,
         last_seq: int,
         history_size: int,
@@ -202,6 +218,9 @@ class LocalJournal:
     async def read_after(self, seq: int, limit: int) -> History:
         if seq > self._durable_seq:
             return History((), beyond_end=True)
+        seq = max(seq, 0)  # seqs start at 1: nothing before 0 ever existed, so nothing of it is gone
+        if limit <= 0:
+            return History(())  # no room for events: nothing to read, and nothing known to be gone
         history = self._history
         if history and seq + 1 >= history[0].seq:
             start = seq + 1 - history[0].seq

@@ -39,6 +39,23 @@ class TrackerCollector(Collector):
         yield CounterMetricFamily("chat_log_write_errors", "Failed chat.log writes", journal.log_write_errors)
         yield GaugeMetricFamily("chat_log_writable", "1 if chat.log is writable", int(room.log_available))
         yield _log_write_histogram(journal.log_write_buckets, journal.log_write_seconds)
+        yield from _segment_metrics(self.tracker)
+
+
+def _segment_metrics(tracker: Tracker) -> Iterator[Metric]:
+    """chat.log's rotation: read from counters the rotation keeps, never from a directory listing here."""
+    chat_log = tracker.chat_log
+    stats = chat_log.stats
+    yield GaugeMetricFamily("chat_log_segment_bytes", "Size of the current chat.log", chat_log.size)
+    yield GaugeMetricFamily("chat_log_segments", "Rotated chat.log segments on disk", stats.count)
+    yield GaugeMetricFamily("chat_log_segments_bytes", "Total size of the rotated segments", stats.total_bytes)
+    yield CounterMetricFamily("chat_log_rotations", "chat.log rotations by this process", stats.rotations)
+    yield CounterMetricFamily("chat_log_segments_deleted", "Segments deleted by retention", stats.deleted)
+    yield GaugeMetricFamily(
+        "chat_log_last_rotation_timestamp_seconds",
+        "Unix time of the last rotation (0: none since the tracker started)",
+        stats.last_rotation,
+    )
 
 
 def _log_write_histogram(counts: list[int], total_seconds: float) -> HistogramMetricFamily:

@@ -1,4 +1,4 @@
-"""The REST API: who is online, the tail of chat.log, health and metrics.
+"""The REST API: who is online, chat.log (its tail, or a page after a seq), health and metrics.
 
 ``/members`` and ``/log`` need the server password (Bearer, or HTTP Basic with any
 user name); ``/healthz`` and ``/metrics`` are open and reveal no names or text.
@@ -13,10 +13,12 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import State
 
 from .auth import password_from_authorization
+from .journal import History
 from .metrics import metrics_registry, render
 from .service import Tracker
 
 MAX_LOG_LINES = 1000
+DEFAULT_LOG_LINES = 20
 CHALLENGE = 'Basic realm="chat", charset="UTF-8", Bearer realm="chat"'
 
 
@@ -41,6 +43,21 @@ class LogEventOut(BaseModel):
 
 class LogOut(BaseModel):
     events: list[LogEventOut]
+
+
+class GoneOut(BaseModel):
+    first: int = Field(description="First seq that can no longer be read")
+    last: int = Field(description="Last seq that can no longer be read")
+
+
+class LogPageOut(LogOut):
+    """``/log?after=SEQ``: a page of events in seq order, and where the next page starts."""
+
+    next_after: int = Field(description="Pass as `after` for the next page (the last seq covered)")
+    gone: GoneOut | None = Field(
+        description="Seqs after `after` no longer kept (their segment was deleted), reported, not skipped"
+    )
+    beyond_end: bool = Field(description="`after` is past the newest event")
 
 
 class ProblemOut(BaseModel):
@@ -94,17 +111,38 @@ async def members(tracker: TrackerDep) -> MembersOut:
 
 @router.get(
     "/log",
-    response_model=LogOut,
+    response_model=LogOut | LogPageOut,
     dependencies=[Authorized],
     responses=UNAUTHORIZED,
-    summary="The last events of chat.log",
+    summary="The last events of chat.log, or the events after a seq (across rotated segments)",
 )
-async def log_tail(
+async def log_events(
     tracker: TrackerDep,
-    lines: Annotated[int, Query(ge=1, le=MAX_LOG_LINES, description="How many events, newest last")] = 20,
-) -> LogOut:
-    entries = await tracker.journal.tail(lines)  # read in a worker thread: the room never waits on the file
-    return LogOut(events=[LogEventOut(**entry.__dict__) for entry in entries])
+    lines: Annotated[
+        int | None, Query(ge=1, le=MAX_LOG_LINES, description="How many events, newest last (default 20)")
+    ] = None,
+    after: Annotated[
+        int | None,
+        Query(ge=0, description="Instead: the events after this seq, oldest first (resume); wins over `lines`"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LOG_LINES, description="With `after`: at most this many")] = 100,
+) -> LogOut | LogPageOut:
+    # Both read in a worker thread: the room never waits on the file.
+    if after is None:
+        entries = await tracker.journal.tail(lines or DEFAULT_LOG_LINES)
+        return LogOut(events=[LogEventOut(**entry.__dict__) for entry in entries])
+    return _page(after, await tracker.journal.read_after(after, limit))
+
+
+def _page(after: int, history: History) -> LogPageOut:
+    events = [LogEventOut(seq=e.seq, ts=e.ts, kind=e.kind.value, name=e.name, text=e.text) for e in history.events]
+    covered = history.gone[1] if history.gone else after
+    return LogPageOut(
+        events=events,
+        next_after=events[-1].seq if events else covered,
+        gone=GoneOut(first=history.gone[0], last=history.gone[1]) if history.gone else None,
+        beyond_end=history.beyond_end,
+    )
 
 
 @router.get("/healthz", response_model=HealthOut, summary="Liveness for health checks (no password)")

@@ -4,12 +4,19 @@ uvicorn, on Ctrl+C or SIGTERM, closes every WebSocket with 1012 *before* the app
 lifespan shutdown runs. ``TrackerServer.shutdown`` first tells every member
 goodbye (``bye`` + close 1001) and writes the stop to chat.log, then lets uvicorn
 finish. The whole sequence fits in 5 seconds even if no client answers.
+
+Before anything else ``serve`` raises the descriptor limit and refuses to start if
+``--max-connections`` cannot fit (``descriptors.py``); every connection then goes
+through ``http_guard.GuardedHttpProtocol`` (per-address caps, the header deadline,
+trusted proxies) before it reaches the app.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import signal
 import socket
 from types import FrameType
 from typing import Any
@@ -17,6 +24,9 @@ from typing import Any
 import uvicorn
 
 from .app import TrackerApp, create_app
+from .descriptors import RESERVED, check_fits, socket_ceiling
+from .guard import SocketGuard
+from .http_guard import guarded_protocol
 from .settings import Settings
 from .wire import ChatWebSocketProtocol
 
@@ -102,6 +112,9 @@ class TrackerServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
+        # SIGHUP reopens chat.log (logrotate's create mode). uvicorn captures only SIGINT and
+        # SIGTERM, with signal.signal; this one runs on the loop, so between two batches.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.tracker.reopen_log)
         for server in self.servers:
             for sock in server.sockets:
                 host, port = sock.getsockname()[:2]
@@ -114,18 +127,23 @@ class TrackerServer(uvicorn.Server):
         log.info("Tracker stopped")
 
 
-def build_server(settings: Settings) -> TrackerServer:
+def build_server(settings: Settings, socket_ceiling: int) -> TrackerServer:
+    """The tracker under uvicorn, every socket guarded (at most ``socket_ceiling`` open at once)."""
     app = create_app(settings)
+    guard = SocketGuard(settings.max_connections_per_address, socket_ceiling, settings.trusted_proxies)
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
+        http=guarded_protocol(guard, settings.header_timeout),
         ws=ChatWebSocketProtocol,
         ws_max_size=settings.limits.max_frame_bytes,
         ws_ping_interval=settings.ping_interval,
         ws_ping_timeout=settings.ping_timeout,
         ws_per_message_deflate=settings.ws_deflate,
-        proxy_headers=False,  # the throttle keys on the real peer address, not a header
+        # X-Forwarded-For is read by http_guard, from --trusted-proxies only; uvicorn's
+        # own handling would trust it before the socket guard has counted the socket.
+        proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=UVICORN_GRACE_SECONDS,
         log_config=logging_config(settings.log_level),
@@ -136,6 +154,8 @@ def build_server(settings: Settings) -> TrackerServer:
 
 def serve(settings: Settings) -> int:
     """Run until Ctrl+C / SIGTERM (or the room empties with exit-when-empty). Exit status."""
-    server = build_server(settings)
+    ceiling = socket_ceiling()
+    check_fits(settings.max_connections, ceiling + RESERVED)
+    server = build_server(settings, ceiling)
     server.run()
     return 0 if server.started else 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 
@@ -17,6 +18,8 @@ from chat_protocol import CloseCode
 from chat_protocol.reasons import LeaveReason
 
 from . import __version__
+from .addresses import address_key
+from .admission import Admission, Budget, Refusal
 from .auth import PasswordGate
 from .chatlog import ChatLog, DiscardingChatLog
 from .errors import LogWriteError
@@ -24,36 +27,57 @@ from .journal import LocalJournal
 from .policy import MemberPolicy
 from .ratelimit import AuthThrottle
 from .room import Member, Room
+from .rotation import KillSwitch, RotatingLog, clock_from_env, rotation_policy
 from .settings import Settings
 
 log = logging.getLogger("chat_tracker")
 
 SHUTDOWN_MESSAGE = "The tracker is shutting down. Bye."
+LOG_WATCH_SECONDS = 1.0
 
 
 class Connections:
-    """Every open WebSocket session, joined or not, so shutdown can reach them all."""
+    """Every open WebSocket session, joined or not, so shutdown can reach them all; and who may open one.
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    Admission (``admission.py``) puts members before strangers: when the tracker is
+    full, a connection that has not given the password is dropped to make room.
+    """
+
+    def __init__(self, budget: Budget) -> None:
+        self.admission: Admission[Closable] = Admission(budget)
         self.sessions: set[Closable] = set()
         self.total_opened = 0
+        self.strangers_dropped = 0
 
-    def try_open(self, session: Closable) -> bool:
-        if len(self.sessions) >= self.limit:
-            return False
+    def try_open(self, session: Closable, address: str) -> Refusal | None:
+        """Admit ``session`` (from ``address``) as a stranger, or say why not."""
+        verdict = self.admission.admit(session, address_key(address))
+        if verdict.refusal is not None:
+            return verdict.refusal
+        if verdict.dropped is not None:
+            self.strangers_dropped += 1
+            verdict.dropped.make_room()
         self.sessions.add(session)
         self.total_opened += 1
-        return True
+        return None
+
+    def authenticated(self, session: Closable) -> None:
+        """``session``'s password was accepted: it is a member, never dropped to make room."""
+        self.admission.authenticated(session)
 
     def close(self, session: Closable) -> None:
         self.sessions.discard(session)
+        self.admission.remove(session)
 
 
 class Closable:
-    """What shutdown needs from a session (implemented in websocket.py)."""
+    """What shutdown and admission need from a session (implemented in websocket.py)."""
 
     def say_goodbye(self, code: int, message: str) -> None:
+        raise NotImplementedError
+
+    def make_room(self) -> None:
+        """Close this unauthenticated connection: the tracker is full and a newcomer takes its slot."""
         raise NotImplementedError
 
     async def finished(self, timeout: float) -> None:
@@ -66,7 +90,10 @@ class Tracker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         log_class = DiscardingChatLog if settings.bench_disable_log else ChatLog
-        self.chat_log, report = log_class.open(settings.data_dir)
+        clock = clock_from_env(os.environ)
+        kill = KillSwitch.from_environ(os.environ)  # test-only (TRACKER_TEST_KILL_AT)
+        self.chat_log = RotatingLog(settings.data_dir, log_class, rotation_policy(settings), clock=clock, kill=kill)
+        report = self.chat_log.open()
         if settings.bench_disable_log:
             log.warning("TRACKER_BENCH_DISABLE_LOG is set: chat.log is NOT written (benchmarks only)")
         if report.torn_bytes_removed:
@@ -74,7 +101,9 @@ class Tracker:
                 "Repaired %s: removed a torn last line of %d bytes", self.chat_log.path, report.torn_bytes_removed
             )
         self.last_seq_at_start = report.last_seq
-        self.journal = LocalJournal(self.chat_log, last_seq=report.last_seq, history_size=settings.history_size)
+        self.journal = LocalJournal(
+            self.chat_log, last_seq=report.last_seq, history_size=settings.history_size, clock=clock
+        )
         self.journal.on_trouble = self._on_log_trouble
         policy = MemberPolicy(
             settings.limits, settings.flood_tolerance, settings.flood_forgiveness, monotonic=time.monotonic
@@ -88,7 +117,13 @@ class Tracker:
             settings.password,
             AuthThrottle(base_delay=settings.auth_base_delay, free_failures=settings.auth_free_failures),
         )
-        self.connections = Connections(settings.max_connections)
+        self.connections = Connections(
+            Budget(
+                total=settings.max_connections,
+                strangers=settings.max_unauthenticated,
+                strangers_per_address=settings.max_unauthenticated_per_address,
+            )
+        )
         self.request_exit: Callable[[], None] | None = None
         self.started = False
         self.stopped = False
@@ -102,6 +137,17 @@ class Tracker:
             self.room.on_empty = self._on_empty
         self.room.start(f"tracker {__version__} started")
         log.info("Chat log: %s (continuing after seq %d)", self.chat_log.path, self.last_seq_at_start)
+        self._watch_log()
+
+    def _watch_log(self) -> None:
+        """About once a second, off the hot path: has chat.log been truncated or replaced underneath?"""
+        if not self.stopped:
+            self.chat_log.check_underneath()
+            asyncio.get_running_loop().call_later(LOG_WATCH_SECONDS, self._watch_log)
+
+    def reopen_log(self) -> None:
+        """SIGHUP: reopen chat.log by name (logrotate's create mode), between two batches."""
+        self.chat_log.reopen()
 
     def _on_empty(self) -> None:
         log.info("Everybody has left. Exiting...")

@@ -139,6 +139,11 @@ class Session:
         """The tracker has no room for another connection."""
         self._refuse("server_full", "the tracker is full; try again later", CloseCode.TOO_MANY_CONNECTIONS)
 
+    def refuse_busy_address(self) -> None:
+        """This address already holds its share of connections that have not given the password."""
+        message = "too many connections from your address are waiting to give the password; try again later"
+        self._refuse("address_busy", message, CloseCode.ADDRESS_BUSY)
+
     def receive_text(self, frame: str) -> CheckPassword | None:
         """The peer sent a text frame."""
         state = self.state

@@ -12,6 +12,7 @@ from typing import TextIO
 
 from chat_protocol import Limits
 
+from .addresses import TrustedProxies
 from .errors import ConfigError
 
 __all__ = ["ConfigError", "Settings", "default_env", "env_flag", "resolve_password"]
@@ -32,6 +33,14 @@ class Settings:
     exit_when_empty: bool = False
     limits: Limits = Limits()
     max_connections: int = 10_000
+    # One address: 16 sockets (ergo's per-IP default) is room for a household or an office
+    # behind one NAT, and 625 addresses are needed to fill the default 10,000.
+    max_connections_per_address: int = 16
+    # Strangers (no password yet): a tenth of the slots overall, half of an address's share.
+    max_unauthenticated: int = 1_000
+    max_unauthenticated_per_address: int = 8
+    header_timeout: float = 10.0  # seconds for the request line and headers (HTTP and the WebSocket upgrade)
+    trusted_proxies: TrustedProxies = TrustedProxies()
     auth_timeout: float = 30.0
     join_timeout: float = 300.0
     ping_interval: float = 20.0
@@ -41,6 +50,13 @@ class Settings:
     flood_tolerance: int = 20  # refused messages in a burst before a member is removed (close 4006)
     flood_forgiveness: float = 1.0  # refused messages forgiven per second
     history_size: int = 10_000  # events the journal keeps in memory for "events after seq S"
+    # chat.log rotation and retention (rotation.py); 0 / False: off, keep everything
+    rotate_bytes: int = 0
+    rotate_daily: bool = False
+    keep_segments: int = 0
+    keep_days: float = 0.0
+    keep_bytes: int = 0
+    compress: bool = False
     auth_base_delay: float = 0.5
     auth_free_failures: int = 3
     log_level: str = "info"

@@ -17,11 +17,12 @@ import logging
 
 from chat_protocol import SUBPROTOCOL, CloseCode
 
+from .admission import Refusal
 from .asgi import Receive, Scope, Send
 from .dialects import JSON, PLAIN, Dialect
 from .outbox import Outbox
 from .service import Closable, Tracker
-from .session import CheckPassword, Session, Timeouts
+from .session import CheckPassword, Session, SessionState, Timeouts
 from .wire import EXTENSION, Wire
 
 log = logging.getLogger("chat_tracker")
@@ -66,8 +67,9 @@ class Connection(Closable):
         subprotocol = SUBPROTOCOL if self.session.dialect is JSON else None
         await self.send({"type": "websocket.accept", "subprotocol": subprotocol})
         self.writer = asyncio.create_task(self._pump())
-        if not self.tracker.connections.try_open(self):
-            self.session.refuse_full()
+        refusal = self.tracker.connections.try_open(self, self.address)
+        if refusal is not None:
+            self._refuse(refusal)
             await self._wait_writer()
             return
         try:
@@ -92,6 +94,8 @@ class Connection(Closable):
         while True:
             if isinstance(action, CheckPassword):
                 session.password_checked(await self.tracker.gate.check(self.address, action.candidate))
+                if session.state is SessionState.AWAIT_NAME:
+                    self.tracker.connections.authenticated(self)  # a member now: never dropped for room
             if not session.reading:
                 return
             action = await self._feed_next_frame()
@@ -117,6 +121,16 @@ class Connection(Closable):
             session.receive_binary()
             return None
         return session.receive_text(str(text))
+
+    def _refuse(self, refusal: Refusal) -> None:
+        if refusal is Refusal.ADDRESS:
+            self.session.refuse_busy_address()
+        else:
+            self.session.refuse_full()
+
+    def make_room(self) -> None:
+        log.debug("Dropped an unauthenticated connection from %s to make room", self.address)
+        self.session.refuse_full()
 
     # --- writing -----------------------------------------------------------------
 

@@ -8,14 +8,24 @@ builds it once per event and writes it straight to each member's transport, the 
 WebSocket protocol plus one thing: it puts a ``Wire`` for the connection into
 ``scope["extensions"]["chat.wire"]``. Without that extension (another server, the
 test client, or per-message deflate on) the tracker falls back to plain ASGI sends.
+
+It also carries the connection's place in the socket guard (``guard.Ticket``) and
+the client address a trusted proxy named, handed over by ``http_guard`` at the
+upgrade: the socket stays counted until it closes, and ``scope["client"]`` is the
+established address.
 """
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from typing import Any
 
+from uvicorn.config import Config
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
+
+from .guard import Ticket
 
 EXTENSION = "chat.wire"
 
@@ -75,6 +85,30 @@ class ChatWebSocketProtocol(WebSocketsSansIOProtocol):
     over 8 KiB, too many headers): uvicorn's own class drops the parser's error
     response and leaves such a connection open forever, unseen by the app.
     """
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        ticket: Ticket | None = None,
+        client: tuple[str, int] | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.ticket = ticket
+        self.established = client
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self.established is not None:
+            self.client = self.established  # what a trusted proxy named; the scope is built from it
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.ticket is not None:
+            self.ticket.release()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)

@@ -1,0 +1,314 @@
+"""Rotated segments of chat.log: their names, listing, reading, compression and retention.
+
+A rotated segment is named after the seq of its first line, zero-padded so that
+names sort in seq order and a resume from seq S maps straight to one file:
+``chat.log.000000000101`` (or ``.gz`` once compressed). Everything here works on
+paths and plain data, with no event loop, so recovery and retention are testable
+without a tracker; ``rotation.py`` decides when these functions run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import re
+import shutil
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from .chatlog import LOG_NAME, LogEntry, LogFormatError, offset_after, parse_line, read_last_lines
+
+__all__ = [
+    "SEQ_DIGITS",
+    "LogFile",
+    "RetentionPolicy",
+    "Segment",
+    "compress",
+    "fsync_dir",
+    "list_segments",
+    "parse_size",
+    "read_after",
+    "segment_name",
+    "tail",
+]
+
+SEQ_DIGITS = 12
+GZ = ".gz"
+TMP = ".tmp"
+_SEGMENT = re.compile(r"chat\.log\.(\d{12})(\.gz)?")
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+_SIZE = re.compile(r"(\d+)\s*([KMG]?)(?:I?B)?", re.IGNORECASE)
+DAY_SECONDS = 86_400
+
+
+def size(text: str) -> int:
+    """A byte count: ``4096``, ``64K``, ``64M``, ``1G`` (powers of 1024; ``KiB``/``MB`` spellings too)."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"not a size: {text!r} (bytes, or a number with K, M or G)")
+    return int(match.group(1)) * _UNITS[match.group(2).upper()]
+
+
+parse_size = size  # argparse names a bad value after the function: "invalid size value"
+
+
+def segment_name(first_seq: int, compressed: bool = False) -> str:
+    """``chat.log.<first seq, 12 digits>``, with ``.gz`` when compressed."""
+    return f"{LOG_NAME}.{first_seq:0{SEQ_DIGITS}d}" + (GZ if compressed else "")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A rotated segment on disk (never the current chat.log)."""
+
+    path: Path
+    first_seq: int
+    compressed: bool
+    size: int
+    mtime: float
+
+
+def list_segments(data_dir: Path) -> list[Segment]:
+    """The rotated segments in ``data_dir``, oldest first; a plain one wins over a ``.gz`` twin."""
+    found: dict[int, Segment] = {}
+    with contextlib.suppress(FileNotFoundError), os.scandir(data_dir) as entries:
+        for entry in entries:
+            match = _SEGMENT.fullmatch(entry.name)
+            if match is None:
+                continue
+            try:
+                stat = entry.stat()
+            except FileNotFoundError:
+                continue  # deleted by retention (or compressed) while we listed
+            segment = Segment(Path(entry.path), int(match.group(1)), bool(match.group(2)), stat.st_size, stat.st_mtime)
+            if segment.first_seq not in found or not segment.compressed:
+                found[segment.first_seq] = segment
+    return [found[seq] for seq in sorted(found)]
+
+
+def foreign_logs(data_dir: Path) -> list[Path]:
+    """Files that look like chat.log renamed by someone else (logrotate: ``chat.log.1``, ``chat.log-2026...``)."""
+    with contextlib.suppress(FileNotFoundError), os.scandir(data_dir) as entries:
+        return [
+            Path(entry.path)
+            for entry in entries
+            if entry.name.startswith(LOG_NAME)
+            and entry.name != LOG_NAME
+            and not entry.name.endswith(TMP)
+            and _SEGMENT.fullmatch(entry.name) is None
+            and entry.is_file()
+        ]
+    return []
+
+
+def leftovers(data_dir: Path) -> list[Path]:
+    """What a crash during compression leaves: a temp ``.gz``, or a plain segment whose ``.gz`` is complete.
+
+    The ``.gz`` is renamed into place only once it is whole and fsynced, so when
+    both exist the plain one is the redundant copy.
+    """
+    names = {path.name for path in _listing(data_dir)}
+    stale = [data_dir / name for name in names if name.startswith(LOG_NAME + ".") and name.endswith(GZ + TMP)]
+    for name in names:
+        match = _SEGMENT.fullmatch(name)
+        if match is not None and not match.group(2) and name + GZ in names:
+            stale.append(data_dir / name)
+    return sorted(stale)
+
+
+def _listing(data_dir: Path) -> list[Path]:
+    with contextlib.suppress(FileNotFoundError):
+        return list(data_dir.iterdir())
+    return []
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or a creation in ``directory`` durable (a power cut would otherwise undo it)."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def compress(segment: Path) -> Path:
+    """Gzip ``segment`` to ``segment.gz`` atomically (temp name, fsync, rename), then remove the plain one."""
+    target = segment.with_name(segment.name + GZ)
+    temp = segment.with_name(target.name + TMP)
+    stat = segment.stat()
+    try:
+        with segment.open("rb") as source, temp.open("wb") as raw:
+            with gzip.GzipFile(fileobj=raw, mode="wb", mtime=int(stat.st_mtime)) as packed:
+                shutil.copyfileobj(source, packed, 1024 * 1024)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.utime(temp, (stat.st_atime, stat.st_mtime))  # retention by age reads the rotation time
+        temp.rename(target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+    fsync_dir(segment.parent)
+    segment.unlink()
+    fsync_dir(segment.parent)
+    return target
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """Which rotated segments to delete: 0 means no limit of that kind."""
+
+    keep_segments: int = 0
+    keep_days: float = 0.0
+    keep_bytes: int = 0
+
+    @property
+    def active(self) -> bool:
+        return bool(self.keep_segments or self.keep_days or self.keep_bytes)
+
+    def deletions(self, segments: list[Segment], now: float) -> list[tuple[Segment, str]]:
+        """The segments (oldest first) beyond the policy, each with the rule that removes it."""
+        doomed: dict[Path, str] = {}
+        newest_first = segments[::-1]
+        if self.keep_segments:
+            for segment in newest_first[self.keep_segments :]:
+                doomed.setdefault(segment.path, f"keep-segments {self.keep_segments}")
+        if self.keep_days:
+            cutoff = now - self.keep_days * DAY_SECONDS
+            for segment in segments:
+                if segment.mtime < cutoff:
+                    doomed.setdefault(segment.path, f"keep-days {self.keep_days:g}")
+        if self.keep_bytes:
+            total = 0
+            for segment in newest_first:
+                total += segment.size
+                if total > self.keep_bytes:
+                    doomed.setdefault(segment.path, f"keep-bytes {self.keep_bytes}")
+        return [(segment, doomed[segment.path]) for segment in segments if segment.path in doomed]
+
+
+@dataclass(frozen=True)
+class LogFile:
+    """One file to read events from: a segment, or the current chat.log up to ``size`` bytes."""
+
+    path: Path
+    first_seq: int
+    compressed: bool = False
+    size: int | None = None  # the current chat.log: only bytes known to be whole lines
+
+
+def files_of(segments: list[Segment]) -> list[LogFile]:
+    return [LogFile(s.path, s.first_seq, s.compressed) for s in segments]
+
+
+class Discontinuity(Exception):
+    """Two files (or a file and a race with rotation) did not join up seq to seq; ``entries`` were read."""
+
+    def __init__(self, entries: list[LogEntry]) -> None:
+        super().__init__("the seqs do not join up")
+        self.entries = entries
+
+
+def read_after(files: list[LogFile], seq: int, limit: int) -> list[LogEntry]:
+    """Up to ``limit`` entries after ``seq`` across ``files`` (oldest first), stopping at a gap in the seqs.
+
+    Entries start at the first seq still kept above ``seq`` (the caller reports what
+    precedes it as gone). Raises Discontinuity at a gap, with nothing read lost: the
+    caller lists the files again (a rotation may have raced the listing) or accepts
+    the gap as real.
+    """
+    start = max((i for i, f in enumerate(files) if f.first_seq <= seq + 1), default=0)
+    entries: list[LogEntry] = []
+    for file in files[start:]:
+        expected = max(file.first_seq, seq + 1)  # a file holds whole runs of seqs, from its name on
+        for entry in _entries_after(file, seq, limit - len(entries)):
+            if entry.seq != expected or (entries and entry.seq != entries[-1].seq + 1):
+                raise Discontinuity(entries)
+            entries.append(entry)
+            expected += 1
+        if len(entries) >= limit:
+            break
+    return entries
+
+
+def tail(files: list[LogFile], count: int) -> list[LogEntry]:
+    """The last ``count`` entries across ``files``, oldest first."""
+    entries: list[LogEntry] = []
+    for file in reversed(files):
+        if len(entries) >= count:
+            break
+        older = _last_entries(file, count - len(entries))
+        if older and entries and older[-1].seq + 1 != entries[0].seq:
+            raise Discontinuity(entries)
+        entries = older + entries
+    return entries
+
+
+def last_seq_of(path: Path) -> int:
+    """The seq of the last parseable line of a plain or gzip file (0 if none)."""
+    compressed = path.name.endswith(GZ)
+    entries = _last_entries(LogFile(path, 0, compressed), 1)
+    return entries[-1].seq if entries else 0
+
+
+def _entries_after(file: LogFile, seq: int, limit: int) -> Iterator[LogEntry]:
+    if limit <= 0:
+        return
+    count = 0
+    with _open(file) as stream:
+        if not file.compressed:
+            stream.seek(offset_after(stream, seq, file.size if file.size is not None else _size_of(stream)))
+        for entry in _parse_stream(stream, file.size):
+            if entry.seq > seq:
+                yield entry
+                count += 1
+                if count >= limit:
+                    return
+
+
+def _last_entries(file: LogFile, count: int) -> list[LogEntry]:
+    if not file.compressed:
+        lines = read_last_lines(file.path, count, file.size)
+        return [entry for entry in map(_parse_or_none, lines) if entry is not None]
+    kept: deque[LogEntry] = deque(maxlen=count)
+    with _open(file) as stream:
+        kept.extend(_parse_stream(stream, None))
+    return list(kept)
+
+
+def _parse_stream(stream: BinaryIO, size: int | None) -> Iterator[LogEntry]:
+    """Whole, parseable lines from the stream's position (up to ``size`` bytes of the file, if given)."""
+    while size is None or stream.tell() < size:
+        line = stream.readline()
+        if not line.endswith(b"\n"):
+            return  # the end, or a line still being written
+        entry = _parse_or_none(line[:-1].decode("utf-8", errors="replace"))
+        if entry is not None:
+            yield entry
+
+
+def _parse_or_none(line: str) -> LogEntry | None:
+    try:
+        return parse_line(line)
+    except LogFormatError:
+        return None
+
+
+def _open(file: LogFile) -> BinaryIO:
+    """Open a segment, compressed or not; one compressed meanwhile is found under its new name."""
+    try:
+        if file.compressed:
+            return gzip.open(file.path, "rb")  # type: ignore[return-value]
+        return file.path.open("rb")
+    except FileNotFoundError:
+        if file.compressed or file.size is not None:
+            raise Discontinuity([]) from None  # deleted by retention, or chat.log mid-rotation
+        return _open(LogFile(file.path.with_name(file.path.name + GZ), file.first_seq, True))
+
+
+def _size_of(stream: BinaryIO) -> int:
+    return os.fstat(stream.fileno()).st_size
