@@ -107,6 +107,7 @@ class Room:
         self._by_id: dict[int, Member] = {}  # joining, joined, or leaving but not yet told
         self._closed = False
         self._ever_joined = False
+        self._unapplied = 0  # local joins and leaves appended whose events have not come back yet
         journal.subscribe(self._deliver)
 
     # --- queries -----------------------------------------------------------------
@@ -160,6 +161,7 @@ class Room:
         self._by_id[member.id] = member
         self._ever_joined = True
         self.stats.joins += 1
+        self._unapplied += 1
         self.journal.append(JOIN, name, origin=member.id, members=tuple(self.names()))
         if self.on_join is not None:
             self.on_join(member)
@@ -203,6 +205,7 @@ class Room:
         self.stats.leaves += 1
         if self._closed:
             return
+        self._unapplied += 1
         self.journal.append(LEAVE, member.name, reason, origin=member.id)
         if self.on_leave is not None:
             self.on_leave(member, reason)
@@ -250,7 +253,9 @@ class Room:
         """
         if self._closed:
             return
-        concerned = self._apply_membership(batch)
+        concerned = {event.origin for event in batch}  # its senders, joiners and leavers
+        # Only while a local join or leave is on its way back is there a seq to note.
+        leavers = self._apply_membership(batch) if self._unapplied else ()
         shared = SharedFrames(batch)
         deliveries = 0
         for member in self._by_id.values():
@@ -260,31 +265,28 @@ class Room:
             elif member.since_seq is not None:
                 deliveries += shared.push_to(member)
         self.stats.deliveries += deliveries
-        for member_id in concerned:
-            leaver = self._by_id.get(member_id)
-            if leaver is not None and leaver.leave_seq is not None:
-                self._finish_leaving(leaver)
+        for leaver in leavers:
+            self._finish_leaving(leaver)
 
-    def _apply_membership(self, batch: Sequence[Event]) -> set[int]:
-        """Note each local member's join and leave seq from the batch; the ids the batch concerns."""
-        concerned: set[int] = set()
+    def _apply_membership(self, batch: Sequence[Event]) -> list[Member]:
+        """Note where each local member's join and leave take effect; the members leaving in this batch."""
+        leavers: list[Member] = []
         for event in batch:
-            origin = event.origin
-            if origin is None:
-                continue
-            concerned.add(origin)
             kind = event.kind
-            if kind is JOIN or kind is LEAVE:
-                member = self._by_id.get(origin)
-                if member is None:
-                    continue
-                if kind is JOIN:
-                    member.since_seq = event.seq
-                    if member.state is MemberState.JOINING:
-                        member.state = MemberState.JOINED
-                else:
-                    member.leave_seq = event.seq
-        return concerned
+            if (kind is not JOIN and kind is not LEAVE) or event.origin is None:
+                continue
+            member = self._by_id.get(event.origin)
+            if member is None:
+                continue  # not one of this process's members
+            self._unapplied -= 1
+            if kind is JOIN:
+                member.since_seq = event.seq
+                if member.state is MemberState.JOINING:
+                    member.state = MemberState.JOINED
+            else:
+                member.leave_seq = event.seq
+                leavers.append(member)
+        return leavers
 
     def _finish_leaving(self, member: Member) -> None:
         # A leaver stays a recipient until the batch holding its own leave event is

@@ -146,6 +146,13 @@ class Session:
 
     def receive_text(self, frame: str) -> CheckPassword | None:
         """The peer sent a text frame."""
+        member = self.member
+        if self._state is SessionState.CHATTING and member is not None and not member.left:
+            if self.dialect is PLAIN:  # the hot path: one check, then the message
+                self._chat_plain(member, frame)
+            else:
+                self._chat_json(member, frame)
+            return None
         state = self.state
         if state is SessionState.AWAIT_PASSWORD:
             return self._receive_password(frame)

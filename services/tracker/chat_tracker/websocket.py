@@ -96,9 +96,26 @@ class Connection(Closable):
                 session.password_checked(await self.tracker.gate.check(self.address, action.candidate))
                 if session.state is SessionState.AWAIT_NAME:
                     self.tracker.connections.authenticated(self)  # a member now: never dropped for room
+            if session.state is SessionState.CHATTING:
+                await self._chat()
+                return
             if not session.reading:
                 return
             action = await self._feed_next_frame()
+
+    async def _chat(self) -> None:
+        """The hot path: every frame straight to the chatting session, no deadline, no action to run."""
+        session, receive = self.session, self.receive
+        while session.state is SessionState.CHATTING:
+            message = await receive()
+            text = message.get("text")
+            if text is not None:
+                session.receive_text(text)
+            elif message["type"] == "websocket.disconnect":
+                self._peer_gone = True
+                session.disconnected(int(message.get("code", 1005)))
+            else:
+                session.receive_binary()
 
     async def _feed_next_frame(self) -> CheckPassword | None:
         session = self.session
