@@ -95,7 +95,10 @@ def _extract(repo: Path, commit: str, tree: Path) -> None:
     assert archive.stdout is not None
     try:
         with tarfile.open(fileobj=archive.stdout, mode="r|") as tar:
-            tar.extractall(tree, filter="data")
+            if hasattr(tarfile, "data_filter"):  # Python 3.11.4+: refuse links and paths out of the tree
+                tar.extractall(tree, filter="data")
+            else:  # our own `git archive`, so nothing hostile; older 3.11 has no filter argument
+                tar.extractall(tree)
     except tarfile.TarError as exc:
         archive.kill()
         error = archive.stderr.read().decode(errors="replace") if archive.stderr else ""

@@ -31,8 +31,8 @@ class Inline(Executor):
         return future
 
 
-def _line(seq: int, text: str = "hello") -> bytes:
-    return Event(seq, 0.0, MESSAGE, "alpha", f"{text} {seq}").log_line()
+def _line(seq: int, text: str = "hello", at: float = 0.0) -> bytes:
+    return Event(seq, at, MESSAGE, "alpha", f"{text} {seq}").log_line()
 
 
 def _open(data_dir: Path, clock: Callable[[], float] | None = None, **policy: Any) -> RotatingLog:
@@ -42,9 +42,10 @@ def _open(data_dir: Path, clock: Callable[[], float] | None = None, **policy: An
     return rotating
 
 
-def _write(rotating: RotatingLog, first: int, last: int) -> None:
+def _write(rotating: RotatingLog, first: int, last: int, clock: Callable[[], float] | None = None) -> None:
+    """Lines ``first``..``last``, stamped with ``clock``'s time as the journal stamps its events."""
     for seq in range(first, last + 1):
-        rotating.append(_line(seq))
+        rotating.append(_line(seq, at=clock() if clock is not None else 0.0))
 
 
 def _seqs_on_disk(data_dir: Path) -> list[int]:
@@ -74,17 +75,31 @@ def test_daily_rotation_at_utc_midnight(tmp_path: Path) -> None:
     """With --rotate-daily, the first write after UTC midnight goes to a fresh chat.log."""
     clock = FakeClock(MIDNIGHT - 10)
     rotating = _open(tmp_path, clock, daily=True)
-    _write(rotating, 1, 3)
+    _write(rotating, 1, 3, clock)
     clock.advance(9)
-    _write(rotating, 4, 4)
+    _write(rotating, 4, 4, clock)
     assert not list(tmp_path.glob("chat.log.*"))
     clock.advance(1)  # midnight
-    _write(rotating, 5, 6)
+    _write(rotating, 5, 6, clock)
     assert [p.name for p in tmp_path.glob("chat.log.*")] == [segment_name(1)]
     clock.advance(86_400)
-    _write(rotating, 7, 7)
+    _write(rotating, 7, 7, clock)
     assert sorted(p.name for p in tmp_path.glob("chat.log.*")) == [segment_name(1), segment_name(5)]
     assert _seqs_on_disk(tmp_path) == list(range(1, 8))
+    rotating.close()
+
+
+def test_an_event_stamped_before_midnight_but_written_after_stays_in_its_day(tmp_path: Path) -> None:
+    """The day of a batch is the time of its first event, not of the write (a loop turn can straddle midnight)."""
+    clock = FakeClock(MIDNIGHT - 10)
+    rotating = _open(tmp_path, clock, daily=True)
+    _write(rotating, 1, 1, clock)
+    clock.advance(10.001)  # the write comes just after midnight...
+    rotating.append(_line(2, at=MIDNIGHT - 0.001))  # ...of an event stamped just before it
+    assert not list(tmp_path.glob("chat.log.*"))
+    _write(rotating, 3, 3, clock)
+    assert [p.name for p in tmp_path.glob("chat.log.*")] == [segment_name(1)]
+    assert _seqs_on_disk(tmp_path) == [1, 2, 3]
     rotating.close()
 
 
@@ -101,7 +116,7 @@ def test_restart_after_a_daily_segment_of_yesterday_rotates_first(tmp_path: Path
     rotating.close()
     clock.advance(20)
     rotating = _open(tmp_path, clock, daily=True)
-    _write(rotating, 2, 2)
+    _write(rotating, 2, 2, clock)
     assert [p.name for p in tmp_path.glob("chat.log.*")] == [segment_name(1)]
     rotating.close()
 

@@ -127,6 +127,14 @@ def _last_seq_or_zero(path: Path) -> int:
         return 0
 
 
+def _batch_time(data: bytes, clock: Callable[[], float]) -> float:
+    """The time of the first line of a batch of chat.log lines (the clock's, if it cannot be read)."""
+    try:
+        return parse_ts(data.split(b" ", 2)[1].decode("ascii")).timestamp()
+    except (IndexError, UnicodeDecodeError, ValueError):
+        return clock()
+
+
 def next_midnight(timestamp: float) -> float:
     """The first UTC midnight after ``timestamp``."""
     day = datetime.fromtimestamp(timestamp, UTC).date() + timedelta(days=1)
@@ -201,16 +209,19 @@ class RotatingLog:
     def append(self, data: bytes) -> None:
         """Write whole lines, rotating first when this batch would cross a limit."""
         chat_log = self._log if self._log is not None else self._reopen_after_failure()
-        if chat_log.size and self._due(chat_log.size + len(data)):
+        if chat_log.size and self._due(chat_log.size + len(data), data):
             chat_log = self._rotate(chat_log, data)
         fresh = chat_log.first_seq is None
         chat_log.append(data)
         if fresh and self.policy.daily:
-            self._day_ends = next_midnight(self._clock())
+            self._day_ends = next_midnight(_batch_time(data, self._clock))
 
-    def _due(self, size_after: int) -> bool:
+    def _due(self, size_after: int, data: bytes) -> bool:
         limit = self.policy.max_bytes
-        due = (limit > 0 and size_after > limit) or (self.policy.daily and self._clock() >= self._day_ends)
+        # By the time of the batch's first event, not of the write: an event stamped 23:59:59.999
+        # and written a moment after midnight still belongs to its own day's segment.
+        new_day = self.policy.daily and _batch_time(data, self._clock) >= self._day_ends
+        due = (limit > 0 and size_after > limit) or new_day
         return due and time.monotonic() >= self._retry_at
 
     # --- rotation -------------------------------------------------------------------------------------
