@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from websockets.exceptions import ConnectionClosed
 
+import support
 from chat_testing import UNIT, RunningTracker
 from chat_tracker.chatlog import LogEntry, parse_line
 from chat_tracker.segments import list_segments
@@ -63,15 +64,8 @@ def _first_gap(seqs: list[int]) -> str:
 
 
 async def talk(bot: Bot, prefix: str, count: int) -> int:
-    """Send ``count`` numbered messages as fast as the socket takes them; how many went out."""
-    sent = 0
-    try:
-        for index in range(count):
-            await bot.say(f"{prefix} {index} " + "y" * (index % 97))
-            sent += 1
-    except ConnectionClosed:
-        pass
-    return sent
+    """``support.talk`` with this module's padding (lengths cycle every 97 messages)."""
+    return await support.talk(bot, prefix, count, pad="y", pad_every=97)
 
 
 async def collect(bot: Bot, seen: list[tuple[int, str]], until: int | None = None) -> None:

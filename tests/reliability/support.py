@@ -111,6 +111,18 @@ class Bot:
         return rcvd.code if rcvd is not None else None
 
 
+async def talk(bot: Bot, prefix: str, count: int, pad: str = "x", pad_every: int = 300) -> int:
+    """Send ``count`` numbered messages of varying length as fast as the socket takes them; how many went out."""
+    sent = 0
+    try:
+        for index in range(count):
+            await bot.say(f"{prefix} {index} " + pad * (index % pad_every))
+            sent += 1
+    except ConnectionClosed:
+        pass
+    return sent
+
+
 async def connect_json(url: str, password: str, **kwargs: Any) -> ClientConnection:
     """A JSON-dialect connection with the password in the header (not yet joined)."""
     return await connect(

@@ -13,25 +13,13 @@ from websockets.exceptions import ConnectionClosed
 
 from chat_testing import PASSWORD, UNIT, launch_tracker
 from chat_tracker.chatlog import parse_line
-from support import FULL, Bot, bots, check_log_file, record
+from support import FULL, Bot, bots, check_log_file, record, talk
 
 pytestmark = [pytest.mark.anyio, pytest.mark.long]
 
 ROUNDS = 100 if FULL else 20
 TALKERS, LISTENERS = 3, 2
 LOAD_FLAGS = ("--rate", "100000", "--burst", "100000", "--queue-size", "100000")
-
-
-async def _talk(bot: Bot, round_no: int, limit: int) -> int:
-    """Send numbered messages as fast as the socket takes them; return how many went out."""
-    sent = 0
-    try:
-        for index in range(limit):
-            await bot.say(f"r{round_no} {bot.name} {index} " + "x" * (index % 300))
-            sent += 1
-    except ConnectionClosed:
-        pass
-    return sent
 
 
 async def _listen(bot: Bot, seen: list[tuple[int, str]], kill_after: int | None, kill: asyncio.Event) -> None:
@@ -65,7 +53,7 @@ async def _one_round(data_dir: Path, round_no: int, rng: random.Random) -> dict[
                 asyncio.create_task(_listen(m, seen[i], kill_after if i == len(members) - 1 else None, kill))
                 for i, m in enumerate(members)
             ]
-            talkers = [asyncio.create_task(_talk(m, round_no, 5000)) for m in members[:TALKERS]]
+            talkers = [asyncio.create_task(talk(m, f"r{round_no} {m.name}", 5000)) for m in members[:TALKERS]]
             await asyncio.wait_for(kill.wait(), 6 * UNIT)
             tracker.process.send_signal(signal.SIGKILL)
             await asyncio.to_thread(tracker.process.wait, UNIT)

@@ -30,6 +30,15 @@ class Option:
     help: str
 
 
+@dataclass(frozen=True)
+class Switch:
+    """An on/off flag, off by default; its variable turns it on with 1/true/yes/on."""
+
+    flag: str
+    env: str
+    help: str
+
+
 _DEFAULT = {f.name: f.default for f in fields(Settings) if f.default is not MISSING}
 _LIMITS = Limits()
 
@@ -166,6 +175,16 @@ OPTIONS = (
 )
 
 
+SWITCHES = (
+    Switch(
+        "--exit-when-empty", "TRACKER_EXIT_WHEN_EMPTY", "once someone has joined, shut down when the last member leaves"
+    ),
+    Switch("--ws-deflate", "TRACKER_WS_DEFLATE", "offer per-message deflate compression"),
+    Switch("--rotate-daily", "TRACKER_ROTATE_DAILY", "rotate chat.log at UTC midnight"),
+    Switch("--compress", "TRACKER_COMPRESS", "gzip rotated segments to chat.log.<seq>.gz"),
+)
+
+
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chat-tracker",
@@ -185,30 +204,13 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
             default=default,
             help=f"{option.help} (env {option.env}; default {option.default})",
         )
-    parser.add_argument(
-        "--exit-when-empty",
-        action="store_true",
-        default=env_flag(env, "TRACKER_EXIT_WHEN_EMPTY"),
-        help="once someone has joined, shut down when the last member leaves (env TRACKER_EXIT_WHEN_EMPTY=1)",
-    )
-    parser.add_argument(
-        "--ws-deflate",
-        action="store_true",
-        default=env_flag(env, "TRACKER_WS_DEFLATE"),
-        help="offer per-message deflate compression (env TRACKER_WS_DEFLATE=1; default off)",
-    )
-    parser.add_argument(
-        "--rotate-daily",
-        action="store_true",
-        default=env_flag(env, "TRACKER_ROTATE_DAILY"),
-        help="rotate chat.log at UTC midnight (env TRACKER_ROTATE_DAILY=1; default off)",
-    )
-    parser.add_argument(
-        "--compress",
-        action="store_true",
-        default=env_flag(env, "TRACKER_COMPRESS"),
-        help="gzip rotated segments to chat.log.<seq>.gz (env TRACKER_COMPRESS=1; default off)",
-    )
+    for switch in SWITCHES:
+        parser.add_argument(
+            switch.flag,
+            action="store_true",
+            default=env_flag(env, switch.env),
+            help=f"{switch.help} (env {switch.env}=1; default off)",
+        )
     parser.add_argument("--version", action="version", version=f"chat-tracker {__version__}")
     return parser
 

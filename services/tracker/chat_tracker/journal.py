@@ -15,6 +15,7 @@ once (the hot path never awaits), and everything that waits is ``async``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -224,7 +225,7 @@ class LocalJournal:
         history = self._history
         if history and seq + 1 >= history[0].seq:
             start = seq + 1 - history[0].seq
-            return History(tuple(history[index] for index in range(start, min(len(history), start + limit))))
+            return History(tuple(itertools.islice(history, start, start + limit)))
         entries = await asyncio.to_thread(self._log.read_after, seq, limit)
         events = tuple(_from_entry(entry) for entry in entries)
         first_kept = events[0].seq if events else self._durable_seq + 1

@@ -18,7 +18,7 @@ import logging
 from chat_protocol import SUBPROTOCOL, CloseCode
 
 from .admission import Refusal
-from .asgi import Receive, Scope, Send
+from .asgi import Message, Receive, Scope, Send
 from .dialects import JSON, PLAIN, Dialect
 from .outbox import Outbox
 from .service import Closable, Tracker
@@ -107,15 +107,7 @@ class Connection(Closable):
         """The hot path: every frame straight to the chatting session, no deadline, no action to run."""
         session, receive = self.session, self.receive
         while session.state is SessionState.CHATTING:
-            message = await receive()
-            text = message.get("text")
-            if text is not None:
-                session.receive_text(text)
-            elif message["type"] == "websocket.disconnect":
-                self._peer_gone = True
-                session.disconnected(int(message.get("code", 1005)))
-            else:
-                session.receive_binary()
+            self._hand_over(await receive())
 
     async def _feed_next_frame(self) -> CheckPassword | None:
         session = self.session
@@ -129,15 +121,19 @@ class Connection(Closable):
             except TimeoutError:
                 session.timed_out()
                 return None
+        return self._hand_over(message)
+
+    def _hand_over(self, message: Message) -> CheckPassword | None:
+        """One ASGI receive event to the session: a text frame, a binary frame, or the peer gone."""
+        text = message.get("text")
+        if text is not None:
+            return self.session.receive_text(str(text))
         if message["type"] == "websocket.disconnect":
             self._peer_gone = True
-            session.disconnected(int(message.get("code", 1005)))
-            return None
-        text = message.get("text")
-        if text is None:
-            session.receive_binary()
-            return None
-        return session.receive_text(str(text))
+            self.session.disconnected(int(message.get("code", 1005)))
+        else:
+            self.session.receive_binary()
+        return None
 
     def _refuse(self, refusal: Refusal) -> None:
         if refusal is Refusal.ADDRESS:
