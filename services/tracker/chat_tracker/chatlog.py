@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -21,7 +23,17 @@ from chat_protocol import unescape
 
 from .errors import LogFormatError, LogWriteError
 
-__all__ = ["LOG_NAME", "ChatLog", "DiscardingChatLog", "LogEntry", "LogFormatError", "LogWriteError", "parse_line"]
+__all__ = [
+    "LOG_NAME",
+    "ChatLog",
+    "DiscardingChatLog",
+    "LogEntry",
+    "LogFormatError",
+    "LogWriteError",
+    "parse_line",
+    "parse_or_none",
+    "parse_stream",
+]
 
 LOG_NAME = "chat.log"
 _CHUNK = 64 * 1024
@@ -134,18 +146,26 @@ class ChatLog:
         """Up to ``limit`` lines with a seq above ``seq``, oldest first (binary search, then read forward)."""
         with self.path.open("rb") as file:
             file.seek(offset_after(file, seq, self._size))
-            entries: list[LogEntry] = []
-            while len(entries) < limit and file.tell() < self._size:
-                line = file.readline()
-                if not line.endswith(b"\n"):
-                    break  # a line still being written
-                try:
-                    entry = parse_line(line[:-1].decode("utf-8", errors="replace"))
-                except LogFormatError:
-                    continue
-                if entry.seq > seq:
-                    entries.append(entry)
-            return entries
+            after = (entry for entry in parse_stream(file, self._size) if entry.seq > seq)
+            return list(itertools.islice(after, max(limit, 0)))
+
+
+def parse_stream(stream: BinaryIO, size: int | None) -> Iterator[LogEntry]:
+    """Whole, parseable lines from the stream's position (up to ``size`` bytes of the file, if given)."""
+    while size is None or stream.tell() < size:
+        line = stream.readline()
+        if not line.endswith(b"\n"):
+            return  # the end, or a line still being written
+        entry = parse_or_none(line[:-1].decode("utf-8", errors="replace"))
+        if entry is not None:
+            yield entry
+
+
+def parse_or_none(line: str) -> LogEntry | None:
+    try:
+        return parse_line(line)
+    except LogFormatError:
+        return None
 
 
 class DiscardingChatLog(ChatLog):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .chatlog import LOG_NAME, LogEntry, LogFormatError, offset_after, parse_line, read_last_lines
+from .chatlog import LOG_NAME, LogEntry, offset_after, parse_or_none, parse_stream, read_last_lines
 
 __all__ = [
     "SEQ_DIGITS",
@@ -262,7 +262,7 @@ def _entries_after(file: LogFile, seq: int, limit: int) -> Iterator[LogEntry]:
     with _open(file) as stream:
         if not file.compressed:
             stream.seek(offset_after(stream, seq, file.size if file.size is not None else _size_of(stream)))
-        for entry in _parse_stream(stream, file.size):
+        for entry in parse_stream(stream, file.size):
             if entry.seq > seq:
                 yield entry
                 count += 1
@@ -273,29 +273,11 @@ def _entries_after(file: LogFile, seq: int, limit: int) -> Iterator[LogEntry]:
 def _last_entries(file: LogFile, count: int) -> list[LogEntry]:
     if not file.compressed:
         lines = read_last_lines(file.path, count, file.size)
-        return [entry for entry in map(_parse_or_none, lines) if entry is not None]
+        return [entry for entry in map(parse_or_none, lines) if entry is not None]
     kept: deque[LogEntry] = deque(maxlen=count)
     with _open(file) as stream:
-        kept.extend(_parse_stream(stream, None))
+        kept.extend(parse_stream(stream, None))
     return list(kept)
-
-
-def _parse_stream(stream: BinaryIO, size: int | None) -> Iterator[LogEntry]:
-    """Whole, parseable lines from the stream's position (up to ``size`` bytes of the file, if given)."""
-    while size is None or stream.tell() < size:
-        line = stream.readline()
-        if not line.endswith(b"\n"):
-            return  # the end, or a line still being written
-        entry = _parse_or_none(line[:-1].decode("utf-8", errors="replace"))
-        if entry is not None:
-            yield entry
-
-
-def _parse_or_none(line: str) -> LogEntry | None:
-    try:
-        return parse_line(line)
-    except LogFormatError:
-        return None
 
 
 def _open(file: LogFile) -> BinaryIO:
