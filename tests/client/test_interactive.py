@@ -163,8 +163,10 @@ def test_refused_names_prompt_again(terminal: Terminal, tracker: Any, clients: C
     holder = clients("--json", "--username", "alpha", tracker.url)
     holder.event("welcome")
     terminal.start(client_command(tracker.url, TRACKER_PASSWORD=tracker.password))
-    for refused in ("ALPHA", "no spaces"):
-        terminal.wait_for("Enter your username:")
+    for attempt, refused in enumerate(("ALPHA", "no spaces"), 1):
+        # The attempt-th prompt: the earlier one stays on screen, so waiting for the text alone
+        # would let the next name be typed before the client asks for it.
+        terminal.wait_for(re.compile(f"(?s)(Enter your username:.*){{{attempt}}}"))
         terminal.type_text(refused)
         terminal.type("Enter")
     screen = terminal.wait_for("Name refused: invalid name")
