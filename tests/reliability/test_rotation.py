@@ -32,6 +32,7 @@ async def test_size_rotation_under_load_keeps_every_line_once(tmp_path: Path) ->
             sent = await asyncio.gather(*(talk(m, m.name, MESSAGES) for m in members[:TALKERS]))
             await asyncio.wait_for(listener, 12 * UNIT)
             gauges = await metrics(tracker)
+            rotated_so_far = len(list_segments(tmp_path))  # every message is delivered, so written: no write races
         assert tracker.stop() == 0
     finally:
         tracker.kill()
@@ -42,8 +43,9 @@ async def test_size_rotation_under_load_keeps_every_line_once(tmp_path: Path) ->
     segments = list_segments(tmp_path)
     # A segment outgrows the limit only by one batch (one loop turn's events, one write): the check
     # runs before each write, so a big batch under this load may make a segment of its own.
-    assert len(segments) >= 5
-    assert gauges["chat_log_segments"] >= 5 and gauges["chat_log_rotations_total"] >= 5
+    # The stop line may rotate once more, so /metrics is compared with the segments it could see.
+    assert len(segments) >= rotated_so_far >= 3
+    assert gauges["chat_log_segments"] == gauges["chat_log_rotations_total"] == rotated_so_far
     assert 0 < gauges["chat_log_last_rotation_timestamp_seconds"] <= time.time()
     assert gauges["chat_log_segments_bytes"] > 0 and gauges["chat_log_segment_bytes"] > 0
     assert not error_lines(tracker.output)
