@@ -89,8 +89,8 @@ class RunningTracker:
                 return line
         raise AssertionError(f"tracker never printed {pattern!r}; output:\n" + "\n".join(self.output))
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 2 * UNIT) -> int:
-        """Send ``sig`` and wait for the exit status."""
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 2 * UNIT) -> int:
+        """Send ``sig`` (by default SIGINT: the chat is over; SIGTERM means a restart) and wait for the exit status."""
         if self.process.poll() is None:
             self.process.send_signal(sig)
         return self.process.wait(timeout=timeout)
@@ -136,6 +136,7 @@ def launch_tracker(
     env: dict[str, str] | None = None,
     nofile: tuple[int, int] | None = None,
     address_limits: bool = False,
+    resume_grace: float = 0.0,
 ) -> RunningTracker:
     """Start a tracker on 127.0.0.1 and a free port; return once it listens.
 
@@ -143,6 +144,8 @@ def launch_tracker(
     crowds (hundreds of members, name races, idle sockets) from 127.0.0.1, which the
     per-address limits exist to refuse, so those limits are lifted (through the
     environment: flags still win) unless ``address_limits`` asks for the defaults.
+    ``resume_grace`` is 0 unless asked for: a lost member leaves at once, as the tests
+    of everything but resuming expect (the product's default is 60 s).
     """
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
     full_env["PYTHONUNBUFFERED"] = "1"
@@ -150,6 +153,7 @@ def launch_tracker(
         full_env["TRACKER_PASSWORD"] = password
     if not address_limits:
         full_env.update(CROWD_FROM_ONE_ADDRESS)
+    full_env["TRACKER_RESUME_GRACE"] = f"{resume_grace:g}"
     full_env.update(env or {})
     command = tracker_command(data_dir, nofile)
     process = subprocess.Popen(

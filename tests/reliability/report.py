@@ -67,7 +67,7 @@ def render(rows: list[dict[str, Any]]) -> str:
             f"{row['accepted']} accepted = {row['logged']} logged; {row['deliveries']} deliveries of "
             f"{row['expected_deliveries']} expected ({row['lost']} lost); peak RSS {row['rss_peak_mib']} MiB; "
             f"echo latency p50 {row['latency_p50_ms']} ms, p99 {row['latency_p99_ms']} ms; "
-            f"SIGTERM exit in {row['exit_seconds']} s"
+            f"SIGINT exit in {row['exit_seconds']} s"
         )
     abuse = [r for r in rows if r["figure"] == "connection_abuse"]
     if abuse:

@@ -122,7 +122,7 @@ async def soak(members: int, rate: float, seconds: float, data_dir: Path) -> dic
         slow = int(await metric(tracker.http_url, "chat_slow_member_drops_total"))
         rss_now, rss_peak = rss_kib(tracker.process.pid)
         signalled = time.monotonic()
-        tracker.process.send_signal(signal.SIGTERM)
+        tracker.process.send_signal(signal.SIGINT)
         status = await asyncio.to_thread(tracker.process.wait, 30)
         exit_seconds = time.monotonic() - signalled
         await asyncio.wait_for(asyncio.gather(*readers, return_exceptions=True), 30)

@@ -61,7 +61,10 @@ async def test_every_message_seen_is_in_chat_log_after_sigkill(start_tracker: ob
 
 
 async def test_torn_last_line_is_repaired_at_start(start_tracker: object, tmp_path: object) -> None:
-    """A half-written last line (crash mid-write) is cut off at start-up and the sequence continues."""
+    """A half-written last line (crash mid-write) is cut off at start-up and the sequence continues.
+
+    alpha was in the room when the tracker died: it comes back as away and, with no grace, leaves (``lost``).
+    """
     data_dir = tmp_path / "torn"  # type: ignore[operator]
     data_dir.mkdir()
     whole = "1 2026-01-01T00:00:00.000Z start - tracker started\n2 2026-01-01T00:00:01.000Z join alpha\n"
@@ -72,7 +75,8 @@ async def test_torn_last_line_is_repaired_at_start(start_tracker: object, tmp_pa
     assert lines[:2] == whole.splitlines()
     assert parse_line(lines[2]).seq == 3 and parse_line(lines[2]).kind == "start"
     async with json_member(tracker.url, PASSWORD, "beta") as (_, welcome):
-        assert welcome.seq == 4
+        assert welcome.seq == 5
+    assert tracker.log_lines()[3].split(" ", 2)[2] == "leave alpha lost"
 
 
 def test_unparseable_chat_log_refuses_to_start(tmp_path: object) -> None:

@@ -266,9 +266,9 @@ class Conversation:
         self.kit.log.append = append  # type: ignore[method-assign]
         say = self.room.say
 
-        def spy_say(member: Member, text: str) -> None:
+        def spy_say(member: Member, text: str, msg_id: str | None = None) -> None:
             already_out = member.left
-            say(member, text)  # Refused and Kicked go back to the session, which must handle them
+            say(member, text, msg_id)  # Refused and Kicked go back to the session, which must handle them
             if not already_out:
                 self.accepted.append((member.name, text))
 

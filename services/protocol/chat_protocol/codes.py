@@ -28,6 +28,7 @@ class CloseCode(enum.IntEnum):
     INVALID_TEXT = 1007  # a text frame that is not valid UTF-8 (sent by the WebSocket layer)
     TOO_BIG = 1009  # a frame over the size limit (sent by the WebSocket layer)
     INTERNAL_ERROR = 1011  # a tracker bug, or a keepalive ping timeout (sent by the WebSocket layer)
+    SERVICE_RESTART = 1012  # the tracker is restarting (SIGTERM): reconnect and resume
     BAD_PASSWORD = 4001
     HANDSHAKE_TIMEOUT = 4002
     PASSWORD_IN_URL = 4003
@@ -36,6 +37,7 @@ class CloseCode(enum.IntEnum):
     SLOW_CONSUMER = 4007
     PROTOCOL_ERROR = 4008
     ADDRESS_BUSY = 4009  # too many unauthenticated connections from one address
+    REPLACED = 4010  # this member resumed on another connection; this one is closed
 
     @property
     def info(self) -> CodeInfo:
@@ -44,11 +46,12 @@ class CloseCode(enum.IntEnum):
 
 CODE_INFO: dict[CloseCode, CodeInfo] = {
     CloseCode.NORMAL: CodeInfo("left the chat", retry=False),
-    CloseCode.GOING_AWAY: CodeInfo("tracker is shutting down", retry=True),
+    CloseCode.GOING_AWAY: CodeInfo("tracker is shutting down", retry=False),
     CloseCode.UNSUPPORTED_DATA: CodeInfo("binary frames are not accepted", retry=False),
     CloseCode.INVALID_TEXT: CodeInfo("text frame is not valid UTF-8", retry=False),
     CloseCode.TOO_BIG: CodeInfo("frame over the size limit", retry=False),
     CloseCode.INTERNAL_ERROR: CodeInfo("internal error or keepalive timeout", retry=True),
+    CloseCode.SERVICE_RESTART: CodeInfo("tracker is restarting", retry=True),
     CloseCode.BAD_PASSWORD: CodeInfo("wrong or missing password", retry=False),
     CloseCode.HANDSHAKE_TIMEOUT: CodeInfo("password or name not given in time", retry=True),
     CloseCode.PASSWORD_IN_URL: CodeInfo("password must not be sent in the URL", retry=False),
@@ -57,6 +60,7 @@ CODE_INFO: dict[CloseCode, CodeInfo] = {
     CloseCode.SLOW_CONSUMER: CodeInfo("did not read fast enough; outgoing queue overflowed", retry=True),
     CloseCode.PROTOCOL_ERROR: CodeInfo("message not allowed in this state", retry=False),
     CloseCode.ADDRESS_BUSY: CodeInfo("too many connections from your address", retry=True),
+    CloseCode.REPLACED: CodeInfo("this session was resumed on another connection", retry=False),
 }
 
 

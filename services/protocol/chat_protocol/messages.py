@@ -4,6 +4,10 @@ Every frame is one JSON object with a ``type``. Both sides import this module, s
 a field renamed here is renamed everywhere. Events that are recorded in chat.log
 (``welcome``, ``joined``, ``message``, ``left``) carry the log's sequence number
 ``seq`` and the UTC timestamp ``ts``; every member receives them in ``seq`` order.
+
+Fields added after version 1 was first published (``epoch``, ``token``, ``id``,
+``away``...) have defaults, and a field whose value is None is left out of the
+frame, so an older peer reads a newer one's frames and the other way round.
 See docs/protocol.md for the dialogue.
 """
 
@@ -79,12 +83,35 @@ class Join:
     name: str
 
 
+# A client-chosen message id: short, so that remembering the last few per member costs little.
+MAX_MESSAGE_ID_CHARS = 64
+
+
 @dataclass(frozen=True)
 class Say:
-    """Send one chat message to everyone (the tracker attaches the sender's name)."""
+    """Send one chat message to everyone (the tracker attaches the sender's name).
+
+    ``id``, chosen by the client, makes a resend harmless: a message whose id the
+    tracker already logged for this member is not logged again, only acknowledged.
+    """
 
     TYPE: ClassVar[str] = "message"
     text: str
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Come back as the member a ``welcome`` (or ``resumed``) gave ``token`` to, after seq ``after``.
+
+    Sent instead of ``join``, once authenticated. ``epoch`` is the one the welcome
+    carried; ``after`` the last seq the client received.
+    """
+
+    TYPE: ClassVar[str] = "resume"
+    token: str
+    epoch: str
+    after: int
 
 
 @dataclass(frozen=True)
@@ -101,7 +128,7 @@ class Leave:
     TYPE: ClassVar[str] = "leave"
 
 
-ClientMessage: TypeAlias = Auth | Join | Say | Who | Leave
+ClientMessage: TypeAlias = Auth | Join | Resume | Say | Who | Leave
 
 # --- tracker -> client ---------------------------------------------------------------
 
@@ -129,11 +156,17 @@ class MemberInfo:
     name: str
     joined_at: str
     idle_seconds: float
+    away: bool = False  # its connection dropped; it may resume within the tracker's resume grace
 
 
 @dataclass(frozen=True)
 class Welcome:
-    """You are in: your own join event, who is online (you included) and the limits."""
+    """You are in: your own join event, who is online (you included) and the limits.
+
+    ``epoch`` (chat.log's identity) and ``token`` are what a later ``resume`` needs;
+    ``resume_grace`` how many seconds the tracker keeps a lost member as ``away``
+    (0: it does not, and a lost member leaves at once).
+    """
 
     TYPE: ClassVar[str] = "welcome"
     seq: int
@@ -142,6 +175,35 @@ class Welcome:
     greeting: str
     members: list[str]
     limits: Limits
+    epoch: str = ""
+    token: str = ""
+    resume_grace: float = 0.0
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """The answer to ``resume``: you are back under ``name``; ``replayed`` missed events follow, then live ones.
+
+    ``seq`` is the seq of the last replayed event (the last seq covered when
+    ``replayed`` is 0): where the client's cursor stands once the replay is in.
+    ``recovered`` is False when some
+    events after ``after`` are no longer kept: ``gone`` is then ``[first, last]``,
+    the seqs that cannot be replayed. ``messages`` counts the chat messages among
+    the replayed events.
+    """
+
+    TYPE: ClassVar[str] = "resumed"
+    seq: int
+    name: str
+    epoch: str
+    token: str
+    recovered: bool
+    replayed: int
+    messages: int
+    members: list[str]
+    limits: Limits
+    resume_grace: float = 0.0
+    gone: list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +225,7 @@ class ChatMessage:
     ts: str
     name: str
     text: str
+    id: str | None = None  # the sender's own id, only on the frames that go back to the sender
 
 
 @dataclass(frozen=True)
@@ -202,7 +265,9 @@ class Bye:
     message: str = ""
 
 
-ServerMessage: TypeAlias = Hello | Authenticated | Welcome | Joined | ChatMessage | Left | Members | Error | Bye
+ServerMessage: TypeAlias = (
+    Hello | Authenticated | Welcome | Resumed | Joined | ChatMessage | Left | Members | Error | Bye
+)
 
 # Why a member left, as carried by ``left`` events and chat.log: the table is reasons.py's.
 LEAVE_REASONS = _LEAVE_REASONS
@@ -231,6 +296,11 @@ ERROR_CODES = (
     "binary_not_accepted",
     "log_unavailable",
     "shutting_down",
+    "resume_bad_token",
+    "resume_wrong_epoch",
+    "resume_expired",
+    "resume_beyond_end",
+    "replaced",
 )
 
 # --- encoding -------------------------------------------------------------------------
@@ -247,7 +317,7 @@ def encode(message: ClientMessage | ServerMessage) -> str:
     refuse it with ``invalid_text`` instead of the sender failing to send.
     """
     body: dict[str, Any] = {"type": message.TYPE}
-    body.update(asdict(message))
+    body.update((key, value) for key, value in asdict(message).items() if value is not None)
     frame = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
     if _SURROGATE.search(frame) is None:
         return frame
@@ -271,12 +341,28 @@ def _string_field(body: dict[str, Any], key: str) -> str:
     return value
 
 
+def _message_id(body: dict[str, Any]) -> str | None:
+    value = body.get("id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_MESSAGE_ID_CHARS:
+        raise ProtocolError("malformed", f"'id' must be a string of 1-{MAX_MESSAGE_ID_CHARS} characters")
+    return value
+
+
+def _seq_field(body: dict[str, Any], key: str) -> int:
+    value = body.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ProtocolError("malformed", f"'{body['type']}' needs a whole number '{key}' of 0 or more")
+    return int(value)
+
+
 def decode_client(frame: str) -> ClientMessage:
     """Parse a frame a client sent. Raises ProtocolError (``malformed``/``unknown_type``)."""
     body = _load_object(frame)
     kind = body["type"]
     if kind == Say.TYPE:
-        return Say(_string_field(body, "text"))
+        return Say(_string_field(body, "text"), _message_id(body))
     if kind == Join.TYPE:
         return Join(_string_field(body, "name"))
     if kind == Auth.TYPE:
@@ -285,6 +371,8 @@ def decode_client(frame: str) -> ClientMessage:
         return Who()
     if kind == Leave.TYPE:
         return Leave()
+    if kind == Resume.TYPE:
+        return Resume(_string_field(body, "token"), _string_field(body, "epoch"), _seq_field(body, "after"))
     raise ProtocolError("unknown_type", f"unknown message type {kind[:40]!r}")
 
 
@@ -307,6 +395,8 @@ _SCALAR_CHECKS: dict[str, Callable[[Any], bool]] = {
     "float": _is_number,
     "bool": lambda value: isinstance(value, bool),
     "list[str]": _is_str_list,
+    "str | None": lambda value: value is None or isinstance(value, str),
+    "list[int] | None": lambda value: value is None or (isinstance(value, list) and all(map(_is_int, value))),
 }
 
 
@@ -339,7 +429,7 @@ def _build(cls: type[Any], body: Any) -> Any:
 
 
 _SERVER_TYPES: dict[str, type[Any]] = {
-    cls.TYPE: cls for cls in (Hello, Authenticated, Welcome, Joined, ChatMessage, Left, Members, Error, Bye)
+    cls.TYPE: cls for cls in (Hello, Authenticated, Welcome, Resumed, Joined, ChatMessage, Left, Members, Error, Bye)
 }
 
 
@@ -359,6 +449,7 @@ def decode_server(frame: str) -> ServerMessage:
 __all__ = [
     "ERROR_CODES",
     "LEAVE_REASONS",
+    "MAX_MESSAGE_ID_CHARS",
     "PROTOCOL_VERSION",
     "SUBPROTOCOL",
     "Auth",
@@ -376,6 +467,8 @@ __all__ = [
     "MemberInfo",
     "Members",
     "ProtocolError",
+    "Resume",
+    "Resumed",
     "Say",
     "ServerMessage",
     "Welcome",

@@ -144,6 +144,13 @@ OPTIONS = (
         "recent events kept in memory for replay (older ones are read from chat.log)",
     ),
     Option(
+        "--resume-grace",
+        "TRACKER_RESUME_GRACE",
+        float,
+        _DEFAULT["resume_grace"],
+        "seconds a JSON member whose connection dropped stays in the room as away, able to resume (0: leaves at once)",
+    ),
+    Option(
         "--rotate-bytes",
         "TRACKER_ROTATE_BYTES",
         size,
@@ -254,6 +261,7 @@ def settings_from(args: argparse.Namespace, password: str) -> Settings:
         ws_deflate=args.ws_deflate,
         flood_tolerance=args.flood_tolerance,
         history_size=args.history_size,
+        resume_grace=args.resume_grace,
         rotate_bytes=args.rotate_bytes,
         rotate_daily=args.rotate_daily,
         keep_segments=args.keep_segments,
@@ -285,7 +293,11 @@ def check_args(args: argparse.Namespace) -> None:
     ):
         if not value > 0:  # also refuses NaN, which compares false with everything
             raise ConfigError(f"{name} must be positive, not {value}")
-    for name, value in (("--keep-segments", args.keep_segments), ("--keep-days", args.keep_days)):
+    for name, value in (
+        ("--keep-segments", args.keep_segments),
+        ("--keep-days", args.keep_days),
+        ("--resume-grace", args.resume_grace),
+    ):
         if not value >= 0:
             raise ConfigError(f"{name} must be 0 or more, not {value}")
     if not 0 <= args.port <= 65535:

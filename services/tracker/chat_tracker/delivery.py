@@ -14,7 +14,7 @@ from typing import Protocol
 
 from chat_protocol import Limits
 
-from .dialects import Dialect
+from .dialects import Dialect, ResumeOffer
 from .events import JOIN, MESSAGE, Event
 from .outbox import Outbox
 from .wire import text_frame
@@ -33,6 +33,15 @@ class Recipient(Protocol):
     def since_seq(self) -> int | None: ...
     @property
     def leave_seq(self) -> int | None: ...
+
+
+class Welcomes(Protocol):
+    """What a joiner's welcome needs besides its join event (``room.Room``)."""
+
+    @property
+    def limits(self) -> Limits: ...
+
+    def offer(self, event: Event) -> ResumeOffer | None: ...
 
 
 class SharedFrames:
@@ -66,7 +75,7 @@ class SharedFrames:
         return [dialect.shared(event) for event in self.batch], b""
 
 
-def frames_for(member: Recipient, batch: Sequence[Event], limits: Limits) -> int:
+def frames_for(member: Recipient, batch: Sequence[Event], welcomes: Welcomes) -> int:
     """Queue ``member``'s own view of ``batch`` (from its join to its leave); the number of frames."""
     since = member.since_seq
     assert since is not None, "a member receives nothing before its join is delivered"
@@ -79,7 +88,7 @@ def frames_for(member: Recipient, batch: Sequence[Event], limits: Limits) -> int
         if event.seq < since or event.seq > until:
             continue  # from before it joined, or after it left (later in this batch)
         if event.origin == member.id:
-            own = own_texts(dialect, event, limits)
+            own = own_texts(dialect, event, welcomes)
             if wired:
                 wire_frames.extend([text_frame(text) for text in own])
             else:
@@ -96,10 +105,10 @@ def frames_for(member: Recipient, batch: Sequence[Event], limits: Limits) -> int
     return len(texts)
 
 
-def own_texts(dialect: Dialect, event: Event, limits: Limits) -> list[str]:
+def own_texts(dialect: Dialect, event: Event, welcomes: Welcomes) -> list[str]:
     """What a member receives for an event it caused itself."""
     if event.kind is MESSAGE:
-        return [dialect.shared(event)] if dialect.echo_own_messages else []
+        return [dialect.own_message(event)] if dialect.echo_own_messages else []
     if event.kind is JOIN:
-        return dialect.welcome(event, limits)
+        return dialect.welcome(event, welcomes.limits, welcomes.offer(event))
     return []  # your own leave: you get a bye instead

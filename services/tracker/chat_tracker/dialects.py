@@ -6,6 +6,7 @@ into frames. Events shared by everyone are rendered once, on the event itself.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from chat_protocol import Bye, Error, Limits, Welcome, encode
@@ -19,6 +20,16 @@ PASSWORD_PROMPT = "Enter server password..."
 NAME_PROMPT = "Enter your username..."
 PASSWORD_OK = "Welcome to our server..."
 WRONG_PASSWORD = "Wrong password. Bye."
+RESTART = "restart"  # the ``bye`` reason when the tracker restarts (SIGTERM): reconnect and resume
+
+
+@dataclass(frozen=True)
+class ResumeOffer:
+    """What a JSON welcome carries for a later resume: chat.log's epoch, the member's token, the grace."""
+
+    epoch: str
+    token: str
+    grace: float
 
 
 class Dialect(Protocol):
@@ -31,7 +42,9 @@ class Dialect(Protocol):
 
     def shared_wire(self, event: Event) -> bytes: ...
 
-    def welcome(self, event: Event, limits: Limits) -> list[str]: ...
+    def own_message(self, event: Event) -> str: ...
+
+    def welcome(self, event: Event, limits: Limits, offer: ResumeOffer | None) -> list[str]: ...
 
     def error(self, code: str, message: str) -> str: ...
 
@@ -50,9 +63,20 @@ class JsonDialect:
     def shared_wire(self, event: Event) -> bytes:
         return event.json_wire()
 
-    def welcome(self, event: Event, limits: Limits) -> list[str]:
+    def own_message(self, event: Event) -> str:
+        return event.own_json_frame()
+
+    def welcome(self, event: Event, limits: Limits, offer: ResumeOffer | None) -> list[str]:
         welcome = Welcome(
-            seq=event.seq, ts=event.ts, name=event.name, greeting=GREETING, members=list(event.members), limits=limits
+            seq=event.seq,
+            ts=event.ts,
+            name=event.name,
+            greeting=GREETING,
+            members=list(event.members),
+            limits=limits,
+            epoch=offer.epoch if offer else "",
+            token=offer.token if offer else "",
+            resume_grace=offer.grace if offer else 0.0,
         )
         return [encode(welcome)]
 
@@ -75,7 +99,10 @@ class PlainDialect:
     def shared_wire(self, event: Event) -> bytes:
         return event.plain_wire()
 
-    def welcome(self, event: Event, limits: Limits) -> list[str]:
+    def own_message(self, event: Event) -> str:
+        return event.plain_frame()
+
+    def welcome(self, event: Event, limits: Limits, offer: ResumeOffer | None) -> list[str]:
         online = ", ".join(event.members)
         return [
             f"Hi {event.name}, You have been added to the server.",
@@ -91,7 +118,7 @@ class PlainDialect:
         return f"! {message}"
 
     def bye(self, reason: str, message: str) -> str:
-        return f"* {message}" if reason == LeaveReason.SHUTDOWN else message
+        return f"* {message}" if reason in (LeaveReason.SHUTDOWN, RESTART) else message
 
 
 JSON = JsonDialect()

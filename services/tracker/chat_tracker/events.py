@@ -56,6 +56,7 @@ class Event:
     text: str = ""  # the message, the leave reason, or the tracker's note
     origin: int | None = None  # the id of the member whose request made it; None for the tracker
     members: tuple[str, ...] = ()  # for a join: who was in the room, the joiner included (its welcome)
+    msg_id: str | None = None  # for a message: the id its sender chose (not in chat.log; echoed to the sender)
     _ts: str | None = field(default=None, repr=False, compare=False)
     _json: str | None = field(default=None, repr=False, compare=False)
     _plain: str | None = field(default=None, repr=False, compare=False)
@@ -73,6 +74,8 @@ class Event:
             body["origin"] = self.origin
         if self.members:
             body["members"] = list(self.members)
+        if self.msg_id is not None:
+            body["id"] = self.msg_id
         return json.dumps(body, separators=(",", ":")).encode("ascii")
 
     @classmethod
@@ -87,6 +90,7 @@ class Event:
             text=str(body.get("text", "")),
             origin=None if body.get("origin") is None else int(body["origin"]),
             members=tuple(str(name) for name in body.get("members", ())),
+            msg_id=None if body.get("id") is None else str(body["id"]),
         )
 
     # --- renderings ------------------------------------------------------------------
@@ -108,6 +112,12 @@ class Event:
         if self._json is None:
             self._json = encode(self._as_message())
         return self._json
+
+    def own_json_frame(self) -> str:
+        """The frame that goes back to a message's own sender: the shared one, plus the sender's id."""
+        if self.msg_id is None or self.kind is not MESSAGE:
+            return self.json_frame()
+        return encode(ChatMessage(seq=self.seq, ts=self.ts, name=self.name, text=self.text, id=self.msg_id))
 
     def _as_message(self) -> ChatMessage | Joined | Left:
         if self.kind is MESSAGE:

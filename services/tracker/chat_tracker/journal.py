@@ -101,6 +101,10 @@ class Journal(Protocol):
     def writable(self) -> bool:
         """False while events cannot be made durable (then requests are refused)."""
 
+    @property
+    def epoch(self) -> str:
+        """The identity of this sequence of events: new whenever chat.log starts anew (seqs are reused)."""
+
     def subscribe(self, deliver: Deliver) -> None:
         """Register the function that receives every durable batch, in seq order."""
 
@@ -111,6 +115,7 @@ class Journal(Protocol):
         text: str = ...,
         origin: int | None = ...,
         members: tuple[str, ...] = ...,
+        msg_id: str | None = ...,
     ) -> None:
         """Queue an event; it gets its seq here and reaches the subscriber once durable. Never waits."""
 
@@ -141,10 +146,12 @@ class LocalJournal:
         *,
         last_seq: int,
         history_size: int,
+        epoch: str = "",
         clock: Callable[[], float] = time.time,
         auto_flush: bool = True,
     ) -> None:
         self.stats = JournalStats()
+        self._epoch = epoch
         self.on_trouble: OnTrouble | None = None
         self._log = log
         self._clock = clock
@@ -166,15 +173,25 @@ class LocalJournal:
     def writable(self) -> bool:
         return self._error is None
 
+    @property
+    def epoch(self) -> str:
+        return self._epoch
+
     def subscribe(self, deliver: Deliver) -> None:
         self._deliver = deliver
 
     def append(
-        self, kind: EventKind, name: str = "-", text: str = "", origin: int | None = None, members: tuple[str, ...] = ()
+        self,
+        kind: EventKind,
+        name: str = "-",
+        text: str = "",
+        origin: int | None = None,
+        members: tuple[str, ...] = (),
+        msg_id: str | None = None,
     ) -> None:
         seq = self._next_seq
         self._next_seq = seq + 1
-        self._pending.append(Event(seq, self._clock(), kind, name, text, origin, members))
+        self._pending.append(Event(seq, self._clock(), kind, name, text, origin, members, msg_id))
         if self._auto_flush and not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self.commit)
@@ -212,6 +229,10 @@ class LocalJournal:
         if self._auto_flush and not self._flush_scheduled and not self._closed:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_later(LOG_RETRY_SECONDS, self.commit)
+
+    def preload(self, entries: Sequence[LogEntry]) -> None:
+        """Fill the ring with chat.log's last events at start, so resumes after a restart are read from memory."""
+        self._history.extend(_from_entry(entry) for entry in entries if entry.seq <= self._durable_seq)
 
     async def sync(self) -> None:
         self.commit()

@@ -46,7 +46,18 @@ class Outbox:
     wrong kind.
     """
 
-    __slots__ = ("_close", "_count", "_texts", "_waiter", "_wire_frames", "limit", "on_overflow", "overflowed", "wire")
+    __slots__ = (
+        "_close",
+        "_count",
+        "_emptied",
+        "_texts",
+        "_waiter",
+        "_wire_frames",
+        "limit",
+        "on_overflow",
+        "overflowed",
+        "wire",
+    )
 
     def __init__(self, limit: int, on_overflow: Callable[[], None] | None = None, wire: WireLike | None = None) -> None:
         self.limit = limit
@@ -55,6 +66,7 @@ class Outbox:
         self._wire_frames: deque[bytes] = deque()  # wired: pre-built frames, possibly several joined
         self._count = 0  # frames queued (a wired item may hold several joined frames)
         self._waiter: asyncio.Future[None] | None = None
+        self._emptied: asyncio.Future[None] | None = None
         self._close: CloseRequest | None = None
         self.overflowed = False
         self.on_overflow = on_overflow
@@ -131,6 +143,22 @@ class Outbox:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        if self.closing:
+            self._taken()
+
+    def _taken(self) -> None:
+        emptied = self._emptied
+        if emptied is not None and not emptied.done():
+            emptied.set_result(None)
+
+    async def emptied(self) -> None:
+        """Wait until the writer has taken every queued frame, or the outbox is closing."""
+        while self._count and not self.closing:
+            self._emptied = asyncio.get_running_loop().create_future()
+            try:
+                await self._emptied
+            finally:
+                self._emptied = None
 
     async def wait(self) -> None:
         """Wait until there are frames, a close request, or an overflow."""
@@ -149,6 +177,7 @@ class Outbox:
         texts = list(self._texts)
         self._texts.clear()
         self._count = 0
+        self._taken()
         return texts, self._close
 
     def take_wire_now(self) -> tuple[bytes, CloseRequest | None]:
@@ -156,6 +185,7 @@ class Outbox:
         data = b"".join(self._wire_frames)
         self._wire_frames.clear()
         self._count = 0
+        self._taken()
         return data, self._close
 
     async def take(self) -> tuple[list[str], CloseRequest | None]:

@@ -26,10 +26,11 @@ class MemberOut(BaseModel):
     name: str = Field(description="Username")
     joined_at: str = Field(description="When the member joined, UTC ISO-8601")
     idle_seconds: float = Field(description="Seconds since the member last sent a message (or joined)")
+    away: bool = Field(description="Its connection dropped; it stays in the room and may resume for the resume grace")
 
 
 class MembersOut(BaseModel):
-    count: int
+    count: int = Field(description="Members in the room, away ones included")
     members: list[MemberOut]
 
 
@@ -58,6 +59,7 @@ class LogPageOut(LogOut):
         description="Seqs after `after` no longer kept (their segment was deleted), reported, not skipped"
     )
     beyond_end: bool = Field(description="`after` is past the newest event")
+    epoch: str = Field(description="chat.log's identity: seqs from another epoch are not these seqs")
 
 
 class ProblemOut(BaseModel):
@@ -105,7 +107,9 @@ async def members(tracker: TrackerDep) -> MembersOut:
     online = tracker.room.who()
     return MembersOut(
         count=len(online),
-        members=[MemberOut(name=m.name, joined_at=m.joined_at, idle_seconds=m.idle_seconds) for m in online],
+        members=[
+            MemberOut(name=m.name, joined_at=m.joined_at, idle_seconds=m.idle_seconds, away=m.away) for m in online
+        ],
     )
 
 
@@ -131,10 +135,10 @@ async def log_events(
     if after is None:
         entries = await tracker.journal.tail(lines or DEFAULT_LOG_LINES)
         return LogOut(events=[LogEventOut(**entry.__dict__) for entry in entries])
-    return _page(after, await tracker.journal.read_after(after, limit))
+    return _page(after, await tracker.journal.read_after(after, limit), tracker.journal.epoch)
 
 
-def _page(after: int, history: History) -> LogPageOut:
+def _page(after: int, history: History, epoch: str) -> LogPageOut:
     events = [LogEventOut(seq=e.seq, ts=e.ts, kind=e.kind.value, name=e.name, text=e.text) for e in history.events]
     covered = history.gone[1] if history.gone else after
     return LogPageOut(
@@ -142,6 +146,7 @@ def _page(after: int, history: History) -> LogPageOut:
         next_after=events[-1].seq if events else covered,
         gone=GoneOut(first=history.gone[0], last=history.gone[1]) if history.gone else None,
         beyond_end=history.beyond_end,
+        epoch=epoch,
     )
 
 

@@ -11,36 +11,66 @@ A member's life is an explicit state (``MemberState``): JOINING from the claim o
 its name until its join event is delivered, JOINED, LEAVING from the moment it
 leaves (its name is free at once) until its leave event is delivered - it still
 receives everything before its leave - and GONE once its outbox is closed.
+
+A JSON member whose connection is lost goes AWAY instead of leaving: it keeps its
+name and its place for the resume grace, receives nothing, and either resumes
+(``resume``: back to JOINED on a new connection, after a replay of what it missed,
+with no leave or join logged) or leaves with reason ``lost`` when the grace ends.
+
+    JOINING --join delivered--> JOINED --connection lost--> AWAY --resume--> JOINED
+    JOINED/AWAY --leave--> LEAVING --leave delivered--> GONE      AWAY --grace over--> GONE
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from chat_protocol import CloseCode, Limits, MemberInfo, check_name, format_ts
+from chat_protocol import CloseCode, Limits, MemberInfo, NameRefused, check_name, format_ts, name_key
 from chat_protocol.reasons import LeaveReason
 
+from .checkpoint import Present
 from .claims import NameClaims
 from .delivery import SharedFrames, frames_for
-from .dialects import Dialect
+from .dialects import JSON, Dialect, ResumeOffer
 from .errors import Kicked, Refused
-from .events import JOIN, LEAVE, MESSAGE, START, STOP, Event
+from .events import JOIN, LEAVE, MEMBER_EVENTS, MESSAGE, START, STOP, Event
 from .journal import Journal
 from .outbox import Outbox
 from .policy import Allowance, MemberPolicy, Verdict
+from .resume import BadToken, ResumeTokens
 
-__all__ = ["Kicked", "Member", "MemberState", "Refused", "Room", "RoomStats"]
+__all__ = ["Kicked", "Member", "MemberState", "Refused", "Resuming", "Room", "RoomStats"]
 
 CloseAfterLeave = tuple[int, str, tuple[str, ...]]
+RECENT_IDS = 128  # message ids remembered per member: far more than a client ever has unacknowledged
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+CallLater = Callable[[float, Callable[[], None]], Timer]
+
+
+def _loop_call_later(delay: float, callback: Callable[[], None]) -> Timer:
+    return asyncio.get_running_loop().call_later(delay, callback)
+
+
+# The outbox of a member with no connection: closed, so anything pushed to it is dropped.
+DETACHED = Outbox(0)
+DETACHED.close(CloseCode.NORMAL)
 
 
 class MemberState(enum.Enum):
     JOINING = "joining"  # name claimed, join event not yet delivered
     JOINED = "joined"
+    AWAY = "away"  # connection lost; may resume within the grace
     LEAVING = "leaving"  # name released, leave event not yet delivered
     GONE = "gone"  # outbox closed
 
@@ -62,10 +92,21 @@ class Member:
     since_seq: int | None = None  # the seq of its own join, once delivered: it sees nothing older
     leave_seq: int | None = None  # the seq of its own leave, once delivered
     close_after_leave: CloseAfterLeave = (CloseCode.NORMAL, "", ())
+    recent_ids: dict[str, Event | None] | None = None  # its message ids -> their events once delivered
+    replay: list[Event] | None = None  # while resuming: the live events held back until the replay is out
 
     @property
     def left(self) -> bool:
         return self.state is MemberState.LEAVING or self.state is MemberState.GONE
+
+
+@dataclass(frozen=True)
+class Resuming:
+    """A resume under way: replay the events in (``after``, ``until``], then the ones held back in ``member.replay``."""
+
+    member: Member
+    after: int
+    until: int
 
 
 @dataclass
@@ -79,6 +120,11 @@ class RoomStats:
     refused_messages: int = 0
     slow_drops: int = 0
     flood_drops: int = 0
+    resumes: int = 0
+    resumes_refused: int = 0
+    replayed: int = 0
+    duplicates: int = 0
+    away: int = 0
 
 
 class Room:
@@ -91,20 +137,29 @@ class Room:
         *,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        tokens: ResumeTokens | None = None,
+        grace: float = 0.0,
+        call_later: CallLater = _loop_call_later,
     ) -> None:
         self.journal = journal
         self.policy = policy
+        self.tokens = tokens
+        self.grace = grace
         self.limits: Limits = policy.limits
         self.stats = RoomStats()
         self.on_empty: Callable[[], None] | None = None
         self.on_join: Callable[[Member], None] | None = None
         self.on_leave: Callable[[Member, str], None] | None = None
+        self.on_away: Callable[[Member], None] | None = None
         self._clock = clock
         self._monotonic = monotonic
+        self._call_later = call_later
         self._claims = NameClaims()
         self._ids = itertools.count(1)
         self._members: dict[str, Member] = {}  # name key -> member, in join order
-        self._by_id: dict[int, Member] = {}  # joining, joined, or leaving but not yet told
+        self._by_id: dict[int, Member] = {}  # connected: joining, joined, or leaving but not yet told
+        self._away: dict[int, Timer] = {}  # member id -> the end of its grace
+        self._delivered_seq = journal.last_seq
         self._closed = False
         self._ever_joined = False
         self._unapplied = 0  # local joins and leaves appended whose events have not come back yet
@@ -126,15 +181,67 @@ class Room:
     def who(self) -> list[MemberInfo]:
         now = self._monotonic()
         return [
-            MemberInfo(name=m.name, joined_at=format_ts(m.joined_at), idle_seconds=round(now - m.last_active, 3))
+            MemberInfo(
+                name=m.name,
+                joined_at=format_ts(m.joined_at),
+                idle_seconds=round(now - m.last_active, 3),
+                away=m.state is MemberState.AWAY,
+            )
             for m in self._members.values()
         ]
+
+    @property
+    def away_count(self) -> int:
+        return len(self._away)
+
+    def present(self) -> tuple[int, list[Present]]:
+        """Who is in the room as of the last delivered seq (``room.json``): the seq and its members."""
+        seq = self._delivered_seq
+        members = [
+            Present(m.name, m.since_seq, m.joined_at)
+            for m in self._members.values()
+            if m.since_seq is not None and m.since_seq <= seq
+        ]
+        return seq, members
+
+    def offer(self, event: Event) -> ResumeOffer | None:
+        """What a JSON welcome tells its member for a later resume (None if this room does not resume)."""
+        if self.tokens is None:
+            return None
+        return ResumeOffer(self.tokens.epoch, self.tokens.issue(event.name, event.seq), self.grace)
 
     # --- requests ----------------------------------------------------------------
 
     def start(self, note: str) -> None:
         """Record the tracker's start."""
         self.journal.append(START, text=note)
+
+    def restore(self, present: Sequence[Present]) -> int:
+        """Bring back, as AWAY for the grace, the members who were in the room when the tracker last stopped."""
+        restored = 0
+        for was in present:
+            try:
+                key = self._claims.claim(was.name)
+            except (NameRefused, Refused):
+                continue  # the rules changed, or a duplicate: it cannot come back under that name
+            member = Member(
+                id=next(self._ids),
+                name=was.name,
+                key=key,
+                dialect=JSON,
+                outbox=DETACHED,
+                address="",
+                joined_at=was.joined_at,
+                last_active=self._monotonic(),
+                allowance=self.policy.allowance(),
+                state=MemberState.AWAY,
+                since_seq=was.since_seq,
+            )
+            self._members[key] = member
+            self._ever_joined = True
+            self._start_grace(member)
+            restored += 1
+        return restored
 
     def join(self, name: str, dialect: Dialect, outbox: Outbox, address: str) -> Member:
         """Claim ``name`` and enter. Raises NameRefused (invalid/reserved) or Refused."""
@@ -167,8 +274,12 @@ class Room:
             self.on_join(member)
         return member
 
-    def say(self, member: Member, text: str) -> None:
-        """Send ``text`` from ``member`` to everyone. Raises Refused, or Kicked for flooding."""
+    def say(self, member: Member, text: str, msg_id: str | None = None) -> None:
+        """Send ``text`` from ``member`` to everyone. Raises Refused, or Kicked for flooding.
+
+        A message whose ``msg_id`` this member already sent is not logged again: the
+        sender gets the first one's echo (if it is out yet) as its acknowledgement.
+        """
         if member.left:
             return
         refusal = self.policy.check_text(text, self.journal.writable)
@@ -182,8 +293,26 @@ class Room:
             self.stats.refused_messages += 1
             raise refusal
         member.last_active = self._monotonic()
+        if msg_id is not None and self._seen(member, msg_id):
+            return
         self.stats.messages += 1
-        self.journal.append(MESSAGE, member.name, text, origin=member.id)
+        self.journal.append(MESSAGE, member.name, text, origin=member.id, msg_id=msg_id)
+
+    def _seen(self, member: Member, msg_id: str) -> bool:
+        """Whether ``msg_id`` is a resend (then acknowledge it); else remember it."""
+        ids = member.recent_ids
+        if ids is None:
+            ids = member.recent_ids = {}
+        elif msg_id in ids:
+            self.stats.duplicates += 1
+            first = ids[msg_id]
+            if first is not None:
+                member.outbox.push(first.own_json_frame())
+            return True
+        ids[msg_id] = None
+        if len(ids) > RECENT_IDS:
+            del ids[next(iter(ids))]
+        return False
 
     def _remove_for_flooding(self, member: Member) -> Kicked:
         self.stats.refused_messages += 1
@@ -196,6 +325,9 @@ class Room:
     def leave(self, member: Member, reason: str, close: CloseAfterLeave | None = None) -> None:
         """Take ``member`` out of the room: one leave event, however often it is called."""
         if member.left:
+            return
+        if member.state is MemberState.AWAY:
+            self._leave_while_away(member, reason)
             return
         member.state = MemberState.LEAVING
         if close is not None:
@@ -211,6 +343,128 @@ class Room:
             self.on_leave(member, reason)
         if not self._members and self._ever_joined and self.on_empty is not None:
             self.on_empty()
+
+    def _leave_while_away(self, member: Member, reason: str) -> None:
+        # No connection to tell and none in the delivery set: logged, and done.
+        timer = self._away.pop(member.id, None)
+        if timer is not None:
+            timer.cancel()
+        member.state = MemberState.GONE
+        del self._members[member.key]
+        self._claims.release(member.key)
+        self.stats.leaves += 1
+        if self._closed:
+            return
+        self.journal.append(LEAVE, member.name, reason)
+        if self.on_leave is not None:
+            self.on_leave(member, reason)
+        if not self._members and self._ever_joined and self.on_empty is not None:
+            self.on_empty()
+
+    # --- connections lost and resumed ----------------------------------------------
+
+    def connection_lost(self, member: Member, outbox: Outbox, reason: str, resumable: bool) -> None:
+        """``member``'s connection (the one with ``outbox``) ended without a leave.
+
+        A resumable member goes AWAY for the grace; any other leaves with ``reason``.
+        A connection the member has since resumed away from changes nothing.
+        """
+        if member.outbox is not outbox or member.left or member.state is MemberState.AWAY:
+            return
+        if resumable and self.grace > 0 and member.state is MemberState.JOINED and not self._closed:
+            self._go_away(member)
+        else:
+            self.leave(member, reason)
+
+    def _go_away(self, member: Member) -> None:
+        member.state = MemberState.AWAY
+        member.outbox = DETACHED
+        member.replay = None
+        del self._by_id[member.id]
+        self.stats.away += 1
+        self._start_grace(member)
+        if self.on_away is not None:
+            self.on_away(member)
+
+    def _start_grace(self, member: Member) -> None:
+        self._away[member.id] = self._call_later(self.grace, lambda: self._grace_over(member))
+
+    def _grace_over(self, member: Member) -> None:
+        self._away.pop(member.id, None)
+        if member.state is MemberState.AWAY:
+            self.leave(member, LeaveReason.LOST)
+
+    def resume(self, token: str, epoch: str, after: int, outbox: Outbox, address: str) -> Resuming:
+        """Bring the member ``token`` speaks for back on ``outbox``. Raises Refused (resume_* codes).
+
+        Its live events are held back (``member.replay``) from here on; the caller
+        replays (``after``, ``until``] from the journal, then ``catch_up`` hands it the rest.
+        """
+        try:
+            resuming = self._resume(token, epoch, after, outbox, address)
+        except Refused:
+            self.stats.resumes_refused += 1
+            raise
+        self.stats.resumes += 1
+        return resuming
+
+    def _resume(self, token: str, epoch: str, after: int, outbox: Outbox, address: str) -> Resuming:
+        if self._closed:
+            raise Refused("shutting_down", "the tracker is shutting down")
+        tokens = self.tokens
+        if tokens is None:
+            raise Refused("resume_bad_token", "this tracker does not resume sessions")
+        if epoch != tokens.epoch:
+            raise Refused("resume_wrong_epoch", "chat.log has started anew (another epoch): nothing can be resumed")
+        try:
+            claim = tokens.check(token)
+        except BadToken as error:
+            raise Refused("resume_bad_token", str(error)) from None
+        if after > self._delivered_seq:
+            raise Refused("resume_beyond_end", f"seq {after} is beyond the end of chat.log ({self._delivered_seq})")
+        member = self._members.get(name_key(claim.name))
+        if member is None or member.since_seq != claim.since_seq:
+            raise Refused("resume_expired", f"the session of {claim.name} has ended (it left, or its grace ran out)")
+        self._attach(member, outbox, address)
+        # Never replay from before its own join: it saw that as its welcome.
+        return Resuming(member, after=max(after, claim.since_seq), until=self._delivered_seq)
+
+    def _attach(self, member: Member, outbox: Outbox, address: str) -> None:
+        if member.state is MemberState.AWAY:
+            timer = self._away.pop(member.id, None)
+            if timer is not None:
+                timer.cancel()
+            member.state = MemberState.JOINED
+        else:  # its old connection is still open (it may not know yet that it is dead): it is replaced
+            message = "this session was resumed on another connection"
+            member.outbox.close(CloseCode.REPLACED, "replaced", (member.dialect.error("replaced", message),))
+        member.outbox = outbox
+        member.address = address
+        member.replay = []
+        self._by_id[member.id] = member
+
+    def catch_up(self, member: Member, *, last: bool) -> list[Event]:
+        """The events held back for a resuming member; with ``last``, it receives live ones from now on."""
+        held = member.replay or []
+        member.replay = None if last else []
+        return held
+
+    def replay_frames(self, member: Member, events: Sequence[Event], after: int) -> tuple[list[str], int]:
+        """``member``'s frames for replayed events after seq ``after`` (its own messages with their ids).
+
+        Also the seq of the last event framed (``after`` if none): where the member's cursor ends up.
+        """
+        frames: list[str] = []
+        last = after
+        for event in events:
+            if event.seq <= after or event.kind not in MEMBER_EVENTS:
+                continue
+            if event.origin == member.id and event.kind is not MESSAGE:
+                break  # its own leave: nothing after it is its business
+            frames.append(event.own_json_frame() if event.origin == member.id else member.dialect.shared(event))
+            last = event.seq
+        self.stats.replayed += len(frames)
+        return frames, last
 
     def drop_slow(self, member: Member) -> None:
         """``member`` could not keep up: its outbox overflowed."""
@@ -231,15 +485,46 @@ class Room:
         for member in members:
             if not member.left:
                 self.journal.append(LEAVE, member.name, LeaveReason.SHUTDOWN, origin=member.id)
+        for member in self._away_members():
+            self.journal.append(LEAVE, member.name, LeaveReason.SHUTDOWN)
         self.journal.append(STOP, text=note)
+        self._close_all(members, CloseCode.GOING_AWAY, "tracker shutting down", bye)
+        self._members.clear()
+        return len(members)
+
+    def suspend(self, note: str, bye: Callable[[Member], tuple[str, ...]]) -> int:
+        """The tracker restarts (SIGTERM): close every connection with 1012, keep the resumable members.
+
+        JSON members stay in the room - nothing is logged for them, and after the
+        restart they come back as AWAY (``room.json``) and resume. Plain-text members
+        cannot resume: they leave (reason ``shutdown``). Returns the number told.
+        """
+        if self._closed:
+            return 0
+        members = list(self._by_id.values())
+        for member in members:
+            if not member.left and (member.dialect is not JSON or member.since_seq is None):
+                self.journal.append(LEAVE, member.name, LeaveReason.SHUTDOWN, origin=member.id)
+                self._members.pop(member.key, None)
+        self.journal.append(STOP, text=note)
+        self._close_all(members, CloseCode.SERVICE_RESTART, "tracker restarting", bye)
+        return len(members)
+
+    def _away_members(self) -> list[Member]:
+        return [member for member in self._members.values() if member.state is MemberState.AWAY]
+
+    def _close_all(
+        self, members: list[Member], code: int, reason: str, bye: Callable[[Member], tuple[str, ...]]
+    ) -> None:
         self._closed = True
+        for timer in self._away.values():
+            timer.cancel()
+        self._away.clear()
         for member in members:
             member.state = MemberState.GONE
-            member.outbox.close(CloseCode.GOING_AWAY, "tracker shutting down", bye(member))
-        self._members.clear()
+            member.outbox.close(code, reason, bye(member))
         self._claims.clear()
         self._by_id.clear()
-        return len(members)
 
     # --- delivery ----------------------------------------------------------------
 
@@ -251,6 +536,7 @@ class Room:
         the members the batch concerns (its senders, joiners, leavers) get frames
         assembled for them alone.
         """
+        self._delivered_seq = batch[-1].seq
         if self._closed:
             return
         concerned = {event.origin for event in batch}  # its senders, joiners and leavers
@@ -259,9 +545,13 @@ class Room:
         shared = SharedFrames(batch)
         deliveries = 0
         for member in self._by_id.values():
-            if member.id in concerned:
+            if member.replay is not None:
+                member.replay.extend(batch)  # resuming: after its replay
+            elif member.id in concerned:
                 if member.since_seq is not None:
-                    deliveries += frames_for(member, batch, self.limits)
+                    deliveries += frames_for(member, batch, self)
+                    if member.recent_ids is not None:
+                        _note_ids(member.recent_ids, member.id, batch)
             elif member.since_seq is not None:
                 deliveries += shared.push_to(member)
         self.stats.deliveries += deliveries
@@ -289,9 +579,18 @@ class Room:
         return leavers
 
     def _finish_leaving(self, member: Member) -> None:
+        if member.replay is not None:
+            member.replay = None  # the resume under way sees it has left and stops
         # A leaver stays a recipient until the batch holding its own leave event is
         # delivered, so it still receives (and acknowledges) everything before it.
         code, reason, final = member.close_after_leave
         member.state = MemberState.GONE
         member.outbox.close(code, reason, final)
         del self._by_id[member.id]
+
+
+def _note_ids(ids: dict[str, Event | None], member_id: int, batch: Sequence[Event]) -> None:
+    """Remember the delivered event of each message id the member sent, to acknowledge a resend."""
+    for event in batch:
+        if event.origin == member_id and event.msg_id is not None and event.msg_id in ids:
+            ids[event.msg_id] = event

@@ -104,6 +104,10 @@ class TrackerServer(uvicorn.Server):
         self.should_exit = True
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # SIGTERM (docker compose stop/up, systemd, Kubernetes) is a restart: members resume.
+        # SIGINT (Ctrl+C at the tracker's terminal) keeps the seed's meaning: the chat is over.
+        if not self.should_exit:
+            self.tracker.restarting = sig == signal.SIGTERM
         super().handle_exit(sig, frame)
         # uvicorn re-raises the signal after shutting down, so the process would end
         # "killed by SIGTERM" (or with a KeyboardInterrupt traceback). A shutdown

@@ -1,9 +1,11 @@
 """The running tracker: the room, its chat log, the password gate, and open connections.
 
 One instance per process, built by the app factory from a Settings object. It
-owns start-up (open and repair chat.log, log the start) and the shutdown path
-(every member told goodbye with close code 1001, chat.log flushed) that the
-server runs *before* uvicorn closes sockets on its own.
+owns start-up (open and repair chat.log, find the room's epoch and who was in the
+room, log the start) and the shutdown path that the server runs *before* uvicorn
+closes sockets on its own: a stop (Ctrl+C) tells every member goodbye with close
+code 1001 and logs their leaves; a restart (SIGTERM) closes every connection with
+1012 and keeps the JSON members in the room (``room.json``), so they resume.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ from .addresses import address_key
 from .admission import Admission, Budget, Refusal
 from .auth import PasswordGate
 from .chatlog import ChatLog, DiscardingChatLog
+from .checkpoint import Checkpoint, Present, fold, read_checkpoint, write_checkpoint
+from .dialects import RESTART
 from .errors import LogWriteError
 from .journal import LocalJournal
 from .policy import MemberPolicy
 from .ratelimit import AuthThrottle
+from .resume import ResumeTokens, load_key, new_epoch
 from .room import Member, Room
 from .rotation import KillSwitch, RotatingLog, clock_from_env, rotation_policy
 from .settings import Settings
@@ -33,7 +38,9 @@ from .settings import Settings
 log = logging.getLogger("chat_tracker")
 
 SHUTDOWN_MESSAGE = "The tracker is shutting down. Bye."
+RESTART_MESSAGE = "The tracker is restarting; you will be reconnected."
 LOG_WATCH_SECONDS = 1.0
+CHECKPOINT_SECONDS = 60.0  # room.json at most this old, so a start folds at most a minute of chat.log
 
 
 class Connections:
@@ -73,7 +80,7 @@ class Connections:
 class Closable:
     """What shutdown and admission need from a session (implemented in websocket.py)."""
 
-    def say_goodbye(self, code: int, message: str) -> None:
+    def say_goodbye(self, code: int, message: str, reason: str) -> None:
         raise NotImplementedError
 
     def make_room(self) -> None:
@@ -101,18 +108,29 @@ class Tracker:
                 "Repaired %s: removed a torn last line of %d bytes", self.chat_log.path, report.torn_bytes_removed
             )
         self.last_seq_at_start = report.last_seq
+        self.was_present = self._who_was_present(report.last_seq)
         self.journal = LocalJournal(
-            self.chat_log, last_seq=report.last_seq, history_size=settings.history_size, clock=clock
+            self.chat_log,
+            last_seq=report.last_seq,
+            history_size=settings.history_size,
+            epoch=self.was_present.epoch,
+            clock=clock,
         )
         self.journal.on_trouble = self._on_log_trouble
+        # The members who come back after a restart ask for what they missed: read it once, now.
+        self.journal.preload(self.chat_log.tail(min(settings.history_size, report.last_seq)))
         policy = MemberPolicy(
             settings.limits, settings.flood_tolerance, settings.flood_forgiveness, monotonic=time.monotonic
         )
-        self.room = Room(self.journal, policy)
+        tokens = ResumeTokens(load_key(settings.data_dir), self.journal.epoch)
+        self.room = Room(self.journal, policy, tokens=tokens, grace=settings.resume_grace)
         self.room.on_join = lambda member: log.info(
             "%s has been added (%s, %s)", member.name, member.address, member.dialect.name
         )
         self.room.on_leave = lambda member, reason: log.info("%s left (%s)", member.name, reason)
+        self.room.on_away = lambda member: log.info(
+            "%s is away (connection lost); it may resume for %g s", member.name, settings.resume_grace
+        )
         self.gate = PasswordGate(
             settings.password,
             AuthThrottle(base_delay=settings.auth_base_delay, free_failures=settings.auth_free_failures),
@@ -125,8 +143,24 @@ class Tracker:
             )
         )
         self.request_exit: Callable[[], None] | None = None
+        self.restarting = False  # set on SIGTERM: the shutdown is a restart, members resume
         self.started = False
         self.stopped = False
+        self._checkpoint_seq = -1
+
+    def _who_was_present(self, last_seq: int) -> Checkpoint:
+        """The room's epoch and who was in the room at chat.log's end: ``room.json`` brought up to date.
+
+        A new epoch when chat.log is new, or no longer reaches the checkpoint's seq
+        (replaced by an older copy: its seqs will be used again).
+        """
+        data_dir = self.settings.data_dir
+        checkpoint = read_checkpoint(data_dir)
+        if checkpoint is None or last_seq == 0 or checkpoint.seq > last_seq:
+            if last_seq > 0:
+                log.warning("chat.log has no matching %s: a new epoch; no earlier session can resume", "room.json")
+            checkpoint = Checkpoint(new_epoch(), 0)
+        return fold(checkpoint, self.chat_log.read_after, last_seq)
 
     def start(self) -> None:
         """Log the start in chat.log (needs the running event loop)."""
@@ -137,7 +171,30 @@ class Tracker:
             self.room.on_empty = self._on_empty
         self.room.start(f"tracker {__version__} started")
         log.info("Chat log: %s (continuing after seq %d)", self.chat_log.path, self.last_seq_at_start)
+        restored = self.room.restore(self.was_present.members)
+        if restored:
+            log.info("%d member(s) were in the room: away until they resume (%g s)", restored, self.room.grace)
+        self._write_checkpoint(*self.room.present())  # the epoch is on disk before any token is given out
         self._watch_log()
+        asyncio.get_running_loop().call_later(CHECKPOINT_SECONDS, self._checkpoint_now)
+
+    def _checkpoint_now(self) -> None:
+        """Every minute while the room changes: room.json, written in a worker thread."""
+        if self.stopped:
+            return
+        seq, members = self.room.present()
+        if seq != self._checkpoint_seq:
+            self._checkpoint_seq = seq
+            asyncio.get_running_loop().run_in_executor(None, self._write_checkpoint, seq, members)
+        asyncio.get_running_loop().call_later(CHECKPOINT_SECONDS, self._checkpoint_now)
+
+    def _write_checkpoint(self, seq: int, members: list[Present]) -> None:
+        if self.settings.bench_disable_log:
+            return
+        try:
+            write_checkpoint(self.settings.data_dir, Checkpoint(self.journal.epoch, seq, tuple(members)))
+        except OSError as error:
+            log.warning("Cannot write room.json (%s); a restart reads more of chat.log", error.strerror)
 
     def _watch_log(self) -> None:
         """About once a second, off the hot path: has chat.log been truncated or replaced underneath?"""
@@ -161,21 +218,32 @@ class Tracker:
             log.error("Cannot write chat.log (%s); messages are refused until it is writable", error.strerror)
 
     async def shutdown(self) -> None:
-        """Tell every connection goodbye (1001), log the stop, and wait briefly for the goodbyes."""
+        """Stop (1001, every leave logged) or restart (1012, members kept), then wait briefly for the goodbyes."""
         if self.stopped:
             return
         self.stopped = True
         await self.journal.sync()  # what was said before the shutdown reaches everyone first
-        members = self.room.shutdown("tracker stopped", bye=_goodbye)
+        if self.restarting:
+            members = self.room.suspend("tracker stopped for a restart", bye=_restart_goodbye)
+            code, message, reason = CloseCode.SERVICE_RESTART, RESTART_MESSAGE, RESTART
+        else:
+            members = self.room.shutdown("tracker stopped", bye=_goodbye)
+            code, message, reason = CloseCode.GOING_AWAY, SHUTDOWN_MESSAGE, LeaveReason.SHUTDOWN
         await self.journal.sync()  # the leaves and the stop, in chat.log before anyone is waited for
         sessions = list(self.connections.sessions)
         for session in sessions:
-            session.say_goodbye(CloseCode.GOING_AWAY, SHUTDOWN_MESSAGE)
-        log.info("Shutting down: told %d member(s) and %d connection(s) goodbye", members, len(sessions))
+            session.say_goodbye(code, message, reason)
+        what = "restarting" if self.restarting else "shutting down"
+        log.info("%s: told %d member(s) and %d connection(s) goodbye", what.capitalize(), members, len(sessions))
         if sessions:
             await asyncio.gather(*(s.finished(self.settings.shutdown_grace) for s in sessions))
         await self.journal.close()
+        self._write_checkpoint(*self.room.present())
 
 
 def _goodbye(member: Member) -> tuple[str, ...]:
     return (member.dialect.bye(LeaveReason.SHUTDOWN, SHUTDOWN_MESSAGE),)
+
+
+def _restart_goodbye(member: Member) -> tuple[str, ...]:
+    return (member.dialect.bye(RESTART, RESTART_MESSAGE),)

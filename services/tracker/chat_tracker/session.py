@@ -3,13 +3,15 @@
 Password, then name, then chat, then goodbye, for both dialects, with no awaits and
 no socket: the adapter (``websocket.py``) feeds it what the peer sent (a text
 frame, a binary frame, a timeout, a disconnect) and carries out what it asks for.
-Frames for the peer go to the connection's outbox; the one thing the session cannot
-do itself is check a password (the gate may make a guesser wait), so it returns a
-``CheckPassword`` action and is told the answer with ``password_checked``.
+Frames for the peer go to the connection's outbox; the two things the session
+cannot do itself are check a password (the gate may make a guesser wait) and read
+the journal's history for a resume, so it returns a ``CheckPassword`` or a
+``Replay`` action and is told when it is done (``password_checked``, ``replayed``).
 
 States (``SessionState``) and what moves them:
 
     AWAIT_PASSWORD --frame/header--> CHECKING_PASSWORD --ok--> AWAIT_NAME --joined--> CHATTING
+                                                 AWAIT_NAME --resume--> REPLAYING --replayed--> CHATTING
     any state --refusal, exit, leave, removal, disconnect--> CLOSED
 
 ``deadline`` says how long the adapter may wait for the next frame in each state.
@@ -32,6 +34,7 @@ from chat_protocol import (
     Members,
     NameRefused,
     ProtocolError,
+    Resume,
     Say,
     Who,
     decode_client,
@@ -43,7 +46,7 @@ from .auth import password_from_authorization
 from .dialects import NAME_PROMPT, PASSWORD_OK, PASSWORD_PROMPT, PLAIN, WRONG_PASSWORD, Dialect
 from .errors import Kicked, Refused
 from .outbox import Outbox
-from .room import Member, Room
+from .room import Member, Resuming, Room
 
 log = logging.getLogger("chat_tracker")
 
@@ -66,6 +69,7 @@ class SessionState(enum.Enum):
     AWAIT_PASSWORD = "await_password"
     CHECKING_PASSWORD = "checking_password"
     AWAIT_NAME = "await_name"
+    REPLAYING = "replaying"  # resumed: the adapter is replaying what it missed
     CHATTING = "chatting"
     CLOSED = "closed"  # nothing more is read; the goodbye (if any) is queued
 
@@ -75,6 +79,13 @@ class CheckPassword:
     """Action: check ``candidate`` with the password gate, then call ``password_checked``."""
 
     candidate: str | None
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Action: replay what the resumed member missed (``Resuming``), then call ``replayed``."""
+
+    resuming: Resuming
 
 
 @dataclass(frozen=True)
@@ -100,14 +111,16 @@ class Session:
 
     @property
     def state(self) -> SessionState:
-        if self._state is SessionState.CHATTING and self.member is not None and self.member.left:
-            self._state = SessionState.CLOSED  # removed by the room (flooding, too slow) or left
+        member = self.member
+        resumed_elsewhere_or_left = member is not None and (member.left or member.outbox is not self.outbox)
+        if self._state is SessionState.CHATTING and resumed_elsewhere_or_left:
+            self._state = SessionState.CLOSED  # removed (flooding, too slow), left, or resumed elsewhere
         return self._state
 
     @property
     def reading(self) -> bool:
         """Whether the adapter should read another frame."""
-        return self.state not in (SessionState.CLOSED, SessionState.CHECKING_PASSWORD)
+        return self.state not in (SessionState.CLOSED, SessionState.CHECKING_PASSWORD, SessionState.REPLAYING)
 
     @property
     def deadline(self) -> float | None:
@@ -144,10 +157,13 @@ class Session:
         message = "too many connections from your address are waiting to give the password; try again later"
         self._refuse("address_busy", message, CloseCode.ADDRESS_BUSY)
 
-    def receive_text(self, frame: str) -> CheckPassword | None:
+    def receive_text(self, frame: str) -> CheckPassword | Replay | None:
         """The peer sent a text frame."""
         member = self.member
         if self._state is SessionState.CHATTING and member is not None and not member.left:
+            if member.outbox is not self.outbox:
+                self._state = SessionState.CLOSED  # resumed on another connection: this one says nothing more
+                return None
             if self.dialect is PLAIN:  # the hot path: one check, then the message
                 self._chat_plain(member, frame)
             else:
@@ -157,8 +173,8 @@ class Session:
         if state is SessionState.AWAIT_PASSWORD:
             return self._receive_password(frame)
         if state is SessionState.AWAIT_NAME:
-            self._receive_name(frame)
-        elif state is SessionState.CHATTING:
+            return self._receive_name(frame)
+        if state is SessionState.CHATTING:
             assert self.member is not None
             if self.dialect is PLAIN:
                 self._chat_plain(self.member, frame)
@@ -187,19 +203,29 @@ class Session:
         frame = WRONG_PASSWORD if self.dialect is PLAIN else self.dialect.error("bad_password", "wrong password")
         self._close(CloseCode.BAD_PASSWORD, "bad_password", (frame,))
 
+    def replayed(self) -> None:
+        """The adapter has replayed what the resumed member missed: it chats again."""
+        if self._state is SessionState.REPLAYING:
+            self._state = SessionState.CHATTING
+
     def disconnected(self, code: int) -> None:
-        """The peer is gone (``code`` as the WebSocket layer reported it)."""
-        self._leave_room(leave_reason(code))
+        """The peer is gone (``code`` as the WebSocket layer reported it).
+
+        A JSON member whose connection was lost (no close frame, a ping timeout) may
+        come back: the room keeps it as away for the resume grace.
+        """
+        reason = leave_reason(code)
+        self._connection_ended(reason, resumable=self.dialect is not PLAIN and reason is LeaveReason.LOST)
         self._state = SessionState.CLOSED
 
     def end(self) -> None:
         """The connection is over, however it ended: the member (if any) is out of the room."""
-        self._leave_room(LeaveReason.CLOSED)
+        self._connection_ended(LeaveReason.CLOSED, resumable=False)
         self._state = SessionState.CLOSED
 
-    def say_goodbye(self, code: int, message: str) -> None:
-        """The tracker is shutting down."""
-        self.outbox.close(code, LeaveReason.SHUTDOWN, (self.dialect.bye(LeaveReason.SHUTDOWN, message),))
+    def say_goodbye(self, code: int, message: str, reason: str = LeaveReason.SHUTDOWN) -> None:
+        """The tracker is shutting down (``reason`` ``shutdown``) or restarting (``restart``)."""
+        self.outbox.close(code, reason, (self.dialect.bye(reason, message),))
         self._state = SessionState.CLOSED
 
     # --- stage 1: password -------------------------------------------------------------
@@ -225,18 +251,32 @@ class Session:
 
     # --- stage 2: name -----------------------------------------------------------------
 
-    def _receive_name(self, frame: str) -> None:
-        name = self._requested_name(frame)
-        if name is None:
-            return
+    def _receive_name(self, frame: str) -> Replay | None:
+        request = self._requested_name(frame)
+        if isinstance(request, Resume):
+            return self._resume(request)
+        if request is None:
+            return None
         try:
-            self.member = self.room.join(name, self.dialect, self.outbox, self.address)
+            self.member = self.room.join(request, self.dialect, self.outbox, self.address)
         except (NameRefused, Refused) as refusal:
             self._name_refused(refusal.code, str(refusal))
-            return
+            return None
         self._state = SessionState.CHATTING
+        return None
 
-    def _requested_name(self, frame: str) -> str | None:
+    def _resume(self, request: Resume) -> Replay | None:
+        try:
+            resuming = self.room.resume(request.token, request.epoch, request.after, self.outbox, self.address)
+        except Refused as refusal:
+            log.info("Resume refused from %s: %s", self.address, refusal.message)
+            self._error(refusal.code, refusal.message)  # the connection stays open: join instead
+            return None
+        self.member = resuming.member
+        self._state = SessionState.REPLAYING
+        return Replay(resuming)
+
+    def _requested_name(self, frame: str) -> str | Resume | None:
         if self.dialect is PLAIN:
             name = frame.rstrip("\r\n")
             if name == "exit":
@@ -250,6 +290,8 @@ class Session:
             return None
         if isinstance(request, Join):
             return request.name
+        if isinstance(request, Resume):
+            return request
         if isinstance(request, Auth):
             self._error("already_authenticated", "already authenticated; send 'join'")
         else:
@@ -278,19 +320,19 @@ class Session:
             self._error(error.code, error.message)
             return
         if isinstance(request, Say):
-            self._say(member, request.text)
+            self._say(member, request.text, request.id)
         elif isinstance(request, Who):
             self.outbox.push(encode(Members(self.room.who())))
         elif isinstance(request, Leave):
             self._leave(member)
-        elif isinstance(request, Join):
+        elif isinstance(request, (Join, Resume)):
             self._error("already_joined", f"already joined as {member.name}")
         else:
             self._error("already_authenticated", "already authenticated")
 
-    def _say(self, member: Member, text: str) -> None:
+    def _say(self, member: Member, text: str, msg_id: str | None = None) -> None:
         try:
-            self.room.say(member, text)
+            self.room.say(member, text, msg_id)
         except Kicked:
             log.warning("%s removed for flooding", member.name)
         except Refused as refusal:
@@ -300,9 +342,9 @@ class Session:
         goodbye = self.dialect.bye("left", f"Bye, {member.name}.")
         self.room.leave(member, LeaveReason.EXIT, close=(CloseCode.NORMAL, "left", (goodbye,)))
 
-    def _leave_room(self, reason: LeaveReason) -> None:
-        if self.member is not None:
-            self.room.leave(self.member, reason)  # no-op if it already left
+    def _connection_ended(self, reason: LeaveReason, resumable: bool) -> None:
+        if self.member is not None:  # a no-op if it already left, went away, or resumed elsewhere
+            self.room.connection_lost(self.member, self.outbox, reason, resumable)
 
     # --- output ------------------------------------------------------------------------
 

@@ -1,0 +1,247 @@
+"""Resume on real trackers: dropped connections, SIGKILL and SIGTERM restarts, refusals, resends.
+
+Every test checks what a member would: each event exactly once, in chat.log's order,
+nothing missing, and no leave or join for a member that came back in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from chat_testing import PASSWORD, UNIT, launch_tracker
+from resume_support import Member, join, log_entries, restart
+from support import record
+
+pytestmark = pytest.mark.anyio
+
+FAST = ("--rate", "2000", "--burst", "2000")  # a talker sending every millisecond stays within the limits
+
+
+async def read_to_close(ws: Any) -> list[dict[str, Any]]:
+    """Every frame until the connection closes, however it closes."""
+    frames: list[dict[str, Any]] = []
+    with contextlib.suppress(ConnectionClosed):
+        async with asyncio.timeout(4 * UNIT):
+            async for frame in ws:
+                frames.append(json.loads(frame))
+    return frames
+
+
+def messages(events: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    return [(e["seq"], e["text"]) for e in events if e["type"] == "message"]
+
+
+def logged_messages(data_dir: Path) -> list[tuple[int, str]]:
+    return [(seq, text) for seq, kind, _, text in log_entries(data_dir) if kind == "msg"]
+
+
+async def members_json(url: str) -> dict[str, Any]:
+    async with httpx.AsyncClient() as client:
+        answer = await client.get(url + "/members", headers={"Authorization": f"Bearer {PASSWORD}"})
+        return answer.json()  # type: ignore[no-any-return]
+
+
+async def test_a_dropped_connection_resumes_with_nothing_missed_and_no_churn(tmp_path: Path) -> None:
+    """alpha's TCP is cut: away in /members, then resumed with the 5 messages it missed; nobody saw it leave."""
+    tracker = launch_tracker(tmp_path, resume_grace=60)
+    try:
+        alpha, beta = await join(tracker.url, "alpha"), await join(tracker.url, "beta")
+        await alpha.wait_for(lambda m: m["type"] == "joined" and m["name"] == "beta")
+        await alpha.drop()
+        await asyncio.to_thread(tracker.wait_for_output, "alpha is away")
+        online = await members_json(tracker.http_url)
+        assert {m["name"]: m["away"] for m in online["members"]} == {"alpha": True, "beta": False}
+        for index in range(5):
+            await beta.say(f"while away {index}")
+        await beta.wait_for(lambda m: m.get("text") == "while away 4")
+        answer = await alpha.resume(tracker.url)
+        assert answer["type"] == "resumed", answer
+        assert (answer["recovered"], answer["replayed"], answer["messages"]) == (True, 5, 5)
+        assert "gone" not in answer and answer["name"] == "alpha" and answer["members"] == ["alpha", "beta"]
+        await alpha.wait_for(lambda m: m.get("text") == "while away 4")
+        await beta.say("live again")
+        await alpha.wait_for(lambda m: m.get("text") == "live again")
+        await alpha.ws.close()
+        await beta.wait_for(lambda m: m["type"] == "left")
+        assert [(e["type"], e["name"]) for e in beta.events if e["type"] in ("joined", "left")] == [("left", "alpha")]
+    finally:
+        tracker.stop()
+    assert messages(alpha.events) == logged_messages(tmp_path)
+    assert [(kind, name) for _, kind, name, _ in log_entries(tmp_path) if kind in ("join", "leave")] == [
+        ("join", "alpha"),
+        ("join", "beta"),
+        ("leave", "alpha"),
+        ("leave", "beta"),
+    ]
+
+
+async def test_the_grace_ends_with_one_leave_lost(tmp_path: Path) -> None:
+    """Not back within --resume-grace: one `left ... lost`, and a later resume is refused as expired."""
+    tracker = launch_tracker(tmp_path, resume_grace=0.5 * UNIT)
+    try:
+        alpha, beta = await join(tracker.url, "alpha"), await join(tracker.url, "beta")
+        await alpha.wait_for(lambda m: m["type"] == "joined")
+        await alpha.drop()
+        left = await beta.wait_for(lambda m: m["type"] == "left", timeout=4 * UNIT)
+        assert (left["name"], left["reason"]) == ("alpha", "lost")
+        answer = await alpha.resume(tracker.url)
+        assert answer["type"] == "error" and answer["code"] == "resume_expired", answer
+        await alpha.ws.send(json.dumps({"type": "join", "name": "alpha"}))  # the same connection joins afresh
+        welcome = await alpha.wait_for(lambda m: m["type"] == "welcome")
+        assert welcome["seq"] > left["seq"]
+    finally:
+        tracker.stop()
+
+
+async def test_wrong_resumes_are_refused_and_the_connection_can_join(tmp_path: Path) -> None:
+    """Forged token, wrong epoch, seq from the future, a name someone else holds now: each refused, none served."""
+    tracker = launch_tracker(tmp_path, resume_grace=60)
+    try:
+        alpha = await join(tracker.url, "alpha")
+        original, real_token = alpha.ws, alpha.token
+        forged = real_token.rsplit(":", 1)[0] + ":AAAAAAAAAAAAAAAAAAAAAA"
+        assert (await alpha.resume(tracker.url, token=forged))["code"] == "resume_bad_token"
+        assert (await alpha.resume(tracker.url, token="not a token"))["code"] == "resume_bad_token"
+        other_name = real_token.replace(":alpha:", ":beta:")
+        assert (await alpha.resume(tracker.url, token=other_name))["code"] == "resume_bad_token"
+        alpha.epoch, epoch = "0000000000000000", alpha.epoch
+        assert (await alpha.resume(tracker.url))["code"] == "resume_wrong_epoch"
+        alpha.epoch = epoch
+        assert (await alpha.resume(tracker.url, after=10_000))["code"] == "resume_beyond_end"
+        # The refused resumes changed nothing: alpha is still in, on its first connection. It leaves for
+        # good, someone else takes the name, and the old token must not bring the old alpha back.
+        await original.send(json.dumps({"type": "leave"}))
+        assert (await read_to_close(original))[-1]["type"] == "bye"
+        holder = await join(tracker.url, "ALPHA")
+        stale = Member(holder, {**alpha.welcome, "token": real_token})
+        answer = await stale.resume(tracker.url)
+        assert answer["type"] == "error" and answer["code"] == "resume_expired", answer
+        await stale.ws.send(json.dumps({"type": "join", "name": "alpha"}))
+        refused = await stale.wait_for(lambda m: m["type"] == "error")
+        assert refused["code"] == "name_taken"
+    finally:
+        tracker.stop()
+
+
+async def test_a_resume_while_the_old_connection_is_open_replaces_it(tmp_path: Path) -> None:
+    """The old connection gets `error replaced` and 4010; the new one carries on; nothing logged twice."""
+    tracker = launch_tracker(tmp_path, resume_grace=60)
+    try:
+        alpha = await join(tracker.url, "alpha")
+        old = alpha.ws
+        answer = await alpha.resume(tracker.url)
+        assert answer["type"] == "resumed" and answer["replayed"] == 0
+        frames = await read_to_close(old)
+        assert frames[-1]["code"] == "replaced" and old.protocol.close_rcvd.code == 4010  # type: ignore[union-attr]
+        await alpha.say("from the new connection")
+        await alpha.wait_for(lambda m: m.get("text") == "from the new connection")
+    finally:
+        tracker.stop()
+    assert [kind for _, kind, _, _ in log_entries(tmp_path)] == ["start", "join", "msg", "leave", "stop"]
+
+
+async def test_a_resent_message_id_is_logged_once(tmp_path: Path) -> None:
+    """The same id twice (a resend after a drop): one chat.log line, and the resend gets the first echo."""
+    tracker = launch_tracker(tmp_path, resume_grace=60)
+    try:
+        alpha = await join(tracker.url, "alpha")
+        frame = json.dumps({"type": "message", "text": "exactly once", "id": "c0ffee-1"})
+        await alpha.ws.send(frame)
+        first = await alpha.wait_for(lambda m: m["type"] == "message")
+        assert first["id"] == "c0ffee-1"
+        await alpha.drop()
+        await asyncio.to_thread(tracker.wait_for_output, "alpha is away")
+        answer = await alpha.resume(tracker.url, after=first["seq"] - 1)
+        assert answer["replayed"] == 1
+        replayed = await alpha.recv()
+        assert replayed == first  # its own message, with its id, exactly as first echoed
+        await alpha.ws.send(frame)
+        again = await alpha.recv()
+        assert again == first
+    finally:
+        tracker.stop()
+    assert logged_messages(tmp_path) == [(first["seq"], "exactly once")]
+
+
+async def _talker(member: Member, count: int, prefix: str) -> None:
+    for index in range(count):
+        await member.say(f"{prefix} {index}")
+        await member.wait_for(lambda m, i=index: m.get("text") == f"{prefix} {i}" and m["name"] == member.name)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+async def test_a_restart_while_another_member_keeps_sending_loses_nothing(tmp_path: Path, sig: int) -> None:
+    """The tracker dies under a talking member; restarted on the same data dir, both resume: every message once."""
+    tracker = launch_tracker(tmp_path, *FAST, resume_grace=60)
+    alpha, beta = await join(tracker.url, "alpha"), await join(tracker.url, "beta")
+    await alpha.wait_for(lambda m: m["type"] == "joined")
+    await _talker(beta, 20, "before")
+    await alpha.wait_for(lambda m: m.get("text") == "before 19")
+    beta_sent = asyncio.create_task(beta.say_until_closed("during"))
+    await alpha.wait_for(lambda m: m.get("text", "").startswith("during"))
+    tracker.process.send_signal(sig)
+    tracker.process.wait(timeout=4 * UNIT)
+    await alpha.pump(2 * UNIT)  # what was delivered before the end
+    await beta_sent
+    restarted = restart(tracker, tmp_path, *FAST)
+    try:
+        for member in (alpha, beta):
+            answer = await member.resume(restarted.url)
+            assert answer["type"] == "resumed" and answer["recovered"], answer
+            if answer["replayed"]:
+                await member.wait_for(lambda m, last=answer["seq"]: m.get("seq") == last)
+        await _talker(beta, 20, "after")
+        await alpha.wait_for(lambda m: m.get("text") == "after 19")
+        assert restarted.log_lines()[-1].split(" ")[2] != "leave"
+    finally:
+        restarted.stop()
+    logged = logged_messages(tmp_path)
+    assert messages(alpha.events) == logged
+    assert [text for _, text in messages(beta.events)] == [text for _, text in logged]
+    kinds = [(kind, name) for _, kind, name, _ in log_entries(tmp_path) if kind in ("join", "leave")]
+    assert kinds[:2] == [("join", "alpha"), ("join", "beta")] and ("join", "alpha") not in kinds[2:]
+    record("resume", test=f"restart_{signal.Signals(sig).name}", replayed=len(logged), lost=0, duplicated=0)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("count", [1, 200, 1000])
+async def test_members_resume_together_after_a_restart(tmp_path: Path, count: int) -> None:
+    """``count`` members, SIGTERM, a new tracker: all resume at once; nothing lost, no duplicate, no churn."""
+    tracker = launch_tracker(tmp_path, resume_grace=60)
+    crowd: list[Member] = []
+    for start in range(0, count, 100):
+        crowd += await asyncio.gather(*(join(tracker.url, f"m{i}") for i in range(start, min(count, start + 100))))
+    speaker = crowd[0]
+    for index in range(10):
+        await speaker.say(f"before {index}")
+    await speaker.wait_for(lambda m: m.get("text") == "before 9", timeout=10 * UNIT)
+    tracker.process.send_signal(signal.SIGTERM)
+    assert tracker.process.wait(timeout=10 * UNIT) == 0
+    restarted = restart(tracker, tmp_path, "--max-unauthenticated", str(2 * count))
+    try:
+        started = time.monotonic()
+        answers = await asyncio.gather(*(m.resume(restarted.url) for m in crowd))
+        seconds = time.monotonic() - started
+        assert all(a["type"] == "resumed" and a["recovered"] for a in answers), answers[:3]
+        await speaker.say("after")
+        for member in crowd[:: max(1, count // 20)]:
+            await member.wait_for(lambda m: m.get("text") == "after", timeout=20 * UNIT)
+        online = await members_json(restarted.http_url)
+        assert online["count"] == count and not any(m["away"] for m in online["members"])
+    finally:
+        restarted.stop(timeout=10 * UNIT)
+    entries = log_entries(tmp_path)
+    joins = [name for _, kind, name, _ in entries if kind == "join"]
+    assert len(joins) == len(set(joins)) == count, "nobody joined twice"
+    assert [kind for _, kind, _, _ in entries].count("leave") == count  # the final Ctrl+C, once each
+    record("resume", test="restart_together", members=count, seconds=round(seconds, 2), lost=0)
