@@ -34,18 +34,54 @@ def test_the_checker_fails_a_run_without_the_conversation(compose: Compose) -> N
     assert "checker: FAILED" in done.stdout
 
 
-def test_stop_tells_every_member_goodbye(compose: Compose) -> None:
-    """`docker compose stop tracker` during a chat: each client gets bye (shutdown) and exits 3."""
+def test_stop_and_start_keeps_every_member(compose: Compose) -> None:
+    """`docker compose stop tracker`, then `up` again, during a chat: the clients resume; nobody left or joined."""
     compose.up_tracker()
     alpha, beta = compose.client("alpha"), compose.client("beta")
     try:
         alpha.expect("its welcome", lambda e: e["type"] == "welcome")
         beta.expect("its welcome", lambda e: e["type"] == "welcome")
         alpha.expect("beta joining", lambda e: e.get("name") == "beta" or "beta" in e.get("members", ()))
-        alpha.say("are you still there?")
-        beta.expect("alpha's message", lambda e: e["type"] == "message" and e["text"] == "are you still there?")
+        alpha.say("said before the restart")
+        beta.expect("alpha's message", lambda e: e["type"] == "message" and e["text"] == "said before the restart")
 
-        took = compose.stop_tracker()
+        took = compose.stop_tracker()  # SIGTERM: a restart, as for an upgrade
+        for client in (alpha, beta):
+            bye = client.expect("the restart notice", lambda e: e["type"] == "bye")
+            assert bye["reason"] == "restart"
+        compose.up_tracker()
+        for client in (alpha, beta):
+            resumed = client.expect("its resume", lambda e: e["type"] == "resumed")
+            assert resumed["recovered"] and resumed["members"] == ["alpha", "beta"]
+
+        alpha.say("said after the restart")
+        beta.expect("alpha's message", lambda e: e["type"] == "message" and e["text"] == "said after the restart")
+        for client in (alpha, beta):
+            client.close_input()
+            assert client.finish() == 0, client.stderr
+    finally:
+        alpha.kill()
+        beta.kill()
+    assert took < 15, f"stop took {took:.1f} s, more than the 15 s grace period"
+    log = [line.split(" ", 4) for line in compose.chat_log()]
+    kinds = [(fields[2], fields[3]) for fields in log]
+    assert [k for k in kinds if k[0] == "join"] == [("join", "alpha"), ("join", "beta")], "nobody joined twice"
+    stop = next(fields for fields in log if fields[2] == "stop")
+    assert stop[4] == "tracker stopped for a restart"
+    assert [k for k in kinds if k[0] == "leave"] == [("leave", "alpha"), ("leave", "beta")]  # at the end only
+    assert int(next(f for f in log if f[2] == "leave")[0]) > int(stop[0])
+
+
+def test_ctrl_c_on_the_tracker_tells_every_member_goodbye(compose: Compose) -> None:
+    """`docker compose kill -s SIGINT tracker` (Ctrl+C to a tracker in a terminal): the chat is over, clients exit 3."""
+    compose.up_tracker()
+    alpha, beta = compose.client("alpha"), compose.client("beta")
+    try:
+        alpha.expect("its welcome", lambda e: e["type"] == "welcome")
+        beta.expect("its welcome", lambda e: e["type"] == "welcome")
+        alpha.expect("beta joining", lambda e: e.get("name") == "beta" or "beta" in e.get("members", ()))
+
+        compose.run("kill", "--signal", "SIGINT", "tracker")
 
         for client in (alpha, beta):
             bye = client.expect("the tracker's goodbye", lambda e: e["type"] == "bye")
@@ -55,7 +91,7 @@ def test_stop_tells_every_member_goodbye(compose: Compose) -> None:
     finally:
         alpha.kill()
         beta.kill()
-    assert took < 15, f"stop took {took:.1f} s, more than the 15 s grace period"
+    compose.run("wait", "tracker", timeout=12 * UNIT, check=False)
     assert compose.tracker_state()["State"]["ExitCode"] == 0
     log = [line.split(" ", 4) for line in compose.chat_log()]
     assert sorted(fields[3] for fields in log if fields[2] == "leave") == ["alpha", "beta"]

@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import json
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,9 @@ from websockets.exceptions import ConnectionClosed
 
 from chat_testing import PASSWORD, UNIT, launch_tracker
 from resume_support import Member, join, log_entries, restart
-from support import record
+from support import record, require_root_tool
+
+HERE = Path(__file__).resolve().parent
 
 pytestmark = pytest.mark.anyio
 
@@ -245,3 +249,36 @@ async def test_members_resume_together_after_a_restart(tmp_path: Path, count: in
     assert len(joins) == len(set(joins)) == count, "nobody joined twice"
     assert [kind for _, kind, _, _ in entries].count("leave") == count  # the final Ctrl+C, once each
     record("resume", test="restart_together", members=count, seconds=round(seconds, 2), lost=0)
+
+
+@pytest.mark.timeout(180)
+def test_a_piped_client_whose_network_is_cut_for_10_s_misses_nothing(tmp_path: Path) -> None:
+    """iptables drops chat-client's packets for 10 s while others talk and a line is typed: all of it, once."""
+    for tool in ("iptables", "unshare", "ss"):
+        require_root_tool(tool)
+    data_dir = tmp_path / "data"
+    result = subprocess.run(
+        ["unshare", "-n", sys.executable, str(HERE / "netns_cut_client.py"), str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=30 * UNIT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["status"] == 0, outcome["stderr"]
+    seen = outcome["seen"]
+    assert any(event["type"] == "resumed" for event in seen), "it resumed rather than joined again"
+    logged = logged_messages(data_dir)
+    assert [(e["seq"], e["text"]) for e in seen if e["type"] == "message"] == logged  # each once, in order
+    assert [text for _, text in logged].count("typed while the network was down") == 1
+    assert sum(text.startswith("while cut") for _, text in logged) == outcome["sent_while_cut"] > 0
+    alpha = [(kind, text) for _, kind, name, text in log_entries(data_dir) if name == "alpha" and kind != "msg"]
+    assert alpha == [("join", ""), ("leave", "exit")], "no leave or join for the blip"
+    record(
+        "resume",
+        test="network_cut_10s",
+        replayed=outcome["sent_while_cut"],
+        back_after_s=round(outcome["back_after"], 1),
+        lost=0,
+    )
