@@ -36,6 +36,20 @@ class TrackerCollector(Collector):
         yield CounterMetricFamily("chat_auth_failures", "Wrong or missing passwords", self.tracker.gate.failures)
         yield CounterMetricFamily("chat_slow_member_drops", "Members dropped for not reading", stats.slow_drops)
         yield CounterMetricFamily("chat_flood_drops", "Members dropped for flooding", stats.flood_drops)
+        yield GaugeMetricFamily(
+            "chat_members_away", "Members whose connection dropped, within their grace", room.away_count
+        )
+        yield CounterMetricFamily(
+            "chat_members_gone_away", "Times a member's connection dropped and it went away", stats.away
+        )
+        yield CounterMetricFamily("chat_resumes", "Resumes accepted", stats.resumes)
+        yield CounterMetricFamily(
+            "chat_resumes_refused", "Resumes refused (token, epoch, seq, expired)", stats.resumes_refused
+        )
+        yield CounterMetricFamily("chat_events_replayed", "Events replayed to resuming members", stats.replayed)
+        yield CounterMetricFamily(
+            "chat_messages_deduplicated", "Resent messages not logged again (known id)", stats.duplicates
+        )
         yield CounterMetricFamily("chat_log_write_errors", "Failed chat.log writes", journal.log_write_errors)
         yield GaugeMetricFamily("chat_log_writable", "1 if chat.log is writable", int(room.log_available))
         yield _log_write_histogram(journal.log_write_buckets, journal.log_write_seconds)
