@@ -12,6 +12,7 @@ from chat_tracker.dialects import JSON, Dialect
 from chat_tracker.journal import LocalJournal
 from chat_tracker.outbox import CloseRequest, Outbox
 from chat_tracker.policy import MemberPolicy
+from chat_tracker.resume import ResumeTokens
 from chat_tracker.room import Member, Room
 from chat_tracker.settings import Settings
 
@@ -28,6 +29,20 @@ class Inbox:
     close: CloseRequest | None = None
 
 
+class FakeTimer:
+    """A grace timer that fires only when the test says so."""
+
+    def __init__(self, delay: float, callback: Callable[[], None]) -> None:
+        self.delay, self.callback, self.cancelled = delay, callback, False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def fire(self) -> None:
+        if not self.cancelled:
+            self.callback()
+
+
 @dataclass
 class RoomKit:
     room: Room
@@ -37,6 +52,7 @@ class RoomKit:
     wall: FakeClock
     mono: FakeClock
     inboxes: dict[str, Inbox] = field(default_factory=dict)
+    timers: list[FakeTimer] = field(default_factory=list)
 
     @classmethod
     def create(
@@ -45,13 +61,23 @@ class RoomKit:
         limits: Limits = Limits(),
         flood_tolerance: int = DEFAULTS.flood_tolerance,
         history_size: int = DEFAULTS.history_size,
+        grace: float = 0.0,
     ) -> RoomKit:
         log, report = ChatLog.open(data_dir)
         wall, mono = FakeClock(1_795_485_040.0), FakeClock(100.0)
-        journal = LocalJournal(log, last_seq=report.last_seq, history_size=history_size, clock=wall, auto_flush=False)
+        journal = LocalJournal(
+            log, last_seq=report.last_seq, history_size=history_size, epoch="e1", clock=wall, auto_flush=False
+        )
         policy = MemberPolicy(limits, flood_tolerance, DEFAULTS.flood_forgiveness, monotonic=mono)
-        room = Room(journal, policy, clock=wall, monotonic=mono)
-        return cls(room, journal, log, data_dir / "chat.log", wall, mono)
+        timers: list[FakeTimer] = []
+
+        def call_later(delay: float, callback: Callable[[], None]) -> FakeTimer:
+            timers.append(FakeTimer(delay, callback))
+            return timers[-1]
+
+        tokens = ResumeTokens(b"k" * 32, "e1")
+        room = Room(journal, policy, clock=wall, monotonic=mono, tokens=tokens, grace=grace, call_later=call_later)
+        return cls(room, journal, log, data_dir / "chat.log", wall, mono, timers=timers)
 
     def flush(self) -> None:
         """Make every pending event durable and deliver it (the event loop does this in the tracker)."""

@@ -30,7 +30,7 @@ from chat_protocol import (
 from chat_tracker.chatlog import LogWriteError
 from chat_tracker.dialects import JSON, PLAIN, Dialect
 from chat_tracker.outbox import CloseRequest, Outbox
-from chat_tracker.session import CheckPassword, Session, SessionState, Timeouts, leave_reason
+from chat_tracker.session import CheckPassword, Replay, Session, SessionState, Timeouts, leave_reason
 
 from .helpers import FakeWire, drain
 from .roomkit import RoomKit
@@ -75,7 +75,7 @@ class Peer:
 
     # --- what a client sends, in its dialect -----------------------------------------------
 
-    def password(self, password: str = PASSWORD) -> CheckPassword | None:
+    def password(self, password: str = PASSWORD) -> CheckPassword | Replay | None:
         if self.dialect is PLAIN:
             return self.session.receive_text(password + "\r\n")
         return self.session.receive_text(json.dumps({"type": "auth", "password": password}))
@@ -88,12 +88,12 @@ class Peer:
         frame = text if self.dialect is PLAIN else json.dumps({"type": "message", "text": text})
         assert self.session.receive_text(frame) is None
 
-    def send_json(self, body: object) -> CheckPassword | None:
+    def send_json(self, body: object) -> CheckPassword | Replay | None:
         return self.session.receive_text(json.dumps(body))
 
     # --- the gate, played here --------------------------------------------------------------
 
-    def gate(self, action: CheckPassword | None) -> None:
+    def gate(self, action: CheckPassword | Replay | None) -> None:
         """Answer ``action`` as the password gate would."""
         assert isinstance(action, CheckPassword)
         self.session.password_checked(action.candidate == PASSWORD)

@@ -67,7 +67,7 @@ from chat_tracker.dialects import JSON, PASSWORD_OK, PLAIN, Dialect
 from chat_tracker.errors import LogWriteError
 from chat_tracker.outbox import CloseRequest, Outbox
 from chat_tracker.room import Member
-from chat_tracker.session import CheckPassword, Session, SessionState, Timeouts
+from chat_tracker.session import CheckPassword, Replay, Session, SessionState, Timeouts
 
 from .helpers import FakeWire, drain
 from .roomkit import RoomKit
@@ -346,7 +346,7 @@ class Conversation:
             self.answer(conn)
             return
         state = session.state
-        action: CheckPassword | None = None
+        action: CheckPassword | Replay | None = None
         if kind in ("text", "random"):
             frame = self.render(conn, n, text)
             accepted, refused = len(self.accepted), self.room.stats.refused_messages
@@ -399,8 +399,10 @@ class Conversation:
         self.inputs += 1
         self.after_input(conn, action)
 
-    def after_input(self, conn: Conn, action: CheckPassword | None) -> None:
+    def after_input(self, conn: Conn, action: CheckPassword | Replay | None) -> None:
         if action is not None:
+            # No frame this fuzzer sends is a resume (that needs a token): every action is a password check.
+            assert isinstance(action, CheckPassword)
             assert conn.session.state is SessionState.CHECKING_PASSWORD and not conn.session.reading
             conn.pending = action
         elif conn.session.state is SessionState.CLOSED:
