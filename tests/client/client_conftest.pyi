@@ -3,4 +3,5 @@
 from conftest import PASSWORD as PASSWORD
 from conftest import TIMEOUT_UNIT as TIMEOUT_UNIT
 from conftest import Client as Client
+from conftest import LineReader as LineReader
 from conftest import tmux_required as tmux_required

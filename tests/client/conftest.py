@@ -18,11 +18,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import pytest
 
 from chat_testing import program
+
+if TYPE_CHECKING:  # imported when used: tests/test_environment.py loads this file from elsewhere
+    from fake_tracker import FakeTracker, Handler
 
 # Test modules import these drivers as ``client_conftest``: the bare name ``conftest`` is
 # whichever directory's conftest pytest loaded last, which is not this one when several test
@@ -156,3 +159,20 @@ def tmux_required() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail("tmux is not installed, and CI=true: the interactive test must run")
         pytest.skip("tmux is not installed")
+
+
+@pytest.fixture
+def fake() -> Iterator[Callable[[list[Handler]], FakeTracker]]:
+    """Start fake trackers (fake_tracker.py), each with its handlers; all are shut down at the end."""
+    from fake_tracker import FakeTracker
+
+    started: list[FakeTracker] = []
+
+    def start(handlers: list[Handler]) -> FakeTracker:
+        tracker = FakeTracker(handlers)
+        started.append(tracker)
+        return tracker
+
+    yield start
+    for tracker in started:
+        tracker.server.shutdown()

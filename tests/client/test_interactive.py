@@ -10,6 +10,7 @@ import re
 import shlex
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,8 +18,10 @@ from typing import Any
 
 import pytest
 
+from chat_protocol import Error, Limits, Resumed
 from chat_testing import program
 from client_conftest import TIMEOUT_UNIT, Client, tmux_required
+from fake_tracker import FakeTracker, Handler, Peer
 
 pytestmark = pytest.mark.tmux
 
@@ -237,3 +240,81 @@ def test_dumb_terminal(terminal: Terminal, tracker: Any) -> None:
     assert terminal.exit_status() == 0
     assert tracker.password not in terminal.screen()
     assert not re.search(r"\x1b\[[0-9;]*[1-9][0-9;]*m", terminal.screen(escapes=True))
+
+
+def test_reconnects_under_the_prompt(terminal: Terminal, fake: Callable[[list[Handler]], FakeTracker]) -> None:
+    """A 1012 mid-chat: notices above the prompt, the half-typed line kept, a line typed meanwhile sent once back."""
+    tracker_back = threading.Event()
+
+    def drops_on_first_message(peer: Peer) -> None:
+        assert peer.hello()["type"] == "join"
+        peer.welcome(1)
+        assert peer.recv()["text"] == "drop now"  # never echoed: the client must send it again
+        peer.ws.close(1012, "restarting")
+
+    def resumes_when_back(peer: Peer) -> None:
+        assert tracker_back.wait(4 * TIMEOUT_UNIT)  # the handshake waits: the client is reconnecting meanwhile
+        assert peer.hello()["type"] == "resume"
+        peer.send(Resumed(1, "alpha", "e1", "t2", True, 0, 0, ["alpha"], Limits()))
+        peer.echo_until_leave(1)
+
+    tracker = fake([drops_on_first_message, resumes_when_back])
+    terminal.start(client_command(tracker.url, TRACKER_PASSWORD="pw", CHAT_USERNAME="alpha"))
+    terminal.wait_for(prompt("alpha"))
+    terminal.type_text("drop now")
+    terminal.type("Enter")
+    terminal.wait_for("* connection lost; reconnecting...")
+    terminal.type_text("typed while away")
+    terminal.type("Enter")
+    terminal.type_text("/who")
+    terminal.type("Enter")
+    terminal.wait_for("! not connected: /who not sent")
+    terminal.type_text("half typed")
+    terminal.wait_for("alpha> half typed")
+    tracker_back.set()
+    terminal.wait_for("* reconnected; nothing was missed")
+    screen = terminal.wait_for(re.compile(r"alpha: drop now\n.*alpha: typed while away"))
+    assert terminal.prompt_line() == "alpha> half typed"
+    assert screen.count("alpha: drop now") == 1
+    terminal.type("Enter")
+    terminal.wait_for("alpha: half typed")
+    terminal.type_text("/quit")
+    terminal.type("Enter")
+    assert terminal.exit_status() == 0
+    sent = tracker.messages()
+    assert [text for text, _ in sent] == ["drop now", "drop now", "typed while away", "half typed"]
+    assert sent[0][1] == sent[1][1]
+
+
+def test_refused_name_on_rejoin_is_asked_at_the_prompt(
+    terminal: Terminal, fake: Callable[[list[Handler]], FakeTracker]
+) -> None:
+    """Resume refused and the old name taken meanwhile: the chat prompt asks for another, and the chat goes on."""
+
+    def lost_after_join(peer: Peer) -> None:
+        assert peer.hello()["type"] == "join"
+        peer.welcome(1)
+        peer.ws.close(1011, "oops")
+
+    def refuses_resume_and_name(peer: Peer) -> None:
+        assert peer.hello()["type"] == "resume"
+        peer.send(Error("resume_expired", "the session expired"))
+        assert peer.recv() == {"type": "join", "name": "alpha"}
+        peer.send(Error("name_taken", "the name 'alpha' is taken"))
+        assert peer.recv() == {"type": "join", "name": "alpha2"}
+        peer.welcome(7, name="alpha2")
+        peer.echo_until_leave(7, name="alpha2")
+
+    tracker = fake([lost_after_join, refuses_resume_and_name])
+    terminal.start(client_command(tracker.url, TRACKER_PASSWORD="pw", CHAT_USERNAME="alpha"))
+    terminal.wait_for("Name refused: the name 'alpha' is taken")
+    terminal.wait_for(re.compile(r"(?m)^Enter your username:"))
+    terminal.type_text("alpha2")
+    terminal.type("Enter")
+    terminal.wait_for("* could not resume (the session expired); joined again as alpha2;")
+    terminal.wait_for(prompt("alpha2"))
+    terminal.type_text("hello again")
+    terminal.type("Enter")
+    terminal.wait_for("alpha2: hello again")
+    terminal.type("C-d")
+    assert terminal.exit_status() == 0

@@ -52,6 +52,12 @@ def test_members_line_shows_long_idle_times() -> None:
     assert line(members).endswith("] * online now (2): alpha, beta (idle 5m)")
 
 
+def test_members_line_shows_who_is_away() -> None:
+    """A member whose connection dropped (it may still resume) is marked away."""
+    members = Members(members=[MemberInfo("alpha", TS, 1.0), MemberInfo("beta", TS, 1.0, away=True)])
+    assert line(members).endswith("] * online now (2): alpha, beta (away)")
+
+
 def test_error_line() -> None:
     """A refusal is a ``!`` line with its message and code."""
     error = Error(code="too_long", message="message too long")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import signal
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -140,9 +141,9 @@ def test_taken_name(tracker: Any, clients: StartClient) -> None:
 
 
 def test_tracker_shutdown_mid_session(tracker: Any, clients: StartClient) -> None:
-    """SIGTERM to the tracker: the client prints the bye, says so on stderr and exits 3."""
+    """Ctrl+C to the tracker (close 1001, bye shutdown): the chat is over, no reconnecting; stderr says so, exit 3."""
     alpha = join_json(clients, tracker, "alpha")
-    assert tracker.stop() == 0
+    assert tracker.stop(signal.SIGINT) == 0
     status, _, stderr = alpha.finish()
     assert status == 3
     assert alpha.events()[-1]["type"] == "bye" and alpha.events()[-1]["reason"] == "shutdown"
@@ -150,12 +151,30 @@ def test_tracker_shutdown_mid_session(tracker: Any, clients: StartClient) -> Non
 
 
 def test_connection_lost_mid_session(tracker: Any, clients: StartClient) -> None:
-    """A tracker killed outright: connection lost, one line on stderr, exit 3."""
-    alpha = join_json(clients, tracker, "alpha")
+    """With --reconnect-for 0, a tracker killed outright: connection lost, one line on stderr, exit 3 at once."""
+    alpha = clients("--json", "--reconnect-for", "0", "--username", "alpha", tracker.url)
+    alpha.event("welcome", name="alpha")
     tracker.stop(signal.SIGKILL)
     status, _, stderr = alpha.finish()
     assert status == 3
     assert stderr == "chat-client: the tracker went away: connection to the tracker lost\n"
+
+
+def test_reconnecting_gives_up_after_reconnect_for(tracker: Any, clients: StartClient) -> None:
+    """A tracker killed and never back: the client retries for --reconnect-for seconds, then exits 3 saying why."""
+    alpha = clients("--json", "--reconnect-for", "1", "--username", "alpha", tracker.url)
+    alpha.event("welcome", name="alpha")
+    started = time.monotonic()
+    tracker.stop(signal.SIGKILL)
+    status, lines, stderr = alpha.finish()
+    assert status == 3
+    assert 1 <= time.monotonic() - started < 1 + TIMEOUT_UNIT
+    assert len(lines) == 1  # the welcome: notices go to stderr, stdout stays one line per event
+    lost, gave_up = stderr.splitlines()
+    assert lost == "chat-client: connection lost; reconnecting..."
+    reason = f"(cannot reach the tracker at {tracker.url}: "
+    assert gave_up.startswith("chat-client: the tracker went away: could not reconnect within 1 s " + reason)
+    assert gave_up.endswith(")")
 
 
 def test_unreachable_tracker(clients: StartClient) -> None:
@@ -198,6 +217,7 @@ def test_usage_errors(clients: StartClient, tmp_path: Path) -> None:
         (["--json", "--username", "alpha", "ws://127.0.0.1:1/ws?password=x"], {}, "query string"),
         (["--json", "--username", "alpha", "--password-file", str(tmp_path / "nope")], {}, "cannot read"),
         (["--timeout", "-1"], {}, "must be more than 0"),
+        (["--reconnect-for", "-1"], {}, "must be 0 or more"),
     ]
     for args, kwargs, expected in cases:
         status, lines, stderr = clients(*args, **kwargs).finish()
@@ -218,6 +238,7 @@ def test_help_documents_exit_statuses(clients: StartClient) -> None:
         "--json",
         "--no-color",
         "--timeout",
+        "--reconnect-for",
         "--version",
         "TRACKER_URL",
         "TRACKER_PASSWORD",

@@ -64,7 +64,7 @@ async def test_sigstopped_client_is_dropped_once_others_unaffected(start_tracker
     talker = await open_bot(tracker.url, PASSWORD, "talker")
     await watcher.expect("joined")  # talker
     client = subprocess.Popen(
-        [sys.executable, "-m", "chat_client", "--username", "frozen", tracker.url],
+        [sys.executable, "-m", "chat_client", "--username", "frozen", "--reconnect-for", "0", tracker.url],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -85,7 +85,7 @@ async def test_sigstopped_client_is_dropped_once_others_unaffected(start_tracker
     assert [(name, reason) for name, reason, _ in leaves] == [("frozen", "lost")], leaves
     assert leaves[0][2] < 1 + 1 + 1.5, f"dropped after {leaves[0][2]:.1f} s"
     assert max(latencies) < 0.5, f"a bystander waited {max(latencies):.2f} s"
-    assert status == 3  # the client, thawed, reports the lost connection
+    assert status == 3  # the client, thawed and told not to reconnect, reports the lost connection
     assert _leave_lines(tracker, "frozen") == ["lost"]
     record(
         "faults",

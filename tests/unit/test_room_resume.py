@@ -121,3 +121,20 @@ def test_restored_members_are_away_until_they_resume_or_their_grace_ends(kit: Ro
     token = kit.room.tokens.issue("alpha", 7) if kit.room.tokens else ""
     resuming = kit.room.resume(token, "e1", 0, Outbox(10), "127.0.0.1")
     assert resuming.member.state is MemberState.JOINED and resuming.after == 7
+
+
+def test_a_refused_message_error_names_its_id(tmp_path: Path) -> None:
+    """The session puts the refused message's id in the error, so the client will not send it again."""
+    from chat_tracker.dialects import JSON
+    from chat_tracker.session import Session, Timeouts
+
+    kit = RoomKit.create(tmp_path)
+    outbox = Outbox(100)
+    session = Session(kit.room, JSON, outbox, "127.0.0.1", Timeouts(30, 30))
+    session.start(b"", "Bearer unused")
+    session.password_checked(True)
+    session.receive_text('{"type":"join","name":"alpha"}')
+    kit.flush()
+    session.receive_text('{"type":"message","text":"   ","id":"m-1"}')
+    frames, _ = outbox.take_now()
+    assert frames[-1] == '{"type":"error","code":"empty","message":"empty message not sent","id":"m-1"}'

@@ -1,7 +1,9 @@
 """Terminal client for the group chat tracker: interactive in a TTY, scriptable when piped.
 
 Layout: ``cli`` (arguments, exit statuses), ``config`` (URL and password),
-``connection`` (the httpx-ws session), ``interactive`` and ``scripted`` (the two
+``connection`` (one httpx-ws connection), ``link`` (the session across connections:
+reconnect, resume, resend), ``resume`` (what survives a connection, sans-I/O),
+``backoff`` (the reconnection delays), ``interactive`` and ``scripted`` (the two
 modes), ``render`` (how events look), ``commands`` (typed commands), ``pacing``
 (staying under the rate limit), ``errors`` (one exception base, with exit statuses).
 """

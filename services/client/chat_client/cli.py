@@ -36,6 +36,7 @@ from .errors import (
 )
 
 PROG = "chat-client"
+DEFAULT_RECONNECT_FOR = 120.0  # seconds: a tracker restart, a Wi-Fi hiccup, a laptop lid
 
 EPILOG = f"""\
 modes:
@@ -44,6 +45,13 @@ modes:
   scripted     stdin or stdout is not a terminal, or --json: every stdin line is sent
                as a message, every event is printed as one line; at end of input the
                client leaves once the tracker has acknowledged all it sent.
+
+reconnecting:
+  A connection lost mid-chat (no close frame, or close 1006, 1011-1014) is got back:
+  retried with jittered exponential backoff (0.25-0.5 s, then doubling, at most 5-10 s)
+  for up to --reconnect-for seconds; once back, the session resumes where it was:
+  missed events are replayed and unacknowledged messages sent again (never twice).
+  Lines typed meanwhile are kept (at most 100); piped lines simply wait in the pipe.
 
 environment:
   TRACKER_URL       tracker URL when none is given (default {DEFAULT_URL})
@@ -54,13 +62,17 @@ environment:
 exit status:
   {EXIT_OK}  you left: exit, /quit, Ctrl+C, Ctrl+D, or end of input in scripted mode
   {EXIT_FAILURE}  connection or authentication failure: tracker unreachable, wrong password,
-     handshake refused, or (scripted) username refused by the tracker
+     handshake refused, or (scripted) username refused by the tracker; the first connection
+     is never retried, and a wrong password or (scripted) a refused username on
+     reconnecting is final
   {EXIT_USAGE}  usage error: bad arguments, no username or password in scripted mode,
      unreadable password file
-  {EXIT_TRACKER_GONE}  the tracker went away: it shut down (close 1001), the connection was lost,
-     or (scripted) nothing arrived for --timeout seconds after leaving
+  {EXIT_TRACKER_GONE}  the tracker went away: it shut down (close 1001), the connection was lost
+     and could not be got back within --reconnect-for seconds (at once with
+     --reconnect-for 0), or (scripted) nothing arrived for --timeout seconds after leaving
   {EXIT_REMOVED}  the tracker closed the session for another reason: flooding (4006), too slow
-     (4007), protocol error (4008), or any other close code
+     (4007), protocol error (4008), resumed on another connection (4010), or any other
+     close code
 """
 
 
@@ -74,6 +86,7 @@ class Options:
     as_json: bool
     color: bool
     timeout: float
+    reconnect_for: float = DEFAULT_RECONNECT_FOR
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,20 +114,40 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_seconds,
         default=10.0,
         metavar="SECONDS",
-        help="give up connecting and authenticating after SECONDS, and (scripted) waiting for the "
+        help="give up connecting and authenticating (each reconnection attempt too) after SECONDS, "
+        "and (scripted) waiting for the "
         "tracker's bye when nothing has arrived for SECONDS after leaving (default 10)",
+    )
+    parser.add_argument(
+        "--reconnect-for",
+        type=_seconds,
+        default=DEFAULT_RECONNECT_FOR,
+        metavar="SECONDS",
+        help="after a lost connection, keep trying to reconnect and resume for SECONDS "
+        f"(default {DEFAULT_RECONNECT_FOR:g}; 0: never, exit 3 at once)",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()} (protocol {SUBPROTOCOL})")
     return parser
 
 
-def _positive_seconds(text: str) -> float:
+def _number(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def _positive_seconds(text: str) -> float:
+    value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = _number(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError("must be 0 or more")
     return value
 
 
@@ -135,6 +168,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
         as_json=args.json,
         color=not (args.no_color or env.get("NO_COLOR") or env.get("TERM") == "dumb"),
         timeout=args.timeout,
+        reconnect_for=args.reconnect_for,
     )
 
 
@@ -162,7 +196,14 @@ def run_session(options: Options) -> int:
         try:
             password = options.password or interactive.ask_password_before_connecting()
             return asyncio.run(
-                interactive.run(options.url, password, options.username, color=options.color, timeout=options.timeout)
+                interactive.run(
+                    options.url,
+                    password,
+                    options.username,
+                    color=options.color,
+                    timeout=options.timeout,
+                    reconnect_for=options.reconnect_for,
+                )
             )
         except (KeyboardInterrupt, interactive.Quit):  # Ctrl+C outside the chat prompt: a normal way out
             return EXIT_OK
@@ -172,7 +213,14 @@ def run_session(options: Options) -> int:
         sys.stdout.reconfigure(errors="backslashreplace")
     try:
         return asyncio.run(
-            scripted.run(options.url, password, username, as_json=options.as_json, timeout=options.timeout)
+            scripted.run(
+                options.url,
+                password,
+                username,
+                as_json=options.as_json,
+                timeout=options.timeout,
+                reconnect_for=options.reconnect_for,
+            )
         )
     except KeyboardInterrupt:  # a second Ctrl+C / SIGTERM: stop without leaving cleanly
         return 130

@@ -1,4 +1,4 @@
-"""One session with the tracker over httpx-ws: connect, authenticate, join, send, receive.
+"""One connection to the tracker over httpx-ws: connect, authenticate, join or resume, send, receive.
 
 Speaks the structured dialect (subprotocol ``groupchat.v1``) with the message
 classes of ``chat_protocol``. Everything that can go wrong surfaces as one of the
@@ -34,7 +34,10 @@ from chat_protocol import (
     Error,
     Hello,
     Join,
+    Limits,
     ProtocolError,
+    Resume,
+    Resumed,
     Say,
     ServerMessage,
     Welcome,
@@ -48,14 +51,19 @@ from .errors import (
     ClientError,
     HandshakeRefused,
     NameRejected,
+    ResumeRefused,
     TrackerGone,
     Unreachable,
     session_closed,
 )
 from .pacing import TokenBucket
+from .resume import ID_LENGTH_BOUND
 
 # Frames from the tracker are small, but a ``members`` answer in a busy room is not.
 MAX_INCOMING_BYTES = 1 << 20
+# A ping every 10 s, answered within 10 s: a connection that died silently (a laptop lid, a
+# Wi-Fi that vanished) is noticed within 20 s and resumed, not left hanging for httpx-ws's 40.
+KEEPALIVE_SECONDS = 10.0
 
 
 class SendFailed(TrackerGone):
@@ -78,7 +86,9 @@ class Connection:
         self._timeout = timeout
         self._bucket: TokenBucket | None = None
         self.authenticated = False
+        self.password: str | None = None  # the one that worked, kept for reconnecting
         self.welcome: Welcome | None = None
+        self.limits: Limits | None = None  # from the welcome or the ``resumed``
         self.bye: Bye | None = None
 
     # --- before the welcome: every failure is a ClientError with exit status 1 -----
@@ -93,7 +103,9 @@ class Connection:
         if not isinstance(message, Hello):
             raise HandshakeRefused(f"unexpected {message.TYPE!r} frame instead of hello")
         self.authenticated = message.authenticated
-        if not self.authenticated and password is not None:
+        if self.authenticated:
+            self.password = password
+        elif password is not None:
             await self.authenticate(password)
 
     async def authenticate(self, password: str) -> None:
@@ -103,6 +115,7 @@ class Connection:
         if not isinstance(message, Authenticated):
             raise HandshakeRefused(f"unexpected {message.TYPE!r} frame instead of authenticated")
         self.authenticated = True
+        self.password = password
 
     async def join(self, name: str) -> Incoming:
         """Claim ``name``. Returns the welcome; raises NameRejected (the connection stays usable)."""
@@ -112,10 +125,28 @@ class Connection:
             message = incoming.message
             if isinstance(message, Welcome):
                 self.welcome = message
-                self._bucket = TokenBucket.below(message.limits)
+                self._enter(message.limits)
                 return incoming
             if isinstance(message, Error):
                 raise NameRejected(message.code, message.message)
+
+    async def resume(self, request: Resume) -> Incoming:
+        """Come back as the member ``request.token`` names. Returns the ``resumed`` answer;
+        raises ResumeRefused (the connection stays usable for a fresh ``join``)."""
+        await self._handshake_send(request)
+        while True:
+            incoming = await self._handshake_incoming()
+            message = incoming.message
+            if isinstance(message, Resumed):
+                self._enter(message.limits)
+                return incoming
+            if isinstance(message, Error):
+                raise ResumeRefused(message.code, message.message)
+
+    def _enter(self, limits: Limits) -> None:
+        """In the room: from now on every frame is paced below ``limits``."""
+        self.limits = limits
+        self._bucket = TokenBucket.below(limits)
 
     async def _handshake_send(self, message: ClientMessage) -> None:
         """Send before the welcome; if the tracker already closed (say, a person too slow to
@@ -143,25 +174,12 @@ class Connection:
         # Report a wrong password at once: the 4001 close that follows adds nothing.
         if isinstance(message, Error) and message.code == "bad_password":
             raise AuthenticationFailed(message.message or "wrong password")
-        if isinstance(message, Error) and not message.code.startswith("name_"):
+        # Refused names and refused resumes are answered on the same connection; others end it.
+        if isinstance(message, Error) and not message.code.startswith(("name_", "resume_")):
             raise HandshakeRefused(message.message or message.code)
         return incoming
 
     # --- in the room ----------------------------------------------------------------
-
-    def unsendable(self, text: str) -> str | None:
-        """Why ``text`` cannot go out as one message frame, or None.
-
-        A frame over the tracker's ``max_frame_bytes`` would end the whole session
-        (close 1009) and lose everything after it; refusing the one line is kinder.
-        """
-        if self.welcome is None:
-            return None
-        size = len(encode(Say(text)).encode("utf-8", errors="surrogatepass"))
-        limit = self.welcome.limits.max_frame_bytes
-        if size <= limit:
-            return None
-        return f"line not sent: {size} bytes as a frame, over the tracker's limit of {limit}"
 
     async def send(self, message: ClientMessage) -> None:
         """Send one frame, paced below the rate limit once we are in the room."""
@@ -207,6 +225,22 @@ class Connection:
                 continue
 
 
+def unsendable(text: str, limits: Limits | None) -> str | None:
+    """Why ``text`` cannot go out as one message frame under ``limits``, or None.
+
+    A frame over the tracker's ``max_frame_bytes`` would end the whole session
+    (close 1009) and lose everything after it; refusing the one line is kinder.
+    Measured with the longest id this client gives a message.
+    """
+    if limits is None:
+        return None
+    frame = encode(Say(text, "x" * ID_LENGTH_BOUND))
+    size = len(frame.encode("utf-8", errors="surrogatepass"))
+    if size <= limits.max_frame_bytes:
+        return None
+    return f"line not sent: {size} bytes as a frame, over the tracker's limit of {limits.max_frame_bytes}"
+
+
 def _handshake_close(code: int) -> ClientError:
     if code == CloseCode.BAD_PASSWORD:
         return AuthenticationFailed("wrong password")
@@ -241,6 +275,8 @@ async def connect(url: str, password: str | None, *, timeout: float = 10.0) -> A
                 subprotocols=[SUBPROTOCOL],
                 headers=headers,
                 max_message_size_bytes=MAX_INCOMING_BYTES,
+                keepalive_ping_interval_seconds=KEEPALIVE_SECONDS,
+                keepalive_ping_timeout_seconds=KEEPALIVE_SECONDS,
                 session_class=AsyncWebSocketSession,
             ) as session,
         ):

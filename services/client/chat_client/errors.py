@@ -11,11 +11,15 @@ from chat_protocol import CloseCode, describe
 EXIT_OK = 0
 EXIT_FAILURE = 1  # cannot connect, wrong password, handshake or name refused
 EXIT_USAGE = 2  # bad arguments, no username in scripted mode, unreadable password file
-EXIT_TRACKER_GONE = 3  # the tracker shut down or the connection was lost mid-session
+EXIT_TRACKER_GONE = 3  # the tracker shut down, or the connection was lost and could not be got back
 EXIT_REMOVED = 4  # the tracker closed our session for a reason of its own (flooding, too slow...)
 
 # Close codes meaning "the tracker went away", as opposed to "the tracker sent us away".
 _GONE_CODES = frozenset({CloseCode.GOING_AWAY, CloseCode.INTERNAL_ERROR, 1006, 1012, 1013, 1014})
+# Of those, the closes after which the tracker (or another one on its address) may take us
+# back: not 1001, which the tracker sends when it is stopped for good (``bye`` ``shutdown``).
+# None is a connection lost without a close frame.
+RECONNECT_CODES = frozenset({None, 1006, CloseCode.INTERNAL_ERROR, CloseCode.SERVICE_RESTART, 1013, 1014})
 
 
 class ClientError(Exception):
@@ -51,6 +55,18 @@ class NameRejected(ClientError):
         self.message = message
 
 
+class ResumeRefused(ClientError):
+    """The tracker would not resume our session (unknown token, other epoch, expired...).
+
+    The connection stays open: a fresh ``join`` on it may still get us back in.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message or code)
+        self.code = code
+        self.message = message or code
+
+
 class SessionClosed(ClientError):
     """The tracker closed the session without us asking; ``code`` is None if the connection was lost."""
 
@@ -64,6 +80,11 @@ class TrackerGone(SessionClosed):
     """The tracker shut down (1001 after ``bye shutdown``) or the connection was lost."""
 
     exit_status = EXIT_TRACKER_GONE
+
+    @property
+    def reconnectable(self) -> bool:
+        """A loss worth reconnecting after (see RECONNECT_CODES)."""
+        return self.code in RECONNECT_CODES
 
 
 class Removed(SessionClosed):

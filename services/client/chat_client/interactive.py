@@ -4,6 +4,10 @@ prompt_toolkit keeps the input line at the bottom; ``patch_stdout`` and
 ``print_formatted_text`` print incoming events above it without garbling what the
 user is typing. Our own messages appear when the tracker's echo comes back, so the
 screen shows the room's true order.
+
+When the connection is lost, ``link`` gets it back underneath: the prompt keeps
+running (the line being typed is kept), the notices print above it, and lines
+entered meanwhile are kept (up to ``resume.MAX_WAITING``) and sent once back.
 """
 
 from __future__ import annotations
@@ -11,17 +15,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+from collections.abc import Awaitable, Callable
 
 from prompt_toolkit import PromptSession, print_formatted_text
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.utils import is_dumb_terminal
 
-from chat_protocol import Leave, NameRefused, Say, Welcome, Who, check_name
+from chat_protocol import NameRefused, Welcome, check_name
 
-from .commands import HELP, Action, parse
-from .connection import Connection, SendFailed, connect
+from .commands import HELP, Action, Command, parse
+from .connection import Connection, Incoming
 from .errors import EXIT_OK, NameRejected, TrackerGone
+from .link import Enter, Link, Notice, Rejoin
 from .render import Fragments, error, event_line, name_list, name_style, notice, safe, uncolored
 
 PASSWORD_PROMPT = "Enter server password: "
@@ -77,18 +83,23 @@ async def ask_password() -> str:
     return password
 
 
-async def choose_name(connection: Connection, screen: Screen, first: str | None) -> Welcome:
-    """Ask for a username until the tracker accepts one; every refusal says why."""
+async def choose_name(connection: Connection, screen: Screen, first: str | None) -> Incoming:
+    """Ask for a username until the tracker accepts one; every refusal says why. Returns the welcome."""
     session: PromptSession[str] = PromptSession()
+    return await pick_name(connection, screen, first, lambda: ask(session, "Enter your username: "))
+
+
+async def pick_name(
+    connection: Connection, screen: Screen, first: str | None, answer: Callable[[], Awaitable[str]]
+) -> Incoming:
+    """Try ``first``, then each ``answer()``, until the tracker accepts one."""
     candidate = first
     while True:
         if candidate is None:
-            candidate = (await ask(session, "Enter your username: ")).strip()
+            candidate = (await answer()).strip()
         if candidate and _acceptable(candidate, screen):
             try:
-                welcome = (await connection.join(candidate)).message
-                assert isinstance(welcome, Welcome)  # join returns only on a welcome
-                return welcome
+                return await connection.join(candidate)
             except NameRejected as exc:
                 screen.show(error(f"Name refused: {safe(exc.message)}"))
         candidate = None
@@ -113,80 +124,148 @@ def show_welcome(welcome: Welcome, screen: Screen) -> None:
     screen.show(notice("Type a message and press Enter; /who, /help; exit or /quit to leave."))
 
 
-async def show_events(connection: Connection, screen: Screen) -> None:
-    """Print every event above the prompt until the tracker closes normally."""
-    while (incoming := await connection.receive()) is not None:
-        line = event_line(incoming.message, seconds=False)
+def entrance(screen: Screen, first: str | None) -> Enter:
+    """The first join: the password if the header did not do, then a name, then the greeting."""
+
+    async def enter(connection: Connection) -> Incoming:
+        # Connected first, asked second: an unreachable tracker is said before any typing.
+        if not connection.authenticated:
+            await connection.authenticate(await ask_password())
+        screen.show(notice("Password accepted."))
+        incoming = await choose_name(connection, screen, first)
+        assert isinstance(incoming.message, Welcome)  # join returns only on a welcome
+        show_welcome(incoming.message, screen)
+        return incoming
+
+    return enter
+
+
+async def show_events(link: Link, screen: Screen) -> None:
+    """Print every event and notice above the prompt until the tracker closes normally."""
+    while (item := await link.receive()) is not None:
+        if isinstance(item, Notice):
+            screen.show(notice(item.text))
+            continue
+        line = event_line(item.message, seconds=False)
         if line is not None:
             screen.show(line)
 
 
-async def read_commands(connection: Connection, screen: Screen, name: str) -> None:
-    """Read lines and act on them until the user leaves; the leave is sent before returning."""
-    session: PromptSession[str] = PromptSession()
-    prompt = FormattedText([(name_style(name) if screen.color else "", name), ("", "> ")])
-    while True:
+class Typist:
+    """The chat prompt; mid-chat it may be asked for a new username (a fresh join was refused).
+
+    One prompt for both, so the line being typed survives a reconnection and no second
+    prompt fights the first for the terminal: while a name is wanted, the prompt says so
+    and the next line entered is the answer.
+    """
+
+    def __init__(self, screen: Screen) -> None:
+        self._screen = screen
+        self._session: PromptSession[str] = PromptSession()
+        self._wanted: asyncio.Future[str] | None = None
+        self._link: Link | None = None
+
+    async def ask_name(self) -> str:
+        """The next line typed, as a username; raises Quit if the user leaves instead."""
+        self._wanted = asyncio.get_running_loop().create_future()
+        self._session.app.invalidate()
         try:
-            line = await session.prompt_async(prompt)
-        except (KeyboardInterrupt, EOFError):
-            line = "/quit"
-        command = parse(line)
-        if command.action is Action.QUIT:
-            screen.say("Exiting...")
-            await connection.send(Leave())
-            return
-        if command.action is Action.SEND:
-            if (reason := connection.unsendable(command.text)) is not None:
-                screen.show(error(reason))
-            else:
-                await connection.send(Say(command.text))
-        elif command.action is Action.WHO:
-            await connection.send(Who())
-        elif command.action is Action.HELP:
-            screen.say(HELP)
-        elif command.action is Action.UNKNOWN:
-            screen.show(error(f"unknown command {safe(command.text)}; /help lists them"))
+            return await self._wanted
+        finally:
+            self._wanted = None
+            self._session.app.invalidate()
+
+    def _prompt(self) -> FormattedText:
+        if self._wanted is not None or self._link is None:
+            return FormattedText([("", "Enter your username: ")])
+        name = self._link.name
+        return FormattedText([(name_style(name) if self._screen.color else "", name), ("", "> ")])
+
+    async def run(self, link: Link) -> None:
+        """Read lines and act on them until the user leaves; the leave is sent before returning."""
+        self._link = link
+        while True:
+            try:
+                line = await self._session.prompt_async(self._prompt)
+            except (KeyboardInterrupt, EOFError):
+                line = "/quit"
+            command = parse(line)
+            if self._wanted is not None and not self._wanted.done():
+                if command.action is Action.QUIT:
+                    self._wanted.set_exception(Quit())
+                    return
+                self._wanted.set_result(line)
+            elif not await act(link, self._screen, command):
+                return
 
 
-async def chat(connection: Connection, screen: Screen, name: str) -> None:
+async def act(link: Link, screen: Screen, command: Command) -> bool:
+    """Do what one typed line says; False once the user has left."""
+    if command.action is Action.QUIT:
+        screen.say("Exiting...")
+        await link.leave()
+        return False
+    if command.action is Action.SEND:
+        refusal = link.unsendable(command.text) or await link.offer(command.text)
+        if refusal is not None:
+            screen.show(error(refusal))
+    elif command.action is Action.WHO:
+        if not await link.who():
+            screen.show(error("not connected: /who not sent"))
+    elif command.action is Action.HELP:
+        screen.say(HELP)
+    elif command.action is Action.UNKNOWN:
+        screen.show(error(f"unknown command {safe(command.text)}; /help lists them"))
+    return True
+
+
+async def chat(link: Link, screen: Screen, typist: Typist) -> None:
     """Run the screen and the prompt together until one side ends the session.
 
     Raises TrackerGone or Removed when the tracker ends it; returns after a normal leave.
     """
-    receiver = asyncio.create_task(show_events(connection, screen))
-    typist = asyncio.create_task(read_commands(connection, screen, name))
+    receiver = asyncio.create_task(show_events(link, screen))
+    typing = asyncio.create_task(typist.run(link))
     try:
-        await asyncio.wait({receiver, typist}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({receiver, typing}, return_when=asyncio.FIRST_COMPLETED)
         if not receiver.done():
             # We sent ``leave`` (or could not send at all): either way the tracker's
             # close tells the end of the story; ``bye`` comes once all we sent is delivered.
             await asyncio.wait({receiver}, timeout=LEAVE_TIMEOUT)
     finally:
-        typist.cancel()
+        typing.cancel()
         receiver.cancel()
-        with contextlib.suppress(asyncio.CancelledError, SendFailed):
-            await typist
+        with contextlib.suppress(asyncio.CancelledError):
+            await typing
     if receiver.cancelled():
         # No close in time. If we asked to leave, closing ourselves is a normal end.
-        if typist.cancelled() or typist.exception() is not None:
+        if typing.cancelled() or typing.exception() is not None:
             raise TrackerGone(None, "the tracker stopped answering")
         return
     receiver.result()
 
 
-async def run(url: str, password: str | None, username: str | None, *, color: bool, timeout: float) -> int:
+def rejoiner(screen: Screen, typist: Typist) -> Rejoin:
+    """A fresh join after a refused resume: the old name first, then whatever the user types."""
+
+    async def rejoin(connection: Connection, name: str) -> Incoming:
+        return await pick_name(connection, screen, name, typist.ask_name)
+
+    return rejoin
+
+
+async def run(
+    url: str, password: str | None, username: str | None, *, color: bool, timeout: float, reconnect_for: float
+) -> int:
     """The whole interactive session; returns the exit status or raises a ClientError."""
     screen = Screen(color)
+    typist = Typist(screen)
+    link = Link(url, password, timeout=timeout, reconnect_for=reconnect_for, rejoin=rejoiner(screen, typist))
     with patch_stdout(raw=True):
         try:
-            async with connect(url, password, timeout=timeout) as connection:
-                # Connected first, asked second: an unreachable tracker is said before any typing.
-                if not connection.authenticated:
-                    await connection.authenticate(await ask_password())
-                screen.show(notice("Password accepted."))
-                welcome = await choose_name(connection, screen, username)
-                show_welcome(welcome, screen)
-                await chat(connection, screen, welcome.name)
+            async with link.running(entrance(screen, username)):
+                await link.joined()
+                await chat(link, screen, typist)
         except Quit:
             pass
     return EXIT_OK

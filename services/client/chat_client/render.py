@@ -135,8 +135,13 @@ def _reason(reason: str) -> str:
 
 
 def _members(message: Members) -> str:
-    names = [safe(member.name) + _idle(member.idle_seconds) for member in message.members]
+    names = [safe(member.name) + _idle(member.idle_seconds) + _away(member.away) for member in message.members]
     return f"({len(names)}): " + ", ".join(names)
+
+
+def _away(away: bool) -> str:
+    """`` (away)`` for a member whose connection dropped and who may still resume."""
+    return " (away)" if away else ""
 
 
 def _idle(seconds: float) -> str:

@@ -7,6 +7,12 @@ next line; every output line is flushed at once. At end of input we send
 everything we sent was logged and delivered: piped messages are never lost.
 That wait is bounded: if nothing at all arrives for ``--timeout`` seconds after
 the ``leave`` (an echo, an event, the ``bye``), the tracker is taken to be gone.
+
+A lost connection is got back by ``link`` (resume, resend, leave again if we were
+leaving). Meanwhile stdin is simply not read further: lines wait in the pipe, so
+nothing piped is refused or lost however long the tracker is away. The client's own
+notices (``connection lost; reconnecting...``) go to stderr: stdout stays one line
+per room event (with ``--json``, one frame, ``resumed`` included).
 """
 
 from __future__ import annotations
@@ -17,12 +23,12 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import TextIO
 
-from chat_protocol import Leave, Say
-
-from .connection import Connection, Incoming, SendFailed, connect
+from .connection import Connection, Incoming
 from .errors import EXIT_OK, TrackerGone
+from .link import Enter, Item, Link, Notice
 from .render import event_line, plain
 
 END = None  # what the line queue holds at end of input
@@ -31,11 +37,16 @@ END = None  # what the line queue holds at end of input
 class ScriptedOutput:
     """Writes one line per event: the tracker's own JSON, or the documented text form."""
 
-    def __init__(self, out: TextIO, as_json: bool) -> None:
+    def __init__(self, out: TextIO, as_json: bool, err: TextIO | None = None) -> None:
         self._out = out
+        self._err = err if err is not None else sys.stderr
         self._as_json = as_json
 
-    def event(self, incoming: Incoming) -> None:
+    def event(self, incoming: Item) -> None:
+        if isinstance(incoming, Notice):
+            self._err.write(f"chat-client: {incoming.text}\n")
+            self._err.flush()
+            return
         if self._as_json:
             # The frame exactly as the tracker sent it: compact JSON never contains a newline.
             self._write(incoming.frame)
@@ -103,73 +114,89 @@ def stop_on_signals(queue: asyncio.Queue[str | None], loop: asyncio.AbstractEven
         loop.add_signal_handler(signum, stop, signum)
 
 
-async def send_lines(connection: Connection, lines: asyncio.Queue[str | None], leaving: asyncio.Event) -> None:
-    """Send every non-blank line as a message (paced by the connection), then ``leave``; set ``leaving``."""
+async def send_lines(link: Link, lines: asyncio.Queue[str | None], leaving: asyncio.Event) -> None:
+    """Send every non-blank line as a message (paced, and held while reconnecting), then ``leave``; set ``leaving``."""
     while (line := await lines.get()) is not END:
         if not line.strip():
             continue  # the tracker refuses blank messages; skipping them is kinder
-        if (reason := connection.unsendable(line)) is not None:
+        if (reason := link.unsendable(line)) is not None:
             print(f"chat-client: {reason}", file=sys.stderr, flush=True)
             continue
-        await connection.send(Say(line))
-    await connection.send(Leave())
+        await link.say(line)
+    await link.leave()
     leaving.set()
 
 
-async def relay_events(
-    connection: Connection, output: ScriptedOutput, leaving: asyncio.Event, bye_timeout: float
-) -> None:
+async def relay_events(link: Link, output: ScriptedOutput, leaving: asyncio.Event, bye_timeout: float) -> None:
     """Print events until the tracker closes normally; raises if it closes otherwise.
 
     Once we have sent ``leave``, each event must come within ``bye_timeout`` seconds
     of the one before: a tracker still acknowledging a long script is waited for,
     one that accepted the ``leave`` and then went silent is not.
     """
-    while (incoming := await _next_event(connection, leaving, bye_timeout)) is not None:
-        output.event(incoming)
+    while (item := await _next_event(link, leaving, bye_timeout)) is not None:
+        output.event(item)
 
 
-async def _next_event(connection: Connection, leaving: asyncio.Event, bye_timeout: float) -> Incoming | None:
-    receiving = asyncio.ensure_future(connection.receive())
-    if not leaving.is_set():
-        left = asyncio.ensure_future(leaving.wait())
-        try:
-            await asyncio.wait({receiving, left}, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            receiving.cancel()
-            raise
-        finally:
-            left.cancel()
-        if receiving.done():
-            return receiving.result()
+async def _next_event(link: Link, leaving: asyncio.Event, bye_timeout: float) -> Item | None:
+    receiving = asyncio.ensure_future(link.receive())
     try:
-        return await asyncio.wait_for(receiving, bye_timeout)  # cancels the receive on timeout
-    except TimeoutError:
-        raise TrackerGone(None, f"no answer from the tracker within {bye_timeout:g} s of leaving") from None
+        if not leaving.is_set():
+            left = asyncio.ensure_future(leaving.wait())
+            try:
+                await asyncio.wait({receiving, left}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                left.cancel()
+        while not receiving.done():
+            await asyncio.wait({receiving}, timeout=bye_timeout)
+            if not receiving.done() and _silent_since_leaving(link, bye_timeout):
+                raise TrackerGone(None, f"no answer from the tracker within {bye_timeout:g} s of leaving")
+        return receiving.result()
+    finally:
+        receiving.cancel()
 
 
-async def converse(
-    connection: Connection, lines: asyncio.Queue[str | None], output: ScriptedOutput, bye_timeout: float
-) -> None:
+def _silent_since_leaving(link: Link, bye_timeout: float) -> bool:
+    """Silence counts only on a connection that has been up all along: reconnecting has its own limit."""
+    return not link.reconnecting and time.monotonic() - link.attached_at >= bye_timeout
+
+
+async def converse(link: Link, lines: asyncio.Queue[str | None], output: ScriptedOutput, bye_timeout: float) -> None:
     """Run sending and receiving together until the tracker closes the session."""
     leaving = asyncio.Event()
-    sender = asyncio.create_task(send_lines(connection, lines, leaving))
+    sender = asyncio.create_task(send_lines(link, lines, leaving))
     try:
-        await relay_events(connection, output, leaving, bye_timeout)
+        await relay_events(link, output, leaving, bye_timeout)
     finally:
         sender.cancel()
-        # A failed send is not the story: the receiving side saw why the connection ended.
-        with contextlib.suppress(asyncio.CancelledError, SendFailed):
+        with contextlib.suppress(asyncio.CancelledError):
             await sender
 
 
-async def run(url: str, password: str, username: str, *, as_json: bool, timeout: float) -> int:
+def joiner(name: str, output: ScriptedOutput) -> Enter:
+    """The first join: ``name`` or nothing (a refusal is exit 1), its welcome printed first."""
+
+    async def enter(connection: Connection) -> Incoming:
+        incoming = await connection.join(name)
+        output.event(incoming)
+        return incoming
+
+    return enter
+
+
+async def rejoin(connection: Connection, name: str) -> Incoming:
+    """A fresh join after a refused resume: the same name, or exit 1 (nobody to ask for another)."""
+    return await connection.join(name)
+
+
+async def run(url: str, password: str, username: str, *, as_json: bool, timeout: float, reconnect_for: float) -> int:
     """The whole scripted session; returns the exit status or raises a ClientError."""
     output = ScriptedOutput(sys.stdout, as_json)
-    async with connect(url, password, timeout=timeout) as connection:
-        output.event(await connection.join(username))
+    link = Link(url, password, timeout=timeout, reconnect_for=reconnect_for, rejoin=rejoin)
+    async with link.running(joiner(username, output)):
+        await link.joined()
         loop = asyncio.get_running_loop()
         lines = start_line_reader(sys.stdin.fileno(), loop)
         stop_on_signals(lines, loop)
-        await converse(connection, lines, output, bye_timeout=timeout)
+        await converse(link, lines, output, bye_timeout=timeout)
     return EXIT_OK

@@ -249,11 +249,16 @@ class Members:
 
 @dataclass(frozen=True)
 class Error:
-    """A refused request. The connection stays open unless a close frame follows."""
+    """A refused request. The connection stays open unless a close frame follows.
+
+    ``id`` is the refused message's own id, when it had one: the sender knows which
+    of its messages will never be echoed (and must not be sent again).
+    """
 
     TYPE: ClassVar[str] = "error"
     code: str
     message: str
+    id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -248,7 +248,14 @@ class Room:
         check_name(name)
         if self._closed:
             raise Refused("shutting_down", "the tracker is shutting down")
-        key = self._claims.claim(name)
+        try:
+            key = self._claims.claim(name)
+        except Refused as taken:
+            holder = self._members.get(name_key(name))
+            if holder is not None and holder.state is MemberState.AWAY:
+                message = f"{taken.message}; its holder's connection dropped, and it is kept for them for a while"
+                raise Refused("name_taken", message) from None
+            raise
         if not self.journal.writable:
             self._claims.release(key)
             raise Refused("log_unavailable", "chat.log cannot be written right now; try again later")

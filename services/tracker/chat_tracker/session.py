@@ -336,7 +336,7 @@ class Session:
         except Kicked:
             log.warning("%s removed for flooding", member.name)
         except Refused as refusal:
-            self._error(refusal.code, refusal.message)
+            self.outbox.push(self.dialect.error(refusal.code, refusal.message, msg_id))
 
     def _leave(self, member: Member) -> None:
         goodbye = self.dialect.bye("left", f"Bye, {member.name}.")

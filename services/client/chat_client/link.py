@@ -1,0 +1,335 @@
+"""The member's session across connections: reconnect with backoff, resume, send again what was lost.
+
+Shared by both modes. One task, the owner, opens every connection in turn: httpx-ws
+runs each in an anyio task group, which must be entered and left by one task. It
+pumps what arrives into a small bounded queue that the mode reads with
+``receive()``; bounded, so a mode that stops reading (a full stdout) still stops the
+socket and the tracker still sees a slow consumer. The mode sends with ``say``,
+``offer``, ``who`` and ``leave`` from its own tasks, on whichever connection is up,
+so a connection swapped underneath goes unnoticed by the prompt or the stdin reader.
+
+What to remember across connections (last seq, token, the unacknowledged messages)
+is ``resume.ResumeState``'s job; this module only does the I/O around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from chat_protocol import Leave, Resumed, Say, Welcome, Who
+
+from . import backoff
+from .connection import Connection, Incoming, SendFailed, connect, unsendable
+from .errors import HandshakeRefused, ResumeRefused, SessionClosed, TrackerGone, Unreachable
+from .render import safe
+from .resume import MAX_WAITING, ResumeState
+
+# Frames read ahead of the mode: enough to keep the socket busy, few enough to keep back-pressure.
+ITEMS_BUFFERED = 16
+
+# A reconnection attempt that fails this way is tried again; anything else ends the session.
+_RETRIED = (Unreachable, HandshakeRefused, TrackerGone)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A line from the client itself about the connection (``connection lost; reconnecting...``)."""
+
+    text: str
+
+
+Item = Incoming | Notice
+# The first join, as the mode holds it (interactive asks for password and name): returns the welcome.
+Enter = Callable[[Connection], Awaitable[Incoming]]
+# A fresh join after a refused resume, starting with the name we had: returns the welcome.
+Rejoin = Callable[[Connection, str], Awaitable[Incoming]]
+
+
+class Link:
+    """The room as the modes see it: events in, messages out, connections swapped underneath."""
+
+    def __init__(
+        self,
+        url: str,
+        password: str | None,
+        *,
+        timeout: float,
+        reconnect_for: float,
+        rejoin: Rejoin,
+        delay: Callable[[int], float] = backoff.delay,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._url = url
+        self._password = password
+        self._timeout = timeout
+        self._reconnect_for = reconnect_for
+        self._rejoin = rejoin
+        self._delay = delay
+        self._clock = clock
+        self._state: ResumeState | None = None
+        self._connection: Connection | None = None  # the one we are in the room on
+        self._live = asyncio.Event()  # in the room, and everything owed has been sent again
+        self._joined = asyncio.Event()
+        self._items: asyncio.Queue[Item] = asyncio.Queue(ITEMS_BUFFERED)
+        self._owner: asyncio.Task[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self.leaving = False
+        self.reconnecting = False
+        self.attached_at = clock()  # when the current connection entered the room
+
+    # --- for the modes --------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def running(self, enter: Enter) -> AsyncIterator[Link]:
+        """Run the owner task (first connection through ``enter``) for the duration of the block."""
+        self._owner = asyncio.create_task(self._run(enter))
+        try:
+            yield self
+        finally:
+            self._owner.cancel()
+            # Whatever ended the owner was reported through receive() or joined(), or does not matter now.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._owner
+
+    async def joined(self) -> None:
+        """Return once the first join succeeded; raise what ended the session if it ended first."""
+        waiter = asyncio.ensure_future(self._joined.wait())
+        try:
+            await asyncio.wait({waiter, self._running()}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if not self._joined.is_set():
+            self._running().result()  # raises the owner's error
+            raise TrackerGone(None, "the session ended before the join")
+
+    async def receive(self) -> Item | None:
+        """The next event or notice; None once the tracker closed normally (after our ``leave``).
+
+        Raises what ended the session: TrackerGone (gone, could not reconnect), Removed,
+        AuthenticationFailed or NameRejected on a reconnection, Quit from a prompt.
+        """
+        owner = self._running()
+        if self._items.empty() and not owner.done():
+            getter = asyncio.ensure_future(self._items.get())
+            try:
+                await asyncio.wait({getter, owner}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                getter.cancel()
+            if getter.done() and not getter.cancelled():
+                return getter.result()
+        if not self._items.empty():
+            return self._items.get_nowait()
+        owner.result()
+        return None
+
+    @property
+    def name(self) -> str:
+        return self._memory().name
+
+    def unsendable(self, text: str) -> str | None:
+        """Why ``text`` cannot go out as one frame under the last limits announced, or None."""
+        return unsendable(text, self._memory().limits)
+
+    async def say(self, text: str) -> None:
+        """Send ``text`` as soon as we are in the room (scripted: what keeps the rest of stdin unread)."""
+        while not self._live.is_set():
+            await self._live.wait()
+        await self._send_new(text)
+
+    async def offer(self, text: str) -> str | None:
+        """Send ``text`` now, or keep it for the next connection; returns the refusal if too many wait."""
+        if self._live.is_set():
+            await self._send_new(text)
+            return None
+        if self._memory().queue(text) is None:
+            return f"not connected: line not queued, {MAX_WAITING} lines are already waiting"
+        return None
+
+    async def who(self) -> bool:
+        """Ask who is online; False when not connected (a stale answer would be worse than none)."""
+        if self._connection is None or not self._live.is_set():
+            return False
+        await self._send_quietly(self._connection, Who())
+        return True
+
+    async def leave(self) -> None:
+        """Leave the room; when not connected, the ``leave`` goes after the resend on the next connection."""
+        self.leaving = True
+        if self._connection is not None and self._live.is_set():
+            await self._send_quietly(self._connection, Leave())
+
+    # --- the owner task -------------------------------------------------------------
+
+    async def _run(self, enter: Enter) -> None:
+        lost = await self._first(enter)
+        while lost is not None:
+            if not (isinstance(lost, TrackerGone) and lost.reconnectable and self._reconnect_for > 0):
+                raise lost
+            lost = await self._recover(lost)
+
+    async def _first(self, enter: Enter) -> SessionClosed | None:
+        """The first connection: any failure before the welcome is the mode's to report (exit 1)."""
+        async with connect(self._url, self._password, timeout=self._timeout) as connection:
+            welcome = (await enter(connection)).message
+            assert isinstance(welcome, Welcome)  # enter returns the welcome
+            self._password = connection.password  # interactive mode may have asked for it
+            self._state = ResumeState(welcome)
+            self._joined.set()
+            return await self._attached(connection)
+
+    async def _recover(self, lost: SessionClosed) -> SessionClosed | None:
+        """Reconnect with backoff until ``--reconnect-for`` seconds after the loss; raise TrackerGone then."""
+        self.reconnecting = True
+        try:
+            await self._notify("connection lost; reconnecting...")
+            deadline = self._clock() + self._reconnect_for
+            reason = lost.detail
+            for attempt in itertools.count():
+                await asyncio.sleep(max(0.0, min(self._delay(attempt), deadline - self._clock())))
+                if self._clock() >= deadline:
+                    break
+                try:
+                    return await self._reconnect()
+                except _RETRIED as exc:
+                    reason = str(exc)
+            raise TrackerGone(None, f"could not reconnect within {self._reconnect_for:g} s ({reason})")
+        finally:
+            self.reconnecting = False
+
+    async def _reconnect(self) -> SessionClosed | None:
+        async with connect(self._url, self._password, timeout=self._timeout) as connection:
+            await self._reenter(connection)
+            self.reconnecting = False
+            return await self._attached(connection)
+
+    async def _reenter(self, connection: Connection) -> None:
+        """Resume where we were; if the tracker cannot, join afresh on the same connection."""
+        state = self._memory()
+        request = state.resume_request()
+        if request is None:  # a tracker without resume: it gave no token
+            await self._join_again(connection, refusal=None)
+            return
+        try:
+            incoming = await connection.resume(request)
+        except ResumeRefused as refusal:
+            await self._join_again(connection, refusal=refusal.message)
+            return
+        resumed = incoming.message
+        assert isinstance(resumed, Resumed)  # resume returns the resumed frame
+        state.on_resumed(resumed)
+        await self._items.put(incoming)
+        for text in resumed_notices(resumed):
+            await self._notify(text)
+
+    async def _join_again(self, connection: Connection, refusal: str | None) -> None:
+        state = self._memory()
+        missed_after = state.last_seq
+        incoming = await self._rejoin(connection, state.name)
+        welcome = incoming.message
+        assert isinstance(welcome, Welcome)  # rejoin returns the welcome
+        state.on_welcome(welcome)
+        await self._notify(rejoined_notice(refusal, welcome.name, missed_after))
+        await self._items.put(incoming)
+
+    async def _attached(self, connection: Connection) -> SessionClosed | None:
+        """Pump events from ``connection`` until it ends: None after a normal close, else why it ended."""
+        self._connection = connection
+        self.attached_at = self._clock()
+        self._flush_when_replayed(connection)
+        try:
+            while (incoming := await connection.receive()) is not None:
+                if self._memory().on_event(incoming.message):
+                    await self._items.put(incoming)
+                self._flush_when_replayed(connection)
+            return None
+        except SessionClosed as exc:
+            return exc
+        finally:
+            self._detach()
+
+    def _detach(self) -> None:
+        self._connection = None
+        self._live.clear()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+
+    def _flush_when_replayed(self, connection: Connection) -> None:
+        """Once the replay is in (replayed echoes acknowledge what they show), send the rest again."""
+        if self._flusher is None and not self._memory().replaying:
+            self._flusher = asyncio.create_task(self._flush(connection))
+
+    async def _flush(self, connection: Connection) -> None:
+        """Send the unacknowledged again, same ids, in order; then what waited; then go live.
+
+        Runs beside the pump: echoes keep coming while the pacing spaces the resends.
+        """
+        state = self._memory()
+        for owed in state.lines_to_resend():
+            if state.is_unacknowledged(owed):
+                await self._send_quietly(connection, Say(owed.text, owed.id))
+        while (entry := state.next_waiting()) is not None:  # typed during the resend
+            await self._send_quietly(connection, Say(entry.text, entry.id))
+        if self.leaving:
+            await self._send_quietly(connection, Leave())
+        self._live.set()
+
+    # --- helpers --------------------------------------------------------------------
+
+    async def _send_new(self, text: str) -> None:
+        connection = self._connection
+        entry = self._memory().sent(text)
+        if connection is not None:
+            await self._send_quietly(connection, Say(entry.text, entry.id))
+
+    @staticmethod
+    async def _send_quietly(connection: Connection, message: Say | Who | Leave) -> None:
+        """Send; a failure is not reported here: the pump sees the loss, and a message stays owed."""
+        with contextlib.suppress(SendFailed):
+            await connection.send(message)
+
+    async def _notify(self, text: str) -> None:
+        await self._items.put(Notice(text))
+
+    def _memory(self) -> ResumeState:
+        if self._state is None:
+            raise RuntimeError("not joined yet")
+        return self._state
+
+    def _running(self) -> asyncio.Task[None]:
+        if self._owner is None:
+            raise RuntimeError("use Link.running()")
+        return self._owner
+
+
+def resumed_notices(resumed: Resumed) -> list[str]:
+    """What to tell the user on ``resumed``: how much follows, and what can no longer be had."""
+    if resumed.replayed == 0:
+        # "Nothing was missed" would contradict the line about events that are gone.
+        lines = ["reconnected; " + ("nothing was missed" if resumed.recovered else "nothing follows")]
+    else:
+        count = resumed.messages
+        lines = [f"reconnected; {count} missed message{'s' if count != 1 else ''} follow{'s' if count == 1 else ''}"]
+    if not resumed.recovered:
+        lines.append(_gone(resumed.gone))
+    return lines
+
+
+def _gone(gone: list[int] | None) -> str:
+    if not gone:
+        return "some events are no longer kept by the tracker and were missed"
+    first, last = gone[0], gone[-1]
+    if first == last:
+        return f"event {first} is no longer kept by the tracker and was missed"
+    return f"events {first}-{last} are no longer kept by the tracker and were missed"
+
+
+def rejoined_notice(refusal: str | None, name: str, missed_after: int) -> str:
+    """What to tell the user after a fresh join in place of a resume."""
+    why = f"could not resume ({safe(refusal)})" if refusal is not None else "reconnected (this tracker cannot resume)"
+    return f"{why}; joined again as {safe(name)}; what was said after seq {missed_after} until now was missed"
