@@ -6,8 +6,10 @@ shows, polling until the expected text appears or a deadline passes.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import signal
 import socket
 import subprocess
 import threading
@@ -318,3 +320,38 @@ def test_refused_name_on_rejoin_is_asked_at_the_prompt(
     terminal.wait_for("alpha2: hello again")
     terminal.type("C-d")
     assert terminal.exit_status() == 0
+
+
+def test_frozen_and_thawed_resumes_with_the_missed_messages_and_the_half_typed_line(
+    terminal: Terminal, start_tracker: Any, clients: Callable[..., Client]
+) -> None:
+    """A real tracker drops alpha while its process is stopped; thawed, it resumes: notice, 3 missed, line kept."""
+    tracker = start_tracker("--ping-interval", "1", "--ping-timeout", "1", resume_grace=60)
+    login(terminal, tracker, "alpha")
+    beta = clients("--json", "--username", "beta", tracker.url)
+    beta.event("welcome")
+    terminal.wait_for("beta joined")
+    terminal.type_text("half typed")
+    terminal.wait_for("alpha> half typed")
+    shell = terminal.tmux("display-message", "-p", "-t", "chat", "#{pane_pid}").strip()
+    (pid,) = subprocess.run(["pgrep", "-P", shell], capture_output=True, text=True, check=True).stdout.split()
+    os.kill(int(pid), signal.SIGSTOP)  # a laptop lid: no packets, no answers to pings
+    try:
+        tracker.wait_for_output("alpha is away", timeout=4 * TIMEOUT_UNIT)
+        for index in range(3):
+            beta.send(f"while you slept {index}")
+            beta.event("message", text=f"while you slept {index}")
+    finally:
+        os.kill(int(pid), signal.SIGCONT)
+    terminal.wait_for("* connection lost; reconnecting...", timeout=4 * TIMEOUT_UNIT)
+    screen = terminal.wait_for("* reconnected; 3 missed messages follow", timeout=4 * TIMEOUT_UNIT)
+    screen = terminal.wait_for("beta: while you slept 2")
+    assert all(screen.count(f"beta: while you slept {index}") == 1 for index in range(3))
+    assert terminal.prompt_line() == "alpha> half typed"
+    terminal.type("Enter")
+    beta.event("message", text="half typed")
+    terminal.type_text("/quit")
+    terminal.type("Enter")
+    assert terminal.exit_status() == 0
+    alpha_lines = [fields[2:4] for fields in log_lines(tracker) if fields[3] == "alpha"]
+    assert alpha_lines == [["join", "alpha"], ["msg", "alpha"], ["leave", "alpha"]], "no leave or join for the blip"

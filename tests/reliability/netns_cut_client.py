@@ -19,7 +19,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
@@ -74,15 +76,15 @@ async def run(data_dir: Path) -> dict[str, object]:
 
     threading.Thread(target=pump, daemon=True).start()
 
-    def wait_line(predicate: object, timeout: float) -> dict[str, object]:
+    def wait_line(predicate: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
             if line is None:
                 raise AssertionError("the client exited")
-            event = json.loads(line)
+            event: dict[str, Any] = json.loads(line)
             seen.append(event)
-            if predicate(event):  # type: ignore[operator]
+            if predicate(event):
                 return event
 
     try:

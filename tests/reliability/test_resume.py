@@ -283,3 +283,27 @@ def test_a_piped_client_whose_network_is_cut_for_10_s_misses_nothing(tmp_path: P
         back_after_s=round(outcome["back_after"], 1),
         lost=0,
     )
+
+
+async def test_a_resume_past_what_is_kept_says_recovered_false_and_names_the_gap(tmp_path: Path) -> None:
+    """Retention deleted the segments alpha missed: `recovered: false`, `gone` = those seqs, then the rest, in order."""
+    flags = ("--rotate-bytes", "1K", "--keep-segments", "1", "--history-size", "5", *FAST)
+    tracker = launch_tracker(tmp_path, *flags, resume_grace=60)
+    try:
+        alpha, beta = await join(tracker.url, "alpha"), await join(tracker.url, "beta")
+        await alpha.wait_for(lambda m: m["type"] == "joined")
+        await alpha.drop()
+        await asyncio.to_thread(tracker.wait_for_output, "alpha is away")
+        for index in range(100):
+            await beta.say(f"said while away {index} " + "x" * 40)
+        await beta.wait_for(lambda m: m.get("text", "").startswith("said while away 99"), timeout=4 * UNIT)
+        answer = await alpha.resume(tracker.url)
+        assert answer["type"] == "resumed" and answer["recovered"] is False, answer
+        first, last = answer["gone"]
+        assert first == alpha.last_seq + 1 and last < answer["seq"]
+        await alpha.wait_for(lambda m: m.get("seq") == answer["seq"])
+        replayed = messages(alpha.events)
+        assert replayed[0][0] == last + 1 and replayed == [(s, t) for s, t in logged_messages(tmp_path) if s > last]
+    finally:
+        tracker.stop()
+    record("resume", test="gone", replayed=len(replayed), gone=last - first + 1, lost=0)
