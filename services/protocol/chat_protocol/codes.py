@@ -38,6 +38,8 @@ class CloseCode(enum.IntEnum):
     PROTOCOL_ERROR = 4008
     ADDRESS_BUSY = 4009  # too many unauthenticated connections from one address
     REPLACED = 4010  # this member resumed on another connection; this one is closed
+    KICKED = 4011  # removed by a moderator: do not reconnect
+    BANNED = 4012  # banned by a moderator (name or address): do not reconnect
 
     @property
     def info(self) -> CodeInfo:
@@ -61,6 +63,8 @@ CODE_INFO: dict[CloseCode, CodeInfo] = {
     CloseCode.PROTOCOL_ERROR: CodeInfo("message not allowed in this state", retry=False),
     CloseCode.ADDRESS_BUSY: CodeInfo("too many connections from your address", retry=True),
     CloseCode.REPLACED: CodeInfo("this session was resumed on another connection", retry=False),
+    CloseCode.KICKED: CodeInfo("removed by a moderator", retry=False),
+    CloseCode.BANNED: CodeInfo("banned by a moderator", retry=False),
 }
 
 

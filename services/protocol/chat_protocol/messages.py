@@ -240,6 +240,36 @@ class Left:
 
 
 @dataclass(frozen=True)
+class Moderation:
+    """A moderator acted: ``action`` is ``kick``, ``mute``, ``ban`` or ``unban``.
+
+    ``name`` is the member (or banned name) it concerns, empty for an address ban or
+    an unban; ``seconds`` how long a mute or ban lasts (None: for ever; a mute of 0
+    lifts it), ``until`` when it ends (UTC ISO-8601), ``id`` a ban's id.
+    """
+
+    TYPE: ClassVar[str] = "moderation"
+    seq: int
+    ts: str
+    action: str
+    name: str = ""
+    reason: str = ""
+    seconds: float | None = None
+    until: str | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """A notice from the tracker's operators to everyone."""
+
+    TYPE: ClassVar[str] = "announcement"
+    seq: int
+    ts: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Members:
     """Answer to ``who``."""
 
@@ -271,7 +301,18 @@ class Bye:
 
 
 ServerMessage: TypeAlias = (
-    Hello | Authenticated | Welcome | Resumed | Joined | ChatMessage | Left | Members | Error | Bye
+    Hello
+    | Authenticated
+    | Welcome
+    | Resumed
+    | Joined
+    | ChatMessage
+    | Left
+    | Moderation
+    | Announcement
+    | Members
+    | Error
+    | Bye
 )
 
 # Why a member left, as carried by ``left`` events and chat.log: the table is reasons.py's.
@@ -306,6 +347,8 @@ ERROR_CODES = (
     "resume_expired",
     "resume_beyond_end",
     "replaced",
+    "muted",
+    "banned",
 )
 
 # --- encoding -------------------------------------------------------------------------
@@ -420,6 +463,7 @@ _SCALAR_CHECKS: dict[str, Callable[[Any], bool]] = {
     "bool": lambda value: isinstance(value, bool),
     "list[str]": _is_str_list,
     "str | None": lambda value: value is None or isinstance(value, str),
+    "float | None": lambda value: value is None or _is_number(value),
     "list[int] | None": lambda value: value is None or (isinstance(value, list) and all(map(_is_int, value))),
 }
 
@@ -433,7 +477,7 @@ def _field_value(annotation: str, value: Any) -> Any:
         return [_build(MemberInfo, item) for item in value]
     if not _SCALAR_CHECKS[annotation](value):
         raise TypeError(f"{annotation} expected, not {type(value).__name__}")
-    return float(value) if annotation == "float" else value
+    return float(value) if annotation == "float" or (annotation == "float | None" and value is not None) else value
 
 
 def _build(cls: type[Any], body: Any) -> Any:
@@ -453,7 +497,21 @@ def _build(cls: type[Any], body: Any) -> Any:
 
 
 _SERVER_TYPES: dict[str, type[Any]] = {
-    cls.TYPE: cls for cls in (Hello, Authenticated, Welcome, Resumed, Joined, ChatMessage, Left, Members, Error, Bye)
+    cls.TYPE: cls
+    for cls in (
+        Hello,
+        Authenticated,
+        Welcome,
+        Resumed,
+        Joined,
+        ChatMessage,
+        Left,
+        Moderation,
+        Announcement,
+        Members,
+        Error,
+        Bye,
+    )
 }
 
 
@@ -476,6 +534,7 @@ __all__ = [
     "MAX_MESSAGE_ID_CHARS",
     "PROTOCOL_VERSION",
     "SUBPROTOCOL",
+    "Announcement",
     "Auth",
     "Authenticated",
     "Bye",
@@ -490,6 +549,7 @@ __all__ = [
     "Limits",
     "MemberInfo",
     "Members",
+    "Moderation",
     "ProtocolError",
     "Resume",
     "Resumed",

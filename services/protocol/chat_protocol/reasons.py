@@ -27,6 +27,8 @@ class LeaveReason(enum.StrEnum):
     FLOODING = "flooding"  # removed for staying over the rate limit
     SLOW = "slow"  # removed for not reading: its outgoing queue overflowed
     SHUTDOWN = "shutdown"  # the tracker stopped
+    KICKED = "kicked"  # removed by a moderator
+    BANNED = "banned"  # removed by a moderator's ban
 
     @property
     def info(self) -> ReasonInfo:
@@ -40,6 +42,8 @@ REASON_INFO: dict[LeaveReason, ReasonInfo] = {
     LeaveReason.FLOODING: ReasonInfo(" (removed for flooding)", "removed for flooding"),
     LeaveReason.SLOW: ReasonInfo(" (removed: too slow to keep up)", "removed: too slow to keep up"),
     LeaveReason.SHUTDOWN: ReasonInfo("", "tracker shutting down"),
+    LeaveReason.KICKED: ReasonInfo(" (removed by a moderator)", "removed by a moderator"),
+    LeaveReason.BANNED: ReasonInfo(" (banned)", "banned"),
 }
 
 LEAVE_REASONS = tuple(reason.value for reason in LeaveReason)

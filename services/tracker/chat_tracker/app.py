@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from . import __version__
+from .admin import router as admin_router
 from .asgi import Receive, Scope, Send
 from .rest import attach_metrics, router
 from .service import Tracker
@@ -55,4 +56,5 @@ def create_app(settings: Settings) -> TrackerApp:
     api.state.tracker = tracker
     attach_metrics(api.state, tracker)
     api.include_router(router)
+    api.include_router(admin_router)
     return TrackerApp(tracker, api)

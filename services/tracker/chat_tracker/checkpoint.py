@@ -19,12 +19,14 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from chat_protocol import name_key, parse_ts
 
 from .chatlog import LogEntry
+from .moderation import Moderation
 
 log = logging.getLogger("chat_tracker")
 
@@ -46,6 +48,7 @@ class Checkpoint:
     epoch: str
     seq: int
     members: tuple[Present, ...] = ()
+    moderation: dict[str, Any] = field(default_factory=dict)  # mutes and bans in force (moderation.py)
 
 
 def read_checkpoint(data_dir: Path) -> Checkpoint | None:
@@ -56,7 +59,10 @@ def read_checkpoint(data_dir: Path) -> Checkpoint | None:
         members = tuple(
             Present(str(m["name"]), int(m["since_seq"]), float(m["joined_at"])) for m in body.get("members", ())
         )
-        return Checkpoint(str(body["epoch"]), int(body["seq"]), members)
+        moderation = body.get("moderation", {})
+        return Checkpoint(
+            str(body["epoch"]), int(body["seq"]), members, moderation if isinstance(moderation, dict) else {}
+        )
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as error:
@@ -68,7 +74,12 @@ def write_checkpoint(data_dir: Path, checkpoint: Checkpoint) -> None:
     """Replace ``room.json`` atomically; a crash leaves the old one or the new one, never half of either."""
     path = data_dir / CHECKPOINT_FILE
     temporary = path.with_name(path.name + ".tmp")
-    body = {"epoch": checkpoint.epoch, "seq": checkpoint.seq, "members": [asdict(m) for m in checkpoint.members]}
+    body = {
+        "epoch": checkpoint.epoch,
+        "seq": checkpoint.seq,
+        "members": [asdict(m) for m in checkpoint.members],
+        "moderation": checkpoint.moderation,
+    }
     data = json.dumps(body, separators=(",", ":")).encode("utf-8")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -80,8 +91,10 @@ def write_checkpoint(data_dir: Path, checkpoint: Checkpoint) -> None:
 
 
 def fold(start: Checkpoint, read_after: Callable[[int, int], list[LogEntry]], last_seq: int) -> Checkpoint:
-    """``start`` brought up to ``last_seq`` with chat.log's joins and leaves after its seq."""
+    """``start`` brought up to ``last_seq`` with chat.log's joins, leaves, mutes and bans after its seq."""
     present = {name_key(m.name): m for m in start.members}
+    moderation = Moderation()
+    moderation.restore(start.moderation)
     seq = start.seq
     while seq < last_seq:
         entries = read_after(seq, FOLD_PAGE)
@@ -92,5 +105,16 @@ def fold(start: Checkpoint, read_after: Callable[[int, int], list[LogEntry]], la
                 present[name_key(entry.name)] = Present(entry.name, entry.seq, parse_ts(entry.ts).timestamp())
             elif entry.kind == "leave":
                 present.pop(name_key(entry.name), None)
+            elif entry.kind in ("mute", "ban", "unban"):
+                moderation.apply(entry.kind, entry.name, _details(entry.text))
         seq = entries[-1].seq
-    return Checkpoint(start.epoch, max(seq, last_seq), tuple(sorted(present.values(), key=lambda m: m.since_seq)))
+    members = tuple(sorted(present.values(), key=lambda m: m.since_seq))
+    return Checkpoint(start.epoch, max(seq, last_seq), members, moderation.snapshot())
+
+
+def _details(text: str) -> dict[str, Any]:
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

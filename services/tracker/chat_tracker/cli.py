@@ -16,7 +16,7 @@ from . import __version__
 from .addresses import proxy_list
 from .errors import ConfigError, LogFormatError
 from .segments import size
-from .settings import Settings, env_flag, resolve_password
+from .settings import Settings, env_flag, resolve_admin_password, resolve_password
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -233,7 +233,7 @@ def _env_default(option: Option, env: Mapping[str, str]) -> Any:
         raise ValueError(f"{option.env}={raw!r} is not a valid {option.kind.__name__} (for {option.flag})") from None
 
 
-def settings_from(args: argparse.Namespace, password: str) -> Settings:
+def settings_from(args: argparse.Namespace, password: str, admin_password: str | None = None) -> Settings:
     limits = Limits(
         max_message_chars=args.max_message_chars,
         max_frame_bytes=args.max_frame_bytes,
@@ -243,6 +243,7 @@ def settings_from(args: argparse.Namespace, password: str) -> Settings:
     )
     return Settings(
         password=password,
+        admin_password=admin_password,
         host=args.host,
         port=args.port,
         data_dir=args.data_dir,
@@ -315,7 +316,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return EXIT_USAGE
     try:
         check_args(args)
-        settings = settings_from(args, resolve_password(env))
+        admin_password = resolve_admin_password(env)  # before the prompt: a bad admin secret fails at once
+        settings = settings_from(args, resolve_password(env), admin_password)
         from .server import serve  # imported late: --help stays fast
 
         return serve(settings)

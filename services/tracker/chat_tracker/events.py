@@ -18,7 +18,17 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from chat_protocol import ChatMessage, Joined, Left, encode, escape, format_ts, sanitize_for_terminal
+from chat_protocol import (
+    Announcement,
+    ChatMessage,
+    Joined,
+    Left,
+    Moderation,
+    encode,
+    escape,
+    format_ts,
+    sanitize_for_terminal,
+)
 from chat_protocol.reasons import LeaveReason
 
 from .wire import text_frame
@@ -32,6 +42,12 @@ class EventKind(enum.StrEnum):
     JOIN = "join"
     MESSAGE = "msg"
     LEAVE = "leave"
+    # Moderation (moderation.py): the text is a compact JSON object of the action's details.
+    KICK = "kick"
+    MUTE = "mute"
+    BAN = "ban"
+    UNBAN = "unban"
+    ANNOUNCE = "announce"  # the text is the announcement itself
 
 
 START, STOP, JOIN, MESSAGE, LEAVE = (
@@ -41,7 +57,9 @@ START, STOP, JOIN, MESSAGE, LEAVE = (
     EventKind.MESSAGE,
     EventKind.LEAVE,
 )
-MEMBER_EVENTS = frozenset((JOIN, MESSAGE, LEAVE))  # the kinds members receive
+KICK, MUTE, BAN, UNBAN, ANNOUNCE = (EventKind.KICK, EventKind.MUTE, EventKind.BAN, EventKind.UNBAN, EventKind.ANNOUNCE)
+MODERATION_EVENTS = frozenset((KICK, MUTE, BAN, UNBAN))
+MEMBER_EVENTS = frozenset((JOIN, MESSAGE, LEAVE, ANNOUNCE)) | MODERATION_EVENTS  # the kinds members receive
 NO_NAME = "-"
 
 
@@ -119,13 +137,38 @@ class Event:
             return self.json_frame()
         return encode(ChatMessage(seq=self.seq, ts=self.ts, name=self.name, text=self.text, id=self.msg_id))
 
-    def _as_message(self) -> ChatMessage | Joined | Left:
+    def details(self) -> dict[str, Any]:
+        """A moderation event's details (reason, seconds, until, id, address); {} for anything else."""
+        if self.kind not in MODERATION_EVENTS or not self.text.startswith("{"):
+            return {}
+        try:
+            body = json.loads(self.text)
+        except ValueError:
+            return {}
+        return body if isinstance(body, dict) else {}
+
+    def _as_message(self) -> ChatMessage | Joined | Left | Moderation | Announcement:
         if self.kind is MESSAGE:
             return ChatMessage(seq=self.seq, ts=self.ts, name=self.name, text=self.text)
         if self.kind is JOIN:
             return Joined(seq=self.seq, ts=self.ts, name=self.name)
         if self.kind is LEAVE:
             return Left(seq=self.seq, ts=self.ts, name=self.name, reason=self.text)
+        if self.kind is ANNOUNCE:
+            return Announcement(seq=self.seq, ts=self.ts, text=self.text)
+        if self.kind in MODERATION_EVENTS:
+            details = self.details()
+            seconds = details.get("seconds")
+            return Moderation(
+                seq=self.seq,
+                ts=self.ts,
+                action=self.kind.value,
+                name="" if self.name == NO_NAME else self.name,
+                reason=str(details.get("reason", "")),
+                seconds=float(seconds) if isinstance(seconds, (int, float)) else None,
+                until=details.get("until") if isinstance(details.get("until"), str) else None,
+                id=details.get("id") if isinstance(details.get("id"), str) else None,
+            )
         raise ValueError(f"{self.kind} events are not sent to members")
 
     def plain_frame(self) -> str:
@@ -153,7 +196,29 @@ class Event:
             return f"* {self.name} joined the chat"
         if self.kind is LEAVE:
             return f"* {self.name} left the chat{_plain_suffix(self.text)}"
+        if self.kind is ANNOUNCE:
+            return f"* Announcement: {sanitize_for_terminal(self.text)}"
+        if self.kind in MODERATION_EVENTS:
+            return _plain_moderation(self)
         raise ValueError(f"{self.kind} events are not sent to members")
+
+
+def _plain_moderation(event: Event) -> str:
+    details = event.details()
+    reason = sanitize_for_terminal(str(details.get("reason", "")))
+    because = f": {reason}" if reason else ""
+    seconds = details.get("seconds")
+    target = event.name if event.name != NO_NAME else str(details.get("address", "an address"))
+    if event.kind is KICK:
+        return f"* {target} was removed by a moderator{because}"
+    if event.kind is MUTE:
+        if not seconds:
+            return f"* {target} may speak again"
+        return f"* {target} is muted for {seconds:g} s (until {details.get('until', '?')}){because}"
+    if event.kind is BAN:
+        how_long = "for good" if seconds is None else f"for {seconds:g} s"
+        return f"* {target} is banned {how_long} (ban {details.get('id', '?')}){because}"
+    return f"* ban {details.get('id', '?')} was lifted"
 
 
 def _plain_suffix(reason: str) -> str:

@@ -39,8 +39,24 @@ from .claims import NameClaims
 from .delivery import SharedFrames, frames_for
 from .dialects import JSON, Dialect, ResumeOffer
 from .errors import Kicked, Refused
-from .events import JOIN, LEAVE, MEMBER_EVENTS, MESSAGE, START, STOP, Event
+from .events import (
+    ANNOUNCE,
+    BAN,
+    JOIN,
+    KICK,
+    LEAVE,
+    MEMBER_EVENTS,
+    MESSAGE,
+    MODERATION_EVENTS,
+    MUTE,
+    START,
+    STOP,
+    UNBAN,
+    Event,
+    EventKind,
+)
 from .journal import Journal
+from .moderation import Ban, Moderation, details, new_ban_id
 from .outbox import Outbox
 from .policy import Allowance, MemberPolicy, Verdict
 from .resume import BadToken, ResumeTokens
@@ -160,6 +176,8 @@ class Room:
         self._by_id: dict[int, Member] = {}  # connected: joining, joined, or leaving but not yet told
         self._away: dict[int, Timer] = {}  # member id -> the end of its grace
         self._delivered_seq = journal.last_seq
+        self.moderation = Moderation(clock)
+        self._moderating = 0  # moderation events appended whose delivery has not applied them yet
         self._closed = False
         self._ever_joined = False
         self._unapplied = 0  # local joins and leaves appended whose events have not come back yet
@@ -248,6 +266,9 @@ class Room:
         check_name(name)
         if self._closed:
             raise Refused("shutting_down", "the tracker is shutting down")
+        ban = self.moderation.ban_of_name(name)
+        if ban is not None:
+            raise Refused("banned", f"the name {name!r} is banned by a moderator{_because(ban.reason)}")
         try:
             key = self._claims.claim(name)
         except Refused as taken:
@@ -290,6 +311,8 @@ class Room:
         if member.left:
             return
         refusal = self.policy.check_text(text, self.journal.writable)
+        if self.moderation.mutes and member.key in self.moderation.mutes:
+            refusal = self._muted(member) or refusal
         if refusal is None:
             verdict = self.policy.check_rate(member.allowance)
             if verdict is Verdict.REMOVE:
@@ -304,6 +327,12 @@ class Room:
             return
         self.stats.messages += 1
         self.journal.append(MESSAGE, member.name, text, origin=member.id, msg_id=msg_id)
+
+    def _muted(self, member: Member) -> Refused | None:
+        until = self.moderation.muted_until(member.name)
+        if until is None:
+            return None
+        return Refused("muted", f"you are muted by a moderator until {format_ts(until)}; your message was not sent")
 
     def _seen(self, member: Member, msg_id: str) -> bool:
         """Whether ``msg_id`` is a resend (then acknowledge it); else remember it."""
@@ -473,6 +502,71 @@ class Room:
         self.stats.replayed += len(frames)
         return frames, last
 
+    # --- moderation (the admin REST calls these; moderation.py keeps the state) ---------
+
+    def find(self, name: str) -> Member | None:
+        """The member in the room under ``name`` (any spelling of it), away or not."""
+        return self._members.get(name_key(name))
+
+    def kick(self, member: Member, reason: str) -> None:
+        """Log the kick, then take the member out: close 4011, its client does not come back."""
+        self._moderate(KICK, member.name, details(reason=reason or None))
+        message = f"you were removed by a moderator{_because(reason)}"
+        self._remove(member, LeaveReason.KICKED, CloseCode.KICKED, message)
+
+    def mute(self, member: Member, seconds: float, reason: str) -> float | None:
+        """Refuse ``member``'s messages for ``seconds`` (0: lift the mute). When it ends, or None."""
+        until = self._clock() + seconds if seconds > 0 else None
+        body = details(
+            seconds=seconds, until=format_ts(until) if until else None, until_epoch=until, reason=reason or None
+        )
+        self._moderate(MUTE, member.name, body)
+        return until
+
+    def ban(self, *, name: str | None, address: str | None, seconds: float | None, reason: str) -> Ban:
+        """Ban a name (its lookalikes too) or an address or network; whoever matches now is removed."""
+        until = self._clock() + seconds if seconds is not None else None
+        ban = Ban(new_ban_id(), name, address, until, reason)
+        body = details(
+            id=ban.id,
+            address=address,
+            seconds=seconds,
+            until=format_ts(until) if until else None,
+            until_epoch=until,
+            reason=reason or None,
+        )
+        self._moderate(BAN, name or "-", body)
+        message = f"you are banned by a moderator{_because(reason)}"
+        for member in [m for m in self._members.values() if ban.matches_name(m.name) or ban.matches_address(m.address)]:
+            self._remove(member, LeaveReason.BANNED, CloseCode.BANNED, message)
+        return ban
+
+    def unban(self, ban_id: str) -> bool:
+        """Lift a ban; False if there is no such ban (in force)."""
+        if ban_id not in {ban.id for ban in self.moderation.active()}:
+            return False
+        self._moderate(UNBAN, "-", details(id=ban_id))
+        return True
+
+    def announce(self, text: str) -> None:
+        self.journal.append(ANNOUNCE, text=text)
+
+    def _moderate(self, kind: EventKind, name: str, body: str) -> None:
+        self._moderating += 1
+        self.journal.append(kind, name, body)
+
+    def _remove(self, member: Member, reason: LeaveReason, code: int, message: str) -> None:
+        code_name = "kicked" if reason is LeaveReason.KICKED else "banned"
+        final = (member.dialect.error(code_name, message), member.dialect.bye(code_name, message))
+        self.leave(member, reason, close=(code, code_name, final))
+
+    def _apply_moderation(self, batch: Sequence[Event]) -> None:
+        """Mutes and bans take effect at their seq (the same point in every process that reads the journal)."""
+        for event in batch:
+            if event.kind in MODERATION_EVENTS:
+                self._moderating = max(0, self._moderating - 1)
+                self.moderation.apply(event.kind.value, event.name, event.details())
+
     def drop_slow(self, member: Member) -> None:
         """``member`` could not keep up: its outbox overflowed."""
         if not member.left:
@@ -544,6 +638,8 @@ class Room:
         assembled for them alone.
         """
         self._delivered_seq = batch[-1].seq
+        if self._moderating:
+            self._apply_moderation(batch)
         if self._closed:
             return
         concerned = {event.origin for event in batch}  # its senders, joiners and leavers
@@ -601,3 +697,7 @@ def _note_ids(ids: dict[str, Event | None], member_id: int, batch: Sequence[Even
     for event in batch:
         if event.origin == member_id and event.msg_id is not None and event.msg_id in ids:
             ids[event.msg_id] = event
+
+
+def _because(reason: str) -> str:
+    return f": {reason}" if reason else ""

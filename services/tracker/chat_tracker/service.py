@@ -135,6 +135,15 @@ class Tracker:
             settings.password,
             AuthThrottle(base_delay=settings.auth_base_delay, free_failures=settings.auth_free_failures),
         )
+        # The admin password has a gate (and a throttle) of its own: guessing it is slowed just the same.
+        self.admin_gate = (
+            PasswordGate(
+                settings.admin_password,
+                AuthThrottle(base_delay=settings.auth_base_delay, free_failures=settings.auth_free_failures),
+            )
+            if settings.admin_password is not None
+            else None
+        )
         self.connections = Connections(
             Budget(
                 total=settings.max_connections,
@@ -171,10 +180,11 @@ class Tracker:
             self.room.on_empty = self._on_empty
         self.room.start(f"tracker {__version__} started")
         log.info("Chat log: %s (continuing after seq %d)", self.chat_log.path, self.last_seq_at_start)
+        self.room.moderation.restore(self.was_present.moderation)
         restored = self.room.restore(self.was_present.members)
         if restored:
             log.info("%d member(s) were in the room: away until they resume (%g s)", restored, self.room.grace)
-        self._write_checkpoint(*self.room.present())  # the epoch is on disk before any token is given out
+        self._write_checkpoint(self._checkpoint(*self.room.present()))  # the epoch is on disk before any token
         self._watch_log()
         asyncio.get_running_loop().call_later(CHECKPOINT_SECONDS, self._checkpoint_now)
 
@@ -185,14 +195,18 @@ class Tracker:
         seq, members = self.room.present()
         if seq != self._checkpoint_seq:
             self._checkpoint_seq = seq
-            asyncio.get_running_loop().run_in_executor(None, self._write_checkpoint, seq, members)
+            checkpoint = self._checkpoint(seq, members)  # taken here, on the loop; written in a thread
+            asyncio.get_running_loop().run_in_executor(None, self._write_checkpoint, checkpoint)
         asyncio.get_running_loop().call_later(CHECKPOINT_SECONDS, self._checkpoint_now)
 
-    def _write_checkpoint(self, seq: int, members: list[Present]) -> None:
+    def _checkpoint(self, seq: int, members: list[Present]) -> Checkpoint:
+        return Checkpoint(self.journal.epoch, seq, tuple(members), self.room.moderation.snapshot())
+
+    def _write_checkpoint(self, checkpoint: Checkpoint) -> None:
         if self.settings.bench_disable_log:
             return
         try:
-            write_checkpoint(self.settings.data_dir, Checkpoint(self.journal.epoch, seq, tuple(members)))
+            write_checkpoint(self.settings.data_dir, checkpoint)
         except OSError as error:
             log.warning("Cannot write room.json (%s); a restart reads more of chat.log", error.strerror)
 
@@ -238,7 +252,7 @@ class Tracker:
         if sessions:
             await asyncio.gather(*(s.finished(self.settings.shutdown_grace) for s in sessions))
         await self.journal.close()
-        self._write_checkpoint(*self.room.present())
+        self._write_checkpoint(self._checkpoint(*self.room.present()))
 
 
 def _goodbye(member: Member) -> tuple[str, ...]:

@@ -152,6 +152,11 @@ class Session:
         """The tracker has no room for another connection."""
         self._refuse("server_full", "the tracker is full; try again later", CloseCode.TOO_MANY_CONNECTIONS)
 
+    def refuse_banned(self, reason: str) -> None:
+        """This address is banned by a moderator: refused before anything else."""
+        because = f": {reason}" if reason else ""
+        self._refuse("banned", f"your address is banned by a moderator{because}", CloseCode.BANNED)
+
     def refuse_busy_address(self) -> None:
         """This address already holds its share of connections that have not given the password."""
         message = "too many connections from your address are waiting to give the password; try again later"

@@ -15,7 +15,7 @@ from chat_protocol import Limits
 from .addresses import TrustedProxies
 from .errors import ConfigError
 
-__all__ = ["ConfigError", "Settings", "default_env", "env_flag", "resolve_password"]
+__all__ = ["ConfigError", "Settings", "default_env", "env_flag", "resolve_admin_password", "resolve_password"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class Settings:
     """
 
     password: str = field(repr=False)
+    admin_password: str | None = field(default=None, repr=False)  # None: moderation is off (/admin answers 404)
     host: str = "0.0.0.0"
     port: int = 8000
     data_dir: Path = Path()
@@ -66,6 +67,10 @@ class Settings:
     def __post_init__(self) -> None:
         if not self.password:
             raise ConfigError("the server password must not be empty")
+        if self.admin_password is not None and not self.admin_password:
+            raise ConfigError("the admin password must not be empty")
+        if self.admin_password == self.password:
+            raise ConfigError("the admin password must differ from the room password")
 
 
 PASSWORD_PROMPT = "Enter server password to be used for login... "
@@ -93,6 +98,24 @@ def resolve_password(env: Mapping[str, str], stdin: TextIO = sys.stdin) -> str:
     if not password:
         raise ConfigError(f"the server password from {source} is empty")
     return password
+
+
+def resolve_admin_password(env: Mapping[str, str]) -> str | None:
+    """TRACKER_ADMIN_PASSWORD_FILE, else TRACKER_ADMIN_PASSWORD, else None (moderation off)."""
+    path = env.get("TRACKER_ADMIN_PASSWORD_FILE")
+    if path:
+        try:
+            password = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read TRACKER_ADMIN_PASSWORD_FILE {path}: {exc}") from None
+        if not password:
+            raise ConfigError(f"the admin password from TRACKER_ADMIN_PASSWORD_FILE ({path}) is empty")
+        return password
+    if "TRACKER_ADMIN_PASSWORD" in env:
+        if not env["TRACKER_ADMIN_PASSWORD"]:
+            raise ConfigError("the admin password from TRACKER_ADMIN_PASSWORD is empty")
+        return env["TRACKER_ADMIN_PASSWORD"]
+    return None
 
 
 def env_flag(env: Mapping[str, str], name: str) -> bool:

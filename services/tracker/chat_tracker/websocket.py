@@ -70,6 +70,11 @@ class Connection(Closable):
         subprotocol = SUBPROTOCOL if self.session.dialect is JSON else None
         await self.send({"type": "websocket.accept", "subprotocol": subprotocol})
         self.writer = asyncio.create_task(self._pump())
+        ban = self.tracker.room.moderation.ban_of_address(self.address)
+        if ban is not None:
+            self.session.refuse_banned(ban.reason)
+            await self._wait_writer()
+            return
         refusal = self.tracker.connections.try_open(self, self.address)
         if refusal is not None:
             self._refuse(refusal)

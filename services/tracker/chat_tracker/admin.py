@@ -1,0 +1,176 @@
+"""``/admin``: moderation over REST - kick, mute, ban, unban, announce - for the holder of the admin password.
+
+Off (every ``/admin`` path answers 404) unless the tracker has an admin password
+(``TRACKER_ADMIN_PASSWORD_FILE`` or ``TRACKER_ADMIN_PASSWORD``). The password travels as
+``Authorization: Bearer <admin password>`` only, is compared in constant time and
+wrong guesses are slowed per address, as for the room password. Each action is a
+journal event (``room.py``, ``moderation.py``): the answer comes once it is durable
+in chat.log, so what a moderator was told was done survives a SIGKILL.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, Field, model_validator
+
+from chat_protocol import NameRefused, check_name, format_ts
+
+from .moderation import Ban, network
+from .room import Member
+from .service import Tracker
+
+MAX_REASON_CHARS = 500
+MAX_SECONDS = 10 * 365 * 24 * 3600.0  # ten years: longer is "for ever" (no ``seconds``)
+CHALLENGE = 'Bearer realm="chat admin"'
+
+
+class KickIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64, description="The member to remove")
+    reason: str = Field(default="", max_length=MAX_REASON_CHARS, description="Shown to everyone and logged")
+
+
+class MuteIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64, description="The member to mute")
+    seconds: float = Field(ge=0, le=MAX_SECONDS, description="How long; 0 lifts a mute")
+    reason: str = Field(default="", max_length=MAX_REASON_CHARS)
+
+
+class BanIn(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=64, description="A name (lookalikes too)")
+    address: str | None = Field(default=None, min_length=1, max_length=64, description="An address or network")
+    seconds: float | None = Field(default=None, gt=0, le=MAX_SECONDS, description="How long; null: for ever")
+    reason: str = Field(default="", max_length=MAX_REASON_CHARS)
+
+    @model_validator(mode="after")
+    def one_target(self) -> BanIn:
+        if (self.name is None) == (self.address is None):
+            raise ValueError("give exactly one of 'name' and 'address'")
+        if self.address is not None:
+            network(self.address)  # ValueError: not an address or network
+        if self.name is not None:
+            try:
+                check_name(self.name)
+            except NameRefused as refused:
+                raise ValueError(f"not a possible name: {refused}") from None
+        return self
+
+
+class AnnounceIn(BaseModel):
+    text: str = Field(min_length=1, max_length=2000, description="The notice everyone sees")
+
+
+class ActionOut(BaseModel):
+    action: str = Field(description="kick, mute or announce")
+    name: str | None = Field(default=None, description="The member it concerned")
+    reason: str = ""
+    seconds: float | None = None
+    until: str | None = Field(default=None, description="When a mute ends (UTC ISO-8601)")
+    text: str | None = None
+
+
+class BanOut(BaseModel):
+    id: str = Field(description="Pass to DELETE /admin/bans/{id} to lift it")
+    name: str | None
+    address: str | None
+    until: str | None = Field(description="When it ends (UTC ISO-8601); null: never")
+    reason: str
+
+
+class BansOut(BaseModel):
+    bans: list[BanOut]
+
+
+class LiftedOut(BaseModel):
+    id: str
+    lifted: bool
+
+
+def get_tracker(request: Request) -> Tracker:
+    tracker: Tracker = request.app.state.tracker
+    return tracker
+
+
+TrackerDep = Annotated[Tracker, Depends(get_tracker)]
+
+
+async def require_admin(request: Request, tracker: TrackerDep) -> None:
+    """404 when moderation is off; 401 unless ``Authorization: Bearer <admin password>``."""
+    gate = tracker.admin_gate
+    if gate is None:
+        raise HTTPException(status_code=404, detail="moderation is off: the tracker has no admin password")
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    candidate = credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
+    address = request.client.host if request.client else "unknown"
+    if not await gate.check(address, candidate):
+        raise HTTPException(
+            status_code=401, detail="the admin password is required", headers={"WWW-Authenticate": CHALLENGE}
+        )
+
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or wrong admin password"},
+    404: {"description": "Moderation is off, or no such member or ban"},
+}
+router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)], responses=PROBLEMS, tags=["moderation"])
+
+
+def _member(tracker: Tracker, name: str) -> Member:
+    member = tracker.room.find(name)
+    if member is None:
+        raise HTTPException(status_code=404, detail=f"no member named {name!r} is in the room")
+    return member
+
+
+@router.post("/kick", response_model=ActionOut, summary="Remove a member (close 4011: its client does not return)")
+async def kick(body: KickIn, tracker: TrackerDep) -> ActionOut:
+    member = _member(tracker, body.name)
+    tracker.room.kick(member, body.reason)
+    await tracker.journal.sync()
+    return ActionOut(action="kick", name=member.name, reason=body.reason)
+
+
+@router.post("/mute", response_model=ActionOut, summary="Refuse a member's messages for a while (0: unmute)")
+async def mute(body: MuteIn, tracker: TrackerDep) -> ActionOut:
+    member = _member(tracker, body.name)
+    until = tracker.room.mute(member, body.seconds, body.reason)
+    await tracker.journal.sync()
+    return ActionOut(
+        action="mute",
+        name=member.name,
+        reason=body.reason,
+        seconds=body.seconds,
+        until=format_ts(until) if until is not None else None,
+    )
+
+
+@router.post("/ban", response_model=BanOut, summary="Ban a name or an address; whoever matches now is removed")
+async def ban(body: BanIn, tracker: TrackerDep) -> BanOut:
+    made = tracker.room.ban(name=body.name, address=body.address, seconds=body.seconds, reason=body.reason)
+    await tracker.journal.sync()
+    return _ban_out(made)
+
+
+@router.get("/bans", response_model=BansOut, summary="The bans in force, with their expiry")
+async def bans(tracker: TrackerDep) -> BansOut:
+    return BansOut(bans=[_ban_out(ban) for ban in tracker.room.moderation.active()])
+
+
+@router.delete("/bans/{ban_id}", response_model=LiftedOut, summary="Lift a ban")
+async def unban(ban_id: str, tracker: TrackerDep) -> LiftedOut:
+    if not tracker.room.unban(ban_id):
+        raise HTTPException(status_code=404, detail=f"no ban {ban_id!r} is in force")
+    await tracker.journal.sync()
+    return LiftedOut(id=ban_id, lifted=True)
+
+
+@router.post("/announce", response_model=ActionOut, summary="A notice from the operators to everyone, logged")
+async def announce(body: AnnounceIn, tracker: TrackerDep) -> ActionOut:
+    tracker.room.announce(body.text)
+    await tracker.journal.sync()
+    return ActionOut(action="announce", text=body.text)
+
+
+def _ban_out(ban: Ban) -> BanOut:
+    return BanOut(**ban.public())
