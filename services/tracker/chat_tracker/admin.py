@@ -110,6 +110,7 @@ async def require_admin(request: Request, tracker: TrackerDep) -> None:
 
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body is not JSON"},
     401: {"description": "Missing or wrong admin password"},
     404: {"description": "Moderation is off, or no such member or ban"},
 }
