@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta, timezone
 
 from chat_client.render import PALETTE, clock, event_line, name_style, plain, uncolored
 from chat_protocol import (
+    Announcement,
     Authenticated,
     Bye,
     ChatMessage,
@@ -18,6 +20,7 @@ from chat_protocol import (
     Limits,
     MemberInfo,
     Members,
+    Moderation,
     Welcome,
 )
 
@@ -123,3 +126,73 @@ def test_uncolored_drops_styles() -> None:
     assert fragments is not None
     assert all(style == "" for style, _ in uncolored(fragments))
     assert plain(uncolored(fragments)) == plain(fragments) == "[01:50] beta: hi"
+
+
+UNTIL = "2026-11-24T02:50:38.123Z"
+
+
+def test_moderation_lines() -> None:
+    """Each moderation event is a ``*`` notice: who, what, for how long, why."""
+    kick = Moderation(seq=6, ts=TS, action="kick", name="alpha", reason="spamming")
+    assert line(kick) == "[01:50:38] * alpha was removed by a moderator: spamming"
+    assert (
+        line(Moderation(seq=6, ts=TS, action="kick", name="alpha")) == "[01:50:38] * alpha was removed by a moderator"
+    )
+    mute = Moderation(seq=7, ts=TS, action="mute", name="alpha", reason="cool off", seconds=60.0, until=UNTIL)
+    assert line(mute) == "[01:50:38] * alpha is muted for 60 s (until 02:50:38): cool off"
+    unmute = Moderation(seq=8, ts=TS, action="mute", name="alpha", seconds=0.0)
+    assert line(unmute) == "[01:50:38] * alpha may speak again"
+    ban = Moderation(seq=9, ts=TS, action="ban", name="alpha", reason="trolling", id="b1a2b3c4")
+    assert line(ban) == "[01:50:38] * alpha is banned for good (ban b1a2b3c4): trolling"
+    address = Moderation(seq=10, ts=TS, action="ban", seconds=3600.0, until=UNTIL, id="b5e6f7a8")
+    assert line(address) == "[01:50:38] * an address is banned for 3600 s (ban b5e6f7a8)"
+    assert line(Moderation(seq=11, ts=TS, action="unban", id="b1a2b3c4")) == "[01:50:38] * ban b1a2b3c4 was lifted"
+    assert line(Moderation(seq=12, ts=TS, action="frobnicate", name="alpha")).endswith(
+        "* a moderator acted (frobnicate) on alpha"
+    )
+
+
+def test_mute_end_on_another_day_has_its_date() -> None:
+    """A mute that ends on another day than it was made says which day."""
+    mute = Moderation(seq=7, ts=TS, action="mute", name="alpha", seconds=86400.0, until="2026-11-25T01:50:38.123Z")
+    fragments = event_line(mute, seconds=False, tz=UTC)
+    assert fragments is not None
+    assert plain(fragments) == "[01:50] * alpha is muted for 86400 s (until 2026-11-25 01:50)"
+
+
+def test_announcement_line() -> None:
+    """An announcement stands out from the other notices."""
+    fragments = event_line(Announcement(seq=13, ts=TS, text="maintenance at noon"), seconds=True, tz=UTC)
+    assert fragments is not None
+    assert plain(fragments) == "[01:50:38] * Announcement: maintenance at noon"
+    assert fragments[-1][0] == "bold"
+
+
+def test_moderator_text_is_sanitised() -> None:
+    """Names, reasons, ids and announcements under a moderator's control cannot drive the terminal."""
+    evil = "\x1b[2J\u202e"
+    shown = [
+        line(Moderation(seq=1, ts=TS, action="kick", name=evil, reason=evil)),
+        line(Moderation(seq=1, ts=TS, action="ban", name="a", id=evil, reason=evil)),
+        line(Moderation(seq=1, ts=TS, action=evil, name="a")),
+        line(Announcement(seq=1, ts=TS, text=evil)),
+    ]
+    assert all("\x1b" not in text and "\u202e" not in text and text.isprintable() for text in shown)
+
+
+def test_muted_error_in_local_time() -> None:
+    """A refused message of a muted member says until when, in local time."""
+    refused = Error(
+        code="muted", message=f"you are muted by a moderator until {UNTIL}; your message was not sent", id="m1"
+    )
+    fragments = event_line(refused, seconds=False, tz=timezone(timedelta(hours=2)))
+    assert fragments is not None
+    # An error has no ts of its own: the date shows unless the mute ends today.
+    shown = re.sub(r"until \d{4}-\d\d-\d\d ", "until ", plain(fragments))
+    assert shown.endswith("] ! you are muted by a moderator until 04:50; your message was not sent (muted)")
+
+
+def test_farewell_errors_are_left_to_the_bye() -> None:
+    """The error before a kick's or ban's bye is not shown: the bye and the exit line say the same."""
+    assert event_line(Error(code="kicked", message="you were removed by a moderator"), seconds=True) is None
+    assert event_line(Error(code="banned", message="you are banned by a moderator"), seconds=True) is None

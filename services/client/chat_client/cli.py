@@ -19,7 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 from chat_protocol import SUBPROTOCOL, NameRefused, check_name
 
 from . import interactive, scripted
-from .config import DEFAULT_URL, resolve_password, resolve_url
+from .config import DEFAULT_URL, resolve_admin_password, resolve_password, resolve_url
 from .errors import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -27,6 +27,7 @@ from .errors import (
     EXIT_TRACKER_GONE,
     EXIT_USAGE,
     AuthenticationFailed,
+    Banned,
     ClientError,
     HandshakeRefused,
     NameRejected,
@@ -52,11 +53,20 @@ reconnecting:
   for up to --reconnect-for seconds; once back, the session resumes where it was:
   missed events are replayed and unacknowledged messages sent again (never twice).
   Lines typed meanwhile are kept (at most 100); piped lines simply wait in the pipe.
+  Never after a kick (4011) or a ban (4012).
+
+moderating (--admin):
+  /kick NAME [reason], /mute NAME SECONDS [reason] (0 unmutes), /ban NAME|ADDRESS
+  [SECONDS] [reason] (no SECONDS: for good), /unban ID, /bans, /announce TEXT: calls
+  to the tracker's /admin API with the admin password (asked hidden, or
+  TRACKER_ADMIN_PASSWORD). Scripted mode runs stdin lines that start with them too,
+  and writes their results to stderr.
 
 environment:
   TRACKER_URL       tracker URL when none is given (default {DEFAULT_URL})
   TRACKER_PASSWORD  server password when --password-file is not given
   CHAT_USERNAME     username when --username is not given
+  TRACKER_ADMIN_PASSWORD  the admin password with --admin (required in scripted mode)
   NO_COLOR          any non-empty value turns colours off (so does TERM=dumb)
 
 exit status:
@@ -65,14 +75,15 @@ exit status:
      handshake refused, or (scripted) username refused by the tracker; the first connection
      is never retried, and a wrong password or (scripted) a refused username on
      reconnecting is final
-  {EXIT_USAGE}  usage error: bad arguments, no username or password in scripted mode,
-     unreadable password file
+  {EXIT_USAGE}  usage error: bad arguments, no username or password (or, with --admin, no
+     TRACKER_ADMIN_PASSWORD) in scripted mode, unreadable password file
   {EXIT_TRACKER_GONE}  the tracker went away: it shut down (close 1001), the connection was lost
      and could not be got back within --reconnect-for seconds (at once with
      --reconnect-for 0), or (scripted) nothing arrived for --timeout seconds after leaving
   {EXIT_REMOVED}  the tracker closed the session for another reason: flooding (4006), too slow
-     (4007), protocol error (4008), resumed on another connection (4010), or any other
-     close code
+     (4007), protocol error (4008), resumed on another connection (4010), removed by a
+     moderator (4011), banned (4012; also a banned address or name refused when
+     connecting or reconnecting), or any other close code
 """
 
 
@@ -87,6 +98,8 @@ class Options:
     color: bool
     timeout: float
     reconnect_for: float = DEFAULT_RECONNECT_FOR
+    admin: bool = False
+    admin_password: str | None = None  # with ``admin``: None means ask for it (interactive)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="after a lost connection, keep trying to reconnect and resume for SECONDS "
         f"(default {DEFAULT_RECONNECT_FOR:g}; 0: never, exit 3 at once)",
+    )
+    parser.add_argument(
+        "--admin",
+        action="store_true",
+        help="moderator mode: /kick, /mute, /ban, /unban, /bans, /announce through the tracker's /admin API; "
+        "the admin password is asked for (hidden) or taken from $TRACKER_ADMIN_PASSWORD (required in scripted mode)",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()} (protocol {SUBPROTOCOL})")
     return parser
@@ -169,6 +188,8 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
         color=not (args.no_color or env.get("NO_COLOR") or env.get("TERM") == "dumb"),
         timeout=args.timeout,
         reconnect_for=args.reconnect_for,
+        admin=args.admin,
+        admin_password=resolve_admin_password(args.admin, env),
     )
 
 
@@ -187,6 +208,8 @@ def check_scripted(options: Options) -> tuple[str, str]:
         check_name(options.username)
     except NameRefused as exc:
         raise UsageError(f"username {options.username!r} refused: {exc}") from None
+    if options.admin and options.admin_password is None:
+        raise UsageError("--admin: no admin password: set TRACKER_ADMIN_PASSWORD")
     return options.password, options.username
 
 
@@ -195,6 +218,9 @@ def run_session(options: Options) -> int:
     if is_interactive(options):
         try:
             password = options.password or interactive.ask_password_before_connecting()
+            admin_password = options.admin_password
+            if options.admin and admin_password is None:
+                admin_password = interactive.ask_admin_password_before_connecting()
             return asyncio.run(
                 interactive.run(
                     options.url,
@@ -203,6 +229,8 @@ def run_session(options: Options) -> int:
                     color=options.color,
                     timeout=options.timeout,
                     reconnect_for=options.reconnect_for,
+                    admin=options.admin,
+                    admin_password=admin_password,
                 )
             )
         except (KeyboardInterrupt, interactive.Quit):  # Ctrl+C outside the chat prompt: a normal way out
@@ -220,6 +248,7 @@ def run_session(options: Options) -> int:
                 as_json=options.as_json,
                 timeout=options.timeout,
                 reconnect_for=options.reconnect_for,
+                admin_password=options.admin_password if options.admin else None,
             )
         )
     except KeyboardInterrupt:  # a second Ctrl+C / SIGTERM: stop without leaving cleanly
@@ -234,6 +263,8 @@ def explain(error: ClientError) -> str:
         return f"username refused: {error.message}"
     if isinstance(error, HandshakeRefused):
         return f"the tracker refused the connection: {error}"
+    if isinstance(error, Banned):
+        return f"the tracker refused you: {error}"
     if isinstance(error, TrackerGone):
         return f"the tracker went away: {error}"
     if isinstance(error, Removed):

@@ -1,13 +1,17 @@
-"""What a line typed in the interactive client means: a message, or one of a few commands.
+"""What a typed line means in the interactive client: a message, or one of a few commands.
 
 ``exit`` (the seed's word) and ``/quit`` leave; a line that merely *contains*
 "exit" is an ordinary message. ``//text`` sends ``/text``, so a message may start
-with a slash.
+with a slash. With ``--admin`` the moderation commands (``/kick``, ``/mute``,
+``/ban``, ``/unban``, ``/bans``, ``/announce``) are recognised too, in both modes;
+without it they are unknown commands (interactive) or ordinary messages (scripted).
 """
 
 from __future__ import annotations
 
 import enum
+import ipaddress
+import math
 from dataclasses import dataclass
 
 
@@ -16,19 +20,59 @@ class Action(enum.Enum):
     QUIT = "quit"
     WHO = "who"
     HELP = "help"
+    MODERATE = "moderate"
+    USAGE = "usage"  # a moderation command with missing or bad arguments; ``text`` says how to use it
     NOTHING = "nothing"
     UNKNOWN = "unknown"
 
 
+class Verb(enum.Enum):
+    """The moderation commands, each one ``/admin`` REST call."""
+
+    KICK = "kick"
+    MUTE = "mute"
+    BAN = "ban"
+    UNBAN = "unban"
+    BANS = "bans"
+    ANNOUNCE = "announce"
+
+
+@dataclass(frozen=True)
+class Moderate:
+    """A moderation command's arguments: ``target`` is a name (or, for ``/ban``, an address
+    or network; for ``/unban``, a ban id); ``seconds`` None means for ever (``/ban``)."""
+
+    verb: Verb
+    target: str = ""
+    seconds: float | None = None
+    reason: str = ""
+    text: str = ""  # what ``/announce`` says
+
+    @property
+    def is_address(self) -> bool:
+        """A ``/ban`` of an address or network (``10.0.0.5``, ``10.0.0.0/8``, ``::1``) rather than a name."""
+        return self.verb is Verb.BAN and _is_network(self.target)
+
+
 @dataclass(frozen=True)
 class Command:
-    """A parsed input line; ``text`` is the message for SEND, the command for UNKNOWN."""
+    """A parsed input line; ``text`` is the message for SEND, the command for UNKNOWN, the usage for USAGE."""
 
     action: Action
     text: str = ""
+    request: Moderate | None = None
 
 
 _COMMANDS = {"/quit": Action.QUIT, "/exit": Action.QUIT, "/who": Action.WHO, "/help": Action.HELP}
+
+USAGE = {
+    Verb.KICK: "/kick NAME [reason]",
+    Verb.MUTE: "/mute NAME SECONDS [reason]",
+    Verb.BAN: "/ban NAME|ADDRESS [SECONDS] [reason]",
+    Verb.UNBAN: "/unban ID",
+    Verb.BANS: "/bans",
+    Verb.ANNOUNCE: "/announce TEXT",
+}
 
 HELP = """\
 Commands:
@@ -38,9 +82,24 @@ Commands:
   //text        send a message that starts with '/'
 Any other line is sent to everyone."""
 
+ADMIN_HELP = """\
+Moderator commands (--admin):
+  /kick NAME [reason]              remove NAME from the room (its client does not come back)
+  /mute NAME SECONDS [reason]      refuse NAME's messages for SECONDS (0: unmute)
+  /ban NAME [SECONDS] [reason]     remove NAME and refuse it (lookalikes too) for SECONDS, or for good
+  /ban ADDRESS [SECONDS] [reason]  the same for an address or network (10.0.0.5, 10.0.0.0/8)
+  /unban ID                        lift a ban
+  /bans                            the bans in force, with their expiry
+  /announce TEXT                   a notice from the moderators to everyone"""
 
-def parse(line: str) -> Command:
-    """Turn one typed line into a Command."""
+
+def help_text(admin: bool) -> str:
+    """``/help``'s answer; the moderator commands only in admin mode."""
+    return f"{HELP}\n{ADMIN_HELP}" if admin else HELP
+
+
+def parse(line: str, *, admin: bool = False) -> Command:
+    """Turn one typed line into a Command (moderation commands only when ``admin``)."""
     stripped = line.strip()
     if not stripped:
         return Command(Action.NOTHING)
@@ -48,8 +107,115 @@ def parse(line: str) -> Command:
         return Command(Action.QUIT)
     if stripped.startswith("//"):
         return Command(Action.SEND, line.lstrip()[1:])
+    if admin and (moderation := parse_moderation(line)) is not None:
+        return moderation
     if stripped.startswith("/"):
         word = stripped.split()[0].lower()
         action = _COMMANDS.get(word, Action.UNKNOWN)
         return Command(action, word if action is Action.UNKNOWN else "")
     return Command(Action.SEND, line)
+
+
+def parse_moderation(line: str) -> Command | None:
+    """The moderation command ``line`` is (MODERATE, or USAGE when its arguments are wrong), or None."""
+    words = line.strip().split(maxsplit=1)
+    if not words or not words[0].startswith("/"):
+        return None
+    try:
+        verb = Verb(words[0][1:].lower())
+    except ValueError:
+        return None
+    rest = words[1] if len(words) > 1 else ""
+    try:
+        return Command(Action.MODERATE, request=_ARGUMENTS[verb](rest))
+    except _BadArguments as bad:
+        why = f"{bad}; " if str(bad) else ""
+        return Command(Action.USAGE, f"{why}usage: {USAGE[verb]}")
+
+
+class _BadArguments(ValueError):
+    """Missing or malformed arguments; the message (possibly empty) says which."""
+
+
+def _kick(rest: str) -> Moderate:
+    name, reason = _target(rest)
+    return Moderate(Verb.KICK, name, reason=reason)
+
+
+def _mute(rest: str) -> Moderate:
+    name, after = _target(rest)
+    word, reason = _split(after)
+    seconds = _number(word)
+    if seconds is None or seconds < 0:
+        raise _BadArguments("SECONDS must be a number, 0 or more" if word else "")
+    return Moderate(Verb.MUTE, name, seconds=seconds, reason=reason)
+
+
+def _ban(rest: str) -> Moderate:
+    target, after = _target(rest)
+    word, reason = _split(after)
+    seconds = _number(word)
+    if seconds is None:  # no duration: for good, and the whole remainder is the reason
+        return Moderate(Verb.BAN, target, reason=after)
+    if seconds <= 0:
+        raise _BadArguments("SECONDS must be more than 0 (leave it out to ban for good)")
+    return Moderate(Verb.BAN, target, seconds=seconds, reason=reason)
+
+
+def _unban(rest: str) -> Moderate:
+    ban_id, after = _target(rest)
+    if after:
+        raise _BadArguments("one ban id only")
+    return Moderate(Verb.UNBAN, ban_id)
+
+
+def _bans(rest: str) -> Moderate:
+    if rest.strip():
+        raise _BadArguments("no arguments")
+    return Moderate(Verb.BANS)
+
+
+def _announce(rest: str) -> Moderate:
+    if not rest.strip():
+        raise _BadArguments("")
+    return Moderate(Verb.ANNOUNCE, text=rest.strip())
+
+
+_ARGUMENTS = {
+    Verb.KICK: _kick,
+    Verb.MUTE: _mute,
+    Verb.BAN: _ban,
+    Verb.UNBAN: _unban,
+    Verb.BANS: _bans,
+    Verb.ANNOUNCE: _announce,
+}
+
+
+def _split(text: str) -> tuple[str, str]:
+    """The first word of ``text`` and the rest (stripped; inner spacing kept)."""
+    words = text.strip().split(maxsplit=1)
+    return (words[0] if words else "", words[1].strip() if len(words) > 1 else "")
+
+
+def _target(text: str) -> tuple[str, str]:
+    target, rest = _split(text)
+    if not target:
+        raise _BadArguments("")
+    return target, rest
+
+
+def _number(word: str) -> float | None:
+    """``word`` as a finite number of seconds, or None if it is not one."""
+    try:
+        value = float(word)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _is_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True

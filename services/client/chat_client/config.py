@@ -61,6 +61,33 @@ def _check_parts(parts: SplitResult, raw: str) -> None:
         raise UsageError(f"invalid port in tracker URL {raw!r}") from None
 
 
+def admin_base_url(ws_url: str) -> str:
+    """The tracker's HTTP base for ``/admin`` from its WebSocket URL: ws -> http, wss -> https, ``/ws`` dropped.
+
+    ``ws://host:8000/ws`` -> ``http://host:8000``; ``wss://example.org/chat/ws`` ->
+    ``https://example.org/chat`` (a tracker mounted under a path behind a proxy).
+    """
+    parts = urlsplit(ws_url)
+    scheme = "https" if parts.scheme == "wss" else "http"
+    path = parts.path.removesuffix(DEFAULT_PATH).rstrip("/") if parts.path.endswith(DEFAULT_PATH) else parts.path
+    return urlunsplit((scheme, parts.netloc, path, "", ""))
+
+
+def header_safe(password: str) -> bool:
+    """Whether ``password`` can travel in an HTTP header (printable ASCII only)."""
+    return password.isascii() and password.isprintable()
+
+
+def resolve_admin_password(admin: bool, environ: dict[str, str]) -> str | None:
+    """``TRACKER_ADMIN_PASSWORD`` when ``--admin`` is given; None means ask for it (or, scripted, a usage error)."""
+    if not admin:
+        return None
+    password = environ.get("TRACKER_ADMIN_PASSWORD") or None
+    if password is not None and not header_safe(password):
+        raise UsageError("TRACKER_ADMIN_PASSWORD must be printable ASCII: it travels in an HTTP header")
+    return password
+
+
 def read_password_file(path: str) -> str:
     """The password in ``path``: its first line, without the line ending."""
     try:

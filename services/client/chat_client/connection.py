@@ -48,6 +48,7 @@ from chat_protocol import (
 
 from .errors import (
     AuthenticationFailed,
+    Banned,
     ClientError,
     HandshakeRefused,
     NameRejected,
@@ -174,6 +175,9 @@ class Connection:
         # Report a wrong password at once: the 4001 close that follows adds nothing.
         if isinstance(message, Error) and message.code == "bad_password":
             raise AuthenticationFailed(message.message or "wrong password")
+        # A ban (of our address, or of the name we asked for) is final, whenever it comes.
+        if isinstance(message, Error) and message.code == "banned":
+            raise Banned(message.message or describe(CloseCode.BANNED))
         # Refused names and refused resumes are answered on the same connection; others end it.
         if isinstance(message, Error) and not message.code.startswith(("name_", "resume_")):
             raise HandshakeRefused(message.message or message.code)
@@ -244,6 +248,8 @@ def unsendable(text: str, limits: Limits | None) -> str | None:
 def _handshake_close(code: int) -> ClientError:
     if code == CloseCode.BAD_PASSWORD:
         return AuthenticationFailed("wrong password")
+    if code == CloseCode.BANNED:
+        return Banned(describe(code))
     return HandshakeRefused(f"the tracker closed the connection: {describe(code)}")
 
 

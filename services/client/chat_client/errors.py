@@ -12,7 +12,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1  # cannot connect, wrong password, handshake or name refused
 EXIT_USAGE = 2  # bad arguments, no username in scripted mode, unreadable password file
 EXIT_TRACKER_GONE = 3  # the tracker shut down, or the connection was lost and could not be got back
-EXIT_REMOVED = 4  # the tracker closed our session for a reason of its own (flooding, too slow...)
+EXIT_REMOVED = 4  # the tracker closed our session for a reason of its own (flooding, kicked, banned...)
 
 # Close codes meaning "the tracker went away", as opposed to "the tracker sent us away".
 _GONE_CODES = frozenset({CloseCode.GOING_AWAY, CloseCode.INTERNAL_ERROR, 1006, 1012, 1013, 1014})
@@ -91,6 +91,16 @@ class Removed(SessionClosed):
     """The tracker closed our session for a cause of ours: flooding, too slow, protocol error..."""
 
     exit_status = EXIT_REMOVED
+
+
+class Banned(Removed):
+    """A moderator's ban refused us: our address at the handshake, or our name at the join.
+
+    Final, like a kick or a ban mid-session (4011, 4012): never retried, exit 4.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(CloseCode.BANNED, detail)
 
 
 def session_closed(code: int | None, detail: str = "") -> SessionClosed:

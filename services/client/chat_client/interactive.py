@@ -8,6 +8,9 @@ screen shows the room's true order.
 When the connection is lost, ``link`` gets it back underneath: the prompt keeps
 running (the line being typed is kept), the notices print above it, and lines
 entered meanwhile are kept (up to ``resume.MAX_WAITING``) and sent once back.
+
+With ``--admin`` the moderation commands go to the tracker's ``/admin`` API
+(``moderator``), which does not depend on the WebSocket being up.
 """
 
 from __future__ import annotations
@@ -24,13 +27,16 @@ from prompt_toolkit.utils import is_dumb_terminal
 
 from chat_protocol import NameRefused, Welcome, check_name
 
-from .commands import HELP, Action, Command, parse
+from .commands import Action, Command, help_text, parse
+from .config import header_safe
 from .connection import Connection, Incoming
 from .errors import EXIT_OK, NameRejected, TrackerGone
 from .link import Enter, Link, Notice, Rejoin
+from .moderator import Moderator
 from .render import Fragments, error, event_line, name_list, name_style, notice, safe, uncolored
 
 PASSWORD_PROMPT = "Enter server password: "
+ADMIN_PASSWORD_PROMPT = "Enter admin password: "
 
 # How long to wait for the tracker's ``bye`` after ``leave`` before closing anyway.
 LEAVE_TIMEOUT = 5.0
@@ -76,6 +82,27 @@ def ask_password_before_connecting() -> str | None:
         raise Quit() from None
 
 
+def ask_admin_password_before_connecting() -> str | None:
+    """``--admin`` on a dumb terminal: the admin password with getpass (see above); elsewhere None."""
+    if not is_dumb_terminal():
+        return None
+    try:
+        password = getpass.getpass(ADMIN_PASSWORD_PROMPT)
+    except (KeyboardInterrupt, EOFError):
+        raise Quit() from None
+    return password if password and header_safe(password) else ask_admin_password_before_connecting()
+
+
+async def ask_admin_password(screen: Screen) -> str:
+    """The admin password, typed without echo; it must be able to travel in an HTTP header."""
+    while True:
+        password = await ask(PromptSession(), ADMIN_PASSWORD_PROMPT, hidden=True)
+        if password and header_safe(password):
+            return password
+        if password:
+            screen.show(error("the admin password must be printable ASCII (it travels in an HTTP header)"))
+
+
 async def ask_password() -> str:
     """The server password, typed without echo (a fresh session: no history to recall it from)."""
     while not (password := await ask(PromptSession(), PASSWORD_PROMPT, hidden=True)):
@@ -115,26 +142,31 @@ def _acceptable(name: str, screen: Screen) -> bool:
     return True
 
 
-def show_welcome(welcome: Welcome, screen: Screen) -> None:
+def show_welcome(welcome: Welcome, screen: Screen, admin: bool = False) -> None:
     """The seed's greeting, who is online, and how to talk and leave."""
     if welcome.greeting:
         screen.show(notice(safe(welcome.greeting)))
     screen.show(notice(f"Hi {safe(welcome.name)}, you have been added to the server."))
     screen.show(notice(f"Online now {name_list(welcome.members)}"))
     screen.show(notice("Type a message and press Enter; /who, /help; exit or /quit to leave."))
+    if admin:
+        screen.show(notice("Moderator mode: /help lists /kick, /mute, /ban, /unban, /bans, /announce."))
 
 
-def entrance(screen: Screen, first: str | None) -> Enter:
-    """The first join: the password if the header did not do, then a name, then the greeting."""
+def entrance(screen: Screen, first: str | None, moderator: Moderator | None = None) -> Enter:
+    """The first join: the password if the header did not do, the admin password
+    (``--admin``) if not given, then a name, then the greeting."""
 
     async def enter(connection: Connection) -> Incoming:
         # Connected first, asked second: an unreachable tracker is said before any typing.
         if not connection.authenticated:
             await connection.authenticate(await ask_password())
         screen.show(notice("Password accepted."))
+        if moderator is not None and moderator.password is None:
+            moderator.password = await ask_admin_password(screen)
         incoming = await choose_name(connection, screen, first)
         assert isinstance(incoming.message, Welcome)  # join returns only on a welcome
-        show_welcome(incoming.message, screen)
+        show_welcome(incoming.message, screen, admin=moderator is not None)
         return incoming
 
     return enter
@@ -159,8 +191,9 @@ class Typist:
     and the next line entered is the answer.
     """
 
-    def __init__(self, screen: Screen) -> None:
+    def __init__(self, screen: Screen, moderator: Moderator | None = None) -> None:
         self._screen = screen
+        self._moderator = moderator
         self._session: PromptSession[str] = PromptSession()
         self._wanted: asyncio.Future[str] | None = None
         self._link: Link | None = None
@@ -189,17 +222,17 @@ class Typist:
                 line = await self._session.prompt_async(self._prompt)
             except (KeyboardInterrupt, EOFError):
                 line = "/quit"
-            command = parse(line)
+            command = parse(line, admin=self._moderator is not None)
             if self._wanted is not None and not self._wanted.done():
                 if command.action is Action.QUIT:
                     self._wanted.set_exception(Quit())
                     return
                 self._wanted.set_result(line)
-            elif not await act(link, self._screen, command):
+            elif not await act(link, self._screen, command, self._moderator):
                 return
 
 
-async def act(link: Link, screen: Screen, command: Command) -> bool:
+async def act(link: Link, screen: Screen, command: Command, moderator: Moderator | None = None) -> bool:
     """Do what one typed line says; False once the user has left."""
     if command.action is Action.QUIT:
         screen.say("Exiting...")
@@ -213,7 +246,12 @@ async def act(link: Link, screen: Screen, command: Command) -> bool:
         if not await link.who():
             screen.show(error("not connected: /who not sent"))
     elif command.action is Action.HELP:
-        screen.say(HELP)
+        screen.say(help_text(admin=moderator is not None))
+    elif command.action is Action.MODERATE and moderator is not None and command.request is not None:
+        for line in await moderator.perform(command.request):
+            screen.show(line)
+    elif command.action is Action.USAGE:
+        screen.show(error(command.text))
     elif command.action is Action.UNKNOWN:
         screen.show(error(f"unknown command {safe(command.text)}; /help lists them"))
     return True
@@ -255,17 +293,27 @@ def rejoiner(screen: Screen, typist: Typist) -> Rejoin:
 
 
 async def run(
-    url: str, password: str | None, username: str | None, *, color: bool, timeout: float, reconnect_for: float
+    url: str,
+    password: str | None,
+    username: str | None,
+    *,
+    color: bool,
+    timeout: float,
+    reconnect_for: float,
+    admin: bool = False,
+    admin_password: str | None = None,
 ) -> int:
     """The whole interactive session; returns the exit status or raises a ClientError."""
     screen = Screen(color)
-    typist = Typist(screen)
-    link = Link(url, password, timeout=timeout, reconnect_for=reconnect_for, rejoin=rejoiner(screen, typist))
-    with patch_stdout(raw=True):
-        try:
-            async with link.running(entrance(screen, username)):
-                await link.joined()
-                await chat(link, screen, typist)
-        except Quit:
-            pass
+    async with contextlib.AsyncExitStack() as stack:
+        moderator = await stack.enter_async_context(Moderator(url, admin_password, timeout=timeout)) if admin else None
+        typist = Typist(screen, moderator)
+        link = Link(url, password, timeout=timeout, reconnect_for=reconnect_for, rejoin=rejoiner(screen, typist))
+        with patch_stdout(raw=True):
+            try:
+                async with link.running(entrance(screen, username, moderator)):
+                    await link.joined()
+                    await chat(link, screen, typist)
+            except Quit:
+                pass
     return EXIT_OK

@@ -11,16 +11,19 @@ screen or reverse our text.
 
 from __future__ import annotations
 
+import re
 import zlib
 from datetime import datetime, tzinfo
 
 from chat_protocol import (
+    Announcement,
     Bye,
     ChatMessage,
     Error,
     Joined,
     Left,
     Members,
+    Moderation,
     ServerMessage,
     Welcome,
     name_key,
@@ -47,7 +50,13 @@ PALETTE = (
 )
 TIME_STYLE = "ansibrightblack"
 NOTICE_STYLE = "italic ansibrightblack"
+ANNOUNCEMENT_STYLE = "bold"
 ERROR_STYLE = "bold ansired"
+
+# The tracker's UTC timestamps inside its own sentences (``muted ... until 2026-12-02T12:34:00.000Z``).
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
+# Errors that come just before the tracker's ``bye`` for the same cause and say what it says.
+FAREWELL_ERRORS = frozenset({"kicked", "banned"})
 
 # Why someone left, in words (the protocol's table); an unknown reason is shown as is.
 LEAVE_REASONS = {reason.value: reason.info.description for reason in LeaveReason}
@@ -72,6 +81,19 @@ def clock(ts: str | None, *, seconds: bool, tz: tzinfo | None = None, now: datet
     return moment.strftime("%H:%M:%S" if seconds else "%H:%M")
 
 
+def moment(ts: str, *, seconds: bool, tz: tzinfo | None = None, now: datetime | None = None) -> str:
+    """Local time of a future (or past) tracker timestamp, with its date unless it falls on ``now``'s day."""
+    when = parse_ts(ts).astimezone(tz)
+    today = (now or datetime.now()).astimezone(tz).date()
+    time_of_day = when.strftime("%H:%M:%S" if seconds else "%H:%M")
+    return time_of_day if when.date() == today else f"{when:%Y-%m-%d} {time_of_day}"
+
+
+def local_times(text: str, *, seconds: bool, tz: tzinfo | None = None, now: datetime | None = None) -> str:
+    """``text`` with every tracker timestamp in it written as local time."""
+    return TIMESTAMP.sub(lambda match: moment(match.group(), seconds=seconds, tz=tz, now=now), text)
+
+
 def stamped(fragments: Fragments, when: str) -> Fragments:
     """``fragments`` behind a ``[12:01:02] `` time stamp."""
     return [(TIME_STYLE, f"[{when}] "), *fragments]
@@ -92,8 +114,11 @@ def name_list(names: list[str]) -> str:
     return f"({len(names)}): " + ", ".join(safe(name) for name in names)
 
 
-def body(message: ServerMessage) -> Fragments | None:
-    """The line for one event, without time stamp; None for frames a person need not see."""
+def body(message: ServerMessage, *, seconds: bool = False, tz: tzinfo | None = None) -> Fragments | None:
+    """The line for one event, without time stamp; None for frames a person need not see.
+
+    ``seconds`` and ``tz`` say how times inside the line (a mute's end) are written.
+    """
     if isinstance(message, ChatMessage):
         return [(name_style(message.name), safe(message.name)), ("", ": " + safe(message.text))]
     if isinstance(message, Joined):
@@ -104,8 +129,15 @@ def body(message: ServerMessage) -> Fragments | None:
         return notice(f"welcome {safe(message.name)}; online now {name_list(message.members)}")
     if isinstance(message, Members):
         return notice("online now " + _members(message))
+    if isinstance(message, Moderation):
+        return notice(moderation_text(message, seconds=seconds, tz=tz))
+    if isinstance(message, Announcement):
+        return [(ANNOUNCEMENT_STYLE, f"* Announcement: {safe(message.text)}")]
     if isinstance(message, Error):
-        return error(f"{safe(message.message)} ({safe(message.code)})")
+        if message.code in FAREWELL_ERRORS:
+            return None  # the ``bye`` right after it says the same; so does the exit line
+        words = local_times(safe(message.message), seconds=seconds, tz=tz, now=_day_of(message, tz))
+        return error(f"{words} ({safe(message.code)})")
     if isinstance(message, Bye):
         return notice(safe(message.message) or f"bye ({safe(message.reason)})")
     return None
@@ -113,7 +145,7 @@ def body(message: ServerMessage) -> Fragments | None:
 
 def event_line(message: ServerMessage, *, seconds: bool, tz: tzinfo | None = None) -> Fragments | None:
     """The time-stamped line for one event (local time of the tracker's ``ts`` when it has one)."""
-    fragments = body(message)
+    fragments = body(message, seconds=seconds, tz=tz)
     if fragments is None:
         return None
     return stamped(fragments, clock(getattr(message, "ts", None), seconds=seconds, tz=tz))
@@ -127,6 +159,37 @@ def plain(fragments: Fragments) -> str:
 def uncolored(fragments: Fragments) -> Fragments:
     """The same line with every style dropped (``NO_COLOR``, ``TERM=dumb``)."""
     return [("", text) for _, text in fragments]
+
+
+def moderation_text(message: Moderation, *, seconds: bool, tz: tzinfo | None = None) -> str:
+    """What a moderator did, in words: ``alpha was removed by a moderator: spamming``."""
+    target = safe(message.name) if message.name else "an address"  # an address ban's frame names no one
+    because = f": {safe(message.reason)}" if message.reason else ""
+    if message.action == "kick":
+        return f"{target} was removed by a moderator{because}"
+    if message.action == "mute":
+        if not message.seconds:
+            return f"{target} may speak again"
+        day = _day_of(message, tz)
+        until = f" (until {moment(message.until, seconds=seconds, tz=tz, now=day)})" if message.until else ""
+        return f"{target} is muted for {_duration(message.seconds)}{until}{because}"
+    if message.action == "ban":
+        how_long = "for good" if message.seconds is None else f"for {_duration(message.seconds)}"
+        which = f" (ban {safe(message.id)})" if message.id else ""
+        return f"{target} is banned {how_long}{which}{because}"
+    if message.action == "unban":
+        return f"ban {safe(message.id or '?')} was lifted"
+    return f"a moderator acted ({safe(message.action)}) on {target}{because}"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:g} s"
+
+
+def _day_of(message: ServerMessage, tz: tzinfo | None) -> datetime | None:
+    """The event's own moment (a replayed mute is dated from when it was made), else now."""
+    ts = getattr(message, "ts", None)
+    return parse_ts(ts).astimezone(tz) if ts else None
 
 
 def _reason(reason: str) -> str:

@@ -13,6 +13,13 @@ leaving). Meanwhile stdin is simply not read further: lines wait in the pipe, so
 nothing piped is refused or lost however long the tracker is away. The client's own
 notices (``connection lost; reconnecting...``) go to stderr: stdout stays one line
 per room event (with ``--json``, one frame, ``resumed`` included).
+
+With ``--admin``, a line that starts with a moderation command (``/kick``, ``/mute``,
+``/ban``, ``/unban``, ``/bans``, ``/announce``) is carried out through the tracker's
+``/admin`` API instead of being sent, and its result goes to stderr too
+(``chat-client: * kicked alpha``, ``chat-client: ! wrong admin password``); the
+moderation events it causes arrive on stdout like every other event. Without
+``--admin`` such a line is a message, as every other line is.
 """
 
 from __future__ import annotations
@@ -26,10 +33,12 @@ import threading
 import time
 from typing import TextIO
 
+from .commands import Action, parse_moderation
 from .connection import Connection, Incoming
 from .errors import EXIT_OK, TrackerGone
 from .link import Enter, Item, Link, Notice
-from .render import event_line, plain
+from .moderator import Moderator
+from .render import Fragments, error, event_line, plain
 
 END = None  # what the line queue holds at end of input
 
@@ -54,6 +63,12 @@ class ScriptedOutput:
         line = event_line(incoming.message, seconds=True)
         if line is not None:
             self._write(plain(line))
+
+    def said(self, lines: list[Fragments]) -> None:
+        """The client's own lines (a moderation command's result) on stderr, ``chat-client: `` first."""
+        for line in lines:
+            self._err.write(f"chat-client: {plain(line)}\n")
+        self._err.flush()
 
     def _write(self, line: str) -> None:
         self._out.write(line + "\n")
@@ -114,17 +129,44 @@ def stop_on_signals(queue: asyncio.Queue[str | None], loop: asyncio.AbstractEven
         loop.add_signal_handler(signum, stop, signum)
 
 
-async def send_lines(link: Link, lines: asyncio.Queue[str | None], leaving: asyncio.Event) -> None:
-    """Send every non-blank line as a message (paced, and held while reconnecting), then ``leave``; set ``leaving``."""
+async def send_lines(
+    link: Link, lines: asyncio.Queue[str | None], leaving: asyncio.Event, moderation: Moderation | None = None
+) -> None:
+    """Send every non-blank line as a message (paced, and held while reconnecting), then ``leave``; set ``leaving``.
+
+    With ``moderation``, moderation commands are carried out instead, one at a time, in
+    their place among the lines.
+    """
     while (line := await lines.get()) is not END:
         if not line.strip():
             continue  # the tracker refuses blank messages; skipping them is kinder
+        if moderation is not None and await moderation.handled(line):
+            continue
         if (reason := link.unsendable(line)) is not None:
             print(f"chat-client: {reason}", file=sys.stderr, flush=True)
             continue
         await link.say(line)
     await link.leave()
     leaving.set()
+
+
+class Moderation:
+    """``--admin`` in scripted mode: moderation commands among the stdin lines, results on stderr."""
+
+    def __init__(self, moderator: Moderator, output: ScriptedOutput) -> None:
+        self._moderator = moderator
+        self._output = output
+
+    async def handled(self, line: str) -> bool:
+        """Carry ``line`` out if it is a moderation command (True); False for a line to send."""
+        command = parse_moderation(line)
+        if command is None:
+            return False
+        if command.action is Action.MODERATE and command.request is not None:
+            self._output.said(await self._moderator.perform(command.request))
+        else:
+            self._output.said([error(command.text)])
+        return True
 
 
 async def relay_events(link: Link, output: ScriptedOutput, leaving: asyncio.Event, bye_timeout: float) -> None:
@@ -161,10 +203,16 @@ def _silent_since_leaving(link: Link, bye_timeout: float) -> bool:
     return not link.reconnecting and time.monotonic() - link.attached_at >= bye_timeout
 
 
-async def converse(link: Link, lines: asyncio.Queue[str | None], output: ScriptedOutput, bye_timeout: float) -> None:
+async def converse(
+    link: Link,
+    lines: asyncio.Queue[str | None],
+    output: ScriptedOutput,
+    bye_timeout: float,
+    moderation: Moderation | None = None,
+) -> None:
     """Run sending and receiving together until the tracker closes the session."""
     leaving = asyncio.Event()
-    sender = asyncio.create_task(send_lines(link, lines, leaving))
+    sender = asyncio.create_task(send_lines(link, lines, leaving, moderation))
     try:
         await relay_events(link, output, leaving, bye_timeout)
     finally:
@@ -189,14 +237,28 @@ async def rejoin(connection: Connection, name: str) -> Incoming:
     return await connection.join(name)
 
 
-async def run(url: str, password: str, username: str, *, as_json: bool, timeout: float, reconnect_for: float) -> int:
-    """The whole scripted session; returns the exit status or raises a ClientError."""
+async def run(
+    url: str,
+    password: str,
+    username: str,
+    *,
+    as_json: bool,
+    timeout: float,
+    reconnect_for: float,
+    admin_password: str | None = None,
+) -> int:
+    """The whole scripted session (moderating too with an ``admin_password``); returns the exit status."""
     output = ScriptedOutput(sys.stdout, as_json)
     link = Link(url, password, timeout=timeout, reconnect_for=reconnect_for, rejoin=rejoin)
-    async with link.running(joiner(username, output)):
-        await link.joined()
-        loop = asyncio.get_running_loop()
-        lines = start_line_reader(sys.stdin.fileno(), loop)
-        stop_on_signals(lines, loop)
-        await converse(link, lines, output, bye_timeout=timeout)
+    async with contextlib.AsyncExitStack() as stack:
+        moderation = None
+        if admin_password is not None:
+            moderator = await stack.enter_async_context(Moderator(url, admin_password, timeout=timeout))
+            moderation = Moderation(moderator, output)
+        async with link.running(joiner(username, output)):
+            await link.joined()
+            loop = asyncio.get_running_loop()
+            lines = start_line_reader(sys.stdin.fileno(), loop)
+            stop_on_signals(lines, loop)
+            await converse(link, lines, output, bye_timeout=timeout, moderation=moderation)
     return EXIT_OK
