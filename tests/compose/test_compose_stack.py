@@ -6,6 +6,8 @@ Compose project and removes it (volumes included) at the end.
 
 from __future__ import annotations
 
+import urllib.request
+
 import pytest
 
 from compose_support import PASSWORD, UNIT, Compose, get_json
@@ -131,3 +133,17 @@ def test_missing_password_is_one_clear_error_not_a_crash_loop(compose: Compose) 
     assert "chat-tracker: error: no server password: set TRACKER_PASSWORD" in output, output
     state = compose.tracker_state()
     assert (state["State"]["Status"], state["State"]["ExitCode"], state["RestartCount"]) == ("exited", 2, 0)
+
+
+def test_the_image_serves_the_web_page(compose: Compose) -> None:
+    """The browser client's files are inside the image (package data): `/` and its modules, with their headers."""
+    compose.up_tracker()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(compose.http_base() + "/", timeout=UNIT) as page:
+        html = page.read().decode("utf-8")
+        assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
+        assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assert 'type="module"' in html
+    for name in ("app.js", "link.js", "logic.js", "style.css"):
+        with opener.open(f"{compose.http_base()}/web/{name}", timeout=UNIT) as asset:
+            assert asset.status == 200 and asset.read(), name

@@ -13,6 +13,7 @@ from .asgi import Receive, Scope, Send
 from .rest import attach_metrics, router
 from .service import Tracker
 from .settings import Settings
+from .web import router as web_router  # the browser client at /
 from .websocket import WebSocketEndpoint
 
 WEBSOCKET_PATH = "/ws"
@@ -57,4 +58,5 @@ def create_app(settings: Settings) -> TrackerApp:
     attach_metrics(api.state, tracker)
     api.include_router(router)
     api.include_router(admin_router)
+    api.include_router(web_router)  # / and /web/*, outside the OpenAPI schema
     return TrackerApp(tracker, api)

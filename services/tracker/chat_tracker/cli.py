@@ -15,6 +15,7 @@ from chat_protocol import Limits
 from . import __version__
 from .addresses import proxy_list
 from .errors import ConfigError, LogFormatError
+from .origins import origin_list
 from .segments import size
 from .settings import Settings, env_flag, resolve_admin_password, resolve_password
 
@@ -110,6 +111,13 @@ OPTIONS = (
         proxy_list,
         _DEFAULT["trusted_proxies"],
         "ADDR|CIDR,... of reverse proxies whose X-Forwarded-For names the client",
+    ),
+    Option(  # the Origin allow-list for WebSocket handshakes (origins.py)
+        "--allowed-origins",
+        "TRACKER_ALLOWED_ORIGINS",
+        origin_list,
+        _DEFAULT["allowed_origins"],
+        "self|*|none|ORIGIN,... web pages that may open /ws (others: HTTP 403); clients sending no Origin always may",
     ),
     Option("--queue-size", "TRACKER_QUEUE_SIZE", int, _LIMITS.queue_size, "events queued per member before close 4007"),
     Option(
@@ -255,6 +263,7 @@ def settings_from(args: argparse.Namespace, password: str, admin_password: str |
         max_unauthenticated_per_address=args.max_unauthenticated_per_address,
         header_timeout=args.header_timeout,
         trusted_proxies=args.trusted_proxies,
+        allowed_origins=args.allowed_origins,
         auth_timeout=args.auth_timeout,
         join_timeout=args.join_timeout,
         ping_interval=args.ping_interval,

@@ -14,6 +14,8 @@ from chat_protocol import Limits
 
 from .addresses import TrustedProxies
 from .errors import ConfigError
+from .origins import DEFAULT as DEFAULT_ORIGINS
+from .origins import AllowedOrigins
 
 __all__ = ["ConfigError", "Settings", "default_env", "env_flag", "resolve_admin_password", "resolve_password"]
 
@@ -42,6 +44,7 @@ class Settings:
     max_unauthenticated_per_address: int = 8
     header_timeout: float = 10.0  # seconds for the request line and headers (HTTP and the WebSocket upgrade)
     trusted_proxies: TrustedProxies = TrustedProxies()
+    allowed_origins: AllowedOrigins = DEFAULT_ORIGINS  # browser pages that may open /ws (origins.py)
     auth_timeout: float = 30.0
     join_timeout: float = 300.0
     ping_interval: float = 20.0

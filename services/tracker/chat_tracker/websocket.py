@@ -22,6 +22,7 @@ from .asgi import Message, Receive, Scope, Send
 from .dialects import JSON, PLAIN, Dialect
 from .events import MESSAGE, Event
 from .journal import Journal
+from .origins import handshake_allowed
 from .outbox import Outbox
 from .room import Resuming
 from .service import Closable, Tracker
@@ -66,6 +67,13 @@ class Connection(Closable):
 
     async def run(self) -> None:
         if (await self.receive())["type"] != "websocket.connect":
+            return
+        # A browser page from an origin not on --allowed-origins is refused before
+        # accept, which uvicorn answers with HTTP 403: no WebSocket, no password tried.
+        allowed, origin = handshake_allowed(self.settings.allowed_origins, self.scope.get("headers", []))
+        if not allowed:
+            log.warning("Refused a WebSocket from %s: origin %.100r is not allowed", self.address, origin)
+            await self.send({"type": "websocket.close", "code": 1008})
             return
         subprotocol = SUBPROTOCOL if self.session.dialect is JSON else None
         await self.send({"type": "websocket.accept", "subprotocol": subprotocol})

@@ -1,0 +1,326 @@
+// The member's session across connections: the groupchat.v1 dialogue on each WebSocket,
+// reconnection with jittered backoff, resume from the last seq, and the resend of what
+// was not acknowledged. The page (app.js) gives it a `view` to report to; nothing here
+// touches the DOM. The password lives in this object only, for the reconnections.
+
+import { Memory, SUBPROTOCOL, TokenBucket, backoffDelay, shouldRetry } from "./logic.js";
+
+const PROBE_TIMEOUT_MS = 5000; // a `who` unanswered this long: the connection is dead (a laptop slept)
+const REFRESH_MS = 15000; // `who` this often while live, for the away marks (no event announces them)
+const NAME_ERRORS = new Set(["name_invalid", "name_reserved", "name_taken", "log_unavailable", "shutting_down"]);
+const RESUME_ERRORS = new Set(["resume_bad_token", "resume_wrong_epoch", "resume_expired", "resume_beyond_end"]);
+const RETRY_SOON = new Set(["rate_limited", "log_unavailable"]);
+
+export class Link {
+  constructor(url, password, view) {
+    this.url = url;
+    this.password = password;
+    this.view = view;
+    this.memory = null; // set at the first welcome
+    this.ws = null;
+    this.state = "idle"; // connecting, authenticating, naming, joining, resuming, replaying, live, waiting, ended
+    this.attempt = 0;
+    this.leaving = false;
+    this.bye = null;
+    this.outgoing = []; // frames waiting for the pacing bucket, in order
+    this.bucket = null;
+    this.pumpTimer = null;
+    this.retryTimer = null;
+    this.probeTimer = null;
+    this.refreshTimer = null;
+    this.whoAsked = []; // per `who` sent on this connection: true if the person asked for it
+  }
+
+  // --- for the page ----------------------------------------------------------------
+
+  start() {
+    this.open();
+  }
+
+  join(name) {
+    this.name = name;
+    this.state = "joining";
+    this.sendNow({ type: "join", name });
+  }
+
+  // A line to send: now when live, else kept for the next connection. Returns a refusal or null.
+  say(text) {
+    if (this.state === "live") {
+      const entry = this.memory.sent(text);
+      this.queueFrame({ type: "message", text: entry.text, id: entry.id });
+    } else if (this.memory.queue(text) === null) {
+      return "not connected: line not kept, 100 lines are already waiting";
+    }
+    this.view.pendingChanged(this.memory.pending);
+    return null;
+  }
+
+  who() {
+    if (this.state !== "live") return false;
+    this.askWho(true);
+    return true;
+  }
+
+  // Leave: at once when live; else after the lines still owed, on the next connection (as chat-client).
+  leave() {
+    this.leaving = true;
+    if (this.state === "live") this.queueFrame({ type: "leave" });
+    else this.view.leavingLater(this.memory ? this.memory.pending.length : 0);
+  }
+
+  reconnectNow() {
+    if (this.state === "waiting") {
+      clearTimeout(this.retryTimer);
+      this.open();
+    }
+  }
+
+  // The network came back, or the tab is shown again (perhaps after hours asleep): check.
+  checkAlive() {
+    if (this.state === "waiting") this.reconnectNow();
+    else if (this.state === "live") this.probe();
+  }
+
+  get limits() {
+    return this.memory ? this.memory.limits : null;
+  }
+
+  // --- one connection --------------------------------------------------------------
+
+  open() {
+    this.state = "connecting";
+    this.bye = null;
+    this.whoAsked = [];
+    const ws = new WebSocket(this.url, [SUBPROTOCOL]);
+    this.ws = ws;
+    ws.onmessage = (event) => {
+      if (this.ws === ws) this.receive(JSON.parse(event.data));
+    };
+    ws.onclose = (event) => {
+      if (this.ws === ws) this.closed(event.code);
+    };
+  }
+
+  // Stop listening to the current socket (it may be dead without knowing it) and close it.
+  abandon(code) {
+    const ws = this.ws;
+    this.ws = null;
+    this.stopTimers();
+    this.outgoing = [];
+    if (ws !== null) {
+      ws.onmessage = ws.onclose = null;
+      // Not 1000 (that would be leaving): a 4000 close is a lost connection the tracker keeps as away.
+      if (ws.readyState <= WebSocket.OPEN) ws.close(code, "reconnecting");
+    }
+  }
+
+  receive(message) {
+    const handler = HANDLERS[message.type];
+    if (handler) handler.call(this, message);
+  }
+
+  onHello(hello) {
+    this.state = "authenticating";
+    if (hello.authenticated) this.onAuthenticated();
+    else this.sendNow({ type: "auth", password: this.password });
+  }
+
+  onAuthenticated() {
+    if (this.memory === null && !this.name) {
+      this.state = "naming";
+      this.view.askName();
+      return;
+    }
+    const request = this.memory && this.memory.resumeRequest();
+    if (request) {
+      this.state = "resuming";
+      this.sendNow(request);
+    } else {
+      this.join(this.memory ? this.memory.name : this.name);
+    }
+  }
+
+  onWelcome(welcome) {
+    const first = this.memory === null;
+    const missedAfter = first ? null : this.memory.lastSeq;
+    if (first) this.memory = new Memory(welcome);
+    else this.memory.onWelcome(welcome);
+    this.view.welcome(welcome, first, missedAfter);
+    this.attached();
+    this.goLive();
+  }
+
+  onResumed(resumed) {
+    this.memory.onResumed(resumed);
+    this.view.resumed(resumed);
+    this.attached();
+    if (!this.memory.replaying) this.goLive();
+  }
+
+  onEvent(message) {
+    if (this.memory === null) return;
+    const own = message.type === "message" && message.name === this.memory.name;
+    if (this.memory.onEvent(message)) this.view.event(message, own);
+    if (own) this.view.pendingChanged(this.memory.pending);
+    if (this.state === "replaying" && !this.memory.replaying) this.goLive();
+  }
+
+  onMembers(members) {
+    const askedByPerson = this.whoAsked.length ? this.whoAsked.shift() : false;
+    clearTimeout(this.probeTimer);
+    this.view.members(members.members, askedByPerson);
+  }
+
+  onError(error) {
+    if (error.code === "bad_password") {
+      this.password = null; // refused: of no use for another attempt
+      this.finish(null, error);
+    } else if (this.state === "joining" && NAME_ERRORS.has(error.code)) {
+      this.state = "naming";
+      this.view.nameRefused(error);
+    } else if (this.state === "resuming" && RESUME_ERRORS.has(error.code)) {
+      this.view.resumeRefused(error);
+      this.join(this.memory.name); // join afresh under the same name
+    } else {
+      if (RETRY_SOON.has(error.code)) this.resendLater();
+      this.view.error(error);
+    }
+  }
+
+  onBye(bye) {
+    this.bye = bye;
+    this.view.bye(bye);
+  }
+
+  closed(code) {
+    this.ws = null;
+    this.stopTimers();
+    this.outgoing = [];
+    if (this.state === "ended") return;
+    if (this.memory === null) {
+      // Before the first welcome: the page reports it on the password or name form.
+      this.finish(null, null, code);
+    } else if (this.leaving && (code === 1000 || this.bye)) {
+      this.finish("You left the chat.");
+    } else if (shouldRetry(code) || code === 1005) {
+      this.lost();
+    } else {
+      this.finish(null, null, code);
+    }
+  }
+
+  lost() {
+    this.state = "waiting";
+    const seconds = backoffDelay(this.attempt);
+    const first = this.attempt === 0;
+    this.attempt += 1;
+    this.view.lost(first && !this.bye, seconds, this.memory.pending);
+    this.retryTimer = setTimeout(() => this.open(), seconds * 1000);
+  }
+
+  finish(text, error = null, code = null) {
+    this.state = "ended";
+    this.stopTimers();
+    clearTimeout(this.retryTimer);
+    this.abandon(1000);
+    this.password = null;
+    this.view.ended(text, error, code, this.bye, this.memory !== null);
+  }
+
+  // --- in the room -----------------------------------------------------------------
+
+  attached() {
+    this.attempt = 0;
+    this.bucket = TokenBucket.below(this.memory.limits);
+    this.state = "replaying";
+    this.refreshTimer = setInterval(() => {
+      if (this.state === "live" && document.visibilityState === "visible") this.askWho(false);
+    }, REFRESH_MS);
+  }
+
+  // The replay is in: send again what was not acknowledged (same ids), then what waited.
+  goLive() {
+    for (const owed of this.memory.linesToResend()) {
+      if (this.memory.isUnacknowledged(owed)) this.queueFrame({ type: "message", text: owed.text, id: owed.id });
+    }
+    this.state = "live";
+    if (this.leaving) this.queueFrame({ type: "leave" });
+    this.askWho(false); // the away marks, which welcome and resumed do not carry
+    this.view.live(this.memory.pending);
+  }
+
+  askWho(byPerson) {
+    this.whoAsked.push(byPerson);
+    this.sendNow({ type: "who" });
+  }
+
+  probe() {
+    this.askWho(false);
+    clearTimeout(this.probeTimer);
+    this.probeTimer = setTimeout(() => {
+      if (this.state !== "live") return;
+      this.abandon(4000);
+      this.lost();
+    }, PROBE_TIMEOUT_MS);
+  }
+
+  resendLater() {
+    setTimeout(() => {
+      if (this.state !== "live") return;
+      for (const owed of this.memory.unacknowledged) this.queueFrame({ type: "message", text: owed.text, id: owed.id });
+    }, 2000);
+  }
+
+  // --- sending ---------------------------------------------------------------------
+
+  sendNow(frame) {
+    if (this.ws !== null && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
+  }
+
+  // Messages go out at the bucket's pace; anything else waits its turn behind them.
+  queueFrame(frame) {
+    this.outgoing.push(frame);
+    this.pump();
+  }
+
+  pump() {
+    if (this.pumpTimer !== null) return;
+    while (this.outgoing.length) {
+      const frame = this.outgoing[0];
+      if (frame.type === "message" && !frame.paced) {
+        frame.paced = true;
+        const wait = this.bucket.reserve();
+        if (wait > 0) {
+          this.pumpTimer = setTimeout(() => {
+            this.pumpTimer = null;
+            this.pump();
+          }, wait * 1000);
+          return;
+        }
+      }
+      this.outgoing.shift();
+      delete frame.paced;
+      this.sendNow(frame);
+    }
+  }
+
+  stopTimers() {
+    clearTimeout(this.probeTimer);
+    clearInterval(this.refreshTimer);
+    clearTimeout(this.pumpTimer);
+    this.pumpTimer = null;
+  }
+}
+
+const HANDLERS = {
+  hello: Link.prototype.onHello,
+  authenticated: Link.prototype.onAuthenticated,
+  welcome: Link.prototype.onWelcome,
+  resumed: Link.prototype.onResumed,
+  joined: Link.prototype.onEvent,
+  message: Link.prototype.onEvent,
+  left: Link.prototype.onEvent,
+  members: Link.prototype.onMembers,
+  error: Link.prototype.onError,
+  bye: Link.prototype.onBye,
+};

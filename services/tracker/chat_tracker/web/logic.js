@@ -1,0 +1,284 @@
+// The page's own logic, with no DOM and no socket: name colours, commands, backoff,
+// close codes, and what a member remembers across connections (Memory). Each rule is a
+// port of the terminal client's (chat_client/render.py, commands.py, backoff.py,
+// resume.py; chat_protocol/names.py, text.py, codes.py), and tests/web checks the ports
+// against the Python originals by running these functions in the browser.
+
+export const SUBPROTOCOL = "groupchat.v1";
+
+// --- names -------------------------------------------------------------------------
+
+// chat_protocol.names.name_key: lower case, 0->o, 1->l, i->l, and - . _ dropped.
+const LOOKALIKES = new Map([["0", "o"], ["1", "l"], ["i", "l"], ["-", ""], [".", ""], ["_", ""]]);
+
+export function nameKey(name) {
+  let key = "";
+  for (const char of name.toLowerCase()) {
+    key += LOOKALIKES.has(char) ? LOOKALIKES.get(char) : char;
+  }
+  return key;
+}
+
+// The terminal client's palette has 11 colours (render.PALETTE); style.css defines
+// .c0-.c10 in the same order, so a name has the same hue in both.
+export const PALETTE_SIZE = 11;
+
+const CRC_TABLE = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+// zlib.crc32 of bytes.
+export function crc32(bytes) {
+  let crc = 0xffffffff;
+  for (const byte of bytes) crc = CRC_TABLE[(crc ^ byte) & 0xff] ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+// render.name_style: crc32 of the UTF-8 name key, modulo the palette.
+export function colourIndex(name) {
+  return crc32(new TextEncoder().encode(nameKey(name))) % PALETTE_SIZE;
+}
+
+// True if `text` mentions `name`, in any spelling that is the same name (ALPHA, @a1pha).
+export function mentions(text, name) {
+  const key = nameKey(name);
+  return (text.match(/[A-Za-z0-9_.-]+/g) || []).some((word) => nameKey(word) === key);
+}
+
+// --- text --------------------------------------------------------------------------
+
+// chat_protocol.text.sanitize_for_terminal: controls, separators, lone surrogates and
+// bidi controls become visible escapes, so nobody can forge a line or reverse our text.
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]|[\ud800-\udfff]/gu;
+const SIMPLE = new Map([["\n", "\\n"], ["\r", "\\r"], ["\t", "\\t"]]);
+
+export function safe(text) {
+  return String(text).replace(UNSAFE, (char) => {
+    if (SIMPLE.has(char)) return SIMPLE.get(char);
+    const code = char.charCodeAt(0);
+    return code <= 0xff ? "\\x" + code.toString(16).padStart(2, "0") : "\\u" + code.toString(16).padStart(4, "0");
+  });
+}
+
+// Characters as Python counts them (code points), for the tracker's max_message_chars.
+export function length(text) {
+  return [...text].length;
+}
+
+export function hasLoneSurrogate(text) {
+  return /[\ud800-\udfff]/u.test(text);
+}
+
+// --- commands (chat_client/commands.py) --------------------------------------------
+
+const COMMANDS = new Map([["/quit", "quit"], ["/exit", "quit"], ["/who", "who"], ["/help", "help"]]);
+
+export const HELP = [
+  "Commands:",
+  "  /who          who is online",
+  "  exit, /quit   leave the chat",
+  "  /help         this help",
+  "  //text        send a message that starts with '/'",
+  "Any other line is sent to everyone.",
+];
+
+// {action, text}: action is send, quit, who, help, nothing or unknown.
+export function parseCommand(line) {
+  const stripped = line.trim();
+  if (!stripped) return { action: "nothing", text: "" };
+  if (stripped === "exit") return { action: "quit", text: "" };
+  if (stripped.startsWith("//")) return { action: "send", text: line.trimStart().slice(1) };
+  if (stripped.startsWith("/")) {
+    const word = stripped.split(/\s+/)[0].toLowerCase();
+    const action = COMMANDS.get(word) || "unknown";
+    return { action, text: action === "unknown" ? word : "" };
+  }
+  return { action: "send", text: line };
+}
+
+// --- reconnecting (chat_client/backoff.py, chat_protocol/codes.py) -----------------
+
+export const BACKOFF_BASE = 0.5;
+export const BACKOFF_CAP = 10;
+
+// Seconds before reconnection attempt `attempt` (0-based): 0.25-0.5, 0.5-1, ... then 5-10.
+export function backoffDelay(attempt, random = Math.random) {
+  const ceiling = Math.min(BACKOFF_CAP, BACKOFF_BASE * 2 ** Math.min(Math.max(attempt, 0), 16));
+  return ceiling * (0.5 + 0.5 * random());
+}
+
+// Close codes the tracker sends, and whether a client may reconnect on its own after them.
+const RETRY = new Map([
+  [1000, false], [1001, false], [1003, false], [1007, false], [1009, false], [1011, true], [1012, true],
+  [4001, false], [4002, true], [4003, false], [4005, true], [4006, true], [4007, true], [4008, false],
+  [4009, true], [4010, false],
+]);
+
+export function shouldRetry(code) {
+  if (code === null || code === undefined) return true;
+  if (RETRY.has(code)) return RETRY.get(code);
+  return [1006, 1012, 1013, 1014].includes(code);
+}
+
+// Why someone left, in words (chat_protocol/reasons.py).
+export const LEAVE_REASONS = {
+  exit: "",
+  closed: "",
+  lost: " (connection lost)",
+  flooding: " (removed for flooding)",
+  slow: " (removed: too slow to keep up)",
+  shutdown: "",
+};
+
+// --- pacing (chat_client/pacing.py) ------------------------------------------------
+
+// A token bucket below the tracker's announced rate, so a burst of resends after a
+// reconnect is never refused as rate_limited.
+export class TokenBucket {
+  constructor(rate, burst, now = () => performance.now() / 1000) {
+    this.rate = Math.max(rate, 0.001);
+    this.capacity = Math.max(burst, 1);
+    this.now = now;
+    this.tokens = this.capacity;
+    this.updated = now();
+  }
+
+  static below(limits, now) {
+    return new TokenBucket(limits.rate_per_second * 0.8, Math.max(1, Math.floor(limits.rate_burst * 0.5)), now);
+  }
+
+  // Take a token; seconds to wait before using it (0 if one was free).
+  reserve() {
+    const now = this.now();
+    this.tokens = Math.min(this.capacity, this.tokens + (now - this.updated) * this.rate);
+    this.updated = now;
+    this.tokens -= 1;
+    return this.tokens >= 0 ? 0 : -this.tokens / this.rate;
+  }
+}
+
+// --- what a member remembers across connections (chat_client/resume.py) ------------
+
+export const MAX_WAITING = 100;
+
+function randomTag() {
+  const bytes = new Uint8Array(4);
+  crypto.getRandomValues(bytes);
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// "3fa4c2d1-1", "3fa4c2d1-2", ...: unique for this member without coordination.
+export function* messageIds(tag = randomTag()) {
+  for (let number = 1; ; number++) yield `${tag}-${number}`;
+}
+
+const LOGGED = new Set(["welcome", "joined", "message", "left"]);
+
+// The resume credentials, the last seq received, the messages sent but not echoed yet
+// (unacknowledged) and the lines typed while no connection was up (waiting).
+export class Memory {
+  constructor(welcome, ids = messageIds()) {
+    this.ids = ids;
+    this.unacknowledged = [];
+    this.waiting = [];
+    this.onWelcome(welcome);
+  }
+
+  // A (fresh) join: new name, token and epoch. lastSeq is set, not maxed: a new epoch restarts seqs.
+  onWelcome(welcome) {
+    this.name = welcome.name;
+    this.token = welcome.token || "";
+    this.epoch = welcome.epoch || "";
+    this.limits = welcome.limits;
+    this.lastSeq = welcome.seq;
+    this.replay = null;
+  }
+
+  // The resume frame for a new connection; null if the tracker gave no token.
+  resumeRequest() {
+    if (!this.token) return null;
+    return { type: "resume", token: this.token, epoch: this.epoch, after: this.lastSeq };
+  }
+
+  onResumed(resumed) {
+    this.name = resumed.name;
+    this.token = resumed.token;
+    this.epoch = resumed.epoch;
+    this.limits = resumed.limits;
+    this.replay = { until: resumed.seq, left: resumed.replayed };
+    this.finishReplayIfDone();
+  }
+
+  get replaying() {
+    return this.replay !== null;
+  }
+
+  // One frame in: true if it is to be shown, false for an event already received. An
+  // echo of our own message acknowledges it: by id, or (a replay read back from
+  // chat.log after a restart carries no id) the oldest unacknowledged one of that text.
+  onEvent(message) {
+    if (!LOGGED.has(message.type)) return true;
+    const fresh = message.seq > this.lastSeq;
+    if (message.type === "message" && message.name === this.name) this.acknowledge(message, fresh);
+    if (!fresh) return false;
+    this.lastSeq = message.seq;
+    if (this.replay !== null) {
+      this.replay.left -= 1;
+      this.finishReplayIfDone();
+    }
+    return true;
+  }
+
+  finishReplayIfDone() {
+    const replay = this.replay;
+    if (replay !== null && (replay.left <= 0 || this.lastSeq >= replay.until)) {
+      this.lastSeq = Math.max(this.lastSeq, replay.until);
+      this.replay = null;
+    }
+  }
+
+  acknowledge(echo, byText) {
+    const hasId = typeof echo.id === "string";
+    const index = this.unacknowledged.findIndex(
+      (entry) => (hasId && entry.id === echo.id) || (!hasId && byText && entry.text === echo.text),
+    );
+    if (index >= 0) this.unacknowledged.splice(index, 1);
+  }
+
+  // A new message going out now: it gets an id and waits for its echo.
+  sent(text) {
+    const entry = { id: this.ids.next().value, text };
+    this.unacknowledged.push(entry);
+    return entry;
+  }
+
+  // A line typed while disconnected: kept for later, or null when MAX_WAITING already wait.
+  queue(text) {
+    if (this.waiting.length >= MAX_WAITING) return null;
+    const entry = { id: this.ids.next().value, text };
+    this.waiting.push(entry);
+    return entry;
+  }
+
+  // Everything to send on a new membership, in order: the unacknowledged, then what waited.
+  linesToResend() {
+    this.unacknowledged.push(...this.waiting);
+    this.waiting = [];
+    return [...this.unacknowledged];
+  }
+
+  isUnacknowledged(entry) {
+    return this.unacknowledged.includes(entry);
+  }
+
+  // Not echoed yet, in the order they were typed.
+  get pending() {
+    return [...this.unacknowledged, ...this.waiting];
+  }
+}

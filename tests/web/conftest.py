@@ -1,0 +1,72 @@
+"""The browser tests' fixtures: Debian's chromium under Playwright, and real trackers.
+
+The browser is the system's ``/usr/bin/chromium`` (``CHROMIUM`` overrides it), driven by
+Playwright's Python package through ``executable_path``: nothing is downloaded at test
+time. Each test gets a fresh profile directory. Without chromium the tests are skipped
+locally and fail under ``CI=true``, where they must run; Playwright is a test dependency.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web_support import CHROMIUM, Browser, StartTracker, launch_chromium, require
+
+from chat_testing import RunningTracker, launch_tracker
+
+
+@pytest.fixture(scope="module")
+def playwright_driver() -> Iterator[Any]:
+    """One Playwright driver per test module (a Node process shipped inside the Python package).
+
+    Not per session: while it runs, the main thread has Playwright's event loop, which the
+    other directories' asyncio and anyio tests must not find there.
+    """
+    require(os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture
+def browser(playwright_driver: Any, tmp_path: Path) -> Iterator[Browser]:
+    """Factory of browser contexts, each with a fresh user-data-dir; all closed at the end."""
+    opened: list[Any] = []
+
+    def launch(viewport: dict[str, int] | None = None, **options: Any) -> Any:
+        context = launch_chromium(playwright_driver, tmp_path / f"profile{len(opened)}", viewport, **options)
+        opened.append(context)
+        return context
+
+    yield launch
+    for context in opened:
+        context.close()
+
+
+@pytest.fixture
+def start_tracker(tmp_path: Path) -> Iterator[StartTracker]:
+    """Factory: ``start_tracker(*flags, data_dir=..., resume_grace=...)``; every one is stopped at the end."""
+    started: list[RunningTracker] = []
+
+    def start(*args: str, data_dir: Path | None = None, **kwargs: Any) -> RunningTracker:
+        tracker = launch_tracker(data_dir or tmp_path / f"data{len(started)}", *args, **kwargs)
+        started.append(tracker)
+        return tracker
+
+    yield start
+    for tracker in started:
+        try:
+            tracker.stop()
+        except subprocess.TimeoutExpired:
+            tracker.kill()
+
+
+@pytest.fixture
+def tracker(start_tracker: StartTracker) -> RunningTracker:
+    return start_tracker()

@@ -1,0 +1,130 @@
+"""The page's own logic (web/logic.js) against the Python it ports, run in the browser itself."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page
+from web_support import launch_chromium, open_page
+
+from chat_client.backoff import delay
+from chat_client.commands import parse
+from chat_protocol import CloseCode, name_key, sanitize_for_terminal, should_retry
+from chat_testing import launch_tracker
+
+NAMES = ["alpha", "ALPHA", "a1pha", "alp.ha", "a-l-p-h-a", "Bob_99", "i0I1", "z", "x" * 32, "webby", "termi", "plainy"]
+
+
+@pytest.fixture(scope="module")
+def page(playwright_driver: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
+    """One page for the module: these tests only call functions, so they share a tracker and a browser."""
+    tracker = launch_tracker(tmp_path_factory.mktemp("data"))
+    context = launch_chromium(playwright_driver, tmp_path_factory.mktemp("profile"))
+    try:
+        yield open_page(context, tracker)
+    finally:
+        context.close()
+        tracker.stop()
+
+
+def run(page: Page, body: str, argument: Any = None) -> Any:
+    """Evaluate ``body`` (statements using ``logic`` and ``arg``) with the page's logic module imported."""
+    return page.evaluate(f"async (arg) => {{ const logic = await import('/web/logic.js'); {body} }}", argument)
+
+
+def test_name_keys_and_colours_match_the_terminal_client(page: Page) -> None:
+    """nameKey is name_key, and the colour index is crc32(name_key) % 11, as in chat_client.render."""
+    keys, colours = run(page, "return [arg.map(logic.nameKey), arg.map(logic.colourIndex)]", NAMES)
+    assert keys == [name_key(name) for name in NAMES]
+    assert colours == [zlib.crc32(name_key(name).encode()) % 11 for name in NAMES]
+    assert run(page, "return logic.PALETTE_SIZE") == 11
+
+
+def test_close_codes_and_backoff_match_the_protocol(page: Page) -> None:
+    """shouldRetry agrees with chat_protocol.should_retry; backoffDelay with chat_client.backoff.delay."""
+    codes = [int(code) for code in CloseCode] + [1006, 1013, 1014, 1015, 3000, 4000, 4999]
+    assert run(page, "return arg.map(logic.shouldRetry)", codes) == [should_retry(code) for code in codes]
+    for draw, pick in ((0.0, min), (1.0, max)):  # the jitter's bounds: random() 0 is a factor 0.5, 1 is 1.0
+        js = run(page, f"return [...Array(12).keys()].map(a => logic.backoffDelay(a, () => {draw}))")
+        assert js == pytest.approx([delay(attempt, pick) for attempt in range(12)])
+
+
+def test_commands_and_escapes_match_the_terminal_client(page: Page) -> None:
+    """parseCommand reads a line as chat_client.commands.parse does; safe() escapes as sanitize_for_terminal."""
+    lines = [
+        "hi",
+        "  exit ",
+        "exit now",
+        "/quit",
+        "/EXIT",
+        "/who there",
+        "/help",
+        "//slash",
+        "  //x",
+        "/nope",
+        "",
+        "   ",
+    ]
+    parsed = run(page, "return arg.map(logic.parseCommand)", lines)
+    assert [(p["action"], p["text"]) for p in parsed] == [(c.action.value, c.text) for c in map(parse, lines)]
+    texts = ["plain", "a\nb\tc\rd", "\x1b[2J", "\u202eevil", "\x7f\x85", "\u2028", "back\\slash", "emoji \U0001f600"]
+    assert run(page, "return arg.map(logic.safe)", texts) == [sanitize_for_terminal(text) for text in texts]
+
+
+def test_mentions_use_the_same_name_rules(page: Page) -> None:
+    """A mention is any word that is the same name as yours: case, lookalikes and separators included."""
+    cases = [("hi alpha!", True), ("@ALPHA look", True), ("a1pha?", True), ("alphabet", False), ("alp", False)]
+    found = run(page, "return arg.map(t => logic.mentions(t, 'alpha'))", [text for text, _ in cases])
+    assert found == [expected for _, expected in cases]
+
+
+def _memory_script(steps: list[dict[str, Any]]) -> str:
+    return (
+        "const memory = new logic.Memory({type: 'welcome', seq: 10, name: 'webby', token: 't', epoch: 'e',"
+        " limits: {}}, logic.messageIds('tag'));"
+        f"const log = []; for (const step of {json.dumps(steps)}) {{"
+        " if (step.sent) memory.sent(step.sent);"
+        " else if (step.queued) memory.queue(step.queued);"
+        " else if (step.resumed) memory.onResumed(step.resumed);"
+        " else log.push(memory.onEvent(step)); }"
+        " return {shown: log, pending: memory.pending.map(e => e.id + ' ' + e.text),"
+        " resend: memory.linesToResend().map(e => e.id + ' ' + e.text), after: memory.lastSeq,"
+        " replaying: memory.replaying};"
+    )
+
+
+def test_memory_resends_only_what_a_restart_did_not_log(page: Page) -> None:
+    """After a restart the replay (no ids) acknowledges the first unacknowledged messages; only the rest go again."""
+    steps: list[dict[str, Any]] = [
+        {"sent": "one"},
+        {"sent": "two"},
+        {"sent": "three"},
+        {"queued": "typed while away"},
+        {"resumed": {"seq": 13, "name": "webby", "token": "t2", "epoch": "e", "replayed": 3, "limits": {}}},
+        {"type": "message", "seq": 11, "name": "beta", "text": "meanwhile"},
+        {"type": "message", "seq": 12, "name": "webby", "text": "one"},  # logged before the kill, echo lost
+        {"type": "message", "seq": 12, "name": "beta", "text": "again"},  # a duplicate: not shown
+        {"type": "message", "seq": 13, "name": "webby", "text": "two"},
+    ]
+    result = run(page, _memory_script(steps))
+    assert result["shown"] == [True, True, False, True]
+    assert result["resend"] == ["tag-3 three", "tag-4 typed while away"]
+    assert result["after"] == 13 and result["replaying"] is False
+
+
+def test_memory_acknowledges_by_id_and_ignores_old_events(page: Page) -> None:
+    """An echo with an id acknowledges that message even out of order; an event at or before the last seq is dropped."""
+    steps: list[dict[str, Any]] = [
+        {"sent": "same"},
+        {"sent": "same"},
+        {"type": "message", "seq": 11, "name": "webby", "text": "same", "id": "tag-2"},
+        {"type": "joined", "seq": 9, "name": "old"},
+        {"type": "message", "seq": 11, "name": "webby", "text": "same", "id": "tag-2"},
+    ]
+    result = run(page, _memory_script(steps))
+    assert result["shown"] == [True, False, False]
+    assert result["pending"] == ["tag-1 same"]
