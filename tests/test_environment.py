@@ -83,3 +83,14 @@ def test_drivers_start_the_venv_client_even_with_a_stray_one_first_on_path(
     status, lines, stderr = client.finish()
     assert (status, stderr) == (0, ""), stderr
     assert lines and lines[0].startswith("chat-client "), lines
+
+
+def test_no_two_test_modules_share_a_basename() -> None:
+    """pytest imports test files outside packages by their basename: two of one name stop the whole run."""
+    tests = Path(__file__).resolve().parent
+    seen: dict[str, Path] = {}
+    for path in sorted(tests.rglob("test_*.py")):
+        if (path.parent / "__init__.py").exists():
+            continue  # inside a package: imported by its dotted name
+        assert path.name not in seen, f"{path} and {seen[path.name]} share a basename"
+        seen[path.name] = path

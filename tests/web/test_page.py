@@ -241,3 +241,32 @@ def test_mention_notifications_are_opt_in(browser: Browser, tracker: RunningTrac
         "shown": [["beta mentioned you", "and now, W-E-B-B-Y?"]],
     }
     beta.close()
+
+
+def test_moderation_shows_on_the_page_and_a_kicked_page_does_not_come_back(
+    browser: Browser, start_tracker: StartTracker
+) -> None:
+    """An announcement and a mute are notices; kicked, the page says why and never reconnects."""
+    import httpx
+
+    admin = "the-admins-secret"
+    tracker = start_tracker(env={"TRACKER_ADMIN_PASSWORD": admin})
+    page = open_page(browser(), tracker)
+    join(page, tracker, "webby")
+    headers = {"Authorization": f"Bearer {admin}"}
+    with httpx.Client(base_url=tracker.http_url, headers=headers, timeout=WAIT_MS / 1000) as client:
+        assert client.post("/admin/announce", json={"text": "<b>maintenance</b> at noon"}).status_code == 200
+        expect(log(page)).to_contain_text("Announcement: <b>maintenance</b> at noon", timeout=WAIT_MS)
+        assert (
+            client.post("/admin/mute", json={"name": "webby", "seconds": 60, "reason": "cool off"}).status_code == 200
+        )
+        expect(log(page)).to_contain_text("webby is muted for 60 s: cool off", timeout=WAIT_MS)
+        assert client.post("/admin/kick", json={"name": "webby", "reason": "spamming"}).status_code == 200
+    expect(log(page)).to_contain_text("webby was removed by a moderator: spamming", timeout=WAIT_MS)
+    expect(log(page)).to_contain_text("you were removed by a moderator: spamming", timeout=WAIT_MS)
+    # Closed for good (4011 is never retried): the page says so and its input is off, no reconnect is planned.
+    expect(log(page)).to_contain_text("Reload the page to join again.", timeout=WAIT_MS)
+    expect(field(page, "Message")).to_be_disabled()
+    assert "Reconnecting" not in page.locator("#status").inner_text()
+    assert [line.split(" ")[2] for line in tracker.log_lines() if line.split(" ")[3] == "webby"].count("join") == 1
+    assert page.locator("#log b").count() == 0  # the announcement's markup stayed text

@@ -25,7 +25,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import count
 
-from chat_protocol import ChatMessage, Error, Joined, Left, Limits, Resume, Resumed, ServerMessage, Welcome
+from chat_protocol import (
+    Announcement,
+    ChatMessage,
+    Error,
+    Joined,
+    Left,
+    Limits,
+    Moderation,
+    Resume,
+    Resumed,
+    ServerMessage,
+    Welcome,
+)
 
 # Lines typed while disconnected that are kept for sending once back; the next is refused,
 # so a person notices the tracker is gone instead of typing into a void for an hour.
@@ -106,7 +118,7 @@ class ResumeState:
         """
         if isinstance(message, Error) and message.id is not None:
             self._refused(message.id)  # never to be echoed: not to be sent again either
-        if not isinstance(message, Welcome | Joined | ChatMessage | Left):
+        if not isinstance(message, Welcome | Joined | ChatMessage | Left | Moderation | Announcement):
             return True  # members, errors, bye: not in chat.log, never replayed
         fresh = message.seq > self.last_seq
         if isinstance(message, ChatMessage) and message.name == self.name:

@@ -216,6 +216,10 @@ const view = {
       page.members.delete(message.name);
       renderMembers();
       notice(`${safe(message.name)} left${LEAVE_REASONS[message.reason] ?? ` (${safe(message.reason)})`}`, message.ts);
+    } else if (message.type === "moderation") {
+      notice(moderationText(message), message.ts);
+    } else if (message.type === "announcement") {
+      notice(`Announcement: ${safe(message.text)}`, message.ts);
     }
   },
 
@@ -379,3 +383,18 @@ function start() {
 }
 
 start();
+
+// A moderator's action as a notice (docs/moderation.md), every peer-given string made safe.
+function moderationText(event) {
+  const target = event.name ? safe(event.name) : "an address";
+  const because = event.reason ? `: ${safe(event.reason)}` : "";
+  if (event.action === "kick") return `${target} was removed by a moderator${because}`;
+  if (event.action === "mute") {
+    return event.seconds ? `${target} is muted for ${event.seconds} s${because}` : `${target} may speak again`;
+  }
+  if (event.action === "ban") {
+    const howLong = event.seconds == null ? "for good" : `for ${event.seconds} s`;
+    return `${target} is banned ${howLong} (ban ${safe(event.id ?? "?")})${because}`;
+  }
+  return `ban ${safe(event.id ?? "?")} was lifted`;
+}

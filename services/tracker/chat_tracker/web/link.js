@@ -320,6 +320,8 @@ const HANDLERS = {
   joined: Link.prototype.onEvent,
   message: Link.prototype.onEvent,
   left: Link.prototype.onEvent,
+  moderation: Link.prototype.onEvent,
+  announcement: Link.prototype.onEvent,
   members: Link.prototype.onMembers,
   error: Link.prototype.onError,
   bye: Link.prototype.onBye,

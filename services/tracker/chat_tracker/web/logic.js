@@ -117,7 +117,7 @@ export function backoffDelay(attempt, random = Math.random) {
 const RETRY = new Map([
   [1000, false], [1001, false], [1003, false], [1007, false], [1009, false], [1011, true], [1012, true],
   [4001, false], [4002, true], [4003, false], [4005, true], [4006, true], [4007, true], [4008, false],
-  [4009, true], [4010, false],
+  [4009, true], [4010, false], [4011, false], [4012, false],
 ]);
 
 export function shouldRetry(code) {
@@ -134,6 +134,8 @@ export const LEAVE_REASONS = {
   flooding: " (removed for flooding)",
   slow: " (removed: too slow to keep up)",
   shutdown: "",
+  kicked: " (removed by a moderator)",
+  banned: " (banned)",
 };
 
 // --- pacing (chat_client/pacing.py) ------------------------------------------------
@@ -178,7 +180,8 @@ export function* messageIds(tag = randomTag()) {
   for (let number = 1; ; number++) yield `${tag}-${number}`;
 }
 
-const LOGGED = new Set(["welcome", "joined", "message", "left"]);
+// Events in chat.log: they carry a seq, are replayed after a resume, and are never shown twice.
+const LOGGED = new Set(["welcome", "joined", "message", "left", "moderation", "announcement"]);
 
 // The resume credentials, the last seq received, the messages sent but not echoed yet
 // (unacknowledged) and the lines typed while no connection was up (waiting).
