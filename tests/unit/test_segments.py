@@ -152,3 +152,13 @@ def test_last_seq_of_plain_and_gzip_files(tmp_path: Path) -> None:
     """Start-up reads the last seq of a segment (or of logrotate's file), compressed or not."""
     assert segments.last_seq_of(_segment(tmp_path, 1, 10)) == 10
     assert segments.last_seq_of(_segment(tmp_path, 11, 20, compressed=True)) == 20
+
+
+def test_tail_of_a_segment_deleted_since_the_listing_asks_for_a_new_listing(tmp_path: Path) -> None:
+    """Retention runs beside a start-up read: a vanished plain segment is a Discontinuity, not a crash."""
+    oldest, newer = _segment(tmp_path, 1, 10), _segment(tmp_path, 11, 20)
+    listed = [LogFile(oldest, 1, size=oldest.stat().st_size), LogFile(newer, 11, size=newer.stat().st_size)]
+    oldest.unlink()
+    with pytest.raises(Discontinuity) as gap:
+        segments.tail(listed, 15)
+    assert [e.seq for e in gap.value.entries] == list(range(11, 21))

@@ -241,7 +241,10 @@ def tail(files: list[LogFile], count: int) -> list[LogEntry]:
     for file in reversed(files):
         if len(entries) >= count:
             break
-        older = _last_entries(file, count - len(entries))
+        try:
+            older = _last_entries(file, count - len(entries))
+        except Discontinuity:
+            raise Discontinuity(entries) from None  # what was read, newest files first, is kept
         if older and entries and older[-1].seq + 1 != entries[0].seq:
             raise Discontinuity(entries)
         entries = older + entries
@@ -272,7 +275,11 @@ def _entries_after(file: LogFile, seq: int, limit: int) -> Iterator[LogEntry]:
 
 def _last_entries(file: LogFile, count: int) -> list[LogEntry]:
     if not file.compressed:
-        lines = read_last_lines(file.path, count, file.size)
+        try:
+            lines = read_last_lines(file.path, count, file.size)
+        except FileNotFoundError:
+            # Deleted by retention (or compressed) since the listing: the caller lists the files again.
+            raise Discontinuity([]) from None
         return [entry for entry in map(parse_or_none, lines) if entry is not None]
     kept: deque[LogEntry] = deque(maxlen=count)
     with _open(file) as stream:

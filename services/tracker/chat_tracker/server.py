@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import logging.config
 import re
 import signal
 import socket
@@ -133,6 +134,9 @@ class TrackerServer(uvicorn.Server):
 
 def build_server(settings: Settings, socket_ceiling: int) -> TrackerServer:
     """The tracker under uvicorn, every socket guarded (at most ``socket_ceiling`` open at once)."""
+    # Logging first: opening chat.log starts retention in a worker thread, whose "Deleted ..." lines
+    # must not be lost to a logging not yet configured (uvicorn's Config would only do it next).
+    logging.config.dictConfig(logging_config(settings.log_level))
     app = create_app(settings)
     guard = SocketGuard(settings.max_connections_per_address, socket_ceiling, settings.trusted_proxies)
     config = uvicorn.Config(
