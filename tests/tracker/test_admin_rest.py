@@ -164,3 +164,31 @@ async def test_wrong_admin_guesses_are_throttled_and_never_logged(start_tracker:
     assert not any(ADMIN in line for line in tracker.output) and not any(ADMIN in line for line in tracker.log_lines())
     assert (await admin(tracker, "GET", "/admin/bans", secret=PASSWORD)).status_code == 401  # not the room's
     assert (await admin(tracker, "GET", "/admin/bans")).json() == {"bans": []}
+
+
+async def test_mutes_and_bans_expire_on_time_and_a_mute_survives_a_sigkill(start_tracker: Any, tmp_path: Path) -> None:
+    """A 2 s ban and a 60 s mute: the mute is still in force after a SIGKILL; the ban lets the name in once over."""
+    data_dir = tmp_path / "expiry"
+    tracker = start_tracker(env=ADMIN_ENV, data_dir=data_dir)
+    async with json_member(tracker.url, PASSWORD, "alpha"):
+        assert (await admin(tracker, "POST", "/admin/mute", {"name": "alpha", "seconds": 60})).status_code == 200
+    tracker.stop(signal.SIGKILL)
+    tracker = start_tracker(env=ADMIN_ENV, data_dir=data_dir)
+    async with json_member(tracker.url, PASSWORD, "Alpha") as (alpha, _):
+        await alpha.send(type="message", text="still muted?")
+        assert (await until_type(alpha, Error)).code == "muted"  # the mute belongs to the name, and it was kept
+    made = await admin(tracker, "POST", "/admin/ban", {"name": "beta", "seconds": 2})
+    ended = time.time() + 2
+    assert made.status_code == 200
+    refused = 0
+    while True:  # try to join as beta until the ban has run out (each try is refused until then)
+        async with json_peer(tracker.url, PASSWORD) as peer:
+            await peer.recv()  # hello
+            await peer.send(type="join", name="beta")
+            answer = await peer.recv()
+        if not isinstance(answer, Error):
+            break
+        assert answer.code == "banned" and time.time() < ended + UNIT
+        refused += 1
+    assert refused >= 1 and time.time() >= ended - 0.1
+    assert (await admin(tracker, "GET", "/admin/bans")).json() == {"bans": []}
