@@ -9,15 +9,12 @@ locally and fail under ``CI=true``, where they must run; Playwright is a test de
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from web_support import CHROMIUM, Browser, StartTracker, launch_chromium, require
-
-from chat_testing import RunningTracker, launch_tracker
+from web_support import CHROMIUM, Browser, launch_chromium, require
 
 
 @pytest.fixture(scope="module")
@@ -47,26 +44,3 @@ def browser(playwright_driver: Any, tmp_path: Path) -> Iterator[Browser]:
     yield launch
     for context in opened:
         context.close()
-
-
-@pytest.fixture
-def start_tracker(tmp_path: Path) -> Iterator[StartTracker]:
-    """Factory: ``start_tracker(*flags, data_dir=..., resume_grace=...)``; every one is stopped at the end."""
-    started: list[RunningTracker] = []
-
-    def start(*args: str, data_dir: Path | None = None, **kwargs: Any) -> RunningTracker:
-        tracker = launch_tracker(data_dir or tmp_path / f"data{len(started)}", *args, **kwargs)
-        started.append(tracker)
-        return tracker
-
-    yield start
-    for tracker in started:
-        try:
-            tracker.stop()
-        except subprocess.TimeoutExpired:
-            tracker.kill()
-
-
-@pytest.fixture
-def tracker(start_tracker: StartTracker) -> RunningTracker:
-    return start_tracker()
