@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from chat_protocol import name_key, parse_ts
 
 from .chatlog import LogEntry
 from .moderation import Moderation
+from .segments import replace_atomically
 
 log = logging.getLogger("chat_tracker")
 
@@ -72,22 +72,13 @@ def read_checkpoint(data_dir: Path) -> Checkpoint | None:
 
 def write_checkpoint(data_dir: Path, checkpoint: Checkpoint) -> None:
     """Replace ``room.json`` atomically; a crash leaves the old one or the new one, never half of either."""
-    path = data_dir / CHECKPOINT_FILE
-    temporary = path.with_name(path.name + ".tmp")
     body = {
         "epoch": checkpoint.epoch,
         "seq": checkpoint.seq,
         "members": [asdict(m) for m in checkpoint.members],
         "moderation": checkpoint.moderation,
     }
-    data = json.dumps(body, separators=(",", ":")).encode("utf-8")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(descriptor, data)
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-    temporary.replace(path)
+    replace_atomically(data_dir / CHECKPOINT_FILE, json.dumps(body, separators=(",", ":")).encode("utf-8"))
 
 
 def fold(start: Checkpoint, read_after: Callable[[int, int], list[LogEntry]], last_seq: int) -> Checkpoint:

@@ -21,12 +21,13 @@ import base64
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from chat_protocol import name_key
+
+from .segments import fsync_dir, replace_atomically
 
 log = logging.getLogger("chat_tracker")
 
@@ -89,22 +90,7 @@ def load_key(data_dir: Path) -> bytes:
     if len(key) >= 32:
         return key
     key = secrets.token_bytes(32)
-    temporary = path.with_name(path.name + ".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(descriptor, key)
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-    temporary.replace(path)
-    _fsync_dir(data_dir)
+    replace_atomically(path, key, mode=0o600)
+    fsync_dir(data_dir)
     log.info("Made a new resume key in %s", path)
     return key
-
-
-def _fsync_dir(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

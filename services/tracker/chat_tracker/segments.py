@@ -126,6 +126,18 @@ def _listing(data_dir: Path) -> list[Path]:
     return []
 
 
+def replace_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Put ``data`` at ``path`` whole or not at all: a temporary file, fsynced, renamed over ``path``."""
+    temporary = path.with_name(path.name + ".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(descriptor, data)
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    temporary.replace(path)
+
+
 def fsync_dir(directory: Path) -> None:
     """Make a rename or a creation in ``directory`` durable (a power cut would otherwise undo it)."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
