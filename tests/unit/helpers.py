@@ -26,12 +26,14 @@ class FakeWire:
     def __init__(self, ready: bool = True) -> None:
         self.is_ready = ready
         self.written = bytearray()
+        self.writes = 0  # write calls: one write(2) each on a real socket
 
     def ready(self) -> bool:
         return self.is_ready
 
     def write(self, frames: bytes) -> None:
         self.written += frames
+        self.writes += 1
 
 
 def decode_frames(data: bytes) -> list[str]:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from chat_tracker.outbox import CloseRequest, Outbox
+from chat_tracker.outbox import CloseRequest, Coalescer, Outbox
 from chat_tracker.wire import text_frame
 
 from .helpers import FakeWire, decode_frames, drain
@@ -116,3 +116,67 @@ def test_wired_close_frames_its_final_texts() -> None:
     outbox.push("queued")
     outbox.close(1001, "tracker shutting down", ("bye",))
     assert drain(outbox) == (["queued", "bye"], CloseRequest(1001, "tracker shutting down"))
+
+
+# --- coalescing (--coalesce-ms) ---------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_coalesced_frames_of_a_window_go_out_in_one_write_per_member() -> None:
+    """Every member's frames of one window are written together, in order, once the window ends."""
+    coalescer = Coalescer(0.01)
+    wires = [FakeWire(ready=True), FakeWire(ready=True)]
+    outboxes = [Outbox(100, wire=wire, coalescer=coalescer) for wire in wires]
+    for n in range(5):
+        for outbox in outboxes:
+            outbox.push_wire(text_frame(f"m{n}"), 1)
+    assert [wire.writes for wire in wires] == [0, 0] and [len(o) for o in outboxes] == [5, 5]
+    await asyncio.sleep(0.05)
+    assert [wire.writes for wire in wires] == [1, 1]
+    assert [decode_frames(bytes(wire.written)) for wire in wires] == [[f"m{n}" for n in range(5)]] * 2
+    assert [len(o) for o in outboxes] == [0, 0]
+    outboxes[0].push_wire(text_frame("next"), 1)  # a new window opens for the next frame
+    await asyncio.sleep(0.05)
+    assert wires[0].writes == 2 and decode_frames(bytes(wires[0].written))[-1] == "next"
+
+
+@pytest.mark.anyio
+async def test_a_socket_that_fills_during_the_window_leaves_the_frames_to_the_writer() -> None:
+    """Held frames are never lost or reordered when the socket stops keeping up before the flush."""
+    coalescer = Coalescer(0.01)
+    wire = FakeWire(ready=True)
+    outbox = Outbox(100, wire=wire, coalescer=coalescer)
+    outbox.push_wire(text_frame("a"), 1)
+    wire.is_ready = False
+    outbox.push_wire(text_frame("b"), 1)  # behind a full socket: queued for the writer
+    coalescer.flush()
+    assert wire.writes == 0 and len(outbox) == 2
+    assert drain(outbox) == (["a", "b"], None)
+
+
+@pytest.mark.anyio
+async def test_a_close_during_the_window_sends_held_frames_first() -> None:
+    """close() lines its goodbye up behind the held frames; the flush then writes nothing twice."""
+    coalescer = Coalescer(0.01)
+    wire = FakeWire(ready=True)
+    outbox = Outbox(100, wire=wire, coalescer=coalescer)
+    outbox.push_wire(text_frame("held"), 1)
+    outbox.close(1001, "bye", ("goodbye",))
+    coalescer.flush()
+    assert wire.writes == 0
+    assert drain(outbox) == (["held", "goodbye"], CloseRequest(1001, "bye"))
+
+
+@pytest.mark.anyio
+async def test_held_frames_count_toward_the_limit() -> None:
+    """A member flooded within one window overflows like any other (close 4007 follows)."""
+    calls: list[None] = []
+    outbox = Outbox(3, on_overflow=lambda: calls.append(None), wire=FakeWire(ready=True), coalescer=Coalescer(1.0))
+    for n in range(4):
+        outbox.push_wire(text_frame(str(n)), 1)
+    assert outbox.overflowed and calls == [None] and len(outbox) == 0
+
+
+def test_a_coalescing_window_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        Coalescer(0)

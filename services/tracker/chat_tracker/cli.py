@@ -145,6 +145,13 @@ OPTIONS = (
         "seconds to answer a ping before being dropped",
     ),
     Option(
+        "--coalesce-ms",
+        "TRACKER_COALESCE_MS",
+        float,
+        _DEFAULT["coalesce_ms"],
+        "milliseconds each member's frames are held to go out in one write (0: write each at once)",
+    ),
+    Option(
         "--history-size",
         "TRACKER_HISTORY_SIZE",
         int,
@@ -269,6 +276,7 @@ def settings_from(args: argparse.Namespace, password: str, admin_password: str |
         ping_interval=args.ping_interval,
         ping_timeout=args.ping_timeout,
         ws_deflate=args.ws_deflate,
+        coalesce_ms=args.coalesce_ms,
         flood_tolerance=args.flood_tolerance,
         history_size=args.history_size,
         resume_grace=args.resume_grace,
@@ -307,9 +315,12 @@ def check_args(args: argparse.Namespace) -> None:
         ("--keep-segments", args.keep_segments),
         ("--keep-days", args.keep_days),
         ("--resume-grace", args.resume_grace),
+        ("--coalesce-ms", args.coalesce_ms),
     ):
         if not value >= 0:
             raise ConfigError(f"{name} must be 0 or more, not {value}")
+    if args.coalesce_ms > 100:  # a window users would see as lag is a mistake, not a setting
+        raise ConfigError(f"--coalesce-ms must be at most 100, not {args.coalesce_ms}")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be 0-65535, not {args.port}")
     if args.log_level.lower() not in ("debug", "info", "warning", "error"):

@@ -658,6 +658,7 @@ class Room:
             elif member.since_seq is not None:
                 deliveries += shared.push_to(member)
         self.stats.deliveries += deliveries
+        _forget_member_lists(batch)
         for leaver in leavers:
             self._finish_leaving(leaver)
 
@@ -690,6 +691,18 @@ class Room:
         member.state = MemberState.GONE
         member.outbox.close(code, reason, final)
         del self._by_id[member.id]
+
+
+def _forget_member_lists(batch: Sequence[Event]) -> None:
+    """Drop each join's list of who was in the room once its welcome has been built.
+
+    Only the joiner's welcome reads it. Kept, the journal's ring of recent events
+    would hold a list of the whole room per join: at 10,000 members the last
+    10,000 joins alone would pin some 400 MB.
+    """
+    for event in batch:
+        if event.members:
+            event.members = ()
 
 
 def _note_ids(ids: dict[str, Event | None], member_id: int, batch: Sequence[Event]) -> None:

@@ -28,6 +28,7 @@ from .checkpoint import Checkpoint, Present, fold, read_checkpoint, write_checkp
 from .dialects import RESTART
 from .errors import LogWriteError
 from .journal import LocalJournal
+from .outbox import Coalescer
 from .policy import MemberPolicy
 from .ratelimit import AuthThrottle
 from .resume import ResumeTokens, load_key, new_epoch
@@ -152,6 +153,8 @@ class Tracker:
             )
         )
         self.request_exit: Callable[[], None] | None = None
+        # One coalescing window for every member's frames (None: each batch is written at once).
+        self.coalescer = Coalescer(settings.coalesce_ms / 1000) if settings.coalesce_ms > 0 else None
         self.restarting = False  # set on SIGTERM: the shutdown is a restart, members resume
         self.started = False
         self.stopped = False

@@ -50,6 +50,9 @@ class Settings:
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     ws_deflate: bool = False
+    # Each member's frames are held this long and written together (outbox.Coalescer): fewer
+    # write(2) calls per delivery under spread-out traffic, for at most this much added latency.
+    coalesce_ms: float = 2.0
     shutdown_grace: float = 2.0  # seconds members get to receive their goodbye
     flood_tolerance: int = 20  # refused messages in a burst before a member is removed (close 4006)
     flood_forgiveness: float = 1.0  # refused messages forgiven per second

@@ -55,7 +55,9 @@ class Connection(Closable):
         self.address = client[0] if client else "unknown"
         dialect: Dialect = JSON if SUBPROTOCOL in scope.get("subprotocols", ()) else PLAIN
         self.wire: Wire | None = scope.get("extensions", {}).get(EXTENSION)
-        self.outbox = Outbox(self.settings.limits.queue_size, on_overflow=self._on_overflow, wire=self.wire)
+        self.outbox = Outbox(
+            self.settings.limits.queue_size, on_overflow=self._on_overflow, wire=self.wire, coalescer=tracker.coalescer
+        )
         timeouts = Timeouts(auth=self.settings.auth_timeout, join=self.settings.join_timeout)
         self.session = Session(tracker.room, dialect, self.outbox, self.address, timeouts)
         self.writer: asyncio.Task[None] | None = None
