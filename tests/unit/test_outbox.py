@@ -168,12 +168,20 @@ async def test_a_close_during_the_window_sends_held_frames_first() -> None:
 
 
 @pytest.mark.anyio
-async def test_held_frames_count_toward_the_limit() -> None:
-    """A member flooded within one window overflows like any other (close 4007 follows)."""
+async def test_held_frames_count_toward_the_limit_only_behind_a_full_socket() -> None:
+    """A window's frames are not "behind" while the socket keeps up; at a full socket they overflow (4007)."""
     calls: list[None] = []
-    outbox = Outbox(3, on_overflow=lambda: calls.append(None), wire=FakeWire(ready=True), coalescer=Coalescer(1.0))
+    wire = FakeWire(ready=True)
+    coalescer = Coalescer(1.0)
+    outbox = Outbox(3, on_overflow=lambda: calls.append(None), wire=wire, coalescer=coalescer)
     for n in range(4):
         outbox.push_wire(text_frame(str(n)), 1)
+    coalescer.flush()
+    assert not outbox.overflowed and decode_frames(bytes(wire.written)) == ["0", "1", "2", "3"]
+    for n in range(4):
+        outbox.push_wire(text_frame(str(n)), 1)
+    wire.is_ready = False
+    coalescer.flush()
     assert outbox.overflowed and calls == [None] and len(outbox) == 0
 
 

@@ -24,6 +24,7 @@ import asyncio
 import functools
 import logging
 from asyncio import TimerHandle
+from collections.abc import Callable
 from typing import Any, ClassVar, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -61,6 +62,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     guard: ClassVar[SocketGuard]
     header_timeout: ClassVar[float]
+    # Builds the protocol an upgraded socket switches to (``native.NativeWebSocket`` bound to
+    # the tracker, or ``wire.ChatWebSocketProtocol`` for ASGI); called as uvicorn calls its own.
+    websocket: ClassVar[Callable[..., asyncio.Protocol]]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -141,7 +145,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self._refusing:
             return
         # The WebSocket protocol takes over the socket, its ticket and the established client.
-        upgraded = functools.partial(ChatWebSocketProtocol, ticket=self.ticket, client=self.established)
+        upgraded = functools.partial(type(self).websocket, ticket=self.ticket, client=self.established)
         self.ws_protocol_class = cast("type[asyncio.Protocol]", upgraded)
         super().handle_websocket_upgrade()
 
@@ -200,7 +204,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._linger = self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
-def guarded_protocol(guard: SocketGuard, header_timeout: float) -> type[GuardedHttpProtocol]:
+def guarded_protocol(
+    guard: SocketGuard, header_timeout: float, websocket: Callable[..., asyncio.Protocol] = ChatWebSocketProtocol
+) -> type[GuardedHttpProtocol]:
     """A ``GuardedHttpProtocol`` class bound to ``guard``, for ``uvicorn.Config(http=...)``."""
 
     class BoundGuardedHttpProtocol(GuardedHttpProtocol):
@@ -208,4 +214,5 @@ def guarded_protocol(guard: SocketGuard, header_timeout: float) -> type[GuardedH
 
     BoundGuardedHttpProtocol.guard = guard
     BoundGuardedHttpProtocol.header_timeout = header_timeout
+    BoundGuardedHttpProtocol.websocket = staticmethod(websocket)
     return BoundGuardedHttpProtocol

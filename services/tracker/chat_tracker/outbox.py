@@ -22,7 +22,6 @@ its fate (the tracker disconnects it with close code 4007).
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -98,6 +97,7 @@ class Outbox:
         "_wire_frames",
         "limit",
         "on_overflow",
+        "on_wake",
         "overflowed",
         "wire",
     )
@@ -113,14 +113,19 @@ class Outbox:
         self.wire = wire
         self._coalescer = coalescer if wire is not None else None
         self._held = False  # frames wait in _wire_frames for the coalescer's flush
-        self._texts: deque[str] = deque()  # not wired: texts for ASGI send
-        self._wire_frames: deque[bytes] = deque()  # wired: pre-built frames, possibly several joined
+        # Lists, not deques: they are only ever appended to and emptied whole, and an empty
+        # deque costs some 600 bytes per member where an empty list costs 56.
+        self._texts: list[str] = []  # not wired: texts for ASGI send
+        self._wire_frames: list[bytes] = []  # wired: pre-built frames, possibly several joined
         self._count = 0  # frames queued (a wired item may hold several joined frames)
         self._waiter: asyncio.Future[None] | None = None
         self._emptied: asyncio.Future[None] | None = None
         self._close: CloseRequest | None = None
         self.overflowed = False
         self.on_overflow = on_overflow
+        # Called whenever there is something for the writer (frames it must drain, a close,
+        # an overflow): the native adapter drains from here instead of running a writer task.
+        self.on_wake: Callable[[], None] | None = None
 
     def __len__(self) -> int:
         return self._count
@@ -161,12 +166,12 @@ class Outbox:
             if coalescer is None:
                 wire.write(data)
                 return
-            # Held for the window: the writer task is not woken, the flush writes them.
+            # Held for the window: the writer task is not woken, the flush writes them. Held
+            # frames are not "behind" (the socket keeps up): the limit applies if, at the flush,
+            # the socket turns out full, as it does to frames queued behind a full socket.
             self._wire_frames.append(data)
             self._count += count
-            if self._count > self.limit:
-                self._overflow()
-            elif not self._held:
+            if not self._held:
                 self._held = True
                 coalescer.hold(self)
             return
@@ -188,6 +193,8 @@ class Outbox:
             self._count = 0
             self._taken()
             wire.write(data)
+        elif self._count > self.limit:
+            self._overflow()
         else:
             self._wake()  # the socket filled meanwhile: the writer drains them once it is ready
 
@@ -222,6 +229,8 @@ class Outbox:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        if self.on_wake is not None:
+            self.on_wake()
         if self.closing:
             self._taken()
 

@@ -14,11 +14,14 @@ trusted proxies) before it reaches the app.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import logging.config
+import os
 import re
 import signal
 import socket
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -28,6 +31,7 @@ from .app import TrackerApp, create_app
 from .descriptors import RESERVED, check_fits, socket_ceiling
 from .guard import SocketGuard
 from .http_guard import guarded_protocol
+from .native import NativeWebSocket
 from .settings import Settings
 from .wire import ChatWebSocketProtocol
 
@@ -143,7 +147,7 @@ def build_server(settings: Settings, socket_ceiling: int) -> TrackerServer:
         app,
         host=settings.host,
         port=settings.port,
-        http=guarded_protocol(guard, settings.header_timeout),
+        http=guarded_protocol(guard, settings.header_timeout, websocket_protocol(settings, app)),
         ws=ChatWebSocketProtocol,
         ws_max_size=settings.limits.max_frame_bytes,
         ws_ping_interval=settings.ping_interval,
@@ -158,6 +162,18 @@ def build_server(settings: Settings, socket_ceiling: int) -> TrackerServer:
         lifespan="on",
     )
     return TrackerServer(config, app)
+
+
+def websocket_protocol(settings: Settings, app: TrackerApp) -> Callable[..., asyncio.Protocol]:
+    """What an upgraded socket becomes: the native adapter, or uvicorn's protocol and ASGI.
+
+    Per-message deflate compresses every frame per connection, which only the ASGI path
+    (uvicorn's protocol) does; ``TRACKER_BENCH_ASGI_WS=1`` also picks it, so the benchmark
+    can set the two adapters side by side.
+    """
+    if settings.ws_deflate or os.environ.get("TRACKER_BENCH_ASGI_WS") == "1":
+        return ChatWebSocketProtocol
+    return functools.partial(NativeWebSocket, tracker=app.tracker)
 
 
 def serve(settings: Settings) -> int:

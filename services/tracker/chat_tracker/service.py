@@ -79,7 +79,9 @@ class Connections:
 
 
 class Closable:
-    """What shutdown and admission need from a session (implemented in websocket.py)."""
+    """What shutdown and admission need from a session (implemented in websocket.py and native.py)."""
+
+    __slots__ = ()  # the native adapter keeps its connections slotted
 
     def say_goodbye(self, code: int, message: str, reason: str) -> None:
         raise NotImplementedError

@@ -15,15 +15,14 @@ import asyncio
 import contextlib
 import logging
 
-from chat_protocol import SUBPROTOCOL, CloseCode, Resumed, encode
+from chat_protocol import SUBPROTOCOL, CloseCode
 
 from .admission import Refusal
 from .asgi import Message, Receive, Scope, Send
 from .dialects import JSON, PLAIN, Dialect
-from .events import MESSAGE, Event
-from .journal import Journal
 from .origins import handshake_allowed
 from .outbox import Outbox
+from .replaying import replay
 from .room import Resuming
 from .service import Closable, Tracker
 from .session import CheckPassword, Replay, Session, SessionState, Timeouts
@@ -135,53 +134,10 @@ class Connection(Closable):
     # --- resuming -----------------------------------------------------------------
 
     async def _replay(self, resuming: Resuming) -> None:
-        """Send ``resumed``, what the member missed, then what arrived meanwhile; then it is live.
-
-        Its live events are held back by the room from the moment it resumed, so the
-        journal's history up to ``until`` and the held events meet with no gap and no
-        overlap. Frames go out in chunks the outbox can hold, each after the last is written.
-        """
-        room, member, outbox = self.tracker.room, resuming.member, self.outbox
-        events, gone = await _history(self.tracker.journal, resuming.after, resuming.until, self.settings.history_size)
-        frames, last = room.replay_frames(member, events, resuming.after)
-        resumed = Resumed(
-            seq=last if frames else resuming.until,
-            name=member.name,
-            epoch=room.tokens.epoch if room.tokens else "",
-            token=room.tokens.issue(member.name, member.since_seq or 0) if room.tokens else "",
-            recovered=gone is None,
-            replayed=len(frames),
-            messages=sum(1 for event in events if event.kind is MESSAGE and event.seq > resuming.after),
-            members=room.names(),
-            limits=room.limits,
-            resume_grace=room.grace,
-            gone=list(gone) if gone else None,
-        )
-        log.info("%s resumed after seq %d (%d events replayed)", member.name, resuming.after, len(frames))
-        outbox.push(encode(resumed))
-        await self._push_paced(frames)
-        while member.replay is not None and not outbox.closing:
-            last = len(member.replay) < self._chunk
-            held, _ = room.replay_frames(member, room.catch_up(member, last=last), resuming.until)
-            if last:
-                outbox.push_texts(held)
-            else:
-                await self._push_paced(held)
-
-    @property
-    def _chunk(self) -> int:
-        return max(1, self.outbox.limit // 2)
-
-    async def _push_paced(self, frames: list[str]) -> None:
-        """Queue ``frames`` a chunk at a time, each once the one before is on its way: no overflow."""
-        outbox, chunk = self.outbox, self._chunk
-        for start in range(0, len(frames), chunk):
-            if outbox.closing:
-                return
-            outbox.push_texts(frames[start : start + chunk])
-            await outbox.emptied()
-            if self.wire is not None and not self.wire.gone:
-                await self.wire.wait_ready()
+        wire = self.wire
+        wait_ready = None if wire is None else (lambda: _wait_unless_gone(wire))
+        tracker = self.tracker
+        await replay(tracker.room, tracker.journal, self.settings.history_size, resuming, self.outbox, wait_ready)
 
     async def _feed_next_frame(self) -> CheckPassword | Replay | None:
         session = self.session
@@ -302,25 +258,9 @@ class Connection(Closable):
                 await self._done.wait()
 
 
-async def _history(journal: Journal, after: int, until: int, most: int) -> tuple[list[Event], tuple[int, int] | None]:
-    """The events in (``after``, ``until``] the journal still has, at most ``most``; and the range gone, if any."""
-    events: list[Event] = []
-    gone: tuple[int, int] | None = None
-    cursor = after
-    while cursor < until:
-        page = await journal.read_after(cursor, min(until - cursor, 1000))
-        if page.gone is not None:
-            gone = (gone[0] if gone else page.gone[0], page.gone[1])
-            cursor = max(cursor, page.gone[1])
-        if not page.events:
-            break
-        events.extend(event for event in page.events if event.seq <= until)
-        cursor = page.events[-1].seq
-    if len(events) > most:  # more than a replay carries: the oldest are reported as gone
-        cut = len(events) - most
-        gone = (gone[0] if gone else after + 1, events[cut - 1].seq)
-        events = events[cut:]
-    return events, gone
+async def _wait_unless_gone(wire: Wire) -> None:
+    if not wire.gone:
+        await wire.wait_ready()
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
