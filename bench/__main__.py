@@ -6,6 +6,10 @@
     python -m bench --profile            # py-spy profile of the tracker's hot path
     python -m bench --baseline edb638b   # the same, with the tracker of commit edb638b beside this tree's
     python -m bench --baseline edb638b --workloads fanout --servers tracker,baseline
+    python -m bench --workloads fanout --arrivals lockstep,even,poisson --seed 7
+    python -m bench --workloads joins --join-members 2000,5000   # the join storm (not in the default run)
+    python -m bench --floor              # the physical floor: CPU of one small loopback write(2)
+    python -m bench --workloads fanout,idle --servers tracker,ngircd,redis,nodews   # native anchors (bench.native)
 
 ``--baseline REF`` (any git commit-ish) adds a fourth server, ``baseline``, shown as
 ``tracker@<short sha>``: the tracker of commit REF, from its ``services/`` written into a
@@ -21,6 +25,22 @@ at each N, also printed at the end of the run. ``--baseline`` adds ``baseline`` 
 ``--servers`` (after ``tracker``) when it is not listed. ``--steps`` sets the sweep's ladder
 (deliveries/s): the default steps are 33-50 % apart, too coarse to tell a 10 % change in the
 highest clean rate; a finer ladder around the expected maximum can.
+
+``--arrivals`` (comma list of ``lockstep``, ``even``, ``poisson``; default all three) is how
+the publishers space their sends (``bench.loadgen.Worker.publish``): ``lockstep`` sends every
+message due in a millisecond tick together (the harness's original pattern), ``even`` spreads
+the room's messages evenly in time, ``poisson`` draws exponential gaps, seeded by ``--seed``
+(default 16) so that a run repeats. The fixed-rate fan-out points run every listed pattern,
+interleaved with the servers; everything else (the sweep, slow members, the chats, chat.log)
+runs the headline pattern: ``poisson`` when listed, else the first. Every window's row says
+its pattern, and next to CPU us/delivery its deliveries per write syscall (``syscw`` of
+/proc/PID/io). ``--fixed-rates 100=200`` sets the fixed rate (msg/s) at chosen sizes.
+
+``--workloads joins`` is the join storm: ``--join-members`` (default 10000; a comma list runs
+each size in a fresh server) members join one after another, every join announced to everyone
+already in (N(N-1)/2 notices); wall time to the last notice, server CPU and peak RSS. Not in
+the default run: 10,000 is 50 million deliveries. ``--floor`` only measures the physical floor
+(``bench.floor``); the full run puts it in results.md too.
 
 Exit status: 0 when the run completed (whatever the figures), 1 when it could not
 (a server failed to start, a generator died), 2 for a usage error.
@@ -38,15 +58,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import report, workloads
+from . import floor, native, report, workloads
 from .baseline import checkout
 from .generators import Generators, generator_cores
-from .loadgen import raise_fd_limit
+from .loadgen import ARRIVALS, raise_fd_limit
 from .servers import SERVERS
 from .workloads import Plan
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKLOADS = ("fanout", "idle", "slow", "log")
+WORKLOADS = ("fanout", "idle", "slow", "log", "joins")
+DEFAULT_WORKLOADS = ("fanout", "idle", "slow", "log")  # the join storm is asked for by name
 
 
 def smoke_plan(results: Path) -> Plan:
@@ -76,12 +97,29 @@ def smoke_plan(results: Path) -> Plan:
         chat_deliveries=1000.0,
         chat_seconds=0.5,
         generators=2,
+        join_members=(60,),
         results=results,
     )
 
 
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(",") if part)
+
+
+def _rates(text: str) -> dict[int, float]:
+    """``100=200,1000=100``: the fixed rate (messages/s) at each N."""
+    try:
+        return {int(n): float(rate) for n, rate in (part.split("=") for part in text.split(",") if part)}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N=RATE,... (e.g. 100=200), not {text!r}") from None
+
+
+def _arrivals(text: str) -> tuple[str, ...]:
+    patterns = tuple(part for part in text.split(",") if part)
+    unknown = [p for p in patterns if p not in ARRIVALS]
+    if unknown or not patterns:
+        raise argparse.ArgumentTypeError(f"arrival patterns are {', '.join(ARRIVALS)}; not {', '.join(unknown)}")
+    return patterns
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,7 +132,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="REF",
         help="also run the tracker of git commit REF (server 'baseline', shown as tracker@<sha>) beside this tree's",
     )
-    parser.add_argument("--workloads", default=",".join(WORKLOADS), help=",".join(WORKLOADS))
+    parser.add_argument(
+        "--workloads",
+        help=f"{','.join(WORKLOADS)} (default {','.join(DEFAULT_WORKLOADS)}; --smoke adds a tiny join storm)",
+    )
+    parser.add_argument(
+        "--arrivals",
+        type=_arrivals,
+        help="arrival patterns of the fixed-rate points, comma list of lockstep,even,poisson (default all; "
+        "the headline figures use poisson when listed, else the first)",
+    )
+    parser.add_argument("--seed", type=int, help="seed of the poisson arrivals (default 16)")
+    parser.add_argument(
+        "--fixed-rates",
+        type=_rates,
+        help="the fixed rate (msg/s) per N, e.g. 100=200 (default 10=1000,100=1000,1000=100; others 100000/(N-1))",
+    )
+    parser.add_argument("--join-members", type=_ints, help="join storm sizes (default 10000)")
+    parser.add_argument("--floor", action="store_true", help="only measure the physical floor (bench.floor)")
     parser.add_argument("--members", type=_ints, help="fan-out sizes (default 10,100,1000)")
     parser.add_argument("--idle-members", type=_ints, help="connect-and-idle sizes (default 1000,5000)")
     parser.add_argument(
@@ -126,7 +181,11 @@ def plan_from(args: argparse.Namespace) -> Plan:
     servers = [s for s in args.servers.split(",") if s]
     if args.baseline and "baseline" not in servers:
         servers.insert(servers.index("tracker") + 1 if "tracker" in servers else 0, "baseline")
-    changes: dict[str, Any] = {"servers": tuple(servers), "workloads": tuple(w for w in args.workloads.split(",") if w)}
+    if args.workloads is not None:
+        chosen = tuple(w for w in args.workloads.split(",") if w)
+    else:  # the smoke run proves the join storm works too: 60 members take a second
+        chosen = WORKLOADS if args.smoke else DEFAULT_WORKLOADS
+    changes: dict[str, Any] = {"servers": tuple(servers), "workloads": chosen}
     for flag, field in (
         ("members", "members"),
         ("idle_members", "idle_members"),
@@ -138,6 +197,10 @@ def plan_from(args: argparse.Namespace) -> Plan:
         ("steps", "step_deliveries"),
         ("repeats", "repeats"),
         ("generators", "generators"),
+        ("arrivals", "arrivals"),
+        ("fixed_rates", "fixed_rates"),
+        ("seed", "seed"),
+        ("join_members", "join_members"),
     ):
         if getattr(args, flag) is not None:
             changes[field] = getattr(args, flag)
@@ -161,6 +224,7 @@ def run(plan: Plan, smoke: bool = False) -> int:
     if unknown:
         print(f"python -m bench: error: unknown server(s): {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
+    native.require(plan.servers)  # a listed ngircd/redis/nodews without its tool: fail now, naming the tool
     plan.results.mkdir(parents=True, exist_ok=True)
     cores = generator_cores()
     print(
@@ -190,6 +254,12 @@ def run(plan: Plan, smoke: bool = False) -> int:
         if "log" in plan.workloads and {"tracker", "baseline"} & set(plan.servers):
             log(" price of chat.log")
             rows += workloads.log_cost(plan, gens, log, tmpfs)
+        for kind in plan.servers:
+            if "joins" in plan.workloads:
+                log(f" join storm: {kind}")
+                rows += workloads.joins(plan, gens, kind, log)
+        log(" the physical floor")
+        rows += floor.measure(count=10_000, rounds=1) if smoke else floor.measure()
     finally:
         gens.close()
         if tmpfs is not None:
@@ -239,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
                 baseline_tree=base.tree,
             )
             print(f"bench: baseline {base.label} = {args.baseline} ({base.commit}), from {base.tree}", flush=True)
+        if args.floor:
+            print("\n".join(floor.lines(floor.measure())), flush=True)
+            return 0
         if args.profile:
             from .profile import profile
 

@@ -14,7 +14,14 @@ still runs its unmasking code), which spares the generator a Python XOR loop.
 Messages end with the sender's ``time.monotonic_ns()`` as 19 digits. On Linux
 CLOCK_MONOTONIC is one system-wide clock, so a receiver in another process takes
 ``now - stamp`` as the end-to-end latency; ``now`` is read once per received
-chunk (every frame in a chunk arrived at the same moment).
+chunk (every frame in a chunk arrived at the same moment). Every message is
+counted, but only every ``SAMPLE_EVERY``-th one (per process) has its stamp parsed
+into a latency: the parse was most of the receive path's cost, and a uniform
+1-in-16 sample still gives thousands of latencies per window for the percentiles.
+Notices (lines starting with ``*``) are counted in the same scan, without building
+a per-frame object, so that a join storm's tens of millions of notices stay cheap.
+
+Publishers send with one of three arrival patterns (``ARRIVALS``, see ``Worker.publish``).
 """
 
 from __future__ import annotations
@@ -23,12 +30,14 @@ import asyncio
 import base64
 import json
 import os
+import random
 import resource
 import socket
 import sys
 import time
 from array import array
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any, cast
 
 import uvloop
@@ -39,6 +48,9 @@ SLOW_NOTICE = b"too slow"
 OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA
 ZERO_MASK = b"\0\0\0\0"
 SMALL_RCVBUF = 8192  # bytes, for members that will stall
+SAMPLE_EVERY = 16  # a power of two: one message in this many has its latency parsed
+MS = 1_000_000  # ns: the event loop's timer resolution, and the bin of the achieved-spread figure
+ARRIVALS = ("lockstep", "even", "poisson")
 
 
 def client_frame(payload: bytes, opcode: int = OP_TEXT) -> bytes:
@@ -65,7 +77,9 @@ class Tally:
         self.notices = 0
         self.slow_notices = 0
         self.first_slow_notice_ns = 0  # when the first "too slow" notice arrived (monotonic ns)
+        self.last_notice_ns = 0  # when the latest notice arrived (monotonic ns): a join storm's end
         self.errors = 0
+        self.sampled = 0  # messages seen towards the next latency sample
 
 
 class Client(asyncio.Protocol):
@@ -117,14 +131,18 @@ class Client(asyncio.Protocol):
     # --- frames ----------------------------------------------------------------------
 
     def _frames(self, data: bytes) -> bytes:
-        """Handle every whole frame in ``data``; return the unfinished tail."""
+        """Handle every whole frame in ``data``; return the unfinished tail.
+
+        The common frames (a chat line, a notice) of a counted member are only counted
+        here; one message in ``SAMPLE_EVERY`` has its stamp parsed into a latency.
+        """
         now = time.monotonic_ns()
         size = len(data)
         pos = 0
         tally = self.tally
-        record = tally.latencies.append
         fast = self.state == "joined" and not self.stalled and self.counted
-        messages = 0
+        messages = notices = 0
+        seen = tally.sampled
         while pos + 2 <= size:
             length = data[pos + 1] & 0x7F
             head = 2
@@ -142,18 +160,32 @@ class Client(asyncio.Protocol):
             if end > size:
                 break
             first = data[pos + head] if length else 0
-            if fast and data[pos] == 0x81 and first != ASTERISK and first != BANG:
-                try:
-                    record(now - int(data[end - STAMP_DIGITS : end]))
+            if fast and data[pos] == 0x81 and first != BANG:
+                if first != ASTERISK:
                     messages += 1
-                except ValueError:
-                    tally.errors += 1
+                    seen += 1
+                    if not seen & (SAMPLE_EVERY - 1):
+                        self._sample(now, data[end - STAMP_DIGITS : end])
+                elif data.find(SLOW_NOTICE, pos + head, end) < 0:
+                    notices += 1
+                else:
+                    self._text(data[pos + head : end])
             else:
                 self._slow_path(data[pos] & 0x0F, data[pos + head : end])
                 fast = self.state == "joined" and not self.stalled and self.counted
             pos = end
         tally.messages += messages
+        tally.sampled = seen
+        if notices:
+            tally.notices += notices
+            tally.last_notice_ns = now
         return data[pos:]
+
+    def _sample(self, now: int, stamp: bytes) -> None:
+        try:
+            self.tally.latencies.append(now - int(stamp))
+        except ValueError:  # only sampled frames are parsed, so errors are undercounted 16-fold
+            self.tally.errors += 1
 
     def _slow_path(self, opcode: int, payload: bytes) -> None:
         if opcode == OP_PING:
@@ -176,6 +208,7 @@ class Client(asyncio.Protocol):
                 self.stalled_messages += 1
             elif line[:1] == b"*":
                 self.tally.notices += 1
+                self.tally.last_notice_ns = time.monotonic_ns()
                 if SLOW_NOTICE in line:
                     self.tally.slow_notices += 1
                     if not self.tally.first_slow_notice_ns:
@@ -240,12 +273,16 @@ class Worker:
         concurrency: int,
         timeout: float,
         small_buffers: list[str] | None = None,
+        protocol: str = "ws",
     ) -> dict[str, Any]:
         """Join ``names``; at most ``concurrency`` handshakes in flight, ``timeout`` s in all.
 
         ``small_buffers`` get a small kernel receive buffer, so that when they stop reading
         the server feels it in seconds rather than after megabytes of loopback buffering.
+        ``protocol`` is the server's (``Server.protocol``): ``ws``, or ``irc``/``resp`` for
+        the native references, whose clients send no HTTP upgrade.
         """
+        member = client_class(protocol)
         shrink = set(small_buffers or ())
         loop = asyncio.get_running_loop()
         gate = asyncio.Semaphore(concurrency)
@@ -264,6 +301,8 @@ class Worker:
                     f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
                     f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
                 ).encode()
+                if protocol != "ws":
+                    request = b""  # IRC and RESP start talking at once: no HTTP upgrade
                 client: Client | None = None
                 try:
                     async with asyncio.timeout(remaining):
@@ -277,7 +316,7 @@ class Worker:
                             sock.close()
                             raise
                         _, client = await loop.create_connection(
-                            lambda: Client(name, password, request, self.tally), sock=sock
+                            lambda: member(name, password, request, self.tally), sock=sock
                         )
                         await client.joined
                 except (OSError, TimeoutError) as exc:
@@ -297,32 +336,62 @@ class Worker:
             "errors": dict(errors),
         }
 
-    async def publish(self, names: list[str], rate: float, seconds: float, start_ns: int, size: int) -> dict[str, Any]:
-        """Send ``rate`` messages/s in all, round-robin over ``names``, for ``seconds``."""
+    async def publish(
+        self,
+        names: list[str],
+        rate: float,
+        seconds: float,
+        start_ns: int,
+        size: int,
+        arrivals: str = "lockstep",
+        slots: list[int] | None = None,
+        period: int = 0,
+        seed: int = 0,
+    ) -> dict[str, Any]:
+        """Send ``rate`` messages/s in all from ``names`` for ``seconds`` from ``start_ns``.
+
+        ``arrivals`` is how the sends are spaced in time:
+
+        - ``lockstep``: every millisecond tick, all messages due by then go out together,
+          round-robin over ``names`` (the harness's original pattern, kept as it was).
+        - ``even``: the whole room's messages evenly spread: message k of the room is due at
+          ``start_ns + k / room rate``, sent by the room's publisher ``k % period``. This
+          process owns the publishers at indices ``slots`` (``names[i]`` is publisher
+          ``slots[i]``), so the room's rate is ``rate * period / len(slots)`` and the
+          processes' messages interleave without any coordination but the common start.
+        - ``poisson``: exponential gaps at ``rate`` (seeded by ``seed``): the union of the
+          processes' independent Poisson streams is a Poisson stream at the room's rate.
+
+        ``even`` and ``poisson`` sleep until each message is due, never send one early, and
+        send together only messages due within the same millisecond (the loop's timer
+        resolution): each is late by 0 to about 1.2 ms. The answer has, besides the counts,
+        the sends per millisecond since ``start_ns`` (``bins``), from which the harness takes
+        the room's achieved spread, and the lateness of the paced patterns.
+        """
         senders = [self.clients[name] for name in names if name in self.clients]
         if not senders or rate <= 0:
             await asyncio.sleep(max(0.0, (start_ns - time.monotonic_ns()) / 1e9 + seconds))
-            return {"published": {}, "max_burst": 0}
+            return {"published": {}, "max_burst": 0, "bins": [], "late_ns": [0, 0, 0]}
+        if arrivals not in ARRIVALS:
+            raise ValueError(f"unknown arrival pattern {arrivals!r}")
         pad = (b"bench " * (size // 6 + 1))[: max(0, size - STAMP_DIGITS)]
-        published = [0] * len(senders)
         await asyncio.sleep(max(0.0, (start_ns - time.monotonic_ns()) / 1e9))
-        start = time.monotonic_ns()
-        end = start + int(seconds * 1e9)
-        per_ns = rate / 1e9
-        sent, turn, max_burst = 0, 0, 0
-        while (now := time.monotonic_ns()) < end:
-            due = int((now - start) * per_ns) - sent
-            if due > 0:
-                max_burst = max(max_burst, due)
-                stamp = b"%019d" % now
-                payload = pad + stamp
-                for _ in range(due):
-                    senders[turn].say(payload)
-                    published[turn] += 1
-                    turn = (turn + 1) % len(senders)
-                sent += due
-            await asyncio.sleep(0.001)
-        return {"published": {c.name: n for c, n in zip(senders, published, strict=True)}, "max_burst": max_burst}
+        pace = Pace(senders, pad, start_ns)
+        if arrivals == "lockstep":
+            await pace.lockstep(rate, seconds)
+        else:
+            end = start_ns + int(seconds * 1e9)
+            if arrivals == "even":
+                owned = slots if slots is not None and len(slots) == len(names) else list(range(len(names)))
+                # a publisher that failed to join leaves a gap in the room's spacing, nothing worse
+                pairs = [(slot, name) for slot, name in zip(owned, names, strict=True) if name in self.clients]
+                pace.senders = [self.clients[name] for _, name in pairs]
+                room = rate * max(period, len(owned)) / len(owned)
+                dues = even_dues(start_ns, room, [slot for slot, _ in pairs], max(period, len(owned)))
+            else:
+                dues = poisson_dues(start_ns, rate, random.Random(seed))
+            await pace.paced(dues, end)
+        return pace.answer()
 
     def window_start(self, prefix: str = "") -> dict[str, Any]:
         """Count from now on, and only what the clients named ``prefix...`` receive."""
@@ -334,7 +403,8 @@ class Worker:
         return {}
 
     def counts(self) -> dict[str, Any]:
-        return {"messages": self.tally.messages}
+        tally = self.tally
+        return {"messages": tally.messages, "notices": tally.notices, "last_notice_ns": tally.last_notice_ns}
 
     def window_end(self) -> dict[str, Any]:
         cpu = time.process_time() - self.window_cpu
@@ -345,6 +415,7 @@ class Worker:
             "notices": tally.notices,
             "slow_notices": tally.slow_notices,
             "first_slow_notice_ns": tally.first_slow_notice_ns,
+            "last_notice_ns": tally.last_notice_ns,
             "errors": tally.errors,
             "cpu_seconds": cpu,
             "wall_seconds": wall,
@@ -386,6 +457,102 @@ class Worker:
             if transport is not None:
                 transport.abort()
         return {"closed": len(doomed)}
+
+
+class Pace:
+    """One ``publish``: sends ``senders``' messages on time and keeps what the answer reports."""
+
+    def __init__(self, senders: list[Client], pad: bytes, start_ns: int) -> None:
+        self.senders = senders
+        self.pad = pad
+        self.start_ns = start_ns
+        self.published = [0] * len(senders)
+        self.bins: Counter[int] = Counter()  # sends per millisecond since start_ns
+        self.max_burst = 0  # lockstep: the most messages sent in one tick (the old figure)
+        self.late = [0, 0, 0]  # paced: [messages, total ns late, max ns late]
+        self.turn = 0
+
+    def send(self, now: int) -> None:
+        self.senders[self.turn].say(self.pad + b"%019d" % now)
+        self.published[self.turn] += 1
+        self.turn = (self.turn + 1) % len(self.senders)
+        self.bins[(now - self.start_ns) // MS] += 1
+
+    async def lockstep(self, rate: float, seconds: float) -> None:
+        """Every millisecond tick, send everything due since the start, all at once."""
+        start = time.monotonic_ns()
+        end = start + int(seconds * 1e9)
+        per_ns = rate / 1e9
+        sent = 0
+        while (now := time.monotonic_ns()) < end:
+            due = int((now - start) * per_ns) - sent
+            if due > 0:
+                self.max_burst = max(self.max_burst, due)
+                for _ in range(due):
+                    self.send(now)
+                sent += due
+            await asyncio.sleep(0.001)
+
+    async def paced(self, dues: Iterator[int], end: int) -> None:
+        """Send each message at its due time (ns), never early, and those due in the same ms together."""
+        late = self.late
+        pending = next(dues)
+        while pending < end:
+            now = time.monotonic_ns()
+            if now < pending:
+                # uvloop rounds a sleep to whole milliseconds and may wake up to 1 ms early;
+                # a sleep of at least one tick never spins, and early wakes just sleep again
+                await asyncio.sleep(max(pending - now, MS) / 1e9)
+                continue
+            group = pending + MS
+            while pending <= now and pending < group and pending < end:
+                self.send(now)
+                late[0] += 1
+                late[1] += now - pending
+                late[2] = max(late[2], now - pending)
+                pending = next(dues)
+            if pending <= now:
+                await asyncio.sleep(0)  # behind: the next millisecond's messages in the next iteration
+
+    def answer(self) -> dict[str, Any]:
+        burst = self.max_burst or max(self.bins.values(), default=0)
+        return {
+            "published": {c.name: n for c, n in zip(self.senders, self.published, strict=True)},
+            "max_burst": burst,
+            "bins": sorted(self.bins.items()),
+            "late_ns": self.late,
+        }
+
+
+def even_dues(start_ns: int, room_rate: float, slots: list[int], period: int) -> Iterator[int]:
+    """Due times (ns) of the room's messages ``k`` with ``k % period`` in ``slots``, at ``room_rate``."""
+    gap = 1e9 / room_rate
+    owned = sorted(slots)
+    block = 0
+    while True:
+        for slot in owned:
+            yield start_ns + int((block * period + slot) * gap)
+        block += 1
+
+
+def poisson_dues(start_ns: int, rate: float, rng: random.Random) -> Iterator[int]:
+    """Due times (ns) of a Poisson stream at ``rate`` from ``start_ns``: exponential gaps."""
+    at = float(start_ns)
+    while True:
+        at += rng.expovariate(rate) * 1e9
+        yield int(at)
+
+
+def client_class(protocol: str) -> type[Client]:
+    """The member class for a server's protocol: ``Client`` for WebSocket servers."""
+    if protocol == "ws":
+        return Client
+    # Imported here: bench.peer_clients subclasses Client, so it imports this module.
+    from .peer_clients import PEER_CLIENTS
+
+    if protocol not in PEER_CLIENTS:
+        raise ValueError(f"unknown client protocol {protocol!r}")
+    return PEER_CLIENTS[protocol]
 
 
 def histogram(latencies_ns: array[int]) -> list[tuple[int, int]]:

@@ -14,15 +14,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from . import floor
 from .workloads import passes
 
 Row = dict[str, Any]
-ORDER = ("tracker", "baseline", "ceiling", "typical")
+ORDER = ("tracker", "baseline", "ceiling", "typical", "ngircd", "redis", "nodews")  # the last three: bench.native
 TARGET_CPU_RATIO = 1.2
 TARGET_P99_RATIO = 1.5
 TARGET_RSS_RATIO = 1.5
 TARGET_LOG_COST = 0.10
 BASELINE_TOLERANCE = 0.10  # the tracker against --baseline's commit: CPU/delivery and highest clean rate
+ARRIVAL_ORDER = ("lockstep", "even", "poisson")
 
 
 def machine() -> dict[str, Any]:
@@ -86,8 +88,26 @@ def _ratio(value: float | None, base: float | None) -> float | None:
     return value / base if value and base else None
 
 
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
 def _kib(value: float | None) -> str:
     return "-" if value is None else f"{value / 1024:.1f}"
+
+
+def _fixed_headline(rows: Iterable[Row]) -> list[Row]:
+    """The fixed-rate rows of the headline arrival pattern (rows from before patterns count as headline)."""
+    return [r for r in _of(rows, workload="fanout-fixed") if r.get("headline", True)]
+
+
+def _rank(server: str) -> int:
+    return ORDER.index(server) if server in ORDER else len(ORDER)
+
+
+def _arrival_order(row: Row) -> int:
+    pattern = row.get("arrivals", "lockstep")
+    return ARRIVAL_ORDER.index(pattern) if pattern in ARRIVAL_ORDER else 9
 
 
 def _flag(row: Row) -> str:
@@ -127,16 +147,23 @@ def markdown(rows: list[Row], info: dict[str, Any], plan: dict[str, Any], charts
     out += _targets(rows)
     out += baseline_lines(rows)
     out += _fanout_fixed(rows)
+    out += _arrivals(rows)
     out += _fanout_max(rows)
     out += _idle(rows)
     out += _slow(rows)
     out += _log(rows)
+    out += _joins(rows)
+    out += floor.lines(_of(rows, workload="floor"))
     if charts:
         out += ["## Charts", ""] + [f"![{Path(c).stem}]({Path(c).name})" for c in charts] + [""]
     out += [
         (
             "CPU us/delivery = the server process's CPU time (/proc) over a window divided by the deliveries "
-            "the clients counted; `x ceiling` divides by the ceiling's figure from the same run. "
+            "the clients counted; `x ceiling` divides by the ceiling's figure from the same run (same N, "
+            "same arrivals). `per write` = deliveries counted / the server's write syscalls in the window "
+            "(`syscw` of /proc/PID/io: write/writev, which uvloop uses; chat.log's writes count too; "
+            "send/sendmsg would not). `gen CPU` = the generator processes' CPU over the window as a share "
+            "of their cores. "
             "`gen-limited`: a generator process was above 85 % of a core, so the figure may be the "
             "generator's limit, not the server's."
         ),
@@ -146,27 +173,75 @@ def markdown(rows: list[Row], info: dict[str, Any], plan: dict[str, Any], charts
 
 
 def _fanout_fixed(rows: list[Row]) -> list[str]:
-    fixed = _sorted(_of(rows, workload="fanout-fixed"))
+    fixed = sorted(
+        _of(rows, workload="fanout-fixed"), key=lambda r: (r["members"], _arrival_order(r), _rank(r["server"]))
+    )
     if not fixed:
         return []
     out = [
         "## Fan-out at a fixed rate",
         "",
         (
-            "| N | server | msg/s | deliveries/s | lost | p50 ms | p99 ms | CPU us/delivery "
-            "| x ceiling | server CPU | generator CPU | |"
+            "`arrivals`: how the publishers spaced their messages (`lockstep`: all due in a 1-ms tick at once; "
+            "`even`: evenly spread; `poisson`: exponential gaps). `burst`: the most messages the generators "
+            "sent within one millisecond; `shared`: the share of messages sent in a millisecond with another; "
+            "`late`: how late the paced patterns sent on average (ms). p50/p99 come from every 16th message "
+            "(all are counted)."
         ),
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "",
+        (
+            "| N | server | arrivals | msg/s | deliveries/s | lost | p50 ms | p99 ms | CPU us/delivery | per write "
+            "| x ceiling | server CPU | gen CPU | burst | shared | late | |"
+        ),
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in fixed:
-        base = _one(fixed, workload="fanout-fixed", server="ceiling", members=r["members"])
+        base = _one(fixed, server="ceiling", members=r["members"], arrivals=r.get("arrivals"))
         ratio = _ratio(r["cpu_us_per_delivery"], base["cpu_us_per_delivery"] if base else None)
         out.append(
-            f"| {r['members']} | {_name(r)} | {r['rate']:g} | {r['deliveries_per_s']:,.0f} | {r['lost']:,} "
+            f"| {r['members']} | {_name(r)} | {r.get('arrivals', '-')} | {r['rate']:g} "
+            f"| {r['deliveries_per_s']:,.0f} | {r['lost']:,} "
             f"| {_num(r['p50_ms'])} | {_num(r['p99_ms'])} | {_num(r['cpu_us_per_delivery'])} "
-            f"| {_num(ratio)} | {r['server_cpu_share']:.0%} | {r['generator_cpu_share']:.0%} | {_flag(r)} |"
+            f"| {_num(r.get('deliveries_per_write'))} "
+            f"| {_num(ratio)} | {r['server_cpu_share']:.0%} | {r['generator_cpu_share']:.0%} "
+            f"| {_num(r.get('max_burst'))} | {_share(r.get('shared_ms_share'))} "
+            f"| {_num(r.get('send_late_ms_mean'))} | {_flag(r)} |"
         )
     return [*out, ""]
+
+
+def _arrivals(rows: list[Row]) -> list[str]:
+    """Per N, each server's CPU us/delivery and deliveries per write under each arrival pattern."""
+    fixed = _of(rows, workload="fanout-fixed")
+    patterns = sorted(
+        {r["arrivals"] for r in fixed if r.get("arrivals")}, key=lambda a: _arrival_order({"arrivals": a})
+    )
+    if len(patterns) < 2:
+        return []
+    out = [
+        "## Arrival patterns side by side",
+        "",
+        "CPU us/delivery / deliveries per write at the fixed rate, for each arrival pattern.",
+        "",
+    ]
+    for n in sorted({r["members"] for r in fixed}):
+        at_n = _of(fixed, members=n)
+        out += [
+            f"N = {n}, {at_n[0]['rate']:g} msg/s:",
+            "",
+            "| server | " + " | ".join(patterns) + " |",
+            "|---|" + "---:|" * len(patterns),
+        ]
+        for server in [s for s in ORDER if _of(at_n, server=s)]:
+            cells = []
+            for pattern in patterns:
+                r = _one(at_n, server=server, arrivals=pattern)
+                cells.append(
+                    "-" if r is None else f"{_num(r['cpu_us_per_delivery'])} / {_num(r.get('deliveries_per_write'))}"
+                )
+            out.append(f"| {_name(_of(at_n, server=server)[0])} | " + " | ".join(cells) + " |")
+        out.append("")
+    return out
 
 
 def _fanout_max(rows: list[Row]) -> list[str]:
@@ -251,9 +326,9 @@ def _slow(rows: list[Row]) -> list[str]:
         "",
         (
             "| server | stalled | healthy deliveries/s | healthy lost | p50 ms | p99 ms | p99 x unstalled "
-            "| RSS growth MiB | CPU us/delivery | drop notices seen | first notice s | stalled ended as |"
+            "| RSS growth MiB | CPU us/delivery | per write | drop notices seen | first notice s | stalled ended as |"
         ),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in slow:
         base = _one(slow, server=r["server"], stalled=0)
@@ -266,7 +341,8 @@ def _slow(rows: list[Row]) -> list[str]:
             f"| {_name(r)} | {r['stalled']} | {r['deliveries_per_s']:,.0f} | {r['lost']:,} "
             f"| {_num(r['p50_ms'])} | {p99} | {_num(ratio)} "
             f"| {r['rss_growth'] / 2**20:.1f} | {_num(r['cpu_us_per_delivery'])} "
-            f"| {r['slow_notices'] / healthy:.1f} | {_num(r.get('first_drop_notice_s'), 1)} | {fate} |"
+            f"| {_num(r.get('deliveries_per_write'))} | {r['slow_notices'] / healthy:.1f} "
+            f"| {_num(r.get('first_drop_notice_s'), 1)} | {fate} |"
         )
     return [
         *out,
@@ -289,8 +365,9 @@ def _log(rows: list[Row]) -> list[str]:
     out = [
         f"## Price of durability (tracker, N = {log[0]['members']}, {log[0]['rate']:g} msg/s)",
         "",
-        ("| server " if several else "") + "| chat.log | CPU us/delivery (min-max) | vs. writing disabled | p99 ms |",
-        ("|---" if several else "") + "|---|---:|---:|---:|",
+        ("| server " if several else "")
+        + "| chat.log | CPU us/delivery (min-max) | per write | vs. writing disabled | p99 ms |",
+        ("|---" if several else "") + "|---|---:|---:|---:|---:|",
     ]
     for r in log:
         off = _one(log, log_mode="disabled", server=r["server"])
@@ -300,7 +377,37 @@ def _log(rows: list[Row]) -> list[str]:
         out.append(
             (f"| {_name(r)} " if several else "")
             + f"| {r['log_mode']} | {_num(r['cpu_us_per_delivery'])} ({_num(spread[0])}-{_num(spread[1])}) "
-            f"| {cost} | {_num(r['p99_ms'])} |"
+            f"| {_num(r.get('deliveries_per_write'))} | {cost} | {_num(r['p99_ms'])} |"
+        )
+    return [*out, ""]
+
+
+def _joins(rows: list[Row]) -> list[str]:
+    storms = sorted(_of(rows, workload="joins"), key=lambda r: (r["members"], _rank(r["server"])))
+    if not storms:
+        return []
+    out = [
+        "## Join storm",
+        "",
+        (
+            "N members join one after another (at most 50 handshakes in flight per generator), every join "
+            "announced to every member already in: N(N-1)/2 notices. `seconds`: from the first connect to the "
+            "last notice's arrival. `dropped`: members the server let go (none expected: the outbox holds "
+            "4 events per member)."
+        ),
+        "",
+        (
+            "| N | server | joined | joining s | seconds | notices | lost | server CPU s | CPU us/notice "
+            "| per write | peak RSS MiB | dropped | gen CPU |"
+        ),
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in storms:
+        out.append(
+            f"| {r['members']:,} | {_name(r)} | {r['joined']:,} | {_num(r['connect_seconds'], 1)} "
+            f"| {_num(r['seconds'], 1)} | {r['notices']:,} | {r['lost_notices']:,} | {_num(r['server_cpu_s'], 1)} "
+            f"| {_num(r['cpu_us_per_delivery'])} | {_num(r.get('deliveries_per_write'))} "
+            f"| {r['peak_rss'] / 2**20:,.0f} | {r['dropped']:,} | {r['generator_cpu_share']:.0%} |"
         )
     return [*out, ""]
 
@@ -308,7 +415,7 @@ def _log(rows: list[Row]) -> list[str]:
 def targets(rows: list[Row]) -> list[tuple[str, str, bool | None]]:
     """(target, measured, met?) for each of issue 6's targets that this run measured."""
     results: list[tuple[str, str, bool | None]] = []
-    fixed = _of(rows, workload="fanout-fixed")
+    fixed = _fixed_headline(rows)
     for n in (100, 1000):
         t, c = _one(fixed, server="tracker", members=n), _one(fixed, server="ceiling", members=n)
         if t and c:
@@ -389,7 +496,7 @@ def baseline_comparison(rows: list[Row]) -> list[Row]:
     highest clean rate, and CPU per delivery at the highest sweep step both passed, with
     the ratios tracker / baseline and whether each is within ``BASELINE_TOLERANCE``."""
     out: list[Row] = []
-    fixed, best = _of(rows, workload="fanout-fixed"), _of(rows, workload="fanout-max")
+    fixed, best = _fixed_headline(rows), _of(rows, workload="fanout-max")
     steps = [r for r in _of(rows, workload="fanout-step") if passes(r)]
     for n in sorted({r["members"] for r in fixed + best if r["server"] == "baseline"}):
         t, b = _one(fixed, server="tracker", members=n), _one(fixed, server="baseline", members=n)
@@ -523,7 +630,7 @@ def charts(rows: list[Row], directory: Path) -> tuple[list[str], str | None]:
         return [], "matplotlib is not installed (pip install matplotlib): no charts"
     made = []
     best = _of(rows, workload="fanout-max")
-    fixed = _of(rows, workload="fanout-fixed")
+    fixed = _fixed_headline(rows)
     if best:
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         names = _names(best)

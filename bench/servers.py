@@ -7,6 +7,8 @@ what /proc says about them.
   ``bench.baseline``), started the same way from that commit's source tree.
 - ``ceiling``: ``bench.ref_ceiling``, a reference (bare websockets + broadcast()).
 - ``typical``: ``bench.ref_typical``, a reference (FastAPI docs' ConnectionManager).
+- ``ngircd``, ``redis``, ``nodews``: native references (ngIRCd, Redis pub/sub, Node.js + ws),
+  started by ``bench.native``; the generator speaks each one's protocol (``Server.protocol``).
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import native
 from .baseline import BOOTSTRAP, IMPORTED_FROM, PACKAGES
 
 PASSWORD = "benchpass"
-SERVERS = ("tracker", "baseline", "ceiling", "typical")
+SERVERS = ("tracker", "baseline", "ceiling", "typical", *native.NATIVE)
 TRACKERS = ("tracker", "baseline")  # the product, from the work tree and from --baseline's commit
 # Every member of the load generator connects from 127.0.0.1: lift the per-address limits. Through
 # the environment, not flags, so that a --baseline commit from before those limits starts too.
@@ -74,6 +77,11 @@ class Server:
         self.kind = options.kind
         self.port = free_port()
         self.path = "/ws"
+        self.protocol = native.PROTOCOLS.get(self.kind, "ws")  # what the generator's members speak
+        # Deliveries per published message: every other member, or (Redis) every member.
+        self.echoes_own = self.kind in native.ECHOES_OWN
+        self.ready_line = native.READY_LINES.get(self.kind, "Listening on")
+        self.listen_backlog = native.LISTEN_BACKLOGS.get(self.kind)  # when small, joins are paced to it
         options.log_dir.mkdir(parents=True, exist_ok=True)
         self.output_path = options.log_dir / f"{options.kind}-{self.port}.out"
         env = {**os.environ, "TRACKER_PASSWORD": PASSWORD, **CROWD_FROM_ONE_ADDRESS, **options.extra_env}
@@ -86,9 +94,15 @@ class Server:
                 raise RuntimeError("the baseline server needs a source tree (python -m bench --baseline REF)")
             paths = [str(options.source / package) for package in PACKAGES]
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [*paths, env.get("PYTHONPATH")]))
+        if options.kind in native.NATIVE:
+            launch = self._native()
+            command = launch.command
+            env.update(launch.env)
+        else:
+            command = self._command()
         with self.output_path.open("wb") as output:
             self.process = subprocess.Popen(
-                pinned(self._command(), options.core),
+                pinned(command, options.core),
                 env=env,
                 stdout=output,
                 stderr=subprocess.STDOUT,
@@ -125,13 +139,17 @@ class Server:
         module = {"ceiling": "bench.ref_ceiling", "typical": "bench.ref_typical"}[o.kind]
         return [sys.executable, "-m", module, "--port", str(self.port), "--password", PASSWORD, *pings]
 
+    def _native(self) -> native.Launch:
+        o = self.options
+        return native.launch(o.kind, self.port, o.data_dir, PASSWORD, o.ping_interval, o.ping_timeout)
+
     def wait_ready(self, timeout: float = 20.0) -> None:
-        """Until the port accepts connections (and the tracker has said it listens)."""
+        """Until the port accepts connections and the server has said it is ready (``ready_line``)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.kind} exited with {self.process.returncode}: {self.output()[-2000:]}")
-            if "Listening on" in self.output() and _accepts(self.port):
+            if self.ready_line in self.output() and _accepts(self.port):
                 if self.kind == "baseline" and f"{IMPORTED_FROM}{self.options.source}/" not in self.output():
                     raise RuntimeError(f"baseline did not import {self.options.source}: {self.output()[-2000:]}")
                 return
@@ -152,6 +170,10 @@ class Server:
 
     def hwm_bytes(self) -> int:
         return memory(self.pid)[1]
+
+    def write_syscalls(self) -> int | None:
+        """The process's write syscalls so far (``syscw`` of /proc/PID/io), None if unreadable."""
+        return write_syscalls(self.pid)
 
     def stop(self, timeout: float = 10.0) -> int | None:
         if self.process.poll() is None:
@@ -194,3 +216,21 @@ def memory(pid: int) -> tuple[int, int]:
             if key in values:
                 values[key] = int(rest.split()[0]) * 1024
     return values["VmRSS"], values["VmHWM"]
+
+
+def write_syscalls(pid: int) -> int | None:
+    """``syscw`` of /proc/PID/io: write(2)/writev(2)-type calls of every thread of ``pid``.
+
+    What libuv (uvloop: the tracker and the references) and the C floor loop send with.
+    send(2)/sendto(2)/sendmsg(2) are not counted by Linux here, so a server that sends with
+    those shows too few writes; file writes (chat.log) are counted with the socket writes.
+    None when the file cannot be read (another user's process, no task I/O accounting).
+    """
+    try:
+        with Path(f"/proc/{pid}/io").open() as io:
+            for line in io:
+                if line.startswith("syscw:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

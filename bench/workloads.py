@@ -6,6 +6,10 @@ rate for a fixed time, each message stamped; then the harness waits (bounded)
 until every expected delivery arrived. The server's CPU time (from /proc) over
 the window divided by the deliveries the clients counted is the headline figure,
 CPU us per delivery: it does not depend on how fast or busy the machine is.
+Next to it, deliveries per write: the deliveries counted over the server's write
+syscalls in the window (``syscw`` of /proc/PID/io), how many frames each write
+carries on average, which the arrival pattern (``Plan.arrivals``) moves as much as
+the server's code does.
 """
 
 from __future__ import annotations
@@ -19,11 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from .generators import BUSY_SHARE, Generators
+from .native import NATIVE
 from .servers import PASSWORD, TRACKERS, Server, ServerOptions
 
 P99_LIMIT_MS = 100.0
-PREFIXES = {"tracker": "t", "baseline": "b", "ceiling": "c", "typical": "y"}
+# Member-name prefixes; the native ones are valid IRC nicks too (a letter, then digits).
+PREFIXES = {"tracker": "t", "baseline": "b", "ceiling": "c", "typical": "y", "ngircd": "i", "redis": "r", "nodews": "n"}
 MESSAGE_BYTES = 48  # text of a published message; the server prefixes "t12: "
+# Server kinds whose members are told of every later join and whose clients count each such
+# notice in Tally.notices (and its arrival in Tally.last_notice_ns): the join storm runs on these
+# only. The value is 1 where a member is told of its own join as well (IRC's JOIN echo), else 0.
+ANNOUNCES_JOINS = {"tracker": 0, "baseline": 0}
 
 
 @dataclass
@@ -32,6 +42,10 @@ class Plan:
 
     servers: tuple[str, ...] = ("tracker", "ceiling", "typical")
     workloads: tuple[str, ...] = ("fanout", "idle", "slow", "log")
+    # Arrival patterns (bench.loadgen.ARRIVALS): the fixed-rate fan-out points run each of them;
+    # everything else (the sweep, slow members, the chats, chat.log) runs the headline one.
+    arrivals: tuple[str, ...] = ("poisson", "even", "lockstep")
+    seed: int = 16  # seeds the Poisson arrivals: the same plan sends at the same moments
     members: tuple[int, ...] = (10, 100, 1000)
     fixed_rates: dict[int, float] = field(default_factory=lambda: {10: 1000.0, 100: 1000.0, 1000: 100.0})
     # The sweep's ladder (deliveries/s). It is searched, not walked: every other step up
@@ -63,12 +77,19 @@ class Plan:
     chat_seconds: float = 1.5
     generators: int = 2
     concurrency: int = 50
+    join_members: tuple[int, ...] = (10_000,)  # the join storm's sizes, one server process each
+    join_timeout: float = 600.0  # cap on a storm's joining, and again on its last notices arriving
     results: Path = Path("bench/results")
     # --baseline REF: the tracker of that commit, server kind "baseline", shown as baseline_label
     baseline_ref: str = ""
     baseline_commit: str = ""
     baseline_label: str = "baseline"
     baseline_tree: Path | None = None  # its extracted source tree (bench.baseline.checkout)
+
+    @property
+    def headline(self) -> str:
+        """The arrival pattern of the headline figures: poisson when it is run, else the first listed."""
+        return "poisson" if "poisson" in self.arrivals or not self.arrivals else self.arrivals[0]
 
     def label(self, kind: str) -> str:
         """How a server kind is named in the results: the baseline as ``tracker@<short sha>``."""
@@ -91,6 +112,7 @@ class Bench:
         self.stalled: set[str] = set()
         self.joined: Row = {}
         self.neighbours: list[Server] = []  # other servers running at the same time
+        self.windows_run = 0  # numbers the windows, for the arrival seeds
 
     def name(self, index: int) -> str:
         return f"{self.prefix}{index}"
@@ -102,6 +124,9 @@ class Bench:
         split: list[list[str]] = [[] for _ in range(len(self.gens))]
         for index in range(first, first + count):
             split[index % len(split)].append(self.name(index))
+        concurrency = self.plan.concurrency
+        if self.server.listen_backlog:  # ngIRCd: more SYNs than its backlog wait 1 s each for a retry
+            concurrency = min(concurrency, max(1, self.server.listen_backlog // len(split)))
         answers = self.gens.call(
             [
                 {
@@ -111,9 +136,10 @@ class Bench:
                     "path": self.server.path,
                     "password": PASSWORD,
                     "names": names,
-                    "concurrency": self.plan.concurrency,
+                    "concurrency": concurrency,
                     "timeout": timeout,
                     "small_buffers": [name for name in names if name in small_buffers],
+                    "protocol": self.server.protocol,
                 }
                 for names in split
             ],
@@ -166,35 +192,65 @@ class Bench:
     # --- one measurement window ------------------------------------------------------
 
     def window(
-        self, rate: float, seconds: float, label: str, drain: float | None = None, size: int = MESSAGE_BYTES
+        self,
+        rate: float,
+        seconds: float,
+        label: str,
+        drain: float | None = None,
+        size: int = MESSAGE_BYTES,
+        arrivals: str | None = None,
     ) -> Row:
         """Publish ``rate`` messages/s for ``seconds`` from the first publishers; measure."""
         self.settle()
+        pattern = arrivals or self.plan.headline
         publishers = [self.name(i) for i in range(min(self.plan.publishers, self.members))]
         healthy = self.members - len(self.stalled)
         self.gens.call_all({"cmd": "window_start", "prefix": self.prefix})
         cpu0, (rss0, samples) = self.server.cpu_seconds(), (self.server.rss_bytes(), [])
+        writes0 = self.server.write_syscalls()
         wall0 = time.monotonic()
         start_ns = time.monotonic_ns() + 100_000_000
-        commands = []
-        for mine in self.names:
-            own = [name for name in publishers if name in mine]
-            share = rate * len(own) / len(publishers)
-            commands.append(
-                {"cmd": "publish", "names": own, "rate": share, "seconds": seconds, "start_ns": start_ns, "size": size}
-            )
+        commands = self._publish_commands(publishers, rate, seconds, start_ns, size, pattern)
         sent = self.gens.call(commands, timeout=seconds + 60, tick=lambda: samples.append(self.server.rss_bytes()))
         published = sum(sum(a["published"].values()) for a in sent)
-        expected = published * (healthy - 1)
+        # Redis hands a PUBLISH to the publisher's own subscription too; the others to everyone else.
+        expected = published * (healthy if self.server.echoes_own else healthy - 1)
         self._drain(expected, drain if drain is not None else max(1.0, seconds))
         ends = self.gens.call_all({"cmd": "window_end"})
         wall = time.monotonic() - wall0
         cpu = self.server.cpu_seconds() - cpu0
+        writes1 = self.server.write_syscalls()
         samples.append(self.server.rss_bytes())
         row = self._row(label, rate, seconds, published, expected, ends, cpu, wall, rss0, samples, sent)
+        row.update(arrivals=pattern, headline=pattern == self.plan.headline, **_spread(sent))
+        row.update(_writes(row["received"], writes0, writes1, cpu))
         firsts = [a["first_slow_notice_ns"] for a in ends if a.get("first_slow_notice_ns")]
         row["first_drop_notice_s"] = (min(firsts) - start_ns) / 1e9 if firsts else None
         return row
+
+    def _publish_commands(
+        self, publishers: list[str], rate: float, seconds: float, start_ns: int, size: int, arrivals: str
+    ) -> list[Row]:
+        """One ``publish`` per generator: its publishers, its share of ``rate``, its seed and even-spacing slots."""
+        self.windows_run += 1
+        commands = []
+        for index, mine in enumerate(self.names):
+            own = [name for name in publishers if name in mine]
+            commands.append(
+                {
+                    "cmd": "publish",
+                    "names": own,
+                    "rate": rate * len(own) / len(publishers) if publishers else 0.0,
+                    "seconds": seconds,
+                    "start_ns": start_ns,
+                    "size": size,
+                    "arrivals": arrivals,
+                    "slots": [publishers.index(name) for name in own],
+                    "period": len(publishers),
+                    "seed": self.plan.seed * 1_000_003 + self.windows_run * 1009 + index,
+                }
+            )
+        return commands
 
     def _drain(self, expected: int, timeout: float) -> int:
         deadline = time.monotonic() + timeout
@@ -225,6 +281,7 @@ class Bench:
                 histogram[value] = histogram.get(value, 0) + count
         gen_shares = [a["cpu_seconds"] / a["wall_seconds"] for a in ends if a["wall_seconds"] > 0]
         gen_total = sum(gen_shares) / self.gens.core_count
+        gen_cpu = sum(a["cpu_seconds"] for a in ends)
         return {
             "server": self.server.kind,
             "server_label": self.plan.label(self.server.kind),
@@ -252,9 +309,41 @@ class Bench:
             "errors": sum(a["errors"] for a in ends),
             "generator_cpu_share": gen_total,
             "generator_max_share": max(gen_shares, default=0.0),
+            "generator_cpu_us_per_delivery": gen_cpu / received * 1e6 if received else None,
             "generator_limited": gen_total > BUSY_SHARE or max(gen_shares, default=0.0) > BUSY_SHARE,
-            "max_burst": max(a["max_burst"] for a in sent),
         }
+
+
+def _spread(sent: list[Row]) -> Row:
+    """How evenly the room's messages went out: the most sent by all generators within one
+    millisecond (``max_burst``; one stall of a generator, which shares its core with the other,
+    sets it), the share of messages that shared their millisecond with another
+    (``shared_ms_share``: the typical spread), the most by one generator in one lockstep tick
+    or one millisecond (``max_process_burst``), and how late the paced patterns sent (ms)."""
+    bins: dict[int, int] = {}
+    for answer in sent:
+        for ms, count in answer.get("bins", []):
+            bins[ms] = bins.get(ms, 0) + count
+    late = [answer.get("late_ns", [0, 0, 0]) for answer in sent]
+    paced = sum(messages for messages, _, _ in late)
+    total = sum(bins.values())
+    return {
+        "max_burst": max(bins.values(), default=0),
+        "shared_ms_share": sum(n for n in bins.values() if n > 1) / total if total else None,
+        "max_process_burst": max((a["max_burst"] for a in sent), default=0),
+        "send_late_ms_mean": sum(total for _, total, _ in late) / paced / 1e6 if paced else None,
+        "send_late_ms_max": max(worst for _, _, worst in late) / 1e6 if paced else None,
+    }
+
+
+def _writes(received: int, before: int | None, after: int | None, cpu: float) -> Row:
+    """The server's write syscalls in a window and the deliveries each carried (None if unreadable)."""
+    writes = after - before if before is not None and after is not None else None
+    return {
+        "server_writes": writes,
+        "deliveries_per_write": received / writes if writes else None,
+        "cpu_us_per_write": cpu / writes * 1e6 if writes else None,
+    }
 
 
 def percentiles(histogram: dict[int, int]) -> Row:
@@ -276,13 +365,18 @@ def percentiles(histogram: dict[int, int]) -> Row:
 
 def passes(row: Row) -> bool:
     """Zero loss, p99 under 100 ms, and the publishers kept the asked rate."""
-    asked = row["rate"] * row["seconds"]
-    return (
-        row["lost"] == 0
-        and row["p99_ms"] is not None
-        and row["p99_ms"] < P99_LIMIT_MS
-        and row["published"] >= 0.95 * asked - 2
-    )
+    return row["lost"] == 0 and row["p99_ms"] is not None and row["p99_ms"] < P99_LIMIT_MS and kept_rate(row)
+
+
+def kept_rate(row: Row) -> bool:
+    """Whether the publishers kept up: lockstep sent at least 95 % of the asked messages; the
+    paced patterns send every message due in the window (a Poisson window's count varies by
+    chance, by 10 % at 100 messages), so falling behind shows as lateness instead: on average
+    no more late than 5 % of the window."""
+    late = row.get("send_late_ms_mean")
+    if late is not None:
+        return bool(late <= 0.05 * row["seconds"] * 1000)
+    return bool(row["published"] >= 0.95 * row["rate"] * row["seconds"] - 2)
 
 
 @contextmanager
@@ -355,18 +449,27 @@ def fanout(plan: Plan, gens: Generators, log: Any) -> list[Row]:
 
 
 def _fixed(plan: Plan, benches: list[Bench], n: int, log: Any) -> list[Row]:
+    """The fixed-rate point at ``n``: for every arrival pattern, the median of ``repeats`` windows.
+
+    The windows go round the servers, and within a round round the patterns, so that noise on
+    the machine falls on every (server, pattern) pair alike.
+    """
     rate = plan.fixed_rates.get(n, 100_000 / max(1, n - 1))
-    windows: dict[str, list[Row]] = {bench.server.kind: [] for bench in benches}
+    patterns = plan.arrivals or (plan.headline,)
+    windows: dict[tuple[str, str], list[Row]] = {(b.server.kind, a): [] for b in benches for a in patterns}
     for bench in benches:  # the first traffic after joining costs more (buffers, TCP windows): not counted
         bench.window(rate, plan.warmup_seconds, "warm-up")
     for repeat in range(plan.repeats):  # every other round in reverse: no server is always first after a settle
-        for bench in benches if repeat % 2 == 0 else benches[::-1]:
-            windows[bench.server.kind].append(bench.window(rate, plan.fixed_seconds, "fixed"))
+        for arrivals in patterns if repeat % 2 == 0 else patterns[::-1]:
+            for bench in benches if repeat % 2 == 0 else benches[::-1]:
+                row = bench.window(rate, plan.fixed_seconds, "fixed", arrivals=arrivals)
+                windows[bench.server.kind, arrivals].append(row)
     rows = []
-    for bench in benches:
-        row = {**median_row(windows[bench.server.kind]), "workload": "fanout-fixed", **bench.joined}
-        rows.append(row)
-        log(f"  {bench.server.kind} N={n} fixed {rate:g} msg/s: {describe(row)}")
+    for arrivals in patterns:
+        for bench in benches:
+            row = {**median_row(windows[bench.server.kind, arrivals]), "workload": "fanout-fixed", **bench.joined}
+            rows.append(row)
+            log(f"  {bench.server.kind} N={n} fixed {rate:g} msg/s {arrivals}: {describe(row)}")
     return rows
 
 
@@ -414,8 +517,7 @@ class Search:
 def _spike(row: Row) -> bool:
     """Failed on p99 alone while the median stayed low: a spike, not a server out of CPU
     (an overloaded server builds a backlog, and then its p50 climbs too)."""
-    kept = row["published"] >= 0.95 * row["rate"] * row["seconds"] - 2
-    return row["lost"] == 0 and kept and row["p50_ms"] is not None and row["p50_ms"] < P99_LIMIT_MS / 10
+    return row["lost"] == 0 and kept_rate(row) and row["p50_ms"] is not None and row["p50_ms"] < P99_LIMIT_MS / 10
 
 
 def _sweep(plan: Plan, benches: list[Bench], n: int, log: Any, previous: dict[str, int]) -> list[Row]:
@@ -564,6 +666,11 @@ def slow(plan: Plan, gens: Generators, kind: str, log: Any) -> list[Row]:
     before a server feels anything; the tracker then drops it about 2 s later, when its
     1,024-event outbox is full: hence stalled windows of 12 s.)
     """
+    if kind in NATIVE:
+        # The native anchors are fan-out and idle references only: their clients have no
+        # close codes or "too slow" notices to report a stalled member's fate with.
+        log(f"  {kind} slow: skipped (native reference)")
+        return []
     rows: list[Row] = []
     baselines: list[Row] = []
     for stalled in plan.slow_stalled:
@@ -680,12 +787,107 @@ def log_cost(plan: Plan, gens: Generators, log: Any, tmpfs: Path | None) -> list
 def describe(row: Row) -> str:
     cpu = row.get("cpu_us_per_delivery")
     flag = " [generator-limited]" if row.get("generator_limited") else ""
+    per_write = row.get("deliveries_per_write")
     cost = f"CPU {cpu:.2f} us/delivery" if cpu else "no deliveries"
+    cost += f", {per_write:.2f} deliveries/write" if per_write else ""
+    cost += f", burst {row['max_burst']}" if row.get("max_burst") else ""
     return (
         f"{row['deliveries_per_s']:.0f} deliveries/s, lost {row['lost']}, "
         f"p50 {row['p50_ms']} ms p99 {row['p99_ms']} ms, {cost}, "
         f"server {row['server_cpu_share']:.0%} gen {row['generator_cpu_share']:.0%}{flag}"
     )
+
+
+# --- the join storm ------------------------------------------------------------------------
+
+
+def joins(plan: Plan, gens: Generators, kind: str, log: Any) -> list[Row]:
+    """Join storm: N members join one after another, every join announced to all already in.
+
+    Per size one fresh server process. Members join as fast as the generators can (at most
+    ``concurrency`` handshakes in flight per generator); the k-th to join hears the joins of
+    the N-k after it, N(N-1)/2 notices in all (50 million at 10,000), which the clients count
+    without parsing. Reported: wall time from the first connect to the moment the last notice
+    arrived, the server's CPU seconds, write syscalls and peak RSS (VmHWM), and any member the
+    server dropped (the tracker's outbox is made big enough, 4 events per member, that it
+    should drop none: a drop is a finding).
+    """
+    if kind not in ANNOUNCES_JOINS:
+        log(f"  {kind} joins: skipped (its members are not told of joins)")
+        return []
+    rows = []
+    for n in plan.join_members:
+        with running(plan, kind, f"joins{n}", queue_size=max(1024, 4 * n)) as server:
+            bench = Bench(plan, gens, server)
+            try:
+                row = _storm(plan, bench, n)
+            finally:
+                server.stop()  # before the members go: 10,000 leaves would each be announced too
+                bench.leave_all()
+        rows.append(row)
+        log(
+            f"  {kind} joins N={n}: {row['joined']} joined in {row['connect_seconds']:.1f} s, last notice after "
+            f"{_num(row['seconds'])} s, {row['notices']:,} of {row['expected_notices']:,} notices, server CPU "
+            f"{row['server_cpu_s']:.1f} s ({_num(row['cpu_us_per_delivery'])} us/notice, "
+            f"{_num(row['deliveries_per_write'])} per write), peak RSS {row['peak_rss'] / 2**20:.0f} MiB, "
+            f"dropped {row['dropped']}, gen {row['generator_cpu_share']:.0%}"
+        )
+    return rows
+
+
+def _storm(plan: Plan, bench: Bench, n: int) -> Row:
+    server = bench.server
+    bench.settle(timeout=2)
+    bench.gens.call_all({"cmd": "window_start", "prefix": bench.prefix})
+    cpu0, writes0, start_ns = server.cpu_seconds(), server.write_syscalls(), time.monotonic_ns()
+    joined = bench.join(n, plan.join_timeout)
+    members = joined["joined"]
+    expected = members * (members - 1) // 2 + ANNOUNCES_JOINS[server.kind] * members
+    notices = _wait_for_notices(bench, expected, plan.join_timeout)
+    cpu, writes1 = server.cpu_seconds() - cpu0, server.write_syscalls()
+    ends = bench.gens.call_all({"cmd": "window_end"})
+    last = max(a["last_notice_ns"] for a in ends)
+    still_open = bench.open_members()
+    wall = sum(a["wall_seconds"] for a in ends) / len(ends)
+    gen_cpu = sum(a["cpu_seconds"] for a in ends)
+    return {
+        "workload": "joins",
+        "server": server.kind,
+        "server_label": bench.plan.label(server.kind),
+        "members": n,
+        **joined,
+        "expected_notices": expected,
+        "notices": notices,
+        "lost_notices": max(0, expected - notices),
+        "seconds": (last - start_ns) / 1e9 if last else None,
+        "server_cpu_s": cpu,
+        "cpu_us_per_delivery": cpu / notices * 1e6 if notices else None,
+        **_writes(notices, writes0, writes1, cpu),
+        "peak_rss": server.hwm_bytes(),
+        "dropped": members - still_open,
+        "slow_notices": sum(a["slow_notices"] for a in ends),
+        "generator_cpu_share": gen_cpu / wall / bench.gens.core_count if wall else 0.0,
+        "generator_cpu_us_per_delivery": gen_cpu / notices * 1e6 if notices else None,
+        "queue_size": server.options.queue_size,
+    }
+
+
+def _wait_for_notices(bench: Bench, expected: int, timeout: float, stuck: float = 15.0) -> int:
+    """Poll the notice count until ``expected``, ``timeout`` s, or ``stuck`` s without progress."""
+    deadline = time.monotonic() + timeout
+    seen, moved = -1, time.monotonic()
+    while True:
+        count = int(sum(a["notices"] for a in bench.gens.call_all({"cmd": "counts"})))
+        now = time.monotonic()
+        if count != seen:
+            seen, moved = count, now
+        if count >= expected or now > deadline or now - moved > stuck:
+            return count
+        time.sleep(0.1)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _kb(value: float | None) -> str:

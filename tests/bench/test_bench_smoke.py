@@ -31,6 +31,36 @@ def test_smoke_run_writes_a_table_for_all_three_servers(tmp_path: Path) -> None:
         assert f"| {server} |" in table
         assert {row["workload"] for row in rows if row["server"] == server} >= {"fanout-fixed", "idle", "slow"}
     assert any(row["workload"] == "log" for row in rows)
+    fixed = [row for row in rows if row["workload"] == "fanout-fixed"]
+    assert {row["arrivals"] for row in fixed} == {"lockstep", "even", "poisson"}
+    assert all(row["arrivals"] for row in rows if row["workload"] in ("fanout-step", "slow", "log"))
+    for row in fixed:
+        if row["server"] == "tracker":
+            assert row["deliveries_per_write"] > 0, row
+            assert row["server_writes"] > 0, row
+            assert row["generator_cpu_us_per_delivery"] > 0, row
+    assert "## Arrival patterns side by side" in table
+    storm = [row for row in rows if row["workload"] == "joins"]
+    assert [row["server"] for row in storm] == ["tracker"]  # the references announce no joins
+    assert storm[0]["notices"] == storm[0]["expected_notices"] > 0, storm
+    assert storm[0]["dropped"] == 0
+    assert "## Join storm" in table
+    assert {row["frames_per_write"] for row in rows if row["workload"] == "floor"} == {1, 2, 4, 16}
+    assert "## The physical floor" in table
+
+
+@pytest.mark.timeout(60)
+def test_floor_prints_the_cost_of_one_small_write() -> None:
+    """``python -m bench --floor`` measures and prints the CPU of one small loopback write, per frames per write."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--floor"], cwd=ROOT, capture_output=True, text=True, timeout=50, check=False
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "## The physical floor" in done.stdout
+    lines = [line for line in done.stdout.splitlines() if line.startswith(("| 1 |", "| 16 |"))]
+    assert len(lines) == 2, done.stdout
+    for line in lines:
+        assert float(line.split("|")[3].split()[0]) > 0  # CPU us per write (median), then (min-max)
 
 
 @pytest.mark.timeout(150)
