@@ -45,34 +45,31 @@ class Welcomes(Protocol):
 
 
 class SharedFrames:
-    """A batch's frames as most members receive them, built once per (dialect, wired)."""
+    """A batch's frames as most members receive them, built once per dialect (and per wiring)."""
 
-    __slots__ = ("_built", "batch")
+    __slots__ = ("_texts", "_wire", "batch")
 
     def __init__(self, batch: Sequence[Event]) -> None:
         self.batch = batch
-        self._built: dict[tuple[Dialect, bool], tuple[list[str], bytes]] = {}
+        self._wire: dict[Dialect, bytes] = {}  # WebSocket frames, joined: for wired outboxes
+        self._texts: dict[Dialect, list[str]] = {}  # texts: for ASGI sends
 
     def push_to(self, member: Recipient) -> int:
         """Queue the batch for ``member``; the number of frames queued."""
         outbox = member.outbox
-        key = (member.dialect, outbox.wired)
-        built = self._built.get(key)
-        if built is None:
-            built = self._build(*key)
-            self._built[key] = built
-        texts, joined = built
-        if key[1]:
+        dialect = member.dialect
+        if outbox.wire is not None:  # nearly every member: one dict lookup, no key built
+            joined = self._wire.get(dialect)
+            if joined is None:
+                joined = self._wire[dialect] = b"".join([dialect.shared_wire(event) for event in self.batch])
             count = len(self.batch)
             outbox.push_wire(joined, count)
             return count
+        texts = self._texts.get(dialect)
+        if texts is None:
+            texts = self._texts[dialect] = [dialect.shared(event) for event in self.batch]
         outbox.push_texts(texts)
         return len(texts)
-
-    def _build(self, dialect: Dialect, wired: bool) -> tuple[list[str], bytes]:
-        if wired:
-            return [], b"".join([dialect.shared_wire(event) for event in self.batch])
-        return [dialect.shared(event) for event in self.batch], b""
 
 
 def frames_for(member: Recipient, batch: Sequence[Event], welcomes: Welcomes) -> int:

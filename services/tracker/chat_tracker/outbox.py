@@ -158,24 +158,28 @@ class Outbox:
 
     def push_wire(self, data: bytes, count: int) -> None:
         """Queue ``count`` pre-built frames already joined into ``data`` (wired outboxes only)."""
-        if self.closing:
+        if self._close is not None or self.overflowed:  # closing, spelled out: this runs per delivery
+            return
+        frames = self._wire_frames
+        if self._held:
+            # A window is open: these join it. Held frames are not "behind" while the socket
+            # keeps up; the limit applies at the flush if the socket turns out full, as it does
+            # to frames queued behind a full socket.
+            frames.append(data)
+            self._count += count
             return
         wire = self.wire
-        if wire is not None and (self._held or not self._wire_frames) and wire.ready():
+        if wire is not None and not frames and wire.ready():
             coalescer = self._coalescer
             if coalescer is None:
                 wire.write(data)
                 return
-            # Held for the window: the writer task is not woken, the flush writes them. Held
-            # frames are not "behind" (the socket keeps up): the limit applies if, at the flush,
-            # the socket turns out full, as it does to frames queued behind a full socket.
-            self._wire_frames.append(data)
+            frames.append(data)  # held for the window: no writer woken, the flush writes them
             self._count += count
-            if not self._held:
-                self._held = True
-                coalescer.hold(self)
+            self._held = True
+            coalescer.hold(self)
             return
-        self._wire_frames.append(data)
+        frames.append(data)
         self._count += count
         self._after_queueing()
 
@@ -184,14 +188,15 @@ class Outbox:
         if not self._held:
             return
         self._held = False
-        wire = self.wire
-        if self.closing or not self._wire_frames or wire is None:
+        frames, wire = self._wire_frames, self.wire
+        if self._close is not None or self.overflowed or not frames or wire is None:
             return
         if wire.ready():
-            data = b"".join(self._wire_frames)
-            self._wire_frames.clear()
+            data = frames[0] if len(frames) == 1 else b"".join(frames)
+            frames.clear()
             self._count = 0
-            self._taken()
+            if self._emptied is not None:
+                self._taken()
             wire.write(data)
         elif self._count > self.limit:
             self._overflow()

@@ -52,7 +52,7 @@ class Settings:
     ws_deflate: bool = False
     # Each member's frames are held this long and written together (outbox.Coalescer): fewer
     # write(2) calls per delivery under spread-out traffic, for at most this much added latency.
-    coalesce_ms: float = 2.0
+    coalesce_ms: float = 10.0
     shutdown_grace: float = 2.0  # seconds members get to receive their goodbye
     flood_tolerance: int = 20  # refused messages in a burst before a member is removed (close 4006)
     flood_forgiveness: float = 1.0  # refused messages forgiven per second
