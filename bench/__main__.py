@@ -4,6 +4,7 @@
     python -m bench --smoke              # seconds, tiny N, all three servers (CI)
     python -m bench --workloads fanout --members 100,1000
     python -m bench --profile            # py-spy profile of the tracker's hot path
+    python -m bench --memory             # an idle member's memory by file: native and ASGI adapters
     python -m bench --baseline edb638b   # the same, with the tracker of commit edb638b beside this tree's
     python -m bench --baseline edb638b --workloads fanout --servers tracker,baseline
     python -m bench --workloads fanout --arrivals lockstep,even,poisson --seed 7
@@ -42,6 +43,11 @@ already in (N(N-1)/2 notices); wall time to the last notice, server CPU and peak
 the default run: 10,000 is 50 million deliveries. ``--floor`` only measures the physical floor
 (``bench.floor``); the full run puts it in results.md too.
 
+``--workloads coalesce`` is the coalescing curve: one tracker per ``--coalesce-ms`` window
+(``--coalesce-windows``, default 0,1,2,5,10), all running at once with ``--coalesce-members``
+(default 100,1000) members each, measured in turn at the fixed rates under the paced arrival
+patterns: CPU per delivery, deliveries per write, and the p50/p99 each window adds.
+
 Exit status: 0 when the run completed (whatever the figures), 1 when it could not
 (a server failed to start, a generator died), 2 for a usage error.
 """
@@ -66,8 +72,8 @@ from .servers import SERVERS
 from .workloads import Plan
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKLOADS = ("fanout", "idle", "slow", "log", "joins")
-DEFAULT_WORKLOADS = ("fanout", "idle", "slow", "log")  # the join storm is asked for by name
+WORKLOADS = ("fanout", "idle", "slow", "log", "joins", "coalesce")
+DEFAULT_WORKLOADS = ("fanout", "idle", "slow", "log")  # the join storm and the coalescing curve: by name
 
 
 def smoke_plan(results: Path) -> Plan:
@@ -98,8 +104,14 @@ def smoke_plan(results: Path) -> Plan:
         chat_seconds=0.5,
         generators=2,
         join_members=(60,),
+        coalesce_ms=(0.0, 2.0),
+        coalesce_members=(10,),
         results=results,
     )
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(part) for part in text.split(",") if part)
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -126,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="seconds-long run with tiny N (CI)")
     parser.add_argument("--profile", action="store_true", help="profile the tracker with py-spy instead")
+    parser.add_argument(
+        "--memory", action="store_true", help="only break an idle member's memory down by file (bench.memory)"
+    )
     parser.add_argument("--servers", default=",".join(Plan.servers), help=",".join(SERVERS))
     parser.add_argument(
         "--baseline",
@@ -149,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the fixed rate (msg/s) per N, e.g. 100=200 (default 10=1000,100=1000,1000=100; others 100000/(N-1))",
     )
     parser.add_argument("--join-members", type=_ints, help="join storm sizes (default 10000)")
+    parser.add_argument(
+        "--coalesce-windows", type=_floats, help="the coalesce workload's --coalesce-ms values (default 0,1,2,5,10)"
+    )
+    parser.add_argument("--coalesce-members", type=_ints, help="the coalesce workload's sizes (default 100,1000)")
     parser.add_argument("--floor", action="store_true", help="only measure the physical floor (bench.floor)")
     parser.add_argument("--members", type=_ints, help="fan-out sizes (default 10,100,1000)")
     parser.add_argument("--idle-members", type=_ints, help="connect-and-idle sizes (default 1000,5000)")
@@ -201,6 +220,8 @@ def plan_from(args: argparse.Namespace) -> Plan:
         ("fixed_rates", "fixed_rates"),
         ("seed", "seed"),
         ("join_members", "join_members"),
+        ("coalesce_windows", "coalesce_ms"),
+        ("coalesce_members", "coalesce_members"),
     ):
         if getattr(args, flag) is not None:
             changes[field] = getattr(args, flag)
@@ -258,6 +279,9 @@ def run(plan: Plan, smoke: bool = False) -> int:
             if "joins" in plan.workloads:
                 log(f" join storm: {kind}")
                 rows += workloads.joins(plan, gens, kind, log)
+        if "coalesce" in plan.workloads:
+            log(" the coalescing window")
+            rows += workloads.coalesce(plan, gens, log)
         log(" the physical floor")
         rows += floor.measure(count=10_000, rounds=1) if smoke else floor.measure()
     finally:
@@ -312,6 +336,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.floor:
             print("\n".join(floor.lines(floor.measure())), flush=True)
             return 0
+        if args.memory:
+            from .memory import memory
+
+            return memory(plan)
         if args.profile:
             from .profile import profile
 

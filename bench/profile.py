@@ -1,9 +1,10 @@
 """``python -m bench --profile``: where the tracker's CPU goes per delivery.
 
 Starts one server (the tracker unless ``--servers`` names another), joins N = 100
-members, and samples it with ``py-spy record --nonblocking`` during one fixed-rate
-window (1,000 msg/s). Each function's share of the samples times the window's CPU
-per delivery gives microseconds per delivery, inclusive and self, written to
+members (or the one size ``--members`` names), and samples it with ``py-spy record
+--nonblocking`` during one fixed-rate window (the plan's fixed rate for that N, with the
+headline arrival pattern, Poisson unless ``--arrivals`` says otherwise). Each function's
+share of the samples times the window's CPU per delivery gives microseconds per delivery, inclusive and self, written to
 ``profile-<server>.md`` with the raw folded stacks beside it (``profile-<server>.txt``,
 loadable in speedscope or flamegraph.pl).
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 from .generators import Generators, generator_cores
 from .workloads import Bench, Plan, describe, running
 
-MEMBERS, RATE, SECONDS, SAMPLE_HZ = 100, 1000.0, 6.0, 250
+MEMBERS, SECONDS, SAMPLE_HZ = 100, 6.0, 250
 
 
 def profile(plan: Plan) -> int:
@@ -27,14 +28,16 @@ def profile(plan: Plan) -> int:
         print("python -m bench --profile: py-spy is not installed (pip install py-spy)", file=sys.stderr)
         return 1
     kind = plan.servers[0]
+    members = plan.members[0] if len(plan.members) == 1 else MEMBERS
+    rate = plan.fixed_rates.get(members, 100_000 / max(1, members - 1))
     plan.results.mkdir(parents=True, exist_ok=True)
     raw = plan.results / f"profile-{kind}.txt"
     gens = Generators(plan.generators, generator_cores(), plan.results / "logs")
     try:
         with running(plan, kind, "profile") as server:
             bench = Bench(plan, gens, server)
-            bench.join(MEMBERS, plan.connect_timeout)
-            bench.window(RATE, 2.0, "warm-up")
+            bench.join(members, plan.connect_timeout)
+            bench.window(rate, 2.0, "warm-up", arrivals=plan.headline)
             spy = subprocess.Popen(
                 [
                     "py-spy",
@@ -55,7 +58,7 @@ def profile(plan: Plan) -> int:
                 stderr=subprocess.PIPE,
                 text=True,
             )
-            row = bench.window(RATE, SECONDS, "profiled")
+            row = bench.window(rate, SECONDS, "profiled", arrivals=plan.headline)
             _, error = spy.communicate(timeout=60)
             bench.leave_all()
     finally:
@@ -63,7 +66,9 @@ def profile(plan: Plan) -> int:
     if not raw.exists():
         print(f"py-spy wrote nothing (needs ptrace permission): {error.strip()[-500:]}", file=sys.stderr)
         return 1
-    text = summarize(raw, row["cpu_us_per_delivery"] or 0.0, f"{kind}, N={MEMBERS}, {RATE:g} msg/s: {describe(row)}")
+    text = summarize(
+        raw, row["cpu_us_per_delivery"] or 0.0, f"{kind}, N={members}, {rate:g} msg/s {plan.headline}: {describe(row)}"
+    )
     out = plan.results / f"profile-{kind}.md"
     out.write_text(text)
     print(text)

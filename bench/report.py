@@ -153,6 +153,7 @@ def markdown(rows: list[Row], info: dict[str, Any], plan: dict[str, Any], charts
     out += _slow(rows)
     out += _log(rows)
     out += _joins(rows)
+    out += _coalesce(rows)
     out += floor.lines(_of(rows, workload="floor"))
     if charts:
         out += ["## Charts", ""] + [f"![{Path(c).stem}]({Path(c).name})" for c in charts] + [""]
@@ -206,6 +207,39 @@ def _fanout_fixed(rows: list[Row]) -> list[str]:
             f"| {_num(ratio)} | {r['server_cpu_share']:.0%} | {r['generator_cpu_share']:.0%} "
             f"| {_num(r.get('max_burst'))} | {_share(r.get('shared_ms_share'))} "
             f"| {_num(r.get('send_late_ms_mean'))} | {_flag(r)} |"
+        )
+    return [*out, ""]
+
+
+def _coalesce(rows: list[Row]) -> list[str]:
+    """CPU per delivery, writes and latency against the tracker's --coalesce-ms window."""
+    measured = _of(rows, workload="coalesce")
+    if not measured:
+        return []
+    out = [
+        "## The coalescing window (`--coalesce-ms`)",
+        "",
+        (
+            "One tracker per window, all running at once, measured in turn at the fixed rate. `added p50/p99`: "
+            "the latency above the same N and arrivals with the window at 0."
+        ),
+        "",
+        (
+            "| N | arrivals | msg/s | window ms | CPU us/delivery | per write | p50 ms | p99 ms "
+            "| added p50 | added p99 | lost |"
+        ),
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in sorted(measured, key=lambda r: (r["members"], _arrival_order(r), r["coalesce_ms"])):
+        zero = _one(measured, members=r["members"], arrivals=r["arrivals"], coalesce_ms=0.0)
+        added = [
+            _num(r[key] - zero[key]) if zero is not None and r[key] is not None and zero[key] is not None else "-"
+            for key in ("p50_ms", "p99_ms")
+        ]
+        out.append(
+            f"| {r['members']} | {r['arrivals']} | {r['rate']:g} | {r['coalesce_ms']:g} | "
+            f"{_num(r['cpu_us_per_delivery'])} | {_num(r.get('deliveries_per_write'))} | {_num(r['p50_ms'])} | "
+            f"{_num(r['p99_ms'])} | {added[0]} | {added[1]} | {r['lost']} |"
         )
     return [*out, ""]
 

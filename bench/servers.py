@@ -67,6 +67,7 @@ class ServerOptions:
     ping_timeout: float = 20.0
     extra_env: dict[str, str] = field(default_factory=dict)
     source: Path | None = None  # baseline only: the source tree whose services/ it imports
+    head: tuple[str, ...] | None = None  # tracker only: run by ``python <head> <flags>``, not ``-m chat_tracker``
 
 
 class Server:
@@ -117,6 +118,8 @@ class Server:
             o.data_dir.mkdir(parents=True, exist_ok=True)
             # the baseline: the same command, importing chat_tracker from its own tree
             head = ["-m", "chat_tracker"] if o.kind == "tracker" else ["-c", BOOTSTRAP, str(o.source)]
+            if o.head is not None:
+                head = list(o.head)
             return [
                 sys.executable,
                 *head,

@@ -33,7 +33,7 @@ MESSAGE_BYTES = 48  # text of a published message; the server prefixes "t12: "
 # Server kinds whose members are told of every later join and whose clients count each such
 # notice in Tally.notices (and its arrival in Tally.last_notice_ns): the join storm runs on these
 # only. The value is 1 where a member is told of its own join as well (IRC's JOIN echo), else 0.
-ANNOUNCES_JOINS = {"tracker": 0, "baseline": 0}
+ANNOUNCES_JOINS = {"tracker": 0, "baseline": 0, "ngircd": 0}
 
 
 @dataclass
@@ -77,6 +77,8 @@ class Plan:
     chat_seconds: float = 1.5
     generators: int = 2
     concurrency: int = 50
+    coalesce_ms: tuple[float, ...] = (0.0, 1.0, 2.0, 5.0, 10.0)  # the windows the `coalesce` workload compares
+    coalesce_members: tuple[int, ...] = (100, 1000)
     join_members: tuple[int, ...] = (10_000,)  # the join storm's sizes, one server process each
     join_timeout: float = 600.0  # cap on a storm's joining, and again on its last notices arriving
     results: Path = Path("bench/results")
@@ -113,6 +115,7 @@ class Bench:
         self.joined: Row = {}
         self.neighbours: list[Server] = []  # other servers running at the same time
         self.windows_run = 0  # numbers the windows, for the arrival seeds
+        self.coalesce_ms: float | None = None  # the tracker's --coalesce-ms, in the coalesce workload
 
     def name(self, index: int) -> str:
         return f"{self.prefix}{index}"
@@ -892,3 +895,61 @@ def _num(value: float | None) -> str:
 
 def _kb(value: float | None) -> str:
     return "-" if value is None else f"{value / 1024:.1f} KiB"
+
+
+# The coalescing windows' trackers run side by side, so each needs its own member names.
+COALESCE_PREFIXES = ("ka", "kb", "kc", "kd", "ke", "kf", "kg", "kh")
+
+
+def coalesce(plan: Plan, gens: Generators, log: Any) -> list[Row]:
+    """The tracker with each ``--coalesce-ms`` window, side by side: CPU per delivery against latency.
+
+    One tracker process per window, all running at once with their own members, measured
+    window by window in turn as in ``fanout`` (the same fixed rates and arrival patterns), so
+    noise on the machine falls on every window alike. Each row carries its ``coalesce_ms``.
+    """
+    if len(plan.coalesce_ms) > len(COALESCE_PREFIXES):
+        raise ValueError(f"at most {len(COALESCE_PREFIXES)} coalescing windows at once")
+    rows: list[Row] = []
+    for n in plan.coalesce_members:
+        specs = [
+            ("tracker", f"coalesce{n}-{ms:g}", {"extra_env": {"TRACKER_COALESCE_MS": f"{ms:g}"}})
+            for ms in plan.coalesce_ms
+        ]
+        with ExitStack() as stack:
+            servers = stack.enter_context(running_all(plan, specs))
+            prefixes = COALESCE_PREFIXES[: len(servers)]
+            benches = [Bench(plan, gens, server, prefix) for server, prefix in zip(servers, prefixes, strict=True)]
+            for bench, ms in zip(benches, plan.coalesce_ms, strict=True):
+                stack.callback(bench.leave_all)
+                bench.joined = bench.join(n, plan.connect_timeout)
+                bench.coalesce_ms = ms
+            rows.extend(_coalesce_at(plan, benches, n, log))
+    return rows
+
+
+def _coalesce_at(plan: Plan, benches: list[Bench], n: int, log: Any) -> list[Row]:
+    rate = plan.fixed_rates.get(n, 100_000 / max(1, n - 1))
+    patterns = tuple(a for a in plan.arrivals if a != "lockstep") or (plan.headline,)
+    windows: dict[tuple[int, str], list[Row]] = {(i, a): [] for i in range(len(benches)) for a in patterns}
+    for bench in benches:
+        bench.window(rate, plan.warmup_seconds, "warm-up")
+    for repeat in range(plan.repeats):
+        order = list(enumerate(benches)) if repeat % 2 == 0 else list(enumerate(benches))[::-1]
+        for arrivals in patterns:
+            for index, bench in order:
+                windows[index, arrivals].append(bench.window(rate, plan.fixed_seconds, "coalesce", arrivals=arrivals))
+    rows = []
+    for arrivals in patterns:
+        for index, bench in enumerate(benches):
+            ms = bench.coalesce_ms
+            row = {
+                **median_row(windows[index, arrivals]),
+                "workload": "coalesce",
+                "coalesce_ms": ms,
+                "server_label": f"tracker --coalesce-ms {ms:g}",
+                **bench.joined,
+            }
+            rows.append(row)
+            log(f"  tracker --coalesce-ms {ms:g} N={n} {rate:g} msg/s {arrivals}: {describe(row)}")
+    return rows
