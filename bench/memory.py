@@ -23,7 +23,10 @@ from .workloads import Bench, Plan, running
 
 MEMBERS = 1000
 TOP = 14  # files listed; the rest are summed as "other"
-VARIANTS = (("native (native.py)", {}), ("ASGI (websocket.py + uvicorn)", {"TRACKER_BENCH_ASGI_WS": "1"}))
+VARIANTS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("native (native.py)", {}),
+    ("ASGI (websocket.py + uvicorn)", {"TRACKER_BENCH_ASGI_WS": "1"}),
+)
 
 # The tracker's CLI, with a SIGUSR1 handler: the first signal snapshots, the second compares.
 TRACED = """
