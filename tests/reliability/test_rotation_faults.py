@@ -8,7 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from chat_testing import PASSWORD, UNIT, launch_tracker
 from chat_tracker.rotation import KILL_POINTS
@@ -38,7 +38,9 @@ async def _kill_round(data_dir: Path, round_no: int, point: str, nth: int, compr
         return -1
     seen: list[tuple[int, str]] = []
     try:
-        with contextlib.suppress(ConnectionClosed, OSError):  # the kill may come while the members join
+        # The kill may come while the members join: mid-handshake, the socket closes before any
+        # HTTP answer (InvalidHandshake), or before the welcome (ConnectionClosed, OSError).
+        with contextlib.suppress(ConnectionClosed, InvalidHandshake, OSError):
             async with bots(tracker.url, PASSWORD, [f"k{round_no}", f"w{round_no}"]) as (talker, watcher):
                 listener = asyncio.create_task(collect(watcher, seen))
                 await talk(talker, f"r{round_no}", 5000)  # until the tracker dies
