@@ -288,6 +288,7 @@ def settings_from(args: argparse.Namespace, password: str, admin_password: str |
         compress=args.compress,
         log_level=args.log_level,
         bench_disable_log=env_flag(os.environ, "TRACKER_BENCH_DISABLE_LOG"),
+        bench_asgi_ws=env_flag(os.environ, "TRACKER_BENCH_ASGI_WS"),
     )
 
 

@@ -27,7 +27,7 @@ import logging
 import random
 import struct
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
 from websockets.exceptions import InvalidState
@@ -38,7 +38,6 @@ from websockets.typing import Subprotocol
 
 from chat_protocol import SUBPROTOCOL, CloseCode
 
-from .admission import Refusal
 from .dialects import JSON, PLAIN, Dialect
 from .guard import Ticket
 from .origins import handshake_allowed
@@ -72,7 +71,6 @@ class NativeWebSocket(asyncio.Protocol, Closable):
 
     __slots__ = (
         "_close_timer",
-        "_closing_code",
         "_deadline",
         "_done",
         "_fragments",
@@ -123,7 +121,6 @@ class NativeWebSocket(asyncio.Protocol, Closable):
         self.close_sent = False
         self.lost = False
         self.ended = False  # the session has been told the connection is over
-        self._closing_code: int | None = None
         self._pending: list[Any] | None = None  # parsed events waiting while a task runs
         self._fragments: list[bytes] | None = None  # a fragmented message being reassembled
         self._task: asyncio.Task[None] | None = None
@@ -138,8 +135,8 @@ class NativeWebSocket(asyncio.Protocol, Closable):
     # --- asyncio.Protocol ----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport) or hasattr(transport, "write")
-        self.transport = transport  # type: ignore[assignment]
+        # uvloop's transport is no asyncio.Transport subclass, but it has the same methods.
+        self.transport = cast("asyncio.Transport", transport)
         self.connections.add(self)
         if self.established is not None:
             self.address = self.established[0]
@@ -281,18 +278,8 @@ class NativeWebSocket(asyncio.Protocol, Closable):
         timeouts = Timeouts(auth=settings.auth_timeout, join=settings.join_timeout)
         session = Session(tracker.room, dialect, outbox, self.address, timeouts)
         self.session = session
-        ban = tracker.room.moderation.ban_of_address(self.address)
-        if ban is not None:
-            session.refuse_banned(ban.reason)
+        if not tracker.admit(self, session):
             self.ended = True  # never admitted: nothing to release
-            return
-        refusal = tracker.connections.try_open(self, self.address)
-        if refusal is not None:
-            if refusal is Refusal.ADDRESS:
-                session.refuse_busy_address()
-            else:
-                session.refuse_full()
-            self.ended = True
             return
         self._act(session.start(query, authorization))
         self._after_input()
@@ -490,7 +477,6 @@ class NativeWebSocket(asyncio.Protocol, Closable):
         if self.close_sent:
             return
         self.close_sent = True
-        self._closing_code = code
         self._stop_keepalive()
         with contextlib.suppress(InvalidState):
             self.conn.send_close(code, reason)

@@ -192,11 +192,7 @@ class Outbox:
         if self._close is not None or self.overflowed or not frames or wire is None:
             return
         if wire.ready():
-            data = frames[0] if len(frames) == 1 else b"".join(frames)
-            frames.clear()
-            self._count = 0
-            if self._emptied is not None:
-                self._taken()
+            data, _ = self.take_wire_now()  # no close request: that would have made it closing
             wire.write(data)
         elif self._count > self.limit:
             self._overflow()

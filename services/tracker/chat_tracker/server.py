@@ -17,7 +17,6 @@ import asyncio
 import functools
 import logging
 import logging.config
-import os
 import re
 import signal
 import socket
@@ -171,7 +170,7 @@ def websocket_protocol(settings: Settings, app: TrackerApp) -> Callable[..., asy
     (uvicorn's protocol) does; ``TRACKER_BENCH_ASGI_WS=1`` also picks it, so the benchmark
     can set the two adapters side by side.
     """
-    if settings.ws_deflate or os.environ.get("TRACKER_BENCH_ASGI_WS") == "1":
+    if settings.ws_deflate or settings.bench_asgi_ws:
         return ChatWebSocketProtocol
     return functools.partial(NativeWebSocket, tracker=app.tracker)
 

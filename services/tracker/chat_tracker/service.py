@@ -34,6 +34,7 @@ from .ratelimit import AuthThrottle
 from .resume import ResumeTokens, load_key, new_epoch
 from .room import Member, Room
 from .rotation import KillSwitch, RotatingLog, clock_from_env, rotation_policy
+from .session import Session
 from .settings import Settings
 
 log = logging.getLogger("chat_tracker")
@@ -203,6 +204,23 @@ class Tracker:
             checkpoint = self._checkpoint(seq, members)  # taken here, on the loop; written in a thread
             asyncio.get_running_loop().run_in_executor(None, self._write_checkpoint, checkpoint)
         asyncio.get_running_loop().call_later(CHECKPOINT_SECONDS, self._checkpoint_now)
+
+    def admit(self, connection: Closable, session: Session) -> bool:
+        """A new WebSocket, accepted: True if it may go on; otherwise its session is told why not.
+
+        A banned address is refused before anything else; then the connection must find a
+        place among the strangers (``Connections.try_open``). Both adapters open sessions here.
+        """
+        ban = self.room.moderation.ban_of_address(session.address)
+        if ban is not None:
+            session.refuse_banned(ban.reason)
+            return False
+        refusal = self.connections.try_open(connection, session.address)
+        if refusal is Refusal.ADDRESS:
+            session.refuse_busy_address()
+        elif refusal is not None:
+            session.refuse_full()
+        return refusal is None
 
     def _checkpoint(self, seq: int, members: list[Present]) -> Checkpoint:
         return Checkpoint(self.journal.epoch, seq, tuple(members), self.room.moderation.snapshot())

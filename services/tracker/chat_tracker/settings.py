@@ -69,6 +69,7 @@ class Settings:
     auth_free_failures: int = 3
     log_level: str = "info"
     bench_disable_log: bool = False  # benchmark-only: price durability (TRACKER_BENCH_DISABLE_LOG=1)
+    bench_asgi_ws: bool = False  # benchmark-only: /ws through the ASGI adapter (TRACKER_BENCH_ASGI_WS=1)
 
     def __post_init__(self) -> None:
         if not self.password:

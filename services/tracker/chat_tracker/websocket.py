@@ -17,7 +17,6 @@ import logging
 
 from chat_protocol import SUBPROTOCOL, CloseCode
 
-from .admission import Refusal
 from .asgi import Message, Receive, Scope, Send
 from .dialects import JSON, PLAIN, Dialect
 from .origins import handshake_allowed
@@ -79,14 +78,7 @@ class Connection(Closable):
         subprotocol = SUBPROTOCOL if self.session.dialect is JSON else None
         await self.send({"type": "websocket.accept", "subprotocol": subprotocol})
         self.writer = asyncio.create_task(self._pump())
-        ban = self.tracker.room.moderation.ban_of_address(self.address)
-        if ban is not None:
-            self.session.refuse_banned(ban.reason)
-            await self._wait_writer()
-            return
-        refusal = self.tracker.connections.try_open(self, self.address)
-        if refusal is not None:
-            self._refuse(refusal)
+        if not self.tracker.admit(self, self.session):
             await self._wait_writer()
             return
         try:
@@ -164,12 +156,6 @@ class Connection(Closable):
         else:
             self.session.receive_binary()
         return None
-
-    def _refuse(self, refusal: Refusal) -> None:
-        if refusal is Refusal.ADDRESS:
-            self.session.refuse_busy_address()
-        else:
-            self.session.refuse_full()
 
     def make_room(self) -> None:
         log.debug("Dropped an unauthenticated connection from %s to make room", self.address)
