@@ -452,28 +452,38 @@ def fanout(plan: Plan, gens: Generators, log: Any) -> list[Row]:
 
 
 def _fixed(plan: Plan, benches: list[Bench], n: int, log: Any) -> list[Row]:
-    """The fixed-rate point at ``n``: for every arrival pattern, the median of ``repeats`` windows.
-
-    The windows go round the servers, and within a round round the patterns, so that noise on
-    the machine falls on every (server, pattern) pair alike.
-    """
+    """The fixed-rate point at ``n``: for every arrival pattern, the median of ``repeats`` windows."""
     rate = plan.fixed_rates.get(n, 100_000 / max(1, n - 1))
     patterns = plan.arrivals or (plan.headline,)
-    windows: dict[tuple[str, str], list[Row]] = {(b.server.kind, a): [] for b in benches for a in patterns}
-    for bench in benches:  # the first traffic after joining costs more (buffers, TCP windows): not counted
-        bench.window(rate, plan.warmup_seconds, "warm-up")
-    for repeat in range(plan.repeats):  # every other round in reverse: no server is always first after a settle
-        for arrivals in patterns if repeat % 2 == 0 else patterns[::-1]:
-            for bench in benches if repeat % 2 == 0 else benches[::-1]:
-                row = bench.window(rate, plan.fixed_seconds, "fixed", arrivals=arrivals)
-                windows[bench.server.kind, arrivals].append(row)
+    windows = _interleaved_windows(plan, benches, rate, patterns, "fixed")
     rows = []
     for arrivals in patterns:
-        for bench in benches:
-            row = {**median_row(windows[bench.server.kind, arrivals]), "workload": "fanout-fixed", **bench.joined}
+        for index, bench in enumerate(benches):
+            row = {**median_row(windows[index, arrivals]), "workload": "fanout-fixed", **bench.joined}
             rows.append(row)
             log(f"  {bench.server.kind} N={n} fixed {rate:g} msg/s {arrivals}: {describe(row)}")
     return rows
+
+
+def _interleaved_windows(
+    plan: Plan, benches: list[Bench], rate: float, patterns: tuple[str, ...], label: str
+) -> dict[tuple[int, str], list[Row]]:
+    """``repeats`` windows at ``rate`` for every (bench, pattern), keyed by (bench index, pattern).
+
+    The windows go round the servers, and within a round round the patterns, so that noise on
+    the machine falls on every (server, pattern) pair alike; every other round runs in reverse,
+    so no server is always first after a settle.
+    """
+    windows: dict[tuple[int, str], list[Row]] = {(i, a): [] for i in range(len(benches)) for a in patterns}
+    for bench in benches:  # the first traffic after joining costs more (buffers, TCP windows): not counted
+        bench.window(rate, plan.warmup_seconds, "warm-up")
+    order = list(enumerate(benches))
+    for repeat in range(plan.repeats):
+        forward = repeat % 2 == 0
+        for arrivals in patterns if forward else patterns[::-1]:
+            for index, bench in order if forward else order[::-1]:
+                windows[index, arrivals].append(bench.window(rate, plan.fixed_seconds, label, arrivals=arrivals))
+    return windows
 
 
 class Search:
@@ -931,14 +941,7 @@ def coalesce(plan: Plan, gens: Generators, log: Any) -> list[Row]:
 def _coalesce_at(plan: Plan, benches: list[Bench], n: int, log: Any) -> list[Row]:
     rate = plan.fixed_rates.get(n, 100_000 / max(1, n - 1))
     patterns = tuple(a for a in plan.arrivals if a != "lockstep") or (plan.headline,)
-    windows: dict[tuple[int, str], list[Row]] = {(i, a): [] for i in range(len(benches)) for a in patterns}
-    for bench in benches:
-        bench.window(rate, plan.warmup_seconds, "warm-up")
-    for repeat in range(plan.repeats):
-        order = list(enumerate(benches)) if repeat % 2 == 0 else list(enumerate(benches))[::-1]
-        for arrivals in patterns:
-            for index, bench in order:
-                windows[index, arrivals].append(bench.window(rate, plan.fixed_seconds, "coalesce", arrivals=arrivals))
+    windows = _interleaved_windows(plan, benches, rate, patterns, "coalesce")
     rows = []
     for arrivals in patterns:
         for index, bench in enumerate(benches):
