@@ -59,6 +59,8 @@ class TrackerCollector(Collector):
 def _segment_metrics(tracker: Tracker) -> Iterator[Metric]:
     """chat.log's rotation: read from counters the rotation keeps, never from a directory listing here."""
     chat_log = tracker.chat_log
+    if chat_log is None:
+        return  # a replica: chat.log is the archiver's
     stats = chat_log.stats
     yield GaugeMetricFamily("chat_log_segment_bytes", "Size of the current chat.log", chat_log.size)
     yield GaugeMetricFamily("chat_log_segments", "Rotated chat.log segments on disk", stats.count)

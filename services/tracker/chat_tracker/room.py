@@ -19,6 +19,15 @@ with no leave or join logged) or leaves with reason ``lost`` when the grace ends
 
     JOINING --join delivered--> JOINED --connection lost--> AWAY --resume--> JOINED
     JOINED/AWAY --leave--> LEAVING --leave delivered--> GONE      AWAY --grace over--> GONE
+
+A room *shared* by several replicas (``shared=True``, Redis) also holds the members
+other replicas serve, as REMOTE: it learns of them from their join events, and of
+their leaves the same way, so every replica lists the whole room and refuses a name
+held anywhere. A REMOTE member that resumes here becomes JOINED here (the journal
+records the move, and its old replica closes its old connection); kicks and bans
+take effect at their seq on the replica serving the member.
+
+    REMOTE --resume here--> JOINED --resumed elsewhere--> REMOTE --leave delivered--> gone
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import itertools
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -59,9 +69,12 @@ from .journal import Journal
 from .moderation import Ban, Moderation, details, new_ban_id
 from .outbox import Outbox
 from .policy import Allowance, MemberPolicy, Verdict
+from .redis_keys import REPLICA_ID_SPAN as ID_SPAN
 from .resume import BadToken, ResumeTokens
 
 __all__ = ["Kicked", "Member", "MemberState", "Refused", "Resuming", "Room", "RoomStats"]
+
+log = logging.getLogger("chat_tracker")
 
 CloseAfterLeave = tuple[int, str, tuple[str, ...]]
 RECENT_IDS = 128  # message ids remembered per member: far more than a client ever has unacknowledged
@@ -89,6 +102,7 @@ class MemberState(enum.Enum):
     AWAY = "away"  # connection lost; may resume within the grace
     LEAVING = "leaving"  # name released, leave event not yet delivered
     GONE = "gone"  # outbox closed
+    REMOTE = "remote"  # served by another replica (a shared room)
 
 
 @dataclass(eq=False, slots=True)
@@ -110,6 +124,8 @@ class Member:
     close_after_leave: CloseAfterLeave = (CloseCode.NORMAL, "", ())
     recent_ids: dict[str, Event | None] | None = None  # its message ids -> their events once delivered
     replay: list[Event] | None = None  # while resuming: the live events held back until the replay is out
+    owner: int = 0  # a REMOTE member: the replica serving it
+    away_elsewhere: bool = False  # a REMOTE member whose connection dropped on its replica
 
     @property
     def left(self) -> bool:
@@ -156,8 +172,14 @@ class Room:
         tokens: ResumeTokens | None = None,
         grace: float = 0.0,
         call_later: CallLater = _loop_call_later,
+        shared: bool = False,
+        first_id: int = 1,
     ) -> None:
         self.journal = journal
+        self.shared = shared
+        self.replica = 0  # a shared room: this replica's number
+        self.dead_replicas: frozenset[int] = frozenset()  # a shared room: replicas that stopped answering
+        self.on_resumed_here: Callable[[Member], None] | None = None
         self.policy = policy
         self.tokens = tokens
         self.grace = grace
@@ -171,7 +193,7 @@ class Room:
         self._monotonic = monotonic
         self._call_later = call_later
         self._claims = NameClaims()
-        self._ids = itertools.count(1)
+        self._ids = itertools.count(first_id)
         self._members: dict[str, Member] = {}  # name key -> member, in join order
         self._by_id: dict[int, Member] = {}  # connected: joining, joined, or leaving but not yet told
         self._away: dict[int, Timer] = {}  # member id -> the end of its grace
@@ -203,10 +225,13 @@ class Room:
                 name=m.name,
                 joined_at=format_ts(m.joined_at),
                 idle_seconds=round(now - m.last_active, 3),
-                away=m.state is MemberState.AWAY,
+                away=m.state is MemberState.AWAY or (m.state is MemberState.REMOTE and self._away_elsewhere(m)),
             )
             for m in self._members.values()
         ]
+
+    def _away_elsewhere(self, member: Member) -> bool:
+        return member.away_elsewhere or member.owner in self.dead_replicas
 
     @property
     def away_count(self) -> int:
@@ -360,8 +385,8 @@ class Room:
 
     def leave(self, member: Member, reason: str, close: CloseAfterLeave | None = None) -> None:
         """Take ``member`` out of the room: one leave event, however often it is called."""
-        if member.left:
-            return
+        if member.left or member.state is MemberState.REMOTE:
+            return  # a REMOTE member leaves on its own replica
         if member.state is MemberState.AWAY:
             self._leave_while_away(member, reason)
             return
@@ -391,7 +416,7 @@ class Room:
         self.stats.leaves += 1
         if self._closed:
             return
-        self.journal.append(LEAVE, member.name, reason)
+        self.journal.append(LEAVE, member.name, reason, origin=member.id)
         if self.on_leave is not None:
             self.on_leave(member, reason)
         if not self._members and self._ever_joined and self.on_empty is not None:
@@ -456,17 +481,26 @@ class Room:
             claim = tokens.check(token)
         except BadToken as error:
             raise Refused("resume_bad_token", str(error)) from None
-        if after > self._delivered_seq:
+        if after > self._delivered_seq and not self.shared:
             raise Refused("resume_beyond_end", f"seq {after} is beyond the end of chat.log ({self._delivered_seq})")
         member = self._members.get(name_key(claim.name))
         if member is None or member.since_seq != claim.since_seq:
             raise Refused("resume_expired", f"the session of {claim.name} has ended (it left, or its grace ran out)")
         self._attach(member, outbox, address)
-        # Never replay from before its own join: it saw that as its welcome.
-        return Resuming(member, after=max(after, claim.since_seq), until=self._delivered_seq)
+        if self.shared and self.on_resumed_here is not None:
+            self.on_resumed_here(member)  # the other replicas learn who serves it now
+        # Never replay from before its own join: it saw that as its welcome. A shared
+        # room may not have read up to ``after`` yet: then nothing is replayed, and
+        # live events up to ``after`` are skipped (``until``).
+        after = max(after, claim.since_seq)
+        return Resuming(member, after=after, until=max(after, self._delivered_seq))
 
     def _attach(self, member: Member, outbox: Outbox, address: str) -> None:
-        if member.state is MemberState.AWAY:
+        if member.state is MemberState.REMOTE:
+            member.state = MemberState.JOINED
+            member.owner = 0
+            member.away_elsewhere = False
+        elif member.state is MemberState.AWAY:
             timer = self._away.pop(member.id, None)
             if timer is not None:
                 timer.cancel()
@@ -511,6 +545,10 @@ class Room:
     def kick(self, member: Member, reason: str) -> None:
         """Log the kick, then take the member out: close 4011, its client does not come back."""
         self._moderate(KICK, member.name, details(reason=reason or None))
+        if not self.shared:  # a shared room removes the member at the kick's seq, where it is served
+            self._kick_now(member, reason)
+
+    def _kick_now(self, member: Member, reason: str) -> None:
         message = f"you were removed by a moderator{_because(reason)}"
         self._remove(member, LeaveReason.KICKED, CloseCode.KICKED, message)
 
@@ -536,10 +574,14 @@ class Room:
             reason=reason or None,
         )
         self._moderate(BAN, name or "-", body)
-        message = f"you are banned by a moderator{_because(reason)}"
+        if not self.shared:  # a shared room removes the banned at the ban's seq, where they are served
+            self._remove_banned(ban)
+        return ban
+
+    def _remove_banned(self, ban: Ban) -> None:
+        message = f"you are banned by a moderator{_because(ban.reason)}"
         for member in [m for m in self._members.values() if ban.matches_name(m.name) or ban.matches_address(m.address)]:
             self._remove(member, LeaveReason.BANNED, CloseCode.BANNED, message)
-        return ban
 
     def unban(self, ban_id: str) -> bool:
         """Lift a ban; False if there is no such ban (in force)."""
@@ -566,6 +608,20 @@ class Room:
             if event.kind in MODERATION_EVENTS:
                 self._moderating = max(0, self._moderating - 1)
                 self.moderation.apply(event.kind.value, event.name, event.details())
+                if self.shared and not self._closed:
+                    self._enforce(event)
+
+    def _enforce(self, event: Event) -> None:
+        """A shared room: a kick or a ban removes, at its seq, the members this replica serves."""
+        if event.kind is KICK:
+            member = self._members.get(name_key(event.name))
+            if member is not None and member.state is not MemberState.REMOTE:
+                self._kick_now(member, str(event.details().get("reason") or ""))
+        elif event.kind is BAN:
+            ban_id = event.details().get("id")
+            for ban in self.moderation.active():
+                if ban.id == ban_id:
+                    self._remove_banned(ban)
 
     def drop_slow(self, member: Member) -> None:
         """``member`` could not keep up: its outbox overflowed."""
@@ -587,7 +643,7 @@ class Room:
             if not member.left:
                 self.journal.append(LEAVE, member.name, LeaveReason.SHUTDOWN, origin=member.id)
         for member in self._away_members():
-            self.journal.append(LEAVE, member.name, LeaveReason.SHUTDOWN)
+            self.journal.append(LEAVE, member.name, LeaveReason.SHUTDOWN, origin=member.id)
         self.journal.append(STOP, text=note)
         self._close_all(members, CloseCode.GOING_AWAY, "tracker shutting down", bye)
         self._members.clear()
@@ -638,13 +694,16 @@ class Room:
         assembled for them alone.
         """
         self._delivered_seq = batch[-1].seq
-        if self._moderating:
+        if self._moderating or self.shared:
             self._apply_moderation(batch)
         if self._closed:
             return
         concerned = {event.origin for event in batch}  # its senders, joiners and leavers
         # Only while a local join or leave is on its way back is there a seq to note.
-        leavers = self._apply_membership(batch) if self._unapplied else ()
+        if self.shared:
+            leavers = self._apply_shared_membership(batch)
+        else:
+            leavers = self._apply_membership(batch) if self._unapplied else []
         shared = SharedFrames(batch)
         deliveries = 0
         for member in self._by_id.values():
@@ -681,6 +740,153 @@ class Room:
                 member.leave_seq = event.seq
                 leavers.append(member)
         return leavers
+
+    # --- a room shared by replicas ----------------------------------------------------
+
+    def install(self, members: Sequence[tuple[int, str, int, float, int]]) -> None:
+        """A shared room at start: the members already in, ``(id, name, join seq, joined at, replica)``."""
+        for member_id, name, since_seq, joined_at, owner in members:
+            self._add_remote(member_id, name, since_seq, joined_at, owner)
+
+    def _add_remote(self, member_id: int, name: str, since_seq: int, joined_at: float, owner: int) -> None:
+        key = name_key(name)
+        holder = self._members.get(key)
+        if holder is not None:
+            if holder.state is MemberState.JOINING:
+                self._lost_name(holder)  # another replica's claim of the name came first
+            else:
+                log.warning("%s joined on replica %d while held here; the later join wins", name, owner)
+                self._members.pop(key, None)
+        self._claims.release(key)
+        try:
+            self._claims.claim(name)
+        except (NameRefused, Refused):
+            log.warning("%s (joined on replica %d) breaks this replica's name rules; listed anyway", name, owner)
+        self._members[key] = Member(
+            id=member_id,
+            name=name,
+            key=key,
+            dialect=JSON,
+            outbox=DETACHED,
+            address="",
+            joined_at=joined_at,
+            last_active=self._monotonic(),
+            allowance=self.policy.allowance(),
+            state=MemberState.REMOTE,
+            since_seq=since_seq,
+            owner=owner,
+        )
+        self._ever_joined = True
+
+    def _apply_shared_membership(self, batch: Sequence[Event]) -> list[Member]:
+        """Every join and leave, this replica's and the others': the whole room, in seq order."""
+        leavers: list[Member] = []
+        for event in batch:
+            kind = event.kind
+            if (kind is not JOIN and kind is not LEAVE) or event.origin is None:
+                continue
+            member = self._by_id.get(event.origin)
+            if kind is JOIN:
+                if member is not None and member.state is MemberState.JOINING:
+                    member.since_seq = event.seq
+                    member.state = MemberState.JOINED
+                    event.members = tuple(self.names())  # its welcome, as of its join
+                elif member is None:
+                    self._add_remote(event.origin, event.name, event.seq, event.time, event.origin // ID_SPAN)
+            elif member is not None:
+                if not member.left:  # its leave was logged elsewhere (this replica was cut off and reaped)
+                    self._members.pop(member.key, None)
+                    self._claims.release(member.key)
+                    member.state = MemberState.LEAVING
+                    member.close_after_leave = (CloseCode.SERVICE_RESTART, "restart", ())
+                member.leave_seq = event.seq
+                leavers.append(member)
+            else:
+                self._remote_left(event)
+        return leavers
+
+    def _remote_left(self, event: Event) -> None:
+        key = name_key(event.name)
+        member = self._members.get(key)
+        if member is None or member.id != event.origin:
+            return
+        timer = self._away.pop(member.id, None)
+        if timer is not None:
+            timer.cancel()
+        member.state = MemberState.GONE
+        del self._members[key]
+        self._claims.release(key)
+        if not self._members and self._ever_joined and self.on_empty is not None:
+            self.on_empty()
+
+    def _lost_name(self, member: Member) -> None:
+        """A local joiner whose name another replica claimed first: refused, as if the name had been taken."""
+        self._members.pop(member.key, None)
+        self._claims.release(member.key)
+        self._by_id.pop(member.id, None)
+        member.state = MemberState.GONE
+        message = f"the name {member.name!r} was taken on another replica at the same moment"
+        member.outbox.close(CloseCode.NORMAL, "name_taken", (member.dialect.error("name_taken", message),))
+
+    def refused(self, event: Event) -> None:
+        """The journal would not log ``event``: a join whose name is held, a leave of a member that moved."""
+        member = self._by_id.get(event.origin) if event.origin is not None else None
+        if member is None:
+            return
+        if event.kind is JOIN and member.state is MemberState.JOINING:
+            self._lost_name(member)
+        elif event.kind is LEAVE and member.state is MemberState.LEAVING:
+            self._finish_leaving(member)
+
+    def control(self, body: dict[str, object]) -> None:
+        """A control entry from the journal: a member now served by replica ``r``, or away there."""
+        member_id, replica = body.get("o"), body.get("r")
+        member = next((m for m in self._members.values() if m.id == member_id), None)
+        if member is None or not isinstance(replica, int):
+            return
+        if body.get("c") == "away":
+            if member.state is MemberState.REMOTE:
+                member.away_elsewhere = True
+            return
+        if replica == self.replica:
+            return  # our own take-over, read back
+        if member.state is not MemberState.REMOTE:
+            self._handed_over(member)
+        member.owner = replica
+        member.away_elsewhere = False
+
+    def _handed_over(self, member: Member) -> None:
+        """``member`` resumed on another replica: close its connection here; it is REMOTE from now on."""
+        timer = self._away.pop(member.id, None)
+        if timer is not None:
+            timer.cancel()
+        if member.outbox is not DETACHED:
+            message = "this session was resumed on another connection"
+            member.outbox.close(CloseCode.REPLACED, "replaced", (member.dialect.error("replaced", message),))
+        self._by_id.pop(member.id, None)
+        member.state = MemberState.REMOTE
+        member.outbox = DETACHED
+        member.replay = None
+
+    def renumber(self, first_id: int) -> None:
+        """A shared room registered under a new replica number: new members' ids start at ``first_id``."""
+        self._ids = itertools.count(first_id)
+
+    def reset(self, bye: Callable[[Member], tuple[str, ...]]) -> int:
+        """A shared room whose journal lost the room (a new epoch): everyone here is closed with 1012, and forgotten."""
+        members = list(self._by_id.values())
+        for timer in self._away.values():
+            timer.cancel()
+        self._away.clear()
+        for member in members:
+            member.state = MemberState.GONE
+            member.outbox.close(CloseCode.SERVICE_RESTART, "restart", bye(member))
+        self._by_id.clear()
+        self._members.clear()
+        self._claims.clear()
+        self.moderation = Moderation(self._clock)
+        self._delivered_seq = self.journal.last_seq
+        return len(members)
 
     def _finish_leaving(self, member: Member) -> None:
         if member.replay is not None:

@@ -31,6 +31,9 @@ from .journal import LocalJournal
 from .outbox import Coalescer
 from .policy import MemberPolicy
 from .ratelimit import AuthThrottle
+from .redis_journal import RedisJournal
+from .redis_keys import REPLICA_ID_SPAN, Keys, event_of
+from .replica import ReplicaLink, open_replica
 from .resume import ResumeTokens, load_key, new_epoch
 from .room import Member, Room
 from .rotation import KillSwitch, RotatingLog, clock_from_env, rotation_policy
@@ -96,45 +99,125 @@ class Closable:
 
 
 class Tracker:
-    """State shared by the WebSocket endpoint and the REST API."""
+    """State shared by the WebSocket endpoint and the REST API.
+
+    With ``settings.redis_url`` it is one replica of a room kept in Redis
+    (``replica.py``): no chat.log of its own (the archiver writes it), the journal
+    is the Redis stream, and the room lists every replica's members.
+    """
+
+    chat_log: RotatingLog | None = None  # None for a replica: the archiver writes chat.log
+    journal: LocalJournal | RedisJournal
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.shared = settings.redis_url is not None
+        self.link: ReplicaLink | None = None
+        if settings.redis_url is not None:
+            self._open_replica(settings, settings.redis_url)
+        else:
+            self._open_local(settings)
+        self._on_members(settings)
+        self._open_gates(settings)
+
+    def _open_local(self, settings: Settings) -> None:
+        """The single process: chat.log in the data dir is the journal."""
         log_class = DiscardingChatLog if settings.bench_disable_log else ChatLog
         clock = clock_from_env(os.environ)
         kill = KillSwitch.from_environ(os.environ)  # test-only (TRACKER_TEST_KILL_AT)
-        self.chat_log = RotatingLog(settings.data_dir, log_class, rotation_policy(settings), clock=clock, kill=kill)
-        report = self.chat_log.open()
+        chat_log = RotatingLog(settings.data_dir, log_class, rotation_policy(settings), clock=clock, kill=kill)
+        self.chat_log = chat_log
+        report = chat_log.open()
         if settings.bench_disable_log:
             log.warning("TRACKER_BENCH_DISABLE_LOG is set: chat.log is NOT written (benchmarks only)")
         if report.torn_bytes_removed:
-            log.warning(
-                "Repaired %s: removed a torn last line of %d bytes", self.chat_log.path, report.torn_bytes_removed
-            )
+            log.warning("Repaired %s: removed a torn last line of %d bytes", chat_log.path, report.torn_bytes_removed)
         self.last_seq_at_start = report.last_seq
         self.was_present = self._who_was_present(report.last_seq)
-        self.journal = LocalJournal(
-            self.chat_log,
+        journal = LocalJournal(
+            chat_log,
             last_seq=report.last_seq,
             history_size=settings.history_size,
             epoch=self.was_present.epoch,
             clock=clock,
         )
-        self.journal.on_trouble = self._on_log_trouble
+        self.journal = journal
+        journal.on_trouble = self._on_log_trouble
         # The members who come back after a restart ask for what they missed: read it once, now.
-        self.journal.preload(self.chat_log.tail(min(settings.history_size, report.last_seq)))
-        policy = MemberPolicy(
-            settings.limits, settings.flood_tolerance, settings.flood_forgiveness, monotonic=time.monotonic
-        )
+        journal.preload(chat_log.tail(min(settings.history_size, report.last_seq)))
+        policy = self._policy(settings)
         tokens = ResumeTokens(load_key(settings.data_dir), self.journal.epoch)
         self.room = Room(self.journal, policy, tokens=tokens, grace=settings.resume_grace)
+
+    def _open_replica(self, settings: Settings, url: str) -> None:
+        """Join the room in Redis (or start it): the journal is its stream, the room lists every replica's members."""
+        keys = Keys(settings.redis_prefix)
+        opened = open_replica(url, keys, settings.redis_volatile, f"{settings.host}:{settings.port}")
+        log.info(
+            "Replica %d of the room in Redis (%s, epoch %s, after seq %d)",
+            opened.replica,
+            keys.prefix,
+            opened.epoch,
+            opened.seq,
+        )
+        self.was_present = Checkpoint(opened.epoch, opened.seq)
+        self.last_seq_at_start = opened.seq
+        journal = RedisJournal(
+            url,
+            keys,
+            replica=opened.replica,
+            epoch=opened.epoch,
+            last_seq=opened.seq,
+            history_size=settings.history_size,
+        )
+        self.journal = journal
+        room = Room(
+            journal,
+            self._policy(settings),
+            tokens=ResumeTokens(opened.key, opened.epoch),
+            grace=settings.resume_grace,
+            shared=True,
+            first_id=opened.replica * REPLICA_ID_SPAN + 1,
+        )
+        self.room = room
+        room.replica = opened.replica
+        room.install([(m.member_id, m.name, m.since_seq, m.joined_at, m.replica) for m in opened.roster])
+        for seq, at, body in opened.moderation:
+            event = event_of(seq, {"t": str(at), "e": body})
+            room.moderation.apply(event.kind.value, event.name, event.details())
+        journal.on_control = room.control
+        journal.on_refused = room.refused
+        room.on_resumed_here = lambda member: journal.take_over(member.name, member.id)
+        self.link = ReplicaLink(
+            url,
+            keys,
+            opened.replica,
+            opened.epoch,
+            settings.resume_grace,
+            on_fenced=self._fenced,
+            on_epoch_lost=self._epoch_lost,
+            last_seq=lambda: journal.last_seq,
+            on_dead=self._replicas_dead,
+        )
+
+    def _policy(self, settings: Settings) -> MemberPolicy:
+        return MemberPolicy(
+            settings.limits, settings.flood_tolerance, settings.flood_forgiveness, monotonic=time.monotonic
+        )
+
+    def _on_members(self, settings: Settings) -> None:
         self.room.on_join = lambda member: log.info(
             "%s has been added (%s, %s)", member.name, member.address, member.dialect.name
         )
         self.room.on_leave = lambda member, reason: log.info("%s left (%s)", member.name, reason)
-        self.room.on_away = lambda member: log.info(
-            "%s is away (connection lost); it may resume for %g s", member.name, settings.resume_grace
-        )
+        self.room.on_away = self._away
+
+    def _away(self, member: Member) -> None:
+        log.info("%s is away (connection lost); it may resume for %g s", member.name, self.settings.resume_grace)
+        if isinstance(self.journal, RedisJournal):
+            self.journal.went_away(member.id)
+
+    def _open_gates(self, settings: Settings) -> None:
         self.gate = PasswordGate(
             settings.password,
             AuthThrottle(base_delay=settings.auth_base_delay, free_failures=settings.auth_free_failures),
@@ -175,6 +258,7 @@ class Tracker:
             if last_seq > 0:
                 log.warning("chat.log has no matching %s: a new epoch; no earlier session can resume", "room.json")
             checkpoint = Checkpoint(new_epoch(), 0)
+        assert self.chat_log is not None
         return fold(checkpoint, self.chat_log.read_after, last_seq)
 
     def start(self) -> None:
@@ -184,6 +268,10 @@ class Tracker:
         self.started = True
         if self.settings.exit_when_empty:
             self.room.on_empty = self._on_empty
+        if self.link is not None:
+            self._start_replica(self.link)
+            return
+        assert self.chat_log is not None
         self.room.start(f"tracker {__version__} started")
         log.info("Chat log: %s (continuing after seq %d)", self.chat_log.path, self.last_seq_at_start)
         self.room.moderation.restore(self.was_present.moderation)
@@ -193,6 +281,48 @@ class Tracker:
         self._write_checkpoint(self._checkpoint(*self.room.present()))  # the epoch is on disk before any token
         self._watch_log()
         asyncio.get_running_loop().call_later(CHECKPOINT_SECONDS, self._checkpoint_now)
+
+    def _start_replica(self, link: ReplicaLink) -> None:
+        assert isinstance(self.journal, RedisJournal)
+        self.journal.on_trouble = self._on_redis_trouble
+        self.journal.start()
+        link.start()
+        self.room.start(f"tracker {__version__} started (replica {link.replica})")
+        log.info(
+            "Room in Redis: %d member(s) in, continuing after seq %d", self.room.member_count, self.last_seq_at_start
+        )
+
+    def _on_redis_trouble(self, error: LogWriteError | None) -> None:
+        if error is None:
+            log.warning("Redis is writable again; pending requests written")
+
+    def _fenced(self) -> None:
+        """This replica was reaped while cut off: its members' leaves are in the stream; register again."""
+        link = self.link
+        assert link is not None and isinstance(self.journal, RedisJournal)
+        asyncio.get_running_loop().create_task(self._register_again(link, self.journal))
+
+    async def _register_again(self, link: ReplicaLink, journal: RedisJournal) -> None:
+        replica = await link.register()
+        journal.replica = replica
+        self.room.replica = replica
+        self.room.renumber(replica * REPLICA_ID_SPAN + 1)
+        log.warning("Registered again as replica %d", replica)
+
+    def _epoch_lost(self, epoch: str, seq: int, key: bytes) -> None:
+        """Redis lost the room: close every connection here with 1012 and carry on in the new epoch."""
+        assert isinstance(self.journal, RedisJournal) and self.link is not None
+        self.journal.restart_at(epoch, seq)
+        told = self.room.reset(bye=_restart_goodbye)
+        self.room.tokens = ResumeTokens(key, epoch)
+        self.was_present = Checkpoint(epoch, seq)
+        log.error(
+            "New epoch %s after seq %d: %d member(s) here were closed with 1012 and must join again", epoch, seq, told
+        )
+        self._fenced()
+
+    def _replicas_dead(self, dead: frozenset[int]) -> None:
+        self.room.dead_replicas = dead
 
     def _checkpoint_now(self) -> None:
         """Every minute while the room changes: room.json, written in a worker thread."""
@@ -235,13 +365,14 @@ class Tracker:
 
     def _watch_log(self) -> None:
         """About once a second, off the hot path: has chat.log been truncated or replaced underneath?"""
-        if not self.stopped:
+        if not self.stopped and self.chat_log is not None:
             self.chat_log.check_underneath()
             asyncio.get_running_loop().call_later(LOG_WATCH_SECONDS, self._watch_log)
 
     def reopen_log(self) -> None:
         """SIGHUP: reopen chat.log by name (logrotate's create mode), between two batches."""
-        self.chat_log.reopen()
+        if self.chat_log is not None:
+            self.chat_log.reopen()
 
     def _on_empty(self) -> None:
         log.info("Everybody has left. Exiting...")
@@ -275,6 +406,10 @@ class Tracker:
         if sessions:
             await asyncio.gather(*(s.finished(self.settings.shutdown_grace) for s in sessions))
         await self.journal.close()
+        if self.link is not None:
+            # Its alive key goes at once: the others reap whoever does not resume within the grace.
+            await self.link.stop(deregister=True)
+            return
         self._write_checkpoint(self._checkpoint(*self.room.present()))
 
 

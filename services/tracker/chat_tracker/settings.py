@@ -68,6 +68,10 @@ class Settings:
     auth_base_delay: float = 0.5
     auth_free_failures: int = 3
     log_level: str = "info"
+    # Replicas (replica.py): the room lives in Redis; None is the single process on chat.log.
+    redis_url: str | None = field(default=None, repr=False)  # may hold Redis's password
+    redis_prefix: str = "groupchat:"
+    redis_volatile: bool = False  # accept a Redis without appendfsync always (may lose the last second)
     bench_disable_log: bool = False  # benchmark-only: price durability (TRACKER_BENCH_DISABLE_LOG=1)
     bench_asgi_ws: bool = False  # benchmark-only: /ws through the ASGI adapter (TRACKER_BENCH_ASGI_WS=1)
 

@@ -1,0 +1,168 @@
+"""The Lua scripts that change the room in Redis: each one step, atomic, so no two writers interleave.
+
+Never ``INCR`` then ``XADD``: two replicas would take seqs 7 and 8 and could
+complete 8 first. ``APPEND`` takes the next seq and adds the entry ``<seq>-0`` in
+one script, so the stream holds the events in seq order with no gap, and a writer
+whose idea of the room is stale (another epoch: Redis restarted empty) is refused.
+
+A name is claimed in the same step as its join, and released in the same step as
+the leave, so of many replicas claiming one name at once exactly one join is
+logged, and a leave is logged once even when several replicas reap a dead one.
+"""
+
+from __future__ import annotations
+
+# KEYS: room, events, names, roster, moderation, replicas, applied
+# ARGV: epoch, replica, batch number, then 4 per operation: op, key, value, body
+#   E: an event (body)                     -> its seq
+#   J: a join: claim names[key] = value      -> its seq, or 0 if the name is held
+#   L: a leave: release names[key] if value  -> its seq, or 0 if not its holder (taken over, reaped)
+#   M: a moderation event (kept in the list)  -> its seq
+#   O: names[key] = value if held by the same member (a resume elsewhere), control entry -> 1 or 0
+#   A: a control entry (body)                 -> 1
+# Errors: "EPOCH <epoch>" (the room is another one), "FENCED" (this replica was reaped).
+# "DUP" instead of results: this batch number was applied already (its answer was lost on the way).
+APPEND = """
+local room, events, names, roster, moderation, replicas = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local epoch = redis.call('HGET', room, 'epoch')
+if epoch ~= ARGV[1] then
+  return redis.error_reply('EPOCH ' .. tostring(epoch))
+end
+if redis.call('HEXISTS', replicas, ARGV[2]) == 0 then
+  return redis.error_reply('FENCED')
+end
+local applied = tonumber(redis.call('HGET', KEYS[7], ARGV[2]) or '0')
+if applied >= tonumber(ARGV[3]) then
+  return 'DUP'
+end
+redis.call('HSET', KEYS[7], ARGV[2], ARGV[3])
+local now = redis.call('TIME')
+local t = now[1] .. '.' .. string.format('%06d', tonumber(now[2]))
+local seq = tonumber(redis.call('HGET', room, 'seq'))
+local results = {}
+local function add(body)
+  seq = seq + 1
+  redis.call('XADD', events, seq .. '-0', 't', t, 'e', body)
+  return seq
+end
+for i = 4, #ARGV, 4 do
+  local op, key, value, body = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local result = 0
+  if op == 'E' then
+    result = add(body)
+  elseif op == 'J' then
+    if redis.call('HEXISTS', names, key) == 0 then
+      redis.call('HSET', names, key, value)
+      result = add(body)
+      local id = string.match(value, '^(%d+):')
+      local name = cjson.decode(body)['n']
+      redis.call('HSET', roster, id, cjson.encode({name = name, since = result, joined = tonumber(t)}))
+    end
+  elseif op == 'L' then
+    if redis.call('HGET', names, key) == value then
+      redis.call('HDEL', names, key)
+      redis.call('HDEL', roster, string.match(value, '^(%d+):'))
+      result = add(body)
+    end
+  elseif op == 'M' then
+    result = add(body)
+    redis.call('RPUSH', moderation, cjson.encode({seq = result, t = t, e = body}))
+  elseif op == 'O' then
+    local held = redis.call('HGET', names, key)
+    local id = string.match(value, '^(%d+):')
+    if held and string.match(held, '^(%d+):') == id then
+      redis.call('HSET', names, key, value)
+      redis.call('XADD', events, seq .. '-*', 't', t, 'e', body)
+      result = 1
+    end
+  elseif op == 'A' then
+    redis.call('XADD', events, seq .. '-*', 't', t, 'e', body)
+    result = 1
+  end
+  results[#results + 1] = result
+end
+redis.call('HSET', room, 'seq', seq)
+return results
+"""
+
+# KEYS: room, events; ARGV: a new epoch, the seq to start above, a new token key (hex), now.
+# The room as it is, or a new one when Redis has none (a new epoch): {epoch, seq, key, created 0/1}.
+OPEN = """
+local room = KEYS[1]
+local epoch = redis.call('HGET', room, 'epoch')
+if epoch then
+  return {epoch, redis.call('HGET', room, 'seq'), redis.call('HGET', room, 'key'), 0}
+end
+local floor = tonumber(ARGV[2])
+local newest = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+if #newest > 0 then
+  local last = tonumber(string.match(newest[1][1], '^(%d+)-'))
+  if last > floor then floor = last end
+end
+redis.call('HSET', room, 'epoch', ARGV[1], 'seq', floor, 'key', ARGV[3], 'created', ARGV[4])
+return {ARGV[1], tostring(floor), ARGV[3], 1}
+"""
+
+# KEYS: room, roster, names, moderation; ARGV: none.
+# Everything a replica needs to join the room at one seq: {epoch, seq, roster, names, moderation}.
+SNAPSHOT = """
+return {
+  redis.call('HGET', KEYS[1], 'epoch') or '',
+  redis.call('HGET', KEYS[1], 'seq') or '0',
+  redis.call('HGETALL', KEYS[2]),
+  redis.call('HGETALL', KEYS[3]),
+  redis.call('LRANGE', KEYS[4], 0, -1),
+}
+"""
+
+# KEYS: replicas, next-replica; ARGV: info (JSON), ttl ms, a replica number to keep (or '').
+# A replica number, registered and alive: the one asked for while it is still registered, else a new one.
+REGISTER = """
+local replica = ARGV[3]
+if replica == '' or redis.call('HEXISTS', KEYS[1], replica) == 0 then
+  replica = tostring(redis.call('INCR', KEYS[2]))
+end
+redis.call('HSET', KEYS[1], replica, ARGV[1])
+redis.call('SET', ARGV[4] .. replica, '1', 'PX', ARGV[2])
+return replica
+"""
+
+# KEYS: replicas, alive:<replica>; ARGV: replica, ttl ms. 1 while registered, 0 once reaped (fenced).
+HEARTBEAT = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
+  return 0
+end
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+return 1
+"""
+
+# KEYS: room, events, names, roster, replicas, alive:<dead>; ARGV: epoch, dead replica, reason.
+# The members of a dead replica leave (one leave each, ever); -1 if it is alive after all.
+REAP = """
+local room, events, names, roster, replicas = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+if redis.call('HGET', room, 'epoch') ~= ARGV[1] then return -2 end
+if redis.call('EXISTS', KEYS[6]) == 1 then return -1 end
+local now = redis.call('TIME')
+local t = now[1] .. '.' .. string.format('%06d', tonumber(now[2]))
+local seq = tonumber(redis.call('HGET', room, 'seq'))
+local held = redis.call('HGETALL', names)
+local suffix = ':' .. ARGV[2]
+local count = 0
+for i = 1, #held, 2 do
+  local key, value = held[i], held[i + 1]
+  if string.sub(value, -#suffix) == suffix then
+    local id = string.match(value, '^(%d+):')
+    local entry = redis.call('HGET', roster, id)
+    local name = entry and cjson.decode(entry)['name'] or key
+    redis.call('HDEL', names, key)
+    redis.call('HDEL', roster, id)
+    seq = seq + 1
+    local body = cjson.encode({k = 'leave', n = name, x = ARGV[3], o = tonumber(id)})
+    redis.call('XADD', events, seq .. '-0', 't', t, 'e', body)
+    count = count + 1
+  end
+end
+redis.call('HSET', room, 'seq', seq)
+redis.call('HDEL', replicas, ARGV[2])
+return count
+"""
