@@ -26,6 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.test.yml")
 UNIT = 5.0 * float(os.environ.get("TEST_TIMEOUT_SCALE", "1"))
 PASSWORD = "compose-test-secret"
+# The scale profile's own images (docker compose --profile scale), built by the scale_images fixture.
+REDIS_TEST_IMAGE = os.environ.get("GROUPCHAT_TEST_REDIS_IMAGE", "groupchat-redis:test")
+BALANCER_TEST_IMAGE = os.environ.get("GROUPCHAT_TEST_BALANCER_IMAGE", "groupchat-haproxy:test")
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 Event = dict[str, Any]
@@ -65,16 +68,24 @@ def tmux_problem() -> str | None:
 class Compose:
     """One Compose project: ``docker compose -p NAME -f docker-compose.yml -f docker-compose.test.yml``."""
 
-    def __init__(self, project: str, image: str) -> None:
+    def __init__(self, project: str, image: str, profiles: tuple[str, ...] = ()) -> None:
         self.project = project
-        self.env = {**os.environ, "GROUPCHAT_IMAGE": image, "TRACKER_PASSWORD": PASSWORD}
-        self.env.pop("TRACKER_PASSWORD_SECRET", None)
-        self.env.pop("TRACKER_PUBLISH", None)
+        self.profiles = profiles  # --profile each, e.g. ("scale",)
+        self.env = {
+            **os.environ,
+            "GROUPCHAT_IMAGE": image,
+            "GROUPCHAT_REDIS_IMAGE": REDIS_TEST_IMAGE,
+            "GROUPCHAT_BALANCER_IMAGE": BALANCER_TEST_IMAGE,
+            "TRACKER_PASSWORD": PASSWORD,
+        }
+        for name in ("TRACKER_PASSWORD_SECRET", "TRACKER_PUBLISH", "ARCHIVER_PUBLISH", "GROUPCHAT_SCALE_NET"):
+            self.env.pop(name, None)
 
     def argv(self, *args: str) -> list[str]:
         files = [arg for name in COMPOSE_FILES for arg in ("-f", str(ROOT / name))]
         # --env-file: a developer's own .env (their password, their port) must not leak into tests.
         options = ["--ansi", "never", "--env-file", os.devnull, "-p", self.project]
+        options += [arg for profile in self.profiles for arg in ("--profile", profile)]
         return ["docker", "compose", *options, *files, *args]
 
     def run(self, *args: str, timeout: float = 12 * UNIT, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -118,9 +129,9 @@ class Compose:
         self.run("stop", "tracker", timeout=12 * UNIT)
         return time.monotonic() - started
 
-    def http_base(self) -> str:
-        """http://127.0.0.1:PORT of the tracker's published port."""
-        address = self.run("port", "tracker", "8000").stdout.strip().splitlines()[0]
+    def http_base(self, service: str = "tracker", port: int = 8000) -> str:
+        """http://127.0.0.1:PORT of a service's published port (the tracker's 8000 by default)."""
+        address = self.run("port", service, str(port)).stdout.strip().splitlines()[0]
         return f"http://127.0.0.1:{address.rsplit(':', 1)[1]}"
 
     def chat_log(self) -> list[str]:
@@ -137,11 +148,14 @@ class Compose:
         state: dict[str, Any] = json.loads(inspect.stdout)[0]
         return state
 
-    def client(self, name: str) -> JsonClient:
-        """The real chat-client, scripted (--json), in a container of the client service."""
-        process = self.popen(
-            "run", "--rm", "-T", "-e", "TRACKER_PASSWORD", "client", "chat-client", "--json", "--username", name
-        )
+    def client(self, name: str, *, deps: bool = True) -> JsonClient:
+        """The real chat-client, scripted (--json), in a container of the client service.
+
+        ``deps=False`` is ``run --no-deps``: the scale profile's way, where ``tracker`` is the
+        balancer's alias and the single tracker must not be started beside it.
+        """
+        options = ["run", "--rm", "-T"] + ([] if deps else ["--no-deps"])
+        process = self.popen(*options, "-e", "TRACKER_PASSWORD", "client", "chat-client", "--json", "--username", name)
         return JsonClient(name, process)
 
     def down(self) -> None:

@@ -4,6 +4,8 @@
   the reason; in CI (``CI=true``) it FAILS them: CI must prove the containers work.
 - ``app_image``: the app image, built once per session with ``docker compose build`` (base image
   from PYTHON_IMAGE, as users build it), tagged ``groupchat:test`` unless GROUPCHAT_TEST_IMAGE says.
+- ``scale_images``: the scale profile's Redis and HAProxy images (deploy/), built once per session
+  on the same PYTHON_IMAGE, tagged ``groupchat-redis:test`` and ``groupchat-haproxy:test``.
 - ``compose``: a Compose project of its own per test (``-p``, unique), on docker-compose.yml and
   docker-compose.test.yml; ``down -v`` always runs at the end, and the project's logs are printed
   (pytest shows them when the test failed).
@@ -21,7 +23,16 @@ from pathlib import Path
 
 import pytest
 
-from compose_support import IN_CI, UNIT, Compose, docker_problem, tmux_problem, tool_versions
+from compose_support import (
+    BALANCER_TEST_IMAGE,
+    IN_CI,
+    REDIS_TEST_IMAGE,
+    UNIT,
+    Compose,
+    docker_problem,
+    tmux_problem,
+    tool_versions,
+)
 
 # What the terminal summary tells about the container tests (CI's log shows it at the end).
 _outcomes: dict[str, tuple[str, float]] = {}
@@ -45,7 +56,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Remember each container test's outcome and time (setup, call and teardown together)."""
-    if Path(report.location[0]).name not in ("test_compose_stack.py", "test_compose_tty.py"):
+    if Path(report.location[0]).name not in ("test_compose_stack.py", "test_compose_tty.py", "test_compose_scale.py"):
         return
     outcome, seconds = _outcomes.get(report.nodeid, ("passed", 0.0))
     if report.outcome != "passed" and outcome == "passed":
@@ -86,6 +97,23 @@ def app_image() -> str:
     _build_seconds.append(time.monotonic() - started)
     print(f"built {image} in {_build_seconds[-1]:.1f} s")
     return image
+
+
+@pytest.fixture(scope="session")
+def scale_images(app_image: str) -> tuple[str, str]:
+    """The Redis and HAProxy images of the scale profile, built as `docker compose --profile scale build` does."""
+    builder = Compose("groupchat-build", app_image, profiles=("scale",))
+    started = time.monotonic()
+    done = builder.run("build", "redis", "balancer", timeout=120 * UNIT, check=False)
+    if done.returncode != 0:
+        pytest.fail(
+            f"building the scale profile's images (deploy/redis, deploy/haproxy) failed "
+            f"(base {os.environ.get('PYTHON_IMAGE', 'python:3.12-slim')}; apt-get needs the Debian mirror):\n"
+            f"{(done.stdout + done.stderr)[-4000:]}",
+            pytrace=False,
+        )
+    print(f"built {REDIS_TEST_IMAGE} and {BALANCER_TEST_IMAGE} in {time.monotonic() - started:.1f} s")
+    return REDIS_TEST_IMAGE, BALANCER_TEST_IMAGE
 
 
 @pytest.fixture
