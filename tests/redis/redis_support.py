@@ -42,6 +42,7 @@ class RedisServer:
     directory: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    appendfsync: str = "always"  # "everysec": a Redis that may lose the last second (--redis-volatile)
 
     @property
     def url(self) -> str:
@@ -54,7 +55,7 @@ class RedisServer:
         """Start (again, from the directory's AOF if there is one) and wait until it answers PING."""
         self.directory.mkdir(parents=True, exist_ok=True)
         command = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)]
-        command += ["--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no"]
+        command += ["--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "", "--daemonize", "no"]
         command += ["--logfile", str(self.directory / "redis.log")]
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         self._wait_ready()

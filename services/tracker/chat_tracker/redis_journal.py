@@ -216,7 +216,8 @@ class RedisJournal:
         return [LogEntry(e.seq, e.ts, e.kind.value, e.name, e.text) for e in events]
 
     async def close(self) -> None:
-        await self.sync()
+        if self.writable:  # with Redis away, the shutdown has waited for it once already
+            await self.sync()
         self._closed = True
         for task in self._tasks:
             task.cancel()

@@ -15,6 +15,7 @@ from starlette.datastructures import State
 from .auth import password_from_authorization
 from .journal import History
 from .metrics import metrics_registry, render
+from .replica import ARCHIVER_LAG_EVENTS
 from .service import Tracker
 
 MAX_LOG_LINES = 1000
@@ -73,9 +74,15 @@ UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
 
 
 class HealthOut(BaseModel):
-    status: str
+    status: str = Field(description="ok, or degraded (a replica: Redis unreachable, the archiver missing or behind)")
     members: int
     log_writable: bool
+    replica: int | None = Field(default=None, description="A replica (--redis-url): its number")
+    redis: bool | None = Field(default=None, description="A replica: whether Redis answers")
+    archiver: str | None = Field(
+        default=None, description="A replica: ok, behind (more than 10,000 events not in chat.log yet) or missing"
+    )
+    archiver_lag: int | None = Field(default=None, description="A replica: events in Redis not yet in chat.log")
 
 
 def get_tracker(request: Request) -> Tracker:
@@ -152,7 +159,23 @@ def _page(after: int, history: History, epoch: str) -> LogPageOut:
 
 @router.get("/healthz", response_model=HealthOut, summary="Liveness for health checks (no password)")
 async def healthz(tracker: TrackerDep) -> HealthOut:
-    return HealthOut(status="ok", members=tracker.room.member_count, log_writable=tracker.room.log_available)
+    members, writable = tracker.room.member_count, tracker.room.log_available
+    link = tracker.link
+    if link is None:
+        return HealthOut(status="ok", members=members, log_writable=writable)
+    health = link.health
+    lag = health.archiver_lag(tracker.journal.last_seq)
+    archiver = "missing" if not health.archiver_alive else "behind" if lag > ARCHIVER_LAG_EVENTS else "ok"
+    healthy = health.redis and writable and archiver == "ok"
+    return HealthOut(
+        status="ok" if healthy else "degraded",
+        members=members,
+        log_writable=writable,
+        replica=link.replica,
+        redis=health.redis and writable,
+        archiver=archiver,
+        archiver_lag=lag,
+    )
 
 
 @router.get("/metrics", summary="Prometheus metrics (no password)", response_class=Response)

@@ -1,0 +1,359 @@
+"""Several replicas, one room, on a real redis-server: what a member and an operator see.
+
+Every replica is a real ``chat-tracker --redis-url`` process and every member a real
+WebSocket client; Redis is a real ``redis-server`` with AOF and ``appendfsync always``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis_support import RedisServer
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
+
+from chat_testing import PASSWORD, UNIT, RunningTracker, launch_tracker, tracker_command
+from conftest import StartArchiver
+
+StartTracker = Callable[..., RunningTracker]
+pytestmark = pytest.mark.anyio
+
+ADMIN_PASSWORD = "moderator-secret"
+
+
+class Member:
+    """A JSON member on one replica: every frame it receives, kept in order."""
+
+    def __init__(self, ws: ClientConnection, name: str) -> None:
+        self.ws = ws
+        self.name = name
+        self.frames: list[dict[str, Any]] = []
+        self._new = asyncio.Event()
+        self.closed: int | None = None
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for frame in self.ws:
+                assert isinstance(frame, str)
+                self.frames.append(json.loads(frame))
+                self._new.set()
+        except ConnectionClosed:
+            pass
+        rcvd = self.ws.protocol.close_rcvd
+        self.closed = rcvd.code if rcvd is not None else 1006
+        self._new.set()
+
+    async def wait_for(
+        self, check: Callable[[dict[str, Any]], bool], what: str, timeout: float = 2 * UNIT
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for frame in self.frames[seen:]:
+                if check(frame):
+                    return frame
+            seen = len(self.frames)
+            if self.closed is not None:
+                raise AssertionError(f"{self.name}: closed ({self.closed}) before {what}: {self.frames[-3:]}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"{self.name}: no {what} within {timeout} s; last frames {self.frames[-3:]}")
+            self._new.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._new.wait(), remaining)
+
+    async def closed_with(self, timeout: float = 2 * UNIT) -> int:
+        async with asyncio.timeout(timeout):
+            await self._reader
+        assert self.closed is not None
+        return self.closed
+
+    def messages(self) -> list[tuple[int, str, str]]:
+        return [(f["seq"], f["name"], f["text"]) for f in self.frames if f["type"] == "message"]
+
+    async def send(self, **frame: Any) -> None:
+        await self.ws.send(json.dumps(frame))
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self._reader.cancel()
+
+
+async def open_ws(url: str) -> ClientConnection:
+    return await connect(
+        url,
+        subprotocols=[Subprotocol("groupchat.v1")],
+        additional_headers={"Authorization": f"Bearer {PASSWORD}"},
+        open_timeout=4 * UNIT,
+        close_timeout=1,
+        ping_interval=None,
+    )
+
+
+async def join(url: str, name: str) -> Member:
+    member = Member(await open_ws(url), name)
+    await member.wait_for(lambda f: f["type"] == "hello", "hello")
+    await member.send(type="join", name=name)
+    await member.wait_for(lambda f: f["type"] in ("welcome", "error"), "welcome")
+    return member
+
+
+def welcomed(member: Member) -> dict[str, Any] | None:
+    return next((f for f in member.frames if f["type"] == "welcome"), None)
+
+
+def replicas(start_tracker: StartTracker, redis_server: RedisServer, count: int, *flags: str) -> list[RunningTracker]:
+    return [start_tracker("--redis-url", redis_server.url, *flags) for _ in range(count)]
+
+
+def get_json(tracker: RunningTracker, path: str) -> Any:
+    response = httpx.get(tracker.http_url + path, auth=("", PASSWORD), timeout=UNIT)
+    response.raise_for_status()
+    return response.json()
+
+
+async def aget_json(tracker: RunningTracker, path: str) -> Any:
+    async with httpx.AsyncClient(timeout=UNIT) as client:
+        response = await client.get(tracker.http_url + path, auth=("", PASSWORD))
+    response.raise_for_status()
+    return response.json()
+
+
+async def admin(tracker: RunningTracker, path: str, body: dict[str, Any]) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=UNIT) as client:
+        return await client.post(
+            tracker.http_url + path, json=body, headers={"Authorization": f"Bearer {ADMIN_PASSWORD}"}
+        )
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 3 * UNIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 3 * UNIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_a_redis_that_may_lose_acknowledged_events_is_refused_unless_volatile(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    executable = shutil.which("redis-server")
+    assert executable is not None
+    server = RedisServer(executable, tmp_path / "volatile", appendfsync="everysec")
+    server.start()
+    try:
+        done = subprocess.run(
+            [*_tracker_command(tmp_path), "--redis-url", server.url],
+            env=_env(),
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=4 * UNIT,
+        )
+        assert done.returncode == 2, done
+        assert "appendfsync always" in done.stderr and "--redis-volatile" in done.stderr
+        tracker = launch_tracker(tmp_path / "data", "--redis-url", server.url, "--redis-volatile")
+        try:
+            assert tracker.wait_for_output("may lose the last second")
+            assert get_json(tracker, "/healthz")["redis"] is True
+        finally:
+            tracker.stop()
+    finally:
+        server.kill()
+
+
+def _tracker_command(tmp_path: Path) -> list[str]:
+    return [*tracker_command(tmp_path / "data"), "--port", "0"]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
+    env["TRACKER_PASSWORD"] = PASSWORD
+    return env
+
+
+async def test_members_on_three_replicas_chat_in_one_order_and_chat_log_has_it(
+    redis_server: RedisServer, start_tracker: StartTracker, start_archiver: StartArchiver
+) -> None:
+    trio = replicas(start_tracker, redis_server, 3)
+    archiver = start_archiver(redis_server.url)
+    members = [await join(trio[i % 3].url, f"m{i}") for i in range(6)]
+    for member in members:
+        await member.wait_for(lambda f: f["type"] in ("joined", "welcome") and f["name"] == "m5", "m5 in")
+    for round_ in range(3):
+        await asyncio.gather(
+            *(m.send(type="message", text=f"{m.name} says {round_}", id=f"{m.name}-{round_}") for m in members)
+        )
+    for member in members:
+        await member.wait_for(lambda f, m=member: len(m.messages()) >= 18, "18 messages")
+    views = {tuple(m.messages()) for m in members}
+    assert len(views) == 1, "every member saw the same messages with the same seqs in the same order"
+    seen = next(iter(views))
+    assert len(seen) == 18 and [s for s, _, _ in seen] == sorted(s for s, _, _ in seen)
+    # The welcome lists the whole room, wherever each member is served.
+    assert set(welcomed(members[5])["members"]) == {m.name for m in members}  # type: ignore[index]
+    for tracker in trio:
+        listed = await aget_json(tracker, "/members")
+        assert sorted(entry["name"] for entry in listed["members"]) == sorted(m.name for m in members)
+    last = seen[-1][0]
+
+    async def archived() -> bool:
+        return bool((await aget_json(archiver, "/healthz"))["archived_seq"] >= last)
+
+    await eventually(archived, "the archiver to reach the last seq")
+    logged = [line.split(" ", 4) for line in archiver.log_lines()]
+    assert [int(parts[0]) for parts in logged] == list(range(1, len(logged) + 1)), "chat.log: every seq once, no gap"
+    messages = [(int(p[0]), p[3], p[4]) for p in logged if p[2] == "msg"]
+    assert tuple(messages) == seen
+    for member in members:
+        await member.close()
+
+
+async def test_of_100_concurrent_claims_of_one_name_on_three_replicas_exactly_one_wins(
+    redis_server: RedisServer, start_tracker: StartTracker
+) -> None:
+    trio = replicas(start_tracker, redis_server, 3)
+    spellings = ["alice", "Alice", "ALICE", "aLiCe"]  # lookalikes: one name key
+    sockets = await asyncio.gather(*(open_ws(trio[i % 3].url) for i in range(100)))
+    claimants = [Member(ws, spellings[i % len(spellings)]) for i, ws in enumerate(sockets)]
+    await asyncio.gather(*(c.wait_for(lambda f: f["type"] == "hello", "hello") for c in claimants))
+    await asyncio.gather(*(c.send(type="join", name=c.name) for c in claimants))
+
+    async def outcome(claimant: Member) -> str:
+        frame = await claimant.wait_for(lambda f: f["type"] in ("welcome", "error"), "an answer", 4 * UNIT)
+        return "won" if frame["type"] == "welcome" else frame["code"]
+
+    outcomes = await asyncio.gather(*(outcome(c) for c in claimants))
+    assert outcomes.count("won") == 1, outcomes
+    assert set(outcomes) == {"won", "name_taken"}
+    for tracker in trio:
+
+        async def one_listed(tracker: RunningTracker = tracker) -> bool:
+            return bool((await aget_json(tracker, "/members"))["count"] == 1)
+
+        await eventually(one_listed, "one member listed everywhere")
+    for claimant in claimants:
+        await claimant.close()
+
+
+async def test_a_member_whose_replica_died_resumes_on_another_with_no_gap_or_duplicate(
+    redis_server: RedisServer, start_tracker: StartTracker
+) -> None:
+    first, second = replicas(start_tracker, redis_server, 2, "--resume-grace", "30")
+    ann = await join(first.url, "ann")
+    bob = await join(second.url, "bob")
+    welcome = welcomed(ann)
+    assert welcome is not None
+    await bob.send(type="message", text="before", id="b1")
+    await ann.wait_for(lambda f: f.get("text") == "before", "bob's first message")
+    last_seen = max(f["seq"] for f in ann.frames if "seq" in f)
+    first.kill()
+    await ann.closed_with()
+    # While ann is away, bob goes on talking; her replica is dead, so on bob's she is away.
+    await bob.send(type="message", text="while away", id="b2")
+    await bob.wait_for(lambda f: f.get("text") == "while away", "the echo")
+    back = Member(await open_ws(second.url), "ann")
+    await back.wait_for(lambda f: f["type"] == "hello", "hello")
+    await back.send(type="resume", token=welcome["token"], epoch=welcome["epoch"], after=last_seen)
+    resumed = await back.wait_for(lambda f: f["type"] in ("resumed", "error"), "resumed")
+    assert resumed["type"] == "resumed", resumed
+    assert resumed["recovered"] is True and resumed["replayed"] == 1
+    await back.wait_for(lambda f: f.get("text") == "while away", "the missed message")
+    await back.send(type="message", text="i am back", id="a1")
+    await bob.wait_for(lambda f: f.get("text") == "i am back", "ann's message")
+    await back.wait_for(lambda f: f.get("id") == "a1", "the echo of ann's message")
+    texts = [text for _, _, text in back.messages()]
+    assert texts == ["while away", "i am back"], "no gap, no duplicate"
+    assert sorted(m["name"] for m in (await aget_json(second, "/members"))["members"]) == ["ann", "bob"]
+    for member in (back, bob):
+        await member.close()
+
+
+async def test_a_dead_replicas_members_are_away_then_leave_everywhere(
+    redis_server: RedisServer, start_tracker: StartTracker
+) -> None:
+    first, second = replicas(start_tracker, redis_server, 2, "--resume-grace", "2")
+    ann = await join(first.url, "ann")
+    bob = await join(second.url, "bob")
+    assert welcomed(bob)["members"] == ["ann", "bob"]  # type: ignore[index]
+    first.kill()
+    await ann.closed_with()
+
+    async def ann_listed_away() -> bool:
+        return any(m["name"] == "ann" and m["away"] for m in (await aget_json(second, "/members"))["members"])
+
+    await eventually(ann_listed_away, "ann listed as away on the live replica")
+    left = await bob.wait_for(lambda f: f["type"] == "left" and f["name"] == "ann", "ann's leave", 4 * UNIT)
+    assert left["reason"] == "lost"
+    assert [m["name"] for m in (await aget_json(second, "/members"))["members"]] == ["bob"]
+    await bob.close()
+
+
+async def test_a_kick_on_one_replica_removes_the_member_from_another(
+    redis_server: RedisServer, start_tracker: StartTracker
+) -> None:
+    env = {"TRACKER_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    first = start_tracker("--redis-url", redis_server.url, env=env)
+    second = start_tracker("--redis-url", redis_server.url, env=env)
+    eve = await join(second.url, "eve")
+    ann = await join(first.url, "ann")
+    await eve.wait_for(lambda f: f["type"] == "joined" and f["name"] == "ann", "ann's join")
+    response = await admin(first, "/admin/kick", {"name": "eve", "reason": "spam"})
+    assert response.status_code == 200, response.text
+    assert await eve.closed_with() == 4011
+    left = await ann.wait_for(lambda f: f["type"] == "left" and f["name"] == "eve", "eve's leave")
+    kicked = next(f for f in ann.frames if f["type"] == "moderation")
+    assert kicked["action"] == "kick" and kicked["seq"] < left["seq"]
+    # A ban made on the second replica refuses the name on the first.
+    response = await admin(second, "/admin/ban", {"name": "mallory"})
+    assert response.status_code in (200, 201), response.text
+    await ann.wait_for(lambda f: f["type"] == "moderation" and f["action"] == "ban", "the ban")
+    mallory = await join(first.url, "mallory")
+    refused = mallory.frames[-1]
+    assert refused["type"] == "error" and refused["code"] == "banned"
+    for member in (ann, mallory):
+        await member.close()
+
+
+async def test_max_connections_is_per_replica(redis_server: RedisServer, start_tracker: StartTracker) -> None:
+    first, second = replicas(start_tracker, redis_server, 2, "--max-connections", "1")
+    ann = await join(first.url, "ann")
+    refused = Member(await open_ws(first.url), "x")
+    assert await refused.closed_with() == 4005
+    bob = await join(second.url, "bob")
+    assert welcomed(bob) is not None
+    for member in (ann, bob):
+        await member.close()
+
+
+def test_replica_healthz_reports_redis_and_the_archiver(
+    redis_server: RedisServer, start_tracker: StartTracker, start_archiver: StartArchiver
+) -> None:
+    (tracker,) = replicas(start_tracker, redis_server, 1)
+    wait_until(lambda: get_json(tracker, "/healthz").get("archiver") == "missing", "the archiver reported missing")
+    health = get_json(tracker, "/healthz")
+    assert health["status"] == "degraded" and health["redis"] is True
+    start_archiver(redis_server.url)
+    wait_until(lambda: get_json(tracker, "/healthz").get("archiver") == "ok", "the archiver reported ok")
+    assert get_json(tracker, "/healthz")["status"] == "ok"
