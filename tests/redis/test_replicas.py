@@ -357,3 +357,29 @@ def test_replica_healthz_reports_redis_and_the_archiver(
     start_archiver(redis_server.url)
     wait_until(lambda: get_json(tracker, "/healthz").get("archiver") == "ok", "the archiver reported ok")
     assert get_json(tracker, "/healthz")["status"] == "ok"
+
+
+async def test_redis_restarted_empty_is_a_new_epoch_and_members_come_back_told_recovered_false(
+    redis_server: RedisServer, start_tracker: StartTracker
+) -> None:
+    (tracker,) = replicas(start_tracker, redis_server, 1, "--resume-grace", "30")
+    ann = await join(tracker.url, "ann")
+    welcome = welcomed(ann)
+    assert welcome is not None
+    await ann.send(type="message", text="before the loss", id="a1")
+    before = await ann.wait_for(lambda f: f.get("id") == "a1", "the echo")
+    redis_server.wipe()
+    redis_server.start()
+    assert await ann.closed_with(4 * UNIT) == 1012
+    assert tracker.wait_for_output("Redis lost the room", timeout=2 * UNIT)
+    back = Member(await open_ws(tracker.url), "ann")
+    await back.wait_for(lambda f: f["type"] == "hello", "hello")
+    await back.send(type="resume", token=welcome["token"], epoch=welcome["epoch"], after=before["seq"])
+    resumed = await back.wait_for(lambda f: f["type"] in ("resumed", "error"), "resumed")
+    assert resumed["type"] == "resumed", resumed
+    assert resumed["recovered"] is False and resumed["epoch"] != welcome["epoch"]
+    assert resumed["seq"] > before["seq"], "the new epoch never reuses a seq"
+    await back.send(type="message", text="after the loss", id="a2")
+    echo = await back.wait_for(lambda f: f.get("id") == "a2", "the echo in the new epoch")
+    assert echo["seq"] > resumed["seq"]
+    await back.close()

@@ -10,7 +10,7 @@ its message, a leaver nothing after its own leave.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from chat_protocol import Limits
 
@@ -33,6 +33,8 @@ class Recipient(Protocol):
     def since_seq(self) -> int | None: ...
     @property
     def leave_seq(self) -> int | None: ...
+    @property
+    def recover_after(self) -> int | None: ...
 
 
 class Welcomes(Protocol):
@@ -42,6 +44,8 @@ class Welcomes(Protocol):
     def limits(self) -> Limits: ...
 
     def offer(self, event: Event) -> ResumeOffer | None: ...
+
+    def recovered_frame(self, member: Any, event: Event) -> str: ...
 
 
 class SharedFrames:
@@ -85,7 +89,7 @@ def frames_for(member: Recipient, batch: Sequence[Event], welcomes: Welcomes) ->
         if event.seq < since or event.seq > until:
             continue  # from before it joined, or after it left (later in this batch)
         if event.origin == member.id:
-            own = own_texts(dialect, event, welcomes)
+            own = own_texts(dialect, event, welcomes, member)
             if wired:
                 wire_frames.extend([text_frame(text) for text in own])
             else:
@@ -102,10 +106,12 @@ def frames_for(member: Recipient, batch: Sequence[Event], welcomes: Welcomes) ->
     return len(texts)
 
 
-def own_texts(dialect: Dialect, event: Event, welcomes: Welcomes) -> list[str]:
+def own_texts(dialect: Dialect, event: Event, welcomes: Welcomes, member: Recipient) -> list[str]:
     """What a member receives for an event it caused itself."""
     if event.kind is MESSAGE:
         return [dialect.own_message(event)] if dialect.echo_own_messages else []
+    if event.kind is JOIN and member.recover_after is not None:
+        return [welcomes.recovered_frame(member, event)]  # back from a lost epoch: resumed, not recovered
     if event.kind is JOIN:
         return dialect.welcome(event, welcomes.limits, welcomes.offer(event))
     return []  # your own leave: you get a bye instead

@@ -20,6 +20,15 @@ class Refused(TrackerError):
         self.message = message
 
 
+class Recover(TrackerError):
+    """A resume from a room the journal lost (a new epoch): join again under ``name``, told ``recovered: false``."""
+
+    def __init__(self, name: str, after: int) -> None:
+        super().__init__(f"{name} comes back from a lost epoch after seq {after}")
+        self.name = name
+        self.after = after
+
+
 class Kicked(Refused):
     """A refusal after which the member has been removed from the room."""
 

@@ -342,6 +342,8 @@ class RedisJournal:
                 backoff = min(backoff * 2, RETRY_MOST)
                 continue
             backoff = RETRY_FIRST
+            if self._error is not None and not self._writing:
+                self._recovered()  # Redis answers again (the writer, if it has anything, retries on its own)
             for _stream, entries in reply or ():
                 self._take(entries)
             self._delivered.set()
@@ -375,6 +377,7 @@ class RedisJournal:
     def restart_at(self, epoch: str, seq: int) -> None:
         """A new epoch (Redis lost the room): read it from its start, ``seq``."""
         self._epoch = epoch
+        self._error = None  # Redis answered with the new room
         self._delivered_seq = seq
         self._written_seq = seq
         self._last_id = f"{seq}-0" if seq else "0-0"

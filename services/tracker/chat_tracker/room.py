@@ -41,14 +41,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from chat_protocol import CloseCode, Limits, MemberInfo, NameRefused, check_name, format_ts, name_key
+from chat_protocol import CloseCode, Limits, MemberInfo, NameRefused, Resumed, check_name, encode, format_ts, name_key
 from chat_protocol.reasons import LeaveReason
 
 from .checkpoint import Present
 from .claims import NameClaims
 from .delivery import SharedFrames, frames_for
 from .dialects import JSON, Dialect, ResumeOffer
-from .errors import Kicked, Refused
+from .errors import Kicked, Recover, Refused
 from .events import (
     ANNOUNCE,
     BAN,
@@ -124,6 +124,7 @@ class Member:
     close_after_leave: CloseAfterLeave = (CloseCode.NORMAL, "", ())
     recent_ids: dict[str, Event | None] | None = None  # its message ids -> their events once delivered
     replay: list[Event] | None = None  # while resuming: the live events held back until the replay is out
+    recover_after: int | None = None  # rejoining from a lost epoch: its welcome is a ``resumed`` (recovered: false)
     owner: int = 0  # a REMOTE member: the replica serving it
     away_elsewhere: bool = False  # a REMOTE member whose connection dropped on its replica
 
@@ -180,6 +181,7 @@ class Room:
         self.replica = 0  # a shared room: this replica's number
         self.dead_replicas: frozenset[int] = frozenset()  # a shared room: replicas that stopped answering
         self.on_resumed_here: Callable[[Member], None] | None = None
+        self.previous_tokens: ResumeTokens | None = None  # a shared room: the epoch its journal lost
         self.policy = policy
         self.tokens = tokens
         self.grace = grace
@@ -286,7 +288,9 @@ class Room:
             restored += 1
         return restored
 
-    def join(self, name: str, dialect: Dialect, outbox: Outbox, address: str) -> Member:
+    def join(
+        self, name: str, dialect: Dialect, outbox: Outbox, address: str, recover_after: int | None = None
+    ) -> Member:
         """Claim ``name`` and enter. Raises NameRefused (invalid/reserved) or Refused."""
         check_name(name)
         if self._closed:
@@ -316,6 +320,7 @@ class Room:
             joined_at=self._clock(),
             last_active=now,
             allowance=self.policy.allowance(),
+            recover_after=recover_after,
         )
         self._members[key] = member
         self._by_id[member.id] = member
@@ -476,6 +481,7 @@ class Room:
         if tokens is None:
             raise Refused("resume_bad_token", "this tracker does not resume sessions")
         if epoch != tokens.epoch:
+            self._recover(token, epoch, after)
             raise Refused("resume_wrong_epoch", "chat.log has started anew (another epoch): nothing can be resumed")
         try:
             claim = tokens.check(token)
@@ -494,6 +500,37 @@ class Room:
         # live events up to ``after`` are skipped (``until``).
         after = max(after, claim.since_seq)
         return Resuming(member, after=after, until=max(after, self._delivered_seq))
+
+    def _recover(self, token: str, epoch: str, after: int) -> None:
+        """A token of the epoch this shared room's journal lost: raise Recover (join again), else return."""
+        previous = self.previous_tokens
+        if previous is None or epoch != previous.epoch:
+            return
+        try:
+            claim = previous.check(token)
+        except BadToken:
+            return
+        raise Recover(claim.name, after)
+
+    def recovered_frame(self, member: Member, event: Event) -> str:
+        """A member back from a lost epoch: its ``resumed`` (recovered: false) in place of a welcome."""
+        after = member.recover_after or 0
+        tokens = self.tokens
+        assert tokens is not None
+        resumed = Resumed(
+            seq=event.seq,
+            name=member.name,
+            epoch=tokens.epoch,
+            token=tokens.issue(member.name, event.seq),
+            recovered=False,
+            replayed=0,
+            messages=0,
+            members=list(event.members),
+            limits=self.limits,
+            resume_grace=self.grace,
+            gone=[after + 1, event.seq - 1] if event.seq - 1 > after else None,
+        )
+        return encode(resumed)
 
     def _attach(self, member: Member, outbox: Outbox, address: str) -> None:
         if member.state is MemberState.REMOTE:

@@ -314,6 +314,7 @@ class Tracker:
         assert isinstance(self.journal, RedisJournal) and self.link is not None
         self.journal.restart_at(epoch, seq)
         told = self.room.reset(bye=_restart_goodbye)
+        self.room.previous_tokens = self.room.tokens  # its members come back: joined again, recovered: false
         self.room.tokens = ResumeTokens(key, epoch)
         self.was_present = Checkpoint(epoch, seq)
         log.error(

@@ -44,7 +44,7 @@ from chat_protocol.reasons import LeaveReason
 
 from .auth import password_from_authorization
 from .dialects import NAME_PROMPT, PASSWORD_OK, PASSWORD_PROMPT, PLAIN, WRONG_PASSWORD, Dialect
-from .errors import Kicked, Refused
+from .errors import Kicked, Recover, Refused
 from .outbox import Outbox
 from .room import Member, Resuming, Room
 
@@ -273,6 +273,9 @@ class Session:
     def _resume(self, request: Resume) -> Replay | None:
         try:
             resuming = self.room.resume(request.token, request.epoch, request.after, self.outbox, self.address)
+        except Recover as recover:
+            self._join_again(recover)
+            return None
         except Refused as refusal:
             log.info("Resume refused from %s: %s", self.address, refusal.message)
             self._error(refusal.code, refusal.message)  # the connection stays open: join instead
@@ -280,6 +283,16 @@ class Session:
         self.member = resuming.member
         self._state = SessionState.REPLAYING
         return Replay(resuming)
+
+    def _join_again(self, recover: Recover) -> None:
+        """Back from a room the journal lost: joined afresh under the same name, answered ``resumed`` (recovered: false)."""
+        try:
+            self.member = self.room.join(recover.name, self.dialect, self.outbox, self.address, recover.after)
+        except (NameRefused, Refused) as refusal:
+            self._name_refused(refusal.code, str(refusal))
+            return
+        log.info("%s came back from a lost epoch (after seq %d): joined again", recover.name, recover.after)
+        self._state = SessionState.CHATTING
 
     def _requested_name(self, frame: str) -> str | Resume | None:
         if self.dialect is PLAIN:
