@@ -374,6 +374,10 @@ class RedisJournal:
         if self._deliver is not None and not self._closed:
             self._deliver(run)
 
+    def unreachable(self, why: str) -> None:
+        """Redis does not answer the replica's heartbeat: refuse requests until a read or a write succeeds."""
+        self._failed(RedisUnavailable(f"Redis unreachable: {why}"))
+
     def restart_at(self, epoch: str, seq: int) -> None:
         """A new epoch (Redis lost the room): read it from its start, ``seq``."""
         self._epoch = epoch

@@ -171,6 +171,7 @@ class ReplicaLink:
         on_epoch_lost: Callable[[str, int, bytes], None],
         last_seq: Callable[[], int],
         on_dead: Callable[[frozenset[int]], None],
+        on_unreachable: Callable[[str], None] = lambda why: None,
     ) -> None:
         self.keys = keys
         self.replica = replica
@@ -184,6 +185,7 @@ class ReplicaLink:
         self._on_epoch_lost = on_epoch_lost
         self._last_seq = last_seq
         self._on_dead = on_dead
+        self._on_unreachable = on_unreachable
         self._info = json.dumps({"started": time.time()})
         self._dead_since: dict[int, float] = {}
         self._task: asyncio.Task[None] | None = None
@@ -213,6 +215,7 @@ class ReplicaLink:
                 if self.health.redis:
                     log.error("Redis unreachable from the replica link: %s", error)
                 self.health.redis = False
+                self._on_unreachable(str(error))  # requests are refused now, not after the reader's timeout
             await asyncio.sleep(max(0.05, HEARTBEAT_SECONDS - (time.monotonic() - started)))
 
     async def _beat(self) -> None:

@@ -198,6 +198,7 @@ class Tracker:
             on_epoch_lost=self._epoch_lost,
             last_seq=lambda: journal.last_seq,
             on_dead=self._replicas_dead,
+            on_unreachable=journal.unreachable,
         )
 
     def _policy(self, settings: Settings) -> MemberPolicy:

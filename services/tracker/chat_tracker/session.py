@@ -285,7 +285,7 @@ class Session:
         return Replay(resuming)
 
     def _join_again(self, recover: Recover) -> None:
-        """Back from a room the journal lost: joined afresh under the same name, answered ``resumed`` (recovered: false)."""
+        """Back from a room the journal lost: joined afresh under its name, answered ``resumed`` (recovered: false)."""
         try:
             self.member = self.room.join(recover.name, self.dialect, self.outbox, self.address, recover.after)
         except (NameRefused, Refused) as refusal:
