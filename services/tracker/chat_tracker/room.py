@@ -820,7 +820,15 @@ class Room:
         leavers: list[Member] = []
         for event in batch:
             kind = event.kind
-            if (kind is not JOIN and kind is not LEAVE) or event.origin is None:
+            if event.origin is None:
+                continue
+            if kind is MESSAGE:
+                if event.origin not in self._by_id:  # a REMOTE member spoke: its idle time starts again
+                    remote = self._members.get(name_key(event.name))
+                    if remote is not None:
+                        remote.last_active = self._monotonic()
+                continue
+            if kind is not JOIN and kind is not LEAVE:
                 continue
             member = self._by_id.get(event.origin)
             if kind is JOIN:
