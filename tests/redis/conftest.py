@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from redis_support import RedisServer
 
 from chat_testing import PASSWORD, UNIT, RunningTracker, _read_output
+from redis_support import RedisServer
 
 StartArchiver = Callable[..., RunningTracker]
 _LISTENING = re.compile(r"Listening on http://127\.0\.0\.1:(\d+)")

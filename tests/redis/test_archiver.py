@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from redis_support import POLL_SECONDS, RedisServer, add_control, add_events, event
 
 import redis
 from chat_testing import PASSWORD, UNIT, RunningTracker
@@ -23,6 +22,7 @@ from chat_tracker import archive_cli
 from chat_tracker.events import EventKind
 from chat_tracker.redis_keys import Keys, seq_of
 from conftest import StartArchiver
+from redis_support import POLL_SECONDS, RedisServer, add_control, add_events, event
 
 KEYS = Keys()
 

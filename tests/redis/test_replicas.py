@@ -19,13 +19,13 @@ from typing import Any
 
 import httpx
 import pytest
-from redis_support import RedisServer
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from chat_testing import PASSWORD, UNIT, RunningTracker, launch_tracker, tracker_command
 from conftest import StartArchiver
+from redis_support import RedisServer
 
 StartTracker = Callable[..., RunningTracker]
 pytestmark = pytest.mark.anyio
@@ -206,7 +206,11 @@ async def test_members_on_three_replicas_chat_in_one_order_and_chat_log_has_it(
             *(m.send(type="message", text=f"{m.name} says {round_}", id=f"{m.name}-{round_}") for m in members)
         )
     for member in members:
-        await member.wait_for(lambda f, m=member: len(m.messages()) >= 18, "18 messages")
+
+        def has_all(_: dict[str, Any], member: Member = member) -> bool:
+            return len(member.messages()) >= 18
+
+        await member.wait_for(has_all, "18 messages")
     views = {tuple(m.messages()) for m in members}
     assert len(views) == 1, "every member saw the same messages with the same seqs in the same order"
     seen = next(iter(views))
