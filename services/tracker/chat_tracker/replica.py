@@ -188,6 +188,7 @@ class ReplicaLink:
         self._on_unreachable = on_unreachable
         self._info = json.dumps({"started": time.time()})
         self._dead_since: dict[int, float] = {}
+        self._reachable_since = time.monotonic()  # Redis answered continuously since then
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
 
@@ -227,6 +228,7 @@ class ReplicaLink:
         alive = await client.eval(HEARTBEAT, 2, keys.replicas, keys.alive(self.replica), self.replica, ALIVE_TTL_MS)
         if not self.health.redis:
             log.warning("Redis is reachable again from the replica link")
+            self._reachable_since = time.monotonic()
         self.health.redis = True
         if not int(alive):
             log.error("Replica %d was reaped while cut off from Redis: its members must resume", self.replica)
@@ -241,10 +243,15 @@ class ReplicaLink:
         client, keys = self._client, self.keys
         replicas = [int(number) for number in await client.hkeys(keys.replicas)]
         now = time.monotonic()
+        # After an outage every replica's key has expired: the others get a key's lifetime to
+        # renew theirs before any of them counts as dead.
+        settled = now - self._reachable_since >= ALIVE_TTL_MS / 1000
         dead: set[int] = set()
         for number in replicas:
             if number == self.replica or await client.exists(keys.alive(number)):
                 self._dead_since.pop(number, None)
+                continue
+            if not settled:
                 continue
             dead.add(number)
             since = self._dead_since.setdefault(number, now)
