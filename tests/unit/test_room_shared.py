@@ -231,3 +231,15 @@ def test_a_token_of_the_lost_epoch_joins_again_and_is_told_recovered_false() -> 
     with pytest.raises(Refused) as refused:  # a token of an epoch never known here
         room.resume(lost.issue("ann", 3), "other", 7, Outbox(100), "127.0.0.1")
     assert refused.value.code == "resume_wrong_epoch"
+
+
+def test_another_replicas_start_and_stop_lines_reach_no_member() -> None:
+    room, stream = shared_room()
+    ann = join(room, "ann")
+    stream.deliver()
+    received(ann)
+    stream.append(EventKind.START, text="tracker started (replica 3)")
+    stream.from_elsewhere(MESSAGE, "bob", "still here")
+    stream.append(EventKind.STOP, text="tracker stopped")
+    stream.deliver()
+    assert [m.text for m in received(ann) if hasattr(m, "text")] == ["still here"]

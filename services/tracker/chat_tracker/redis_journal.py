@@ -234,6 +234,16 @@ class RedisJournal:
         """Start the writer and the reader (needs the running event loop)."""
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._write_forever()), loop.create_task(self._read_forever())]
+        for task in self._tasks:
+            task.add_done_callback(self._task_ended)
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        """The writer and the reader run until ``close``: one that ends earlier is a bug, and loud."""
+        if task.cancelled() or self._closed:
+            return
+        error = task.exception()
+        log.critical("Redis: the journal's %s stopped: %r; this replica cannot deliver", task.get_coro(), error)
+        self._failed(RedisUnavailable(f"the journal's task stopped: {error!r}"))
 
     def _command_client(self) -> aioredis.Redis:
         if self._client is None:
@@ -345,7 +355,11 @@ class RedisJournal:
             if self._error is not None and not self._writing:
                 self._recovered()  # Redis answers again (the writer, if it has anything, retries on its own)
             for _stream, entries in reply or ():
-                self._take(entries)
+                try:
+                    self._take(entries)
+                except Exception:  # a bug must not silence the replica: say so, and read on
+                    log.exception("Redis: delivering entries up to %s failed", self._last_id)
+                    self.stats.log_write_errors += 1
             self._delivered.set()
 
     def _take(self, entries: Sequence[Any]) -> None:

@@ -735,6 +735,11 @@ class Room:
             self._apply_moderation(batch)
         if self._closed:
             return
+        if self.shared:
+            # Another replica's start and stop lines are in the stream too: not for members.
+            batch = [event for event in batch if event.kind in MEMBER_EVENTS]
+            if not batch:
+                return
         concerned = {event.origin for event in batch}  # its senders, joiners and leavers
         # Only while a local join or leave is on its way back is there a seq to note.
         if self.shared:
