@@ -387,3 +387,37 @@ async def test_redis_restarted_empty_is_a_new_epoch_and_members_come_back_told_r
     echo = await back.wait_for(lambda f: f.get("id") == "a2", "the echo in the new epoch")
     assert echo["seq"] > resumed["seq"]
     await back.close()
+
+
+async def test_moving_from_the_single_tracker_to_replicas_continues_its_chat_log(
+    redis_server: RedisServer, start_tracker: StartTracker, start_archiver: StartArchiver, tmp_path: Path
+) -> None:
+    data = tmp_path / "chat-data"
+    single = start_tracker(data_dir=data)
+    ann = await join(single.url, "ann")
+    await ann.send(type="message", text="on the single tracker", id="s1")
+    await ann.wait_for(lambda f: f.get("id") == "s1", "the echo")
+    await ann.close()
+    single.stop()
+    before = len(single.log_lines())
+    archiver = start_archiver(redis_server.url, data_dir=data)
+
+    async def recorded() -> bool:
+        return bool((await aget_json(archiver, "/healthz"))["archived_seq"] == before)
+
+    await eventually(recorded, "the archiver to record chat.log's end")
+    (replica,) = replicas(start_tracker, redis_server, 1)
+    bob = await join(replica.url, "bob")
+    welcome = welcomed(bob)
+    assert welcome is not None and welcome["seq"] > before, "the room's seqs go on after chat.log's"
+    await bob.send(type="message", text="on a replica", id="r1")
+    echo = await bob.wait_for(lambda f: f.get("id") == "r1", "the echo")
+
+    async def archived() -> bool:
+        return bool((await aget_json(archiver, "/healthz"))["archived_seq"] >= echo["seq"])
+
+    await eventually(archived, "the archiver to reach the replica's message")
+    seqs = [int(line.split(" ", 1)[0]) for line in archiver.log_lines()]
+    assert seqs == list(range(1, len(seqs) + 1)), "one chat.log, every seq once, no gap"
+    assert any(line.endswith("on a replica") for line in archiver.log_lines())
+    await bob.close()

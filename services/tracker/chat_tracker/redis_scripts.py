@@ -85,8 +85,10 @@ redis.call('HSET', room, 'seq', seq)
 return results
 """
 
-# KEYS: room, events; ARGV: a new epoch, the seq to start above, a new token key (hex), now.
+# KEYS: room, events, archived; ARGV: a new epoch, the seq to start above, a new token key (hex), now.
 # The room as it is, or a new one when Redis has none (a new epoch): {epoch, seq, key, created 0/1}.
+# A new room's seqs start above the caller's floor, the stream's last entry and what the archiver
+# recorded (chat.log's last seq), so chat.log never holds one seq twice.
 OPEN = """
 local room = KEYS[1]
 local epoch = redis.call('HGET', room, 'epoch')
@@ -99,6 +101,8 @@ if #newest > 0 then
   local last = tonumber(string.match(newest[1][1], '^(%d+)-'))
   if last > floor then floor = last end
 end
+local archived = tonumber(redis.call('GET', KEYS[3]) or '0')
+if archived > floor then floor = archived end
 redis.call('HSET', room, 'epoch', ARGV[1], 'seq', floor, 'key', ARGV[3], 'created', ARGV[4])
 return {ARGV[1], tostring(floor), ARGV[3], 1}
 """

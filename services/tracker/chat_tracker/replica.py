@@ -99,7 +99,7 @@ def open_replica(url: str, keys: Keys, volatile: bool, address: str) -> Opened:
         raise OSError(f"cannot reach Redis at {_safe(url)}: {error}") from None
     check_durability(client, volatile)
     epoch, seq, key_hex, created = client.eval(
-        OPEN, 2, keys.room, keys.events, new_epoch(), 0, secrets.token_hex(32), time.time()
+        OPEN, 3, keys.room, keys.events, keys.archived, new_epoch(), 0, secrets.token_hex(32), time.time()
     )
     if int(created):
         log.warning("Redis holds no room yet: a new epoch %s starts after seq %s", epoch, seq)
@@ -284,7 +284,7 @@ class ReplicaLink:
         client, keys = self._client, self.keys
         floor = max(self._last_seq(), self.health.archived_seq)
         new, seq, key_hex, created = await client.eval(
-            OPEN, 2, keys.room, keys.events, new_epoch(), floor, secrets.token_hex(32), time.time()
+            OPEN, 3, keys.room, keys.events, keys.archived, new_epoch(), floor, secrets.token_hex(32), time.time()
         )
         log.error(
             "Redis lost the room (epoch %s is now %s%s): members start again from seq %s; "
