@@ -48,6 +48,14 @@ the default run: 10,000 is 50 million deliveries. ``--floor`` only measures the 
 (default 100,1000) members each, measured in turn at the fixed rates under the paced arrival
 patterns: CPU per delivery, deliveries per write, and the p50/p99 each window adds.
 
+``--workloads replicas`` (``bench.replicas``; needs redis-server) runs the single process and
+``--replica-counts`` (default 1,2,3) replicas on one redis-server (AOF, appendfsync always) plus
+one archiver, side by side at ``--members`` (default 100,1000 for this workload) and the fixed
+rate (``--rate``, else ``--fixed-rates``' default), interleaved window by window: total CPU per
+delivery and per message, Redis's CPU per message, deliveries per write, p50/p99 over the
+single process, chat.log checked, and the capacity it implies at 8, 16 and 32 cores. Not in
+the default run. ``python -m bench --workloads replicas --replica-counts 1,2,3 --members 100``
+
 Exit status: 0 when the run completed (whatever the figures), 1 when it could not
 (a server failed to start, a generator died), 2 for a usage error.
 """
@@ -64,7 +72,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import floor, native, report, workloads
+from . import floor, native, replicas, report, workloads
 from .baseline import checkout
 from .generators import Generators, generator_cores
 from .loadgen import ARRIVALS, raise_fd_limit
@@ -72,7 +80,7 @@ from .servers import SERVERS
 from .workloads import Plan
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKLOADS = ("fanout", "idle", "slow", "log", "joins", "coalesce")
+WORKLOADS = ("fanout", "idle", "slow", "log", "joins", "coalesce", "replicas")
 DEFAULT_WORKLOADS = ("fanout", "idle", "slow", "log")  # the join storm and the coalescing curve: by name
 
 
@@ -168,6 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--coalesce-windows", type=_floats, help="the coalesce workload's --coalesce-ms values (default 0,1,2,5,10)"
     )
     parser.add_argument("--coalesce-members", type=_ints, help="the coalesce workload's sizes (default 100,1000)")
+    parser.add_argument("--replica-counts", type=_ints, help="the replicas workload's replica counts (default 1,2,3)")
+    parser.add_argument(
+        "--rate", type=float, help="the replicas workload's rate (msg/s) at every N (default: the fixed rates)"
+    )
+    parser.add_argument(
+        "--redis-appendfsync",
+        choices=("always", "everysec"),
+        help="the replicas workload's Redis fsync policy (default always; everysec runs the replicas --redis-volatile)",
+    )
     parser.add_argument("--floor", action="store_true", help="only measure the physical floor (bench.floor)")
     parser.add_argument("--members", type=_ints, help="fan-out sizes (default 10,100,1000)")
     parser.add_argument("--idle-members", type=_ints, help="connect-and-idle sizes (default 1000,5000)")
@@ -228,6 +245,20 @@ def plan_from(args: argparse.Namespace) -> Plan:
     return dataclasses.replace(plan, **changes)
 
 
+def replica_options(args: argparse.Namespace) -> replicas.ReplicaOptions:
+    """The replicas workload's options; the smoke run: 1 and 2 replicas of 6 members."""
+    default = (
+        replicas.ReplicaOptions(counts=(1, 2), members=(6,), rate=50.0) if args.smoke else replicas.ReplicaOptions()
+    )
+    return dataclasses.replace(
+        default,
+        counts=args.replica_counts or default.counts,
+        members=args.members or default.members,
+        rate=args.rate if args.rate is not None else default.rate,
+        appendfsync=args.redis_appendfsync or default.appendfsync,
+    )
+
+
 def tmpfs_dir() -> Path | None:
     """A directory on tmpfs for chat.log, or None when there is none."""
     shm = Path("/dev/shm")
@@ -236,7 +267,7 @@ def tmpfs_dir() -> Path | None:
     return None
 
 
-def run(plan: Plan, smoke: bool = False) -> int:
+def run(plan: Plan, smoke: bool = False, replica: replicas.ReplicaOptions | None = None) -> int:
     unknown = set(plan.workloads) - set(WORKLOADS)
     if unknown:
         print(f"python -m bench: error: unknown workload(s): {', '.join(sorted(unknown))}", file=sys.stderr)
@@ -282,6 +313,15 @@ def run(plan: Plan, smoke: bool = False) -> int:
         if "coalesce" in plan.workloads:
             log(" the coalescing window")
             rows += workloads.coalesce(plan, gens, log)
+        if "replicas" in plan.workloads:
+            missing = replicas.available()
+            if missing is None:
+                log(" replicas on Redis")
+                rows += replicas.measure(plan, gens, log, replica or replicas.ReplicaOptions())
+            elif smoke:
+                log(f" replicas on Redis: skipped, {missing}")
+            else:
+                raise RuntimeError(f"the replicas workload needs {missing}")
         log(" the physical floor")
         rows += floor.measure(count=10_000, rounds=1) if smoke else floor.measure()
     finally:
@@ -290,7 +330,10 @@ def run(plan: Plan, smoke: bool = False) -> int:
             import shutil
 
             shutil.rmtree(tmpfs, ignore_errors=True)
-    path, charts, why_not = report.write(rows, {**_plan_summary(plan), "smoke": smoke}, plan.results)
+    summary = {**_plan_summary(plan), "smoke": smoke}
+    if "replicas" in plan.workloads:
+        summary["replicas"] = dataclasses.asdict(replica or replicas.ReplicaOptions())
+    path, charts, why_not = report.write(rows, summary, plan.results)
     comparison = report.baseline_lines(rows)
     if comparison:
         print("\n".join(comparison), flush=True)
@@ -345,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return profile(plan)
         try:
-            return run(plan, smoke=args.smoke)
+            return run(plan, smoke=args.smoke, replica=replica_options(args))
         except (RuntimeError, TimeoutError, OSError) as exc:
             print(f"python -m bench: error: {exc}", file=sys.stderr)
             return 1

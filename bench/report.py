@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import floor
+from . import floor, replicas
 from .workloads import passes
 
 Row = dict[str, Any]
@@ -154,6 +154,7 @@ def markdown(rows: list[Row], info: dict[str, Any], plan: dict[str, Any], charts
     out += _log(rows)
     out += _joins(rows)
     out += _coalesce(rows)
+    out += replicas.lines(rows)
     out += floor.lines(_of(rows, workload="floor"))
     if charts:
         out += ["## Charts", ""] + [f"![{Path(c).stem}]({Path(c).name})" for c in charts] + [""]

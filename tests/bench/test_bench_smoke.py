@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,16 @@ def test_smoke_run_writes_a_table_for_all_three_servers(tmp_path: Path) -> None:
     assert "## Join storm" in table
     assert {row["frames_per_write"] for row in rows if row["workload"] == "floor"} == {1, 2, 4, 16}
     assert "## The physical floor" in table
+    if shutil.which("redis-server"):  # the replicas on Redis, side by side with the single process
+        replicas = [row for row in rows if row["workload"] == "replicas"]
+        assert sorted(row["replicas"] for row in replicas) == [0, 1, 2], replicas
+        for row in replicas:
+            assert row["windows_lost"] == 0 and row["integrity"]["ok"], row
+            assert not row.get("dead"), row
+            assert row["cpu_us_per_delivery"] > 0 and row["cpu_us_per_message"] > 0, row
+            if row["replicas"]:
+                assert row["redis_cpu_us_per_message"] > 0 and row["archiver_cpu_s"] > 0, row
+        assert "## Replicas on Redis" in table
 
 
 @pytest.mark.timeout(60)

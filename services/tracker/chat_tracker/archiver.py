@@ -53,6 +53,11 @@ DEFAULT_KEEP_IN_REDIS = 10_000
 BATCH = 1_000  # stream entries read, and written to chat.log, at once
 BLOCK_MS = 1_000  # how long one XREAD waits when caught up (also the longest a stop waits)
 BACKOFF_FIRST, BACKOFF_MAX = 0.1, 2.0
+# After a batch that did not fill BATCH, wait this long before reading again: under spread-out
+# traffic the archiver then writes, fsyncs and records a few times a second, not once per message
+# (its cost was a fixed 0.2-1.5 ms per batch). Members never wait for the archiver; chat.log lags by this.
+PAUSE_SECONDS = 0.1
+TRIM_SECONDS = 1.0  # trim the stream at most this often
 CONNECT_TIMEOUT = 2.0
 # A read may legitimately wait BLOCK_MS; anything much longer is a dead connection (a partition).
 READ_TIMEOUT = BLOCK_MS / 1000 + 4.0
@@ -120,6 +125,8 @@ class Archiver:
         self._cursor = f"{self.last_seq}-0"  # the last stream ID read
         self._unsynced = False  # lines written but not fsynced yet: nothing may be recorded before
         self._recorded: int | None = None  # the ``archived`` value set in Redis by this process
+        self._trimmed_at = 0.0  # monotonic time of the last XTRIM
+        self._trimmed_below = 0  # its MINID
         self._stopping = False
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -203,6 +210,7 @@ class Archiver:
         reply: Any = await self._client.xread({self.keys.events: self._cursor}, count=BATCH, block=BLOCK_MS)
         await self._sync()  # a batch whose fsync failed earlier is made durable before anything else
         if not reply:
+            await self._trim()  # caught up: the trim put off by TRIM_SECONDS, if any
             return
         if await self._check_room():
             return  # a new epoch: read its stream from the start
@@ -214,6 +222,8 @@ class Archiver:
             self.log_writable = True
             log.warning("chat.log is writable again; archived up to seq %d", self.last_seq)
         await self._record()
+        if len(entries) < BATCH:
+            await self._pause(PAUSE_SECONDS)
 
     # --- the room's epoch -----------------------------------------------------------------------------
 
@@ -319,8 +329,17 @@ class Archiver:
         archived = self.last_seq
         await self._client.set(self.keys.archived, archived)
         self._recorded = archived
-        threshold = archived + 1 - self.config.keep_in_redis  # MINID: entries below <threshold>-0 go
-        if threshold > 1:
+        if force or time.monotonic() - self._trimmed_at >= TRIM_SECONDS:
+            await self._trim()
+
+    async def _trim(self) -> None:
+        """Trim the stream behind what Redis was told is in chat.log, keeping the last --keep-in-redis."""
+        if self._recorded is None:
+            return
+        threshold = self._recorded + 1 - self.config.keep_in_redis  # MINID: entries below <threshold>-0 go
+        if threshold > 1 and threshold != self._trimmed_below:
+            self._trimmed_at = time.monotonic()
+            self._trimmed_below = threshold
             await self._client.xtrim(self.keys.events, minid=threshold, approximate=False)
 
     # --- liveness -------------------------------------------------------------------------------------

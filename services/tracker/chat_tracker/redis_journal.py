@@ -88,6 +88,7 @@ class RedisJournal:
         last_seq: int,
         history_size: int,
         socket_timeout: float = 5.0,
+        gather: float = 0.0,
     ) -> None:
         self.stats = JournalStats()
         self.on_trouble: OnTrouble | None = None
@@ -98,6 +99,10 @@ class RedisJournal:
         self.replica = replica
         self.url = url
         self._socket_timeout = socket_timeout
+        # Seconds the writer waits for more requests before a script call, and the reader for more
+        # entries before its next read: under spread-out traffic several messages then share one
+        # round trip (Redis's CPU per message, and this replica's, fall), for at most this much latency.
+        self._gather = gather
         self._epoch = epoch
         self._delivered_seq = last_seq
         self._last_id = f"{last_seq}-0" if last_seq else "0-0"
@@ -269,6 +274,8 @@ class RedisJournal:
             if not self._pending:
                 self._wake.clear()
                 await self._wake.wait()
+                if self._gather and len(self._pending) < MAX_BATCH:
+                    await asyncio.sleep(self._gather)
                 continue
             # A batch is sent again as it was, under its number, until Redis has answered it.
             batch = self._pending[:MAX_BATCH]
@@ -361,6 +368,8 @@ class RedisJournal:
                     log.exception("Redis: delivering entries up to %s failed", self._last_id)
                     self.stats.log_write_errors += 1
             self._delivered.set()
+            if reply and self._gather:
+                await asyncio.sleep(self._gather)
 
     def _take(self, entries: Sequence[Any]) -> None:
         """Deliver a page of stream entries in order: events in runs, control entries between them."""
