@@ -21,6 +21,7 @@ import filecmp
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -177,6 +178,21 @@ def _redis(port: int, data_dir: Path, password: str) -> Launch:
 # --- Node.js + ws -----------------------------------------------------------------------
 
 
+SYSTEM_CERTIFICATES = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def _with_system_certificates(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with Node.js trusting the system's certificates too (Debian's bundle), as pip and apt do.
+
+    Node ships its own list of authorities and ignores the system's: behind a proxy whose
+    authority only the system trusts, npm would fail with SELF_SIGNED_CERT_IN_CHAIN.
+    """
+    full = dict(env)
+    if "NODE_EXTRA_CA_CERTS" not in full and SYSTEM_CERTIFICATES.exists():
+        full["NODE_EXTRA_CA_CERTS"] = str(SYSTEM_CERTIFICATES)
+    return full
+
+
 def node_modules(cache: Path = NODE_CACHE) -> Path:
     """``ws`` installed by npm into ``cache`` (once, and again when package.json changes)."""
     manifest = NODE_DIR / "package.json"
@@ -194,6 +210,7 @@ def node_modules(cache: Path = NODE_CACHE) -> Path:
         text=True,
         timeout=300,
         check=False,
+        env=_with_system_certificates(os.environ),
     )
     if done.returncode != 0 or not (modules / "ws").is_dir():
         installed.unlink(missing_ok=True)  # try again next time
