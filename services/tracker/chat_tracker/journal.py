@@ -18,7 +18,7 @@ import asyncio
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -238,20 +238,11 @@ class LocalJournal:
         self.commit()
 
     async def read_after(self, seq: int, limit: int) -> History:
-        if seq > self._durable_seq:
-            return History((), beyond_end=True)
-        seq = max(seq, 0)  # seqs start at 1: nothing before 0 ever existed, so nothing of it is gone
-        if limit <= 0:
-            return History(())  # no room for events: nothing to read, and nothing known to be gone
-        history = self._history
-        if history and seq + 1 >= history[0].seq:
-            start = seq + 1 - history[0].seq
-            return History(tuple(itertools.islice(history, start, start + limit)))
+        return await read_after(self._history, self._durable_seq, seq, limit, self._read_log)
+
+    async def _read_log(self, seq: int, limit: int) -> list[Event]:
         entries = await asyncio.to_thread(self._log.read_after, seq, limit)
-        events = tuple(_from_entry(entry) for entry in entries)
-        first_kept = events[0].seq if events else self._durable_seq + 1
-        gone = (seq + 1, first_kept - 1) if first_kept > seq + 1 else None
-        return History(events, gone=gone)
+        return [_from_entry(entry) for entry in entries]
 
     async def tail(self, count: int) -> list[LogEntry]:
         return await asyncio.to_thread(self._log.tail, count)
@@ -260,6 +251,27 @@ class LocalJournal:
         self.commit()
         self._closed = True
         self._log.close()
+
+
+async def read_after(
+    ring: deque[Event], last_seq: int, seq: int, limit: int, older: Callable[[int, int], Awaitable[list[Event]]]
+) -> History:
+    """``Journal.read_after`` for any journal: from its ``ring`` of recent events, else ``older(seq, limit)``.
+
+    Whatever ``older`` no longer has between ``seq`` and the first event it returns is ``gone``.
+    """
+    if seq > last_seq:
+        return History((), beyond_end=True)
+    seq = max(seq, 0)  # seqs start at 1: nothing before 0 ever existed, so nothing of it is gone
+    if limit <= 0:
+        return History(())  # no room for events: nothing to read, and nothing known to be gone
+    if ring and seq + 1 >= ring[0].seq:
+        start = seq + 1 - ring[0].seq
+        return History(tuple(itertools.islice(ring, start, start + limit)))
+    events = tuple(await older(seq, min(limit, last_seq - seq)))
+    first_kept = events[0].seq if events else last_seq + 1
+    gone = (seq + 1, first_kept - 1) if first_kept > seq + 1 else None
+    return History(events, gone=gone)
 
 
 def _from_entry(entry: LogEntry) -> Event:

@@ -38,7 +38,7 @@ from chat_protocol import name_key
 from .chatlog import LogEntry
 from .errors import LogWriteError
 from .events import BAN, JOIN, LEAVE, MUTE, UNBAN, Event, EventKind
-from .journal import Deliver, History, JournalStats, OnTrouble
+from .journal import Deliver, History, JournalStats, OnTrouble, read_after
 from .redis_keys import Keys, body_of, control_of, event_of, seq_of
 from .redis_scripts import APPEND
 
@@ -182,19 +182,7 @@ class RedisJournal:
                 await asyncio.wait_for(self._delivered.wait(), min(remaining, 0.05))
 
     async def read_after(self, seq: int, limit: int) -> History:
-        if seq > self._delivered_seq:
-            return History((), beyond_end=True)
-        seq = max(seq, 0)
-        if limit <= 0:
-            return History(())
-        history = self._history
-        if history and seq + 1 >= history[0].seq:
-            start = seq + 1 - history[0].seq
-            return History(tuple(itertools.islice(history, start, start + limit)))
-        events = await self._range(seq, min(limit, self._delivered_seq - seq))
-        first_kept = events[0].seq if events else self._delivered_seq + 1
-        gone = (seq + 1, first_kept - 1) if first_kept > seq + 1 else None
-        return History(tuple(events), gone=gone)
+        return await read_after(self._history, self._delivered_seq, seq, limit, self._range)
 
     async def _range(self, seq: int, limit: int) -> list[Event]:
         client = self._command_client()
