@@ -34,12 +34,12 @@ from . import __version__, redis_keys
 from .archiver import DEFAULT_KEEP_IN_REDIS, Archiver, ArchiverConfig
 from .auth import PasswordGate, password_from_authorization
 from .errors import ConfigError, LogFormatError
-from .flags import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, OPTIONS, SWITCHES, Option, Switch, env_default
+from .flags import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, OPTIONS, SWITCHES, Option, Switch, add_flags
 from .rest import CHALLENGE, DEFAULT_LOG_LINES, MAX_LOG_LINES, UNAUTHORIZED, LogEventOut, LogOut
 from .rotation import RotationPolicy
 from .segments import RetentionPolicy
 from .server import logging_config
-from .settings import env_flag, resolve_password
+from .settings import resolve_password
 
 PROG = "chat-tracker archive"
 log = logging.getLogger("chat_tracker")
@@ -80,20 +80,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
             "or configuration error."
         ),
     )
-    for option in ARCHIVE_OPTIONS:
-        parser.add_argument(
-            option.flag,
-            type=option.kind,
-            default=env_default(option, env),
-            help=f"{option.help} (env {option.env}; default {option.default})",
-        )
-    for switch in ARCHIVE_SWITCHES:
-        parser.add_argument(
-            switch.flag,
-            action="store_true",
-            default=env_flag(env, switch.env),
-            help=f"{switch.help} (env {switch.env}=1; default off)",
-        )
+    add_flags(parser, ARCHIVE_OPTIONS, ARCHIVE_SWITCHES, env)
     parser.add_argument("--version", action="version", version=f"chat-tracker {__version__}")
     return parser
 

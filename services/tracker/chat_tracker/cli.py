@@ -11,7 +11,7 @@ from chat_protocol import Limits
 
 from . import __version__
 from .errors import ConfigError, LogFormatError
-from .flags import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, OPTIONS, SWITCHES, Option, Switch, env_default
+from .flags import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, OPTIONS, SWITCHES, Option, Switch, add_flags
 from .settings import Settings, env_flag, resolve_admin_password, resolve_password
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "OPTIONS", "SWITCHES", "Option", "Switch", "main"]
@@ -28,21 +28,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
             "usage or configuration error (no password, bad flag, unreadable chat.log)."
         ),
     )
-    for option in OPTIONS:
-        default = env_default(option, env)
-        parser.add_argument(
-            option.flag,
-            type=option.kind,
-            default=default,
-            help=f"{option.help} (env {option.env}; default {option.default})",
-        )
-    for switch in SWITCHES:
-        parser.add_argument(
-            switch.flag,
-            action="store_true",
-            default=env_flag(env, switch.env),
-            help=f"{switch.help} (env {switch.env}=1; default off)",
-        )
+    add_flags(parser, OPTIONS, SWITCHES, env)
     parser.add_argument("--version", action="version", version=f"chat-tracker {__version__}")
     return parser
 

@@ -5,7 +5,8 @@ Shared by ``chat-tracker`` (``cli.py``) and ``chat-tracker archive`` (``archive_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import argparse
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from chat_protocol import Limits
 from .addresses import proxy_list
 from .origins import origin_list
 from .segments import size
-from .settings import Settings
+from .settings import Settings, env_flag
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -227,3 +228,23 @@ def env_default(option: Option, env: Mapping[str, str]) -> Any:
         return option.kind(raw)
     except ValueError:
         raise ValueError(f"{option.env}={raw!r} is not a valid {option.kind.__name__} (for {option.flag})") from None
+
+
+def add_flags(
+    parser: argparse.ArgumentParser, options: Iterable[Option], switches: Iterable[Switch], env: Mapping[str, str]
+) -> None:
+    """Each option and switch on ``parser``, its default from ``env`` and its help naming the variable."""
+    for option in options:
+        parser.add_argument(
+            option.flag,
+            type=option.kind,
+            default=env_default(option, env),
+            help=f"{option.help} (env {option.env}; default {option.default})",
+        )
+    for switch in switches:
+        parser.add_argument(
+            switch.flag,
+            action="store_true",
+            default=env_flag(env, switch.env),
+            help=f"{switch.help} (env {switch.env}=1; default off)",
+        )
