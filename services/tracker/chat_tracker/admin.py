@@ -1,9 +1,13 @@
 """``/admin``: moderation over REST - kick, mute, ban, unban, announce - for the holder of the admin password.
 
-Off (every ``/admin`` path answers 404) unless the tracker has an admin password
+Off (not mounted: every ``/admin`` path answers 404) unless the tracker has an admin password
 (``TRACKER_ADMIN_PASSWORD_FILE`` or ``TRACKER_ADMIN_PASSWORD``). The password travels as
 ``Authorization: Bearer <admin password>`` only, is compared in constant time and
-wrong guesses are slowed per address, as for the room password. Each action is a
+wrong guesses are slowed per address, as for the room password. ``AdminGate`` checks it
+in front of FastAPI, before anything reads the request's body (FastAPI reads a body whole
+before any dependency runs): a stranger's 300 MB body is answered 401 unread. The routes
+are left out of the public ``/openapi.json``; ``/admin/openapi.json`` gives their schema
+to the holder of the admin password. Each action is a
 journal event (``room.py``, ``moderation.py``): the answer comes once it is durable
 in chat.log, so what a moderator was told was done survives a SIGKILL.
 """
@@ -12,11 +16,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 
 from chat_protocol import NameRefused, check_name, format_ts
 
+from .asgi import ASGIApp, Receive, Scope, Send
 from .moderation import Ban, network
 from .room import Member
 from .service import Tracker
@@ -95,17 +102,50 @@ def get_tracker(request: Request) -> Tracker:
 TrackerDep = Annotated[Tracker, Depends(get_tracker)]
 
 
-async def require_admin(request: Request, tracker: TrackerDep) -> None:
-    """404 when moderation is off; 401 unless ``Authorization: Bearer <admin password>``."""
-    gate = tracker.admin_gate
-    if gate is None:
-        raise HTTPException(status_code=404, detail="moderation is off: the tracker has no admin password")
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    candidate = credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
-    address = request.client.host if request.client else "unknown"
-    if not await gate.check(address, candidate):
-        raise HTTPException(
-            status_code=401, detail="the admin password is required", headers={"WWW-Authenticate": CHALLENGE}
+ADMIN_PREFIX = "/admin"
+
+
+def is_admin_path(path: str) -> bool:
+    return path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
+
+
+def _bearer(scope: Scope) -> str | None:
+    """The credentials of ``Authorization: Bearer ...`` in an ASGI scope, else None."""
+    for key, value in scope.get("headers", []):
+        if key.lower() == b"authorization":
+            scheme, _, credentials = value.decode("latin-1").partition(" ")
+            return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
+    return None
+
+
+class AdminGate:
+    """In front of the app: ``/admin`` requests without the admin password are answered 401, body unread.
+
+    404 when moderation is off (the routes are not mounted then, and this says why).
+    """
+
+    def __init__(self, tracker: Tracker, app: ASGIApp) -> None:
+        self.tracker = tracker
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_admin_path(scope["path"]):
+            refusal = await self._refusal(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _refusal(self, scope: Scope) -> JSONResponse | None:
+        gate = self.tracker.admin_gate
+        if gate is None:
+            return JSONResponse({"detail": "moderation is off: the tracker has no admin password"}, status_code=404)
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        if await gate.check(address, _bearer(scope)):
+            return None
+        return JSONResponse(
+            {"detail": "the admin password is required"}, status_code=401, headers={"WWW-Authenticate": CHALLENGE}
         )
 
 
@@ -114,7 +154,17 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or wrong admin password"},
     404: {"description": "Moderation is off, or no such member or ban"},
 }
-router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)], responses=PROBLEMS, tags=["moderation"])
+router = APIRouter(prefix=ADMIN_PREFIX, responses=PROBLEMS, tags=["moderation"])
+
+
+def mount(api: FastAPI) -> None:
+    """The admin routes on ``api``, out of its public schema; their own schema at /admin/openapi.json."""
+    api.include_router(router, include_in_schema=False)
+    schema = get_openapi(title=f"{api.title}: moderation", version=api.version, routes=router.routes)
+
+    @api.get(ADMIN_PREFIX + "/openapi.json", include_in_schema=False)
+    def admin_schema() -> dict[str, Any]:
+        return schema
 
 
 def _member(tracker: Tracker, name: str) -> Member:

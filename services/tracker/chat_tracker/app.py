@@ -7,9 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from . import __version__
-from .admin import router as admin_router
-from .asgi import Receive, Scope, Send
+from . import __version__, admin
+from .asgi import ASGIApp, Receive, Scope, Send
 from .rest import attach_metrics, router
 from .service import Tracker
 from .settings import Settings
@@ -28,7 +27,7 @@ class TrackerApp:
 
     def __init__(self, tracker: Tracker, api: FastAPI) -> None:
         self.tracker = tracker
-        self.api = api
+        self.api: ASGIApp = admin.AdminGate(tracker, api)  # /admin's password before its body is read
         self.websocket = WebSocketEndpoint(tracker)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -53,10 +52,15 @@ def create_app(settings: Settings) -> TrackerApp:
         version=__version__,
         summary="Who is online and what was said. Chat itself happens on the WebSocket endpoint /ws.",
         lifespan=lifespan,
+        # No /docs or /redoc: FastAPI's pages load Swagger UI and ReDoc from a CDN with an inline
+        # script, on the chat page's origin. The schema stays at /openapi.json for tools.
+        docs_url=None,
+        redoc_url=None,
     )
     api.state.tracker = tracker
     attach_metrics(api.state, tracker)
     api.include_router(router)
-    api.include_router(admin_router)
+    if settings.admin_password is not None:  # moderation off: /admin is not there at all (404)
+        admin.mount(api)
     api.include_router(web_router)  # / and /web/*, outside the OpenAPI schema
     return TrackerApp(tracker, api)

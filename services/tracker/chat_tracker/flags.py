@@ -14,6 +14,7 @@ from typing import Any
 from chat_protocol import Limits
 
 from .addresses import proxy_list
+from .hosts import host_list
 from .origins import origin_list
 from .segments import size
 from .settings import Settings, env_flag
@@ -117,6 +118,28 @@ OPTIONS = (
         origin_list,
         _DEFAULT["allowed_origins"],
         "self|*|none|ORIGIN,... web pages that may open /ws (others: HTTP 403); clients sending no Origin always may",
+    ),
+    Option(  # DNS rebinding (hosts.py)
+        "--allowed-hosts",
+        "TRACKER_ALLOWED_HOSTS",
+        host_list,
+        _DEFAULT["allowed_hosts"],
+        "auto|*|NAME,*.DOMAIN,... Host headers answered (others: HTTP 400); auto: loopback names on a "
+        "loopback --host, else any",
+    ),
+    Option(
+        "--max-body-bytes",
+        "TRACKER_MAX_BODY_BYTES",
+        int,
+        _DEFAULT["max_body_bytes"],
+        "largest HTTP request body (larger: HTTP 413, unread)",
+    ),
+    Option(
+        "--body-timeout",
+        "TRACKER_BODY_TIMEOUT",
+        float,
+        _DEFAULT["body_timeout"],
+        "seconds for a request's body once its headers are in (else HTTP 408 and closed)",
     ),
     Option("--queue-size", "TRACKER_QUEUE_SIZE", int, _LIMITS.queue_size, "events queued per member before close 4007"),
     Option(

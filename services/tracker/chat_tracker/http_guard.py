@@ -15,7 +15,15 @@ httptools protocol (given to ``uvicorn.Config(http=...)``) and
   of a request had arrived). Idle keep-alive connections are still closed by
   uvicorn's own keep-alive timeout;
 - from a trusted proxy, takes the client's address from ``X-Forwarded-For`` and puts
-  it in the ASGI scope, so the throttle, the caps and the log lines all see it.
+  it in the ASGI scope, so the throttle, the caps and the log lines all see it;
+- answers ``400`` to a request whose ``Host`` is not on ``--allowed-hosts`` (``hosts.py``:
+  DNS rebinding), before the app or the WebSocket sees it;
+- bounds request bodies before anything reads them (``--max-body-bytes``): a
+  ``Content-Length`` over the limit is answered ``413`` with the body unread, streamed
+  (chunked) bytes are counted as they arrive and ``413`` stops them at the limit, and a
+  body gets ``--body-timeout`` seconds to arrive in full (else ``408``). A response given
+  before its request's body has arrived (a 401 from ``/admin``, a 404) closes the
+  connection after it instead of reading the rest of the body.
 """
 
 from __future__ import annotations
@@ -25,11 +33,13 @@ import functools
 import logging
 from asyncio import TimerHandle
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .guard import Refusal, SocketGuard, Ticket
+from .hosts import AllowedHosts
 from .wire import ChatWebSocketProtocol
 
 log = logging.getLogger("chat_tracker")
@@ -55,6 +65,13 @@ def too_many_from_address(limit: int) -> bytes:
 
 
 REQUEST_TIMEOUT = _response(b"408 Request Timeout", "the request headers did not arrive in time")
+BODY_TIMEOUT = _response(b"408 Request Timeout", "the request body did not arrive in time")
+HOST_NOT_ALLOWED = _response(b"400 Bad Request", "this tracker does not answer to that host name (--allowed-hosts)")
+
+
+def body_too_large(limit: int) -> bytes:
+    """The answer to a body over ``--max-body-bytes``."""
+    return _response(b"413 Content Too Large", f"the request body is larger than {limit} bytes")
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -65,6 +82,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     # Builds the protocol an upgraded socket switches to (``native.NativeWebSocket`` bound to
     # the tracker, or ``wire.ChatWebSocketProtocol`` for ASGI); called as uvicorn calls its own.
     websocket: ClassVar[Callable[..., asyncio.Protocol]]
+    allowed_hosts: ClassVar[AllowedHosts]
+    max_body_bytes: ClassVar[int]
+    body_timeout: ClassVar[float]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -74,6 +94,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._mid_request = False  # part of a request has arrived, its headers not all
         self._refusing = False  # answered and closing: what the peer sends is discarded
         self._linger: TimerHandle | None = None
+        self._body_deadline: TimerHandle | None = None
+        self._body_bytes = 0  # of the current request, as they arrive
 
     # --- the socket's life -------------------------------------------------------------
 
@@ -93,6 +115,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_deadline()
+        self._disarm_body_deadline()
         if self.ticket is not None:
             self.ticket.release()  # never called after an upgrade: the WebSocket protocol releases it
         if self._linger is not None:
@@ -110,6 +133,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._mid_request = True
+        self._body_bytes = 0
 
     def on_headers_complete(self) -> None:
         if self._refusing:
@@ -124,18 +148,40 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._warn_refused(self.guard.proxies.client_address(ticket.peer, self._forwarded_for()))
             self._refuse(too_many_from_address(self.guard.per_address))
             return
+        if not self.allowed_hosts.allows(self._header(b"host")):
+            log.debug("Refused a request from %s: Host %.100r is not allowed", self.client, self._header(b"host"))
+            self._refuse(HOST_NOT_ALLOWED)
+            return
+        declared = self._content_length()
+        if declared is not None and declared > self.max_body_bytes:
+            self._refuse(body_too_large(self.max_body_bytes))  # unread: not one byte of it is buffered
+            return
         super().on_headers_complete()
+        if (declared or self._header(b"transfer-encoding")) and not self.parser.should_upgrade():
+            self._body_deadline = self.loop.call_later(self.body_timeout, self._body_too_late)
 
     def on_body(self, body: bytes) -> None:
-        if not self._refusing:
-            super().on_body(body)
+        if self._refusing:
+            return
+        self._body_bytes += len(body)
+        if self._body_bytes > self.max_body_bytes:  # a chunked body, counted as it streams
+            self._abandon_request(body_too_large(self.max_body_bytes))
+            return
+        super().on_body(body)
 
     def on_message_complete(self) -> None:
         if not self._refusing:
+            self._disarm_body_deadline()
             super().on_message_complete()
 
     def on_response_complete(self) -> None:
+        # Answered before the body was all in (a 401 from /admin, a 404): reading the rest would only
+        # spend time on bytes nobody wants, so the connection closes after the answer instead.
+        unread = self.cycle is not None and self.cycle.more_body and not self.parser.should_upgrade()
         super().on_response_complete()
+        if unread and not self.transport.is_closing():
+            self._refuse(None)
+            return
         # uvicorn armed its keep-alive timer: nothing is pipelined, the next request may begin.
         if self.timeout_keep_alive_task is not None and self.ticket is not None:
             self.ticket.awaiting_headers()
@@ -159,6 +205,21 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.established = (client, 0)
         self.scope["client"] = self.established
         return True
+
+    def _header(self, name: bytes) -> str | None:
+        """The first value of a request header (lower-case ``name``), or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value.decode("latin-1")
+        return None
+
+    def _content_length(self) -> int | None:
+        """The declared body length; None if absent or not a number (httptools refuses the latter)."""
+        value = self._header(b"content-length")
+        try:
+            return int(value) if value is not None else None
+        except ValueError:
+            return None
 
     def _forwarded_for(self) -> list[str]:
         return [value.decode("latin-1") for name, value in self.headers if name == b"x-forwarded-for"]
@@ -189,23 +250,63 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.transport.write(REQUEST_TIMEOUT)
         self.transport.close()
 
-    def _refuse(self, answer: bytes) -> None:
-        """Answer and close, reading (and discarding) what the peer still sends for a moment."""
+    def _disarm_body_deadline(self) -> None:
+        if self._body_deadline is not None:
+            self._body_deadline.cancel()
+            self._body_deadline = None
+
+    def _body_too_late(self) -> None:
+        self._body_deadline = None
+        if self.transport.is_closing():
+            return
+        self.guard.timed_out += 1
+        self._abandon_request(BODY_TIMEOUT)
+
+    def _abandon_request(self, answer: bytes) -> None:
+        """Stop a request whose body broke a bound: the app sees a disconnect, the peer ``answer``."""
+        cycle = self.cycle
+        if cycle is not None and cycle.response_started:
+            self.transport.abort()  # the app already answered part of it: no room for another answer
+            return
+        if cycle is not None:
+            cycle.disconnected = True  # its receive() says http.disconnect, its send() does nothing
+            cycle.message_event.set()
+        self._refuse(answer)
+
+    def _refuse(self, answer: bytes | None) -> None:
+        """Answer (unless already answered) and close, reading and discarding what the peer still sends for a moment."""
         self._refusing = True
         self._disarm_deadline()
+        self._disarm_body_deadline()
         if self.ticket is not None:
             self.ticket.release()
         if not self.guard.linger():
             self.transport.abort()
             return
-        self.transport.write(answer)
+        if answer is not None:
+            self.transport.write(answer)
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self._linger = self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
+ANY_HOST = AllowedHosts(any=True)
+
+
+@dataclass(frozen=True)
+class RequestBounds:
+    """What a request may be: its Host, its body's size and the time its body may take."""
+
+    allowed_hosts: AllowedHosts = ANY_HOST
+    max_body_bytes: int = 65_536
+    body_timeout: float = 10.0
+
+
 def guarded_protocol(
-    guard: SocketGuard, header_timeout: float, websocket: Callable[..., asyncio.Protocol] = ChatWebSocketProtocol
+    guard: SocketGuard,
+    header_timeout: float,
+    websocket: Callable[..., asyncio.Protocol] = ChatWebSocketProtocol,
+    bounds: RequestBounds = RequestBounds(),
 ) -> type[GuardedHttpProtocol]:
     """A ``GuardedHttpProtocol`` class bound to ``guard``, for ``uvicorn.Config(http=...)``."""
 
@@ -215,4 +316,7 @@ def guarded_protocol(
     BoundGuardedHttpProtocol.guard = guard
     BoundGuardedHttpProtocol.header_timeout = header_timeout
     BoundGuardedHttpProtocol.websocket = staticmethod(websocket)
+    BoundGuardedHttpProtocol.allowed_hosts = bounds.allowed_hosts
+    BoundGuardedHttpProtocol.max_body_bytes = bounds.max_body_bytes
+    BoundGuardedHttpProtocol.body_timeout = bounds.body_timeout
     return BoundGuardedHttpProtocol

@@ -29,7 +29,8 @@ import uvicorn
 from .app import TrackerApp, create_app
 from .descriptors import RESERVED, check_fits, socket_ceiling
 from .guard import SocketGuard
-from .http_guard import guarded_protocol
+from .hosts import is_loopback
+from .http_guard import RequestBounds, guarded_protocol
 from .native import NativeWebSocket
 from .settings import Settings
 from .wire import ChatWebSocketProtocol
@@ -146,7 +147,9 @@ def build_server(settings: Settings, socket_ceiling: int) -> TrackerServer:
         app,
         host=settings.host,
         port=settings.port,
-        http=guarded_protocol(guard, settings.header_timeout, websocket_protocol(settings, app)),
+        http=guarded_protocol(
+            guard, settings.header_timeout, websocket_protocol(settings, app), request_bounds(settings)
+        ),
         ws=ChatWebSocketProtocol,
         ws_max_size=settings.limits.max_frame_bytes,
         ws_ping_interval=settings.ping_interval,
@@ -161,6 +164,18 @@ def build_server(settings: Settings, socket_ceiling: int) -> TrackerServer:
         lifespan="on",
     )
     return TrackerServer(config, app)
+
+
+def request_bounds(settings: Settings) -> RequestBounds:
+    """The Host list (``auto`` made concrete for ``--host``) and the body bounds; warns if any host is answered."""
+    hosts = settings.allowed_hosts.resolve(settings.host)
+    if hosts.any and not is_loopback(settings.host):
+        log.warning(
+            "Listening on %s and answering any Host header: a web page could reach this tracker through DNS "
+            "rebinding; name the hosts it is reached by with --allowed-hosts (TRACKER_ALLOWED_HOSTS)",
+            settings.host,
+        )
+    return RequestBounds(hosts, settings.max_body_bytes, settings.body_timeout)
 
 
 def websocket_protocol(settings: Settings, app: TrackerApp) -> Callable[..., asyncio.Protocol]:

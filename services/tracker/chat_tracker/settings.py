@@ -14,6 +14,8 @@ from chat_protocol import Limits
 
 from .addresses import TrustedProxies
 from .errors import ConfigError
+from .hosts import DEFAULT as DEFAULT_HOSTS
+from .hosts import AllowedHosts
 from .origins import DEFAULT as DEFAULT_ORIGINS
 from .origins import AllowedOrigins
 
@@ -45,6 +47,11 @@ class Settings:
     header_timeout: float = 10.0  # seconds for the request line and headers (HTTP and the WebSocket upgrade)
     trusted_proxies: TrustedProxies = TrustedProxies()
     allowed_origins: AllowedOrigins = DEFAULT_ORIGINS  # browser pages that may open /ws (origins.py)
+    allowed_hosts: AllowedHosts = DEFAULT_HOSTS  # Host headers answered (hosts.py: DNS rebinding); auto
+    # The largest valid body, an /admin/announce of 2,000 characters each sent as a 12-byte JSON
+    # escaped surrogate pair, is 24 KB: 64 KiB leaves room and is what uvicorn buffers anyway.
+    max_body_bytes: int = 65_536
+    body_timeout: float = 10.0  # seconds for a request's body once its headers are in (else 408)
     auth_timeout: float = 30.0
     join_timeout: float = 300.0
     ping_interval: float = 20.0
