@@ -45,8 +45,11 @@ def is_loopback(host: str) -> bool:
 
 def host_name(header: str) -> str | None:
     """The name in a ``Host`` header (``name[:port]``, ``[v6]:port``), lower case; None if malformed."""
+    header = header.strip()
+    if any(char in header for char in "@/?#\\ \t"):  # not part of a host: "evil@localhost" names evil
+        return None
     try:
-        parts = urlsplit(f"//{header.strip()}")
+        parts = urlsplit(f"//{header}")
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError:
         return None
