@@ -59,7 +59,8 @@ def test_listed_hosts_and_patterns(start_tracker: Callable[..., RunningTracker])
         ("example.net", 400),  # *.example.net is its subdomains, as in Starlette
         ("notexample.net", 400),
         ("example.org", 400),
-        (f"127.0.0.1:{tracker.port}", 400),  # not listed: loopback is allowed by `auto` only
+        (f"127.0.0.1:{tracker.port}", 200),  # loopback names always: the health check asks 127.0.0.1
+        ("localhost", 200),
         ("chat.example.org:notaport", 400),
     ):
         assert answer(tracker, "/healthz", host) == status, host
@@ -104,6 +105,7 @@ def test_listening_beyond_loopback_with_any_host_warns(start_tracker: Callable[.
         ("auto", "0.0.0.0", "evil.example", True),
         ("*", "127.0.0.1", "evil.example", True),
         ("chat.example.org", "0.0.0.0", "chat.example.org.", False),
+        ("chat.example.org", "0.0.0.0", "127.0.0.1:8000", True),
         ("*.example.org", "0.0.0.0", "a.example.org", True),
         ("[::1]", "0.0.0.0", "[::1]:80", True),
     ],
@@ -114,5 +116,5 @@ def test_allowed_hosts_rules(setting: str, listen: str, host: str, allowed: bool
 
 @pytest.mark.parametrize("bad", ["", " , ", "evil*.example", "a/b"])
 def test_allowed_hosts_refuses_nonsense(bad: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="host name"):
         AllowedHosts.parse(bad)

@@ -19,6 +19,10 @@ proxy may publish the tracker on another one). Two words besides:
   any name, because the tracker cannot know the names it is reached by (``tracker`` in
   Docker Compose, a LAN name, a proxy's), with a warning at start naming the flag;
 - ``*``: any name, explicitly (still warned about when listening beyond loopback).
+
+The loopback names are answered whatever the list: a rebinding page can only send its own name,
+never ``localhost``, and the container health check (``scripts/healthcheck``) and a local
+``curl`` ask ``127.0.0.1``.
 """
 
 from __future__ import annotations
@@ -64,7 +68,6 @@ class AllowedHosts:
     patterns: tuple[str, ...] = ()  # suffixes, ".example.org" for "*.example.org"
     any: bool = False
     auto: bool = False
-    loopback: bool = False  # the loopback names and addresses (what ``auto`` means on a loopback --host)
 
     @classmethod
     def parse(cls, text: str) -> AllowedHosts:
@@ -89,7 +92,7 @@ class AllowedHosts:
         """``auto`` made concrete for a tracker listening on ``listen_host``."""
         if not self.auto:
             return self
-        return AllowedHosts(loopback=True) if is_loopback(listen_host) else AllowedHosts(any=True)
+        return LOOPBACK if is_loopback(listen_host) else AllowedHosts(any=True)
 
     def allows(self, header: str | None) -> bool:
         """Whether a request with this ``Host`` header (None: none sent) is answered."""
@@ -98,7 +101,7 @@ class AllowedHosts:
         name = host_name(header) if header else None
         if name is None:
             return False
-        if self.loopback and is_loopback(name):
+        if is_loopback(name):  # never a rebinding page's name (see above)
             return True
         return name in self.names or any(name.endswith(pattern) for pattern in self.patterns)
 
@@ -108,10 +111,11 @@ class AllowedHosts:
         if self.any:
             return ANY
         listed = sorted(self.names) + sorted("*" + pattern for pattern in self.patterns)
-        return ",".join((["localhost,127.0.0.1,[::1]"] if self.loopback else []) + listed)
+        return ",".join(listed) or "localhost"
 
 
 DEFAULT = AllowedHosts(auto=True)
+LOOPBACK = AllowedHosts()  # nothing listed: the loopback names only
 
 
 def host_list(text: str) -> AllowedHosts:
