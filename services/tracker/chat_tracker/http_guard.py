@@ -177,9 +177,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         # Answered before the body was all in (a 401 from /admin, a 404): reading the rest would only
         # spend time on bytes nobody wants, so the connection closes after the answer instead.
-        unread = self.cycle is not None and self.cycle.more_body and not self.parser.should_upgrade()
+        unread = not self.transport.is_closing() and self.cycle is not None and self.cycle.more_body
         super().on_response_complete()
-        if unread and not self.transport.is_closing():
+        if unread:
             self._refuse(None)
             return
         # uvicorn armed its keep-alive timer: nothing is pipelined, the next request may begin.
