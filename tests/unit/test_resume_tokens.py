@@ -115,7 +115,7 @@ def test_a_restored_member_resumes_only_with_its_latest_token(kit: RoomKit) -> N
 
 def test_a_v1_token_from_before_the_upgrade_resumes_once_as_a_count_of_0() -> None:
     tokens = ResumeTokens(OLD_KEY, "e1")
-    message = "e1\n7\nann\nann".encode()
+    message = b"e1\n7\nann\nann"
     mac = base64.urlsafe_b64encode(hmac.new(OLD_KEY, message, hashlib.sha256).digest()[:16]).rstrip(b"=").decode()
     assert tokens.check(f"v1:7:ann:{mac}") == TokenClaim("ann", 7, 0)
 
