@@ -34,7 +34,7 @@ from .ratelimit import AuthThrottle
 from .redis_journal import RedisJournal
 from .redis_keys import REPLICA_ID_SPAN, Keys, event_of
 from .replica import ReplicaLink, open_replica
-from .resume import ResumeCounts, ResumeTokens, drop_previous_key, load_key, load_previous_key, new_epoch
+from .resume import COUNTS_FILE, ResumeCounts, ResumeTokens, drop_previous_key, load_key, load_previous_key, new_epoch
 from .room import Member, Room
 from .rotation import KillSwitch, RotatingLog, clock_from_env, rotation_policy
 from .session import Session
@@ -150,7 +150,7 @@ class Tracker:
         tokens = ResumeTokens(load_key(settings.data_dir), self.journal.epoch, previous_key)
         self.room = Room(self.journal, policy, tokens=tokens, grace=settings.resume_grace)
         self.resume_counts = ResumeCounts(settings.data_dir, self.journal.epoch)
-        self.room.on_token_spent = lambda member: self.resume_counts.record(member.since_seq or 0, member.resumes)
+        self.room.on_token_spent = self._record_resume
 
     def _open_replica(self, settings: Settings, url: str) -> None:
         """Join the room in Redis (or start it): the journal is its stream, the room lists every replica's members."""
@@ -291,6 +291,15 @@ class Tracker:
         self._write_checkpoint(self._checkpoint(*self.room.present()))  # the epoch is on disk before any token
         self._watch_log()
         asyncio.get_running_loop().call_later(CHECKPOINT_SECONDS, self._checkpoint_now)
+
+    def _record_resume(self, member: Member) -> None:
+        """A resume spent ``member``'s token: its count in ``resume.counts`` before the new token goes out."""
+        try:
+            self.resume_counts.record(member.since_seq or 0, member.resumes)
+        except OSError as error:
+            # The resume goes on (the old token is refused from memory); only a restart before the
+            # disk is writable again would let the replaced token resume once more.
+            log.error("Cannot write %s (%s): the replaced token is refused until a restart", COUNTS_FILE, error)
 
     def _key_rotated(self, key: bytes) -> None:
         """``rotate-key`` gave the room in Redis a new key: issue under it, accept the old one for one grace."""
