@@ -166,3 +166,18 @@ def test_rewriting_the_counts_keeps_only_the_members_still_in(tmp_path: Path) ->
     counts.close()
     assert (tmp_path / COUNTS_FILE).read_text(encoding="ascii") == "e1 7 3\ne1 8 1\n"
     assert ResumeCounts(tmp_path, "e1").read() == {7: 3, 8: 1}
+
+
+def test_rotate_key_command_rotates_a_data_dir_and_says_what_is_wrong(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chat_tracker.cli import main
+
+    assert main(["rotate-key", "--data-dir", str(tmp_path / "missing")], {}) == 1
+    assert "no data dir" in capsys.readouterr().err
+    first = load_key(tmp_path)
+    assert main(["rotate-key", "--data-dir", str(tmp_path)], {}) == 0
+    assert "restart the tracker" in capsys.readouterr().out
+    assert load_previous_key(tmp_path) == first and load_key(tmp_path) != first
+    assert main(["rotate-key"], {"TRACKER_DATA_DIR": str(tmp_path), "TRACKER_REDIS_URL": "redis://127.0.0.1:1/0"}) == 1
+    assert "Redis" in capsys.readouterr().err
