@@ -167,3 +167,24 @@ def test_wrong_password_after_restart(start_tracker: Any, clients: StartClient) 
     status, _, _ = alpha.finish()
     assert status == 1
     assert errors.rest(TIMEOUT_UNIT)[-1] == "chat-client: wrong password"
+
+
+def test_two_restarts_in_a_row_resume_with_the_token_of_the_first_resume(
+    start_tracker: Any, clients: StartClient
+) -> None:
+    """Tokens are single-use: the second resume only works with the token the first ``resumed`` carried."""
+    first = start_tracker(*GRACE)
+    alpha, errors = client_with_stderr(clients, first.url)
+    tracker = first
+    for round_ in range(2):
+        tracker.kill()
+        errors.wait_for(lambda line: line == LOST, 2 * TIMEOUT_UNIT)
+        tracker = restart(start_tracker, tracker, *GRACE)
+        errors.wait_for(lambda line: line.startswith("chat-client: reconnected"), 4 * TIMEOUT_UNIT)
+        alpha.send(f"after restart {round_}")
+        alpha.event("message", text=f"after restart {round_}", timeout=2 * TIMEOUT_UNIT)
+    stderr = finish_cleanly(alpha, errors)
+    assert not any("could not resume" in line for line in stderr), stderr
+    fields = [line.split(" ", 4) for line in tracker.log_lines()]
+    assert [f[3] for f in fields if f[2] == "join"] == ["alpha"]  # resumed both times: never joined again
+    assert [f[4] for f in fields if f[2] == "msg"] == ["after restart 0", "after restart 1"]

@@ -243,3 +243,31 @@ def test_another_replicas_start_and_stop_lines_reach_no_member() -> None:
     stream.append(EventKind.STOP, text="tracker stopped")
     stream.deliver()
     assert [m.text for m in received(ann) if hasattr(m, "text")] == ["still here"]
+
+
+def test_a_resume_on_another_replica_spends_the_token_here_too() -> None:
+    room, stream = shared_room()
+    stream.from_elsewhere(JOIN, "bob")
+    (join_event,) = stream.deliver()
+    assert room.tokens is not None
+    spent = room.tokens.issue("bob", join_event.seq, 0)
+    room.control({"c": "owner", "o": OTHER_ID, "r": ELSEWHERE, "g": 1})  # bob resumed there with it
+    with pytest.raises(Refused) as refused:
+        room.resume(spent, "e1", join_event.seq, Outbox(100), "127.0.0.1")
+    assert refused.value.code == "resume_bad_token"
+    counts: list[int] = []
+    room.on_resumed_here = lambda member: counts.append(member.resumes)
+    room.resume(room.tokens.issue("bob", join_event.seq, 1), "e1", join_event.seq, Outbox(100), "127.0.0.1")
+    assert counts == [2]  # the take-over carries the new count to the others
+    room.control({"c": "owner", "o": OTHER_ID, "r": ELSEWHERE, "g": 1})  # an older move, read late
+    with pytest.raises(Refused):
+        room.resume(room.tokens.issue("bob", join_event.seq, 1), "e1", join_event.seq, Outbox(100), "127.0.0.1")
+
+
+def test_a_replica_starting_late_learns_each_members_resume_count_from_the_roster() -> None:
+    room, _ = shared_room()
+    room.install([(OTHER_ID, "bob", 5, 1_795_485_000.0, ELSEWHERE, 2)])
+    assert room.tokens is not None
+    with pytest.raises(Refused):
+        room.resume(room.tokens.issue("bob", 5, 1), "e1", 5, Outbox(100), "127.0.0.1")
+    assert room.resume(room.tokens.issue("bob", 5, 2), "e1", 5, Outbox(100), "127.0.0.1").member.resumes == 3

@@ -61,3 +61,28 @@ def test_reconnects_and_resumes_after_a_tracker_restart(
     ]
     assert [entry.text for entry in entries if entry.name == "webby" and entry.kind == "leave"] == ["shutdown"]
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_resumes_twice_in_a_row_with_the_token_of_the_first_resume(
+    browser: Browser, start_tracker: StartTracker
+) -> None:
+    """Tokens are single-use: the page keeps the one each ``resumed`` carries, so a second restart resumes too."""
+    tracker = start_tracker(resume_grace=60)
+    page = open_page(browser(), tracker)
+    join(page, tracker, "webby")
+    running = tracker
+    try:
+        for round_ in range(2):
+            running.kill()
+            expect(page.get_by_role("status")).to_contain_text("Reconnecting", timeout=WAIT_MS)
+            running = launch_tracker(tracker.data_dir, "--port", str(tracker.port), resume_grace=60)
+            expect(page.get_by_role("status")).to_have_text("Connected.", timeout=WAIT_MS)
+            type_line(page, f"after restart {round_}")
+            expect(lines_with(page, f"after restart {round_}")).to_have_count(1, timeout=WAIT_MS)
+        expect(log(page)).not_to_contain_text("could not resume")
+    finally:
+        running.stop()
+    entries = [parse_line(line) for line in running.log_lines()]
+    assert [entry.kind for entry in entries if entry.name == "webby" and entry.kind == "join"] == ["join"]
+    assert [entry.text for entry in entries if entry.kind == "msg"] == ["after restart 0", "after restart 1"]
+    assert page.errors == []  # type: ignore[attr-defined]

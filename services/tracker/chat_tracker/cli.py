@@ -128,6 +128,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         from .archive_cli import main as archive_main
 
         return archive_main(argv[1:], env)
+    if argv[:1] == ["rotate-key"]:  # ``chat-tracker rotate-key``: a new resume-token key
+        from .rotate_key_cli import main as rotate_key_main
+
+        return rotate_key_main(argv[1:], env)
     try:
         args = build_parser(env).parse_args(argv)
     except ValueError as exc:  # a bad value in an environment variable

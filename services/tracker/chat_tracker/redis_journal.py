@@ -156,9 +156,12 @@ class RedisJournal:
         else:
             self._queue(Request("E", "", "", body, event))
 
-    def take_over(self, name: str, member_id: int) -> None:
-        """Record that this replica now serves ``member_id`` (a resume here): the others hand it over."""
-        body = f'{{"c":"owner","o":{member_id},"r":{self.replica}}}'
+    def take_over(self, name: str, member_id: int, resumes: int) -> None:
+        """Record that this replica now serves ``member_id`` (its ``resumes``-th resume): the others hand it over.
+
+        The count goes into the roster and the control entry, so every replica refuses the token it replaced.
+        """
+        body = f'{{"c":"owner","o":{member_id},"r":{self.replica},"g":{resumes}}}'
         self._queue(Request("O", name_key(name), f"{member_id}:{self.replica}", body))
 
     def went_away(self, member_id: int) -> None:

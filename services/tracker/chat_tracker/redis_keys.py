@@ -14,8 +14,9 @@ The other keys (all under one prefix, ``groupchat:`` unless told otherwise):
   seq given), ``key`` (the resume-token key, hex), ``created`` (epoch seconds);
 - ``names`` (hash): a name's lookalike key (``chat_protocol.name_key``) ->
   ``<member id>:<replica>``, the member holding it and the replica serving it;
-- ``roster`` (hash): member id -> JSON ``{"name", "since", "joined"}``: who is in
-  the room, so a replica that starts late knows without reading the whole stream;
+- ``roster`` (hash): member id -> JSON ``{"name", "since", "joined", "resumes"}``: who
+  is in the room (and how many times each resumed: only its latest token resumes it),
+  so a replica that starts late knows without reading the whole stream;
 - ``moderation`` (list): every mute, ban and unban entry's ``e`` body with its
   seq and time, so a late replica applies the bans in force;
 - ``replicas`` (hash): replica number -> JSON of its address and start time;
@@ -136,6 +137,6 @@ def event_of(seq: int, fields: dict[Any, Any]) -> Event:
 
 
 def control_of(fields: dict[Any, Any]) -> dict[str, Any]:
-    """A control entry's body: ``{"c": "owner"|"away", "o": member id, "r": replica}``."""
+    """A control entry's body: ``{"c": "owner"|"away", "o": member id, "r": replica}`` (an owner's also ``g``)."""
     body = json.loads(_text(fields.get(b"e", fields.get("e"))))
     return body if isinstance(body, dict) else {}

@@ -18,7 +18,8 @@ from __future__ import annotations
 #   J: a join: claim names[key] = value      -> its seq, or 0 if the name is held
 #   L: a leave: release names[key] if value  -> its seq, or 0 if not its holder (taken over, reaped)
 #   M: a moderation event (kept in the list)  -> its seq
-#   O: names[key] = value if held by the same member (a resume elsewhere), control entry -> 1 or 0
+#   O: names[key] = value if held by the same member (a resume), its resume count (body's g) into
+#      the roster, control entry -> 1 or 0
 #   A: a control entry (body)                 -> 1
 # Errors: "EPOCH <epoch>" (the room is another one), "FENCED" (this replica was reaped).
 # "DUP" instead of results: this batch number was applied already (its answer was lost on the way).
@@ -72,6 +73,12 @@ for i = 4, #ARGV, 4 do
     local id = string.match(value, '^(%d+):')
     if held and string.match(held, '^(%d+):') == id then
       redis.call('HSET', names, key, value)
+      local entry = redis.call('HGET', roster, id)
+      if entry then
+        local member = cjson.decode(entry)
+        member['resumes'] = cjson.decode(body)['g']
+        redis.call('HSET', roster, id, cjson.encode(member))
+      end
       redis.call('XADD', events, seq .. '-*', 't', t, 'e', body)
       result = 1
     end

@@ -35,7 +35,7 @@ async def replay(
         seq=last if frames else resuming.until,
         name=member.name,
         epoch=room.tokens.epoch if room.tokens else "",
-        token=room.tokens.issue(member.name, member.since_seq or 0) if room.tokens else "",
+        token=room.token_for(member),
         recovered=gone is None,
         replayed=len(frames),
         messages=sum(1 for event in events if event.kind is MESSAGE and event.seq > resuming.after),

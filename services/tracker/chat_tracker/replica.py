@@ -25,8 +25,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 import redis.asyncio as aioredis
 
@@ -50,6 +49,7 @@ class RosterEntry:
     since_seq: int
     joined_at: float
     replica: int
+    resumes: int = 0  # how many times it resumed: its latest token has this count
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ class Opened:
     created: bool
     roster: list[RosterEntry] = field(default_factory=list)
     moderation: list[tuple[int, float, str]] = field(default_factory=list)  # (seq, time, body)
+    previous_key: bytes | None = None  # the key ``rotate-key`` replaced: accepted for one grace
 
 
 def check_durability(client: redis.Redis, volatile: bool) -> None:
@@ -108,8 +109,12 @@ def open_replica(url: str, keys: Keys, volatile: bool, address: str) -> Opened:
         client.eval(REGISTER, 2, keys.replicas, keys.next_replica, info, ALIVE_TTL_MS, "", keys.alive(0)[:-1])
     )
     snapshot = client.eval(SNAPSHOT, 4, keys.room, keys.roster, keys.names, keys.moderation)
+    previous_hex = client.hget(keys.room, "previous_key")
     client.close()
-    return _opened(snapshot, key_hex, replica, bool(int(created)))
+    opened = _opened(snapshot, key_hex, replica, bool(int(created)))
+    if isinstance(previous_hex, str) and previous_hex:
+        opened = replace(opened, previous_key=bytes.fromhex(previous_hex))
+    return opened
 
 
 def _opened(snapshot: list[object], key_hex: str, replica: int, created: bool) -> Opened:
@@ -121,7 +126,12 @@ def _opened(snapshot: list[object], key_hex: str, replica: int, created: bool) -
         body = json.loads(raw)
         roster.append(
             RosterEntry(
-                int(member_id), body["name"], int(body["since"]), float(body["joined"]), owners.get(int(member_id), 0)
+                int(member_id),
+                body["name"],
+                int(body["since"]),
+                float(body["joined"]),
+                owners.get(int(member_id), 0),
+                int(body.get("resumes", 0)),
             )
         )
     roster.sort(key=lambda entry: entry.since_seq)
@@ -172,8 +182,12 @@ class ReplicaLink:
         last_seq: Callable[[], int],
         on_dead: Callable[[frozenset[int]], None],
         on_unreachable: Callable[[str], None] = lambda why: None,
+        key: bytes = b"",
+        on_key_rotated: Callable[[bytes], None] = lambda key: None,
     ) -> None:
         self.keys = keys
+        self.key_hex = key.hex()  # the resume-token key: ``rotate-key`` changes it in Redis
+        self._on_key_rotated = on_key_rotated
         self.replica = replica
         self.epoch = epoch
         self.grace = grace
@@ -221,10 +235,15 @@ class ReplicaLink:
 
     async def _beat(self) -> None:
         client, keys = self._client, self.keys
-        epoch: Any = await client.hget(keys.room, "epoch")
+        epoch, key_hex = await client.hmget(keys.room, ["epoch", "key"])  # strings: decode_responses
+        epoch = epoch if isinstance(epoch, str) else None
         if epoch != self.epoch:
             await self._epoch_lost(epoch)
             return
+        if isinstance(key_hex, str) and key_hex and key_hex != self.key_hex:
+            self.key_hex = key_hex
+            log.warning("The resume key was rotated in Redis: tokens under the old one resume for one grace")
+            self._on_key_rotated(bytes.fromhex(key_hex))
         alive = await client.eval(HEARTBEAT, 2, keys.replicas, keys.alive(self.replica), self.replica, ALIVE_TTL_MS)
         if not self.health.redis:
             log.warning("Redis is reachable again from the replica link")
@@ -295,6 +314,7 @@ class ReplicaLink:
             seq,
         )
         self.epoch = str(new)
+        self.key_hex = str(key_hex)
         self._on_epoch_lost(str(new), int(seq), bytes.fromhex(key_hex))
 
     async def register(self) -> int:

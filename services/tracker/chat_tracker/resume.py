@@ -1,18 +1,33 @@
-"""What makes a resume valid, and what survives the process: the room's epoch and the token key.
+"""What makes a resume valid, and what survives the process: the room's epoch, the token key, the resume counts.
 
 A member's ``welcome`` carries the room's **epoch** (chat.log's identity) and a
-**token**: ``v1:<join seq>:<name>:<MAC>``, the HMAC-SHA256 of the epoch, the seq of
-the member's own join and its name, under a key kept in the data dir. A ``resume``
-brings back exactly that member (that name, joined at that seq) in that epoch, and
-nothing else: a token from another epoch, for another join of the same name, or
-with a MAC the key did not make is refused.
+**token**: ``v2:<join seq>:<resumes>:<name>:<MAC>``, the HMAC-SHA256 of the epoch,
+the seq of the member's own join, how many times that membership has resumed so
+far, and its name, under a key kept in the data dir. A ``resume`` brings back
+exactly that member (that name, joined at that seq) in that epoch, and only with
+its *latest* token: every ``resumed`` carries the next one (``resumes`` + 1), and
+the one it replaces is refused from then on. A token is thus single-use: a copy
+taken off the wire, a log or a disk is worth nothing once its owner has resumed.
+
+Why a count and not a random nonce: the count of a join is all the state a token
+needs (no secret to keep per member), and ``resumes`` = 0 is implied by the join
+itself, so a welcome writes nothing. Each resume writes one short line to
+``resume.counts`` (mode 0600) before its ``resumed`` is sent (``ResumeCounts``),
+so a tracker SIGKILLed and restarted honours exactly the latest token of each
+member, as ``resume.key`` and the epoch in ``room.json`` already make it honour
+the key and the epoch. Replicas keep the counts in Redis instead (``redis_keys``).
 
 Both the key (``resume.key``, mode 0600) and the epoch (in ``room.json``,
-``checkpoint.py``) live in the data dir, beside chat.log, so a tracker SIGKILLed
-and restarted on the same data dir honours the tokens it gave out. The epoch is new
+``checkpoint.py``) live in the data dir, beside chat.log. The epoch is new
 whenever chat.log is: a fresh data dir, or a chat.log that no longer reaches the
 seq the room last saw (replaced or restored from an older copy), since seqs would
 then be reused.
+
+The key rotates with ``chat-tracker rotate-key``: the old key is kept as
+``resume.key.previous`` and still accepted for one resume grace after the next
+start (members away then come back), and every token issued is made under the new
+key. A ``v1`` token (before counts) is read as a count of 0, so members in their
+grace across the upgrade resume once and get a ``v2`` one.
 """
 
 from __future__ import annotations
@@ -21,7 +36,9 @@ import base64
 import hashlib
 import hmac
 import logging
+import os
 import secrets
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,16 +49,21 @@ from .segments import fsync_dir, replace_atomically
 log = logging.getLogger("chat_tracker")
 
 KEY_FILE = "resume.key"
-TOKEN_VERSION = "v1"
+PREVIOUS_KEY_FILE = "resume.key.previous"
+COUNTS_FILE = "resume.counts"
+TOKEN_VERSION = "v2"
+_OLD_VERSION = "v1"  # before counts: read as a count of 0
 _MAC_BYTES = 16  # 128 bits: forging one is out of reach; the token stays short
+_KEY_BYTES = 32
 
 
 @dataclass(frozen=True)
 class TokenClaim:
-    """Who a valid token speaks for: the name and the seq of that member's own join."""
+    """Who a valid token speaks for: the name, the seq of that member's own join, and its resume count."""
 
     name: str
     since_seq: int
+    resumes: int = 0
 
 
 class BadToken(Exception):
@@ -49,30 +71,62 @@ class BadToken(Exception):
 
 
 class ResumeTokens:
-    """Issues and checks resume tokens for one epoch under one key."""
+    """Issues and checks resume tokens for one epoch under one key (and, for a while, the previous one)."""
 
-    def __init__(self, key: bytes, epoch: str) -> None:
+    def __init__(self, key: bytes, epoch: str, previous: bytes | None = None) -> None:
         self._key = key
         self.epoch = epoch
+        self._previous = previous
 
-    def issue(self, name: str, since_seq: int) -> str:
-        return f"{TOKEN_VERSION}:{since_seq}:{name}:{self._mac(name, since_seq)}"
+    def issue(self, name: str, since_seq: int, resumes: int = 0) -> str:
+        """The token of the ``resumes``-th resume of the member joined at ``since_seq`` (always the current key)."""
+        return f"{TOKEN_VERSION}:{since_seq}:{resumes}:{name}:{self._mac(self._key, name, since_seq, resumes)}"
 
     def check(self, token: str) -> TokenClaim:
-        """The claim of a token this key made for this epoch; raises BadToken otherwise."""
-        parts = token.split(":")
-        if len(parts) != 4 or parts[0] != TOKEN_VERSION or not parts[1].isdigit() or len(parts[1]) > 18:
-            raise BadToken("the resume token is malformed")
-        since_seq, name, mac = int(parts[1]), parts[2], parts[3]
-        if not hmac.compare_digest(mac.encode("ascii", "replace"), self._mac(name, since_seq).encode("ascii")):
-            raise BadToken("the resume token was not issued by this tracker")
-        return TokenClaim(name, since_seq)
+        """The claim of a token this key (or the previous one) made for this epoch; raises BadToken otherwise."""
+        claim, mac = _parse(token)
+        for key in self._keys():
+            expected = self._mac(key, claim.name, claim.since_seq, claim.resumes, old=token.startswith("v1:"))
+            if hmac.compare_digest(mac.encode("ascii", "replace"), expected.encode("ascii")):
+                return claim
+        raise BadToken("the resume token was not issued by this tracker")
 
-    def _mac(self, name: str, since_seq: int) -> str:
+    def rotated(self, key: bytes) -> ResumeTokens:
+        """The same epoch under ``key``, this one's key accepted as the previous one."""
+        return ResumeTokens(key, self.epoch, self._key)
+
+    @property
+    def has_previous(self) -> bool:
+        return self._previous is not None
+
+    def forget_previous(self) -> None:
+        """The previous key's grace is over: only the current key's tokens are accepted from now on."""
+        self._previous = None
+
+    def _keys(self) -> Iterable[bytes]:
+        yield self._key
+        if self._previous is not None:
+            yield self._previous
+
+    def _mac(self, key: bytes, name: str, since_seq: int, resumes: int, *, old: bool = False) -> str:
         # The name key, not the spelling: the token names a claim on a name as the room compares them.
-        message = f"{self.epoch}\n{since_seq}\n{name_key(name)}\n{name}".encode()
-        digest = hmac.new(self._key, message, hashlib.sha256).digest()[:_MAC_BYTES]
+        fields = [self.epoch, str(since_seq)] + ([] if old else [str(resumes)]) + [name_key(name), name]
+        digest = hmac.new(key, "\n".join(fields).encode(), hashlib.sha256).digest()[:_MAC_BYTES]
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _parse(token: str) -> tuple[TokenClaim, str]:
+    """A token's claim and MAC, unchecked; raises BadToken if it is not shaped like one."""
+    parts = token.split(":")
+    if len(parts) == 4 and parts[0] == _OLD_VERSION:
+        parts = [TOKEN_VERSION, parts[1], "0", parts[2], parts[3]]
+    if len(parts) != 5 or parts[0] != TOKEN_VERSION or not all(_is_count(part) for part in parts[1:3]):
+        raise BadToken("the resume token is malformed")
+    return TokenClaim(parts[3], int(parts[1]), int(parts[2])), parts[4]
+
+
+def _is_count(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 18
 
 
 def new_epoch() -> str:
@@ -82,15 +136,89 @@ def new_epoch() -> str:
 
 def load_key(data_dir: Path) -> bytes:
     """The token key from ``resume.key``, made (32 random bytes, mode 0600) on first start."""
-    path = data_dir / KEY_FILE
+    key = _read_key(data_dir / KEY_FILE)
+    if key is not None:
+        return key
+    return _new_key(data_dir)
+
+
+def load_previous_key(data_dir: Path) -> bytes | None:
+    """The key ``rotate-key`` replaced, still accepted for one grace after the next start; None if there is none."""
+    return _read_key(data_dir / PREVIOUS_KEY_FILE)
+
+
+def drop_previous_key(data_dir: Path) -> None:
+    """The previous key's grace is over: remove ``resume.key.previous`` (gone already is fine)."""
+    (data_dir / PREVIOUS_KEY_FILE).unlink(missing_ok=True)
+
+
+def rotate_key(data_dir: Path) -> None:
+    """Keep the current key as ``resume.key.previous``, make a new ``resume.key`` (the tracker reads both at start)."""
+    current = _read_key(data_dir / KEY_FILE)
+    if current is not None:
+        replace_atomically(data_dir / PREVIOUS_KEY_FILE, current, mode=0o600)
+    _new_key(data_dir)
+
+
+def _read_key(path: Path) -> bytes | None:
     try:
         key = path.read_bytes()
     except FileNotFoundError:
-        key = b""
-    if len(key) >= 32:
-        return key
-    key = secrets.token_bytes(32)
+        return None
+    return key if len(key) >= _KEY_BYTES else None
+
+
+def _new_key(data_dir: Path) -> bytes:
+    path = data_dir / KEY_FILE
+    key = secrets.token_bytes(_KEY_BYTES)
     replace_atomically(path, key, mode=0o600)
     fsync_dir(data_dir)
     log.info("Made a new resume key in %s", path)
     return key
+
+
+class ResumeCounts:
+    """``resume.counts``: how many times each membership of this epoch has resumed, one appended line per resume.
+
+    A line is ``<epoch> <join seq> <resumes>``; the last line of a join wins. Each
+    is written (one ``write``, no buffering in this process) before the ``resumed``
+    carrying the new token is sent, so it survives a SIGKILL. The file is rewritten
+    with only the members still in the room at every start, so it stays as small as
+    the room.
+    """
+
+    def __init__(self, data_dir: Path, epoch: str) -> None:
+        self.path = data_dir / COUNTS_FILE
+        self.epoch = epoch
+        self._fd: int | None = None
+
+    def read(self) -> dict[int, int]:
+        """Join seq -> resume count, for this epoch (lines of other epochs, or torn ones, are ignored)."""
+        try:
+            text = self.path.read_text(encoding="ascii", errors="replace")
+        except FileNotFoundError:
+            return {}
+        counts: dict[int, int] = {}
+        for line in text.splitlines():
+            fields = line.split(" ")
+            if len(fields) == 3 and fields[0] == self.epoch and all(_is_count(f) for f in fields[1:]):
+                counts[int(fields[1])] = int(fields[2])
+        return counts
+
+    def rewrite(self, counts: Sequence[tuple[int, int]]) -> None:
+        """Keep only ``counts`` (the members in the room now), then append from there."""
+        body = "".join(f"{self.epoch} {since} {resumes}\n" for since, resumes in counts if resumes > 0)
+        self.close()
+        replace_atomically(self.path, body.encode("ascii"), mode=0o600)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+
+    def record(self, since_seq: int, resumes: int) -> None:
+        """Note the member joined at ``since_seq`` has resumed ``resumes`` times (before its new token goes out)."""
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        os.write(self._fd, f"{self.epoch} {since_seq} {resumes}\n".encode("ascii"))
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

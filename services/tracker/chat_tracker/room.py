@@ -37,7 +37,7 @@ import enum
 import itertools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -127,6 +127,7 @@ class Member:
     recover_after: int | None = None  # rejoining from a lost epoch: its welcome is a ``resumed`` (recovered: false)
     owner: int = 0  # a REMOTE member: the replica serving it
     away_elsewhere: bool = False  # a REMOTE member whose connection dropped on its replica
+    resumes: int = 0  # how many times this membership resumed: only the token with this count resumes it
 
     @property
     def left(self) -> bool:
@@ -181,6 +182,7 @@ class Room:
         self.replica = 0  # a shared room: this replica's number
         self.dead_replicas: frozenset[int] = frozenset()  # a shared room: replicas that stopped answering
         self.on_resumed_here: Callable[[Member], None] | None = None
+        self.on_token_spent: Callable[[Member], None] | None = None  # a resume took a token: persist the count
         self.previous_tokens: ResumeTokens | None = None  # a shared room: the epoch its journal lost
         self.policy = policy
         self.tokens = tokens
@@ -249,11 +251,21 @@ class Room:
         ]
         return seq, members
 
+    def resume_counts(self) -> list[tuple[int, int]]:
+        """``(join seq, resumes)`` of every member in the room (``resume.counts`` keeps only these)."""
+        return [(m.since_seq, m.resumes) for m in self._members.values() if m.since_seq is not None]
+
     def offer(self, event: Event) -> ResumeOffer | None:
         """What a JSON welcome tells its member for a later resume (None if this room does not resume)."""
         if self.tokens is None:
             return None
         return ResumeOffer(self.tokens.epoch, self.tokens.issue(event.name, event.seq), self.grace)
+
+    def token_for(self, member: Member) -> str:
+        """``member``'s latest token: the one its next resume must bring ("" if this room does not resume)."""
+        if self.tokens is None:
+            return ""
+        return self.tokens.issue(member.name, member.since_seq or 0, member.resumes)
 
     # --- requests ----------------------------------------------------------------
 
@@ -261,8 +273,12 @@ class Room:
         """Record the tracker's start."""
         self.journal.append(START, text=note)
 
-    def restore(self, present: Sequence[Present]) -> int:
-        """Bring back, as AWAY for the grace, the members who were in the room when the tracker last stopped."""
+    def restore(self, present: Sequence[Present], resumes: Mapping[int, int] | None = None) -> int:
+        """Bring back, as AWAY for the grace, the members who were in the room when the tracker last stopped.
+
+        ``resumes``: join seq -> how many times that membership had resumed (``resume.counts``).
+        """
+        counts = resumes or {}
         restored = 0
         for was in present:
             try:
@@ -281,6 +297,7 @@ class Room:
                 allowance=self.policy.allowance(),
                 state=MemberState.AWAY,
                 since_seq=was.since_seq,
+                resumes=counts.get(was.since_seq, 0),
             )
             self._members[key] = member
             self._ever_joined = True
@@ -492,6 +509,9 @@ class Room:
         member = self._members.get(name_key(claim.name))
         if member is None or member.since_seq != claim.since_seq:
             raise Refused("resume_expired", f"the session of {claim.name} has ended (it left, or its grace ran out)")
+        if claim.resumes != member.resumes:
+            raise Refused("resume_bad_token", "the resume token was used already: only the latest one resumes")
+        self._spend_token(member)
         self._attach(member, outbox, address)
         if self.shared and self.on_resumed_here is not None:
             self.on_resumed_here(member)  # the other replicas learn who serves it now
@@ -500,6 +520,12 @@ class Room:
         # live events up to ``after`` are skipped (``until``).
         after = max(after, claim.since_seq)
         return Resuming(member, after=after, until=max(after, self._delivered_seq))
+
+    def _spend_token(self, member: Member) -> None:
+        """The token just checked is used up: the next count, persisted before its token is sent."""
+        member.resumes += 1
+        if self.on_token_spent is not None:
+            self.on_token_spent(member)
 
     def _recover(self, token: str, epoch: str, after: int) -> None:
         """A token of the epoch this shared room's journal lost: raise Recover (join again), else return."""
@@ -785,12 +811,12 @@ class Room:
 
     # --- a room shared by replicas ----------------------------------------------------
 
-    def install(self, members: Sequence[tuple[int, str, int, float, int]]) -> None:
-        """A shared room at start: the members already in, ``(id, name, join seq, joined at, replica)``."""
-        for member_id, name, since_seq, joined_at, owner in members:
-            self._add_remote(member_id, name, since_seq, joined_at, owner)
+    def install(self, members: Sequence[tuple[int, str, int, float, int, int]]) -> None:
+        """A shared room at start: the members already in, ``(id, name, join seq, joined at, replica, resumes)``."""
+        for member_id, name, since_seq, joined_at, owner, resumes in members:
+            self._add_remote(member_id, name, since_seq, joined_at, owner).resumes = resumes
 
-    def _add_remote(self, member_id: int, name: str, since_seq: int, joined_at: float, owner: int) -> None:
+    def _add_remote(self, member_id: int, name: str, since_seq: int, joined_at: float, owner: int) -> Member:
         key = name_key(name)
         holder = self._members.get(key)
         if holder is not None:
@@ -804,7 +830,7 @@ class Room:
             self._claims.claim(name)
         except (NameRefused, Refused):
             log.warning("%s (joined on replica %d) breaks this replica's name rules; listed anyway", name, owner)
-        self._members[key] = Member(
+        member = Member(
             id=member_id,
             name=name,
             key=key,
@@ -818,7 +844,9 @@ class Room:
             since_seq=since_seq,
             owner=owner,
         )
+        self._members[key] = member
         self._ever_joined = True
+        return member
 
     def _apply_shared_membership(self, batch: Sequence[Event]) -> list[Member]:
         """Every join and leave, this replica's and the others': the whole room, in seq order."""
@@ -898,6 +926,9 @@ class Room:
             if member.state is MemberState.REMOTE:
                 member.away_elsewhere = True
             return
+        resumes = body.get("g")
+        if isinstance(resumes, int) and resumes > member.resumes:
+            member.resumes = resumes  # a resume on another replica spent the token before it
         if replica == self.replica:
             return  # our own take-over, read back
         if member.state is not MemberState.REMOTE:

@@ -34,7 +34,7 @@ from .ratelimit import AuthThrottle
 from .redis_journal import RedisJournal
 from .redis_keys import REPLICA_ID_SPAN, Keys, event_of
 from .replica import ReplicaLink, open_replica
-from .resume import ResumeTokens, load_key, new_epoch
+from .resume import COUNTS_FILE, ResumeCounts, ResumeTokens, drop_previous_key, load_key, load_previous_key, new_epoch
 from .room import Member, Room
 from .rotation import KillSwitch, RotatingLog, clock_from_env, rotation_policy
 from .session import Session
@@ -146,8 +146,11 @@ class Tracker:
         # The members who come back after a restart ask for what they missed: read it once, now.
         journal.preload(chat_log.tail(min(settings.history_size, report.last_seq)))
         policy = self._policy(settings)
-        tokens = ResumeTokens(load_key(settings.data_dir), self.journal.epoch)
+        previous_key = load_previous_key(settings.data_dir)  # ``rotate-key`` made a new key: the old one, for a grace
+        tokens = ResumeTokens(load_key(settings.data_dir), self.journal.epoch, previous_key)
         self.room = Room(self.journal, policy, tokens=tokens, grace=settings.resume_grace)
+        self.resume_counts = ResumeCounts(settings.data_dir, self.journal.epoch)
+        self.room.on_token_spent = self._record_resume
 
     def _open_replica(self, settings: Settings, url: str) -> None:
         """Join the room in Redis (or start it): the journal is its stream, the room lists every replica's members."""
@@ -176,20 +179,20 @@ class Tracker:
         room = Room(
             journal,
             self._policy(settings),
-            tokens=ResumeTokens(opened.key, opened.epoch),
+            tokens=ResumeTokens(opened.key, opened.epoch, opened.previous_key),
             grace=settings.resume_grace,
             shared=True,
             first_id=opened.replica * REPLICA_ID_SPAN + 1,
         )
         self.room = room
         room.replica = opened.replica
-        room.install([(m.member_id, m.name, m.since_seq, m.joined_at, m.replica) for m in opened.roster])
+        room.install([(m.member_id, m.name, m.since_seq, m.joined_at, m.replica, m.resumes) for m in opened.roster])
         for seq, at, body in opened.moderation:
             event = event_of(seq, {"t": str(at), "e": body})
             room.moderation.apply(event.kind.value, event.name, event.details())
         journal.on_control = room.control
         journal.on_refused = room.refused
-        room.on_resumed_here = lambda member: journal.take_over(member.name, member.id)
+        room.on_resumed_here = lambda member: journal.take_over(member.name, member.id, member.resumes)
         self.link = ReplicaLink(
             url,
             keys,
@@ -201,6 +204,8 @@ class Tracker:
             last_seq=lambda: journal.last_seq,
             on_dead=self._replicas_dead,
             on_unreachable=journal.unreachable,
+            key=opened.key,
+            on_key_rotated=self._key_rotated,
         )
 
     def _policy(self, settings: Settings) -> MemberPolicy:
@@ -278,12 +283,48 @@ class Tracker:
         self.room.start(f"tracker {__version__} started")
         log.info("Chat log: %s (continuing after seq %d)", self.chat_log.path, self.last_seq_at_start)
         self.room.moderation.restore(self.was_present.moderation)
-        restored = self.room.restore(self.was_present.members)
+        restored = self.room.restore(self.was_present.members, self.resume_counts.read())
+        self.resume_counts.rewrite(self.room.resume_counts())  # only the members still in: the file stays small
+        self._retire_previous_key()
         if restored:
             log.info("%d member(s) were in the room: away until they resume (%g s)", restored, self.room.grace)
         self._write_checkpoint(self._checkpoint(*self.room.present()))  # the epoch is on disk before any token
         self._watch_log()
         asyncio.get_running_loop().call_later(CHECKPOINT_SECONDS, self._checkpoint_now)
+
+    def _record_resume(self, member: Member) -> None:
+        """A resume spent ``member``'s token: its count in ``resume.counts`` before the new token goes out."""
+        try:
+            self.resume_counts.record(member.since_seq or 0, member.resumes)
+        except OSError as error:
+            # The resume goes on (the old token is refused from memory); only a restart before the
+            # disk is writable again would let the replaced token resume once more.
+            log.error("Cannot write %s (%s): the replaced token is refused until a restart", COUNTS_FILE, error)
+
+    def _key_rotated(self, key: bytes) -> None:
+        """``rotate-key`` gave the room in Redis a new key: issue under it, accept the old one for one grace."""
+        old = self.room.tokens
+        if old is None:
+            return
+        self.room.tokens = old.rotated(key)
+        self._retire_previous_key()
+
+    def _retire_previous_key(self) -> None:
+        """After one grace, no token under the previous key can still resume anyone: stop accepting it."""
+        tokens = self.room.tokens
+        if tokens is None or not tokens.has_previous:
+            return
+        log.info("Tokens under the previous resume key are accepted for %g s (resume.key.previous)", self.room.grace)
+
+        def retire() -> None:
+            if self.room.tokens is not tokens:
+                return  # rotated again meanwhile: that rotation retires its own previous key
+            tokens.forget_previous()
+            if self.link is None:
+                drop_previous_key(self.settings.data_dir)
+            log.info("The previous resume key's grace is over: it resumes no one any more")
+
+        asyncio.get_running_loop().call_later(self.room.grace, retire)
 
     def _start_replica(self, link: ReplicaLink) -> None:
         assert isinstance(self.journal, RedisJournal)
@@ -291,6 +332,7 @@ class Tracker:
         self.journal.start()
         link.start()
         self.room.start(f"tracker {__version__} started (replica {link.replica})")
+        self._retire_previous_key()
         log.info(
             "Room in Redis: %d member(s) in, continuing after seq %d", self.room.member_count, self.last_seq_at_start
         )
@@ -415,6 +457,7 @@ class Tracker:
             await self.link.stop(deregister=True)
             return
         self._write_checkpoint(self._checkpoint(*self.room.present()))
+        self.resume_counts.close()
 
 
 def _goodbye(member: Member) -> tuple[str, ...]:
