@@ -152,7 +152,8 @@ class Tracker:
     def _open_replica(self, settings: Settings, url: str) -> None:
         """Join the room in Redis (or start it): the journal is its stream, the room lists every replica's members."""
         keys = Keys(settings.redis_prefix)
-        opened = open_replica(url, keys, settings.redis_volatile, f"{settings.host}:{settings.port}")
+        address = f"{settings.host}:{settings.port}"
+        opened = open_replica(url, keys, settings.redis_volatile, address, settings.redis_password)
         log.info(
             "Replica %d of the room in Redis (%s, epoch %s, after seq %d)",
             opened.replica,
@@ -171,6 +172,7 @@ class Tracker:
             history_size=settings.history_size,
             # A quarter of the coalescing window: who accepts 10 ms there accepts 2.5 ms here.
             gather=settings.coalesce_ms / 4000,
+            password=settings.redis_password,
         )
         self.journal = journal
         room = Room(
@@ -201,6 +203,7 @@ class Tracker:
             last_seq=lambda: journal.last_seq,
             on_dead=self._replicas_dead,
             on_unreachable=journal.unreachable,
+            password=settings.redis_password,
         )
 
     def _policy(self, settings: Settings) -> MemberPolicy:
