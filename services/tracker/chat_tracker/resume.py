@@ -27,6 +27,7 @@ from pathlib import Path
 
 from chat_protocol import name_key
 
+from .private_files import make_path_private
 from .segments import fsync_dir, replace_atomically
 
 log = logging.getLogger("chat_tracker")
@@ -84,6 +85,7 @@ def load_key(data_dir: Path) -> bytes:
     """The token key from ``resume.key``, made (32 random bytes, mode 0600) on first start."""
     path = data_dir / KEY_FILE
     try:
+        make_path_private(path)
         key = path.read_bytes()
     except FileNotFoundError:
         key = b""

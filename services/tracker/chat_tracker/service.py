@@ -281,6 +281,7 @@ class Tracker:
         self.room.start(f"tracker {__version__} started")
         log.info("Chat log: %s (continuing after seq %d)", self.chat_log.path, self.last_seq_at_start)
         self.room.moderation.restore(self.was_present.moderation)
+        self.room.on_address_ban = lambda: self._write_checkpoint(self._checkpoint(*self.room.present()))
         restored = self.room.restore(self.was_present.members)
         if restored:
             log.info("%d member(s) were in the room: away until they resume (%g s)", restored, self.room.grace)
