@@ -59,9 +59,13 @@ async def test_rotated_segments_are_0600(start_tracker: Any, tmp_path: Path) -> 
 
 
 def log_api(tracker: RunningTracker) -> str:
-    answer = httpx.get(tracker.http_url + "/log?lines=100", auth=("", PASSWORD), timeout=UNIT)
-    assert answer.status_code == 200
-    return answer.text
+    """``/log`` both ways: the last lines (read from chat.log) and a page after a seq (from the memory ring)."""
+    pages = []
+    for query in ("lines=100", "after=0&limit=100"):
+        answer = httpx.get(f"{tracker.http_url}/log?{query}", auth=("", PASSWORD), timeout=UNIT)
+        assert answer.status_code == 200
+        pages.append(answer.text)
+    return "\n".join(pages)
 
 
 async def test_an_address_ban_shows_members_no_address_but_the_admin_sees_it_after_a_sigkill(

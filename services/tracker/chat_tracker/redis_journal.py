@@ -209,7 +209,7 @@ class RedisJournal:
             entries: Any = await self._command_client().xrevrange(self.keys.events, max="+", min="-", count=count * 2)
             events = [event_of(seq, fields) for seq, sub, fields in _split(entries) if sub == 0][:count]
             events.reverse()
-        return [LogEntry(e.seq, e.ts, e.kind.value, e.name, e.text) for e in events]
+        return [LogEntry(e.seq, e.ts, e.kind.value, e.name, e.logged_text()) for e in events]
 
     async def close(self) -> None:
         if self.writable:  # with Redis away, the shutdown has waited for it once already
