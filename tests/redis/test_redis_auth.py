@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ from chat_tracker.redis_keys import Keys
 from conftest import StartArchiver, archiver_command
 from redis_support import RedisServer, add_events, event
 from test_archiver import all_lines, wait_until
-from test_replicas import join
+from test_replicas import ADMIN_PASSWORD, admin, join
 
 StartTracker = Callable[..., RunningTracker]
 REDIS_PASSWORD = "redis-secret-7f3a9c"
@@ -117,7 +118,7 @@ def test_a_password_in_the_url_is_never_logged(
     archiver = start_archiver(url)
     line = archiver.wait_for_output("Archiving ")
     assert f"redis://***@127.0.0.1:{locked_redis.port}/0" in line
-    archiver.stop()
+    assert archiver.stop(signal.SIGTERM) == 0
     assert not any(REDIS_PASSWORD in seen for seen in archiver.output)
 
 
@@ -150,3 +151,26 @@ def test_the_archiver_refuses_forged_entries_and_writes_no_line_for_them(
     metrics = httpx.get(archiver.http_url + "/metrics", timeout=UNIT).text
     assert "chat_archive_invalid_entries_total 3.0" in metrics
     assert archiver.stop() == 0
+
+
+async def test_an_address_ban_on_a_replica_is_shown_to_no_member_and_archived_without_the_address(
+    locked_redis: RedisServer, password_file: Path, start_tracker: StartTracker, start_archiver: StartArchiver
+) -> None:
+    env = {"TRACKER_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    flags = ("--redis-url", locked_redis.url, "--redis-password-file", str(password_file))
+    first, second = start_tracker(*flags, env=env), start_tracker(*flags, env=env)
+    archiver = start_archiver(locked_redis.url, "--redis-password-file", str(password_file))
+    ann = await join(second.url, "ann")
+    made = await admin(first, "/admin/ban", {"address": "198.51.100.9", "reason": "flood"})
+    assert made.status_code == 200 and made.json()["address"] == "198.51.100.9"
+    notice = await ann.wait_for(lambda f: f["type"] == "moderation", "the ban")
+    assert notice["id"] == made.json()["id"] and "198.51.100.9" not in json.dumps(notice)
+    wait_until(lambda: any(" ban - " in line for line in archiver.log_lines()), "the ban in chat.log")
+    assert not any("198.51.100.9" in line for line in archiver.log_lines())
+    async with httpx.AsyncClient(timeout=UNIT) as client:
+        for replica in (first, second):
+            page = await client.get(replica.http_url + "/log?lines=50", auth=("", PASSWORD))
+            assert page.status_code == 200 and made.json()["id"] in page.text and "198.51.100.9" not in page.text
+        bans = await client.get(second.http_url + "/admin/bans", headers={"Authorization": f"Bearer {ADMIN_PASSWORD}"})
+    assert [b["address"] for b in bans.json()["bans"]] == ["198.51.100.9"], "the other replica enforces it"
+    await ann.close()
