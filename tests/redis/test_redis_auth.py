@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -76,6 +77,7 @@ async def test_a_replica_and_the_archiver_with_the_password_file_chat_and_never_
     said = await member.wait_for(lambda f: f["type"] == "message", "her message")
     wait_until(lambda: any(line.endswith("msg ann behind a password") for line in archiver.log_lines()), "chat.log")
     assert said["seq"] == int(archiver.log_lines()[-1].split(" ", 1)[0])
+    assert stat.S_IMODE(archiver.log_path.stat().st_mode) == 0o600, "the archiver's chat.log is private too"
     await member.close()
     async with httpx.AsyncClient(timeout=UNIT) as client:
         assert (await client.get(replica.http_url + "/healthz")).json()["redis"] is True
@@ -118,6 +120,7 @@ def test_a_password_in_the_url_is_never_logged(
     archiver = start_archiver(url)
     line = archiver.wait_for_output("Archiving ")
     assert f"redis://***@127.0.0.1:{locked_redis.port}/0" in line
+    wait_until(lambda: httpx.get(archiver.http_url + "/healthz", timeout=UNIT).json()["redis"] is True, "Redis in")
     assert archiver.stop(signal.SIGTERM) == 0
     assert not any(REDIS_PASSWORD in seen for seen in archiver.output)
 
