@@ -78,7 +78,13 @@ class Compose:
             "GROUPCHAT_BALANCER_IMAGE": BALANCER_TEST_IMAGE,
             "TRACKER_PASSWORD": PASSWORD,
         }
-        for name in ("TRACKER_PASSWORD_SECRET", "TRACKER_PUBLISH", "ARCHIVER_PUBLISH", "GROUPCHAT_SCALE_NET"):
+        for name in (
+            "TRACKER_PASSWORD_SECRET",
+            "REDIS_PASSWORD_SECRET",
+            "TRACKER_PUBLISH",
+            "ARCHIVER_PUBLISH",
+            "GROUPCHAT_SCALE_NET",
+        ):
             self.env.pop(name, None)
 
     def argv(self, *args: str) -> list[str]:

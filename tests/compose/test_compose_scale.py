@@ -10,10 +10,12 @@ HAProxy). The project is the test's own (``-p``) and is removed (volumes include
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +26,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(int(120 * UNIT))]
 SERVICES = ("redis", "archiver", "replica1", "replica2", "replica3", "balancer")
 REPLICAS = ("replica1", "replica2", "replica3")
 MEMBERS = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta")
+REDIS_PASSWORD = "compose-redis-secret"
 # Not the default 172.31.250: a developer's own scale stack may be up while the tests run.
 SCALE_NET = "172.31.249"
 BALANCER_ADDRESS = f"{SCALE_NET}.2"
@@ -94,13 +97,31 @@ def archived(compose: Compose, wanted: int) -> list[list[str]]:
         time.sleep(0.5)
 
 
+def redis_secret(directory: Path) -> Path:
+    """The Redis password file, as scripts/make-redis-secret makes it: 0600, readable by the app's UID 10001."""
+    path = directory / "redis_password"
+    path.write_text(REDIS_PASSWORD + "\n", encoding="utf-8")
+    if os.geteuid() == 0:
+        os.chown(path, 10001, 10001)
+        path.chmod(0o600)
+    else:  # not root (a developer's machine): the containers' user must still read it
+        path.chmod(0o644)
+    return path
+
+
 def test_members_through_the_balancer_keep_chatting_when_a_replica_is_killed(
-    compose: Compose, scale_images: tuple[str, str]
+    compose: Compose, scale_images: tuple[str, str], tmp_path: Path
 ) -> None:
     """A replica SIGKILLed mid-chat: its members resume on another one; chat.log has every message once, in order."""
     compose.profiles = ("scale",)
     compose.env["GROUPCHAT_SCALE_NET"] = SCALE_NET
+    compose.env["REDIS_PASSWORD_SECRET"] = str(redis_secret(tmp_path))
     compose.run("up", "--detach", "--wait", *SERVICES, timeout=24 * UNIT)
+    # Redis: a password or nothing (the replicas and the archiver above got in with it), no port published.
+    refused = compose.run("exec", "-T", "redis", "redis-cli", "ping", check=False)
+    assert "NOAUTH" in refused.stdout + refused.stderr, refused
+    published = compose.run("port", "redis", "6379", check=False).stdout.strip()
+    assert published in ("", ":0"), f"Redis's port is published: {published}"  # ":0": none
     wait_until_the_balancer_has_every_replica(compose)
     balancer = compose.http_base("balancer", 8000)
     assert get_json(compose.http_base("archiver", 8001) + "/healthz", None)[0] == 200

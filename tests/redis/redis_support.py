@@ -43,13 +43,14 @@ class RedisServer:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     appendfsync: str = "always"  # "everysec": a Redis that may lose the last second (--redis-volatile)
+    requirepass: str | None = None  # a Redis that asks for a password, as the scale profile's does
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=UNIT)
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=UNIT, password=self.requirepass)
 
     def start(self) -> None:
         """Start (again, from the directory's AOF if there is one) and wait until it answers PING."""
@@ -57,6 +58,8 @@ class RedisServer:
         command = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)]
         command += ["--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "", "--daemonize", "no"]
         command += ["--logfile", str(self.directory / "redis.log")]
+        if self.requirepass is not None:
+            command += ["--requirepass", self.requirepass]
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         self._wait_ready()
 
@@ -104,10 +107,17 @@ def event(seq: int, text: str | None = None, kind: EventKind = EventKind.MESSAGE
     return Event(seq=seq, time=1_800_000_000.0 + seq / 1000, kind=kind, name=name, text=text or f"message {seq}")
 
 
-def add_events(url: str, events: Iterable[Event], *, epoch: str = "epoch-1", prefix: str = DEFAULT_PREFIX) -> None:
+def add_events(
+    url: str,
+    events: Iterable[Event],
+    *,
+    epoch: str = "epoch-1",
+    prefix: str = DEFAULT_PREFIX,
+    password: str | None = None,
+) -> None:
     """XADD each event as ``<seq>-0`` with its ``t``/``e`` fields, then the room's epoch and last seq."""
     keys = Keys(prefix)
-    with redis.Redis.from_url(url) as client:
+    with redis.Redis.from_url(url, password=password) as client:
         pipe = client.pipeline(transaction=True)
         last = None
         for item in events:

@@ -35,6 +35,7 @@ from .archiver import DEFAULT_KEEP_IN_REDIS, Archiver, ArchiverConfig
 from .auth import PasswordGate, password_from_authorization
 from .errors import ConfigError, LogFormatError
 from .flags import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, OPTIONS, SWITCHES, Option, Switch, add_flags
+from .redis_auth import read_password_file
 from .rest import CHALLENGE, DEFAULT_LOG_LINES, MAX_LOG_LINES, UNAUTHORIZED, LogEventOut, LogOut
 from .rotation import RotationPolicy
 from .segments import RetentionPolicy
@@ -61,7 +62,7 @@ _OWN = (
 )
 ARCHIVE_OPTIONS = (
     *_OWN,
-    *(o for o in OPTIONS if o.flag in _ROTATION),
+    *(o for o in OPTIONS if o.flag in _ROTATION or o.flag == "--redis-password-file"),
     *(o for o in OPTIONS if o.flag == "--log-level"),
 )
 ARCHIVE_SWITCHES: tuple[Switch, ...] = tuple(s for s in SWITCHES if s.flag in ("--rotate-daily", "--compress"))
@@ -105,6 +106,7 @@ def config_from(args: argparse.Namespace) -> ArchiverConfig:
     retention = RetentionPolicy(args.keep_segments, args.keep_days, args.keep_bytes)
     return ArchiverConfig(
         redis_url=args.redis_url,
+        redis_password=read_password_file(args.redis_password_file),
         data_dir=args.data_dir,
         prefix=args.redis_prefix,
         keep_in_redis=args.keep_in_redis,
@@ -158,6 +160,9 @@ class ArchiverCollector(Collector):
         yield CounterMetricFamily("chat_archive_missing_events", "Seqs never found in the stream (gaps)", stats.missing)
         yield CounterMetricFamily(
             "chat_archive_refused_events", "Events of a new epoch not written (their seq was taken)", stats.refused
+        )
+        yield CounterMetricFamily(
+            "chat_archive_invalid_entries", "Stream entries refused as no room event (not archived)", stats.invalid
         )
         yield GaugeMetricFamily("chat_log_writable", "1 if chat.log is writable", int(health.log_writable))
         yield GaugeMetricFamily("chat_log_segment_bytes", "Size of the current chat.log", chat_log.size)
@@ -223,6 +228,7 @@ def serve(config: ArchiverConfig, password: str, host: str, port: int, level: st
 
 async def _serve(config: ArchiverConfig, password: str, host: str, port: int, log_config: dict[str, Any]) -> int:
     archiver = Archiver(config)  # opens chat.log: an unreadable one is a configuration error (exit 2)
+    await archiver.check_credentials()  # a Redis that refuses our password: exit 2, before listening
     app = create_app(archiver, password)
     server = ArchiverServer(
         uvicorn.Config(app, host=host, port=port, log_config=log_config, lifespan="off", server_header=False), archiver

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
 import time
@@ -36,14 +37,17 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from chat_protocol import NameRefused, check_name
+
 from . import redis_keys
 from .chatlog import ChatLog, LogEntry, parse_line
 from .errors import LogWriteError
-from .events import Event
+from .events import NO_NAME, Event
+from .redis_auth import auth_refused, client_options, redact
 from .redis_keys import Keys
 from .rotation import RotatingLog, RotationPolicy
 
-__all__ = ["DEFAULT_KEEP_IN_REDIS", "Archiver", "ArchiverConfig", "ArchiverStats", "Health"]
+__all__ = ["DEFAULT_KEEP_IN_REDIS", "Archiver", "ArchiverConfig", "ArchiverStats", "Health", "refusal"]
 
 log = logging.getLogger("chat_tracker")
 
@@ -59,6 +63,7 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.1, 2.0
 PAUSE_SECONDS = 0.1
 TRIM_SECONDS = 1.0  # trim the stream at most this often
 CONNECT_TIMEOUT = 2.0
+MAX_TIME = 253_402_300_800.0  # 10000-01-01: chat.log's timestamps have four digits of year
 # A read may legitimately wait BLOCK_MS; anything much longer is a dead connection (a partition).
 READ_TIMEOUT = BLOCK_MS / 1000 + 4.0
 
@@ -68,6 +73,7 @@ class ArchiverConfig:
     """Everything the archiver needs; the CLI builds it from flags and the environment."""
 
     redis_url: str
+    redis_password: str | None = field(default=None, repr=False)  # --redis-password-file; never logged
     data_dir: Path = Path()
     prefix: str = redis_keys.DEFAULT_PREFIX
     keep_in_redis: int = DEFAULT_KEEP_IN_REDIS
@@ -82,6 +88,7 @@ class ArchiverStats:
     reconnects: int = 0  # outages recovered from
     missing: int = 0  # seqs never seen (gaps)
     refused: int = 0  # events of a new epoch whose seq chat.log already holds
+    invalid: int = 0  # stream entries refused as no event a replica writes (a bad name, kind or time)
 
 
 @dataclass(frozen=True)
@@ -136,7 +143,18 @@ class Archiver:
             socket_connect_timeout=CONNECT_TIMEOUT,
             socket_timeout=READ_TIMEOUT,
             retry=Retry(NoBackoff(), 0),  # our own backoff, our own outage log
+            **client_options(config.redis_password),
         )
+
+    async def check_credentials(self) -> None:
+        """At start: a Redis that refuses our credentials is a ConfigError (exit 2); unreachable is not (we wait)."""
+        try:
+            await self._client.ping()
+        except RedisError as error:
+            refused = auth_refused(error, self.config.redis_url, self.config.redis_password)
+            if refused is not None:
+                await self._client.aclose()
+                raise refused from None
 
     # --- the loop -------------------------------------------------------------------------------------
 
@@ -146,7 +164,7 @@ class Archiver:
         log.info(
             "Archiving %s from %s to %s (continuing after seq %d)",
             self.keys.events,
-            describe(self.config.redis_url),
+            redact(self.config.redis_url),
             self.chat_log.path,
             self.last_seq,
         )
@@ -293,10 +311,14 @@ class Archiver:
             if seq <= (events[-1].seq if events else self.last_seq):
                 refused += seq <= self._floor  # already in chat.log; in a new epoch, a reused seq
                 continue
-            try:
-                events.append(redis_keys.event_of(seq, fields))
-            except (KeyError, ValueError, TypeError) as error:
-                log.error("Stream entry %s is not a room event (%r); not archived", entry_id.decode(), error)
+            event, why = _checked(seq, fields)
+            if event is None:
+                # Written into Redis by something other than a replica: never a chat.log line. Its body is
+                # not logged either (it is whatever the writer chose), only where it is and what is wrong.
+                self.stats.invalid += 1
+                log.error("Stream entry %s is not a room event: %s; not archived", entry_id.decode(), why)
+                continue
+            events.append(event)
         if refused:
             self.stats.refused += refused
             log.error("Skipped %d event(s) of the new epoch whose seq chat.log already holds", refused)
@@ -375,9 +397,28 @@ def _since(monotonic: float) -> float:
     return time.monotonic() - monotonic
 
 
-def describe(url: str) -> str:
-    """A Redis URL without its password, for logs."""
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest:
-        rest = "***@" + rest.rsplit("@", 1)[1]
-    return scheme + sep + rest
+def _checked(seq: int, fields: dict[bytes, bytes]) -> tuple[Event | None, str]:
+    """The stream entry's event, or None and why it is none a replica wrote."""
+    try:
+        event = redis_keys.event_of(seq, fields)
+    except (KeyError, ValueError, TypeError) as error:  # no JSON, a field missing, an unknown kind
+        return None, f"unreadable ({type(error).__name__})"
+    why = refusal(event)
+    return (None, why) if why is not None else (event, "")
+
+
+def refusal(event: Event) -> str | None:
+    """Why ``event`` cannot be one a replica wrote (None: it can). chat.log's format trusts the name and time.
+
+    A name is ``-`` (the tracker's own lines) or one a member may hold (chat_protocol's rules: no space,
+    no newline, so no forged line); the kind is one of chat.log's (``EventKind``, checked when it was
+    read); the time is a real instant.
+    """
+    if event.name != NO_NAME:
+        try:
+            check_name(event.name)
+        except NameRefused:
+            return f"a {event.kind.value} event with an invalid name"
+    if not math.isfinite(event.time) or not 0 <= event.time < MAX_TIME:
+        return f"a {event.kind.value} event with an impossible time"
+    return None

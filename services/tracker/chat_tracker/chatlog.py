@@ -22,6 +22,7 @@ from typing import BinaryIO
 from chat_protocol import unescape
 
 from .errors import LogFormatError, LogWriteError
+from .private_files import PRIVATE_MODE, make_private
 
 __all__ = [
     "LOG_NAME",
@@ -85,7 +86,9 @@ class ChatLog:
         """Open (creating) ``data_dir/chat.log``, repair a torn tail, find the last seq."""
         data_dir.mkdir(parents=True, exist_ok=True)
         path = data_dir / LOG_NAME
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        # chat.log holds every member's messages: 0600, and an older 0640/0644 one is made so at start.
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, PRIVATE_MODE)
+        make_private(fd)
         size = os.fstat(fd).st_size
         whole = _end_of_last_whole_line(path, size)
         if whole < size:

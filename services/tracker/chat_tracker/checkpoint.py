@@ -26,6 +26,7 @@ from chat_protocol import name_key, parse_ts
 
 from .chatlog import LogEntry
 from .moderation import Moderation
+from .private_files import make_path_private
 from .segments import replace_atomically
 
 log = logging.getLogger("chat_tracker")
@@ -55,6 +56,7 @@ def read_checkpoint(data_dir: Path) -> Checkpoint | None:
     """The checkpoint in ``data_dir``, or None if there is none (or it cannot be read: then chat.log is folded)."""
     path = data_dir / CHECKPOINT_FILE
     try:
+        make_path_private(path)  # it lists members and banned addresses: an older 0644 one is made 0600
         body = json.loads(path.read_text(encoding="utf-8"))
         members = tuple(
             Present(str(m["name"]), int(m["since_seq"]), float(m["joined_at"])) for m in body.get("members", ())

@@ -12,6 +12,7 @@ from chat_protocol import Limits
 from . import __version__
 from .errors import ConfigError, LogFormatError
 from .flags import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, OPTIONS, SWITCHES, Option, Switch, add_flags
+from .redis_auth import read_password_file
 from .settings import Settings, env_flag, resolve_admin_password, resolve_password
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "OPTIONS", "SWITCHES", "Option", "Switch", "main"]
@@ -76,6 +77,7 @@ def settings_from(args: argparse.Namespace, password: str, admin_password: str |
         compress=args.compress,
         log_level=args.log_level,
         redis_url=args.redis_url or None,
+        redis_password=read_password_file(args.redis_password_file),
         redis_prefix=args.redis_prefix,
         redis_volatile=args.redis_volatile,
         bench_disable_log=env_flag(os.environ, "TRACKER_BENCH_DISABLE_LOG"),

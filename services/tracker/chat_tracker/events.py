@@ -122,8 +122,22 @@ class Event:
     def log_line(self) -> bytes:
         """The event as one chat.log line, newline included."""
         head = f"{self.seq} {self.ts} {self.kind.value} {self.name}"
-        line = f"{head} {escape(self.text)}\n" if self.text else head + "\n"
+        text = self.logged_text()
+        line = f"{head} {escape(text)}\n" if text else head + "\n"
         return line.encode("utf-8")
+
+    def logged_text(self) -> str:
+        """The text as chat.log has it: an address ban's details without the address.
+
+        Members read chat.log through ``/log``; the address stays in the event itself (the
+        journal, a replica's Redis stream) and in room.json, for the tracker and ``/admin/bans``.
+        """
+        if self.kind is not BAN or '"address"' not in self.text:
+            return self.text
+        body = self.details()
+        if body.pop("address", None) is None:
+            return self.text
+        return json.dumps(body, separators=(",", ":"))
 
     def json_frame(self) -> str:
         """The structured-protocol frame every JSON member receives (not used for the joiner)."""
@@ -208,7 +222,7 @@ def _plain_moderation(event: Event) -> str:
     reason = sanitize_for_terminal(str(details.get("reason", "")))
     because = f": {reason}" if reason else ""
     seconds = details.get("seconds")
-    target = event.name if event.name != NO_NAME else str(details.get("address", "an address"))
+    target = event.name if event.name != NO_NAME else "an address"  # never which one: members need not know it
     if event.kind is KICK:
         return f"* {target} was removed by a moderator{because}"
     if event.kind is MUTE:

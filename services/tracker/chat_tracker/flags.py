@@ -223,6 +223,13 @@ OPTIONS = (
         None,
         "run as one replica of a room kept in Redis, e.g. redis://host:6379/0 (docs/replicas.md)",
     ),
+    Option(  # redis_auth.py: the password never in the URL, the environment or a log
+        "--redis-password-file",
+        "TRACKER_REDIS_PASSWORD_FILE",
+        Path,
+        None,
+        "with --redis-url: a file whose first line is Redis's password (docs/replicas.md)",
+    ),
     Option("--redis-prefix", "TRACKER_REDIS_PREFIX", str, _DEFAULT["redis_prefix"], "prefix of the room's Redis keys"),
 )
 

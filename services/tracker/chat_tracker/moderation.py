@@ -85,6 +85,10 @@ class Moderation:
     clock: Callable[[], float] = time.time
     mutes: dict[str, float] = field(default_factory=dict)  # name key -> muted until
     bans: dict[str, Ban] = field(default_factory=dict)  # id -> ban
+    # Ban id -> the banned address or network. chat.log's ban line does not name the address (members
+    # read chat.log through /log), so a restart finds it here, in room.json (0600), written before the
+    # ban's event is logged (``remember_address``). Entries of lifted or expired bans are dropped.
+    addresses: dict[str, str] = field(default_factory=dict)
 
     # --- applying events ------------------------------------------------------------
 
@@ -98,15 +102,23 @@ class Moderation:
                 self.mutes.pop(name_key(name), None)
         elif kind == "ban" and isinstance(body.get("id"), str):
             until = body.get("until_epoch")
+            address = body.get("address") if isinstance(body.get("address"), str) else self.addresses.get(body["id"])
+            if address is not None:
+                self.addresses[body["id"]] = address
             self.bans[body["id"]] = Ban(
                 id=body["id"],
                 name=None if name == "-" else name,
-                address=body.get("address") if isinstance(body.get("address"), str) else None,
+                address=address,
                 until=float(until) if isinstance(until, (int, float)) else None,
                 reason=str(body.get("reason", "")),
             )
         elif kind == "unban" and isinstance(body.get("id"), str):
             self.bans.pop(body["id"], None)
+            self.addresses.pop(body["id"], None)
+
+    def remember_address(self, ban_id: str, address: str) -> None:
+        """Before an address ban is logged: its address, for room.json (chat.log's line will not name it)."""
+        self.addresses[ban_id] = address
 
     # --- questions ------------------------------------------------------------------
 
@@ -140,6 +152,7 @@ class Moderation:
         now = self.clock()
         for ban_id in [ban.id for ban in self.bans.values() if ban.expired(now)]:
             del self.bans[ban_id]
+            self.addresses.pop(ban_id, None)
 
     # --- room.json ------------------------------------------------------------------
 
@@ -149,12 +162,16 @@ class Moderation:
         return {
             "mutes": {key: until for key, until in self.mutes.items() if until > now},
             "bans": [asdict(ban) for ban in self.bans.values()],
+            "addresses": dict(self.addresses),
         }
 
     def restore(self, body: dict[str, Any]) -> None:
         mutes = body.get("mutes", {})
         if isinstance(mutes, dict):
             self.mutes.update({str(k): float(v) for k, v in mutes.items()})
+        addresses = body.get("addresses", {})
+        if isinstance(addresses, dict):
+            self.addresses.update({str(k): str(v) for k, v in addresses.items()})
         for item in body.get("bans", ()):
             self.bans[str(item["id"])] = Ban(
                 id=str(item["id"]),

@@ -39,6 +39,7 @@ from .chatlog import LogEntry
 from .errors import LogWriteError
 from .events import BAN, JOIN, LEAVE, MUTE, UNBAN, Event, EventKind
 from .journal import Deliver, History, JournalStats, OnTrouble, read_after
+from .redis_auth import client_options
 from .redis_keys import Keys, body_of, control_of, event_of, seq_of
 from .redis_scripts import APPEND
 
@@ -89,6 +90,7 @@ class RedisJournal:
         history_size: int,
         socket_timeout: float = 5.0,
         gather: float = 0.0,
+        password: str | None = None,
     ) -> None:
         self.stats = JournalStats()
         self.on_trouble: OnTrouble | None = None
@@ -98,6 +100,7 @@ class RedisJournal:
         self.keys = keys
         self.replica = replica
         self.url = url
+        self._options = client_options(password)  # never logged (redis_auth.py)
         self._socket_timeout = socket_timeout
         # Seconds the writer waits for more requests before a script call, and the reader for more
         # entries before its next read: under spread-out traffic several messages then share one
@@ -209,7 +212,7 @@ class RedisJournal:
             entries: Any = await self._command_client().xrevrange(self.keys.events, max="+", min="-", count=count * 2)
             events = [event_of(seq, fields) for seq, sub, fields in _split(entries) if sub == 0][:count]
             events.reverse()
-        return [LogEntry(e.seq, e.ts, e.kind.value, e.name, e.text) for e in events]
+        return [LogEntry(e.seq, e.ts, e.kind.value, e.name, e.logged_text()) for e in events]
 
     async def close(self) -> None:
         if self.writable:  # with Redis away, the shutdown has waited for it once already
@@ -244,7 +247,7 @@ class RedisJournal:
     def _command_client(self) -> aioredis.Redis:
         if self._client is None:
             self._client = aioredis.Redis.from_url(
-                self.url, socket_timeout=self._socket_timeout, socket_connect_timeout=2.0
+                self.url, socket_timeout=self._socket_timeout, socket_connect_timeout=2.0, **self._options
             )
         return self._client
 
@@ -252,7 +255,7 @@ class RedisJournal:
         if self._reader is None:
             # Blocked reads last READ_BLOCK_MS; a read that takes longer than this is a dead link.
             self._reader = aioredis.Redis.from_url(
-                self.url, socket_timeout=self._socket_timeout, socket_connect_timeout=2.0
+                self.url, socket_timeout=self._socket_timeout, socket_connect_timeout=2.0, **self._options
             )
         return self._reader
 

@@ -32,6 +32,7 @@ import redis.asyncio as aioredis
 import redis
 
 from .errors import ConfigError
+from .redis_auth import auth_refused, client_options, redact
 from .redis_journal import REDIS_ERRORS
 from .redis_keys import ALIVE_TTL_MS, HEARTBEAT_SECONDS, Keys
 from .redis_scripts import HEARTBEAT, OPEN, REAP, REGISTER, SNAPSHOT
@@ -87,17 +88,21 @@ def check_durability(client: redis.Redis, volatile: bool) -> None:
     )
 
 
-def connect(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=3.0, decode_responses=True)
+def connect(url: str, password: str | None = None) -> redis.Redis:
+    options = client_options(password)
+    return redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=3.0, decode_responses=True, **options)
 
 
-def open_replica(url: str, keys: Keys, volatile: bool, address: str) -> Opened:
+def open_replica(url: str, keys: Keys, volatile: bool, address: str, password: str | None = None) -> Opened:
     """Check Redis, find or start the room, register this replica and read the room (ConfigError/OSError)."""
-    client = connect(url)
+    client = connect(url, password)
     try:
         client.ping()
-    except redis.ConnectionError as error:
-        raise OSError(f"cannot reach Redis at {_safe(url)}: {error}") from None
+    except redis.RedisError as error:
+        refused = auth_refused(error, url, password)
+        if refused is not None:
+            raise refused from None
+        raise OSError(f"cannot reach Redis at {redact(url)}: {error}") from None
     check_durability(client, volatile)
     epoch, seq, key_hex, created = client.eval(
         OPEN, 3, keys.room, keys.events, keys.archived, new_epoch(), 0, secrets.token_hex(32), time.time()
@@ -147,12 +152,6 @@ def _opened(snapshot: list[object], key_hex: str, replica: int, created: bool) -
     )
 
 
-def _safe(url: str) -> str:
-    """The URL without its password."""
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.rpartition('@')[2]}" if "@" in rest else url
-
-
 @dataclass
 class ReplicaHealth:
     """What ``/healthz`` says of Redis and the archiver."""
@@ -184,6 +183,7 @@ class ReplicaLink:
         on_unreachable: Callable[[str], None] = lambda why: None,
         key: bytes = b"",
         on_key_rotated: Callable[[bytes], None] = lambda key: None,
+        password: str | None = None,
     ) -> None:
         self.keys = keys
         self.key_hex = key.hex()  # the resume-token key: ``rotate-key`` changes it in Redis
@@ -193,7 +193,7 @@ class ReplicaLink:
         self.grace = grace
         self.health = ReplicaHealth()
         self._client = aioredis.Redis.from_url(
-            url, socket_timeout=2.0, socket_connect_timeout=2.0, decode_responses=True
+            url, socket_timeout=2.0, socket_connect_timeout=2.0, decode_responses=True, **client_options(password)
         )
         self._on_fenced = on_fenced
         self._on_epoch_lost = on_epoch_lost

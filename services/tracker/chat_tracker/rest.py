@@ -146,7 +146,9 @@ async def log_events(
 
 
 def _page(after: int, history: History, epoch: str) -> LogPageOut:
-    events = [LogEventOut(seq=e.seq, ts=e.ts, kind=e.kind.value, name=e.name, text=e.text) for e in history.events]
+    events = [
+        LogEventOut(seq=e.seq, ts=e.ts, kind=e.kind.value, name=e.name, text=e.logged_text()) for e in history.events
+    ]
     covered = history.gone[1] if history.gone else after
     return LogPageOut(
         events=events,

@@ -44,6 +44,7 @@ from pathlib import Path
 
 from chat_protocol import name_key
 
+from .private_files import make_path_private
 from .segments import fsync_dir, replace_atomically
 
 log = logging.getLogger("chat_tracker")
@@ -162,6 +163,7 @@ def rotate_key(data_dir: Path) -> None:
 
 def _read_key(path: Path) -> bytes | None:
     try:
+        make_path_private(path)
         key = path.read_bytes()
     except FileNotFoundError:
         return None

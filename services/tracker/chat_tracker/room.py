@@ -193,6 +193,9 @@ class Room:
         self.on_join: Callable[[Member], None] | None = None
         self.on_leave: Callable[[Member, str], None] | None = None
         self.on_away: Callable[[Member], None] | None = None
+        # An address ban is about to be logged: make the address durable elsewhere (room.json; a
+        # replica's Redis keeps it in the event itself, which no member or chat.log line shows).
+        self.on_address_ban: Callable[[], None] = lambda: None
         self._clock = clock
         self._monotonic = monotonic
         self._call_later = call_later
@@ -628,6 +631,9 @@ class Room:
         """Ban a name (its lookalikes too) or an address or network; whoever matches now is removed."""
         until = self._clock() + seconds if seconds is not None else None
         ban = Ban(new_ban_id(), name, address, until, reason)
+        if address is not None:
+            self.moderation.remember_address(ban.id, address)
+            self.on_address_ban()  # room.json has it before chat.log has the ban (whose line does not name it)
         body = details(
             id=ban.id,
             address=address,

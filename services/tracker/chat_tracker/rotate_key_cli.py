@@ -19,7 +19,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .errors import ConfigError
 from .flags import EXIT_FAILURE, EXIT_OK, OPTIONS, add_flags
+from .redis_auth import read_password_file
 from .resume import rotate_key
 
 # KEYS: room; ARGV: the new key (hex). The old key becomes previous_key; 0 if Redis holds no room.
@@ -30,7 +32,7 @@ redis.call('HSET', KEYS[1], 'previous_key', old, 'key', ARGV[1])
 return 1
 """
 
-_FLAGS = ("--data-dir", "--redis-url", "--redis-prefix")
+_FLAGS = ("--data-dir", "--redis-url", "--redis-prefix", "--redis-password-file")
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -42,17 +44,18 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     return parser
 
 
-def rotate_in_redis(url: str, prefix: str) -> bool:
+def rotate_in_redis(url: str, prefix: str, password: str | None = None) -> bool:
     """Rotate the key of the room under ``prefix``; False if Redis holds no room there."""
     import redis
 
+    from .redis_auth import client_options, redact
     from .redis_keys import Keys
 
-    client = redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=3.0)
+    client = redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=3.0, **client_options(password))
     try:
         return bool(int(client.eval(ROTATE, 1, Keys(prefix).room, secrets.token_hex(32))))
     except redis.RedisError as error:
-        raise OSError(f"Redis: {error}") from None
+        raise OSError(f"Redis at {redact(url)}: {error}") from None
     finally:
         client.close()
 
@@ -61,7 +64,8 @@ def main(argv: Sequence[str], env: Mapping[str, str]) -> int:
     args = build_parser(env).parse_args(argv)
     try:
         if args.redis_url:
-            if not rotate_in_redis(args.redis_url, args.redis_prefix):
+            password = read_password_file(args.redis_password_file)
+            if not rotate_in_redis(args.redis_url, args.redis_prefix, password):
                 print("chat-tracker rotate-key: error: Redis holds no room under that prefix", file=sys.stderr)
                 return EXIT_FAILURE
             print("Rotated the room's resume key in Redis: replicas switch within a second")
@@ -71,7 +75,7 @@ def main(argv: Sequence[str], env: Mapping[str, str]) -> int:
             print(f"chat-tracker rotate-key: error: no data dir {data_dir}", file=sys.stderr)
             return EXIT_FAILURE
         rotate_key(data_dir)
-    except OSError as error:
+    except (OSError, ConfigError) as error:
         print(f"chat-tracker rotate-key: error: {error}", file=sys.stderr)
         return EXIT_FAILURE
     print(f"Rotated the resume key in {data_dir}: restart the tracker; the old key is honoured for one grace")

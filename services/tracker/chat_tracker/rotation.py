@@ -41,6 +41,7 @@ from chat_protocol import parse_ts
 from . import segments
 from .chatlog import LOG_NAME, ChatLog, LogEntry, OpenReport
 from .errors import LogWriteError
+from .private_files import make_path_private
 from .segments import Discontinuity, LogFile, RetentionPolicy, Segment
 from .settings import Settings
 
@@ -187,6 +188,8 @@ class RotatingLog:
             log.warning("Removed %s, left by a crash while compressing", stale.name)
             stale.unlink()
         chat_log, report = self._log_class.open(self.data_dir)
+        for segment in segments.list_segments(self.data_dir):
+            make_path_private(segment.path)  # rotated by an older version, when chat.log was 0640
         self._adopt(chat_log, report.first_ts)
         if report.last_seq == 0:
             report = OpenReport(self._last_seq_elsewhere(), report.torn_bytes_removed)

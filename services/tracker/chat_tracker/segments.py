@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .chatlog import LOG_NAME, LogEntry, offset_after, parse_or_none, parse_stream, read_last_lines
+from .private_files import PRIVATE_MODE
 
 __all__ = [
     "SEQ_DIGITS",
@@ -126,11 +127,12 @@ def _listing(data_dir: Path) -> list[Path]:
     return []
 
 
-def replace_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
+def replace_atomically(path: Path, data: bytes, mode: int = PRIVATE_MODE) -> None:
     """Put ``data`` at ``path`` whole or not at all: a temporary file, fsynced, renamed over ``path``."""
     temporary = path.with_name(path.name + ".tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
+        os.fchmod(descriptor, mode)  # a leftover temporary file keeps its own mode otherwise
         os.write(descriptor, data)
         os.fsync(descriptor)
     finally:
@@ -153,7 +155,9 @@ def compress(segment: Path) -> Path:
     temp = segment.with_name(target.name + TMP)
     stat = segment.stat()
     try:
-        with segment.open("rb") as source, temp.open("wb") as raw:
+        descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE_MODE)
+        os.fchmod(descriptor, PRIVATE_MODE)
+        with segment.open("rb") as source, os.fdopen(descriptor, "wb") as raw:
             with gzip.GzipFile(fileobj=raw, mode="wb", mtime=int(stat.st_mtime)) as packed:
                 shutil.copyfileobj(source, packed, 1024 * 1024)
             raw.flush()

@@ -155,7 +155,8 @@ class Tracker:
     def _open_replica(self, settings: Settings, url: str) -> None:
         """Join the room in Redis (or start it): the journal is its stream, the room lists every replica's members."""
         keys = Keys(settings.redis_prefix)
-        opened = open_replica(url, keys, settings.redis_volatile, f"{settings.host}:{settings.port}")
+        address = f"{settings.host}:{settings.port}"
+        opened = open_replica(url, keys, settings.redis_volatile, address, settings.redis_password)
         log.info(
             "Replica %d of the room in Redis (%s, epoch %s, after seq %d)",
             opened.replica,
@@ -174,6 +175,7 @@ class Tracker:
             history_size=settings.history_size,
             # A quarter of the coalescing window: who accepts 10 ms there accepts 2.5 ms here.
             gather=settings.coalesce_ms / 4000,
+            password=settings.redis_password,
         )
         self.journal = journal
         room = Room(
@@ -206,6 +208,7 @@ class Tracker:
             on_unreachable=journal.unreachable,
             key=opened.key,
             on_key_rotated=self._key_rotated,
+            password=settings.redis_password,
         )
 
     def _policy(self, settings: Settings) -> MemberPolicy:
@@ -283,6 +286,7 @@ class Tracker:
         self.room.start(f"tracker {__version__} started")
         log.info("Chat log: %s (continuing after seq %d)", self.chat_log.path, self.last_seq_at_start)
         self.room.moderation.restore(self.was_present.moderation)
+        self.room.on_address_ban = lambda: self._write_checkpoint(self._checkpoint(*self.room.present()))
         restored = self.room.restore(self.was_present.members, self.resume_counts.read())
         self.resume_counts.rewrite(self.room.resume_counts())  # only the members still in: the file stays small
         self._retire_previous_key()

@@ -77,6 +77,7 @@ class Settings:
     log_level: str = "info"
     # Replicas (replica.py): the room lives in Redis; None is the single process on chat.log.
     redis_url: str | None = field(default=None, repr=False)  # may hold Redis's password
+    redis_password: str | None = field(default=None, repr=False)  # from --redis-password-file (redis_auth.py)
     redis_prefix: str = "groupchat:"
     redis_volatile: bool = False  # accept a Redis without appendfsync always (may lose the last second)
     bench_disable_log: bool = False  # benchmark-only: price durability (TRACKER_BENCH_DISABLE_LOG=1)
