@@ -39,6 +39,17 @@ LOG_NAME = "chat.log"
 _CHUNK = 64 * 1024
 
 
+@dataclass
+class ReadStats:
+    """Lines read back from chat.log and its segments (resumes, /log, start-up), for /metrics and the tests
+    that prove a read costs what it should. Counted from worker threads: approximate under races, never reset."""
+
+    lines: int = 0
+
+
+READS = ReadStats()
+
+
 @dataclass(frozen=True)
 class LogEntry:
     """One parsed chat.log line."""
@@ -156,6 +167,7 @@ def parse_stream(stream: BinaryIO, size: int | None) -> Iterator[LogEntry]:
         line = stream.readline()
         if not line.endswith(b"\n"):
             return  # the end, or a line still being written
+        READS.lines += 1
         entry = parse_or_none(line[:-1].decode("utf-8", errors="replace"))
         if entry is not None:
             yield entry
@@ -199,6 +211,7 @@ def read_last_lines(path: Path, count: int, size: int | None = None) -> list[str
         lines = lines[:-1]  # a line still being written: not complete yet
     if position > 0:
         lines = lines[1:]  # the first piece may be the end of a longer line
+    READS.lines += min(count, len(lines))
     return [line.decode("utf-8", errors="replace") for line in lines[-count:]]
 
 
