@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from chat_protocol import SUBPROTOCOL, format_ts
@@ -96,11 +97,14 @@ async def resume(port: int, welcome: dict[str, Any]) -> dict[str, Any]:
     await ws.recv()
     request = {"type": "resume", "token": welcome["token"], "epoch": welcome["epoch"], "after": welcome["seq"]}
     await ws.send(json.dumps(request))
-    answer = json.loads(await ws.recv())
-    received = 0
-    while received < answer.get("replayed", 0):
-        await ws.recv()
-        received += 1
+    try:
+        answer = json.loads(await ws.recv())
+        received = 0
+        while received < answer.get("replayed", 0):
+            await ws.recv()
+            received += 1
+    except ConnectionClosed as closed:  # replaced by a parallel resume with the same token: 4010
+        return {"type": "closed", "code": closed.rcvd.code if closed.rcvd else None}
     await ws.close()
     return dict(answer)
 
@@ -131,7 +135,7 @@ async def resume_cost(missed: int, parallel: int) -> str:
             peak = tracker.rss_kib("VmHWM")
         finally:
             tracker.stop()
-    last = answers[-1]
+    last = next((a for a in answers if a["type"] == "resumed"), answers[-1])
     return (
         f"{parallel} resume(s), {missed} missed: replayed={last.get('replayed')} gone={last.get('gone')} "
         f"RSS {before / 1024:.0f} -> peak {peak / 1024:.0f} MB (+{(peak - before) / 1024:.0f} MB), {seconds:.2f} s"

@@ -90,7 +90,7 @@ def members(raw: BinaryIO) -> list[Member]:
     the last member found, as one stream).
     """
     found: list[Member] = []
-    size = os.fstat(raw.fileno()).st_size
+    size = raw.seek(0, os.SEEK_END)
     offset = 0
     while offset + _HEADER <= size:
         raw.seek(offset)
@@ -121,7 +121,7 @@ def offset_for_last(found: list[Member], count: int) -> int:
     last_first = found[-1].first_seq
     offset = 0
     for entry in found:
-        if last_first - entry.first_seq < count:
+        if last_first - entry.first_seq + 1 < count:  # the last member holds one line at least
             break
         offset = entry.offset
     return offset
