@@ -108,6 +108,7 @@ async def test_four_parallel_resumes_of_200000_missed_events_cost_under_30_mb(tm
         stopped = (await scrape(tracker))["chat_replays_stopped_total"]
     finally:
         tracker.stop(timeout=10 * UNIT)
+    assert all(a["type"] == "resumed" or a.get("code") in ("replaced", 4010) for a in answers), answers
     resumed = [a for a in answers if a.get("type") == "resumed"]
     assert resumed and all(a["replayed"] == resumed[0]["replayed"] > 0 for a in resumed), answers
     assert len(answers) - len(resumed) <= stopped <= 3
@@ -118,13 +119,11 @@ async def _resume_and_read(member: Member, after: int, tracker: RunningTracker) 
     try:
         answer = await member.resume(tracker.url, after=after)
         if answer["type"] == "error":
-            assert answer["code"] == "replaced", answer  # replaced before its replay began
-            return {"type": "replaced"}
+            return answer  # replaced before its replay began (checked by the caller)
         await read_replay(member, answer)
         return answer
     except ConnectionClosed as closed:
-        assert closed.rcvd is not None and closed.rcvd.code == 4010, closed  # replaced by a later one
-        return {"type": "replaced"}
+        return {"type": "closed", "code": closed.rcvd.code if closed.rcvd else None}
 
 
 @pytest.mark.timeout(240)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import subprocess
 from pathlib import Path
 
@@ -101,7 +102,7 @@ def test_a_line_longer_than_a_member_makes_one_longer_member() -> None:
     gzmembers.write(io.BytesIO(data), target, 0)
     assert gzip.decompress(target.getvalue()) == data
     target.seek(0)
-    found = [member.first_seq for member in gzmembers.members(target)]  # type: ignore[arg-type]
+    found = [member.first_seq for member in gzmembers.members(target)]
     assert found[0] == 1 and found == sorted(found)
 
 
@@ -116,3 +117,15 @@ def test_offsets_pick_the_member_holding_the_line() -> None:
     assert gzmembers.offset_for_last(found, 100) == 500
     assert gzmembers.offset_for_last(found, 101) == 500
     assert gzmembers.offset_for_last(found, 102) == 0
+
+
+def test_an_old_gz_is_repacked_once_into_indexed_members_with_the_same_lines(tmp_path: Path) -> None:
+    """Maintenance rewrites an older version's .gz atomically; the lines and the rotation time are kept."""
+    old = tmp_path / segment_name(1, compressed=True)
+    old.write_bytes(gzip.compress(_lines(1, 20_000)))
+    os.utime(old, (1_000_000.0, 1_000_000.0))
+    assert not gzmembers.is_indexed(old)
+    assert segments.repack(old)
+    assert gzmembers.is_indexed(old) and gzip.decompress(old.read_bytes()) == _lines(1, 20_000)
+    assert old.stat().st_mtime == 1_000_000.0 and sorted(p.name for p in tmp_path.iterdir()) == [old.name]
+    assert not segments.repack(old)  # once

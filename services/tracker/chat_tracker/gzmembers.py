@@ -19,6 +19,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 MEMBER_BYTES = 256 * 1024  # uncompressed bytes per member: what entering a segment decompresses at most
@@ -95,13 +96,17 @@ def members(raw: BinaryIO) -> list[Member]:
     while offset + _HEADER <= size:
         raw.seek(offset)
         fields = struct.unpack(_FORMAT, raw.read(_HEADER))
-        magic, method, flags, _, _, _, extra_length, subfield, subfield_bytes, first_seq, deflated = fields
-        ours = (magic, method, flags, subfield, subfield_bytes) == (_MAGIC, _DEFLATE, _FEXTRA, _SUBFIELD, 12)
-        if not ours or extra_length != 4 + _SUBFIELD_BYTES:
+        if not _ours(fields):
             break
-        found.append(Member(first_seq, offset))
-        offset += _HEADER + deflated + _TRAILER
+        found.append(Member(fields[-2], offset))
+        offset += _HEADER + fields[-1] + _TRAILER
     return found
+
+
+def _ours(fields: tuple[object, ...]) -> bool:
+    magic, method, flags, _, _, _, extra_length, subfield, subfield_bytes, _, _ = fields
+    expected = (_MAGIC, _DEFLATE, _FEXTRA, 4 + _SUBFIELD_BYTES, _SUBFIELD, _SUBFIELD_BYTES)
+    return (magic, method, flags, extra_length, subfield, subfield_bytes) == expected
 
 
 def offset_after(found: list[Member], seq: int) -> int:
@@ -131,3 +136,10 @@ def unpacked(raw: BinaryIO, choose_offset: Callable[[list[Member]], int]) -> Bin
     """The open ``.gz`` ``raw``, decompressed from the member ``choose_offset`` picks (0: the start)."""
     raw.seek(choose_offset(members(raw)))
     return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]  # reads on from here, member after member; leaves ``raw`` open
+
+
+def is_indexed(path: Path) -> bool:
+    """True when the file's first member names its first seq (a ``.gz`` of this version)."""
+    with path.open("rb") as raw:
+        header = raw.read(_HEADER)
+    return len(header) == _HEADER and _ours(struct.unpack(_FORMAT, header))

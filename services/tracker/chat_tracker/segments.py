@@ -10,6 +10,7 @@ without a tracker; ``rotation.py`` decides when these functions run.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
 import re
 from collections import deque
@@ -166,6 +167,27 @@ def compress(segment: Path) -> Path:
     segment.unlink()
     fsync_dir(segment.parent)
     return target
+
+
+def repack(segment: Path) -> bool:
+    """Rewrite a ``.gz`` from an older version as indexed members, atomically; False if it already is one."""
+    if gzmembers.is_indexed(segment):
+        return False
+    temp = segment.with_name(segment.name + TMP)
+    stat = segment.stat()
+    try:
+        with gzip.open(segment, "rb") as source, temp.open("wb") as raw:
+            gzmembers.write(source, raw, int(stat.st_mtime))  # type: ignore[arg-type]
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.utime(temp, (stat.st_atime, stat.st_mtime))
+        temp.replace(segment)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+    fsync_dir(segment.parent)
+    return True
 
 
 @dataclass(frozen=True)
