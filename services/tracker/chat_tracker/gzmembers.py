@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-MEMBER_BYTES = 256 * 1024  # uncompressed bytes per member: what entering a segment decompresses at most
+MEMBER_BYTES = 128 * 1024  # uncompressed bytes per member: what entering a segment decompresses at most
 _FORMAT = "<2sBBIBBH2sHQI"  # magic, CM, FLG, MTIME, XFL, OS, XLEN, SI1+SI2, LEN, first seq, deflate length
 _HEADER = struct.calcsize(_FORMAT)  # 28
 _MAGIC = b"\x1f\x8b"
@@ -140,6 +140,6 @@ def unpacked(raw: BinaryIO, choose_offset: Callable[[list[Member]], int]) -> Bin
 
 def is_indexed(path: Path) -> bool:
     """True when the file's first member names its first seq (a ``.gz`` of this version)."""
-    with path.open("rb") as raw:
+    with path.open("rb", buffering=0) as raw:
         header = raw.read(_HEADER)
     return len(header) == _HEADER and _ours(struct.unpack(_FORMAT, header))

@@ -297,7 +297,7 @@ def _entries_after(file: LogFile, seq: int, limit: int) -> Iterator[LogEntry]:
     with _open(file, lambda found: gzmembers.offset_after(found, seq)) as stream:
         if not file.compressed:
             stream.seek(offset_after(stream, seq, file.size if file.size is not None else _size_of(stream)))
-        for entry in parse_stream(stream, file.size):
+        for entry in parse_stream(stream, file.size, seq):
             if entry.seq > seq:
                 yield entry
                 count += 1
@@ -323,7 +323,7 @@ def _last_entries(file: LogFile, count: int) -> list[LogEntry]:
 def _open(file: LogFile, member: Callable[[list[gzmembers.Member]], int]) -> Iterator[BinaryIO]:
     """Open a segment, a compressed one from the member ``member`` picks; one compressed meanwhile as its .gz."""
     try:
-        raw = file.path.open("rb")
+        raw = file.path.open("rb", buffering=0 if file.compressed else -1)  # gzip buffers; headers are preads
     except FileNotFoundError:
         if file.compressed or file.size is not None:
             raise Discontinuity([]) from None  # deleted by retention, or chat.log mid-rotation
