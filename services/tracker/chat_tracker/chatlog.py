@@ -40,6 +40,17 @@ LOG_NAME = "chat.log"
 _CHUNK = 64 * 1024
 
 
+@dataclass
+class ReadStats:
+    """Lines read back from chat.log and its segments (resumes, /log, start-up), for /metrics and the tests
+    that prove a read costs what it should. Counted from worker threads: approximate under races, never reset."""
+
+    lines: int = 0
+
+
+READS = ReadStats()
+
+
 @dataclass(frozen=True)
 class LogEntry:
     """One parsed chat.log line."""
@@ -149,16 +160,23 @@ class ChatLog:
         """Up to ``limit`` lines with a seq above ``seq``, oldest first (binary search, then read forward)."""
         with self.path.open("rb") as file:
             file.seek(offset_after(file, seq, self._size))
-            after = (entry for entry in parse_stream(file, self._size) if entry.seq > seq)
+            after = (entry for entry in parse_stream(file, self._size, seq) if entry.seq > seq)
             return list(itertools.islice(after, max(limit, 0)))
 
 
-def parse_stream(stream: BinaryIO, size: int | None) -> Iterator[LogEntry]:
-    """Whole, parseable lines from the stream's position (up to ``size`` bytes of the file, if given)."""
+def parse_stream(stream: BinaryIO, size: int | None, after: int = -1) -> Iterator[LogEntry]:
+    """Whole, parseable lines from the stream's position (up to ``size`` bytes of the file, if given).
+
+    Lines with a seq up to ``after`` are skipped unparsed: entering a file at a seq costs
+    a split per line before it, not a parse.
+    """
     while size is None or stream.tell() < size:
         line = stream.readline()
         if not line.endswith(b"\n"):
             return  # the end, or a line still being written
+        READS.lines += 1
+        if after >= 0 and (_seq_of(line[:24]) or 0) <= after:
+            continue
         entry = parse_or_none(line[:-1].decode("utf-8", errors="replace"))
         if entry is not None:
             yield entry
@@ -202,6 +220,7 @@ def read_last_lines(path: Path, count: int, size: int | None = None) -> list[str
         lines = lines[:-1]  # a line still being written: not complete yet
     if position > 0:
         lines = lines[1:]  # the first piece may be the end of a longer line
+    READS.lines += min(count, len(lines))
     return [line.decode("utf-8", errors="replace") for line in lines[-count:]]
 
 

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .chatlog import READS
 from .journal import LOG_WRITE_BUCKETS
 from .service import Tracker
 
@@ -47,6 +48,10 @@ class TrackerCollector(Collector):
             "chat_resumes_refused", "Resumes refused (token, epoch, seq, expired)", stats.resumes_refused
         )
         yield CounterMetricFamily("chat_events_replayed", "Events replayed to resuming members", stats.replayed)
+        yield CounterMetricFamily(
+            "chat_replays_stopped", "Replays stopped: session replaced or closed", stats.replays_stopped
+        )
+        yield CounterMetricFamily("chat_log_lines_read", "chat.log lines read back (resumes, /log, start)", READS.lines)
         yield CounterMetricFamily(
             "chat_messages_deduplicated", "Resent messages not logged again (known id)", stats.duplicates
         )

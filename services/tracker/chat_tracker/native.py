@@ -403,7 +403,7 @@ class NativeWebSocket(asyncio.Protocol, Closable):
             self._flush_conn()
 
     async def _wait_ready(self) -> None:
-        if self.ready() or self.lost:
+        if self.ready() or self.lost or (self.outbox is not None and self.outbox.closing):
             return
         if self._ready is None or self._ready.done():
             self._ready = asyncio.get_running_loop().create_future()
@@ -465,6 +465,8 @@ class NativeWebSocket(asyncio.Protocol, Closable):
     def _drain(self) -> None:
         """Write what the outbox holds, and its close request once that is out (the writer's job)."""
         outbox = self.outbox
+        if outbox is not None and outbox.closing:
+            self._wake_ready()  # a replay waiting for this socket stops now, not once the peer reads again
         if outbox is None or outbox.overflowed or not self.ready():
             return
         data, close = outbox.take_wire_now()

@@ -202,6 +202,8 @@ class RedisJournal:
                 if sub == 0 and entry_seq <= self._delivered_seq and len(events) < limit:
                     events.append(event_of(entry_seq, fields))
             last_seq, last_sub = seq_of(entries[-1][0])
+            if last_seq > self._delivered_seq:
+                break  # the rest is not delivered yet: never read the stream to its end for it
             cursor = f"({last_seq}-{last_sub}"
         return events
 

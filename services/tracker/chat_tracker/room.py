@@ -157,6 +157,7 @@ class RoomStats:
     resumes: int = 0
     resumes_refused: int = 0
     replayed: int = 0
+    replays_stopped: int = 0  # replays that stopped reading because their session was replaced or closed
     duplicates: int = 0
     away: int = 0
 
@@ -590,17 +591,24 @@ class Room:
 
         Also the seq of the last event framed (``after`` if none): where the member's cursor ends up.
         """
-        frames: list[str] = []
-        last = after
+        kept, _ = self.replayable(member, events, after)
+        frames = [
+            event.own_json_frame() if event.origin == member.id else member.dialect.shared(event) for event in kept
+        ]
+        self.stats.replayed += len(frames)
+        return frames, kept[-1].seq if kept else after
+
+    @staticmethod
+    def replayable(member: Member, events: Sequence[Event], after: int) -> tuple[list[Event], bool]:
+        """The ``events`` after seq ``after`` that ``member`` is replayed; True once its own leave is among them."""
+        kept: list[Event] = []
         for event in events:
             if event.seq <= after or event.kind not in MEMBER_EVENTS:
                 continue
             if event.origin == member.id and event.kind is not MESSAGE:
-                break  # its own leave: nothing after it is its business
-            frames.append(event.own_json_frame() if event.origin == member.id else member.dialect.shared(event))
-            last = event.seq
-        self.stats.replayed += len(frames)
-        return frames, last
+                return kept, True  # its own leave: nothing after it is its business
+            kept.append(event)
+        return kept, False
 
     # --- moderation (the admin REST calls these; moderation.py keeps the state) ---------
 

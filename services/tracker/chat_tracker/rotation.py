@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import gzip
 import logging
 import os
 import signal
@@ -299,6 +300,7 @@ class RotatingLog:
     def _compress_all(self) -> None:
         for segment in segments.list_segments(self.data_dir):
             if segment.compressed:
+                self._repack(segment.path)
                 continue
             self._kill.reached("mid-compress")
             try:
@@ -308,6 +310,14 @@ class RotatingLog:
                 return
             self._kill.reached("after-compress")
             log.info("Compressed %s", packed.name)
+
+    def _repack(self, path: Path) -> None:
+        """A ``.gz`` of an older version becomes one a read can enter at a seq (once; in this thread)."""
+        try:
+            if segments.repack(path):
+                log.info("Indexed %s (gzip members a read can enter at a seq)", path.name)
+        except (OSError, EOFError, gzip.BadGzipFile) as error:
+            log.warning("Cannot index %s (%s); read from its start", path.name, error)
 
     def _apply_retention(self) -> None:
         retention = self.policy.retention

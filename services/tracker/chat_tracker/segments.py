@@ -13,13 +13,13 @@ import contextlib
 import gzip
 import os
 import re
-import shutil
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from . import gzmembers
 from .chatlog import LOG_NAME, LogEntry, offset_after, parse_or_none, parse_stream, read_last_lines
 from .private_files import PRIVATE_MODE
 
@@ -155,11 +155,8 @@ def compress(segment: Path) -> Path:
     temp = segment.with_name(target.name + TMP)
     stat = segment.stat()
     try:
-        descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE_MODE)
-        os.fchmod(descriptor, PRIVATE_MODE)
-        with segment.open("rb") as source, os.fdopen(descriptor, "wb") as raw:
-            with gzip.GzipFile(fileobj=raw, mode="wb", mtime=int(stat.st_mtime)) as packed:
-                shutil.copyfileobj(source, packed, 1024 * 1024)
+        with segment.open("rb") as source, _private_file(temp) as raw:
+            gzmembers.write(source, raw, int(stat.st_mtime))  # members that can be entered at a seq
             raw.flush()
             os.fsync(raw.fileno())
         os.utime(temp, (stat.st_atime, stat.st_mtime))  # retention by age reads the rotation time
@@ -172,6 +169,34 @@ def compress(segment: Path) -> Path:
     segment.unlink()
     fsync_dir(segment.parent)
     return target
+
+
+def _private_file(path: Path) -> BinaryIO:
+    """``path`` created (or truncated) for writing, readable by the tracker's user only."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE_MODE)
+    os.fchmod(descriptor, PRIVATE_MODE)  # an older temp file keeps its mode through O_CREAT
+    return os.fdopen(descriptor, "wb")
+
+
+def repack(segment: Path) -> bool:
+    """Rewrite a ``.gz`` from an older version as indexed members, atomically; False if it already is one."""
+    if gzmembers.is_indexed(segment):
+        return False
+    temp = segment.with_name(segment.name + TMP)
+    stat = segment.stat()
+    try:
+        with gzip.open(segment, "rb") as source, _private_file(temp) as raw:
+            gzmembers.write(source, raw, int(stat.st_mtime))  # type: ignore[arg-type]
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.utime(temp, (stat.st_atime, stat.st_mtime))
+        temp.replace(segment)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+    fsync_dir(segment.parent)
+    return True
 
 
 @dataclass(frozen=True)
@@ -278,10 +303,10 @@ def _entries_after(file: LogFile, seq: int, limit: int) -> Iterator[LogEntry]:
     if limit <= 0:
         return
     count = 0
-    with _open(file) as stream:
+    with _open(file, lambda found: gzmembers.offset_after(found, seq)) as stream:
         if not file.compressed:
             stream.seek(offset_after(stream, seq, file.size if file.size is not None else _size_of(stream)))
-        for entry in parse_stream(stream, file.size):
+        for entry in parse_stream(stream, file.size, seq):
             if entry.seq > seq:
                 yield entry
                 count += 1
@@ -298,21 +323,28 @@ def _last_entries(file: LogFile, count: int) -> list[LogEntry]:
             raise Discontinuity([]) from None
         return [entry for entry in map(parse_or_none, lines) if entry is not None]
     kept: deque[LogEntry] = deque(maxlen=count)
-    with _open(file) as stream:
+    with _open(file, lambda found: gzmembers.offset_for_last(found, count)) as stream:
         kept.extend(parse_stream(stream, None))
     return list(kept)
 
 
-def _open(file: LogFile) -> BinaryIO:
-    """Open a segment, compressed or not; one compressed meanwhile is found under its new name."""
+@contextlib.contextmanager
+def _open(file: LogFile, member: Callable[[list[gzmembers.Member]], int]) -> Iterator[BinaryIO]:
+    """Open a segment, a compressed one from the member ``member`` picks; one compressed meanwhile as its .gz."""
     try:
-        if file.compressed:
-            return gzip.open(file.path, "rb")  # type: ignore[return-value]
-        return file.path.open("rb")
+        raw = file.path.open("rb", buffering=0 if file.compressed else -1)  # gzip buffers; headers are preads
     except FileNotFoundError:
         if file.compressed or file.size is not None:
             raise Discontinuity([]) from None  # deleted by retention, or chat.log mid-rotation
-        return _open(LogFile(file.path.with_name(file.path.name + GZ), file.first_seq, True))
+        with _open(LogFile(file.path.with_name(file.path.name + GZ), file.first_seq, True), member) as packed:
+            yield packed
+        return
+    with raw:
+        if not file.compressed:
+            yield raw
+            return
+        with gzmembers.unpacked(raw, member) as stream:
+            yield stream
 
 
 def _size_of(stream: BinaryIO) -> int:
