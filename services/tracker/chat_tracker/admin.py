@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, model_validator
 from chat_protocol import NameRefused, check_name, format_ts
 
 from .moderation import Ban, network
+from .rest import too_many_guesses
 from .room import Member
 from .service import Tracker
 
@@ -103,7 +104,10 @@ async def require_admin(request: Request, tracker: TrackerDep) -> None:
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     candidate = credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
     address = request.client.host if request.client else "unknown"
-    if not await gate.check(address, candidate):
+    checked = gate.check(address, candidate)
+    if checked.wait is not None:
+        raise too_many_guesses(checked.wait)
+    if not checked.ok:
         raise HTTPException(
             status_code=401, detail="the admin password is required", headers={"WWW-Authenticate": CHALLENGE}
         )
@@ -112,6 +116,7 @@ async def require_admin(request: Request, tracker: TrackerDep) -> None:
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     400: {"description": "The body is not JSON"},
     401: {"description": "Missing or wrong admin password"},
+    429: {"description": "Too many wrong admin passwords: refused unchecked (with Retry-After)"},
     404: {"description": "Moderation is off, or no such member or ban"},
 }
 router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)], responses=PROBLEMS, tags=["moderation"])
