@@ -3,7 +3,7 @@
 Off (every ``/admin`` path answers 404) unless the tracker has an admin password
 (``TRACKER_ADMIN_PASSWORD_FILE`` or ``TRACKER_ADMIN_PASSWORD``). The password travels as
 ``Authorization: Bearer <admin password>`` only, is compared in constant time and
-wrong guesses are slowed per address, as for the room password. Each action is a
+wrong guesses are refused per address, as for the room password. Each action is a
 journal event (``room.py``, ``moderation.py``): the answer comes once it is durable
 in chat.log, so what a moderator was told was done survives a SIGKILL.
 """

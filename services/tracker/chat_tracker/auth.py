@@ -105,7 +105,7 @@ class PasswordGate:
             return RIGHT
         self.failures += 1
         self.throttle.failed(key)
-        self._warn(key, "wrong", "Wrong %s from %s (logged once a minute per address)", self.what, address)
+        self._warn(key, "wrong", "Wrong %s from %s", self.what, address)  # once a minute per address
         return WRONG
 
     def _refuse(self, address: str, key: str, candidate: str, wait: Wait) -> Checked:

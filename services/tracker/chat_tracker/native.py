@@ -7,8 +7,8 @@ request's headers: about 25 KB per idle member. This adapter drives the same san
 ``websockets`` sans-I/O parser to the session, frames out go from the member's
 outbox to the transport, written at once while the socket keeps up and drained from
 ``resume_writing`` when it did not. A task exists only while the session waits for
-something slow: a password check (the gate may make a guesser wait) or a resume's
-replay (it may read chat.log). Its frames meanwhile wait in the parser's events,
+something slow: a resume's replay (it may read chat.log); a password check is answered
+at once, right, wrong or refused (``auth.PasswordGate``). Its frames meanwhile wait in the parser's events,
 with reading paused, exactly as uvicorn's queue holds them for the ASGI adapter.
 
 What the peer sees is the same as through uvicorn: the handshake (``Origin`` checked

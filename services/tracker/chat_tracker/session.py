@@ -4,7 +4,7 @@ Password, then name, then chat, then goodbye, for both dialects, with no awaits 
 no socket: the adapter (``websocket.py``) feeds it what the peer sent (a text
 frame, a binary frame, a timeout, a disconnect) and carries out what it asks for.
 Frames for the peer go to the connection's outbox; the two things the session
-cannot do itself are check a password (the gate may make a guesser wait) and read
+cannot do itself are check a password (the gate answers at once: right, wrong or refused) and read
 the journal's history for a resume, so it returns a ``CheckPassword`` or a
 ``Replay`` action and is told when it is done (``password_checked``, ``replayed``).
 
