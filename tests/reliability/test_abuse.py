@@ -128,7 +128,7 @@ async def test_50_wrong_guesses_are_refused_at_once_for_that_address_only(tracke
     started = time.monotonic()
     results = await asyncio.gather(*(_plain(tracker.url, f"guess{i}", "127.0.3.1") for i in range(50)))
     assert time.monotonic() - started < 2 * UNIT, "guesses were parked"
-    assert sorted(results) == [4001] * 3 + [4013] * 47, results
+    assert sorted(code or 0 for code in results) == [4001] * 3 + [4013] * 47, results
     started = time.monotonic()
     other = await open_bot(tracker.url, PASSWORD, "other", local_addr=("127.0.3.2", 0))
     assert time.monotonic() - started < 1.0, "another address was refused or slowed down too"
