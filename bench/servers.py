@@ -35,6 +35,7 @@ CROWD_FROM_ONE_ADDRESS = {
     "TRACKER_MAX_CONNECTIONS_PER_ADDRESS": "100000",
     "TRACKER_MAX_UNAUTHENTICATED_PER_ADDRESS": "100000",
     "TRACKER_MAX_UNAUTHENTICATED": "100000",  # thousands join at once, each a stranger for a moment
+    "TRACKER_JOINS_PER_MINUTE": "100000000",  # and they all join (and resume) from that one address
 }
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")

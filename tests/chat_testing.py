@@ -112,6 +112,7 @@ def _read_output(tracker: RunningTracker) -> None:
 CROWD_FROM_ONE_ADDRESS = {
     "TRACKER_MAX_CONNECTIONS_PER_ADDRESS": "100000",
     "TRACKER_MAX_UNAUTHENTICATED_PER_ADDRESS": "100000",
+    "TRACKER_JOINS_PER_MINUTE": "1000000",
 }
 # Sets RLIMIT_NOFILE, then runs the tracker as ``python -m chat_tracker`` would (a preexec_fn
 # would do it in the forked child, which is unsafe while the test's reader threads run).

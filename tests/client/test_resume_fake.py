@@ -8,6 +8,7 @@ restarts are in test_reconnect.py.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
 import pytest
@@ -193,3 +194,33 @@ def test_loss_while_leaving_resends_and_leaves_again(fake: StartFake, clients: S
     assert alpha.events()[-1]["type"] == "bye"
     kinds = [frame["type"] for frame in tracker.sent]
     assert kinds == ["join", "message", "message", "leave", "resume", "message", "message", "leave"]
+
+
+def test_too_many_joins_waits_the_retry_time_then_resumes(fake: StartFake, clients: StartClient) -> None:
+    """A reconnection refused with too_many_joins (retry_after 1.5, close 4014): the client says so, waits at
+    least that long (not its usual backoff), then resumes."""
+    refused_at: list[float] = []
+
+    def too_many_joins(peer: Peer) -> None:
+        assert peer.hello()["type"] == "resume"
+        peer.send(Error("too_many_joins", "too many joins and resumes from your address; retry in 2 s", None, 1.5))
+        refused_at.append(time.monotonic())
+        peer.ws.close(4014, "too_many_joins")
+
+    def resumes_after_the_wait(peer: Peer) -> None:
+        waited = time.monotonic() - refused_at[0]
+        assert waited >= 1.4, f"came back after {waited:.2f} s, not the 1.5 s asked for"
+        resumes_nothing_missed(peer)
+
+    tracker = fake([lost_after_join, too_many_joins, resumes_after_the_wait])
+    alpha = clients("--json", "--username", "alpha", tracker.url)
+    alpha.event("welcome")
+    alpha.event("resumed")
+    alpha.close_stdin()
+    status, _, stderr = alpha.finish()
+    assert status == 0, stderr
+    assert tracker.connections == 3
+    assert (
+        "chat-client: too many joins and resumes from your address; retry in 2 s; reconnecting in 1.5 s..."
+        in stderr.splitlines()
+    ), stderr

@@ -164,7 +164,8 @@ async def test_sighup_after_an_external_rename_and_restart_after_it(tmp_path: Pa
     assert restarted.stop() == 0
     start = file_lines(tmp_path / "chat.log")[0]
     assert start.split(" ")[0] == str(second["seq"] + 1) and " start " in start
-    assert not any(" WARNING " in line for line in tracker.output)
+    # The one warning expected: the test password is short (8 characters), as the start-up warning says.
+    assert not any(" WARNING " in line and "shorter than 12" not in line for line in tracker.output)
     record("rotation", test="sighup", reopens=2)
 
 

@@ -98,11 +98,14 @@ class JsonPeer:
 
 
 @asynccontextmanager
-async def json_peer(url: str, password: str | None = None, **kwargs: Any) -> AsyncIterator[JsonPeer]:
-    """Connect in JSON mode; ``password`` goes in the Authorization header when given."""
+async def json_peer(
+    url: str, password: str | None = None, source: str | None = None, **kwargs: Any
+) -> AsyncIterator[JsonPeer]:
+    """Connect in JSON mode; ``password`` goes in the Authorization header when given; from ``source`` if given."""
     headers = {"Authorization": f"Bearer {password}"} if password is not None else {}
+    transport = httpx.AsyncHTTPTransport(local_address=source) if source is not None else None
     async with AsyncExitStack() as stack:
-        client = await stack.enter_async_context(httpx.AsyncClient(trust_env=False, timeout=UNIT))
+        client = await stack.enter_async_context(httpx.AsyncClient(trust_env=False, timeout=UNIT, transport=transport))
         ws = await stack.enter_async_context(
             aconnect_ws(url, client, subprotocols=[SUBPROTOCOL], headers=headers, **kwargs)
         )

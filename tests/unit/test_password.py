@@ -92,28 +92,48 @@ def test_gate_tolerates_lone_surrogates_in_a_guess() -> None:
     assert not PasswordGate("alphonso").matches("alph\ud800nso")
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize("candidate", ["", "wrong"])
-async def test_check_refuses_and_counts_wrong_guesses(candidate: str) -> None:
+def test_check_refuses_and_counts_wrong_guesses(candidate: str) -> None:
     """check() refuses an empty or wrong password and records the failure for that address."""
     gate = PasswordGate("alphonso", AuthThrottle(clock=FakeClock()))
-    assert not await gate.check("10.0.0.1", candidate)
+    checked = gate.check("10.0.0.1", candidate)
+    assert not checked.ok and checked.wait is None
     assert gate.failures == 1 and gate.throttle.failures("10.0.0.1") == 1
 
 
-@pytest.mark.anyio
-async def test_missing_credentials_are_refused_but_not_a_guess() -> None:
-    """No credentials at all (a browser's first request) is a 401 but does not slow the address down."""
+def test_missing_credentials_are_refused_but_not_a_guess() -> None:
+    """No credentials at all (a browser's first request) is a 401 but does not count against the address."""
     gate = PasswordGate("alphonso", AuthThrottle(clock=FakeClock()))
     for _ in range(10):
-        assert not await gate.check("10.0.0.1", None)
+        assert not gate.check("10.0.0.1", None).ok
     assert gate.failures == 10 and gate.throttle.failures("10.0.0.1") == 0
 
 
-@pytest.mark.anyio
-async def test_check_accepts_and_forgets_failures() -> None:
+def test_check_accepts_and_forgets_failures() -> None:
     """The right password is accepted and wipes the address's record of failures."""
     gate = PasswordGate("alphonso", AuthThrottle(clock=FakeClock()))
-    assert not await gate.check("10.0.0.1", "wrong")
-    assert await gate.check("10.0.0.1", "alphonso")
+    assert not gate.check("10.0.0.1", "wrong").ok
+    assert gate.check("10.0.0.1", "alphonso").ok
     assert gate.throttle.failures("10.0.0.1") == 0
+
+
+def test_a_guessing_address_is_refused_unchecked_even_with_the_right_password() -> None:
+    """Inside its delay an address is refused at once, right password or not, with a Retry-After."""
+    gate = PasswordGate("alphonso", AuthThrottle(base_delay=2.0, free_failures=1, clock=FakeClock()))
+    gate.check("10.0.0.1", "wrong")  # one free failure used: closed for 2 s
+    checked = gate.check("10.0.0.1", "alphonso")
+    assert not checked.ok and checked.wait is not None and checked.wait.own and checked.wait.retry_after == 2
+    assert checked.hidden is None  # the address's own delay: not even compared
+    assert gate.refused == 1 and gate.check("10.0.0.2", "alphonso").ok
+
+
+def test_a_paused_check_hides_its_answer() -> None:
+    """With the shared budget spent, a guess is refused either way; the answer is kept for a resume only."""
+    gate = PasswordGate("alphonso", AuthThrottle(per_minute=2, clock=FakeClock()))
+    gate.check("10.0.0.1", "wrong")
+    gate.check("10.0.0.2", "wrong")
+    right, wrong = gate.check("10.0.0.3", "alphonso"), gate.check("10.0.0.4", "wrong")
+    assert not right.ok and not wrong.ok
+    assert right.wait is not None and wrong.wait is not None and not right.wait.own
+    assert (right.hidden, wrong.hidden) == (True, False)
+    assert gate.throttle.failures("10.0.0.4") == 1  # its own budget still counts the wrong one

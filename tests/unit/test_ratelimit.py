@@ -1,10 +1,11 @@
-"""Rate limits with a fake clock: the per-member token bucket and the per-address password throttle."""
+"""Rate limits with a fake clock: token buckets, the password throttle (refuse, never park), warnings."""
 
 from __future__ import annotations
 
 import pytest
 
-from chat_tracker.ratelimit import AuthThrottle, TokenBucket
+from chat_tracker.addresses import address_key
+from chat_tracker.ratelimit import AuthThrottle, KeyedBuckets, TokenBucket, WarnLimiter, wide_network
 
 from .helpers import FakeClock
 
@@ -43,49 +44,59 @@ def test_refused_takes_cost_nothing() -> None:
 
 
 def _fail(throttle: AuthThrottle, clock: FakeClock, address: str) -> float:
-    """One wrong attempt as PasswordGate makes it: wait for the turn, then fail. Returns the wait."""
-    wait = throttle.reserve(address)
-    clock.advance(wait)
+    """Guess wrong as soon as the throttle lets ``address`` in; returns how long that was (0: at once)."""
+    wait = throttle.admit(address)
+    waited = 0.0 if wait is None else wait.seconds
+    clock.advance(waited)
+    assert throttle.admit(address) is None
     throttle.failed(address)
-    return wait
+    return waited
 
 
 def test_free_failures_cost_nothing_then_delays_double_to_the_max() -> None:
-    """The first ``free_failures`` mistakes are free; after them each attempt waits 0.5, 1, 2, 4... s up to the max."""
+    """The first ``free_failures`` mistakes are free; after them the address is closed for 0.5, 1, 2, 4... s."""
     clock = FakeClock()
-    throttle = AuthThrottle(base_delay=0.5, max_delay=4.0, free_failures=3, clock=clock)
+    throttle = AuthThrottle(base_delay=0.5, max_delay=4.0, free_failures=3, per_minute=1000, clock=clock)
     waits = [_fail(throttle, clock, "10.0.0.1") for _ in range(9)]
     assert waits == [0, 0, 0, 0.5, 1, 2, 4, 4, 4]
     assert throttle.failures("10.0.0.1") == 9
 
 
+def test_a_guess_too_soon_is_refused_at_once_and_costs_nothing() -> None:
+    """Inside its delay a guess is refused unchecked with the time left; refusals never extend the delay."""
+    clock = FakeClock()
+    throttle = AuthThrottle(base_delay=1.0, max_delay=30.0, free_failures=1, clock=clock)
+    throttle.failed("a")  # its one free failure: "a" is closed for 1 s
+    for _ in range(1000):
+        wait = throttle.admit("a")
+        assert wait is not None and wait.own and wait.retry_after == 1
+    assert throttle.failures("a") == 1
+    clock.advance(0.6)
+    wait = throttle.admit("a")
+    assert wait is not None and wait.seconds == pytest.approx(0.4)
+    clock.advance(0.4)
+    assert throttle.admit("a") is None  # its turn came as announced, however many were refused meanwhile
+
+
 def test_waiting_out_the_delay_is_not_punished() -> None:
-    """An attempt made after its delay has passed waits nothing more."""
+    """A guess made after its delay has passed is admitted."""
     clock = FakeClock()
     throttle = AuthThrottle(base_delay=0.5, max_delay=30.0, free_failures=1, clock=clock)
     _fail(throttle, clock, "a")
     clock.advance(0.5)
     assert _fail(throttle, clock, "a") == 0
     clock.advance(1.0)
-    assert throttle.reserve("a") == 0
-
-
-def test_concurrent_attempts_take_successive_turns() -> None:
-    """Attempts from one address made at the same moment are spaced out, not all let through."""
-    clock = FakeClock()
-    throttle = AuthThrottle(base_delay=1.0, max_delay=30.0, free_failures=1, clock=clock)
-    throttle.failed("a")
-    assert [throttle.reserve("a") for _ in range(3)] == [1.0, 3.0, 5.0]
+    assert throttle.admit("a") is None
 
 
 def test_another_address_is_unaffected() -> None:
-    """A guessing address never slows down anyone else."""
+    """A guessing address never refuses anyone else while the shared budget lasts."""
     clock = FakeClock()
     throttle = AuthThrottle(base_delay=1.0, free_failures=0, clock=clock)
     for _ in range(10):
         _fail(throttle, clock, "10.0.0.1")
-    assert throttle.reserve("10.0.0.1") > 0
-    assert throttle.reserve("10.0.0.2") == 0
+    assert throttle.admit("10.0.0.1") is not None
+    assert throttle.admit("10.0.0.2") is None
     assert throttle.failures("10.0.0.2") == 0
 
 
@@ -97,7 +108,7 @@ def test_success_resets_the_address() -> None:
         _fail(throttle, clock, "a")
     throttle.succeeded("a")
     assert throttle.failures("a") == 0
-    assert throttle.reserve("a") == 0
+    assert throttle.admit("a") is None
 
 
 def test_failures_are_forgotten_after_forget_after() -> None:
@@ -110,7 +121,7 @@ def test_failures_are_forgotten_after_forget_after() -> None:
     assert throttle.failures("a") == 4
     clock.advance(0.001)
     assert throttle.failures("a") == 0
-    assert throttle.reserve("a") == 0
+    assert throttle.admit("a") is None
 
 
 def test_address_table_is_bounded() -> None:
@@ -128,3 +139,64 @@ def test_address_table_is_bounded() -> None:
 def test_delay_after(failures: int, delay: float) -> None:
     """delay_after is 0 within the free failures, then doubles from base_delay, capped at max_delay."""
     assert AuthThrottle(base_delay=0.5, max_delay=30.0, free_failures=3).delay_after(failures) == delay
+
+
+def test_the_shared_budget_refuses_new_guesses_from_everyone_then_refills() -> None:
+    """Wrong guesses from many addresses spend one budget: past it every address is refused, then it refills."""
+    clock = FakeClock()
+    throttle = AuthThrottle(free_failures=3, per_minute=60, clock=clock)
+    for n in range(60):
+        assert throttle.admit(f"10.1.0.{n}") is None
+        throttle.failed(f"10.1.0.{n}")
+    wait = throttle.admit("10.2.0.1")
+    assert wait is not None and not wait.own and wait.retry_after == 1
+    clock.advance(1.0)  # 60 a minute: one more guess a second
+    assert throttle.admit("10.2.0.1") is None
+
+
+def test_guesses_refused_unchecked_do_not_spend_the_shared_budget() -> None:
+    """One address hammering inside its delay leaves the shared budget whole for everyone else."""
+    clock = FakeClock()
+    throttle = AuthThrottle(base_delay=30.0, free_failures=3, per_minute=60, clock=clock)
+    for _ in range(4):
+        throttle.failed("10.0.0.1")
+    for _ in range(20_000):
+        assert throttle.admit("10.0.0.1") is not None
+    assert throttle.everyone.wait() == 0  # 56 of 60 left
+    assert throttle.admit("10.0.0.2") is None
+
+
+def test_an_ipv6_48_shares_a_quarter_of_the_budget() -> None:
+    """The /64s of one /48 together get a quarter of the shared budget; another /48 is unaffected."""
+    clock = FakeClock()
+    throttle = AuthThrottle(free_failures=3, per_minute=60, clock=clock)
+    for n in range(15):
+        key = address_key(f"2001:db8:1:{n:x}::1")
+        assert throttle.admit(key) is None, n
+        throttle.failed(key)
+    wait = throttle.admit(address_key("2001:db8:1:ffff::1"))
+    assert wait is not None and not wait.own
+    assert throttle.admit(address_key("2001:db8:2::1")) is None
+    assert wide_network(address_key("2001:db8:1:ffff::1")) == "2001:db8:1::/48"
+    assert wide_network("192.0.2.1") is None
+
+
+def test_keyed_buckets_are_per_key_and_bounded() -> None:
+    """Each key has its own bucket; the table keeps at most ``limit`` keys."""
+    clock = FakeClock()
+    buckets = KeyedBuckets(rate=1.0, burst=2, limit=2, clock=clock)
+    assert [buckets.take("a") for _ in range(3)] == [True, True, False]
+    assert buckets.wait("a") == pytest.approx(1.0)
+    assert buckets.take("b") and buckets.take("c")
+    assert buckets.wait("a") == 0  # forgotten: a full bucket again, at most ``limit`` kept
+    assert len(buckets._table) == 2
+
+
+def test_warnings_once_a_minute_per_kind_and_address() -> None:
+    """One line per kind of refusal per address per minute; other kinds and addresses are logged."""
+    warnings = WarnLimiter(every=60.0)
+    assert warnings.should_warn("origin", "10.0.0.1", 0.0)
+    assert not warnings.should_warn("origin", "10.0.0.1", 59.0)
+    assert warnings.should_warn("wrong", "10.0.0.1", 59.0)
+    assert warnings.should_warn("origin", "10.0.0.2", 59.0)
+    assert warnings.should_warn("origin", "10.0.0.1", 60.0)

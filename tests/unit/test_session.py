@@ -27,9 +27,11 @@ from chat_protocol import (
     Welcome,
     decode_server,
 )
+from chat_tracker.auth import Checked
 from chat_tracker.chatlog import LogWriteError
 from chat_tracker.dialects import JSON, PLAIN, Dialect
 from chat_tracker.outbox import CloseRequest, Outbox
+from chat_tracker.ratelimit import KeyedBuckets, Wait
 from chat_tracker.session import CheckPassword, Replay, Session, SessionState, Timeouts, leave_reason
 
 from .helpers import FakeWire, drain
@@ -756,3 +758,76 @@ def test_say_goodbye_at_shutdown_reaches_every_stage(kit: RoomKit) -> None:
         ("leave", "beta", "shutdown"),
         ("stop", "-", "tracker stopped"),
     ]
+
+
+# --- refused for now: guesses, joins, `who` -------------------------------------------------
+
+
+def _paused(right: bool) -> Checked:
+    """The gate's answer while the shared guessing budget is spent: refused, the real answer hidden."""
+    return Checked(ok=False, wait=Wait(3.0, own=False), hidden=right)
+
+
+@DIALECTS
+def test_a_guess_refused_for_its_address_closes_4013_with_a_retry_time(kit: RoomKit, dialect: Dialect) -> None:
+    """The gate refused the guess unchecked: error too_many_guesses (retry_after in JSON), close 4013."""
+    peer = Peer(kit, dialect)
+    peer.session.start(b"", None)
+    peer.got()
+    assert isinstance(peer.password(), CheckPassword)
+    peer.session.password_checked(Checked(ok=False, wait=Wait(2.5, own=True)))
+    frames = peer.got()
+    assert peer.close is not None and peer.close.code == 4013 and peer.state() is SessionState.CLOSED
+    if dialect is JSON:
+        error = decode_server(frames[0])
+        assert isinstance(error, Error) and error.code == "too_many_guesses" and error.retry_after == 3
+    else:
+        assert frames == ["! too many wrong passwords from your address; retry in 3 s"]
+
+
+def test_paused_checks_let_only_a_resume_with_the_right_password_in(kit: RoomKit) -> None:
+    """Checks paused for everyone: `authenticated` either way; a join is closed 4013, right password or not;
+    a resume with a wrong password is closed 4013 the same way (the resume that gets in: test_throttle.py)."""
+    for right, request in ((True, {"type": "join", "name": "newcomer"}), (False, {"type": "join", "name": "x"})):
+        peer = Peer(kit, JSON)
+        peer.session.start(b"", None)
+        peer.got()
+        peer.password()
+        peer.session.password_checked(_paused(right))
+        assert peer.got_json() == [Authenticated()] and peer.state() is SessionState.AWAIT_RESUME
+        assert peer.send_json(request) is None
+        assert _close_code(peer) == 4013
+    wrong = Peer(kit, JSON)
+    wrong.session.start(b"", None)
+    wrong.password("nope")
+    wrong.session.password_checked(_paused(False))
+    assert wrong.send_json({"type": "resume", "token": "t", "epoch": "e", "after": 0}) is None
+    assert _close_code(wrong) == 4013
+    assert _logged(kit) == []  # nobody joined
+
+
+def test_a_join_over_the_address_allowance_is_closed_4014(kit: RoomKit) -> None:
+    """Joins spend the address's allowance: the one over it gets too_many_joins and close 4014."""
+    entries = KeyedBuckets(rate=0.001, burst=1)
+    first = Peer(kit, JSON)
+    first.session.entries = entries
+    first.join("first")
+    second = Peer(kit, JSON)
+    second.session.entries = entries
+    second.authenticate()
+    second.name("second")
+    error = decode_server(second.got()[0])
+    assert isinstance(error, Error) and error.code == "too_many_joins" and error.retry_after is not None
+    assert second.close is not None and second.close.code == 4014
+
+
+def test_who_is_answered_three_times_then_refused(kit: RoomKit) -> None:
+    """`who` spends its own allowance: three answers at once, then rate_limited, the connection kept."""
+    peer = Peer(kit, JSON)
+    peer.join("asker")
+    for _ in range(4):
+        assert peer.send_json({"type": "who"}) is None
+    answers = peer.got_json()
+    assert [type(answer) for answer in answers] == [Members, Members, Members, Error]
+    assert isinstance(answers[3], Error) and answers[3].code == "rate_limited"
+    assert peer.state() is SessionState.CHATTING

@@ -122,6 +122,25 @@ def test_the_member_list_follows_joins_leaves_and_away(browser: Browser, start_t
     expect(log(page)).to_contain_text("delta (away)")
 
 
+def test_the_page_keeps_its_member_list_without_asking_who(browser: Browser, tracker: RunningTracker) -> None:
+    """The list comes from the welcome and follows joins and leaves; a minute (of the page's clock) asks no `who`."""
+    page = browser().new_page()
+    page.clock.install()  # the page's timers: a minute passes at once, as a visible page would live it
+    sent: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(str(payload))))
+    page.goto(tracker.http_url + "/")
+    join(page, tracker, "quiet")
+    members = online(page).get_by_role("listitem")
+    gamma = JsonMember(tracker, "gamma")
+    expect(members).to_have_count(2, timeout=WAIT_MS)
+    page.clock.run_for(60_000)
+    gamma.close()
+    expect(members).to_have_count(1, timeout=WAIT_MS)
+    expect(online(page)).to_contain_text("quiet")
+    assert any('"type":"join"' in frame for frame in sent), sent  # the frames were seen
+    assert not any('"type":"who"' in frame for frame in sent), sent
+
+
 XSS = (
     "<img src=x onerror=window.__xss=1>",
     "<script>window.__xss=2</script>",

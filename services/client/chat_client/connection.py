@@ -54,6 +54,7 @@ from .errors import (
     NameRejected,
     ResumeRefused,
     TrackerGone,
+    TryLater,
     Unreachable,
     session_closed,
 )
@@ -65,6 +66,9 @@ MAX_INCOMING_BYTES = 1 << 20
 # A ping every 10 s, answered within 10 s: a connection that died silently (a laptop lid, a
 # Wi-Fi that vanished) is noticed within 20 s and resumed, not left hanging for httpx-ws's 40.
 KEEPALIVE_SECONDS = 10.0
+# Refusals that say "not now": the error carries ``retry_after``; without one, this long.
+TRY_LATER_ERRORS = frozenset(("too_many_guesses", "too_many_joins"))
+TRY_LATER_SECONDS = 10.0
 
 
 class SendFailed(TrackerGone):
@@ -178,6 +182,9 @@ class Connection:
         # A ban (of our address, or of the name we asked for) is final, whenever it comes.
         if isinstance(message, Error) and message.code == "banned":
             raise Banned(message.message or describe(CloseCode.BANNED))
+        # Too many guesses or joins: the tracker says when to try again (close 4013 / 4014 follows).
+        if isinstance(message, Error) and message.code in TRY_LATER_ERRORS:
+            raise TryLater(message.message or message.code, message.retry_after or TRY_LATER_SECONDS)
         # Refused names and refused resumes are answered on the same connection; others end it.
         if isinstance(message, Error) and not message.code.startswith(("name_", "resume_")):
             raise HandshakeRefused(message.message or message.code)
@@ -250,6 +257,8 @@ def _handshake_close(code: int) -> ClientError:
         return AuthenticationFailed("wrong password")
     if code == CloseCode.BANNED:
         return Banned(describe(code))
+    if code in (CloseCode.TOO_MANY_GUESSES, CloseCode.TOO_MANY_JOINS):
+        return TryLater(f"the tracker closed the connection: {describe(code)}", TRY_LATER_SECONDS)
     return HandshakeRefused(f"the tracker closed the connection: {describe(code)}")
 
 

@@ -42,6 +42,14 @@ class HandshakeRefused(ClientError):
     """The tracker refused the connection before the welcome (full, timed out, protocol error)."""
 
 
+class TryLater(HandshakeRefused):
+    """Refused for now (too many wrong passwords, or joins from this address): try again after ``retry_after`` s."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class AuthenticationFailed(ClientError):
     """The tracker refused the password."""
 

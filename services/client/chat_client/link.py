@@ -25,7 +25,7 @@ from chat_protocol import Leave, Resumed, Say, Welcome, Who
 
 from . import backoff
 from .connection import Connection, Incoming, SendFailed, connect, unsendable
-from .errors import HandshakeRefused, ResumeRefused, SessionClosed, TrackerGone, Unreachable
+from .errors import HandshakeRefused, ResumeRefused, SessionClosed, TrackerGone, TryLater, Unreachable
 from .render import safe
 from .resume import MAX_WAITING, ResumeState
 
@@ -189,14 +189,19 @@ class Link:
             await self._notify("connection lost; reconnecting...")
             deadline = self._clock() + self._reconnect_for
             reason = lost.detail
+            told_to_wait = 0.0  # a TryLater's retry_after: the next attempt waits at least that long
             for attempt in itertools.count():
-                await asyncio.sleep(max(0.0, min(self._delay(attempt), deadline - self._clock())))
+                pause = max(self._delay(attempt), told_to_wait)
+                await asyncio.sleep(max(0.0, min(pause, deadline - self._clock())))
                 if self._clock() >= deadline:
                     break
                 try:
                     return await self._reconnect()
                 except _RETRIED as exc:
                     reason = str(exc)
+                    told_to_wait = exc.retry_after if isinstance(exc, TryLater) else 0.0
+                    if told_to_wait:
+                        await self._notify(f"{reason}; reconnecting in {told_to_wait:g} s...")
             raise TrackerGone(None, f"could not reconnect within {self._reconnect_for:g} s ({reason})")
         finally:
             self.reconnecting = False

@@ -40,6 +40,10 @@ class CloseCode(enum.IntEnum):
     REPLACED = 4010  # this member resumed on another connection; this one is closed
     KICKED = 4011  # removed by a moderator: do not reconnect
     BANNED = 4012  # banned by a moderator (name or address): do not reconnect
+    TOO_MANY_GUESSES = (
+        4013  # too many wrong passwords (this address, or everyone's): retry after the error's retry_after
+    )
+    TOO_MANY_JOINS = 4014  # too many joins and resumes from this address: retry after the error's retry_after
 
     @property
     def info(self) -> CodeInfo:
@@ -65,6 +69,8 @@ CODE_INFO: dict[CloseCode, CodeInfo] = {
     CloseCode.REPLACED: CodeInfo("this session was resumed on another connection", retry=False),
     CloseCode.KICKED: CodeInfo("removed by a moderator", retry=False),
     CloseCode.BANNED: CodeInfo("banned by a moderator", retry=False),
+    CloseCode.TOO_MANY_GUESSES: CodeInfo("too many wrong passwords, retry later", retry=True),
+    CloseCode.TOO_MANY_JOINS: CodeInfo("too many joins from your address, retry later", retry=True),
 }
 
 

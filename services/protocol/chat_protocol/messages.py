@@ -289,6 +289,7 @@ class Error:
     code: str
     message: str
     id: str | None = None
+    retry_after: float | None = None  # too_many_guesses, too_many_joins: seconds before trying again
 
 
 @dataclass(frozen=True)
@@ -349,6 +350,8 @@ ERROR_CODES = (
     "replaced",
     "muted",
     "banned",
+    "too_many_guesses",
+    "too_many_joins",
 )
 
 # --- encoding -------------------------------------------------------------------------

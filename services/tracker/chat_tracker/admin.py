@@ -3,7 +3,7 @@
 Off (not mounted: every ``/admin`` path answers 404) unless the tracker has an admin password
 (``TRACKER_ADMIN_PASSWORD_FILE`` or ``TRACKER_ADMIN_PASSWORD``). The password travels as
 ``Authorization: Bearer <admin password>`` only, is compared in constant time and
-wrong guesses are slowed per address, as for the room password. ``AdminGate`` checks it
+wrong guesses are refused per address, as for the room password. ``AdminGate`` checks it
 in front of FastAPI, before anything reads the request's body (FastAPI reads a body whole
 before any dependency runs): a stranger's 300 MB body is answered 401 unread. The routes
 are left out of the public ``/openapi.json``; ``/admin/openapi.json`` gives their schema
@@ -25,6 +25,7 @@ from chat_protocol import NameRefused, check_name, format_ts
 
 from .asgi import ASGIApp, Receive, Scope, Send
 from .moderation import Ban, network
+from .rest import too_many_guesses
 from .room import Member
 from .service import Tracker
 
@@ -130,19 +131,23 @@ class AdminGate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and is_admin_path(scope["path"]):
-            refusal = await self._refusal(scope)
+            refusal = self._refusal(scope)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    async def _refusal(self, scope: Scope) -> JSONResponse | None:
+    def _refusal(self, scope: Scope) -> JSONResponse | None:
         gate = self.tracker.admin_gate
         if gate is None:
             return JSONResponse({"detail": "moderation is off: the tracker has no admin password"}, status_code=404)
         client = scope.get("client")
         address = client[0] if client else "unknown"
-        if await gate.check(address, _bearer(scope)):
+        checked = gate.check(address, _bearer(scope))
+        if checked.wait is not None:
+            refused = too_many_guesses(checked.wait)
+            return JSONResponse({"detail": refused.detail}, status_code=429, headers=refused.headers)
+        if checked.ok:
             return None
         return JSONResponse(
             {"detail": "the admin password is required"}, status_code=401, headers={"WWW-Authenticate": CHALLENGE}
@@ -152,6 +157,7 @@ class AdminGate:
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     400: {"description": "The body is not JSON"},
     401: {"description": "Missing or wrong admin password"},
+    429: {"description": "Too many wrong admin passwords: refused unchecked (with Retry-After)"},
     404: {"description": "Moderation is off, or no such member or ban"},
 }
 router = APIRouter(prefix=ADMIN_PREFIX, responses=PROBLEMS, tags=["moderation"])

@@ -36,7 +36,7 @@ from .auth import PasswordGate, password_from_authorization
 from .errors import ConfigError, LogFormatError
 from .flags import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, OPTIONS, SWITCHES, Option, Switch, add_flags
 from .redis_auth import read_password_file
-from .rest import CHALLENGE, DEFAULT_LOG_LINES, MAX_LOG_LINES, UNAUTHORIZED, LogEventOut, LogOut
+from .rest import CHALLENGE, DEFAULT_LOG_LINES, MAX_LOG_LINES, UNAUTHORIZED, LogEventOut, LogOut, too_many_guesses
 from .rotation import RotationPolicy
 from .segments import RetentionPolicy
 from .server import logging_config
@@ -180,7 +180,10 @@ def create_app(archiver: Archiver, password: str) -> FastAPI:
     async def require_password(request: Request) -> None:
         candidate = password_from_authorization(request.headers.get("authorization"))
         address = request.client.host if request.client else "unknown"
-        if not await gate.check(address, candidate):
+        checked = gate.check(address, candidate)
+        if checked.wait is not None:
+            raise too_many_guesses(checked.wait)
+        if not checked.ok:
             raise HTTPException(401, "the server password is required", headers={"WWW-Authenticate": CHALLENGE})
 
     @app.get("/healthz", response_model=ArchiveHealthOut, summary="The archiver's health (no password)")

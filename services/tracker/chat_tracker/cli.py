@@ -80,6 +80,8 @@ def settings_from(args: argparse.Namespace, password: str, admin_password: str |
         redis_password=read_password_file(args.redis_password_file),
         redis_prefix=args.redis_prefix,
         redis_volatile=args.redis_volatile,
+        auth_guesses_per_minute=args.auth_guesses_per_minute,
+        joins_per_minute=args.joins_per_minute,
         bench_disable_log=env_flag(os.environ, "TRACKER_BENCH_DISABLE_LOG"),
         bench_asgi_ws=env_flag(os.environ, "TRACKER_BENCH_ASGI_WS"),
     )
@@ -104,6 +106,8 @@ def check_args(args: argparse.Namespace) -> None:
         ("--join-timeout", args.join_timeout),
         ("--flood-tolerance", args.flood_tolerance),
         ("--history-size", args.history_size),
+        ("--auth-guesses-per-minute", args.auth_guesses_per_minute),
+        ("--joins-per-minute", args.joins_per_minute),
     ):
         if not value > 0:  # also refuses NaN, which compares false with everything
             raise ConfigError(f"{name} must be positive, not {value}")

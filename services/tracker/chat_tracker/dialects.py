@@ -46,7 +46,7 @@ class Dialect(Protocol):
 
     def welcome(self, event: Event, limits: Limits, offer: ResumeOffer | None) -> list[str]: ...
 
-    def error(self, code: str, message: str, msg_id: str | None = None) -> str: ...
+    def error(self, code: str, message: str, msg_id: str | None = None, retry_after: float | None = None) -> str: ...
 
     def bye(self, reason: str, message: str) -> str: ...
 
@@ -80,8 +80,8 @@ class JsonDialect:
         )
         return [encode(welcome)]
 
-    def error(self, code: str, message: str, msg_id: str | None = None) -> str:
-        return encode(Error(code=code, message=message, id=msg_id))
+    def error(self, code: str, message: str, msg_id: str | None = None, retry_after: float | None = None) -> str:
+        return encode(Error(code=code, message=message, id=msg_id, retry_after=retry_after))
 
     def bye(self, reason: str, message: str) -> str:
         return encode(Bye(reason=reason, message=message))
@@ -114,7 +114,7 @@ class PlainDialect:
             "Just type your message and press Enter; send exit to leave.",
         ]
 
-    def error(self, code: str, message: str, msg_id: str | None = None) -> str:
+    def error(self, code: str, message: str, msg_id: str | None = None, retry_after: float | None = None) -> str:
         return f"! {message}"
 
     def bye(self, reason: str, message: str) -> str:

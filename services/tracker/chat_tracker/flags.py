@@ -231,6 +231,20 @@ OPTIONS = (
         "with --redis-url: a file whose first line is Redis's password (docs/replicas.md)",
     ),
     Option("--redis-prefix", "TRACKER_REDIS_PREFIX", str, _DEFAULT["redis_prefix"], "prefix of the room's Redis keys"),
+    Option(  # the guessing budget every address shares (ratelimit.AuthThrottle)
+        "--auth-guesses-per-minute",
+        "TRACKER_AUTH_GUESSES_PER_MINUTE",
+        float,
+        _DEFAULT["auth_guesses_per_minute"],
+        "wrong passwords checked per minute, all addresses together (more: 429, close 4013; members, resumes go on)",
+    ),
+    Option(  # joins and resumes per address (session.Session.entries)
+        "--joins-per-minute",
+        "TRACKER_JOINS_PER_MINUTE",
+        float,
+        _DEFAULT["joins_per_minute"],
+        "joins and resumes per address (IPv6: per /64) per minute, as a burst and then a rate (more: close 4014)",
+    ),
 )
 
 

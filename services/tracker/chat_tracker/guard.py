@@ -20,8 +20,7 @@ import enum
 from collections.abc import Callable
 
 from .addresses import TrustedProxies, address_key
-
-WARN_EVERY_SECONDS = 60.0  # one log line per refused address per minute, however hard it tries
+from .ratelimit import WarnLimiter
 
 
 class Refusal(enum.Enum):
@@ -71,7 +70,9 @@ class Ticket:
 class SocketGuard:
     """The open sockets: how many per address key, and which are still sending headers."""
 
-    def __init__(self, per_address: int, ceiling: int, proxies: TrustedProxies) -> None:
+    def __init__(
+        self, per_address: int, ceiling: int, proxies: TrustedProxies, warnings: WarnLimiter | None = None
+    ) -> None:
         self.per_address = per_address
         self.ceiling = ceiling
         self.proxies = proxies
@@ -82,7 +83,7 @@ class SocketGuard:
         self.refused = dict.fromkeys(Refusal, 0)
         self.dropped = 0  # sockets still sending headers, closed at the ceiling to make room
         self.timed_out = 0  # sockets closed by the header deadline
-        self._warned: dict[str, float] = {}  # address key -> when its refusal was last logged
+        self.warnings = warnings or WarnLimiter()  # the tracker's one limiter of refusal warnings
 
     def admit(self, peer: str, drop: Callable[[], None]) -> Ticket | Refusal:
         """A socket from ``peer`` was accepted: its ticket, or why it must be refused now."""
@@ -125,13 +126,7 @@ class SocketGuard:
 
     def should_warn(self, address: str, now: float) -> bool:
         """Whether a refusal of ``address`` should be logged now (at most once a minute per address)."""
-        key = address_key(address)
-        if now - self._warned.get(key, -WARN_EVERY_SECONDS) < WARN_EVERY_SECONDS:
-            return False
-        if len(self._warned) >= 10_000:
-            self._warned.clear()  # a flood from very many addresses: forget rather than grow
-        self._warned[key] = now
-        return True
+        return self.warnings.should_warn("sockets", address_key(address), now)
 
     def linger(self) -> bool:
         """A refused socket may stay open briefly for its answer to be read; False at the ceiling."""

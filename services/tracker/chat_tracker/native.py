@@ -7,8 +7,8 @@ request's headers: about 25 KB per idle member. This adapter drives the same san
 ``websockets`` sans-I/O parser to the session, frames out go from the member's
 outbox to the transport, written at once while the socket keeps up and drained from
 ``resume_writing`` when it did not. A task exists only while the session waits for
-something slow: a password check (the gate may make a guesser wait) or a resume's
-replay (it may read chat.log). Its frames meanwhile wait in the parser's events,
+something slow: a resume's replay (it may read chat.log); a password check is answered
+at once, right, wrong or refused (``auth.PasswordGate``). Its frames meanwhile wait in the parser's events,
 with reading paused, exactly as uvicorn's queue holds them for the ASGI adapter.
 
 What the peer sees is the same as through uvicorn: the handshake (``Origin`` checked
@@ -242,7 +242,7 @@ class NativeWebSocket(asyncio.Protocol, Closable):
             return
         allowed, origin = handshake_allowed(settings.allowed_origins, origin_headers)
         if not allowed:
-            log.warning("Refused a WebSocket from %s: origin %.100r is not allowed", self.address, origin)
+            self.tracker.warn_refused_origin(self.address, origin)
             self._reject(403)
             return
         response = conn.accept(request)
@@ -276,7 +276,7 @@ class NativeWebSocket(asyncio.Protocol, Closable):
         outbox.on_wake = self._drain
         self.outbox = outbox
         timeouts = Timeouts(auth=settings.auth_timeout, join=settings.join_timeout)
-        session = Session(tracker.room, dialect, outbox, self.address, timeouts)
+        session = Session(tracker.room, dialect, outbox, self.address, timeouts, tracker.entries)
         self.session = session
         if not tracker.admit(self, session):
             self.ended = True  # never admitted: nothing to release
@@ -370,26 +370,25 @@ class NativeWebSocket(asyncio.Protocol, Closable):
     # --- the session's actions ---------------------------------------------------------
 
     def _act(self, action: CheckPassword | Replay | None) -> None:
-        if action is not None:
+        session = self.session
+        if isinstance(action, CheckPassword) and session is not None:
+            # Answered now, right or wrong or refused: a password check never waits (auth.PasswordGate).
+            session.password_checked(self.tracker.gate.check(self.address, action.candidate))
+            if session.state is SessionState.AWAIT_NAME:
+                self.tracker.connections.authenticated(self)  # a member now: never dropped for room
+        elif isinstance(action, Replay):
+            self.tracker.connections.authenticated(self)  # resumed (also after a paused check)
             self._task = asyncio.get_running_loop().create_task(self._carry_out(action))
 
-    async def _carry_out(self, action: CheckPassword | Replay) -> None:
+    async def _carry_out(self, action: Replay) -> None:
         session, tracker = self.session, self.tracker
         assert session is not None and self.outbox is not None
         try:
-            if isinstance(action, CheckPassword):
-                ok = await tracker.gate.check(self.address, action.candidate)
-                if self.ended:
-                    return
-                session.password_checked(ok)
-                if session.state is SessionState.AWAIT_NAME:
-                    tracker.connections.authenticated(self)  # a member now: never dropped for room
-            else:
-                settings = tracker.settings
-                await replay(
-                    tracker.room, tracker.journal, settings.history_size, action.resuming, self.outbox, self._wait_ready
-                )
-                session.replayed()
+            settings = tracker.settings
+            await replay(
+                tracker.room, tracker.journal, settings.history_size, action.resuming, self.outbox, self._wait_ready
+            )
+            session.replayed()
         finally:
             self._task = None
         if self.ended:

@@ -15,6 +15,7 @@ from starlette.datastructures import State
 from .auth import password_from_authorization
 from .journal import History
 from .metrics import metrics_registry, render
+from .ratelimit import Wait
 from .replica import ARCHIVER_LAG_EVENTS
 from .service import Tracker
 
@@ -69,7 +70,8 @@ class ProblemOut(BaseModel):
 
 # Documented so the schema tells clients (and schemathesis) what a missing or wrong password gets.
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
-    401: {"model": ProblemOut, "description": "Missing or wrong server password (with WWW-Authenticate)"}
+    401: {"model": ProblemOut, "description": "Missing or wrong server password (with WWW-Authenticate)"},
+    429: {"model": ProblemOut, "description": "Too many wrong passwords: refused unchecked (with Retry-After)"},
 }
 
 
@@ -94,13 +96,30 @@ TrackerDep = Annotated[Tracker, Depends(get_tracker)]
 
 
 async def require_password(request: Request, tracker: TrackerDep) -> None:
-    """401 with a challenge unless the request carries the server password."""
+    """401 with a challenge unless the request carries the server password; 429 if it guessed too often."""
     candidate = password_from_authorization(request.headers.get("authorization"))
     address = request.client.host if request.client else "unknown"
-    if not await tracker.gate.check(address, candidate):
+    checked = tracker.gate.check(address, candidate)
+    if checked.wait is not None:
+        raise too_many_guesses(checked.wait)
+    if not checked.ok:
         raise HTTPException(
             status_code=401, detail="the server password is required", headers={"WWW-Authenticate": CHALLENGE}
         )
+
+
+def too_many_guesses(wait: Wait) -> HTTPException:
+    """429 with Retry-After: the guess was refused unchecked (``auth.PasswordGate``), at once."""
+    detail = (
+        "too many wrong passwords from your address"
+        if wait.own
+        else "too many wrong passwords from many addresses; password checks are paused"
+    )
+    return HTTPException(
+        status_code=429,
+        detail=f"{detail}; retry in {wait.retry_after} s",
+        headers={"Retry-After": str(wait.retry_after)},
+    )
 
 
 Authorized = Depends(require_password)

@@ -142,7 +142,9 @@ def build_server(settings: Settings, socket_ceiling: int) -> TrackerServer:
     # must not be lost to a logging not yet configured (uvicorn's Config would only do it next).
     logging.config.dictConfig(logging_config(settings.log_level))
     app = create_app(settings)
-    guard = SocketGuard(settings.max_connections_per_address, socket_ceiling, settings.trusted_proxies)
+    guard = SocketGuard(
+        settings.max_connections_per_address, socket_ceiling, settings.trusted_proxies, app.tracker.warnings
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,

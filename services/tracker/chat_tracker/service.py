@@ -30,7 +30,7 @@ from .errors import LogWriteError
 from .journal import LocalJournal
 from .outbox import Coalescer
 from .policy import MemberPolicy
-from .ratelimit import AuthThrottle
+from .ratelimit import AuthThrottle, KeyedBuckets, WarnLimiter
 from .redis_journal import RedisJournal
 from .redis_keys import REPLICA_ID_SPAN, Keys, event_of
 from .replica import ReplicaLink, open_replica
@@ -229,19 +229,17 @@ class Tracker:
             self.journal.went_away(member.id)
 
     def _open_gates(self, settings: Settings) -> None:
-        self.gate = PasswordGate(
-            settings.password,
-            AuthThrottle(base_delay=settings.auth_base_delay, free_failures=settings.auth_free_failures),
-        )
-        # The admin password has a gate (and a throttle) of its own: guessing it is slowed just the same.
+        self.warnings = WarnLimiter()  # every refusal warning, once a minute per kind and address
+        self.gate = PasswordGate(settings.password, self._throttle(settings), self.warnings)
+        # The admin password has a gate (and a throttle) of its own: guessing it is refused just the same.
         self.admin_gate = (
-            PasswordGate(
-                settings.admin_password,
-                AuthThrottle(base_delay=settings.auth_base_delay, free_failures=settings.auth_free_failures),
-            )
+            PasswordGate(settings.admin_password, self._throttle(settings), self.warnings, what="admin password")
             if settings.admin_password is not None
             else None
         )
+        warn_short_passwords(settings)
+        # Joins and resumes per address key: a burst of a minute's worth, then the rate.
+        self.entries = KeyedBuckets(settings.joins_per_minute / 60.0, max(1.0, settings.joins_per_minute))
         self.connections = Connections(
             Budget(
                 total=settings.max_connections,
@@ -256,6 +254,22 @@ class Tracker:
         self.started = False
         self.stopped = False
         self._checkpoint_seq = -1
+
+    def _throttle(self, settings: Settings) -> AuthThrottle:
+        return AuthThrottle(
+            base_delay=settings.auth_base_delay,
+            free_failures=settings.auth_free_failures,
+            per_minute=settings.auth_guesses_per_minute,
+        )
+
+    def warn_refused_origin(self, address: str, origin: str | None) -> None:
+        """A WebSocket from a page of a foreign origin was refused (logged once a minute per address)."""
+        if self.warnings.should_warn("origin", address_key(address), time.monotonic()):
+            log.warning(
+                "Refused a WebSocket from %s: origin %.100r is not allowed (logged once a minute per address)",
+                address,
+                origin,
+            )
 
     def _who_was_present(self, last_seq: int) -> Checkpoint:
         """The room's epoch and who was in the room at chat.log's end: ``room.json`` brought up to date.
@@ -466,6 +480,21 @@ class Tracker:
 
 def _goodbye(member: Member) -> tuple[str, ...]:
     return (member.dialect.bye(LeaveReason.SHUTDOWN, SHUTDOWN_MESSAGE),)
+
+
+SHORT_PASSWORD_CHARS = 12
+
+
+def warn_short_passwords(settings: Settings) -> None:
+    """A start-up warning for a password short enough to guess (its length only, never the password)."""
+    for what, password in (("room", settings.password), ("admin", settings.admin_password)):
+        if password is not None and len(password) < SHORT_PASSWORD_CHARS:
+            log.warning(
+                "The %s password is shorter than %d characters: choose a longer one (guessing is throttled, "
+                "not impossible; see docs/operations.md)",
+                what,
+                SHORT_PASSWORD_CHARS,
+            )
 
 
 def _restart_goodbye(member: Member) -> tuple[str, ...]:

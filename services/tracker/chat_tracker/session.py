@@ -4,7 +4,7 @@ Password, then name, then chat, then goodbye, for both dialects, with no awaits 
 no socket: the adapter (``websocket.py``) feeds it what the peer sent (a text
 frame, a binary frame, a timeout, a disconnect) and carries out what it asks for.
 Frames for the peer go to the connection's outbox; the two things the session
-cannot do itself are check a password (the gate may make a guesser wait) and read
+cannot do itself are check a password (the gate answers at once: right, wrong or refused) and read
 the journal's history for a resume, so it returns a ``CheckPassword`` or a
 ``Replay`` action and is told when it is done (``password_checked``, ``replayed``).
 
@@ -12,7 +12,15 @@ States (``SessionState``) and what moves them:
 
     AWAIT_PASSWORD --frame/header--> CHECKING_PASSWORD --ok--> AWAIT_NAME --joined--> CHATTING
                                                  AWAIT_NAME --resume--> REPLAYING --replayed--> CHATTING
+    CHECKING_PASSWORD --checks paused for everyone--> AWAIT_RESUME --resume, right password--> REPLAYING
     any state --refusal, exit, leave, removal, disconnect--> CLOSED
+
+Password checks paused for everyone (the shared guessing budget is spent, ``ratelimit``)
+must not lock out members coming back: a JSON connection is then told ``authenticated``
+whatever its password, and only a ``resume`` with a valid token *and* the right password
+gets in; anything else is closed with 4013, the same way whether the password was right
+or not, so the pause reveals nothing to a guesser. Joins and resumes spend the address's
+entry allowance (``entries``): over it, 4014.
 
 ``deadline`` says how long the adapter may wait for the next frame in each state.
 """
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 from dataclasses import dataclass
 
 from chat_protocol import (
@@ -42,10 +51,12 @@ from chat_protocol import (
 )
 from chat_protocol.reasons import LeaveReason
 
-from .auth import password_from_authorization
+from .addresses import address_key
+from .auth import Checked, password_from_authorization
 from .dialects import NAME_PROMPT, PASSWORD_OK, PASSWORD_PROMPT, PLAIN, WRONG_PASSWORD, Dialect
 from .errors import Kicked, Recover, Refused
 from .outbox import Outbox
+from .ratelimit import KeyedBuckets, Wait
 from .room import Member, Resuming, Room
 
 log = logging.getLogger("chat_tracker")
@@ -69,6 +80,7 @@ class SessionState(enum.Enum):
     AWAIT_PASSWORD = "await_password"
     CHECKING_PASSWORD = "checking_password"
     AWAIT_NAME = "await_name"
+    AWAIT_RESUME = "await_resume"  # checks are paused for everyone: only a resume may get in (see above)
     REPLAYING = "replaying"  # resumed: the adapter is replaying what it missed
     CHATTING = "chatting"
     CLOSED = "closed"  # nothing more is read; the goodbye (if any) is queued
@@ -97,12 +109,22 @@ class Timeouts:
 class Session:
     """One connection's dialogue, joined or not."""
 
-    def __init__(self, room: Room, dialect: Dialect, outbox: Outbox, address: str, timeouts: Timeouts) -> None:
+    def __init__(
+        self,
+        room: Room,
+        dialect: Dialect,
+        outbox: Outbox,
+        address: str,
+        timeouts: Timeouts,
+        entries: KeyedBuckets | None = None,
+    ) -> None:
         self.room = room
         self.dialect = dialect
         self.outbox = outbox
         self.address = address
         self.timeouts = timeouts
+        self.entries = entries  # joins and resumes per address key; None: unlimited
+        self._paused: tuple[bool, Wait] | None = None  # AWAIT_RESUME: the hidden answer, and the wait
         self.member: Member | None = None
         self._state = SessionState.AWAIT_PASSWORD
         self._after_password: tuple[str, ...] = ()
@@ -126,7 +148,7 @@ class Session:
     def deadline(self) -> float | None:
         """Seconds to wait for the next frame before ``timed_out``; None for no limit."""
         state = self.state
-        if state is SessionState.AWAIT_PASSWORD:
+        if state is SessionState.AWAIT_PASSWORD or state is SessionState.AWAIT_RESUME:
             return self.timeouts.auth
         if state is SessionState.AWAIT_NAME:
             return self.timeouts.join
@@ -179,6 +201,8 @@ class Session:
             return self._receive_password(frame)
         if state is SessionState.AWAIT_NAME:
             return self._receive_name(frame)
+        if state is SessionState.AWAIT_RESUME:
+            return self._receive_resume_only(frame)
         if state is SessionState.CHATTING:
             assert self.member is not None
             if self.dialect is PLAIN:
@@ -196,17 +220,24 @@ class Session:
         seconds = self.deadline or 0.0
         self._refuse("handshake_timeout", f"no {what} within {seconds:g} s", CloseCode.HANDSHAKE_TIMEOUT)
 
-    def password_checked(self, ok: bool) -> None:
-        """The gate's answer to the last ``CheckPassword``."""
+    def password_checked(self, checked: Checked | bool) -> None:
+        """The gate's answer to the last ``CheckPassword`` (the gate logs wrong ones, rate-limited)."""
         if self._state is not SessionState.CHECKING_PASSWORD:
             return
-        if ok:
+        if isinstance(checked, bool):
+            checked = Checked(ok=checked)
+        if checked.ok:
             self.outbox.push_texts(self._after_password)
             self._state = SessionState.AWAIT_NAME
-            return
-        log.warning("Wrong password from %s", self.address)
-        frame = WRONG_PASSWORD if self.dialect is PLAIN else self.dialect.error("bad_password", "wrong password")
-        self._close(CloseCode.BAD_PASSWORD, "bad_password", (frame,))
+        elif checked.wait is None:
+            frame = WRONG_PASSWORD if self.dialect is PLAIN else self.dialect.error("bad_password", "wrong password")
+            self._close(CloseCode.BAD_PASSWORD, "bad_password", (frame,))
+        elif checked.hidden is None or self.dialect is PLAIN:
+            self._too_many_guesses(checked.wait)
+        else:
+            self._paused = (checked.hidden, checked.wait)
+            self.outbox.push_texts(self._after_password)
+            self._state = SessionState.AWAIT_RESUME
 
     def replayed(self) -> None:
         """The adapter has replayed what the resumed member missed: it chats again."""
@@ -254,13 +285,50 @@ class Session:
         self._state = SessionState.CHECKING_PASSWORD
         return CheckPassword(candidate)
 
+    def _too_many_guesses(self, wait: Wait) -> None:
+        who = "your address" if wait.own else "many addresses; password checks are paused"
+        message = f"too many wrong passwords from {who}; retry in {wait.retry_after} s"
+        frame = self.dialect.error("too_many_guesses", message, retry_after=wait.retry_after)
+        self._close(CloseCode.TOO_MANY_GUESSES, "too_many_guesses", (frame,))
+
+    def _receive_resume_only(self, frame: str) -> Replay | None:
+        """Checks are paused: a resume with the right password (and a valid token) gets in; nothing else does."""
+        assert self._paused is not None
+        right, wait = self._paused
+        request = self._requested_name(frame)
+        if not right or not isinstance(request, Resume):
+            if self.state is SessionState.AWAIT_RESUME:
+                self._too_many_guesses(wait)
+            return None
+        if self._entry_refused():
+            return None
+        self._state = SessionState.AWAIT_NAME
+        replay = self._resume(request)
+        if self._state is SessionState.AWAIT_NAME:  # refused (bad token, expired...): told as everyone else is
+            self._too_many_guesses(wait)
+        return replay
+
+    def _entry_refused(self) -> bool:
+        """Spend one of the address's joins and resumes; False if it has none left (and the session is closed)."""
+        entries = self.entries
+        if entries is None:
+            return False
+        key = address_key(self.address)
+        if entries.take(key):
+            return False
+        seconds = max(1, math.ceil(entries.wait(key)))
+        message = f"too many joins and resumes from your address; retry in {seconds} s"
+        frame = self.dialect.error("too_many_joins", message, retry_after=seconds)
+        self._close(CloseCode.TOO_MANY_JOINS, "too_many_joins", (frame,))
+        return True
+
     # --- stage 2: name -----------------------------------------------------------------
 
     def _receive_name(self, frame: str) -> Replay | None:
         request = self._requested_name(frame)
         if isinstance(request, Resume):
-            return self._resume(request)
-        if request is None:
+            return None if self._entry_refused() else self._resume(request)
+        if request is None or self._entry_refused():
             return None
         try:
             self.member = self.room.join(request, self.dialect, self.outbox, self.address)
@@ -340,7 +408,7 @@ class Session:
         if isinstance(request, Say):
             self._say(member, request.text, request.id)
         elif isinstance(request, Who):
-            self.outbox.push(encode(Members(self.room.who())))
+            self._who(member)
         elif isinstance(request, Leave):
             self._leave(member)
         elif isinstance(request, (Join, Resume)):
@@ -355,6 +423,14 @@ class Session:
             log.warning("%s removed for flooding", member.name)
         except Refused as refusal:
             self.outbox.push(self.dialect.error(refusal.code, refusal.message, msg_id))
+
+    def _who(self, member: Member) -> None:
+        """Answer ``who``, within the member's allowance for it: one answer can be a megabyte."""
+        if member.allowance.who.take():
+            self.outbox.push(encode(Members(self.room.who())))
+        else:
+            refusal = self.room.policy.who_refusal()
+            self.outbox.push(self.dialect.error(refusal.code, refusal.message))
 
     def _leave(self, member: Member) -> None:
         goodbye = self.dialect.bye("left", f"Bye, {member.name}.")

@@ -74,6 +74,11 @@ class Settings:
     compress: bool = False
     auth_base_delay: float = 0.5
     auth_free_failures: int = 3
+    # Wrong passwords checked per minute from all addresses together (burst: a minute's worth; an
+    # IPv6 /48 gets a quarter); past it new checks are refused (429, 4013), members and resumes go on.
+    auth_guesses_per_minute: float = 60.0
+    # Joins and resumes per address (an IPv6 /64) per minute, as a burst, then at that rate (over: 4014).
+    joins_per_minute: float = 30.0
     log_level: str = "info"
     # Replicas (replica.py): the room lives in Redis; None is the single process on chat.log.
     redis_url: str | None = field(default=None, repr=False)  # may hold Redis's password

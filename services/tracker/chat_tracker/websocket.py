@@ -57,7 +57,7 @@ class Connection(Closable):
             self.settings.limits.queue_size, on_overflow=self._on_overflow, wire=self.wire, coalescer=tracker.coalescer
         )
         timeouts = Timeouts(auth=self.settings.auth_timeout, join=self.settings.join_timeout)
-        self.session = Session(tracker.room, dialect, self.outbox, self.address, timeouts)
+        self.session = Session(tracker.room, dialect, self.outbox, self.address, timeouts, tracker.entries)
         self.writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
         self._peer_gone = False
@@ -72,7 +72,7 @@ class Connection(Closable):
         # accept, which uvicorn answers with HTTP 403: no WebSocket, no password tried.
         allowed, origin = handshake_allowed(self.settings.allowed_origins, self.scope.get("headers", []))
         if not allowed:
-            log.warning("Refused a WebSocket from %s: origin %.100r is not allowed", self.address, origin)
+            self.tracker.warn_refused_origin(self.address, origin)
             await self.send({"type": "websocket.close", "code": 1008})
             return
         subprotocol = SUBPROTOCOL if self.session.dialect is JSON else None
@@ -104,10 +104,11 @@ class Connection(Closable):
         )
         while True:
             if isinstance(action, CheckPassword):
-                session.password_checked(await self.tracker.gate.check(self.address, action.candidate))
+                session.password_checked(self.tracker.gate.check(self.address, action.candidate))
                 if session.state is SessionState.AWAIT_NAME:
                     self.tracker.connections.authenticated(self)  # a member now: never dropped for room
             elif isinstance(action, Replay):
+                self.tracker.connections.authenticated(self)  # resumed (also after a paused check)
                 await self._replay(action.resuming)
                 session.replayed()
             if session.state is SessionState.CHATTING:

@@ -280,6 +280,7 @@ function closeReason(code) {
   if (code === 1006) return "Cannot reach the tracker. Check the address and try again.";
   if (code === 4002) return "Too slow: the tracker gave up waiting. Try again.";
   if (code === 4005 || code === 4009) return "The tracker is busy. Try again in a moment.";
+  if (code === 4013 || code === 4014) return "Too many attempts from your address. Try again in a minute.";
   return `The tracker closed the connection (code ${code}).`;
 }
 

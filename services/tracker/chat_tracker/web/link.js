@@ -6,7 +6,10 @@
 import { Memory, SUBPROTOCOL, TokenBucket, backoffDelay, shouldRetry } from "./logic.js";
 
 const PROBE_TIMEOUT_MS = 5000; // a `who` unanswered this long: the connection is dead (a laptop slept)
-const REFRESH_MS = 15000; // `who` this often while live, for the away marks (no event announces them)
+// The member list is the welcome's (or resumed's), kept up to date by joined and left events:
+// no `who` is sent unless the person asks, or to probe a connection that may have died.
+const TRY_LATER = new Set(["too_many_guesses", "too_many_joins"]); // carry retry_after; close 4013/4014 follows
+const TRY_LATER_SECONDS = 10;
 const NAME_ERRORS = new Set(["name_invalid", "name_reserved", "name_taken", "log_unavailable", "shutting_down"]);
 const RESUME_ERRORS = new Set(["resume_bad_token", "resume_wrong_epoch", "resume_expired", "resume_beyond_end"]);
 const RETRY_SOON = new Set(["rate_limited", "log_unavailable"]);
@@ -27,8 +30,8 @@ export class Link {
     this.pumpTimer = null;
     this.retryTimer = null;
     this.probeTimer = null;
-    this.refreshTimer = null;
     this.whoAsked = []; // per `who` sent on this connection: true if the person asked for it
+    this.retryAfter = 0; // seconds the tracker asked us to wait before the next attempt
   }
 
   // --- for the page ----------------------------------------------------------------
@@ -115,6 +118,7 @@ export class Link {
   }
 
   receive(message) {
+    clearTimeout(this.probeTimer); // any frame shows the connection is alive
     const handler = HANDLERS[message.type];
     if (handler) handler.call(this, message);
   }
@@ -172,7 +176,12 @@ export class Link {
   }
 
   onError(error) {
-    if (error.code === "bad_password") {
+    if (TRY_LATER.has(error.code)) {
+      this.retryAfter = error.retry_after || TRY_LATER_SECONDS;
+      if (this.memory === null) this.finish(null, error); // not in yet: the person is told, and tries later
+    } else if (error.code === "rate_limited" && !error.id && this.whoAsked.length) {
+      if (this.whoAsked.shift()) this.view.error(error); // a refused `who`: shown only if the person asked
+    } else if (error.code === "bad_password") {
       this.password = null; // refused: of no use for another attempt
       this.finish(null, error);
     } else if (this.state === "joining" && NAME_ERRORS.has(error.code)) {
@@ -211,7 +220,8 @@ export class Link {
 
   lost() {
     this.state = "waiting";
-    const seconds = backoffDelay(this.attempt);
+    const seconds = Math.max(backoffDelay(this.attempt), this.retryAfter);
+    this.retryAfter = 0;
     const first = this.attempt === 0;
     this.attempt += 1;
     this.view.lost(first && !this.bye, seconds, this.memory.pending);
@@ -233,9 +243,6 @@ export class Link {
     this.attempt = 0;
     this.bucket = TokenBucket.below(this.memory.limits);
     this.state = "replaying";
-    this.refreshTimer = setInterval(() => {
-      if (this.state === "live" && document.visibilityState === "visible") this.askWho(false);
-    }, REFRESH_MS);
   }
 
   // The replay is in: send again what was not acknowledged (same ids), then what waited.
@@ -245,7 +252,6 @@ export class Link {
     }
     this.state = "live";
     if (this.leaving) this.queueFrame({ type: "leave" });
-    this.askWho(false); // the away marks, which welcome and resumed do not carry
     this.view.live(this.memory.pending);
   }
 
@@ -306,7 +312,6 @@ export class Link {
 
   stopTimers() {
     clearTimeout(this.probeTimer);
-    clearInterval(this.refreshTimer);
     clearTimeout(this.pumpTimer);
     this.pumpTimer = null;
   }

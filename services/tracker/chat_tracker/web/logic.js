@@ -117,7 +117,7 @@ export function backoffDelay(attempt, random = Math.random) {
 const RETRY = new Map([
   [1000, false], [1001, false], [1003, false], [1007, false], [1009, false], [1011, true], [1012, true],
   [4001, false], [4002, true], [4003, false], [4005, true], [4006, true], [4007, true], [4008, false],
-  [4009, true], [4010, false], [4011, false], [4012, false],
+  [4009, true], [4010, false], [4011, false], [4012, false], [4013, true], [4014, true],
 ]);
 
 export function shouldRetry(code) {
