@@ -36,7 +36,7 @@ def rss_mb(tracker: RunningTracker) -> float:
 
 def members_request(password: str) -> bytes:
     auth = base64.b64encode(f"x:{password}".encode()).decode()
-    return f"GET /members HTTP/1.1\r\nHost: t\r\nAuthorization: Basic {auth}\r\n\r\n".encode()
+    return f"GET /members HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic {auth}\r\n\r\n".encode()
 
 
 async def abandon(port: int, request: bytes, source: str = "127.0.0.1") -> None:
