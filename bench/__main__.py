@@ -56,6 +56,12 @@ delivery and per message, Redis's CPU per message, deliveries per write, p50/p99
 single process, chat.log checked, and the capacity it implies at 8, 16 and 32 cores. Not in
 the default run. ``python -m bench --workloads replicas --replica-counts 1,2,3 --members 100``
 
+``--workloads security`` (``bench.security``) runs the attacks of issue 22 against ``tracker``
+and, with ``--baseline REF``, ``baseline`` (a fresh tracker per attack, the baseline first):
+what each cost the tracker (RSS before/peak/after) and what the attacker got; security.md and
+security.json, the table also printed. ``--attacks 1,3,6`` picks attacks by number; ``--smoke``
+shrinks every size. Not in the default run. ``python -m bench --workloads security --baseline 8412c10``
+
 Exit status: 0 when the run completed (whatever the figures), 1 when it could not
 (a server failed to start, a generator died), 2 for a usage error.
 """
