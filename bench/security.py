@@ -377,7 +377,8 @@ async def slow_body(t: Target) -> Result:
     """Headers at once, then one body byte a second: how long the socket stays open (capped)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", t.port)
     started = time.monotonic()
-    head = {"Content-Type": "application/json", "Content-Length": "100000", "Connection": "close"}
+    # A kick's size: the trickle, not a body limit, is what the tracker must notice
+    head = {"Content-Type": "application/json", "Content-Length": "2000", "Connection": "close"}
     writer.write(_head("POST", "/admin/kick", t.port, head) + b"{")
     reading = asyncio.create_task(_read_answer(reader, started, t.sizes.slow_body_cap + 5))
     with contextlib.suppress(ConnectionError, OSError):
@@ -609,8 +610,7 @@ async def attack_guesses(t: Target) -> Result:
     """8 wrong guesses from one address one after another; then one from each of many addresses at once."""
     s = t.sizes
     started = time.monotonic()
-    for _ in range(s.one_address_guesses):
-        await guess(t.port, "127.0.0.3", s.step_timeout)
+    first = [await guess(t.port, "127.0.0.3", s.step_timeout) for _ in range(s.one_address_guesses)]
     one_address = round(time.monotonic() - started, 1)
     started = time.monotonic()
     jobs = [functools.partial(guess, t.port, address(i, 4), s.step_timeout) for i in range(s.guess_addresses)]
@@ -619,6 +619,7 @@ async def attack_guesses(t: Target) -> Result:
     return {
         "one_address_seconds": one_address,
         "one_address": s.one_address_guesses,
+        "one_address_statuses": dict(Counter(str(a.status if a.status is not None else a.outcome) for a in first)),
         "many_seconds": round(time.monotonic() - started, 1),
         "statuses": dict(statuses),
         "delayed": sum(1 for a in answers if a.seconds > 0.5),
@@ -824,13 +825,13 @@ def describe_body(r: Result) -> str:
     body, slow = r["body"], r["slow"]
     opened = "still open" if slow["still_open"] else f"closed ({slow['status'] or 'no answer'})"
     return (
-        f"{_status(body)} after {body['seconds']} s ({body['sent_mb']} MB sent); {_rss(body)}; "
+        f"{_status(body)} after {body['seconds']} s ({body['sent_mb']} MB written); {_rss(body)}; "
         f"slow body: {opened} after {slow['seconds']} s"
     )
 
 
 def describe_body_off(r: Result) -> str:
-    return f"{_status(r)} after {r['seconds']} s ({r['sent_mb']} MB sent); {_rss(r)}"
+    return f"{_status(r)} after {r['seconds']} s ({r['sent_mb']} MB written); {_rss(r)}"
 
 
 def describe_wrong(r: Result) -> str:
@@ -865,11 +866,15 @@ def describe_log(r: Result) -> str:
 
 
 def describe_guesses(r: Result) -> str:
-    statuses = ", ".join(f"{n}x {s}" for s, n in sorted(r["statuses"].items()))
+    one = _counts(r["one_address_statuses"])
     return (
-        f"{r.get('one_address', 8)} from one address: {r['one_address_seconds']} s; "
-        f"many addresses: {r['many_seconds']} s, {statuses}, {r['delayed']} delayed > 0.5 s"
+        f"{r.get('one_address', 8)} from one address: {r['one_address_seconds']} s ({one}); "
+        f"many addresses: {r['many_seconds']} s, {_counts(r['statuses'])}, {r['delayed']} delayed > 0.5 s"
     )
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n}x {what}" for what, n in sorted(counts.items()))
 
 
 def describe_token(r: Result) -> str:
