@@ -56,6 +56,12 @@ delivery and per message, Redis's CPU per message, deliveries per write, p50/p99
 single process, chat.log checked, and the capacity it implies at 8, 16 and 32 cores. Not in
 the default run. ``python -m bench --workloads replicas --replica-counts 1,2,3 --members 100``
 
+``--workloads security`` (``bench.security``) runs the attacks of issue 22 against ``tracker``
+and, with ``--baseline REF``, ``baseline`` (a fresh tracker per attack, the baseline first):
+what each cost the tracker (RSS before/peak/after) and what the attacker got; security.md and
+security.json, the table also printed. ``--attacks 1,3,6`` picks attacks by number; ``--smoke``
+shrinks every size. Not in the default run. ``python -m bench --workloads security --baseline 8412c10``
+
 Exit status: 0 when the run completed (whatever the figures), 1 when it could not
 (a server failed to start, a generator died), 2 for a usage error.
 """
@@ -72,7 +78,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import floor, native, replicas, report, workloads
+from . import floor, native, replicas, report, security, workloads
 from .baseline import checkout
 from .generators import Generators, generator_cores
 from .loadgen import ARRIVALS, raise_fd_limit
@@ -80,7 +86,7 @@ from .servers import SERVERS
 from .workloads import Plan
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKLOADS = ("fanout", "idle", "slow", "log", "joins", "coalesce", "replicas")
+WORKLOADS = ("fanout", "idle", "slow", "log", "joins", "coalesce", "replicas", "security")
 DEFAULT_WORKLOADS = ("fanout", "idle", "slow", "log")  # the join storm and the coalescing curve: by name
 
 
@@ -185,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("always", "everysec"),
         help="the replicas workload's Redis fsync policy (default always; everysec runs the replicas --redis-volatile)",
     )
+    parser.add_argument(
+        "--attacks", help="the security workload's attacks by number, e.g. 1,3,6 (default all: bench.security)"
+    )
     parser.add_argument("--floor", action="store_true", help="only measure the physical floor (bench.floor)")
     parser.add_argument("--members", type=_ints, help="fan-out sizes (default 10,100,1000)")
     parser.add_argument("--idle-members", type=_ints, help="connect-and-idle sizes (default 1000,5000)")
@@ -220,7 +229,7 @@ def plan_from(args: argparse.Namespace) -> Plan:
     if args.workloads is not None:
         chosen = tuple(w for w in args.workloads.split(",") if w)
     else:  # the smoke run proves the join storm works too: 60 members take a second
-        chosen = WORKLOADS if args.smoke else DEFAULT_WORKLOADS
+        chosen = tuple(w for w in WORKLOADS if w != "security") if args.smoke else DEFAULT_WORKLOADS
     changes: dict[str, Any] = {"servers": tuple(servers), "workloads": chosen}
     for flag, field in (
         ("members", "members"),
@@ -267,7 +276,9 @@ def tmpfs_dir() -> Path | None:
     return None
 
 
-def run(plan: Plan, smoke: bool = False, replica: replicas.ReplicaOptions | None = None) -> int:
+def run(
+    plan: Plan, smoke: bool = False, replica: replicas.ReplicaOptions | None = None, attacks: tuple[str, ...] = ()
+) -> int:
     unknown = set(plan.workloads) - set(WORKLOADS)
     if unknown:
         print(f"python -m bench: error: unknown workload(s): {', '.join(sorted(unknown))}", file=sys.stderr)
@@ -322,8 +333,15 @@ def run(plan: Plan, smoke: bool = False, replica: replicas.ReplicaOptions | None
                 log(f" replicas on Redis: skipped, {missing}")
             else:
                 raise RuntimeError(f"the replicas workload needs {missing}")
-        log(" the physical floor")
-        rows += floor.measure(count=10_000, rounds=1) if smoke else floor.measure()
+        if "security" in plan.workloads:
+            log(" security: the attacks of issue 22")
+            sizes = security.SMOKE if smoke else security.Sizes()
+            found = security.measure(plan, log, sizes, attacks)
+            security.write(plan, found, " ".join(["python -m bench", *sys.argv[1:]]), sizes)
+            rows += found
+        if plan.workloads != ("security",):  # the attacks alone need no floor
+            log(" the physical floor")
+            rows += floor.measure(count=10_000, rounds=1) if smoke else floor.measure()
     finally:
         gens.close()
         if tmpfs is not None:
@@ -388,8 +406,9 @@ def main(argv: list[str] | None = None) -> int:
 
             return profile(plan)
         try:
-            return run(plan, smoke=args.smoke, replica=replica_options(args))
-        except (RuntimeError, TimeoutError, OSError) as exc:
+            attacks = tuple(a for a in (args.attacks or "").split(",") if a)
+            return run(plan, smoke=args.smoke, replica=replica_options(args), attacks=attacks)
+        except (RuntimeError, TimeoutError, OSError, ValueError) as exc:
             print(f"python -m bench: error: {exc}", file=sys.stderr)
             return 1
 

@@ -69,6 +69,8 @@ class ServerOptions:
     extra_env: dict[str, str] = field(default_factory=dict)
     source: Path | None = None  # baseline only: the source tree whose services/ it imports
     head: tuple[str, ...] | None = None  # tracker only: run by ``python <head> <flags>``, not ``-m chat_tracker``
+    extra_args: tuple[str, ...] = ()  # trackers only: more flags after the benchmark's own (bench.security)
+    crowd: bool = True  # lift the per-address limits (CROWD_FROM_ONE_ADDRESS); bench.security keeps the defaults
 
 
 class Server:
@@ -86,7 +88,8 @@ class Server:
         self.listen_backlog = native.LISTEN_BACKLOGS.get(self.kind)  # when small, joins are paced to it
         options.log_dir.mkdir(parents=True, exist_ok=True)
         self.output_path = options.log_dir / f"{options.kind}-{self.port}.out"
-        env = {**os.environ, "TRACKER_PASSWORD": PASSWORD, **CROWD_FROM_ONE_ADDRESS, **options.extra_env}
+        crowd = CROWD_FROM_ONE_ADDRESS if options.crowd else {}
+        env = {**os.environ, "TRACKER_PASSWORD": PASSWORD, **crowd, **options.extra_env}
         if options.disable_log:
             env["TRACKER_BENCH_DISABLE_LOG"] = "1"
         else:
@@ -139,6 +142,7 @@ class Server:
                 "--queue-size",
                 str(o.queue_size),
                 *pings,
+                *o.extra_args,
             ]
         module = {"ceiling": "bench.ref_ceiling", "typical": "bench.ref_typical"}[o.kind]
         return [sys.executable, "-m", module, "--port", str(self.port), "--password", PASSWORD, *pings]
