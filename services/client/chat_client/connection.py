@@ -57,6 +57,7 @@ from .errors import (
     Unreachable,
     session_closed,
 )
+from . import trust
 from .pacing import TokenBucket
 from .resume import ID_LENGTH_BOUND
 
@@ -274,7 +275,7 @@ async def connect(url: str, password: str | None, *, timeout: float = 10.0) -> A
     headers = auth_header(password) if password is not None else {}
     try:
         async with (
-            httpx.AsyncClient(timeout=timeout) as client,
+            httpx.AsyncClient(timeout=timeout, verify=trust.context()) as client,
             aconnect_ws(
                 url,
                 client,
@@ -320,4 +321,7 @@ def _leaves(error: BaseException) -> Iterator[BaseException]:
 def _transport_reason(exc: httpx.TransportError) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return "timed out"
+    tls = trust.tls_failure(exc)
+    if tls is not None:
+        return tls
     return str(exc) or type(exc).__name__

@@ -201,6 +201,8 @@ OPTIONS = (
         "run as one replica of a room kept in Redis, e.g. redis://host:6379/0 (docs/replicas.md)",
     ),
     Option("--redis-prefix", "TRACKER_REDIS_PREFIX", str, _DEFAULT["redis_prefix"], "prefix of the room's Redis keys"),
+    Option("--tls-cert", "TRACKER_TLS_CERT", Path, None, "PEM certificate chain: serve https and wss (with --tls-key)"),
+    Option("--tls-key", "TRACKER_TLS_KEY", Path, None, "PEM private key, unencrypted, of --tls-cert"),
 )
 
 
