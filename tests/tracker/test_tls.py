@@ -119,4 +119,3 @@ def test_a_misused_tls_flag_exits_2_with_one_line(tmp_path: Path, certificates: 
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Listening" not in result.stdout
-
