@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
 from peers import plain_member
 from tls_testing import Certificates, make_certificates, start_tls_tracker
 
@@ -90,17 +91,31 @@ def run_tracker(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.C
     )
 
 
+def encrypted_copy(key: Path) -> bytes:
+    """The PEM key at ``key``, encrypted with a passphrase (as ``openssl pkey -aes256`` would)."""
+    loaded = serialization.load_pem_private_key(key.read_bytes(), password=None)
+    encryption = serialization.BestAvailableEncryption(b"passphrase")
+    return loaded.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+
+
 def _misuses(files: Certificates, tmp_path: Path) -> dict[str, tuple[list[str], dict[str, str], str]]:
     """Each wrong way to give the pair: (flags, environment, what the one error line must say)."""
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a certificate\n", encoding="utf-8")
     other = make_certificates(tmp_path / "other")
     unreadable = tmp_path / "missing.pem"
+    encrypted = tmp_path / "encrypted-key.pem"
+    encrypted.write_bytes(encrypted_copy(files.key))
     return {
         "cert-only": (["--tls-cert", str(files.cert)], {}, "--tls-cert needs --tls-key too"),
         "key-only-env": ([], {"TRACKER_TLS_KEY": str(files.key)}, "--tls-key needs --tls-cert too"),
         "missing-cert": (["--tls-cert", str(unreadable), "--tls-key", str(files.key)], {}, "cannot read --tls-cert"),
         "garbage-cert": (["--tls-cert", str(garbage), "--tls-key", str(files.key)], {}, "cannot use --tls-cert"),
+        "encrypted-key": (
+            ["--tls-cert", str(files.cert), "--tls-key", str(encrypted)],
+            {},
+            f"--tls-key {encrypted} is encrypted",
+        ),
         "key-of-another": (
             [],
             {"TRACKER_TLS_CERT": str(files.cert), "TRACKER_TLS_KEY": str(other.key)},
@@ -109,7 +124,9 @@ def _misuses(files: Certificates, tmp_path: Path) -> dict[str, tuple[list[str], 
     }
 
 
-@pytest.mark.parametrize("case", ["cert-only", "key-only-env", "missing-cert", "garbage-cert", "key-of-another"])
+@pytest.mark.parametrize(
+    "case", ["cert-only", "key-only-env", "missing-cert", "garbage-cert", "encrypted-key", "key-of-another"]
+)
 def test_a_misused_tls_flag_exits_2_with_one_line(tmp_path: Path, certificates: Certificates, case: str) -> None:
     """One flag without the other, an unreadable file, a file that is no PEM, a key of another certificate."""
     flags, env, message = _misuses(certificates, tmp_path)[case]

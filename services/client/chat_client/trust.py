@@ -29,10 +29,12 @@ def trust_context(cafile: str | None) -> ssl.SSLContext:
     if cafile:
         try:
             context.load_verify_locations(cafile=cafile)
+        except ssl.SSLError as exc:  # an OSError too: caught first
+            raise UsageError(
+                f"--cafile {cafile} holds no PEM certificate: {getattr(exc, 'reason', None) or exc}"
+            ) from None
         except OSError as exc:
             raise UsageError(f"cannot read --cafile {cafile}: {exc.strerror or exc}") from None
-        except ssl.SSLError as exc:
-            raise UsageError(f"--cafile {cafile} holds no PEM certificate: {exc.reason or exc}") from None
     return context
 
 
@@ -57,7 +59,7 @@ def tls_failure(error: BaseException) -> str | None:
         if isinstance(seen, ssl.SSLCertVerificationError):
             return f"certificate verify failed ({seen.verify_message}): {CAFILE_HINT}"
         if isinstance(seen, ssl.SSLError):
-            reason = seen.reason or str(seen)
+            reason = getattr(seen, "reason", None) or str(seen)
             if reason == "WRONG_VERSION_NUMBER":
                 return "TLS handshake failed: the tracker does not seem to serve TLS there (ws:// or http:// instead?)"
             return f"TLS handshake failed ({reason})"

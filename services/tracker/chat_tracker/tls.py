@@ -51,13 +51,20 @@ def check_loadable(files: TlsFiles) -> None:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         context.load_cert_chain(certfile=files.cert, keyfile=files.key, password=_no_passphrase)
+    except EncryptedKey:
+        raise ConfigError(f"--tls-key {files.key} is encrypted: give the key without a passphrase") from None
     except ssl.SSLError as exc:
         raise ConfigError(
-            f"cannot use --tls-cert {files.cert} with --tls-key {files.key}: {exc.reason or exc} "
+            f"cannot use --tls-cert {files.cert} with --tls-key {files.key}: {getattr(exc, 'reason', None) or exc} "
             "(both PEM, the key unencrypted and matching the certificate)"
         ) from None
 
 
+class EncryptedKey(Exception):
+    """The key asks for a passphrase."""
+
+
 def _no_passphrase() -> bytes:
-    # An encrypted key would make OpenSSL prompt on the terminal at every start; refuse it instead.
-    raise ssl.SSLError("the private key is encrypted: give it without a passphrase")
+    # uvicorn loads the key with no passphrase, and OpenSSL would then prompt on the terminal
+    # at every start (or fail without one): refuse an encrypted key here, plainly.
+    raise EncryptedKey

@@ -61,7 +61,7 @@ def test_client_without_the_ca_refuses_in_one_line(tls_tracker: RunningTracker, 
     assert not any(" join " in line for line in tls_tracker.log_lines())
 
 
-def test_wrong_cafile_is_refused_and_an_unreadable_one_is_a_usage_error(
+def test_wrong_cafile_is_refused_and_an_unusable_one_is_a_usage_error(
     tls_tracker: RunningTracker, tmp_path: Path, clients: StartClient
 ) -> None:
     """Another CA's file does not make this tracker trusted (exit 1); a missing file is exit 2."""
@@ -76,6 +76,13 @@ def test_wrong_cafile_is_refused_and_an_unreadable_one_is_a_usage_error(
     status, _, stderr = missing.finish()
     assert status == 2
     assert stderr == f"chat-client: cannot read --cafile {tmp_path / 'nowhere.pem'}: No such file or directory\n"
+    not_a_certificate = clients(tls_tracker.url, "--cafile", str(other.key), "--username", "eve", "--json")
+    not_a_certificate.close_stdin()
+    status, _, stderr = not_a_certificate.finish()
+    assert (status, stderr) == (
+        2,
+        f"chat-client: --cafile {other.key} holds no PEM certificate: NO_CERTIFICATE_OR_CRL_FOUND\n",
+    )
 
 
 def test_moderator_reaches_admin_over_https(
