@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from client_conftest import Client
-from tls_testing import Certificates, make_certificates, start_tls_tracker
 
 from chat_testing import RunningTracker
+from client_conftest import Client
+from tls_testing import Certificates, make_certificates, start_tls_tracker
 
 StartClient = Callable[..., Client]
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
-from peers import plain_member
-from tls_testing import Certificates, make_certificates, start_tls_tracker
 
 from chat_testing import PASSWORD, UNIT, RunningTracker
+from peers import plain_member
+from tls_testing import Certificates, make_certificates, start_tls_tracker
 
 pytestmark = pytest.mark.anyio
 
@@ -80,8 +80,18 @@ async def test_plain_http_on_the_tls_port_gets_no_chat(start_tracker: StartTrack
 def run_tracker(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
     return subprocess.run(
-        [sys.executable, "-m", "chat_tracker", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(tmp_path)]
-        + list(args),
+        [
+            sys.executable,
+            "-m",
+            "chat_tracker",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path),
+            *args,
+        ],
         env={**clean, "TRACKER_PASSWORD": PASSWORD, **env},
         stdin=subprocess.DEVNULL,
         capture_output=True,

@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from playwright.sync_api import expect
-from tls_testing import make_certificates, start_tls_tracker
 from web_support import WAIT_MS, Browser, JsonMember, StartTracker, join, lines_with, open_page, type_line
+
+from tls_testing import make_certificates, start_tls_tracker
 
 
 def test_page_over_https_joins_and_chats_over_wss(

@@ -46,6 +46,7 @@ from chat_protocol import (
     encode,
 )
 
+from . import trust
 from .errors import (
     AuthenticationFailed,
     Banned,
@@ -57,7 +58,6 @@ from .errors import (
     Unreachable,
     session_closed,
 )
-from . import trust
 from .pacing import TokenBucket
 from .resume import ID_LENGTH_BOUND
 

@@ -16,8 +16,8 @@ from urllib.parse import quote
 
 import httpx
 
-from .commands import Moderate, Verb
 from . import trust
+from .commands import Moderate, Verb
 from .config import admin_base_url
 from .render import Fragments, error, moment, notice, safe
 

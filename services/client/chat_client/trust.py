@@ -18,7 +18,14 @@ import ssl
 
 from .errors import UsageError
 
-_context: ssl.SSLContext | None = None
+
+class _Trust:
+    """The process's one trust setting (set by ``use_cafile``, built lazily otherwise)."""
+
+    context: ssl.SSLContext | None = None
+
+
+_TRUST = _Trust()
 
 CAFILE_HINT = "trust its certificate with --cafile FILE or CHAT_CLIENT_CAFILE"
 
@@ -40,16 +47,14 @@ def trust_context(cafile: str | None) -> ssl.SSLContext:
 
 def use_cafile(cafile: str | None) -> None:
     """Trust ``cafile`` too from now on (None: the system's trust store only)."""
-    global _context
-    _context = trust_context(cafile)
+    _TRUST.context = trust_context(cafile)
 
 
 def context() -> ssl.SSLContext:
     """The context every TLS connection of this process verifies the tracker with."""
-    global _context
-    if _context is None:
-        _context = trust_context(None)
-    return _context
+    if _TRUST.context is None:
+        _TRUST.context = trust_context(None)
+    return _TRUST.context
 
 
 def tls_failure(error: BaseException) -> str | None:

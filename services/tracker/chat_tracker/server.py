@@ -32,6 +32,7 @@ from .guard import SocketGuard
 from .http_guard import guarded_protocol
 from .native import NativeWebSocket
 from .settings import Settings
+from .tls import PLAIN_WARNING, clear_beyond_loopback
 from .wire import ChatWebSocketProtocol
 
 log = logging.getLogger("chat_tracker")
@@ -129,6 +130,9 @@ class TrackerServer(uvicorn.Server):
                 host, port = sock.getsockname()[:2]
                 shown = f"[{host}]" if ":" in host else host
                 log.info("Listening on %s://%s:%d (WebSocket: %s://%s:%d/ws)", http, shown, port, ws, shown, port)
+        settings = self.tracker.settings
+        if clear_beyond_loopback(settings.host, self.config.is_ssl, bool(settings.trusted_proxies.networks)):
+            log.warning(PLAIN_WARNING, settings.host)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await self.tracker.shutdown()

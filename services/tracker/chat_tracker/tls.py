@@ -14,6 +14,7 @@ only ever sees the transport, which is the TLS one then.
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,3 +69,21 @@ def _no_passphrase() -> bytes:
     # uvicorn loads the key with no passphrase, and OpenSSL would then prompt on the terminal
     # at every start (or fail without one): refuse an encrypted key here, plainly.
     raise EncryptedKey
+
+
+PLAIN_WARNING = (
+    "Serving plain http and ws on %s: the room password, the admin password and resume tokens cross the "
+    "network in clear. Give --tls-cert/--tls-key, or put a TLS proxy in front (docs/operations.md#tls)"
+)
+
+
+def clear_beyond_loopback(host: str, tls: bool, behind_proxy: bool) -> bool:
+    """Whether passwords would cross a network in clear: no TLS, no proxy named, a host beyond loopback."""
+    if tls or behind_proxy:
+        return False  # a trusted proxy is where TLS ends (docs/operations.md#tls)
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a host name: whatever it resolves to may be reached from elsewhere
