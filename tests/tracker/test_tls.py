@@ -6,9 +6,12 @@ per test, trusted explicitly by the clients here, as a user trusts a self-signed
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,9 +51,16 @@ async def test_rest_over_https_with_the_test_ca(start_tracker: StartTracker, cer
             await stranger.get(f"https://127.0.0.1:{port}/members", headers=headers)
 
 
-async def test_members_join_and_chat_over_wss(start_tracker: StartTracker, certificates: Certificates) -> None:
-    """Two plain-text members on a real WebSocket client over wss see each other's messages; chat.log has them."""
-    tracker = start_tls_tracker(start_tracker, certificates)
+@pytest.mark.parametrize("adapter", [(), ("--ws-deflate",)], ids=["native", "asgi-deflate"])
+async def test_members_join_and_chat_over_wss(
+    start_tracker: StartTracker, certificates: Certificates, adapter: tuple[str, ...]
+) -> None:
+    """Two plain-text members on a real WebSocket client over wss see each other's messages; chat.log has them.
+
+    Both WebSocket adapters: native.py's protocol, and uvicorn's (wire.py) that --ws-deflate picks.
+    """
+    tracker = start_tracker(*certificates.tracker_flags(), *adapter)
+    assert tracker.tls
     assert tracker.url.startswith("wss://")
     tls = certificates.client_context()
     async with (
@@ -75,6 +85,26 @@ async def test_plain_http_on_the_tls_port_gets_no_chat(start_tracker: StartTrack
     async with httpx.AsyncClient(verify=certificates.client_context(), timeout=UNIT) as client:
         response = await client.get(tracker.http_url + "/members", headers={"Authorization": f"Bearer {PASSWORD}"})
         assert response.status_code == 200
+
+
+def test_socket_guard_and_header_deadline_hold_over_tls(
+    start_tracker: StartTracker, certificates: Certificates
+) -> None:
+    """http_guard on the TLS transport: over the per-address cap a TLS client reads 429; slow headers get 408."""
+    flags = ("--max-connections-per-address", "2", "--header-timeout", "1")
+    tracker = start_tracker(*certificates.tracker_flags(), *flags, address_limits=True)
+    assert tracker.tls
+    context = certificates.client_context()
+    with contextlib.ExitStack() as stack:
+        opened = []
+        for _ in range(3):
+            raw = stack.enter_context(socket.create_connection(("127.0.0.1", tracker.port), timeout=UNIT))
+            opened.append(stack.enter_context(context.wrap_socket(raw, server_hostname="127.0.0.1")))
+        assert opened[2].recv(4096).startswith(b"HTTP/1.1 429 Too Many Requests\r\n")
+        started = time.monotonic()
+        opened[0].sendall(b"GET / HTTP/1.1\r\n")  # the request line, and never the rest of the headers
+        assert opened[0].recv(4096).startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+        assert 0.9 <= time.monotonic() - started < UNIT
 
 
 def run_tracker(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
