@@ -27,7 +27,7 @@ UNIT = 5.0 * float(os.environ.get("TEST_TIMEOUT_SCALE", "1"))
 VENV_BIN = Path(sys.executable).parent
 PROGRAMS = ("chat-client", "chat-tracker")
 PASSWORD = "alphonso"
-_LISTENING = re.compile(r"Listening on http://127\.0\.0\.1:(\d+)")
+_LISTENING = re.compile(r"Listening on (https?)://127\.0\.0\.1:(\d+)")
 
 
 def program(name: str) -> str:
@@ -51,15 +51,16 @@ class RunningTracker:
     password: str
     data_dir: Path
     output: list[str] = field(default_factory=list)
+    tls: bool = False  # started with --tls-cert/--tls-key: https and wss
     _lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
+        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}/ws"
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def log_path(self) -> Path:
@@ -173,5 +174,5 @@ def launch_tracker(
         tracker.kill()
         raise
     assert match is not None
-    tracker.port = int(match.group(1))
+    tracker.tls, tracker.port = match.group(1) == "https", int(match.group(2))
     return tracker

@@ -18,7 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from chat_protocol import SUBPROTOCOL, NameRefused, check_name
 
-from . import interactive, scripted
+from . import interactive, scripted, trust
 from .config import DEFAULT_URL, resolve_admin_password, resolve_password, resolve_url
 from .errors import (
     EXIT_FAILURE,
@@ -68,6 +68,8 @@ environment:
   CHAT_USERNAME     username when --username is not given
   TRACKER_ADMIN_PASSWORD  the admin password with --admin (required in scripted mode)
   NO_COLOR          any non-empty value turns colours off (so does TERM=dumb)
+  CHAT_CLIENT_CAFILE  a PEM file of certificates to trust too, as --cafile
+  SSL_CERT_FILE     replaces the system's trust store (OpenSSL's variable), for wss:// and https://
 
 exit status:
   {EXIT_OK}  you left: exit, /quit, Ctrl+C, Ctrl+D, or end of input in scripted mode
@@ -100,6 +102,7 @@ class Options:
     reconnect_for: float = DEFAULT_RECONNECT_FOR
     admin: bool = False
     admin_password: str | None = None  # with ``admin``: None means ask for it (interactive)
+    cafile: str | None = None  # trusted too for wss:// and https:// (trust.py)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="moderator mode: /kick, /mute, /ban, /unban, /bans, /announce through the tracker's /admin API; "
         "the admin password is asked for (hidden) or taken from $TRACKER_ADMIN_PASSWORD (required in scripted mode)",
+    )
+    parser.add_argument(
+        "--cafile",
+        metavar="FILE",
+        help="for wss:// and https:// trackers, trust the PEM certificates in FILE too, beside the system's "
+        "trust store: a self-signed certificate or a private CA (default $CHAT_CLIENT_CAFILE)",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()} (protocol {SUBPROTOCOL})")
     return parser
@@ -190,6 +199,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
         reconnect_for=args.reconnect_for,
         admin=args.admin,
         admin_password=resolve_admin_password(args.admin, env),
+        cafile=args.cafile or env.get("CHAT_CLIENT_CAFILE") or None,
     )
 
 
@@ -215,6 +225,7 @@ def check_scripted(options: Options) -> tuple[str, str]:
 
 def run_session(options: Options) -> int:
     """Run the mode that fits stdin/stdout; returns the exit status."""
+    trust.use_cafile(options.cafile)
     if is_interactive(options):
         try:
             password = options.password or interactive.ask_password_before_connecting()

@@ -46,6 +46,7 @@ from chat_protocol import (
     encode,
 )
 
+from . import trust
 from .errors import (
     AuthenticationFailed,
     Banned,
@@ -283,7 +284,7 @@ async def connect(url: str, password: str | None, *, timeout: float = 10.0) -> A
     headers = auth_header(password) if password is not None else {}
     try:
         async with (
-            httpx.AsyncClient(timeout=timeout) as client,
+            httpx.AsyncClient(timeout=timeout, verify=trust.context()) as client,
             aconnect_ws(
                 url,
                 client,
@@ -329,4 +330,7 @@ def _leaves(error: BaseException) -> Iterator[BaseException]:
 def _transport_reason(exc: httpx.TransportError) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return "timed out"
+    tls = trust.tls_failure(exc)
+    if tls is not None:
+        return tls
     return str(exc) or type(exc).__name__

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
+from . import trust
 from .commands import Moderate, Verb
 from .config import admin_base_url
 from .render import Fragments, error, moment, notice, safe
@@ -126,7 +127,7 @@ class Moderator:
     def __init__(self, ws_url: str, password: str | None, *, timeout: float) -> None:
         self.base_url = admin_base_url(ws_url)
         self.password = password  # None until interactive mode has asked for it
-        self._client = httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
+        self._client = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, verify=trust.context())
 
     async def __aenter__(self) -> Moderator:
         return self
@@ -158,4 +159,7 @@ class Moderator:
 def _reason(exc: httpx.HTTPError) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return "timed out"
+    tls = trust.tls_failure(exc)
+    if tls is not None:
+        return tls
     return str(exc) or type(exc).__name__

@@ -14,6 +14,7 @@ from .errors import ConfigError, LogFormatError
 from .flags import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, OPTIONS, SWITCHES, Option, Switch, add_flags
 from .redis_auth import read_password_file
 from .settings import Settings, env_flag, resolve_admin_password, resolve_password
+from .tls import check_loadable, tls_files
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "OPTIONS", "SWITCHES", "Option", "Switch", "main"]
 
@@ -84,6 +85,8 @@ def settings_from(args: argparse.Namespace, password: str, admin_password: str |
         joins_per_minute=args.joins_per_minute,
         bench_disable_log=env_flag(os.environ, "TRACKER_BENCH_DISABLE_LOG"),
         bench_asgi_ws=env_flag(os.environ, "TRACKER_BENCH_ASGI_WS"),
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
 
 
@@ -125,6 +128,9 @@ def check_args(args: argparse.Namespace) -> None:
         raise ConfigError(f"--port must be 0-65535, not {args.port}")
     if args.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"--log-level must be debug, info, warning or error, not {args.log_level}")
+    tls = tls_files(args.tls_cert, args.tls_key)
+    if tls is not None:
+        check_loadable(tls)
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:

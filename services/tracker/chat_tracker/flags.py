@@ -245,6 +245,8 @@ OPTIONS = (
         _DEFAULT["joins_per_minute"],
         "joins and resumes per address (IPv6: per /64) per minute, as a burst and then a rate (more: close 4014)",
     ),
+    Option("--tls-cert", "TRACKER_TLS_CERT", Path, None, "PEM certificate chain: serve https and wss (with --tls-key)"),
+    Option("--tls-key", "TRACKER_TLS_KEY", Path, None, "PEM private key, unencrypted, of --tls-cert"),
 )
 
 

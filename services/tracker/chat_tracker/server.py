@@ -33,6 +33,7 @@ from .hosts import is_loopback
 from .http_guard import RequestBounds, guarded_protocol
 from .native import NativeWebSocket
 from .settings import Settings
+from .tls import PLAIN_WARNING, clear_beyond_loopback
 from .wire import ChatWebSocketProtocol
 
 log = logging.getLogger("chat_tracker")
@@ -124,11 +125,15 @@ class TrackerServer(uvicorn.Server):
         # SIGHUP reopens chat.log (logrotate's create mode). uvicorn captures only SIGINT and
         # SIGTERM, with signal.signal; this one runs on the loop, so between two batches.
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.tracker.reopen_log)
+        http, ws = ("https", "wss") if self.config.is_ssl else ("http", "ws")
         for server in self.servers:
             for sock in server.sockets:
                 host, port = sock.getsockname()[:2]
                 shown = f"[{host}]" if ":" in host else host
-                log.info("Listening on http://%s:%d (WebSocket: ws://%s:%d/ws)", shown, port, shown, port)
+                log.info("Listening on %s://%s:%d (WebSocket: %s://%s:%d/ws)", http, shown, port, ws, shown, port)
+        settings = self.tracker.settings
+        if clear_beyond_loopback(settings.host, self.config.is_ssl, bool(settings.trusted_proxies.networks)):
+            log.warning(PLAIN_WARNING, settings.host)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await self.tracker.shutdown()
@@ -164,6 +169,9 @@ def build_server(settings: Settings, socket_ceiling: int) -> TrackerServer:
         timeout_graceful_shutdown=UVICORN_GRACE_SECONDS,
         log_config=logging_config(settings.log_level),
         lifespan="on",
+        # https and wss (tls.py checked both files at start); every protocol above then runs on the TLS transport.
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
     )
     return TrackerServer(config, app)
 
