@@ -152,23 +152,42 @@ def fsync_dir(directory: Path) -> None:
 def compress(segment: Path) -> Path:
     """Gzip ``segment`` to ``segment.gz`` atomically (temp name, fsync, rename), then remove the plain one."""
     target = segment.with_name(segment.name + GZ)
-    temp = segment.with_name(target.name + TMP)
+    with segment.open("rb") as source:
+        _pack(source, segment.stat(), target)
+    segment.unlink()
+    fsync_dir(segment.parent)
+    return target
+
+
+def repack(segment: Path) -> bool:
+    """Rewrite a ``.gz`` from an older version as indexed members, atomically; False if it already is one."""
+    if gzmembers.is_indexed(segment):
+        return False
     stat = segment.stat()
+    with gzip.open(segment, "rb") as source:
+        _pack(source, stat, segment)  # type: ignore[arg-type]
+    return True
+
+
+def _pack(source: BinaryIO, stat: os.stat_result, target: Path) -> None:
+    """``source`` as gzip members that can be entered at a seq, at ``target`` atomically, with ``stat``'s times.
+
+    Written to a private temp name, fsynced, renamed over ``target``, and the directory
+    fsynced; the temp file is removed if anything fails on the way.
+    """
+    temp = target.with_name(target.name + TMP)
     try:
-        with segment.open("rb") as source, _private_file(temp) as raw:
-            gzmembers.write(source, raw, int(stat.st_mtime))  # members that can be entered at a seq
+        with _private_file(temp) as raw:
+            gzmembers.write(source, raw, int(stat.st_mtime))
             raw.flush()
             os.fsync(raw.fileno())
         os.utime(temp, (stat.st_atime, stat.st_mtime))  # retention by age reads the rotation time
-        temp.rename(target)
+        temp.replace(target)
     except BaseException:
         with contextlib.suppress(OSError):
             temp.unlink()
         raise
-    fsync_dir(segment.parent)
-    segment.unlink()
-    fsync_dir(segment.parent)
-    return target
+    fsync_dir(target.parent)
 
 
 def _private_file(path: Path) -> BinaryIO:
@@ -176,27 +195,6 @@ def _private_file(path: Path) -> BinaryIO:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE_MODE)
     os.fchmod(descriptor, PRIVATE_MODE)  # an older temp file keeps its mode through O_CREAT
     return os.fdopen(descriptor, "wb")
-
-
-def repack(segment: Path) -> bool:
-    """Rewrite a ``.gz`` from an older version as indexed members, atomically; False if it already is one."""
-    if gzmembers.is_indexed(segment):
-        return False
-    temp = segment.with_name(segment.name + TMP)
-    stat = segment.stat()
-    try:
-        with gzip.open(segment, "rb") as source, _private_file(temp) as raw:
-            gzmembers.write(source, raw, int(stat.st_mtime))  # type: ignore[arg-type]
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.utime(temp, (stat.st_atime, stat.st_mtime))
-        temp.replace(segment)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
-    fsync_dir(segment.parent)
-    return True
 
 
 @dataclass(frozen=True)
