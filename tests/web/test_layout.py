@@ -1,9 +1,17 @@
-"""The page at desktop and phone width, light and dark: no horizontal overflow; the README's screenshots."""
+"""The page at desktop and phone width, light and dark: no horizontal overflow; the README's screenshots.
+
+The screenshots go to the test's own temporary directory, so a test run leaves the tracked
+``docs/images`` alone. ``scripts/screenshots`` remakes the README's copies: it runs this test with
+``SCREENSHOTS_DIR`` naming the directory to write them to.
+"""
 
 from __future__ import annotations
 
+import os
+import struct
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Page, expect
 from web_support import (
     DESKTOP,
@@ -23,7 +31,6 @@ from web_support import (
 
 from chat_testing import RunningTracker
 
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 OVERFLOW = "() => document.scrollingElement.scrollWidth"
 BACKGROUND = "() => getComputedStyle(document.body).backgroundColor"
 
@@ -32,7 +39,29 @@ def _fits(page: Page, width: int) -> None:
     assert page.evaluate(OVERFLOW) <= width, f"the page is wider than {width} px"
 
 
-def test_desktop_and_phone_layouts(browser: Browser, tracker: RunningTracker) -> None:
+def _png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk (bytes 16 to 24, after the signature and chunk header)."""
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    width, height = struct.unpack(">II", head[16:24])
+    return width, height
+
+
+def _screenshot(page: Page, path: Path, viewport: dict[str, int]) -> None:
+    page.screenshot(path=str(path))
+    assert _png_size(path) == (viewport["width"], viewport["height"]), f"{path} is not the viewport's size"
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    """Where the screenshots go: the test's temporary directory unless SCREENSHOTS_DIR names another."""
+    chosen = os.environ.get("SCREENSHOTS_DIR")
+    directory = Path(chosen) if chosen else tmp_path / "screenshots"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def test_desktop_and_phone_layouts(browser: Browser, tracker: RunningTracker, screenshots: Path) -> None:
     """At 360 px nothing overflows sideways, on every step; the screenshots are taken from this conversation."""
     phone = open_page(browser(viewport=PHONE, color_scheme="dark"), tracker)
     _fits(phone, PHONE["width"])
@@ -60,9 +89,8 @@ def test_desktop_and_phone_layouts(browser: Browser, tracker: RunningTracker) ->
 
         _fits(phone, PHONE["width"])
         assert desktop.evaluate(BACKGROUND) != phone.evaluate(BACKGROUND)  # light and dark follow the system
-        IMAGES.mkdir(parents=True, exist_ok=True)
-        desktop.screenshot(path=str(IMAGES / "web-desktop.png"))
-        phone.screenshot(path=str(IMAGES / "web-phone.png"))
+        _screenshot(desktop, screenshots / "web-desktop.png", DESKTOP)
+        _screenshot(phone, screenshots / "web-phone.png", PHONE)
         longest = PlainMember(tracker, "Thirty-two-characters-long.name0")  # the longest name there is
         longest.say("x" * 300)
         expect(lines_with(phone, "x" * 300)).to_have_count(1, timeout=WAIT_MS)
