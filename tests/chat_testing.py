@@ -28,6 +28,14 @@ VENV_BIN = Path(sys.executable).parent
 PROGRAMS = ("chat-client", "chat-tracker")
 PASSWORD = "alphonso"
 _LISTENING = re.compile(r"Listening on (https?)://127\.0\.0\.1:(\d+)")
+_CI_OFF = ("", "0", "false", "no")
+
+
+def in_ci() -> bool:
+    """Whether the tests run in CI, where every test must run: a missing tool fails, and
+    tests/conftest.py fails the run on any skip. Any CI value counts but empty, 0, false and
+    no (case-insensitive): services set ``CI=true``, others ``CI=1``. The one place that reads CI."""
+    return os.environ.get("CI", "").strip().lower() not in _CI_OFF
 
 
 def program(name: str) -> str:

@@ -2,7 +2,8 @@
 
 ``tracker`` starts ``python -m chat_tracker`` on a free port with a fresh data
 directory and waits for its "Listening on" line; ``start_tracker`` starts more, with
-extra flags. Timeouts are multiples of ``chat_testing.UNIT``.
+extra flags. Timeouts are multiples of ``chat_testing.UNIT``. In CI any skipped test fails the
+run (no_skips_in_ci.py).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from chat_testing import PASSWORD, UNIT, RunningTracker, launch_tracker
+from no_skips_in_ci import pytest_configure  # in CI any skip fails the run
 
-__all__ = ["PASSWORD", "UNIT", "RunningTracker"]
+__all__ = ["PASSWORD", "UNIT", "RunningTracker", "pytest_configure"]
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ Each test starts one native server the way the harness does, joins a few members
 one real load-generator process speaking that server's protocol, publishes for half a
 second and checks every expected delivery arrived. Off CI, a server whose tool is not
 installed (or, for nodews, an npm that cannot install ``ws``) is skipped: the native peers
-are optional references, never part of the product. In CI (``CI=true``, where ``.ci/run``
+are optional references, never part of the product. In CI (any ``CI`` value, where ``.ci/run``
 installs ngircd, redis-server, nodejs and npm) it fails instead.
 """
 
@@ -20,6 +20,7 @@ from bench import native
 from bench.generators import Generators, generator_cores
 from bench.native import NATIVE, missing, node_modules
 from bench.workloads import Bench, Plan, running
+from chat_testing import in_ci
 
 ROOT = Path(__file__).resolve().parents[2]
 MEMBERS = 6
@@ -36,7 +37,7 @@ def generators(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Gene
 
 
 def _cannot_run(why: str) -> None:
-    if os.environ.get("CI") == "true":
+    if in_ci():
         pytest.fail(f"{why} (.ci/run installs it)")
     pytest.skip(why)
 

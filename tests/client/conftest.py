@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import pytest
 
-from chat_testing import program
+from chat_testing import in_ci, program
 
 if TYPE_CHECKING:  # imported when used: tests/test_environment.py loads this file from elsewhere
     from fake_tracker import FakeTracker, Handler
@@ -156,8 +156,8 @@ def clients() -> Iterator[Callable[..., Client]]:
 def tmux_required() -> None:
     """Skip without tmux, except in CI, where a missing tmux must fail the run."""
     if shutil.which("tmux") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("tmux is not installed, and CI=true: the interactive test must run")
+        if in_ci():
+            pytest.fail("tmux is not installed, and this is CI: the interactive test must run")
         pytest.skip("tmux is not installed")
 
 

@@ -29,7 +29,6 @@ PASSWORD = "compose-test-secret"
 # The scale profile's own images (docker compose --profile scale), built by the scale_images fixture.
 REDIS_TEST_IMAGE = os.environ.get("GROUPCHAT_TEST_REDIS_IMAGE", "groupchat-redis:test")
 BALANCER_TEST_IMAGE = os.environ.get("GROUPCHAT_TEST_BALANCER_IMAGE", "groupchat-haproxy:test")
-IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 Event = dict[str, Any]
 

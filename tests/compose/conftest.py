@@ -1,7 +1,7 @@
 """Fixtures for the container tests: a real Docker engine, Compose v2 and tmux, really started.
 
 - Tests marked ``docker`` or ``tmux`` need those tools. Outside CI a missing tool skips them with
-  the reason; in CI (``CI=true``) it FAILS them: CI must prove the containers work.
+  the reason; in CI (any ``CI`` value) it FAILS them: CI must prove the containers work.
 - ``app_image``: the app image, built once per session with ``docker compose build`` (base image
   from PYTHON_IMAGE, as users build it), tagged ``groupchat:test`` unless GROUPCHAT_TEST_IMAGE says.
 - ``scale_images``: the scale profile's Redis and HAProxy images (deploy/), built once per session
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from chat_testing import in_ci
 from compose_support import (
     BALANCER_TEST_IMAGE,
-    IN_CI,
     REDIS_TEST_IMAGE,
     UNIT,
     Compose,
@@ -49,7 +49,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if not problems:
         return
     reason = "; ".join(problems)
-    if IN_CI:
+    if in_ci():
         pytest.fail(f"CI must run this test, but {reason} (.ci/run provisions it)", pytrace=False)
     pytest.skip(reason)
 

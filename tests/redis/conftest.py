@@ -1,7 +1,7 @@
 """Fixtures over a real redis-server (never a fake) and a real archiver process.
 
 ``redis_server`` starts ``redis-server`` in the test's directory; missing, it skips,
-except in CI (``CI=true``), where it fails: ``.ci/run`` installs it.
+except in CI (any ``CI`` value: ``chat_testing.in_ci``), where it fails: ``.ci/run`` installs it.
 ``start_archiver`` starts ``python -m chat_tracker.archive_cli`` on a free port and
 waits for its "Listening on" line; every one started is killed at the end.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from chat_testing import PASSWORD, UNIT, RunningTracker, _read_output
+from chat_testing import PASSWORD, UNIT, RunningTracker, _read_output, in_ci
 from redis_support import RedisServer
 
 StartArchiver = Callable[..., RunningTracker]
@@ -31,7 +31,7 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A running redis-server with AOF and ``appendfsync always``, in ``tmp_path/redis``."""
     executable = shutil.which("redis-server")
     if executable is None:
-        if os.environ.get("CI") == "true":
+        if in_ci():
             pytest.fail("redis-server is not installed (.ci/run installs it)")
         pytest.skip("redis-server is not installed")
     server = RedisServer(executable, tmp_path / "redis")

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 import redis
-from chat_testing import PASSWORD, UNIT, RunningTracker
+from chat_testing import PASSWORD, UNIT, RunningTracker, in_ci
 from chat_tracker.events import EventKind
 from chat_tracker.redis_keys import Keys
 from conftest import StartArchiver, archiver_command
@@ -40,7 +40,7 @@ def locked_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A real redis-server with ``requirepass``, as deploy/redis/redis.conf sets it from the secret."""
     executable = shutil.which("redis-server")
     if executable is None:
-        if os.environ.get("CI") == "true":
+        if in_ci():
             pytest.fail("redis-server is not installed (.ci/run installs it)")
         pytest.skip("redis-server is not installed")
     server = RedisServer(executable, tmp_path / "locked", requirepass=REDIS_PASSWORD)

@@ -35,7 +35,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from chat_protocol import SUBPROTOCOL
-from chat_testing import CROWD_FROM_ONE_ADDRESS, PASSWORD, UNIT, RunningTracker, _read_output
+from chat_testing import CROWD_FROM_ONE_ADDRESS, PASSWORD, UNIT, RunningTracker, _read_output, in_ci
 from chat_tracker.chatlog import LogEntry, parse_line
 from chat_tracker.redis_keys import Keys
 from conftest import StartArchiver
@@ -48,7 +48,6 @@ GRACE = "5"
 REPLICA_FLAGS = ("--resume-grace", GRACE, "--rate", "200", "--burst", "200")
 KIND = {"message": "msg", "joined": "join", "left": "leave"}
 RESULTS = Path(os.environ.get("RELIABILITY_RESULTS", Path(__file__).parent.parent / "reliability" / "results"))
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @pytest.fixture
@@ -69,7 +68,7 @@ def record(figure: str, **counts: Any) -> None:
 def require(condition: bool, why: str) -> None:
     if condition:
         return
-    if IN_CI:
+    if in_ci():
         pytest.fail(f"cannot run in CI: {why}")
     pytest.skip(why)
 

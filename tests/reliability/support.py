@@ -23,10 +23,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from chat_protocol import SUBPROTOCOL
-from chat_testing import UNIT
+from chat_testing import UNIT, in_ci
 from chat_tracker.chatlog import LogFormatError, parse_line
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 FULL = os.environ.get("RELIABILITY_FULL", "") == "1"
 RESULTS = Path(os.environ.get("RELIABILITY_RESULTS", Path(__file__).parent / "results"))
 FIGURES = RESULTS / "figures.jsonl"
@@ -40,7 +39,7 @@ def require(condition: bool, why: str) -> None:
     """Skip locally when something the test needs is missing; fail in CI, where it must run."""
     if condition:
         return
-    if IN_CI:
+    if in_ci():
         pytest.fail(f"cannot run in CI: {why}")
     pytest.skip(why)
 

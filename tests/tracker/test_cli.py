@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chat_testing import UNIT
+from chat_testing import UNIT, in_ci
 from peers import plain_member
 
 pytestmark = pytest.mark.anyio
@@ -64,8 +64,8 @@ def test_password_prompt_on_a_terminal(tmp_path: Path) -> None:
     import time
 
     if shutil.which("tmux") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("tmux is not installed, and CI=true: the terminal test must run")
+        if in_ci():
+            pytest.fail("tmux is not installed, and this is CI: the terminal test must run")
         pytest.skip("tmux is not installed")
     session = f"tracker-prompt-{os.getpid()}"  # also the name of a tmux server of its own
     tracker = f"{sys.executable} -m chat_tracker --host 127.0.0.1 --port 0 --data-dir {tmp_path}"

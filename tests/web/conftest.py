@@ -3,7 +3,7 @@
 The browser is the system's ``/usr/bin/chromium`` (``CHROMIUM`` overrides it), driven by
 Playwright's Python package through ``executable_path``: nothing is downloaded at test
 time. Each test gets a fresh profile directory. Without chromium the tests are skipped
-locally and fail under ``CI=true``, where they must run; Playwright is a test dependency.
+locally and fail under any ``CI`` value, where they must run; Playwright is a test dependency.
 """
 
 from __future__ import annotations

@@ -28,9 +28,8 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from chat_protocol import SUBPROTOCOL
-from chat_testing import UNIT, RunningTracker, program
+from chat_testing import UNIT, RunningTracker, in_ci, program
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 LAUNCH_ARGS = [
     "--headless",
@@ -50,7 +49,7 @@ def require(condition: bool, why: str) -> None:
     """Skip locally when something the test needs is missing; fail in CI, where it must run."""
     if condition:
         return
-    if IN_CI:
+    if in_ci():
         pytest.fail(f"cannot run in CI: {why}")
     pytest.skip(why)
 
