@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from chat_testing import UNIT
+from chat_tracker.errors import BadToken
 from chat_tracker.redis_keys import Keys
-from chat_tracker.resume import BadToken, ResumeTokens
+from chat_tracker.resume import ResumeTokens
 from redis_support import RedisServer
 from test_replicas import Member, StartTracker, join, open_ws, replicas, welcomed
 

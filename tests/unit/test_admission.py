@@ -7,11 +7,10 @@ import resource
 import pytest
 
 from chat_tracker.addresses import proxy_list
-from chat_tracker.admission import Admission, Budget, Refusal
+from chat_tracker.admission import Admission, AdmissionRefusal, Budget
 from chat_tracker.descriptors import RESERVED, check_fits, raise_soft_limit
 from chat_tracker.errors import ConfigError
-from chat_tracker.guard import Refusal as SocketRefusal
-from chat_tracker.guard import SocketGuard, Ticket
+from chat_tracker.guard import SocketGuard, SocketRefusal, Ticket
 
 
 def admission(total: int = 4, strangers: int = 3, per_address: int = 2) -> Admission[str]:
@@ -23,7 +22,7 @@ def test_an_address_gets_its_share_of_strangers_and_no_more() -> None:
     slots = admission()
     assert slots.admit("a1", "A").refusal is None
     assert slots.admit("a2", "A").refusal is None
-    assert slots.admit("a3", "A").refusal is Refusal.ADDRESS
+    assert slots.admit("a3", "A").refusal is AdmissionRefusal.ADDRESS
     assert slots.admit("b1", "B").refusal is None
 
 
@@ -64,7 +63,7 @@ def test_a_member_is_never_dropped_and_a_tracker_of_members_is_full() -> None:
         slots.admit(conn, "M")
         slots.authenticated(conn)
     verdict = slots.admit("x", "X")
-    assert verdict.refusal is Refusal.FULL and verdict.dropped is None
+    assert verdict.refusal is AdmissionRefusal.FULL and verdict.dropped is None
     assert slots.members == {"m1", "m2"}
 
 

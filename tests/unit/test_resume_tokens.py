@@ -18,12 +18,12 @@ import pytest
 
 from chat_protocol import Welcome
 from chat_tracker.checkpoint import Present
+from chat_tracker.errors import BadToken
 from chat_tracker.outbox import Outbox
 from chat_tracker.resume import (
     COUNTS_FILE,
     KEY_FILE,
     PREVIOUS_KEY_FILE,
-    BadToken,
     ResumeCounts,
     ResumeTokens,
     TokenClaim,

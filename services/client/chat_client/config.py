@@ -9,11 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
+from chat_protocol import WEBSOCKET_PATH
+
 from .errors import UsageError
 
-DEFAULT_URL = "ws://localhost:8000/ws"
 DEFAULT_PORT = 8000
-DEFAULT_PATH = "/ws"
+DEFAULT_PATH = WEBSOCKET_PATH
+DEFAULT_URL = f"ws://localhost:{DEFAULT_PORT}{DEFAULT_PATH}"
 
 # What a person may type, and the WebSocket scheme it means.
 _SCHEMES = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}

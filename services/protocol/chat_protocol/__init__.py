@@ -8,6 +8,7 @@ from .errors import ChatProtocolError
 from .messages import (
     PROTOCOL_VERSION,
     SUBPROTOCOL,
+    WEBSOCKET_PATH,
     Announcement,
     Auth,
     Authenticated,
@@ -45,6 +46,7 @@ __all__ = [
     "LEAVE_REASONS",
     "PROTOCOL_VERSION",
     "SUBPROTOCOL",
+    "WEBSOCKET_PATH",
     "Announcement",
     "Auth",
     "Authenticated",

@@ -24,6 +24,7 @@ from .errors import ChatProtocolError
 from .reasons import LEAVE_REASONS as _LEAVE_REASONS
 
 SUBPROTOCOL = "groupchat.v1"
+WEBSOCKET_PATH = "/ws"  # where the tracker serves the chat socket; the client implies it
 PROTOCOL_VERSION = 1
 
 
@@ -537,6 +538,7 @@ __all__ = [
     "MAX_MESSAGE_ID_CHARS",
     "PROTOCOL_VERSION",
     "SUBPROTOCOL",
+    "WEBSOCKET_PATH",
     "Announcement",
     "Auth",
     "Authenticated",

@@ -137,6 +137,7 @@ class AdminGate:
                 return
         await self.app(scope, receive, send)
 
+    # Not rest.check_server_password: Bearer only, the admin gate and realm, answered before FastAPI reads the body.
     def _refusal(self, scope: Scope) -> JSONResponse | None:
         gate = self.tracker.admin_gate
         if gate is None:

@@ -26,7 +26,7 @@ class Budget:
     strangers_per_address: int  # --max-unauthenticated-per-address
 
 
-class Refusal(enum.Enum):
+class AdmissionRefusal(enum.Enum):
     FULL = "full"  # every slot is a member's: nobody can be dropped
     ADDRESS = "address"  # this address already has its share of strangers
 
@@ -35,7 +35,7 @@ class Refusal(enum.Enum):
 class Verdict(Generic[C]):
     """The answer to a newcomer: refused, or admitted (after ``dropped`` was removed to make room)."""
 
-    refusal: Refusal | None = None
+    refusal: AdmissionRefusal | None = None
     dropped: C | None = None
 
 
@@ -66,12 +66,12 @@ class Admission(Generic[C]):
     def admit(self, conn: C, key: str) -> Verdict[C]:
         """Admit ``conn`` (from address ``key``) as a stranger, dropping another stranger if full."""
         if self.strangers_from(key) >= self.budget.strangers_per_address:
-            return Verdict(Refusal.ADDRESS)
+            return Verdict(AdmissionRefusal.ADDRESS)
         dropped = None
         if self.total >= self.budget.total or self.strangers >= self.budget.strangers:
             dropped = self._pick_stranger()
             if dropped is None:
-                return Verdict(Refusal.FULL)
+                return Verdict(AdmissionRefusal.FULL)
             self.remove(dropped)
         self._add_stranger(conn, key)
         return Verdict(dropped=dropped)

@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from chat_protocol import WEBSOCKET_PATH
+
 from . import __version__, admin
 from .asgi import ASGIApp, Receive, Scope, Send
 from .rest import attach_metrics, router
@@ -14,8 +16,6 @@ from .service import Tracker
 from .settings import Settings
 from .web import router as web_router  # the browser client at /
 from .websocket import WebSocketEndpoint
-
-WEBSOCKET_PATH = "/ws"
 
 
 class TrackerApp:

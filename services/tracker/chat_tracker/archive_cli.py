@@ -24,7 +24,7 @@ from types import FrameType
 from typing import Annotated, Any
 
 import uvicorn
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, Query, Request, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -32,11 +32,11 @@ from pydantic import BaseModel, Field
 
 from . import __version__, redis_keys
 from .archiver import DEFAULT_KEEP_IN_REDIS, Archiver, ArchiverConfig
-from .auth import PasswordGate, password_from_authorization
+from .auth import PasswordGate
 from .errors import ConfigError, LogFormatError
 from .flags import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, OPTIONS, SWITCHES, Option, Switch, add_flags
 from .redis_auth import read_password_file
-from .rest import CHALLENGE, DEFAULT_LOG_LINES, MAX_LOG_LINES, UNAUTHORIZED, LogEventOut, LogOut, too_many_guesses
+from .rest import DEFAULT_LOG_LINES, MAX_LOG_LINES, UNAUTHORIZED, LogEventOut, LogOut, check_server_password
 from .rotation import RotationPolicy
 from .segments import RetentionPolicy
 from .server import logging_config
@@ -178,13 +178,7 @@ def create_app(archiver: Archiver, password: str) -> FastAPI:
     registry.register(ArchiverCollector(archiver))
 
     async def require_password(request: Request) -> None:
-        candidate = password_from_authorization(request.headers.get("authorization"))
-        address = request.client.host if request.client else "unknown"
-        checked = gate.check(address, candidate)
-        if checked.wait is not None:
-            raise too_many_guesses(checked.wait)
-        if not checked.ok:
-            raise HTTPException(401, "the server password is required", headers={"WWW-Authenticate": CHALLENGE})
+        check_server_password(gate, request)
 
     @app.get("/healthz", response_model=ArchiveHealthOut, summary="The archiver's health (no password)")
     async def healthz() -> ArchiveHealthOut:

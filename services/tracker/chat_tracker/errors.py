@@ -39,3 +39,21 @@ class LogWriteError(TrackerError, OSError):
 
 class LogFormatError(TrackerError, ValueError):
     """A line that is not a chat.log line."""
+
+
+class RedisUnavailable(LogWriteError):
+    """Redis cannot be reached: nothing can be made durable."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.strerror = why
+
+
+# Internal signals, each caught inside the tracker: kept on Exception (not TrackerError) so that no
+# `except TrackerError` catches them where it did not before.
+class BadToken(Exception):
+    """A token that is malformed or was not made by this tracker's key for this epoch."""
+
+
+class EncryptedKey(Exception):
+    """The key asks for a passphrase."""

@@ -23,7 +23,7 @@ from .addresses import TrustedProxies, address_key
 from .ratelimit import WarnLimiter
 
 
-class Refusal(enum.Enum):
+class SocketRefusal(enum.Enum):
     ADDRESS = "address"  # the address already holds its share of sockets: HTTP 429
     FULL = "full"  # at the descriptor ceiling with nothing to drop: closed at once
 
@@ -80,20 +80,20 @@ class SocketGuard:
         self.lingering = 0  # refused sockets still being answered (see ``linger``)
         self.by_key: dict[str, int] = {}
         self.waiting: dict[Ticket, None] = {}  # sockets sending their headers, oldest first
-        self.refused = dict.fromkeys(Refusal, 0)
+        self.refused = dict.fromkeys(SocketRefusal, 0)
         self.dropped = 0  # sockets still sending headers, closed at the ceiling to make room
         self.timed_out = 0  # sockets closed by the header deadline
         self.warnings = warnings or WarnLimiter()  # the tracker's one limiter of refusal warnings
 
-    def admit(self, peer: str, drop: Callable[[], None]) -> Ticket | Refusal:
+    def admit(self, peer: str, drop: Callable[[], None]) -> Ticket | SocketRefusal:
         """A socket from ``peer`` was accepted: its ticket, or why it must be refused now."""
         if self.open + self.lingering >= self.ceiling and not self._drop_oldest_waiting():
-            return self._refuse(Refusal.FULL)
+            return self._refuse(SocketRefusal.FULL)
         ticket = Ticket(self, peer, self.proxies.trusts(peer), drop)
         if not ticket.trusted_peer:
             key = address_key(peer)
             if not self.has_room(key):
-                return self._refuse(Refusal.ADDRESS)
+                return self._refuse(SocketRefusal.ADDRESS)
             self.count(ticket, key)
         self.open += 1
         ticket.awaiting_headers()
@@ -121,7 +121,7 @@ class SocketGuard:
         self.waiting.pop(ticket, None)
         self.open -= 1
 
-    def note_refused(self, refusal: Refusal) -> None:
+    def note_refused(self, refusal: SocketRefusal) -> None:
         self.refused[refusal] += 1
 
     def should_warn(self, address: str, now: float) -> bool:
@@ -138,7 +138,7 @@ class SocketGuard:
     def lingered(self) -> None:
         self.lingering -= 1
 
-    def _refuse(self, refusal: Refusal) -> Refusal:
+    def _refuse(self, refusal: SocketRefusal) -> SocketRefusal:
         self.note_refused(refusal)
         return refusal
 

@@ -38,7 +38,7 @@ from typing import Any, ClassVar, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .guard import Refusal, SocketGuard, Ticket
+from .guard import SocketGuard, SocketRefusal, Ticket
 from .hosts import AllowedHosts
 from .wire import ChatWebSocketProtocol
 
@@ -102,10 +102,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         verdict = self.guard.admit(self.client[0] if self.client else "unknown", transport.abort)
-        if verdict is Refusal.FULL:
+        if verdict is SocketRefusal.FULL:
             log.debug("At the descriptor ceiling: closed a connection from %s at once", self.client)
             transport.abort()
-        elif verdict is Refusal.ADDRESS:
+        elif verdict is SocketRefusal.ADDRESS:
             self._warn_refused(self.client[0] if self.client else "unknown")
             self._refuse(too_many_from_address(self.guard.per_address))
         else:
@@ -144,7 +144,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         assert ticket is not None
         ticket.headers_done()
         if ticket.trusted_peer and not self._establish_client(ticket):
-            self.guard.note_refused(Refusal.ADDRESS)
+            self.guard.note_refused(SocketRefusal.ADDRESS)
             self._warn_refused(self.guard.proxies.client_address(ticket.peer, self._forwarded_for()))
             self._refuse(too_many_from_address(self.guard.per_address))
             return

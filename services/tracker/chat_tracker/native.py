@@ -36,7 +36,7 @@ from websockets.http11 import Request
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
-from chat_protocol import SUBPROTOCOL, CloseCode
+from chat_protocol import SUBPROTOCOL, WEBSOCKET_PATH, CloseCode
 
 from .dialects import JSON, PLAIN, Dialect
 from .guard import Ticket
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chat_tracker")
 
-WEBSOCKET_PATH = "/ws"
 CLOSE_TIMEOUT = 10.0  # seconds for the peer to answer our close frame before the socket is closed
 NO_STATUS = 1005  # how uvicorn reports a connection that ended without a close frame; the session expects it
 _SUBPROTOCOLS = (Subprotocol(SUBPROTOCOL),)

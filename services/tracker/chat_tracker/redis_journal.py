@@ -36,7 +36,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from chat_protocol import name_key
 
 from .chatlog import LogEntry
-from .errors import LogWriteError
+from .errors import LogWriteError, RedisUnavailable
 from .events import BAN, JOIN, LEAVE, MUTE, UNBAN, Event, EventKind
 from .journal import Deliver, History, JournalStats, OnTrouble, read_after
 from .redis_auth import client_options
@@ -66,14 +66,6 @@ class Request:
     value: str
     body: str
     event: Event | None = None  # for events: what was asked (its seq and time come from Redis)
-
-
-class RedisUnavailable(LogWriteError):
-    """Redis cannot be reached: nothing can be made durable."""
-
-    def __init__(self, why: str) -> None:
-        super().__init__(why)
-        self.strerror = why
 
 
 class RedisJournal:

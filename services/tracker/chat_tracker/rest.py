@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.datastructures import State
 
-from .auth import password_from_authorization
+from .auth import PasswordGate, password_from_authorization
 from .journal import History
 from .metrics import metrics_registry, render
 from .ratelimit import Wait
@@ -97,9 +97,14 @@ TrackerDep = Annotated[Tracker, Depends(get_tracker)]
 
 async def require_password(request: Request, tracker: TrackerDep) -> None:
     """401 with a challenge unless the request carries the server password; 429 if it guessed too often."""
+    check_server_password(tracker.gate, request)
+
+
+def check_server_password(gate: PasswordGate, request: Request) -> None:
+    """The server password check of ``/members`` and ``/log``, here and in the archiver (``archive_cli``)."""
     candidate = password_from_authorization(request.headers.get("authorization"))
     address = request.client.host if request.client else "unknown"
-    checked = tracker.gate.check(address, candidate)
+    checked = gate.check(address, candidate)
     if checked.wait is not None:
         raise too_many_guesses(checked.wait)
     if not checked.ok:

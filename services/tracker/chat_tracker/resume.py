@@ -44,6 +44,7 @@ from pathlib import Path
 
 from chat_protocol import name_key
 
+from .errors import BadToken
 from .private_files import make_path_private
 from .segments import fsync_dir, replace_atomically
 
@@ -65,10 +66,6 @@ class TokenClaim:
     name: str
     since_seq: int
     resumes: int = 0
-
-
-class BadToken(Exception):
-    """A token that is malformed or was not made by this tracker's key for this epoch."""
 
 
 class ResumeTokens:

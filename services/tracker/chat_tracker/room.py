@@ -48,7 +48,7 @@ from .checkpoint import Present
 from .claims import NameClaims
 from .delivery import SharedFrames, frames_for
 from .dialects import JSON, Dialect, ResumeOffer
-from .errors import Kicked, Recover, Refused
+from .errors import BadToken, Kicked, Recover, Refused
 from .events import (
     ANNOUNCE,
     BAN,
@@ -70,7 +70,7 @@ from .moderation import Ban, Moderation, details, new_ban_id
 from .outbox import Outbox
 from .policy import Allowance, MemberPolicy, Verdict
 from .redis_keys import REPLICA_ID_SPAN as ID_SPAN
-from .resume import BadToken, ResumeTokens
+from .resume import ResumeTokens
 
 __all__ = ["Kicked", "Member", "MemberState", "Refused", "Resuming", "Room", "RoomStats"]
 

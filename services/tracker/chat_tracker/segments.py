@@ -244,6 +244,7 @@ def files_of(segments: list[Segment]) -> list[LogFile]:
     return [LogFile(s.path, s.first_seq, s.compressed) for s in segments]
 
 
+# Not in errors.py: it carries LogEntry values, and errors.py must stay a leaf (test_layout: no import cycle).
 class Discontinuity(Exception):
     """Two files (or a file and a race with rotation) did not join up seq to seq; ``entries`` were read."""
 

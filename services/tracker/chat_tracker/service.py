@@ -21,7 +21,7 @@ from chat_protocol.reasons import LeaveReason
 
 from . import __version__
 from .addresses import address_key
-from .admission import Admission, Budget, Refusal
+from .admission import Admission, AdmissionRefusal, Budget
 from .auth import PasswordGate
 from .chatlog import ChatLog, DiscardingChatLog
 from .checkpoint import Checkpoint, Present, fold, read_checkpoint, write_checkpoint
@@ -61,7 +61,7 @@ class Connections:
         self.total_opened = 0
         self.strangers_dropped = 0
 
-    def try_open(self, session: Closable, address: str) -> Refusal | None:
+    def try_open(self, session: Closable, address: str) -> AdmissionRefusal | None:
         """Admit ``session`` (from ``address``) as a stranger, or say why not."""
         verdict = self.admission.admit(session, address_key(address))
         if verdict.refusal is not None:
@@ -410,7 +410,7 @@ class Tracker:
             session.refuse_banned(ban.reason)
             return False
         refusal = self.connections.try_open(connection, session.address)
-        if refusal is Refusal.ADDRESS:
+        if refusal is AdmissionRefusal.ADDRESS:
             session.refuse_busy_address()
         elif refusal is not None:
             session.refuse_full()

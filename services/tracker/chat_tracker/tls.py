@@ -19,7 +19,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, EncryptedKey
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,6 @@ def check_loadable(files: TlsFiles) -> None:
             f"cannot use --tls-cert {files.cert} with --tls-key {files.key}: {getattr(exc, 'reason', None) or exc} "
             "(both PEM, the key unencrypted and matching the certificate)"
         ) from None
-
-
-class EncryptedKey(Exception):
-    """The key asks for a passphrase."""
 
 
 def _no_passphrase() -> bytes:
