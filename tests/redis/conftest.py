@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -19,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from chat_testing import PASSWORD, UNIT, RunningTracker, _read_output, in_ci
-from redis_support import RedisServer
+from chat_testing import PASSWORD, UNIT, RunningTracker, _read_output
+from redis_support import RedisServer, running_redis
 
 StartArchiver = Callable[..., RunningTracker]
 _LISTENING = re.compile(r"Listening on http://127\.0\.0\.1:(\d+)")
@@ -29,15 +28,7 @@ _LISTENING = re.compile(r"Listening on http://127\.0\.0\.1:(\d+)")
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A running redis-server with AOF and ``appendfsync always``, in ``tmp_path/redis``."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        if in_ci():
-            pytest.fail("redis-server is not installed (.ci/run installs it)")
-        pytest.skip("redis-server is not installed")
-    server = RedisServer(executable, tmp_path / "redis")
-    server.start()
-    yield server
-    server.kill()
+    yield from running_redis(tmp_path / "redis")
 
 
 def archiver_command(redis_url: str, data_dir: Path, *args: str) -> list[str]:

@@ -15,12 +15,14 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 import redis
-from chat_testing import UNIT
+from chat_testing import UNIT, in_ci
 from chat_tracker.events import Event, EventKind
 from chat_tracker.redis_keys import DEFAULT_PREFIX, Keys, body_of
 
@@ -132,3 +134,19 @@ def add_control(url: str, seq: int, sub: int, *, prefix: str = DEFAULT_PREFIX) -
     """A control entry ``<seq>-<sub>`` (a member moved to another replica): never a chat.log line."""
     with redis.Redis.from_url(url) as client:
         client.xadd(Keys(prefix).events, {"t": "0", "e": '{"c":"owner","o":1,"r":2}'}, id=f"{seq}-{sub}")
+
+
+def running_redis(directory: Path, requirepass: str | None = None) -> Iterator[RedisServer]:
+    """A started redis-server over ``directory``, killed when the fixture that yields from it ends.
+
+    Without redis-server: a failure in CI (``.ci/run`` installs it), a skip elsewhere.
+    """
+    executable = shutil.which("redis-server")
+    if executable is None:
+        if in_ci():
+            pytest.fail("redis-server is not installed (.ci/run installs it)")
+        pytest.skip("redis-server is not installed")
+    server = RedisServer(executable, directory, requirepass=requirepass)
+    server.start()
+    yield server
+    server.kill()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import stat
 import subprocess
@@ -22,11 +21,11 @@ import httpx
 import pytest
 
 import redis
-from chat_testing import PASSWORD, UNIT, RunningTracker, in_ci
+from chat_testing import PASSWORD, UNIT, RunningTracker
 from chat_tracker.events import EventKind
 from chat_tracker.redis_keys import Keys
 from conftest import StartArchiver, archiver_command
-from redis_support import RedisServer, add_events, event
+from redis_support import RedisServer, add_events, event, running_redis
 from test_archiver import all_lines, wait_until
 from test_replicas import ADMIN_PASSWORD, admin, join
 
@@ -38,15 +37,7 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def locked_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A real redis-server with ``requirepass``, as deploy/redis/redis.conf sets it from the secret."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        if in_ci():
-            pytest.fail("redis-server is not installed (.ci/run installs it)")
-        pytest.skip("redis-server is not installed")
-    server = RedisServer(executable, tmp_path / "locked", requirepass=REDIS_PASSWORD)
-    server.start()
-    yield server
-    server.kill()
+    yield from running_redis(tmp_path / "locked", requirepass=REDIS_PASSWORD)
 
 
 @pytest.fixture
