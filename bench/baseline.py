@@ -35,7 +35,7 @@ paths = [tree + '/services/protocol', tree + '/services/tracker', tree + '/servi
 sys.path[:] = paths + [p for p in sys.path if p and p not in paths]
 sys.meta_path[:] = [f for f in sys.meta_path
                     if not (getattr(f, '__module__', None) or '').startswith('__editable__')]
-import chat_tracker.cli
+import chat_tracker.runtime.cli
 ours = ('chat_tracker', 'chat_protocol', 'chat_client')
 stray = sorted(str(getattr(m, '__file__', None)) for n, m in list(sys.modules.items())
                if n.partition('.')[0] in ours and not str(getattr(m, '__file__', None)).startswith(tree + '/'))

@@ -4,7 +4,7 @@ Starts the tracker under ``tracemalloc`` (``TRACED``: SIGUSR1 takes a snapshot; 
 compared with the first and written out), joins N idle members (``--members``, default 1,000)
 through the generators between the two snapshots, and reports what those members hold,
 grouped by the source file whose code allocated it, in bytes per member. It does this twice,
-side by side: with the native adapter (``chat_tracker/native.py``, the default) and with the
+side by side: with the native adapter (``chat_tracker/transport/native.py``, the default) and with the
 ASGI adapter (``TRACKER_BENCH_ASGI_WS=1``: uvicorn's WebSocket protocol, ``websocket.py``'s
 reader and writer tasks), so the breakdown before and after the native adapter comes from one
 run. Tracing costs memory of its own, so RSS figures come from the ``idle`` workload instead.
@@ -45,7 +45,7 @@ def dump(signum, frame):
                 out.write(f"{stat.size_diff} {stat.count_diff} {stat.traceback[0].filename}\\n")
         os.replace(os.environ["BENCH_TRACED_OUT"] + ".tmp", os.environ["BENCH_TRACED_OUT"])
 signal.signal(signal.SIGUSR1, dump)
-from chat_tracker.cli import main
+from chat_tracker.runtime.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 

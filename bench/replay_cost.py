@@ -32,7 +32,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from chat_protocol import SUBPROTOCOL, format_ts
-from chat_tracker.segments import compress, segment_name
+from chat_tracker.storage.segments import compress, segment_name
 
 PASSWORD = "bench-password"
 _LISTENING = re.compile(r"Listening on http://127\.0\.0\.1:(\d+)")

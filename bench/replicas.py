@@ -168,7 +168,7 @@ class ReplicaSet(Server):
                         [
                             sys.executable,
                             "-m",
-                            "chat_tracker.archive_cli",
+                            "chat_tracker.runtime.archive_cli",
                             "--redis-url",
                             self.url,
                             "--data-dir",

@@ -2,7 +2,7 @@
 
 ``redis_server`` starts ``redis-server`` in the test's directory; missing, it skips,
 except in CI (any ``CI`` value: ``chat_testing.in_ci``), where it fails: ``.ci/run`` installs it.
-``start_archiver`` starts ``python -m chat_tracker.archive_cli`` on a free port and
+``start_archiver`` starts ``python -m chat_tracker.runtime.archive_cli`` on a free port and
 waits for its "Listening on" line; every one started is killed at the end.
 """
 
@@ -32,7 +32,7 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 def archiver_command(redis_url: str, data_dir: Path, *args: str) -> list[str]:
-    base = [sys.executable, "-m", "chat_tracker.archive_cli", "--host", "127.0.0.1", "--port", "0"]
+    base = [sys.executable, "-m", "chat_tracker.runtime.archive_cli", "--host", "127.0.0.1", "--port", "0"]
     return [*base, "--redis-url", redis_url, "--data-dir", str(data_dir), *args]
 
 

@@ -23,8 +23,8 @@ import pytest
 
 import redis
 from chat_testing import UNIT, in_ci
-from chat_tracker.events import Event, EventKind
-from chat_tracker.redis_keys import DEFAULT_PREFIX, Keys, body_of
+from chat_tracker.core.events import Event, EventKind
+from chat_tracker.journal.redis_keys import DEFAULT_PREFIX, Keys, body_of
 
 POLL_SECONDS = 0.02  # how often a deadline loop looks again
 

@@ -18,9 +18,9 @@ import pytest
 
 import redis
 from chat_testing import PASSWORD, UNIT, RunningTracker
-from chat_tracker import archive_cli
-from chat_tracker.events import EventKind
-from chat_tracker.redis_keys import Keys, seq_of
+from chat_tracker.core.events import EventKind
+from chat_tracker.journal.redis_keys import Keys, seq_of
+from chat_tracker.runtime import archive_cli
 from conftest import StartArchiver
 from redis_support import POLL_SECONDS, RedisServer, add_control, add_events, event
 

@@ -22,8 +22,8 @@ import pytest
 
 import redis
 from chat_testing import PASSWORD, UNIT, RunningTracker
-from chat_tracker.events import EventKind
-from chat_tracker.redis_keys import Keys
+from chat_tracker.core.events import EventKind
+from chat_tracker.journal.redis_keys import Keys
 from conftest import StartArchiver, archiver_command
 from redis_support import RedisServer, add_events, event, running_redis
 from test_archiver import all_lines, wait_until

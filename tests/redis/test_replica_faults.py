@@ -36,8 +36,9 @@ from websockets.typing import Subprotocol
 
 from chat_protocol import SUBPROTOCOL
 from chat_testing import CROWD_FROM_ONE_ADDRESS, PASSWORD, UNIT, RunningTracker, _read_output, in_ci
-from chat_tracker.chatlog import LogEntry, parse_line
-from chat_tracker.redis_keys import Keys
+from chat_tracker.core.records import LogEntry
+from chat_tracker.journal.redis_keys import Keys
+from chat_tracker.storage.chatlog import parse_line
 from conftest import StartArchiver
 from redis_support import POLL_SECONDS, RedisServer
 

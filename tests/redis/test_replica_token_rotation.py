@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from chat_testing import UNIT
+from chat_tracker.core.tokens import ResumeTokens
 from chat_tracker.errors import BadToken
-from chat_tracker.redis_keys import Keys
-from chat_tracker.resume import ResumeTokens
+from chat_tracker.journal.redis_keys import Keys
 from redis_support import RedisServer
 from test_replicas import Member, StartTracker, join, open_ws, replicas, welcomed
 

@@ -14,8 +14,9 @@ from websockets.exceptions import ConnectionClosed
 
 import support
 from chat_testing import UNIT, RunningTracker
-from chat_tracker.chatlog import LogEntry, parse_line
-from chat_tracker.segments import list_segments
+from chat_tracker.core.records import LogEntry
+from chat_tracker.storage.chatlog import parse_line
+from chat_tracker.storage.segments import list_segments
 from support import RAW_CONTROLS, Bot
 
 LOAD_FLAGS = ("--rate", "100000", "--burst", "100000", "--queue-size", "100000")

@@ -24,7 +24,7 @@ from websockets.typing import Subprotocol
 
 from chat_protocol import SUBPROTOCOL
 from chat_testing import UNIT, in_ci
-from chat_tracker.chatlog import LogFormatError, parse_line
+from chat_tracker.storage.chatlog import LogFormatError, parse_line
 
 FULL = os.environ.get("RELIABILITY_FULL", "") == "1"
 RESULTS = Path(os.environ.get("RELIABILITY_RESULTS", Path(__file__).parent / "results"))

@@ -12,7 +12,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from chat_testing import PASSWORD, UNIT, launch_tracker
-from chat_tracker.chatlog import parse_line
+from chat_tracker.storage.chatlog import parse_line
 from support import FULL, Bot, bots, check_log_file, record, talk
 
 pytestmark = [pytest.mark.anyio, pytest.mark.long]

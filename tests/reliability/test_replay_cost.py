@@ -19,8 +19,8 @@ from websockets.exceptions import ConnectionClosed
 
 from chat_protocol import format_ts
 from chat_testing import UNIT, RunningTracker, launch_tracker
-from chat_tracker import gzmembers
-from chat_tracker.segments import compress, segment_name
+from chat_tracker.storage import gzmembers
+from chat_tracker.storage.segments import compress, segment_name
 from resume_support import Member, join, restart
 
 pytestmark = pytest.mark.anyio

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from chat_testing import PASSWORD, UNIT, RunningTracker, launch_tracker
-from chat_tracker.segments import list_segments, segment_name
+from chat_tracker.storage.segments import list_segments, segment_name
 from rotation_support import LOAD_FLAGS, all_entries, collect, echo, file_lines, get_json, metrics, talk
 from support import bots, error_lines, open_bot, record
 

@@ -11,8 +11,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from chat_testing import PASSWORD, UNIT, launch_tracker
-from chat_tracker.rotation import KILL_POINTS
-from chat_tracker.segments import list_segments
+from chat_tracker.storage.rotation import KILL_POINTS
+from chat_tracker.storage.segments import list_segments
 from rotation_support import LOAD_FLAGS, all_entries, collect, echo, file_lines, talk
 from support import FULL, bots, error_lines, open_bot, record
 from test_disk_full import fill, small_disk

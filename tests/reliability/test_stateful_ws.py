@@ -40,7 +40,8 @@ from websockets.uri import parse_uri
 
 from chat_protocol import SUBPROTOCOL, sanitize_for_terminal
 from chat_testing import PASSWORD, UNIT, RunningTracker
-from chat_tracker.chatlog import LogEntry, parse_line
+from chat_tracker.core.records import LogEntry
+from chat_tracker.storage.chatlog import parse_line
 from support import FULL, RAW_CONTROLS, error_lines, record
 
 MAX = 40  # --max-message-chars for this machine

@@ -15,7 +15,7 @@ import pytest
 
 from chat_protocol import Announcement, Bye, ChatMessage, Error, Moderation
 from chat_testing import PASSWORD, UNIT, RunningTracker, tracker_command
-from chat_tracker.chatlog import parse_line
+from chat_tracker.storage.chatlog import parse_line
 from peers import json_member, json_peer, plain_member
 
 pytestmark = pytest.mark.anyio

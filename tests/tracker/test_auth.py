@@ -8,7 +8,7 @@ import pytest
 
 from chat_protocol import Authenticated, Error, Hello
 from chat_testing import PASSWORD, UNIT, RunningTracker
-from chat_tracker.chatlog import parse_line
+from chat_tracker.storage.chatlog import parse_line
 from peers import json_peer, plain_member, plain_peer
 
 pytestmark = pytest.mark.anyio

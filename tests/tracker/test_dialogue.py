@@ -8,7 +8,7 @@ import pytest
 
 from chat_protocol import Authenticated, Bye, ChatMessage, Hello, Joined, Left, Members, Welcome
 from chat_testing import PASSWORD, RunningTracker
-from chat_tracker.chatlog import parse_line
+from chat_tracker.storage.chatlog import parse_line
 from peers import json_member, json_peer, plain_member
 
 pytestmark = pytest.mark.anyio

@@ -12,7 +12,7 @@ import pytest
 
 from chat_protocol import ChatMessage
 from chat_testing import PASSWORD, UNIT
-from chat_tracker.chatlog import parse_line
+from chat_tracker.storage.chatlog import parse_line
 from peers import json_member
 
 pytestmark = pytest.mark.anyio

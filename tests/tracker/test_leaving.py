@@ -11,7 +11,7 @@ import pytest
 
 from chat_protocol import Left
 from chat_testing import PASSWORD, UNIT, RunningTracker
-from chat_tracker.chatlog import parse_line
+from chat_tracker.storage.chatlog import parse_line
 from peers import SilentMember, json_member, plain_member
 
 pytestmark = pytest.mark.anyio

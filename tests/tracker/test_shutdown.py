@@ -13,7 +13,7 @@ import pytest
 
 from chat_protocol import Bye
 from chat_testing import PASSWORD, RunningTracker
-from chat_tracker.chatlog import parse_line
+from chat_tracker.storage.chatlog import parse_line
 from peers import SilentMember, json_member, plain_member, plain_peer
 
 pytestmark = pytest.mark.anyio

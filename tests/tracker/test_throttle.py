@@ -17,7 +17,7 @@ import pytest
 
 from chat_protocol import Authenticated, ChatMessage, Error, Hello, Joined, Members, Resumed, Welcome
 from chat_testing import PASSWORD, UNIT, RunningTracker
-from chat_tracker.chatlog import parse_line
+from chat_tracker.storage.chatlog import parse_line
 from peers import json_member, json_peer, plain_peer
 
 pytestmark = pytest.mark.anyio

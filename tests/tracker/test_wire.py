@@ -7,8 +7,8 @@ from websockets.frames import Frame, Opcode
 
 from chat_protocol import ChatMessage
 from chat_testing import PASSWORD
-from chat_tracker.outbox import Outbox
-from chat_tracker.wire import text_frame
+from chat_tracker.core.frames import text_frame
+from chat_tracker.core.outbox import Outbox
 from peers import json_member, plain_member
 
 pytestmark = pytest.mark.anyio

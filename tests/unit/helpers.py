@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from chat_tracker.outbox import CloseRequest, Outbox
+from chat_tracker.core.outbox import CloseRequest, Outbox
 
 
 class FakeClock:

@@ -7,14 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chat_protocol import Limits, ServerMessage, decode_server
-from chat_tracker.chatlog import ChatLog, LogEntry, parse_line
-from chat_tracker.dialects import JSON, Dialect
-from chat_tracker.journal import LocalJournal
-from chat_tracker.outbox import CloseRequest, Outbox
-from chat_tracker.policy import MemberPolicy
-from chat_tracker.resume import ResumeTokens
-from chat_tracker.room import Member, Room
-from chat_tracker.settings import Settings
+from chat_tracker.core.dialects import JSON, Dialect
+from chat_tracker.core.outbox import CloseRequest, Outbox
+from chat_tracker.core.policy import MemberPolicy
+from chat_tracker.core.records import LogEntry
+from chat_tracker.core.room import Member, Room
+from chat_tracker.core.tokens import ResumeTokens
+from chat_tracker.journal.local import LocalJournal
+from chat_tracker.service.settings import Settings
+from chat_tracker.storage.chatlog import ChatLog, parse_line
 
 from .helpers import FakeClock, FakeWire, drain
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat_tracker.addresses import TrustedProxies, address_key, parse_ip, proxy_list
+from chat_tracker.core.addresses import TrustedProxies, address_key, parse_ip, proxy_list
 
 
 @pytest.mark.parametrize(

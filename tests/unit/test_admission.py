@@ -6,11 +6,11 @@ import resource
 
 import pytest
 
-from chat_tracker.addresses import proxy_list
-from chat_tracker.admission import Admission, AdmissionRefusal, Budget
-from chat_tracker.descriptors import RESERVED, check_fits, raise_soft_limit
+from chat_tracker.core.addresses import proxy_list
+from chat_tracker.core.admission import Admission, AdmissionRefusal, Budget
 from chat_tracker.errors import ConfigError
-from chat_tracker.guard import SocketGuard, SocketRefusal, Ticket
+from chat_tracker.runtime.descriptors import RESERVED, check_fits, raise_soft_limit
+from chat_tracker.transport.guard import SocketGuard, SocketRefusal, Ticket
 
 
 def admission(total: int = 4, strangers: int = 3, per_address: int = 2) -> Admission[str]:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from chat_tracker import chatlog
-from chat_tracker.chatlog import ChatLog, LogFormatError, LogWriteError, parse_line, read_last_lines
-from chat_tracker.events import MESSAGE, START, Event
+from chat_tracker.core.events import MESSAGE, START, Event
+from chat_tracker.storage import chatlog
+from chat_tracker.storage.chatlog import ChatLog, LogFormatError, LogWriteError, parse_line, read_last_lines
 
 
 def _lines(count: int, start: int = 1, text: str = "hello") -> bytes:

@@ -1,6 +1,6 @@
 """What the tracker needs from the versions it runs on, and what pyproject.toml and requirements.lock promise.
 
-``chat_tracker/wire.py`` subclasses uvicorn's *private* sans-I/O WebSocket protocol
+``chat_tracker/transport/wire.py`` subclasses uvicorn's *private* sans-I/O WebSocket protocol
 (``WebSocketsSansIOProtocol``, new in uvicorn 0.35) and reads its attributes. Nothing in
 uvicorn promises to keep them, so these tests check each name on the installed uvicorn and
 fail naming the uvicorn version and what is missing: an upgrade that moves one fails here,
@@ -35,7 +35,7 @@ LOCK = ROOT / "requirements.lock"
 SANSIO_MODULE = "uvicorn.protocols.websockets.websockets_sansio_impl"
 SANSIO_CLASS = "WebSocketsSansIOProtocol"
 
-# What chat_tracker/wire.py uses of uvicorn's protocol, and what for.
+# What chat_tracker/transport/wire.py uses of uvicorn's protocol, and what for.
 INSTANCE_ATTRIBUTES = {
     "writable": "Wire.ready/Wire.wait_ready: an asyncio.Event cleared while the transport's buffer is full",
     "close_sent": "Wire.ready/Wire.gone",
@@ -91,11 +91,11 @@ def _protocol_class() -> type[Any]:
         module = importlib.import_module(SANSIO_MODULE)
     except ImportError as exc:
         pytest.fail(
-            f"{_uvicorn()} has no module {SANSIO_MODULE} ({exc}); chat_tracker/wire.py subclasses its {SANSIO_CLASS}"
+            f"{_uvicorn()} has no module {SANSIO_MODULE} ({exc}); transport/wire.py subclasses its {SANSIO_CLASS}"
         )
     cls = getattr(module, SANSIO_CLASS, None)
     if not isinstance(cls, type):
-        pytest.fail(f"{_uvicorn()}: {SANSIO_MODULE} has no class {SANSIO_CLASS}, which chat_tracker/wire.py subclasses")
+        pytest.fail(f"{_uvicorn()}: {SANSIO_MODULE} has no class {SANSIO_CLASS}, which transport/wire.py subclasses")
     return cls
 
 
@@ -165,7 +165,7 @@ async def _finish(protocol: Any) -> None:
 
 
 def test_uvicorn_has_the_sans_io_protocol() -> None:
-    """The class chat_tracker/wire.py subclasses exists in the installed uvicorn."""
+    """The class chat_tracker/transport/wire.py subclasses exists in the installed uvicorn."""
     assert issubclass(_protocol_class(), asyncio.Protocol)
 
 
@@ -216,13 +216,13 @@ def test_sans_io_protocol_sets_the_attributes_wire_reads() -> None:
     _check_attributes(_protocol_class())
 
 
-# The same names in use: chat_tracker/wire.py on the installed uvicorn, with a fake socket
+# The same names in use: chat_tracker/transport/wire.py on the installed uvicorn, with a fake socket
 
 
 def test_chat_protocol_offers_a_wire_that_follows_the_socket() -> None:
     """After a handshake the app's scope carries a Wire; it follows flow control, writes, and the close."""
     _check_contract()  # a missing name fails with its message, not as an AttributeError below
-    from chat_tracker.wire import EXTENSION, ChatWebSocketProtocol, Wire
+    from chat_tracker.transport.wire import EXTENSION, ChatWebSocketProtocol, Wire
 
     async def scenario() -> None:
         protocol = _protocol(ChatWebSocketProtocol)
@@ -254,7 +254,7 @@ def test_chat_protocol_offers_a_wire_that_follows_the_socket() -> None:
 def test_chat_protocol_offers_no_wire_with_per_message_deflate() -> None:
     """Compressed frames differ per connection: the app gets no Wire and uses plain ASGI sends."""
     _check_contract()
-    from chat_tracker.wire import EXTENSION, ChatWebSocketProtocol
+    from chat_tracker.transport.wire import EXTENSION, ChatWebSocketProtocol
 
     async def scenario() -> None:
         protocol = _protocol(ChatWebSocketProtocol, ws_per_message_deflate=True)
@@ -271,7 +271,7 @@ def test_chat_protocol_offers_no_wire_with_per_message_deflate() -> None:
 def test_chat_protocol_answers_a_handshake_the_parser_refused() -> None:
     """A header line over 8 KiB: an HTTP error goes out and the connection closes, instead of hanging."""
     _check_contract()
-    from chat_tracker.wire import ChatWebSocketProtocol
+    from chat_tracker.transport.wire import ChatWebSocketProtocol
 
     async def scenario() -> None:
         protocol = _protocol(ChatWebSocketProtocol)
@@ -290,7 +290,7 @@ def test_chat_protocol_answers_a_handshake_the_parser_refused() -> None:
 
 
 def test_tracker_server_hooks_exist() -> None:
-    """chat_tracker/server.py overrides these uvicorn.Server methods and clears its private _captured_signals."""
+    """runtime/server.py overrides these uvicorn.Server methods and clears its private _captured_signals."""
     import uvicorn
 
     server = uvicorn.Server(uvicorn.Config(_asgi_app, log_config=None))

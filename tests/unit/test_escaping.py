@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from chat_protocol import escape, sanitize_for_terminal, unescape
 from chat_protocol.text import BIDI_CONTROLS
-from chat_tracker.chatlog import parse_line
-from chat_tracker.events import JOIN, LEAVE, MESSAGE, START, STOP, Event, EventKind
+from chat_tracker.core.events import JOIN, LEAVE, MESSAGE, START, STOP, Event, EventKind
+from chat_tracker.storage.chatlog import parse_line
 
 # Every code point, lone surrogates included, with the troublemakers drawn often.
 NASTY = st.sampled_from(

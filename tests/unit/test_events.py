@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chat_tracker.events import MEMBER_EVENTS, Event, EventKind
+from chat_tracker.core.events import MEMBER_EVENTS, Event, EventKind
 
 # Any text, including lone surrogates (a JSON member can send "\ud800"; the event must carry it).
 ANY_TEXT = st.text(

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from chat_tracker import gzmembers, segments
-from chat_tracker.chatlog import READS
-from chat_tracker.events import MESSAGE, Event
-from chat_tracker.segments import LogFile, segment_name
+from chat_tracker.core.events import MESSAGE, Event
+from chat_tracker.storage import gzmembers, segments
+from chat_tracker.storage.chatlog import READS
+from chat_tracker.storage.segments import LogFile, segment_name
 
 LINES = 30_000
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from chat_tracker.chatlog import LogEntry
-from chat_tracker.checkpoint import Checkpoint, fold
-from chat_tracker.moderation import Ban, Moderation, details
+from chat_tracker.core.moderation import Ban, Moderation, details
+from chat_tracker.core.records import LogEntry
+from chat_tracker.storage.checkpoint import Checkpoint, fold
 
 from .helpers import FakeClock
 

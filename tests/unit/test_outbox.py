@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from chat_tracker.outbox import CloseRequest, Coalescer, Outbox
-from chat_tracker.wire import text_frame
+from chat_tracker.core.frames import text_frame
+from chat_tracker.core.outbox import CloseRequest, Coalescer, Outbox
 
 from .helpers import FakeWire, decode_frames, drain
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chat_tracker.auth import PasswordGate, password_from_authorization
-from chat_tracker.ratelimit import AuthThrottle
+from chat_tracker.core.auth import PasswordGate, password_from_authorization
+from chat_tracker.core.ratelimit import AuthThrottle
 
 from .helpers import FakeClock
 

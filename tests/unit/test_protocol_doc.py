@@ -32,7 +32,7 @@ def test_error_code_table_lists_every_code() -> None:
 
 def test_tracker_sends_only_documented_error_codes() -> None:
     """Every error code written in the tracker's source is a documented one."""
-    source = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "services/tracker/chat_tracker").glob("*.py"))
+    source = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "services/tracker/chat_tracker").rglob("*.py"))
     used = set(re.findall(r'(?:Refused|Kicked|_refuse|_error|error|_name_refused)\(\s*"([a-z_]+)"', source))
     assert used, "the pattern found no error codes: the test would prove nothing"
     assert used <= set(ERROR_CODES), used - set(ERROR_CODES)
@@ -48,7 +48,7 @@ def test_close_code_table_matches_the_code_table() -> None:
 
 def test_readme_documents_every_tracker_flag_with_its_default() -> None:
     """The README's flag table lists each chat-tracker flag with its environment variable and default."""
-    from chat_tracker import cli
+    from chat_tracker.runtime import cli
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("### Tracker flags", 1)[1]

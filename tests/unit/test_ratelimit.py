@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chat_tracker.addresses import address_key
-from chat_tracker.ratelimit import AuthThrottle, KeyedBuckets, TokenBucket, WarnLimiter, wide_network
+from chat_tracker.core.addresses import address_key
+from chat_tracker.core.ratelimit import AuthThrottle, KeyedBuckets, TokenBucket, WarnLimiter, wide_network
 
 from .helpers import FakeClock
 

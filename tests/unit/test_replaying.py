@@ -9,11 +9,11 @@ from typing import cast
 
 import pytest
 
-from chat_tracker import journal as journal_module
-from chat_tracker.events import JOIN, MESSAGE, Event
-from chat_tracker.journal import History, Journal
-from chat_tracker.replaying import PAGE, count, pages
-from chat_tracker.room import Member, Resuming, Room
+from chat_tracker.core.events import JOIN, MESSAGE, Event
+from chat_tracker.core.room import Member, Resuming, Room
+from chat_tracker.journal import protocol as journal_module
+from chat_tracker.journal.protocol import History, Journal
+from chat_tracker.transport.replaying import PAGE, count, pages
 
 from .roomkit import RoomKit
 

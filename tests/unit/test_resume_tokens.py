@@ -17,21 +17,20 @@ from pathlib import Path
 import pytest
 
 from chat_protocol import Welcome
-from chat_tracker.checkpoint import Present
+from chat_tracker.core.outbox import Outbox
+from chat_tracker.core.records import Present
+from chat_tracker.core.room import Member, MemberState, Refused
+from chat_tracker.core.tokens import ResumeTokens, TokenClaim
 from chat_tracker.errors import BadToken
-from chat_tracker.outbox import Outbox
-from chat_tracker.resume import (
+from chat_tracker.storage.resume_keys import (
     COUNTS_FILE,
     KEY_FILE,
     PREVIOUS_KEY_FILE,
     ResumeCounts,
-    ResumeTokens,
-    TokenClaim,
     load_key,
     load_previous_key,
     rotate_key,
 )
-from chat_tracker.room import Member, MemberState, Refused
 
 from .roomkit import RoomKit
 
@@ -171,7 +170,7 @@ def test_rewriting_the_counts_keeps_only_the_members_still_in(tmp_path: Path) ->
 def test_rotate_key_command_rotates_a_data_dir_and_says_what_is_wrong(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from chat_tracker.cli import main
+    from chat_tracker.runtime.cli import main
 
     assert main(["rotate-key", "--data-dir", str(tmp_path / "missing")], {}) == 1
     assert "no data dir" in capsys.readouterr().err

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from chat_protocol import ChatMessage, InvalidName, Joined, Left, Limits, NameRefused, ReservedName, Welcome
-from chat_tracker.chatlog import LogWriteError
-from chat_tracker.dialects import JSON, PLAIN
-from chat_tracker.room import Kicked, Member, Refused
+from chat_tracker.core.dialects import JSON, PLAIN
+from chat_tracker.core.room import Kicked, Member, Refused
+from chat_tracker.storage.chatlog import LogWriteError
 
 from .helpers import FakeWire
 from .roomkit import RoomKit

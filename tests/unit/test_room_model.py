@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from chat_protocol import ChatMessage, Joined, Left, Limits, NameRefused, Welcome, has_lone_surrogate, name_key
-from chat_tracker.dialects import JSON, PLAIN
-from chat_tracker.room import Member, Refused
+from chat_tracker.core.dialects import JSON, PLAIN
+from chat_tracker.core.room import Member, Refused
 
 from .roomkit import RoomKit
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from chat_protocol import ChatMessage, Joined, Left, Welcome
-from chat_tracker.checkpoint import Present
-from chat_tracker.outbox import Outbox
-from chat_tracker.room import Member, MemberState, Refused, Resuming
+from chat_tracker.core.outbox import Outbox
+from chat_tracker.core.records import Present
+from chat_tracker.core.room import Member, MemberState, Refused, Resuming
 
 from .roomkit import RoomKit
 
@@ -125,8 +125,8 @@ def test_restored_members_are_away_until_they_resume_or_their_grace_ends(kit: Ro
 
 def test_a_refused_message_error_names_its_id(tmp_path: Path) -> None:
     """The session puts the refused message's id in the error, so the client will not send it again."""
-    from chat_tracker.dialects import JSON
-    from chat_tracker.session import Session, Timeouts
+    from chat_tracker.core.dialects import JSON
+    from chat_tracker.core.session import Session, Timeouts
 
     kit = RoomKit.create(tmp_path)
     outbox = Outbox(100)

@@ -11,14 +11,14 @@ import pytest
 
 from chat_protocol import CloseCode, Limits, decode_server
 from chat_protocol.messages import Error, Left, Moderation, Resumed, Welcome
-from chat_tracker.dialects import JSON
+from chat_tracker.core.dialects import JSON
+from chat_tracker.core.events import JOIN, KICK, LEAVE, MESSAGE, Event, EventKind
+from chat_tracker.core.outbox import Outbox
+from chat_tracker.core.policy import MemberPolicy
+from chat_tracker.core.room import Member, MemberState, Room
+from chat_tracker.core.tokens import ResumeTokens
 from chat_tracker.errors import Recover, Refused
-from chat_tracker.events import JOIN, KICK, LEAVE, MESSAGE, Event, EventKind
-from chat_tracker.journal import Deliver, History, JournalStats, OnTrouble
-from chat_tracker.outbox import Outbox
-from chat_tracker.policy import MemberPolicy
-from chat_tracker.resume import ResumeTokens
-from chat_tracker.room import Member, MemberState, Room
+from chat_tracker.journal.protocol import Deliver, History, JournalStats, OnTrouble
 
 from .helpers import FakeClock, drain
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from chat_tracker.events import MESSAGE, Event
-from chat_tracker.journal import LocalJournal
-from chat_tracker.rotation import RotatingLog, RotationPolicy, next_midnight
-from chat_tracker.segments import RetentionPolicy, list_segments, segment_name
+from chat_tracker.core.events import MESSAGE, Event
+from chat_tracker.journal.local import LocalJournal
+from chat_tracker.storage.rotation import RotatingLog, RotationPolicy, next_midnight
+from chat_tracker.storage.segments import RetentionPolicy, list_segments, segment_name
 
 from .helpers import FakeClock
 

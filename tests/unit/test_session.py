@@ -27,12 +27,12 @@ from chat_protocol import (
     Welcome,
     decode_server,
 )
-from chat_tracker.auth import Checked
-from chat_tracker.chatlog import LogWriteError
-from chat_tracker.dialects import JSON, PLAIN, Dialect
-from chat_tracker.outbox import CloseRequest, Outbox
-from chat_tracker.ratelimit import KeyedBuckets, Wait
-from chat_tracker.session import CheckPassword, Replay, Session, SessionState, Timeouts, leave_reason
+from chat_tracker.core.auth import Checked
+from chat_tracker.core.dialects import JSON, PLAIN, Dialect
+from chat_tracker.core.outbox import CloseRequest, Outbox
+from chat_tracker.core.ratelimit import KeyedBuckets, Wait
+from chat_tracker.core.session import CheckPassword, Replay, Session, SessionState, Timeouts, leave_reason
+from chat_tracker.storage.chatlog import LogWriteError
 
 from .helpers import FakeWire, drain
 from .roomkit import RoomKit

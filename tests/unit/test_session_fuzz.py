@@ -62,12 +62,12 @@ from chat_protocol import (
     encode,
     name_key,
 )
-from chat_tracker.chatlog import LogEntry
-from chat_tracker.dialects import JSON, PASSWORD_OK, PLAIN, Dialect
+from chat_tracker.core.dialects import JSON, PASSWORD_OK, PLAIN, Dialect
+from chat_tracker.core.outbox import CloseRequest, Outbox
+from chat_tracker.core.records import LogEntry
+from chat_tracker.core.room import Member
+from chat_tracker.core.session import CheckPassword, Replay, Session, SessionState, Timeouts
 from chat_tracker.errors import LogWriteError
-from chat_tracker.outbox import CloseRequest, Outbox
-from chat_tracker.room import Member
-from chat_tracker.session import CheckPassword, Replay, Session, SessionState, Timeouts
 
 from .helpers import FakeWire, drain
 from .roomkit import RoomKit

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from chat_tracker.errors import ConfigError
-from chat_tracker.tls import TlsFiles, clear_beyond_loopback, tls_files
+from chat_tracker.transport.tls import TlsFiles, clear_beyond_loopback, tls_files
 
 
 @pytest.mark.parametrize(

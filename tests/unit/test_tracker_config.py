@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from chat_tracker import cli, settings
-from chat_tracker.settings import ConfigError, Settings, resolve_password
+from chat_tracker.runtime import cli
+from chat_tracker.service import settings
+from chat_tracker.service.settings import ConfigError, Settings, resolve_password
 
 
 class FakeTerminal(io.StringIO):
@@ -122,7 +123,7 @@ def no_tty(monkeypatch: pytest.MonkeyPatch) -> None:
     def serve(_settings: Settings) -> int:
         raise AssertionError("cli.main started a server for a configuration that should be refused")
 
-    monkeypatch.setattr("chat_tracker.server.serve", serve)
+    monkeypatch.setattr("chat_tracker.runtime.server.serve", serve)
 
 
 def _one_error_line(stderr: str) -> str:

@@ -14,7 +14,7 @@ from websockets.sync.client import connect
 from websockets.typing import Origin as WsOrigin
 
 from chat_testing import UNIT, RunningTracker
-from chat_tracker.origins import AllowedOrigins, origin_list
+from chat_tracker.core.origins import AllowedOrigins, origin_list
 
 
 class _Scripts(HTMLParser):

@@ -1,11 +1,16 @@
 """The chat tracker: one room, many members, every event in chat.log.
 
-Where a message travels, by file: ``websocket.py`` (the socket: frames in and out)
--> ``session.py`` (the dialogue: password, name, chat) -> ``room.py`` (checks it
-against ``claims.py`` and ``policy.py``) -> ``journal.py`` (gives it its seq) ->
-``chatlog.py`` (one write, durable first) -> back to ``room.py`` (delivery, frames
-from ``delivery.py`` and ``dialects.py``) -> ``outbox.py`` (one bounded queue per
-member) -> ``wire.py`` (straight onto each member's socket).
+Layers, lowest first (each imports only those before it; tests/unit/test_layout.py):
+``errors.py`` -> ``core/`` (pure chat logic) -> ``journal/`` -> ``storage/`` ->
+``replicas/`` -> ``service/`` -> ``transport/`` -> ``http/`` -> ``runtime/``.
+
+Where a message travels, by file: ``transport/native.py`` (the socket: frames in and
+out) -> ``core/session.py`` (the dialogue: password, name, chat) -> ``core/room.py``
+(checks it against ``core/claims.py`` and ``core/policy.py``) ->
+``journal/local.py`` (gives it its seq) -> ``storage/chatlog.py`` (one write, durable
+first) -> back to ``core/room.py`` (delivery, frames from ``core/delivery.py`` and
+``core/dialects.py``) -> ``core/outbox.py`` (one bounded queue per member) ->
+``transport/wire.py`` (straight onto each member's socket).
 """
 
 __version__ = "0.1.0"

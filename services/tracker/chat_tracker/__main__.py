@@ -1,5 +1,5 @@
 """``python -m chat_tracker``: the same as the ``chat-tracker`` command."""
 
-from .cli import main
+from chat_tracker.runtime.cli import main
 
 raise SystemExit(main())

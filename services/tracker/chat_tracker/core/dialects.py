@@ -1,0 +1,124 @@
+"""The two ways a member can speak: structured JSON frames, or plain text lines.
+
+A dialect turns what the room says to one member (a welcome, an error, a goodbye)
+into frames. Events shared by everyone are rendered once, on the event itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from chat_protocol import Bye, Error, Limits, Welcome, encode
+from chat_protocol.reasons import LeaveReason
+from chat_tracker.core.events import Event
+
+GREETING = "Welcome to our server... Just type your message and press Enter."
+
+PASSWORD_PROMPT = "Enter server password..."
+NAME_PROMPT = "Enter your username..."
+PASSWORD_OK = "Welcome to our server..."
+WRONG_PASSWORD = "Wrong password. Bye."
+RESTART = "restart"  # the ``bye`` reason when the tracker restarts (SIGTERM): reconnect and resume
+
+
+@dataclass(frozen=True)
+class ResumeOffer:
+    """What a JSON welcome carries for a later resume: chat.log's epoch, the member's token, the grace."""
+
+    epoch: str
+    token: str
+    grace: float
+
+
+class Dialect(Protocol):
+    """Rendering for one kind of client."""
+
+    name: str
+    echo_own_messages: bool
+
+    def shared(self, event: Event) -> str: ...
+
+    def shared_wire(self, event: Event) -> bytes: ...
+
+    def own_message(self, event: Event) -> str: ...
+
+    def welcome(self, event: Event, limits: Limits, offer: ResumeOffer | None) -> list[str]: ...
+
+    def error(self, code: str, message: str, msg_id: str | None = None, retry_after: float | None = None) -> str: ...
+
+    def bye(self, reason: str, message: str) -> str: ...
+
+
+class JsonDialect:
+    """``groupchat.v1``: every frame is a protocol message."""
+
+    name = "json"
+    echo_own_messages = True  # the echo is the sender's acknowledgement
+
+    def shared(self, event: Event) -> str:
+        return event.json_frame()
+
+    def shared_wire(self, event: Event) -> bytes:
+        return event.json_wire()
+
+    def own_message(self, event: Event) -> str:
+        return event.own_json_frame()
+
+    def welcome(self, event: Event, limits: Limits, offer: ResumeOffer | None) -> list[str]:
+        welcome = Welcome(
+            seq=event.seq,
+            ts=event.ts,
+            name=event.name,
+            greeting=GREETING,
+            members=list(event.members),
+            limits=limits,
+            epoch=offer.epoch if offer else "",
+            token=offer.token if offer else "",
+            resume_grace=offer.grace if offer else 0.0,
+        )
+        return [encode(welcome)]
+
+    def error(self, code: str, message: str, msg_id: str | None = None, retry_after: float | None = None) -> str:
+        return encode(Error(code=code, message=message, id=msg_id, retry_after=retry_after))
+
+    def bye(self, reason: str, message: str) -> str:
+        return encode(Bye(reason=reason, message=message))
+
+
+class PlainDialect:
+    """No subprotocol: lines a person reads in any WebSocket client, as in the seed."""
+
+    name = "plain"
+    echo_own_messages = False  # as in the seed: you see what you typed already
+
+    def shared(self, event: Event) -> str:
+        return event.plain_frame()
+
+    def shared_wire(self, event: Event) -> bytes:
+        return event.plain_wire()
+
+    def own_message(self, event: Event) -> str:
+        return event.plain_frame()
+
+    def welcome(self, event: Event, limits: Limits, offer: ResumeOffer | None) -> list[str]:
+        online = ", ".join(event.members)
+        return [
+            f"Hi {event.name}, You have been added to the server.",
+            f"Online now ({len(event.members)}): {online}",
+            (
+                f"Limits: {limits.max_message_chars} characters per message, "
+                f"{limits.rate_per_second:g} messages/s (bursts of {limits.rate_burst})."
+            ),
+            "Just type your message and press Enter; send exit to leave.",
+        ]
+
+    def error(self, code: str, message: str, msg_id: str | None = None, retry_after: float | None = None) -> str:
+        return f"! {message}"
+
+    def bye(self, reason: str, message: str) -> str:
+        return f"* {message}" if reason in (LeaveReason.SHUTDOWN, RESTART) else message
+
+
+JSON = JsonDialect()
+PLAIN = PlainDialect()

@@ -1,0 +1,283 @@
+"""A member's outgoing queue: bounded, so one slow reader never holds up the room.
+
+The room hands frames over without awaiting anything. With a ``Wire`` (our uvicorn
+protocol) frames are pre-built bytes: when nothing is queued and the socket is
+keeping up they are written at once, with no task switch; otherwise they wait here
+and the member's writer task drains them when the socket is ready again. Without a
+wire they are text for ASGI ``send`` and always go through the writer task.
+
+With a ``Coalescer`` (``--coalesce-ms``) a wired outbox whose socket keeps up does not
+write at once: it holds its frames until the coalescer's window ends (one timer for
+the whole tracker, not one per member), then writes them all in one ``write(2)``. On
+this machine one small loopback write costs about as much CPU as everything else a
+delivery needs, so a member receiving k frames per window costs about a k-th of the
+writes; the price is at most one window of added latency. Order is untouched: held
+frames are the head of the same queue the writer task drains.
+
+A member that falls more than ``limit`` frames behind (beyond what its socket
+buffer already holds) overflows: its queue is dropped and ``on_overflow`` decides
+its fate (the tracker disconnects it with close code 4007).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from chat_tracker.core.frames import text_frame
+
+
+class WireLike(Protocol):
+    """What the outbox needs of a direct socket (``wire.Wire``; fakes in tests)."""
+
+    def ready(self) -> bool: ...
+
+    def write(self, frames: bytes) -> None: ...
+
+
+class Coalescer:
+    """One window for every member's held frames: a single timer flushes them all at its end.
+
+    A timer per member would cost a timer handle and a callback per member per window,
+    which is what coalescing saves on writes; one shared timer costs one callback per
+    window for the whole tracker.
+    """
+
+    __slots__ = ("_handle", "_held", "window")
+
+    def __init__(self, window: float) -> None:
+        if not window > 0:
+            raise ValueError(f"a coalescing window must be positive, not {window}")
+        self.window = window
+        self._held: list[Outbox] = []
+        self._handle: asyncio.TimerHandle | None = None
+
+    def hold(self, outbox: Outbox) -> None:
+        """Flush ``outbox`` at the end of the current window (one is opened if none is)."""
+        self._held.append(outbox)
+        if self._handle is None:
+            self._handle = asyncio.get_running_loop().call_later(self.window, self.flush)
+
+    def flush(self) -> None:
+        """Write every held outbox now (the window's end; also usable to flush early)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        held, self._held = self._held, []
+        for outbox in held:
+            outbox.flush()
+
+
+@dataclass(frozen=True)
+class CloseRequest:
+    """Close the connection with ``code`` once the frames before it are sent."""
+
+    code: int
+    reason: str = ""
+
+
+class Outbox:
+    """Frames waiting to be written to one member, oldest first.
+
+    Wired, it queues complete WebSocket frames (bytes); otherwise texts for ASGI.
+    Each kind has its own queue and its own ``take``, so no frame is ever of the
+    wrong kind.
+    """
+
+    __slots__ = (
+        "_close",
+        "_coalescer",
+        "_count",
+        "_emptied",
+        "_held",
+        "_texts",
+        "_waiter",
+        "_wire_frames",
+        "limit",
+        "on_overflow",
+        "on_wake",
+        "overflowed",
+        "wire",
+    )
+
+    def __init__(
+        self,
+        limit: int,
+        on_overflow: Callable[[], None] | None = None,
+        wire: WireLike | None = None,
+        coalescer: Coalescer | None = None,
+    ) -> None:
+        self.limit = limit
+        self.wire = wire
+        self._coalescer = coalescer if wire is not None else None
+        self._held = False  # frames wait in _wire_frames for the coalescer's flush
+        # Lists, not deques: they are only ever appended to and emptied whole, and an empty
+        # deque costs some 600 bytes per member where an empty list costs 56.
+        self._texts: list[str] = []  # not wired: texts for ASGI send
+        self._wire_frames: list[bytes] = []  # wired: pre-built frames, possibly several joined
+        self._count = 0  # frames queued (a wired item may hold several joined frames)
+        self._waiter: asyncio.Future[None] | None = None
+        self._emptied: asyncio.Future[None] | None = None
+        self._close: CloseRequest | None = None
+        self.overflowed = False
+        self.on_overflow = on_overflow
+        # Called whenever there is something for the writer (frames it must drain, a close,
+        # an overflow): the native adapter drains from here instead of running a writer task.
+        self.on_wake: Callable[[], None] | None = None
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def wired(self) -> bool:
+        """True when frames must be pre-built bytes (``wire.text_frame``)."""
+        return self.wire is not None
+
+    @property
+    def closing(self) -> bool:
+        return self._close is not None or self.overflowed
+
+    def push(self, text: str) -> None:
+        """Queue one text addressed to this member alone (a prompt, an error, an answer)."""
+        self.push_texts([text])
+
+    def push_texts(self, texts: Sequence[str]) -> None:
+        """Queue texts, framing them here when wired; ignored once closing."""
+        if self.closing or not texts:
+            return
+        if self.wire is not None:
+            self.push_wire(b"".join([text_frame(text) for text in texts]), len(texts))
+            return
+        self._texts.extend(texts)
+        self._count += len(texts)
+        self._after_queueing()
+
+    push_many = push_texts
+
+    def push_wire(self, data: bytes, count: int) -> None:
+        """Queue ``count`` pre-built frames already joined into ``data`` (wired outboxes only)."""
+        if self._close is not None or self.overflowed:  # closing, spelled out: this runs per delivery
+            return
+        frames = self._wire_frames
+        if self._held:
+            # A window is open: these join it. Held frames are not "behind" while the socket
+            # keeps up; the limit applies at the flush if the socket turns out full, as it does
+            # to frames queued behind a full socket.
+            frames.append(data)
+            self._count += count
+            return
+        wire = self.wire
+        if wire is not None and not frames and wire.ready():
+            coalescer = self._coalescer
+            if coalescer is None:
+                wire.write(data)
+                return
+            frames.append(data)  # held for the window: no writer woken, the flush writes them
+            self._count += count
+            self._held = True
+            coalescer.hold(self)
+            return
+        frames.append(data)
+        self._count += count
+        self._after_queueing()
+
+    def flush(self) -> None:
+        """The coalescer's window is over: write the held frames, or leave them to the writer."""
+        if not self._held:
+            return
+        self._held = False
+        frames, wire = self._wire_frames, self.wire
+        if self._close is not None or self.overflowed or not frames or wire is None:
+            return
+        if wire.ready():
+            data, _ = self.take_wire_now()  # no close request: that would have made it closing
+            wire.write(data)
+        elif self._count > self.limit:
+            self._overflow()
+        else:
+            self._wake()  # the socket filled meanwhile: the writer drains them once it is ready
+
+    def _after_queueing(self) -> None:
+        if self._count > self.limit:
+            self._overflow()
+        else:
+            self._wake()
+
+    def _overflow(self) -> None:
+        self.overflowed = True
+        self._texts.clear()
+        self._wire_frames.clear()
+        self._count = 0
+        self._wake()
+        if self.on_overflow is not None:
+            self.on_overflow()
+
+    def close(self, code: int, reason: str = "", final_frames: Sequence[str] = ()) -> None:
+        """Send ``final_frames`` after what is queued, then close with ``code``. First call wins."""
+        if self.closing:
+            return
+        if self.wire is not None:
+            self._wire_frames.extend(text_frame(text) for text in final_frames)
+        else:
+            self._texts.extend(final_frames)
+        self._count += len(final_frames)
+        self._close = CloseRequest(code, reason)
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if self.on_wake is not None:
+            self.on_wake()
+        if self.closing:
+            self._taken()
+
+    def _taken(self) -> None:
+        emptied = self._emptied
+        if emptied is not None and not emptied.done():
+            emptied.set_result(None)
+
+    async def emptied(self) -> None:
+        """Wait until the writer has taken every queued frame, or the outbox is closing."""
+        while self._count and not self.closing:
+            self._emptied = asyncio.get_running_loop().create_future()
+            try:
+                await self._emptied
+            finally:
+                self._emptied = None
+
+    async def wait(self) -> None:
+        """Wait until there are frames, a close request, or an overflow."""
+        while not self._texts and not self._wire_frames and self._close is None and not self.overflowed:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def take_now(self) -> tuple[list[str], CloseRequest | None]:
+        """All queued texts (not wired), and the close request once they are the last. Never waits.
+
+        After an overflow this returns ``([], None)``: the owner must stop.
+        """
+        texts = list(self._texts)
+        self._texts.clear()
+        self._count = 0
+        self._taken()
+        return texts, self._close
+
+    def take_wire_now(self) -> tuple[bytes, CloseRequest | None]:
+        """All queued frames joined (wired), and the close request once they are the last. Never waits."""
+        data = b"".join(self._wire_frames)
+        self._wire_frames.clear()
+        self._count = 0
+        self._taken()
+        return data, self._close
+
+    async def take(self) -> tuple[list[str], CloseRequest | None]:
+        """``wait`` then ``take_now``."""
+        await self.wait()
+        return self.take_now()

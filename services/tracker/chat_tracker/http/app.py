@@ -1,0 +1,66 @@
+"""The app factory: a Tracker behind FastAPI (REST) and a raw ASGI endpoint (``/ws``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from chat_protocol import WEBSOCKET_PATH
+from chat_tracker import __version__
+from chat_tracker.http import admin
+from chat_tracker.http.rest import attach_metrics, router
+from chat_tracker.http.web import router as web_router  # the browser client at /
+from chat_tracker.service.settings import Settings
+from chat_tracker.service.tracker import Tracker
+from chat_tracker.transport.asgi import ASGIApp, Receive, Scope, Send
+from chat_tracker.transport.websocket import WebSocketEndpoint
+
+
+class TrackerApp:
+    """The ASGI application: ``/ws`` goes straight to the chat endpoint, the rest to FastAPI.
+
+    Routing the WebSocket around FastAPI keeps the per-frame path short and hands
+    the endpoint uvicorn's own ``send``, which it needs to cut off dead peers.
+    """
+
+    def __init__(self, tracker: Tracker, api: FastAPI) -> None:
+        self.tracker = tracker
+        self.api: ASGIApp = admin.AdminGate(tracker, api)  # /admin's password before its body is read
+        self.websocket = WebSocketEndpoint(tracker)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == WEBSOCKET_PATH:
+            await self.websocket(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)
+
+
+def create_app(settings: Settings) -> TrackerApp:
+    """Build a tracker from ``settings``: opens (and repairs) chat.log at once."""
+    tracker = Tracker(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        tracker.start()
+        yield
+        await tracker.shutdown()
+
+    api = FastAPI(
+        title="Group chat tracker",
+        version=__version__,
+        summary="Who is online and what was said. Chat itself happens on the WebSocket endpoint /ws.",
+        lifespan=lifespan,
+        # No /docs or /redoc: FastAPI's pages load Swagger UI and ReDoc from a CDN with an inline
+        # script, on the chat page's origin. The schema stays at /openapi.json for tools.
+        docs_url=None,
+        redoc_url=None,
+    )
+    api.state.tracker = tracker
+    attach_metrics(api.state, tracker)
+    api.include_router(router)
+    if settings.admin_password is not None:  # moderation off: /admin is not there at all (404)
+        admin.mount(api)
+    api.include_router(web_router)  # / and /web/*, outside the OpenAPI schema
+    return TrackerApp(tracker, api)

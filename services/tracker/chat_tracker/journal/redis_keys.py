@@ -1,0 +1,141 @@
+"""Where the room lives in Redis, and how one stream entry becomes an event: shared by replicas and the archiver.
+
+The journal is one Redis Stream (``events``). A room event has the stream ID
+``<seq>-0``: its seq *is* the ID, so IDs are contiguous and Redis itself refuses
+an entry that does not come after the last one. A control entry (``<seq>-N``,
+N >= 1) tells the replicas something that is not a chat.log line (a member moved
+to another replica, or went away); the archiver skips it. Every entry has the
+fields ``t`` (the time, from Redis's clock, so it never goes back) and ``e`` (the
+event's body as JSON: kind, name, text, origin, the sender's message id).
+
+The other keys (all under one prefix, ``groupchat:`` unless told otherwise):
+
+- ``room`` (hash): ``epoch`` (new whenever the stream is new), ``seq`` (the last
+  seq given), ``key`` (the resume-token key, hex), ``created`` (epoch seconds);
+- ``names`` (hash): a name's lookalike key (``chat_protocol.name_key``) ->
+  ``<member id>:<replica>``, the member holding it and the replica serving it;
+- ``roster`` (hash): member id -> JSON ``{"name", "since", "joined", "resumes"}``: who
+  is in the room (and how many times each resumed: only its latest token resumes it),
+  so a replica that starts late knows without reading the whole stream;
+- ``moderation`` (list): every mute, ban and unban entry's ``e`` body with its
+  seq and time, so a late replica applies the bans in force;
+- ``replicas`` (hash): replica number -> JSON of its address and start time;
+  ``alive:<replica>`` (string with a TTL): present while that replica is alive;
+  ``next-replica`` (counter): the next replica number;
+- ``applied`` (hash): replica number -> the number of its last batch applied, so
+  a batch sent again after a lost answer is not applied twice;
+- ``archived`` (string): the last seq the archiver has made durable in chat.log
+  (the stream is trimmed only behind it); ``archiver`` (string with a TTL):
+  present while the archiver is alive.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from chat_tracker.core.events import Event, EventKind
+
+DEFAULT_PREFIX = "groupchat:"
+ALIVE_TTL_MS = 5_000  # a replica (or the archiver) whose key is this old is dead
+HEARTBEAT_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Every Redis key of one room."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    @property
+    def events(self) -> str:
+        return self.prefix + "events"
+
+    @property
+    def room(self) -> str:
+        return self.prefix + "room"
+
+    @property
+    def names(self) -> str:
+        return self.prefix + "names"
+
+    @property
+    def roster(self) -> str:
+        return self.prefix + "roster"
+
+    @property
+    def moderation(self) -> str:
+        return self.prefix + "moderation"
+
+    @property
+    def replicas(self) -> str:
+        return self.prefix + "replicas"
+
+    def alive(self, replica: int) -> str:
+        return f"{self.prefix}alive:{replica}"
+
+    @property
+    def next_replica(self) -> str:
+        return self.prefix + "next-replica"
+
+    @property
+    def applied(self) -> str:
+        return self.prefix + "applied"
+
+    @property
+    def archived(self) -> str:
+        return self.prefix + "archived"
+
+    @property
+    def archiver(self) -> str:
+        return self.prefix + "archiver"
+
+
+def seq_of(entry_id: str | bytes) -> tuple[int, int]:
+    """``(seq, sub)`` of a stream ID: sub 0 is a room event, anything else a control entry."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    seq, _, sub = text.partition("-")
+    return int(seq), int(sub or 0)
+
+
+def body_of(event: Event) -> str:
+    """An event's ``e`` field: everything but its seq and time (Redis gives those)."""
+    body: dict[str, Any] = {"k": event.kind.value, "n": event.name}
+    if event.text:
+        body["x"] = event.text
+    if event.origin is not None:
+        body["o"] = event.origin
+    if event.msg_id is not None:
+        body["i"] = event.msg_id
+    return json.dumps(body, separators=(",", ":"))
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"not a stream field: {value!r}")
+
+
+def event_of(seq: int, fields: dict[Any, Any]) -> Event:
+    """The room event stored as a stream entry ``<seq>-0``. Raises ValueError/KeyError on a foreign entry."""
+    body = json.loads(_text(fields.get(b"e", fields.get("e"))))
+    origin = body.get("o")
+    msg_id = body.get("i")
+    return Event(
+        seq=seq,
+        time=float(_text(fields.get(b"t", fields.get("t")))),
+        kind=EventKind(body["k"]),
+        name=str(body["n"]),
+        text=str(body.get("x", "")),
+        origin=None if origin is None else int(origin),
+        msg_id=None if msg_id is None else str(msg_id),
+    )
+
+
+def control_of(fields: dict[Any, Any]) -> dict[str, Any]:
+    """A control entry's body: ``{"c": "owner"|"away", "o": member id, "r": replica}`` (an owner's also ``g``)."""
+    body = json.loads(_text(fields.get(b"e", fields.get("e"))))
+    return body if isinstance(body, dict) else {}

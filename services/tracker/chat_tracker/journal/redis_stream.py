@@ -1,0 +1,407 @@
+"""The journal in Redis: one stream for every replica, read back in seq order by one reader per replica.
+
+``append`` queues and returns at once, as ``LocalJournal``'s does. A writer task
+sends the queued requests in one ``APPEND`` script call (redis_scripts.py), which
+gives each event its seq and adds it as the stream entry ``<seq>-0``. Nothing is
+delivered from the write's answer: the reader task reads the stream (``XREAD``)
+and hands every event, this replica's and the others', to the room in seq order.
+So every replica delivers the same events in the same order, and a member sees an
+event only after Redis has it: with ``appendfsync always`` Redis writes and
+fsyncs the append-only file before it answers anyone, the blocked readers included.
+
+When Redis cannot be reached the journal is not ``writable`` (the room refuses
+new requests with ``log_unavailable``) and both tasks retry with a backoff; the
+reader carries on from the last entry it delivered, so nothing is skipped. A batch
+whose answer was lost on the way is never applied twice: each carries this
+replica's batch number and the script ignores one it has already applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from chat_protocol import name_key
+from chat_tracker.core.events import BAN, JOIN, LEAVE, MUTE, UNBAN, Event, EventKind
+from chat_tracker.core.records import LogEntry
+from chat_tracker.errors import LogWriteError, RedisUnavailable
+from chat_tracker.journal.protocol import Deliver, History, JournalStats, OnTrouble, read_after
+from chat_tracker.journal.redis_auth import client_options
+from chat_tracker.journal.redis_keys import Keys, body_of, control_of, event_of, seq_of
+from chat_tracker.journal.redis_scripts import APPEND
+
+log = logging.getLogger("chat_tracker")
+
+MAX_BATCH = 500  # requests per script call: one call stays short even in a burst
+READ_COUNT = 1000
+READ_BLOCK_MS = 1000  # a blocked read returns at least this often, so a dead link shows within the timeout
+RETRY_FIRST, RETRY_MOST = 0.1, 2.0
+SYNC_TIMEOUT = 3.0
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+
+OnControl = Callable[[dict[str, Any]], None]
+OnRefused = Callable[[Event], None]
+OnEpochLost = Callable[[str], None]
+
+
+@dataclass(slots=True)
+class Request:
+    """One queued operation of the APPEND script."""
+
+    op: str  # E, J, L, M (events), O, A (control entries)
+    key: str
+    value: str
+    body: str
+    event: Event | None = None  # for events: what was asked (its seq and time come from Redis)
+
+
+class RedisJournal:
+    """``Journal`` on a Redis stream shared by every replica."""
+
+    def __init__(
+        self,
+        url: str,
+        keys: Keys,
+        *,
+        replica: int,
+        epoch: str,
+        last_seq: int,
+        history_size: int,
+        socket_timeout: float = 5.0,
+        gather: float = 0.0,
+        password: str | None = None,
+    ) -> None:
+        self.stats = JournalStats()
+        self.on_trouble: OnTrouble | None = None
+        self.on_control: OnControl | None = None
+        self.on_refused: OnRefused | None = None
+        self.on_epoch_lost: OnEpochLost | None = None
+        self.keys = keys
+        self.replica = replica
+        self.url = url
+        self._options = client_options(password)  # never logged (redis_auth.py)
+        self._socket_timeout = socket_timeout
+        # Seconds the writer waits for more requests before a script call, and the reader for more
+        # entries before its next read: under spread-out traffic several messages then share one
+        # round trip (Redis's CPU per message, and this replica's, fall), for at most this much latency.
+        self._gather = gather
+        self._epoch = epoch
+        self._delivered_seq = last_seq
+        self._last_id = f"{last_seq}-0" if last_seq else "0-0"
+        self._history: deque[Event] = deque(maxlen=history_size)
+        self._pending: list[Request] = []
+        self._deliver: Deliver | None = None
+        self._batches = itertools.count(1)
+        self._written_seq = last_seq  # the highest seq an APPEND of ours was given
+        self._wake = asyncio.Event()
+        self._delivered = asyncio.Event()
+        self._error: LogWriteError | None = None
+        self._client: aioredis.Redis | None = None
+        self._reader: aioredis.Redis | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+        self._writing = False
+
+    # --- Journal ---------------------------------------------------------------------
+
+    @property
+    def last_seq(self) -> int:
+        return self._delivered_seq
+
+    @property
+    def writable(self) -> bool:
+        return self._error is None
+
+    @property
+    def epoch(self) -> str:
+        return self._epoch
+
+    def subscribe(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+
+    def append(
+        self,
+        kind: EventKind,
+        name: str = "-",
+        text: str = "",
+        origin: int | None = None,
+        members: tuple[str, ...] = (),
+        msg_id: str | None = None,
+    ) -> None:
+        event = Event(0, 0.0, kind, name, text, origin, (), msg_id)
+        body = body_of(event)
+        if (kind is JOIN or kind is LEAVE) and origin is not None:
+            op = "J" if kind is JOIN else "L"
+            self._queue(Request(op, name_key(name), f"{origin}:{self.replica}", body, event))
+        elif kind is MUTE or kind is BAN or kind is UNBAN:
+            self._queue(Request("M", "", "", body, event))
+        else:
+            self._queue(Request("E", "", "", body, event))
+
+    def take_over(self, name: str, member_id: int, resumes: int) -> None:
+        """Record that this replica now serves ``member_id`` (its ``resumes``-th resume): the others hand it over.
+
+        The count goes into the roster and the control entry, so every replica refuses the token it replaced.
+        """
+        body = f'{{"c":"owner","o":{member_id},"r":{self.replica},"g":{resumes}}}'
+        self._queue(Request("O", name_key(name), f"{member_id}:{self.replica}", body))
+
+    def went_away(self, member_id: int) -> None:
+        """Tell the other replicas that ``member_id`` lost its connection here (``who`` shows it away)."""
+        self._queue(Request("A", "", "", f'{{"c":"away","o":{member_id},"r":{self.replica}}}'))
+
+    def _queue(self, request: Request) -> None:
+        self._pending.append(request)
+        self._wake.set()
+
+    async def sync(self) -> None:
+        """Wait (at most ``SYNC_TIMEOUT``) until what was appended is written and read back."""
+        deadline = time.monotonic() + SYNC_TIMEOUT
+        while (self._pending or self._writing or self._delivered_seq < self._written_seq) and not self._closed:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                log.warning("Redis: %d request(s) not written at shutdown", len(self._pending))
+                return
+            self._delivered.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._delivered.wait(), min(remaining, 0.05))
+
+    async def read_after(self, seq: int, limit: int) -> History:
+        return await read_after(self._history, self._delivered_seq, seq, limit, self._range)
+
+    async def _range(self, seq: int, limit: int) -> list[Event]:
+        client = self._command_client()
+        events: list[Event] = []
+        cursor = f"{seq + 1}-0"
+        while len(events) < limit:
+            entries: Any = await client.xrange(self.keys.events, min=cursor, max="+", count=limit - len(events) + 16)
+            if not entries:
+                break
+            for entry_seq, sub, fields in _split(entries):
+                if sub == 0 and entry_seq <= self._delivered_seq and len(events) < limit:
+                    events.append(event_of(entry_seq, fields))
+            last_seq, last_sub = seq_of(entries[-1][0])
+            if last_seq > self._delivered_seq:
+                break  # the rest is not delivered yet: never read the stream to its end for it
+            cursor = f"({last_seq}-{last_sub}"
+        return events
+
+    async def tail(self, count: int) -> list[LogEntry]:
+        if len(self._history) >= count or len(self._history) == self._delivered_seq:
+            events = list(self._history)[-count:]
+        else:
+            entries: Any = await self._command_client().xrevrange(self.keys.events, max="+", min="-", count=count * 2)
+            events = [event_of(seq, fields) for seq, sub, fields in _split(entries) if sub == 0][:count]
+            events.reverse()
+        return [LogEntry(e.seq, e.ts, e.kind.value, e.name, e.logged_text()) for e in events]
+
+    async def close(self) -> None:
+        if self.writable:  # with Redis away, the shutdown has waited for it once already
+            await self.sync()
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for client in (self._client, self._reader):
+            if client is not None:
+                await client.aclose()
+
+    # --- the tasks ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the writer and the reader (needs the running event loop)."""
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._write_forever()), loop.create_task(self._read_forever())]
+        for task in self._tasks:
+            task.add_done_callback(self._task_ended)
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        """The writer and the reader run until ``close``: one that ends earlier is a bug, and loud."""
+        if task.cancelled() or self._closed:
+            return
+        error = task.exception()
+        log.critical("Redis: the journal's %s stopped: %r; this replica cannot deliver", task.get_coro(), error)
+        self._failed(RedisUnavailable(f"the journal's task stopped: {error!r}"))
+
+    def _command_client(self) -> aioredis.Redis:
+        if self._client is None:
+            self._client = aioredis.Redis.from_url(
+                self.url, socket_timeout=self._socket_timeout, socket_connect_timeout=2.0, **self._options
+            )
+        return self._client
+
+    def _read_client(self) -> aioredis.Redis:
+        if self._reader is None:
+            # Blocked reads last READ_BLOCK_MS; a read that takes longer than this is a dead link.
+            self._reader = aioredis.Redis.from_url(
+                self.url, socket_timeout=self._socket_timeout, socket_connect_timeout=2.0, **self._options
+            )
+        return self._reader
+
+    async def _write_forever(self) -> None:
+        script = self._command_client().register_script(APPEND)
+        keys = [self.keys.room, self.keys.events, self.keys.names, self.keys.roster]
+        keys += [self.keys.moderation, self.keys.replicas, self.keys.applied]
+        backoff = RETRY_FIRST
+        while not self._closed:
+            if not self._pending:
+                self._wake.clear()
+                await self._wake.wait()
+                if self._gather and len(self._pending) < MAX_BATCH:
+                    await asyncio.sleep(self._gather)
+                continue
+            # A batch is sent again as it was, under its number, until Redis has answered it.
+            batch = self._pending[:MAX_BATCH]
+            number = next(self._batches)
+            args: list[str | int] = [self._epoch, self.replica, number]
+            for request in batch:
+                args += [request.op, request.key, request.value, request.body]
+            self._writing = True
+            while not self._closed:
+                started = time.perf_counter()
+                try:
+                    results = await script(keys=keys, args=args)
+                except REDIS_ERRORS as error:
+                    self._failed(RedisUnavailable(f"Redis unreachable: {error}"))
+                except ResponseError as error:
+                    if self._refused_by_redis(str(error), batch):
+                        break
+                else:
+                    self.stats.observe_log_write(time.perf_counter() - started)
+                    del self._pending[: len(batch)]
+                    backoff = RETRY_FIRST
+                    self._recovered()
+                    self._written(batch, results)
+                    break
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RETRY_MOST)
+            self._writing = False
+
+    def _written(self, batch: Sequence[Request], results: Any) -> None:
+        if results == b"DUP" or results == "DUP":
+            return  # applied before its answer was lost: the reader delivers it
+        for request, result in zip(batch, results, strict=True):
+            if request.event is None:
+                continue
+            seq = int(result)
+            if seq == 0:
+                if self.on_refused is not None:
+                    self.on_refused(request.event)
+            elif seq > self._written_seq:
+                self._written_seq = seq
+
+    def _refused_by_redis(self, message: str, batch: Sequence[Request]) -> bool:
+        """EPOCH or FENCED: True if the batch is dropped (it belongs to a room that is gone)."""
+        if message.startswith(("EPOCH", "FENCED")):
+            log.error("Redis refused %d request(s): %s", len(batch), message)
+            del self._pending[: len(batch)]
+            if self.on_epoch_lost is not None:
+                self.on_epoch_lost(message)
+            return True
+        if "NOSCRIPT" not in message:
+            self._failed(RedisUnavailable(f"Redis refused the append: {message}"))
+        return False
+
+    def _failed(self, error: LogWriteError) -> None:
+        self.stats.log_write_errors += 1
+        first = self._error is None
+        self._error = error
+        if first:
+            log.error("Redis: %s; new messages are refused until it is back", error)
+            if self.on_trouble is not None:
+                self.on_trouble(error)
+
+    def _recovered(self) -> None:
+        if self._error is not None:
+            self._error = None
+            log.warning("Redis is reachable again")
+            if self.on_trouble is not None:
+                self.on_trouble(None)
+
+    async def _read_forever(self) -> None:
+        client = self._read_client()
+        backoff = RETRY_FIRST
+        while not self._closed:
+            try:
+                reply: Any = await client.xread(
+                    {self.keys.events: self._last_id}, count=READ_COUNT, block=READ_BLOCK_MS
+                )
+            except REDIS_ERRORS as error:
+                self._failed(RedisUnavailable(f"Redis unreachable: {error}"))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RETRY_MOST)
+                continue
+            backoff = RETRY_FIRST
+            if self._error is not None and not self._writing:
+                self._recovered()  # Redis answers again (the writer, if it has anything, retries on its own)
+            for _stream, entries in reply or ():
+                try:
+                    self._take(entries)
+                except Exception:  # a bug must not silence the replica: say so, and read on
+                    log.exception("Redis: delivering entries up to %s failed", self._last_id)
+                    self.stats.log_write_errors += 1
+            self._delivered.set()
+            if reply and self._gather:
+                await asyncio.sleep(self._gather)
+
+    def _take(self, entries: Sequence[Any]) -> None:
+        """Deliver a page of stream entries in order: events in runs, control entries between them."""
+        run: list[Event] = []
+        for seq, sub, fields in _split(entries):
+            self._last_id = f"{seq}-{sub}"
+            if sub != 0:
+                self._hand_on(run)
+                run = []
+                if self.on_control is not None:
+                    self.on_control(control_of(fields))
+                continue
+            if seq <= self._delivered_seq:
+                continue  # already delivered (read again after a reconnect)
+            if seq != self._delivered_seq + 1:
+                log.error("Redis: events %d-%d are missing from the stream", self._delivered_seq + 1, seq - 1)
+            run.append(event_of(seq, fields))
+            self._delivered_seq = seq
+        self._hand_on(run)
+
+    def _hand_on(self, run: list[Event]) -> None:
+        if not run:
+            return
+        self._history.extend(run)
+        if self._deliver is not None and not self._closed:
+            self._deliver(run)
+
+    def unreachable(self, why: str) -> None:
+        """Redis does not answer the replica's heartbeat: refuse requests until a read or a write succeeds."""
+        self._failed(RedisUnavailable(f"Redis unreachable: {why}"))
+
+    def restart_at(self, epoch: str, seq: int) -> None:
+        """A new epoch (Redis lost the room): read it from its start, ``seq``."""
+        self._epoch = epoch
+        self._error = None  # Redis answered with the new room
+        self._delivered_seq = seq
+        self._written_seq = seq
+        self._last_id = f"{seq}-0" if seq else "0-0"
+        self._history.clear()
+        self._pending.clear()
+
+
+def _split(entries: Sequence[Any]) -> list[tuple[int, int, Any]]:
+    result: list[tuple[int, int, Any]] = []
+    for entry_id, fields in entries:
+        seq, sub = seq_of(entry_id)
+        result.append((seq, sub, fields))
+    return result
