@@ -44,7 +44,7 @@ class Settings:
     max_unauthenticated: int = 1_000
     max_unauthenticated_per_address: int = 8
     header_timeout: float = 10.0  # seconds for the request line and headers (HTTP and the WebSocket upgrade)
-    trusted_proxies: TrustedProxies = TrustedProxies()  # noqa: RUF009 - frozen, so one shared default is safe
+    trusted_proxies: TrustedProxies = TrustedProxies()
     allowed_origins: AllowedOrigins = DEFAULT_ORIGINS  # browser pages that may open /ws (origins.py)
     allowed_hosts: AllowedHosts = DEFAULT_HOSTS  # Host headers answered (hosts.py: DNS rebinding); auto
     # The largest valid body, an /admin/announce of 2,000 characters each sent as a 12-byte JSON
