@@ -112,6 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_who_and_where(parser)
+    _add_timing(parser)
+    _add_moderation_and_trust(parser)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()} (protocol {SUBPROTOCOL})")
+    return parser
+
+
+def _add_who_and_where(parser: argparse.ArgumentParser) -> None:
+    """The tracker, the password, the name, and the output mode."""
     parser.add_argument(
         "url",
         nargs="?",
@@ -125,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="scripted mode, one protocol event (JSON object) per line")
     parser.add_argument("--no-color", action="store_true", help="no colours, as with NO_COLOR")
+
+
+def _add_timing(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout",
         type=_positive_seconds,
@@ -142,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="after a lost connection, keep trying to reconnect and resume for SECONDS "
         f"(default {DEFAULT_RECONNECT_FOR:g}; 0: never, exit 3 at once)",
     )
+
+
+def _add_moderation_and_trust(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--admin",
         action="store_true",
@@ -154,8 +169,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="for wss:// and https:// trackers, trust the PEM certificates in FILE too, beside the system's "
         "trust store: a self-signed certificate or a private CA (default $CHAT_CLIENT_CAFILE)",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()} (protocol {SUBPROTOCOL})")
-    return parser
 
 
 def _number(text: str) -> float:
@@ -227,25 +240,35 @@ def run_session(options: Options) -> int:
     """Run the mode that fits stdin/stdout; returns the exit status."""
     trust.use_cafile(options.cafile)
     if is_interactive(options):
-        try:
-            password = options.password or interactive.ask_password_before_connecting()
-            admin_password = options.admin_password
-            if options.admin and admin_password is None:
-                admin_password = interactive.ask_admin_password_before_connecting()
-            return asyncio.run(
-                interactive.run(
-                    options.url,
-                    password,
-                    options.username,
-                    color=options.color,
-                    timeout=options.timeout,
-                    reconnect_for=options.reconnect_for,
-                    admin=options.admin,
-                    admin_password=admin_password,
-                )
+        return run_interactive(options)
+    return run_scripted(options)
+
+
+def run_interactive(options: Options) -> int:
+    """A person at a terminal: missing passwords are asked for, hidden, before connecting."""
+    try:
+        password = options.password or interactive.ask_password_before_connecting()
+        admin_password = options.admin_password
+        if options.admin and admin_password is None:
+            admin_password = interactive.ask_admin_password_before_connecting()
+        return asyncio.run(
+            interactive.run(
+                options.url,
+                password,
+                options.username,
+                color=options.color,
+                timeout=options.timeout,
+                reconnect_for=options.reconnect_for,
+                admin=options.admin,
+                admin_password=admin_password,
             )
-        except (KeyboardInterrupt, interactive.Quit):  # Ctrl+C outside the chat prompt: a normal way out
-            return EXIT_OK
+        )
+    except (KeyboardInterrupt, interactive.Quit):  # Ctrl+C outside the chat prompt: a normal way out
+        return EXIT_OK
+
+
+def run_scripted(options: Options) -> int:
+    """A pipe or --json: everything must be given up front."""
     password, username = check_scripted(options)
     # Peers may send any Unicode; a terminal or pipe that cannot show it must not crash us.
     if isinstance(sys.stdout, io.TextIOWrapper):

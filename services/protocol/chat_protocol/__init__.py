@@ -3,8 +3,9 @@
 Pure code with no I/O: both sides import it, and tests exercise it without sockets.
 """
 
+from .codec import decode_client, decode_server, encode
 from .codes import CloseCode, describe, should_retry
-from .errors import ChatProtocolError
+from .errors import ChatProtocolError, ProtocolError
 from .messages import (
     PROTOCOL_VERSION,
     SUBPROTOCOL,
@@ -25,16 +26,12 @@ from .messages import (
     MemberInfo,
     Members,
     Moderation,
-    ProtocolError,
     Resume,
     Resumed,
     Say,
     ServerMessage,
     Welcome,
     Who,
-    decode_client,
-    decode_server,
-    encode,
     format_ts,
     parse_ts,
 )

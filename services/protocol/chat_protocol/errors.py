@@ -7,3 +7,12 @@ class ChatProtocolError(ValueError):
     """Base of the protocol's errors (a malformed message, a refused name); ``code`` is its error code."""
 
     code: str = "malformed"
+
+
+class ProtocolError(ChatProtocolError):
+    """A frame that does not follow the protocol; ``code`` is the error code to report."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message

@@ -10,7 +10,7 @@ out) -> ``core/session.py`` (the dialogue: password, name, chat) -> ``core/room.
 ``journal/local.py`` (gives it its seq) -> ``storage/chatlog.py`` (one write, durable
 first) -> back to ``core/room.py`` (delivery, frames from ``core/delivery.py`` and
 ``core/dialects.py``) -> ``core/outbox.py`` (one bounded queue per member) ->
-``transport/wire.py`` (straight onto each member's socket).
+``transport/native.py`` (straight onto each member's socket).
 """
 
 __version__ = "0.1.0"

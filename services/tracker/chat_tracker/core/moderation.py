@@ -4,7 +4,7 @@ A moderator's action is an event in chat.log (``kick``, ``mute``, ``ban``, ``unb
 ``announce``; ``events.py``) whose text holds its details as a compact JSON object.
 The room applies each one when the journal hands it back durable, in seq order
 (``Room._deliver``), through ``Moderation.apply`` - the same function that rebuilds
-the state at start from ``room.json`` and the events after it (``checkpoint.py``).
+the state at start from ``room.json`` and the events after it (``storage/checkpoint.py``).
 So every process that reads the journal enforces the same mutes and bans from the
 same seq on, and a SIGKILL loses none of them.
 

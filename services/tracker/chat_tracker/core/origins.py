@@ -10,7 +10,7 @@ password from behind someone's firewall.
 The default, ``self``, allows the tracker's own page: an Origin with the same host and
 port as the request's ``Host`` header (a missing port is the scheme's default, so
 ``https://chat.example.org`` matches ``Host: chat.example.org`` behind a TLS proxy that
-keeps the Host). The Host itself was checked before (``http_guard.py``, ``--allowed-hosts``:
+keeps the Host). The Host itself was checked before (``transport/http_guard.py``, ``--allowed-hosts``:
 a request naming another host gets 400), so ``self`` always means one of the allowed hosts and a
 DNS-rebinding page, whose Origin and Host both name the attacker's domain, never gets here.
 Programs that are not browsers (chat-client, wscat, websocat) send no

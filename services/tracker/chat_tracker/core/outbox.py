@@ -30,7 +30,7 @@ from chat_tracker.core.frames import text_frame
 
 
 class WireLike(Protocol):
-    """What the outbox needs of a direct socket (``wire.Wire``; fakes in tests)."""
+    """What the outbox needs of a direct socket (the ``/ws`` adapter in ``transport/``; fakes in tests)."""
 
     def ready(self) -> bool: ...
 
@@ -132,7 +132,7 @@ class Outbox:
 
     @property
     def wired(self) -> bool:
-        """True when frames must be pre-built bytes (``wire.text_frame``)."""
+        """True when frames must be pre-built bytes (``frames.text_frame``)."""
         return self.wire is not None
 
     @property

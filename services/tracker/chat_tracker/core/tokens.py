@@ -18,10 +18,10 @@ itself, so a welcome writes nothing. Each resume writes one short line to
 ``resume.counts`` (mode 0600) before its ``resumed`` is sent (``ResumeCounts``),
 so a tracker SIGKILLed and restarted honours exactly the latest token of each
 member, as ``resume.key`` and the epoch in ``room.json`` already make it honour
-the key and the epoch. Replicas keep the counts in Redis instead (``redis_keys``).
+the key and the epoch. Replicas keep the counts in Redis instead (``journal/redis_keys.py``).
 
 Both the key (``resume.key``, mode 0600) and the epoch (in ``room.json``,
-``checkpoint.py``) live in the data dir, beside chat.log. The epoch is new
+``storage/checkpoint.py``) live in the data dir, beside chat.log. The epoch is new
 whenever chat.log is: a fresh data dir, or a chat.log that no longer reaches the
 seq the room last saw (replaced or restored from an older copy), since seqs would
 then be reused.

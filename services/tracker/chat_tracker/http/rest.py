@@ -101,7 +101,7 @@ async def require_password(request: Request, tracker: TrackerDep) -> None:
 
 
 def check_server_password(gate: PasswordGate, request: Request) -> None:
-    """The server password check of ``/members`` and ``/log``, here and in the archiver (``archive_cli``)."""
+    """The server password check of ``/members`` and ``/log``, here and in the archiver (``runtime/archive_cli.py``)."""
     candidate = password_from_authorization(request.headers.get("authorization"))
     address = request.client.host if request.client else "unknown"
     checked = gate.check(address, candidate)
@@ -114,7 +114,7 @@ def check_server_password(gate: PasswordGate, request: Request) -> None:
 
 
 def too_many_guesses(wait: Wait) -> HTTPException:
-    """429 with Retry-After: the guess was refused unchecked (``auth.PasswordGate``), at once."""
+    """429 with Retry-After: the guess was refused unchecked (``core/auth.py``'s ``PasswordGate``), at once."""
     detail = (
         "too many wrong passwords from your address"
         if wait.own

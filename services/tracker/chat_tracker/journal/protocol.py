@@ -69,7 +69,8 @@ class JournalStats:
 
 
 class EventLog(Protocol):
-    """Where ``LocalJournal`` keeps its events: ``chatlog.ChatLog`` (one file) or ``rotation.RotatingLog``.
+    """Where ``LocalJournal`` keeps its events: ``ChatLog`` (one file, ``storage/chatlog.py``) or ``RotatingLog``
+    (chat.log and its segments, ``storage/rotation.py``).
 
     ``append`` runs on the event loop; ``tail`` and ``read_after`` run in worker
     threads and may read while ``append`` writes (they stop at whole lines).

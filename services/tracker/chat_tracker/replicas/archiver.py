@@ -1,6 +1,6 @@
 """The archiver: chat.log written from the Redis stream, in seq order, with no gap and no repeat.
 
-With ``--redis-url`` the journal is a Redis Stream (``redis_keys.py``); one archiver
+With ``--redis-url`` the journal is a Redis Stream (``journal/redis_keys.py``); one archiver
 process turns it into today's chat.log, rotation and retention included, through the
 same ``RotatingLog`` the single tracker writes to. Each batch read from the stream
 is one append, then one ``fsync``; only then is ``archived`` set in Redis, and only

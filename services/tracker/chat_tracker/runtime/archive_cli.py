@@ -1,6 +1,6 @@
 """``chat-tracker archive``: the archiver process (chat.log from Redis) and its small HTTP app.
 
-The archiver (``archiver.py``) runs beside uvicorn on one event loop. The HTTP app
+The archiver (``replicas/archiver.py``) runs beside uvicorn on one event loop. The HTTP app
 answers ``/healthz`` and ``/metrics`` openly and ``/log`` with the server password,
 like the tracker's. SIGTERM or SIGINT ends both: the batch in hand is written and
 recorded first, and the exit status is 0. Flags have environment fallbacks; the

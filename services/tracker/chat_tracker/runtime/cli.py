@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 
 from chat_protocol import Limits
 from chat_tracker import __version__
@@ -34,98 +35,75 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from(args: argparse.Namespace, password: str, admin_password: str | None = None) -> Settings:
-    limits = Limits(
+# Flags checked before anything else, by their argparse names (``max_message_chars`` is --max-message-chars).
+# Above 0: a zero rate, size, cap or timeout would stop the room rather than configure it.
+POSITIVE = (
+    "max_message_chars",
+    "max_frame_bytes",
+    "rate",
+    "burst",
+    "queue_size",
+    "max_connections",
+    "max_connections_per_address",
+    "max_unauthenticated",
+    "max_unauthenticated_per_address",
+    "header_timeout",
+    "max_body_bytes",
+    "body_timeout",
+    "auth_timeout",
+    "join_timeout",
+    "flood_tolerance",
+    "history_size",
+    "auth_guesses_per_minute",
+    "joins_per_minute",
+)
+# 0 or more: 0 means "none" (keep no segments, no resume grace, no coalescing window).
+NOT_NEGATIVE = ("keep_segments", "keep_days", "resume_grace", "coalesce_ms")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def limits_from(args: argparse.Namespace) -> Limits:
+    return Limits(
         max_message_chars=args.max_message_chars,
         max_frame_bytes=args.max_frame_bytes,
         rate_per_second=args.rate,
         rate_burst=args.burst,
         queue_size=args.queue_size,
     )
-    return Settings(
+
+
+def settings_from(args: argparse.Namespace, password: str, admin_password: str | None = None) -> Settings:
+    """Every flag named like a ``Settings`` field sets that field; the rest are read or converted here."""
+    values = {spec.name: getattr(args, spec.name) for spec in fields(Settings) if spec.name in vars(args)}
+    values.update(
         password=password,
         admin_password=admin_password,
-        host=args.host,
-        port=args.port,
-        data_dir=args.data_dir,
-        exit_when_empty=args.exit_when_empty,
-        limits=limits,
-        max_connections=args.max_connections,
-        max_connections_per_address=args.max_connections_per_address,
-        max_unauthenticated=args.max_unauthenticated,
-        max_unauthenticated_per_address=args.max_unauthenticated_per_address,
-        header_timeout=args.header_timeout,
-        trusted_proxies=args.trusted_proxies,
-        allowed_origins=args.allowed_origins,
-        allowed_hosts=args.allowed_hosts,
-        max_body_bytes=args.max_body_bytes,
-        body_timeout=args.body_timeout,
-        auth_timeout=args.auth_timeout,
-        join_timeout=args.join_timeout,
-        ping_interval=args.ping_interval,
-        ping_timeout=args.ping_timeout,
-        ws_deflate=args.ws_deflate,
-        coalesce_ms=args.coalesce_ms,
-        flood_tolerance=args.flood_tolerance,
-        history_size=args.history_size,
-        resume_grace=args.resume_grace,
-        rotate_bytes=args.rotate_bytes,
-        rotate_daily=args.rotate_daily,
-        keep_segments=args.keep_segments,
-        keep_days=args.keep_days,
-        keep_bytes=args.keep_bytes,
-        compress=args.compress,
-        log_level=args.log_level,
+        limits=limits_from(args),
         redis_url=args.redis_url or None,
         redis_password=read_password_file(args.redis_password_file),
-        redis_prefix=args.redis_prefix,
-        redis_volatile=args.redis_volatile,
-        auth_guesses_per_minute=args.auth_guesses_per_minute,
-        joins_per_minute=args.joins_per_minute,
         bench_disable_log=env_flag(os.environ, "TRACKER_BENCH_DISABLE_LOG"),
         bench_asgi_ws=env_flag(os.environ, "TRACKER_BENCH_ASGI_WS"),
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
     )
+    return Settings(**values)
+
+
+def flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
 
 
 def check_args(args: argparse.Namespace) -> None:
     """Refuse impossible values before anything else (before asking for a password)."""
-    for name, value in (
-        ("--max-message-chars", args.max_message_chars),
-        ("--max-frame-bytes", args.max_frame_bytes),
-        ("--rate", args.rate),
-        ("--burst", args.burst),
-        ("--queue-size", args.queue_size),
-        ("--max-connections", args.max_connections),
-        ("--max-connections-per-address", args.max_connections_per_address),
-        ("--max-unauthenticated", args.max_unauthenticated),
-        ("--max-unauthenticated-per-address", args.max_unauthenticated_per_address),
-        ("--header-timeout", args.header_timeout),
-        ("--max-body-bytes", args.max_body_bytes),
-        ("--body-timeout", args.body_timeout),
-        ("--auth-timeout", args.auth_timeout),
-        ("--join-timeout", args.join_timeout),
-        ("--flood-tolerance", args.flood_tolerance),
-        ("--history-size", args.history_size),
-        ("--auth-guesses-per-minute", args.auth_guesses_per_minute),
-        ("--joins-per-minute", args.joins_per_minute),
-    ):
-        if not value > 0:  # also refuses NaN, which compares false with everything
-            raise ConfigError(f"{name} must be positive, not {value}")
-    for name, value in (
-        ("--keep-segments", args.keep_segments),
-        ("--keep-days", args.keep_days),
-        ("--resume-grace", args.resume_grace),
-        ("--coalesce-ms", args.coalesce_ms),
-    ):
-        if not value >= 0:
-            raise ConfigError(f"{name} must be 0 or more, not {value}")
+    for dest in POSITIVE:
+        if not getattr(args, dest) > 0:  # also refuses NaN, which compares false with everything
+            raise ConfigError(f"{flag(dest)} must be positive, not {getattr(args, dest)}")
+    for dest in NOT_NEGATIVE:
+        if not getattr(args, dest) >= 0:
+            raise ConfigError(f"{flag(dest)} must be 0 or more, not {getattr(args, dest)}")
     if args.coalesce_ms > 100:  # a window users would see as lag is a mistake, not a setting
         raise ConfigError(f"--coalesce-ms must be at most 100, not {args.coalesce_ms}")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be 0-65535, not {args.port}")
-    if args.log_level.lower() not in ("debug", "info", "warning", "error"):
+    if args.log_level.lower() not in LOG_LEVELS:
         raise ConfigError(f"--log-level must be debug, info, warning or error, not {args.log_level}")
     tls = tls_files(args.tls_cert, args.tls_key)
     if tls is not None:

@@ -111,14 +111,14 @@ OPTIONS = (
         _DEFAULT["trusted_proxies"],
         "ADDR|CIDR,... of reverse proxies whose X-Forwarded-For names the client",
     ),
-    Option(  # the Origin allow-list for WebSocket handshakes (origins.py)
+    Option(  # the Origin allow-list for WebSocket handshakes (core/origins.py)
         "--allowed-origins",
         "TRACKER_ALLOWED_ORIGINS",
         origin_list,
         _DEFAULT["allowed_origins"],
         "self|*|none|ORIGIN,... web pages that may open /ws (others: HTTP 403); clients sending no Origin always may",
     ),
-    Option(  # DNS rebinding (hosts.py)
+    Option(  # DNS rebinding (core/hosts.py)
         "--allowed-hosts",
         "TRACKER_ALLOWED_HOSTS",
         host_list,
@@ -222,7 +222,7 @@ OPTIONS = (
         None,
         "run as one replica of a room kept in Redis, e.g. redis://host:6379/0 (docs/replicas.md)",
     ),
-    Option(  # redis_auth.py: the password never in the URL, the environment or a log
+    Option(  # journal/redis_auth.py: the password never in the URL, the environment or a log
         "--redis-password-file",
         "TRACKER_REDIS_PASSWORD_FILE",
         Path,

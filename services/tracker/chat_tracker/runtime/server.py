@@ -7,7 +7,7 @@ finish. The whole sequence fits in 5 seconds even if no client answers.
 
 Before anything else ``serve`` raises the descriptor limit and refuses to start if
 ``--max-connections`` cannot fit (``descriptors.py``); every connection then goes
-through ``http_guard.GuardedHttpProtocol`` (per-address caps, the header deadline,
+through ``transport/http_guard.py``'s ``GuardedHttpProtocol`` (per-address caps, the header deadline,
 trusted proxies) before it reaches the app.
 """
 
@@ -169,7 +169,7 @@ def build_server(settings: Settings, socket_ceiling: int) -> TrackerServer:
         timeout_graceful_shutdown=UVICORN_GRACE_SECONDS,
         log_config=logging_config(settings.log_level),
         lifespan="on",
-        # https and wss (tls.py checked both files at start); every protocol above then runs on the TLS transport.
+        # https and wss (transport/tls.py checked both files at start); every protocol above then runs on TLS.
         ssl_certfile=settings.tls_cert,
         ssl_keyfile=settings.tls_key,
     )

@@ -44,9 +44,9 @@ class Settings:
     max_unauthenticated: int = 1_000
     max_unauthenticated_per_address: int = 8
     header_timeout: float = 10.0  # seconds for the request line and headers (HTTP and the WebSocket upgrade)
-    trusted_proxies: TrustedProxies = TrustedProxies()
-    allowed_origins: AllowedOrigins = DEFAULT_ORIGINS  # browser pages that may open /ws (origins.py)
-    allowed_hosts: AllowedHosts = DEFAULT_HOSTS  # Host headers answered (hosts.py: DNS rebinding); auto
+    trusted_proxies: TrustedProxies = TrustedProxies()  # frozen: one shared default is safe (ruff.toml)
+    allowed_origins: AllowedOrigins = DEFAULT_ORIGINS  # browser pages that may open /ws (core/origins.py)
+    allowed_hosts: AllowedHosts = DEFAULT_HOSTS  # Host headers answered (core/hosts.py: DNS rebinding); auto
     # The largest valid body, an /admin/announce of 2,000 characters each sent as a 12-byte JSON
     # escaped surrogate pair, is 24 KB: 64 KiB leaves room and is what uvicorn buffers anyway.
     max_body_bytes: int = 65_536
@@ -64,7 +64,7 @@ class Settings:
     flood_forgiveness: float = 1.0  # refused messages forgiven per second
     history_size: int = 10_000  # events the journal keeps in memory for "events after seq S"
     resume_grace: float = 60.0  # seconds a lost JSON member stays away (resumable) before it leaves
-    # chat.log rotation and retention (rotation.py); 0 / False: off, keep everything
+    # chat.log rotation and retention (storage/rotation.py); 0 / False: off, keep everything
     rotate_bytes: int = 0
     rotate_daily: bool = False
     keep_segments: int = 0
@@ -79,14 +79,14 @@ class Settings:
     # Joins and resumes per address (an IPv6 /64) per minute, as a burst, then at that rate (over: 4014).
     joins_per_minute: float = 30.0
     log_level: str = "info"
-    # Replicas (replica.py): the room lives in Redis; None is the single process on chat.log.
+    # Replicas (replicas/replica.py): the room lives in Redis; None is the single process on chat.log.
     redis_url: str | None = field(default=None, repr=False)  # may hold Redis's password
-    redis_password: str | None = field(default=None, repr=False)  # from --redis-password-file (redis_auth.py)
+    redis_password: str | None = field(default=None, repr=False)  # from --redis-password-file (journal/redis_auth.py)
     redis_prefix: str = "groupchat:"
     redis_volatile: bool = False  # accept a Redis without appendfsync always (may lose the last second)
     bench_disable_log: bool = False  # benchmark-only: price durability (TRACKER_BENCH_DISABLE_LOG=1)
     bench_asgi_ws: bool = False  # benchmark-only: /ws through the ASGI adapter (TRACKER_BENCH_ASGI_WS=1)
-    tls_cert: Path | None = None  # with tls_key: serve https and wss (tls.py); None: plain http and ws
+    tls_cert: Path | None = None  # with tls_key: serve https and wss (transport/tls.py); None: plain http and ws
     tls_key: Path | None = None
 
     def __post_init__(self) -> None:

@@ -54,7 +54,7 @@ CHECKPOINT_SECONDS = 60.0  # room.json at most this old, so a start folds at mos
 class Connections:
     """Every open WebSocket session, joined or not, so shutdown can reach them all; and who may open one.
 
-    Admission (``admission.py``) puts members before strangers: when the tracker is
+    Admission (``core/admission.py``) puts members before strangers: when the tracker is
     full, a connection that has not given the password is dropped to make room.
     """
 
@@ -105,7 +105,7 @@ class Tracker:
     """State shared by the WebSocket endpoint and the REST API.
 
     With ``settings.redis_url`` it is one replica of a room kept in Redis
-    (``replica.py``): no chat.log of its own (the archiver writes it), the journal
+    (``replicas/replica.py``): no chat.log of its own (the archiver writes it), the journal
     is the Redis stream, and the room lists every replica's members.
     """
 

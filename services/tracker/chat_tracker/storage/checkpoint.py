@@ -39,7 +39,7 @@ class Checkpoint:
     epoch: str
     seq: int
     members: tuple[Present, ...] = ()
-    moderation: dict[str, Any] = field(default_factory=dict)  # mutes and bans in force (moderation.py)
+    moderation: dict[str, Any] = field(default_factory=dict)  # mutes and bans in force (core/moderation.py)
 
 
 def read_checkpoint(data_dir: Path) -> Checkpoint | None:

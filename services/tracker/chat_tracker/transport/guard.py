@@ -2,7 +2,7 @@
 
 uvicorn accepts any number of connections and keeps one that never finishes its
 headers forever: each holds a file descriptor, unseen by the app. The socket guard
-counts each accepted socket under its address key (``addresses.address_key``) from
+counts each accepted socket under its address key (``core/addresses.py``'s ``address_key``) from
 the moment it is accepted, so one address cannot hold more than
 ``--max-connections-per-address`` sockets, however slowly it talks. The total stays
 below the process's descriptor limit: at that ceiling a newcomer takes the place of

@@ -16,7 +16,7 @@ httptools protocol (given to ``uvicorn.Config(http=...)``) and
   uvicorn's own keep-alive timeout;
 - from a trusted proxy, takes the client's address from ``X-Forwarded-For`` and puts
   it in the ASGI scope, so the throttle, the caps and the log lines all see it;
-- answers ``400`` to a request whose ``Host`` is not on ``--allowed-hosts`` (``hosts.py``:
+- answers ``400`` to a request whose ``Host`` is not on ``--allowed-hosts`` (``core/hosts.py``:
   DNS rebinding), before the app or the WebSocket sees it;
 - bounds request bodies before anything reads them (``--max-body-bytes``): a
   ``Content-Length`` over the limit is answered ``413`` with the body unread, streamed
