@@ -111,6 +111,19 @@ class Banned(Removed):
         super().__init__(CloseCode.BANNED, detail)
 
 
+class InvalidState(ClientError):
+    """An operation the ``Link`` cannot carry out in its present state: a bug in the caller, not the tracker's doing.
+
+    Raised for a move its table does not have (``welcome`` while live) and for what the
+    person does (``say``, ``offer``, ``who``, ``leave``) before the first welcome.
+    """
+
+    def __init__(self, operation: str, state: str) -> None:
+        super().__init__(f"cannot {operation} in state {state}")
+        self.operation = str(operation)
+        self.state = str(state)
+
+
 def session_closed(code: int | None, detail: str = "") -> SessionClosed:
     """The exception for a close mid-session: gone (3) or removed (4)."""
     if code is None or code in _GONE_CODES:

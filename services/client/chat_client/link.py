@@ -9,7 +9,8 @@ socket and the tracker still sees a slow consumer. The mode sends with ``say``,
 so a connection swapped underneath goes unnoticed by the prompt or the stdin reader.
 
 What to remember across connections (last seq, token, the unacknowledged messages)
-is ``resume.ResumeState``'s job; this module only does the I/O around it.
+is ``resume.ResumeState``'s job, and where the session stands is the table of
+``link_state``; this module only does the I/O around them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from chat_protocol import Leave, Resumed, Say, Welcome, Who
 
 from . import backoff
 from .connection import Connection, Incoming, SendFailed, connect, unsendable
-from .errors import HandshakeRefused, ResumeRefused, SessionClosed, TrackerGone, TryLater, Unreachable
+from .errors import HandshakeRefused, InvalidState, ResumeRefused, SessionClosed, TrackerGone, TryLater, Unreachable
+from .link_state import RECONNECTING, LinkEvent, LinkMachine, LinkState
 from .render import safe
 from .resume import MAX_WAITING, ResumeState
 
@@ -51,7 +53,11 @@ Rejoin = Callable[[Connection, str], Awaitable[Incoming]]
 
 
 class Link:
-    """The room as the modes see it: events in, messages out, connections swapped underneath."""
+    """The room as the modes see it: events in, messages out, connections swapped underneath.
+
+    Where it stands is ``state`` (link_state's table); ``leaving`` records the person's
+    request to leave, which outlives connections.
+    """
 
     def __init__(
         self,
@@ -71,23 +77,34 @@ class Link:
         self._rejoin = rejoin
         self._delay = delay
         self._clock = clock
-        self._state: ResumeState | None = None
+        self._machine = LinkMachine()
+        self._moved = asyncio.Event()  # set, and replaced, at every transition
+        self._resume: ResumeState | None = None  # from the first welcome on
         self._connection: Connection | None = None  # the one we are in the room on
-        self._live = asyncio.Event()  # in the room, and everything owed has been sent again
-        self._joined = asyncio.Event()
         self._items: asyncio.Queue[Item] = asyncio.Queue(ITEMS_BUFFERED)
         self._owner: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self.leaving = False
-        self.reconnecting = False
         self.attached_at = clock()  # when the current connection entered the room
+
+    @property
+    def state(self) -> LinkState:
+        return self._machine.state
+
+    @property
+    def reconnecting(self) -> bool:
+        """Between a lost connection and the next welcome or resumed."""
+        return self.state in RECONNECTING
 
     # --- for the modes --------------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def running(self, enter: Enter) -> AsyncIterator[Link]:
         """Run the owner task (first connection through ``enter``) for the duration of the block."""
+        self._fire(LinkEvent.START)
         self._owner = asyncio.create_task(self._run(enter))
+        # A callback, not a ``finally``: it runs even for a task cancelled before it started.
+        self._owner.add_done_callback(lambda _: self._fire(LinkEvent.END))
         try:
             yield self
         finally:
@@ -98,13 +115,11 @@ class Link:
 
     async def joined(self) -> None:
         """Return once the first join succeeded; raise what ended the session if it ended first."""
-        waiter = asyncio.ensure_future(self._joined.wait())
-        try:
-            await asyncio.wait({waiter, self._running()}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-        if not self._joined.is_set():
-            self._running().result()  # raises the owner's error
+        owner = self._running("wait for the join")
+        while self.state is LinkState.ENTERING and not owner.done():
+            await self._next_move_or(owner)
+        if self._resume is None:
+            owner.result()  # raises the owner's error
             raise TrackerGone(None, "the session ended before the join")
 
     async def receive(self) -> Item | None:
@@ -113,7 +128,7 @@ class Link:
         Raises what ended the session: TrackerGone (gone, could not reconnect), Removed,
         AuthenticationFailed or NameRejected on a reconnection, Quit from a prompt.
         """
-        owner = self._running()
+        owner = self._running("receive")
         if self._items.empty() and not owner.done():
             getter = asyncio.ensure_future(self._items.get())
             try:
@@ -129,48 +144,60 @@ class Link:
 
     @property
     def name(self) -> str:
-        return self._memory().name
+        return self._memory("name").name
 
     def unsendable(self, text: str) -> str | None:
         """Why ``text`` cannot go out as one frame under the last limits announced, or None."""
-        return unsendable(text, self._memory().limits)
+        return unsendable(text, self._memory("check a line").limits)
 
     async def say(self, text: str) -> None:
-        """Send ``text`` as soon as we are in the room (scripted: what keeps the rest of stdin unread)."""
-        while not self._live.is_set():
-            await self._live.wait()
+        """Send ``text`` as soon as we are live (scripted: what keeps the rest of stdin unread).
+
+        After the end it waits on: the mode learns of the end from receive(), and cancels it.
+        """
+        self._memory("say")
+        while self.state is not LinkState.LIVE:
+            await self._moved.wait()
         await self._send_new(text)
 
     async def offer(self, text: str) -> str | None:
         """Send ``text`` now, or keep it for the next connection; returns the refusal if too many wait."""
-        if self._live.is_set():
+        memory = self._memory("offer")
+        if self.state is LinkState.LIVE:
             await self._send_new(text)
             return None
-        if self._memory().queue(text) is None:
+        if memory.queue(text) is None:
             return f"not connected: line not queued, {MAX_WAITING} lines are already waiting"
         return None
 
     async def who(self) -> bool:
-        """Ask who is online; False when not connected (a stale answer would be worse than none)."""
-        if self._connection is None or not self._live.is_set():
+        """Ask who is online; False when not live (a stale answer would be worse than none)."""
+        self._memory("who")
+        connection = self._connection
+        if self.state is not LinkState.LIVE or connection is None:
             return False
-        await self._send_quietly(self._connection, Who())
+        await self._send_quietly(connection, Who())
         return True
 
     async def leave(self) -> None:
-        """Leave the room; when not connected, the ``leave`` goes after the resend on the next connection."""
+        """Leave the room; when not live, the ``leave`` goes after the resend on the next connection."""
+        self._memory("leave")
         self.leaving = True
-        if self._connection is not None and self._live.is_set():
-            await self._send_quietly(self._connection, Leave())
+        connection = self._connection
+        if self.state is LinkState.LIVE and connection is not None:
+            await self._send_quietly(connection, Leave())
 
     # --- the owner task -------------------------------------------------------------
 
     async def _run(self, enter: Enter) -> None:
         lost = await self._first(enter)
         while lost is not None:
-            if not (isinstance(lost, TrackerGone) and lost.reconnectable and self._reconnect_for > 0):
+            if not self._recoverable(lost):
                 raise lost
             lost = await self._recover(lost)
+
+    def _recoverable(self, lost: SessionClosed) -> bool:
+        return isinstance(lost, TrackerGone) and lost.reconnectable and self._reconnect_for > 0
 
     async def _first(self, enter: Enter) -> SessionClosed | None:
         """The first connection: any failure before the welcome is the mode's to report (exit 1)."""
@@ -178,47 +205,46 @@ class Link:
             welcome = (await enter(connection)).message
             assert isinstance(welcome, Welcome)  # enter returns the welcome
             self._password = connection.password  # interactive mode may have asked for it
-            self._state = ResumeState(welcome)
-            self._joined.set()
+            self._resume = ResumeState(welcome)
+            self._fire(LinkEvent.WELCOME)
             return await self._attached(connection)
 
     async def _recover(self, lost: SessionClosed) -> SessionClosed | None:
         """Reconnect with backoff until ``--reconnect-for`` seconds after the loss; raise TrackerGone then."""
-        self.reconnecting = True
-        try:
-            await self._notify("connection lost; reconnecting...")
-            deadline = self._clock() + self._reconnect_for
-            reason = lost.detail
-            told_to_wait = 0.0  # a TryLater's retry_after: the next attempt waits at least that long
-            for attempt in itertools.count():
-                pause = max(self._delay(attempt), told_to_wait)
-                await asyncio.sleep(max(0.0, min(pause, deadline - self._clock())))
-                if self._clock() >= deadline:
-                    break
-                try:
-                    return await self._reconnect()
-                except _RETRIED as exc:
-                    reason = str(exc)
-                    told_to_wait = exc.retry_after if isinstance(exc, TryLater) else 0.0
-                    if told_to_wait:
-                        await self._notify(f"{reason}; reconnecting in {told_to_wait:g} s...")
-            raise TrackerGone(None, f"could not reconnect within {self._reconnect_for:g} s ({reason})")
-        finally:
-            self.reconnecting = False
+        await self._notify("connection lost; reconnecting...")
+        deadline = self._clock() + self._reconnect_for
+        reason = lost.detail
+        told_to_wait = 0.0  # a TryLater's retry_after: the next attempt waits at least that long
+        for attempt in itertools.count():
+            pause = max(self._delay(attempt), told_to_wait)
+            await asyncio.sleep(max(0.0, min(pause, deadline - self._clock())))
+            if self._clock() >= deadline:
+                break
+            self._fire(LinkEvent.RECONNECT)
+            try:
+                return await self._reconnect()
+            except _RETRIED as exc:
+                if self.state is not LinkState.WAITING:  # else the room was reached: _attached moved it
+                    self._fire(LinkEvent.LOST)  # the attempt failed before the room
+                reason = str(exc)
+                told_to_wait = exc.retry_after if isinstance(exc, TryLater) else 0.0
+                if told_to_wait:
+                    await self._notify(f"{reason}; reconnecting in {told_to_wait:g} s...")
+        raise TrackerGone(None, f"could not reconnect within {self._reconnect_for:g} s ({reason})")
 
     async def _reconnect(self) -> SessionClosed | None:
         async with connect(self._url, self._password, timeout=self._timeout) as connection:
             await self._reenter(connection)
-            self.reconnecting = False
             return await self._attached(connection)
 
     async def _reenter(self, connection: Connection) -> None:
         """Resume where we were; if the tracker cannot, join afresh on the same connection."""
-        state = self._memory()
-        request = state.resume_request()
+        memory = self._memory("resume")
+        request = memory.resume_request()
         if request is None:  # a tracker without resume: it gave no token
             await self._join_again(connection, refusal=None)
             return
+        self._fire(LinkEvent.RESUME)
         try:
             incoming = await connection.resume(request)
         except ResumeRefused as refusal:
@@ -226,47 +252,55 @@ class Link:
             return
         resumed = incoming.message
         assert isinstance(resumed, Resumed)  # resume returns the resumed frame
-        state.on_resumed(resumed)
+        memory.on_resumed(resumed)
+        self._fire(LinkEvent.RESUMED)
         await self._items.put(incoming)
         for text in resumed_notices(resumed):
             await self._notify(text)
 
     async def _join_again(self, connection: Connection, refusal: str | None) -> None:
-        state = self._memory()
-        missed_after = state.last_seq
-        incoming = await self._rejoin(connection, state.name)
+        memory = self._memory("join again")
+        self._fire(LinkEvent.JOIN)
+        missed_after = memory.last_seq
+        incoming = await self._rejoin(connection, memory.name)
         welcome = incoming.message
         assert isinstance(welcome, Welcome)  # rejoin returns the welcome
-        state.on_welcome(welcome)
+        memory.on_welcome(welcome)
+        self._fire(LinkEvent.WELCOME)
         await self._notify(rejoined_notice(refusal, welcome.name, missed_after))
         await self._items.put(incoming)
 
     async def _attached(self, connection: Connection) -> SessionClosed | None:
-        """Pump events from ``connection`` until it ends: None after a normal close, else why it ended."""
+        """Pump events from ``connection`` until it ends: None after a normal close, else why it ended.
+
+        The state leaves the room at once: WAITING after a loss to recover from, else ENDED.
+        """
         self._connection = connection
         self.attached_at = self._clock()
         self._flush_when_replayed(connection)
+        ended: SessionClosed | None = None
         try:
             while (incoming := await connection.receive()) is not None:
-                if self._memory().on_event(incoming.message):
+                if self._memory("take an event").on_event(incoming.message):
                     await self._items.put(incoming)
                 self._flush_when_replayed(connection)
-            return None
         except SessionClosed as exc:
-            return exc
+            ended = exc
         finally:
             self._detach()
+        self._fire(LinkEvent.LOST if ended is not None and self._recoverable(ended) else LinkEvent.END)
+        return ended
 
     def _detach(self) -> None:
         self._connection = None
-        self._live.clear()
         if self._flusher is not None:
             self._flusher.cancel()
             self._flusher = None
 
     def _flush_when_replayed(self, connection: Connection) -> None:
         """Once the replay is in (replayed echoes acknowledge what they show), send the rest again."""
-        if self._flusher is None and not self._memory().replaying:
+        if self.state is LinkState.REPLAYING and not self._memory("resend").replaying:
+            self._fire(LinkEvent.REPLAYED)
             self._flusher = asyncio.create_task(self._flush(connection))
 
     async def _flush(self, connection: Connection) -> None:
@@ -274,21 +308,34 @@ class Link:
 
         Runs beside the pump: echoes keep coming while the pacing spaces the resends.
         """
-        state = self._memory()
-        for owed in state.lines_to_resend():
-            if state.is_unacknowledged(owed):
+        memory = self._memory("resend")
+        for owed in memory.lines_to_resend():
+            if memory.is_unacknowledged(owed):
                 await self._send_quietly(connection, Say(owed.text, owed.id))
-        while (entry := state.next_waiting()) is not None:  # typed during the resend
+        while (entry := memory.next_waiting()) is not None:  # typed during the resend
             await self._send_quietly(connection, Say(entry.text, entry.id))
         if self.leaving:
             await self._send_quietly(connection, Leave())
-        self._live.set()
+        self._fire(LinkEvent.RESENT)
 
     # --- helpers --------------------------------------------------------------------
 
+    def _fire(self, event: LinkEvent) -> None:
+        self._machine.fire(event)
+        self._moved.set()  # wakes whoever waits for a state (say, joined)
+        self._moved = asyncio.Event()
+
+    async def _next_move_or(self, owner: asyncio.Task[None]) -> None:
+        """Wait for the next transition, or for the owner to end."""
+        mover = asyncio.ensure_future(self._moved.wait())
+        try:
+            await asyncio.wait({mover, owner}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            mover.cancel()
+
     async def _send_new(self, text: str) -> None:
         connection = self._connection
-        entry = self._memory().sent(text)
+        entry = self._memory("send").sent(text)
         if connection is not None:
             await self._send_quietly(connection, Say(entry.text, entry.id))
 
@@ -301,14 +348,15 @@ class Link:
     async def _notify(self, text: str) -> None:
         await self._items.put(Notice(text))
 
-    def _memory(self) -> ResumeState:
-        if self._state is None:
-            raise RuntimeError("not joined yet")
-        return self._state
+    def _memory(self, operation: str) -> ResumeState:
+        """What we remember, there from the first welcome on: before it, ``operation`` has no room to act in."""
+        if self._resume is None:
+            raise InvalidState(operation, self.state)
+        return self._resume
 
-    def _running(self) -> asyncio.Task[None]:
+    def _running(self, operation: str) -> asyncio.Task[None]:
         if self._owner is None:
-            raise RuntimeError("use Link.running()")
+            raise InvalidState(operation, self.state)  # before running()
         return self._owner
 
 

@@ -2,8 +2,20 @@
 // reconnection with jittered backoff, resume from the last seq, and the resend of what
 // was not acknowledged. The page (app.js) gives it a `view` to report to; nothing here
 // touches the DOM. The password lives in this object only, for the reconnections.
+// A port of chat_client/link.py: where the session stands is a LinkMachine (logic.js,
+// the table of link_state.py), and every move goes through it.
 
-import { Memory, SUBPROTOCOL, TokenBucket, backoffDelay, shouldRetry } from "./logic.js";
+import {
+  InvalidState,
+  LinkEvent,
+  LinkMachine,
+  LinkState,
+  Memory,
+  SUBPROTOCOL,
+  TokenBucket,
+  backoffDelay,
+  shouldRetry,
+} from "./logic.js";
 
 const PROBE_TIMEOUT_MS = 5000; // a `who` unanswered this long: the connection is dead (a laptop slept)
 // The member list is the welcome's (or resumed's), kept up to date by joined and left events:
@@ -11,8 +23,8 @@ const PROBE_TIMEOUT_MS = 5000; // a `who` unanswered this long: the connection i
 const TRY_LATER = new Set(["too_many_guesses", "too_many_joins"]); // carry retry_after; close 4013/4014 follows
 const TRY_LATER_SECONDS = 10;
 const NAME_ERRORS = new Set(["name_invalid", "name_reserved", "name_taken", "log_unavailable", "shutting_down"]);
+const JOINS = new Set([LinkState.ENTERING, LinkState.JOINING]); // where a refused name is asked again
 const RESUME_ERRORS = new Set(["resume_bad_token", "resume_wrong_epoch", "resume_expired", "resume_beyond_end"]);
-const RETRY_SOON = new Set(["rate_limited", "log_unavailable"]);
 
 export class Link {
   constructor(url, password, view) {
@@ -21,9 +33,9 @@ export class Link {
     this.view = view;
     this.memory = null; // set at the first welcome
     this.ws = null;
-    this.state = "idle"; // connecting, authenticating, naming, joining, resuming, replaying, live, waiting, ended
+    this.machine = new LinkMachine();
     this.attempt = 0;
-    this.leaving = false;
+    this.leaving = false; // the person's request: it outlives connections, so it is not a state
     this.bye = null;
     this.outgoing = []; // frames waiting for the pacing bucket, in order
     this.bucket = null;
@@ -34,54 +46,61 @@ export class Link {
     this.retryAfter = 0; // seconds the tracker asked us to wait before the next attempt
   }
 
+  get state() {
+    return this.machine.state;
+  }
+
   // --- for the page ----------------------------------------------------------------
 
   start() {
+    this.machine.fire(LinkEvent.START);
     this.open();
   }
 
   join(name) {
-    this.name = name;
-    this.state = "joining";
+    this.machine.fire(LinkEvent.JOIN);
     this.sendNow({ type: "join", name });
   }
 
   // A line to send: now when live, else kept for the next connection. Returns a refusal or null.
   say(text) {
-    if (this.state === "live") {
-      const entry = this.memory.sent(text);
+    const memory = this.remembered("say");
+    if (this.state === LinkState.LIVE) {
+      const entry = memory.sent(text);
       this.queueFrame({ type: "message", text: entry.text, id: entry.id });
-    } else if (this.memory.queue(text) === null) {
+    } else if (memory.queue(text) === null) {
       return "not connected: line not kept, 100 lines are already waiting";
     }
-    this.view.pendingChanged(this.memory.pending);
+    this.view.pendingChanged(memory.pending);
     return null;
   }
 
   who() {
-    if (this.state !== "live") return false;
+    this.remembered("who");
+    if (this.state !== LinkState.LIVE) return false;
     this.askWho(true);
     return true;
   }
 
   // Leave: at once when live; else after the lines still owed, on the next connection (as chat-client).
   leave() {
+    const memory = this.remembered("leave");
     this.leaving = true;
-    if (this.state === "live") this.queueFrame({ type: "leave" });
-    else this.view.leavingLater(this.memory ? this.memory.pending.length : 0);
+    if (this.state === LinkState.LIVE) this.queueFrame({ type: "leave" });
+    else this.view.leavingLater(memory.pending.length);
   }
 
   reconnectNow() {
-    if (this.state === "waiting") {
+    if (this.state === LinkState.WAITING) {
       clearTimeout(this.retryTimer);
-      this.open();
+      this.reconnect();
     }
   }
 
   // The network came back, or the tab is shown again (perhaps after hours asleep): check.
   checkAlive() {
-    if (this.state === "waiting") this.reconnectNow();
-    else if (this.state === "live") this.probe();
+    if (this.state === LinkState.WAITING) this.reconnectNow();
+    else if (this.state === LinkState.LIVE) this.probe();
   }
 
   get limits() {
@@ -90,8 +109,12 @@ export class Link {
 
   // --- one connection --------------------------------------------------------------
 
+  reconnect() {
+    this.machine.fire(LinkEvent.RECONNECT);
+    this.open();
+  }
+
   open() {
-    this.state = "connecting";
     this.bye = null;
     this.whoAsked = [];
     const ws = new WebSocket(this.url, [SUBPROTOCOL]);
@@ -124,23 +147,21 @@ export class Link {
   }
 
   onHello(hello) {
-    this.state = "authenticating";
     if (hello.authenticated) this.onAuthenticated();
     else this.sendNow({ type: "auth", password: this.password });
   }
 
   onAuthenticated() {
-    if (this.memory === null && !this.name) {
-      this.state = "naming";
+    if (this.state === LinkState.ENTERING) {
       this.view.askName();
       return;
     }
-    const request = this.memory && this.memory.resumeRequest();
+    const request = this.memory.resumeRequest();
     if (request) {
-      this.state = "resuming";
+      this.machine.fire(LinkEvent.RESUME);
       this.sendNow(request);
     } else {
-      this.join(this.memory ? this.memory.name : this.name);
+      this.join(this.memory.name);
     }
   }
 
@@ -149,16 +170,18 @@ export class Link {
     const missedAfter = first ? null : this.memory.lastSeq;
     if (first) this.memory = new Memory(welcome);
     else this.memory.onWelcome(welcome);
+    this.machine.fire(LinkEvent.WELCOME);
     this.view.welcome(welcome, first, missedAfter);
     this.attached();
-    this.goLive();
+    this.resendWhenReplayed();
   }
 
   onResumed(resumed) {
     this.memory.onResumed(resumed);
+    this.machine.fire(LinkEvent.RESUMED);
     this.view.resumed(resumed);
     this.attached();
-    if (!this.memory.replaying) this.goLive();
+    this.resendWhenReplayed();
   }
 
   onEvent(message) {
@@ -166,7 +189,7 @@ export class Link {
     const own = message.type === "message" && message.name === this.memory.name;
     if (this.memory.onEvent(message)) this.view.event(message, own);
     if (own) this.view.pendingChanged(this.memory.pending);
-    if (this.state === "replaying" && !this.memory.replaying) this.goLive();
+    this.resendWhenReplayed();
   }
 
   onMembers(members) {
@@ -176,22 +199,24 @@ export class Link {
   }
 
   onError(error) {
+    if (this.memory !== null && error.id) {
+      this.memory.onEvent(error); // a refused message: never echoed, not to be sent again (as chat-client)
+      this.view.pendingChanged(this.memory.pending);
+    }
     if (TRY_LATER.has(error.code)) {
       this.retryAfter = error.retry_after || TRY_LATER_SECONDS;
-      if (this.memory === null) this.finish(null, error); // not in yet: the person is told, and tries later
+      if (this.state === LinkState.ENTERING) this.finish(null, error); // not in yet: the person is told, and tries later
     } else if (error.code === "rate_limited" && !error.id && this.whoAsked.length) {
       if (this.whoAsked.shift()) this.view.error(error); // a refused `who`: shown only if the person asked
     } else if (error.code === "bad_password") {
       this.password = null; // refused: of no use for another attempt
       this.finish(null, error);
-    } else if (this.state === "joining" && NAME_ERRORS.has(error.code)) {
-      this.state = "naming";
-      this.view.nameRefused(error);
-    } else if (this.state === "resuming" && RESUME_ERRORS.has(error.code)) {
+    } else if (JOINS.has(this.state) && NAME_ERRORS.has(error.code)) {
+      this.view.nameRefused(error); // the next join comes from the person
+    } else if (this.state === LinkState.RESUMING && RESUME_ERRORS.has(error.code)) {
       this.view.resumeRefused(error);
       this.join(this.memory.name); // join afresh under the same name
     } else {
-      if (RETRY_SOON.has(error.code)) this.resendLater();
       this.view.error(error);
     }
   }
@@ -205,8 +230,8 @@ export class Link {
     this.ws = null;
     this.stopTimers();
     this.outgoing = [];
-    if (this.state === "ended") return;
-    if (this.memory === null) {
+    if (this.state === LinkState.ENDED) return;
+    if (this.state === LinkState.ENTERING) {
       // Before the first welcome: the page reports it on the password or name form.
       this.finish(null, null, code);
     } else if (this.leaving && (code === 1000 || this.bye)) {
@@ -219,17 +244,17 @@ export class Link {
   }
 
   lost() {
-    this.state = "waiting";
+    this.machine.fire(LinkEvent.LOST);
     const seconds = Math.max(backoffDelay(this.attempt), this.retryAfter);
     this.retryAfter = 0;
     const first = this.attempt === 0;
     this.attempt += 1;
     this.view.lost(first && !this.bye, seconds, this.memory.pending);
-    this.retryTimer = setTimeout(() => this.open(), seconds * 1000);
+    this.retryTimer = setTimeout(() => this.reconnect(), seconds * 1000);
   }
 
   finish(text, error = null, code = null) {
-    this.state = "ended";
+    this.machine.fire(LinkEvent.END);
     this.stopTimers();
     clearTimeout(this.retryTimer);
     this.abandon(1000);
@@ -242,16 +267,18 @@ export class Link {
   attached() {
     this.attempt = 0;
     this.bucket = TokenBucket.below(this.memory.limits);
-    this.state = "replaying";
   }
 
-  // The replay is in: send again what was not acknowledged (same ids), then what waited.
-  goLive() {
+  // The replay is in: send again what was not acknowledged (same ids), then what waited; go live.
+  // The frames queue in order behind the pacing, so RESENDING lasts no longer than this call.
+  resendWhenReplayed() {
+    if (this.state !== LinkState.REPLAYING || this.memory.replaying) return;
+    this.machine.fire(LinkEvent.REPLAYED);
     for (const owed of this.memory.linesToResend()) {
       if (this.memory.isUnacknowledged(owed)) this.queueFrame({ type: "message", text: owed.text, id: owed.id });
     }
-    this.state = "live";
     if (this.leaving) this.queueFrame({ type: "leave" });
+    this.machine.fire(LinkEvent.RESENT);
     this.view.live(this.memory.pending);
   }
 
@@ -264,17 +291,10 @@ export class Link {
     this.askWho(false);
     clearTimeout(this.probeTimer);
     this.probeTimer = setTimeout(() => {
-      if (this.state !== "live") return;
+      if (this.state !== LinkState.LIVE) return;
       this.abandon(4000);
       this.lost();
     }, PROBE_TIMEOUT_MS);
-  }
-
-  resendLater() {
-    setTimeout(() => {
-      if (this.state !== "live") return;
-      for (const owed of this.memory.unacknowledged) this.queueFrame({ type: "message", text: owed.text, id: owed.id });
-    }, 2000);
   }
 
   // --- sending ---------------------------------------------------------------------
@@ -308,6 +328,12 @@ export class Link {
       delete frame.paced;
       this.sendNow(frame);
     }
+  }
+
+  // What the person's operations work on: there from the first welcome on.
+  remembered(operation) {
+    if (this.memory === null) throw new InvalidState(operation, this.state);
+    return this.memory;
   }
 
   stopTimers() {

@@ -1,8 +1,9 @@
 // The page's own logic, with no DOM and no socket: name colours, commands, backoff,
-// close codes, and what a member remembers across connections (Memory). Each rule is a
-// port of the terminal client's (chat_client/render.py, commands.py, backoff.py,
-// resume.py; chat_protocol/names.py, text.py, codes.py), and tests/web checks the ports
-// against the Python originals by running these functions in the browser.
+// close codes, what a member remembers across connections (Memory) and where its session
+// stands (LinkMachine). Each rule is a port of the terminal client's (chat_client/render.py,
+// commands.py, backoff.py, resume.py, link_state.py; chat_protocol/names.py, text.py,
+// codes.py), and tests/web checks the ports against the Python originals by running these
+// functions in the browser.
 
 export const SUBPROTOCOL = "groupchat.v1";
 
@@ -225,7 +226,9 @@ export class Memory {
   // One frame in: true if it is to be shown, false for an event already received. An
   // echo of our own message acknowledges it: by id, or (a replay read back from
   // chat.log after a restart carries no id) the oldest unacknowledged one of that text.
+  // An error naming one of ours refuses it: never to be echoed, so not to be sent again.
   onEvent(message) {
+    if (message.type === "error" && typeof message.id === "string") this.refused(message.id);
     if (!LOGGED.has(message.type)) return true;
     const fresh = message.seq > this.lastSeq;
     if (message.type === "message" && message.name === this.name) this.acknowledge(message, fresh);
@@ -244,6 +247,11 @@ export class Memory {
       this.lastSeq = Math.max(this.lastSeq, replay.until);
       this.replay = null;
     }
+  }
+
+  refused(id) {
+    const index = this.unacknowledged.findIndex((entry) => entry.id === id);
+    if (index >= 0) this.unacknowledged.splice(index, 1);
   }
 
   acknowledge(echo, byText) {
@@ -283,5 +291,79 @@ export class Memory {
   // Not echoed yet, in the order they were typed.
   get pending() {
     return [...this.unacknowledged, ...this.waiting];
+  }
+}
+
+// --- where the session stands (chat_client/link_state.py) -----------------------------
+
+// An operation the Link cannot carry out in its state: a bug in the caller (chat_client.errors.InvalidState).
+export class InvalidState extends Error {
+  constructor(operation, state) {
+    super(`cannot ${operation} in state ${state}`);
+    this.name = "InvalidState";
+    this.operation = operation;
+    this.state = state;
+  }
+}
+
+export const LinkState = Object.freeze({
+  IDLE: "idle", // made, not started
+  ENTERING: "entering", // the first connection, until the first welcome
+  REPLAYING: "replaying", // in the room on a connection: the events missed meanwhile are arriving
+  RESENDING: "resending", // the replay is in: what is owed goes again; lines typed meanwhile wait
+  LIVE: "live", // everything owed was sent again: a new line goes out at once
+  WAITING: "waiting", // the connection was lost: backing off before the next attempt
+  CONNECTING: "connecting", // an attempt: the WebSocket, hello, the password
+  RESUMING: "resuming", // `resume` sent, its answer awaited
+  JOINING: "joining", // a fresh `join` (no token, or the resume refused), until its welcome
+  ENDED: "ended", // over: left, removed, refused, or given up
+});
+
+export const LinkEvent = Object.freeze({
+  START: "start",
+  JOIN: "join",
+  WELCOME: "welcome",
+  REPLAYED: "replayed",
+  RESENT: "resent",
+  LOST: "lost",
+  RECONNECT: "reconnect",
+  RESUME: "resume",
+  RESUMED: "resumed",
+  END: "end",
+});
+
+const S = LinkState;
+const E = LinkEvent;
+
+// state -> {event: next state}; an event missing from a state's row is an error in that state.
+export const TRANSITIONS = Object.freeze({
+  [S.IDLE]: { [E.START]: S.ENTERING },
+  // The page joins from ENTERING, again after a refused name; the terminal client's `enter` does it unseen.
+  [S.ENTERING]: { [E.JOIN]: S.ENTERING, [E.WELCOME]: S.REPLAYING, [E.END]: S.ENDED },
+  [S.REPLAYING]: { [E.REPLAYED]: S.RESENDING, [E.LOST]: S.WAITING, [E.END]: S.ENDED },
+  [S.RESENDING]: { [E.RESENT]: S.LIVE, [E.LOST]: S.WAITING, [E.END]: S.ENDED },
+  [S.LIVE]: { [E.LOST]: S.WAITING, [E.END]: S.ENDED },
+  [S.WAITING]: { [E.RECONNECT]: S.CONNECTING, [E.END]: S.ENDED },
+  [S.CONNECTING]: { [E.RESUME]: S.RESUMING, [E.JOIN]: S.JOINING, [E.LOST]: S.WAITING, [E.END]: S.ENDED },
+  [S.RESUMING]: { [E.RESUMED]: S.REPLAYING, [E.JOIN]: S.JOINING, [E.LOST]: S.WAITING, [E.END]: S.ENDED },
+  [S.JOINING]: { [E.JOIN]: S.JOINING, [E.WELCOME]: S.REPLAYING, [E.LOST]: S.WAITING, [E.END]: S.ENDED },
+  [S.ENDED]: { [E.END]: S.ENDED },
+});
+
+// Where the session stands; fire() moves it by the table or throws InvalidState.
+export class LinkMachine {
+  constructor() {
+    this.current = S.IDLE;
+  }
+
+  get state() {
+    return this.current;
+  }
+
+  fire(event) {
+    const moved = Object.hasOwn(TRANSITIONS[this.current], event) ? TRANSITIONS[this.current][event] : undefined;
+    if (moved === undefined) throw new InvalidState(event, this.current);
+    this.current = moved;
+    return moved;
   }
 }
