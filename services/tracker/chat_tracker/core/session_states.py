@@ -12,8 +12,10 @@ error, a close, or nothing), never with an exception. So are ``GOODBYE`` and ``E
 which shutdown and the adapter's cleanup send to every session whatever its state.
 ``CLOSED`` also takes what may still arrive once the session closed on its own, before
 the adapter heard of it (a timer, the gate's answer, a replay ending, a drop to make room).
+Once started, a gate's answer when no check is pending is dropped: only a checked
+password moves the dialogue on, so a stray answer admits nobody.
 
-The main line, with the outcomes each input can have::
+The main line (the table below has every outcome)::
 
     OPENING --start--> AWAIT_PASSWORD --text--> CHECKING_PASSWORD --right--> AWAIT_NAME --join--> CHATTING
     OPENING --start, header password--> CHECKING_PASSWORD --checks paused--> AWAIT_RESUME
