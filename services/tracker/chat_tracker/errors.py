@@ -33,6 +33,10 @@ class Kicked(Refused):
     """A refusal after which the member has been removed from the room."""
 
 
+class IllegalTransition(TrackerError):
+    """An operation asked of a state machine in a state whose table has no such transition."""
+
+
 class LogWriteError(TrackerError, OSError):
     """chat.log could not be written; nothing of the failed batch is in the file."""
 

@@ -51,7 +51,7 @@ class Checked:
 
     ``wait`` set: refused unchecked, too many guesses (``ok`` is False). When only the
     shared budgets (the /48, everyone's) refused it, ``hidden`` holds what the check
-    would have said: a resume with a valid token may still get in (``session.py``),
+    would have said: a resume with a valid token may still get in (``session_entry.py``),
     while everyone else is refused the same way whatever the password was.
     """
 

@@ -1,0 +1,81 @@
+"""What a joined member's frames do: say something, ask ``who``, leave; refusals answered on its own connection.
+
+The chatting stage of ``session.Session``, kept apart because it is the hot path: one
+call per frame, no state to look up. Whether a frame ended the dialogue (the member
+left, or was removed for flooding) the session reads from the member afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from chat_protocol import CloseCode, Join, Leave, Members, ProtocolError, Resume, Say, Who, decode_client, encode
+from chat_protocol.reasons import LeaveReason
+from chat_tracker.core.dialects import PLAIN, Dialect
+from chat_tracker.core.outbox import Outbox
+from chat_tracker.core.room import Member, Room
+from chat_tracker.errors import Kicked, Refused
+
+log = logging.getLogger("chat_tracker")
+
+
+class Chat:
+    """One connection's chatting: the room it speaks to, its dialect, and its outbox for answers."""
+
+    __slots__ = ("dialect", "outbox", "room")
+
+    def __init__(self, room: Room, dialect: Dialect, outbox: Outbox) -> None:
+        self.room = room
+        self.dialect = dialect
+        self.outbox = outbox
+
+    def take(self, member: Member, frame: str) -> None:
+        """``member`` sent ``frame``."""
+        if self.dialect is PLAIN:
+            text = frame.rstrip("\r\n")
+            if text == "exit":
+                self._leave(member)
+            else:
+                self._say(member, text)
+        else:
+            self._take_json(member, frame)
+
+    def _take_json(self, member: Member, frame: str) -> None:
+        try:
+            request = decode_client(frame)
+        except ProtocolError as error:
+            self._error(error.code, error.message)
+            return
+        if isinstance(request, Say):
+            self._say(member, request.text, request.id)
+        elif isinstance(request, Who):
+            self._who(member)
+        elif isinstance(request, Leave):
+            self._leave(member)
+        elif isinstance(request, (Join, Resume)):
+            self._error("already_joined", f"already joined as {member.name}")
+        else:
+            self._error("already_authenticated", "already authenticated")
+
+    def _say(self, member: Member, text: str, msg_id: str | None = None) -> None:
+        try:
+            self.room.say(member, text, msg_id)
+        except Kicked:
+            log.warning("%s removed for flooding", member.name)
+        except Refused as refusal:
+            self.outbox.push(self.dialect.error(refusal.code, refusal.message, msg_id))
+
+    def _who(self, member: Member) -> None:
+        """Answer ``who``, within the member's allowance for it: one answer can be a megabyte."""
+        if member.allowance.who.take():
+            self.outbox.push(encode(Members(self.room.who())))
+        else:
+            refusal = self.room.policy.who_refusal()
+            self.outbox.push(self.dialect.error(refusal.code, refusal.message))
+
+    def _leave(self, member: Member) -> None:
+        goodbye = self.dialect.bye("left", f"Bye, {member.name}.")
+        self.room.leave(member, LeaveReason.EXIT, close=(CloseCode.NORMAL, "left", (goodbye,)))
+
+    def _error(self, code: str, message: str) -> None:
+        self.outbox.push(self.dialect.error(code, message))
