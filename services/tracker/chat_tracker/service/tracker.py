@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable
 
@@ -40,7 +39,7 @@ from chat_tracker.service.settings import Settings
 from chat_tracker.storage.chatlog import ChatLog, DiscardingChatLog
 from chat_tracker.storage.checkpoint import Checkpoint, fold, read_checkpoint, write_checkpoint
 from chat_tracker.storage.resume_keys import COUNTS_FILE, ResumeCounts, drop_previous_key, load_key, load_previous_key
-from chat_tracker.storage.rotation import KillSwitch, RotatingLog, RotationPolicy, clock_from_env
+from chat_tracker.storage.rotation import RotatingLog, RotationPolicy
 from chat_tracker.storage.segments import RetentionPolicy
 
 log = logging.getLogger("chat_tracker")
@@ -126,9 +125,7 @@ class Tracker:
     def _open_local(self, settings: Settings) -> None:
         """The single process: chat.log in the data dir is the journal."""
         log_class = DiscardingChatLog if settings.bench_disable_log else ChatLog
-        clock = clock_from_env(os.environ)
-        kill = KillSwitch.from_environ(os.environ)  # test-only (TRACKER_TEST_KILL_AT)
-        chat_log = RotatingLog(settings.data_dir, log_class, rotation_policy(settings), clock=clock, kill=kill)
+        chat_log = RotatingLog(settings.data_dir, log_class, rotation_policy(settings))
         self.chat_log = chat_log
         report = chat_log.open()
         if settings.bench_disable_log:
@@ -138,11 +135,7 @@ class Tracker:
         self.last_seq_at_start = report.last_seq
         self.was_present = self._who_was_present(report.last_seq)
         journal = LocalJournal(
-            chat_log,
-            last_seq=report.last_seq,
-            history_size=settings.history_size,
-            epoch=self.was_present.epoch,
-            clock=clock,
+            chat_log, last_seq=report.last_seq, history_size=settings.history_size, epoch=self.was_present.epoch
         )
         self.journal = journal
         journal.on_trouble = self._on_log_trouble
