@@ -44,13 +44,12 @@ from chat_tracker.journal.redis_keys import Keys, checked_event_of
 from chat_tracker.storage.chatlog import ChatLog, parse_line
 from chat_tracker.storage.rotation import RotatingLog, RotationPolicy
 
-__all__ = ["DEFAULT_KEEP_IN_REDIS", "Archiver", "ArchiverConfig", "ArchiverStats", "Health"]
+__all__ = ["Archiver", "ArchiverConfig", "ArchiverStats", "Health"]
 
 log = logging.getLogger("chat_tracker")
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]  # stream entries as redis-py returns them (bytes, RESP2)
 
-DEFAULT_KEEP_IN_REDIS = 10_000
 BATCH = 1_000  # stream entries read, and written to chat.log, at once
 BACKOFF_FIRST, BACKOFF_MAX = 0.1, 2.0
 # After a batch that did not fill BATCH, wait this long before reading again: under spread-out
@@ -62,14 +61,14 @@ TRIM_SECONDS = 1.0  # trim the stream at most this often
 
 @dataclass(frozen=True)
 class ArchiverConfig:
-    """Everything the archiver needs; the CLI builds it from flags and the environment."""
+    """Everything the archiver needs; the CLI builds it from flags and the environment (their defaults: Settings)."""
 
     redis_url: str
-    redis_password: str | None = field(default=None, repr=False)  # --redis-password-file; never logged
-    data_dir: Path = Path()
-    prefix: str = redis_keys.DEFAULT_PREFIX
-    keep_in_redis: int = DEFAULT_KEEP_IN_REDIS
-    rotation: RotationPolicy = field(default_factory=RotationPolicy)
+    redis_password: str | None = field(repr=False)  # --redis-password-file; never logged
+    data_dir: Path
+    prefix: str
+    keep_in_redis: int
+    rotation: RotationPolicy
 
 
 @dataclass

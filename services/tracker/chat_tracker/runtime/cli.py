@@ -6,13 +6,20 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 
 from chat_protocol import Limits
 from chat_tracker import __version__
 from chat_tracker.errors import ConfigError, LogFormatError
 from chat_tracker.journal.redis_auth import read_password_file
 from chat_tracker.runtime.flags import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, OPTIONS, SWITCHES, Option, Switch, add_flags
-from chat_tracker.service.settings import Settings, env_flag, resolve_admin_password, resolve_password
+from chat_tracker.service.settings import (
+    Settings,
+    bench_switches,
+    default_env,
+    resolve_admin_password,
+    resolve_password,
+)
 from chat_tracker.transport.tls import check_loadable, tls_files
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "OPTIONS", "SWITCHES", "Option", "Switch", "main"]
@@ -34,93 +41,66 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from(args: argparse.Namespace, password: str, admin_password: str | None = None) -> Settings:
-    limits = Limits(
+def settings_from(
+    args: argparse.Namespace, password: str, admin_password: str | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Settings from the parsed flags (each one's dest is its Settings field), the passwords and ``env``."""
+    flagged = {field.name: getattr(args, field.name) for field in fields(Settings) if hasattr(args, field.name)}
+    flagged["redis_url"] = args.redis_url or None
+    return Settings(
+        **flagged,
+        password=password,
+        admin_password=admin_password,
+        limits=limits_from(args),
+        redis_password=read_password_file(args.redis_password_file),
+        **bench_switches(default_env() if env is None else env),
+    )
+
+
+def limits_from(args: argparse.Namespace) -> Limits:
+    return Limits(
         max_message_chars=args.max_message_chars,
         max_frame_bytes=args.max_frame_bytes,
         rate_per_second=args.rate,
         rate_burst=args.burst,
         queue_size=args.queue_size,
     )
-    return Settings(
-        password=password,
-        admin_password=admin_password,
-        host=args.host,
-        port=args.port,
-        data_dir=args.data_dir,
-        exit_when_empty=args.exit_when_empty,
-        limits=limits,
-        max_connections=args.max_connections,
-        max_connections_per_address=args.max_connections_per_address,
-        max_unauthenticated=args.max_unauthenticated,
-        max_unauthenticated_per_address=args.max_unauthenticated_per_address,
-        header_timeout=args.header_timeout,
-        trusted_proxies=args.trusted_proxies,
-        allowed_origins=args.allowed_origins,
-        allowed_hosts=args.allowed_hosts,
-        max_body_bytes=args.max_body_bytes,
-        body_timeout=args.body_timeout,
-        auth_timeout=args.auth_timeout,
-        join_timeout=args.join_timeout,
-        ping_interval=args.ping_interval,
-        ping_timeout=args.ping_timeout,
-        ws_deflate=args.ws_deflate,
-        coalesce_ms=args.coalesce_ms,
-        flood_tolerance=args.flood_tolerance,
-        history_size=args.history_size,
-        resume_grace=args.resume_grace,
-        rotate_bytes=args.rotate_bytes,
-        rotate_daily=args.rotate_daily,
-        keep_segments=args.keep_segments,
-        keep_days=args.keep_days,
-        keep_bytes=args.keep_bytes,
-        compress=args.compress,
-        log_level=args.log_level,
-        redis_url=args.redis_url or None,
-        redis_password=read_password_file(args.redis_password_file),
-        redis_prefix=args.redis_prefix,
-        redis_volatile=args.redis_volatile,
-        auth_guesses_per_minute=args.auth_guesses_per_minute,
-        joins_per_minute=args.joins_per_minute,
-        bench_disable_log=env_flag(os.environ, "TRACKER_BENCH_DISABLE_LOG"),
-        bench_asgi_ws=env_flag(os.environ, "TRACKER_BENCH_ASGI_WS"),
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-    )
+
+
+# Checked before anything else (before asking for a password): flags whose value must be > 0, or >= 0.
+POSITIVE = (
+    "--max-message-chars",
+    "--max-frame-bytes",
+    "--rate",
+    "--burst",
+    "--queue-size",
+    "--max-connections",
+    "--max-connections-per-address",
+    "--max-unauthenticated",
+    "--max-unauthenticated-per-address",
+    "--header-timeout",
+    "--max-body-bytes",
+    "--body-timeout",
+    "--auth-timeout",
+    "--join-timeout",
+    "--flood-tolerance",
+    "--history-size",
+    "--auth-guesses-per-minute",
+    "--joins-per-minute",
+)
+NOT_NEGATIVE = ("--keep-segments", "--keep-days", "--resume-grace", "--coalesce-ms")
 
 
 def check_args(args: argparse.Namespace) -> None:
     """Refuse impossible values before anything else (before asking for a password)."""
-    for name, value in (
-        ("--max-message-chars", args.max_message_chars),
-        ("--max-frame-bytes", args.max_frame_bytes),
-        ("--rate", args.rate),
-        ("--burst", args.burst),
-        ("--queue-size", args.queue_size),
-        ("--max-connections", args.max_connections),
-        ("--max-connections-per-address", args.max_connections_per_address),
-        ("--max-unauthenticated", args.max_unauthenticated),
-        ("--max-unauthenticated-per-address", args.max_unauthenticated_per_address),
-        ("--header-timeout", args.header_timeout),
-        ("--max-body-bytes", args.max_body_bytes),
-        ("--body-timeout", args.body_timeout),
-        ("--auth-timeout", args.auth_timeout),
-        ("--join-timeout", args.join_timeout),
-        ("--flood-tolerance", args.flood_tolerance),
-        ("--history-size", args.history_size),
-        ("--auth-guesses-per-minute", args.auth_guesses_per_minute),
-        ("--joins-per-minute", args.joins_per_minute),
-    ):
+    for flag in POSITIVE:
+        value = getattr(args, _dest(flag))
         if not value > 0:  # also refuses NaN, which compares false with everything
-            raise ConfigError(f"{name} must be positive, not {value}")
-    for name, value in (
-        ("--keep-segments", args.keep_segments),
-        ("--keep-days", args.keep_days),
-        ("--resume-grace", args.resume_grace),
-        ("--coalesce-ms", args.coalesce_ms),
-    ):
+            raise ConfigError(f"{flag} must be positive, not {value}")
+    for flag in NOT_NEGATIVE:
+        value = getattr(args, _dest(flag))
         if not value >= 0:
-            raise ConfigError(f"{name} must be 0 or more, not {value}")
+            raise ConfigError(f"{flag} must be 0 or more, not {value}")
     if args.coalesce_ms > 100:  # a window users would see as lag is a mistake, not a setting
         raise ConfigError(f"--coalesce-ms must be at most 100, not {args.coalesce_ms}")
     if not 0 <= args.port <= 65535:
@@ -130,6 +110,11 @@ def check_args(args: argparse.Namespace) -> None:
     tls = tls_files(args.tls_cert, args.tls_key)
     if tls is not None:
         check_loadable(tls)
+
+
+def _dest(flag: str) -> str:
+    """argparse's attribute for ``flag``: ``--max-body-bytes`` is ``max_body_bytes``."""
+    return flag.removeprefix("--").replace("-", "_")
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
@@ -151,7 +136,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     try:
         check_args(args)
         admin_password = resolve_admin_password(env)  # before the prompt: a bad admin secret fails at once
-        settings = settings_from(args, resolve_password(env), admin_password)
+        settings = settings_from(args, resolve_password(env), admin_password, env)
         from chat_tracker.runtime.server import serve  # imported late: --help stays fast
 
         return serve(settings)
