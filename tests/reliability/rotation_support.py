@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import itertools
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,17 @@ from chat_tracker.core.records import LogEntry
 from chat_tracker.storage.chatlog import parse_line
 from chat_tracker.storage.segments import list_segments
 from support import RAW_CONTROLS, Bot
+from tracker_hooks.rotation_hooks import KILL_POINTS
+
+__all__ = ["KILL_POINTS"]
 
 LOAD_FLAGS = ("--rate", "100000", "--burst", "100000", "--queue-size", "100000")
+HOOKS = Path(__file__).resolve().parent / "tracker_hooks"
+
+
+def hooked(env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a tracker with the rotation tests' hooks (tracker_hooks/: kill points, a shifted clock)."""
+    return {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(HOOKS), os.environ.get("PYTHONPATH")]))}
 
 
 def segment_files(data_dir: Path) -> list[Path]:

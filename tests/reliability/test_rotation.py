@@ -13,7 +13,7 @@ import pytest
 
 from chat_testing import PASSWORD, UNIT, RunningTracker, launch_tracker
 from chat_tracker.storage.segments import list_segments, segment_name
-from rotation_support import LOAD_FLAGS, all_entries, collect, echo, file_lines, get_json, metrics, talk
+from rotation_support import LOAD_FLAGS, all_entries, collect, echo, file_lines, get_json, hooked, metrics, talk
 from support import bots, error_lines, open_bot, record
 
 pytestmark = pytest.mark.anyio
@@ -59,7 +59,9 @@ async def test_daily_rotation_at_utc_midnight_with_a_shifted_clock(tmp_path: Pat
     midnight = datetime.fromtimestamp(now, UTC).date() + timedelta(days=1)
     margin = 0.8 * UNIT  # time enough to start the tracker before its clock reaches midnight
     offset = datetime(midnight.year, midnight.month, midnight.day, tzinfo=UTC).timestamp() - margin - now
-    tracker = launch_tracker(tmp_path, "--rotate-daily", *LOAD_FLAGS, env={"TRACKER_TEST_CLOCK_OFFSET": str(offset)})
+    tracker = launch_tracker(
+        tmp_path, "--rotate-daily", *LOAD_FLAGS, env=hooked({"TRACKER_TEST_CLOCK_OFFSET": str(offset)})
+    )
     try:
         alpha = await open_bot(tracker.url, PASSWORD, "alpha")
         assert file_lines(tmp_path / "chat.log")[0].split(" ")[1] < midnight.isoformat(), "started too slowly"

@@ -11,9 +11,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from chat_testing import PASSWORD, UNIT, launch_tracker
-from chat_tracker.storage.rotation import KILL_POINTS
 from chat_tracker.storage.segments import list_segments
-from rotation_support import LOAD_FLAGS, all_entries, collect, echo, file_lines, talk
+from rotation_support import KILL_POINTS, LOAD_FLAGS, all_entries, collect, echo, file_lines, hooked, talk
 from support import FULL, bots, error_lines, open_bot, record
 from test_disk_full import fill, small_disk
 
@@ -31,7 +30,7 @@ async def _kill_round(data_dir: Path, round_no: int, point: str, nth: int, compr
     """
     flags = ("--rotate-bytes", "2K", *LOAD_FLAGS) + (("--compress",) if compress else ())
     try:
-        tracker = launch_tracker(data_dir, *flags, env={"TRACKER_TEST_KILL_AT": f"{point}:{nth}"})
+        tracker = launch_tracker(data_dir, *flags, env=hooked({"TRACKER_TEST_KILL_AT": f"{point}:{nth}"}))
     except AssertionError as died:  # the start line itself made chat.log rotate, and the kill came then
         if "Traceback" in str(died):
             raise

@@ -9,7 +9,10 @@ there or from chat.log and its rotated segments, or says which are gone.
 ``Journal`` is the interface the room and the adapters use; ``LocalJournal`` is the
 in-process implementation on chat.log, the default. A journal in Redis (one stream
 for every replica) implements the same interface: ``append`` queues and returns at
-once (the hot path never awaits), and everything that waits is ``async``.
+once (the hot path never awaits), and everything that waits is ``async``. What only
+a journal shared by replicas does is ``Replication``, an interface of its own: the
+service of a replica gets it from the code that builds the journal, and nothing asks
+a journal what it is.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import itertools
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from chat_protocol import parse_ts
 from chat_tracker.core.events import Event, EventKind
@@ -27,6 +30,8 @@ from chat_tracker.errors import LogWriteError
 
 Deliver = Callable[[Sequence[Event]], None]
 OnTrouble = Callable[[LogWriteError | None], None]
+OnControl = Callable[[dict[str, Any]], None]
+OnRefused = Callable[[Event], None]
 
 LOG_RETRY_SECONDS = 1.0
 LOG_WRITE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0, float("inf"))
@@ -128,6 +133,38 @@ class Journal(Protocol):
 
     async def close(self) -> None:
         """Write what is pending and release the journal; nothing is handed on afterwards."""
+
+
+class Replication(Protocol):
+    """What a journal shared by replicas does beyond ``Journal``: the replica's side of sharing the room.
+
+    Each replica tells the others, by control entries between the events, whom it now
+    serves (``take_over``) and who lost its connection here (``went_away``), and hears
+    theirs (``on_control``); an event the shared room refuses (a name another replica
+    holds) comes back to ``on_refused``. The replica's link (``replicas/replica.py``)
+    reports what it notices: Redis silent, a new epoch, a new replica number.
+    """
+
+    on_control: OnControl | None
+    on_refused: OnRefused | None
+
+    def start(self) -> None:
+        """Start writing and reading the shared stream (needs the running event loop)."""
+
+    def take_over(self, name: str, member_id: int, resumes: int) -> None:
+        """``member_id`` resumed here (its ``resumes``-th resume): the replica that served it lets it go."""
+
+    def went_away(self, member_id: int) -> None:
+        """``member_id`` lost its connection here: every replica shows it away."""
+
+    def unreachable(self, why: str) -> None:
+        """Redis does not answer the link: refuse requests until a read or a write succeeds."""
+
+    def restart_at(self, epoch: str, seq: int) -> None:
+        """Redis lost the room: read the new ``epoch`` from its start, ``seq``."""
+
+    def renumber(self, replica: int) -> None:
+        """This replica registered again under the number ``replica``."""
 
 
 async def read_after(

@@ -4,8 +4,9 @@ The replicas and the archiver reach Redis with ``--redis-url``. A password writt
 that URL (``redis://:secret@host``) would sit in the environment, in ``ps`` and in any
 log line that prints the URL, so the password has a flag of its own,
 ``--redis-password-file`` (``TRACKER_REDIS_PASSWORD_FILE``): a file whose first line is
-the password (the scale profile's Compose secret ``/run/secrets/redis_password``). A
-password in the URL still works (redis-py reads it), and ``redact`` keeps it out of logs.
+the password (the scale profile's Compose secret ``/run/secrets/redis_password``), which
+``redis_client.py`` gives every client. A password in the URL still works (redis-py
+reads it), and ``redact`` keeps it out of logs.
 
 A Redis that refuses this process (no password given, or a wrong one) is a
 configuration error: ``auth_refused`` turns redis-py's answer into a ``ConfigError``
@@ -15,13 +16,12 @@ whose message says what to set, and the process exits with status 2.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from redis.exceptions import AuthenticationError, NoPermissionError, RedisError
 
 from chat_tracker.errors import ConfigError
 
-__all__ = ["auth_refused", "client_options", "read_password_file", "redact"]
+__all__ = ["auth_refused", "read_password_file", "redact"]
 
 HINT = "give Redis's password with --redis-password-file (TRACKER_REDIS_PASSWORD_FILE)"
 
@@ -37,11 +37,6 @@ def read_password_file(path: Path | None) -> str | None:
     if not password:
         raise ConfigError(f"the Redis password in --redis-password-file {path} is empty")
     return password
-
-
-def client_options(password: str | None) -> dict[str, Any]:
-    """Keyword arguments for ``Redis.from_url``: the password, when there is one (a URL's own one wins)."""
-    return {} if password is None else {"password": password}
 
 
 def auth_refused(error: RedisError, url: str, password: str | None) -> ConfigError | None:

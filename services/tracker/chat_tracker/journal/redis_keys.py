@@ -32,14 +32,18 @@ The other keys (all under one prefix, ``groupchat:`` unless told otherwise):
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chat_tracker.core.events import Event, EventKind
+from chat_protocol import NameRefused, check_name
+from chat_tracker.core.events import NO_NAME, Event, EventKind
 
 DEFAULT_PREFIX = "groupchat:"
 ALIVE_TTL_MS = 5_000  # a replica (or the archiver) whose key is this old is dead
 HEARTBEAT_SECONDS = 1.0
+MAX_TIME = 253_402_300_800.0  # 10000-01-01: chat.log's timestamps have four digits of year
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,11 @@ def seq_of(entry_id: str | bytes) -> tuple[int, int]:
     return int(seq), int(sub or 0)
 
 
+def entries_of(entries: Sequence[Any]) -> list[tuple[int, int, Any]]:
+    """``(seq, sub, fields)`` of each stream entry ``(id, fields)`` as redis-py returns them."""
+    return [(*seq_of(entry_id), fields) for entry_id, fields in entries]
+
+
 def body_of(event: Event) -> str:
     """An event's ``e`` field: everything but its seq and time (Redis gives those)."""
     body: dict[str, Any] = {"k": event.kind.value, "n": event.name}
@@ -139,3 +148,30 @@ def control_of(fields: dict[Any, Any]) -> dict[str, Any]:
     """A control entry's body: ``{"c": "owner"|"away", "o": member id, "r": replica}`` (an owner's also ``g``)."""
     body = json.loads(_text(fields.get(b"e", fields.get("e"))))
     return body if isinstance(body, dict) else {}
+
+
+def checked_event_of(seq: int, fields: dict[Any, Any]) -> tuple[Event | None, str]:
+    """The stream entry's event, or None and why it is none a replica wrote (the archiver logs only those)."""
+    try:
+        event = event_of(seq, fields)
+    except (KeyError, ValueError, TypeError) as error:  # no JSON, a field missing, an unknown kind
+        return None, f"unreadable ({type(error).__name__})"
+    why = refusal(event)
+    return (None, why) if why is not None else (event, "")
+
+
+def refusal(event: Event) -> str | None:
+    """Why ``event`` cannot be one a replica wrote (None: it can). chat.log's format trusts the name and time.
+
+    A name is ``-`` (the tracker's own lines) or one a member may hold (chat_protocol's rules: no space,
+    no newline, so no forged line); the kind is one of chat.log's (``EventKind``, checked when it was
+    read); the time is a real instant.
+    """
+    if event.name != NO_NAME:
+        try:
+            check_name(event.name)
+        except NameRefused:
+            return f"a {event.kind.value} event with an invalid name"
+    if not math.isfinite(event.time) or not 0 <= event.time < MAX_TIME:
+        return f"a {event.kind.value} event with an impossible time"
+    return None

@@ -12,6 +12,12 @@ logged, and a leave is logged once even when several replicas reap a dead one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from chat_protocol import name_key
+from chat_tracker.core.events import BAN, JOIN, LEAVE, MUTE, UNBAN, Event
+from chat_tracker.journal.redis_keys import body_of
+
 # KEYS: room, events, names, roster, moderation, replicas, applied
 # ARGV: epoch, replica, batch number, then 4 per operation: op, key, value, body
 #   E: an event (body)                     -> its seq
@@ -177,3 +183,36 @@ redis.call('HSET', room, 'seq', seq)
 redis.call('HDEL', replicas, ARGV[2])
 return count
 """
+
+
+@dataclass(slots=True)
+class Request:
+    """One operation of an ``APPEND`` call (its four arguments), and the event it asks for, if any."""
+
+    op: str  # E, J, L, M (events), O, A (control entries)
+    key: str
+    value: str
+    body: str
+    event: Event | None = None  # for events: what was asked (its seq and time come from Redis)
+
+
+def event_request(event: Event, replica: int) -> Request:
+    """The operation that logs ``event``: a member's join or leave also claims or releases its name."""
+    body = body_of(event)
+    if (event.kind is JOIN or event.kind is LEAVE) and event.origin is not None:
+        op = "J" if event.kind is JOIN else "L"
+        return Request(op, name_key(event.name), f"{event.origin}:{replica}", body, event)
+    if event.kind is MUTE or event.kind is BAN or event.kind is UNBAN:
+        return Request("M", "", "", body, event)
+    return Request("E", "", "", body, event)
+
+
+def owner_request(name: str, member_id: int, replica: int, resumes: int) -> Request:
+    """``replica`` now serves ``member_id`` (its ``resumes``-th resume): a control entry, and the roster's count."""
+    body = f'{{"c":"owner","o":{member_id},"r":{replica},"g":{resumes}}}'
+    return Request("O", name_key(name), f"{member_id}:{replica}", body)
+
+
+def away_request(member_id: int, replica: int) -> Request:
+    """``member_id`` lost its connection on ``replica``: a control entry."""
+    return Request("A", "", "", f'{{"c":"away","o":{member_id},"r":{replica}}}')

@@ -24,51 +24,31 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from chat_protocol import name_key
-from chat_tracker.core.events import BAN, JOIN, LEAVE, MUTE, UNBAN, Event, EventKind
+from chat_tracker.core.events import Event, EventKind
 from chat_tracker.core.records import LogEntry
 from chat_tracker.errors import LogWriteError, RedisUnavailable
-from chat_tracker.journal.protocol import Deliver, History, JournalStats, OnTrouble, read_after
-from chat_tracker.journal.redis_auth import client_options
-from chat_tracker.journal.redis_keys import Keys, body_of, control_of, event_of, seq_of
-from chat_tracker.journal.redis_scripts import APPEND
+from chat_tracker.journal.protocol import Deliver, History, JournalStats, OnControl, OnRefused, OnTrouble, read_after
+from chat_tracker.journal.redis_client import BLOCK_MS, JOURNAL, REDIS_ERRORS, async_client
+from chat_tracker.journal.redis_keys import Keys, control_of, entries_of, event_of, seq_of
+from chat_tracker.journal.redis_scripts import APPEND, Request, away_request, event_request, owner_request
 
 log = logging.getLogger("chat_tracker")
 
 MAX_BATCH = 500  # requests per script call: one call stays short even in a burst
 READ_COUNT = 1000
-READ_BLOCK_MS = 1000  # a blocked read returns at least this often, so a dead link shows within the timeout
 RETRY_FIRST, RETRY_MOST = 0.1, 2.0
 SYNC_TIMEOUT = 3.0
-REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
-
-OnControl = Callable[[dict[str, Any]], None]
-OnRefused = Callable[[Event], None]
-OnEpochLost = Callable[[str], None]
-
-
-@dataclass(slots=True)
-class Request:
-    """One queued operation of the APPEND script."""
-
-    op: str  # E, J, L, M (events), O, A (control entries)
-    key: str
-    value: str
-    body: str
-    event: Event | None = None  # for events: what was asked (its seq and time come from Redis)
 
 
 class RedisJournal:
-    """``Journal`` on a Redis stream shared by every replica."""
+    """``Journal`` on a Redis stream shared by every replica, and its ``Replication``."""
 
     def __init__(
         self,
@@ -79,20 +59,17 @@ class RedisJournal:
         epoch: str,
         last_seq: int,
         history_size: int,
-        socket_timeout: float = 5.0,
-        gather: float = 0.0,
-        password: str | None = None,
+        gather: float,
+        password: str | None,
     ) -> None:
         self.stats = JournalStats()
         self.on_trouble: OnTrouble | None = None
         self.on_control: OnControl | None = None
         self.on_refused: OnRefused | None = None
-        self.on_epoch_lost: OnEpochLost | None = None
-        self.keys = keys
-        self.replica = replica
-        self.url = url
-        self._options = client_options(password)  # never logged (redis_auth.py)
-        self._socket_timeout = socket_timeout
+        self._keys = keys
+        self._replica = replica
+        self._url = url
+        self._password = password  # never logged (redis_auth.py)
         # Seconds the writer waits for more requests before a script call, and the reader for more
         # entries before its next read: under spread-out traffic several messages then share one
         # round trip (Redis's CPU per message, and this replica's, fall), for at most this much latency.
@@ -108,13 +85,13 @@ class RedisJournal:
         self._wake = asyncio.Event()
         self._delivered = asyncio.Event()
         self._error: LogWriteError | None = None
-        self._client: aioredis.Redis | None = None
-        self._reader: aioredis.Redis | None = None
+        self._client: aioredis.Redis | None = None  # the writer's and reads' (XRANGE)
+        self._reader: aioredis.Redis | None = None  # the reader's, blocked in XREAD
         self._tasks: list[asyncio.Task[None]] = []
-        self._closed = False
-        self._writing = False
+        self._closed, self._writing = False, False
+        self._backoff = RETRY_FIRST  # the writer's, between two failed calls
 
-    # --- Journal ---------------------------------------------------------------------
+    # --- Journal ------------------------------------------------------------------------
 
     @property
     def last_seq(self) -> int:
@@ -140,27 +117,7 @@ class RedisJournal:
         members: tuple[str, ...] = (),
         msg_id: str | None = None,
     ) -> None:
-        event = Event(0, 0.0, kind, name, text, origin, (), msg_id)
-        body = body_of(event)
-        if (kind is JOIN or kind is LEAVE) and origin is not None:
-            op = "J" if kind is JOIN else "L"
-            self._queue(Request(op, name_key(name), f"{origin}:{self.replica}", body, event))
-        elif kind is MUTE or kind is BAN or kind is UNBAN:
-            self._queue(Request("M", "", "", body, event))
-        else:
-            self._queue(Request("E", "", "", body, event))
-
-    def take_over(self, name: str, member_id: int, resumes: int) -> None:
-        """Record that this replica now serves ``member_id`` (its ``resumes``-th resume): the others hand it over.
-
-        The count goes into the roster and the control entry, so every replica refuses the token it replaced.
-        """
-        body = f'{{"c":"owner","o":{member_id},"r":{self.replica},"g":{resumes}}}'
-        self._queue(Request("O", name_key(name), f"{member_id}:{self.replica}", body))
-
-    def went_away(self, member_id: int) -> None:
-        """Tell the other replicas that ``member_id`` lost its connection here (``who`` shows it away)."""
-        self._queue(Request("A", "", "", f'{{"c":"away","o":{member_id},"r":{self.replica}}}'))
+        self._queue(event_request(Event(0, 0.0, kind, name, text, origin, (), msg_id), self._replica))
 
     def _queue(self, request: Request) -> None:
         self._pending.append(request)
@@ -186,10 +143,10 @@ class RedisJournal:
         events: list[Event] = []
         cursor = f"{seq + 1}-0"
         while len(events) < limit:
-            entries: Any = await client.xrange(self.keys.events, min=cursor, max="+", count=limit - len(events) + 16)
+            entries: Any = await client.xrange(self._keys.events, min=cursor, max="+", count=limit - len(events) + 16)
             if not entries:
                 break
-            for entry_seq, sub, fields in _split(entries):
+            for entry_seq, sub, fields in entries_of(entries):
                 if sub == 0 and entry_seq <= self._delivered_seq and len(events) < limit:
                     events.append(event_of(entry_seq, fields))
             last_seq, last_sub = seq_of(entries[-1][0])
@@ -202,8 +159,8 @@ class RedisJournal:
         if len(self._history) >= count or len(self._history) == self._delivered_seq:
             events = list(self._history)[-count:]
         else:
-            entries: Any = await self._command_client().xrevrange(self.keys.events, max="+", min="-", count=count * 2)
-            events = [event_of(seq, fields) for seq, sub, fields in _split(entries) if sub == 0][:count]
+            entries: Any = await self._command_client().xrevrange(self._keys.events, max="+", min="-", count=count * 2)
+            events = [event_of(seq, fields) for seq, sub, fields in entries_of(entries) if sub == 0][:count]
             events.reverse()
         return [LogEntry(e.seq, e.ts, e.kind.value, e.name, e.logged_text()) for e in events]
 
@@ -239,57 +196,52 @@ class RedisJournal:
 
     def _command_client(self) -> aioredis.Redis:
         if self._client is None:
-            self._client = aioredis.Redis.from_url(
-                self.url, socket_timeout=self._socket_timeout, socket_connect_timeout=2.0, **self._options
-            )
+            self._client = async_client(self._url, self._password, JOURNAL)
         return self._client
 
     def _read_client(self) -> aioredis.Redis:
-        if self._reader is None:
-            # Blocked reads last READ_BLOCK_MS; a read that takes longer than this is a dead link.
-            self._reader = aioredis.Redis.from_url(
-                self.url, socket_timeout=self._socket_timeout, socket_connect_timeout=2.0, **self._options
-            )
+        if self._reader is None:  # a connection of its own: its blocked reads would hold up the writer's calls
+            self._reader = async_client(self._url, self._password, JOURNAL)
         return self._reader
 
     async def _write_forever(self) -> None:
         script = self._command_client().register_script(APPEND)
-        keys = [self.keys.room, self.keys.events, self.keys.names, self.keys.roster]
-        keys += [self.keys.moderation, self.keys.replicas, self.keys.applied]
-        backoff = RETRY_FIRST
         while not self._closed:
-            if not self._pending:
-                self._wake.clear()
-                await self._wake.wait()
-                if self._gather and len(self._pending) < MAX_BATCH:
-                    await asyncio.sleep(self._gather)
+            if self._pending:
+                await self._write(script, self._pending[:MAX_BATCH])
                 continue
-            # A batch is sent again as it was, under its number, until Redis has answered it.
-            batch = self._pending[:MAX_BATCH]
-            number = next(self._batches)
-            args: list[str | int] = [self._epoch, self.replica, number]
-            for request in batch:
-                args += [request.op, request.key, request.value, request.body]
-            self._writing = True
-            while not self._closed:
-                started = time.perf_counter()
-                try:
-                    results = await script(keys=keys, args=args)
-                except REDIS_ERRORS as error:
-                    self._failed(RedisUnavailable(f"Redis unreachable: {error}"))
-                except ResponseError as error:
-                    if self._refused_by_redis(str(error), batch):
-                        break
-                else:
-                    self.stats.observe_log_write(time.perf_counter() - started)
-                    del self._pending[: len(batch)]
-                    backoff = RETRY_FIRST
-                    self._recovered()
-                    self._written(batch, results)
+            self._wake.clear()
+            await self._wake.wait()
+            if self._gather and len(self._pending) < MAX_BATCH:
+                await asyncio.sleep(self._gather)
+
+    async def _write(self, script: AsyncScript, batch: list[Request]) -> None:
+        """One APPEND call for ``batch``, sent again as it was, under its number, until Redis has answered it."""
+        keys = [self._keys.room, self._keys.events, self._keys.names, self._keys.roster]
+        keys += [self._keys.moderation, self._keys.replicas, self._keys.applied]
+        args: list[str | int] = [self._epoch, self._replica, next(self._batches)]
+        for request in batch:
+            args += [request.op, request.key, request.value, request.body]
+        self._writing = True
+        while not self._closed:
+            started = time.perf_counter()
+            try:
+                results = await script(keys=keys, args=args)
+            except REDIS_ERRORS as error:
+                self._failed(RedisUnavailable(f"Redis unreachable: {error}"))
+            except ResponseError as error:
+                if self._refused_by_redis(str(error), batch):
                     break
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, RETRY_MOST)
-            self._writing = False
+            else:
+                self.stats.observe_log_write(time.perf_counter() - started)
+                del self._pending[: len(batch)]
+                self._backoff = RETRY_FIRST
+                self._recovered()
+                self._written(batch, results)
+                break
+            await asyncio.sleep(self._backoff)
+            self._backoff = min(self._backoff * 2, RETRY_MOST)
+        self._writing = False
 
     def _written(self, batch: Sequence[Request], results: Any) -> None:
         if results == b"DUP" or results == "DUP":
@@ -305,12 +257,14 @@ class RedisJournal:
                 self._written_seq = seq
 
     def _refused_by_redis(self, message: str, batch: Sequence[Request]) -> bool:
-        """EPOCH or FENCED: True if the batch is dropped (it belongs to a room that is gone)."""
+        """EPOCH or FENCED: True if the batch is dropped (it belongs to a room that is gone).
+
+        The replica's link notices the new epoch or the lost registration on its next
+        heartbeat and calls ``restart_at`` or ``renumber``: nothing more to do here.
+        """
         if message.startswith(("EPOCH", "FENCED")):
             log.error("Redis refused %d request(s): %s", len(batch), message)
             del self._pending[: len(batch)]
-            if self.on_epoch_lost is not None:
-                self.on_epoch_lost(message)
             return True
         if "NOSCRIPT" not in message:
             self._failed(RedisUnavailable(f"Redis refused the append: {message}"))
@@ -337,9 +291,7 @@ class RedisJournal:
         backoff = RETRY_FIRST
         while not self._closed:
             try:
-                reply: Any = await client.xread(
-                    {self.keys.events: self._last_id}, count=READ_COUNT, block=READ_BLOCK_MS
-                )
+                reply: Any = await client.xread({self._keys.events: self._last_id}, count=READ_COUNT, block=BLOCK_MS)
             except REDIS_ERRORS as error:
                 self._failed(RedisUnavailable(f"Redis unreachable: {error}"))
                 await asyncio.sleep(backoff)
@@ -361,7 +313,7 @@ class RedisJournal:
     def _take(self, entries: Sequence[Any]) -> None:
         """Deliver a page of stream entries in order: events in runs, control entries between them."""
         run: list[Event] = []
-        for seq, sub, fields in _split(entries):
+        for seq, sub, fields in entries_of(entries):
             self._last_id = f"{seq}-{sub}"
             if sub != 0:
                 self._hand_on(run)
@@ -384,9 +336,26 @@ class RedisJournal:
         if self._deliver is not None and not self._closed:
             self._deliver(run)
 
+    # --- Replication ------------------------------------------------------------------------
+
+    def take_over(self, name: str, member_id: int, resumes: int) -> None:
+        """Record that this replica now serves ``member_id`` (its ``resumes``-th resume): the others hand it over.
+
+        The count goes into the roster and the control entry, so every replica refuses the token it replaced.
+        """
+        self._queue(owner_request(name, member_id, self._replica, resumes))
+
+    def went_away(self, member_id: int) -> None:
+        """Tell the other replicas that ``member_id`` lost its connection here (``who`` shows it away)."""
+        self._queue(away_request(member_id, self._replica))
+
     def unreachable(self, why: str) -> None:
         """Redis does not answer the replica's heartbeat: refuse requests until a read or a write succeeds."""
         self._failed(RedisUnavailable(f"Redis unreachable: {why}"))
+
+    def renumber(self, replica: int) -> None:
+        """Registered again (after being reaped): this replica's entries carry its new number."""
+        self._replica = replica
 
     def restart_at(self, epoch: str, seq: int) -> None:
         """A new epoch (Redis lost the room): read it from its start, ``seq``."""
@@ -397,11 +366,3 @@ class RedisJournal:
         self._last_id = f"{seq}-0" if seq else "0-0"
         self._history.clear()
         self._pending.clear()
-
-
-def _split(entries: Sequence[Any]) -> list[tuple[int, int, Any]]:
-    result: list[tuple[int, int, Any]] = []
-    for entry_id, fields in entries:
-        seq, sub = seq_of(entry_id)
-        result.append((seq, sub, fields))
-    return result

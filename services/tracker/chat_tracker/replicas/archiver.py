@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import socket
 import time
@@ -33,51 +32,43 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from chat_protocol import NameRefused, check_name
-from chat_tracker.core.events import NO_NAME, Event
+from chat_tracker.core.events import Event
 from chat_tracker.core.records import LogEntry
 from chat_tracker.errors import LogWriteError
 from chat_tracker.journal import redis_keys
-from chat_tracker.journal.redis_auth import auth_refused, client_options, redact
-from chat_tracker.journal.redis_keys import Keys
+from chat_tracker.journal.redis_auth import auth_refused, redact
+from chat_tracker.journal.redis_client import ARCHIVER, BLOCK_MS, async_client
+from chat_tracker.journal.redis_keys import Keys, checked_event_of
 from chat_tracker.storage.chatlog import ChatLog, parse_line
 from chat_tracker.storage.rotation import RotatingLog, RotationPolicy
 
-__all__ = ["DEFAULT_KEEP_IN_REDIS", "Archiver", "ArchiverConfig", "ArchiverStats", "Health", "refusal"]
+__all__ = ["Archiver", "ArchiverConfig", "ArchiverStats", "Health"]
 
 log = logging.getLogger("chat_tracker")
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]  # stream entries as redis-py returns them (bytes, RESP2)
 
-DEFAULT_KEEP_IN_REDIS = 10_000
 BATCH = 1_000  # stream entries read, and written to chat.log, at once
-BLOCK_MS = 1_000  # how long one XREAD waits when caught up (also the longest a stop waits)
 BACKOFF_FIRST, BACKOFF_MAX = 0.1, 2.0
 # After a batch that did not fill BATCH, wait this long before reading again: under spread-out
 # traffic the archiver then writes, fsyncs and records a few times a second, not once per message
 # (its cost was a fixed 0.2-1.5 ms per batch). Members never wait for the archiver; chat.log lags by this.
 PAUSE_SECONDS = 0.1
 TRIM_SECONDS = 1.0  # trim the stream at most this often
-CONNECT_TIMEOUT = 2.0
-MAX_TIME = 253_402_300_800.0  # 10000-01-01: chat.log's timestamps have four digits of year
-# A read may legitimately wait BLOCK_MS; anything much longer is a dead connection (a partition).
-READ_TIMEOUT = BLOCK_MS / 1000 + 4.0
 
 
 @dataclass(frozen=True)
 class ArchiverConfig:
-    """Everything the archiver needs; the CLI builds it from flags and the environment."""
+    """Everything the archiver needs; the CLI builds it from flags and the environment (their defaults: Settings)."""
 
     redis_url: str
-    redis_password: str | None = field(default=None, repr=False)  # --redis-password-file; never logged
-    data_dir: Path = Path()
-    prefix: str = redis_keys.DEFAULT_PREFIX
-    keep_in_redis: int = DEFAULT_KEEP_IN_REDIS
-    rotation: RotationPolicy = field(default_factory=RotationPolicy)
+    redis_password: str | None = field(repr=False)  # --redis-password-file; never logged
+    data_dir: Path
+    prefix: str
+    keep_in_redis: int
+    rotation: RotationPolicy
 
 
 @dataclass
@@ -138,13 +129,7 @@ class Archiver:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
-        self._client: aioredis.Redis = aioredis.Redis.from_url(
-            config.redis_url,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            socket_timeout=READ_TIMEOUT,
-            retry=Retry(NoBackoff(), 0),  # our own backoff, our own outage log
-            **client_options(config.redis_password),
-        )
+        self._client: aioredis.Redis = async_client(config.redis_url, config.redis_password, ARCHIVER)
 
     async def check_credentials(self) -> None:
         """At start: a Redis that refuses our credentials is a ConfigError (exit 2); unreachable is not (we wait)."""
@@ -311,7 +296,7 @@ class Archiver:
             if seq <= (events[-1].seq if events else self.last_seq):
                 refused += seq <= self._floor  # already in chat.log; in a new epoch, a reused seq
                 continue
-            event, why = _checked(seq, fields)
+            event, why = checked_event_of(seq, fields)
             if event is None:
                 # Written into Redis by something other than a replica: never a chat.log line. Its body is
                 # not logged either (it is whatever the writer chose), only where it is and what is wrong.
@@ -395,30 +380,3 @@ def _fsync(path: Path) -> None:
 
 def _since(monotonic: float) -> float:
     return time.monotonic() - monotonic
-
-
-def _checked(seq: int, fields: dict[bytes, bytes]) -> tuple[Event | None, str]:
-    """The stream entry's event, or None and why it is none a replica wrote."""
-    try:
-        event = redis_keys.event_of(seq, fields)
-    except (KeyError, ValueError, TypeError) as error:  # no JSON, a field missing, an unknown kind
-        return None, f"unreadable ({type(error).__name__})"
-    why = refusal(event)
-    return (None, why) if why is not None else (event, "")
-
-
-def refusal(event: Event) -> str | None:
-    """Why ``event`` cannot be one a replica wrote (None: it can). chat.log's format trusts the name and time.
-
-    A name is ``-`` (the tracker's own lines) or one a member may hold (chat_protocol's rules: no space,
-    no newline, so no forged line); the kind is one of chat.log's (``EventKind``, checked when it was
-    read); the time is a real instant.
-    """
-    if event.name != NO_NAME:
-        try:
-            check_name(event.name)
-        except NameRefused:
-            return f"a {event.kind.value} event with an invalid name"
-    if not math.isfinite(event.time) or not 0 <= event.time < MAX_TIME:
-        return f"a {event.kind.value} event with an impossible time"
-    return None

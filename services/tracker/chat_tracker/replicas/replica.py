@@ -27,15 +27,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-import redis.asyncio as aioredis
-
 import redis
 from chat_tracker.core.tokens import new_epoch
 from chat_tracker.errors import ConfigError
-from chat_tracker.journal.redis_auth import auth_refused, client_options, redact
+from chat_tracker.journal.redis_auth import auth_refused, redact
+from chat_tracker.journal.redis_client import COMMAND, LINK, REDIS_ERRORS, async_client, sync_client
 from chat_tracker.journal.redis_keys import ALIVE_TTL_MS, HEARTBEAT_SECONDS, Keys
 from chat_tracker.journal.redis_scripts import HEARTBEAT, OPEN, REAP, REGISTER, SNAPSHOT
-from chat_tracker.journal.redis_stream import REDIS_ERRORS
 
 log = logging.getLogger("chat_tracker")
 
@@ -87,14 +85,9 @@ def check_durability(client: redis.Redis, volatile: bool) -> None:
     )
 
 
-def connect(url: str, password: str | None = None) -> redis.Redis:
-    options = client_options(password)
-    return redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=3.0, decode_responses=True, **options)
-
-
-def open_replica(url: str, keys: Keys, volatile: bool, address: str, password: str | None = None) -> Opened:
+def open_replica(url: str, keys: Keys, volatile: bool, address: str, password: str | None) -> Opened:
     """Check Redis, find or start the room, register this replica and read the room (ConfigError/OSError)."""
-    client = connect(url, password)
+    client = sync_client(url, password, COMMAND)
     try:
         client.ping()
     except redis.RedisError as error:
@@ -179,10 +172,10 @@ class ReplicaLink:
         on_epoch_lost: Callable[[str, int, bytes], None],
         last_seq: Callable[[], int],
         on_dead: Callable[[frozenset[int]], None],
-        on_unreachable: Callable[[str], None] = lambda why: None,
-        key: bytes = b"",
-        on_key_rotated: Callable[[bytes], None] = lambda key: None,
-        password: str | None = None,
+        on_unreachable: Callable[[str], None],
+        key: bytes,
+        on_key_rotated: Callable[[bytes], None],
+        password: str | None,
     ) -> None:
         self.keys = keys
         self.key_hex = key.hex()  # the resume-token key: ``rotate-key`` changes it in Redis
@@ -191,9 +184,7 @@ class ReplicaLink:
         self.epoch = epoch
         self.grace = grace
         self.health = ReplicaHealth()
-        self._client = aioredis.Redis.from_url(
-            url, socket_timeout=2.0, socket_connect_timeout=2.0, decode_responses=True, **client_options(password)
-        )
+        self._client = async_client(url, password, LINK)
         self._on_fenced = on_fenced
         self._on_epoch_lost = on_epoch_lost
         self._last_seq = last_seq

@@ -19,6 +19,7 @@ import os
 import socket
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -41,12 +42,11 @@ from chat_tracker.http.rest import (
     LogOut,
     check_server_password,
 )
-from chat_tracker.journal import redis_keys
 from chat_tracker.journal.redis_auth import read_password_file
-from chat_tracker.replicas.archiver import DEFAULT_KEEP_IN_REDIS, Archiver, ArchiverConfig
+from chat_tracker.replicas.archiver import Archiver, ArchiverConfig
 from chat_tracker.runtime.flags import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, OPTIONS, SWITCHES, Option, Switch, add_flags
 from chat_tracker.runtime.server import logging_config
-from chat_tracker.service.settings import resolve_password
+from chat_tracker.service.settings import ARCHIVER_PORT, KEEP_IN_REDIS, Settings, resolve_password
 from chat_tracker.storage.rotation import RotationPolicy
 from chat_tracker.storage.segments import RetentionPolicy
 
@@ -54,17 +54,19 @@ PROG = "chat-tracker archive"
 log = logging.getLogger("chat_tracker")
 
 _ROTATION = ("--rotate-bytes", "--keep-segments", "--keep-days", "--keep-bytes")
+# The flags the archiver shares with the tracker have the tracker's defaults, from the one place of them.
+_DEFAULT = {field.name: field.default for field in fields(Settings)}
 _OWN = (
     Option("--redis-url", "TRACKER_REDIS_URL", str, None, "the Redis holding the room's stream (required)"),
-    Option("--data-dir", "TRACKER_DATA_DIR", Path, Path(), "directory of chat.log"),
-    Option("--redis-prefix", "TRACKER_REDIS_PREFIX", str, redis_keys.DEFAULT_PREFIX, "prefix of the room's keys"),
-    Option("--host", "TRACKER_HOST", str, "0.0.0.0", "address to listen on"),
-    Option("--port", "TRACKER_PORT", int, 8001, "TCP port (0 picks a free one)"),
+    Option("--data-dir", "TRACKER_DATA_DIR", Path, _DEFAULT["data_dir"], "directory of chat.log"),
+    Option("--redis-prefix", "TRACKER_REDIS_PREFIX", str, _DEFAULT["redis_prefix"], "prefix of the room's keys"),
+    Option("--host", "TRACKER_HOST", str, _DEFAULT["host"], "address to listen on"),
+    Option("--port", "TRACKER_PORT", int, ARCHIVER_PORT, "TCP port (0 picks a free one)"),
     Option(
         "--keep-in-redis",
         "TRACKER_KEEP_IN_REDIS",
         int,
-        DEFAULT_KEEP_IN_REDIS,
+        KEEP_IN_REDIS,
         "archived events left in the stream, for replicas' resumes",
     ),
 )
@@ -178,6 +180,18 @@ class ArchiverCollector(Collector):
         yield CounterMetricFamily("chat_log_rotations", "chat.log rotations by this process", chat_log.stats.rotations)
 
 
+def health_out(archiver: Archiver) -> ArchiveHealthOut:
+    health = archiver.health()
+    return ArchiveHealthOut(
+        status=health.status,
+        redis=health.redis,
+        log_writable=health.log_writable,
+        archived_seq=health.archived_seq,
+        stream_last_seq=health.stream_last_seq,
+        lag_events=health.lag_events,
+    )
+
+
 def create_app(archiver: Archiver, password: str) -> FastAPI:
     """/healthz, /metrics (open) and /log (the server password), over one archiver."""
     app = FastAPI(title="chat-tracker archive", version=__version__)
@@ -190,15 +204,7 @@ def create_app(archiver: Archiver, password: str) -> FastAPI:
 
     @app.get("/healthz", response_model=ArchiveHealthOut, summary="The archiver's health (no password)")
     async def healthz() -> ArchiveHealthOut:
-        health = archiver.health()
-        return ArchiveHealthOut(
-            status=health.status,
-            redis=health.redis,
-            log_writable=health.log_writable,
-            archived_seq=health.archived_seq,
-            stream_last_seq=health.stream_last_seq,
-            lag_events=health.lag_events,
-        )
+        return health_out(archiver)
 
     @app.get("/metrics", summary="Prometheus metrics (no password)", response_class=Response)
     async def metrics() -> Response:

@@ -13,7 +13,13 @@ from chat_tracker import __version__
 from chat_tracker.errors import ConfigError, LogFormatError
 from chat_tracker.journal.redis_auth import read_password_file
 from chat_tracker.runtime.flags import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, OPTIONS, SWITCHES, Option, Switch, add_flags
-from chat_tracker.service.settings import Settings, env_flag, resolve_admin_password, resolve_password
+from chat_tracker.service.settings import (
+    Settings,
+    bench_switches,
+    default_env,
+    resolve_admin_password,
+    resolve_password,
+)
 from chat_tracker.transport.tls import check_loadable, tls_files
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "OPTIONS", "SWITCHES", "Option", "Switch", "main"]
@@ -35,31 +41,20 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     return parser
 
 
-# Flags checked before anything else, by their argparse names (``max_message_chars`` is --max-message-chars).
-# Above 0: a zero rate, size, cap or timeout would stop the room rather than configure it.
-POSITIVE = (
-    "max_message_chars",
-    "max_frame_bytes",
-    "rate",
-    "burst",
-    "queue_size",
-    "max_connections",
-    "max_connections_per_address",
-    "max_unauthenticated",
-    "max_unauthenticated_per_address",
-    "header_timeout",
-    "max_body_bytes",
-    "body_timeout",
-    "auth_timeout",
-    "join_timeout",
-    "flood_tolerance",
-    "history_size",
-    "auth_guesses_per_minute",
-    "joins_per_minute",
-)
-# 0 or more: 0 means "none" (keep no segments, no resume grace, no coalescing window).
-NOT_NEGATIVE = ("keep_segments", "keep_days", "resume_grace", "coalesce_ms")
-LOG_LEVELS = ("debug", "info", "warning", "error")
+def settings_from(
+    args: argparse.Namespace, password: str, admin_password: str | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Settings from the parsed flags (each one's dest is its Settings field), the passwords and ``env``."""
+    flagged = {field.name: getattr(args, field.name) for field in fields(Settings) if hasattr(args, field.name)}
+    flagged["redis_url"] = args.redis_url or None
+    return Settings(
+        **flagged,
+        password=password,
+        admin_password=admin_password,
+        limits=limits_from(args),
+        redis_password=read_password_file(args.redis_password_file),
+        **bench_switches(default_env() if env is None else env),
+    )
 
 
 def limits_from(args: argparse.Namespace) -> Limits:
@@ -72,42 +67,54 @@ def limits_from(args: argparse.Namespace) -> Limits:
     )
 
 
-def settings_from(args: argparse.Namespace, password: str, admin_password: str | None = None) -> Settings:
-    """Every flag named like a ``Settings`` field sets that field; the rest are read or converted here."""
-    values = {spec.name: getattr(args, spec.name) for spec in fields(Settings) if spec.name in vars(args)}
-    values.update(
-        password=password,
-        admin_password=admin_password,
-        limits=limits_from(args),
-        redis_url=args.redis_url or None,
-        redis_password=read_password_file(args.redis_password_file),
-        bench_disable_log=env_flag(os.environ, "TRACKER_BENCH_DISABLE_LOG"),
-        bench_asgi_ws=env_flag(os.environ, "TRACKER_BENCH_ASGI_WS"),
-    )
-    return Settings(**values)
-
-
-def flag(dest: str) -> str:
-    return "--" + dest.replace("_", "-")
+# Checked before anything else (before asking for a password): flags whose value must be > 0, or >= 0.
+POSITIVE = (
+    "--max-message-chars",
+    "--max-frame-bytes",
+    "--rate",
+    "--burst",
+    "--queue-size",
+    "--max-connections",
+    "--max-connections-per-address",
+    "--max-unauthenticated",
+    "--max-unauthenticated-per-address",
+    "--header-timeout",
+    "--max-body-bytes",
+    "--body-timeout",
+    "--auth-timeout",
+    "--join-timeout",
+    "--flood-tolerance",
+    "--history-size",
+    "--auth-guesses-per-minute",
+    "--joins-per-minute",
+)
+NOT_NEGATIVE = ("--keep-segments", "--keep-days", "--resume-grace", "--coalesce-ms")
 
 
 def check_args(args: argparse.Namespace) -> None:
     """Refuse impossible values before anything else (before asking for a password)."""
-    for dest in POSITIVE:
-        if not getattr(args, dest) > 0:  # also refuses NaN, which compares false with everything
-            raise ConfigError(f"{flag(dest)} must be positive, not {getattr(args, dest)}")
-    for dest in NOT_NEGATIVE:
-        if not getattr(args, dest) >= 0:
-            raise ConfigError(f"{flag(dest)} must be 0 or more, not {getattr(args, dest)}")
+    for flag in POSITIVE:
+        value = getattr(args, _dest(flag))
+        if not value > 0:  # also refuses NaN, which compares false with everything
+            raise ConfigError(f"{flag} must be positive, not {value}")
+    for flag in NOT_NEGATIVE:
+        value = getattr(args, _dest(flag))
+        if not value >= 0:
+            raise ConfigError(f"{flag} must be 0 or more, not {value}")
     if args.coalesce_ms > 100:  # a window users would see as lag is a mistake, not a setting
         raise ConfigError(f"--coalesce-ms must be at most 100, not {args.coalesce_ms}")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be 0-65535, not {args.port}")
-    if args.log_level.lower() not in LOG_LEVELS:
+    if args.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"--log-level must be debug, info, warning or error, not {args.log_level}")
     tls = tls_files(args.tls_cert, args.tls_key)
     if tls is not None:
         check_loadable(tls)
+
+
+def _dest(flag: str) -> str:
+    """argparse's attribute for ``flag``: ``--max-body-bytes`` is ``max_body_bytes``."""
+    return flag.removeprefix("--").replace("-", "_")
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
@@ -129,7 +136,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     try:
         check_args(args)
         admin_password = resolve_admin_password(env)  # before the prompt: a bad admin secret fails at once
-        settings = settings_from(args, resolve_password(env), admin_password)
+        settings = settings_from(args, resolve_password(env), admin_password, env)
         from chat_tracker.runtime.server import serve  # imported late: --help stays fast
 
         return serve(settings)

@@ -47,10 +47,11 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
 def rotate_in_redis(url: str, prefix: str, password: str | None = None) -> bool:
     """Rotate the key of the room under ``prefix``; False if Redis holds no room there."""
     import redis
-    from chat_tracker.journal.redis_auth import client_options, redact
+    from chat_tracker.journal.redis_auth import redact
+    from chat_tracker.journal.redis_client import COMMAND, sync_client
     from chat_tracker.journal.redis_keys import Keys
 
-    client = redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=3.0, **client_options(password))
+    client = sync_client(url, password, COMMAND)
     try:
         return bool(int(client.eval(ROTATE, 1, Keys(prefix).room, secrets.token_hex(32))))
     except redis.RedisError as error:

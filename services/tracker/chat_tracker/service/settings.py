@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypedDict
 
 from chat_protocol import Limits
 from chat_tracker.core.addresses import TrustedProxies
@@ -17,8 +17,17 @@ from chat_tracker.core.hosts import AllowedHosts
 from chat_tracker.core.origins import DEFAULT as DEFAULT_ORIGINS
 from chat_tracker.core.origins import AllowedOrigins
 from chat_tracker.errors import ConfigError
+from chat_tracker.journal.redis_keys import DEFAULT_PREFIX
 
-__all__ = ["ConfigError", "Settings", "default_env", "env_flag", "resolve_admin_password", "resolve_password"]
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "bench_switches",
+    "default_env",
+    "env_flag",
+    "resolve_admin_password",
+    "resolve_password",
+]
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,7 @@ class Settings:
     # Replicas (replicas/replica.py): the room lives in Redis; None is the single process on chat.log.
     redis_url: str | None = field(default=None, repr=False)  # may hold Redis's password
     redis_password: str | None = field(default=None, repr=False)  # from --redis-password-file (journal/redis_auth.py)
-    redis_prefix: str = "groupchat:"
+    redis_prefix: str = DEFAULT_PREFIX  # journal/redis_keys.py, where the keys are named
     redis_volatile: bool = False  # accept a Redis without appendfsync always (may lose the last second)
     bench_disable_log: bool = False  # benchmark-only: price durability (TRACKER_BENCH_DISABLE_LOG=1)
     bench_asgi_ws: bool = False  # benchmark-only: /ws through the ASGI adapter (TRACKER_BENCH_ASGI_WS=1)
@@ -97,6 +106,10 @@ class Settings:
         if self.admin_password == self.password:
             raise ConfigError("the admin password must differ from the room password")
 
+
+# ``chat-tracker archive``'s own; its other flags are the tracker's, with the defaults above.
+ARCHIVER_PORT = 8001  # beside the tracker's 8000
+KEEP_IN_REDIS = 10_000  # archived events left in the stream, for replicas' resumes
 
 PASSWORD_PROMPT = "Enter server password to be used for login... "
 
@@ -146,6 +159,21 @@ def resolve_admin_password(env: Mapping[str, str]) -> str | None:
 def env_flag(env: Mapping[str, str], name: str) -> bool:
     """True for 1/true/yes/on (any case)."""
     return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class BenchSwitches(TypedDict):
+    """The benchmark-only Settings fields: environment variables, never flags (no operator should set them)."""
+
+    bench_disable_log: bool
+    bench_asgi_ws: bool
+
+
+def bench_switches(env: Mapping[str, str]) -> BenchSwitches:
+    """The benchmark-only switches from ``env`` (1/true/yes/on turns one on)."""
+    return BenchSwitches(
+        bench_disable_log=env_flag(env, "TRACKER_BENCH_DISABLE_LOG"),
+        bench_asgi_ws=env_flag(env, "TRACKER_BENCH_ASGI_WS"),
+    )
 
 
 def default_env() -> Mapping[str, str]:

@@ -27,11 +27,9 @@ import calendar
 import contextlib
 import gzip
 import logging
-import os
-import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -45,13 +43,12 @@ from chat_tracker.storage.chatlog import LOG_NAME, ChatLog, OpenReport
 from chat_tracker.storage.private_files import make_path_private
 from chat_tracker.storage.segments import Discontinuity, LogFile, RetentionPolicy, Segment
 
-__all__ = ["KILL_POINTS", "KillSwitch", "RotatingLog", "RotationPolicy", "clock_from_env"]
+__all__ = ["RotatingLog", "RotationPolicy", "next_midnight"]
 
 log = logging.getLogger("chat_tracker")
 
 ROTATION_RETRY_SECONDS = 1.0
 READ_ATTEMPTS = 3
-KILL_POINTS = ("before-rename", "after-rename", "after-reopen", "mid-write", "mid-compress", "after-compress")
 
 
 @dataclass(frozen=True)
@@ -62,57 +59,6 @@ class RotationPolicy:
     daily: bool = False
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     compress: bool = False
-
-
-class KillSwitch:
-    """Test-only: SIGKILL this process at a named point of the ``nth`` rotation.
-
-    Set by TRACKER_TEST_KILL_AT=POINT[:N] (POINT one of ``KILL_POINTS``) and never by
-    a documented flag, like TRACKER_BENCH_DISABLE_LOG: the reliability tests use it to
-    prove that a crash at any step of a rotation loses no line and repeats no seq.
-    """
-
-    def __init__(self, point: str = "", nth: int = 1) -> None:
-        self.point = point
-        self.nth = nth
-        self._seen = 0
-        self.armed = False  # by the first rotation: start-up's own maintenance never dies
-
-    @classmethod
-    def from_environ(cls, env: Mapping[str, str]) -> KillSwitch:
-        raw = env.get("TRACKER_TEST_KILL_AT", "")
-        point, _, nth = raw.partition(":")
-        if point and point not in KILL_POINTS:
-            raise ValueError(f"TRACKER_TEST_KILL_AT: unknown point {point!r}")
-        return cls(point, int(nth or 1))
-
-    def reached(self, point: str) -> None:
-        if point != self.point or not self.armed:
-            return
-        self._seen += 1
-        if self._seen >= self.nth:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    def write_half_then_die(self, path: Path, data: bytes) -> None:
-        """The ``mid-write`` point: half of the first batch of a fresh chat.log reaches the file."""
-        if self.point != "mid-write" or not self.armed:
-            return
-        if self._seen + 1 >= self.nth:
-            with path.open("ab") as file:
-                file.write(data[: max(1, len(data) // 2)])
-        self.reached("mid-write")
-
-
-def clock_from_env(env: Mapping[str, str]) -> Callable[[], float]:
-    """The tracker's clock: ``time.time``, shifted by TRACKER_TEST_CLOCK_OFFSET seconds (test-only).
-
-    The daily-rotation test starts a tracker a second before UTC midnight instead of
-    waiting for one; chat.log's timestamps then show the shifted time.
-    """
-    offset = float(env.get("TRACKER_TEST_CLOCK_OFFSET", "0") or 0)
-    if not offset:
-        return time.time
-    return lambda: time.time() + offset
 
 
 def _last_seq_or_zero(path: Path) -> int:
@@ -158,7 +104,6 @@ class RotatingLog:
         policy: RotationPolicy = RotationPolicy(),
         *,
         clock: Callable[[], float] = time.time,
-        kill: KillSwitch | None = None,
         executor: Executor | None = None,
     ) -> None:
         self.data_dir = data_dir
@@ -167,7 +112,6 @@ class RotatingLog:
         self.stats = SegmentStats()
         self._log_class = log_class
         self._clock = clock
-        self._kill = kill or KillSwitch()
         self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="chat-log-maintenance")
         self._lock = threading.Lock()  # maintenance runs one at a time
         self._log: ChatLog | None = None
@@ -208,7 +152,11 @@ class RotatingLog:
         """Write whole lines, rotating first when this batch would cross a limit."""
         chat_log = self._log if self._log is not None else self._reopen_after_failure()
         if chat_log.size and self._due(chat_log.size + len(data), data):
-            chat_log = self._rotate(chat_log, data)
+            chat_log = self._rotate(chat_log)
+        self._write(chat_log, data)
+
+    def _write(self, chat_log: ChatLog, data: bytes) -> None:
+        """The batch into chat.log; the first batch of a fresh one starts its day (daily rotation)."""
         fresh = chat_log.first_seq is None
         chat_log.append(data)
         if fresh and self.policy.daily:
@@ -224,29 +172,28 @@ class RotatingLog:
 
     # --- rotation -------------------------------------------------------------------------------------
 
-    def _rotate(self, chat_log: ChatLog, data: bytes) -> ChatLog:
+    def _rotate(self, chat_log: ChatLog) -> ChatLog:
+        """Steps 1-3 of the docstring's list: chat.log as a segment, and a fresh chat.log (postponed: the same one)."""
         first_seq = chat_log.first_seq
         assert first_seq is not None  # the file is not empty
         target = self.data_dir / segments.segment_name(first_seq)
         if target.exists() or target.with_name(target.name + segments.GZ).exists():
             return self._postpone(chat_log, f"{target.name} exists already")
-        self._kill.armed = True
         with contextlib.suppress(OSError):
             chat_log.fsync()  # the data first, then the name: a power cut never renames a hole
-        self._kill.reached("before-rename")
         try:
-            self.path.rename(target)
+            self._rename_to(target)
         except OSError as error:
             return self._postpone(chat_log, error.strerror or str(error))
-        self._sync_dir()
-        self._kill.reached("after-rename")
         chat_log.close()
         self._log = None
         self._rotated(target, chat_log.size)
-        fresh = self._open_fresh()
-        self._kill.reached("after-reopen")
-        self._kill.write_half_then_die(self.path, data)
-        return fresh
+        return self._open_fresh()
+
+    def _rename_to(self, segment: Path) -> None:
+        """Step 2, once chat.log is fsynced: it becomes ``segment``, durably (OSError: nothing renamed)."""
+        self.path.rename(segment)
+        self._sync_dir()
 
     def _postpone(self, chat_log: ChatLog, why: str) -> ChatLog:
         log.error("Cannot rotate %s (%s); still writing to it, retrying in a second", self.path, why)
@@ -296,13 +243,11 @@ class RotatingLog:
             if segment.compressed:
                 self._repack(segment.path)
                 continue
-            self._kill.reached("mid-compress")
             try:
                 packed = segments.compress(segment.path)
             except OSError as error:
                 log.warning("Cannot compress %s (%s); left uncompressed", segment.path.name, error.strerror)
                 return
-            self._kill.reached("after-compress")
             log.info("Compressed %s", packed.name)
 
     def _repack(self, path: Path) -> None:
