@@ -7,7 +7,7 @@ the place of a stranger, never of a member. The stranger dropped is the oldest o
 of the address holding the most: a flood from a few addresses pays for itself, and a
 member connecting from a fresh address (which holds one stranger, its own) gets in.
 
-Pure bookkeeping, no I/O: the adapter (``websocket.py``) closes whom it is told to.
+Pure bookkeeping, no I/O: the adapter (``transport/native.py``) closes whom it is told to.
 """
 
 from __future__ import annotations

@@ -83,7 +83,6 @@ def settings_from(args: argparse.Namespace, password: str, admin_password: str |
         auth_guesses_per_minute=args.auth_guesses_per_minute,
         joins_per_minute=args.joins_per_minute,
         bench_disable_log=env_flag(os.environ, "TRACKER_BENCH_DISABLE_LOG"),
-        bench_asgi_ws=env_flag(os.environ, "TRACKER_BENCH_ASGI_WS"),
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
     )

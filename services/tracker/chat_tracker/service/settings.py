@@ -85,7 +85,6 @@ class Settings:
     redis_prefix: str = "groupchat:"
     redis_volatile: bool = False  # accept a Redis without appendfsync always (may lose the last second)
     bench_disable_log: bool = False  # benchmark-only: price durability (TRACKER_BENCH_DISABLE_LOG=1)
-    bench_asgi_ws: bool = False  # benchmark-only: /ws through the ASGI adapter (TRACKER_BENCH_ASGI_WS=1)
     tls_cert: Path | None = None  # with tls_key: serve https and wss (tls.py); None: plain http and ws
     tls_key: Path | None = None
 
