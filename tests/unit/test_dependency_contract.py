@@ -25,7 +25,6 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -234,39 +233,6 @@ def test_an_upgrade_is_handed_to_the_adapter_http_guard_names() -> None:
     assert upgraded.received.endswith(b"\r\n\r\n")
     assert http not in state.connections, f"{_uvicorn()}: the HTTP protocol still counts an upgraded socket"
     assert not transport.written, f"{_uvicorn()}: uvicorn answered the upgrade itself: {bytes(transport.written)!r}"
-
-
-# websockets' parser under the native adapter
-
-
-def _native(transport: FakeTransport) -> Any:
-    """A native adapter on ``transport``, before any handshake (a stand-in tracker: only settings are read)."""
-    from uvicorn.server import ServerState
-
-    from chat_tracker.service.settings import Settings
-    from chat_tracker.transport.native import NativeWebSocket
-
-    tracker = SimpleNamespace(settings=Settings(password="x" * 12))
-    native = NativeWebSocket(_config(), ServerState(), {}, tracker=tracker)  # type: ignore[arg-type]
-    native.connection_made(transport)
-    return native
-
-
-def test_native_adapter_answers_a_handshake_the_parser_refused() -> None:
-    """A header line over 8 KiB: websockets refuses it, and its HTTP error goes out before the close."""
-
-    async def scenario() -> FakeTransport:
-        transport = FakeTransport()
-        native = _native(transport)
-        native.data_received(_handshake(f"Authorization: Bearer {'x' * 80_000}"))
-        native.connection_lost(None)
-        return transport
-
-    transport = asyncio.run(scenario())
-    status = bytes(transport.written).split(b"\r\n", 1)[0]
-    versions = f"websockets {_installed('websockets')} (pyproject.toml: {_declared('websockets')})"
-    assert re.fullmatch(rb"HTTP/1\.1 4(00|31) .*", status), f"{versions}: answered {status!r}, not 400/431"
-    assert transport.closed, f"{versions}: the refused connection was left open"
 
 
 def test_tracker_server_hooks_exist() -> None:

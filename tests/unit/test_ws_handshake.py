@@ -6,6 +6,11 @@ exactly as a client offering permessage-deflate would send them.
 
 from __future__ import annotations
 
+import asyncio
+import re
+from types import SimpleNamespace
+from typing import Any, cast
+
 import pytest
 from websockets.client import ClientProtocol
 from websockets.exceptions import PayloadTooBig
@@ -17,7 +22,7 @@ from chat_protocol import CloseCode
 from chat_tracker.core.dialects import JSON, PLAIN
 from chat_tracker.transport.handshake import NOT_HERE, Opened, answer, parser
 
-from .wskit import LIMIT, SELF, client, open_pair, request_of
+from .wskit import LIMIT, SELF, Socket, client, open_pair, request_of
 
 
 def opened(server: ServerProtocol, request: Request) -> tuple[Opened | None, Response, list[str | None]]:
@@ -96,3 +101,28 @@ def test_a_small_compressed_message_that_inflates_past_the_limit_is_closed_1009(
     assert isinstance(server.parser_exc, PayloadTooBig)
     assert server.close_sent is not None and server.close_sent.code == CloseCode.TOO_BIG
     assert sum(len(frame.data) for frame in server.events_received()) <= LIMIT  # never inflated past it
+
+
+def test_the_native_adapter_answers_a_handshake_the_parser_refused() -> None:
+    """A header line over 8 KiB: websockets refuses it, and its HTTP 400/431 goes out before the close."""
+    from uvicorn.server import ServerState
+
+    from chat_tracker.service.settings import Settings
+    from chat_tracker.transport.native import NativeWebSocket
+
+    tracker = SimpleNamespace(settings=Settings(password="x" * 12))  # before a handshake only settings are read
+
+    async def scenario() -> Socket:
+        socket = Socket()
+        native = NativeWebSocket(cast(Any, None), ServerState(), {}, tracker=cast(Any, tracker))
+        native.connection_made(socket)
+        upgrade = Request("/ws", client(deflate=False).connect().headers)
+        upgrade.headers["Authorization"] = f"Bearer {'x' * 80_000}"
+        native.data_received(upgrade.serialize())
+        native.connection_lost(None)
+        return socket
+
+    socket = asyncio.run(scenario())
+    status = bytes(socket.written).split(b"\r\n", 1)[0]
+    assert re.fullmatch(rb"HTTP/1\.1 4(00|31) .*", status), f"answered {status!r}, not 400/431"
+    assert socket.closed, "the refused connection was left open"

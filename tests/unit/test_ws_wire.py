@@ -5,7 +5,6 @@ A client on websockets' sans-I/O protocol reads what the wire wrote, as a browse
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from websockets.exceptions import InvalidState
@@ -15,29 +14,7 @@ from chat_protocol import CloseCode
 from chat_tracker.core.frames import text_frame
 from chat_tracker.transport.wire import Wire
 
-from .wskit import open_pair
-
-
-class Socket(asyncio.Transport):
-    """Records what is written; closes and aborts on request; no socket."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.written = bytearray()
-        self.closed = False
-        self.aborted = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.written += data
-
-    def is_closing(self) -> bool:
-        return self.closed or self.aborted
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.aborted = True
+from .wskit import Socket, open_pair
 
 
 def wired(*, deflate: bool) -> tuple[Wire, Socket, Any]:

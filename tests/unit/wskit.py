@@ -3,6 +3,8 @@ the tracker's parser, past the handshake or not, with no socket and no event loo
 
 from __future__ import annotations
 
+import asyncio
+
 from websockets.client import ClientProtocol
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory, PerMessageDeflate
 from websockets.http11 import Request
@@ -45,3 +47,25 @@ def open_pair(limit: int = LIMIT, *, deflate: bool = True) -> tuple[ServerProtoc
     peer.receive_data(b"".join(server.data_to_send()))
     assert [type(extension) for extension in peer.extensions] == ([PerMessageDeflate] if deflate else [])
     return server, peer
+
+
+class Socket(asyncio.Transport):
+    """Records what is written; closes and aborts on request; no socket."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closed = False
+        self.aborted = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return self.closed or self.aborted
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = True

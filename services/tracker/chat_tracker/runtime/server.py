@@ -54,22 +54,6 @@ class RedactQueryStrings(logging.Filter):
         return True
 
 
-class QuietClientFaults(logging.Filter):
-    """A client's invalid UTF-8 is its fault, not the tracker's: one line, no ERROR, no traceback.
-
-    uvicorn logs it with ``logger.exception``, so any peer, even before the password,
-    could write tracebacks into the tracker's log at will. The connection is still
-    closed with 1007 and a member's leave is logged as usual.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.ERROR and str(record.msg).startswith("Invalid UTF-8 sequence received"):
-            record.levelno, record.levelname = logging.INFO, "INFO"
-            record.msg = "Closed a connection that sent invalid UTF-8 (1007)"
-            record.exc_info, record.exc_text = None, None
-        return True
-
-
 def logging_config(level: str) -> dict[str, Any]:
     """stdout for everything, one line per event, query strings redacted."""
     handler = {
@@ -81,17 +65,14 @@ def logging_config(level: str) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"redact": {"()": RedactQueryStrings}, "client_faults": {"()": QuietClientFaults}},
+        "filters": {"redact": {"()": RedactQueryStrings}},
         "formatters": {"plain": {"format": "%(asctime)s %(levelname)-7s %(message)s"}},
         "handlers": {"stdout": handler},
         "loggers": {
             "chat_tracker": {"handlers": ["stdout"], "level": level.upper(), "propagate": False},
             "uvicorn": {"handlers": ["stdout"], "level": level.upper(), "propagate": False},
             # uvicorn's per-connection INFO lines are noise beside our own join/leave lines.
-            "uvicorn.error": {
-                "level": "DEBUG" if level.lower() == "debug" else "WARNING",
-                "filters": ["client_faults"],
-            },
+            "uvicorn.error": {"level": "DEBUG" if level.lower() == "debug" else "WARNING"},
             "uvicorn.access": {"handlers": ["stdout"], "level": "WARNING", "propagate": False},
         },
     }

@@ -52,7 +52,6 @@ class SessionDriver(Closable):
         "_done",
         "_ready",
         "_task",
-        "address",
         "ended",
         "lost",
         "outbox",
@@ -67,7 +66,6 @@ class SessionDriver(Closable):
         self.tracker = tracker
         self.socket = socket
         self.wire = wire
-        self.address = address
         # Compressed, a connection's frames are built by its own parser, one at a time: its
         # outbox holds texts. Otherwise it takes the frames the room built once for everyone.
         direct = None if opened.compressed else wire
@@ -163,7 +161,7 @@ class SessionDriver(Closable):
         self.session.say_goodbye(code, message, reason)
 
     def make_room(self) -> None:
-        log.debug("Dropped an unauthenticated connection from %s to make room", self.address)
+        log.debug("Dropped an unauthenticated connection from %s to make room", self.session.address)
         self.session.refuse_full()
         self._after_input()
 
@@ -184,7 +182,7 @@ class SessionDriver(Closable):
         session = self.session
         if isinstance(action, CheckPassword):
             # Answered now, right or wrong or refused: a password check never waits (auth.PasswordGate).
-            session.password_checked(self.tracker.gate.check(self.address, action.candidate))
+            session.password_checked(self.tracker.gate.check(session.address, action.candidate))
             if session.state is SessionState.AWAIT_NAME:
                 self.tracker.connections.authenticated(self)  # a member now: never dropped for room
         elif isinstance(action, Replay):

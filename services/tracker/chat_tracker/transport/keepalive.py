@@ -11,22 +11,29 @@ from __future__ import annotations
 import asyncio
 import random
 import struct
-from collections.abc import Callable
+from typing import Protocol
+
+
+class Peer(Protocol):
+    """The connection being kept alive (``native.NativeWebSocket``)."""
+
+    def send_ping(self, payload: bytes) -> bool:
+        """Send a ping with ``payload``; False if the connection is closing (no more pings then)."""
+
+    def silent(self) -> None:
+        """No pong came in time."""
 
 
 class Keepalive:
     """The ping timer, the pong timer and the payload awaited."""
 
-    __slots__ = ("_interval", "_payload", "_ping_timer", "_pong_timer", "_send_ping", "_silent", "_timeout")
+    # The peer, not two bound methods of it: one pointer per connection instead of two objects.
+    __slots__ = ("_interval", "_payload", "_peer", "_ping_timer", "_pong_timer", "_timeout")
 
-    def __init__(
-        self, interval: float, timeout: float, send_ping: Callable[[bytes], bool], silent: Callable[[], None]
-    ) -> None:
-        """``send_ping(payload)`` sends one, or says False (closing: no more pings); ``silent()``: no pong in time."""
+    def __init__(self, interval: float, timeout: float, peer: Peer) -> None:
         self._interval = interval
         self._timeout = timeout
-        self._send_ping = send_ping
-        self._silent = silent
+        self._peer = peer
         self._ping_timer: asyncio.TimerHandle | None = None
         self._pong_timer: asyncio.TimerHandle | None = None
         self._payload: bytes | None = None
@@ -56,7 +63,7 @@ class Keepalive:
     def _ping(self) -> None:
         self._ping_timer = None
         payload = struct.pack("!I", random.getrandbits(32))
-        if not self._send_ping(payload):
+        if not self._peer.send_ping(payload):
             return
         self._payload = payload
         if self._timeout > 0:
@@ -67,4 +74,4 @@ class Keepalive:
     def _unanswered(self) -> None:
         self._pong_timer = None
         self._payload = None
-        self._silent()
+        self._peer.silent()

@@ -80,7 +80,7 @@ class NativeWebSocket(asyncio.Protocol):
         self.connections: set[Any] = server_state.connections  # uvicorn's: it shuts them down at exit
         self.conn = handshake.parser(settings.limits.max_frame_bytes, settings.ws_deflate)
         self.wire = Wire(self.conn)
-        self.keepalive = Keepalive(settings.ping_interval, settings.ping_timeout, self._send_ping, self._silent)
+        self.keepalive = Keepalive(settings.ping_interval, settings.ping_timeout, self)
         self.address = "unknown"
         self.driver: SessionDriver | None = None  # once the upgrade is accepted
         self._pending: list[Any] | None = None  # parsed events waiting while a replay runs
@@ -255,16 +255,16 @@ class NativeWebSocket(asyncio.Protocol):
         if self.driver is not None:
             self.driver.disconnected(sent.code if sent is not None else 1002)
 
-    # --- keepalive -------------------------------------------------------------------
+    # --- what keepalive asks of the socket (keepalive.Peer) ----------------------------
 
-    def _send_ping(self, payload: bytes) -> bool:
+    def send_ping(self, payload: bytes) -> bool:
         if self.wire.gone:
             return False
         self.conn.send_ping(payload)
         self.wire.flush()
         return True
 
-    def _silent(self) -> None:
+    def silent(self) -> None:
         """No pong in time: the peer is gone without a word (the session hears ``lost``)."""
         wire = self.wire
         if wire.gone:
