@@ -49,6 +49,15 @@ def test_an_upgrade_opens_with_the_dialect_the_peer_chose() -> None:
         assert "Date" not in response.headers and "Server" not in response.headers
 
 
+def test_a_repeated_authorization_header_is_read_as_the_first() -> None:
+    """Two Authorization headers: the first counts (as through ASGI), instead of the handshake failing unanswered."""
+    server = parser(LIMIT, deflate=False)
+    request = request_of(server, client(deflate=False), Authorization="Bearer first")
+    request.headers["Authorization"] = "Bearer second"
+    result, response, _ = opened(server, request)
+    assert response.status_code == 101 and result is not None and result.authorization == "Bearer first"
+
+
 @pytest.mark.parametrize(("enabled", "offered"), [(True, True), (True, False), (False, True), (False, False)])
 def test_deflate_is_negotiated_only_when_enabled_and_offered(enabled: bool, offered: bool) -> None:
     """--ws-deflate and a client that offers it: compressed. Either missing: no extension at all."""

@@ -85,7 +85,8 @@ def answer(
         refused_origin(origin)
         conn.send_response(conn.reject(403, ""))
         return None
-    authorization = request.headers.get("Authorization")
+    # The first, as an ASGI server would give it: ``get`` raises on a repeated header.
+    authorization = next(iter(request.headers.get_all("Authorization")), None)
     response = conn.accept(request)
     request.headers.clear()  # the parser keeps the request object: do not keep its headers too
     if response.status_code != 101:  # not a valid upgrade (websockets says why in the body)
