@@ -63,7 +63,7 @@ class Wire:
         self.flush()
 
     def send_close(self, code: int, reason: str) -> None:
-        """Our close frame (once); the peer then has until the close timer to answer it."""
+        """Our close frame, after what is written; from now on only the parser's answers go out."""
         self.close_sent = True
         with contextlib.suppress(InvalidState):
             self.conn.send_close(code, reason)
