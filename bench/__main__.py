@@ -4,7 +4,7 @@
     python -m bench --smoke              # seconds, tiny N, all three servers (CI)
     python -m bench --workloads fanout --members 100,1000
     python -m bench --profile            # py-spy profile of the tracker's hot path
-    python -m bench --memory             # an idle member's memory by file: native and ASGI adapters
+    python -m bench --memory             # an idle member's memory by file
     python -m bench --baseline edb638b   # the same, with the tracker of commit edb638b beside this tree's
     python -m bench --baseline edb638b --workloads fanout --servers tracker,baseline
     python -m bench --workloads fanout --arrivals lockstep,even,poisson --seed 7

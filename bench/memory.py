@@ -3,11 +3,11 @@
 Starts the tracker under ``tracemalloc`` (``TRACED``: SIGUSR1 takes a snapshot; the second is
 compared with the first and written out), joins N idle members (``--members``, default 1,000)
 through the generators between the two snapshots, and reports what those members hold,
-grouped by the source file whose code allocated it, in bytes per member. It does this twice,
-side by side: with the native adapter (``chat_tracker/transport/native.py``, the default) and with the
-ASGI adapter (``TRACKER_BENCH_ASGI_WS=1``: uvicorn's WebSocket protocol, ``websocket.py``'s
-reader and writer tasks), so the breakdown before and after the native adapter comes from one
-run. Tracing costs memory of its own, so RSS figures come from the ``idle`` workload instead.
+grouped by the source file whose code allocated it, in bytes per member, for each of
+``VARIANTS`` side by side (one column each). ``/ws`` has one adapter
+(``chat_tracker/transport/native.py``); the generators offer no per-message deflate, so
+``--ws-deflate`` would change nothing here. Tracing costs memory of its own, so RSS
+figures come from the ``idle`` workload instead.
 """
 
 from __future__ import annotations
@@ -23,10 +23,7 @@ from .workloads import Bench, Plan, running
 
 MEMBERS = 1000
 TOP = 14  # files listed; the rest are summed as "other"
-VARIANTS: tuple[tuple[str, dict[str, str]], ...] = (
-    ("native (native.py)", {}),
-    ("ASGI (websocket.py + uvicorn)", {"TRACKER_BENCH_ASGI_WS": "1"}),
-)
+VARIANTS: tuple[tuple[str, dict[str, str]], ...] = (("native (native.py)", {}),)
 
 # The tracker's CLI, with a SIGUSR1 handler: the first signal snapshots, the second compares.
 TRACED = """

@@ -30,10 +30,10 @@ def answer(tracker: RunningTracker, path: str, host: str, headers: dict[str, str
     return status_of(tracker.port, head("GET", path, host, headers or {}), timeout=2 * UNIT)
 
 
-@pytest.mark.parametrize("adapter", ["native", "asgi"])
+@pytest.mark.parametrize("adapter", ["native", "deflate"])
 def test_a_rebound_host_is_refused_everywhere(start_tracker: Callable[..., RunningTracker], adapter: str) -> None:
     """On loopback (the default, auto): Host evil.example gets 400 on REST, the page and /ws, Origin or not."""
-    tracker = start_tracker(env={"TRACKER_BENCH_ASGI_WS": "1"} if adapter == "asgi" else {})
+    tracker = start_tracker(*(["--ws-deflate"] if adapter == "deflate" else []))
     evil = f"{REBOUND}:{tracker.port}"
     assert answer(tracker, "/healthz", evil) == 400
     assert answer(tracker, "/", evil) == 400

@@ -51,13 +51,13 @@ async def test_rest_over_https_with_the_test_ca(start_tracker: StartTracker, cer
             await stranger.get(f"https://127.0.0.1:{port}/members", headers=headers)
 
 
-@pytest.mark.parametrize("adapter", [(), ("--ws-deflate",)], ids=["native", "asgi-deflate"])
+@pytest.mark.parametrize("adapter", [(), ("--ws-deflate",)], ids=["native", "native-deflate"])
 async def test_members_join_and_chat_over_wss(
     start_tracker: StartTracker, certificates: Certificates, adapter: tuple[str, ...]
 ) -> None:
     """Two plain-text members on a real WebSocket client over wss see each other's messages; chat.log has them.
 
-    Both WebSocket adapters: native.py's protocol, and uvicorn's (wire.py) that --ws-deflate picks.
+    Both ways out of native.py: frames pre-built once for everyone, and (--ws-deflate) compressed per connection.
     """
     tracker = start_tracker(*certificates.tracker_flags(), *adapter)
     assert tracker.tls

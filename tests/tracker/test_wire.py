@@ -1,4 +1,4 @@
-"""The direct-write path: frames built once, written in order, and the ASGI fallback."""
+"""The direct-write path: frames built once, written in order, and the per-message deflate path beside it."""
 
 from __future__ import annotations
 
@@ -65,8 +65,8 @@ def test_wired_outbox_overflow_counts_frames_not_writes() -> None:
     assert overflowed == [True] and outbox.overflowed
 
 
-async def test_asgi_fallback_with_per_message_deflate(start_tracker: object) -> None:
-    """With --ws-deflate frames cannot be shared, and the plain ASGI path carries the same dialogue."""
+async def test_per_message_deflate_carries_the_same_dialogue(start_tracker: object) -> None:
+    """With --ws-deflate a compressing peer's frames cannot be shared: its parser frames them, same dialogue."""
     tracker = start_tracker("--ws-deflate")  # type: ignore[operator]
     async with (
         plain_member(tracker.url, PASSWORD, "alpha") as alpha,

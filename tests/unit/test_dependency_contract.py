@@ -1,10 +1,14 @@
 """What the tracker needs from the versions it runs on, and what pyproject.toml and requirements.lock promise.
 
-``chat_tracker/transport/wire.py`` subclasses uvicorn's *private* sans-I/O WebSocket protocol
-(``WebSocketsSansIOProtocol``, new in uvicorn 0.35) and reads its attributes. Nothing in
-uvicorn promises to keep them, so these tests check each name on the installed uvicorn and
-fail naming the uvicorn version and what is missing: an upgrade that moves one fails here,
-plainly, not as a hang or a silent fall-back to slow ASGI sends in a real-server test.
+``chat_tracker/transport/http_guard.py`` subclasses uvicorn's httptools HTTP protocol
+(``HttpToolsProtocol``, in a module uvicorn does not document) and relies on how it hands a
+WebSocket upgrade over: it builds whatever ``ws_protocol_class`` holds as it would build its
+own WebSocket protocol, gives it the transport and the request read so far, and switches the
+transport to it. The one ``/ws`` adapter (``transport/native.py``) takes the socket from
+there, on websockets' sans-I/O ``ServerProtocol``. Nothing in uvicorn promises to keep these,
+so these tests check each name and step on the installed versions and fail naming the version
+and what is missing: an upgrade that moves one fails here, plainly, not as a hang in a
+real-server test.
 
 They also check that the installed versions are inside the ranges pyproject.toml declares,
 and that requirements.lock (the Docker image's dependencies, made by scripts/lock) pins every
@@ -32,32 +36,33 @@ ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = ROOT / "pyproject.toml"
 LOCK = ROOT / "requirements.lock"
 
-SANSIO_MODULE = "uvicorn.protocols.websockets.websockets_sansio_impl"
-SANSIO_CLASS = "WebSocketsSansIOProtocol"
+HTTP_MODULE = "uvicorn.protocols.http.httptools_impl"
+HTTP_CLASS = "HttpToolsProtocol"
 
-# What chat_tracker/transport/wire.py uses of uvicorn's protocol, and what for.
-INSTANCE_ATTRIBUTES = {
-    "writable": "Wire.ready/Wire.wait_ready: an asyncio.Event cleared while the transport's buffer is full",
-    "close_sent": "Wire.ready/Wire.gone",
-    "disconnected": "Wire.ready/Wire.gone",
-    "transport": "Wire.write/Wire.abort and the refused-handshake answer",
-    "conn": "ChatWebSocketProtocol.data_received: the websockets ServerProtocol",
-    "handshake_initiated": "ChatWebSocketProtocol.data_received",
-    "config": "ChatWebSocketProtocol.handle_connect: config.ws_per_message_deflate",
-}
-CONN_ATTRIBUTES = {
-    "handshake_exc": "ChatWebSocketProtocol.data_received: set when the parser refused the handshake",
-    "data_to_send": "ChatWebSocketProtocol.data_received: the parser's error response",
-}
+# What http_guard.py overrides of uvicorn's protocol (each override calls uvicorn's own), and why.
 METHODS = {
-    "data_received": "overridden by ChatWebSocketProtocol",
-    "handle_connect": "overridden by ChatWebSocketProtocol, which reads self.scope after it",
-    "connection_made": "sets self.transport",
-    "connection_lost": "sets self.disconnected",
+    "connection_made": "counts the socket in the socket guard",
+    "connection_lost": "releases the socket's place in the guard",
+    "data_received": "discards what a refused peer still sends",
+    "on_message_begin": "a request under way: the header deadline answers 408",
+    "on_headers_complete": "Host, body bounds and trusted proxies, before the app sees the request",
+    "on_body": "counts a streamed body",
+    "on_message_complete": "disarms the body deadline",
+    "on_response_complete": "re-arms the header deadline for the next request",
+    "handle_websocket_upgrade": "hands the upgraded socket to native.NativeWebSocket",
 }
-# asyncio.Protocol has these as no-ops; uvicorn's must clear and set `writable`, or
-# Wire.wait_ready never waits and a slow reader's data piles up in the transport.
-FLOW_CONTROL = ("pause_writing", "resume_writing")
+# What http_guard.py reads or sets on uvicorn's instances, and what for.
+INSTANCE_ATTRIBUTES = {
+    "ws_protocol_class": "http_guard sets it: uvicorn upgrades only when it is set, and builds what it holds",
+    "client": "the peer's address for the guard",
+    "transport": "answers and closes refused sockets",
+    "loop": "the header and body deadlines' timers",
+    "parser": "parser.should_upgrade(): no body deadline for an upgrade",
+    "headers": "Host, Content-Length, Transfer-Encoding, X-Forwarded-For",
+    "scope": "scope['client'] set to what a trusted proxy named",
+    "cycle": "a response given before its body was read; a body abandoned",
+    "timeout_keep_alive_task": "set once a response is complete and the next request may begin",
+}
 
 
 def _project() -> dict[str, Any]:
@@ -86,44 +91,42 @@ def _uvicorn() -> str:
     return f"uvicorn {_installed('uvicorn')} (pyproject.toml: {_declared('uvicorn')})"
 
 
-def _protocol_class() -> type[Any]:
+def _http_protocol_class() -> type[Any]:
     try:
-        module = importlib.import_module(SANSIO_MODULE)
+        module = importlib.import_module(HTTP_MODULE)
     except ImportError as exc:
         pytest.fail(
-            f"{_uvicorn()} has no module {SANSIO_MODULE} ({exc}); transport/wire.py subclasses its {SANSIO_CLASS}"
+            f"{_uvicorn()} has no module {HTTP_MODULE} ({exc}); transport/http_guard.py subclasses its {HTTP_CLASS}"
         )
-    cls = getattr(module, SANSIO_CLASS, None)
+    cls = getattr(module, HTTP_CLASS, None)
     if not isinstance(cls, type):
-        pytest.fail(f"{_uvicorn()}: {SANSIO_MODULE} has no class {SANSIO_CLASS}, which transport/wire.py subclasses")
+        pytest.fail(f"{_uvicorn()}: {HTTP_MODULE} has no class {HTTP_CLASS}, which transport/http_guard.py subclasses")
     return cls
 
 
 async def _asgi_app(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
-    """Waits for the connection to end; never accepts (the tests look at the protocol, not the app)."""
-    while (await receive())["type"] != "websocket.disconnect":
-        pass
+    """Never called: the tests look at the protocols, not the app."""
+    raise AssertionError(f"the ASGI app was called with a {scope['type']} scope")
 
 
-def _protocol(cls: type[Any], **config: Any) -> Any:
-    """An instance of ``cls`` as uvicorn's server makes one per connection (call inside a running loop)."""
+def _config(**options: Any) -> Any:
+    """A loaded uvicorn Config as the tracker's server makes it: no WebSocket protocol of uvicorn's own."""
     import uvicorn
-    from uvicorn.server import ServerState
 
-    config.setdefault("ws_per_message_deflate", False)  # the tracker's default (uvicorn's is True)
-    settings = uvicorn.Config(_asgi_app, ws=cls, lifespan="off", log_config=None, **config)
-    settings.load()
-    return cls(config=settings, server_state=ServerState(), app_state={})
+    config = uvicorn.Config(_asgi_app, ws="none", lifespan="off", log_config=None, **options)
+    config.load()
+    return config
 
 
 class FakeTransport(asyncio.Transport):
-    """Records what the protocol writes; no socket."""
+    """Records what the protocol writes, and which protocol it is switched to; no socket."""
 
     def __init__(self) -> None:
         super().__init__()
         self.written = bytearray()
         self.closed = False
         self.aborted = False
+        self.protocol: asyncio.BaseProtocol | None = None
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(name, default)
@@ -140,10 +143,19 @@ class FakeTransport(asyncio.Transport):
     def abort(self) -> None:
         self.aborted = True
 
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.protocol = protocol
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
 
 def _handshake(*extra_headers: str) -> bytes:
     lines = [
-        "GET /ws HTTP/1.1",
+        "GET /ws?probe=1 HTTP/1.1",
         "Host: 127.0.0.1:8000",
         "Upgrade: websocket",
         "Connection: Upgrade",
@@ -154,139 +166,73 @@ def _handshake(*extra_headers: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-async def _finish(protocol: Any) -> None:
-    """End the connection and let uvicorn's task for the app finish."""
-    if not protocol.disconnected:
-        protocol.connection_lost(None)
-    await asyncio.wait_for(asyncio.gather(*protocol.tasks), timeout=5)
+class Upgraded(asyncio.Protocol):
+    """Stands in for native.NativeWebSocket: records how uvicorn builds it and what it is given."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        self.transport: asyncio.BaseTransport | None = None
+        self.received = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.received += data
 
 
-# uvicorn's private protocol class
+# uvicorn's HTTP protocol, and how it hands an upgrade over
 
 
-def test_uvicorn_has_the_sans_io_protocol() -> None:
-    """The class chat_tracker/transport/wire.py subclasses exists in the installed uvicorn."""
-    assert issubclass(_protocol_class(), asyncio.Protocol)
+def test_uvicorn_has_the_httptools_protocol() -> None:
+    """The class chat_tracker/transport/http_guard.py subclasses exists in the installed uvicorn."""
+    assert issubclass(_http_protocol_class(), asyncio.Protocol)
 
 
-def _check_methods(cls: type[Any]) -> None:
+def test_httptools_protocol_has_what_http_guard_relies_on() -> None:
+    """The methods http_guard.py overrides, and the attributes it reads, on an instance as uvicorn makes one."""
+    from uvicorn.server import ServerState
+
+    cls = _http_protocol_class()
     for name, why in METHODS.items():
-        assert callable(getattr(cls, name, None)), f"{_uvicorn()}: {SANSIO_CLASS} has no method {name} ({why})"
-    for name in FLOW_CONTROL:
-        assert getattr(cls, name) is not getattr(asyncio.Protocol, name), (
-            f"{_uvicorn()}: {SANSIO_CLASS} does not define {name}, so its `writable` event never changes "
-            "and Wire.wait_ready cannot wait for a slow reader"
-        )
+        assert callable(getattr(cls, name, None)), f"{_uvicorn()}: {HTTP_CLASS} has no method {name} ({why})"
 
-
-def _check_attributes(cls: type[Any]) -> None:
     async def make() -> Any:
-        return _protocol(cls)
+        return cls(config=_config(), server_state=ServerState(), app_state={})
 
     protocol = asyncio.run(make())
     for name, why in INSTANCE_ATTRIBUTES.items():
-        assert hasattr(protocol, name), f"{_uvicorn()}: {SANSIO_CLASS} instances have no attribute {name} ({why})"
-    for name, why in CONN_ATTRIBUTES.items():
-        assert hasattr(protocol.conn, name), (
-            f"{_uvicorn()}, websockets {_installed('websockets')}: {SANSIO_CLASS}.conn "
-            f"({type(protocol.conn).__name__}) has no {name} ({why})"
-        )
-    assert isinstance(protocol.writable, asyncio.Event), f"{_uvicorn()}: `writable` is not an asyncio.Event"
-    assert protocol.writable.is_set(), f"{_uvicorn()}: `writable` is not set on a new connection"
-    for name in ("close_sent", "disconnected", "handshake_initiated"):
-        assert getattr(protocol, name) is False, f"{_uvicorn()}: {name} is {getattr(protocol, name)!r}, not False"
-    assert callable(protocol.conn.data_to_send), f"{_uvicorn()}: conn.data_to_send is not callable"
-    assert hasattr(protocol.config, "ws_per_message_deflate"), f"{_uvicorn()}: Config has no ws_per_message_deflate"
+        assert hasattr(protocol, name), f"{_uvicorn()}: {HTTP_CLASS} instances have no attribute {name} ({why})"
+    assert protocol.ws_protocol_class is None, f"{_uvicorn()}: ws='none' still gives a WebSocket protocol"
 
 
-def _check_contract() -> None:
-    """All of the above; the behavioural tests below start with it, so a missing name fails by name."""
-    cls = _protocol_class()
-    _check_methods(cls)
-    _check_attributes(cls)
+def test_an_upgrade_is_handed_to_the_adapter_http_guard_names() -> None:
+    """With uvicorn's own WebSocket protocols off, the upgrade still goes, whole, to the protocol http_guard names."""
+    from uvicorn.server import ServerState
 
+    from chat_tracker.core.addresses import TrustedProxies
+    from chat_tracker.transport.guard import SocketGuard
+    from chat_tracker.transport.http_guard import guarded_protocol
 
-def test_sans_io_protocol_has_the_methods_wire_relies_on() -> None:
-    """The methods ChatWebSocketProtocol overrides or relies on, and real flow control."""
-    _check_methods(_protocol_class())
-
-
-def test_sans_io_protocol_sets_the_attributes_wire_reads() -> None:
-    """Every attribute wire.py reads is set by uvicorn's __init__, with the type wire.py expects."""
-    _check_attributes(_protocol_class())
-
-
-# The same names in use: chat_tracker/transport/wire.py on the installed uvicorn, with a fake socket
-
-
-def test_chat_protocol_offers_a_wire_that_follows_the_socket() -> None:
-    """After a handshake the app's scope carries a Wire; it follows flow control, writes, and the close."""
-    _check_contract()  # a missing name fails with its message, not as an AttributeError below
-    from chat_tracker.transport.wire import EXTENSION, ChatWebSocketProtocol, Wire
-
-    async def scenario() -> None:
-        protocol = _protocol(ChatWebSocketProtocol)
+    async def scenario() -> tuple[FakeTransport, ServerState, Any]:
+        guarded = guarded_protocol(SocketGuard(4, 100, TrustedProxies()), 10.0, Upgraded)
+        state = ServerState()
+        protocol = guarded(config=_config(), server_state=state, app_state={})
         transport = FakeTransport()
         protocol.connection_made(transport)
-        try:
-            protocol.data_received(_handshake())
-            scope = getattr(protocol, "scope", None)
-            assert scope is not None, f"{_uvicorn()}: handle_connect no longer sets self.scope, so no Wire is offered"
-            wire = scope["extensions"].get(EXTENSION)
-            assert isinstance(wire, Wire), f"{_uvicorn()}: the scope has no {EXTENSION} extension after the handshake"
-            assert wire.ready() and not wire.gone
-            protocol.pause_writing()
-            assert not wire.ready(), f"{_uvicorn()}: pause_writing() does not clear `writable`"
-            protocol.resume_writing()
-            assert wire.ready(), f"{_uvicorn()}: resume_writing() does not set `writable`"
-            before = len(transport.written)
-            wire.write(b"frame")
-            assert bytes(transport.written[before:]) == b"frame"
-            protocol.connection_lost(None)
-            assert protocol.disconnected, f"{_uvicorn()}: connection_lost() does not set `disconnected`"
-            assert wire.gone and not wire.ready()
-        finally:
-            await _finish(protocol)
+        protocol.data_received(_handshake("Origin: http://127.0.0.1:8000"))
+        return transport, state, protocol
 
-    asyncio.run(scenario())
-
-
-def test_chat_protocol_offers_no_wire_with_per_message_deflate() -> None:
-    """Compressed frames differ per connection: the app gets no Wire and uses plain ASGI sends."""
-    _check_contract()
-    from chat_tracker.transport.wire import EXTENSION, ChatWebSocketProtocol
-
-    async def scenario() -> None:
-        protocol = _protocol(ChatWebSocketProtocol, ws_per_message_deflate=True)
-        protocol.connection_made(FakeTransport())
-        try:
-            protocol.data_received(_handshake())
-            assert EXTENSION not in protocol.scope["extensions"]
-        finally:
-            await _finish(protocol)
-
-    asyncio.run(scenario())
-
-
-def test_chat_protocol_answers_a_handshake_the_parser_refused() -> None:
-    """A header line over 8 KiB: an HTTP error goes out and the connection closes, instead of hanging."""
-    _check_contract()
-    from chat_tracker.transport.wire import ChatWebSocketProtocol
-
-    async def scenario() -> None:
-        protocol = _protocol(ChatWebSocketProtocol)
-        transport = FakeTransport()
-        protocol.connection_made(transport)
-        try:
-            protocol.data_received(_handshake(f"Authorization: Bearer {'x' * 80_000}"))
-            status = bytes(transport.written).split(b"\r\n", 1)[0]
-            versions = f"{_uvicorn()}, websockets {_installed('websockets')}"
-            assert re.fullmatch(rb"HTTP/1\.1 4(00|31) .*", status), f"{versions}: answered {status!r}, not 400/431"
-            assert transport.closed, f"{versions}: the refused connection was left open"
-        finally:
-            await _finish(protocol)
-
-    asyncio.run(scenario())
+    transport, state, http = asyncio.run(scenario())
+    upgraded = transport.protocol
+    assert isinstance(upgraded, Upgraded), f"{_uvicorn()}: the transport was not switched to the WebSocket protocol"
+    assert {"config", "server_state", "app_state", "ticket", "client"} <= set(upgraded.kwargs), upgraded.kwargs
+    assert upgraded.kwargs["server_state"] is state and upgraded.transport is transport
+    assert upgraded.received.startswith(b"GET /ws?probe=1 HTTP/1.1\r\n"), upgraded.received[:80]
+    assert b"origin: http://127.0.0.1:8000\r\n" in upgraded.received.lower()
+    assert upgraded.received.endswith(b"\r\n\r\n")
+    assert http not in state.connections, f"{_uvicorn()}: the HTTP protocol still counts an upgraded socket"
+    assert not transport.written, f"{_uvicorn()}: uvicorn answered the upgrade itself: {bytes(transport.written)!r}"
 
 
 def test_tracker_server_hooks_exist() -> None:

@@ -1,10 +1,11 @@
 """A member's outgoing queue: bounded, so one slow reader never holds up the room.
 
-The room hands frames over without awaiting anything. With a ``Wire`` (our uvicorn
-protocol) frames are pre-built bytes: when nothing is queued and the socket is
-keeping up they are written at once, with no task switch; otherwise they wait here
-and the member's writer task drains them when the socket is ready again. Without a
-wire they are text for ASGI ``send`` and always go through the writer task.
+The room hands frames over without awaiting anything. With a ``Wire``
+(``transport/wire.py``) frames are pre-built bytes: when nothing is queued and the
+socket is keeping up they are written at once, with no task switch; otherwise they
+wait here and the adapter drains them when the socket is ready again. Without a wire
+(a connection with per-message deflate, whose frames its own parser compresses) they
+are texts, handed to the adapter through ``on_wake`` as they come.
 
 With a ``Coalescer`` (``--coalesce-ms``) a wired outbox whose socket keeps up does not
 write at once: it holds its frames until the coalescer's window ends (one timer for
@@ -12,7 +13,7 @@ the whole tracker, not one per member), then writes them all in one ``write(2)``
 this machine one small loopback write costs about as much CPU as everything else a
 delivery needs, so a member receiving k frames per window costs about a k-th of the
 writes; the price is at most one window of added latency. Order is untouched: held
-frames are the head of the same queue the writer task drains.
+frames are the head of the same queue the adapter drains.
 
 A member that falls more than ``limit`` frames behind (beyond what its socket
 buffer already holds) overflows: its queue is dropped and ``on_overflow`` decides
@@ -81,7 +82,7 @@ class CloseRequest:
 class Outbox:
     """Frames waiting to be written to one member, oldest first.
 
-    Wired, it queues complete WebSocket frames (bytes); otherwise texts for ASGI.
+    Wired, it queues complete WebSocket frames (bytes); otherwise texts.
     Each kind has its own queue and its own ``take``, so no frame is ever of the
     wrong kind.
     """
@@ -115,7 +116,7 @@ class Outbox:
         self._held = False  # frames wait in _wire_frames for the coalescer's flush
         # Lists, not deques: they are only ever appended to and emptied whole, and an empty
         # deque costs some 600 bytes per member where an empty list costs 56.
-        self._texts: list[str] = []  # not wired: texts for ASGI send
+        self._texts: list[str] = []  # not wired: texts, framed (and compressed) by the adapter
         self._wire_frames: list[bytes] = []  # wired: pre-built frames, possibly several joined
         self._count = 0  # frames queued (a wired item may hold several joined frames)
         self._waiter: asyncio.Future[None] | None = None

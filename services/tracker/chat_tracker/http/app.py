@@ -1,4 +1,8 @@
-"""The app factory: a Tracker behind FastAPI (REST) and a raw ASGI endpoint (``/ws``)."""
+"""The app factory: a Tracker behind FastAPI (REST, the web page, /admin).
+
+``/ws`` is not here: ``transport/http_guard.py`` hands every WebSocket upgrade to the
+native adapter (``transport/native.py``) before uvicorn builds an ASGI scope for it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from chat_protocol import WEBSOCKET_PATH
 from chat_tracker import __version__
 from chat_tracker.http import admin
 from chat_tracker.http.rest import attach_metrics, router
@@ -15,26 +18,17 @@ from chat_tracker.http.web import router as web_router  # the browser client at 
 from chat_tracker.service.settings import Settings
 from chat_tracker.service.tracker import Tracker
 from chat_tracker.transport.asgi import ASGIApp, Receive, Scope, Send
-from chat_tracker.transport.websocket import WebSocketEndpoint
 
 
 class TrackerApp:
-    """The ASGI application: ``/ws`` goes straight to the chat endpoint, the rest to FastAPI.
-
-    Routing the WebSocket around FastAPI keeps the per-frame path short and hands
-    the endpoint uvicorn's own ``send``, which it needs to cut off dead peers.
-    """
+    """The ASGI application uvicorn runs (HTTP and lifespan), and the tracker behind it."""
 
     def __init__(self, tracker: Tracker, api: FastAPI) -> None:
         self.tracker = tracker
         self.api: ASGIApp = admin.AdminGate(tracker, api)  # /admin's password before its body is read
-        self.websocket = WebSocketEndpoint(tracker)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"] == WEBSOCKET_PATH:
-            await self.websocket(scope, receive, send)
-        else:
-            await self.api(scope, receive, send)
+        await self.api(scope, receive, send)
 
 
 def create_app(settings: Settings) -> TrackerApp:

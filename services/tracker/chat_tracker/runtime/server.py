@@ -34,7 +34,6 @@ from chat_tracker.transport.guard import SocketGuard
 from chat_tracker.transport.http_guard import RequestBounds, guarded_protocol
 from chat_tracker.transport.native import NativeWebSocket
 from chat_tracker.transport.tls import PLAIN_WARNING, clear_beyond_loopback
-from chat_tracker.transport.wire import ChatWebSocketProtocol
 
 log = logging.getLogger("chat_tracker")
 
@@ -55,22 +54,6 @@ class RedactQueryStrings(logging.Filter):
         return True
 
 
-class QuietClientFaults(logging.Filter):
-    """A client's invalid UTF-8 is its fault, not the tracker's: one line, no ERROR, no traceback.
-
-    uvicorn logs it with ``logger.exception``, so any peer, even before the password,
-    could write tracebacks into the tracker's log at will. The connection is still
-    closed with 1007 and a member's leave is logged as usual.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.ERROR and str(record.msg).startswith("Invalid UTF-8 sequence received"):
-            record.levelno, record.levelname = logging.INFO, "INFO"
-            record.msg = "Closed a connection that sent invalid UTF-8 (1007)"
-            record.exc_info, record.exc_text = None, None
-        return True
-
-
 def logging_config(level: str) -> dict[str, Any]:
     """stdout for everything, one line per event, query strings redacted."""
     handler = {
@@ -82,17 +65,14 @@ def logging_config(level: str) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"redact": {"()": RedactQueryStrings}, "client_faults": {"()": QuietClientFaults}},
+        "filters": {"redact": {"()": RedactQueryStrings}},
         "formatters": {"plain": {"format": "%(asctime)s %(levelname)-7s %(message)s"}},
         "handlers": {"stdout": handler},
         "loggers": {
             "chat_tracker": {"handlers": ["stdout"], "level": level.upper(), "propagate": False},
             "uvicorn": {"handlers": ["stdout"], "level": level.upper(), "propagate": False},
             # uvicorn's per-connection INFO lines are noise beside our own join/leave lines.
-            "uvicorn.error": {
-                "level": "DEBUG" if level.lower() == "debug" else "WARNING",
-                "filters": ["client_faults"],
-            },
+            "uvicorn.error": {"level": "DEBUG" if level.lower() == "debug" else "WARNING"},
             "uvicorn.access": {"handlers": ["stdout"], "level": "WARNING", "propagate": False},
         },
     }
@@ -154,14 +134,10 @@ def build_server(settings: Settings, socket_ceiling: int) -> TrackerServer:
         app,
         host=settings.host,
         port=settings.port,
-        http=guarded_protocol(
-            guard, settings.header_timeout, websocket_protocol(settings, app), request_bounds(settings)
-        ),
-        ws=ChatWebSocketProtocol,
-        ws_max_size=settings.limits.max_frame_bytes,
-        ws_ping_interval=settings.ping_interval,
-        ws_ping_timeout=settings.ping_timeout,
-        ws_per_message_deflate=settings.ws_deflate,
+        http=guarded_protocol(guard, settings.header_timeout, websocket_protocol(app), request_bounds(settings)),
+        # Every upgrade goes to the native adapter (http_guard), which reads the frame limit, the
+        # pings and --ws-deflate from the settings: uvicorn needs no WebSocket protocol of its own.
+        ws="none",
         # X-Forwarded-For is read by http_guard, from --trusted-proxies only; uvicorn's
         # own handling would trust it before the socket guard has counted the socket.
         proxy_headers=False,
@@ -188,15 +164,8 @@ def request_bounds(settings: Settings) -> RequestBounds:
     return RequestBounds(hosts, settings.max_body_bytes, settings.body_timeout)
 
 
-def websocket_protocol(settings: Settings, app: TrackerApp) -> Callable[..., asyncio.Protocol]:
-    """What an upgraded socket becomes: the native adapter, or uvicorn's protocol and ASGI.
-
-    Per-message deflate compresses every frame per connection, which only the ASGI path
-    (uvicorn's protocol) does; ``TRACKER_BENCH_ASGI_WS=1`` also picks it, so the benchmark
-    can set the two adapters side by side.
-    """
-    if settings.ws_deflate or settings.bench_asgi_ws:
-        return ChatWebSocketProtocol
+def websocket_protocol(app: TrackerApp) -> Callable[..., asyncio.Protocol]:
+    """What an upgraded socket becomes: the native adapter, bound to the app's tracker."""
     return functools.partial(NativeWebSocket, tracker=app.tracker)
 
 

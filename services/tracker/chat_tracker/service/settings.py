@@ -94,7 +94,6 @@ class Settings:
     redis_prefix: str = DEFAULT_PREFIX  # journal/redis_keys.py, where the keys are named
     redis_volatile: bool = False  # accept a Redis without appendfsync always (may lose the last second)
     bench_disable_log: bool = False  # benchmark-only: price durability (TRACKER_BENCH_DISABLE_LOG=1)
-    bench_asgi_ws: bool = False  # benchmark-only: /ws through the ASGI adapter (TRACKER_BENCH_ASGI_WS=1)
     tls_cert: Path | None = None  # with tls_key: serve https and wss (transport/tls.py); None: plain http and ws
     tls_key: Path | None = None
 
@@ -165,15 +164,11 @@ class BenchSwitches(TypedDict):
     """The benchmark-only Settings fields: environment variables, never flags (no operator should set them)."""
 
     bench_disable_log: bool
-    bench_asgi_ws: bool
 
 
 def bench_switches(env: Mapping[str, str]) -> BenchSwitches:
     """The benchmark-only switches from ``env`` (1/true/yes/on turns one on)."""
-    return BenchSwitches(
-        bench_disable_log=env_flag(env, "TRACKER_BENCH_DISABLE_LOG"),
-        bench_asgi_ws=env_flag(env, "TRACKER_BENCH_ASGI_WS"),
-    )
+    return BenchSwitches(bench_disable_log=env_flag(env, "TRACKER_BENCH_DISABLE_LOG"))
 
 
 def default_env() -> Mapping[str, str]:

@@ -1,3 +1,4 @@
-"""Bytes on sockets: the ``/ws`` adapter (``native.py``), the HTTP guard in front of uvicorn
-(``http_guard.py``, ``guard.py``), direct frame writes (``wire.py``), TLS, and a resume's replay.
+"""Bytes on sockets: the HTTP guard in front of uvicorn (``http_guard.py``, ``guard.py``); the one
+``/ws`` adapter, ``native.py`` (the socket's side), with ``handshake.py``, ``driver.py`` (the
+member's session), ``wire.py`` (frames out) and ``keepalive.py``; a resume's replay; TLS; the ASGI types.
 """

@@ -1,4 +1,4 @@
-"""The ASGI types, defined once for the adapters (``http/app.py``, ``websocket.py``)."""
+"""The ASGI types, defined once for the ASGI layers (``http/app.py``, ``http/admin.py``)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 uvicorn has no deadline for the request line and headers: a client that sends
 ``GET / HTTP/1.1`` and then nothing keeps its socket forever (slowloris). Every
 connection, HTTP or WebSocket, begins as an HTTP request in this protocol (the
-upgrade is handed to ``wire.ChatWebSocketProtocol`` once the headers are in), so
+upgrade is handed to ``native.NativeWebSocket`` once the headers are in), so
 this is the one place to enforce it: ``GuardedHttpProtocol`` subclasses uvicorn's
 httptools protocol (given to ``uvicorn.Config(http=...)``) and
 
@@ -18,6 +18,9 @@ httptools protocol (given to ``uvicorn.Config(http=...)``) and
   it in the ASGI scope, so the throttle, the caps and the log lines all see it;
 - answers ``400`` to a request whose ``Host`` is not on ``--allowed-hosts`` (``core/hosts.py``:
   DNS rebinding), before the app or the WebSocket sees it;
+- hands every WebSocket upgrade, whatever its path, to the one ``/ws`` adapter
+  (``native.NativeWebSocket``), whatever uvicorn's ``ws`` setting: it answers 101 on
+  ``/ws`` and 404 on any other path, so no upgrade ever reaches the ASGI app;
 - bounds request bodies before anything reads them (``--max-body-bytes``): a
   ``Content-Length`` over the limit is answered ``413`` with the body unread, streamed
   (chunked) bytes are counted as they arrive and ``413`` stops them at the limit, and a
@@ -40,7 +43,6 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from chat_tracker.core.hosts import AllowedHosts
 from chat_tracker.transport.guard import SocketGuard, SocketRefusal, Ticket
-from chat_tracker.transport.wire import ChatWebSocketProtocol
 
 log = logging.getLogger("chat_tracker")
 
@@ -80,7 +82,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     guard: ClassVar[SocketGuard]
     header_timeout: ClassVar[float]
     # Builds the protocol an upgraded socket switches to (``native.NativeWebSocket`` bound to
-    # the tracker, or ``wire.ChatWebSocketProtocol`` for ASGI); called as uvicorn calls its own.
+    # the tracker); called as uvicorn calls its own WebSocket protocols.
     websocket: ClassVar[Callable[..., asyncio.Protocol]]
     allowed_hosts: ClassVar[AllowedHosts]
     max_body_bytes: ClassVar[int]
@@ -88,6 +90,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # uvicorn upgrades only when it has a WebSocket protocol: ours, not the one its config names.
+        self.ws_protocol_class = cast("type[asyncio.Protocol]", type(self).websocket)
         self.ticket: Ticket | None = None
         self.established: tuple[str, int] | None = None  # the client, as a trusted proxy named it
         self._deadline: TimerHandle | None = None
@@ -305,7 +309,7 @@ class RequestBounds:
 def guarded_protocol(
     guard: SocketGuard,
     header_timeout: float,
-    websocket: Callable[..., asyncio.Protocol] = ChatWebSocketProtocol,
+    websocket: Callable[..., asyncio.Protocol],
     bounds: RequestBounds = RequestBounds(),
 ) -> type[GuardedHttpProtocol]:
     """A ``GuardedHttpProtocol`` class bound to ``guard``, for ``uvicorn.Config(http=...)``."""

@@ -1,110 +1,99 @@
-"""Direct writes of pre-built WebSocket frames, offered by our uvicorn protocol as an ASGI extension.
+"""One ``/ws`` connection's way out: frames onto its socket, and the socket's end.
 
-Fan-out sends the same text to many members. Through ASGI every recipient costs a
-message dict, an awaited ``send`` and a fresh frame. A server-to-client text frame
-(no mask, no compression) is the same bytes for every recipient, so the tracker
-builds it once per event and writes it straight to each member's transport, the way
-``websockets.broadcast()`` does. ``ChatWebSocketProtocol`` is uvicorn's sans-I/O
-WebSocket protocol plus one thing: it puts a ``Wire`` for the connection into
-``scope["extensions"]["chat.wire"]``. Without that extension (another server, the
-test client, or per-message deflate on) the tracker falls back to plain ASGI sends.
+Fan-out sends the same text to many members. A server-to-client text frame with no
+compression is the same bytes for every recipient, so the core builds it once per
+event (``core/frames.py``) and the outbox hands those bytes to ``Wire.write``, which
+puts them on the transport as they are, the way ``websockets.broadcast()`` does.
 
-It also carries the connection's place in the socket guard (``guard.Ticket``) and
-the client address a trusted proxy named, handed over by ``http_guard`` at the
-upgrade: the socket stays counted until it closes, and ``scope["client"]`` is the
-established address.
+A connection that negotiated permessage-deflate (``--ws-deflate``) cannot take them:
+its frames are compressed with a context of its own, which the parser keeps. Its
+outbox holds texts instead, and ``send_texts`` passes each through the parser, which
+compresses it. Everything else the parser produces (the handshake's answer, pongs,
+pings, close frames) goes out through ``flush``, on either kind of connection.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import contextlib
+from collections.abc import Callable, Sequence
 
-from uvicorn.config import Config
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from uvicorn.server import ServerState
-
-from chat_tracker.transport.guard import Ticket
-
-EXTENSION = "chat.wire"
+from websockets.exceptions import InvalidState
+from websockets.server import ServerProtocol
 
 
 class Wire:
-    """One connection's socket, for frames built elsewhere."""
+    """The socket of one connection, its parser's output, and whether it is keeping up."""
 
-    __slots__ = ("_protocol",)
+    __slots__ = ("_close_timer", "close_sent", "conn", "paused", "transport")
 
-    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
-        self._protocol = protocol
+    def __init__(self, conn: ServerProtocol) -> None:
+        self.conn = conn
+        self.transport: asyncio.Transport | None = None  # set once the socket is handed over
+        self.paused = False  # the transport's buffer is over its high-water mark
+        self.close_sent = False  # nothing but the parser's answers goes out any more
+        self._close_timer: asyncio.TimerHandle | None = None
+
+    # --- what outboxes need of a socket (outbox.WireLike) ---------------------------
 
     def ready(self) -> bool:
         """True when a write goes out now: open, not closing, and the peer is keeping up."""
-        protocol = self._protocol
-        return (
-            protocol.writable.is_set()
-            and not protocol.close_sent
-            and not protocol.disconnected
-            and not protocol.transport.is_closing()
-        )
+        transport = self.transport
+        return not self.paused and not self.close_sent and transport is not None and not transport.is_closing()
+
+    def write(self, frames: bytes) -> None:
+        """Pre-built frames, as they are (a connection without compression only)."""
+        assert self.transport is not None
+        self.transport.write(frames)
 
     @property
     def gone(self) -> bool:
-        protocol = self._protocol
-        return protocol.close_sent or protocol.disconnected or protocol.transport.is_closing()
+        """Nothing but the parser's answers may go out: our close is sent, or the socket is closing."""
+        transport = self.transport
+        return self.close_sent or transport is None or transport.is_closing()
 
-    async def wait_ready(self) -> None:
-        """Wait until the transport's buffer has drained below its low-water mark."""
-        await self._protocol.writable.wait()
+    # --- through the parser -----------------------------------------------------------
 
-    def write(self, frames: bytes) -> None:
-        self._protocol.transport.write(frames)
+    def send_texts(self, texts: Sequence[str]) -> None:
+        """Texts as frames the parser builds: compressed when permessage-deflate was negotiated."""
+        conn = self.conn
+        with contextlib.suppress(InvalidState):  # the peer's close is in: only the answer to it goes out
+            for text in texts:
+                conn.send_text(text.encode())
+        self.flush()
 
-    def abort(self) -> None:
-        """Drop the connection at once (a peer that reads nothing cannot be closed politely)."""
-        self._protocol.transport.abort()
+    def send_close(self, code: int, reason: str) -> None:
+        """Our close frame, after what is written; from now on only the parser's answers go out."""
+        self.close_sent = True
+        with contextlib.suppress(InvalidState):
+            self.conn.send_close(code, reason)
+        self.flush()
 
+    def flush(self) -> None:
+        """Write what the parser has to send: a handshake answer, pongs, a close frame, compressed frames."""
+        output = self.conn.data_to_send()
+        transport = self.transport
+        if output and transport is not None and not transport.is_closing():
+            transport.write(b"".join(output))
 
-class ChatWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's WebSocket protocol, offering a ``Wire`` to the app when frames may be pre-built.
+    # --- the socket's end -------------------------------------------------------------
 
-    It also answers a handshake that the ``websockets`` parser refused (a header line
-    over 8 KiB, too many headers): uvicorn's own class drops the parser's error
-    response and leaves such a connection open forever, unseen by the app.
-    """
+    def close_after(self, timeout: float, then: Callable[[], None]) -> None:
+        """Run ``then`` (``close`` or ``abort``) in ``timeout`` seconds, unless the socket ends first."""
+        self.cancel_close()
+        self._close_timer = asyncio.get_running_loop().call_later(timeout, then)
 
-    def __init__(
-        self,
-        config: Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-        *,
-        ticket: Ticket | None = None,
-        client: tuple[str, int] | None = None,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
-        self.ticket = ticket
-        self.established = client
+    def cancel_close(self) -> None:
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        if self.established is not None:
-            self.client = self.established  # what a trusted proxy named; the scope is built from it
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        if self.ticket is not None:
-            self.ticket.release()
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self.conn.handshake_exc is not None and not self.handshake_initiated:
-            self.transport.write(b"".join(self.conn.data_to_send()))
+    def close(self) -> None:
+        """Close the socket once what is written has gone out."""
+        if self.transport is not None:
             self.transport.close()
 
-    def handle_connect(self, event: Any) -> None:
-        super().handle_connect(event)
-        scope = getattr(self, "scope", None)
-        # With per-message deflate each frame is compressed per connection: no sharing.
-        if scope is not None and not self.config.ws_per_message_deflate:
-            scope["extensions"][EXTENSION] = Wire(self)
+    def abort(self) -> None:
+        """Drop the socket at once: a peer that reads nothing cannot be closed politely."""
+        if self.transport is not None:
+            self.transport.abort()
