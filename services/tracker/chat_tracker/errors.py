@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+
 
 class TrackerError(Exception):
     """Base of every exception the tracker raises deliberately."""
@@ -31,6 +33,19 @@ class Recover(TrackerError):
 
 class Kicked(Refused):
     """A refusal after which the member has been removed from the room."""
+
+
+class IllegalTransition(TrackerError):
+    """A state machine asked to take a step its table does not list from the state it is in.
+
+    Always a bug in the caller, never the peer's doing: the peer's input is checked
+    before a step is taken, so this is raised where the program went wrong.
+    """
+
+    def __init__(self, state: enum.Enum, step: enum.Enum) -> None:
+        super().__init__(f"no step {step.name} from {type(state).__name__}.{state.name}")
+        self.state = state
+        self.step = step
 
 
 class LogWriteError(TrackerError, OSError):

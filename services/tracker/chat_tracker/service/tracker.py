@@ -197,7 +197,7 @@ class Tracker:
             room.moderation.apply(event.kind.value, event.name, event.details())
         journal.on_control = room.control
         journal.on_refused = room.refused
-        room.on_resumed_here = lambda member: journal.take_over(member.name, member.id, member.resumes)
+        room.replicas = journal  # the room tells the others itself who moved here and who dropped
         self.link = ReplicaLink(
             url,
             keys,
@@ -228,8 +228,6 @@ class Tracker:
 
     def _away(self, member: Member) -> None:
         log.info("%s is away (connection lost); it may resume for %g s", member.name, self.settings.resume_grace)
-        if isinstance(self.journal, RedisJournal):
-            self.journal.went_away(member.id)
 
     def _open_gates(self, settings: Settings) -> None:
         self.warnings = WarnLimiter()  # every refusal warning, once a minute per kind and address

@@ -493,7 +493,6 @@ class NativeWebSocket(asyncio.Protocol, Closable):
             log.warning(
                 "%s removed: too slow, more than %d events queued", member.name, self.tracker.settings.limits.queue_size
             )
-            self.tracker.room.drop_slow(member)
         # A peer that reads nothing would never take the close frame: cut it off after the grace.
         self._send_close(CloseCode.SLOW_CONSUMER, "slow", timeout=self.tracker.settings.shutdown_grace, abort=True)
 

@@ -207,7 +207,6 @@ class Connection(Closable):
         member = self.session.member
         if member is not None:
             log.warning("%s removed: too slow, more than %d events queued", member.name, self.outbox.limit)
-            self.tracker.room.drop_slow(member)
         self._closer = asyncio.get_running_loop().create_task(self._close_slow())
 
     async def _close_slow(self) -> None:
