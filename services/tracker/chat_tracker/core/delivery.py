@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from chat_protocol import Limits, Resumed, encode
 from chat_tracker.core.dialects import Dialect, ResumeOffer
@@ -39,6 +39,9 @@ class Recipient(Protocol):
     def since_seq(self) -> int | None: ...
     @property
     def recover_after(self) -> int | None: ...
+
+
+R = TypeVar("R", bound=Recipient)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,17 +79,22 @@ class WelcomeTerms:
         return encode(resumed)
 
 
-class SharedFrames:
-    """A batch's frames as most members receive them, built once per dialect (and per wiring)."""
+class SharedFrames(Generic[R]):
+    """A batch's frames as most members receive them, built once per dialect (and per wiring).
 
-    __slots__ = ("_texts", "_wire", "batch")
+    ``behind`` lists the members whose outbox overflowed as the batch was pushed to them:
+    what to do about them is the caller's business, once the batch is out.
+    """
+
+    __slots__ = ("_texts", "_wire", "batch", "behind")
 
     def __init__(self, batch: Sequence[Event]) -> None:
         self.batch = batch
+        self.behind: list[R] = []
         self._wire: dict[Dialect, bytes] = {}  # WebSocket frames, joined: for wired outboxes
         self._texts: dict[Dialect, list[str]] = {}  # texts: for ASGI sends
 
-    def push_to(self, member: Recipient) -> int:
+    def push_to(self, member: R) -> int:
         """Queue the batch for ``member``; the number of frames queued."""
         outbox = member.outbox
         dialect = member.dialect
@@ -96,12 +104,15 @@ class SharedFrames:
                 joined = self._wire[dialect] = b"".join([dialect.shared_wire(event) for event in self.batch])
             count = len(self.batch)
             outbox.push_wire(joined, count)
-            return count
-        texts = self._texts.get(dialect)
-        if texts is None:
-            texts = self._texts[dialect] = [dialect.shared(event) for event in self.batch]
-        outbox.push_texts(texts)
-        return len(texts)
+        else:
+            texts = self._texts.get(dialect)
+            if texts is None:
+                texts = self._texts[dialect] = [dialect.shared(event) for event in self.batch]
+            outbox.push_texts(texts)
+            count = len(texts)
+        if outbox.overflowed:
+            self.behind.append(member)
+        return count
 
 
 def frames_for(member: Recipient, batch: Sequence[Event], terms: WelcomeTerms) -> int:

@@ -67,27 +67,25 @@ class RoomDelivery(SharedRoom):
     def _push(self, batch: Sequence[Event]) -> list[Member]:
         """Queue ``batch`` for every member connected here; the members whose outbox overflowed."""
         concerned = {event.origin for event in batch}  # its senders, joiners and leavers
-        shared = SharedFrames(batch)
+        shared: SharedFrames[Member] = SharedFrames(batch)
         terms = WelcomeTerms(self.limits, self.tokens, self.grace)
         resuming = MemberState.RESUMING
         deliveries = 0
-        too_slow: list[Member] = []
         for member in self._by_id.values():
             if member.state is resuming:
                 member.held.extend(batch)  # after its replay
-                continue
-            if member.since_seq is None:
+            elif member.since_seq is None:
                 continue  # its join is not out yet: nothing before its welcome
-            if member.id in concerned:
+            elif member.id in concerned:
                 deliveries += frames_for(member, batch, terms)
                 if member.recent_ids is not None:
                     _note_ids(member.recent_ids, member.id, batch)
+                if member.outbox.overflowed:
+                    shared.behind.append(member)
             else:
                 deliveries += shared.push_to(member)
-            if member.outbox.overflowed:
-                too_slow.append(member)
         self.stats.deliveries += deliveries
-        return too_slow
+        return shared.behind
 
 
 def _forget_member_lists(batch: Sequence[Event]) -> None:
