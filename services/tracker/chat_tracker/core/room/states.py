@@ -2,11 +2,12 @@
 
 Written as h11 writes a connection's states (``h11/_state.py``): a state is one enum
 value, it changes only through a step looked up here (``Member.advance`` for a member,
-``Room`` for the room), and a step the table does not list from the current state
-raises ``IllegalTransition`` - a bug in the caller, not something a peer can cause:
-what comes from outside (a frame, another replica's notice) is checked before a step
-is taken. A step that leads back to the state it was taken from is allowed and does
-nothing (a second leave, a message from a member already on its way out).
+``RoomBase._room_step`` for the room), and a step the table does not list from the
+current state raises ``IllegalTransition`` - a bug in the caller, not something a peer
+can cause: what comes from outside (a frame, another replica's notice) is checked
+before a step is taken. A step may lead back to the state it was taken from: a message
+from a joined member is logged, a second leave or a message from a member already on
+its way out changes nothing.
 
     JOINING --join delivered--> JOINED --connection lost--> AWAY --resume--> RESUMING --caught up--> JOINED
     JOINING/JOINED/RESUMING --leave--> LEAVING --leave delivered--> GONE         AWAY --leave--> GONE
