@@ -8,8 +8,6 @@ from pathlib import Path
 SERVICES = Path(__file__).resolve().parents[2] / "services"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 40
-# Files still over a limit while their split is under way elsewhere (issue 23: removed as the other parts land).
-PENDING = {"tracker/chat_tracker/core/room.py", "tracker/chat_tracker/transport/native.py"}
 
 
 def modules() -> list[Path]:
@@ -37,20 +35,11 @@ def test_no_module_is_over_400_lines() -> None:
     long = []
     for path in modules():
         lines = len(path.read_text(encoding="utf-8").splitlines())
-        if lines > MAX_MODULE_LINES and name(path) not in PENDING:
+        if lines > MAX_MODULE_LINES:
             long.append(f"{name(path)} ({lines} lines)")
     assert not long, f"modules over {MAX_MODULE_LINES} lines:\n" + "\n".join(long)
 
 
 def test_no_function_is_over_40_lines() -> None:
-    long = [line for path in modules() if name(path) not in PENDING for line in long_functions(path)]
+    long = [line for path in modules() for line in long_functions(path)]
     assert not long, f"functions over {MAX_FUNCTION_LINES} lines:\n" + "\n".join(long)
-
-
-def test_every_pending_file_exists_and_still_needs_its_exemption() -> None:
-    """A file that has been split, renamed or brought under the limits leaves PENDING at once."""
-    for pending in sorted(PENDING):
-        path = SERVICES / pending
-        assert path.exists(), f"{pending} is PENDING but no longer exists: remove it from PENDING"
-        over = len(path.read_text(encoding="utf-8").splitlines()) > MAX_MODULE_LINES or long_functions(path)
-        assert over, f"{pending} is within the limits now: remove it from PENDING"

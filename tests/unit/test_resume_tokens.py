@@ -80,7 +80,7 @@ def test_a_resume_hands_out_a_new_token_and_the_old_one_is_refused_after(kit: Ro
     second = kit.room.token_for(alpha)
     assert second != first
     assert _refused_code(kit, first) == "resume_bad_token"  # spent: even while its owner is connected
-    assert _resume(kit, second) is alpha and alpha.state is MemberState.JOINED
+    assert _resume(kit, second) is alpha and alpha.state is MemberState.RESUMING
     third = kit.room.token_for(alpha)
     assert _refused_code(kit, second) == "resume_bad_token"
     assert _resume(kit, third) is alpha and alpha.resumes == 3

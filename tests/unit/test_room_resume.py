@@ -120,7 +120,7 @@ def test_restored_members_are_away_until_they_resume_or_their_grace_ends(kit: Ro
     assert restored == 1 and [(m.name, m.away) for m in kit.room.who()] == [("alpha", True)]
     token = kit.room.tokens.issue("alpha", 7) if kit.room.tokens else ""
     resuming = kit.room.resume(token, "e1", 0, Outbox(10), "127.0.0.1")
-    assert resuming.member.state is MemberState.JOINED and resuming.after == 7
+    assert resuming.member.state is MemberState.RESUMING and resuming.after == 7
 
 
 def test_a_refused_message_error_names_its_id(tmp_path: Path) -> None:

@@ -79,6 +79,20 @@ class SharedStream:
     async def close(self) -> None: ...
 
 
+class Notices:
+    """Where a shared room tells the other replicas who moved here and who dropped (the Redis journal)."""
+
+    def __init__(self) -> None:
+        self.taken_over: list[tuple[str, int, int]] = []
+        self.away: list[int] = []
+
+    def take_over(self, name: str, member_id: int, resumes: int) -> None:
+        self.taken_over.append((name, member_id, resumes))
+
+    def went_away(self, member_id: int) -> None:
+        self.away.append(member_id)
+
+
 def shared_room() -> tuple[Room, SharedStream]:
     stream = SharedStream()
     policy = MemberPolicy(Limits(), 20, 1.0, monotonic=FakeClock(100.0))
@@ -193,12 +207,12 @@ def test_a_member_of_another_replica_resumes_here_and_the_move_is_recorded() -> 
     room, stream = shared_room()
     stream.from_elsewhere(JOIN, "bob")
     (join_event,) = stream.deliver()
-    moved: list[str] = []
-    room.on_resumed_here = lambda member: moved.append(member.name)
+    room.replicas = notices = Notices()
     assert room.tokens is not None
     token = room.tokens.issue("bob", join_event.seq)
     resuming = room.resume(token, "e1", join_event.seq, Outbox(100), "127.0.0.1")
-    assert moved == ["bob"] and resuming.member.state is MemberState.JOINED
+    moved = [name for name, _, _ in notices.taken_over]
+    assert moved == ["bob"] and resuming.member.state is MemberState.RESUMING
     stream.from_elsewhere(MESSAGE, "carol", "hi", origin=OTHER_ID + 1)
     stream.deliver()
     assert [e.text for e in room.catch_up(resuming.member, last=True)] == ["hi"]
@@ -255,10 +269,9 @@ def test_a_resume_on_another_replica_spends_the_token_here_too() -> None:
     with pytest.raises(Refused) as refused:
         room.resume(spent, "e1", join_event.seq, Outbox(100), "127.0.0.1")
     assert refused.value.code == "resume_bad_token"
-    counts: list[int] = []
-    room.on_resumed_here = lambda member: counts.append(member.resumes)
+    room.replicas = notices = Notices()
     room.resume(room.tokens.issue("bob", join_event.seq, 1), "e1", join_event.seq, Outbox(100), "127.0.0.1")
-    assert counts == [2]  # the take-over carries the new count to the others
+    assert [resumes for _, _, resumes in notices.taken_over] == [2]  # the take-over carries the new count to the others
     room.control({"c": "owner", "o": OTHER_ID, "r": ELSEWHERE, "g": 1})  # an older move, read late
     with pytest.raises(Refused):
         room.resume(room.tokens.issue("bob", join_event.seq, 1), "e1", join_event.seq, Outbox(100), "127.0.0.1")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+
 
 class TrackerError(Exception):
     """Base of every exception the tracker raises deliberately."""
@@ -34,7 +36,16 @@ class Kicked(Refused):
 
 
 class IllegalTransition(TrackerError):
-    """An operation asked of a state machine in a state whose table has no such transition."""
+    """A state machine asked to take a step its table does not list from the state it is in.
+
+    Always a bug in the caller, never the peer's doing: the peer's input is checked
+    before a step is taken, so this is raised where the program went wrong.
+    """
+
+    def __init__(self, state: enum.Enum, step: enum.Enum, detail: str | None = None) -> None:
+        super().__init__(detail or f"no step {step.name} from {type(state).__name__}.{state.name}")
+        self.state = state
+        self.step = step
 
 
 class LogWriteError(TrackerError, OSError):

@@ -5,18 +5,23 @@ over as one piece (``SharedFrames``). The members a batch concerns - its senders
 joiners and leavers - get frames assembled for them alone (``frames_for``): the
 joiner its welcome instead of its own join, a JSON sender the echo that acknowledges
 its message, a leaver nothing after its own leave.
+
+Everything a welcome needs besides its join event comes in as data (``WelcomeTerms``),
+so rendering never calls back into the room that asked for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
-from chat_protocol import Limits
+from chat_protocol import Limits, Resumed, encode
 from chat_tracker.core.dialects import Dialect, ResumeOffer
-from chat_tracker.core.events import JOIN, MESSAGE, Event
+from chat_tracker.core.events import JOIN, LEAVE, MESSAGE, Event
 from chat_tracker.core.frames import text_frame
 from chat_tracker.core.outbox import Outbox
+from chat_tracker.core.tokens import ResumeTokens
 
 
 class Recipient(Protocol):
@@ -25,39 +30,71 @@ class Recipient(Protocol):
     @property
     def id(self) -> int: ...
     @property
+    def name(self) -> str: ...
+    @property
     def dialect(self) -> Dialect: ...
     @property
     def outbox(self) -> Outbox: ...
     @property
     def since_seq(self) -> int | None: ...
     @property
-    def leave_seq(self) -> int | None: ...
-    @property
     def recover_after(self) -> int | None: ...
 
 
-class Welcomes(Protocol):
-    """What a joiner's welcome needs besides its join event (``room.Room``)."""
-
-    @property
-    def limits(self) -> Limits: ...
-
-    def offer(self, event: Event) -> ResumeOffer | None: ...
-
-    def recovered_frame(self, member: Any, event: Event) -> str: ...
+R = TypeVar("R", bound=Recipient)
 
 
-class SharedFrames:
-    """A batch's frames as most members receive them, built once per dialect (and per wiring)."""
+@dataclass(frozen=True, slots=True)
+class WelcomeTerms:
+    """What a joiner's welcome says besides its join event: the room's limits, and how to resume."""
 
-    __slots__ = ("_texts", "_wire", "batch")
+    limits: Limits
+    tokens: ResumeTokens | None  # None: this room does not resume
+    grace: float
+
+    def offer(self, event: Event) -> ResumeOffer | None:
+        """What a JSON welcome tells its member for a later resume (None if this room does not resume)."""
+        if self.tokens is None:
+            return None
+        return ResumeOffer(self.tokens.epoch, self.tokens.issue(event.name, event.seq), self.grace)
+
+    def recovered(self, member: Recipient, event: Event) -> str:
+        """A member back from a lost epoch: its ``resumed`` (recovered: false) in place of a welcome."""
+        after = member.recover_after or 0
+        tokens = self.tokens
+        assert tokens is not None, "only a room that resumes has a lost epoch to recover from"
+        resumed = Resumed(
+            seq=event.seq,
+            name=member.name,
+            epoch=tokens.epoch,
+            token=tokens.issue(member.name, event.seq),
+            recovered=False,
+            replayed=0,
+            messages=0,
+            members=list(event.members),
+            limits=self.limits,
+            resume_grace=self.grace,
+            gone=[after + 1, event.seq - 1] if event.seq - 1 > after else None,
+        )
+        return encode(resumed)
+
+
+class SharedFrames(Generic[R]):
+    """A batch's frames as most members receive them, built once per dialect (and per wiring).
+
+    ``behind`` lists the members whose outbox overflowed as the batch was pushed to them:
+    what to do about them is the caller's business, once the batch is out.
+    """
+
+    __slots__ = ("_texts", "_wire", "batch", "behind")
 
     def __init__(self, batch: Sequence[Event]) -> None:
         self.batch = batch
+        self.behind: list[R] = []
         self._wire: dict[Dialect, bytes] = {}  # WebSocket frames, joined: for wired outboxes
         self._texts: dict[Dialect, list[str]] = {}  # texts: for ASGI sends
 
-    def push_to(self, member: Recipient) -> int:
+    def push_to(self, member: R) -> int:
         """Queue the batch for ``member``; the number of frames queued."""
         outbox = member.outbox
         dialect = member.dialect
@@ -67,32 +104,36 @@ class SharedFrames:
                 joined = self._wire[dialect] = b"".join([dialect.shared_wire(event) for event in self.batch])
             count = len(self.batch)
             outbox.push_wire(joined, count)
-            return count
-        texts = self._texts.get(dialect)
-        if texts is None:
-            texts = self._texts[dialect] = [dialect.shared(event) for event in self.batch]
-        outbox.push_texts(texts)
-        return len(texts)
+        else:
+            texts = self._texts.get(dialect)
+            if texts is None:
+                texts = self._texts[dialect] = [dialect.shared(event) for event in self.batch]
+            outbox.push_texts(texts)
+            count = len(texts)
+        if outbox.overflowed:
+            self.behind.append(member)
+        return count
 
 
-def frames_for(member: Recipient, batch: Sequence[Event], welcomes: Welcomes) -> int:
+def frames_for(member: Recipient, batch: Sequence[Event], terms: WelcomeTerms) -> int:
     """Queue ``member``'s own view of ``batch`` (from its join to its leave); the number of frames."""
     since = member.since_seq
     assert since is not None, "a member receives nothing before its join is delivered"
     outbox, dialect = member.outbox, member.dialect
     wired = outbox.wired
-    until = member.leave_seq if member.leave_seq is not None else batch[-1].seq
     wire_frames: list[bytes] = []
     texts: list[str] = []
     for event in batch:
-        if event.seq < since or event.seq > until:
-            continue  # from before it joined, or after it left (later in this batch)
+        if event.seq < since:
+            continue  # from before it joined
         if event.origin == member.id:
-            own = own_texts(dialect, event, welcomes, member)
+            own = own_texts(dialect, event, terms, member)
             if wired:
                 wire_frames.extend([text_frame(text) for text in own])
             else:
                 texts.extend(own)
+            if event.kind is LEAVE:
+                break  # its own leave: nothing after it is its business
         elif wired:
             wire_frames.append(dialect.shared_wire(event))
         else:
@@ -105,12 +146,12 @@ def frames_for(member: Recipient, batch: Sequence[Event], welcomes: Welcomes) ->
     return len(texts)
 
 
-def own_texts(dialect: Dialect, event: Event, welcomes: Welcomes, member: Recipient) -> list[str]:
+def own_texts(dialect: Dialect, event: Event, terms: WelcomeTerms, member: Recipient) -> list[str]:
     """What a member receives for an event it caused itself."""
     if event.kind is MESSAGE:
         return [dialect.own_message(event)] if dialect.echo_own_messages else []
     if event.kind is JOIN and member.recover_after is not None:
-        return [welcomes.recovered_frame(member, event)]  # back from a lost epoch: resumed, not recovered
+        return [terms.recovered(member, event)]  # back from a lost epoch: resumed, not recovered
     if event.kind is JOIN:
-        return dialect.welcome(event, welcomes.limits, welcomes.offer(event))
+        return dialect.welcome(event, terms.limits, terms.offer(event))
     return []  # your own leave: you get a bye instead

@@ -16,8 +16,11 @@ writes; the price is at most one window of added latency. Order is untouched: he
 frames are the head of the same queue the adapter drains.
 
 A member that falls more than ``limit`` frames behind (beyond what its socket
-buffer already holds) overflows: its queue is dropped and ``on_overflow`` decides
-its fate (the tracker disconnects it with close code 4007).
+buffer already holds) overflows: its queue is dropped and ``overflowed`` says so.
+That is data, read by the room once the batch it was delivering is out (or at the
+member's next request), which then drops the member as too slow; ``on_overflow``
+tells the adapter, which closes the connection with 4007. Nothing here calls back
+into the room in the middle of its delivery.
 """
 
 from __future__ import annotations

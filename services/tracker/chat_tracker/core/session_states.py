@@ -199,10 +199,14 @@ def waiting_for(action: CheckPassword | Replay) -> SessionState:
 def expect(state: SessionState, happening: Input) -> None:
     """Raise ``IllegalTransition`` unless ``state``'s row takes ``happening``."""
     if happening not in TRANSITIONS[state]:
-        raise IllegalTransition(f"a session in {state.name} cannot take {happening.value} ({happening.name})")
+        raise IllegalTransition(
+            state, happening, f"a session in {state.name} cannot take {happening.value} ({happening.name})"
+        )
 
 
 def check_move(state: SessionState, happening: Input, after: SessionState) -> None:
     """Raise ``IllegalTransition`` unless the table lets ``happening`` take a session from ``state`` to ``after``."""
     if after not in TRANSITIONS[state][happening]:
-        raise IllegalTransition(f"{happening.name} cannot take a session from {state.name} to {after.name}")
+        raise IllegalTransition(
+            state, happening, f"{happening.name} cannot take a session from {state.name} to {after.name}"
+        )

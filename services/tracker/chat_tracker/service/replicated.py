@@ -85,7 +85,7 @@ class Replicated:
         replication = self.replication
         replication.on_control = room.control
         replication.on_refused = room.refused
-        room.on_resumed_here = lambda member: replication.take_over(member.name, member.id, member.resumes)
+        room.replicas = replication  # the room tells the others itself who moved here and who went away
         return room
 
     def start(self) -> None:

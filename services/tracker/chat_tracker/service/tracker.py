@@ -147,8 +147,6 @@ class Tracker:
 
     def _away(self, member: Member) -> None:
         log.info("%s is away (connection lost); it may resume for %g s", member.name, self.settings.resume_grace)
-        if self.replication is not None:
-            self.replication.went_away(member.id)
 
     def _open_gates(self, settings: Settings) -> None:
         self.warnings = WarnLimiter()  # every refusal warning, once a minute per kind and address

@@ -250,7 +250,6 @@ class SessionDriver(Closable):
         if member is not None:
             queued = self.tracker.settings.limits.queue_size
             log.warning("%s removed: too slow, more than %d events queued", member.name, queued)
-            self.tracker.room.drop_slow(member)
         # A peer that reads nothing would never take the close frame: cut it off after the grace.
         grace = self.tracker.settings.shutdown_grace
         self.socket.send_close(CloseCode.SLOW_CONSUMER, "slow", timeout=grace, abort=True)

@@ -1,0 +1,146 @@
+"""What every part of the room shares: its parts, its members' indexes, and the steps all parts take on them.
+
+The room is written in layers, one module per job, each a class built on the one
+before: ``queries`` < ``requests`` < ``resumes`` (away and back) < ``moderating`` <
+``shared`` (the replica-shared room) < ``delivering`` < ``closing`` < ``Room``. A layer
+calls only what is below it; the one call up is the journal's subscription here, to
+the delivery layer's ``_deliver``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from chat_protocol import Limits
+from chat_tracker.core.claims import NameClaims
+from chat_tracker.core.events import Event
+from chat_tracker.core.moderation import Moderation
+from chat_tracker.core.policy import MemberPolicy
+from chat_tracker.core.room.member import Member
+from chat_tracker.core.room.states import ROOM_TRANSITIONS, MemberState, RoomState, RoomStep, Step, next_state
+from chat_tracker.core.room.stats import RoomStats
+from chat_tracker.core.tokens import ResumeTokens
+from chat_tracker.journal.protocol import Journal
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+CallLater = Callable[[float, Callable[[], None]], Timer]
+
+
+def _loop_call_later(delay: float, callback: Callable[[], None]) -> Timer:
+    return asyncio.get_running_loop().call_later(delay, callback)
+
+
+class Replicas(Protocol):
+    """What a room shared by replicas tells the others, straight to the shared journal (``RedisJournal``)."""
+
+    def take_over(self, name: str, member_id: int, resumes: int) -> None:
+        """This replica serves ``member_id`` now (its ``resumes``-th resume): the others hand it over."""
+
+    def went_away(self, member_id: int) -> None:
+        """``member_id`` lost its connection here: the others list it as away."""
+
+
+class RoomBase:
+    """The room's parts and its members, without any of its jobs (the layers above add those)."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        policy: MemberPolicy,
+        *,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        tokens: ResumeTokens | None = None,
+        grace: float = 0.0,
+        call_later: CallLater = _loop_call_later,
+        shared: bool = False,
+        first_id: int = 1,
+    ) -> None:
+        self.journal = journal
+        self.policy = policy
+        self.limits: Limits = policy.limits
+        self.tokens = tokens
+        self.grace = grace
+        self.stats = RoomStats()
+        self.moderation = Moderation(clock)
+        self.shared = shared
+        self.replica = 0  # a shared room: this replica's number
+        self.dead_replicas: frozenset[int] = frozenset()  # a shared room: replicas that stopped answering
+        self.replicas: Replicas | None = None  # a shared room: where it tells the others who moved or dropped
+        self.previous_tokens: ResumeTokens | None = None  # a shared room: the epoch its journal lost
+        self._observers()
+        self._clock = clock
+        self._monotonic = monotonic
+        self._call_later = call_later
+        self._state = RoomState.NEW
+        self._claims = NameClaims()
+        self._ids = itertools.count(first_id)
+        self._members: dict[str, Member] = {}  # name key -> member, in join order: who the room lists
+        self._by_id: dict[int, Member] = {}  # connected here: joining, joined, resuming, or leaving but not yet told
+        self._away: dict[int, Timer] = {}  # member id -> the end of its grace (AWAY members)
+        self._delivered_seq = journal.last_seq
+        journal.subscribe(self._deliver)
+
+    def _observers(self) -> None:
+        """What the tracker may watch (it logs, persists and counts; it never calls back into the room)."""
+        self.on_empty: Callable[[], None] | None = None
+        self.on_join: Callable[[Member], None] | None = None
+        self.on_leave: Callable[[Member, str], None] | None = None
+        self.on_away: Callable[[Member], None] | None = None
+        self.on_token_spent: Callable[[Member], None] | None = None  # a resume took a token: persist the count
+        # An address ban is about to be logged: make the address durable elsewhere (room.json; a
+        # replica's Redis keeps it in the event itself, which no member or chat.log line shows).
+        self.on_address_ban: Callable[[], None] = lambda: None
+
+    def _deliver(self, batch: Sequence[Event]) -> None:
+        """Hand a durable batch to the members: the delivery layer's job (``delivering.py``)."""
+        raise NotImplementedError
+
+    # --- the room's own state --------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._state is RoomState.CLOSED
+
+    def _room_step(self, step: RoomStep) -> None:
+        self._state = next_state(ROOM_TRANSITIONS, self._state, step)
+
+    def _enter(self, member: Member) -> None:
+        """List ``member`` under its name (claimed already); connected here unless away or remote."""
+        self._room_step(RoomStep.ENTER)
+        self._members[member.key] = member
+        if member.state is MemberState.JOINING:
+            self._by_id[member.id] = member
+
+    def _empty_now(self) -> None:
+        """The last member is out: tell the tracker, if anyone was ever in."""
+        if not self._members and self._state is RoomState.OPEN and self.on_empty is not None:
+            self.on_empty()
+
+    # --- members' indexes ------------------------------------------------------------
+
+    def _unlist(self, member: Member) -> None:
+        """``member`` no longer holds its name (if it still did)."""
+        if self._members.get(member.key) is member:
+            del self._members[member.key]
+            self._claims.release(member.key)
+
+    def _end_grace(self, member: Member) -> None:
+        timer = self._away.pop(member.id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _finish_leaving(self, member: Member) -> None:
+        """Its leave is delivered (it received everything before it): close its connection with its goodbye."""
+        member.advance(Step.LEAVE_DELIVERED)
+        code, reason, final = member.goodbye
+        member.outbox.close(code, reason, final)
+        del self._by_id[member.id]

@@ -1,0 +1,81 @@
+"""A member of the room: one person under one name, its state (``states.py``) and the data that goes with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chat_protocol import CloseCode
+from chat_tracker.core.dialects import Dialect
+from chat_tracker.core.events import Event
+from chat_tracker.core.outbox import Outbox
+from chat_tracker.core.policy import Allowance
+from chat_tracker.core.room.states import INITIAL_STATES, LEFT, MEMBER_TRANSITIONS, MemberState, Step, next_state
+
+# The close a member gets once its leave is delivered: code, reason, and the frames sent before it.
+Goodbye = tuple[int, str, tuple[str, ...]]
+PLAIN_GOODBYE: Goodbye = (CloseCode.NORMAL, "", ())
+
+# The outbox of a member with no connection: closed, so anything pushed to it is dropped.
+DETACHED = Outbox(0)
+DETACHED.close(CloseCode.NORMAL)
+
+
+@dataclass(eq=False, slots=True)
+class Member:
+    """One member, connected here, away, or served by another replica.
+
+    ``state`` is written by ``advance`` alone, through the table in ``states.py``.
+    """
+
+    id: int
+    name: str
+    key: str
+    dialect: Dialect
+    outbox: Outbox
+    address: str
+    joined_at: float
+    last_active: float
+    allowance: Allowance
+    state: MemberState = MemberState.JOINING
+    since_seq: int | None = None  # the seq of its own join, once known: it receives nothing older
+    goodbye: Goodbye = PLAIN_GOODBYE  # how its connection closes once its leave is delivered
+    recent_ids: dict[str, Event | None] | None = None  # its message ids -> their events once delivered
+    held: list[Event] = field(default_factory=list)  # RESUMING: live events kept until its replay is out
+    recover_after: int | None = None  # joined back from a lost epoch: its welcome is a ``resumed`` (recovered: false)
+    owner: int = 0  # REMOTE: the replica serving it
+    resumes: int = 0  # how many times this membership resumed: only the token with this count resumes it
+
+    def __post_init__(self) -> None:
+        if self.state not in INITIAL_STATES:
+            raise ValueError(f"a member starts joining, away or remote, not {self.state.name}")
+
+    def advance(self, step: Step) -> MemberState:
+        """Take ``step`` (raises IllegalTransition if its state has none); the state it was in."""
+        was = self.state
+        self.state = next_state(MEMBER_TRANSITIONS, was, step)
+        if was is MemberState.RESUMING and self.state is not MemberState.RESUMING:
+            self.held = []  # what it had not been handed is no longer its business (or it is live now)
+        return was
+
+    def can(self, step: Step) -> bool:
+        """Whether ``step`` may be taken now: for notices from elsewhere, which may be stale."""
+        return step in MEMBER_TRANSITIONS[self.state]
+
+    @property
+    def left(self) -> bool:
+        """Out of the room as far as its connection here goes: leaving, gone, or kept only for a restart."""
+        return self.state in LEFT
+
+    @property
+    def replay(self) -> list[Event] | None:
+        """While it resumes, the live events held back for after its replay; None once it receives them live."""
+        return self.held if self.state is MemberState.RESUMING else None
+
+
+@dataclass(frozen=True)
+class Resuming:
+    """A resume under way: replay the events in (``after``, ``until``], then the ones held back in ``member.held``."""
+
+    member: Member
+    after: int
+    until: int
