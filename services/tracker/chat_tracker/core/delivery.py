@@ -92,7 +92,7 @@ class SharedFrames(Generic[R]):
         self.batch = batch
         self.behind: list[R] = []
         self._wire: dict[Dialect, bytes] = {}  # WebSocket frames, joined: for wired outboxes
-        self._texts: dict[Dialect, list[str]] = {}  # texts: for ASGI sends
+        self._texts: dict[Dialect, list[str]] = {}  # texts: for outboxes with no wire (deflate)
 
     def push_to(self, member: R) -> int:
         """Queue the batch for ``member``; the number of frames queued."""

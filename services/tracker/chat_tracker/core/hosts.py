@@ -7,7 +7,7 @@ requests, and its WebSocket, to the tracker on the person's laptop, with
 far as the browser can tell, so neither the browser nor the ``self`` Origin rule
 (``origins.py``) would stop it. Only the tracker knows that ``evil.example`` is not one of
 its names, so a request whose ``Host`` is not on the list is answered ``400`` before
-anything else (``transport/http_guard.py``: REST, the page and ``/ws``, with either WebSocket adapter).
+anything else (``transport/http_guard.py``: REST, the page and ``/ws``, before the upgrade is handed on).
 
 The list is written as Starlette's ``TrustedHostMiddleware`` takes it: names, with
 ``*.example.org`` for any subdomain of ``example.org``; the port is never compared (a

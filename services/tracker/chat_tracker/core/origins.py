@@ -108,7 +108,7 @@ def origin_list(text: str) -> AllowedOrigins:
 
 
 def handshake_allowed(allowed: AllowedOrigins, headers: list[tuple[bytes, bytes]]) -> tuple[bool, str | None]:
-    """(allowed?, the Origin sent) for a WebSocket handshake's ASGI headers."""
+    """(allowed?, the Origin sent) for a WebSocket handshake's headers, as (name, value) byte pairs."""
     origin = host = None
     for key, value in headers:
         name = key.lower()

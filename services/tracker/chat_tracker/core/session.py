@@ -1,7 +1,7 @@
 """The dialogue of one connection as a sans-I/O state machine: frames in, frames and actions out.
 
 Password, then name, then chat, then goodbye, for both dialects, with no awaits and
-no socket: the adapter (``transport/native.py``) feeds it what the peer sent (a text
+no socket: the ``/ws`` adapter (``transport/native.py``, through its ``driver.py``) feeds it what the peer sent (a text
 frame, a binary frame, a disconnect), its timer's timeouts, and carries out what it
 asks for. Frames for the peer go to the connection's outbox; the two things the session
 cannot do itself are check a password (the gate answers at once: right, wrong or refused) and read

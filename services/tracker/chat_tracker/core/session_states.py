@@ -158,7 +158,7 @@ TRANSITIONS: Mapping[SessionState, Mapping[Input, frozenset[SessionState]]] = {
         Input.TEXT: _to(_S.CHATTING, _S.CLOSED),  # said, asked, refused; left or removed for flooding
         Input.PASSWORD_CHECKED: _to(_S.CHATTING),  # dropped
         # A member back from a lost epoch while checks were paused joined without a ``Replay``, and
-        # the adapters mark a connection authenticated only at AWAIT_NAME or a Replay: it may still
+        # the adapter marks a connection authenticated only at AWAIT_NAME or a Replay: it may still
         # be taken for a stranger and dropped to make room.
         Input.NO_ROOM: _CLOSED,
         Input.BINARY: _CLOSED,

@@ -8,7 +8,7 @@ in front of FastAPI, before anything reads the request's body (FastAPI reads a b
 before any dependency runs): a stranger's 300 MB body is answered 401 unread. The routes
 are left out of the public ``/openapi.json``; ``/admin/openapi.json`` gives their schema
 to the holder of the admin password. Each action is a
-journal event (``core/room.py``, ``core/moderation.py``): the answer comes once it is durable
+journal event (``core/room/moderating.py``, ``core/moderation.py``): the answer comes once it is durable
 in chat.log, so what a moderator was told was done survives a SIGKILL.
 """
 

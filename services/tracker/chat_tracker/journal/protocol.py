@@ -6,7 +6,7 @@ in seq order, to its subscriber (the room, which delivers it to the members). It
 keeps the recent events in a bounded ring and answers "events after seq S" from
 there or from chat.log and its rotated segments, or says which are gone.
 
-``Journal`` is the interface the room and the adapters use; ``LocalJournal`` is the
+``Journal`` is the interface the room, the ``/ws`` adapter and the runtime use; ``LocalJournal`` is the
 in-process implementation on chat.log, the default. A journal in Redis (one stream
 for every replica) implements the same interface: ``append`` queues and returns at
 once (the hot path never awaits), and everything that waits is ``async``. What only
@@ -91,7 +91,7 @@ class EventLog(Protocol):
 
 
 class Journal(Protocol):
-    """What the room and the adapters need of a journal, wherever it keeps its events."""
+    """What the room, the ``/ws`` adapter and the runtime need of a journal, wherever it keeps its events."""
 
     stats: JournalStats
     on_trouble: OnTrouble | None

@@ -74,7 +74,7 @@ class Connections:
 
 
 class Closable:
-    """What shutdown and admission need from a session (implemented in websocket.py and native.py)."""
+    """What shutdown and admission need from a connection (``transport/driver.py``'s ``SessionDriver``)."""
 
     __slots__ = ()  # the native adapter keeps its connections slotted
 
@@ -203,7 +203,7 @@ class Tracker:
         """A new WebSocket, accepted: True if it may go on; otherwise its session is told why not.
 
         A banned address is refused before anything else; then the connection must find a
-        place among the strangers (``Connections.try_open``). Both adapters open sessions here.
+        place among the strangers (``Connections.try_open``). Every ``/ws`` session opens here.
         """
         ban = self.room.moderation.ban_of_address(session.address)
         if ban is not None:

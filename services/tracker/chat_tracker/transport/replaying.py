@@ -1,4 +1,4 @@
-"""A resume's replay, shared by both ``/ws`` adapters: ``resumed``, what was missed, then live.
+"""A resume's replay, run by the ``/ws`` adapter's driver: ``resumed``, what was missed, then live.
 
 The room holds the member's live events back from the moment it accepted the
 resume, so the journal's history up to ``until`` and the held events meet with no
