@@ -1,4 +1,4 @@
-"""In CI a skipped test fails the run; locally it only skips (tests/no_skips_in_ci.py, chat_testing.in_ci).
+"""In CI a skipped test fails the run; locally it only skips (support/no_skips_in_ci.py, support.environment.in_ci).
 
 Each case runs pytest on a small test directory of its own with the plugin, under a CI value
 or none, and checks the run's outcome and exit status as CI would read them.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat_testing import in_ci
+from support.environment import in_ci
 
 pytest_plugins = ["pytester"]
 
@@ -36,7 +36,7 @@ def run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, ci: str | No
         monkeypatch.delenv("CI", raising=False)
     else:
         monkeypatch.setenv("CI", ci)
-    return pytester.runpytest("-p", "no_skips_in_ci")
+    return pytester.runpytest("-p", "support.no_skips_in_ci")
 
 
 @pytest.mark.parametrize("ci", ["true", "1", "yes", "True", "github"])

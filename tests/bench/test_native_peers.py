@@ -20,7 +20,7 @@ from bench import native
 from bench.generators import Generators, generator_cores
 from bench.native import NATIVE, missing, node_modules
 from bench.workloads import Bench, Plan, running
-from chat_testing import in_ci
+from support.environment import in_ci
 
 ROOT = Path(__file__).resolve().parents[2]
 MEMBERS = 6

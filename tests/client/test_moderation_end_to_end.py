@@ -10,31 +10,18 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from client_conftest import TIMEOUT_UNIT, Client, tmux_required
-from test_interactive import Terminal, client_command, prompt
+from support.admin import ADMIN, ADMIN_ENV
+from support.clients import Client, StartClient
+from support.terminal import Terminal, client_command, prompt
+from support.timing import UNIT
 
-StartClient = Callable[..., Client]
-ADMIN = "the-moderators-own-secret"
-ADMIN_ENV = {"TRACKER_ADMIN_PASSWORD": ADMIN}
 KICKED = "chat-client: the tracker closed the session: you were removed by a moderator: spamming (close code 4011)\n"
 BAN_USAGE = "usage: /ban NAME|ADDRESS [SECONDS] [reason]"
 BANNED = "chat-client: the tracker closed the session: you are banned by a moderator: trolling (close code 4012)\n"
-
-
-@pytest.fixture
-def terminal(tmp_path: Path) -> Iterator[Terminal]:
-    tmux_required()
-    term = Terminal(tmp_path / "tmux.sock")
-    yield term
-    subprocess.run(["tmux", "-S", str(term.socket), "kill-server"], capture_output=True, check=False)
 
 
 def joins(tracker: Any, name: str) -> int:
@@ -45,7 +32,7 @@ def joins(tracker: Any, name: str) -> int:
 def ban(tracker: Any, **body: Any) -> None:
     """Ban through the tracker's REST API directly (the moderator is not the subject here)."""
     made = httpx.post(
-        tracker.http_url + "/admin/ban", json=body, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=TIMEOUT_UNIT
+        tracker.http_url + "/admin/ban", json=body, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=UNIT
     )
     assert made.status_code == 200, made.text
 
@@ -53,7 +40,7 @@ def ban(tracker: Any, **body: Any) -> None:
 def member(clients: StartClient, tracker: Any, name: str, *args: str, env: dict[str, str] | None = None) -> Client:
     """A scripted member (text lines unless ``--json`` is in ``args``), in the room."""
     client = clients(*args, "--username", name, tracker.url, env=env)
-    client.stdout.wait_for(lambda line: f"welcome {name}" in line or f'"name":"{name}"' in line, 2 * TIMEOUT_UNIT)
+    client.stdout.wait_for(lambda line: f"welcome {name}" in line or f'"name":"{name}"' in line, 2 * UNIT)
     return client
 
 
@@ -159,7 +146,7 @@ def test_scripted_refusals_and_plain_members(start_tracker: Any, clients: StartC
     tracker = start_tracker(env=ADMIN_ENV)
     plain = member(clients, tracker, "plain")
     plain.send("/kick plain")
-    plain.stdout.wait_for(lambda line: line.endswith("] plain: /kick plain"), 2 * TIMEOUT_UNIT)
+    plain.stdout.wait_for(lambda line: line.endswith("] plain: /kick plain"), 2 * UNIT)
     guesser = clients("--admin", "--username", "guesser", tracker.url, env={"TRACKER_ADMIN_PASSWORD": "not it"})
     guesser.send("/kick plain", "/ban plain 0", "after")
     guesser.close_stdin()
@@ -212,11 +199,11 @@ def test_banned_while_away_is_not_let_back_in(start_tracker: Any, clients: Start
     alpha = member(clients, tracker, "alpha", "--json")
     os.kill(alpha.process.pid, signal.SIGSTOP)  # a laptop lid: no packets, no answers to pings
     try:
-        tracker.wait_for_output("alpha is away", timeout=4 * TIMEOUT_UNIT)
+        tracker.wait_for_output("alpha is away", timeout=4 * UNIT)
         ban(tracker, name="alpha", reason="trolling")
     finally:
         os.kill(alpha.process.pid, signal.SIGCONT)
-    status, _, stderr = alpha.finish(timeout=6 * TIMEOUT_UNIT)
+    status, _, stderr = alpha.finish(timeout=6 * UNIT)
     assert status == 4
     assert stderr.startswith("chat-client: connection lost; reconnecting...\n")
     assert stderr.endswith(

@@ -10,7 +10,7 @@
   docker-compose.test.yml; ``down -v`` always runs at the end, and the project's logs are printed
   (pytest shows them when the test failed).
 
-The helpers themselves (Compose, JsonClient, get_json) are in compose_support.py.
+The helpers themselves (Compose, JsonClient, get_json) are in tests/support/compose.py.
 """
 
 from __future__ import annotations
@@ -23,16 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from chat_testing import in_ci
-from compose_support import (
-    BALANCER_TEST_IMAGE,
-    REDIS_TEST_IMAGE,
-    UNIT,
-    Compose,
-    docker_problem,
-    tmux_problem,
-    tool_versions,
-)
+from support.compose import BALANCER_TEST_IMAGE, REDIS_TEST_IMAGE, Compose, docker_problem, tmux_problem, tool_versions
+from support.environment import in_ci
+from support.timing import UNIT
 
 # What the terminal summary tells about the container tests (CI's log shows it at the end).
 _outcomes: dict[str, tuple[str, float]] = {}

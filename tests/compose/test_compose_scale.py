@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from compose_support import PASSWORD, UNIT, Compose, Event, JsonClient, get_json
+from support.compose import PASSWORD, Compose, Event, JsonClient, get_json
+from support.timing import UNIT
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(int(120 * UNIT))]
 

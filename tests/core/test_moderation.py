@@ -5,8 +5,7 @@ from __future__ import annotations
 from chat_tracker.core.moderation import Ban, Moderation, details
 from chat_tracker.core.records import LogEntry
 from chat_tracker.storage.checkpoint import Checkpoint, fold
-
-from .helpers import FakeClock
+from support.fakes import FakeClock
 
 
 def test_a_name_ban_covers_every_lookalike_and_an_address_ban_its_network() -> None:

@@ -8,8 +8,7 @@ import pytest
 
 from chat_tracker.core.frames import text_frame
 from chat_tracker.core.outbox import CloseRequest, Coalescer, Outbox
-
-from .helpers import FakeWire, decode_frames, drain
+from support.fakes import FakeWire, decode_frames, drain
 
 
 def test_overflow_at_limit_plus_one_drops_frames_and_calls_back_once() -> None:

@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 
 from chat_tracker.core.auth import PasswordGate, password_from_authorization
 from chat_tracker.core.ratelimit import AuthThrottle
-
-from .helpers import FakeClock
+from support.fakes import FakeClock
 
 
 def _basic(credentials: str) -> str:

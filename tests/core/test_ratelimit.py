@@ -6,8 +6,7 @@ import pytest
 
 from chat_tracker.core.addresses import address_key
 from chat_tracker.core.ratelimit import AuthThrottle, KeyedBuckets, TokenBucket, WarnLimiter, wide_network
-
-from .helpers import FakeClock
+from support.fakes import FakeClock
 
 
 def test_bucket_allows_a_burst_then_the_rate() -> None:

@@ -31,8 +31,7 @@ from chat_tracker.storage.resume_keys import (
     load_previous_key,
     rotate_key,
 )
-
-from .roomkit import RoomKit
+from support.roomkit import RoomKit
 
 OLD_KEY, NEW_KEY = b"o" * 32, b"n" * 32
 

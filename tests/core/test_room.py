@@ -11,9 +11,8 @@ from chat_protocol import ChatMessage, InvalidName, Joined, Left, Limits, NameRe
 from chat_tracker.core.dialects import JSON, PLAIN
 from chat_tracker.core.room import Kicked, Member, Refused
 from chat_tracker.storage.chatlog import LogWriteError
-
-from .helpers import FakeWire
-from .roomkit import RoomKit
+from support.fakes import FakeWire
+from support.roomkit import RoomKit
 
 
 @pytest.fixture

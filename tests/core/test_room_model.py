@@ -13,8 +13,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from chat_protocol import ChatMessage, Joined, Left, Limits, NameRefused, Welcome, has_lone_surrogate, name_key
 from chat_tracker.core.dialects import JSON, PLAIN
 from chat_tracker.core.room import Member, Refused
-
-from .roomkit import RoomKit
+from support.roomkit import RoomKit
 
 NAMES = st.sampled_from(
     ["alpha", "ALPHA", "a1pha", "alp.ha", "beta", "b-e-t-a", "gamma", "Gamma", "delta0", "deltao", "admin", "bad name"]

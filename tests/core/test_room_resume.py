@@ -10,8 +10,7 @@ from chat_protocol import ChatMessage, Joined, Left, Welcome
 from chat_tracker.core.outbox import Outbox
 from chat_tracker.core.records import Present
 from chat_tracker.core.room import Member, MemberState, Refused, Resuming
-
-from .roomkit import RoomKit
+from support.roomkit import RoomKit
 
 
 @pytest.fixture

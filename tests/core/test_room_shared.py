@@ -19,8 +19,7 @@ from chat_tracker.core.room import Member, MemberState, Room
 from chat_tracker.core.tokens import ResumeTokens
 from chat_tracker.errors import Recover, Refused
 from chat_tracker.journal.protocol import Deliver, History, JournalStats, OnTrouble
-
-from .helpers import FakeClock, drain
+from support.fakes import FakeClock, drain
 
 HERE, ELSEWHERE = 1, 2
 OTHER_ID = ELSEWHERE * 1_000_000_000 + 1

@@ -33,9 +33,8 @@ from chat_tracker.core.outbox import CloseRequest, Outbox
 from chat_tracker.core.ratelimit import KeyedBuckets, Wait
 from chat_tracker.core.session import CheckPassword, Replay, Session, SessionState, Timeouts, leave_reason
 from chat_tracker.storage.chatlog import LogWriteError
-
-from .helpers import FakeWire, drain
-from .roomkit import RoomKit
+from support.fakes import FakeWire, drain
+from support.roomkit import RoomKit
 
 PASSWORD = "alphonso"
 TIMEOUTS = Timeouts(auth=7.5, join=42.0)

@@ -68,9 +68,8 @@ from chat_tracker.core.records import LogEntry
 from chat_tracker.core.room import Member
 from chat_tracker.core.session import CheckPassword, Replay, Session, SessionState, Timeouts
 from chat_tracker.errors import LogWriteError
-
-from .helpers import FakeWire, drain
-from .roomkit import RoomKit
+from support.fakes import FakeWire, drain
+from support.roomkit import RoomKit
 
 PASSWORD = "alphonso"
 TIMEOUTS = Timeouts(auth=30.0, join=300.0)

@@ -10,39 +10,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from chat_protocol import Announcement, Bye, ChatMessage, Error, Moderation
-from chat_testing import PASSWORD, UNIT, RunningTracker, tracker_command
 from chat_tracker.storage.chatlog import parse_line
-from peers import json_member, json_peer, plain_member
+from support.admin import ADMIN, ADMIN_ENV, admin
+from support.peers import json_member, json_peer, plain_member, until_type
+from support.timing import UNIT
+from support.tracker import PASSWORD, RunningTracker, tracker_command
 
 pytestmark = pytest.mark.anyio
-
-ADMIN = "the-moderators-own-secret"
-ADMIN_ENV = {"TRACKER_ADMIN_PASSWORD": ADMIN}
-
-
-async def admin(
-    tracker: RunningTracker, method: str, path: str, body: Any = None, secret: str = ADMIN
-) -> httpx.Response:
-    async with httpx.AsyncClient(timeout=UNIT) as client:
-        return await client.request(
-            method, tracker.http_url + path, json=body, headers={"Authorization": f"Bearer {secret}"}
-        )
 
 
 def logged(tracker: RunningTracker) -> list[tuple[str, str, str]]:
     return [(e.kind, e.name, e.text) for e in map(parse_line, tracker.log_lines())]
-
-
-async def until_type(peer: Any, kind: type, timeout: float = UNIT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        message = await peer.recv(max(0.01, deadline - time.monotonic()))
-        if isinstance(message, kind):
-            return message
 
 
 async def test_moderation_is_off_without_the_admin_password(tracker: RunningTracker) -> None:

@@ -6,8 +6,9 @@ import httpx
 import pytest
 
 from chat_protocol import ChatMessage
-from chat_testing import PASSWORD, UNIT, RunningTracker
-from peers import json_member
+from support.peers import json_member
+from support.timing import UNIT
+from support.tracker import PASSWORD, RunningTracker
 
 pytestmark = pytest.mark.anyio
 

@@ -15,8 +15,7 @@ from chat_tracker.journal import local as journal_module
 from chat_tracker.journal.local import LocalJournal
 from chat_tracker.journal.protocol import History
 from chat_tracker.storage.chatlog import ChatLog, parse_line
-
-from .helpers import FakeClock
+from support.fakes import FakeClock
 
 START_TIME = 1_795_485_040.0
 

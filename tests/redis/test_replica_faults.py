@@ -16,12 +16,10 @@ import itertools
 import json
 import os
 import random
-import re
 import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,12 +33,15 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from chat_protocol import SUBPROTOCOL
-from chat_testing import CROWD_FROM_ONE_ADDRESS, PASSWORD, UNIT, RunningTracker, _read_output, in_ci
 from chat_tracker.core.records import LogEntry
 from chat_tracker.journal.redis_keys import Keys
 from chat_tracker.storage.chatlog import parse_line
-from conftest import StartArchiver
-from redis_support import POLL_SECONDS, RedisServer
+from support.archiver import StartArchiver
+from support.campaign import record
+from support.environment import require
+from support.redis_server import POLL_SECONDS, RedisServer
+from support.timing import UNIT
+from support.tracker import CROWD_FROM_ONE_ADDRESS, PASSWORD, RunningTracker, start_server, tracker_env
 
 pytestmark = pytest.mark.anyio
 
@@ -48,30 +49,11 @@ KEYS = Keys()
 GRACE = "5"
 REPLICA_FLAGS = ("--resume-grace", GRACE, "--rate", "200", "--burst", "200")
 KIND = {"message": "msg", "joined": "join", "left": "leave"}
-RESULTS = Path(os.environ.get("RELIABILITY_RESULTS", Path(__file__).parent.parent / "reliability" / "results"))
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-# --- figures, CI-or-skip (as tests/reliability/support.py does it) ----------------------------------------
-
-
-def record(figure: str, **counts: Any) -> None:
-    """Add one test's counts to the campaign's figures file (summed by tests/reliability/report.py)."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    with (RESULTS / "figures.jsonl").open("a", encoding="utf-8") as file:
-        file.write(json.dumps({"figure": figure, "at": time.time(), **counts}) + "\n")
-
-
-def require(condition: bool, why: str) -> None:
-    if condition:
-        return
-    if in_ci():
-        pytest.fail(f"cannot run in CI: {why}")
-    pytest.skip(why)
 
 
 # --- waiting ----------------------------------------------------------------------------------------------
@@ -760,15 +742,9 @@ def netns() -> Iterator[str]:
 
 def start_in_netns(namespace: str, redis_url: str, data_dir: Path) -> NsTracker:
     port = free_port_any()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
-    env.update(CROWD_FROM_ONE_ADDRESS, PYTHONUNBUFFERED="1", TRACKER_PASSWORD=PASSWORD)
     command = ["ip", "netns", "exec", namespace, sys.executable, "-m", "chat_tracker", "--host", NS_REPLICA]
     command += ["--port", str(port), "--data-dir", str(data_dir), "--redis-url", redis_url, *REPLICA_FLAGS]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    tracker = NsTracker(process, port, PASSWORD, data_dir)
-    threading.Thread(target=_read_output, args=(tracker,), daemon=True).start()
-    tracker.wait_for_output(re.escape(f"Listening on http://{NS_REPLICA}:{port}"), 4 * UNIT)
-    return tracker
+    return start_server(command, tracker_env(PASSWORD, CROWD_FROM_ONE_ADDRESS), PASSWORD, data_dir, NsTracker)
 
 
 def free_port_any() -> int:

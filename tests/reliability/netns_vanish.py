@@ -16,11 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tracker")]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the support package, as for pytest
 
-from chat_testing import PASSWORD, launch_tracker  # noqa: E402
-from support import open_bot  # noqa: E402
+from support.bots import open_bot
+from support.tracker import PASSWORD, launch_tracker
 
 
 async def run(data_dir: Path, interval: str, timeout: str) -> dict[str, object]:

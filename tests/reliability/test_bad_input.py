@@ -22,8 +22,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from chat_protocol import escape
-from chat_testing import PASSWORD, UNIT, RunningTracker
-from support import RAW_CONTROLS, Bot, check_log_file, connect_json, error_lines, open_bot, open_plain, record
+from support.bots import Bot, connect_json, open_bot, open_plain
+from support.campaign import RAW_CONTROLS, check_log_file, error_lines, record
+from support.timing import UNIT
+from support.tracker import PASSWORD, RunningTracker
 
 pytestmark = pytest.mark.anyio
 

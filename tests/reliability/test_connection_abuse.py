@@ -24,8 +24,11 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from chat_testing import PASSWORD, UNIT, RunningTracker, tracker_command
-from support import Bot, error_lines, open_bot, record, require
+from support.bots import Bot, open_bot
+from support.campaign import error_lines, record
+from support.environment import require
+from support.timing import UNIT
+from support.tracker import PASSWORD, RunningTracker, tracker_command
 
 pytestmark = pytest.mark.anyio
 

@@ -14,8 +14,11 @@ from typing import Any
 
 import pytest
 
-from chat_testing import PASSWORD, UNIT, RunningTracker
-from support import Bot, check_log_file, open_bot, record, require_root_tool
+from support.bots import Bot, open_bot
+from support.campaign import check_log_file, record, require_root_tool
+from support.process import Process
+from support.timing import UNIT
+from support.tracker import PASSWORD, RunningTracker
 
 pytestmark = pytest.mark.anyio
 HERE = Path(__file__).resolve().parent
@@ -102,14 +105,9 @@ async def test_client_killed_mid_frame_leaves_once(start_tracker: Any) -> None:
     tracker: RunningTracker = start_tracker("--rate", "100", "--burst", "100")
     watcher = await open_bot(tracker.url, PASSWORD, "watcher")
     talker = await open_bot(tracker.url, PASSWORD, "talker")
-    process = subprocess.Popen(
-        [sys.executable, str(HERE / "half_frame_member.py"), tracker.url, PASSWORD, "halfway"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    process = Process([sys.executable, str(HERE / "half_frame_member.py"), tracker.url, PASSWORD, "halfway"])
     try:
-        assert process.stdout is not None
-        assert await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 4 * UNIT) == "ready\n"
+        assert await asyncio.to_thread(process.out.next_line, time.monotonic() + 4 * UNIT) == "ready"
         assert (await watcher.expect("joined"))["name"] == "talker"
         assert (await watcher.expect("joined"))["name"] == "halfway"
         process.kill()

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from chat_testing import PASSWORD, UNIT, launch_tracker
 from chat_tracker.storage.chatlog import parse_line
-from support import FULL, Bot, bots, check_log_file, record, talk
+from support.bots import Bot, bots, talk
+from support.campaign import FULL, check_log_file, record
+from support.timing import UNIT
+from support.tracker import PASSWORD, launch_tracker
 
 pytestmark = [pytest.mark.anyio, pytest.mark.long]
 

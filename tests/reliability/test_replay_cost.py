@@ -18,10 +18,11 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from chat_protocol import format_ts
-from chat_testing import UNIT, RunningTracker, launch_tracker
 from chat_tracker.storage import gzmembers
 from chat_tracker.storage.segments import compress, segment_name
-from resume_support import Member, join, restart
+from support.resume import Member, join, restart
+from support.timing import UNIT
+from support.tracker import RunningTracker, launch_tracker
 
 pytestmark = pytest.mark.anyio
 

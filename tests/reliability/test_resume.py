@@ -20,9 +20,10 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from chat_testing import PASSWORD, UNIT, launch_tracker
-from resume_support import Member, join, log_entries, restart
-from support import record, require_root_tool
+from support.campaign import record, require_root_tool
+from support.resume import Member, join, log_entries, restart
+from support.timing import UNIT
+from support.tracker import PASSWORD, launch_tracker
 
 HERE = Path(__file__).resolve().parent
 

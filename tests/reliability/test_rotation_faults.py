@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from chat_testing import PASSWORD, UNIT, launch_tracker
 from chat_tracker.storage.rotation import KILL_POINTS
 from chat_tracker.storage.segments import list_segments
-from rotation_support import LOAD_FLAGS, all_entries, collect, echo, file_lines, talk
-from support import FULL, bots, error_lines, open_bot, record
-from test_disk_full import fill, small_disk
+from support.bots import bots, open_bot
+from support.campaign import FULL, error_lines, record
+from support.disk import fill
+from support.rotation import LOAD_FLAGS, all_entries, collect, echo, file_lines, talk
+from support.timing import UNIT
+from support.tracker import PASSWORD, launch_tracker
 
 pytestmark = pytest.mark.anyio
-
-__all__ = ["small_disk"]  # the tmpfs fixture, used here too
 
 ROUNDS = 60 if FULL else 24  # 4 per kill point in the CI form
 

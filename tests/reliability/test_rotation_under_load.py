@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from chat_testing import PASSWORD, UNIT, RunningTracker, launch_tracker
 from chat_tracker.storage.segments import list_segments, segment_name
-from rotation_support import LOAD_FLAGS, all_entries, collect, echo, file_lines, get_json, metrics, talk
-from support import bots, error_lines, open_bot, record
+from support.bots import bots, open_bot
+from support.campaign import error_lines, record
+from support.rotation import LOAD_FLAGS, all_entries, collect, echo, file_lines, get_json, metrics, talk
+from support.timing import UNIT
+from support.tracker import PASSWORD, RunningTracker, launch_tracker
 
 pytestmark = pytest.mark.anyio
 

@@ -12,8 +12,10 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from chat_testing import PASSWORD, UNIT, RunningTracker
-from support import Bot, check_log_file, connect_json, open_bot, open_plain, record
+from support.bots import Bot, connect_json, open_bot, open_plain
+from support.campaign import check_log_file, record
+from support.timing import UNIT
+from support.tracker import PASSWORD, RunningTracker
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from soak import soak
-from support import FULL, record
+from support.campaign import FULL, record
 
 pytestmark = [pytest.mark.anyio, pytest.mark.long]
 

@@ -1,6 +1,6 @@
 """A stateful model of joins, leaves and messages, driven over real WebSockets against a real tracker.
 
-``tests/unit/test_room_model.py`` checks the Room alone; this machine checks the whole
+``tests/core/test_room_model.py`` checks the Room alone; this machine checks the whole
 tracker process. Hypothesis picks steps: JSON and plain-text members join (with valid
 names, lookalikes of names online, invalid and reserved names), say things (hostile text
 included: CR/LF, ESC, NUL, U+2028, emoji, exactly the limit and one more), and leave in
@@ -39,10 +39,11 @@ from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 from chat_protocol import SUBPROTOCOL, sanitize_for_terminal
-from chat_testing import PASSWORD, UNIT, RunningTracker
 from chat_tracker.core.records import LogEntry
 from chat_tracker.storage.chatlog import parse_line
-from support import FULL, RAW_CONTROLS, error_lines, record
+from support.campaign import FULL, RAW_CONTROLS, error_lines, record
+from support.timing import UNIT
+from support.tracker import PASSWORD, RunningTracker
 
 MAX = 40  # --max-message-chars for this machine
 

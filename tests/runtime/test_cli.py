@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from chat_testing import UNIT, in_ci
-from peers import plain_member
+from support.environment import in_ci
+from support.peers import plain_member
+from support.timing import UNIT
 
 pytestmark = pytest.mark.anyio
 

@@ -16,8 +16,7 @@ from chat_tracker.core.events import MESSAGE, Event
 from chat_tracker.journal.local import LocalJournal
 from chat_tracker.storage.rotation import RotatingLog, RotationPolicy, next_midnight
 from chat_tracker.storage.segments import RetentionPolicy, list_segments, segment_name
-
-from .helpers import FakeClock
+from support.fakes import FakeClock
 
 MIDNIGHT = 1_796_083_200.0  # 2026-12-01T00:00:00Z
 

@@ -1,8 +1,7 @@
 """Helpers for the container tests: tool checks, a Compose project, the scripted client in a container.
 
-Used by conftest.py's fixtures and by the test modules (imported as a plain module, not from
-conftest, so that the several conftest.py files of the suite never shadow one another).
-Timeouts are multiples of UNIT seconds, scaled by TEST_TIMEOUT_SCALE for slow machines.
+Used by tests/compose/conftest.py's fixtures and by the test modules. Timeouts are multiples of
+``support.timing.UNIT``; the scripted members in the containers get theirs (MEMBER_STEP_TIMEOUT) in it too.
 """
 
 from __future__ import annotations
@@ -11,10 +10,8 @@ import base64
 import functools
 import json
 import os
-import queue
 import shutil
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -22,9 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from support.process import Process
+from support.timing import UNIT
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.test.yml")
-UNIT = 5.0 * float(os.environ.get("TEST_TIMEOUT_SCALE", "1"))
 PASSWORD = "compose-test-secret"
 # The scale profile's own images (docker compose --profile scale), built by the scale_images fixture.
 REDIS_TEST_IMAGE = os.environ.get("GROUPCHAT_TEST_REDIS_IMAGE", "groupchat-redis:test")
@@ -34,7 +33,7 @@ Event = dict[str, Any]
 
 
 def _run_quietly(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=12 * UNIT, check=False)
 
 
 @functools.cache
@@ -76,6 +75,7 @@ class Compose:
             "GROUPCHAT_REDIS_IMAGE": REDIS_TEST_IMAGE,
             "GROUPCHAT_BALANCER_IMAGE": BALANCER_TEST_IMAGE,
             "TRACKER_PASSWORD": PASSWORD,
+            "MEMBER_STEP_TIMEOUT": f"{6 * UNIT:g}",  # member.py's wait for each step (30 s unscaled)
         }
         for name in (
             "TRACKER_PASSWORD_SECRET",
@@ -111,18 +111,9 @@ class Compose:
             )
         return done
 
-    def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            self.argv(*args),
-            cwd=ROOT,
-            env=self.env,
-            text=True,
-            encoding="utf-8",
-            bufsize=1,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+    def popen(self, *args: str) -> Process:
+        """A compose command left running, stdin piped, its stdout and stderr read apart as lines."""
+        return Process(self.argv(*args), stdin=True, stderr="apart", env=self.env, cwd=ROOT)
 
     def up_tracker(self) -> None:
         """Start the tracker in the background and wait until it is healthy."""
@@ -148,7 +139,7 @@ class Compose:
         """`docker inspect` of the tracker's container (running or not)."""
         container = self.run("ps", "--all", "--quiet", "tracker").stdout.split()[0]
         inspect = subprocess.run(
-            ["docker", "inspect", container], capture_output=True, text=True, check=True, timeout=60
+            ["docker", "inspect", container], capture_output=True, text=True, check=True, timeout=12 * UNIT
         )
         state: dict[str, Any] = json.loads(inspect.stdout)[0]
         return state
@@ -183,19 +174,11 @@ def get_json(url: str, password: str | None) -> tuple[int, Any]:
 class JsonClient:
     """A chat-client process printing one protocol event per line; its stdin sends messages."""
 
-    def __init__(self, name: str, process: subprocess.Popen[str]) -> None:
+    def __init__(self, name: str, process: Process) -> None:
         self.name = name
         self.process = process
         self.events: list[Event] = []
         self.stderr = ""
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._lines.put(line.rstrip("\n"))
-        self._lines.put(None)
 
     def expect(self, what: str, matches: Callable[[Event], bool], timeout: float = 6 * UNIT) -> Event:
         """The first event (already seen or coming) that ``matches``; AssertionError after timeout."""
@@ -205,11 +188,10 @@ class JsonClient:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
+                line = self.process.out.next_line(deadline)
+            except TimeoutError:
                 raise AssertionError(f"{self.name} did not see {what} in {timeout:g} s; saw {self.events}") from None
             if line is None:
-                self._lines.put(None)
                 status = self.finish()
                 raise AssertionError(
                     f"{self.name}'s client ended (status {status}) before {what}; saw {self.events}; {self.stderr}"
@@ -222,30 +204,23 @@ class JsonClient:
                 return received
 
     def say(self, text: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(text + "\n")
-        self.process.stdin.flush()
+        self.process.send(text)
 
     def close_input(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
+        self.process.close_stdin()
 
     def finish(self, timeout: float = 6 * UNIT) -> int:
         """Read all that is left, wait for the exit; the exit status (stderr kept in .stderr)."""
         deadline = time.monotonic() + timeout
         try:
-            while (line := self._lines.get(timeout=max(0.0, deadline - time.monotonic()))) is not None:
+            while (line := self.process.out.next_line(deadline)) is not None:
                 if line.startswith("{"):
                     self.events.append(json.loads(line))
-            self._lines.put(None)
             status = self.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except (queue.Empty, subprocess.TimeoutExpired):
+            self.stderr = self.process.err.text(max(0.1, deadline - time.monotonic()))
+        except (TimeoutError, subprocess.TimeoutExpired):
             raise AssertionError(f"{self.name}'s client did not end within {timeout:g} s; saw {self.events}") from None
-        assert self.process.stderr is not None
-        self.stderr += self.process.stderr.read()
         return status
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=UNIT)
+        self.process.end()

@@ -17,7 +17,7 @@ from websockets.sync.server import ServerConnection, serve
 from websockets.typing import Subprotocol
 
 from chat_protocol import SUBPROTOCOL, Bye, ChatMessage, Hello, Limits, ServerMessage, Welcome, encode
-from chat_testing import UNIT
+from support.timing import UNIT
 
 TS = "2026-12-02T01:00:00.000Z"
 Handler = Callable[["Peer"], None]

@@ -1,17 +1,17 @@
-"""Pytest plugin: in CI (``chat_testing.in_ci``) any skipped test fails the run.
+"""Pytest plugin: in CI (``support.environment.in_ci``) any skipped test fails the run.
 
 A test that cannot run in CI must not let the run pass quietly: a skip while setting up, inside
 the test, or while collecting a module (``pytest.skip(allow_module_level=True)``, ``importorskip``)
 is listed in a "skipped in CI" section, and a passing exit status becomes 1 (tests failed).
-tests/conftest.py imports ``pytest_configure`` from here; tests/unit/test_no_skips_in_ci.py runs
-pytest with ``-p no_skips_in_ci`` to check both sides.
+tests/conftest.py imports ``pytest_configure`` from here; tests/test_no_skips_in_ci.py runs
+pytest with ``-p support.no_skips_in_ci`` to check both sides.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from chat_testing import in_ci
+from support.environment import in_ci
 
 # Exit statuses a skip must not leave standing: success, and "nothing ran" (every module skipped).
 _PASSING = (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)

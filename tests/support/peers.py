@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -15,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
 from chat_protocol import SUBPROTOCOL, ServerMessage, decode_server
-from chat_testing import UNIT
+from support.timing import UNIT
 
 WELCOME_LINES = 4  # "Hi ...", "Online now ...", "Limits ...", "Just type ..."
 
@@ -123,6 +124,15 @@ async def json_member(url: str, password: str, name: str) -> AsyncIterator[tuple
         await peer.send(type="join", name=name)
         welcome = await peer.expect(Welcome)
         yield peer, welcome
+
+
+async def until_type(peer: Any, kind: type, timeout: float = UNIT) -> Any:
+    """Read ``peer``'s messages (a ``JsonPeer``) until one of type ``kind``; return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        message = await peer.recv(max(0.01, deadline - time.monotonic()))
+        if isinstance(message, kind):
+            return message
 
 
 class SilentMember:

@@ -13,7 +13,6 @@ import socket
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 _STATUS = re.compile(rb"HTTP/1\.[01] (\d{3})")
 
@@ -110,11 +109,3 @@ def status_of(port: int, request_head: bytes, timeout: float) -> int | None:
             received += data
     match = _STATUS.match(received)
     return int(match.group(1)) if match else None
-
-
-def rss_kib(pid: int, field: str = "VmRSS") -> int:
-    """A process's resident set (or ``VmHWM``, its peak), in KiB, from /proc."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise AssertionError(f"no {field} in /proc/{pid}/status")

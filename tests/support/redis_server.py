@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 
 import redis
-from chat_testing import UNIT, in_ci
 from chat_tracker.core.events import Event, EventKind
 from chat_tracker.journal.redis_keys import DEFAULT_PREFIX, Keys, body_of
+from support.environment import in_ci
+from support.timing import UNIT
 
 POLL_SECONDS = 0.02  # how often a deadline loop looks again
 

@@ -10,8 +10,9 @@ from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
-from chat_testing import PASSWORD, UNIT, RunningTracker, launch_tracker
-from support import Bot, connect_json
+from support.bots import Bot, connect_json
+from support.timing import UNIT
+from support.tracker import PASSWORD, RunningTracker, launch_tracker
 
 EVENT_TYPES = ("message", "joined", "left")
 

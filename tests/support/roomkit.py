@@ -16,8 +16,7 @@ from chat_tracker.core.tokens import ResumeTokens
 from chat_tracker.journal.local import LocalJournal
 from chat_tracker.service.settings import Settings
 from chat_tracker.storage.chatlog import ChatLog, parse_line
-
-from .helpers import FakeClock, FakeWire, drain
+from support.fakes import FakeClock, FakeWire, drain
 
 DEFAULTS = Settings(password="unused")
 

@@ -12,12 +12,14 @@ from typing import Any
 import httpx
 from websockets.exceptions import ConnectionClosed
 
-import support
-from chat_testing import UNIT, RunningTracker
 from chat_tracker.core.records import LogEntry
 from chat_tracker.storage.chatlog import parse_line
 from chat_tracker.storage.segments import list_segments
-from support import RAW_CONTROLS, Bot
+from support.bots import Bot
+from support.bots import talk as talk_fast
+from support.campaign import RAW_CONTROLS
+from support.timing import UNIT
+from support.tracker import RunningTracker
 
 LOAD_FLAGS = ("--rate", "100000", "--burst", "100000", "--queue-size", "100000")
 
@@ -65,8 +67,8 @@ def _first_gap(seqs: list[int]) -> str:
 
 
 async def talk(bot: Bot, prefix: str, count: int) -> int:
-    """``support.talk`` with this module's padding (lengths cycle every 97 messages)."""
-    return await support.talk(bot, prefix, count, pad="y", pad_every=97)
+    """``support.bots.talk`` with this module's padding (lengths cycle every 97 messages)."""
+    return await talk_fast(bot, prefix, count, pad="y", pad_every=97)
 
 
 async def collect(bot: Bot, seen: list[tuple[int, str]], until: int | None = None) -> None:

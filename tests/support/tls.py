@@ -14,7 +14,7 @@ from pathlib import Path
 
 import trustme
 
-from chat_testing import RunningTracker
+from support.tracker import RunningTracker
 
 
 @dataclass(frozen=True)

@@ -1,66 +1,38 @@
-"""Test support importable from every test directory (tests/ is on pytest's pythonpath).
+"""A real tracker process on 127.0.0.1, started the way users start it.
 
-A real tracker process on 127.0.0.1, started the way users start it.
-
-``tracker`` starts ``python -m chat_tracker`` on a free port with a fresh data
-directory and waits for its "Listening on" line; ``start_tracker`` starts more, with
-extra flags. Timeouts are multiples of ``UNIT`` (seconds), scaled by the
-TEST_TIMEOUT_SCALE environment variable for slow machines.
+``launch_tracker`` starts ``python -m chat_tracker`` on a free port with a data directory
+and returns once it printed "Listening on"; tests/conftest.py's ``start_tracker`` and
+``tracker`` fixtures stop what they started. ``start_server`` does the same for any command
+that prints that line (the archiver, a replica in a network namespace).
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import re
 import signal
-import subprocess
 import sys
-import threading
-import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-UNIT = 5.0 * float(os.environ.get("TEST_TIMEOUT_SCALE", "1"))
-# The environment under test: the interpreter running pytest and the scripts installed beside it.
-# Not resolved: a venv's python is a symlink, and its bin/ is where the venv's scripts live.
-VENV_BIN = Path(sys.executable).parent
-PROGRAMS = ("chat-client", "chat-tracker")
+from support.process import Process
+from support.timing import UNIT
+
 PASSWORD = "alphonso"
-_LISTENING = re.compile(r"Listening on (https?)://127\.0\.0\.1:(\d+)")
-_CI_OFF = ("", "0", "false", "no")
-
-
-def in_ci() -> bool:
-    """Whether the tests run in CI, where every test must run: a missing tool fails, and
-    tests/conftest.py fails the run on any skip. Any CI value counts but empty, 0, false and
-    no (case-insensitive): services set ``CI=true``, others ``CI=1``. The one place that reads CI."""
-    return os.environ.get("CI", "").strip().lower() not in _CI_OFF
-
-
-def program(name: str) -> str:
-    """The absolute path of the project's program ``name`` in the environment under test.
-
-    Never the bare name: whatever the caller's PATH holds (a global install, an old
-    version) must not be what a test starts.
-    """
-    path = VENV_BIN / name
-    if not path.is_file():
-        raise AssertionError(f"{name} is not installed in {VENV_BIN}: run scripts/test (it installs the project)")
-    return str(path)
+LISTENING = re.compile(r"Listening on (https?)://[^\s:/]+:(\d+)")
 
 
 @dataclass
 class RunningTracker:
     """A tracker process and what a test needs to talk to it."""
 
-    process: subprocess.Popen[str]
+    process: Process
     port: int
     password: str
     data_dir: Path
-    output: list[str] = field(default_factory=list)
     tls: bool = False  # started with --tls-cert/--tls-key: https and wss
-    _lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
 
     @property
     def url(self) -> str:
@@ -69,6 +41,11 @@ class RunningTracker:
     @property
     def http_url(self) -> str:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def output(self) -> list[str]:
+        """Every line the tracker printed so far (stdout and stderr)."""
+        return self.process.out.everything()
 
     @property
     def log_path(self) -> Path:
@@ -81,22 +58,12 @@ class RunningTracker:
         return self.log_path.read_text(encoding="utf-8").splitlines()
 
     def wait_for_output(self, pattern: str, timeout: float = UNIT) -> str:
-        """Wait for a line of the tracker's stdout matching ``pattern``; return it."""
+        """Wait for a line of the tracker's output matching ``pattern`` (printed before the call or after)."""
         regex = re.compile(pattern)
-        for seen in self.output:
-            if regex.search(seen):
-                return seen
-        deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                line = self._lines.get(timeout=remaining)
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            if regex.search(line):
-                return line
-        raise AssertionError(f"tracker never printed {pattern!r}; output:\n" + "\n".join(self.output))
+        line = self.process.out.find(lambda seen: regex.search(seen) is not None, timeout)
+        if line is None:
+            raise AssertionError(f"tracker never printed {pattern!r}; output:\n" + "\n".join(self.output))
+        return line
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 2 * UNIT) -> int:
         """Send ``sig`` (by default SIGINT: the chat is over; SIGTERM means a restart) and wait for the exit status."""
@@ -105,18 +72,11 @@ class RunningTracker:
         return self.process.wait(timeout=timeout)
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=UNIT)
+        self.process.end()
 
 
-def _read_output(tracker: RunningTracker) -> None:
-    assert tracker.process.stdout is not None
-    for line in tracker.process.stdout:
-        tracker.output.append(line.rstrip("\n"))
-        tracker._lines.put(line.rstrip("\n"))
-    tracker._lines.put(None)
-
+Server = TypeVar("Server", bound=RunningTracker)
+StartTracker = Callable[..., RunningTracker]  # tests/conftest.py's start_tracker fixture
 
 CROWD_FROM_ONE_ADDRESS = {
     "TRACKER_MAX_CONNECTIONS_PER_ADDRESS": "100000",
@@ -139,6 +99,31 @@ def tracker_command(data_dir: Path, nofile: tuple[int, int] | None = None) -> li
     return [*start, "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir)]
 
 
+def tracker_env(password: str | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The test's environment without any TRACKER_ setting of its own, unbuffered, with ``password`` and ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    if password is not None:
+        env["TRACKER_PASSWORD"] = password
+    env.update(extra or {})
+    return env
+
+
+def start_server(
+    command: Sequence[str], env: Mapping[str, str], password: str, data_dir: Path, kind: type[Server]
+) -> Server:
+    """Start ``command`` (its stderr into its stdout); return once it printed "Listening on", or kill it and fail."""
+    server = kind(Process(command, stderr="stdout", env=env), 0, password, data_dir)
+    try:
+        match = LISTENING.search(server.wait_for_output(LISTENING.pattern, timeout=4 * UNIT))
+    except AssertionError:
+        server.kill()
+        raise
+    assert match is not None
+    server.tls, server.port = match.group(1) == "https", int(match.group(2))
+    return server
+
+
 def launch_tracker(
     data_dir: Path,
     *args: str,
@@ -157,30 +142,8 @@ def launch_tracker(
     ``resume_grace`` is 0 unless asked for: a lost member leaves at once, as the tests
     of everything but resuming expect (the product's default is 60 s).
     """
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
-    full_env["PYTHONUNBUFFERED"] = "1"
-    if password is not None:
-        full_env["TRACKER_PASSWORD"] = password
-    if not address_limits:
-        full_env.update(CROWD_FROM_ONE_ADDRESS)
-    full_env["TRACKER_RESUME_GRACE"] = f"{resume_grace:g}"
-    full_env.update(env or {})
-    command = tracker_command(data_dir, nofile)
-    process = subprocess.Popen(
-        command + list(args),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=full_env,
-    )
-    tracker = RunningTracker(process, 0, password or "", data_dir)
-    threading.Thread(target=_read_output, args=(tracker,), daemon=True).start()
-    try:
-        match = _LISTENING.search(tracker.wait_for_output(_LISTENING.pattern, timeout=4 * UNIT))
-    except AssertionError:
-        tracker.kill()
-        raise
-    assert match is not None
-    tracker.tls, tracker.port = match.group(1) == "https", int(match.group(2))
-    return tracker
+    settings = {} if address_limits else dict(CROWD_FROM_ONE_ADDRESS)
+    settings["TRACKER_RESUME_GRACE"] = f"{resume_grace:g}"
+    full_env = tracker_env(password, settings | (env or {}))
+    command = tracker_command(data_dir, nofile) + list(args)
+    return start_server(command, full_env, password or "", data_dir, RunningTracker)

@@ -14,21 +14,20 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import subprocess
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from playwright.sync_api import Locator, Page, expect
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from chat_protocol import SUBPROTOCOL
-from chat_testing import UNIT, RunningTracker, in_ci, program
+from support.environment import program
+from support.process import Process
+from support.timing import UNIT
+from support.tracker import RunningTracker
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -43,15 +42,9 @@ LAUNCH_ARGS = [
 ]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 360, "height": 740}
-
-
-def require(condition: bool, why: str) -> None:
-    """Skip locally when something the test needs is missing; fail in CI, where it must run."""
-    if condition:
-        return
-    if in_ci():
-        pytest.fail(f"cannot run in CI: {why}")
-    pytest.skip(why)
+# Playwright's waits, in milliseconds: an action's, a navigation's and an expect()'s (the web conftest makes
+# it expect's default too). Generous, since each returns as soon as what it waits for holds.
+WAIT_MS = int(4 * UNIT * 1000)
 
 
 def launch_chromium(driver: Any, profile: Path, viewport: dict[str, int] | None = None, **options: Any) -> Any:
@@ -59,15 +52,11 @@ def launch_chromium(driver: Any, profile: Path, viewport: dict[str, int] | None 
     context = driver.chromium.launch_persistent_context(
         str(profile), executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS, viewport=viewport or DESKTOP, **options
     )
-    context.set_default_timeout(20_000)
+    context.set_default_timeout(WAIT_MS)  # every action and navigation, in the suite's unit
     return context
 
 
 Browser = Callable[..., Any]  # browser(viewport=...) -> a BrowserContext with a fresh profile
-StartTracker = Callable[..., RunningTracker]
-
-
-WAIT_MS = int(4 * UNIT * 1000)  # how long an expect() waits: generous, it returns as soon as it holds
 
 
 def field(page: Page, label: str) -> Locator:
@@ -195,53 +184,30 @@ class TerminalMember:
     def __init__(self, tracker: RunningTracker, name: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACKER_", "CHAT_"))}
         env["TRACKER_PASSWORD"] = tracker.password
-        self.process = subprocess.Popen(
-            [program("chat-client"), "--json", "--username", name, tracker.url],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        command = [program("chat-client"), "--json", "--username", name, tracker.url]
+        self.process = Process(command, stdin=True, stderr="stdout", env=env)
         self.expect("welcome")
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
-
     def say(self, text: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(text + "\n")
-        self.process.stdin.flush()
+        self.process.send(text)
 
     def expect(self, kind: str, timeout: float = 4 * UNIT, **fields: Any) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                line = self.lines.get(timeout=remaining)
-            except queue.Empty:
-                break
-            if line is None:
-                break
+        def matches(line: str) -> bool:
             try:
                 frame: dict[str, Any] = json.loads(line)
             except ValueError:
-                continue  # a notice of the client's own, not an event
-            if frame.get("type") == kind and all(frame.get(k) == v for k, v in fields.items()):
-                return frame
-        raise AssertionError(f"chat-client never printed a {kind} {fields}")
+                return False  # a notice of the client's own, not an event
+            return frame.get("type") == kind and all(frame.get(k) == v for k, v in fields.items())
+
+        try:
+            return dict(json.loads(self.process.out.wait_for(matches, timeout)))
+        except (TimeoutError, AssertionError):
+            raise AssertionError(f"chat-client never printed a {kind} {fields}") from None
 
     def leave(self) -> int:
         """End its input: it leaves once everything it sent is acknowledged; its exit status."""
-        assert self.process.stdin is not None
-        self.process.stdin.close()
+        self.process.close_stdin()
         return self.process.wait(timeout=4 * UNIT)
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=UNIT)
+        self.process.end()

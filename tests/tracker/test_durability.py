@@ -11,9 +11,10 @@ import sys
 import pytest
 
 from chat_protocol import ChatMessage
-from chat_testing import PASSWORD, UNIT
 from chat_tracker.storage.chatlog import parse_line
-from peers import json_member
+from support.peers import json_member
+from support.timing import UNIT
+from support.tracker import PASSWORD
 
 pytestmark = pytest.mark.anyio
 

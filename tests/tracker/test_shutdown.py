@@ -12,9 +12,9 @@ import signal
 import pytest
 
 from chat_protocol import Bye
-from chat_testing import PASSWORD, RunningTracker
 from chat_tracker.storage.chatlog import parse_line
-from peers import SilentMember, json_member, plain_member, plain_peer
+from support.peers import SilentMember, json_member, plain_member, plain_peer
+from support.tracker import PASSWORD, RunningTracker
 
 pytestmark = pytest.mark.anyio
 

@@ -10,19 +10,18 @@ import asyncio
 import base64
 import re
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from chat_protocol import Authenticated, ChatMessage, Error, Hello, Joined, Members, Resumed, Welcome
-from chat_testing import PASSWORD, UNIT, RunningTracker
 from chat_tracker.storage.chatlog import parse_line
-from peers import json_member, json_peer, plain_peer
+from support.peers import json_member, json_peer, plain_peer
+from support.timing import UNIT
+from support.tracker import PASSWORD, RunningTracker, StartTracker
 
 pytestmark = pytest.mark.anyio
 
-StartTracker = Callable[..., RunningTracker]
 FLOOD = 20_000
 AT_ONCE = 100  # sockets in flight at once, per flood
 

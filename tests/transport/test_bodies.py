@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
-from chat_testing import UNIT, RunningTracker
-from rawhttp import chunked, head, rss_kib, stream_body, zeros
+from support.process import rss_kib
+from support.rawhttp import chunked, head, stream_body, zeros
+from support.timing import UNIT
+from support.tracker import RunningTracker
 
 ADMIN = "moderators-only-secret"
 BIG = 300_000_000  # 300 MB: never held in the test's memory, made as it is sent

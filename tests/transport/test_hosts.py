@@ -8,9 +8,10 @@ from collections.abc import Callable
 
 import pytest
 
-from chat_testing import UNIT, RunningTracker
 from chat_tracker.core.hosts import AllowedHosts
-from rawhttp import head, status_of
+from support.rawhttp import head, status_of
+from support.timing import UNIT
+from support.tracker import RunningTracker
 
 REBOUND = "evil.example"  # a name that an attacker's DNS points at 127.0.0.1 after the page loaded
 

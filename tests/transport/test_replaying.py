@@ -14,8 +14,7 @@ from chat_tracker.core.room import Member, Resuming, Room
 from chat_tracker.journal import protocol as journal_module
 from chat_tracker.journal.protocol import History, Journal
 from chat_tracker.transport.replaying import PAGE, count, pages
-
-from .roomkit import RoomKit
+from support.roomkit import RoomKit
 
 
 class PagedJournal:

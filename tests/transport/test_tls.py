@@ -1,6 +1,6 @@
 """The tracker over TLS (``--tls-cert``/``--tls-key``): https REST, wss chat, and the refusals at start.
 
-Every certificate is made at test time (``tls_testing``, on trustme): a CA of its own
+Every certificate is made at test time (``support.tls``, on trustme): a CA of its own
 per test, trusted explicitly by the clients here, as a user trusts a self-signed tracker.
 """
 
@@ -12,20 +12,18 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from chat_testing import PASSWORD, UNIT, RunningTracker
-from peers import plain_member
-from tls_testing import Certificates, make_certificates, start_tls_tracker
+from support.peers import plain_member
+from support.timing import UNIT
+from support.tls import Certificates, make_certificates, start_tls_tracker
+from support.tracker import PASSWORD, StartTracker
 
 pytestmark = pytest.mark.anyio
-
-StartTracker = Callable[..., RunningTracker]
 
 
 @pytest.fixture

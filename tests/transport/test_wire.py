@@ -6,10 +6,10 @@ import pytest
 from websockets.frames import Frame, Opcode
 
 from chat_protocol import ChatMessage
-from chat_testing import PASSWORD
 from chat_tracker.core.frames import text_frame
 from chat_tracker.core.outbox import Outbox
-from peers import json_member, plain_member
+from support.peers import json_member, plain_member
+from support.tracker import PASSWORD
 
 pytestmark = pytest.mark.anyio
 

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from web_support import (
+
+from support.tracker import RunningTracker
+from support.web import (
     DESKTOP,
     PHONE,
     WAIT_MS,
@@ -28,8 +30,6 @@ from web_support import (
     open_page,
     type_line,
 )
-
-from chat_testing import RunningTracker
 
 OVERFLOW = "() => document.scrollingElement.scrollWidth"
 BACKGROUND = "() => getComputedStyle(document.body).backgroundColor"
