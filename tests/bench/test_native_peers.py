@@ -21,6 +21,7 @@ from bench.generators import Generators, generator_cores
 from bench.native import NATIVE, missing, node_modules
 from bench.workloads import Bench, Plan, running
 from support.environment import in_ci
+from support.timing import UNIT
 
 ROOT = Path(__file__).resolve().parents[2]
 MEMBERS = 6
@@ -42,7 +43,7 @@ def _cannot_run(why: str) -> None:
     pytest.skip(why)
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(12 * UNIT)
 @pytest.mark.parametrize("kind", NATIVE)
 def test_a_native_reference_delivers_every_message(kind: str, tmp_path: Path, generators: Generators) -> None:
     """N members join, two publish at 40 msg/s: deliveries = published x (N-1), or x N for Redis
@@ -54,7 +55,7 @@ def test_a_native_reference_delivers_every_message(kind: str, tmp_path: Path, ge
             node_modules()  # ws from the npm registry on first use, then from the cache
         except RuntimeError as exc:
             _cannot_run(f"nodews needs ws, which npm could not install: {exc}")
-    plan = Plan(servers=(kind,), results=tmp_path, publishers=2, generators=1, connect_timeout=20.0)
+    plan = Plan(servers=(kind,), results=tmp_path, publishers=2, generators=1, connect_timeout=4 * UNIT)
     with running(plan, kind, "test") as server:
         bench = Bench(plan, generators, server)
         try:

@@ -34,7 +34,7 @@ def talker(url: str, name: str) -> Iterator[Callable[[str], None]]:
         subprotocols=[Subprotocol(SUBPROTOCOL)],
         additional_headers={"Authorization": f"Bearer {PASSWORD}"},
         open_timeout=2 * UNIT,
-        close_timeout=1,
+        close_timeout=UNIT / 5,
     )
 
     def next_frame(kind: str, **fields: Any) -> None:

@@ -78,7 +78,7 @@ def test_line_over_the_frame_limit_is_refused_by_the_client(start_tracker: Any, 
 def test_slow_consumer_exits_4(start_tracker: Any, unread_client: Callable[..., subprocess.Popen[str]]) -> None:
     """Nobody reads the client's stdout while the room is busy: close 4007, one line on stderr, exit 4."""
     tracker = start_tracker("--queue-size", "1", "--max-message-chars", str(BIG), "--rate", "10000", "--burst", "10000")
-    with connect(tracker.url, open_timeout=UNIT, close_timeout=1, max_size=None) as talker:
+    with connect(tracker.url, open_timeout=UNIT, close_timeout=UNIT / 5, max_size=None) as talker:
         # A plain-text member: it gets no echo of its own messages, so it never falls behind itself.
         assert talker.recv(UNIT) == "Enter server password..."
         talker.send(PASSWORD)

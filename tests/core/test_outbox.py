@@ -9,6 +9,7 @@ import pytest
 from chat_tracker.core.frames import text_frame
 from chat_tracker.core.outbox import CloseRequest, Coalescer, Outbox
 from support.fakes import FakeWire, decode_frames, drain
+from support.timing import UNIT
 
 
 def test_overflow_at_limit_plus_one_drops_frames_and_calls_back_once() -> None:
@@ -47,7 +48,7 @@ async def test_take_returns_frames_in_order() -> None:
     await asyncio.sleep(0)
     assert not waiting.done()
     outbox.push("d")
-    assert await asyncio.wait_for(waiting, 1) == (["d"], None)
+    assert await asyncio.wait_for(waiting, UNIT / 5) == (["d"], None)
 
 
 @pytest.mark.anyio
@@ -70,7 +71,7 @@ async def test_close_wakes_a_waiting_writer() -> None:
     waiting = asyncio.ensure_future(outbox.take())
     await asyncio.sleep(0)
     outbox.close(1000)
-    assert await asyncio.wait_for(waiting, 1) == ([], CloseRequest(1000, ""))
+    assert await asyncio.wait_for(waiting, UNIT / 5) == ([], CloseRequest(1000, ""))
 
 
 @pytest.mark.anyio
@@ -82,7 +83,7 @@ async def test_overflow_wakes_a_waiting_writer_with_nothing() -> None:
     waiting = asyncio.ensure_future(outbox.take())
     await asyncio.sleep(0)
     outbox.push_many(["1", "2"])
-    assert await asyncio.wait_for(waiting, 1) == ([], None)
+    assert await asyncio.wait_for(waiting, UNIT / 5) == ([], None)
     assert await outbox.take() == ([], None)
 
 

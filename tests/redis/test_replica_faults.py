@@ -71,7 +71,7 @@ async def until(condition: Callable[[], bool], what: str, timeout: float = 4 * U
 
 def healthz(url: str) -> dict[str, Any]:
     try:
-        reply = httpx.get(f"{url}/healthz", timeout=1.0)
+        reply = httpx.get(f"{url}/healthz", timeout=UNIT / 5)
     except httpx.HTTPError:
         return {}
     body: dict[str, Any] = reply.json() if reply.status_code == 200 else {}
@@ -121,7 +121,7 @@ async def connect_json(url: str) -> ClientConnection:
         subprotocols=[Subprotocol(SUBPROTOCOL)],
         additional_headers={"Authorization": f"Bearer {PASSWORD}"},
         open_timeout=2 * UNIT,
-        close_timeout=1,
+        close_timeout=UNIT / 5,
         ping_interval=None,
         max_size=None,
         compression=None,
@@ -324,7 +324,7 @@ async def start_in_thread(cluster: Cluster) -> RunningTracker:
 KILL_ROUNDS = 30 if os.environ.get("RELIABILITY_FULL", "") == "1" else 10
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(48 * UNIT)
 async def test_replica_sigkilled_under_load_members_resume_elsewhere(
     redis_server: RedisServer, start_tracker: Any, start_archiver: StartArchiver, tmp_path: Path
 ) -> None:
@@ -774,7 +774,7 @@ def partition(namespace: str, redis_port: int, action: str) -> None:
         )
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(36 * UNIT)
 async def test_replica_partitioned_from_redis_notices_and_recovers(
     netns: str, tmp_path: Path, start_tracker: Any, start_archiver: StartArchiver
 ) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the support package, as for pytest
 
 from support.bots import open_bot
+from support.timing import UNIT
 from support.tracker import PASSWORD, launch_tracker
 
 
@@ -40,12 +41,12 @@ async def run(data_dir: Path, interval: str, timeout: str) -> dict[str, object]:
 
         async def watch() -> None:
             while True:
-                message = await watcher.recv(30)
+                message = await watcher.recv(6 * UNIT)
                 if message["type"] == "left":
                     leaves.append((message["name"], message["reason"], time.monotonic() - cut))
 
         watching = asyncio.create_task(watch())
-        deadline = cut + float(interval) + float(timeout) + 4
+        deadline = cut + float(interval) + float(timeout) + 0.8 * UNIT
         index = 0
         while time.monotonic() < deadline:
             sent = time.monotonic()

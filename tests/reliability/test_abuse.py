@@ -133,7 +133,7 @@ async def test_50_wrong_guesses_are_refused_at_once_for_that_address_only(tracke
     assert sorted(code or 0 for code in results) == [4001] * 3 + [4013] * 47, results
     started = time.monotonic()
     other = await open_bot(tracker.url, PASSWORD, "other", local_addr=("127.0.3.2", 0))
-    assert time.monotonic() - started < 1.0, "another address was refused or slowed down too"
+    assert time.monotonic() - started < UNIT / 5, "another address was refused or slowed down too"
     await other.ws.close()
     assert [e.name for e in check_log_file(tracker.log_path) if e.kind == "join"] == ["other"]
     record("bad_inputs", area="guessing", tried=50, crashes=0, server_errors=0, forged_lines=0, admitted=0)
@@ -176,7 +176,7 @@ async def test_ten_flooders_are_closed_and_a_calm_member_keeps_its_pace(start_tr
         flooders.end()
     # 4006, or cut off when its own flood keeps it from reading the close within the grace period.
     assert set(codes) <= {4006, None} and codes.count(4006) >= 1, codes
-    assert max(latencies) < 0.25, f"calm member waited {max(latencies):.3f} s"
+    assert max(latencies) < UNIT / 20, f"calm member waited {max(latencies):.3f} s"
     entries = check_log_file(tracker.log_path)
     names = [f"flood{i}" for i in range(10)]
     assert sorted(e.name for e in entries if e.kind == "leave" and e.text == "flooding") == names

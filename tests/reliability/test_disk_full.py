@@ -46,7 +46,7 @@ async def test_disk_full_refuses_cleanly_and_recovers(small_disk: Path) -> None:
         delivered, pending = [], None
         for index in range(200):  # long messages until one is not written: the page's slack runs out
             text = f"{index:03d} " + "long message " * 140
-            answer = await _echo(alpha, text, timeout=1.5)
+            answer = await _echo(alpha, text, timeout=0.3 * UNIT)
             if answer is None:
                 pending = text
                 break

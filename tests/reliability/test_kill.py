@@ -91,7 +91,7 @@ async def _one_round(data_dir: Path, round_no: int, rng: random.Random) -> dict[
     }
 
 
-@pytest.mark.timeout(900 if FULL else 240)
+@pytest.mark.timeout((180 if FULL else 48) * UNIT)
 async def test_sigkill_rounds_under_load_lose_nothing_seen(tmp_path: Path) -> None:
     """20 SIGKILLs mid-burst: every message any member received is in chat.log once and whole; restart repairs."""
     data_dir = tmp_path / "data"

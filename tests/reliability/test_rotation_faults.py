@@ -55,7 +55,7 @@ async def _kill_round(data_dir: Path, round_no: int, point: str, nth: int, compr
     return len(seen)
 
 
-@pytest.mark.timeout(400 if FULL else 150)
+@pytest.mark.timeout((80 if FULL else 30) * UNIT)
 async def test_sigkill_at_every_step_of_a_rotation_loses_nothing(tmp_path: Path) -> None:
     """SIGKILL between fsync and rename, rename and reopen, after reopen, mid-write, mid- and after compression."""
     data_dir = tmp_path / "data"
@@ -110,7 +110,7 @@ async def test_disk_full_during_rotation(small_disk: Path) -> None:
             await alpha.say(text)
             try:
                 while True:
-                    message = await alpha.recv(1.5)
+                    message = await alpha.recv(0.3 * UNIT)  # no echo by then: the disk is full
                     if message["type"] == "message" and message["text"] == text:
                         delivered.append(text)
                         break

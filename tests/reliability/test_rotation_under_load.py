@@ -23,7 +23,7 @@ pytestmark = pytest.mark.anyio
 TALKERS, MESSAGES = 3, 1500
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(24 * UNIT)
 async def test_size_rotation_under_load_keeps_every_line_once(tmp_path: Path) -> None:
     """3 members flat out, --rotate-bytes 16K: seq +1 per line over every segment, nothing lost or repeated."""
     tracker = launch_tracker(tmp_path, "--rotate-bytes", "16K", *LOAD_FLAGS)
@@ -54,7 +54,7 @@ async def test_size_rotation_under_load_keeps_every_line_once(tmp_path: Path) ->
     record("rotation", test="size_under_load", lines=len(entries), segments=len(segments), messages=len(texts))
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(12 * UNIT)
 async def test_daily_rotation_at_utc_midnight_with_a_shifted_clock(tmp_path: Path) -> None:
     """--rotate-daily, the clock shifted to just before midnight: yesterday's lines in one segment, today's after."""
     now = time.time()
@@ -101,7 +101,7 @@ def _deleted(output: list[str]) -> list[str]:
     return [line.split("Deleted ", 1)[1].split(" ", 1)[0] for line in output if " Deleted chat.log." in line]
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(18 * UNIT)
 async def test_retention_by_age_bytes_and_count(tmp_path: Path) -> None:
     """--keep-days, --keep-bytes, --keep-segments each delete the oldest segments, one log line each, never chat.log."""
     await _fill(tmp_path, "--rotate-bytes", "1K")
@@ -141,7 +141,7 @@ async def test_retention_by_age_bytes_and_count(tmp_path: Path) -> None:
     record("rotation", test="retention", segments_deleted=deleted)
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(12 * UNIT)
 async def test_sighup_after_an_external_rename_and_restart_after_it(tmp_path: Path) -> None:
     """logrotate's create mode: rename, SIGHUP, new lines in a new chat.log; a restart before any continues too."""
     tracker = launch_tracker(tmp_path)
@@ -178,7 +178,7 @@ async def _output_count(tracker: RunningTracker, text: str, count: int) -> None:
             await asyncio.sleep(0.05)
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(12 * UNIT)
 async def test_external_truncation_is_noticed_and_the_sequence_goes_on(tmp_path: Path) -> None:
     """copytruncate empties chat.log underneath: a warning, no hole, the next line is the next seq."""
     tracker = launch_tracker(tmp_path, *LOAD_FLAGS)
@@ -199,7 +199,7 @@ async def test_external_truncation_is_noticed_and_the_sequence_goes_on(tmp_path:
     record("rotation", test="truncation", warnings=1)
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(18 * UNIT)
 async def test_log_and_resume_across_segments_and_a_deleted_one(tmp_path: Path) -> None:
     """GET /log (lines= and after=) reads across plain and gzip segments; a deleted segment is reported gone."""
     flags = ("--rotate-bytes", "1K", "--compress", "--history-size", "5")

@@ -50,11 +50,11 @@ async def test_ctrl_c_with_200_members(start_tracker: Any) -> None:
     ]
     signalled = time.monotonic()
     tracker.process.send_signal(signal.SIGINT)
-    status = await asyncio.to_thread(tracker.process.wait, 10)
+    status = await asyncio.to_thread(tracker.process.wait, 2 * UNIT)
     exit_seconds = time.monotonic() - signalled
     results = await asyncio.gather(*readers)
     assert status == 0
-    assert exit_seconds < 5.0, f"took {exit_seconds:.2f} s"
+    assert exit_seconds < UNIT, f"took {exit_seconds:.2f} s"  # the promise: 5 s, one unit
     json_results, plain_results = results[:JSON_MEMBERS], results[JSON_MEMBERS : JSON_MEMBERS + PLAIN_MEMBERS]
     for code, frames in json_results:
         assert code == 1001

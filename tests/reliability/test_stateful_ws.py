@@ -502,7 +502,7 @@ FULL_SETTINGS = settings(CI_SETTINGS, max_examples=60, stateful_step_count=40, p
 
 @pytest.mark.reliability
 @pytest.mark.long
-@pytest.mark.timeout(1800 if FULL else 120)
+@pytest.mark.timeout((360 if FULL else 24) * UNIT)
 def test_stateful_model_over_real_websockets(start_tracker: Any) -> None:
     """Any joins, messages and leaves over real sockets keep /members, chat.log and every inbox equal to the model."""
     tracker = start_tracker("--max-message-chars", str(MAX), "--rate", "1000", "--burst", "1000")

@@ -73,7 +73,7 @@ async def connect_json(url: str, password: str, **kwargs: Any) -> ClientConnecti
         subprotocols=[Subprotocol(SUBPROTOCOL)],
         additional_headers={"Authorization": f"Bearer {password}"},
         open_timeout=4 * UNIT,
-        close_timeout=1,
+        close_timeout=UNIT / 5,
         ping_interval=None,
         max_size=None,
         compression=None,
@@ -107,7 +107,7 @@ async def bots(url: str, password: str, names: list[str], batch: int = 100) -> A
 
 async def open_plain(url: str, password: str, name: str) -> ClientConnection:
     """A plain-text member (no subprotocol), joined, welcome read."""
-    ws = await connect(url, open_timeout=4 * UNIT, close_timeout=1, ping_interval=None, compression=None)
+    ws = await connect(url, open_timeout=4 * UNIT, close_timeout=UNIT / 5, ping_interval=None, compression=None)
     assert await asyncio.wait_for(ws.recv(), 4 * UNIT) == "Enter server password..."
     await ws.send(password)
     for _ in range(2):

@@ -54,7 +54,7 @@ class PlainPeer:
 
 @asynccontextmanager
 async def plain_peer(url: str, **kwargs: Any) -> AsyncIterator[PlainPeer]:
-    async with connect(url, open_timeout=UNIT, close_timeout=1, **kwargs) as ws:
+    async with connect(url, open_timeout=UNIT, close_timeout=UNIT / 5, **kwargs) as ws:
         yield PlainPeer(ws)
 
 

@@ -1,13 +1,15 @@
 """The one way the suite starts a program and reads what it prints: ``Process`` and its ``LineReader``s.
 
-A ``Process`` is a ``subprocess.Popen`` (text, UTF-8) whose stdout, and stderr when piped apart,
-are each read line by line in a background thread as the program prints them. A test waits
+A ``Process`` is a ``subprocess.Popen`` whose stdout, and stderr when piped apart, are each
+read line by line in a background thread as the program prints them. A test waits
 for a line with a deadline and never reads the pipes itself, so a program that prints a lot
 never blocks on a full pipe, and a program that prints nothing never hangs the test.
 
 A ``LineReader`` has a cursor: ``next_line``, ``wait_for`` and ``rest`` take lines in order
 (``lines`` is what was taken), while ``find`` looks at every line read so far without taking
-any (a tracker's "Listening on", printed before anyone asked).
+any (a tracker's "Listening on", printed before anyone asked). A line is what ends with "\n",
+exactly as printed (a "\r" stays in it: no newline translation hides one); it must be UTF-8,
+and past a byte that is not, every wait fails saying so.
 """
 
 from __future__ import annotations
@@ -29,22 +31,32 @@ _STDERR = {"apart": subprocess.PIPE, "stdout": subprocess.STDOUT, "null": subpro
 class LineReader:
     """A text stream's lines, read in a thread of its own, waited for with a deadline."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[bytes]) -> None:
         self._read: list[str] = []  # every line so far, newline kept
         self._taken = 0
         self._ended = False
+        self._undecodable = ""
         self._changed = threading.Condition()
         threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
 
-    def _pump(self, stream: IO[str]) -> None:
-        with stream:  # closed here, by its only reader, once it has ended
-            for line in stream:
-                with self._changed:
-                    self._read.append(line)
-                    self._changed.notify_all()
-        with self._changed:
-            self._ended = True
-            self._changed.notify_all()
+    def _pump(self, stream: IO[bytes]) -> None:
+        try:
+            with stream:  # closed here, by its only reader, once it has ended
+                for raw in stream:
+                    line = raw.decode("utf-8")
+                    with self._changed:
+                        self._read.append(line)
+                        self._changed.notify_all()
+        except UnicodeDecodeError as error:  # the end of what can be read: the waits fail saying why
+            self._undecodable = f"line {len(self._read) + 1} of the stream is not UTF-8: {error}"
+        finally:
+            with self._changed:
+                self._ended = True
+                self._changed.notify_all()
+
+    def _check(self) -> None:
+        if self._undecodable:
+            raise AssertionError(self._undecodable)
 
     @property
     def lines(self) -> list[str]:
@@ -67,6 +79,7 @@ class LineReader:
                 tail = [line.rstrip("\n") for line in self._read[-20:]]
                 raise TimeoutError(f"no new line; so far: {tail}")
             if self._taken == len(self._read):
+                self._check()
                 return None
             self._taken += 1
             return self._read[self._taken - 1].rstrip("\n")
@@ -91,6 +104,7 @@ class LineReader:
         with self._changed:
             if not self._changed.wait_for(lambda: self._ended, timeout=timeout):
                 raise TimeoutError(f"the stream did not end within {timeout:g} s")
+            self._check()
             return "".join(self._read)
 
     def find(self, predicate: Callable[[str], bool], timeout: float) -> str | None:
@@ -105,11 +119,12 @@ class LineReader:
                 checked = len(self._read)
                 remaining = deadline - time.monotonic()
                 if self._ended or remaining <= 0:
+                    self._check()
                     return None
                 self._changed.wait(remaining)
 
 
-class Process(subprocess.Popen[str]):
+class Process(subprocess.Popen[bytes]):
     """A program started with piped stdout (``out``), stderr apart (``err``), into stdout, or dropped.
 
     ``stdin=True`` gives it a pipe to ``send`` lines to; otherwise it reads /dev/null.
@@ -129,9 +144,6 @@ class Process(subprocess.Popen[str]):
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=_STDERR[stderr],
-            text=True,
-            encoding="utf-8",
-            errors="replace",  # a test reads what a person would see; a stray byte must not kill the reader
             env=env,
             cwd=cwd,
         )
@@ -146,9 +158,9 @@ class Process(subprocess.Popen[str]):
         return self._err
 
     def send(self, *lines: str) -> None:
-        """Write ``lines`` to stdin, each with its newline, and flush."""
+        """Write ``lines`` to stdin, each with its newline, in UTF-8, and flush."""
         assert self.stdin is not None
-        self.stdin.write("".join(line + "\n" for line in lines))
+        self.stdin.write("".join(line + "\n" for line in lines).encode("utf-8"))
         self.stdin.flush()
 
     def close_stdin(self) -> None:

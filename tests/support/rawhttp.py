@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from support.timing import UNIT
+
 _STATUS = re.compile(rb"HTTP/1\.[01] (\d{3})")
 
 
@@ -83,7 +85,7 @@ def _read_some(sock: socket.socket, received: bytes) -> tuple[bytes, bool]:
 def _answer(sock: socket.socket, received: bytes, started: float, sent: int) -> Answer:
     seconds = time.monotonic() - started
     sock.setblocking(True)
-    sock.settimeout(3.0)
+    sock.settimeout(0.6 * UNIT)
     closed = False
     try:
         while b"\r\n\r\n" not in received and (data := sock.recv(65_536)):

@@ -90,7 +90,7 @@ async def open_ws(url: str) -> ClientConnection:
         subprotocols=[Subprotocol("groupchat.v1")],
         additional_headers={"Authorization": f"Bearer {PASSWORD}"},
         open_timeout=4 * UNIT,
-        close_timeout=1,
+        close_timeout=UNIT / 5,
         ping_interval=None,
     )
 

@@ -28,6 +28,8 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from support.timing import UNIT
+
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = ROOT / "pyproject.toml"
 LOCK = ROOT / "requirements.lock"
@@ -158,7 +160,7 @@ async def _finish(protocol: Any) -> None:
     """End the connection and let uvicorn's task for the app finish."""
     if not protocol.disconnected:
         protocol.connection_lost(None)
-    await asyncio.wait_for(asyncio.gather(*protocol.tasks), timeout=5)
+    await asyncio.wait_for(asyncio.gather(*protocol.tasks), timeout=UNIT)
 
 
 # uvicorn's private protocol class

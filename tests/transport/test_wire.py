@@ -9,6 +9,7 @@ from chat_protocol import ChatMessage
 from chat_tracker.core.frames import text_frame
 from chat_tracker.core.outbox import Outbox
 from support.peers import json_member, plain_member
+from support.timing import UNIT
 from support.tracker import PASSWORD
 
 pytestmark = pytest.mark.anyio
@@ -90,7 +91,7 @@ def test_oversized_handshake_header_is_answered_and_closed(tracker: object) -> N
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
         f"Authorization: Bearer {'x' * 80_000}\r\n\r\n"
     ).encode()
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=UNIT) as sock:
         sock.sendall(request)
         answer = b""
         while chunk := sock.recv(65536):  # ends when the tracker closes; the timeout fails the test
