@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from support.compose import BALANCER_TEST_IMAGE, REDIS_TEST_IMAGE, Compose, docker_problem, tmux_problem, tool_versions
-from support.environment import in_ci
+from support.environment import require
 from support.timing import UNIT
 
 # What the terminal summary tells about the container tests (CI's log shows it at the end).
@@ -39,12 +39,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         problems.append(problem)
     if item.get_closest_marker("tmux") and (problem := tmux_problem()):
         problems.append(problem)
-    if not problems:
-        return
-    reason = "; ".join(problems)
-    if in_ci():
-        pytest.fail(f"CI must run this test, but {reason} (.ci/run provisions it)", pytrace=False)
-    pytest.skip(reason)
+    require(not problems, "; ".join(problems) + " (.ci/run provisions it)")
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from support.environment import in_ci
 from support.peers import plain_member
+from support.terminal import require_tmux
 from support.timing import UNIT
 
 pytestmark = pytest.mark.anyio
@@ -61,13 +61,9 @@ async def test_password_file_wins_over_the_environment(start_tracker: object, tm
 
 def test_password_prompt_on_a_terminal(tmp_path: Path) -> None:
     """Started on a terminal without a password, the tracker asks for one (hidden) and then listens."""
-    import shutil
     import time
 
-    if shutil.which("tmux") is None:
-        if in_ci():
-            pytest.fail("tmux is not installed, and this is CI: the terminal test must run")
-        pytest.skip("tmux is not installed")
+    require_tmux()
     session = f"tracker-prompt-{os.getpid()}"  # also the name of a tmux server of its own
     tracker = f"{sys.executable} -m chat_tracker --host 127.0.0.1 --port 0 --data-dir {tmp_path}"
     # The pane outlives the tracker, so a failure shows what it printed.

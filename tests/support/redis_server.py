@@ -19,12 +19,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
 import redis
 from chat_tracker.core.events import Event, EventKind
 from chat_tracker.journal.redis_keys import DEFAULT_PREFIX, Keys, body_of
-from support.environment import in_ci
+from support.environment import require
 from support.timing import UNIT
 
 POLL_SECONDS = 0.02  # how often a deadline loop looks again
@@ -143,10 +141,8 @@ def running_redis(directory: Path, requirepass: str | None = None) -> Iterator[R
     Without redis-server: a failure in CI (``.ci/run`` installs it), a skip elsewhere.
     """
     executable = shutil.which("redis-server")
-    if executable is None:
-        if in_ci():
-            pytest.fail("redis-server is not installed (.ci/run installs it)")
-        pytest.skip("redis-server is not installed")
+    require(executable is not None, "redis-server is not installed (.ci/run installs it)")
+    assert executable is not None
     server = RedisServer(executable, directory, requirepass=requirepass)
     server.start()
     yield server
