@@ -29,7 +29,7 @@ _STDERR = {"apart": subprocess.PIPE, "stdout": subprocess.STDOUT, "null": subpro
 
 
 class LineReader:
-    """A text stream's lines, read in a thread of its own, waited for with a deadline."""
+    """A byte stream's lines as UTF-8 text, read in a thread of its own, waited for with a deadline."""
 
     def __init__(self, stream: IO[bytes]) -> None:
         self._read: list[str] = []  # every line so far, newline kept
