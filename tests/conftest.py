@@ -1,31 +1,31 @@
-"""Shared fixtures: a real tracker process on 127.0.0.1, started the way users start it.
+"""The whole suite's fixtures and hooks: real trackers, the timeout unit, and no skips in CI.
 
-``tracker`` starts ``python -m chat_tracker`` on a free port with a fresh data
-directory and waits for its "Listening on" line; ``start_tracker`` starts more, with
-extra flags. Timeouts are multiples of ``chat_testing.UNIT``. In CI any skipped test fails the
-run (no_skips_in_ci.py).
+``tracker`` starts ``python -m chat_tracker`` on a free port with a fresh data directory
+and waits for its "Listening on" line; ``start_tracker`` starts more, with extra flags.
+Every wait is a multiple of ``support.timing.UNIT``, and pytest-timeout's default budget is
+scaled with it (``support.timing``). In CI any skipped test fails the run
+(``support.no_skips_in_ci``). The helpers themselves are in tests/support, imported as
+``from support.<module> import <name>``.
 """
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from chat_testing import PASSWORD, UNIT, RunningTracker, launch_tracker
-from no_skips_in_ci import pytest_configure  # in CI any skip fails the run
+from support.no_skips_in_ci import pytest_configure  # in CI any skip fails the run
+from support.timing import pytest_collection_modifyitems  # pytest-timeout's budget in units
+from support.tracker import RunningTracker, StartTracker, launch_tracker
 
-__all__ = ["PASSWORD", "UNIT", "RunningTracker", "pytest_configure"]
+__all__ = ["pytest_collection_modifyitems", "pytest_configure"]
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-StartTracker = Callable[..., RunningTracker]
 
 
 @pytest.fixture

@@ -9,34 +9,22 @@ venv's programs even when a stray one is first on PATH.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
 import stat
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from chat_testing import PROGRAMS, VENV_BIN, program
+from support.clients import run_client
+from support.environment import PROGRAMS, VENV_BIN, program
 
 TESTS = Path(__file__).parent
 # Scripts that run inside the project's Docker image, where the image's own install is the one under test.
 IN_IMAGE = {TESTS / "compose" / "member.py"}
 BARE_START = re.compile(r"""\[\s*["'](chat-client|chat-tracker)["']\s*,|\}\s+(chat-client|chat-tracker)\s""")
-
-
-def _client_drivers() -> ModuleType:
-    """tests/client/conftest.py, loaded even when pytest did not collect tests/client."""
-    if "client_conftest" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("client_conftest", TESTS / "client" / "conftest.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["client_conftest"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["client_conftest"]
 
 
 @pytest.mark.parametrize("name", PROGRAMS)
@@ -66,13 +54,12 @@ def test_no_test_starts_a_program_by_its_bare_name() -> None:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if BARE_START.search(line):
                 offenders.append(f"{path.relative_to(TESTS)}:{number}: {line.strip()}")
-    assert not offenders, "start programs with chat_testing.program(name):\n" + "\n".join(offenders)
+    assert not offenders, "start programs with support.environment.program(name):\n" + "\n".join(offenders)
 
 
 def test_drivers_start_the_venv_client_even_with_a_stray_one_first_on_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run_client = _client_drivers().run_client
     for name in PROGRAMS:
         stray = tmp_path / name
         stray.write_text("#!/bin/sh\necho 'stray copy' >&2\nexit 97\n", encoding="utf-8")

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from support.timing import UNIT
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVERS = ("tracker", "ceiling", "typical")
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(30 * UNIT)
 def test_smoke_run_writes_a_table_for_all_three_servers(tmp_path: Path) -> None:
     """The smoke run completes and writes results.md and results.json with rows for every server."""
     done = subprocess.run(
@@ -22,7 +24,7 @@ def test_smoke_run_writes_a_table_for_all_three_servers(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=140,
+        timeout=28 * UNIT,
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -60,11 +62,16 @@ def test_smoke_run_writes_a_table_for_all_three_servers(tmp_path: Path) -> None:
         assert "## Replicas on Redis" in table
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(12 * UNIT)
 def test_floor_prints_the_cost_of_one_small_write() -> None:
     """``python -m bench --floor`` measures and prints the CPU of one small loopback write, per frames per write."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--floor"], cwd=ROOT, capture_output=True, text=True, timeout=50, check=False
+        [sys.executable, "-m", "bench", "--floor"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=10 * UNIT,
+        check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "## The physical floor" in done.stdout
@@ -74,7 +81,7 @@ def test_floor_prints_the_cost_of_one_small_write() -> None:
         assert float(line.split("|")[3].split()[0]) > 0  # CPU us per write (median), then (min-max)
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(30 * UNIT)
 def test_smoke_run_with_a_baseline_commit_shows_both_trackers(tmp_path: Path) -> None:
     """``--baseline HEAD`` runs a second tracker from HEAD's source tree, extracted to a temporary
     directory, beside the work tree's: both rows and the ratio section appear, the baseline
@@ -100,7 +107,7 @@ def test_smoke_run_with_a_baseline_commit_shows_both_trackers(tmp_path: Path) ->
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=140,
+        timeout=28 * UNIT,
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -20,7 +20,8 @@ from bench import native
 from bench.generators import Generators, generator_cores
 from bench.native import NATIVE, missing, node_modules
 from bench.workloads import Bench, Plan, running
-from chat_testing import in_ci
+from support.environment import require
+from support.timing import UNIT
 
 ROOT = Path(__file__).resolve().parents[2]
 MEMBERS = 6
@@ -36,25 +37,19 @@ def generators(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Gene
     gens.close()
 
 
-def _cannot_run(why: str) -> None:
-    if in_ci():
-        pytest.fail(f"{why} (.ci/run installs it)")
-    pytest.skip(why)
-
-
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(12 * UNIT)
 @pytest.mark.parametrize("kind", NATIVE)
 def test_a_native_reference_delivers_every_message(kind: str, tmp_path: Path, generators: Generators) -> None:
     """N members join, two publish at 40 msg/s: deliveries = published x (N-1), or x N for Redis
     (which hands a PUBLISH to the publisher's own subscription too), none lost, latencies sampled."""
-    if tools := missing(kind):
-        _cannot_run(f"{kind} needs {', '.join(tools)}")
+    tools = missing(kind)
+    require(not tools, f"{kind} needs {', '.join(tools)} (.ci/run installs it)")
     if kind == "nodews":
         try:
             node_modules()  # ws from the npm registry on first use, then from the cache
         except RuntimeError as exc:
-            _cannot_run(f"nodews needs ws, which npm could not install: {exc}")
-    plan = Plan(servers=(kind,), results=tmp_path, publishers=2, generators=1, connect_timeout=20.0)
+            require(False, f"nodews needs ws, which npm could not install: {exc} (.ci/run installs it)")
+    plan = Plan(servers=(kind,), results=tmp_path, publishers=2, generators=1, connect_timeout=4 * UNIT)
     with running(plan, kind, "test") as server:
         bench = Bench(plan, generators, server)
         try:

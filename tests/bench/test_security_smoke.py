@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from support.timing import UNIT
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(18 * UNIT)
 def test_security_smoke_run_attacks_this_tree_and_writes_the_table(tmp_path: Path) -> None:
     """A body flood, a resume after a restart, token reuse and DNS rebinding, each against a fresh
     tracker: every attack gets a row with an answer (no harness error), printed and in security.md."""
@@ -35,7 +37,7 @@ def test_security_smoke_run_attacks_this_tree_and_writes_the_table(tmp_path: Pat
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=80,
+        timeout=16 * UNIT,
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

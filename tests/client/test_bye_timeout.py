@@ -18,9 +18,9 @@ from websockets.sync.server import ServerConnection, serve
 from websockets.typing import Subprotocol
 
 from chat_protocol import SUBPROTOCOL, Bye, ChatMessage, Hello, Limits, Welcome, encode
-from client_conftest import TIMEOUT_UNIT, Client
+from support.clients import StartClient
+from support.timing import UNIT
 
-StartClient = Callable[..., Client]
 TS = "2026-11-24T12:00:00.000Z"
 ECHO_DELAY = 0.6  # seconds between the slow tracker's late echoes: each under --timeout, together over it
 
@@ -28,7 +28,7 @@ ECHO_DELAY = 0.6  # seconds between the slow tracker's late echoes: each under -
 def greet(ws: ServerConnection) -> str:
     """hello, the join, the welcome; returns the name."""
     ws.send(encode(Hello(1, True)))
-    name = str(json.loads(ws.recv(TIMEOUT_UNIT))["name"])
+    name = str(json.loads(ws.recv(UNIT))["name"])
     ws.send(encode(Welcome(seq=1, ts=TS, name=name, greeting="hi", members=[name], limits=Limits())))
     return name
 
@@ -89,10 +89,10 @@ def test_leave_never_answered_ends_with_status_3(fake_tracker, clients: StartCli
     alpha.event("message", text="last words")
     started = time.monotonic()
     alpha.close_stdin()
-    status, _, stderr = alpha.finish(timeout=3 * TIMEOUT_UNIT)
+    status, _, stderr = alpha.finish(timeout=3 * UNIT)
     assert status == 3
     assert stderr == "chat-client: the tracker went away: no answer from the tracker within 1 s of leaving\n"
-    assert 1 <= time.monotonic() - started < 1 + TIMEOUT_UNIT
+    assert 1 <= time.monotonic() - started < 1 + UNIT
 
 
 def test_acknowledgements_after_leave_are_waited_for(fake_tracker, clients: StartClient) -> None:  # type: ignore[no-untyped-def]
@@ -102,7 +102,7 @@ def test_acknowledgements_after_leave_are_waited_for(fake_tracker, clients: Star
     alpha.event("welcome", name="alpha")
     alpha.send("one", "two", "three")
     alpha.close_stdin()
-    status, _, stderr = alpha.finish(timeout=3 * TIMEOUT_UNIT)
+    status, _, stderr = alpha.finish(timeout=3 * UNIT)
     assert (status, stderr) == (0, "")
     events = alpha.events()
     assert [e.get("text") for e in events if e["type"] == "message"] == ["one", "two", "three"]

@@ -8,96 +8,26 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import signal
 import socket
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from chat_protocol import Error, Limits, Resumed
-from chat_testing import program
-from client_conftest import TIMEOUT_UNIT, Client, tmux_required
-from fake_tracker import FakeTracker, Handler, Peer
+from support.clients import Client
+from support.fake_tracker import FakeTracker, Handler, Peer
+from support.terminal import Terminal, client_command, prompt
+from support.timing import UNIT
 
 pytestmark = pytest.mark.tmux
-
-STATUS = re.compile(r"\[exit status (\d+)\]")
-
-
-class Terminal:
-    """One tmux pane, 120x40, on a private tmux server."""
-
-    def __init__(self, socket: Path) -> None:
-        self.socket = socket
-
-    def tmux(self, *args: str) -> str:
-        return subprocess.run(
-            ["tmux", "-S", str(self.socket), *args], check=True, capture_output=True, text=True
-        ).stdout
-
-    def start(self, command: str) -> None:
-        # The shell keeps the pane open after the client exits, showing its status.
-        script = f'{command}; echo "[exit status $?]"; exec sleep 3600'
-        self.tmux("new-session", "-d", "-s", "chat", "-x", "120", "-y", "40", "sh", "-c", script)
-
-    def type(self, *keys: str) -> None:
-        self.tmux("send-keys", "-t", "chat", *keys)
-
-    def type_text(self, text: str) -> None:
-        self.tmux("send-keys", "-t", "chat", "-l", text)  # -l: literally, no key names
-
-    def screen(self, *, escapes: bool = False) -> str:
-        return self.tmux("capture-pane", "-p", *(["-e"] if escapes else []), "-t", "chat")
-
-    def wait_for(self, text: str | re.Pattern[str], timeout: float = 2 * TIMEOUT_UNIT) -> str:
-        """Poll the screen until ``text`` shows; return the screen."""
-        deadline = time.monotonic() + timeout
-        while True:
-            screen = self.screen()
-            if (text in screen) if isinstance(text, str) else text.search(screen):
-                return screen
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} never appeared; the screen:\n{screen}")
-            time.sleep(0.05)  # polling interval, not synchronisation
-
-    def exit_status(self, timeout: float = 2 * TIMEOUT_UNIT) -> int:
-        match = STATUS.search(self.wait_for(STATUS, timeout))
-        assert match is not None
-        return int(match.group(1))
-
-    def prompt_line(self) -> str:
-        """The last non-empty line: where the input is."""
-        return [line for line in self.screen().splitlines() if line.strip()][-1]
-
-
-@pytest.fixture
-def terminal(tmp_path: Path) -> Iterator[Terminal]:
-    tmux_required()
-    term = Terminal(tmp_path / "tmux.sock")
-    yield term
-    subprocess.run(["tmux", "-S", str(term.socket), "kill-server"], capture_output=True, check=False)
-
-
-def client_command(url: str, **env: str) -> str:
-    """chat-client in a clean environment (no password or username given), plus ``env``."""
-    unset = "-u TRACKER_PASSWORD -u CHAT_USERNAME -u TRACKER_URL -u NO_COLOR"
-    assignments = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
-    return f"env {unset} {assignments} {shlex.quote(program('chat-client'))} {shlex.quote(url)}"
 
 
 def log_lines(tracker: Any) -> list[list[str]]:
     return [line.split(" ", 4) for line in tracker.log_lines()]
-
-
-def prompt(name: str) -> re.Pattern[str]:
-    """The input prompt (tmux drops trailing spaces from captured lines)."""
-    return re.compile(f"(?m)^{re.escape(name)}>")
 
 
 def login(terminal: Terminal, tracker: Any, name: str) -> None:
@@ -255,7 +185,7 @@ def test_reconnects_under_the_prompt(terminal: Terminal, fake: Callable[[list[Ha
         peer.ws.close(1012, "restarting")
 
     def resumes_when_back(peer: Peer) -> None:
-        assert tracker_back.wait(4 * TIMEOUT_UNIT)  # the handshake waits: the client is reconnecting meanwhile
+        assert tracker_back.wait(4 * UNIT)  # the handshake waits: the client is reconnecting meanwhile
         assert peer.hello()["type"] == "resume"
         peer.send(Resumed(1, "alpha", "e1", "t2", True, 0, 0, ["alpha"], Limits()))
         peer.echo_until_leave(1)
@@ -337,14 +267,14 @@ def test_frozen_and_thawed_resumes_with_the_missed_messages_and_the_half_typed_l
     (pid,) = subprocess.run(["pgrep", "-P", shell], capture_output=True, text=True, check=True).stdout.split()
     os.kill(int(pid), signal.SIGSTOP)  # a laptop lid: no packets, no answers to pings
     try:
-        tracker.wait_for_output("alpha is away", timeout=4 * TIMEOUT_UNIT)
+        tracker.wait_for_output("alpha is away", timeout=4 * UNIT)
         for index in range(3):
             beta.send(f"while you slept {index}")
             beta.event("message", text=f"while you slept {index}")
     finally:
         os.kill(int(pid), signal.SIGCONT)
-    terminal.wait_for("* connection lost; reconnecting...", timeout=4 * TIMEOUT_UNIT)
-    screen = terminal.wait_for("* reconnected; 3 missed messages follow", timeout=4 * TIMEOUT_UNIT)
+    terminal.wait_for("* connection lost; reconnecting...", timeout=4 * UNIT)
+    screen = terminal.wait_for("* reconnected; 3 missed messages follow", timeout=4 * UNIT)
     screen = terminal.wait_for("beta: while you slept 2")
     assert all(screen.count(f"beta: while you slept {index}") == 1 for index in range(3))
     assert terminal.prompt_line() == "alpha> half typed"

@@ -16,6 +16,7 @@ from chat_client.connection import Connection, Incoming
 from chat_client.errors import ClientError, InvalidState, Unreachable
 from chat_client.link import Link
 from chat_client.link_state import RECONNECTING, TRANSITIONS, LinkEvent, LinkMachine, LinkState
+from support.timing import UNIT
 
 
 def path_to(target: LinkState) -> list[LinkEvent]:
@@ -105,7 +106,11 @@ async def _never(connection: Connection, name: str) -> Incoming:
 
 def new_link() -> Link:
     # Port 9 (discard) on loopback: nothing listens, so the first connection fails at once.
-    return Link("ws://127.0.0.1:9/ws", "secret", timeout=1.0, reconnect_for=0.0, rejoin=_never)
+    return Link("ws://127.0.0.1:9/ws", "secret", timeout=UNIT, reconnect_for=0.0, rejoin=_never)
+
+
+async def _awaited(step: Awaitable[object]) -> object:
+    return await step
 
 
 async def _enter(connection: Connection) -> Incoming:
@@ -116,7 +121,7 @@ async def _enter(connection: Connection) -> Incoming:
 def test_a_person_operation_before_running_raises(operation: str) -> None:
     link = new_link()
     with pytest.raises(InvalidState, match=f"^cannot {operation} in state idle$"):
-        asyncio.run(OPERATIONS[operation](link))
+        asyncio.run(_awaited(OPERATIONS[operation](link)))
 
 
 @pytest.mark.parametrize("operation", OPERATIONS)

@@ -17,9 +17,11 @@ from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
 from chat_protocol import SUBPROTOCOL
-from client_conftest import PASSWORD, TIMEOUT_UNIT, Client, LineReader
+from support.clients import Client, StartClient
+from support.process import LineReader
+from support.timing import UNIT
+from support.tracker import PASSWORD
 
-StartClient = Callable[..., Client]
 GRACE = ("--resume-grace", "60")  # the test tracker's default is 0: a lost member leaves at once
 LOST = "chat-client: connection lost; reconnecting..."
 
@@ -31,13 +33,13 @@ def talker(url: str, name: str) -> Iterator[Callable[[str], None]]:
         url,
         subprotocols=[Subprotocol(SUBPROTOCOL)],
         additional_headers={"Authorization": f"Bearer {PASSWORD}"},
-        open_timeout=2 * TIMEOUT_UNIT,
-        close_timeout=1,
+        open_timeout=2 * UNIT,
+        close_timeout=UNIT / 5,
     )
 
     def next_frame(kind: str, **fields: Any) -> None:
         while True:
-            body = json.loads(ws.recv(2 * TIMEOUT_UNIT))
+            body = json.loads(ws.recv(2 * UNIT))
             if body["type"] == kind and all(body.get(k) == v for k, v in fields.items()):
                 return
 
@@ -59,8 +61,7 @@ def client_with_stderr(clients: StartClient, url: str, *args: str) -> tuple[Clie
     """A --json client named alpha, in the room; and a reader of its stderr lines (the notices)."""
     alpha = clients("--json", "--username", "alpha", *args, url)
     alpha.event("welcome", name="alpha")
-    assert alpha.process.stderr is not None
-    return alpha, LineReader(alpha.process.stderr)
+    return alpha, alpha.stderr
 
 
 def restart(start_tracker: Any, old: Any, *args: str, **kwargs: Any) -> Any:
@@ -83,7 +84,7 @@ def finish_cleanly(alpha: Client, errors: LineReader) -> list[str]:
     assert alpha.process.poll() is None  # it never exited while the tracker was away
     alpha.close_stdin()
     status, _, _ = alpha.finish()
-    stderr = errors.rest(TIMEOUT_UNIT)
+    stderr = errors.rest(UNIT)
     assert status == 0, stderr
     return stderr
 
@@ -98,12 +99,12 @@ def room_keeps_talking_across(stop: Callable[[Any], None], start_tracker: Any, c
             beta(f"before {index}")
     alpha.event("message", text="before 4")
     stop(first)
-    errors.wait_for(lambda line: line == LOST, 2 * TIMEOUT_UNIT)
+    errors.wait_for(lambda line: line == LOST, 2 * UNIT)
     second = restart(start_tracker, first, *GRACE)
     with talker(second.url, "gamma") as gamma:
         for index in range(5):
             gamma(f"after {index}")
-    alpha.event("message", text="after 4", timeout=4 * TIMEOUT_UNIT)
+    alpha.event("message", text="after 4", timeout=4 * UNIT)
     stderr = finish_cleanly(alpha, errors)
     assert any(line.startswith("chat-client: reconnected") for line in stderr), stderr
     received = received_messages(alpha)
@@ -129,11 +130,11 @@ def test_lines_piped_while_the_tracker_is_down(start_tracker: Any, clients: Star
     alpha.event("message", text="said before")
     alpha.send("just as it died")
     first.kill()
-    errors.wait_for(lambda line: line == LOST, 2 * TIMEOUT_UNIT)
+    errors.wait_for(lambda line: line == LOST, 2 * UNIT)
     waiting = [f"while down {index}" for index in range(5)]
     alpha.send(*waiting)
     second = restart(start_tracker, first, *GRACE)
-    alpha.event("message", text="while down 4", timeout=4 * TIMEOUT_UNIT)
+    alpha.event("message", text="while down 4", timeout=4 * UNIT)
     finish_cleanly(alpha, errors)
     texts = [text for _, name, text in logged_messages(second, 0) if name == "alpha"]
     assert texts == ["said before", "just as it died", *waiting]
@@ -145,9 +146,9 @@ def test_resume_refused_joins_again(start_tracker: Any, clients: StartClient) ->
     first = start_tracker()
     alpha, errors = client_with_stderr(clients, first.url)
     first.kill()
-    errors.wait_for(lambda line: line == LOST, 2 * TIMEOUT_UNIT)
+    errors.wait_for(lambda line: line == LOST, 2 * UNIT)
     second = restart(start_tracker, first)
-    notice = errors.wait_for(lambda line: "joined again as alpha" in line, 4 * TIMEOUT_UNIT)
+    notice = errors.wait_for(lambda line: "joined again as alpha" in line, 4 * UNIT)
     assert notice.startswith("chat-client: could not resume (")
     assert "what was said after seq" in notice
     alpha.event("welcome", name="alpha")  # the fresh join's welcome, on stdout like the first
@@ -162,11 +163,11 @@ def test_wrong_password_after_restart(start_tracker: Any, clients: StartClient) 
     first = start_tracker(*GRACE)
     alpha, errors = client_with_stderr(clients, first.url)
     first.kill()
-    errors.wait_for(lambda line: line == LOST, 2 * TIMEOUT_UNIT)
+    errors.wait_for(lambda line: line == LOST, 2 * UNIT)
     restart(start_tracker, first, *GRACE, password="another one")
     status, _, _ = alpha.finish()
     assert status == 1
-    assert errors.rest(TIMEOUT_UNIT)[-1] == "chat-client: wrong password"
+    assert errors.rest(UNIT)[-1] == "chat-client: wrong password"
 
 
 def test_two_restarts_in_a_row_resume_with_the_token_of_the_first_resume(
@@ -178,11 +179,11 @@ def test_two_restarts_in_a_row_resume_with_the_token_of_the_first_resume(
     tracker = first
     for round_ in range(2):
         tracker.kill()
-        errors.wait_for(lambda line: line == LOST, 2 * TIMEOUT_UNIT)
+        errors.wait_for(lambda line: line == LOST, 2 * UNIT)
         tracker = restart(start_tracker, tracker, *GRACE)
-        errors.wait_for(lambda line: line.startswith("chat-client: reconnected"), 4 * TIMEOUT_UNIT)
+        errors.wait_for(lambda line: line.startswith("chat-client: reconnected"), 4 * UNIT)
         alpha.send(f"after restart {round_}")
-        alpha.event("message", text=f"after restart {round_}", timeout=2 * TIMEOUT_UNIT)
+        alpha.event("message", text=f"after restart {round_}", timeout=2 * UNIT)
     stderr = finish_cleanly(alpha, errors)
     assert not any("could not resume" in line for line in stderr), stderr
     fields = [line.split(" ", 4) for line in tracker.log_lines()]

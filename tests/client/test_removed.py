@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
-from chat_testing import program
-from client_conftest import PASSWORD, TIMEOUT_UNIT, Client
+from support.clients import StartClient
+from support.environment import program
+from support.timing import UNIT
+from support.tracker import PASSWORD
 
-StartClient = Callable[..., Client]
 BIG = 60_000  # characters per message in the slow-consumer test: few frames fill the buffers
 
 
@@ -77,18 +78,18 @@ def test_line_over_the_frame_limit_is_refused_by_the_client(start_tracker: Any, 
 def test_slow_consumer_exits_4(start_tracker: Any, unread_client: Callable[..., subprocess.Popen[str]]) -> None:
     """Nobody reads the client's stdout while the room is busy: close 4007, one line on stderr, exit 4."""
     tracker = start_tracker("--queue-size", "1", "--max-message-chars", str(BIG), "--rate", "10000", "--burst", "10000")
-    with connect(tracker.url, open_timeout=TIMEOUT_UNIT, close_timeout=1, max_size=None) as talker:
+    with connect(tracker.url, open_timeout=UNIT, close_timeout=UNIT / 5, max_size=None) as talker:
         # A plain-text member: it gets no echo of its own messages, so it never falls behind itself.
-        assert talker.recv(TIMEOUT_UNIT) == "Enter server password..."
+        assert talker.recv(UNIT) == "Enter server password..."
         talker.send(PASSWORD)
         for _ in range(2):
-            talker.recv(TIMEOUT_UNIT)
+            talker.recv(UNIT)
         talker.send("talker")
         for _ in range(4):
-            talker.recv(TIMEOUT_UNIT)
+            talker.recv(UNIT)
         slow = unread_client("--json", "--username", "slowpoke", tracker.url)
-        assert talker.recv(2 * TIMEOUT_UNIT) == "* slowpoke joined the chat"
-        deadline = time.monotonic() + 6 * TIMEOUT_UNIT
+        assert talker.recv(2 * UNIT) == "* slowpoke joined the chat"
+        deadline = time.monotonic() + 6 * UNIT
         sent = 0
         while not any("slowpoke removed: too slow" in line for line in tracker.output):
             assert time.monotonic() < deadline and sent < 2000, f"still not dropped after {sent} messages"
@@ -97,7 +98,7 @@ def test_slow_consumer_exits_4(start_tracker: Any, unread_client: Callable[..., 
             )  # stdout is a full pipe: the client's loop blocks, then its socket fills
             sent += 1
         # Read now: within the tracker's 2 s grace the client drains its socket and gets the 4007 close.
-        _, stderr = slow.communicate(timeout=4 * TIMEOUT_UNIT)
+        _, stderr = slow.communicate(timeout=4 * UNIT)
     assert slow.returncode == 4, stderr
     assert stderr == (
         "chat-client: the tracker closed the session: did not read fast enough; outgoing queue overflowed "

@@ -1,6 +1,6 @@
 """Reconnecting against a scripted fake tracker: each resume answer and each refusal.
 
-The fake (fake_tracker.py) records every frame the client sends, so a test can check
+The fake (``support.fake_tracker``) records every frame the client sends, so a test can check
 that a message was sent again, with the same id, or not at all. The real tracker's
 restarts are in test_reconnect.py.
 """
@@ -14,10 +14,9 @@ from collections.abc import Callable
 import pytest
 
 from chat_protocol import ChatMessage, Error, Limits, Resumed
-from client_conftest import Client
-from fake_tracker import TS, FakeTracker, Handler, Peer
+from support.clients import StartClient
+from support.fake_tracker import TS, FakeTracker, Handler, Peer
 
-StartClient = Callable[..., Client]
 StartFake = Callable[[list[Handler]], FakeTracker]
 
 

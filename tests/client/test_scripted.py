@@ -6,13 +6,11 @@ import re
 import signal
 import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from client_conftest import TIMEOUT_UNIT, Client
-
-StartClient = Callable[..., Client]
+from support.clients import Client, StartClient
+from support.timing import UNIT
 
 
 def log_events(tracker: Any) -> list[tuple[int, str, str, str]]:
@@ -95,7 +93,7 @@ def test_pacing_avoids_the_rate_limit(start_tracker: Any, clients: StartClient) 
     alpha = join_json(clients, tracker, "alpha")
     alpha.send(*(f"line {index}" for index in range(40)))
     alpha.close_stdin()
-    status, _, stderr = alpha.finish(timeout=6 * TIMEOUT_UNIT)
+    status, _, stderr = alpha.finish(timeout=6 * UNIT)
     assert (status, stderr) == (0, "")
     assert not [event for event in alpha.events() if event["type"] == "error"]
     assert [text for _, kind, _, text in log_events(tracker) if kind == "msg"] == [f"line {i}" for i in range(40)]
@@ -168,7 +166,7 @@ def test_reconnecting_gives_up_after_reconnect_for(tracker: Any, clients: StartC
     tracker.stop(signal.SIGKILL)
     status, lines, stderr = alpha.finish()
     assert status == 3
-    assert 1 <= time.monotonic() - started < 1 + TIMEOUT_UNIT
+    assert 1 <= time.monotonic() - started < 1 + UNIT
     assert len(lines) == 1  # the welcome: notices go to stderr, stdout stays one line per event
     lost, gave_up = stderr.splitlines()
     assert lost == "chat-client: connection lost; reconnecting..."

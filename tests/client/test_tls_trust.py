@@ -1,22 +1,19 @@
 """``chat-client`` to a tracker over TLS: ``wss://`` and ``https://`` URLs, ``--cafile``, and the refusal without it.
 
-The tracker's certificate comes from a CA made at test time (``tls_testing``), which no
+The tracker's certificate comes from a CA made at test time (``support.tls``), which no
 trust store holds: the client must be told to trust it, and must refuse it otherwise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from chat_testing import RunningTracker
-from client_conftest import Client
-from tls_testing import Certificates, make_certificates, start_tls_tracker
-
-StartClient = Callable[..., Client]
+from support.clients import StartClient
+from support.tls import Certificates, make_certificates, start_tls_tracker
+from support.tracker import RunningTracker
 
 
 @pytest.fixture

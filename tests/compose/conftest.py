@@ -10,7 +10,7 @@
   docker-compose.test.yml; ``down -v`` always runs at the end, and the project's logs are printed
   (pytest shows them when the test failed).
 
-The helpers themselves (Compose, JsonClient, get_json) are in compose_support.py.
+The helpers themselves (Compose, JsonClient, get_json) are in tests/support/compose.py.
 """
 
 from __future__ import annotations
@@ -23,16 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from chat_testing import in_ci
-from compose_support import (
-    BALANCER_TEST_IMAGE,
-    REDIS_TEST_IMAGE,
-    UNIT,
-    Compose,
-    docker_problem,
-    tmux_problem,
-    tool_versions,
-)
+from support.compose import BALANCER_TEST_IMAGE, REDIS_TEST_IMAGE, Compose, docker_problem, tmux_problem, tool_versions
+from support.environment import require
+from support.timing import UNIT
 
 # What the terminal summary tells about the container tests (CI's log shows it at the end).
 _outcomes: dict[str, tuple[str, float]] = {}
@@ -46,12 +39,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         problems.append(problem)
     if item.get_closest_marker("tmux") and (problem := tmux_problem()):
         problems.append(problem)
-    if not problems:
-        return
-    reason = "; ".join(problems)
-    if in_ci():
-        pytest.fail(f"CI must run this test, but {reason} (.ci/run provisions it)", pytrace=False)
-    pytest.skip(reason)
+    require(not problems, "; ".join(problems) + " (.ci/run provisions it)")
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from compose_support import PASSWORD, UNIT, Compose, Event, JsonClient, get_json
+from support.compose import PASSWORD, Compose, Event, JsonClient, get_json
+from support.timing import UNIT
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(int(120 * UNIT))]
 
@@ -35,7 +36,8 @@ BALANCER_ADDRESS = f"{SCALE_NET}.2"
 # Run inside the balancer's container: HAProxy's statistics as CSV (deploy/haproxy/haproxy.cfg).
 STATS = (
     "import urllib.request as u; "
-    "print(u.build_opener(u.ProxyHandler({})).open('http://127.0.0.1:8404/stats;csv', timeout=2).read().decode())"
+    f"print(u.build_opener(u.ProxyHandler({{}})).open('http://127.0.0.1:8404/stats;csv', timeout={0.4 * UNIT:g})"
+    ".read().decode())"
 )
 
 

@@ -10,7 +10,8 @@ import urllib.request
 
 import pytest
 
-from compose_support import PASSWORD, UNIT, Compose, get_json
+from support.compose import PASSWORD, Compose, get_json
+from support.timing import UNIT
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(int(120 * UNIT))]
 

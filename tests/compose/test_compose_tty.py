@@ -11,7 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from compose_support import PASSWORD, ROOT, UNIT, Compose, get_json
+from support.compose import PASSWORD, ROOT, Compose, get_json
+from support.timing import UNIT
 
 pytestmark = [pytest.mark.docker, pytest.mark.tmux, pytest.mark.timeout(int(120 * UNIT))]
 

@@ -1,52 +1,28 @@
 """The archiver against a real redis-server: chat.log in order, no gap, no repeat, through faults.
 
-Each test writes stream entries the way the replicas do (``redis_support.add_events``)
+Each test writes stream entries the way the replicas do (``support.redis_server.add_events``)
 and runs the archiver as its own process, so a SIGKILL is a real one.
 """
 
 from __future__ import annotations
 
-import gzip
 import signal
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 import redis
-from chat_testing import PASSWORD, UNIT, RunningTracker
 from chat_tracker.core.events import EventKind
 from chat_tracker.journal.redis_keys import Keys, seq_of
 from chat_tracker.runtime import archive_cli
-from conftest import StartArchiver
-from redis_support import POLL_SECONDS, RedisServer, add_control, add_events, event
+from support.archiver import StartArchiver, all_lines, wait_until
+from support.redis_server import RedisServer, add_control, add_events, event
+from support.timing import UNIT
+from support.tracker import PASSWORD, RunningTracker
 
 KEYS = Keys()
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 2 * UNIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(POLL_SECONDS)
-
-
-def all_lines(data_dir: Path) -> list[str]:
-    """Every chat.log line, the rotated segments first (oldest first), then chat.log."""
-    segments = sorted(
-        (p for p in data_dir.glob("chat.log.*") if p.name.split(".")[2].isdigit()),
-        key=lambda p: int(p.name.split(".")[2]),
-    )
-    lines: list[str] = []
-    for path in [*segments, data_dir / "chat.log"]:
-        if path.exists():
-            data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-            lines += data.decode().splitlines()
-    return lines
 
 
 def seqs(data_dir: Path) -> list[int]:

@@ -14,22 +14,21 @@ import signal
 import stat
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 import redis
-from chat_testing import PASSWORD, UNIT, RunningTracker
 from chat_tracker.core.events import EventKind
 from chat_tracker.journal.redis_keys import Keys
-from conftest import StartArchiver, archiver_command
-from redis_support import RedisServer, add_events, event, running_redis
-from test_archiver import all_lines, wait_until
-from test_replicas import ADMIN_PASSWORD, admin, join
+from support.archiver import StartArchiver, all_lines, archiver_command, wait_until
+from support.redis_server import RedisServer, add_events, event, running_redis
+from support.replicas import ADMIN_PASSWORD, admin, join
+from support.timing import UNIT
+from support.tracker import PASSWORD, StartTracker
 
-StartTracker = Callable[..., RunningTracker]
 REDIS_PASSWORD = "redis-secret-7f3a9c"
 pytestmark = pytest.mark.anyio
 

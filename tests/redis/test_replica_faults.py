@@ -16,12 +16,10 @@ import itertools
 import json
 import os
 import random
-import re
 import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,12 +33,15 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from chat_protocol import SUBPROTOCOL
-from chat_testing import CROWD_FROM_ONE_ADDRESS, PASSWORD, UNIT, RunningTracker, _read_output, in_ci
 from chat_tracker.core.records import LogEntry
 from chat_tracker.journal.redis_keys import Keys
 from chat_tracker.storage.chatlog import parse_line
-from conftest import StartArchiver
-from redis_support import POLL_SECONDS, RedisServer
+from support.archiver import StartArchiver
+from support.campaign import record
+from support.environment import require
+from support.redis_server import POLL_SECONDS, RedisServer
+from support.timing import UNIT
+from support.tracker import CROWD_FROM_ONE_ADDRESS, PASSWORD, RunningTracker, start_server, tracker_env
 
 pytestmark = pytest.mark.anyio
 
@@ -48,30 +49,11 @@ KEYS = Keys()
 GRACE = "5"
 REPLICA_FLAGS = ("--resume-grace", GRACE, "--rate", "200", "--burst", "200")
 KIND = {"message": "msg", "joined": "join", "left": "leave"}
-RESULTS = Path(os.environ.get("RELIABILITY_RESULTS", Path(__file__).parent.parent / "reliability" / "results"))
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-# --- figures, CI-or-skip (as tests/reliability/support.py does it) ----------------------------------------
-
-
-def record(figure: str, **counts: Any) -> None:
-    """Add one test's counts to the campaign's figures file (summed by tests/reliability/report.py)."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    with (RESULTS / "figures.jsonl").open("a", encoding="utf-8") as file:
-        file.write(json.dumps({"figure": figure, "at": time.time(), **counts}) + "\n")
-
-
-def require(condition: bool, why: str) -> None:
-    if condition:
-        return
-    if in_ci():
-        pytest.fail(f"cannot run in CI: {why}")
-    pytest.skip(why)
 
 
 # --- waiting ----------------------------------------------------------------------------------------------
@@ -89,7 +71,7 @@ async def until(condition: Callable[[], bool], what: str, timeout: float = 4 * U
 
 def healthz(url: str) -> dict[str, Any]:
     try:
-        reply = httpx.get(f"{url}/healthz", timeout=1.0)
+        reply = httpx.get(f"{url}/healthz", timeout=UNIT / 5)
     except httpx.HTTPError:
         return {}
     body: dict[str, Any] = reply.json() if reply.status_code == 200 else {}
@@ -139,7 +121,7 @@ async def connect_json(url: str) -> ClientConnection:
         subprotocols=[Subprotocol(SUBPROTOCOL)],
         additional_headers={"Authorization": f"Bearer {PASSWORD}"},
         open_timeout=2 * UNIT,
-        close_timeout=1,
+        close_timeout=UNIT / 5,
         ping_interval=None,
         max_size=None,
         compression=None,
@@ -342,7 +324,7 @@ async def start_in_thread(cluster: Cluster) -> RunningTracker:
 KILL_ROUNDS = 30 if os.environ.get("RELIABILITY_FULL", "") == "1" else 10
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(48 * UNIT)
 async def test_replica_sigkilled_under_load_members_resume_elsewhere(
     redis_server: RedisServer, start_tracker: Any, start_archiver: StartArchiver, tmp_path: Path
 ) -> None:
@@ -760,15 +742,9 @@ def netns() -> Iterator[str]:
 
 def start_in_netns(namespace: str, redis_url: str, data_dir: Path) -> NsTracker:
     port = free_port_any()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
-    env.update(CROWD_FROM_ONE_ADDRESS, PYTHONUNBUFFERED="1", TRACKER_PASSWORD=PASSWORD)
     command = ["ip", "netns", "exec", namespace, sys.executable, "-m", "chat_tracker", "--host", NS_REPLICA]
     command += ["--port", str(port), "--data-dir", str(data_dir), "--redis-url", redis_url, *REPLICA_FLAGS]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    tracker = NsTracker(process, port, PASSWORD, data_dir)
-    threading.Thread(target=_read_output, args=(tracker,), daemon=True).start()
-    tracker.wait_for_output(re.escape(f"Listening on http://{NS_REPLICA}:{port}"), 4 * UNIT)
-    return tracker
+    return start_server(command, tracker_env(PASSWORD, CROWD_FROM_ONE_ADDRESS), PASSWORD, data_dir, NsTracker)
 
 
 def free_port_any() -> int:
@@ -798,7 +774,7 @@ def partition(namespace: str, redis_port: int, action: str) -> None:
         )
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(36 * UNIT)
 async def test_replica_partitioned_from_redis_notices_and_recovers(
     netns: str, tmp_path: Path, start_tracker: Any, start_archiver: StartArchiver
 ) -> None:

@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 
-from chat_testing import UNIT
 from chat_tracker.core.tokens import ResumeTokens
 from chat_tracker.errors import BadToken
 from chat_tracker.journal.redis_keys import Keys
-from redis_support import RedisServer
-from test_replicas import Member, StartTracker, join, open_ws, replicas, welcomed
+from support.redis_server import RedisServer
+from support.replicas import Member, join, open_ws, replicas, welcomed
+from support.timing import UNIT
+from support.tracker import StartTracker
 
 pytestmark = pytest.mark.anyio
 

@@ -11,12 +11,11 @@ import json
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tracker")]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the support package, as for pytest
 
-from websockets.exceptions import ConnectionClosed  # noqa: E402
+from websockets.exceptions import ConnectionClosed
 
-from support import Bot, open_bot  # noqa: E402
+from support.bots import Bot, open_bot
 
 
 async def flood(bot: Bot) -> int | None:

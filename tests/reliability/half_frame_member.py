@@ -12,16 +12,21 @@ import socket
 import struct
 import sys
 import time
+from pathlib import Path
 from urllib.parse import urlparse
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the support package, as for pytest
 
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
 
+from support.timing import UNIT
+
 
 def main(url: str, password: str, name: str) -> None:
     parsed = urlparse(url)
-    sock = socket.create_connection((parsed.hostname, parsed.port), timeout=10)
+    sock = socket.create_connection((parsed.hostname, parsed.port), timeout=2 * UNIT)
     protocol = ClientProtocol(parse_uri(url))
     protocol.send_request(protocol.connect())
 
@@ -57,7 +62,7 @@ def main(url: str, password: str, name: str) -> None:
     masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
     sock.sendall(header + mask + masked[: len(masked) // 2])
     print("ready", flush=True)
-    time.sleep(60)
+    time.sleep(12 * UNIT)  # holding the half frame until the test kills this process
 
 
 if __name__ == "__main__":

@@ -14,20 +14,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import queue
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent)]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the support package, as for pytest
 
-from chat_testing import PASSWORD, UNIT, launch_tracker, program  # noqa: E402
-from resume_support import join  # noqa: E402
+from support.environment import program
+from support.process import Process
+from support.resume import join
+from support.timing import UNIT
+from support.tracker import PASSWORD, launch_tracker
 
 CUT_SECONDS = 10.0
 TYPED = "typed while the network was down"
@@ -57,29 +57,14 @@ async def run(data_dir: Path) -> dict[str, object]:
         data_dir, "--ping-interval", "1", "--ping-timeout", "1", "--rate", "100", "--burst", "100", resume_grace=60
     )
     env = {**os.environ, "TRACKER_PASSWORD": PASSWORD}
-    client = subprocess.Popen(
-        [program("chat-client"), "--json", "--username", "alpha", tracker.url],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
+    command = [program("chat-client"), "--json", "--username", "alpha", tracker.url]
+    client = Process(command, stdin=True, env=env)
     seen: list[dict[str, object]] = []
-
-    def pump() -> None:
-        assert client.stdout is not None
-        for line in client.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
 
     def wait_line(predicate: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
-            line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            line = client.out.next_line(deadline)
             if line is None:
                 raise AssertionError("the client exited")
             event: dict[str, Any] = json.loads(line)
@@ -96,9 +81,7 @@ async def run(data_dir: Path) -> dict[str, object]:
         iptables("-A", port)
         cut = time.monotonic()
         await asyncio.to_thread(tracker.wait_for_output, "alpha is away", 4 * UNIT)
-        assert client.stdin is not None
-        client.stdin.write(TYPED + "\n")
-        client.stdin.flush()
+        client.send(TYPED)
         sent = 0
         while time.monotonic() - cut < CUT_SECONDS:  # the fault lasts this long; the talker talks meanwhile
             await talker.say(f"while cut {sent}")
@@ -111,17 +94,15 @@ async def run(data_dir: Path) -> dict[str, object]:
         back_after = time.monotonic() - restored
         await talker.say("after the cut")
         await asyncio.to_thread(wait_line, lambda e: e.get("text") == "after the cut", 4 * UNIT)
-        client.stdin.close()
+        client.close_stdin()
         status = await asyncio.to_thread(client.wait, 4 * UNIT)
-        while (line := lines.get(timeout=UNIT)) is not None:
-            seen.append(json.loads(line))
+        seen.extend(json.loads(line) for line in client.out.rest(UNIT)[len(seen) :])
     finally:
-        client.kill()
+        client.end()
         tracker.stop()
-    assert client.stderr is not None
     return {
         "status": status,
-        "stderr": client.stderr.read(),
+        "stderr": client.err.text(UNIT),
         "seen": seen,
         "sent_while_cut": sent,
         "back_after": back_after,

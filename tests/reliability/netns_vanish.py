@@ -16,11 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tracker")]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the support package, as for pytest
 
-from chat_testing import PASSWORD, launch_tracker  # noqa: E402
-from support import open_bot  # noqa: E402
+from support.bots import open_bot
+from support.timing import UNIT
+from support.tracker import PASSWORD, launch_tracker
 
 
 async def run(data_dir: Path, interval: str, timeout: str) -> dict[str, object]:
@@ -41,12 +41,12 @@ async def run(data_dir: Path, interval: str, timeout: str) -> dict[str, object]:
 
         async def watch() -> None:
             while True:
-                message = await watcher.recv(30)
+                message = await watcher.recv(6 * UNIT)
                 if message["type"] == "left":
                     leaves.append((message["name"], message["reason"], time.monotonic() - cut))
 
         watching = asyncio.create_task(watch())
-        deadline = cut + float(interval) + float(timeout) + 4
+        deadline = cut + float(interval) + float(timeout) + 0.8 * UNIT
         index = 0
         while time.monotonic() < deadline:
             sent = time.monotonic()

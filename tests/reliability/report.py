@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))  # tests/: the support package, as for pytest
 
-from support import FIGURES  # noqa: E402
+from support.campaign import FIGURES  # noqa: E402
 
 
 def load() -> list[dict[str, Any]]:

@@ -22,16 +22,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-for entry in (str(HERE), str(HERE.parent), str(HERE.parent / "tracker")):
-    if entry not in sys.path:
-        sys.path.insert(0, entry)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the support package, as for pytest
 
-import httpx  # noqa: E402
-from websockets.exceptions import ConnectionClosed  # noqa: E402
+import httpx
+from websockets.exceptions import ConnectionClosed
 
-from chat_testing import PASSWORD, launch_tracker  # noqa: E402
-from support import Bot, check_log_file, error_lines, open_bot, rss_kib  # noqa: E402
+from support.bots import Bot, open_bot
+from support.campaign import check_log_file, error_lines
+from support.process import rss_kib
+from support.timing import UNIT
+from support.tracker import PASSWORD, launch_tracker
 
 
 def raise_fd_limit(needed: int) -> None:
@@ -68,7 +68,7 @@ class Counter:
 
 
 async def metric(tracker_url: str, name: str) -> float:
-    async with httpx.AsyncClient(trust_env=False, timeout=10) as client:
+    async with httpx.AsyncClient(trust_env=False, timeout=2 * UNIT) as client:
         text = (await client.get(f"{tracker_url}/metrics")).text
     match = re.search(rf"^{name} ([0-9.e+]+)$", text, re.MULTILINE)
     assert match is not None, f"{name} not in /metrics"
@@ -112,20 +112,20 @@ async def soak(members: int, rate: float, seconds: float, data_dir: Path) -> dic
                 await sender.say(text)
                 sent += 1
             if sent % max(1, int(rate)) == 0:
-                peak_during = max(peak_during, rss_kib(tracker.process.pid)[1])
+                peak_during = max(peak_during, rss_kib(tracker.process.pid, "VmHWM"))
             await asyncio.sleep(min(0.05, 1 / rate))
         chat_seconds = time.monotonic() - chat_start
-        drain_deadline = time.monotonic() + 30
+        drain_deadline = time.monotonic() + 6 * UNIT
         while time.monotonic() < drain_deadline and any(c.messages < sent and not c.closed_early for c in counters):
             await asyncio.sleep(0.1)
         accepted = int(await metric(tracker.http_url, "chat_messages_total"))
         slow = int(await metric(tracker.http_url, "chat_slow_member_drops_total"))
-        rss_now, rss_peak = rss_kib(tracker.process.pid)
+        rss_now, rss_peak = rss_kib(tracker.process.pid), rss_kib(tracker.process.pid, "VmHWM")
         signalled = time.monotonic()
         tracker.process.send_signal(signal.SIGINT)
-        status = await asyncio.to_thread(tracker.process.wait, 30)
+        status = await asyncio.to_thread(tracker.process.wait, 6 * UNIT)
         exit_seconds = time.monotonic() - signalled
-        await asyncio.wait_for(asyncio.gather(*readers, return_exceptions=True), 30)
+        await asyncio.wait_for(asyncio.gather(*readers, return_exceptions=True), 6 * UNIT)
     finally:
         tracker.kill()
         await asyncio.gather(*(b.ws.close() for b in bots), return_exceptions=True)

@@ -3,57 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
-import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from chat_testing import PASSWORD, UNIT, RunningTracker, launch_tracker
-from support import Bot, check_log_file, connect_json, open_bot, record, require
+from support.bots import Bot, connect_json, open_bot
+from support.campaign import check_log_file, record
+from support.disk import fill
+from support.timing import UNIT
+from support.tracker import PASSWORD, RunningTracker, launch_tracker
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 256 KiB tmpfs, unmounted at the end."""
-    require(os.geteuid() == 0, "mounting a tmpfs needs root")
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    require(result.returncode == 0, f"cannot mount a tmpfs: {result.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
-def fill(directory: Path) -> Path:
-    """Write a filler file until the file system is full, to the last byte."""
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        for size in (65536, 4096, 1):
-            while True:
-                try:
-                    os.write(fd, b"\0" * size)
-                except OSError as error:
-                    if error.errno != errno.ENOSPC:
-                        raise
-                    break
-    finally:
-        os.close(fd)
-    return filler
 
 
 async def _echo(bot: Bot, text: str, timeout: float) -> dict[str, object] | None:
@@ -84,7 +46,7 @@ async def test_disk_full_refuses_cleanly_and_recovers(small_disk: Path) -> None:
         delivered, pending = [], None
         for index in range(200):  # long messages until one is not written: the page's slack runs out
             text = f"{index:03d} " + "long message " * 140
-            answer = await _echo(alpha, text, timeout=1.5)
+            answer = await _echo(alpha, text, timeout=0.3 * UNIT)
             if answer is None:
                 pending = text
                 break

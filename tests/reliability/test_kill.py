@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from chat_testing import PASSWORD, UNIT, launch_tracker
 from chat_tracker.storage.chatlog import parse_line
-from support import FULL, Bot, bots, check_log_file, record, talk
+from support.bots import Bot, bots, talk
+from support.campaign import FULL, check_log_file, record
+from support.timing import UNIT
+from support.tracker import PASSWORD, launch_tracker
 
 pytestmark = [pytest.mark.anyio, pytest.mark.long]
 
@@ -89,7 +91,7 @@ async def _one_round(data_dir: Path, round_no: int, rng: random.Random) -> dict[
     }
 
 
-@pytest.mark.timeout(900 if FULL else 240)
+@pytest.mark.timeout((180 if FULL else 48) * UNIT)
 async def test_sigkill_rounds_under_load_lose_nothing_seen(tmp_path: Path) -> None:
     """20 SIGKILLs mid-burst: every message any member received is in chat.log once and whole; restart repairs."""
     data_dir = tmp_path / "data"

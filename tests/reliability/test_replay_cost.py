@@ -18,10 +18,11 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from chat_protocol import format_ts
-from chat_testing import UNIT, RunningTracker, launch_tracker
 from chat_tracker.storage import gzmembers
 from chat_tracker.storage.segments import compress, segment_name
-from resume_support import Member, join, restart
+from support.resume import Member, join, restart
+from support.timing import UNIT
+from support.tracker import RunningTracker, launch_tracker
 
 pytestmark = pytest.mark.anyio
 
@@ -81,7 +82,7 @@ async def read_replay(member: Member, answer: dict[str, Any]) -> list[dict[str, 
     return frames
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(48 * UNIT)
 async def test_a_resume_after_200000_missed_events_reads_only_the_last_history_size(tmp_path: Path) -> None:
     """The answer is exactly what it always was (the last 10,000 replayed, the rest gone); RSS barely moves."""
     alpha, tracker = await away_with_missed(tmp_path, 200_000)
@@ -104,7 +105,7 @@ async def test_a_resume_after_200000_missed_events_reads_only_the_last_history_s
     assert (peak - rss) / 1024 < 30, f"RSS {rss / 1024:.0f} -> {peak / 1024:.0f} MB"
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(48 * UNIT)
 async def test_four_parallel_resumes_of_200000_missed_events_cost_under_30_mb(tmp_path: Path) -> None:
     """Four members away through 200,000 events resume at once, each replaying its 10,000: under 30 MB together.
 
@@ -122,7 +123,7 @@ async def test_four_parallel_resumes_of_200000_missed_events_cost_under_30_mb(tm
     assert (peak - rss) / 1024 < 30, f"RSS {rss / 1024:.0f} -> {peak / 1024:.0f} MB"
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(48 * UNIT)
 async def test_a_used_token_sent_four_times_at_once_replays_once(tmp_path: Path) -> None:
     """The same token four times at once: one replay; the others are refused or replaced, none reads more."""
     alpha, tracker = await away_with_missed(tmp_path, 200_000)
@@ -150,7 +151,7 @@ async def _resume_and_read(member: Member, after: int, tracker: RunningTracker) 
         return {"type": "closed", "code": closed.rcvd.code if closed.rcvd else None}
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(48 * UNIT)
 async def test_a_replaced_resume_stops_reading(tmp_path: Path) -> None:
     """A resume whose client reads nothing stalls; resumed again elsewhere, the stalled one stops for good.
 
@@ -177,7 +178,7 @@ async def test_a_replaced_resume_stops_reading(tmp_path: Path) -> None:
     assert 2999 < replayed < 2 * 2999 - 500, replayed
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(48 * UNIT)
 async def test_log_inside_a_big_gz_segment_reads_one_member(tmp_path: Path) -> None:
     """/log?after=299990 in a 300,000-line .gz segment: one gzip member is read, not the 299,990 lines before."""
     segment = tmp_path / segment_name(1)

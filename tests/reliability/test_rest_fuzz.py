@@ -14,8 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from chat_testing import PASSWORD, UNIT, RunningTracker
-from support import error_lines, record, require
+from support.campaign import error_lines, record
+from support.environment import require
+from support.timing import UNIT
+from support.tracker import PASSWORD, RunningTracker
 
 ADMIN = "fuzzing-the-moderators"
 

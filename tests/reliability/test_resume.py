@@ -20,9 +20,10 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from chat_testing import PASSWORD, UNIT, launch_tracker
-from resume_support import Member, join, log_entries, restart
-from support import record, require_root_tool
+from support.campaign import record, require_root_tool
+from support.resume import Member, join, log_entries, restart
+from support.timing import UNIT
+from support.tracker import PASSWORD, launch_tracker
 
 HERE = Path(__file__).resolve().parent
 
@@ -217,7 +218,7 @@ async def test_a_restart_while_another_member_keeps_sending_loses_nothing(tmp_pa
     record("resume", test=f"restart_{signal.Signals(sig).name}", replayed=len(logged), lost=0, duplicated=0)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(60 * UNIT)
 @pytest.mark.parametrize("count", [1, 200, 1000])
 async def test_members_resume_together_after_a_restart(tmp_path: Path, count: int) -> None:
     """``count`` members, SIGTERM, a new tracker: all resume at once; nothing lost, no duplicate, no churn."""
@@ -252,7 +253,7 @@ async def test_members_resume_together_after_a_restart(tmp_path: Path, count: in
     record("resume", test="restart_together", members=count, seconds=round(seconds, 2), lost=0)
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(36 * UNIT)
 def test_a_piped_client_whose_network_is_cut_for_10_s_misses_nothing(tmp_path: Path) -> None:
     """iptables drops chat-client's packets for 10 s while others talk and a line is typed: all of it, once."""
     for tool in ("iptables", "unshare", "ss"):

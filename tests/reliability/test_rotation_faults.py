@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from chat_testing import PASSWORD, UNIT, launch_tracker
 from chat_tracker.storage.segments import list_segments
-from rotation_support import KILL_POINTS, LOAD_FLAGS, all_entries, collect, echo, file_lines, hooked, talk
-from support import FULL, bots, error_lines, open_bot, record
-from test_disk_full import fill, small_disk
+from support.bots import bots, open_bot
+from support.campaign import FULL, error_lines, record
+from support.disk import fill
+from support.rotation import KILL_POINTS, LOAD_FLAGS, all_entries, collect, echo, file_lines, hooked, talk
+from support.timing import UNIT
+from support.tracker import PASSWORD, launch_tracker
 
 pytestmark = pytest.mark.anyio
-
-__all__ = ["small_disk"]  # the tmpfs fixture, used here too
 
 ROUNDS = 60 if FULL else 24  # 4 per kill point in the CI form
 
@@ -54,7 +54,7 @@ async def _kill_round(data_dir: Path, round_no: int, point: str, nth: int, compr
     return len(seen)
 
 
-@pytest.mark.timeout(400 if FULL else 150)
+@pytest.mark.timeout((80 if FULL else 30) * UNIT)
 async def test_sigkill_at_every_step_of_a_rotation_loses_nothing(tmp_path: Path) -> None:
     """SIGKILL between fsync and rename, rename and reopen, after reopen, mid-write, mid- and after compression."""
     data_dir = tmp_path / "data"
@@ -109,7 +109,7 @@ async def test_disk_full_during_rotation(small_disk: Path) -> None:
             await alpha.say(text)
             try:
                 while True:
-                    message = await alpha.recv(1.5)
+                    message = await alpha.recv(0.3 * UNIT)  # no echo by then: the disk is full
                     if message["type"] == "message" and message["text"] == text:
                         delivered.append(text)
                         break

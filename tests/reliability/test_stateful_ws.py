@@ -1,6 +1,6 @@
 """A stateful model of joins, leaves and messages, driven over real WebSockets against a real tracker.
 
-``tests/unit/test_room_model.py`` checks the Room alone; this machine checks the whole
+``tests/core/test_room_model.py`` checks the Room alone; this machine checks the whole
 tracker process. Hypothesis picks steps: JSON and plain-text members join (with valid
 names, lookalikes of names online, invalid and reserved names), say things (hostile text
 included: CR/LF, ESC, NUL, U+2028, emoji, exactly the limit and one more), and leave in
@@ -39,10 +39,11 @@ from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 from chat_protocol import SUBPROTOCOL, sanitize_for_terminal
-from chat_testing import PASSWORD, UNIT, RunningTracker
 from chat_tracker.core.records import LogEntry
 from chat_tracker.storage.chatlog import parse_line
-from support import FULL, RAW_CONTROLS, error_lines, record
+from support.campaign import FULL, RAW_CONTROLS, error_lines, record
+from support.timing import UNIT
+from support.tracker import PASSWORD, RunningTracker
 
 MAX = 40  # --max-message-chars for this machine
 
@@ -501,7 +502,7 @@ FULL_SETTINGS = settings(CI_SETTINGS, max_examples=60, stateful_step_count=40, p
 
 @pytest.mark.reliability
 @pytest.mark.long
-@pytest.mark.timeout(1800 if FULL else 120)
+@pytest.mark.timeout((360 if FULL else 24) * UNIT)
 def test_stateful_model_over_real_websockets(start_tracker: Any) -> None:
     """Any joins, messages and leaves over real sockets keep /members, chat.log and every inbox equal to the model."""
     tracker = start_tracker("--max-message-chars", str(MAX), "--rate", "1000", "--burst", "1000")

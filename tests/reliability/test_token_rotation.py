@@ -19,11 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from chat_testing import UNIT, launch_tracker
 from chat_tracker.core.tokens import ResumeTokens
 from chat_tracker.errors import BadToken
 from chat_tracker.storage.resume_keys import COUNTS_FILE, KEY_FILE, PREVIOUS_KEY_FILE
-from resume_support import Member, join, restart
+from support.resume import Member, join, restart
+from support.timing import UNIT
+from support.tracker import launch_tracker
 
 pytestmark = pytest.mark.anyio
 

@@ -7,9 +7,10 @@ import asyncio
 import pytest
 
 from chat_protocol import Authenticated, Error, Hello
-from chat_testing import PASSWORD, UNIT, RunningTracker
 from chat_tracker.storage.chatlog import parse_line
-from peers import json_peer, plain_member, plain_peer
+from support.peers import json_peer, plain_member, plain_peer
+from support.timing import UNIT
+from support.tracker import PASSWORD, RunningTracker
 
 pytestmark = pytest.mark.anyio
 

@@ -20,9 +20,10 @@ from websockets.frames import Frame, Opcode
 from websockets.typing import Subprotocol
 
 from chat_protocol import SUBPROTOCOL, ChatMessage, CloseCode, Joined, Left
-from chat_testing import PASSWORD, UNIT, RunningTracker
-from peers import PlainPeer, json_member, plain_member
-from rawhttp import head
+from support.peers import PlainPeer, json_member, plain_member
+from support.rawhttp import head
+from support.timing import UNIT
+from support.tracker import PASSWORD, RunningTracker
 
 pytestmark = pytest.mark.anyio
 
@@ -63,6 +64,7 @@ async def test_deflate_is_negotiated_with_ws_deflate_and_carries_the_chat_both_w
         json_member(tracker.url, PASSWORD, "beta") as (beta, _),
     ):
         assert negotiated(alpha)
+        assert alpha.ws.response is not None
         assert "permessage-deflate" in alpha.ws.response.headers.get("Sec-WebSocket-Extensions", "")
         compressed = watch_compression(alpha.ws)
         assert await alpha.line() == "* beta joined the chat"
@@ -87,6 +89,7 @@ async def test_without_ws_deflate_an_offer_of_compression_is_declined(start_trac
         plain_member(tracker.url, PASSWORD, "beta") as beta,
     ):
         assert not negotiated(alpha) and not negotiated(beta)
+        assert alpha.ws.response is not None
         assert "Sec-WebSocket-Extensions" not in alpha.ws.response.headers
         assert await alpha.line() == "* beta joined the chat"
         await alpha.send("plain hello")

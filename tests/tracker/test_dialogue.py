@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from chat_protocol import Authenticated, Bye, ChatMessage, Hello, Joined, Left, Members, Welcome
-from chat_testing import PASSWORD, RunningTracker
 from chat_tracker.storage.chatlog import parse_line
-from peers import json_member, json_peer, plain_member
+from support.peers import json_member, json_peer, plain_member
+from support.tracker import PASSWORD, RunningTracker
 
 pytestmark = pytest.mark.anyio
 

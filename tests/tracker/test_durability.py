@@ -11,9 +11,10 @@ import sys
 import pytest
 
 from chat_protocol import ChatMessage
-from chat_testing import PASSWORD, UNIT
 from chat_tracker.storage.chatlog import parse_line
-from peers import json_member
+from support.peers import json_member
+from support.timing import UNIT
+from support.tracker import PASSWORD
 
 pytestmark = pytest.mark.anyio
 
@@ -42,7 +43,7 @@ async def test_every_message_seen_is_in_chat_log_after_sigkill(start_tracker: ob
                 await beta.send(type="message", text=f"message {index}")
         except Exception:
             pass  # the tracker died under us
-        await asyncio.to_thread(tracker.process.wait, 10)
+        await asyncio.to_thread(tracker.process.wait, 2 * UNIT)
         # Whatever httpx-ws raises for a connection that died (disconnect, network error or the
         # read timeout): the reader must end, its exception type is not what this test is about.
         with pytest.raises(Exception):  # noqa: B017, PT011

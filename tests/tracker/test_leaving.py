@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
 from chat_protocol import Left
-from chat_testing import PASSWORD, UNIT, RunningTracker
 from chat_tracker.storage.chatlog import parse_line
-from peers import SilentMember, json_member, plain_member
+from support.peers import SilentMember, json_member, plain_member
+from support.process import Process
+from support.timing import UNIT
+from support.tracker import PASSWORD, RunningTracker
 
 pytestmark = pytest.mark.anyio
 
@@ -62,10 +64,9 @@ async def test_killed_client_process_gives_one_leave_notice(tracker: RunningTrac
         """
     )
     async with json_member(tracker.url, PASSWORD, "alpha") as (alpha, _):
-        process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        process = Process([sys.executable, "-c", script])
         try:
-            assert process.stdout is not None
-            assert await asyncio.to_thread(process.stdout.readline) == "joined\n"
+            assert await asyncio.to_thread(process.out.next_line, time.monotonic() + 4 * UNIT) == "joined"
             await alpha.recv()  # joined
             process.kill()
             left = await alpha.expect(Left)

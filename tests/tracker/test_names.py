@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from chat_protocol import Error, Hello, Welcome
-from chat_testing import PASSWORD, RunningTracker
-from peers import json_member, json_peer, plain_member, plain_peer
+from support.peers import json_member, json_peer, plain_member, plain_peer
+from support.tracker import PASSWORD, RunningTracker
 
 pytestmark = pytest.mark.anyio
 

@@ -16,9 +16,10 @@ import httpx
 import pytest
 
 from chat_protocol import Error, Moderation, encode
-from chat_testing import PASSWORD, UNIT, RunningTracker
-from peers import json_member, json_peer, plain_member
-from test_admin_rest import ADMIN_ENV, admin, until_type
+from support.admin import ADMIN_ENV, admin
+from support.peers import json_member, json_peer, plain_member, until_type
+from support.timing import UNIT
+from support.tracker import PASSWORD, RunningTracker
 
 pytestmark = pytest.mark.anyio
 

@@ -12,9 +12,10 @@ import signal
 import pytest
 
 from chat_protocol import Bye
-from chat_testing import PASSWORD, RunningTracker
 from chat_tracker.storage.chatlog import parse_line
-from peers import SilentMember, json_member, plain_member, plain_peer
+from support.peers import SilentMember, json_member, plain_member, plain_peer
+from support.timing import UNIT
+from support.tracker import PASSWORD, RunningTracker
 
 pytestmark = pytest.mark.anyio
 
@@ -35,7 +36,7 @@ async def test_shutdown_tells_every_member_and_exits_in_time(tracker: RunningTra
             code, seen = await beta.closed()
             assert code == 1001 and seen[-1] == Bye(reason="shutdown", message="The tracker is shutting down. Bye.")
             assert (await unauthenticated.closed())[0] == 1001
-            status = await asyncio.to_thread(tracker.process.wait, 5.0)  # the promise: gone within 5 s
+            status = await asyncio.to_thread(tracker.process.wait, UNIT)  # the promise: gone within 5 s, one unit
         finally:
             frozen.sock.close()
     assert status == 0
@@ -61,7 +62,7 @@ async def test_sigterm_is_a_restart_json_members_stay_plain_ones_leave(tracker: 
             reason="restart", message="The tracker is restarting; you will be reconnected."
         )
         assert (await unauthenticated.closed())[0] == 1012
-        status = await asyncio.to_thread(tracker.process.wait, 5.0)
+        status = await asyncio.to_thread(tracker.process.wait, UNIT)
     assert status == 0
     entries = [parse_line(line) for line in tracker.log_lines()]
     assert entries[-1].kind == "stop" and entries[-1].text == "tracker stopped for a restart"

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from web_support import CHROMIUM, Browser, launch_chromium, require
+
+from support.environment import require
+from support.web import CHROMIUM, WAIT_MS, Browser, launch_chromium
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +27,9 @@ def playwright_driver() -> Iterator[Any]:
     other directories' asyncio and anyio tests must not find there.
     """
     require(os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=WAIT_MS)  # an expect() without its own timeout waits in the suite's unit too
     with sync_playwright() as driver:
         yield driver
 

@@ -8,13 +8,13 @@ from html.parser import HTMLParser
 
 import httpx
 import pytest
-from web_support import StartTracker
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 from websockets.typing import Origin as WsOrigin
 
-from chat_testing import UNIT, RunningTracker
 from chat_tracker.core.origins import AllowedOrigins, origin_list
+from support.timing import UNIT
+from support.tracker import RunningTracker, StartTracker
 
 
 class _Scripts(HTMLParser):

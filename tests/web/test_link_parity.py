@@ -15,17 +15,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import link_parity
 import pytest
 from playwright.sync_api import Page
-from web_support import launch_chromium, open_page
 
 from chat_client import link as link_module
 from chat_client.errors import InvalidState
 from chat_client.link_state import TRANSITIONS, LinkEvent, LinkMachine, LinkState
 from chat_client.resume import ResumeState, message_ids
 from chat_protocol import ChatMessage, Error, Joined, Limits, Resumed, Welcome, decode_server, encode
-from chat_testing import launch_tracker
+from support import link_parity
+from support.tracker import launch_tracker
+from support.web import launch_chromium, open_page
 
 TS = "2026-12-02T01:00:00.000Z"
 NAME = "webby"

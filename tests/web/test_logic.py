@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page
-from web_support import launch_chromium, open_page
 
 from chat_client.backoff import delay
 from chat_client.commands import parse
 from chat_protocol import CloseCode, name_key, sanitize_for_terminal, should_retry
-from chat_testing import launch_tracker
+from support.tracker import launch_tracker
+from support.web import launch_chromium, open_page
 
 NAMES = ["alpha", "ALPHA", "a1pha", "alp.ha", "a-l-p-h-a", "Bob_99", "i0I1", "z", "x" * 32, "webby", "termi", "plainy"]
 

@@ -6,12 +6,14 @@ import re
 import zlib
 
 from playwright.sync_api import Page, expect
-from web_support import (
+
+from chat_protocol import name_key
+from support.tracker import RunningTracker, StartTracker
+from support.web import (
     WAIT_MS,
     Browser,
     JsonMember,
     PlainMember,
-    StartTracker,
     TerminalMember,
     enter_name,
     enter_password,
@@ -23,9 +25,6 @@ from web_support import (
     open_page,
     type_line,
 )
-
-from chat_protocol import name_key
-from chat_testing import RunningTracker
 
 
 def test_chats_with_a_terminal_client_and_a_plain_text_member(browser: Browser, tracker: RunningTracker) -> None:

@@ -6,10 +6,10 @@ import signal
 
 import pytest
 from playwright.sync_api import expect
-from web_support import WAIT_MS, Browser, JsonMember, StartTracker, join, lines_with, log, open_page, type_line
 
-from chat_testing import launch_tracker
 from chat_tracker.storage.chatlog import parse_line
+from support.tracker import StartTracker, launch_tracker
+from support.web import WAIT_MS, Browser, JsonMember, join, lines_with, log, open_page, type_line
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])

@@ -1,6 +1,6 @@
 """The page served over https by a tracker with ``--tls-cert``: it opens its WebSocket as wss:// and chats.
 
-The certificate comes from a CA made at test time (``tls_testing``); chromium is told to
+The certificate comes from a CA made at test time (``support.tls``); chromium is told to
 accept it (``ignore_https_errors``), as a person would after checking it. A page that
 opened ``ws://`` from an https page would be blocked by the browser as mixed content,
 so a working chat is the page's proof; the WebSocket's URL is checked too.
@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from playwright.sync_api import expect
-from web_support import WAIT_MS, Browser, JsonMember, StartTracker, join, lines_with, open_page, type_line
 
-from tls_testing import make_certificates, start_tls_tracker
+from support.tls import make_certificates, start_tls_tracker
+from support.tracker import StartTracker
+from support.web import WAIT_MS, Browser, JsonMember, join, lines_with, open_page, type_line
 
 
 def test_page_over_https_joins_and_chats_over_wss(

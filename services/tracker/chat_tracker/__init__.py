@@ -1,6 +1,6 @@
 """The chat tracker: one room, many members, every event in chat.log.
 
-Layers, lowest first (each imports only those before it; tests/unit/test_layout.py):
+Layers, lowest first (each imports only those before it; tests/tracker/test_layout.py):
 ``errors.py`` -> ``core/`` (pure chat logic) -> ``journal/`` -> ``storage/`` ->
 ``replicas/`` -> ``service/`` -> ``transport/`` -> ``http/`` -> ``runtime/``.
 

@@ -1,4 +1,4 @@
-"""The pure chat logic: no file, no socket, no framework (tests/unit/test_layout.py checks it).
+"""The pure chat logic: no file, no socket, no framework (tests/tracker/test_layout.py checks it).
 
 ``session.py`` is one connection's dialogue (password, name, chat) as a state machine;
 ``room/`` holds the members and turns their requests into journal appends, checked
