@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chat_tracker.core.moderation import Ban, Moderation, details
-from chat_tracker.core.records import LogEntry
+from chat_tracker.records import LogEntry
 from chat_tracker.storage.checkpoint import Checkpoint, fold
 from support.fakes import FakeClock
 

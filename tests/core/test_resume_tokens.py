@@ -18,10 +18,10 @@ import pytest
 
 from chat_protocol import Welcome
 from chat_tracker.core.outbox import Outbox
-from chat_tracker.core.records import Present
 from chat_tracker.core.room import Member, MemberState, Refused
 from chat_tracker.core.tokens import ResumeTokens, TokenClaim
 from chat_tracker.errors import BadToken
+from chat_tracker.records import Present
 from chat_tracker.storage.resume_keys import (
     COUNTS_FILE,
     KEY_FILE,

@@ -18,9 +18,9 @@ from chat_tracker.core.delivery import WelcomeTerms, frames_for
 from chat_tracker.core.dialects import JSON, Dialect
 from chat_tracker.core.events import JOIN, MESSAGE, Event
 from chat_tracker.core.outbox import Outbox
-from chat_tracker.core.records import Present
 from chat_tracker.core.room import IllegalTransition, Member, MemberState
 from chat_tracker.core.tokens import ResumeTokens
+from chat_tracker.records import Present
 from support.fakes import drain
 from support.roomkit import RoomKit
 

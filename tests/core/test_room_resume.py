@@ -8,8 +8,8 @@ import pytest
 
 from chat_protocol import ChatMessage, Joined, Left, Welcome
 from chat_tracker.core.outbox import Outbox
-from chat_tracker.core.records import Present
 from chat_tracker.core.room import Member, MemberState, Refused, Resuming
+from chat_tracker.records import Present
 from support.roomkit import RoomKit
 
 

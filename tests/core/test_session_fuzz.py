@@ -64,10 +64,10 @@ from chat_protocol import (
 )
 from chat_tracker.core.dialects import JSON, PASSWORD_OK, PLAIN, Dialect
 from chat_tracker.core.outbox import CloseRequest, Outbox
-from chat_tracker.core.records import LogEntry
 from chat_tracker.core.room import Member
 from chat_tracker.core.session import CheckPassword, Replay, Session, SessionState, Timeouts
 from chat_tracker.errors import LogWriteError
+from chat_tracker.records import LogEntry
 from support.fakes import FakeWire, drain
 from support.roomkit import RoomKit
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from chat_tracker.core.events import JOIN, LEAVE, MESSAGE, START, Event
-from chat_tracker.core.records import LogEntry
 from chat_tracker.errors import LogWriteError
 from chat_tracker.journal import local as journal_module
 from chat_tracker.journal.local import LocalJournal
 from chat_tracker.journal.protocol import History
+from chat_tracker.records import LogEntry
 from chat_tracker.storage.chatlog import ChatLog, parse_line
 from support.fakes import FakeClock
 

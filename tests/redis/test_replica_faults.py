@@ -33,8 +33,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from chat_protocol import SUBPROTOCOL
-from chat_tracker.core.records import LogEntry
 from chat_tracker.journal.redis_keys import Keys
+from chat_tracker.records import LogEntry
 from chat_tracker.storage.chatlog import parse_line
 from support.archiver import StartArchiver
 from support.campaign import record

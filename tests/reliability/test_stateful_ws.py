@@ -39,7 +39,7 @@ from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 from chat_protocol import SUBPROTOCOL, sanitize_for_terminal
-from chat_tracker.core.records import LogEntry
+from chat_tracker.records import LogEntry
 from chat_tracker.storage.chatlog import parse_line
 from support.campaign import FULL, RAW_CONTROLS, error_lines, record
 from support.timing import UNIT

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from chat_tracker.core.events import MESSAGE, Event
+from chat_tracker.errors import Discontinuity
 from chat_tracker.storage import segments
-from chat_tracker.storage.segments import Discontinuity, LogFile, RetentionPolicy, Segment, segment_name
+from chat_tracker.storage.segments import LogFile, RetentionPolicy, Segment, segment_name
 
 DAY = 86_400.0
 

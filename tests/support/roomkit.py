@@ -10,10 +10,10 @@ from chat_protocol import Limits, ServerMessage, decode_server
 from chat_tracker.core.dialects import JSON, Dialect
 from chat_tracker.core.outbox import CloseRequest, Outbox
 from chat_tracker.core.policy import MemberPolicy
-from chat_tracker.core.records import LogEntry
 from chat_tracker.core.room import Member, Room
 from chat_tracker.core.tokens import ResumeTokens
 from chat_tracker.journal.local import LocalJournal
+from chat_tracker.records import LogEntry
 from chat_tracker.service.settings import Settings
 from chat_tracker.storage.chatlog import ChatLog, parse_line
 from support.fakes import FakeClock, FakeWire, drain

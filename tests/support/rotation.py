@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from websockets.exceptions import ConnectionClosed
 
-from chat_tracker.core.records import LogEntry
+from chat_tracker.records import LogEntry
 from chat_tracker.storage.chatlog import parse_line
 from chat_tracker.storage.segments import list_segments
 from support.bots import Bot

@@ -31,6 +31,7 @@ from .errors import (
     ClientError,
     HandshakeRefused,
     NameRejected,
+    Quit,
     Removed,
     TrackerGone,
     UsageError,
@@ -263,7 +264,7 @@ def run_interactive(options: Options) -> int:
                 admin_password=admin_password,
             )
         )
-    except (KeyboardInterrupt, interactive.Quit):  # Ctrl+C outside the chat prompt: a normal way out
+    except (KeyboardInterrupt, Quit):  # Ctrl+C outside the chat prompt: a normal way out
         return EXIT_OK
 
 

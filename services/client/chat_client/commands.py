@@ -14,6 +14,8 @@ import ipaddress
 import math
 from dataclasses import dataclass
 
+from .errors import BadArguments
+
 
 class Action(enum.Enum):
     SEND = "send"
@@ -128,13 +130,9 @@ def parse_moderation(line: str) -> Command | None:
     rest = words[1] if len(words) > 1 else ""
     try:
         return Command(Action.MODERATE, request=_ARGUMENTS[verb](rest))
-    except _BadArguments as bad:
+    except BadArguments as bad:
         why = f"{bad}; " if str(bad) else ""
         return Command(Action.USAGE, f"{why}usage: {USAGE[verb]}")
-
-
-class _BadArguments(ValueError):
-    """Missing or malformed arguments; the message (possibly empty) says which."""
 
 
 def _kick(rest: str) -> Moderate:
@@ -147,7 +145,7 @@ def _mute(rest: str) -> Moderate:
     word, reason = _split(after)
     seconds = _number(word)
     if seconds is None or seconds < 0:
-        raise _BadArguments("SECONDS must be a number, 0 or more" if word else "")
+        raise BadArguments("SECONDS must be a number, 0 or more" if word else "")
     return Moderate(Verb.MUTE, name, seconds=seconds, reason=reason)
 
 
@@ -158,26 +156,26 @@ def _ban(rest: str) -> Moderate:
     if seconds is None:  # no duration: for good, and the whole remainder is the reason
         return Moderate(Verb.BAN, target, reason=after)
     if seconds <= 0:
-        raise _BadArguments("SECONDS must be more than 0 (leave it out to ban for good)")
+        raise BadArguments("SECONDS must be more than 0 (leave it out to ban for good)")
     return Moderate(Verb.BAN, target, seconds=seconds, reason=reason)
 
 
 def _unban(rest: str) -> Moderate:
     ban_id, after = _target(rest)
     if after:
-        raise _BadArguments("one ban id only")
+        raise BadArguments("one ban id only")
     return Moderate(Verb.UNBAN, ban_id)
 
 
 def _bans(rest: str) -> Moderate:
     if rest.strip():
-        raise _BadArguments("no arguments")
+        raise BadArguments("no arguments")
     return Moderate(Verb.BANS)
 
 
 def _announce(rest: str) -> Moderate:
     if not rest.strip():
-        raise _BadArguments("")
+        raise BadArguments("")
     return Moderate(Verb.ANNOUNCE, text=rest.strip())
 
 
@@ -200,7 +198,7 @@ def _split(text: str) -> tuple[str, str]:
 def _target(text: str) -> tuple[str, str]:
     target, rest = _split(text)
     if not target:
-        raise _BadArguments("")
+        raise BadArguments("")
     return target, rest
 
 

@@ -129,3 +129,11 @@ def session_closed(code: int | None, detail: str = "") -> SessionClosed:
     if code is None or code in _GONE_CODES:
         return TrackerGone(code, detail)
     return Removed(code, detail)
+
+
+class Quit(Exception):
+    """The user pressed Ctrl+C or Ctrl+D at a prompt before joining: stop quietly."""
+
+
+class BadArguments(ValueError):
+    """Missing or malformed arguments; the message (possibly empty) says which."""

@@ -30,7 +30,7 @@ from chat_protocol import NameRefused, Welcome, check_name
 from .commands import Action, Command, help_text, parse
 from .config import header_safe
 from .connection import Connection, Incoming
-from .errors import EXIT_OK, NameRejected, TrackerGone
+from .errors import EXIT_OK, NameRejected, Quit, TrackerGone
 from .link import Enter, Link, Notice, Rejoin
 from .moderator import Moderator
 from .render import Fragments, error, event_line, name_list, name_style, notice, safe, uncolored
@@ -53,10 +53,6 @@ class Screen:
 
     def say(self, text: str) -> None:
         self.show([("", text)])
-
-
-class Quit(Exception):
-    """The user pressed Ctrl+C or Ctrl+D at a prompt before joining: stop quietly."""
 
 
 async def ask(session: PromptSession[str], message: str, *, hidden: bool = False) -> str:

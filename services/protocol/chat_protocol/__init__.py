@@ -5,7 +5,7 @@ Pure code with no I/O: both sides import it, and tests exercise it without socke
 
 from .codec import decode_client, decode_server, encode
 from .codes import CloseCode, describe, should_retry
-from .errors import ChatProtocolError, ProtocolError
+from .errors import ChatProtocolError, InvalidName, NameRefused, ProtocolError, ReservedName
 from .messages import (
     PROTOCOL_VERSION,
     SUBPROTOCOL,
@@ -35,7 +35,7 @@ from .messages import (
     format_ts,
     parse_ts,
 )
-from .names import InvalidName, NameRefused, ReservedName, check_name, name_key
+from .names import check_name, name_key
 from .reasons import LEAVE_REASONS, LeaveReason
 from .text import escape, has_lone_surrogate, sanitize_for_terminal, unescape
 

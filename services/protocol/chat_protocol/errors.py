@@ -16,3 +16,17 @@ class ProtocolError(ChatProtocolError):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class NameRefused(ChatProtocolError):
+    """Base of the reasons a name is refused; ``code`` is the protocol error code."""
+
+    code = "name_invalid"
+
+
+class InvalidName(NameRefused):
+    code = "name_invalid"
+
+
+class ReservedName(NameRefused):
+    code = "name_reserved"

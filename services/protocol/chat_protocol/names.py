@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import ChatProtocolError
+from .errors import InvalidName, ReservedName
 
 MAX_NAME_LENGTH = 32
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
@@ -41,20 +41,6 @@ RESERVED_NAMES = frozenset(
         "who",
     }
 )
-
-
-class NameRefused(ChatProtocolError):
-    """Base of the reasons a name is refused; ``code`` is the protocol error code."""
-
-    code = "name_invalid"
-
-
-class InvalidName(NameRefused):
-    code = "name_invalid"
-
-
-class ReservedName(NameRefused):
-    code = "name_reserved"
 
 
 def name_key(name: str) -> str:

@@ -1,7 +1,7 @@
 """The chat tracker: one room, many members, every event in chat.log.
 
 Layers, lowest first (each imports only those before it; tests/tracker/test_layout.py):
-``errors.py`` -> ``core/`` (pure chat logic) -> ``journal/`` -> ``storage/`` ->
+``records.py`` -> ``errors.py`` -> ``core/`` (pure chat logic) -> ``journal/`` -> ``storage/`` ->
 ``replicas/`` -> ``service/`` -> ``transport/`` -> ``http/`` -> ``runtime/``.
 
 Where a message travels, by file: ``transport/native.py`` (the socket: frames in and

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+from chat_tracker.records import LogEntry
+
 
 class TrackerError(Exception):
     """Base of every exception the tracker raises deliberately."""
@@ -72,3 +74,15 @@ class BadToken(Exception):
 
 class EncryptedKey(Exception):
     """The key asks for a passphrase."""
+
+
+class Discontinuity(TrackerError):
+    """Two files (or a file and a race with rotation) did not join up seq to seq; ``entries`` were read.
+
+    Raised inside storage only: the caller lists the files again (a rotation may have
+    raced the listing) or accepts the gap as real, keeping what was read.
+    """
+
+    def __init__(self, entries: list[LogEntry]) -> None:
+        super().__init__("the seqs do not join up")
+        self.entries = entries

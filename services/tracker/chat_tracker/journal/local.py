@@ -12,7 +12,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from chat_tracker.core.events import Event, EventKind
-from chat_tracker.core.records import LogEntry
 from chat_tracker.errors import LogWriteError
 from chat_tracker.journal.protocol import (
     LOG_RETRY_SECONDS,
@@ -24,6 +23,7 @@ from chat_tracker.journal.protocol import (
     from_entry,
     read_after,
 )
+from chat_tracker.records import LogEntry
 
 
 class LocalJournal:

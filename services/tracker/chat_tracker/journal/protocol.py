@@ -25,8 +25,8 @@ from typing import Any, Protocol
 
 from chat_protocol import parse_ts
 from chat_tracker.core.events import Event, EventKind
-from chat_tracker.core.records import LogEntry
 from chat_tracker.errors import LogWriteError
+from chat_tracker.records import LogEntry
 
 Deliver = Callable[[Sequence[Event]], None]
 OnTrouble = Callable[[LogWriteError | None], None]

@@ -32,12 +32,12 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
 from chat_tracker.core.events import Event, EventKind
-from chat_tracker.core.records import LogEntry
 from chat_tracker.errors import LogWriteError, RedisUnavailable
 from chat_tracker.journal.protocol import Deliver, History, JournalStats, OnControl, OnRefused, OnTrouble, read_after
 from chat_tracker.journal.redis_client import BLOCK_MS, JOURNAL, REDIS_ERRORS, async_client
 from chat_tracker.journal.redis_keys import Keys, control_of, entries_of, event_of, seq_of
 from chat_tracker.journal.redis_scripts import APPEND, Request, away_request, event_request, owner_request
+from chat_tracker.records import LogEntry
 
 log = logging.getLogger("chat_tracker")
 

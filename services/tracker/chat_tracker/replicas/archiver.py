@@ -35,12 +35,12 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from chat_tracker.core.events import Event
-from chat_tracker.core.records import LogEntry
 from chat_tracker.errors import LogWriteError
 from chat_tracker.journal import redis_keys
 from chat_tracker.journal.redis_auth import auth_refused, redact
 from chat_tracker.journal.redis_client import ARCHIVER, BLOCK_MS, async_client
 from chat_tracker.journal.redis_keys import Keys, checked_event_of
+from chat_tracker.records import LogEntry
 from chat_tracker.storage.chatlog import ChatLog, parse_line
 from chat_tracker.storage.rotation import RotatingLog, RotationPolicy
 

@@ -15,12 +15,12 @@ import logging
 
 from chat_tracker import __version__
 from chat_tracker.core.policy import MemberPolicy
-from chat_tracker.core.records import Present
 from chat_tracker.core.room import Member, Room
 from chat_tracker.core.tokens import ResumeTokens, new_epoch
 from chat_tracker.errors import LogWriteError
 from chat_tracker.journal.local import LocalJournal
 from chat_tracker.journal.protocol import Journal
+from chat_tracker.records import Present
 from chat_tracker.service.lifecycle import retire_previous_key
 from chat_tracker.service.settings import Settings
 from chat_tracker.storage.chatlog import ChatLog, DiscardingChatLog

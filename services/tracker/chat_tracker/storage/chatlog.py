@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from chat_protocol import unescape
-from chat_tracker.core.records import LogEntry
 from chat_tracker.errors import LogFormatError, LogWriteError
+from chat_tracker.records import LogEntry
 from chat_tracker.storage.private_files import PRIVATE_MODE, make_private
 
 __all__ = [

@@ -24,7 +24,7 @@ from typing import Any
 
 from chat_protocol import name_key, parse_ts
 from chat_tracker.core.moderation import Moderation
-from chat_tracker.core.records import LogEntry, Present
+from chat_tracker.records import LogEntry, Present
 from chat_tracker.storage.private_files import make_path_private
 from chat_tracker.storage.segments import replace_atomically
 

@@ -36,12 +36,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from chat_protocol import parse_ts
-from chat_tracker.core.records import LogEntry
-from chat_tracker.errors import LogWriteError
+from chat_tracker.errors import Discontinuity, LogWriteError
+from chat_tracker.records import LogEntry
 from chat_tracker.storage import segments
 from chat_tracker.storage.chatlog import LOG_NAME, ChatLog, OpenReport
 from chat_tracker.storage.private_files import make_path_private
-from chat_tracker.storage.segments import Discontinuity, LogFile, RetentionPolicy, Segment
+from chat_tracker.storage.segments import LogFile, RetentionPolicy, Segment
 
 __all__ = ["RotatingLog", "RotationPolicy", "next_midnight"]
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from chat_tracker.core.records import LogEntry
+from chat_tracker.errors import Discontinuity
+from chat_tracker.records import LogEntry
 from chat_tracker.storage import gzmembers
 from chat_tracker.storage.chatlog import LOG_NAME, offset_after, parse_or_none, parse_stream, read_last_lines
 from chat_tracker.storage.private_files import PRIVATE_MODE
@@ -243,15 +244,6 @@ class LogFile:
 
 def files_of(segments: list[Segment]) -> list[LogFile]:
     return [LogFile(s.path, s.first_seq, s.compressed) for s in segments]
-
-
-# Not in errors.py: it carries LogEntry values, and errors.py must stay a leaf (test_layout: no import cycle).
-class Discontinuity(Exception):
-    """Two files (or a file and a race with rotation) did not join up seq to seq; ``entries`` were read."""
-
-    def __init__(self, entries: list[LogEntry]) -> None:
-        super().__init__("the seqs do not join up")
-        self.entries = entries
 
 
 def read_after(files: list[LogFile], seq: int, limit: int) -> list[LogEntry]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from chat_protocol import MemberInfo, format_ts, name_key
-from chat_tracker.core.records import Present
 from chat_tracker.core.room.base import RoomBase
 from chat_tracker.core.room.member import Member
 from chat_tracker.core.room.states import MemberState
+from chat_tracker.records import Present
 
 
 class RoomQueries(RoomBase):

@@ -16,11 +16,11 @@ from chat_protocol.reasons import LeaveReason
 from chat_tracker.core.dialects import JSON
 from chat_tracker.core.events import MEMBER_EVENTS, MESSAGE, Event
 from chat_tracker.core.outbox import Outbox
-from chat_tracker.core.records import Present
 from chat_tracker.core.room.member import DETACHED, Member, Resuming
 from chat_tracker.core.room.requests import RoomRequests
 from chat_tracker.core.room.states import SERVED_ELSEWHERE, MemberState, Step
 from chat_tracker.errors import BadToken, Recover, Refused
+from chat_tracker.records import Present
 
 REPLACED_MESSAGE = "this session was resumed on another connection"
 
