@@ -218,6 +218,10 @@ class SessionDriver(Closable):
         if session.state is SessionState.CLOSED:
             self._end()
             return
+        if session.state is SessionState.CHATTING:
+            # In the room, however it got there (a join, a resume, or a join again after a lost epoch
+            # while password checks were paused, which carries no Replay): a member, never dropped for room.
+            self.tracker.connections.authenticated(self)
         deadline = session.deadline if session.reading and self._task is None else None
         if deadline is not None:
             self._deadline = asyncio.get_running_loop().call_later(deadline, self._timed_out)
