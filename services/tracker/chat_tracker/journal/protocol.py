@@ -32,6 +32,7 @@ Deliver = Callable[[Sequence[Event]], None]
 OnTrouble = Callable[[LogWriteError | None], None]
 OnControl = Callable[[dict[str, Any]], None]
 OnRefused = Callable[[Event], None]
+OnSkipped = Callable[[int, int], None]
 
 LOG_RETRY_SECONDS = 1.0
 LOG_WRITE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0, float("inf"))
@@ -142,11 +143,14 @@ class Replication(Protocol):
     serves (``take_over``) and who lost its connection here (``went_away``), and hears
     theirs (``on_control``); an event the shared room refuses (a name another replica
     holds) comes back to ``on_refused``. The replica's link (``replicas/replica.py``)
-    reports what it notices: Redis silent, a new epoch, a new replica number.
+    reports what it notices: Redis silent, a new epoch, a new replica number. A replica
+    that fell so far behind that the stream was trimmed past it hears the seqs it skipped
+    (``on_skipped(first, last)``) before any event after them is handed on.
     """
 
     on_control: OnControl | None
     on_refused: OnRefused | None
+    on_skipped: OnSkipped | None
 
     def start(self) -> None:
         """Start writing and reading the shared stream (needs the running event loop)."""

@@ -33,7 +33,16 @@ from redis.exceptions import ResponseError
 
 from chat_tracker.core.events import Event, EventKind
 from chat_tracker.errors import LogWriteError, RedisUnavailable
-from chat_tracker.journal.protocol import Deliver, History, JournalStats, OnControl, OnRefused, OnTrouble, read_after
+from chat_tracker.journal.protocol import (
+    Deliver,
+    History,
+    JournalStats,
+    OnControl,
+    OnRefused,
+    OnSkipped,
+    OnTrouble,
+    read_after,
+)
 from chat_tracker.journal.redis_client import BLOCK_MS, JOURNAL, REDIS_ERRORS, async_client
 from chat_tracker.journal.redis_keys import Keys, control_of, entries_of, event_of, seq_of
 from chat_tracker.journal.redis_scripts import APPEND, Request, away_request, event_request, owner_request
@@ -66,6 +75,7 @@ class RedisJournal:
         self.on_trouble: OnTrouble | None = None
         self.on_control: OnControl | None = None
         self.on_refused: OnRefused | None = None
+        self.on_skipped: OnSkipped | None = None
         self._keys = keys
         self._replica = replica
         self._url = url
@@ -324,10 +334,24 @@ class RedisJournal:
             if seq <= self._delivered_seq:
                 continue  # already delivered (read again after a reconnect)
             if seq != self._delivered_seq + 1:
-                log.error("Redis: events %d-%d are missing from the stream", self._delivered_seq + 1, seq - 1)
+                self._hand_on(run)
+                run = []
+                self._skipped(self._delivered_seq + 1, seq - 1)
             run.append(event_of(seq, fields))
             self._delivered_seq = seq
         self._hand_on(run)
+
+    def _skipped(self, first: int, last: int) -> None:
+        """The stream was trimmed past this replica (frozen or cut off that long): ``first``-``last`` are gone.
+
+        The ring must hold consecutive seqs (``read_after`` indexes it by seq), so it starts
+        again after the gap; a resume from before it then reads the stream, which reports
+        the range gone. The room hears of it before any later event reaches a member.
+        """
+        log.error("Redis: events %d-%d were trimmed from the stream before this replica read them", first, last)
+        self._history.clear()
+        if self.on_skipped is not None and not self._closed:
+            self.on_skipped(first, last)
 
     def _hand_on(self, run: list[Event]) -> None:
         if not run:

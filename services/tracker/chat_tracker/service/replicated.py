@@ -6,7 +6,9 @@ chat.log of its own (the archiver writes it); its journal is the Redis stream, a
 its room lists every replica's members. Then it reacts to what its link notices:
 this replica fenced (reaped while cut off: it registers again under a new number),
 the room lost (Redis restarted empty: a new epoch, every member here closed with
-1012), other replicas dead (their members shown away), the resume key rotated.
+1012), other replicas dead (their members shown away), the resume key rotated, and events
+trimmed from the stream before this replica read them (a long freeze: every member
+here closed with 1012, to resume with ``recovered: false`` and the exact ``gone``).
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ class Replicated:
         replication = self.replication
         replication.on_control = room.control
         replication.on_refused = room.refused
+        replication.on_skipped = self._fell_behind
         room.replicas = replication  # the room tells the others itself who moved here and who went away
         return room
 
@@ -135,6 +138,12 @@ class Replicated:
             "New epoch %s after seq %d: %d member(s) here were closed with 1012 and must join again", epoch, seq, told
         )
         self._fenced()
+
+    def _fell_behind(self, first: int, last: int) -> None:
+        """The stream was trimmed past this replica: its members are told, never left with a silent gap."""
+        told = self.room.fell_behind(bye=restart_goodbye)
+        # The journal logged the gap as an ERROR; this says what was done about it.
+        log.warning("Events %d-%d skipped: %d member(s) here closed with 1012, to resume told so", first, last, told)
 
     def _replicas_dead(self, dead: frozenset[int]) -> None:
         self.room.dead_replicas = dead

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from chat_protocol import CloseCode, NameRefused, name_key
+from chat_protocol.reasons import LeaveReason
 from chat_tracker.core.dialects import JSON
 from chat_tracker.core.events import JOIN, LEAVE, MESSAGE, Event
 from chat_tracker.core.events import REPLICA_ID_SPAN as ID_SPAN
@@ -173,6 +174,21 @@ class SharedRoom(RoomModeration):
             member.outbox.close(CloseCode.REPLACED, "replaced", (member.dialect.error("replaced", REPLACED_MESSAGE),))
         self._by_id.pop(member.id, None)
         member.outbox = DETACHED
+
+    def fell_behind(self, bye: Callable[[Member], tuple[str, ...]]) -> int:
+        """The journal skipped events it could no longer read: close every connection here with 1012.
+
+        None of these members may receive an event after the gap as if nothing were
+        missing. A JSON member goes AWAY, as when its connection drops: its resume (here
+        or on another replica) answers ``recovered: false`` with the range it cannot read
+        back. A member that cannot resume leaves (``lost``). Returns the number closed.
+        """
+        members = [member for member in self._by_id.values() if not member.left]
+        for member in members:
+            outbox = member.outbox
+            outbox.close(CloseCode.SERVICE_RESTART, "restart", bye(member))
+            self.connection_lost(member, outbox, LeaveReason.LOST, resumable=member.dialect is JSON)
+        return len(members)
 
     def reset(self, bye: Callable[[Member], tuple[str, ...]]) -> int:
         """A shared room whose journal lost the room (a new epoch): everyone here is closed with 1012, and forgotten."""
