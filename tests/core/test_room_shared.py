@@ -11,7 +11,7 @@ import pytest
 
 from chat_protocol import CloseCode, Limits, decode_server
 from chat_protocol.messages import Error, Left, Moderation, Resumed, Welcome
-from chat_tracker.core.dialects import JSON
+from chat_tracker.core.dialects import JSON, PLAIN
 from chat_tracker.core.events import JOIN, KICK, LEAVE, MESSAGE, Event, EventKind
 from chat_tracker.core.outbox import Outbox
 from chat_tracker.core.policy import MemberPolicy
@@ -283,3 +283,26 @@ def test_a_replica_starting_late_learns_each_members_resume_count_from_the_roste
     with pytest.raises(Refused):
         room.resume(room.tokens.issue("bob", 5, 1), "e1", 5, Outbox(100), "127.0.0.1")
     assert room.resume(room.tokens.issue("bob", 5, 2), "e1", 5, Outbox(100), "127.0.0.1").member.resumes == 3
+
+
+@pytest.mark.anyio  # the grace timer of a member that goes away needs the running loop
+async def test_a_replica_that_skipped_trimmed_events_closes_its_members_with_1012_and_they_can_resume() -> None:
+    """The journal skipped seqs it could no longer read: no member here may receive a later event as if none were
+    missing. A JSON member goes away (it resumes, told what is gone); a plain-text one, which cannot, leaves."""
+    room, stream = shared_room()
+    ann = join(room, "ann")
+    cid = room.join("cid", PLAIN, Outbox(1000), "127.0.0.1")
+    stream.deliver()
+    connections = [ann.outbox, cid.outbox]
+    assert room.fell_behind(bye=lambda member: (member.dialect.bye("restart", "restarting"),)) == 2
+    for connection in connections:
+        _, close = drain(connection)
+        assert close is not None and close.code == CloseCode.SERVICE_RESTART
+    assert ann.state is MemberState.AWAY and cid.left
+    stream.seq = 57  # the seqs the journal skipped
+    stream.from_elsewhere(MESSAGE, "bob", "after the gap")
+    stream.deliver()
+    assert drain(connections[0])[0] == []  # nothing after the gap on the closed connection
+    assert room.tokens is not None and ann.since_seq is not None
+    resuming = room.resume(room.tokens.issue("ann", ann.since_seq), "e1", 2, Outbox(100), "127.0.0.1")
+    assert resuming.member is ann and (resuming.after, resuming.until) == (2, stream.seq)  # cid's leave, then bob

@@ -165,3 +165,4 @@ async def test_a_replica_frozen_past_the_trimmed_stream_closes_its_members_to_re
     check_against_chat_log("ann", ann_welcome["seq"], events_of(ann), (1, 0), entries)
     await ann.close()
     await bob_again.close()
+    print(f"replica behind: skipped {skipped}, told gone {answer['gone']}, {len(received)} events received by bob")
