@@ -80,9 +80,8 @@ class RedisJournal:
         self._replica = replica
         self._url = url
         self._password = password  # never logged (redis_auth.py)
-        # Seconds the writer waits for more requests before a script call, and the reader for more
-        # entries before its next read: under spread-out traffic several messages then share one
-        # round trip (Redis's CPU per message, and this replica's, fall), for at most this much latency.
+        # Seconds the writer waits for more requests before a script call, and the reader for more entries before
+        # its next read: spread-out messages share one round trip (less CPU per message) for this much latency.
         self._gather = gather
         self._epoch = epoch
         self._delivered_seq = last_seq
