@@ -41,6 +41,7 @@ from chat_tracker.journal.redis_auth import auth_refused, redact
 from chat_tracker.journal.redis_client import ARCHIVER, BLOCK_MS, async_client
 from chat_tracker.journal.redis_keys import Keys, checked_event_of
 from chat_tracker.records import LogEntry
+from chat_tracker.replicas.moderation_seed import ArchivedModeration, seed_room
 from chat_tracker.storage.chatlog import ChatLog, parse_line
 from chat_tracker.storage.rotation import RotatingLog, RotationPolicy
 
@@ -114,6 +115,8 @@ class Archiver:
             )
         _fsync(self.chat_log.path)  # what a SIGKILLed archiver left in the page cache is on disk before it counts
         self.last_seq = report.last_seq  # the last seq in chat.log: the one truth about where to go on
+        self.moderation = ArchivedModeration.load(config.data_dir, self.chat_log.read_after, self.last_seq)
+        self._seeded: str | None = None  # the epoch whose room has the mutes and bans in force
         self.stream_last_seq: int | None = None  # the room's seq in Redis, as last read
         self.redis_up = False
         self.log_writable = True
@@ -213,6 +216,7 @@ class Archiver:
         reply: Any = await self._client.xread({self.keys.events: self._cursor}, count=BATCH, block=BLOCK_MS)
         await self._sync()  # a batch whose fsync failed earlier is made durable before anything else
         if not reply:
+            await self._check_room()  # a room Redis started empty gets its mutes and bans while it is quiet too
             await self._trim()  # caught up: the trim put off by TRIM_SECONDS, if any
             return
         if await self._check_room():
@@ -239,12 +243,19 @@ class Archiver:
         epoch, room_seq = epoch_raw.decode(), int(seq_raw or 0)
         self.stream_last_seq = room_seq
         if epoch == self._epoch:
-            return False
+            return await self._seed(epoch)
         if self._epoch is None and await self._same_room(room_seq):
             self._epoch = epoch
-            return False
+            return await self._seed(epoch)
         self._new_epoch(epoch, room_seq)
+        await self._seed(epoch)
         return True
+
+    async def _seed(self, epoch: str) -> bool:
+        """A room without the mutes and bans in force (Redis restarted empty) gets them; False (no new epoch)."""
+        if self._seeded != epoch and await seed_room(self._client, self.keys, epoch, self.moderation):
+            self._seeded = epoch
+        return False
 
     async def _same_room(self, room_seq: int) -> bool:
         """At start: is the stream the one chat.log was written from? (Redis may have restarted empty.)"""
@@ -281,6 +292,7 @@ class Archiver:
         if not events:
             return
         self._check_gap(events[0].seq)
+        self.moderation.before_append(events)  # an address ban's address is on disk before its line
         self.chat_log.append(b"".join(event.log_line() for event in events))
         self._unsynced = True
         self.last_seq = events[-1].seq
