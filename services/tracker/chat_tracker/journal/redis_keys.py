@@ -147,7 +147,8 @@ def event_of(seq: int, fields: dict[Any, Any]) -> Event:
 
 
 def control_of(fields: dict[Any, Any]) -> dict[str, Any]:
-    """A control entry's body: ``{"c": "owner"|"away", "o": member id, "r": replica}`` (an owner's also ``g``)."""
+    """A control entry's body: ``{"c": "owner"|"away", "o": member id, "r": replica}`` (an owner's also ``g``),
+    or ``{"c": "moderation", "m": [mute and ban bodies]}`` (the archiver's, for a room Redis lost)."""
     body = json.loads(_text(fields.get(b"e", fields.get("e"))))
     return body if isinstance(body, dict) else {}
 

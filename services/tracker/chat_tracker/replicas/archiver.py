@@ -14,6 +14,9 @@ archived, or lost with Redis's data) and logged as an ERROR. Redis restarted emp
 is a new epoch: its seqs start again, so every one of them at or below chat.log's
 last seq is refused, counted and logged; chat.log never holds a seq twice.
 
+It also keeps the mutes and bans in force and gives them back to a room Redis
+started empty (``moderation_seed.py``).
+
 Redis going away is a pause, not an error: the archiver keeps its position and
 reconnects with a backoff (0.1 s doubling to 2 s), logging once per outage.
 """
