@@ -368,7 +368,9 @@ class Archiver:
 
     async def _heartbeat(self) -> None:
         """Every second: the ``archiver`` key (with its TTL), and the room's seq for the lag."""
-        while True:
+        # Until stopped, not only until cancelled: a cancel landing inside a Redis call can come out of
+        # redis-py as a TimeoutError (an OSError), which the suppress below would swallow.
+        while not self._stopping:
             with contextlib.suppress(RedisError, OSError):
                 await self._client.set(self.keys.archiver, self._owner, px=redis_keys.ALIVE_TTL_MS)
                 seq = await self._client.hget(self.keys.room, "seq")
