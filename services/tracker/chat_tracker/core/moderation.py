@@ -20,7 +20,7 @@ import ipaddress
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -78,6 +78,15 @@ def details(**values: Any) -> str:
     return json.dumps({k: v for k, v in values.items() if v is not None}, separators=(",", ":"))
 
 
+def _object(text: object) -> dict[str, Any]:
+    """A JSON object's text as a dict ({} for anything else)."""
+    try:
+        body = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 @dataclass
 class Moderation:
     """The mutes (by name key) and bans in force."""
@@ -115,6 +124,23 @@ class Moderation:
         elif kind == "unban" and isinstance(body.get("id"), str):
             self.bans.pop(body["id"], None)
             self.addresses.pop(body["id"], None)
+
+    def seeded(self, items: Sequence[object]) -> list[Ban]:
+        """The archiver's mutes and bans in force, given back to a room Redis lost; the bans, to enforce.
+
+        Each item is a mute or ban event's body as the stream holds it (``{"k", "n", "x"}``, ``x`` its
+        details as JSON), applied like the event; the archiver left out any that the new room overrode.
+        """
+        bans: list[Ban] = []
+        for item in items:
+            if not isinstance(item, dict) or item.get("k") not in ("mute", "ban"):
+                continue
+            body = _object(item.get("x"))
+            self.apply(str(item["k"]), str(item.get("n", "-")), body)
+            ban = self.bans.get(body["id"]) if item["k"] == "ban" and isinstance(body.get("id"), str) else None
+            if ban is not None:
+                bans.append(ban)
+        return bans
 
     def remember_address(self, ban_id: str, address: str) -> None:
         """Before an address ban is logged: its address, for room.json (chat.log's line will not name it)."""

@@ -11,14 +11,16 @@ event's body as JSON: kind, name, text, origin, the sender's message id).
 The other keys (all under one prefix, ``groupchat:`` unless told otherwise):
 
 - ``room`` (hash): ``epoch`` (new whenever the stream is new), ``seq`` (the last
-  seq given), ``key`` (the resume-token key, hex), ``created`` (epoch seconds);
+  seq given), ``key`` (the resume-token key, hex), ``created`` (epoch seconds),
+  ``seeded`` (present once the archiver gave the room the mutes and bans in force);
 - ``names`` (hash): a name's lookalike key (``chat_protocol.name_key``) ->
   ``<member id>:<replica>``, the member holding it and the replica serving it;
 - ``roster`` (hash): member id -> JSON ``{"name", "since", "joined", "resumes"}``: who
   is in the room (and how many times each resumed: only its latest token resumes it),
   so a replica that starts late knows without reading the whole stream;
 - ``moderation`` (list): every mute, ban and unban entry's ``e`` body with its
-  seq and time, so a late replica applies the bans in force;
+  seq and time, so a late replica applies the bans in force; in a room Redis
+  started empty, led by the archiver's mutes and bans in force (seq 0, ``SEED``);
 - ``replicas`` (hash): replica number -> JSON of its address and start time;
   ``alive:<replica>`` (string with a TTL): present while that replica is alive;
   ``next-replica`` (counter): the next replica number;
@@ -145,7 +147,8 @@ def event_of(seq: int, fields: dict[Any, Any]) -> Event:
 
 
 def control_of(fields: dict[Any, Any]) -> dict[str, Any]:
-    """A control entry's body: ``{"c": "owner"|"away", "o": member id, "r": replica}`` (an owner's also ``g``)."""
+    """A control entry's body: ``{"c": "owner"|"away", "o": member id, "r": replica}`` (an owner's also ``g``),
+    or ``{"c": "moderation", "m": [mute and ban bodies]}`` (the archiver's, for a room Redis lost)."""
     body = json.loads(_text(fields.get(b"e", fields.get("e"))))
     return body if isinstance(body, dict) else {}
 

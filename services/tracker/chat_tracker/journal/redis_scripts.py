@@ -132,6 +132,34 @@ return {
 }
 """
 
+# KEYS: room, moderation, events; ARGV: epoch, the moderation list's length the seed was made against, the
+# control entry's body, then the seed's list items. The archiver gives a room Redis started empty the mutes
+# and bans in force it folded from chat.log: once per epoch (the room's ``seeded``), ahead of the room's own
+# (so an unban of the new room comes after, and wins), and as a control entry for the replicas running.
+# 1 seeded, 0 seeded already, -1 another epoch, -2 the list changed meanwhile (the archiver reads it again).
+SEED = """
+local room, moderation, events = KEYS[1], KEYS[2], KEYS[3]
+if redis.call('HGET', room, 'epoch') ~= ARGV[1] then return -1 end
+if redis.call('HEXISTS', room, 'seeded') == 1 then return 0 end
+if redis.call('LLEN', moderation) ~= tonumber(ARGV[2]) then return -2 end
+redis.call('HSET', room, 'seeded', '1')
+if #ARGV < 4 then return 1 end
+for i = #ARGV, 4, -1 do
+  redis.call('LPUSH', moderation, ARGV[i])
+end
+local now = redis.call('TIME')
+local t = now[1] .. '.' .. string.format('%06d', tonumber(now[2]))
+local seq = redis.call('HGET', room, 'seq')
+local sub = 1  -- never <seq>-0: that ID is the room event <seq>'s
+local newest = redis.call('XREVRANGE', events, '+', '-', 'COUNT', 1)
+if #newest > 0 then
+  local last_seq, last_sub = string.match(newest[1][1], '^(%d+)-(%d+)$')
+  if last_seq == seq then sub = tonumber(last_sub) + 1 end
+end
+redis.call('XADD', events, seq .. '-' .. sub, 't', t, 'e', ARGV[3])
+return 1
+"""
+
 # KEYS: replicas, next-replica; ARGV: info (JSON), ttl ms, a replica number to keep (or '').
 # A replica number, registered and alive: the one asked for while it is still registered, else a new one.
 REGISTER = """

@@ -14,6 +14,9 @@ archived, or lost with Redis's data) and logged as an ERROR. Redis restarted emp
 is a new epoch: its seqs start again, so every one of them at or below chat.log's
 last seq is refused, counted and logged; chat.log never holds a seq twice.
 
+It also keeps the mutes and bans in force and gives them back to a room Redis
+started empty (``moderation_seed.py``).
+
 Redis going away is a pause, not an error: the archiver keeps its position and
 reconnects with a backoff (0.1 s doubling to 2 s), logging once per outage.
 """
@@ -41,6 +44,7 @@ from chat_tracker.journal.redis_auth import auth_refused, redact
 from chat_tracker.journal.redis_client import ARCHIVER, BLOCK_MS, async_client
 from chat_tracker.journal.redis_keys import Keys, checked_event_of
 from chat_tracker.records import LogEntry
+from chat_tracker.replicas.moderation_seed import ArchivedModeration, seed_room
 from chat_tracker.storage.chatlog import ChatLog, parse_line
 from chat_tracker.storage.rotation import RotatingLog, RotationPolicy
 
@@ -114,6 +118,8 @@ class Archiver:
             )
         _fsync(self.chat_log.path)  # what a SIGKILLed archiver left in the page cache is on disk before it counts
         self.last_seq = report.last_seq  # the last seq in chat.log: the one truth about where to go on
+        self.moderation = ArchivedModeration.load(config.data_dir, self.chat_log.read_after, self.last_seq)
+        self._seeded: str | None = None  # the epoch whose room has the mutes and bans in force
         self.stream_last_seq: int | None = None  # the room's seq in Redis, as last read
         self.redis_up = False
         self.log_writable = True
@@ -213,6 +219,7 @@ class Archiver:
         reply: Any = await self._client.xread({self.keys.events: self._cursor}, count=BATCH, block=BLOCK_MS)
         await self._sync()  # a batch whose fsync failed earlier is made durable before anything else
         if not reply:
+            await self._check_room()  # a room Redis started empty gets its mutes and bans while it is quiet too
             await self._trim()  # caught up: the trim put off by TRIM_SECONDS, if any
             return
         if await self._check_room():
@@ -239,12 +246,19 @@ class Archiver:
         epoch, room_seq = epoch_raw.decode(), int(seq_raw or 0)
         self.stream_last_seq = room_seq
         if epoch == self._epoch:
-            return False
+            return await self._seed(epoch)
         if self._epoch is None and await self._same_room(room_seq):
             self._epoch = epoch
-            return False
+            return await self._seed(epoch)
         self._new_epoch(epoch, room_seq)
+        await self._seed(epoch)
         return True
+
+    async def _seed(self, epoch: str) -> bool:
+        """A room without the mutes and bans in force (Redis restarted empty) gets them; False (no new epoch)."""
+        if self._seeded != epoch and await seed_room(self._client, self.keys, epoch, self.moderation):
+            self._seeded = epoch
+        return False
 
     async def _same_room(self, room_seq: int) -> bool:
         """At start: is the stream the one chat.log was written from? (Redis may have restarted empty.)"""
@@ -281,6 +295,7 @@ class Archiver:
         if not events:
             return
         self._check_gap(events[0].seq)
+        self.moderation.before_append(events)  # an address ban's address is on disk before its line
         self.chat_log.append(b"".join(event.log_line() for event in events))
         self._unsynced = True
         self.last_seq = events[-1].seq
@@ -353,7 +368,9 @@ class Archiver:
 
     async def _heartbeat(self) -> None:
         """Every second: the ``archiver`` key (with its TTL), and the room's seq for the lag."""
-        while True:
+        # Until stopped, not only until cancelled: a cancel landing inside a Redis call can come out of
+        # redis-py as a TimeoutError (an OSError), which the suppress below would swallow.
+        while not self._stopping:
             with contextlib.suppress(RedisError, OSError):
                 await self._client.set(self.keys.archiver, self._owner, px=redis_keys.ALIVE_TTL_MS)
                 seq = await self._client.hget(self.keys.room, "seq")

@@ -20,7 +20,6 @@ from chat_protocol.reasons import LeaveReason
 from chat_tracker.core.dialects import JSON
 from chat_tracker.core.events import JOIN, LEAVE, MESSAGE, Event
 from chat_tracker.core.events import REPLICA_ID_SPAN as ID_SPAN
-from chat_tracker.core.moderation import Moderation
 from chat_tracker.core.room.member import DETACHED, Member
 from chat_tracker.core.room.moderating import RoomModeration
 from chat_tracker.core.room.resumes import REPLACED_MESSAGE
@@ -148,7 +147,11 @@ class SharedRoom(RoomModeration):
             self._finish_leaving(member)
 
     def control(self, body: dict[str, object]) -> None:
-        """A control entry from the journal: a member now served by replica ``r``, or away there."""
+        """A control entry from the journal: a member now served by replica ``r``, or away there; or the
+        archiver's mutes and bans in force, given back to a room Redis lost (``c`` is ``moderation``)."""
+        if body.get("c") == "moderation":
+            self._seeded(body.get("m"))
+            return
         member_id, replica = body.get("o"), body.get("r")
         member = next((m for m in self._members.values() if m.id == member_id), None)
         if member is None or not isinstance(replica, int):
@@ -162,6 +165,12 @@ class SharedRoom(RoomModeration):
             member.resumes = resumes  # a resume on another replica spent the token before it
         if replica != self.replica and member.can(Step.RESUMED_ELSEWHERE):  # not our own take-over, read back
             self._moved_to(member, replica)
+
+    def _seeded(self, items: object) -> None:
+        """The archiver's mutes and bans in force: applied, and whoever a ban matches is removed as by the ban."""
+        for ban in self.moderation.seeded(items if isinstance(items, list) else []):
+            if not self.closed:
+                self._remove_banned(ban)
 
     def _moved_to(self, member: Member, replica: int) -> None:
         """``member`` resumed on replica ``replica``: if it was served here, its connection here closes."""
@@ -202,6 +211,7 @@ class SharedRoom(RoomModeration):
         self._by_id.clear()
         self._members.clear()
         self._claims.clear()
-        self.moderation = Moderation(self._clock)
+        # The mutes and bans in force stay: Redis losing the room lifts none of them (the archiver gives
+        # them back to the new room in Redis, for replicas that start later; docs/replicas.md).
         self._delivered_seq = self.journal.last_seq
         return len(members)
