@@ -18,7 +18,9 @@ from chat_tracker.core.moderation import Moderation, details
 from chat_tracker.records import LogEntry
 from chat_tracker.replicas.moderation_seed import MODERATION_FILE, ArchivedModeration
 
-NOW = time.time()
+NOW = time.time()  # at import: the suite may reach these tests many minutes later
+# Expiries a day ahead of NOW: still in the future whenever in the run a test gets to them.
+LATER = NOW + 86_400
 
 
 def moderation_event(seq: int, kind: str, name: str, **values: object) -> Event:
@@ -47,7 +49,7 @@ def test_an_address_ban_survives_a_restart_of_the_archiver_though_chat_log_does_
     kept = ArchivedModeration.load(tmp_path, reader([]), 0)
     events = [
         moderation_event(1, "ban", "-", id="b1", address="198.51.100.9"),
-        moderation_event(2, "ban", "mallory", id="b2", until_epoch=NOW + 3600),
+        moderation_event(2, "ban", "mallory", id="b2", until_epoch=LATER),
     ]
     kept.before_append(events)
     assert (tmp_path / MODERATION_FILE).stat().st_mode & 0o777 == 0o600
@@ -55,7 +57,7 @@ def test_an_address_ban_survives_a_restart_of_the_archiver_though_chat_log_does_
     (tmp_path / MODERATION_FILE).write_text(json.dumps({"seq": 0, "moderation": {"addresses": {"b1": "198.51.100.9"}}}))
     again = ArchivedModeration.load(tmp_path, reader([as_line(e) for e in events]), 2)
     bans = {ban.id: ban for ban in again.moderation.active()}
-    assert bans["b1"].address == "198.51.100.9" and bans["b2"].until == NOW + 3600
+    assert bans["b1"].address == "198.51.100.9" and bans["b2"].until == LATER
     assert json.loads((tmp_path / MODERATION_FILE).read_text())["seq"] == 2, "saved again after the fold"
 
 
@@ -63,10 +65,10 @@ def test_chat_log_alone_rebuilds_name_bans_mutes_and_unbans(tmp_path: Path) -> N
     events = [
         moderation_event(1, "ban", "trudy", id="b1"),
         moderation_event(2, "unban", "-", id="b1"),
-        moderation_event(3, "mute", "mia", until_epoch=NOW + 600),
+        moderation_event(3, "mute", "mia", until_epoch=LATER),
     ]
     kept = ArchivedModeration.load(tmp_path, reader([as_line(e) for e in events]), 3)
-    assert kept.moderation.active() == [] and kept.moderation.muted_until("mia") == NOW + 600
+    assert kept.moderation.active() == [] and kept.moderation.muted_until("mia") == LATER
 
 
 def test_the_seed_leaves_out_what_the_new_room_overrode(tmp_path: Path) -> None:
@@ -75,8 +77,8 @@ def test_the_seed_leaves_out_what_the_new_room_overrode(tmp_path: Path) -> None:
         [
             moderation_event(1, "ban", "mallory", id="b1"),
             moderation_event(2, "ban", "eve", id="b2"),
-            moderation_event(3, "mute", "mia", until_epoch=NOW + 600),
-            moderation_event(4, "mute", "bob", until_epoch=NOW + 600),
+            moderation_event(3, "mute", "mia", until_epoch=LATER),
+            moderation_event(4, "mute", "bob", until_epoch=LATER),
         ]
     )
     new_room = [
@@ -87,13 +89,13 @@ def test_the_seed_leaves_out_what_the_new_room_overrode(tmp_path: Path) -> None:
     assert [(item["k"], item["n"]) for item in seed] == [("ban", "mallory"), ("mute", "mla")]
     given = Moderation()
     assert [ban.id for ban in given.seeded(seed)] == ["b1"], "the bans given, for the room to enforce"
-    assert given.ban_of_name("MALLORY") is not None and given.muted_until("mia") == NOW + 600
+    assert given.ban_of_name("MALLORY") is not None and given.muted_until("mia") == LATER
     assert given.ban_of_name("eve") is None and given.muted_until("bob") is None
 
 
 def test_an_expiry_is_given_as_it_was(tmp_path: Path) -> None:
     kept = ArchivedModeration.load(tmp_path, reader([]), 0)
-    until = NOW + 60
+    until = LATER
     kept.before_append([moderation_event(1, "ban", "-", id="b1", address="10.0.0.0/8", until_epoch=until)])
     given = Moderation()
     (ban,) = given.seeded(kept.seed([]))
