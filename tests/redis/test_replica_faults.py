@@ -33,9 +33,8 @@ from websockets.exceptions import ConnectionClosed
 from chat_tracker.journal.redis_keys import Keys
 from chat_tracker.records import LogEntry
 from support.archiver import StartArchiver
-from support.campaign import record
-from support.checked_member import CheckedMember, read_chat_log_counting_torn
-from support.checker import Counts, Stint, check
+from support.checked_member import CheckedMember, judge, read_chat_log_counting_torn
+from support.checker import Stint
 from support.environment import require
 from support.redis_server import POLL_SECONDS, RedisServer
 from support.timing import UNIT
@@ -93,21 +92,6 @@ async def archived_everything(server: RedisServer, archiver: RunningTracker, tim
 
     await until(caught_up, "the archiver to reach the stream's last seq", timeout)
     return last
-
-
-def judge(
-    fault: str, injected: int, entries: list[LogEntry], torn: list[Path], peers: list[CheckedMember], **extras: Any
-) -> Counts:
-    """The independent checker over every peer: record the counted figures, then fail on any violation.
-
-    The row holds the true counts even when the run fails (the check runs twice: counting, then strict).
-    """
-    members = [peer.record() for peer in peers]
-    counts = check(entries, members, seed=SEED, strict=False)
-    record("faults", fault=fault, injected=injected, seed=SEED, torn_left=len(torn), **counts.as_figures(), **extras)
-    assert not torn, f"torn last line in {torn}"
-    check(entries, members, seed=SEED)
-    return counts
 
 
 def log_gaps(entries: list[LogEntry]) -> int:
@@ -240,6 +224,7 @@ async def test_replica_sigkilled_under_load_members_resume_elsewhere(
         entries,
         torn,
         peers,
+        seed=SEED,
         resumes=sum(p.resumes for p in peers),
         resends=sum(p.resends for p in peers),
         refused=sum(len(p.errors) for p in peers),
@@ -355,7 +340,7 @@ async def test_archiver_sigkilled_and_restarted_while_replicas_chat(
     last = await archived_everything(redis_server, archiver)
     entries, torn = read_chat_log_counting_torn(data_dir)
     gaps = log_gaps(entries)
-    judge("archiver_sigkill", kills, entries, torn, peers, lines=len(entries), log_gaps=gaps)
+    judge("archiver_sigkill", kills, entries, torn, peers, seed=SEED, lines=len(entries), log_gaps=gaps)
     assert gaps == 0 and [e.seq for e in entries] == list(range(1, last + 1)), "a gap or a repeat in chat.log"
     assert all(p.errors == [] for p in peers)
 
@@ -417,6 +402,7 @@ async def test_redis_stopped_10s_members_stay_refused_then_recover(
         entries,
         torn,
         [a, b],
+        seed=SEED,
         refused=len(a.errors) + len(b.errors),
         noticed_s=round(noticed, 2),
         writable_after_start_s=round(back, 2),
@@ -456,7 +442,7 @@ async def test_redis_sigkilled_restarts_from_aof_nothing_acknowledged_lost(
     entries, torn = read_chat_log_counting_torn(archiver.data_dir)
     gaps = log_gaps(entries)
     refused = sum(len(p.errors) for p in peers)
-    judge("redis_sigkill_aof", kills, entries, torn, peers, refused=refused, log_gaps=gaps)
+    judge("redis_sigkill_aof", kills, entries, torn, peers, seed=SEED, refused=refused, log_gaps=gaps)
     assert gaps == 0 and [e.seq for e in entries] == list(range(1, entries[-1].seq + 1))
     assert {e["code"] for p in peers for e in p.errors} <= {"log_unavailable"}
 
@@ -511,7 +497,7 @@ async def test_redis_restarted_empty_is_a_new_epoch(
     entries, torn = read_chat_log_counting_torn(archiver.data_dir)
     new_epoch = [*a.stints[1:], *b.stints[1:], *newcomer.stints]  # the stints begun after the wipe
     reused = reused_seqs(entries, new_epoch, old_last)
-    judge("redis_wiped", wipes, entries, torn, [a, b, newcomer], reused_seqs=reused)
+    judge("redis_wiped", wipes, entries, torn, [a, b, newcomer], seed=SEED, reused_seqs=reused)
     assert reused == 0, "a seq of the lost epoch used again"
     assert all(e.seq > old_last for e in entries if e.text.startswith("cid"))
     assert [len(peer.stints) for peer in (a, b, newcomer)] == [2, 2, 1], "one stint per epoch"
@@ -691,6 +677,7 @@ async def test_replica_partitioned_from_redis_notices_and_recovers(
             entries,
             torn,
             [p, q],
+            seed=SEED,
             refused=len(p.errors) + len(q.errors),
             refused_noticed_s=round(noticed, 2),
             link_noticed_s=round(link_noticed[0], 2),

@@ -19,12 +19,16 @@ import httpx
 import pytest
 
 from support.archiver import StartArchiver
+from support.checked_member import CheckedMember, judge, read_chat_log_counting_torn
+from support.checker import Counts
 from support.redis_server import RedisServer
 from support.replicas import ADMIN_PASSWORD, Member, admin, join, open_ws, replicas, welcomed
 from support.timing import UNIT
 from support.tracker import PASSWORD, RunningTracker, StartTracker, launch_tracker, tracker_command
 
 pytestmark = pytest.mark.anyio
+
+SEED = int(os.environ.get("RELIABILITY_SEED", "24"))  # nothing here is random: the seed only names the run
 
 
 def get_json(tracker: RunningTracker, path: str) -> Any:
@@ -54,6 +58,45 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 3 * UN
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = 3 * UNIT) -> None:
+    async def check() -> bool:
+        return condition()
+
+    await eventually(check, what, timeout)
+
+
+async def said(member: CheckedMember, text: str) -> int:
+    """``member`` says ``text`` and waits for its echo; the echo's seq."""
+    msg_id = await member.say(text)
+    await until(lambda: msg_id in member.acked, f"the echo of {text!r}")
+    return member.acked[msg_id]
+
+
+async def archived(archiver: RunningTracker, seq: int) -> bool:
+    return bool((await aget_json(archiver, "/healthz"))["archived_seq"] >= seq)
+
+
+async def checked(
+    fault: str,
+    injected: int,
+    archiver: RunningTracker,
+    owed: list[CheckedMember],
+    *,
+    fence: int,
+    cut_off: tuple[CheckedMember, ...] = (),
+) -> Counts:
+    """The independent checker over the members, once chat.log has ``fence``: ``owed`` waited for it, ``cut_off``
+    are owed only what they received. Records the counts (a ``faults`` row); closes the members."""
+    for member in owed:
+        member.owe_until(fence)
+    await eventually(lambda: archived(archiver, fence), "the archiver to reach the last fence")
+    entries, torn = read_chat_log_counting_torn(archiver.data_dir)
+    counts = judge(fault, injected, entries, torn, [*owed, *cut_off], seed=SEED)
+    for member in (*owed, *cut_off):
+        await member.close()
+    return counts
 
 
 def test_a_redis_that_may_lose_acknowledged_events_is_refused_unless_volatile(
@@ -163,56 +206,57 @@ async def test_of_100_concurrent_claims_of_one_name_on_three_replicas_exactly_on
 
 
 async def test_a_member_whose_replica_died_resumes_on_another_with_no_gap_or_duplicate(
-    redis_server: RedisServer, start_tracker: StartTracker
+    redis_server: RedisServer, start_tracker: StartTracker, start_archiver: StartArchiver
 ) -> None:
+    archiver = start_archiver(redis_server.url)
     first, second = replicas(start_tracker, redis_server, 2, "--resume-grace", "30")
-    ann = await join(first.url, "ann")
-    bob = await join(second.url, "bob")
-    welcome = welcomed(ann)
-    assert welcome is not None
-    await bob.send(type="message", text="before", id="b1")
-    await ann.wait_for(lambda f: f.get("text") == "before", "bob's first message")
-    last_seen = max(f["seq"] for f in ann.frames if "seq" in f)
+    ann, bob = CheckedMember("ann"), CheckedMember("bob")
+    assert (await ann.join(first.url))["type"] == "welcome"
+    assert (await bob.join(second.url))["type"] == "welcome"
+    before = await said(bob, "before")
+    await until(lambda: ann.last_seq >= before, "bob's first message")
+    kills = 0
     first.kill()
-    await ann.closed_with()
+    kills += 1
+    await until(lambda: not ann.connected, "ann's connection closed")
     # While ann is away, bob goes on talking; her replica is dead, so on bob's she is away.
-    await bob.send(type="message", text="while away", id="b2")
-    await bob.wait_for(lambda f: f.get("text") == "while away", "the echo")
-    back = Member(await open_ws(second.url), "ann")
-    await back.wait_for(lambda f: f["type"] == "hello", "hello")
-    await back.send(type="resume", token=welcome["token"], epoch=welcome["epoch"], after=last_seen)
-    resumed = await back.wait_for(lambda f: f["type"] in ("resumed", "error"), "resumed")
+    await said(bob, "while away")
+    seen_before = len(ann.events)
+    resumed = await ann.resume(second.url)
     assert resumed["type"] == "resumed", resumed
     assert resumed["recovered"] is True and resumed["replayed"] == 1
-    await back.wait_for(lambda f: f.get("text") == "while away", "the missed message")
-    await back.send(type="message", text="i am back", id="a1")
-    await bob.wait_for(lambda f: f.get("text") == "i am back", "ann's message")
-    await back.wait_for(lambda f: f.get("id") == "a1", "the echo of ann's message")
-    texts = [text for _, _, text in back.messages()]
+    back = await said(ann, "i am back")
+    await until(lambda: bob.last_seq >= back, "ann's message")
+    texts = [e["text"] for e in ann.events[seen_before:] if e["type"] == "message"]
     assert texts == ["while away", "i am back"], "no gap, no duplicate"
     assert sorted(m["name"] for m in (await aget_json(second, "/members"))["members"]) == ["ann", "bob"]
-    for member in (back, bob):
-        await member.close()
+    await checked("replica_died_resume_elsewhere", kills, archiver, [ann, bob], fence=back)
 
 
 async def test_a_dead_replicas_members_are_away_then_leave_everywhere(
-    redis_server: RedisServer, start_tracker: StartTracker
+    redis_server: RedisServer, start_tracker: StartTracker, start_archiver: StartArchiver
 ) -> None:
+    archiver = start_archiver(redis_server.url)
     first, second = replicas(start_tracker, redis_server, 2, "--resume-grace", "2")
-    ann = await join(first.url, "ann")
-    bob = await join(second.url, "bob")
-    assert welcomed(bob)["members"] == ["ann", "bob"]  # type: ignore[index]
+    ann, bob = CheckedMember("ann"), CheckedMember("bob")
+    assert (await ann.join(first.url))["type"] == "welcome"
+    welcome = await bob.join(second.url)
+    assert welcome["members"] == ["ann", "bob"], welcome
+    kills = 0
     first.kill()
-    await ann.closed_with()
+    kills += 1
+    await until(lambda: not ann.connected, "ann's connection closed")
 
     async def ann_listed_away() -> bool:
         return any(m["name"] == "ann" and m["away"] for m in (await aget_json(second, "/members"))["members"])
 
     await eventually(ann_listed_away, "ann listed as away on the live replica")
-    left = await bob.wait_for(lambda f: f["type"] == "left" and f["name"] == "ann", "ann's leave", 4 * UNIT)
+    await until(lambda: any(e["type"] == "left" and e["name"] == "ann" for e in bob.events), "ann's leave", 4 * UNIT)
+    left = next(e for e in bob.events if e["type"] == "left" and e["name"] == "ann")
     assert left["reason"] == "lost"
     assert [m["name"] for m in (await aget_json(second, "/members"))["members"]] == ["bob"]
-    await bob.close()
+    # ann, cut off, is owed what she received; bob every event up to ann's leave.
+    await checked("replica_died_members_leave", kills, archiver, [bob], fence=left["seq"], cut_off=(ann,))
 
 
 async def test_a_kick_on_one_replica_removes_the_member_from_another(
@@ -265,29 +309,33 @@ def test_replica_healthz_reports_redis_and_the_archiver(
 
 
 async def test_redis_restarted_empty_is_a_new_epoch_and_members_come_back_told_recovered_false(
-    redis_server: RedisServer, start_tracker: StartTracker
+    redis_server: RedisServer, start_tracker: StartTracker, start_archiver: StartArchiver
 ) -> None:
+    archiver = start_archiver(redis_server.url)
     (tracker,) = replicas(start_tracker, redis_server, 1, "--resume-grace", "30")
-    ann = await join(tracker.url, "ann")
-    welcome = welcomed(ann)
-    assert welcome is not None
-    await ann.send(type="message", text="before the loss", id="a1")
-    before = await ann.wait_for(lambda f: f.get("id") == "a1", "the echo")
+    ann = CheckedMember("ann")
+    welcome = await ann.join(tracker.url)
+    assert welcome["type"] == "welcome", welcome
+    before = await said(ann, "before the loss")
+    # What the archiver had not written when Redis lost everything is lost with it (chat.log is the durable
+    # copy, and the archiver logs the seqs it will never have): the test waits for the archive, so that the
+    # checker judges how members are told of the new epoch, not that loss.
+    await eventually(lambda: archived(archiver, before), "the archiver to reach 'before the loss'")
+    wipes = 0
     redis_server.wipe()
+    wipes += 1
     redis_server.start()
-    assert await ann.closed_with(4 * UNIT) == 1012
+    await until(lambda: not ann.connected, "ann closed", 4 * UNIT)
+    assert ann.close_codes == [1012], ann.close_codes
     assert tracker.wait_for_output("Redis lost the room", timeout=2 * UNIT)
-    back = Member(await open_ws(tracker.url), "ann")
-    await back.wait_for(lambda f: f["type"] == "hello", "hello")
-    await back.send(type="resume", token=welcome["token"], epoch=welcome["epoch"], after=before["seq"])
-    resumed = await back.wait_for(lambda f: f["type"] in ("resumed", "error"), "resumed")
+    resumed = await ann.resume(tracker.url)
     assert resumed["type"] == "resumed", resumed
     assert resumed["recovered"] is False and resumed["epoch"] != welcome["epoch"]
-    assert resumed["seq"] > before["seq"], "the new epoch never reuses a seq"
-    await back.send(type="message", text="after the loss", id="a2")
-    echo = await back.wait_for(lambda f: f.get("id") == "a2", "the echo in the new epoch")
-    assert echo["seq"] > resumed["seq"]
-    await back.close()
+    assert resumed["seq"] > before, "the new epoch never reuses a seq"
+    assert len(ann.stints) == 2, "a token of the lost epoch is answered with a fresh join: a new stint"
+    after = await said(ann, "after the loss")
+    assert after > resumed["seq"]
+    await checked("redis_wiped_one_replica", wipes, archiver, [ann], fence=after)
 
 
 async def test_moving_from_the_single_tracker_to_replicas_continues_its_chat_log(

@@ -3,7 +3,8 @@
 ``CheckedMember`` joins or resumes on any tracker or replica (over the plain ``websockets``
 client), sends numbered messages with ids, resends the unacknowledged ones after a resume, and
 records every room event it receives, without judging them: ``support.checker`` does that
-against chat.log (``read_chat_log`` reads every segment, oldest first).
+against chat.log (``read_chat_log`` reads every segment, oldest first); ``judge`` runs it and records
+the counts as a ``faults`` row.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from websockets.typing import Subprotocol
 from chat_protocol import SUBPROTOCOL
 from chat_tracker.records import LogEntry
 from chat_tracker.storage.chatlog import parse_line
-from support.checker import KIND_OF_TYPE, MemberRecord, Seen, Stint
+from support.campaign import record
+from support.checker import KIND_OF_TYPE, Counts, MemberRecord, Seen, Stint, check
 from support.timing import UNIT
 from support.tracker import PASSWORD
 
@@ -55,6 +57,29 @@ def read_chat_log_counting_torn(data_dir: Path) -> tuple[list[LogEntry], list[Pa
                 torn.append(path)
             entries += [parse_line(line) for line in whole.decode("utf-8").splitlines()]
     return entries, torn
+
+
+def judge(
+    fault: str,
+    injected: int,
+    entries: list[LogEntry],
+    torn: list[Path],
+    members: list[CheckedMember],
+    *,
+    seed: int | None,
+    **extras: Any,
+) -> Counts:
+    """The independent checker over ``members``: record a ``faults`` row of counted figures, then fail on a violation.
+
+    The row holds the true counts even when the run fails: the check runs twice, counting, then strict.
+    ``torn`` (from ``read_chat_log_counting_torn``) is counted as ``torn_left`` before it fails the test.
+    """
+    records = [member.record() for member in members]
+    counts = check(entries, records, seed=seed, strict=False)
+    record("faults", fault=fault, injected=injected, seed=seed, torn_left=len(torn), **counts.as_figures(), **extras)
+    assert not torn, f"torn last line in {torn}"
+    check(entries, records, seed=seed)
+    return counts
 
 
 async def connect_json(url: str) -> ClientConnection:
