@@ -121,16 +121,20 @@ def reset(store: AccountStore, args: argparse.Namespace, env: Mapping[str, str])
     store.set_passphrase_hash(account.name, hash_passphrase(read_passphrase(args, env)))
     if not args.sign_out:
         return f"New passphrase for {account.name}; its devices stay signed in"
-    return f"New passphrase for {account.name}; {store.remove_devices(account.name)} devices signed out"
+    return f"New passphrase for {account.name}; {devices(store.remove_devices(account.name))} signed out"
 
 
 def remove(store: AccountStore, args: argparse.Namespace, env: Mapping[str, str]) -> str:
     account = store.get(args.name)
     if account is None:
         raise UnknownAccount(args.name)
-    devices = len(store.devices(account.name))
+    count = len(store.devices(account.name))
     store.remove(account.name)
-    return f"Removed account {account.name} and its {devices} devices"
+    return f"Removed account {account.name} and its {devices(count)}"
+
+
+def devices(count: int) -> str:
+    return f"{count} device" if count == 1 else f"{count} devices"
 
 
 @dataclass(frozen=True)
