@@ -183,6 +183,8 @@ def test_the_data_dir_from_the_trackers_variable(tmp_path: Path) -> None:
     result = accounts(None, "add", "alpha", env={"TRACKER_DATA_DIR": str(data_dir), "CHAT_PASSPHRASE": PASSPHRASE})
     assert result.returncode == 0, result.stderr
     assert (data_dir / ACCOUNTS_FILE).is_file()
+    before = accounts(None, "--data-dir", str(data_dir), "list", "--json")  # the flag before the command too
+    assert [account["name"] for account in json.loads(before.stdout)] == ["alpha"]
     missing = accounts(tmp_path / "nowhere", "list")
     assert missing.returncode == 1 and "no data dir" in missing.stderr
 

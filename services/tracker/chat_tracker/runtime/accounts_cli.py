@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,14 @@ from chat_tracker.storage.accounts_db import SqliteAccounts
 
 PROG = "chat-tracker accounts"
 PASSPHRASE_ENV = "CHAT_PASSPHRASE"
-_STORE_FLAGS = ("--data-dir", "--redis-url", "--redis-prefix", "--redis-password-file")
+# The tracker's own flags and variables, with what each means here.
+_STORE_HELP = {
+    "--data-dir": "the tracker's data dir, where accounts.db is",
+    "--redis-url": "the Redis of the tracker's replicas: the accounts there, not in accounts.db",
+    "--redis-prefix": "prefix of the room's Redis keys",
+    "--redis-password-file": "with --redis-url: a file whose first line is Redis's password",
+}
+STORE_OPTIONS = tuple(replace(o, help=_STORE_HELP[o.flag]) for o in OPTIONS if o.flag in _STORE_HELP)
 # A refusal that is the caller's input, not the store's state: argparse's usage status.
 _USAGE_CODES = {"passphrase_too_short", "passphrase_too_long"}
 
@@ -50,13 +57,18 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
             "terminal; it is never printed. Exit status: 0 done, 1 refused or failed, 2 a usage error."
         ),
     )
+    add_flags(parser, STORE_OPTIONS, (), env)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     list_command = _command(commands, "list", "every account: name, created, devices, last seen", env)
     list_command.add_argument("--json", action="store_true", help="one JSON array instead of a table")
     for name, purpose in (("add", "register NAME"), ("reset", "give NAME a new passphrase")):
         command = _command(commands, name, purpose, env)
         command.add_argument("name", metavar="NAME")
-        command.add_argument("--passphrase-file", type=Path, help="read the passphrase from FILE's first line")
+        command.add_argument(
+            "--passphrase-file",
+            type=Path,
+            help=f"read the passphrase from FILE's first line (else {PASSPHRASE_ENV}, else a hidden prompt)",
+        )
         if name == "reset":
             command.add_argument("--sign-out", action="store_true", help="also sign every device of NAME out")
     _command(commands, "remove", "remove NAME, its devices and read positions", env).add_argument(
@@ -66,9 +78,16 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
 
 
 def _command(commands: Any, name: str, purpose: str, env: Mapping[str, str]) -> argparse.ArgumentParser:
-    """A subcommand with the store's flags (the tracker's own, with their environment variables)."""
+    """A subcommand that also takes the store's flags after its name (``accounts list --data-dir D``).
+
+    Their defaults stay with the main parser (an unset flag here is left out of the result, so it
+    does not overwrite one given before the subcommand's name).
+    """
     command: argparse.ArgumentParser = commands.add_parser(name, help=purpose, description=purpose)
-    add_flags(command, [option for option in OPTIONS if option.flag in _STORE_FLAGS], (), env)
+    for option in STORE_OPTIONS:
+        command.add_argument(
+            option.flag, type=option.kind, default=argparse.SUPPRESS, help=f"{option.help} (env {option.env})"
+        )
     return command
 
 
