@@ -10,7 +10,7 @@ hidden, when standard input is a terminal. It is never printed or logged.
 
 Exit status: 0 done; 1 refused or failed (the name is registered, no such account, the
 store cannot be used); 2 a usage error (a bad flag, an invalid or reserved name, a
-passphrase too short or too long, none given, two that differ).
+passphrase too short or too long, none given, two that differ; a Redis refusing the credentials).
 """
 
 from __future__ import annotations
@@ -59,10 +59,10 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     add_flags(parser, STORE_OPTIONS, (), env)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    list_command = _command(commands, "list", "every account: name, created, devices, last seen", env)
+    list_command = _command(commands, "list", "every account: name, created, devices, last seen")
     list_command.add_argument("--json", action="store_true", help="one JSON array instead of a table")
     for name, purpose in (("add", "register NAME"), ("reset", "give NAME a new passphrase")):
-        command = _command(commands, name, purpose, env)
+        command = _command(commands, name, purpose)
         command.add_argument("name", metavar="NAME")
         command.add_argument(
             "--passphrase-file",
@@ -71,13 +71,11 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         )
         if name == "reset":
             command.add_argument("--sign-out", action="store_true", help="also sign every device of NAME out")
-    _command(commands, "remove", "remove NAME, its devices and read positions", env).add_argument(
-        "name", metavar="NAME"
-    )
+    _command(commands, "remove", "remove NAME, its devices and read positions").add_argument("name", metavar="NAME")
     return parser
 
 
-def _command(commands: Any, name: str, purpose: str, env: Mapping[str, str]) -> argparse.ArgumentParser:
+def _command(commands: Any, name: str, purpose: str) -> argparse.ArgumentParser:
     """A subcommand that also takes the store's flags after its name (``accounts list --data-dir D``).
 
     Their defaults stay with the main parser (an unset flag here is left out of the result, so it
@@ -117,8 +115,12 @@ def read_passphrase(args: argparse.Namespace, env: Mapping[str, str]) -> str:
         return check_passphrase(env[PASSPHRASE_ENV])
     if not sys.stdin.isatty():
         raise ConfigError(f"no passphrase: give --passphrase-file FILE or set {PASSPHRASE_ENV} (no terminal to ask)")
-    passphrase = check_passphrase(getpass.getpass(f"Passphrase for {args.name}: "))
-    if getpass.getpass("The same passphrase again: ") != passphrase:
+    try:
+        passphrase = check_passphrase(getpass.getpass(f"Passphrase for {args.name}: "))
+        again = getpass.getpass("The same passphrase again: ")
+    except EOFError:  # Ctrl+D at the prompt
+        raise ConfigError("no passphrase given: nothing was changed") from None
+    if again != passphrase:
         raise ConfigError("the two passphrases differ: nothing was changed")
     return passphrase
 
@@ -247,6 +249,9 @@ def main(argv: Sequence[str], env: Mapping[str, str]) -> int:
         return _fail(error, EXIT_USAGE if error.code in _USAGE_CODES else EXIT_FAILURE)
     except (AccountStoreError, OSError) as error:
         return _fail(error, EXIT_FAILURE)
+    except KeyboardInterrupt:  # Ctrl+C, at a prompt most likely
+        print(f"\n{PROG}: interrupted: nothing was changed", file=sys.stderr)
+        return EXIT_FAILURE
     return EXIT_OK
 
 
