@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import httpx
 import pytest
 
 from chat_tracker.core.accounts import MAX_PASSPHRASE_CHARS, MIN_PASSPHRASE_CHARS
@@ -24,6 +25,7 @@ from support.accounts import sign_in
 from support.environment import program
 from support.terminal import Terminal, require_tmux
 from support.timing import UNIT
+from support.tracker import StartTracker
 
 PASSPHRASE = "correct horse battery"
 OTHER_PASSPHRASE = "staple-and-more"
@@ -223,3 +225,13 @@ def test_two_different_passphrases_on_a_terminal_change_nothing(tmp_path: Path, 
     finally:
         subprocess.run(["tmux", "-S", str(terminal.socket), "kill-server"], capture_output=True, check=False)
     assert store.accounts() == []
+
+
+def test_beside_a_running_tracker_on_the_same_data_dir(start_tracker: StartTracker, tmp_path: Path) -> None:
+    """The tracker keeps its data dir while the command adds, lists and removes: neither disturbs the other."""
+    tracker = start_tracker(data_dir=tmp_path)
+    assert add(tmp_path, "alpha").returncode == 0
+    assert [a["name"] for a in json.loads(accounts(tmp_path, "list", "--json").stdout)] == ["alpha"]
+    assert accounts(tmp_path, "remove", "alpha").returncode == 0
+    assert httpx.get(f"{tracker.http_url}/healthz", timeout=UNIT).status_code == 200
+    assert tracker.stop() == 0 and tracker.log_lines()[-1].endswith("tracker stopped")
