@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from chat_tracker.core.accounts import AccountStore, new_account, new_device, new_device_token
+from chat_tracker.core.accounts import AccountStore, ReadPosition, new_account, new_device, new_device_token
 from chat_tracker.errors import AccountExists, UnknownAccount
 
 NOW = 1_800_000_000.0
@@ -111,6 +111,8 @@ def check_read_positions_never_go_back(store: AccountStore) -> None:
     assert store.advance_read_position("alpha", 11) == 11
     assert store.advance_read_position("alpha", 3, room="dev") == 3  # each room has its own
     assert (store.read_position("alpha"), store.read_position("alpha", "dev")) == (11, 3)
+    assert store.read_positions("ALPHA") == [ReadPosition("alpha", "dev", 3), ReadPosition("alpha", "general", 11)]
+    assert store.read_positions("nobody-here") == []
     with pytest.raises(UnknownAccount):
         store.advance_read_position("nobody-here", 1)
 

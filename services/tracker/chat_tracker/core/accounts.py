@@ -143,6 +143,9 @@ class AccountStore(Protocol):
     def read_position(self, name: str, room: str = DEFAULT_ROOM) -> int:
         """The last seq the account has seen in ``room``; 0 before any."""
 
+    def read_positions(self, name: str) -> list[ReadPosition]:
+        """The account's position in every room it has read in, by room (the welcome's unread counts)."""
+
     def advance_read_position(self, name: str, seq: int, room: str = DEFAULT_ROOM) -> int:
         """Move the position to ``seq`` unless it is already further; the position now. Raises UnknownAccount."""
 

@@ -19,7 +19,7 @@ import json
 from typing import Any
 
 from chat_protocol import name_key
-from chat_tracker.core.accounts import DEFAULT_ROOM, Account, Device, token_hash
+from chat_tracker.core.accounts import DEFAULT_ROOM, Account, Device, ReadPosition, token_hash
 from chat_tracker.errors import AccountExists, UnknownAccount
 from chat_tracker.journal.redis_client import COMMAND, sync_client
 from chat_tracker.journal.redis_keys import DEFAULT_PREFIX, Keys
@@ -218,6 +218,11 @@ class RedisAccounts:
     def read_position(self, name: str, room: str = DEFAULT_ROOM) -> int:
         position = self._client.hget(self._keys.account_read(name_key(name)), room)
         return 0 if position is None else int(position)
+
+    def read_positions(self, name: str) -> list[ReadPosition]:
+        key = name_key(name)
+        positions = self._client.hgetall(self._keys.account_read(key))
+        return [ReadPosition(account_key=key, room=str(room), seq=int(positions[room])) for room in sorted(positions)]
 
     def advance_read_position(self, name: str, seq: int, room: str = DEFAULT_ROOM) -> int:
         key = name_key(name)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from chat_protocol import name_key
-from chat_tracker.core.accounts import DEFAULT_ROOM, Account, Device, token_hash
+from chat_tracker.core.accounts import DEFAULT_ROOM, Account, Device, ReadPosition, token_hash
 from chat_tracker.errors import AccountExists, AccountStoreError, UnknownAccount
 from chat_tracker.storage.private_files import PRIVATE_MODE, make_path_private, make_private
 
@@ -211,6 +211,11 @@ class SqliteAccounts:
         sql = "SELECT seq FROM read_positions WHERE account_key = ? AND room = ?"
         rows = self._read(sql, name_key(name), room)
         return int(rows[0][0]) if rows else 0
+
+    def read_positions(self, name: str) -> list[ReadPosition]:
+        key = name_key(name)
+        rows = self._read("SELECT room, seq FROM read_positions WHERE account_key = ? ORDER BY room", key)
+        return [ReadPosition(account_key=key, room=room, seq=int(seq)) for room, seq in rows]
 
     def advance_read_position(self, name: str, seq: int, room: str = DEFAULT_ROOM) -> int:
         with self._write() as db:
