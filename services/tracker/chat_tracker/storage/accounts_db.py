@@ -124,19 +124,28 @@ class SqliteAccounts:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, the write lock taken at its start."""
-        with self._lock:
+        """One write transaction, the write lock taken at its start; SQLite's failures as AccountStoreError."""
+        with self._lock, self._sqlite_errors():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # also when COMMIT itself failed (a full disk)
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def _read(self, sql: str, *params: object) -> list[Any]:
-        with self._lock:
+        with self._lock, self._sqlite_errors():
             return self._db.execute(sql, params).fetchall()
+
+    @contextmanager
+    def _sqlite_errors(self) -> Iterator[None]:
+        """A lock held past the busy timeout, a full disk, a damaged file: one error that names the file."""
+        try:
+            yield
+        except sqlite3.Error as error:
+            raise AccountStoreError(f"{self.path}: {error}") from error
 
     @staticmethod
     def _require(db: sqlite3.Connection, name: str) -> str:
