@@ -104,7 +104,9 @@ class AccountStore(Protocol):
 
     Every method blocks (a file or a socket): the service layer calls them off the event
     loop (``asyncio.to_thread``); ``chat-tracker accounts`` calls them directly. A name
-    argument may be any spelling of the account's name: it is looked up by its key.
+    argument may be any spelling of the account's name: it is looked up by its key. A store
+    that cannot be used raises AccountStoreError (SQLite: a lock held past its timeout, a
+    full disk) or redis-py's errors (``journal/redis_client.REDIS_ERRORS``: Redis unreachable).
     """
 
     def create(self, account: Account) -> None:
