@@ -1,3 +1,3 @@
 """Processes and commands: ``chat-tracker`` (``cli.py``, its flags in ``flags.py``), uvicorn with the
-shutdown order the chat needs (``server.py``), ``chat-tracker archive`` and ``chat-tracker rotate-key``.
+shutdown order the chat needs (``server.py``), ``chat-tracker archive``, ``rotate-key`` and ``accounts``.
 """
