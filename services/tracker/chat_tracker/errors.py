@@ -86,3 +86,36 @@ class Discontinuity(TrackerError):
     def __init__(self, entries: list[LogEntry]) -> None:
         super().__init__("the seqs do not join up")
         self.entries = entries
+
+
+# Accounts (core/accounts.py): each a refusal with the protocol code a client would be told, so the chat
+# integration and ``chat-tracker accounts`` report the same reason in the same words.
+class AccountRefused(Refused):
+    """Base of the reasons an account operation is turned down."""
+
+
+class PassphraseTooShort(AccountRefused):
+    def __init__(self, minimum: int) -> None:
+        super().__init__("passphrase_too_short", f"the passphrase must have at least {minimum} characters")
+
+
+class PassphraseTooLong(AccountRefused):
+    def __init__(self, maximum: int) -> None:
+        super().__init__("passphrase_too_long", f"the passphrase must have at most {maximum} characters")
+
+
+class AccountExists(AccountRefused):
+    """The name, or a lookalike of it, is registered; ``holder`` is the registered spelling."""
+
+    def __init__(self, name: str, holder: str) -> None:
+        super().__init__("name_taken", f"the name {name!r} is registered (or too close to {holder!r})")
+        self.holder = holder
+
+
+class UnknownAccount(AccountRefused):
+    def __init__(self, name: str) -> None:
+        super().__init__("unknown_account", f"no account {name!r}")
+
+
+class AccountStoreError(TrackerError):
+    """The accounts store cannot be used as it is (a schema newer than this version, a broken file)."""

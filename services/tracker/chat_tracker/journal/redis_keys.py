@@ -29,6 +29,17 @@ The other keys (all under one prefix, ``groupchat:`` unless told otherwise):
 - ``archived`` (string): the last seq the archiver has made durable in chat.log
   (the stream is trimmed only behind it); ``archiver`` (string with a TTL):
   present while the archiver is alive.
+
+Accounts (``redis_accounts.py``), when the tracker runs with ``--redis-url``: every key of
+one account carries its name key as a hash tag (``{alpha}``), so a Redis Cluster keeps
+them in one slot (one script may touch them all) and spreads the accounts over shards:
+
+- ``account:{key}`` (hash): ``name``, ``created``, ``passphrase_hash``;
+- ``account:{key}:devices`` (hash): device id -> JSON ``{"label", "created", "token_hash"}``;
+  ``account:{key}:seen`` (hash): device id -> when it was last seen;
+- ``account:{key}:read`` (hash): room -> the last seq the account has seen there;
+- ``accounts`` (set): every account's key, for listing;
+- ``device-token:<sha256>`` (string): ``<account key> <device id>`` of the device with that token.
 """
 
 from __future__ import annotations
@@ -96,6 +107,25 @@ class Keys:
     @property
     def archiver(self) -> str:
         return self.prefix + "archiver"
+
+    @property
+    def accounts(self) -> str:
+        return self.prefix + "accounts"
+
+    def account(self, key: str) -> str:
+        return f"{self.prefix}account:{{{key}}}"
+
+    def account_devices(self, key: str) -> str:
+        return self.account(key) + ":devices"
+
+    def account_seen(self, key: str) -> str:
+        return self.account(key) + ":seen"
+
+    def account_read(self, key: str) -> str:
+        return self.account(key) + ":read"
+
+    def device_token(self, token_hash: str) -> str:
+        return f"{self.prefix}device-token:{token_hash}"
 
 
 def seq_of(entry_id: str | bytes) -> tuple[int, int]:

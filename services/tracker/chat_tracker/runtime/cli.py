@@ -124,6 +124,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         from chat_tracker.runtime.archive_cli import main as archive_main
 
         return archive_main(argv[1:], env)
+    if argv[:1] == ["accounts"]:  # ``chat-tracker accounts``: the operator's account commands
+        from chat_tracker.runtime.accounts_cli import main as accounts_main
+
+        return accounts_main(argv[1:], env)
     if argv[:1] == ["rotate-key"]:  # ``chat-tracker rotate-key``: a new resume-token key
         from chat_tracker.runtime.rotate_key_cli import main as rotate_key_main
 

@@ -1,0 +1,150 @@
+"""Accounts: a registered name, its devices and how far it has read, and what a store of them offers.
+
+An account is a name nobody else may take, lookalikes included: it is stored under the
+name's key (``chat_protocol.name_key``, the same folding the room uses for names that
+are online), so "alpha", "ALPHA" and "a1pha" are one account. Each device that signs in
+gets a token of its own; the store keeps only the token's SHA-256, so a copy of the
+store signs nobody in. A read position is the last seq an account has seen in a room
+(the default room is ``general``; a room is a string so more rooms fit later); it only
+moves forward.
+
+Records and rules only (no I/O): the stores are ``storage/accounts_db.py`` (SQLite in
+the data dir) and ``journal/redis_accounts.py`` (``--redis-url``); the passphrase's
+Argon2id hashing is ``core/passphrases.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from chat_protocol import check_name, name_key
+from chat_tracker.errors import PassphraseTooLong, PassphraseTooShort
+
+DEFAULT_ROOM = "general"
+MIN_PASSPHRASE_CHARS = 8
+# An unauthenticated peer chooses what is hashed: a bound keeps Argon2 from being handed megabytes.
+MAX_PASSPHRASE_CHARS = 1_024
+TOKEN_BYTES = 32  # a device token's randomness (256 bits), before URL-safe base64
+DEVICE_ID_BYTES = 8
+
+
+@dataclass(frozen=True)
+class Account:
+    """A registered name. ``key`` is its lookalike-folded identity; ``name`` the spelling it was registered in."""
+
+    name: str
+    key: str
+    created: float
+    passphrase_hash: str = field(repr=False)  # Argon2id's encoded hash: never printed
+
+
+@dataclass(frozen=True)
+class Device:
+    """One place an account signs in from, with its own token (only the token's SHA-256 is kept)."""
+
+    id: str
+    account_key: str
+    label: str
+    created: float
+    last_seen: float
+    token_hash: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ReadPosition:
+    """The last seq the account has seen in ``room``."""
+
+    account_key: str
+    room: str
+    seq: int
+
+
+def new_account(name: str, passphrase_hash: str, now: float) -> Account:
+    """The account for ``name``. Raises chat_protocol's NameRefused (invalid, reserved) as the room does."""
+    check_name(name)
+    return Account(name=name, key=name_key(name), created=now, passphrase_hash=passphrase_hash)
+
+
+def check_passphrase(passphrase: str) -> str:
+    """Return ``passphrase`` if its length is allowed; raise PassphraseTooShort or PassphraseTooLong."""
+    if len(passphrase) < MIN_PASSPHRASE_CHARS:
+        raise PassphraseTooShort(MIN_PASSPHRASE_CHARS)
+    if len(passphrase) > MAX_PASSPHRASE_CHARS:
+        raise PassphraseTooLong(MAX_PASSPHRASE_CHARS)
+    return passphrase
+
+
+def new_device_token() -> str:
+    """A fresh device token, given to the device once and kept by the store only as ``token_hash``."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def token_hash(token: str) -> str:
+    """What the store keeps of a token: SHA-256 is enough for 256 random bits (no guessing to slow down)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_device(account: Account, label: str, token: str, now: float) -> Device:
+    """A device of ``account`` signed in with ``token`` at ``now``."""
+    return Device(
+        id=secrets.token_hex(DEVICE_ID_BYTES),
+        account_key=account.key,
+        label=label,
+        created=now,
+        last_seen=now,
+        token_hash=token_hash(token),
+    )
+
+
+class AccountStore(Protocol):
+    """Where accounts, devices and read positions live: SQLite in the data dir, or Redis for replicas.
+
+    Every method blocks (a file or a socket): the service layer calls them off the event
+    loop (``asyncio.to_thread``); ``chat-tracker accounts`` calls them directly. A name
+    argument may be any spelling of the account's name: it is looked up by its key.
+    """
+
+    def create(self, account: Account) -> None:
+        """Store a new account. Raises AccountExists when its key (a lookalike) is registered."""
+
+    def get(self, name: str) -> Account | None:
+        """The account registered under ``name``'s key, or None."""
+
+    def accounts(self) -> list[Account]:
+        """Every account, by key."""
+
+    def remove(self, name: str) -> None:
+        """Remove the account with its devices and read positions. Raises UnknownAccount."""
+
+    def set_passphrase_hash(self, name: str, passphrase_hash: str) -> None:
+        """Replace the account's passphrase hash (a reset, or a rehash). Raises UnknownAccount."""
+
+    def add_device(self, device: Device) -> None:
+        """Store a device of an existing account. Raises UnknownAccount."""
+
+    def devices(self, name: str) -> list[Device]:
+        """The account's devices, oldest first (none for an unknown account)."""
+
+    def remove_device(self, name: str, device_id: str) -> bool:
+        """Sign one device out; False when the account has no such device."""
+
+    def remove_devices(self, name: str) -> int:
+        """Sign every device of the account out; how many there were."""
+
+    def device_by_token(self, token: str) -> Device | None:
+        """The device signed in with ``token`` (compared by its hash), or None."""
+
+    def touch_device(self, name: str, device_id: str, now: float) -> None:
+        """Record that the device was seen at ``now`` (a device that is gone is left so)."""
+
+    def read_position(self, name: str, room: str = DEFAULT_ROOM) -> int:
+        """The last seq the account has seen in ``room``; 0 before any."""
+
+    def advance_read_position(self, name: str, seq: int, room: str = DEFAULT_ROOM) -> int:
+        """Move the position to ``seq`` unless it is already further; the position now. Raises UnknownAccount."""
+
+    def close(self) -> None:
+        """Let go of the file or the connection."""
