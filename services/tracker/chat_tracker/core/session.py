@@ -31,7 +31,6 @@ from chat_tracker.core.ratelimit import KeyedBuckets
 from chat_tracker.core.room import Member, Room
 from chat_tracker.core.session_chat import Chat
 from chat_tracker.core.session_entry import Entrance, Joined
-from chat_tracker.core.signin import AccountChecked, CheckAccount, CreateAccount, RegistrationDone
 from chat_tracker.core.session_states import (
     READING,
     Action,
@@ -45,6 +44,7 @@ from chat_tracker.core.session_states import (
     expect,
     waiting_for,
 )
+from chat_tracker.core.signin import AccountChecked, CheckAccount, CreateAccount, RegistrationDone
 
 __all__ = [
     "Action",
