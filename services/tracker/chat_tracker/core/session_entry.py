@@ -161,6 +161,9 @@ class Entrance:
         if verdict is Verdict.PASSPHRASE_REQUIRED:
             message = f"{checked.name!r} is registered: join with its passphrase"
             return self._name_refused("passphrase_required", message)
+        if self.dialect is PLAIN:  # an error line, not "Name refused": the name is fine, the passphrase was not
+            self.outbox.push_texts([self.dialect.error("bad_passphrase", "wrong passphrase"), NAME_PROMPT])
+            return SessionState.AWAIT_NAME
         return self._name_refused("bad_passphrase", "wrong passphrase")
 
     def _join(self, name: str, registered: bool = False) -> SessionState | Joined:
