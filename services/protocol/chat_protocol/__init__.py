@@ -3,7 +3,7 @@
 Pure code with no I/O: both sides import it, and tests exercise it without sockets.
 """
 
-from .accounts import PASSPHRASE_PROMPT, Register, Registered, passphrase_problem
+from .accounts import PASSPHRASE_PROMPT, SIGN_IN_ERRORS, Register, Registered, passphrase_problem
 from .codec import decode_client, decode_server, encode
 from .codes import CloseCode, describe, should_retry
 from .errors import ChatProtocolError, InvalidName, NameRefused, ProtocolError, ReservedName
@@ -44,6 +44,7 @@ __all__ = [
     "LEAVE_REASONS",
     "PASSPHRASE_PROMPT",
     "PROTOCOL_VERSION",
+    "SIGN_IN_ERRORS",
     "SUBPROTOCOL",
     "WEBSOCKET_PATH",
     "Announcement",

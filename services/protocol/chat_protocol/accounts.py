@@ -45,6 +45,10 @@ ACCOUNT_ERROR_CODES = (
 )
 
 
+# ``join`` refusals that ask for the passphrase (again): the connection stays open for another ``join``.
+SIGN_IN_ERRORS = frozenset(("passphrase_required", "bad_passphrase"))
+
+
 def passphrase_problem(passphrase: str) -> tuple[str, str] | None:
     """Why ``passphrase`` cannot protect an account (error code, message); None when it can."""
     if len(passphrase) < MIN_PASSPHRASE_CHARS:
@@ -59,6 +63,7 @@ __all__ = [
     "MAX_PASSPHRASE_CHARS",
     "MIN_PASSPHRASE_CHARS",
     "PASSPHRASE_PROMPT",
+    "SIGN_IN_ERRORS",
     "Register",
     "Registered",
     "passphrase_problem",
