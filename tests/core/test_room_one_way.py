@@ -47,6 +47,7 @@ class Recipient:
     outbox: Outbox
     since_seq: int | None
     recover_after: int | None = None
+    registered: bool = False
 
 
 def _welcome(kit: RoomKit, member: Member) -> Welcome:

@@ -22,11 +22,12 @@ import pytest
 
 from chat_protocol import Welcome, decode_server
 from chat_tracker.core.auth import Checked
-from chat_tracker.core.dialects import JSON
+from chat_tracker.core.dialects import JSON, PLAIN, Dialect
 from chat_tracker.core.outbox import Outbox
 from chat_tracker.core.ratelimit import Wait
 from chat_tracker.core.session import Replay, Session, SessionState, Timeouts
 from chat_tracker.core.session_states import PEER_INPUTS, TRANSITIONS, Input
+from chat_tracker.core.signin import AccountChecked, CheckAccount, CreateAccount, RegistrationDone, Verdict
 from chat_tracker.errors import IllegalTransition, TrackerError
 from support.fakes import drain
 from support.roomkit import RoomKit
@@ -53,6 +54,8 @@ CALLS = [
     Call("timed_out", Input.TIMEOUT, lambda s: s.timed_out()),
     Call("password_checked", Input.PASSWORD_CHECKED, lambda s: s.password_checked(True)),
     Call("replayed", Input.REPLAYED, lambda s: s.replayed()),
+    Call("account_checked", Input.ACCOUNT_CHECKED, lambda s: s.account_checked(AccountChecked(Verdict.GUEST, "gamma"))),
+    Call("registration_done", Input.REGISTERED, lambda s: s.registration_done(RegistrationDone(name="beta"))),
     Call("say_goodbye", Input.GOODBYE, lambda s: s.say_goodbye(1001, "The tracker is shutting down. Bye.")),
     Call("end", Input.END, lambda s: s.end()),
     Call("receive_text", Input.TEXT, lambda s: s.receive_text('{"type":"who"}')),
@@ -62,14 +65,25 @@ CALLS = [
 
 # The table's complement, written out: every call an adapter could make at a time the dialogue
 # has no place for. (The peer's inputs, the goodbye and the end are welcome in every state.)
+_ACCOUNTS = {Input.ACCOUNT_CHECKED, Input.REGISTERED}  # answers only the account states wait for
 ILLEGAL = {
-    S.OPENING: {Input.TIMEOUT, Input.PASSWORD_CHECKED, Input.REPLAYED},
-    S.AWAIT_PASSWORD: {Input.START, Input.TURNED_AWAY, Input.REPLAYED},
-    S.CHECKING_PASSWORD: {Input.START, Input.TURNED_AWAY, Input.TIMEOUT, Input.REPLAYED},
-    S.AWAIT_NAME: {Input.START, Input.TURNED_AWAY, Input.NO_ROOM, Input.REPLAYED},
-    S.AWAIT_RESUME: {Input.START, Input.TURNED_AWAY, Input.REPLAYED},
-    S.REPLAYING: {Input.START, Input.TURNED_AWAY, Input.NO_ROOM, Input.TIMEOUT},
-    S.CHATTING: {Input.START, Input.TURNED_AWAY, Input.TIMEOUT, Input.REPLAYED},
+    S.OPENING: {Input.TIMEOUT, Input.PASSWORD_CHECKED, Input.REPLAYED, *_ACCOUNTS},
+    S.AWAIT_PASSWORD: {Input.START, Input.TURNED_AWAY, Input.REPLAYED, *_ACCOUNTS},
+    S.CHECKING_PASSWORD: {Input.START, Input.TURNED_AWAY, Input.TIMEOUT, Input.REPLAYED, *_ACCOUNTS},
+    S.AWAIT_NAME: {Input.START, Input.TURNED_AWAY, Input.NO_ROOM, Input.REPLAYED, *_ACCOUNTS},
+    S.CHECKING_ACCOUNT: {
+        Input.START,
+        Input.TURNED_AWAY,
+        Input.NO_ROOM,
+        Input.TIMEOUT,
+        Input.REPLAYED,
+        Input.REGISTERED,
+    },
+    S.AWAIT_PASSPHRASE: {Input.START, Input.TURNED_AWAY, Input.NO_ROOM, Input.REPLAYED, *_ACCOUNTS},
+    S.AWAIT_RESUME: {Input.START, Input.TURNED_AWAY, Input.REPLAYED, *_ACCOUNTS},
+    S.REPLAYING: {Input.START, Input.TURNED_AWAY, Input.NO_ROOM, Input.TIMEOUT, *_ACCOUNTS},
+    S.CHATTING: {Input.START, Input.TURNED_AWAY, Input.TIMEOUT, Input.REPLAYED, *_ACCOUNTS},
+    S.REGISTERING: {Input.START, Input.TURNED_AWAY, Input.TIMEOUT, Input.REPLAYED, Input.ACCOUNT_CHECKED},
     S.CLOSED: {Input.START, Input.TURNED_AWAY},
 }
 
@@ -77,12 +91,12 @@ ILLEGAL = {
 # --- reaching each state as an adapter does ------------------------------------------------------
 
 
-def _session(kit: RoomKit) -> Session:
-    return Session(kit.room, JSON, Outbox(1024), "127.0.0.1", Timeouts(auth=7.5, join=42.0))
+def _session(kit: RoomKit, accounts: bool = False, dialect: Dialect = JSON) -> Session:
+    return Session(kit.room, dialect, Outbox(1024), "127.0.0.1", Timeouts(auth=7.5, join=42.0), accounts=accounts)
 
 
-def _authenticated(kit: RoomKit) -> Session:
-    session = _session(kit)
+def _authenticated(kit: RoomKit, accounts: bool = False) -> Session:
+    session = _session(kit, accounts)
     session.start(b"", None)
     session.receive_text(AUTH)
     session.password_checked(True)
@@ -112,6 +126,31 @@ def _chatting(kit: RoomKit) -> Session:
     session = _authenticated(kit)
     session.receive_text(json.dumps({"type": "join", "name": "beta"}))
     kit.flush()
+    return session
+
+
+def _checking_account(kit: RoomKit) -> Session:
+    session = _authenticated(kit, accounts=True)
+    assert isinstance(session.receive_text(json.dumps({"type": "join", "name": "gamma"})), CheckAccount)
+    return session
+
+
+def _asked_for_the_passphrase(kit: RoomKit) -> Session:
+    """Plain text: the name given is an account's, and the tracker asked for its passphrase."""
+    session = _session(kit, accounts=True, dialect=PLAIN)
+    session.start(b"", None)
+    session.receive_text(PASSWORD)
+    session.password_checked(True)
+    session.receive_text("gamma")
+    session.account_checked(AccountChecked(Verdict.PASSPHRASE_REQUIRED, "gamma"))
+    return session
+
+
+def _registering(kit: RoomKit) -> Session:
+    session = _checking_account(kit)
+    session.account_checked(AccountChecked(Verdict.GUEST, "gamma"))
+    kit.flush()
+    assert isinstance(session.receive_text(json.dumps({"type": "register", "passphrase": "a long one"})), CreateAccount)
     return session
 
 
@@ -155,9 +194,12 @@ REACH: dict[str, tuple[SessionState, Callable[[RoomKit], Session]]] = {
     "await_password": (S.AWAIT_PASSWORD, _prompted),
     "checking_password": (S.CHECKING_PASSWORD, _checking),
     "await_name": (S.AWAIT_NAME, _authenticated),
+    "checking_account": (S.CHECKING_ACCOUNT, _checking_account),
+    "await_passphrase": (S.AWAIT_PASSPHRASE, _asked_for_the_passphrase),
     "await_resume": (S.AWAIT_RESUME, _checks_paused),
     "replaying": (S.REPLAYING, _replaying),
     "chatting": (S.CHATTING, _chatting),
+    "registering": (S.REGISTERING, _registering),
     "closed": (S.CLOSED, _closed),
     "closed_by_the_room": (S.CLOSED, _dropped_by_the_room),
 }

@@ -12,7 +12,7 @@ from playwright.sync_api import Page
 
 from chat_client.backoff import delay
 from chat_client.commands import parse
-from chat_protocol import CloseCode, name_key, sanitize_for_terminal, should_retry
+from chat_protocol import CloseCode, name_key, passphrase_problem, sanitize_for_terminal, should_retry
 from support.tracker import launch_tracker
 from support.web import launch_chromium, open_page
 
@@ -63,6 +63,7 @@ def test_commands_and_escapes_match_the_terminal_client(page: Page) -> None:
         "/EXIT",
         "/who there",
         "/help",
+        "/register",
         "//slash",
         "  //x",
         "/nope",
@@ -73,6 +74,14 @@ def test_commands_and_escapes_match_the_terminal_client(page: Page) -> None:
     assert [(p["action"], p["text"]) for p in parsed] == [(c.action.value, c.text) for c in map(parse, lines)]
     texts = ["plain", "a\nb\tc\rd", "\x1b[2J", "\u202eevil", "\x7f\x85", "\u2028", "back\\slash", "emoji \U0001f600"]
     assert run(page, "return arg.map(logic.safe)", texts) == [sanitize_for_terminal(text) for text in texts]
+
+
+def test_a_new_passphrase_is_judged_as_the_tracker_judges_it(page: Page) -> None:
+    """passphraseProblem refuses exactly what chat_protocol.passphrase_problem refuses (and two that differ)."""
+    passphrases = ["", "seven77", "eight888", "\U0001f600" * 8, "x" * 1024, "x" * 1025]
+    found = run(page, "return arg.map(p => logic.passphraseProblem(p, p))", passphrases)
+    assert [bool(problem) for problem in found] == [passphrase_problem(p) is not None for p in passphrases]
+    assert run(page, "return logic.passphraseProblem('eight888', 'eight889')", None) == "The two passphrases differ."
 
 
 def test_mentions_use_the_same_name_rules(page: Page) -> None:

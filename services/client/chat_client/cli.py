@@ -13,13 +13,13 @@ import io
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
-from chat_protocol import SUBPROTOCOL, NameRefused, check_name
+from chat_protocol import SIGN_IN_ERRORS, SUBPROTOCOL, NameRefused, check_name
 
 from . import interactive, scripted, trust
-from .config import DEFAULT_URL, resolve_admin_password, resolve_password, resolve_url
+from .config import DEFAULT_URL, resolve_admin_password, resolve_passphrase, resolve_password, resolve_url
 from .errors import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -36,6 +36,7 @@ from .errors import (
     TrackerGone,
     UsageError,
 )
+from .signin import HOW_TO_GIVE_IT, Keyring
 
 PROG = "chat-client"
 DEFAULT_RECONNECT_FOR = 120.0  # seconds: a tracker restart, a Wi-Fi hiccup, a laptop lid
@@ -43,7 +44,8 @@ DEFAULT_RECONNECT_FOR = 120.0  # seconds: a tracker restart, a Wi-Fi hiccup, a l
 EPILOG = f"""\
 modes:
   interactive  stdin and stdout are a terminal: asks for the password (hidden) and a
-               username, then chat; type /help for commands, exit or /quit to leave.
+               username (and a registered name's passphrase, hidden), then chat; type
+               /help for commands (/register makes your name yours), exit or /quit to leave.
   scripted     stdin or stdout is not a terminal, or --json: every stdin line is sent
                as a message, every event is printed as one line; at end of input the
                client leaves once the tracker has acknowledged all it sent.
@@ -67,6 +69,7 @@ environment:
   TRACKER_URL       tracker URL when none is given (default {DEFAULT_URL})
   TRACKER_PASSWORD  server password when --password-file is not given
   CHAT_USERNAME     username when --username is not given
+  CHAT_PASSPHRASE   a registered username's passphrase when --passphrase-file is not given
   TRACKER_ADMIN_PASSWORD  the admin password with --admin (required in scripted mode)
   NO_COLOR          any non-empty value turns colours off (so does TERM=dumb)
   CHAT_CLIENT_CAFILE  a PEM file of certificates to trust too, as --cafile
@@ -103,6 +106,7 @@ class Options:
     reconnect_for: float = DEFAULT_RECONNECT_FOR
     admin: bool = False
     admin_password: str | None = None  # with ``admin``: None means ask for it (interactive)
+    passphrase: str | None = field(default=None, repr=False)  # a registered name's; None: ask if needed
     cafile: str | None = None  # trusted too for wss:// and https:// (trust.py)
 
 
@@ -132,6 +136,12 @@ def _add_who_and_where(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--password-file", metavar="PATH", help="read the server password from the first line of PATH")
     parser.add_argument(
         "--username", metavar="NAME", help="username (default $CHAT_USERNAME); required in scripted mode"
+    )
+    parser.add_argument(
+        "--passphrase-file",
+        metavar="PATH",
+        help="a registered username's passphrase, from the first line of PATH (default $CHAT_PASSPHRASE; "
+        "at a terminal it is asked for, hidden, when the tracker wants it)",
     )
     parser.add_argument("--json", action="store_true", help="scripted mode, one protocol event (JSON object) per line")
     parser.add_argument("--no-color", action="store_true", help="no colours, as with NO_COLOR")
@@ -206,6 +216,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
     return Options(
         url=resolve_url(args.url, env),
         password=resolve_password(args.password_file, env),
+        passphrase=resolve_passphrase(args.passphrase_file, env),
         username=args.username or env.get("CHAT_USERNAME") or None,
         as_json=args.json,
         color=not (args.no_color or env.get("NO_COLOR") or env.get("TERM") == "dumb"),
@@ -262,6 +273,7 @@ def run_interactive(options: Options) -> int:
                 reconnect_for=options.reconnect_for,
                 admin=options.admin,
                 admin_password=admin_password,
+                keyring=Keyring(options.passphrase),
             )
         )
     except (KeyboardInterrupt, Quit):  # Ctrl+C outside the chat prompt: a normal way out
@@ -284,6 +296,7 @@ def run_scripted(options: Options) -> int:
                 timeout=options.timeout,
                 reconnect_for=options.reconnect_for,
                 admin_password=options.admin_password if options.admin else None,
+                keyring=Keyring(options.passphrase),
             )
         )
     except KeyboardInterrupt:  # a second Ctrl+C / SIGTERM: stop without leaving cleanly
@@ -294,6 +307,8 @@ def explain(error: ClientError) -> str:
     """The one line printed on stderr for a failure."""
     if isinstance(error, AuthenticationFailed):
         return "wrong password" if str(error) == "wrong password" else f"wrong password: {error}"
+    if isinstance(error, NameRejected) and error.code in SIGN_IN_ERRORS:
+        return f"username refused: {error.message}; {HOW_TO_GIVE_IT}"
     if isinstance(error, NameRejected):
         return f"username refused: {error.message}"
     if isinstance(error, HandshakeRefused):

@@ -21,6 +21,7 @@ class Action(enum.Enum):
     SEND = "send"
     QUIT = "quit"
     WHO = "who"
+    REGISTER = "register"
     HELP = "help"
     MODERATE = "moderate"
     USAGE = "usage"  # a moderation command with missing or bad arguments; ``text`` says how to use it
@@ -65,7 +66,13 @@ class Command:
     request: Moderate | None = None
 
 
-_COMMANDS = {"/quit": Action.QUIT, "/exit": Action.QUIT, "/who": Action.WHO, "/help": Action.HELP}
+_COMMANDS = {
+    "/quit": Action.QUIT,
+    "/exit": Action.QUIT,
+    "/who": Action.WHO,
+    "/help": Action.HELP,
+    "/register": Action.REGISTER,
+}
 
 USAGE = {
     Verb.KICK: "/kick NAME [reason]",
@@ -79,6 +86,8 @@ USAGE = {
 HELP = """\
 Commands:
   /who          who is online
+  /register     make your name yours: asks for a passphrase (twice, hidden) that
+                joining under it will take from then on
   exit, /quit   leave the chat (Ctrl+D and Ctrl+C leave too)
   /help         this help
   //text        send a message that starts with '/'

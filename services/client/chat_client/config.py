@@ -110,6 +110,13 @@ def resolve_password(password_file: str | None, environ: dict[str, str]) -> str 
     return environ.get("TRACKER_PASSWORD") or None
 
 
+def resolve_passphrase(passphrase_file: str | None, environ: dict[str, str]) -> str | None:
+    """A registered name's passphrase from ``--passphrase-file``, else ``CHAT_PASSPHRASE``; None: ask if needed."""
+    if passphrase_file is not None:
+        return read_password_file(passphrase_file)
+    return environ.get("CHAT_PASSPHRASE") or None
+
+
 def _reason(exc: Exception) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror

@@ -25,6 +25,7 @@ from httpx_ws import (
 from wsproto.utilities import LocalProtocolError
 
 from chat_protocol import (
+    SIGN_IN_ERRORS,
     SUBPROTOCOL,
     Auth,
     Authenticated,
@@ -123,9 +124,10 @@ class Connection:
         self.authenticated = True
         self.password = password
 
-    async def join(self, name: str) -> Incoming:
-        """Claim ``name``. Returns the welcome; raises NameRejected (the connection stays usable)."""
-        await self._handshake_send(Join(name))
+    async def join(self, name: str, passphrase: str | None = None) -> Incoming:
+        """Claim ``name`` (a registered one with its ``passphrase``). Returns the welcome; raises
+        NameRejected (the connection stays usable; ``passphrase_required``, ``bad_passphrase``: try again)."""
+        await self._handshake_send(Join(name, passphrase))
         while True:
             incoming = await self._handshake_incoming()
             message = incoming.message
@@ -187,7 +189,7 @@ class Connection:
         if isinstance(message, Error) and message.code in TRY_LATER_ERRORS:
             raise TryLater(message.message or message.code, message.retry_after or TRY_LATER_SECONDS)
         # Refused names and refused resumes are answered on the same connection; others end it.
-        if isinstance(message, Error) and not message.code.startswith(("name_", "resume_")):
+        if isinstance(message, Error) and not _answered_on_this_connection(message.code):
             raise HandshakeRefused(message.message or message.code)
         return incoming
 
@@ -235,6 +237,11 @@ class Connection:
                 return Incoming(frame, decode_server(frame))
             except ProtocolError:
                 continue
+
+
+def _answered_on_this_connection(code: str) -> bool:
+    """Refused names, resumes and sign-ins: the connection stays open for another try."""
+    return code.startswith(("name_", "resume_")) or code in SIGN_IN_ERRORS
 
 
 def unsendable(text: str, limits: Limits | None) -> str | None:

@@ -25,7 +25,7 @@ from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.utils import is_dumb_terminal
 
-from chat_protocol import NameRefused, Welcome, check_name
+from chat_protocol import NameRefused, Welcome, check_name, passphrase_problem
 
 from .commands import Action, Command, help_text, parse
 from .config import header_safe
@@ -34,8 +34,12 @@ from .errors import EXIT_OK, NameRejected, Quit, TrackerGone
 from .link import Enter, Link, Notice, Rejoin
 from .moderator import Moderator
 from .render import Fragments, error, event_line, name_list, name_style, notice, safe, uncolored
+from .signin import AskPassphrase, Keyring, sign_in
 
 PASSWORD_PROMPT = "Enter server password: "
+PASSPHRASE_PROMPT = "Passphrase: "
+NEW_PASSPHRASE_PROMPT = "New passphrase: "
+AGAIN_PROMPT = "The same passphrase again: "
 ADMIN_PASSWORD_PROMPT = "Enter admin password: "
 
 # How long to wait for the tracker's ``bye`` after ``leave`` before closing anyway.
@@ -106,23 +110,42 @@ async def ask_password() -> str:
     return password
 
 
-async def choose_name(connection: Connection, screen: Screen, first: str | None) -> Incoming:
+async def choose_name(connection: Connection, screen: Screen, first: str | None, keyring: Keyring) -> Incoming:
     """Ask for a username until the tracker accepts one; every refusal says why. Returns the welcome."""
     session: PromptSession[str] = PromptSession()
-    return await pick_name(connection, screen, first, lambda: ask(session, "Enter your username: "))
+    answer = lambda: ask(session, "Enter your username: ")  # noqa: E731
+    return await pick_name(connection, screen, first, answer, keyring, passphrase_asker(screen))
+
+
+def passphrase_asker(screen: Screen) -> AskPassphrase:
+    """Asks for a registered name's passphrase, hidden, having said why; empty: choose another name."""
+
+    async def ask_passphrase(refusal: NameRejected) -> str:
+        if refusal.code == "bad_passphrase":
+            screen.show(error("Wrong passphrase."))
+        else:
+            screen.show(notice("This name is registered: enter its passphrase (nothing: choose another name)."))
+        return await ask(PromptSession(), PASSPHRASE_PROMPT, hidden=True)
+
+    return ask_passphrase
 
 
 async def pick_name(
-    connection: Connection, screen: Screen, first: str | None, answer: Callable[[], Awaitable[str]]
+    connection: Connection,
+    screen: Screen,
+    first: str | None,
+    answer: Callable[[], Awaitable[str]],
+    keyring: Keyring,
+    ask_passphrase: AskPassphrase | None = None,
 ) -> Incoming:
-    """Try ``first``, then each ``answer()``, until the tracker accepts one."""
+    """Try ``first``, then each ``answer()``, until the tracker accepts one (signed in, if it is registered)."""
     candidate = first
     while True:
         if candidate is None:
             candidate = (await answer()).strip()
         if candidate and _acceptable(candidate, screen):
             try:
-                return await connection.join(candidate)
+                return await sign_in(connection, candidate, keyring, ask_passphrase)
             except NameRejected as exc:
                 screen.show(error(f"Name refused: {safe(exc.message)}"))
         candidate = None
@@ -149,7 +172,7 @@ def show_welcome(welcome: Welcome, screen: Screen, admin: bool = False) -> None:
         screen.show(notice("Moderator mode: /help lists /kick, /mute, /ban, /unban, /bans, /announce."))
 
 
-def entrance(screen: Screen, first: str | None, moderator: Moderator | None = None) -> Enter:
+def entrance(screen: Screen, first: str | None, keyring: Keyring, moderator: Moderator | None = None) -> Enter:
     """The first join: the password if the header did not do, the admin password
     (``--admin``) if not given, then a name, then the greeting."""
 
@@ -160,7 +183,7 @@ def entrance(screen: Screen, first: str | None, moderator: Moderator | None = No
         screen.show(notice("Password accepted."))
         if moderator is not None and moderator.password is None:
             moderator.password = await ask_admin_password(screen)
-        incoming = await choose_name(connection, screen, first)
+        incoming = await choose_name(connection, screen, first, keyring)
         assert isinstance(incoming.message, Welcome)  # join returns only on a welcome
         show_welcome(incoming.message, screen, admin=moderator is not None)
         return incoming
@@ -187,8 +210,9 @@ class Typist:
     and the next line entered is the answer.
     """
 
-    def __init__(self, screen: Screen, moderator: Moderator | None = None) -> None:
+    def __init__(self, screen: Screen, keyring: Keyring, moderator: Moderator | None = None) -> None:
         self._screen = screen
+        self._keyring = keyring
         self._moderator = moderator
         self._session: PromptSession[str] = PromptSession()
         self._wanted: asyncio.Future[str] | None = None
@@ -224,8 +248,30 @@ class Typist:
                     self._wanted.set_exception(Quit())
                     return
                 self._wanted.set_result(line)
+            elif command.action is Action.REGISTER:
+                await register(link, self._screen, self._keyring)
             elif not await act(link, self._screen, command, self._moderator):
                 return
+
+
+async def register(link: Link, screen: Screen, keyring: Keyring) -> None:
+    """``/register``: a passphrase, typed twice without echo, sent to make our name ours."""
+    try:
+        passphrase = await ask(PromptSession(), NEW_PASSPHRASE_PROMPT, hidden=True)
+        problem = passphrase_problem(passphrase)
+        if problem is not None:
+            screen.show(error(f"{problem[1]}; nothing registered"))
+            return
+        if await ask(PromptSession(), AGAIN_PROMPT, hidden=True) != passphrase:
+            screen.show(error("the two passphrases differ; nothing registered"))
+            return
+    except Quit:  # Ctrl+C or Ctrl+D at the passphrase: registering is called off, not the chat
+        screen.show(error("nothing registered"))
+        return
+    if not await link.register(passphrase):
+        screen.show(error("not connected: /register not sent"))
+        return
+    keyring.passphrase = passphrase  # a reconnection that has to join afresh signs in with it
 
 
 async def act(link: Link, screen: Screen, command: Command, moderator: Moderator | None = None) -> bool:
@@ -279,11 +325,12 @@ async def chat(link: Link, screen: Screen, typist: Typist) -> None:
     receiver.result()
 
 
-def rejoiner(screen: Screen, typist: Typist) -> Rejoin:
-    """A fresh join after a refused resume: the old name first, then whatever the user types."""
+def rejoiner(screen: Screen, typist: Typist, keyring: Keyring) -> Rejoin:
+    """A fresh join after a refused resume: the old name first (with the passphrase known), then
+    whatever the user types."""
 
     async def rejoin(connection: Connection, name: str) -> Incoming:
-        return await pick_name(connection, screen, name, typist.ask_name)
+        return await pick_name(connection, screen, name, typist.ask_name, keyring)
 
     return rejoin
 
@@ -298,16 +345,19 @@ async def run(
     reconnect_for: float,
     admin: bool = False,
     admin_password: str | None = None,
+    keyring: Keyring | None = None,
 ) -> int:
     """The whole interactive session; returns the exit status or raises a ClientError."""
     screen = Screen(color)
+    keyring = keyring or Keyring()
     async with contextlib.AsyncExitStack() as stack:
         moderator = await stack.enter_async_context(Moderator(url, admin_password, timeout=timeout)) if admin else None
-        typist = Typist(screen, moderator)
-        link = Link(url, password, timeout=timeout, reconnect_for=reconnect_for, rejoin=rejoiner(screen, typist))
+        typist = Typist(screen, keyring, moderator)
+        rejoin = rejoiner(screen, typist, keyring)
+        link = Link(url, password, timeout=timeout, reconnect_for=reconnect_for, rejoin=rejoin)
         with patch_stdout(raw=True):
             try:
-                async with link.running(entrance(screen, username, moderator)):
+                async with link.running(entrance(screen, username, keyring, moderator)):
                     await link.joined()
                     await chat(link, screen, typist)
             except Quit:

@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from chat_protocol import Leave, Resumed, Say, Welcome, Who
+from chat_protocol import Leave, Register, Resumed, Say, Welcome, Who
 
 from . import backoff
 from .connection import Connection, Incoming, SendFailed, connect, unsendable
@@ -177,6 +177,15 @@ class Link:
         if self.state is not LinkState.LIVE or connection is None:
             return False
         await self._send_quietly(connection, Who())
+        return True
+
+    async def register(self, passphrase: str) -> bool:
+        """Register our name with ``passphrase``; False when not live (the answer comes as an event)."""
+        self._memory("register")
+        connection = self._connection
+        if self.state is not LinkState.LIVE or connection is None:
+            return False
+        await self._send_quietly(connection, Register(passphrase))
         return True
 
     async def leave(self) -> None:
@@ -340,7 +349,7 @@ class Link:
             await self._send_quietly(connection, Say(entry.text, entry.id))
 
     @staticmethod
-    async def _send_quietly(connection: Connection, message: Say | Who | Leave) -> None:
+    async def _send_quietly(connection: Connection, message: Say | Who | Leave | Register) -> None:
         """Send; a failure is not reported here: the pump sees the loss, and a message stays owed."""
         with contextlib.suppress(SendFailed):
             await connection.send(message)

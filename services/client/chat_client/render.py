@@ -24,6 +24,7 @@ from chat_protocol import (
     Left,
     Members,
     Moderation,
+    Registered,
     ServerMessage,
     Welcome,
     name_key,
@@ -138,6 +139,10 @@ def body(message: ServerMessage, *, seconds: bool = False, tz: tzinfo | None = N
             return None  # the ``bye`` right after it says the same; so does the exit line
         words = local_times(safe(message.message), seconds=seconds, tz=tz, now=_day_of(message, tz))
         return error(f"{words} ({safe(message.code)})")
+    if isinstance(message, Registered):
+        return notice(
+            f"{safe(message.name)} is registered: nobody else can use it, and joining under it takes your passphrase"
+        )
     if isinstance(message, Bye):
         return notice(safe(message.message) or f"bye ({safe(message.reason)})")
     return None

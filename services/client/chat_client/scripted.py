@@ -36,9 +36,10 @@ from typing import TextIO
 from .commands import Action, parse_moderation
 from .connection import Connection, Incoming
 from .errors import EXIT_OK, TrackerGone
-from .link import Enter, Item, Link, Notice
+from .link import Enter, Item, Link, Notice, Rejoin
 from .moderator import Moderator
 from .render import Fragments, error, event_line, plain
+from .signin import Keyring, sign_in
 
 END = None  # what the line queue holds at end of input
 
@@ -221,20 +222,25 @@ async def converse(
             await sender
 
 
-def joiner(name: str, output: ScriptedOutput) -> Enter:
-    """The first join: ``name`` or nothing (a refusal is exit 1), its welcome printed first."""
+def joiner(name: str, output: ScriptedOutput, keyring: Keyring) -> Enter:
+    """The first join: ``name`` (a registered one with the passphrase given) or nothing
+    (a refusal is exit 1), its welcome printed first."""
 
     async def enter(connection: Connection) -> Incoming:
-        incoming = await connection.join(name)
+        incoming = await sign_in(connection, name, keyring, ask=None)
         output.event(incoming)
         return incoming
 
     return enter
 
 
-async def rejoin(connection: Connection, name: str) -> Incoming:
-    """A fresh join after a refused resume: the same name, or exit 1 (nobody to ask for another)."""
-    return await connection.join(name)
+def rejoiner(keyring: Keyring) -> Rejoin:
+    """A fresh join after a refused resume: the same name (and passphrase), or exit 1 (nobody to ask)."""
+
+    async def rejoin(connection: Connection, name: str) -> Incoming:
+        return await sign_in(connection, name, keyring, ask=None)
+
+    return rejoin
 
 
 async def run(
@@ -246,16 +252,18 @@ async def run(
     timeout: float,
     reconnect_for: float,
     admin_password: str | None = None,
+    keyring: Keyring | None = None,
 ) -> int:
     """The whole scripted session (moderating too with an ``admin_password``); returns the exit status."""
     output = ScriptedOutput(sys.stdout, as_json)
-    link = Link(url, password, timeout=timeout, reconnect_for=reconnect_for, rejoin=rejoin)
+    keyring = keyring or Keyring()
+    link = Link(url, password, timeout=timeout, reconnect_for=reconnect_for, rejoin=rejoiner(keyring))
     async with contextlib.AsyncExitStack() as stack:
         moderation = None
         if admin_password is not None:
             moderator = await stack.enter_async_context(Moderator(url, admin_password, timeout=timeout))
             moderation = Moderation(moderator, output)
-        async with link.running(joiner(username, output)):
+        async with link.running(joiner(username, output, keyring)):
             await link.joined()
             loop = asyncio.get_running_loop()
             lines = start_line_reader(sys.stdin.fileno(), loop)

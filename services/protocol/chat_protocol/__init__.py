@@ -3,6 +3,7 @@
 Pure code with no I/O: both sides import it, and tests exercise it without sockets.
 """
 
+from .accounts import PASSPHRASE_PROMPT, SIGN_IN_ERRORS, Register, Registered, passphrase_problem
 from .codec import decode_client, decode_server, encode
 from .codes import CloseCode, describe, should_retry
 from .errors import ChatProtocolError, InvalidName, NameRefused, ProtocolError, ReservedName
@@ -41,7 +42,9 @@ from .text import escape, has_lone_surrogate, sanitize_for_terminal, unescape
 
 __all__ = [
     "LEAVE_REASONS",
+    "PASSPHRASE_PROMPT",
     "PROTOCOL_VERSION",
+    "SIGN_IN_ERRORS",
     "SUBPROTOCOL",
     "WEBSOCKET_PATH",
     "Announcement",
@@ -66,6 +69,8 @@ __all__ = [
     "Moderation",
     "NameRefused",
     "ProtocolError",
+    "Register",
+    "Registered",
     "ReservedName",
     "Resume",
     "Resumed",
@@ -83,6 +88,7 @@ __all__ = [
     "has_lone_surrogate",
     "name_key",
     "parse_ts",
+    "passphrase_problem",
     "sanitize_for_terminal",
     "should_retry",
     "unescape",

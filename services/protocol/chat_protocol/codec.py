@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, fields, is_dataclass
 from typing import Any
 
+from .accounts import Register, Registered
 from .errors import ProtocolError
 from .messages import (
     MAX_MESSAGE_ID_CHARS,
@@ -95,6 +96,13 @@ def _string_field(body: dict[str, Any], key: str) -> str:
     return value
 
 
+def _optional_string(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ProtocolError("malformed", f"'{body['type']}' needs '{key}' to be a string when it is given")
+    return value
+
+
 def _message_id(body: dict[str, Any]) -> str | None:
     value = body.get("id")
     if value is None:
@@ -118,7 +126,9 @@ def decode_client(frame: str) -> ClientMessage:
     if kind == Say.TYPE:
         return Say(_string_field(body, "text"), _message_id(body))
     if kind == Join.TYPE:
-        return Join(_string_field(body, "name"))
+        return Join(_string_field(body, "name"), _optional_string(body, "passphrase"))
+    if kind == Register.TYPE:
+        return Register(_string_field(body, "passphrase"))
     if kind == Auth.TYPE:
         return Auth(_string_field(body, "password"))
     if kind == Who.TYPE:
@@ -198,6 +208,7 @@ _SERVER_TYPES: dict[str, type[Any]] = {
         Members,
         Error,
         Bye,
+        Registered,
     )
 }
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar, TypeAlias
 
+from .accounts import ACCOUNT_ERROR_CODES, Register, Registered
 from .reasons import LEAVE_REASONS as _LEAVE_REASONS
 
 SUBPROTOCOL = "groupchat.v1"
@@ -65,10 +66,11 @@ class Auth:
 
 @dataclass(frozen=True)
 class Join:
-    """Claim a username and enter the room."""
+    """Claim a username and enter the room; a registered name needs its ``passphrase`` (accounts.py)."""
 
     TYPE: ClassVar[str] = "join"
     name: str
+    passphrase: str | None = None
 
 
 # A client-chosen message id: short, so that remembering the last few per member costs little.
@@ -116,7 +118,7 @@ class Leave:
     TYPE: ClassVar[str] = "leave"
 
 
-ClientMessage: TypeAlias = Auth | Join | Resume | Say | Who | Leave
+ClientMessage: TypeAlias = Auth | Join | Resume | Say | Who | Leave | Register
 
 # --- tracker -> client ---------------------------------------------------------------
 
@@ -166,6 +168,7 @@ class Welcome:
     epoch: str = ""
     token: str = ""
     resume_grace: float = 0.0
+    registered: bool = False  # signed in to an account under this name
 
 
 @dataclass(frozen=True)
@@ -302,6 +305,7 @@ ServerMessage: TypeAlias = (
     | Members
     | Error
     | Bye
+    | Registered
 )
 
 # Why a member left, as carried by ``left`` events and chat.log: the table is reasons.py's.
@@ -340,6 +344,7 @@ ERROR_CODES = (
     "banned",
     "too_many_guesses",
     "too_many_joins",
+    *ACCOUNT_ERROR_CODES,
 )
 
 
@@ -366,6 +371,8 @@ __all__ = [
     "MemberInfo",
     "Members",
     "Moderation",
+    "Register",
+    "Registered",
     "Resume",
     "Resumed",
     "Say",

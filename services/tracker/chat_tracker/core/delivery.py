@@ -39,6 +39,8 @@ class Recipient(Protocol):
     def since_seq(self) -> int | None: ...
     @property
     def recover_after(self) -> int | None: ...
+    @property
+    def registered(self) -> bool: ...
 
 
 R = TypeVar("R", bound=Recipient)
@@ -153,5 +155,5 @@ def own_texts(dialect: Dialect, event: Event, terms: WelcomeTerms, member: Recip
     if event.kind is JOIN and member.recover_after is not None:
         return [terms.recovered(member, event)]  # back from a lost epoch: resumed, not recovered
     if event.kind is JOIN:
-        return dialect.welcome(event, terms.limits, terms.offer(event))
+        return dialect.welcome(event, terms.limits, terms.offer(event), member.registered)
     return []  # your own leave: you get a bye instead

@@ -43,7 +43,9 @@ class Dialect(Protocol):
 
     def own_message(self, event: Event) -> str: ...
 
-    def welcome(self, event: Event, limits: Limits, offer: ResumeOffer | None) -> list[str]: ...
+    def welcome(
+        self, event: Event, limits: Limits, offer: ResumeOffer | None, registered: bool = False
+    ) -> list[str]: ...
 
     def error(self, code: str, message: str, msg_id: str | None = None, retry_after: float | None = None) -> str: ...
 
@@ -65,7 +67,7 @@ class JsonDialect:
     def own_message(self, event: Event) -> str:
         return event.own_json_frame()
 
-    def welcome(self, event: Event, limits: Limits, offer: ResumeOffer | None) -> list[str]:
+    def welcome(self, event: Event, limits: Limits, offer: ResumeOffer | None, registered: bool = False) -> list[str]:
         welcome = Welcome(
             seq=event.seq,
             ts=event.ts,
@@ -76,6 +78,7 @@ class JsonDialect:
             epoch=offer.epoch if offer else "",
             token=offer.token if offer else "",
             resume_grace=offer.grace if offer else 0.0,
+            registered=registered,
         )
         return [encode(welcome)]
 
@@ -101,10 +104,12 @@ class PlainDialect:
     def own_message(self, event: Event) -> str:
         return event.plain_frame()
 
-    def welcome(self, event: Event, limits: Limits, offer: ResumeOffer | None) -> list[str]:
+    def welcome(self, event: Event, limits: Limits, offer: ResumeOffer | None, registered: bool = False) -> list[str]:
         online = ", ".join(event.members)
+        signed_in = [f"Signed in: {event.name} is your registered name."] if registered else []
         return [
             f"Hi {event.name}, You have been added to the server.",
+            *signed_in,
             f"Online now ({len(event.members)}): {online}",
             (
                 f"Limits: {limits.max_message_chars} characters per message, "

@@ -33,6 +33,7 @@ from chat_tracker.core.session_chat import Chat
 from chat_tracker.core.session_entry import Entrance, Joined
 from chat_tracker.core.session_states import (
     READING,
+    Action,
     CheckPassword,
     Input,
     Replay,
@@ -43,8 +44,22 @@ from chat_tracker.core.session_states import (
     expect,
     waiting_for,
 )
+from chat_tracker.core.signin import AccountChecked, CheckAccount, CreateAccount, RegistrationDone
 
-__all__ = ["CheckPassword", "Replay", "Session", "SessionState", "Timeouts", "leave_reason"]
+__all__ = [
+    "Action",
+    "CheckAccount",
+    "CheckPassword",
+    "CreateAccount",
+    "Replay",
+    "Session",
+    "SessionState",
+    "Timeouts",
+    "leave_reason",
+]
+
+# What a session waiting for the peer's next frame asked for, as its timeout's error says.
+_AWAITED = {SessionState.AWAIT_PASSWORD: "password", SessionState.AWAIT_PASSPHRASE: "passphrase"}
 
 # Close codes the WebSocket layer uses when the peer broke the rules: the member
 # was removed for cause, the connection was not "lost".
@@ -62,7 +77,8 @@ def leave_reason(code: int) -> LeaveReason:
 
 
 # What an input's handler says: the state it leads to, or an action (which leads to the state that waits for it).
-_Action = TypeVar("_Action", bound=CheckPassword | Replay)
+_Action = TypeVar("_Action", bound=Action)
+_MEMBER_HELD = frozenset((SessionState.CHATTING, SessionState.REGISTERING))  # states a member's removal ends
 
 
 class Session:
@@ -76,6 +92,7 @@ class Session:
         address: str,
         timeouts: Timeouts,
         entries: KeyedBuckets | None = None,
+        accounts: bool = False,
     ) -> None:
         self.room = room
         self.dialect = dialect
@@ -85,7 +102,7 @@ class Session:
         self.entries = entries  # joins and resumes per address key; None: unlimited
         self.member: Member | None = None
         self._state = SessionState.OPENING
-        self._entrance = Entrance(room, dialect, outbox, address)
+        self._entrance = Entrance(room, dialect, outbox, address, accounts)
         self._chat = Chat(room, dialect, outbox)
 
     # --- where it stands -------------------------------------------------------------
@@ -99,7 +116,7 @@ class Session:
         which is not told, reads that here as CLOSED. Its next input records it.
         """
         state = self._state
-        if state is SessionState.CHATTING and self._member_gone():
+        if state in _MEMBER_HELD and self._member_gone():
             return SessionState.CLOSED
         return state
 
@@ -145,7 +162,7 @@ class Session:
         """No frame within ``deadline``."""
         before = self._expect(Input.TIMEOUT)
         if before is not SessionState.CLOSED:  # once closed, a timer that fired meanwhile changes nothing
-            what = "password" if before is SessionState.AWAIT_PASSWORD else "accepted name"
+            what = _AWAITED.get(before, "accepted name")
             seconds = self.deadline or 0.0
             self._entrance.refuse("handshake_timeout", f"no {what} within {seconds:g} s", CloseCode.HANDSHAKE_TIMEOUT)
         self._settle(before, Input.TIMEOUT, SessionState.CLOSED)
@@ -159,6 +176,23 @@ class Session:
         before = self._expect(Input.PASSWORD_CHECKED)
         after = self._entrance.gate_answered(checked) if before is SessionState.CHECKING_PASSWORD else before
         self._settle(before, Input.PASSWORD_CHECKED, after)
+
+    def account_checked(self, checked: AccountChecked) -> None:
+        """The answer to the last ``CheckAccount``: join, ask for the passphrase (again), or refuse."""
+        before = self._expect(Input.ACCOUNT_CHECKED)
+        if before is not SessionState.CHECKING_ACCOUNT:  # closed meanwhile: nobody to let in
+            self._settle(before, Input.ACCOUNT_CHECKED, before)
+            return
+        self._settle(before, Input.ACCOUNT_CHECKED, self._entered(self._entrance.account_checked(checked)))
+
+    def registration_done(self, done: RegistrationDone) -> None:
+        """The answer to the last ``CreateAccount``: the member is told, and chats on."""
+        before = self._expect(Input.REGISTERED)
+        if before is SessionState.REGISTERING and self.member is not None:
+            self._chat.registration_done(self.member, done)
+            self._settle(before, Input.REGISTERED, SessionState.CHATTING)
+        else:
+            self._settle(before, Input.REGISTERED, before)
 
     def replayed(self) -> None:
         """The adapter has replayed what the resumed member missed: it chats again."""
@@ -180,7 +214,7 @@ class Session:
 
     # --- what the peer does --------------------------------------------------------------
 
-    def receive_text(self, frame: str) -> CheckPassword | Replay | None:
+    def receive_text(self, frame: str) -> Action | None:
         """The peer sent a text frame."""
         member = self.member
         # The hot path: a member chatting on this connection; nothing to look up, nothing to return.
@@ -190,10 +224,11 @@ class Session:
             and not member.left
             and member.outbox is self.outbox
         ):
-            self._chat.take(member, frame)
+            registering = self._chat.take(member, frame)
             if member.left or member.outbox is not self.outbox:  # it left, or was removed for flooding
                 self._settle(SessionState.CHATTING, Input.TEXT, SessionState.CLOSED)
-            return None
+                return None
+            return self._settle(SessionState.CHATTING, Input.TEXT, registering) if registering else None
         before = self._expect(Input.TEXT)
         return self._settle(before, Input.TEXT, self._text_in(before, frame))
 
@@ -239,17 +274,19 @@ class Session:
         member = self.member
         return member is not None and (member.left or member.outbox is not self.outbox)
 
-    def _text_in(self, before: SessionState, frame: str) -> SessionState | CheckPassword | Replay:
+    def _text_in(self, before: SessionState, frame: str) -> SessionState | Action:
         entrance = self._entrance
         if before is SessionState.AWAIT_PASSWORD:
             return entrance.password(frame)
+        if before is SessionState.AWAIT_PASSPHRASE:
+            return entrance.passphrase(frame)
         if before is SessionState.AWAIT_NAME:
             return self._entered(entrance.name(frame, self.entries))
         if before is SessionState.AWAIT_RESUME:
             return self._entered(entrance.resume_only(frame, self.entries))
         return before  # not reading (opening, checking, replaying) or closed: the frame is dropped
 
-    def _entered(self, outcome: SessionState | Replay | Joined) -> SessionState | Replay:
+    def _entered(self, outcome: SessionState | Replay | Joined | CheckAccount) -> SessionState | Replay | CheckAccount:
         """The member a join or a resume brought in is this session's from now on."""
         if isinstance(outcome, Joined):
             self.member = outcome.member

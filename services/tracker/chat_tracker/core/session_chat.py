@@ -1,22 +1,42 @@
-"""What a joined member's frames do: say something, ask ``who``, leave; refusals answered on its own connection.
+"""What a joined member's frames do: say something, ask ``who``, register, leave; refusals on its own connection.
 
 The chatting stage of ``session.Session``, kept apart because it is the hot path: one
 call per frame, no state to look up. Whether a frame ended the dialogue (the member
-left, or was removed for flooding) the session reads from the member afterwards.
+left, or was removed for flooding) the session reads from the member afterwards; a
+registration comes back as a ``CreateAccount`` for the adapter to carry out.
+
+In the plain-text dialect ``/register PASSPHRASE`` registers; every other line is said.
 """
 
 from __future__ import annotations
 
 import logging
 
-from chat_protocol import CloseCode, Join, Leave, Members, ProtocolError, Resume, Say, Who, decode_client, encode
+from chat_protocol import (
+    CloseCode,
+    Join,
+    Leave,
+    Members,
+    ProtocolError,
+    Register,
+    Registered,
+    Resume,
+    Say,
+    Who,
+    decode_client,
+    encode,
+    passphrase_problem,
+)
 from chat_protocol.reasons import LeaveReason
 from chat_tracker.core.dialects import PLAIN, Dialect
 from chat_tracker.core.outbox import Outbox
 from chat_tracker.core.room import Member, Room
+from chat_tracker.core.signin import CreateAccount, RegistrationDone
 from chat_tracker.errors import Kicked, Refused
 
 log = logging.getLogger("chat_tracker")
+
+REGISTER_COMMAND = "/register"
 
 
 class Chat:
@@ -29,23 +49,48 @@ class Chat:
         self.dialect = dialect
         self.outbox = outbox
 
-    def take(self, member: Member, frame: str) -> None:
-        """``member`` sent ``frame``."""
-        if self.dialect is PLAIN:
-            text = frame.rstrip("\r\n")
-            if text == "exit":
-                self._leave(member)
-            else:
-                self._say(member, text)
+    def take(self, member: Member, frame: str) -> CreateAccount | None:
+        """``member`` sent ``frame``; an account to make, if that is what it asked for."""
+        if self.dialect is not PLAIN:
+            return self._take_json(member, frame)
+        text = frame.rstrip("\r\n")
+        if text == "exit":
+            self._leave(member)
+        elif text == REGISTER_COMMAND or text.startswith(REGISTER_COMMAND + " "):
+            return self._register(member, text[len(REGISTER_COMMAND) + 1 :])
         else:
-            self._take_json(member, frame)
+            self._say(member, text)
+        return None
 
-    def _take_json(self, member: Member, frame: str) -> None:
+    def registration_done(self, member: Member, done: RegistrationDone) -> None:
+        """Tell the member how its registration went."""
+        if not done.ok:
+            self._error(done.code, done.message)
+            return
+        member.registered = True
+        if self.dialect is PLAIN:
+            self.outbox.push(f"Registered: {done.name} is yours now; joining under it takes your passphrase.")
+        else:
+            self.outbox.push(encode(Registered(done.name)))
+
+    def _register(self, member: Member, passphrase: str) -> CreateAccount | None:
+        if member.registered:
+            self._error("already_registered", f"{member.name} is registered already")
+            return None
+        problem = passphrase_problem(passphrase)
+        if problem is not None:
+            self._error(*problem)
+            return None
+        return CreateAccount(member.name, passphrase)
+
+    def _take_json(self, member: Member, frame: str) -> CreateAccount | None:
         try:
             request = decode_client(frame)
         except ProtocolError as error:
             self._error(error.code, error.message)
-            return
+            return None
+        if isinstance(request, Register):
+            return self._register(member, request.passphrase)
         if isinstance(request, Say):
             self._say(member, request.text, request.id)
         elif isinstance(request, Who):
@@ -56,6 +101,7 @@ class Chat:
             self._error("already_joined", f"already joined as {member.name}")
         else:
             self._error("already_authenticated", "already authenticated")
+        return None
 
     def _say(self, member: Member, text: str, msg_id: str | None = None) -> None:
         try:

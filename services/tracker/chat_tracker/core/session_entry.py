@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 
 from chat_protocol import (
+    PASSPHRASE_PROMPT,
     PROTOCOL_VERSION,
     Auth,
     Authenticated,
@@ -40,6 +41,7 @@ from chat_tracker.core.outbox import Outbox
 from chat_tracker.core.ratelimit import KeyedBuckets, Wait
 from chat_tracker.core.room import Member, Room
 from chat_tracker.core.session_states import CheckPassword, Replay, SessionState
+from chat_tracker.core.signin import AccountChecked, CheckAccount, Verdict
 from chat_tracker.errors import Recover, Refused
 
 log = logging.getLogger("chat_tracker")
@@ -55,8 +57,9 @@ class Joined:
 class Entrance:
     """One connection's way in, and what it answers on the way."""
 
-    def __init__(self, room: Room, dialect: Dialect, outbox: Outbox, address: str) -> None:
+    def __init__(self, room: Room, dialect: Dialect, outbox: Outbox, address: str, accounts: bool = False) -> None:
         self.room = room
+        self.accounts = accounts  # names are looked up among the accounts before a join
         self.dialect = dialect
         self.outbox = outbox
         self.address = address
@@ -64,6 +67,7 @@ class Entrance:
         # came), and, in AWAIT_RESUME, what the paused check would have said and the wait to announce.
         self._after_password: tuple[str, ...] = ()
         self._paused: tuple[bool, Wait] | None = None
+        self._pending_name = ""  # AWAIT_PASSPHRASE: the account's name the passphrase is for
 
     # --- the password ------------------------------------------------------------------
 
@@ -118,8 +122,12 @@ class Entrance:
 
     # --- the name, or a resume ------------------------------------------------------------
 
-    def name(self, frame: str, entries: KeyedBuckets | None) -> SessionState | Replay | Joined:
-        """A ``join`` (or plain name line) or a ``resume``; a refused one is told why and may try again."""
+    def name(self, frame: str, entries: KeyedBuckets | None) -> SessionState | Replay | Joined | CheckAccount:
+        """A ``join`` (or plain name line) or a ``resume``; a refused one is told why and may try again.
+
+        With accounts kept, a join's name is looked up first (``CheckAccount``): an account's name
+        takes its passphrase, whoever asks for it.
+        """
         request = self._requested_name(frame)
         if isinstance(request, SessionState):
             return request
@@ -127,10 +135,47 @@ class Entrance:
             return SessionState.CLOSED
         if isinstance(request, Resume):
             return self._resume(request)
+        if self.accounts:
+            return CheckAccount(request.name, request.passphrase)
+        return self._join(request.name)
+
+    def passphrase(self, frame: str) -> SessionState | CheckAccount:
+        """Plain dialect: the line after the passphrase prompt, for the name given before it."""
+        line = frame.rstrip("\r\n")
+        if line == "exit":
+            return self.close(CloseCode.NORMAL, "left", ("Bye.",))
+        return CheckAccount(self._pending_name, line)
+
+    def account_checked(self, checked: AccountChecked) -> SessionState | Joined:
+        """Join as a guest or as the account signed in to; else ask for the passphrase (again), or 4013."""
+        verdict = checked.verdict
+        if verdict is Verdict.GUEST or verdict is Verdict.SIGNED_IN:
+            return self._join(checked.name, registered=verdict is Verdict.SIGNED_IN)
+        if verdict is Verdict.THROTTLED:
+            assert checked.wait is not None
+            return self._too_many_passphrases(checked.wait)
+        if verdict is Verdict.PASSPHRASE_REQUIRED and self.dialect is PLAIN:
+            self._pending_name = checked.name
+            self.outbox.push(PASSPHRASE_PROMPT)
+            return SessionState.AWAIT_PASSPHRASE
+        if verdict is Verdict.PASSPHRASE_REQUIRED:
+            message = f"{checked.name!r} is registered: join with its passphrase"
+            return self._name_refused("passphrase_required", message)
+        if self.dialect is PLAIN:  # an error line, not "Name refused": the name is fine, the passphrase was not
+            self.outbox.push_texts([self.dialect.error("bad_passphrase", "wrong passphrase"), NAME_PROMPT])
+            return SessionState.AWAIT_NAME
+        return self._name_refused("bad_passphrase", "wrong passphrase")
+
+    def _join(self, name: str, registered: bool = False) -> SessionState | Joined:
         try:
-            return Joined(self.room.join(request, self.dialect, self.outbox, self.address))
+            return Joined(self.room.join(name, self.dialect, self.outbox, self.address, registered=registered))
         except (NameRefused, Refused) as refusal:
             return self._name_refused(refusal.code, str(refusal))
+
+    def _too_many_passphrases(self, wait: Wait) -> SessionState:
+        message = f"too many wrong passphrases for this name or from your address; retry in {wait.retry_after} s"
+        frame = self.dialect.error("too_many_guesses", message, retry_after=wait.retry_after)
+        return self.close(CloseCode.TOO_MANY_GUESSES, "too_many_guesses", (frame,))
 
     def resume_only(self, frame: str, entries: KeyedBuckets | None) -> SessionState | Replay | Joined:
         """Checks are paused: a resume with the right password (and a valid token) gets in; nothing else does."""
@@ -182,21 +227,19 @@ class Entrance:
         log.info("%s came back from a lost epoch (after seq %d): joined again", recover.name, recover.after)
         return Joined(member)
 
-    def _requested_name(self, frame: str) -> str | Resume | SessionState:
-        """The name or resume ``frame`` asks for; else where the session goes, having told the peer why."""
+    def _requested_name(self, frame: str) -> Join | Resume | SessionState:
+        """The join or resume ``frame`` asks for; else where the session goes, having told the peer why."""
         if self.dialect is PLAIN:
             name = frame.rstrip("\r\n")
             if name == "exit":
                 return self.close(CloseCode.NORMAL, "left", ("Bye.",))
-            return name
+            return Join(name)
         try:
             request = decode_client(frame)
         except ProtocolError as error:
             self._error(error.code, error.message)
             return SessionState.AWAIT_NAME
-        if isinstance(request, Join):
-            return request.name
-        if isinstance(request, Resume):
+        if isinstance(request, (Join, Resume)):
             return request
         if isinstance(request, Auth):
             self._error("already_authenticated", "already authenticated; send 'join'")

@@ -19,6 +19,9 @@ The main line (the table below has every outcome)::
 
     OPENING --start--> AWAIT_PASSWORD --text--> CHECKING_PASSWORD --right--> AWAIT_NAME --join--> CHATTING
     OPENING --start, header password--> CHECKING_PASSWORD --checks paused--> AWAIT_RESUME
+    AWAIT_NAME --join--> CHECKING_ACCOUNT --a guest, or signed in--> CHATTING (accounts kept: signin.py)
+    CHECKING_ACCOUNT --a plain member's registered name--> AWAIT_PASSPHRASE --text--> CHECKING_ACCOUNT
+    CHATTING --register--> REGISTERING --registered or refused--> CHATTING
     AWAIT_NAME, AWAIT_RESUME --resume--> REPLAYING --replayed--> CHATTING
     any state --refusal, exit, leave, binary frame, goodbye, disconnect, end--> CLOSED
 
@@ -34,6 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chat_tracker.core.room import Resuming
+from chat_tracker.core.signin import CheckAccount, CreateAccount
 from chat_tracker.errors import IllegalTransition
 
 
@@ -42,9 +46,12 @@ class SessionState(enum.Enum):
     AWAIT_PASSWORD = "await_password"
     CHECKING_PASSWORD = "checking_password"  # the gate has the candidate: nothing is read
     AWAIT_NAME = "await_name"
+    CHECKING_ACCOUNT = "checking_account"  # the adapter looks the name up (and checks a passphrase): nothing is read
+    AWAIT_PASSPHRASE = "await_passphrase"  # plain dialect: the name is an account, its passphrase comes next
     AWAIT_RESUME = "await_resume"  # checks are paused for everyone: only a resume may get in (session.py)
     REPLAYING = "replaying"  # resumed: the adapter is replaying what it missed
     CHATTING = "chatting"
+    REGISTERING = "registering"  # a chatting member's account is being made: its frames wait
     CLOSED = "closed"  # nothing more is read; the goodbye (if any) is queued
 
 
@@ -60,6 +67,8 @@ class Input(enum.Enum):
     TIMEOUT = "a timeout"  # timed_out
     PASSWORD_CHECKED = "the gate's answer"  # password_checked
     REPLAYED = "the replay's end"  # replayed
+    ACCOUNT_CHECKED = "the account's answer"  # account_checked
+    REGISTERED = "the registration's end"  # registration_done
     GOODBYE = "a goodbye"  # say_goodbye
     END = "the end of the connection"  # end
 
@@ -125,11 +134,31 @@ TRANSITIONS: Mapping[SessionState, Mapping[Input, frozenset[SessionState]]] = {
         Input.END: _CLOSED,
     },
     _S.AWAIT_NAME: {
-        # refused name or junk (asked again); joined, or joined again after a lost epoch; resumed;
-        # plain ``exit``, or too many joins: 4014
-        Input.TEXT: _to(_S.AWAIT_NAME, _S.CHATTING, _S.REPLAYING, _S.CLOSED),
+        # refused name or junk (asked again); joined, or joined again after a lost epoch; a name to
+        # look up among the accounts; resumed; plain ``exit``, or too many joins: 4014
+        Input.TEXT: _to(_S.AWAIT_NAME, _S.CHATTING, _S.CHECKING_ACCOUNT, _S.REPLAYING, _S.CLOSED),
         Input.TIMEOUT: _CLOSED,
         Input.PASSWORD_CHECKED: _to(_S.AWAIT_NAME),  # dropped
+        Input.BINARY: _CLOSED,
+        Input.DISCONNECT: _CLOSED,
+        Input.GOODBYE: _CLOSED,
+        Input.END: _CLOSED,
+    },
+    _S.CHECKING_ACCOUNT: {
+        # a guest or signed in: joined (or its name refused); a passphrase to ask for (plain) or a
+        # wrong one: asked again; too many wrong ones: 4013
+        Input.ACCOUNT_CHECKED: _to(_S.CHATTING, _S.AWAIT_NAME, _S.AWAIT_PASSPHRASE, _S.CLOSED),
+        Input.TEXT: _to(_S.CHECKING_ACCOUNT),  # not reading: dropped
+        Input.PASSWORD_CHECKED: _to(_S.CHECKING_ACCOUNT),  # dropped
+        Input.BINARY: _CLOSED,
+        Input.DISCONNECT: _CLOSED,
+        Input.GOODBYE: _CLOSED,
+        Input.END: _CLOSED,
+    },
+    _S.AWAIT_PASSPHRASE: {
+        Input.TEXT: _to(_S.CHECKING_ACCOUNT, _S.CLOSED),  # the passphrase to check; ``exit``
+        Input.TIMEOUT: _CLOSED,
+        Input.PASSWORD_CHECKED: _to(_S.AWAIT_PASSPHRASE),  # dropped
         Input.BINARY: _CLOSED,
         Input.DISCONNECT: _CLOSED,
         Input.GOODBYE: _CLOSED,
@@ -155,7 +184,8 @@ TRANSITIONS: Mapping[SessionState, Mapping[Input, frozenset[SessionState]]] = {
         Input.END: _CLOSED,
     },
     _S.CHATTING: {
-        Input.TEXT: _to(_S.CHATTING, _S.CLOSED),  # said, asked, refused; left or removed for flooding
+        # said, asked, refused; an account to make; left or removed for flooding
+        Input.TEXT: _to(_S.CHATTING, _S.REGISTERING, _S.CLOSED),
         Input.PASSWORD_CHECKED: _to(_S.CHATTING),  # dropped
         # A member back from a lost epoch while checks were paused joined without a ``Replay``, and
         # the adapter marks a connection authenticated only at AWAIT_NAME or a Replay: it may still
@@ -166,11 +196,23 @@ TRANSITIONS: Mapping[SessionState, Mapping[Input, frozenset[SessionState]]] = {
         Input.GOODBYE: _CLOSED,
         Input.END: _CLOSED,
     },
+    _S.REGISTERING: {
+        Input.REGISTERED: _to(_S.CHATTING),  # told how it went, whichever way
+        Input.TEXT: _to(_S.REGISTERING),  # not reading: dropped
+        Input.PASSWORD_CHECKED: _to(_S.REGISTERING),  # dropped
+        Input.NO_ROOM: _CLOSED,  # as CHATTING
+        Input.BINARY: _CLOSED,
+        Input.DISCONNECT: _CLOSED,
+        Input.GOODBYE: _CLOSED,
+        Input.END: _CLOSED,
+    },
     _S.CLOSED: {
         Input.TEXT: _CLOSED,  # dropped
         Input.TIMEOUT: _CLOSED,  # a timer that fired as it closed: nothing more
         Input.PASSWORD_CHECKED: _CLOSED,  # a late answer: nobody to admit
         Input.REPLAYED: _CLOSED,  # a replay that ended after the close
+        Input.ACCOUNT_CHECKED: _CLOSED,  # a look-up that ended after the close
+        Input.REGISTERED: _CLOSED,  # a registration that ended after the member left
         Input.NO_ROOM: _CLOSED,  # a stranger closing, dropped to make room
         Input.BINARY: _CLOSED,
         Input.DISCONNECT: _CLOSED,
@@ -179,21 +221,32 @@ TRANSITIONS: Mapping[SessionState, Mapping[Input, frozenset[SessionState]]] = {
     },
 }
 
-READING = frozenset((_S.AWAIT_PASSWORD, _S.AWAIT_NAME, _S.AWAIT_RESUME, _S.CHATTING))  # the adapter reads a frame
+READING = frozenset(
+    (_S.AWAIT_PASSWORD, _S.AWAIT_NAME, _S.AWAIT_PASSPHRASE, _S.AWAIT_RESUME, _S.CHATTING)
+)  # the adapter reads a frame
 
 
 def deadline_of(state: SessionState, timeouts: Timeouts) -> float | None:
     """How long a session in ``state`` waits for the peer's next frame; None for as long as it takes."""
     if state is _S.AWAIT_PASSWORD or state is _S.AWAIT_RESUME:
         return timeouts.auth
-    if state is _S.AWAIT_NAME:
+    if state is _S.AWAIT_NAME or state is _S.AWAIT_PASSPHRASE:
         return timeouts.join
     return None
 
 
-def waiting_for(action: CheckPassword | Replay) -> SessionState:
+Action = CheckPassword | Replay | CheckAccount | CreateAccount  # what a session asks its adapter to carry out
+
+_WAITING: dict[type[object], SessionState] = {
+    CheckPassword: _S.CHECKING_PASSWORD,
+    Replay: _S.REPLAYING,
+    CheckAccount: _S.CHECKING_ACCOUNT,
+}
+
+
+def waiting_for(action: Action) -> SessionState:
     """The state a session asking for ``action`` is in until it is told the action is done."""
-    return _S.CHECKING_PASSWORD if isinstance(action, CheckPassword) else _S.REPLAYING
+    return _WAITING.get(type(action), _S.REGISTERING)
 
 
 def expect(state: SessionState, happening: Input) -> None:

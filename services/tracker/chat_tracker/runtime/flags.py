@@ -21,6 +21,16 @@ from chat_tracker.storage.segments import size
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
+REGISTRATION_MODES = ("open", "admin", "off")
+
+
+def registration_mode(text: str) -> str:
+    """``--registration``'s value, checked."""
+    if text not in REGISTRATION_MODES:
+        raise ValueError(f"must be open, admin or off, not {text!r}")
+    return text
+
+
 @dataclass(frozen=True)
 class Option:
     flag: str
@@ -178,6 +188,13 @@ OPTIONS = (
         int,
         _DEFAULT["history_size"],
         "recent events kept in memory for replay (older ones are read from chat.log)",
+    ),
+    Option(
+        "--registration",
+        "TRACKER_REGISTRATION",
+        registration_mode,
+        _DEFAULT["registration"],
+        "who may register names: open (any member, the name it uses), admin (operators only), off",
     ),
     Option(
         "--resume-grace",

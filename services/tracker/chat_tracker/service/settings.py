@@ -72,6 +72,7 @@ class Settings:
     flood_tolerance: int = 20  # refused messages in a burst before a member is removed (close 4006)
     flood_forgiveness: float = 1.0  # refused messages forgiven per second
     history_size: int = 10_000  # events the journal keeps in memory for "events after seq S"
+    registration: str = "open"  # who creates accounts: open (any member), admin (operators only), off
     resume_grace: float = 60.0  # seconds a lost JSON member stays away (resumable) before it leaves
     # chat.log rotation and retention (storage/rotation.py); 0 / False: off, keep everything
     rotate_bytes: int = 0

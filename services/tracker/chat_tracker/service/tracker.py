@@ -30,6 +30,7 @@ from chat_tracker.core.room import Member, Room
 from chat_tracker.core.session import Session
 from chat_tracker.journal.protocol import Journal, Replication
 from chat_tracker.replicas.replica import ReplicaLink
+from chat_tracker.service.accounts import AccountDesk, Registration, open_account_store
 from chat_tracker.service.lifecycle import RESTART_MESSAGE, SHUTDOWN_MESSAGE, goodbye, member_policy, restart_goodbye
 from chat_tracker.service.replicated import Replicated
 from chat_tracker.service.settings import Settings
@@ -167,6 +168,9 @@ class Tracker:
                 strangers_per_address=settings.max_unauthenticated_per_address,
             )
         )
+        throttles = (self._throttle(settings), self._throttle(settings))  # per account, per address
+        store = open_account_store(settings)
+        self.accounts = AccountDesk(store, Registration(settings.registration), throttles, self.warnings)
         self.request_exit: Callable[[], None] | None = None
         # One coalescing window for every member's frames (None: each batch is written at once).
         self.coalescer = Coalescer(settings.coalesce_ms / 1000) if settings.coalesce_ms > 0 else None
@@ -249,6 +253,7 @@ class Tracker:
             await asyncio.gather(*(s.finished(self.settings.shutdown_grace) for s in sessions))
         await self.journal.close()
         await self.mode.close()
+        self.accounts.close()
 
 
 SHORT_PASSWORD_CHARS = 12

@@ -20,7 +20,16 @@ from typing import TYPE_CHECKING, Protocol
 
 from chat_protocol import CloseCode
 from chat_tracker.core.outbox import Outbox
-from chat_tracker.core.session import CheckPassword, Replay, Session, SessionState, Timeouts
+from chat_tracker.core.session import (
+    Action,
+    CheckAccount,
+    CheckPassword,
+    CreateAccount,
+    Replay,
+    Session,
+    SessionState,
+    Timeouts,
+)
 from chat_tracker.service.tracker import Closable
 from chat_tracker.transport.handshake import Opened
 from chat_tracker.transport.replaying import replay
@@ -75,7 +84,9 @@ class SessionDriver(Closable):
         outbox.on_wake = self.drain
         self.outbox = outbox
         timeouts = Timeouts(auth=settings.auth_timeout, join=settings.join_timeout)
-        self.session = Session(tracker.room, opened.dialect, outbox, address, timeouts, tracker.entries)
+        self.session = Session(
+            tracker.room, opened.dialect, outbox, address, timeouts, tracker.entries, accounts=tracker.accounts.kept
+        )
         self.lost = False  # the socket is closed
         self.ended = False  # the session has been told the connection is over
         self._task: asyncio.Task[None] | None = None  # a replay under way
@@ -101,7 +112,9 @@ class SessionDriver(Closable):
     def text(self, text: str) -> None:
         session = self.session
         if session.state is SessionState.CHATTING:
-            session.receive_text(text)  # the hot path: no deadline, no action
+            action = session.receive_text(text)  # the hot path: no deadline; an action only to register
+            if action is not None:
+                self._act(action)
             if session.state is not SessionState.CHATTING:
                 self._after_input()
             return
@@ -178,7 +191,7 @@ class SessionDriver(Closable):
 
     # --- the session's actions ---------------------------------------------------------
 
-    def _act(self, action: CheckPassword | Replay | None) -> None:
+    def _act(self, action: Action | None) -> None:
         session = self.session
         if isinstance(action, CheckPassword):
             # Answered now, right or wrong or refused: a password check never waits (auth.PasswordGate).
@@ -188,6 +201,22 @@ class SessionDriver(Closable):
         elif isinstance(action, Replay):
             self.tracker.connections.authenticated(self)  # resumed (also after a paused check)
             self._task = asyncio.get_running_loop().create_task(self._carry_out(action))
+        elif action is not None:  # off the loop (a store, a hash): what the peer sends meanwhile waits
+            self._task = asyncio.get_running_loop().create_task(self._ask_accounts(action))
+
+    async def _ask_accounts(self, action: CheckAccount | CreateAccount) -> None:
+        accounts, session = self.tracker.accounts, self.session
+        try:
+            if isinstance(action, CheckAccount):
+                session.account_checked(await accounts.check(session.address, action.name, action.passphrase))
+            else:
+                session.registration_done(await accounts.register(action.name, action.passphrase))
+        finally:
+            self._task = None
+        if self.ended:
+            return
+        self._after_input()
+        self.socket.resume_reading()
 
     async def _carry_out(self, action: Replay) -> None:
         tracker = self.tracker

@@ -4,7 +4,18 @@
 // with textContent, never as HTML; the Content-Security-Policy forbids innerHTML anyway.
 
 import { Link } from "./link.js";
-import { HELP, LEAVE_REASONS, colourIndex, hasLoneSurrogate, length, mentions, nameKey, parseCommand, safe } from "./logic.js";
+import {
+  HELP,
+  LEAVE_REASONS,
+  colourIndex,
+  hasLoneSurrogate,
+  length,
+  mentions,
+  nameKey,
+  parseCommand,
+  passphraseProblem,
+  safe,
+} from "./logic.js";
 
 const $ = (id) => document.getElementById(id);
 const TITLE = document.title;
@@ -162,13 +173,27 @@ const view = {
 
   nameRefused(error) {
     show("name-form");
-    $("name-problem").textContent = safe(error.message);
+    const signIn = error.code === "passphrase_required" || error.code === "bad_passphrase";
+    $("passphrase-field").hidden = !signIn;
+    $("name-problem").textContent = error.code === "bad_passphrase" ? "Wrong passphrase." : safe(error.message);
+    if (signIn) {
+      $("passphrase").value = "";
+      $("passphrase").focus();
+      return;
+    }
     $("name").select();
     $("name").focus();
   },
 
+  registered(registered) {
+    notice(`${safe(registered.name)} is registered: nobody else can use it, and joining under it takes your passphrase`);
+    $("register").hidden = true;
+    $("register-form").hidden = true;
+  },
+
   welcome(welcome, first, missedAfter) {
     page.me = welcome.name;
+    $("register").hidden = Boolean(welcome.registered);
     setMembers(welcome.members.map((name) => [name, false]));
     show("room");
     $("message").focus();
@@ -307,7 +332,32 @@ function nameEntered(event) {
   const name = $("name").value.trim();
   if (!name) return;
   $("name-problem").textContent = "";
-  page.link.join(name);
+  const passphrase = $("passphrase-field").hidden ? null : $("passphrase").value;
+  $("passphrase").value = ""; // kept in the Link's memory only, as the password is
+  page.link.join(name, passphrase);
+}
+
+function registerToggled(open) {
+  $("register-form").hidden = !open;
+  $("register-problem").textContent = "";
+  $("new-passphrase").value = "";
+  $("passphrase-again").value = "";
+  if (open) $("new-passphrase").focus();
+}
+
+function registerEntered(event) {
+  event.preventDefault();
+  const passphrase = $("new-passphrase").value;
+  const reason = passphraseProblem(passphrase, $("passphrase-again").value);
+  if (reason) {
+    $("register-problem").textContent = reason;
+    return;
+  }
+  if (!page.link.register(passphrase)) {
+    $("register-problem").textContent = "Not connected: try again once the page says Connected.";
+    return;
+  }
+  registerToggled(false);
 }
 
 function lineEntered(event) {
@@ -329,6 +379,8 @@ function lineEntered(event) {
     for (const text of HELP) notice(text, null, "notice help");
   } else if (command.action === "quit") {
     page.link.leave();
+  } else if (command.action === "register") {
+    registerToggled(true);
   } else if (command.action === "unknown") {
     problem(`unknown command ${safe(command.text)}; /help lists them`);
   }
@@ -375,6 +427,9 @@ function start() {
   $("new-messages").addEventListener("click", jumpToNewest);
   $("notify").addEventListener("change", notificationsToggled);
   $("leave").addEventListener("click", () => page.link && page.link.leave());
+  $("register").addEventListener("click", () => registerToggled(true));
+  $("register-cancel").addEventListener("click", () => registerToggled(false));
+  $("register-form").addEventListener("submit", registerEntered);
   $("reconnect").addEventListener("click", () => page.link && page.link.reconnectNow());
   document.addEventListener("visibilitychange", visibilityChanged);
   window.addEventListener("online", () => page.link && page.link.checkAlive());

@@ -22,7 +22,15 @@ const PROBE_TIMEOUT_MS = 5000; // a `who` unanswered this long: the connection i
 // no `who` is sent unless the person asks, or to probe a connection that may have died.
 const TRY_LATER = new Set(["too_many_guesses", "too_many_joins"]); // carry retry_after; close 4013/4014 follows
 const TRY_LATER_SECONDS = 10;
-const NAME_ERRORS = new Set(["name_invalid", "name_reserved", "name_taken", "log_unavailable", "shutting_down"]);
+const NAME_ERRORS = new Set([
+  "name_invalid",
+  "name_reserved",
+  "name_taken",
+  "log_unavailable",
+  "shutting_down",
+  "passphrase_required", // a registered name: the page asks for its passphrase
+  "bad_passphrase",
+]);
 const JOINS = new Set([LinkState.ENTERING, LinkState.JOINING]); // where a refused name is asked again
 const RESUME_ERRORS = new Set(["resume_bad_token", "resume_wrong_epoch", "resume_expired", "resume_beyond_end"]);
 
@@ -30,6 +38,8 @@ export class Link {
   constructor(url, password, view) {
     this.url = url;
     this.password = password;
+    this.passphrase = null; // a registered name's, once it signed in (or registered): for joining afresh
+    this.offered = null; // the passphrase the last join carried
     this.view = view;
     this.memory = null; // set at the first welcome
     this.ws = null;
@@ -57,9 +67,24 @@ export class Link {
     this.open();
   }
 
-  join(name) {
+  join(name, passphrase = this.passphrase) {
     this.machine.fire(LinkEvent.JOIN);
-    this.sendNow({ type: "join", name });
+    this.offered = passphrase || null;
+    this.sendNow(this.offered ? { type: "join", name, passphrase: this.offered } : { type: "join", name });
+  }
+
+  // Make the name we use an account; false when not connected (the answer comes as `registered` or an error).
+  register(passphrase) {
+    this.remembered("register");
+    if (this.state !== LinkState.LIVE) return false;
+    this.sendNow({ type: "register", passphrase });
+    this.offered = passphrase;
+    return true;
+  }
+
+  onRegistered(registered) {
+    this.passphrase = this.offered;
+    this.view.registered(registered);
   }
 
   // A line to send: now when live, else kept for the next connection. Returns a refusal or null.
@@ -170,6 +195,7 @@ export class Link {
     const missedAfter = first ? null : this.memory.lastSeq;
     if (first) this.memory = new Memory(welcome);
     else this.memory.onWelcome(welcome);
+    if (welcome.registered) this.passphrase = this.offered;
     this.machine.fire(LinkEvent.WELCOME);
     this.view.welcome(welcome, first, missedAfter);
     this.attached();
@@ -356,4 +382,5 @@ const HANDLERS = {
   members: Link.prototype.onMembers,
   error: Link.prototype.onError,
   bye: Link.prototype.onBye,
+  registered: Link.prototype.onRegistered,
 };

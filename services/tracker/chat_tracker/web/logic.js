@@ -78,11 +78,18 @@ export function hasLoneSurrogate(text) {
 
 // --- commands (chat_client/commands.py) --------------------------------------------
 
-const COMMANDS = new Map([["/quit", "quit"], ["/exit", "quit"], ["/who", "who"], ["/help", "help"]]);
+const COMMANDS = new Map([
+  ["/quit", "quit"],
+  ["/exit", "quit"],
+  ["/who", "who"],
+  ["/help", "help"],
+  ["/register", "register"],
+]);
 
 export const HELP = [
   "Commands:",
   "  /who          who is online",
+  "  /register     make your name yours, with a passphrase that joining under it will take",
   "  exit, /quit   leave the chat",
   "  /help         this help",
   "  //text        send a message that starts with '/'",
@@ -101,6 +108,20 @@ export function parseCommand(line) {
     return { action, text: action === "unknown" ? word : "" };
   }
   return { action: "send", text: line };
+}
+
+// --- accounts (chat_protocol/accounts.py) ----------------------------------------------
+
+export const MIN_PASSPHRASE_CHARS = 8;
+export const MAX_PASSPHRASE_CHARS = 1024;
+
+// Why a new passphrase (typed twice) cannot protect a name, or "" when it can.
+export function passphraseProblem(passphrase, again) {
+  const chars = length(passphrase);
+  if (chars < MIN_PASSPHRASE_CHARS) return `A passphrase needs at least ${MIN_PASSPHRASE_CHARS} characters.`;
+  if (chars > MAX_PASSPHRASE_CHARS) return `A passphrase has at most ${MAX_PASSPHRASE_CHARS} characters.`;
+  if (passphrase !== again) return "The two passphrases differ.";
+  return "";
 }
 
 // --- reconnecting (chat_client/backoff.py, chat_protocol/codes.py) -----------------

@@ -43,6 +43,7 @@ class Member:
     held: list[Event] = field(default_factory=list)  # RESUMING: live events kept until its replay is out
     recover_after: int | None = None  # joined back from a lost epoch: its welcome is a ``resumed`` (recovered: false)
     owner: int = 0  # REMOTE: the replica serving it
+    registered: bool = False  # signed in to the account of its name (or registered it since)
     resumes: int = 0  # how many times this membership resumed: only the token with this count resumes it
 
     def __post_init__(self) -> None:

@@ -29,7 +29,13 @@ class RoomRequests(RoomQueries):
     # --- join --------------------------------------------------------------------------
 
     def join(
-        self, name: str, dialect: Dialect, outbox: Outbox, address: str, recover_after: int | None = None
+        self,
+        name: str,
+        dialect: Dialect,
+        outbox: Outbox,
+        address: str,
+        recover_after: int | None = None,
+        registered: bool = False,
     ) -> Member:
         """Claim ``name`` and enter. Raises NameRefused (invalid/reserved) or Refused."""
         key = self._claim(name)
@@ -48,6 +54,7 @@ class RoomRequests(RoomQueries):
             last_active=now,
             allowance=self.policy.allowance(),
             recover_after=recover_after,
+            registered=registered,
         )
         self._enter(member)
         self.stats.joins += 1
