@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from chat_protocol import escape
-from support.badinput import Allowed, BadInputs, members_lines
+from support.badinput import Allowed, BadInputs, admits, members_lines
 from support.bots import Bot, connect_json, open_bot, open_plain
 from support.campaign import RAW_CONTROLS, check_log_file, error_lines
 from support.process import Process
@@ -147,14 +147,6 @@ async def frames_until_closed(ws: ClientConnection) -> tuple[list[str], int | No
             frames.append(str(await asyncio.wait_for(ws.recv(), UNIT)))
     except ConnectionClosed as closed:
         return frames, closed.rcvd.code if closed.rcvd else None
-
-
-def admitting(frame: str) -> bool:
-    """Whether a JSON frame says its connection got in (authenticated, or welcomed as a member)."""
-    body = json.loads(frame)
-    return bool(
-        body.get("type") in ("authenticated", "welcome") or (body.get("type") == "hello" and body["authenticated"])
-    )
 
 
 class Bystanders:
@@ -360,7 +352,7 @@ async def test_bad_frames_and_protocol_messages(room: Any) -> None:
                 tally.sent()
                 frames, code = await frames_until_closed(ws)
                 tally.answered(close_code=code)
-                tally.got_in(any(admitting(f) for f in frames))
+                tally.got_in(any(admits(f) for f in frames))
                 assert code == 4008, (frame, code, frames)
             await bystanders.check(tally)
         closers: dict[int, str | bytes] = {1009: "z" * 70000, 1003: b"\x00binary", 1007: b"caf\xe9"}

@@ -15,12 +15,14 @@ Row: ``{"figure": "bad_inputs", "area", "tried", "crashes", "server_errors", "fo
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from chat_tracker.core.dialects import PASSWORD_OK
 from chat_tracker.records import LogEntry
 from support.campaign import error_lines, record
 from support.tracker import RunningTracker
@@ -47,6 +49,23 @@ def forged_lines(entries: Iterable[LogEntry], allowed: Iterable[Allowed]) -> int
         else:
             forged += 1
     return forged
+
+
+def admits(frame: str | bytes) -> bool:
+    """Whether a frame tells its connection it got in: the plain password OK or welcome, a JSON
+    ``authenticated``, ``welcome`` or ``hello`` with ``authenticated: true``."""
+    text = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
+    if text == PASSWORD_OK or text.startswith("Hi "):
+        return True
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return False
+    if not isinstance(body, dict):
+        return False
+    return body.get("type") in ("authenticated", "welcome") or (
+        body.get("type") == "hello" and body.get("authenticated") is True
+    )
 
 
 def members_lines(names: Iterable[str]) -> list[Allowed]:
