@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -73,6 +74,7 @@ from support.badinput import BadInputs
 from support.campaign import FULL
 from support.fakes import FakeWire, drain
 from support.roomkit import RoomKit
+from support.timing import UNIT
 
 PASSWORD = "alphonso"
 TIMEOUTS = Timeouts(auth=30.0, join=300.0)
@@ -664,6 +666,7 @@ def fuzz_conversation(
 run_fuzz: Callable[[], None] = fuzz_conversation
 
 
+@pytest.mark.timeout((60 if FULL else 24) * UNIT)  # the full form: about 40 s alone, more on a busy machine
 def test_any_sequence_of_inputs_keeps_the_session_invariants() -> None:
     """At least 10,000 generated inputs over many conversations (100,000 in the full form), every invariant checked
     after each one; recorded as the session_fuzz row of the bad-input figures."""
