@@ -321,7 +321,7 @@ async def test_100_concurrent_claims_of_one_name_one_wins(room: Any, variants: b
         winners = [a["name"] for a in answers if a["type"] == "welcome"]
         for _ in winners[1:]:  # the first claim is anyone's; every further welcome let a lookalike in
             tally.got_in(True)
-        tally.extra["welcomed"] = len(winners)
+        tally.extra.update(welcomed=len(winners), spellings=len(spellings))
         await bystanders.check(tally)
         await asyncio.gather(*(ws.close() for ws in sockets))
         tally.compare_log(check_log_file(tracker.log_path), [*members_lines(winners[:1]), *bystanders.logged()])
