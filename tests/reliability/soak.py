@@ -1,10 +1,17 @@
 """Load held: many members on loopback, steady chat, everything counted.
 
-``python tests/reliability/soak.py --members 1000 --rate 20 --seconds 300`` runs the full
+``python tests/reliability/soak.py --members 1000 --rate 20 --seconds 600`` runs the full
 soak and prints one JSON object; ``test_soak.py`` runs a short form in CI. It checks
 messages accepted (the tracker's chat_messages_total) = msg lines in chat.log = what
 every member that kept up received, and reports the tracker's peak RSS, the echo
 latency seen by an observer, and any ERROR line in the tracker's own log.
+
+Memory: the tracker's RSS is sampled every second while the members chat. The tracker keeps
+its last ``--history-size`` events in memory, so its RSS rightly grows until that history is
+full; the soak sets the history to a quarter of the messages it will send, so the history
+fills in the first quarter of the chat and the rest is steady state. Over those steady
+samples it reports the least-squares slope (MiB per minute) and the growth (the mean of their
+second half minus the mean of their first half): a leak shows as both.
 """
 
 from __future__ import annotations
@@ -75,12 +82,68 @@ async def metric(tracker_url: str, name: str) -> float:
     return float(match.group(1))
 
 
+class RssSampler:
+    """The tracker's resident set, sampled every second: (seconds since the start, MiB)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.samples: list[tuple[float, float]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        started = time.monotonic()
+        while True:
+            self.samples.append((time.monotonic() - started, rss_kib(self.pid) / 1024))
+            await asyncio.sleep(1.0)  # the sampling period, not a wait for an event
+
+
+def slope_mib_per_min(samples: list[tuple[float, float]]) -> float:
+    """The least-squares slope of RSS over time, in MiB per minute."""
+    n = len(samples)
+    mean_t = sum(t for t, _ in samples) / n
+    mean_m = sum(m for _, m in samples) / n
+    spread = sum((t - mean_t) ** 2 for t, _ in samples)
+    return 60 * sum((t - mean_t) * (m - mean_m) for t, m in samples) / spread
+
+
+def growth_mib(samples: list[tuple[float, float]]) -> float:
+    """The mean RSS of the samples' second half minus that of their first half, in MiB."""
+    half = len(samples) // 2
+    first, second = samples[:half], samples[half:]
+    return sum(m for _, m in second) / len(second) - sum(m for _, m in first) / len(first)
+
+
+def memory_figures(samples: list[tuple[float, float]], history_full_after: float) -> dict[str, Any]:
+    steady = [(t, m) for t, m in samples if t >= history_full_after]
+    assert len(steady) >= 10, f"only {len(steady)} RSS samples after the history filled"
+    return {
+        "rss_samples": len(samples),
+        "rss_steady_samples": len(steady),
+        "rss_steady_from_s": round(history_full_after, 1),
+        "rss_slope_mib_per_min": round(slope_mib_per_min(steady), 3),
+        "rss_growth_mib": round(growth_mib(steady), 2),
+        "rss_first_mib": round(samples[0][1], 1),
+        "rss_steady_start_mib": round(steady[0][1], 1),
+        "rss_last_mib": round(samples[-1][1], 1),
+    }
+
+
 async def soak(members: int, rate: float, seconds: float, data_dir: Path) -> dict[str, Any]:
     """Hold ``members`` members for ``seconds`` while ``rate`` messages/s (in total) are sent."""
     raise_fd_limit(2 * members + 256)
-    tracker = launch_tracker(data_dir, "--log-level", "info")
+    history = max(1, int(rate * seconds / 4))  # full after the first quarter of the chat (see the docstring)
+    tracker = launch_tracker(data_dir, "--log-level", "info", "--history-size", str(history))
     started = time.monotonic()
     bots: list[Bot] = []
+    sampler = RssSampler(tracker.process.pid)
     try:
         for start in range(0, members, 50):
             bots += await asyncio.gather(
@@ -101,6 +164,7 @@ async def soak(members: int, rate: float, seconds: float, data_dir: Path) -> dic
         readers = [asyncio.create_task(c.run(latencies if i == 0 else None, sent_at)) for i, c in enumerate(counters)]
         rng = random.Random(1)
         sent = 0
+        sampler.start()
         chat_start = time.monotonic()
         peak_during = 0
         while (elapsed := time.monotonic() - chat_start) < seconds:
@@ -115,6 +179,7 @@ async def soak(members: int, rate: float, seconds: float, data_dir: Path) -> dic
                 peak_during = max(peak_during, rss_kib(tracker.process.pid, "VmHWM"))
             await asyncio.sleep(min(0.05, 1 / rate))
         chat_seconds = time.monotonic() - chat_start
+        await sampler.stop()
         drain_deadline = time.monotonic() + 6 * UNIT
         while time.monotonic() < drain_deadline and any(c.messages < sent and not c.closed_early for c in counters):
             await asyncio.sleep(0.1)
@@ -127,6 +192,7 @@ async def soak(members: int, rate: float, seconds: float, data_dir: Path) -> dic
         exit_seconds = time.monotonic() - signalled
         await asyncio.wait_for(asyncio.gather(*readers, return_exceptions=True), 6 * UNIT)
     finally:
+        await sampler.stop()
         tracker.kill()
         await asyncio.gather(*(b.ws.close() for b in bots), return_exceptions=True)
     entries = check_log_file(tracker.log_path)
@@ -149,6 +215,8 @@ async def soak(members: int, rate: float, seconds: float, data_dir: Path) -> dic
         "lost": accepted * len(kept_up) - sum(c.messages for c in kept_up),
         "rss_peak_mib": round(max(rss_peak, peak_during) / 1024, 1),
         "rss_end_mib": round(rss_now / 1024, 1),
+        "history_size": history,
+        **memory_figures(sampler.samples, history / rate),
         "latency_p50_ms": round(1000 * latencies[len(latencies) // 2], 1) if latencies else None,
         "latency_p99_ms": round(1000 * latencies[int(len(latencies) * 0.99)], 1) if latencies else None,
         "latency_max_ms": round(1000 * latencies[-1], 1) if latencies else None,
@@ -162,7 +230,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=20.0, help="messages per second, all members together")
-    parser.add_argument("--seconds", type=float, default=300.0)
+    parser.add_argument("--seconds", type=float, default=600.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         print(json.dumps(asyncio.run(soak(args.members, args.rate, args.seconds, Path(directory))), indent=1))

@@ -21,8 +21,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from chat_protocol import escape
+from support.badinput import Allowed, BadInputs, admits, members_lines
 from support.bots import Bot, connect_json, open_bot, open_plain
-from support.campaign import RAW_CONTROLS, check_log_file, error_lines, record
+from support.campaign import RAW_CONTROLS, check_log_file, error_lines
 from support.process import Process
 from support.timing import UNIT
 from support.tracker import PASSWORD, RunningTracker
@@ -122,18 +123,30 @@ BAD_FRAMES_AFTER_JOIN = [
 ]
 
 
-async def answer(bot: Bot) -> dict[str, Any]:
-    """The next echo of ``bot``'s own message, or an error for it (skipping everyone else's events)."""
+async def answer(bot: Bot, tally: BadInputs | None = None) -> dict[str, Any]:
+    """The next echo of ``bot``'s own message, or an error for it (skipping everyone else's events).
+
+    A connection closed instead is counted in ``tally`` by its close code (1011 is a server error).
+    """
     while True:
-        message = await bot.recv(UNIT)
+        try:
+            message = await bot.recv(UNIT)
+        except ConnectionClosed as closed:
+            if tally is not None:
+                tally.answered(close_code=closed.rcvd.code if closed.rcvd else None)
+            raise
         if message["type"] == "error" or (message["type"] == "message" and message["name"] == bot.name):
             return message
 
 
-async def read_until_closed(ws: ClientConnection) -> None:
-    """Read frames until the connection closes (raising ConnectionClosed); each within UNIT."""
-    while True:
-        await asyncio.wait_for(ws.recv(), UNIT)
+async def frames_until_closed(ws: ClientConnection) -> tuple[list[str], int | None]:
+    """Every frame until the connection closes (each within UNIT), and the close code received."""
+    frames: list[str] = []
+    try:
+        while True:
+            frames.append(str(await asyncio.wait_for(ws.recv(), UNIT)))
+    except ConnectionClosed as closed:
+        return frames, closed.rcvd.code if closed.rcvd else None
 
 
 class Bystanders:
@@ -143,7 +156,16 @@ class Bystanders:
         self.a, self.b = a, b
         self.probes = 0
 
-    async def check(self) -> None:
+    def logged(self) -> list[Allowed]:
+        """What the bystanders may have put in chat.log: their joins and leaves, and their probes."""
+        return [*members_lines([self.a.name, self.b.name])] + [
+            ("msg", self.a.name, f"probe {n}") for n in range(1, self.probes + 1)
+        ]
+
+    async def check(self, tally: BadInputs | None = None) -> None:
+        """A probe through the room; then, with a tally, whether the tracker is still up and error-free."""
+        if tally is not None:
+            tally.check_tracker()
         self.probes += 1
         text = f"probe {self.probes}"
         started = time.monotonic()
@@ -170,104 +192,114 @@ async def room(start_tracker: Any) -> Any:
 async def test_hostile_message_text_is_one_escaped_line_each(room: Any) -> None:
     """Controls, separators, bidi, emoji, max length: one chat.log line each, escaped, exact; max+1 refused."""
     tracker, bystanders = room
-    sender = await open_bot(tracker.url, PASSWORD, "sender")
-    plain = await open_plain(tracker.url, PASSWORD, "plainsender")
-    await bystanders.check()
-    accepted: list[str] = []
-    for label, text in HOSTILE_TEXTS.items():
-        await sender.say(text)
-        echo = await answer(sender)
-        assert echo["text"] == text, label  # the JSON protocol keeps text verbatim
-        accepted.append(text)
-        await bystanders.check()
-    for label, (text, code) in REFUSED_TEXTS.items():
-        await sender.say(text)
-        error = await answer(sender)
-        assert error["code"] == code, label
-        await bystanders.check()
-    plain_texts = [t for t in HOSTILE_TEXTS.values() if not t.endswith(("\r", "\n")) and t.strip() and "\x00" not in t]
-    for text in plain_texts:  # the plain dialect: one frame, one message (a trailing CR/LF would be stripped)
-        await plain.send(text)
-        accepted.append(text)
-        await bystanders.check()
-    frames_seen_by_plain = []
-    await sender.say("end of campaign")
-    while (frame := await asyncio.wait_for(plain.recv(), UNIT)) != "sender: end of campaign":
-        frames_seen_by_plain.append(frame)
-    for frame in frames_seen_by_plain:
-        assert RAW_CONTROLS.search(str(frame)) is None, f"raw control sent to a plain member: {frame!r}"
-    entries = check_log_file(tracker.log_path)  # also: no raw control byte anywhere in the file
-    logged = [(e.name, e.text) for e in entries if e.kind == "msg" and e.name in ("sender", "plainsender")]
-    assert [text for _, text in logged] == [*accepted, "end of campaign"]
-    raw = tracker.log_path.read_text(encoding="utf-8").splitlines()
-    for text in HOSTILE_TEXTS.values():
-        assert sum(line.endswith(" msg sender " + escape(text)) for line in raw) == 1
-    assert {line.split(" ", 4)[3] for line in raw} <= {"-", "watcher", "talker", "sender", "plainsender"}  # none forged
-    await sender.ws.close()
-    await plain.close()
-    cases = len(HOSTILE_TEXTS) + len(REFUSED_TEXTS) + len(plain_texts)
-    record("bad_inputs", area="message_text", tried=cases, crashes=0, server_errors=0, forged_lines=0, admitted=0)
+    with BadInputs("message_text", tracker) as tally:
+        sender = await open_bot(tracker.url, PASSWORD, "sender")
+        plain = await open_plain(tracker.url, PASSWORD, "plainsender")
+        await bystanders.check(tally)
+        accepted: list[Allowed] = []
+        for label, text in HOSTILE_TEXTS.items():
+            await sender.say(text)
+            tally.sent()
+            echo = await answer(sender, tally)
+            assert echo["text"] == text, label  # the JSON protocol keeps text verbatim
+            accepted.append(("msg", "sender", text))
+            await bystanders.check(tally)
+        for label, (text, code) in REFUSED_TEXTS.items():
+            await sender.say(text)
+            tally.sent()
+            error = await answer(sender, tally)
+            assert error["code"] == code, label
+            await bystanders.check(tally)
+        plain_texts = [
+            t for t in HOSTILE_TEXTS.values() if not t.endswith(("\r", "\n")) and t.strip() and "\x00" not in t
+        ]
+        for text in plain_texts:  # the plain dialect: one frame, one message (a trailing CR/LF would be stripped)
+            await plain.send(text)
+            tally.sent()
+            accepted.append(("msg", "plainsender", text))
+            await bystanders.check(tally)
+        frames_seen_by_plain = []
+        await sender.say("end of campaign")
+        while (frame := await asyncio.wait_for(plain.recv(), UNIT)) != "sender: end of campaign":
+            frames_seen_by_plain.append(frame)
+        for frame in frames_seen_by_plain:
+            assert RAW_CONTROLS.search(str(frame)) is None, f"raw control sent to a plain member: {frame!r}"
+        entries = check_log_file(tracker.log_path)  # also: no raw control byte anywhere in the file
+        allowed = [*accepted, ("msg", "sender", "end of campaign"), *members_lines(["sender", "plainsender"])]
+        tally.compare_log(entries, [*allowed, *bystanders.logged()])
+        logged = [(e.name, e.text) for e in entries if e.kind == "msg" and e.name in ("sender", "plainsender")]
+        assert logged == [(name, text) for _, name, text in allowed[: len(accepted) + 1]]
+        raw = tracker.log_path.read_text(encoding="utf-8").splitlines()
+        for text in HOSTILE_TEXTS.values():
+            assert sum(line.endswith(" msg sender " + escape(text)) for line in raw) == 1
+        await sender.ws.close()
+        await plain.close()
+        tally.check_tracker()
 
 
 async def test_chat_client_shows_no_escape_effects(room: Any) -> None:
     """The real chat-client, piped, prints every hostile message on one line with no raw control character."""
     tracker, bystanders = room
     env = {**os.environ, "TRACKER_PASSWORD": PASSWORD, "TERM": "xterm-256color"}
-    client = Process([sys.executable, "-m", "chat_client", "--username", "reader", tracker.url], stdin=True, env=env)
-    try:
-        await bystanders.a.expect("joined", 4 * UNIT)
-        for text in HOSTILE_TEXTS.values():
-            await bystanders.b.say(text)
-            await answer(bystanders.b)
-        await bystanders.b.say("the end")
-        await answer(bystanders.b)
-        await asyncio.to_thread(client.out.wait_for, lambda line: line.endswith("talker: the end"), 4 * UNIT)
-        client.close_stdin()  # the reader leaves
-        status = await asyncio.to_thread(client.wait, 4 * UNIT)
-        text = await asyncio.to_thread(client.out.text, 4 * UNIT)
-    finally:
-        client.end()
-    assert status == 0, client.err.text(UNIT)
-    assert RAW_CONTROLS.search(text.replace("\n", "")) is None, "raw control in the client's output"
-    lines = [line for line in text.splitlines() if "talker: " in line]
-    assert len(lines) == len(HOSTILE_TEXTS) + 1, lines  # one line per message: no CR/LF/U+2028 split one
-    record(
-        "bad_inputs",
-        area="client_display",
-        tried=len(HOSTILE_TEXTS),
-        crashes=0,
-        server_errors=0,
-        forged_lines=0,
-        admitted=0,
-    )
+    with BadInputs("client_display", tracker) as tally:
+        said: list[Allowed] = []
+        client = Process(
+            [sys.executable, "-m", "chat_client", "--username", "reader", tracker.url], stdin=True, env=env
+        )
+        try:
+            await bystanders.a.expect("joined", 4 * UNIT)
+            for text in [*HOSTILE_TEXTS.values(), "the end"]:
+                await bystanders.b.say(text)
+                if text in HOSTILE_TEXTS.values():  # "the end" only marks the end
+                    tally.sent()
+                await answer(bystanders.b, tally)
+                said.append(("msg", bystanders.b.name, text))
+            await asyncio.to_thread(client.out.wait_for, lambda line: line.endswith("talker: the end"), 4 * UNIT)
+            client.close_stdin()  # the reader leaves
+            status = await asyncio.to_thread(client.wait, 4 * UNIT)
+            shown = await asyncio.to_thread(client.out.text, 4 * UNIT)
+        finally:
+            client.end()
+        tally.check_tracker()
+        tally.compare_log(check_log_file(tracker.log_path), [*said, *members_lines(["reader"]), *bystanders.logged()])
+        assert status == 0, client.err.text(UNIT)
+        assert RAW_CONTROLS.search(shown.replace("\n", "")) is None, "raw control in the client's output"
+        lines = [line for line in shown.splitlines() if "talker: " in line]
+        assert len(lines) == len(said), lines  # one line per message: no CR/LF/U+2028 split one
 
 
 async def test_hostile_names_are_refused_and_the_connection_kept(room: Any) -> None:
     """Invalid, reserved and lookalike-taken names: each refused with its reason; a good name then works."""
     tracker, bystanders = room
-    ws = await connect_json(tracker.url, PASSWORD)
-    await ws.recv()  # hello
-    for label, name in BAD_NAMES.items():
-        await ws.send(json.dumps({"type": "join", "name": name}))
-        answer = json.loads(await asyncio.wait_for(ws.recv(), UNIT))
-        assert answer["type"] == "error" and answer["code"] in EXPECTED_NAME_CODES, (label, answer)
-        await bystanders.check()
-    plain = await connect(tracker.url, open_timeout=UNIT)
-    await plain.recv()
-    await plain.send(PASSWORD)
-    await plain.recv(), await plain.recv()
-    for name in ("al\u202epha", "alpha\x1b[2J", "WATCHER", "admin"):
-        await plain.send(name)
-        refusal = await asyncio.wait_for(plain.recv(), UNIT)
-        assert str(refusal).startswith("Name refused: ") and RAW_CONTROLS.search(str(refusal)) is None, refusal
-        assert await asyncio.wait_for(plain.recv(), UNIT) == "Enter your username..."
-    await ws.send(json.dumps({"type": "join", "name": "newcomer"}))
-    assert json.loads(await asyncio.wait_for(ws.recv(), UNIT))["type"] == "welcome"
-    await ws.close()
-    await plain.close()
-    names = {e.name for e in check_log_file(tracker.log_path) if e.kind == "join"}
-    assert names == {"watcher", "talker", "newcomer"}
-    record("bad_inputs", area="names", tried=len(BAD_NAMES) + 4, crashes=0, server_errors=0, forged_lines=0, admitted=0)
+    with BadInputs("names", tracker) as tally:
+        ws = await connect_json(tracker.url, PASSWORD)
+        await ws.recv()  # hello
+        for label, name in BAD_NAMES.items():
+            await ws.send(json.dumps({"type": "join", "name": name}))
+            tally.sent()
+            reply = json.loads(await asyncio.wait_for(ws.recv(), UNIT))
+            tally.got_in(reply["type"] == "welcome")
+            assert reply["type"] == "error" and reply["code"] in EXPECTED_NAME_CODES, (label, reply)
+            await bystanders.check(tally)
+        plain = await connect(tracker.url, open_timeout=UNIT)
+        await plain.recv()
+        await plain.send(PASSWORD)
+        await plain.recv(), await plain.recv()
+        for name in ("al\u202epha", "alpha\x1b[2J", "WATCHER", "admin"):
+            await plain.send(name)
+            tally.sent()
+            refusal = str(await asyncio.wait_for(plain.recv(), UNIT))
+            tally.got_in(refusal.startswith("Hi "))
+            assert refusal.startswith("Name refused: ") and RAW_CONTROLS.search(refusal) is None, refusal
+            assert await asyncio.wait_for(plain.recv(), UNIT) == "Enter your username..."
+        await ws.send(json.dumps({"type": "join", "name": "newcomer"}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), UNIT))["type"] == "welcome"
+        await ws.close()
+        await plain.close()
+        tally.check_tracker()
+        entries = check_log_file(tracker.log_path)
+        tally.compare_log(entries, [*members_lines(["newcomer"]), *bystanders.logged()])
+        assert {e.name for e in entries if e.kind == "join"} == {"watcher", "talker", "newcomer"}
 
 
 @pytest.mark.parametrize("variants", [False, True], ids=["same name", "lookalikes"])
@@ -277,56 +309,68 @@ async def test_100_concurrent_claims_of_one_name_one_wins(room: Any, variants: b
     spellings = (
         ["gamma", "GAMMA", "g-a-m-m-a", "Gamma", "ga.mma", "gam_ma", "GaMmA", "gamma."] if variants else ["gamma"]
     )
-    sockets = await asyncio.gather(*(connect_json(tracker.url, PASSWORD) for _ in range(100)))
-    await asyncio.gather(*(ws.recv() for ws in sockets))
-    await asyncio.gather(
-        *(
-            ws.send(json.dumps({"type": "join", "name": spellings[i % len(spellings)].rstrip(".")}))
-            for i, ws in enumerate(sockets)
+    with BadInputs("name_race", tracker) as tally:
+        sockets = await asyncio.gather(*(connect_json(tracker.url, PASSWORD) for _ in range(100)))
+        await asyncio.gather(*(ws.recv() for ws in sockets))
+        claims = [spellings[i % len(spellings)].rstrip(".") for i in range(len(sockets))]
+        await asyncio.gather(
+            *(ws.send(json.dumps({"type": "join", "name": c})) for ws, c in zip(sockets, claims, strict=True))
         )
-    )
-    answers = [json.loads(a)["type"] for a in await asyncio.gather(*(ws.recv() for ws in sockets))]
-    assert answers.count("welcome") == 1 and answers.count("error") == 99
-    await bystanders.check()
-    await asyncio.gather(*(ws.close() for ws in sockets))
-    record("bad_inputs", area="name_race", tried=100, crashes=0, server_errors=0, forged_lines=0, admitted=0)
+        tally.sent(len(claims))
+        answers = [json.loads(a) for a in await asyncio.gather(*(ws.recv() for ws in sockets))]
+        winners = [a["name"] for a in answers if a["type"] == "welcome"]
+        for _ in winners[1:]:  # the first claim is anyone's; every further welcome let a lookalike in
+            tally.got_in(True)
+        tally.extra.update(welcomed=len(winners), spellings=len(spellings))
+        await bystanders.check(tally)
+        await asyncio.gather(*(ws.close() for ws in sockets))
+        tally.compare_log(check_log_file(tracker.log_path), [*members_lines(winners[:1]), *bystanders.logged()])
+        assert len(winners) == 1 and [a["type"] for a in answers].count("error") == 99, answers
 
 
 async def test_bad_frames_and_protocol_messages(room: Any) -> None:
     """Junk JSON after joining: errors, and the member stays; oversize, binary, invalid UTF-8 close 1009/1003/1007."""
     tracker, bystanders = room
-    member = await open_bot(tracker.url, PASSWORD, "junker")
-    for frame in BAD_FRAMES_AFTER_JOIN:
-        await member.send_raw(frame)
-        reply = await answer(member)
-        assert reply["type"] == "error", (frame[:40], reply)
-        await bystanders.check()
-    before_auth = ['{"type":"join","name":"mallory"}', '{"type":"message","text":"hi"}', "junk", "{}", '{"type":"who"}']
-    for frame in before_auth:  # no password, anything but auth: 4008 and nothing joined
-        async with connect(tracker.url, subprotocols=[Subprotocol("groupchat.v1")], open_timeout=UNIT) as ws:
-            await ws.recv()
-            await ws.send(frame)
-            with pytest.raises(ConnectionClosed):
-                await read_until_closed(ws)
-            assert ws.protocol.close_rcvd is not None and ws.protocol.close_rcvd.code == 4008
-        await bystanders.check()
-    closers = {1009: "z" * 70000, 1003: b"\x00binary", 1007: None}
-    for code, payload in closers.items():
-        victim = await open_bot(tracker.url, PASSWORD, f"closer{code}")
-        if payload is None:
-            await victim.ws.send(b"caf\xe9", text=True)
-        else:
-            await victim.ws.send(payload)
-        assert await victim.close_code() == code
-        left = await bystanders.a.expect("left")
-        assert (left["name"], left["reason"]) == (f"closer{code}", "closed")
-        await bystanders.check()
-    await member.ws.close()
-    assert [
-        e.name for e in check_log_file(tracker.log_path) if e.kind == "msg" and e.name not in ("watcher", "talker")
-    ] == []
-    tried = len(BAD_FRAMES_AFTER_JOIN) + len(before_auth) + len(closers)
-    record("bad_inputs", area="frames_protocol", tried=tried, crashes=0, server_errors=0, forged_lines=0, admitted=0)
+    with BadInputs("frames_protocol", tracker) as tally:
+        member = await open_bot(tracker.url, PASSWORD, "junker")
+        for frame in BAD_FRAMES_AFTER_JOIN:
+            await member.send_raw(frame)
+            tally.sent()
+            reply = await answer(member, tally)
+            assert reply["type"] == "error", (frame[:40], reply)
+            await bystanders.check(tally)
+        before_auth = [
+            '{"type":"join","name":"mallory"}',
+            '{"type":"message","text":"hi"}',
+            "junk",
+            "{}",
+            '{"type":"who"}',
+        ]
+        for frame in before_auth:  # no password, anything but auth: 4008 and nothing joined
+            async with connect(tracker.url, subprotocols=[Subprotocol("groupchat.v1")], open_timeout=UNIT) as ws:
+                await ws.recv()
+                await ws.send(frame)
+                tally.sent()
+                frames, code = await frames_until_closed(ws)
+                tally.answered(close_code=code)
+                tally.got_in(any(admits(f) for f in frames))
+                assert code == 4008, (frame, code, frames)
+            await bystanders.check(tally)
+        closers: dict[int, str | bytes] = {1009: "z" * 70000, 1003: b"\x00binary", 1007: b"caf\xe9"}
+        for code, payload in closers.items():
+            victim = await open_bot(tracker.url, PASSWORD, f"closer{code}")
+            await victim.ws.send(payload, text=True if code == 1007 else None)  # 1007: invalid UTF-8 as text
+            tally.sent()
+            closed_with = await victim.close_code()
+            tally.answered(close_code=closed_with)
+            assert closed_with == code
+            left = await bystanders.a.expect("left")
+            assert (left["name"], left["reason"]) == (f"closer{code}", "closed")
+            await bystanders.check(tally)
+        await member.ws.close()
+        tally.check_tracker()
+        names = ["junker", *(f"closer{code}" for code in closers)]
+        tally.compare_log(check_log_file(tracker.log_path), [*members_lines(names), *bystanders.logged()])
 
 
 async def test_invalid_utf8_leaves_no_traceback_in_the_tracker_log(tracker: RunningTracker) -> None:

@@ -196,7 +196,7 @@ async def test_a_restart_while_another_member_keeps_sending_loses_nothing(tmp_pa
     await alpha.wait_for(lambda m: m.get("text", "").startswith("during"))
     tracker.process.send_signal(sig)
     tracker.process.wait(timeout=4 * UNIT)
-    await alpha.pump(2 * UNIT)  # what was delivered before the end
+    assert await alpha.pump(2 * UNIT), "alpha's connection outlived the tracker"  # what came before the end
     await beta_sent
     restarted = restart(tracker, tmp_path, *FAST)
     try:

@@ -41,7 +41,8 @@ from websockets.uri import parse_uri
 from chat_protocol import SUBPROTOCOL, sanitize_for_terminal
 from chat_tracker.records import LogEntry
 from chat_tracker.storage.chatlog import parse_line
-from support.campaign import FULL, RAW_CONTROLS, error_lines, record
+from support.badinput import BadInputs, admits
+from support.campaign import FULL, RAW_CONTROLS, error_lines
 from support.timing import UNIT
 from support.tracker import PASSWORD, RunningTracker
 
@@ -222,9 +223,10 @@ def whole_lines(path: Path) -> list[LogEntry]:
     return entries
 
 
-def http_get(tracker: RunningTracker, path: str) -> Any:
+def http_get(tracker: RunningTracker, path: str, tally: BadInputs) -> Any:
     headers = {"Authorization": f"Bearer {PASSWORD}"}
     response = httpx.get(tracker.http_url + path, headers=headers, timeout=UNIT, trust_env=False)
+    tally.answered(status=response.status_code)
     assert response.status_code == 200, (path, response.status_code, response.text)
     return response.json()
 
@@ -233,6 +235,7 @@ class TrackerModel(RuleBasedStateMachine):
     """Who is online, what chat.log holds and what each member has seen, predicted from the protocol."""
 
     tracker: RunningTracker  # set by the test before the machine runs
+    tally: BadInputs  # the run's bad-input figures, set by the test too
     log_lines_after_teardown = 0  # how long chat.log will be once the last example's leaves are written
     counts: ClassVar[dict[str, int]] = {}
 
@@ -246,10 +249,12 @@ class TrackerModel(RuleBasedStateMachine):
         self.count("examples")
 
     def _fence(self) -> None:
-        """Wait (bounded) for the previous example's last leaves to reach chat.log."""
+        """Wait for the previous example's last leaves to reach chat.log; fail if they do not within UNIT."""
+        want = self.log_lines_after_teardown
         deadline = time.monotonic() + UNIT
-        while len(whole_lines(self.tracker.log_path)) < self.log_lines_after_teardown and time.monotonic() < deadline:
-            time.sleep(0.01)
+        while (have := len(whole_lines(self.tracker.log_path))) < want:
+            assert time.monotonic() < deadline, f"chat.log has {have} lines, the previous example's leaves make {want}"
+            time.sleep(0.01)  # polling a file: there is no event to wait on
 
     @classmethod
     def count(cls, what: str, n: int = 1) -> None:
@@ -268,6 +273,7 @@ class TrackerModel(RuleBasedStateMachine):
     )
     def join(self, group: str, spelling: int, json_dialect: bool, bad_first: list[str]) -> None:
         """Connect, try refused names first (kept on the same connection), then a name from ``group``."""
+        self.count("steps")
         name = NAME_GROUPS[group][spelling]
         peer = Peer(self.tracker.port, json_dialect)
         deadline = time.monotonic() + UNIT
@@ -283,9 +289,11 @@ class TrackerModel(RuleBasedStateMachine):
             self._refused(peer, name, "name_taken")
             peer.close_frame()
             peer.until_closed(time.monotonic() + UNIT)
+            self.tally.answered(close_code=peer.close_code)
             peer.dispose()
             return
         self._claim(peer, name)
+        self.count("inputs")
         self._check_welcome(peer, name)
         self.log.append(("join", name, ""))
         member = Member(name, group, peer, len(self.log) - 1)
@@ -299,12 +307,16 @@ class TrackerModel(RuleBasedStateMachine):
 
     def _refused(self, peer: Peer, name: str, code: str) -> None:
         self._claim(peer, name)
+        self.count("inputs")
         deadline = time.monotonic() + UNIT
         if peer.json:
             answer = peer.take_json(deadline)
+            self.tally.got_in(answer["type"] == "welcome")
             assert (answer["type"], answer["code"]) == ("error", code), (name, answer)
         else:
-            assert peer.take(deadline).startswith("Name refused: "), name
+            refusal = peer.take(deadline)
+            self.tally.got_in(admits(refusal))
+            assert refusal.startswith("Name refused: "), name
             assert peer.take(deadline) == "Enter your username..."
         self.count("names_refused")
 
@@ -337,6 +349,8 @@ class TrackerModel(RuleBasedStateMachine):
             text = text.rstrip("\r\n")  # the plain dialect strips a trailing CR/LF
         else:
             member.peer.send_json(type="message", text=text)
+        self.count("steps")
+        self.count("inputs")
         refusal = self._refusal(text)
         if refusal is not None:
             member.expected.append(Expected(error=refusal))
@@ -362,28 +376,33 @@ class TrackerModel(RuleBasedStateMachine):
     @rule(index=st.integers(0, 20), how=st.sampled_from(["leave", "close", "reset"]))
     def leave(self, index: int, how: str) -> None:
         """A member leaves: ``leave`` / ``exit`` (answered with bye and 1000), a close frame, or a reset."""
+        self.count("steps")
+        self._leave(index, how)
+
+    def _leave(self, index: int, how: str) -> None:
         member = self.online.pop(index % len(self.online))
         self._receive(member)  # everything up to now, before it goes
+        # In the model first: if the exchange below fails, the tracker has still logged this leave.
+        self.log.append(("leave", member.name, {"leave": "exit", "close": "closed", "reset": "lost"}[how]))
+        for other in self.online:
+            other.expected.append(Expected(event=len(self.log) - 1))
+        self.count("inputs")
         if how == "leave":
             self._leave_politely(member)
-            reason = "exit"
         elif how == "close":
             member.peer.close_frame()
             assert member.peer.until_closed(time.monotonic() + UNIT) == []
+            self.tally.answered(close_code=member.peer.close_code)
             member.peer.dispose()
-            reason = "closed"
         else:
             member.peer.reset()
-            reason = "lost"
-        self.log.append(("leave", member.name, reason))
-        for other in self.online:
-            other.expected.append(Expected(event=len(self.log) - 1))
         self.count(f"leaves_{how}")
 
     def _leave_politely(self, member: Member) -> None:
         peer = member.peer
         peer.send_json(type="leave") if peer.json else peer.send("exit")
         frames = peer.until_closed(time.monotonic() + UNIT)
+        self.tally.answered(close_code=peer.close_code)
         bye = {"type": "bye", "reason": "left", "message": f"Bye, {member.name}."}
         assert frames == ([json.dumps(bye, separators=(",", ":"))] if peer.json else [f"Bye, {member.name}."]), frames
         assert peer.close_code == 1000
@@ -392,18 +411,29 @@ class TrackerModel(RuleBasedStateMachine):
     # --- invariants --------------------------------------------------------------
 
     @invariant()
+    def tracker_up(self) -> None:
+        self.tally.check_tracker()
+        assert self.tally.crashes == 0, "the tracker died or logged an error: " + "\n".join(
+            error_lines(self.tracker.output)
+        )
+
+    @invariant()
     def members_match(self) -> None:
         expected = [m.name for m in self.online]
-        got = self._poll(lambda: [m["name"] for m in http_get(self.tracker, "/members")["members"]], expected)
+        got = self._poll(
+            lambda: [m["name"] for m in http_get(self.tracker, "/members", self.tally)["members"]], expected
+        )
         assert got == expected, f"/members says {got}, the model {expected}"
 
     @invariant()
     def log_matches(self) -> None:
         """chat.log and /log hold exactly this example's events since it began, seq +1 each."""
         got = self._poll(self._logged_since_base, self.log)
+        if got != self.log:  # counted before failing: lines the model (every accepted input) does not explain
+            self.tally.compare_log(whole_lines(self.tracker.log_path)[self.base :], self.log)
         assert got == self.log, f"chat.log since the example began:\n{got}\nthe model:\n{self.log}"
         if self.log:
-            events = http_get(self.tracker, f"/log?lines={min(len(self.log), 1000)}")["events"]
+            events = http_get(self.tracker, f"/log?lines={min(len(self.log), 1000)}", self.tally)["events"]
             assert [(e["kind"], e["name"], e["text"]) for e in events] == self.log[-1000:]
             assert [e["seq"] for e in events] == self._seqs()[-1000:]
 
@@ -476,24 +506,34 @@ class TrackerModel(RuleBasedStateMachine):
     # --- the end of an example ---------------------------------------------------
 
     def teardown(self) -> None:
-        """Everyone leaves, so the next example starts with an empty room."""
-        leaving = list(self.online)
-        self.online.clear()
-        for member in leaving:
-            try:
-                self._leave_politely(member)
-            except (AssertionError, OSError):
+        """Everyone leaves politely, one at a time, so the next example starts with an empty room.
+
+        Each leaver first receives the leaves before its own (as in the ``leave`` rule), then
+        exactly its bye and close 1000: a failure fails the example. Only after a failure are
+        the members still in reset, so that the room is empty all the same.
+        """
+        try:
+            while self.online:
+                self._leave(0, "leave")
+        finally:
+            stranded = list(self.online)
+            self.online.clear()
+            for member in stranded:
                 member.peer.reset()
-        type(self).log_lines_after_teardown = self.base + len(self.log) + len(leaving)
+            type(self).log_lines_after_teardown = self.base + len(self.log) + len(stranded)
 
 
 # The CI form does not shrink: every failing try waits out a frame deadline, so shrinking
 # would outlast pytest's timeout; the failing example's steps are printed as found. The full
-# form shrinks, with time for it.
+# form shrinks, with time for it. Both are derandomized (no example database either): the same
+# steps every run, so the counts recorded (steps, inputs, deliveries) are the same every run and
+# docs/reliability.md can print them, checked exactly; a failure replays as it is.
 CI_SETTINGS = settings(
     max_examples=10,
     stateful_step_count=15,
     deadline=None,
+    derandomize=True,
+    database=None,
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
@@ -506,32 +546,14 @@ FULL_SETTINGS = settings(CI_SETTINGS, max_examples=60, stateful_step_count=40, p
 def test_stateful_model_over_real_websockets(start_tracker: Any) -> None:
     """Any joins, messages and leaves over real sockets keep /members, chat.log and every inbox equal to the model."""
     tracker = start_tracker("--max-message-chars", str(MAX), "--rate", "1000", "--burst", "1000")
-    TrackerModel.tracker = tracker
-    TrackerModel.counts = {}
-    TrackerModel.log_lines_after_teardown = 0
-    run_state_machine_as_test(TrackerModel, settings=FULL_SETTINGS if FULL else CI_SETTINGS)
-    assert tracker.process.poll() is None, "the tracker died"
-    assert error_lines(tracker.output) == [], error_lines(tracker.output)
-    counts = TrackerModel.counts
-    steps = sum(
-        counts.get(k, 0)
-        for k in (
-            "joins",
-            "names_refused",
-            "messages",
-            "messages_refused",
-            "leaves_leave",
-            "leaves_close",
-            "leaves_reset",
-        )
-    )
-    record(
-        "bad_inputs",
-        area="stateful_model",
-        tried=steps,
-        crashes=0,
-        server_errors=0,
-        forged_lines=0,
-        admitted=0,
-        **counts,
-    )
+    with BadInputs("stateful_ws", tracker) as tally:
+        TrackerModel.tracker, TrackerModel.tally = tracker, tally
+        TrackerModel.counts = {}
+        TrackerModel.log_lines_after_teardown = 0
+        try:
+            run_state_machine_as_test(TrackerModel, settings=FULL_SETTINGS if FULL else CI_SETTINGS)
+        finally:
+            counts = TrackerModel.counts
+            tally.sent(counts.get("inputs", 0))
+            tally.extra.update(counts)
+        tally.check_tracker()

@@ -29,14 +29,20 @@ class Member(Bot):
         self.events: list[dict[str, Any]] = []  # every room event, in the order received
         self.other: list[dict[str, Any]] = []  # everything else (errors, bye, resumed...)
 
-    async def pump(self, until: float = 30 * UNIT) -> None:
-        """Record frames until the connection ends (or ``until`` seconds pass)."""
+    async def pump(self, until: float = 30 * UNIT) -> bool:
+        """Record frames until the connection ends: True; False if ``until`` seconds passed first (still open).
+
+        Callers assert which they expect, so a connection that should have ended and did not is a failure.
+        """
         try:
             async with asyncio.timeout(until):
                 async for frame in self.ws:
                     self.note(json.loads(frame))
-        except (ConnectionClosed, TimeoutError):
-            pass
+        except ConnectionClosed:
+            return True
+        except TimeoutError:
+            return False
+        return True  # the iteration ended: closed normally
 
     def note(self, message: dict[str, Any]) -> None:
         if message["type"] in EVENT_TYPES:
