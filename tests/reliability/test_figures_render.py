@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from support.figures_check import figure_files, ran_every_figure_test
 from support.figures_docs import BLOCKS, differences, doc_blocks, rewritten
+
+pytest_plugins = ["pytester"]
 
 CHECKED = {"lost": 0, "duplicated": 0, "reordered": 0, "forged": 0, "gaps_announced": 0}
 HARMLESS = {"crashes": 0, "server_errors": 0, "forged_lines": 0, "admitted": 0}
@@ -93,3 +98,50 @@ def test_the_check_applies_only_to_a_session_that_ran_every_figure_test() -> Non
     assert not ran_every_figure_test(files, some, passed=True, narrowed=False)
     assert not ran_every_figure_test(files, files, passed=False, narrowed=False)
     assert not ran_every_figure_test(files, files, passed=True, narrowed=True)
+
+
+COUNTING_TEST = """
+import json, time
+from pathlib import Path
+
+def test_counts():
+    rows = json.loads(Path("rows.json").read_text())
+    with Path("figures.jsonl").open("a") as file:
+        file.writelines(json.dumps({**row, "at": time.time()}) + "\\n" for row in rows)
+"""
+CHECKING_CONFTEST = """
+from pathlib import Path
+from support.figures_check import Campaign, FiguresCheck
+
+def pytest_configure(config):
+    here = Path.cwd()
+    campaign = Campaign({here / "test_counts.py"}, here / "figures.jsonl", (here / "reliability.md",))
+    config.pluginmanager.register(FiguresCheck(config, campaign), "check")
+"""
+
+
+def run_campaign(pytester: pytest.Pytester, docs_rows: list[dict[str, Any]], *args: str) -> pytest.RunResult:
+    """A session whose one figure test records ROWS, checked against docs written from ``docs_rows``."""
+    (pytester.path / "rows.json").write_text(json.dumps(ROWS))
+    (pytester.path / "reliability.md").write_text(next(iter(docs_of(docs_rows).values())))
+    pytester.makepyfile(test_counts=COUNTING_TEST)
+    pytester.makeconftest(CHECKING_CONFTEST)
+    return pytester.runpytest(*args)
+
+
+def test_a_session_of_every_figure_test_passes_when_its_counts_are_the_docs(pytester: pytest.Pytester) -> None:
+    result = run_campaign(pytester, ROWS)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*counted figures are the docs'*"])
+
+
+def test_a_session_of_every_figure_test_fails_when_a_count_is_not_the_docs(pytester: pytest.Pytester) -> None:
+    result = run_campaign(pytester, changed(row=4, lost=1))
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*differ from the docs*", "*+| disk full under chat.log | 1 | 0 |*", "*Fix: *"])
+
+
+def test_a_session_that_left_a_figure_test_out_checks_nothing(pytester: pytest.Pytester) -> None:
+    result = run_campaign(pytester, changed(row=4, lost=1), "-k", "not counts")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    assert "figures" not in result.stdout.str()

@@ -117,8 +117,8 @@ def rewritten(text: str, rows: list[Row], full: bool) -> str:
     return MARKERS.sub(replace, text)
 
 
-def read_docs() -> dict[Path, str]:
-    return {path: path.read_text(encoding="utf-8") for path in DOCS}
+def read_docs(paths: tuple[Path, ...] = DOCS) -> dict[Path, str]:
+    return {path: path.read_text(encoding="utf-8") for path in paths}
 
 
 def write_docs(rows: list[Row], full: bool) -> list[Path]:
