@@ -44,6 +44,12 @@ def main(argv: list[str]) -> int:
     if not rows:
         print(f"no figures in {args.results / 'figures.jsonl'}", file=sys.stderr)
         return 1
+    forms = {bool(row["full"]) for row in rows if "full" in row}  # the soak's row says which form it ran
+    if forms and forms != {args.full}:
+        print(
+            f"these rows are of the {'full' if args.full else 'CI'} form's opposite: --full is wrong", file=sys.stderr
+        )
+        return 1
     print(printed(rows, args.full))
     if args.write_docs:
         for path in write_docs(rows, args.full):
