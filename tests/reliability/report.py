@@ -46,9 +46,8 @@ def main(argv: list[str]) -> int:
         return 1
     forms = {bool(row["full"]) for row in rows if "full" in row}  # the soak's row says which form it ran
     if forms and forms != {args.full}:
-        print(
-            f"these rows are of the {'full' if args.full else 'CI'} form's opposite: --full is wrong", file=sys.stderr
-        )
+        form = "full" if forms == {True} else "CI"
+        print(f"the rows are of the {form} form: --full goes with a full run only", file=sys.stderr)
         return 1
     print(printed(rows, args.full))
     if args.write_docs:
