@@ -5,7 +5,7 @@ Same conventions as support.figure_tables: counted cells plain, ``Measured`` one
 
 from __future__ import annotations
 
-from support.figure_tables import CHECKER, CHECKER_HEADER, bold, header, label, ordered
+from support.figure_tables import CHECKER, CHECKER_HEADER, bold, checks, header, label, ordered
 from support.figures import Block, Line, Measured, Row, counted, extras, number, rows_of
 
 RESUMES = {
@@ -47,15 +47,9 @@ def resume(rows: list[Row]) -> Block:
     lines = header("test", "injected", *CHECKER_HEADER)
     for test, group in ordered(chosen, "test", RESUMES):
         for row in sorted(group, key=lambda row: int(row.get("members", 0))):
-            lines.append(
-                [
-                    label(test, RESUMES) + _members(row),
-                    counted([row], "injected"),
-                    *(counted([row], key) for key in CHECKER),
-                ]
-            )
+            lines.append([label(test, RESUMES) + _members(row), counted([row], "injected"), *checks([row])])
     lines.append([bold(f"total: {number(len(chosen))} tests"), bold(counted(chosen, "injected"))])
-    lines[-1] += [bold(counted(chosen, key)) for key in CHECKER]
+    lines[-1] += [bold(cell) for cell in checks(chosen)]
     return Block(lines)
 
 

@@ -51,8 +51,15 @@ FAULTS = {
 REPLICA_PREFIXES = ("replica", "redis", "archiver", "moderation", "ban")
 CHECKER = ("lost", "duplicated", "reordered", "forged", "gaps_announced")
 CHECKER_HEADER = ["lost", "duplicated", "reordered", "forged", "gaps announced"]
+# A gap is announced when a fault happened to outrun what was kept: how many depends on timing.
+TIMED_CHECKS = {"gaps_announced"}
 # Single-tracker faults whose count depends on timing: a SIGKILL can tear a line by itself.
 TIMED_INJECTED = {"sigkill"}
+
+
+def checks(rows: list[Row]) -> Line:
+    """The checker's counts summed over ``rows``, one cell each."""
+    return [maybe_measured(counted(rows, key), key in TIMED_CHECKS) for key in CHECKER]
 
 
 def header(*names: str) -> list[Line]:
@@ -108,7 +115,7 @@ def fault_lines(rows: list[Row], torn: bool) -> list[Line]:
     lines: list[Line] = []
     for fault, group in ordered(rows, "fault", FAULTS):
         cells: Line = [label(fault, FAULTS), maybe_measured(counted(group, "injected"), fault in TIMED_INJECTED)]
-        cells += [counted(group, key) for key in CHECKER]
+        cells += checks(group)
         lines.append(cells + ([counted(group, "torn_left")] if torn else []))
     return lines
 
@@ -117,7 +124,7 @@ def total_line(rows: list[Row], torn_rows: list[Row] | None) -> Line:
     """The total of a fault table; torn lines left summed over ``torn_rows`` (None: no such column)."""
     timed = any(row.get("fault") in TIMED_INJECTED for row in rows)
     cells: Line = [bold("total"), bold(maybe_measured(counted(rows, "injected"), timed))]
-    cells += [bold(counted(rows, key)) for key in CHECKER]
+    cells += [bold(cell) for cell in checks(rows)]
     return cells + ([] if torn_rows is None else [bold(counted(torn_rows, "torn_left"))])
 
 
@@ -125,7 +132,7 @@ def schedules_line(rows: list[Row]) -> Line:
     """The random schedules (nemesis) as one line: how many, their faults, the checker's counts."""
     schedules = rows_of(rows, "nemesis")
     line: Line = [f"random schedules (nemesis): {number(len(schedules))}", counted(schedules, "injected")]
-    return line + [counted(schedules, key) for key in CHECKER] + ["-"]
+    return line + checks(schedules) + ["-"]
 
 
 def faults(rows: list[Row]) -> Block:
@@ -190,7 +197,7 @@ def _timed(rows: list[Row]) -> Part:
 def _pairs(rows: list[Row], keys: Iterable[str], names: Iterable[str]) -> Line:
     line: Line = []
     for index, (key, name) in enumerate(zip(keys, names, strict=True)):
-        line += [", " if index else "", counted(rows, key), f" {name}"]
+        line += [", " if index else "", maybe_measured(counted(rows, key), key in TIMED_CHECKS), f" {name}"]
     return line
 
 
