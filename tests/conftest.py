@@ -4,8 +4,9 @@
 and waits for its "Listening on" line; ``start_tracker`` starts more, with extra flags.
 Every wait is a multiple of ``support.timing.UNIT``, and pytest-timeout's default budget is
 scaled with it (``support.timing``). In CI any skipped test fails the run
-(``support.no_skips_in_ci``). The helpers themselves are in tests/support, imported as
-``from support.<module> import <name>``.
+(``support.no_skips_in_ci``). A run of every figure-producing test fails when the figures it
+counted are not docs/reliability.md's (``support.figures_check``). The helpers themselves are in
+tests/support, imported as ``from support.<module> import <name>``.
 """
 
 from __future__ import annotations
@@ -16,11 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from support.no_skips_in_ci import pytest_configure  # in CI any skip fails the run
+from support import figures_check, no_skips_in_ci
 from support.timing import pytest_collection_modifyitems  # pytest-timeout's budget in units
 from support.tracker import RunningTracker, StartTracker, launch_tracker
 
-__all__ = ["pytest_collection_modifyitems", "pytest_configure"]
+__all__ = ["pytest_collection_modifyitems"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    no_skips_in_ci.pytest_configure(config)  # in CI any skip fails the run
+    figures_check.pytest_configure(config)  # a whole campaign's figures must be the docs'
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 - ``timing``: the one timeout unit (``UNIT``, scaled by TEST_TIMEOUT_SCALE), and pytest-timeout's budget in it.
 - ``environment``: CI detection (``in_ci``), ``require`` (skip locally, fail in CI), the programs under test.
 - ``no_skips_in_ci``: the plugin that fails a CI run on any skip.
+- ``figures_check``: the plugin that fails a run of every figure test whose figures are not the docs';
+  ``figures``, ``figure_tables``, ``figure_resume_load``, ``figures_docs``: those figures, rendered.
 - ``process``: ``Process`` and ``LineReader``, the one way to start a program and read its lines.
 - ``tracker``: a real tracker process (``launch_tracker``, ``RunningTracker``); ``tls``: certificates for it.
 - ``peers``, ``bots``, ``rawhttp``: WebSocket and HTTP peers of a real tracker, one, many, or raw.

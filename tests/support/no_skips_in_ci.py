@@ -3,7 +3,7 @@
 A test that cannot run in CI must not let the run pass quietly: a skip while setting up, inside
 the test, or while collecting a module (``pytest.skip(allow_module_level=True)``, ``importorskip``)
 is listed in a "skipped in CI" section, and a passing exit status becomes 1 (tests failed).
-tests/conftest.py imports ``pytest_configure`` from here; tests/test_no_skips_in_ci.py runs
+tests/conftest.py calls ``pytest_configure`` from here; tests/test_no_skips_in_ci.py runs
 pytest with ``-p support.no_skips_in_ci`` to check both sides.
 """
 
