@@ -20,7 +20,12 @@ from chat_tracker.journal.redis_stream import RedisJournal
 PACKAGE = Path(__file__).resolve().parents[2] / "services" / "tracker" / "chat_tracker"
 BUILDERS = {"LocalJournal": {"service/standalone.py"}, "RedisJournal": {"service/replicated.py"}}
 # The process's environment is handed to main by the command-line entry points and read in settings.py.
-MAY_NAME_ENVIRON = {"service/settings.py", "runtime/cli.py", "runtime/archive_cli.py", "runtime/accounts_cli.py"}  # entry points
+MAY_NAME_ENVIRON = {
+    "service/settings.py",
+    "runtime/cli.py",
+    "runtime/archive_cli.py",
+    "runtime/accounts_cli.py",
+}  # entry points
 
 
 def modules() -> dict[str, ast.Module]:

@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.anyio
 PASSPHRASE = "correct horse battery"
 
 
-async def joined(tracker: RunningTracker, name: str, passphrase: str | None = None) -> tuple[Bot, dict[str, object]]:
+async def joined(tracker: RunningTracker, name: str, passphrase: str | None = None) -> tuple[Bot, dict[str, Any]]:
     """A JSON connection that sent ``join`` (with ``passphrase``); the tracker's answer to it."""
     bot = Bot(await connect_json(tracker.url, PASSWORD), name)
     assert (await bot.recv(2 * UNIT))["type"] == "hello"
@@ -39,7 +40,7 @@ async def joined(tracker: RunningTracker, name: str, passphrase: str | None = No
     return bot, answer
 
 
-async def register(tracker: RunningTracker, name: str, passphrase: str = PASSPHRASE) -> dict[str, object]:
+async def register(tracker: RunningTracker, name: str, passphrase: str = PASSPHRASE) -> dict[str, Any]:
     bot, welcome = await joined(tracker, name)
     assert welcome["type"] == "welcome" and welcome["registered"] is False, welcome
     await bot.ws.send(json.dumps({"type": "register", "passphrase": passphrase}))
