@@ -163,10 +163,15 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix=ADMIN_PREFIX, responses=PROBLEMS, tags=["moderation"])
 
 
-def mount(api: FastAPI) -> None:
-    """The admin routes on ``api``, out of its public schema; their own schema at /admin/openapi.json."""
+def mount(api: FastAPI, *others: APIRouter) -> None:
+    """The admin routes (and ``others``, such as /admin/accounts) on ``api``, out of its public schema;
+    their own schema at /admin/openapi.json."""
+    routes = list(router.routes)
     api.include_router(router, include_in_schema=False)
-    schema = get_openapi(title=f"{api.title}: moderation", version=api.version, routes=router.routes)
+    for other in others:
+        api.include_router(other, include_in_schema=False)
+        routes += other.routes
+    schema = get_openapi(title=f"{api.title}: moderation", version=api.version, routes=routes)
 
     @api.get(ADMIN_PREFIX + "/openapi.json", include_in_schema=False)
     def admin_schema() -> dict[str, Any]:

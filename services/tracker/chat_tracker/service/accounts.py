@@ -18,20 +18,31 @@ import asyncio
 import enum
 import logging
 import time
+from dataclasses import dataclass
 
 from chat_protocol import NameRefused
 from chat_protocol.accounts import MAX_PASSPHRASE_CHARS
-from chat_tracker.core.accounts import AccountStore, check_passphrase, new_account
+from chat_tracker.core.accounts import Account, AccountStore, check_passphrase, new_account
 from chat_tracker.core.addresses import address_key
 from chat_tracker.core.passphrases import hash_passphrase, verify_passphrase
 from chat_tracker.core.ratelimit import AuthThrottle, Wait, WarnLimiter
 from chat_tracker.core.signin import GUEST, AccountChecked, RegistrationDone, Verdict
-from chat_tracker.errors import AccountRefused
+from chat_tracker.errors import AccountRefused, UnknownAccount
 from chat_tracker.journal.redis_accounts import RedisAccounts
 from chat_tracker.service.settings import Settings
 from chat_tracker.storage.accounts_db import SqliteAccounts
 
 log = logging.getLogger("chat_tracker")
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    """What an operator's list shows of one account."""
+
+    name: str
+    created: float
+    devices: int
+    last_seen: float | None  # the latest of its devices'; None before any device
 
 
 class Registration(enum.Enum):
@@ -107,6 +118,64 @@ class AccountDesk:
         self.registered += 1
         log.info("%s registered their name", name)
         return RegistrationDone(name=name)
+
+    # --- the operators' side (/admin/accounts; ``chat-tracker accounts`` uses the store directly) ---
+
+    async def accounts(self) -> list[AccountSummary]:
+        """Every account, with its devices' count and when one was last seen."""
+        return await asyncio.to_thread(self._summaries)
+
+    async def add(self, name: str, passphrase: str) -> Account:
+        """An operator creates an account, whatever ``--registration`` says. Raises AccountRefused, NameRefused."""
+        check_passphrase(passphrase)
+        account = new_account(name, await asyncio.to_thread(hash_passphrase, passphrase), time.time())
+        await asyncio.to_thread(self._required().create, account)
+        log.info("An operator registered %s", account.name)
+        return account
+
+    async def remove(self, name: str) -> tuple[Account, int]:
+        """Remove the account named ``name`` (any spelling) and its devices; the account and how many devices."""
+        store, account = await self._existing(name)
+        devices = await asyncio.to_thread(store.remove_devices, account.name)
+        await asyncio.to_thread(store.remove, account.name)
+        log.info("An operator removed the account %s", account.name)
+        return account, devices
+
+    async def reset(self, name: str, passphrase: str, sign_out: bool) -> tuple[Account, int]:
+        """A new passphrase (and, with ``sign_out``, every device signed out); the account, devices signed out."""
+        check_passphrase(passphrase)
+        store, account = await self._existing(name)
+        passphrase_hash = await asyncio.to_thread(hash_passphrase, passphrase)
+        await asyncio.to_thread(store.set_passphrase_hash, account.name, passphrase_hash)
+        signed_out = await asyncio.to_thread(store.remove_devices, account.name) if sign_out else 0
+        log.info("An operator reset the passphrase of %s", account.name)
+        return account, signed_out
+
+    async def sign_out(self, name: str) -> tuple[Account, int]:
+        """Sign every device of the account out; the account and how many."""
+        store, account = await self._existing(name)
+        return account, await asyncio.to_thread(store.remove_devices, account.name)
+
+    def _required(self) -> AccountStore:
+        if self.store is None:
+            raise UnknownAccount("(this tracker keeps no accounts)")
+        return self.store
+
+    async def _existing(self, name: str) -> tuple[AccountStore, Account]:
+        store = self._required()
+        account = await asyncio.to_thread(store.get, name)
+        if account is None:
+            raise UnknownAccount(name)
+        return store, account
+
+    def _summaries(self) -> list[AccountSummary]:
+        store = self._required()
+        summaries = []
+        for account in store.accounts():
+            devices = store.devices(account.name)
+            last_seen = max((device.last_seen for device in devices), default=None)
+            summaries.append(AccountSummary(account.name, account.created, len(devices), last_seen))
+        return summaries
 
     def close(self) -> None:
         if self.store is not None:

@@ -1,0 +1,107 @@
+"""``/admin/accounts``: the operators' hand on registered names - list, add, remove, reset, sign out.
+
+Behind the same gate as the rest of ``/admin`` (``admin.AdminGate``: the admin password,
+checked before any body is read), and left out of the public schema like it. The same
+operations as ``chat-tracker accounts``, on the running tracker's own store (``accounts.db``,
+or Redis for replicas), each hash computed off the event loop. Passphrases travel in bodies
+only, and are neither logged nor ever answered.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, Field
+
+from chat_protocol import NameRefused
+from chat_protocol.accounts import MAX_PASSPHRASE_CHARS, MIN_PASSPHRASE_CHARS
+from chat_tracker.errors import AccountRefused, UnknownAccount
+from chat_tracker.http.admin import ADMIN_PREFIX, PROBLEMS, TrackerDep
+from chat_tracker.service.accounts import AccountSummary
+
+PASSPHRASE = Field(min_length=MIN_PASSPHRASE_CHARS, max_length=MAX_PASSPHRASE_CHARS, description="Never logged")
+
+
+class AccountIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64, description="The name to register (lookalikes are taken too)")
+    passphrase: str = PASSPHRASE
+
+
+class ResetIn(BaseModel):
+    passphrase: str = PASSPHRASE
+    sign_out: bool = Field(default=False, description="Also sign every device of the account out")
+
+
+class AccountOut(BaseModel):
+    name: str
+    created: str = Field(description="UTC ISO-8601")
+    devices: int = Field(description="Devices signed in")
+    last_seen: str | None = Field(default=None, description="The latest a device was seen (UTC ISO-8601)")
+
+
+class AccountsOut(BaseModel):
+    accounts: list[AccountOut]
+
+
+class ChangedOut(BaseModel):
+    name: str = Field(description="The account, as it was registered")
+    signed_out: int = Field(description="Devices signed out by this change")
+
+
+router = APIRouter(prefix=ADMIN_PREFIX + "/accounts", responses=PROBLEMS, tags=["accounts"])
+
+
+def _utc(moment: float | None) -> str | None:
+    return None if moment is None else datetime.fromtimestamp(moment, tz=UTC).isoformat(timespec="seconds")
+
+
+def _out(summary: AccountSummary) -> AccountOut:
+    created = _utc(summary.created) or ""
+    return AccountOut(name=summary.name, created=created, devices=summary.devices, last_seen=_utc(summary.last_seen))
+
+
+def _refused(refusal: AccountRefused | NameRefused) -> HTTPException:
+    status = 404 if isinstance(refusal, UnknownAccount) else 409 if refusal.code == "name_taken" else 422
+    return HTTPException(status_code=status, detail=str(refusal))
+
+
+@router.get("", response_model=AccountsOut, summary="Every registered name, with its devices")
+async def accounts(tracker: TrackerDep) -> AccountsOut:
+    return AccountsOut(accounts=[_out(summary) for summary in await tracker.accounts.accounts()])
+
+
+@router.post("", response_model=ChangedOut, status_code=201, summary="Register a name (whatever --registration says)")
+async def add(body: AccountIn, tracker: TrackerDep) -> ChangedOut:
+    try:
+        account = await tracker.accounts.add(body.name, body.passphrase)
+    except (AccountRefused, NameRefused) as refusal:
+        raise _refused(refusal) from None
+    return ChangedOut(name=account.name, signed_out=0)
+
+
+@router.delete("/{name}", response_model=ChangedOut, summary="Remove an account and its devices")
+async def remove(name: str, tracker: TrackerDep) -> ChangedOut:
+    try:
+        account, devices = await tracker.accounts.remove(name)
+    except AccountRefused as refusal:
+        raise _refused(refusal) from None
+    return ChangedOut(name=account.name, signed_out=devices)
+
+
+@router.post("/{name}/reset", response_model=ChangedOut, summary="A new passphrase (and, if asked, sign out)")
+async def reset(name: str, body: ResetIn, tracker: TrackerDep) -> ChangedOut:
+    try:
+        account, signed_out = await tracker.accounts.reset(name, body.passphrase, body.sign_out)
+    except AccountRefused as refusal:
+        raise _refused(refusal) from None
+    return ChangedOut(name=account.name, signed_out=signed_out)
+
+
+@router.delete("/{name}/devices", response_model=ChangedOut, summary="Sign every device of the account out")
+async def sign_out(name: str, tracker: TrackerDep) -> ChangedOut:
+    try:
+        account, signed_out = await tracker.accounts.sign_out(name)
+    except AccountRefused as refusal:
+        raise _refused(refusal) from None
+    return ChangedOut(name=account.name, signed_out=signed_out)
