@@ -105,8 +105,16 @@ class Counts:
         return self.lost + self.missed + self.duplicated + self.reordered + self.forged
 
     def as_figures(self) -> dict[str, int]:
-        """The counts as keyword arguments for ``support.campaign.record``."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """The counts as keyword arguments for ``support.campaign.record``.
+
+        The figures' ``lost`` is everything lost to someone: an acknowledged message missing
+        from chat.log, and an event a member never received with no gap announced (``missed``,
+        also kept on its own); ``acknowledged_lost`` is the first kind alone.
+        """
+        figures = {f.name: getattr(self, f.name) for f in fields(self)}
+        figures["lost"] = self.lost + self.missed
+        figures["acknowledged_lost"] = self.lost
+        return figures
 
     def add(self, other: Counts) -> Counts:
         return Counts(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
