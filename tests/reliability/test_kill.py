@@ -16,12 +16,11 @@ from typing import Any
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from chat_tracker.records import LogEntry
 from chat_tracker.storage.chatlog import parse_line
 from support.campaign import FULL, check_log_file, record
 from support.checked_member import CheckedMember
-from support.checker import CheckFailed, Counts, check
-from support.member_records import run_seed, torn_lines
+from support.checker import Counts
+from support.member_records import run_seed, torn_lines, verdict
 from support.timing import UNIT
 from support.tracker import launch_tracker
 
@@ -107,22 +106,13 @@ async def _killed_under_load(data_dir: Path, round_no: int, kill_after: int) -> 
     return members, sent
 
 
-def _verdict(entries: list[LogEntry], members: list[CheckedMember], round_no: int) -> tuple[Counts, str | None]:
-    counts = check(entries, [m.record() for m in members], seed=SEED, strict=False)
-    try:
-        check(entries, [m.record() for m in members], seed=SEED)
-    except CheckFailed as failure:
-        return counts, f"round {round_no}: {failure}"
-    return counts, None
-
-
 async def _one_round(data_dir: Path, round_no: int, rng: random.Random) -> Round:
     members, sent = await _killed_under_load(data_dir, round_no, rng.randrange(1, 1500))
     log_path = data_dir / "chat.log"
     lines = _whole_lines(log_path)
     entries = [parse_line(line) for line in lines]
     starts = [index for index, entry in enumerate(entries) if entry.kind == "start"]
-    counts, violation = _verdict(entries[starts[-1] :], members, round_no)  # this round's tracker's lines
+    counts, violation = verdict(entries[starts[-1] :], [m.record() for m in members], SEED)  # this round's lines
     received = [seen for m in members for stint in m.stints for seen in stint.received if seen.kind == "msg"]
     sent_texts = {text for m in members for text in m.sent.values()}
     whole = [seen for seen in received if seen.text in sent_texts]  # exactly what a talker sent, not a piece
@@ -180,7 +170,7 @@ async def test_sigkill_rounds_under_load_lose_nothing_seen(tmp_path: Path) -> No
         logged=sum(r.logged for r in rounds),
         **counts.as_figures(),
     )
-    violations = [r.violation for r in rounds if r.violation is not None]
+    violations = [f"round {n}: {r.violation}" for n, r in enumerate(rounds) if r.violation is not None]
     assert not violations, f"{len(violations)} rounds differ from chat.log; the first: {violations[0]}"
     entries = check_log_file(data_dir / "chat.log")
     texts = [e.text for e in entries if e.kind == "msg"]

@@ -14,9 +14,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from chat_tracker.storage.segments import list_segments
 from support.campaign import FULL, error_lines, record
 from support.checked_member import CheckedMember
-from support.checker import CheckFailed, Counts, check
+from support.checker import Counts, check
 from support.disk import fill
-from support.member_records import open_recording, run_seed, torn_lines
+from support.member_records import open_recording, run_seed, torn_lines, verdict
 from support.rotation import KILL_POINTS, LOAD_FLAGS, all_entries, echo, file_lines, hooked, segment_files
 from support.timing import UNIT
 from support.tracker import PASSWORD, launch_tracker
@@ -77,14 +77,11 @@ async def _kill_round(data_dir: Path, round_no: int, point: str, nth: int, compr
     entries = all_entries(data_dir, torn_ok=True)
     starts = [index for index, entry in enumerate(entries) if entry.kind == "start"]
     entries = entries[starts[-1] :]  # this round's tracker's lines
-    records = [member.record() for member in members]
-    counts = check(entries, records, seed=SEED, strict=False)
+    counts, violation = verdict(entries, [member.record() for member in members], SEED)
     watched = [seen for m in members if m.name.startswith("w") for s in m.stints for seen in s.received]
     result = KillRound(counts, sum(seen.kind == "msg" for seen in watched))
-    try:
-        check(entries, records, seed=SEED)
-    except CheckFailed as failure:
-        result.violation = f"round {round_no} ({point}:{nth}): {failure}"
+    if violation is not None:
+        result.violation = f"round {round_no} ({point}:{nth}): {violation}"
     return result
 
 

@@ -10,6 +10,7 @@ also read frames their own way, so here:
   and ``expect`` or a test's own loop over its socket (``note``);
 - ``member_record``: a ``support.resume.Member`` from its welcomes, its events and the
   ``resumed`` answers it got;
+- ``verdict``: the checker's counts and its message, for tests that record before they assert;
 - ``torn_lines``: torn or unparsable lines in chat.log files, counted for ``torn_left``;
 - ``run_seed``: a test's seed, which ``RELIABILITY_SEED`` replaces to replay a failed run.
 """
@@ -24,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chat_tracker.records import LogEntry
 from chat_tracker.storage.chatlog import LogFormatError, parse_line
 from support.bots import Bot, connect_json
-from support.checker import KIND_OF_TYPE, MemberRecord, Seen, Stint
+from support.checker import KIND_OF_TYPE, CheckFailed, Counts, MemberRecord, Seen, Stint, check
 from support.resume import Member
 from support.timing import UNIT
 
@@ -34,6 +36,21 @@ from support.timing import UNIT
 def run_seed(default: int) -> int:
     """The seed of a randomised test: ``default``, or RELIABILITY_SEED to replay a failed run."""
     return int(os.environ.get("RELIABILITY_SEED", default))
+
+
+def verdict(
+    entries: Iterable[LogEntry], records: Iterable[MemberRecord], seed: int | None = None
+) -> tuple[Counts, str | None]:
+    """The checker's counts and its CheckFailed message (None: no violation), for a test that records first."""
+    entries, records = list(entries), list(records)
+    counts = check(entries, records, seed=seed, strict=False)
+    if not counts.violations():
+        return counts, None
+    try:
+        check(entries, records, seed=seed)
+    except CheckFailed as failure:
+        return counts, str(failure)
+    raise AssertionError("the checker counted violations it does not report")
 
 
 @dataclass
