@@ -11,6 +11,7 @@ also read frames their own way, so here:
 - ``member_record``: a ``support.resume.Member`` from its welcomes, its events and the
   ``resumed`` answers it got;
 - ``verdict``: the checker's counts and its message, for tests that record before they assert;
+- ``kept_from``: a record cut to what retention left of chat.log;
 - ``torn_lines``: torn or unparsable lines in chat.log files, counted for ``torn_left``;
 - ``run_seed``: a test's seed, which ``RELIABILITY_SEED`` replaces to replay a failed run.
 """
@@ -132,7 +133,9 @@ async def open_recording(url: str, password: str, name: str) -> RecordingBot:
     return bot
 
 
-def member_record(member: Member, resumed: Iterable[Mapping[str, Any]] = (), until: int | None = None) -> MemberRecord:
+def member_record(
+    member: Member, resumed: Iterable[Mapping[str, Any]] = (), until: int | None = None, said: Iterable[str] = ()
+) -> MemberRecord:
     """A ``support.resume.Member``'s record: its welcomes (each a stint), events and ``resumed`` answers.
 
     A Member keeps room events apart from other frames, so they are put back in order by seq:
@@ -145,7 +148,22 @@ def member_record(member: Member, resumed: Iterable[Mapping[str, Any]] = (), unt
         [*welcomes, *answers, *member.events],
         key=lambda frame: (frame["seq"], frame["type"] not in ("welcome", "resumed")),
     )
-    return records_of_frames(member.name, frames, until)
+    record = FrameRecord(member.name)
+    for text in said:  # sent without an id and perhaps never echoed (to catch one logged twice)
+        record.said(text)
+    for frame in frames:
+        record.note(frame)
+    return record.record(until)
+
+
+def kept_from(record: MemberRecord, first_seq: int) -> MemberRecord:
+    """``record`` from ``first_seq`` on: what can be checked once retention deleted chat.log's older lines."""
+    stints = [
+        Stint(max(s.after, first_seq - 1), s.until, [e for e in s.received if e.seq >= first_seq], list(s.gaps))
+        for s in record.stints
+    ]
+    acked = {key: seq for key, seq in record.acked.items() if seq >= first_seq}
+    return MemberRecord(record.name, stints, dict(record.sent), acked)
 
 
 def torn_lines(*paths: Path) -> int:
