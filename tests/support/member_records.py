@@ -11,6 +11,7 @@ also read frames their own way, so here:
 - ``member_record``: a ``support.resume.Member`` from its welcomes, its events and the
   ``resumed`` answers it got;
 - ``verdict``: the checker's counts and its message, for tests that record before they assert;
+  ``record_checked``: that, with a figures row, for a test whose chat.log is in one data dir;
 - ``kept_from``: a record cut to what retention left of chat.log;
 - ``torn_lines``: torn or unparsable lines in chat.log files, counted for ``torn_left``;
 - ``run_seed``: a test's seed, which ``RELIABILITY_SEED`` replaces to replay a failed run.
@@ -28,7 +29,9 @@ from typing import Any
 
 from chat_tracker.records import LogEntry
 from chat_tracker.storage.chatlog import LogFormatError, parse_line
+from support import campaign
 from support.bots import Bot, connect_json
+from support.checked_member import read_chat_log
 from support.checker import KIND_OF_TYPE, CheckFailed, Counts, MemberRecord, Seen, Stint, check
 from support.resume import Member
 from support.timing import UNIT
@@ -164,6 +167,17 @@ def kept_from(record: MemberRecord, first_seq: int) -> MemberRecord:
     ]
     acked = {key: seq for key, seq in record.acked.items() if seq >= first_seq}
     return MemberRecord(record.name, stints, dict(record.sent), acked)
+
+
+def record_checked(figure: str, data_dir: Path, members: Iterable[MemberRecord], **figures: Any) -> Counts:
+    """The members against ``data_dir``'s chat.log: a row of ``figures`` and the counts, then the verdict.
+
+    The row holds the true counts even when the check fails; the failure names the first differing seq.
+    """
+    counts, violation = verdict(read_chat_log(data_dir), members)
+    campaign.record(figure, **figures, **counts.as_figures())
+    assert violation is None, violation
+    return counts
 
 
 def torn_lines(*paths: Path) -> int:
