@@ -10,13 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from chat_tracker.records import LogEntry
-from chat_tracker.storage.chatlog import parse_line
 from support.bots import Bot, connect_json
 from support.campaign import check_log_file, record
 from support.checker import check
 from support.disk import fill
-from support.member_records import open_recording, torn_lines
+from support.member_records import open_recording, torn_lines, whole_entries
 from support.timing import UNIT
 from support.tracker import PASSWORD, RunningTracker, launch_tracker
 
@@ -85,7 +83,7 @@ async def test_disk_full_refuses_cleanly_and_recovers(small_disk: Path) -> None:
     finally:
         tracker.kill()
     records = [alpha.record(until=after["seq"]), beta.record()]  # beta read up to the pending message
-    counts = check(_whole_entries(tracker.log_path), records, strict=False)
+    counts = check(whole_entries(tracker.log_path), records, strict=False)
     record(
         "faults",
         fault="disk_full",
@@ -99,12 +97,6 @@ async def test_disk_full_refuses_cleanly_and_recovers(small_disk: Path) -> None:
     texts = [e.text for e in entries if e.kind == "msg"]
     assert texts == [*delivered, pending, "after recovery"]
     assert not any("Traceback" in line for line in tracker.output)
-
-
-def _whole_entries(path: Path) -> list[LogEntry]:
-    """chat.log's whole lines (a torn one is counted in torn_left, and failed by check_log_file)."""
-    data = path.read_bytes()
-    return [parse_line(line) for line in data[: data.rfind(b"\n") + 1].decode("utf-8").splitlines()]
 
 
 async def _join_refused(tracker: RunningTracker) -> str:

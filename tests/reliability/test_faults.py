@@ -17,7 +17,7 @@ import pytest
 from support.bots import Bot
 from support.campaign import check_log_file, record, require_root_tool
 from support.checker import MemberRecord, check
-from support.member_records import RecordingBot, open_recording, torn_lines
+from support.member_records import RecordingBot, open_recording, torn_lines, whole_entries
 from support.process import Process
 from support.timing import UNIT
 from support.tracker import PASSWORD, RunningTracker
@@ -64,7 +64,7 @@ def _records(watcher: RecordingBot, talker: RecordingBot) -> list[MemberRecord]:
 
 
 def _leave_lines(tracker: RunningTracker, name: str) -> list[str]:
-    return [e.text for e in check_log_file(tracker.log_path) if e.kind == "leave" and e.name == name]
+    return [e.text for e in whole_entries(tracker.log_path) if e.kind == "leave" and e.name == name]
 
 
 async def test_sigstopped_client_is_dropped_once_others_unaffected(start_tracker: Any) -> None:
@@ -96,7 +96,7 @@ async def test_sigstopped_client_is_dropped_once_others_unaffected(start_tracker
     assert leaves[0][2] < 1 + 1 + 0.3 * UNIT, f"dropped after {leaves[0][2]:.1f} s"
     assert max(latencies) < UNIT / 10, f"a bystander waited {max(latencies):.2f} s"
     assert status == 3  # the client, thawed and told not to reconnect, reports the lost connection
-    counts = check(check_log_file(tracker.log_path), _records(watcher, talker), strict=False)
+    counts = check(whole_entries(tracker.log_path), _records(watcher, talker), strict=False)
     record(
         "faults",
         fault="sigstop_client",
@@ -130,7 +130,7 @@ async def test_client_killed_mid_frame_leaves_once(start_tracker: Any) -> None:
     assert [(name, reason) for name, reason, _ in leaves] == [("halfway", "lost")], leaves
     assert leaves[0][2] < UNIT / 5
     assert max(latencies) < UNIT / 10
-    entries = check_log_file(tracker.log_path)
+    entries = whole_entries(tracker.log_path)
     counts = check(entries, _records(watcher, talker), strict=False)
     record(
         "faults",
@@ -143,7 +143,7 @@ async def test_client_killed_mid_frame_leaves_once(start_tracker: Any) -> None:
     )
     assert not any("half a message" in e.text for e in entries)
     assert _leave_lines(tracker, "halfway") == ["lost"]
-    check(entries, _records(watcher, talker))
+    check(check_log_file(tracker.log_path), _records(watcher, talker))
 
 
 def test_peer_vanishing_without_fin_in_a_netns(tmp_path: Path) -> None:
@@ -164,7 +164,7 @@ def test_peer_vanishing_without_fin_in_a_netns(tmp_path: Path) -> None:
     assert 1.0 <= leaves[0][2] < 1 + 1 + 0.3 * UNIT, f"dropped after {leaves[0][2]:.1f} s"
     assert outcome["max_latency"] < UNIT / 10
     log_path = tmp_path / "data" / "chat.log"
-    entries = check_log_file(log_path)
+    entries = whole_entries(log_path)
     victim_leaves = [e.text for e in entries if e.kind == "leave" and e.name == "victim"]
     record(
         "faults",
@@ -177,3 +177,4 @@ def test_peer_vanishing_without_fin_in_a_netns(tmp_path: Path) -> None:
     )
     assert outcome["violation"] is None, outcome["violation"]  # the checker, run in the namespace
     assert victim_leaves == ["lost"]
+    check_log_file(log_path)

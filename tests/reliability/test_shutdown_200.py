@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from support.bots import connect_json, open_plain
 from support.campaign import check_log_file, record
 from support.checker import check
-from support.member_records import RecordingBot, open_recording, torn_lines
+from support.member_records import RecordingBot, open_recording, torn_lines, whole_entries
 from support.timing import UNIT
 from support.tracker import PASSWORD, RunningTracker
 
@@ -62,7 +62,7 @@ async def test_ctrl_c_with_200_members(start_tracker: Any) -> None:
     assert status == 0
     assert exit_seconds < UNIT, f"took {exit_seconds:.2f} s"  # the promise: 5 s, one unit
     json_results, plain_results = results[:JSON_MEMBERS], results[JSON_MEMBERS : JSON_MEMBERS + PLAIN_MEMBERS]
-    entries = check_log_file(tracker.log_path)
+    entries = whole_entries(tracker.log_path)
     counts = check(entries, [bot.record() for bot in json_bots], strict=False)  # each owed what it last received
     told = sum(code == 1001 and json.loads(frames[-1])["type"] == "bye" for code, frames in json_results if frames)
     told += sum(code == 1001 and frames[-1] == BYE_LINE for code, frames in plain_results if frames)
@@ -87,7 +87,7 @@ async def test_ctrl_c_with_200_members(start_tracker: Any) -> None:
     for code, frames in plain_results:
         assert code == 1001 and frames[-1] == BYE_LINE
     assert all(code == 1001 for code, _ in results[JSON_MEMBERS + PLAIN_MEMBERS :])
-    assert entries[-1].kind == "stop"
+    assert check_log_file(tracker.log_path)[-1].kind == "stop"
     assert len(leaves) == JSON_MEMBERS + PLAIN_MEMBERS
     check(entries, [bot.record() for bot in json_bots])
     tracker.wait_for_output("Tracker stopped")

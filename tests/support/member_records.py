@@ -13,7 +13,8 @@ also read frames their own way, so here:
 - ``verdict``: the checker's counts and its message, for tests that record before they assert;
   ``record_checked``: that, with a figures row, for a test whose chat.log is in one data dir;
 - ``kept_from``: a record cut to what retention left of chat.log;
-- ``torn_lines``: torn or unparsable lines in chat.log files, counted for ``torn_left``;
+- ``torn_lines``: torn or unparsable lines in chat.log files, counted for ``torn_left``, and
+  ``whole_entries``: the lines that parse;
 - ``run_seed``: a test's seed, which ``RELIABILITY_SEED`` replaces to replay a failed run.
 """
 
@@ -182,15 +183,24 @@ def record_checked(figure: str, data_dir: Path, members: Iterable[MemberRecord],
 
 def torn_lines(*paths: Path) -> int:
     """How many lines of these chat.log files (plain or gzipped, absent ones skipped) are torn or do not parse."""
-    torn = 0
-    for path in (p for p in paths if p.exists()):
-        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-        if data and not data.endswith(b"\n"):
+    return sum(torn for _, torn in map(_read_leniently, paths))
+
+
+def whole_entries(*paths: Path) -> list[LogEntry]:
+    """The lines of these chat.log files that parse, for a check that records its counts before
+    the strict reading (``support.campaign.check_log_file``) fails on a torn one."""
+    return [entry for path in paths for entry in _read_leniently(path)[0]]
+
+
+def _read_leniently(path: Path) -> tuple[list[LogEntry], int]:
+    """A chat.log file's entries (none if absent) and how many of its lines are torn or do not parse."""
+    if not path.exists():
+        return [], 0
+    data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    entries, torn = [], int(bool(data) and not data.endswith(b"\n"))
+    for line in data[: data.rfind(b"\n") + 1].decode("utf-8", errors="replace").splitlines():
+        try:
+            entries.append(parse_line(line))
+        except LogFormatError:
             torn += 1
-            data = data[: data.rfind(b"\n") + 1]
-        for line in data.decode("utf-8", errors="replace").splitlines():
-            try:
-                parse_line(line)
-            except LogFormatError:
-                torn += 1
-    return torn
+    return entries, torn
