@@ -86,16 +86,12 @@ async def _killed_under_load(data_dir: Path, round_no: int, kill_after: int) -> 
     """One tracker SIGKILLed once the last listener got ``kill_after`` messages: its members, and how many were sent."""
     tracker = launch_tracker(data_dir, *LOAD_FLAGS)
     names = [f"t{round_no}x{i}" for i in range(TALKERS)] + [f"l{round_no}x{i}" for i in range(LISTENERS - 1)]
-    members = [
-        *(CheckedMember(name) for name in names),
-        KillSwitch(f"l{round_no}x{LISTENERS - 1}", kill_after=kill_after),
-    ]
+    switch = KillSwitch(f"l{round_no}x{LISTENERS - 1}", kill_after=kill_after)
+    members = [*(CheckedMember(name) for name in names), switch]
     try:
         for member in members:
             assert (await member.join(tracker.url))["type"] == "welcome"
         talkers = [asyncio.create_task(_talk(m, f"r{round_no} {m.name}", 5000)) for m in members[:TALKERS]]
-        switch = members[-1]
-        assert isinstance(switch, KillSwitch)
         await asyncio.wait_for(switch.kill.wait(), 6 * UNIT)
         tracker.process.send_signal(signal.SIGKILL)
         await asyncio.to_thread(tracker.process.wait, UNIT)
@@ -118,8 +114,8 @@ async def _one_round(data_dir: Path, round_no: int, rng: random.Random) -> Round
     whole = [seen for seen in received if seen.text in sent_texts]  # exactly what a talker sent, not a piece
     assert len(whole) == len(received), f"round {round_no} (seed {SEED}): a message arrived changed"
     logged = [e for e in entries if e.kind == "msg" and e.text.startswith(f"r{round_no} ")]
-    torn_found = log_path.stat().st_size > sum(len(line.encode()) + 1 for line in lines)
-    torn_added = round_no % TORN_EVERY == TORN_EVERY - 1 and not torn_found
+    torn_found = int(log_path.stat().st_size > sum(len(line.encode()) + 1 for line in lines))
+    torn_added = int(round_no % TORN_EVERY == TORN_EVERY - 1 and not torn_found)
     if torn_added:
         with log_path.open("ab") as file:
             file.write(f"{entries[-1].seq + 1} 2026-01-01T00:00:00.000Z msg ghost half a li".encode())
