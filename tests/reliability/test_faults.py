@@ -63,6 +63,30 @@ def _records(watcher: RecordingBot, talker: RecordingBot) -> list[MemberRecord]:
     return [watcher.record(), talker.record()]
 
 
+def _record(
+    fault: str,
+    tracker: RunningTracker,
+    name: str,
+    bystanders: tuple[RecordingBot, RecordingBot],
+    leaves: list[tuple[str, str, float]],
+    latencies: list[float],
+    **extras: int,
+) -> None:
+    """The fault's row, counted before any assertion: leaves of ``name`` logged, when the first was seen, ..."""
+    counts = check(whole_entries(tracker.log_path), _records(*bystanders), strict=False)
+    record(
+        "faults",
+        fault=fault,
+        injected=1,
+        torn_left=torn_lines(tracker.log_path),
+        leaves=len(_leave_lines(tracker, name)),
+        dropped_after_s=round(leaves[0][2], 2) if leaves else None,
+        max_bystander_latency=round(max(latencies), 3),
+        **extras,
+        **counts.as_figures(),
+    )
+
+
 def _leave_lines(tracker: RunningTracker, name: str) -> list[str]:
     return [e.text for e in whole_entries(tracker.log_path) if e.kind == "leave" and e.name == name]
 
@@ -92,20 +116,11 @@ async def test_sigstopped_client_is_dropped_once_others_unaffected(start_tracker
     finally:
         client.kill()
         client.wait()
+    _record("sigstop_client", tracker, "frozen", (watcher, talker), leaves, latencies)
     assert [(name, reason) for name, reason, _ in leaves] == [("frozen", "lost")], leaves
     assert leaves[0][2] < 1 + 1 + 0.3 * UNIT, f"dropped after {leaves[0][2]:.1f} s"
     assert max(latencies) < UNIT / 10, f"a bystander waited {max(latencies):.2f} s"
     assert status == 3  # the client, thawed and told not to reconnect, reports the lost connection
-    counts = check(whole_entries(tracker.log_path), _records(watcher, talker), strict=False)
-    record(
-        "faults",
-        fault="sigstop_client",
-        injected=1,
-        torn_left=torn_lines(tracker.log_path),
-        leaves=len(_leave_lines(tracker, "frozen")),
-        max_bystander_latency=round(max(latencies), 3),
-        **counts.as_figures(),
-    )
     assert _leave_lines(tracker, "frozen") == ["lost"]
     check(check_log_file(tracker.log_path), _records(watcher, talker))
 
@@ -127,21 +142,15 @@ async def test_client_killed_mid_frame_leaves_once(start_tracker: Any) -> None:
     finally:
         process.kill()
         process.wait()
+    entries = whole_entries(tracker.log_path)
+    half_frames = sum("half a message" in e.text for e in entries)
+    _record(
+        "killed_mid_frame", tracker, "halfway", (watcher, talker), leaves, latencies, half_frames_logged=half_frames
+    )
     assert [(name, reason) for name, reason, _ in leaves] == [("halfway", "lost")], leaves
     assert leaves[0][2] < UNIT / 5
     assert max(latencies) < UNIT / 10
-    entries = whole_entries(tracker.log_path)
-    counts = check(entries, _records(watcher, talker), strict=False)
-    record(
-        "faults",
-        fault="killed_mid_frame",
-        injected=1,
-        torn_left=torn_lines(tracker.log_path),
-        leaves=len(_leave_lines(tracker, "halfway")),
-        half_frames_logged=sum("half a message" in e.text for e in entries),
-        **counts.as_figures(),
-    )
-    assert not any("half a message" in e.text for e in entries)
+    assert half_frames == 0, "the half frame was logged"
     assert _leave_lines(tracker, "halfway") == ["lost"]
     check(check_log_file(tracker.log_path), _records(watcher, talker))
 
@@ -160,21 +169,21 @@ def test_peer_vanishing_without_fin_in_a_netns(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     leaves = outcome["leaves"]
-    assert [(name, reason) for name, reason, _ in leaves] == [("victim", "lost")], leaves
-    assert 1.0 <= leaves[0][2] < 1 + 1 + 0.3 * UNIT, f"dropped after {leaves[0][2]:.1f} s"
-    assert outcome["max_latency"] < UNIT / 10
     log_path = tmp_path / "data" / "chat.log"
-    entries = whole_entries(log_path)
-    victim_leaves = [e.text for e in entries if e.kind == "leave" and e.name == "victim"]
+    victim_leaves = [e.text for e in whole_entries(log_path) if e.kind == "leave" and e.name == "victim"]
     record(
         "faults",
         fault="vanished_peer_netns",
         injected=1,
         torn_left=torn_lines(log_path),
         leaves=len(victim_leaves),
-        dropped_after_s=round(leaves[0][2], 2),
+        dropped_after_s=round(leaves[0][2], 2) if leaves else None,
+        max_bystander_latency=round(outcome["max_latency"], 3),
         **outcome["checked"],
     )
+    assert [(name, reason) for name, reason, _ in leaves] == [("victim", "lost")], leaves
+    assert 1.0 <= leaves[0][2] < 1 + 1 + 0.3 * UNIT, f"dropped after {leaves[0][2]:.1f} s"
+    assert outcome["max_latency"] < UNIT / 10
     assert outcome["violation"] is None, outcome["violation"]  # the checker, run in the namespace
     assert victim_leaves == ["lost"]
     check_log_file(log_path)
