@@ -3,7 +3,8 @@
 Brings up loopback, starts a tracker with short keepalives, joins a watcher, a
 talker and a victim, then has iptables drop every packet to and from the victim's
 port - as if its cable were pulled. Measures how long until the tracker logs the
-victim's leave, and the talker's echo latency meanwhile. Prints one JSON object.
+victim's leave, and the talker's echo latency meanwhile; checks what the members received
+against chat.log (``support.checker``). Prints one JSON object.
 Usage: ``unshare -n python netns_vanish.py DATA_DIR PING_INTERVAL PING_TIMEOUT``.
 """
 
@@ -18,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the support package, as for pytest
 
-from support.bots import open_bot
+from support.checked_member import read_chat_log
+from support.member_records import open_recording, verdict
 from support.timing import UNIT
 from support.tracker import PASSWORD, launch_tracker
 
@@ -29,9 +31,9 @@ async def run(data_dir: Path, interval: str, timeout: str) -> dict[str, object]:
         data_dir, "--ping-interval", interval, "--ping-timeout", timeout, "--rate", "100", "--burst", "100"
     )
     try:
-        watcher = await open_bot(tracker.url, PASSWORD, "watcher")
-        talker = await open_bot(tracker.url, PASSWORD, "talker")
-        victim = await open_bot(tracker.url, PASSWORD, "victim")
+        watcher = await open_recording(tracker.url, PASSWORD, "watcher")
+        talker = await open_recording(tracker.url, PASSWORD, "talker")
+        victim = await open_recording(tracker.url, PASSWORD, "victim")
         port = victim.ws.transport.get_extra_info("sockname")[1]
         for rule in (["--sport", str(port)], ["--dport", str(port)]):
             subprocess.run(["iptables", "-A", "INPUT", "-p", "tcp", *rule, "-j", "DROP"], check=True)
@@ -61,7 +63,10 @@ async def run(data_dir: Path, interval: str, timeout: str) -> dict[str, object]:
         await watcher.ws.close()
         await talker.ws.close()
         tracker.stop()
+        counts, violation = verdict(read_chat_log(data_dir), [bot.record() for bot in (watcher, talker, victim)])
         return {
+            "checked": counts.as_figures(),
+            "violation": violation,
             "leaves": leaves,
             "max_latency": max(latencies),
             "messages": len(latencies),

@@ -5,20 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from support.bots import Bot, connect_json, open_bot
+from support.bots import Bot, connect_json
 from support.campaign import check_log_file, record
+from support.checker import check
 from support.disk import fill
+from support.member_records import open_recording, torn_lines, whole_entries
 from support.timing import UNIT
 from support.tracker import PASSWORD, RunningTracker, launch_tracker
 
 pytestmark = pytest.mark.anyio
 
 
-async def _echo(bot: Bot, text: str, timeout: float) -> dict[str, object] | None:
+async def _echo(bot: Bot, text: str, timeout: float) -> dict[str, Any] | None:
     """Send ``text``; return its echo, an error, or None if nothing came in time."""
     await bot.say(text)
     try:
@@ -30,7 +33,7 @@ async def _echo(bot: Bot, text: str, timeout: float) -> dict[str, object] | None
         return None
 
 
-async def health(tracker: RunningTracker) -> dict[str, object]:
+async def health(tracker: RunningTracker) -> dict[str, Any]:
     async with httpx.AsyncClient(trust_env=False, timeout=UNIT) as client:
         return (await client.get(f"{tracker.http_url}/healthz")).json()  # type: ignore[no-any-return]
 
@@ -39,8 +42,8 @@ async def test_disk_full_refuses_cleanly_and_recovers(small_disk: Path) -> None:
     """On ENOSPC: no torn line, log_unavailable for new messages and joins, delivery in order when space returns."""
     tracker = launch_tracker(small_disk)
     try:
-        alpha = await open_bot(tracker.url, PASSWORD, "alpha")
-        beta = await open_bot(tracker.url, PASSWORD, "beta")
+        alpha = await open_recording(tracker.url, PASSWORD, "alpha")
+        beta = await open_recording(tracker.url, PASSWORD, "beta")
         await alpha.expect("joined")
         filler = fill(small_disk)
         delivered, pending = [], None
@@ -60,6 +63,7 @@ async def test_disk_full_refuses_cleanly_and_recovers(small_disk: Path) -> None:
         assert (await health(tracker))["log_writable"] is False
         gamma = await asyncio.wait_for(_join_refused(tracker), 2 * UNIT)
         assert gamma == "log_unavailable"
+        refusals = [e["code"] for e in alpha.frames.errors if e["code"] == "log_unavailable"] + [gamma]
 
         filler.unlink()  # space returns
         tracker.wait_for_output("chat.log is writable again", timeout=3 * UNIT)
@@ -78,11 +82,21 @@ async def test_disk_full_refuses_cleanly_and_recovers(small_disk: Path) -> None:
         assert tracker.stop() == 0
     finally:
         tracker.kill()
+    records = [alpha.record(until=after["seq"]), beta.record()]  # beta read up to the pending message
+    counts = check(whole_entries(tracker.log_path), records, strict=False)
+    record(
+        "faults",
+        fault="disk_full",
+        injected=1,
+        torn_left=torn_lines(tracker.log_path),
+        refused_while_full=len(refusals),
+        **counts.as_figures(),
+    )
     entries = check_log_file(tracker.log_path)
+    check(entries, records)
     texts = [e.text for e in entries if e.kind == "msg"]
     assert texts == [*delivered, pending, "after recovery"]
     assert not any("Traceback" in line for line in tracker.output)
-    record("faults", fault="disk_full", injected=1, lost=0, torn_left=0, refused_while_full=2)
 
 
 async def _join_refused(tracker: RunningTracker) -> str:

@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 
-from support.bots import Bot, open_bot
+from support.bots import Bot
 from support.campaign import check_log_file, record, require_root_tool
+from support.checker import MemberRecord, check
+from support.member_records import RecordingBot, open_recording, torn_lines, whole_entries
 from support.process import Process
 from support.timing import UNIT
 from support.tracker import PASSWORD, RunningTracker
@@ -56,15 +58,44 @@ async def _chat_while(
     return latencies
 
 
+def _records(watcher: RecordingBot, talker: RecordingBot) -> list[MemberRecord]:
+    """The bystanders' records: each owed what it read (the watcher stopped reading when the chat ended)."""
+    return [watcher.record(), talker.record()]
+
+
+def _record(
+    fault: str,
+    tracker: RunningTracker,
+    name: str,
+    bystanders: tuple[RecordingBot, RecordingBot],
+    leaves: list[tuple[str, str, float]],
+    latencies: list[float],
+    **extras: int,
+) -> None:
+    """The fault's row, counted before any assertion: leaves of ``name`` logged, when the first was seen, ..."""
+    counts = check(whole_entries(tracker.log_path), _records(*bystanders), strict=False)
+    record(
+        "faults",
+        fault=fault,
+        injected=1,
+        torn_left=torn_lines(tracker.log_path),
+        leaves=len(_leave_lines(tracker, name)),
+        dropped_after_s=round(leaves[0][2], 2) if leaves else None,
+        max_bystander_latency=round(max(latencies), 3),
+        **extras,
+        **counts.as_figures(),
+    )
+
+
 def _leave_lines(tracker: RunningTracker, name: str) -> list[str]:
-    return [e.text for e in check_log_file(tracker.log_path) if e.kind == "leave" and e.name == name]
+    return [e.text for e in whole_entries(tracker.log_path) if e.kind == "leave" and e.name == name]
 
 
 async def test_sigstopped_client_is_dropped_once_others_unaffected(start_tracker: Any) -> None:
     """A real chat-client frozen with SIGSTOP is dropped within ping interval + timeout; others keep their pace."""
     tracker: RunningTracker = start_tracker(*PING, "--rate", "100", "--burst", "100")
-    watcher = await open_bot(tracker.url, PASSWORD, "watcher")
-    talker = await open_bot(tracker.url, PASSWORD, "talker")
+    watcher = await open_recording(tracker.url, PASSWORD, "watcher")
+    talker = await open_recording(tracker.url, PASSWORD, "talker")
     await watcher.expect("joined")  # talker
     client = subprocess.Popen(
         [sys.executable, "-m", "chat_client", "--username", "frozen", "--reconnect-for", "0", tracker.url],
@@ -85,26 +116,20 @@ async def test_sigstopped_client_is_dropped_once_others_unaffected(start_tracker
     finally:
         client.kill()
         client.wait()
+    _record("sigstop_client", tracker, "frozen", (watcher, talker), leaves, latencies)
     assert [(name, reason) for name, reason, _ in leaves] == [("frozen", "lost")], leaves
     assert leaves[0][2] < 1 + 1 + 0.3 * UNIT, f"dropped after {leaves[0][2]:.1f} s"
     assert max(latencies) < UNIT / 10, f"a bystander waited {max(latencies):.2f} s"
     assert status == 3  # the client, thawed and told not to reconnect, reports the lost connection
     assert _leave_lines(tracker, "frozen") == ["lost"]
-    record(
-        "faults",
-        fault="sigstop_client",
-        injected=1,
-        lost=0,
-        torn_left=0,
-        max_bystander_latency=round(max(latencies), 3),
-    )
+    check(check_log_file(tracker.log_path), _records(watcher, talker))
 
 
 async def test_client_killed_mid_frame_leaves_once(start_tracker: Any) -> None:
     """A client SIGKILLed half-way through a frame: one leave, at once; the half frame is never logged."""
     tracker: RunningTracker = start_tracker("--rate", "100", "--burst", "100")
-    watcher = await open_bot(tracker.url, PASSWORD, "watcher")
-    talker = await open_bot(tracker.url, PASSWORD, "talker")
+    watcher = await open_recording(tracker.url, PASSWORD, "watcher")
+    talker = await open_recording(tracker.url, PASSWORD, "talker")
     process = Process([sys.executable, str(HERE / "half_frame_member.py"), tracker.url, PASSWORD, "halfway"])
     try:
         assert await asyncio.to_thread(process.out.next_line, time.monotonic() + 4 * UNIT) == "ready"
@@ -117,12 +142,17 @@ async def test_client_killed_mid_frame_leaves_once(start_tracker: Any) -> None:
     finally:
         process.kill()
         process.wait()
+    entries = whole_entries(tracker.log_path)
+    half_frames = sum("half a message" in e.text for e in entries)
+    _record(
+        "killed_mid_frame", tracker, "halfway", (watcher, talker), leaves, latencies, half_frames_logged=half_frames
+    )
     assert [(name, reason) for name, reason, _ in leaves] == [("halfway", "lost")], leaves
     assert leaves[0][2] < UNIT / 5
     assert max(latencies) < UNIT / 10
-    assert not any("half a message" in e.text for e in check_log_file(tracker.log_path))
+    assert half_frames == 0, "the half frame was logged"
     assert _leave_lines(tracker, "halfway") == ["lost"]
-    record("faults", fault="killed_mid_frame", injected=1, lost=0, torn_left=0)
+    check(check_log_file(tracker.log_path), _records(watcher, talker))
 
 
 def test_peer_vanishing_without_fin_in_a_netns(tmp_path: Path) -> None:
@@ -139,11 +169,21 @@ def test_peer_vanishing_without_fin_in_a_netns(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     leaves = outcome["leaves"]
+    log_path = tmp_path / "data" / "chat.log"
+    victim_leaves = [e.text for e in whole_entries(log_path) if e.kind == "leave" and e.name == "victim"]
+    record(
+        "faults",
+        fault="vanished_peer_netns",
+        injected=1,
+        torn_left=torn_lines(log_path),
+        leaves=len(victim_leaves),
+        dropped_after_s=round(leaves[0][2], 2) if leaves else None,
+        max_bystander_latency=round(outcome["max_latency"], 3),
+        **outcome["checked"],
+    )
     assert [(name, reason) for name, reason, _ in leaves] == [("victim", "lost")], leaves
     assert 1.0 <= leaves[0][2] < 1 + 1 + 0.3 * UNIT, f"dropped after {leaves[0][2]:.1f} s"
     assert outcome["max_latency"] < UNIT / 10
-    entries = check_log_file(tmp_path / "data" / "chat.log")
-    assert [e.text for e in entries if e.kind == "leave" and e.name == "victim"] == ["lost"]
-    record(
-        "faults", fault="vanished_peer_netns", injected=1, lost=0, torn_left=0, dropped_after_s=round(leaves[0][2], 2)
-    )
+    assert outcome["violation"] is None, outcome["violation"]  # the checker, run in the namespace
+    assert victim_leaves == ["lost"]
+    check_log_file(log_path)

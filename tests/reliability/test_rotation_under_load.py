@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import time
@@ -21,12 +22,13 @@ from support.tracker import PASSWORD, RunningTracker, launch_tracker
 pytestmark = pytest.mark.anyio
 
 TALKERS, MESSAGES = 3, 1500
+ROTATE_BYTES = 16 * 1024
 
 
 @pytest.mark.timeout(24 * UNIT)
 async def test_size_rotation_under_load_keeps_every_line_once(tmp_path: Path) -> None:
     """3 members flat out, --rotate-bytes 16K: seq +1 per line over every segment, nothing lost or repeated."""
-    tracker = launch_tracker(tmp_path, "--rotate-bytes", "16K", *LOAD_FLAGS)
+    tracker = launch_tracker(tmp_path, "--rotate-bytes", str(ROTATE_BYTES), *LOAD_FLAGS)
     try:
         async with bots(tracker.url, PASSWORD, [f"t{i}" for i in range(TALKERS)] + ["listener"]) as members:
             seen: list[tuple[int, str]] = []
@@ -44,14 +46,28 @@ async def test_size_rotation_under_load_keeps_every_line_once(tmp_path: Path) ->
     assert {(e.seq, e.text) for e in entries if e.kind == "msg"} == set(seen)
     segments = list_segments(tmp_path)
     # A segment outgrows the limit only by one batch (one loop turn's events, one write): the check
-    # runs before each write, so a big batch under this load may make a segment of its own.
+    # runs before each write, so a big batch under this load may make a segment of its own. How many
+    # segments the messages (about 415 KiB) make depends on how the load batches them (from a hundred
+    # to nearly two thousand lines a write on 2 shared cores), so the count asserted is the least no
+    # batching avoids: rotations while the load lasted, not only at the stop. What holds whatever the
+    # batches: a rotation comes only when the next batch would cross the limit, so every two
+    # consecutive files together are over it.
+    sizes = [segment.size for segment in segments] + [(tmp_path / "chat.log").stat().st_size]
+    assert all(first + second > ROTATE_BYTES for first, second in itertools.pairwise(sizes)), sizes
     # The stop line may rotate once more, so /metrics is compared with the segments it could see.
-    assert len(segments) >= rotated_so_far >= 3
+    assert len(segments) >= rotated_so_far >= 2
     assert gauges["chat_log_segments"] == gauges["chat_log_rotations_total"] == rotated_so_far
     assert 0 < gauges["chat_log_last_rotation_timestamp_seconds"] <= time.time()
     assert gauges["chat_log_segments_bytes"] > 0 and gauges["chat_log_segment_bytes"] > 0
     assert not error_lines(tracker.output)
-    record("rotation", test="size_under_load", lines=len(entries), segments=len(segments), messages=len(texts))
+    record(
+        "rotation",
+        test="size_under_load",
+        lines=len(entries),
+        segments=len(segments),
+        rotated_under_load=rotated_so_far,
+        messages=len(texts),
+    )
 
 
 @pytest.mark.timeout(12 * UNIT)
@@ -83,7 +99,8 @@ async def test_daily_rotation_at_utc_midnight_with_a_shifted_clock(tmp_path: Pat
     assert segment.path.name == segment_name(1)
     assert {line.split(" ")[1][:10] for line in before} == {(midnight - timedelta(days=1)).isoformat()}
     assert {line.split(" ")[1][:10] for line in after} == {midnight.isoformat()}
-    record("rotation", test="daily", lines=len(entries), segments=1, messages=count + 1)
+    messages = sum(entry.kind == "msg" for entry in entries)
+    record("rotation", test="daily", lines=len(entries), segments=len(list_segments(tmp_path)), messages=messages)
 
 
 async def _fill(tracker_dir: Path, *flags: str, messages: int = 120) -> None:
@@ -170,7 +187,7 @@ async def test_sighup_after_an_external_rename_and_restart_after_it(tmp_path: Pa
     assert start.split(" ")[0] == str(second["seq"] + 1) and " start " in start
     # The one warning expected: the test password is short (8 characters), as the start-up warning says.
     assert not any(" WARNING " in line and "shorter than 12" not in line for line in tracker.output)
-    record("rotation", test="sighup", reopens=2)
+    record("rotation", test="sighup", reopens=sum("Reopened" in line for line in tracker.output))
 
 
 async def _output_count(tracker: RunningTracker, text: str, count: int) -> None:
@@ -198,7 +215,8 @@ async def test_external_truncation_is_noticed_and_the_sequence_goes_on(tmp_path:
     data = (tmp_path / "chat.log").read_bytes()
     assert b"\0" not in data and data.startswith(f"{after['seq']} ".encode())
     all_entries(tmp_path, first=after["seq"])
-    record("rotation", test="truncation", warnings=1)
+    warnings = sum("truncated underneath" in line for line in tracker.output)
+    record("rotation", test="truncation", warnings=warnings)
 
 
 @pytest.mark.timeout(18 * UNIT)
@@ -213,6 +231,7 @@ async def test_log_and_resume_across_segments_and_a_deleted_one(tmp_path: Path) 
         first_kept = kept[0].first_seq
         assert len(kept) == 4 and any(s.compressed for s in kept)
         page = await get_json(tracker, "/log?after=0&limit=10")
+        requests = 1
         assert page["gone"] == {"first": 1, "last": first_kept - 1}
         assert [e["seq"] for e in page["events"]] == list(range(first_kept, first_kept + 10))
         assert page["next_after"] == first_kept + 9
@@ -220,6 +239,7 @@ async def test_log_and_resume_across_segments_and_a_deleted_one(tmp_path: Path) 
         pages, after = [], page["next_after"]
         while True:  # resume page by page across every segment boundary
             page = await get_json(tracker, f"/log?after={after}&limit=7")
+            requests += 1
             if page["beyond_end"] or not page["events"]:
                 break
             assert page["gone"] is None
@@ -227,10 +247,12 @@ async def test_log_and_resume_across_segments_and_a_deleted_one(tmp_path: Path) 
             after = page["next_after"]
         assert [e["seq"] for e in pages] == list(range(first_kept + 10, last + 1))
         tail = await get_json(tracker, "/log?lines=40")
+        requests += 1
         assert [e["seq"] for e in tail["events"]] == list(range(last - 39, last + 1))
         assert set(tail) == {"events"}  # the lines= form keeps its shape
         assert (await get_json(tracker, f"/log?after={last + 5}"))["beyond_end"] is True
+        requests += 1
         assert tracker.stop() == 0
     finally:
         tracker.kill()
-    record("rotation", test="log_across_segments", pages=len(pages) // 7 + 2)
+    record("rotation", test="log_across_segments", pages=requests, events_paged=len(pages))
