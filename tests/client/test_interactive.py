@@ -104,7 +104,8 @@ def test_refused_names_prompt_again(terminal: Terminal, tracker: Any, clients: C
         terminal.wait_for(re.compile(f"(?s)(Enter your username:.*){{{attempt}}}"))
         terminal.type_text(refused)
         terminal.type("Enter")
-    screen = terminal.wait_for("Name refused: invalid name")
+    terminal.wait_for("Name refused: invalid name")
+    screen = terminal.wait_for(re.compile("(?s)(Enter your username:.*){3}"))  # the reason, then the prompt
     assert "Name refused:" in screen.split("ALPHA", 1)[1]  # the taken name's reason came first
     assert screen.count("Enter your username:") == 3
     terminal.type_text("gamma")
