@@ -31,9 +31,9 @@ from chat_tracker.records import LogEntry
 from support.campaign import record
 from support.checked_member import read_chat_log
 from support.checker import check
-from support.nemesis import RESTART_REDIS, STEP_SECONDS, WIPE_REDIS, Fault, Schedule, draw, replay_command, seeds
+from support.nemesis import WIPE_REDIS, Fault, Schedule, draw, replay_command, seeds
 from support.nemesis_cluster import NemesisCluster, wait_until
-from support.nemesis_load import Load, NemesisMember, fence, post_mortem, reconnect_all, settle
+from support.nemesis_load import Injector, Load, NemesisMember, fence, play, post_mortem, reconnect_all, settle
 from support.timing import UNIT
 
 pytestmark = pytest.mark.anyio
@@ -53,7 +53,7 @@ def never_acknowledged(members: list[NemesisMember], entries: list[LogEntry]) ->
 
 
 async def quiesced_wipe(cluster: NemesisCluster, load: Load, fault: Fault) -> None:
-    """Redis wiped and started empty, with nothing in it the archiver has not written (see the docstring)."""
+    """Redis wiped, with nothing in it the archiver has not written (see the docstring); started empty by ``heal``."""
     load.hold.set()
     stopped = await asyncio.to_thread(cluster.freeze_all)
     try:
@@ -65,32 +65,32 @@ async def quiesced_wipe(cluster: NemesisCluster, load: Load, fault: Fault) -> No
         load.hold.clear()
 
 
-async def play(schedule: Schedule, cluster: NemesisCluster, load: Load) -> None:
-    """Each step: heal what ends there, inject what starts there (an instant fault healed at once), let the load run."""
-    for step in range(schedule.steps):
-        for fault in schedule.healed_at(step):
-            if fault.at < step:
-                await asyncio.to_thread(cluster.heal, fault)
-        for fault in schedule.injected_at(step):
-            if fault.kind == WIPE_REDIS:
-                await quiesced_wipe(cluster, load, fault)
-                continue
+def injectors(cluster: NemesisCluster, load: Load) -> tuple[Injector, Injector]:
+    """The schedule's inject and heal: each in a thread (a process start blocks), a wipe quiesced."""
+
+    async def inject(fault: Fault) -> None:
+        if fault.kind == WIPE_REDIS:
+            await quiesced_wipe(cluster, load, fault)
+        else:
             await asyncio.to_thread(cluster.inject, fault)
-            if fault.heal_at == step and fault.kind == RESTART_REDIS:
-                await asyncio.to_thread(cluster.heal, fault)
-        load.raise_if_failed()
-        await asyncio.sleep(STEP_SECONDS)  # pacing: the members chat between two steps; not synchronisation
+
+    async def heal(fault: Fault) -> None:
+        if fault.kind != WIPE_REDIS:  # healed inside quiesced_wipe
+            await asyncio.to_thread(cluster.heal, fault)
+
+    return inject, heal
 
 
 async def one_schedule(schedule: Schedule, cluster: NemesisCluster, members: list[NemesisMember]) -> dict[str, int]:
     """Play the schedule under the load, heal, settle and fence; the load's own figures."""
     load = Load(members, cluster.usable_urls, random.Random(schedule.seed))
-    for member in members:
-        welcome = await member.join(load.rng.choice(cluster.usable_urls()))
+    urls = cluster.usable_urls()
+    for index, member in enumerate(members):
+        welcome = await member.join(urls[index % len(urls)])
         assert welcome["type"] == "welcome", welcome
     load.start()
     try:
-        await play(schedule, cluster, load)
+        await play(schedule, *injectors(cluster, load), load)
     finally:
         await load.finish()
     await asyncio.to_thread(wait_until, cluster.healthy, "every replica and the archiver writable", 6 * UNIT)
@@ -132,6 +132,7 @@ async def test_a_random_fault_schedule_loses_nothing_acknowledged_and_leaves_no_
         elapsed = round(time.monotonic() - started, 1)
         record(
             "nemesis",
+            setting="replicas",
             seed=seed,
             injected=len(schedule.faults),
             kinds=schedule.kinds(),

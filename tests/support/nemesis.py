@@ -38,6 +38,7 @@ NETNS_SLOT = SLOTS - 1
 KILL_REPLICA, FREEZE_REPLICA, PARTITION_REPLICA = "kill_replica", "freeze_replica", "partition_replica"
 KILL_ARCHIVER, FREEZE_ARCHIVER, DISK_FULL = "kill_archiver", "freeze_archiver", "disk_full"
 RESTART_REDIS, WIPE_REDIS = "restart_redis_from_aof", "wipe_redis"
+KILL_TRACKER, FREEZE_TRACKER = "kill_tracker", "freeze_tracker"  # a single tracker (no Redis)
 DURATIONS = {
     KILL_REPLICA: (1, 4),
     FREEZE_REPLICA: (1, 6),
@@ -47,10 +48,14 @@ DURATIONS = {
     DISK_FULL: (2, 8),
     RESTART_REDIS: (0, 4),  # 0: SIGKILLed and started again at once
     WIPE_REDIS: (0, 0),  # one step: the room is lost and Redis starts empty
+    KILL_TRACKER: (1, 4),
+    FREEZE_TRACKER: (1, 4),
 }
 REPLICA_KINDS = (KILL_REPLICA, FREEZE_REPLICA, PARTITION_REPLICA)
-ALL_KINDS = tuple(DURATIONS)
-ARCHIVER, REDIS = "archiver", "redis"
+CLUSTER_KINDS = (*REPLICA_KINDS, KILL_ARCHIVER, FREEZE_ARCHIVER, DISK_FULL, RESTART_REDIS, WIPE_REDIS)
+SINGLE_KINDS = (KILL_TRACKER, FREEZE_TRACKER, DISK_FULL)
+WRITER, REDIS = "writer", "redis"  # the writer: the process that writes chat.log (the archiver, or the tracker)
+WRITER_KINDS = (KILL_ARCHIVER, FREEZE_ARCHIVER, DISK_FULL, KILL_TRACKER, FREEZE_TRACKER)
 
 
 @dataclass(frozen=True)
@@ -65,11 +70,11 @@ class Fault:
     def resources(self) -> tuple[str, ...]:
         if self.kind in REPLICA_KINDS:
             return (f"slot{self.slot}",)
-        if self.kind in (KILL_ARCHIVER, FREEZE_ARCHIVER, DISK_FULL):
-            return (ARCHIVER,)
+        if self.kind in WRITER_KINDS:
+            return (WRITER,)
         if self.kind == RESTART_REDIS:
             return (REDIS,)
-        return (ARCHIVER, REDIS, *(f"slot{slot}" for slot in range(SLOTS)))
+        return (WRITER, REDIS, *(f"slot{slot}" for slot in range(SLOTS)))
 
     def __str__(self) -> str:
         target = f" slot {self.slot}" if self.slot is not None else ""
@@ -98,7 +103,7 @@ class Schedule:
         return "\n".join([head, *(f"  {fault}" for fault in self.faults)])
 
 
-def draw(seed: int, kinds: tuple[str, ...] = ALL_KINDS, steps: int = STEPS) -> Schedule:
+def draw(seed: int, kinds: tuple[str, ...] = CLUSTER_KINDS, steps: int = STEPS) -> Schedule:
     """The schedule of ``seed``: at each step, perhaps one fault of a random kind on free resources."""
     rng = random.Random(seed)
     keep_in_redis = rng.choice(KEEP_IN_REDIS)
@@ -132,4 +137,5 @@ def seeds() -> list[int]:
 
 
 def replay_command(seed: int, test_file: str) -> str:
+    """The command that plays ``seed``'s schedule again."""
     return f"NEMESIS_SEED={seed} scripts/test {test_file}"

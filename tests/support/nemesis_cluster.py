@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -133,6 +134,18 @@ class Namespace:
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True, check=False)
 
 
+def stable_port() -> int:
+    """A free port below the ephemeral range: no outgoing connection takes it while Redis is down for a restart."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.Random()
+    for _attempt in range(100):
+        port = rng.randrange(low // 2, low)
+        with socket.socket() as sock, contextlib.suppress(OSError):
+            sock.bind(("0.0.0.0", port))
+            return port
+    raise AssertionError("no free port below the ephemeral range")
+
+
 def free_port_any() -> int:
     with socket.socket() as sock:
         sock.bind(("0.0.0.0", 0))
@@ -173,12 +186,14 @@ class NemesisCluster:
     archiver_frozen: bool = False
     filler: Path | None = None
     started: list[RunningTracker] = field(default_factory=list)  # every process, to kill at the end
+    deferred: list[Slot] = field(default_factory=list)  # replicas to start again once Redis is back
 
     @classmethod
     def create(cls, root: Path, keep_in_redis: int) -> NemesisCluster:
         executable = require_nemesis_tools()
         namespace = Namespace.create(f"{os.getpid() % 100000}")
-        cluster = cls(root, BoundRedis(executable, root / "redis"), namespace, root / "archive", ())
+        redis_server = BoundRedis(executable, root / "redis", port=stable_port())
+        cluster = cls(root, redis_server, namespace, root / "archive", ())
         cluster.archiver_flags = ("--keep-in-redis", str(keep_in_redis))
         try:
             cluster.archive_dir.mkdir(parents=True)
@@ -247,7 +262,10 @@ class NemesisCluster:
     def heal(self, fault: Fault) -> None:
         slot = self.slots[fault.slot] if fault.slot is not None else None
         if fault.kind == KILL_REPLICA and slot is not None and slot.replica is None:
-            self.start_replica(slot)
+            if self.redis.process is None:
+                self.deferred.append(slot)  # a replica does not start without Redis: once it is back
+            else:
+                self.start_replica(slot)
         elif fault.kind == FREEZE_REPLICA and slot is not None and slot.replica is not None:
             os.kill(slot.replica.process.pid, signal.SIGCONT)
             slot.frozen = False
@@ -264,6 +282,8 @@ class NemesisCluster:
             self.filler = None
         elif fault.kind in (RESTART_REDIS, WIPE_REDIS):
             self.redis.start()
+            while self.deferred:
+                self.start_replica(self.deferred.pop())
 
     def running_replicas(self) -> list[RunningTracker]:
         return [s.replica for s in self.slots if s.replica is not None and not s.frozen]

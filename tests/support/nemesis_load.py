@@ -19,7 +19,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from support.checked_member import CheckedMember
 from support.checker import Stint
+from support.nemesis import STEP_SECONDS, Fault, Schedule
 from support.timing import UNIT
 
 # At most this many messages unacknowledged at once: a resend stays well within the last 128 ids the
@@ -45,6 +46,7 @@ class NemesisMember(CheckedMember):
 
     abandoned: set[str] = field(default_factory=set)  # unacknowledged in a stint that ended: never resent
     errors_seen: int = 0  # how many of ``errors`` ``resend_refused`` has looked at
+    resent_at: float = 0.0  # when ``resend_refused`` last looked (monotonic)
     stints_started: int = 0
     answers: list[dict[str, Any]] = field(default_factory=list)  # every resume's answer, for a post-mortem
 
@@ -91,8 +93,24 @@ class NemesisMember(CheckedMember):
         self._listen(ws)
         return answer
 
+    def note(self, message: dict[str, Any]) -> None:
+        """As CheckedMember's; and an own message replayed without its id acknowledges the first unacknowledged one
+        of that text: a tracker restarted replays from chat.log, where ids are not kept (docs/protocol.md)."""
+        super().note(message)
+        if message["type"] == "message" and message["name"] == self.name and "id" not in message:
+            same = (i for i in self.unacknowledged() if self.sent[i] == message["text"])
+            msg_id = next(same, None)
+            if msg_id is not None:
+                self.acked[msg_id] = message["seq"]
+
     async def resend_refused(self) -> None:
-        """Send again the messages refused since the last call (``log_unavailable``: Redis away for now)."""
+        """Send again the messages refused since the last time (``log_unavailable``: Redis away for now).
+
+        At most once per RETRY_SECONDS: a refused resend is refused again until Redis is back.
+        """
+        if time.monotonic() - self.resent_at < RETRY_SECONDS:
+            return
+        self.resent_at = time.monotonic()
         refused = [e.get("id") for e in self.errors[self.errors_seen :]]
         self.errors_seen = len(self.errors)
         for msg_id in dict.fromkeys(i for i in refused if isinstance(i, str) and i in self.unacknowledged()):
@@ -103,6 +121,23 @@ class NemesisMember(CheckedMember):
         for msg_id in self.unacknowledged():
             self.resends += 1
             await self._send(msg_id)
+
+
+Injector = Callable[[Fault], Awaitable[None]]
+
+
+async def play(schedule: Schedule, inject: Injector, heal: Injector, load: Load) -> None:
+    """Each step: heal what ends there, inject what starts there (an instant fault healed at once), let the load run."""
+    for step in range(schedule.steps):
+        for fault in schedule.healed_at(step):
+            if fault.at < step:
+                await heal(fault)
+        for fault in schedule.injected_at(step):
+            await inject(fault)
+            if fault.heal_at == step:
+                await heal(fault)
+        load.raise_if_failed()
+        await asyncio.sleep(STEP_SECONDS)  # pacing: the members chat between two steps; not synchronisation
 
 
 def ranges(seqs: list[int]) -> list[tuple[int, int]]:
