@@ -47,6 +47,7 @@ class Recipient:
     outbox: Outbox
     since_seq: int | None
     recover_after: int | None = None
+    seen_through: int = 0
 
 
 def _welcome(kit: RoomKit, member: Member) -> Welcome:

@@ -39,6 +39,8 @@ class Recipient(Protocol):
     def since_seq(self) -> int | None: ...
     @property
     def recover_after(self) -> int | None: ...
+    @property
+    def seen_through(self) -> int: ...
 
 
 R = TypeVar("R", bound=Recipient)
@@ -124,8 +126,8 @@ def frames_for(member: Recipient, batch: Sequence[Event], terms: WelcomeTerms) -
     wire_frames: list[bytes] = []
     texts: list[str] = []
     for event in batch:
-        if event.seq < since:
-            continue  # from before it joined
+        if event.seq < since or event.seq <= member.seen_through:
+            continue  # from before it joined, or had before it resumed
         if event.origin == member.id:
             own = own_texts(dialect, event, terms, member)
             if wired:
