@@ -102,6 +102,7 @@ async def one_schedule(schedule: Schedule, cluster: NemesisCluster, members: lis
         "fence_seq": fence_seq,
         "resumes": sum(m.resumes for m in members),
         "resends": sum(m.resends for m in members),
+        "echoes_again": sum(m.echoes_again for m in members),
         "stints": sum(len(m.stints) for m in members),
         "comebacks_refused": sum(load.refused.values()),
         "keep_in_redis": schedule.keep_in_redis,

@@ -147,6 +147,7 @@ async def one_schedule(seed: int, single: Single, members: list[NemesisMember]) 
         "fence_seq": fence_seq,
         "resumes": sum(m.resumes for m in members),
         "resends": sum(m.resends for m in members),
+        "echoes_again": sum(m.echoes_again for m in members),
         "stints": sum(len(m.stints) for m in members),
         "comebacks_refused": sum(load.refused.values()),
         "never_acknowledged": sum(len(ids) for ids in stuck.values()),

@@ -47,6 +47,7 @@ class NemesisMember(CheckedMember):
     abandoned: set[str] = field(default_factory=set)  # unacknowledged in a stint that ended: never resent
     errors_seen: int = 0  # how many of ``errors`` ``resend_refused`` has looked at
     resent_at: float = 0.0  # when ``resend_refused`` last looked (monotonic)
+    echoes_again: int = 0  # echoes of a message acknowledged already (answers to resends)
     stints_started: int = 0
     answers: list[dict[str, Any]] = field(default_factory=list)  # every resume's answer, for a post-mortem
 
@@ -96,6 +97,9 @@ class NemesisMember(CheckedMember):
     def note(self, message: dict[str, Any]) -> None:
         """As CheckedMember's; and an own message replayed without its id acknowledges the first unacknowledged one
         of that text: a tracker restarted replays from chat.log, where ids are not kept (docs/protocol.md)."""
+        if message["type"] == "message" and self.acked.get(message.get("id", "")) == message["seq"]:
+            self.echoes_again += 1  # a resend's answer: the first one's echo again (docs/protocol.md), not an event
+            return
         super().note(message)
         if message["type"] == "message" and message["name"] == self.name and "id" not in message:
             same = (i for i in self.unacknowledged() if self.sent[i] == message["text"])
@@ -118,6 +122,7 @@ class NemesisMember(CheckedMember):
             await self._send(msg_id)
 
     async def resend_unacknowledged(self) -> None:
+        self.errors_seen = len(self.errors)  # what was refused is among what is resent now
         for msg_id in self.unacknowledged():
             self.resends += 1
             await self._send(msg_id)
