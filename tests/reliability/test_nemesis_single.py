@@ -9,7 +9,7 @@ are not kept: a member takes its own messages in that replay as their acknowledg
 (docs/protocol.md, "Resending is harmless"). At the end: every member connected, every message
 acknowledged, a fence received by all; chat.log is checked against what every member saw.
 
-CI runs ``support.nemesis.CI_SEEDS``; RELIABILITY_FULL=1 runs 100 schedules; ``NEMESIS_SEED=N`` replays seed N.
+CI runs ``support.nemesis.SINGLE_CI_SEEDS``; RELIABILITY_FULL=1 runs 100 schedules; ``NEMESIS_SEED=N`` replays seed N.
 """
 
 from __future__ import annotations
@@ -32,7 +32,17 @@ from support.checked_member import read_chat_log
 from support.checker import check
 from support.disk import fill
 from support.environment import require
-from support.nemesis import DISK_FULL, FREEZE_TRACKER, KILL_TRACKER, SINGLE_KINDS, Fault, draw, replay_command, seeds
+from support.nemesis import (
+    DISK_FULL,
+    FREEZE_TRACKER,
+    KILL_TRACKER,
+    SINGLE_CI_SEEDS,
+    SINGLE_KINDS,
+    Fault,
+    draw,
+    replay_command,
+    seeds,
+)
 from support.nemesis_cluster import healthz, wait_until
 from support.nemesis_load import Load, NemesisMember, fence, play, post_mortem, reconnect_all, settle
 from support.timing import UNIT
@@ -155,7 +165,7 @@ async def one_schedule(seed: int, single: Single, members: list[NemesisMember]) 
 
 
 @pytest.mark.timeout(30 * UNIT)
-@pytest.mark.parametrize("seed", seeds())
+@pytest.mark.parametrize("seed", seeds(SINGLE_CI_SEEDS))
 async def test_a_random_fault_schedule_on_one_tracker_loses_nothing_acknowledged(seed: int, tmp_path: Path) -> None:
     """One seeded schedule of tracker SIGKILLs, SIGSTOPs and a full disk under load: every acknowledged message in
     chat.log once; every member received chat.log's events from its join to the fence, in order, or was told."""
