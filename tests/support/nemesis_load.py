@@ -48,7 +48,7 @@ class NemesisMember(CheckedMember):
     errors_seen: int = 0  # how many of ``errors`` ``resend_refused`` has looked at
     resent_at: float = 0.0  # when ``resend_refused`` last looked (monotonic)
     echoes_again: int = 0  # echoes of a message acknowledged already (answers to resends)
-    stints_started: int = 0
+    resent: set[str] = field(default_factory=set)  # ids sent more than once
     answers: list[dict[str, Any]] = field(default_factory=list)  # every resume's answer, for a post-mortem
 
     def abandon(self) -> None:
@@ -59,9 +59,7 @@ class NemesisMember(CheckedMember):
 
     async def join(self, url: str) -> dict[str, Any]:
         self.abandon()
-        answer = await super().join(url)
-        self.stints_started += answer["type"] == "welcome"
-        return answer
+        return await super().join(url)
 
     async def resume(self, url: str) -> dict[str, Any]:
         """Resume with token, epoch and the last seq seen; a new epoch's ``resumed`` starts a new stint."""
@@ -79,7 +77,6 @@ class NemesisMember(CheckedMember):
             if answer["epoch"] != self.epoch:  # the room was lost: joined again under its name
                 self.abandon()
                 self.stints.append(Stint(after=answer["seq"]))
-                self.stints_started += 1
                 self.join_seq = self.last_seq = answer["seq"]
             elif answer.get("gone"):
                 first, last = answer["gone"]
@@ -97,15 +94,15 @@ class NemesisMember(CheckedMember):
     def note(self, message: dict[str, Any]) -> None:
         """As CheckedMember's; and an own message replayed without its id acknowledges the first unacknowledged one
         of that text: a tracker restarted replays from chat.log, where ids are not kept (docs/protocol.md)."""
-        if message["type"] == "message" and self.acked.get(message.get("id", "")) == message["seq"]:
+        msg_id = message.get("id", "")
+        if message["type"] == "message" and msg_id in self.resent and self.acked.get(msg_id) == message["seq"]:
             self.echoes_again += 1  # a resend's answer: the first one's echo again (docs/protocol.md), not an event
             return
         super().note(message)
         if message["type"] == "message" and message["name"] == self.name and "id" not in message:
-            same = (i for i in self.unacknowledged() if self.sent[i] == message["text"])
-            msg_id = next(same, None)
-            if msg_id is not None:
-                self.acked[msg_id] = message["seq"]
+            same = next((i for i in self.unacknowledged() if self.sent[i] == message["text"]), None)
+            if same is not None:
+                self.acked[same] = message["seq"]
 
     async def resend_refused(self) -> None:
         """Send again the messages refused since the last time (``log_unavailable``: Redis away for now).
@@ -118,14 +115,17 @@ class NemesisMember(CheckedMember):
         refused = [e.get("id") for e in self.errors[self.errors_seen :]]
         self.errors_seen = len(self.errors)
         for msg_id in dict.fromkeys(i for i in refused if isinstance(i, str) and i in self.unacknowledged()):
-            self.resends += 1
-            await self._send(msg_id)
+            await self._resend(msg_id)
 
     async def resend_unacknowledged(self) -> None:
         self.errors_seen = len(self.errors)  # what was refused is among what is resent now
         for msg_id in self.unacknowledged():
-            self.resends += 1
-            await self._send(msg_id)
+            await self._resend(msg_id)
+
+    async def _resend(self, msg_id: str) -> None:
+        self.resends += 1
+        self.resent.add(msg_id)
+        await self._send(msg_id)
 
 
 Injector = Callable[[Fault], Awaitable[None]]
