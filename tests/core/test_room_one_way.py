@@ -48,6 +48,7 @@ class Recipient:
     since_seq: int | None
     recover_after: int | None = None
     registered: bool = False
+    seen_through: int = 0
 
 
 def _welcome(kit: RoomKit, member: Member) -> Welcome:

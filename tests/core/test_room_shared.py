@@ -217,6 +217,29 @@ def test_a_member_of_another_replica_resumes_here_and_the_move_is_recorded() -> 
     assert [e.text for e in room.catch_up(resuming.member, last=True)] == ["hi"]
 
 
+def test_a_member_resuming_ahead_of_this_replicas_reader_never_gets_what_it_had_again() -> None:
+    """Resumed here after seq 7 while this replica has read up to 4 (it was cut off from Redis): when its reader
+    catches up, seqs 5-7 reach the others here but not that member (found by the nemesis, seed 10)."""
+    room, stream = shared_room()
+    stream.from_elsewhere(JOIN, "bob")
+    (join_event,) = stream.deliver()
+    for number in (1, 2):
+        stream.from_elsewhere(MESSAGE, "carol", f"before {number}", origin=OTHER_ID + 1)
+    stream.deliver()
+    ann = join(room, "ann")
+    stream.deliver()
+    assert room.tokens is not None and stream.seq == 4
+    outbox = Outbox(100)
+    resuming = room.resume(room.tokens.issue("bob", join_event.seq), "e1", 7, outbox, "127.0.0.1")
+    assert (resuming.after, resuming.until) == (7, 7) and room.catch_up(resuming.member, last=True) == []
+    received(ann)
+    for number in range(5, 9):
+        stream.from_elsewhere(MESSAGE, "carol", f"message {number}", origin=OTHER_ID + 1)
+    stream.deliver()
+    assert [m.seq for m in map(decode_server, drain(outbox)[0]) if hasattr(m, "seq")] == [8]
+    assert [m.seq for m in received(ann) if hasattr(m, "seq")] == [5, 6, 7, 8]
+
+
 def test_a_leave_logged_elsewhere_for_a_member_here_closes_it_with_1012() -> None:
     room, stream = shared_room()
     ann = join(room, "ann")

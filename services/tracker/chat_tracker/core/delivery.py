@@ -41,6 +41,8 @@ class Recipient(Protocol):
     def recover_after(self) -> int | None: ...
     @property
     def registered(self) -> bool: ...
+    @property
+    def seen_through(self) -> int: ...
 
 
 R = TypeVar("R", bound=Recipient)
@@ -126,8 +128,8 @@ def frames_for(member: Recipient, batch: Sequence[Event], terms: WelcomeTerms) -
     wire_frames: list[bytes] = []
     texts: list[str] = []
     for event in batch:
-        if event.seq < since:
-            continue  # from before it joined
+        if event.seq < since or event.seq <= member.seen_through:
+            continue  # from before it joined, or had before it resumed
         if event.origin == member.id:
             own = own_texts(dialect, event, terms, member)
             if wired:

@@ -1,19 +1,18 @@
 """The journal in Redis: one stream for every replica, read back in seq order by one reader per replica.
 
-``append`` queues and returns at once, as ``LocalJournal``'s does. A writer task
-sends the queued requests in one ``APPEND`` script call (redis_scripts.py), which
-gives each event its seq and adds it as the stream entry ``<seq>-0``. Nothing is
-delivered from the write's answer: the reader task reads the stream (``XREAD``)
-and hands every event, this replica's and the others', to the room in seq order.
-So every replica delivers the same events in the same order, and a member sees an
-event only after Redis has it: with ``appendfsync always`` Redis writes and
-fsyncs the append-only file before it answers anyone, the blocked readers included.
+``append`` queues and returns at once, as ``LocalJournal``'s does. A writer task sends the queued
+requests in one ``APPEND`` script call (redis_scripts.py), which gives each event its seq and adds it
+as the stream entry ``<seq>-0``. Nothing is delivered from the write's answer: the reader task reads
+the stream (``XREAD``) and hands every event, this replica's and the others', to the room in seq
+order. So every replica delivers the same events in the same order, and a member sees an event only
+after Redis has it: with ``appendfsync always`` Redis writes and fsyncs the append-only file before
+it answers anyone, the blocked readers included.
 
-When Redis cannot be reached the journal is not ``writable`` (the room refuses
-new requests with ``log_unavailable``) and both tasks retry with a backoff; the
-reader carries on from the last entry it delivered, so nothing is skipped. A batch
-whose answer was lost on the way is never applied twice: each carries this
-replica's batch number and the script ignores one it has already applied.
+When Redis cannot be reached the journal is not ``writable`` (the room refuses new requests with
+``log_unavailable``) and both tasks retry with a backoff; the reader carries on from the last entry
+it delivered, so nothing is skipped, once it has checked that the room is still the same epoch. A
+batch whose answer was lost on the way is never applied twice: each carries this replica's batch
+number and the script ignores one it has already applied.
 """
 
 from __future__ import annotations
@@ -297,11 +296,16 @@ class RedisJournal:
 
     async def _read_forever(self) -> None:
         client = self._read_client()
-        backoff = RETRY_FIRST
+        backoff, reconnected = RETRY_FIRST, True  # a first connection is checked too
         while not self._closed:
             try:
+                if reconnected and not await self._same_room(client):
+                    await asyncio.sleep(RETRY_FIRST)  # until the link has seen the new epoch (restart_at)
+                    continue
+                reconnected = False
                 reply: Any = await client.xread({self._keys.events: self._last_id}, count=READ_COUNT, block=BLOCK_MS)
             except REDIS_ERRORS as error:
+                reconnected = True
                 self._failed(RedisUnavailable(f"Redis unreachable: {error}"))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, RETRY_MOST)
@@ -318,6 +322,11 @@ class RedisJournal:
             self._delivered.set()
             if reply and self._gather:
                 await asyncio.sleep(self._gather)
+
+    async def _same_room(self, client: aioredis.Redis) -> bool:
+        """After a reconnect: the same room? Redis restarted empty is another (its seqs go on, its member ids recur)."""
+        epoch: Any = await client.hget(self._keys.room, "epoch")
+        return epoch is not None and epoch.decode() == self._epoch
 
     def _take(self, entries: Sequence[Any]) -> None:
         """Deliver a page of stream entries in order: events in runs, control entries between them."""

@@ -76,7 +76,7 @@ class RoomDelivery(SharedRoom):
                 member.held.extend(batch)  # after its replay
             elif member.since_seq is None:
                 continue  # its join is not out yet: nothing before its welcome
-            elif member.id in concerned:
+            elif member.id in concerned or member.seen_through >= batch[0].seq:  # its own, or some seen already
                 deliveries += frames_for(member, batch, terms)
                 if member.recent_ids is not None:
                     _note_ids(member.recent_ids, member.id, batch)

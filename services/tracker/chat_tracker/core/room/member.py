@@ -38,6 +38,7 @@ class Member:
     allowance: Allowance
     state: MemberState = MemberState.JOINING
     since_seq: int | None = None  # the seq of its own join, once known: it receives nothing older
+    seen_through: int = 0  # resumed after this seq (maybe ahead of this replica's reader): nothing up to it again
     goodbye: Goodbye = PLAIN_GOODBYE  # how its connection closes once its leave is delivered
     recent_ids: dict[str, Event | None] | None = None  # its message ids -> their events once delivered
     held: list[Event] = field(default_factory=list)  # RESUMING: live events kept until its replay is out

@@ -136,7 +136,8 @@ class RoomResumes(RoomRequests):
         # room may not have read up to ``after`` yet: then nothing is replayed, and
         # live events up to ``after`` are skipped (``until``).
         after = max(after, claim.since_seq)
-        return Resuming(member, after=after, until=max(after, self._delivered_seq))
+        member.seen_through = max(after, self._delivered_seq)  # a reader behind ``after`` delivers those again
+        return Resuming(member, after=after, until=member.seen_through)
 
     def _spend_token(self, member: Member) -> None:
         """The token just checked is used up: the next count, persisted before its token is sent."""
