@@ -25,6 +25,7 @@ FIGURE_TESTS = (
     "tests/core/test_session_fuzz.py",
     "tests/reliability/test_*.py",
     "tests/redis/test_replica_faults.py",
+    "tests/redis/test_replicas.py",
     "tests/redis/test_replica_behind.py",
     "tests/redis/test_moderation_survives_wipe.py",
     "tests/*/test_nemesis*.py",
