@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, model_validator
 
 from chat_protocol import NameRefused, check_name, format_ts
@@ -163,10 +164,29 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix=ADMIN_PREFIX, responses=PROBLEMS, tags=["moderation"])
 
 
+async def method_not_allowed(request: Request, error: Exception) -> JSONResponse:
+    """405 with every method the path takes in ``Allow``.
+
+    Starlette answers with the first route whose path matched, so a path served by two routes
+    (``GET`` and ``POST /admin/accounts``) would name one method only.
+    """
+    path = request.url.path
+    allowed = {
+        method
+        for route in request.app.router.routes
+        if isinstance(route, APIRoute) and route.path_regex.match(path)
+        for method in route.methods or ()
+    }
+    return JSONResponse(
+        {"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": ", ".join(sorted(allowed))}
+    )
+
+
 def mount(api: FastAPI, *others: APIRouter) -> None:
     """The admin routes (and ``others``, such as /admin/accounts) on ``api``, out of its public schema;
     their own schema at /admin/openapi.json."""
     routes = list(router.routes)
+    api.add_exception_handler(405, method_not_allowed)
     api.include_router(router, include_in_schema=False)
     for other in others:
         api.include_router(other, include_in_schema=False)

@@ -10,11 +10,12 @@ only, and are neither logged nor ever answered.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from chat_protocol import NameRefused
+from chat_protocol import NameRefused, check_name
 from chat_protocol.accounts import MAX_PASSPHRASE_CHARS, MIN_PASSPHRASE_CHARS
 from chat_tracker.errors import AccountRefused, UnknownAccount
 from chat_tracker.http.admin import ADMIN_PREFIX, PROBLEMS, TrackerDep
@@ -27,10 +28,19 @@ class AccountIn(BaseModel):
     name: str = Field(min_length=1, max_length=64, description="The name to register (lookalikes are taken too)")
     passphrase: str = PASSPHRASE
 
+    @field_validator("name")
+    @classmethod
+    def possible_name(cls, name: str) -> str:
+        try:
+            check_name(name)
+        except NameRefused as refused:
+            raise ValueError(f"not a possible name: {refused}") from None
+        return name
+
 
 class ResetIn(BaseModel):
     passphrase: str = PASSPHRASE
-    sign_out: bool = Field(default=False, description="Also sign every device of the account out")
+    sign_out: bool = Field(default=False, strict=True, description="Also sign every device of the account out")
 
 
 class AccountOut(BaseModel):
@@ -50,6 +60,7 @@ class ChangedOut(BaseModel):
 
 
 router = APIRouter(prefix=ADMIN_PREFIX + "/accounts", responses=PROBLEMS, tags=["accounts"])
+TAKEN: dict[int | str, dict[str, Any]] = {409: {"description": "The name, or a lookalike of it, is registered"}}
 
 
 def _utc(moment: float | None) -> str | None:
@@ -62,8 +73,8 @@ def _out(summary: AccountSummary) -> AccountOut:
 
 
 def _refused(refusal: AccountRefused | NameRefused) -> HTTPException:
-    status = 404 if isinstance(refusal, UnknownAccount) else 409 if refusal.code == "name_taken" else 422
-    return HTTPException(status_code=status, detail=str(refusal))
+    # Names and passphrases are checked by the models (422): what is left is a registered name or an unknown one.
+    return HTTPException(status_code=404 if isinstance(refusal, UnknownAccount) else 409, detail=str(refusal))
 
 
 @router.get("", response_model=AccountsOut, summary="Every registered name, with its devices")
@@ -71,7 +82,13 @@ async def accounts(tracker: TrackerDep) -> AccountsOut:
     return AccountsOut(accounts=[_out(summary) for summary in await tracker.accounts.accounts()])
 
 
-@router.post("", response_model=ChangedOut, status_code=201, summary="Register a name (whatever --registration says)")
+@router.post(
+    "",
+    response_model=ChangedOut,
+    status_code=201,
+    responses=TAKEN,
+    summary="Register a name (whatever --registration says)",
+)
 async def add(body: AccountIn, tracker: TrackerDep) -> ChangedOut:
     try:
         account = await tracker.accounts.add(body.name, body.passphrase)
