@@ -41,7 +41,7 @@ IDS_TTL_MS = 3_600_000
 # "DUP" instead of results: this batch number was applied already (its answer was lost on the way).
 APPEND = (
     f"local ids_kept, ids_ttl = {RECENT_IDS}, {IDS_TTL_MS}\n"
-     """
+    """
 local room, events, names, roster, moderation, replicas = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local epoch = redis.call('HGET', room, 'epoch')
 if epoch ~= ARGV[1] then
