@@ -79,9 +79,7 @@ class RedisJournal:
         self.on_refused: OnRefused | None = None
         self.on_duplicate: OnDuplicate | None = None
         self.on_skipped: OnSkipped | None = None
-        self._keys = keys
-        self._replica = replica
-        self._url = url
+        self._keys, self._replica, self._url = keys, replica, url
         self._password = password  # never logged (redis_auth.py)
         # Seconds the writer waits for more requests before a script call, and the reader for more entries before
         # its next read: spread-out messages share one round trip (less CPU per message) for this much latency.
