@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from chat_protocol import CloseCode, Limits, decode_server
-from chat_protocol.messages import Error, Left, Moderation, Resumed, Welcome
+from chat_protocol.messages import ChatMessage, Error, Left, Moderation, Resumed, Welcome
 from chat_tracker.core.dialects import JSON, PLAIN
 from chat_tracker.core.events import JOIN, KICK, LEAVE, MESSAGE, Event, EventKind
 from chat_tracker.core.outbox import Outbox
@@ -329,3 +329,50 @@ async def test_a_replica_that_skipped_trimmed_events_closes_its_members_with_101
     assert room.tokens is not None and ann.since_seq is not None
     resuming = room.resume(room.tokens.issue("ann", ann.since_seq), "e1", 2, Outbox(100), "127.0.0.1")
     assert resuming.member is ann and (resuming.after, resuming.until) == (2, stream.seq)  # cid's leave, then bob
+
+
+def test_a_resend_never_delivered_here_is_left_to_the_journal_which_knows_if_it_was_logged() -> None:
+    """Its first copy may be pending, or logged in a range this replica's reader found trimmed (nemesis seed 2):
+    only Redis, which keeps every member's ids, can tell; a single tracker would ignore it (it delivers all)."""
+    room, stream = shared_room()
+    ann = join(room, "ann")
+    stream.deliver()
+    room.say(ann, "hi", "m-1")
+    room.say(ann, "hi", "m-1")
+    assert [(e.text, e.msg_id) for e in stream.pending] == [("hi", "m-1"), ("hi", "m-1")]
+
+
+def test_a_resend_logged_before_is_answered_with_the_first_echo_once_this_replica_is_past_it() -> None:
+    room, stream = shared_room()
+    ann = join(room, "ann")
+    stream.from_elsewhere(MESSAGE, "bob", "after ann")
+    stream.deliver()
+    received(ann)
+    resends = [
+        Event(stream.seq - 1, 1.0, MESSAGE, "ann", "hi", ann.id, (), "m-1"),
+        Event(stream.seq + 1, 1.0, MESSAGE, "ann", "later", ann.id, (), "m-2"),  # its own delivery answers it
+    ]
+    for first in resends:
+        room.logged_before(first)
+    room.logged_before(Event(stream.seq, 1.0, MESSAGE, "bob", "hi", OTHER_ID, (), "b-1"))  # not served here
+    answers = received(ann)
+    assert [(m.seq, m.id) for m in answers if isinstance(m, ChatMessage)] == [(stream.seq - 1, "m-1")]
+    assert room.stats.duplicates == len(resends)
+
+
+def test_a_resend_made_while_resuming_is_answered_after_the_replay_if_the_replay_covered_it() -> None:
+    room, stream = shared_room()
+    stream.from_elsewhere(JOIN, "bob")
+    (join_event,) = stream.deliver()
+    stream.from_elsewhere(MESSAGE, "carol", "while away", origin=OTHER_ID + 1)
+    stream.deliver()
+    assert room.tokens is not None
+    outbox = Outbox(100)
+    resuming = room.resume(room.tokens.issue("bob", join_event.seq), "e1", join_event.seq, outbox, "127.0.0.1")
+    bob = resuming.member
+    room.logged_before(Event(resuming.until, 1.0, MESSAGE, "bob", "gone", bob.id, (), "b-1"))  # in the replay's range
+    room.logged_before(Event(resuming.until + 1, 1.0, MESSAGE, "bob", "held", bob.id, (), "b-2"))  # held, or live
+    assert drain(outbox)[0] == []  # nothing before the replay
+    room.catch_up(bob, last=True)
+    answers = [decode_server(frame) for frame in drain(outbox)[0]]
+    assert [(m.seq, m.id) for m in answers if isinstance(m, ChatMessage)] == [(resuming.until, "b-1")]

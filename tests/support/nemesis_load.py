@@ -95,14 +95,20 @@ class NemesisMember(CheckedMember):
         """As CheckedMember's; and an own message replayed without its id acknowledges the first unacknowledged one
         of that text: a tracker restarted replays from chat.log, where ids are not kept (docs/protocol.md)."""
         msg_id = message.get("id", "")
-        if message["type"] == "message" and msg_id in self.resent and self.acked.get(msg_id) == message["seq"]:
+        if message["type"] == "message" and msg_id in self.resent and self._answers_resend(msg_id, message["seq"]):
             self.echoes_again += 1  # a resend's answer: the first one's echo again (docs/protocol.md), not an event
+            self.acked.setdefault(msg_id, message["seq"])
             return
         super().note(message)
         if message["type"] == "message" and message["name"] == self.name and "id" not in message:
             same = next((i for i in self.unacknowledged() if self.sent[i] == message["text"]), None)
             if same is not None:
                 self.acked[same] = message["seq"]
+
+    def _answers_resend(self, msg_id: str, seq: int) -> bool:
+        """The first echo again, or one the member was told it could not be replayed (its seq in a ``gone``
+        range): a replica answers a resend whose first copy another logged (docs/replicas.md) with that echo."""
+        return self.acked.get(msg_id) == seq or any(first <= seq <= last for first, last in self.stints[-1].gaps)
 
     async def resend_refused(self) -> None:
         """Send again the messages refused since the last time (``log_unavailable``: Redis away for now).

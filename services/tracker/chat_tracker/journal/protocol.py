@@ -32,6 +32,7 @@ Deliver = Callable[[Sequence[Event]], None]
 OnTrouble = Callable[[LogWriteError | None], None]
 OnControl = Callable[[dict[str, Any]], None]
 OnRefused = Callable[[Event], None]
+OnDuplicate = Callable[[Event], None]  # a resent message, as it was logged first (its seq and time)
 OnSkipped = Callable[[int, int], None]
 
 LOG_RETRY_SECONDS = 1.0
@@ -145,11 +146,13 @@ class Replication(Protocol):
     holds) comes back to ``on_refused``. The replica's link (``replicas/replica.py``)
     reports what it notices: Redis silent, a new epoch, a new replica number. A replica
     that fell so far behind that the stream was trimmed past it hears the seqs it skipped
-    (``on_skipped(first, last)``) before any event after them is handed on.
+    (``on_skipped(first, last)``) before any event after them is handed on. A message whose id its
+    member used already, on any replica, is not logged again: ``on_duplicate`` gets the first one.
     """
 
     on_control: OnControl | None
     on_refused: OnRefused | None
+    on_duplicate: OnDuplicate | None
     on_skipped: OnSkipped | None
 
     def start(self) -> None:

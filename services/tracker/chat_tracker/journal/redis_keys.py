@@ -24,6 +24,9 @@ The other keys (all under one prefix, ``groupchat:`` unless told otherwise):
 - ``replicas`` (hash): replica number -> JSON of its address and start time;
   ``alive:<replica>`` (string with a TTL): present while that replica is alive;
   ``next-replica`` (counter): the next replica number;
+- ``ids:<epoch>:<member id>`` (hash, expires an hour after the member's last message, deleted with its
+  leave): the member's last message ids (``i:<id>`` -> ``<seq> <time>`` of the one logged, and a ring
+  of slots ``s:<n>`` -> id, counted by ``#``), so a resend on any replica is answered, not logged again;
 - ``applied`` (hash): replica number -> the number of its last batch applied, so
   a batch sent again after a lost answer is not applied twice;
 - ``archived`` (string): the last seq the archiver has made durable in chat.log
@@ -99,6 +102,10 @@ class Keys:
     @property
     def applied(self) -> str:
         return self.prefix + "applied"
+
+    def message_ids(self, epoch: str) -> str:
+        """The prefix of the members' message-id hashes in ``epoch`` (the member id follows)."""
+        return f"{self.prefix}ids:{epoch}:"
 
     @property
     def archived(self) -> str:

@@ -12,24 +12,36 @@ logged, and a leave is logged once even when several replicas reap a dead one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 from chat_protocol import name_key
-from chat_tracker.core.events import BAN, JOIN, LEAVE, MUTE, UNBAN, Event
-from chat_tracker.journal.redis_keys import body_of
+from chat_tracker.core.events import BAN, JOIN, LEAVE, MESSAGE, MUTE, UNBAN, Event
+from chat_tracker.core.room.requests import RECENT_IDS
+from chat_tracker.journal.redis_keys import Keys, body_of
+
+# How long a member's message ids outlive its last message: far longer than a resume's grace or a write
+# held back on a replica cut off from Redis (reaped, hence fenced, within seconds); then Redis forgets them.
+IDS_TTL_MS = 3_600_000
 
 # KEYS: room, events, names, roster, moderation, replicas, applied
-# ARGV: epoch, replica, batch number, then 4 per operation: op, key, value, body
+# ARGV: epoch, replica, batch number, the message-ids key prefix (ids:<epoch>:), then 4 per operation:
+# op, key, value, body
 #   E: an event (body)                     -> its seq
+#   I: a message with an id (value) from member key: logged unless its ids hash (prefix .. key) holds that id
+#      -> its seq, or {seq, time} of the one logged first (the last RECENT_IDS ids per member are kept)
 #   J: a join: claim names[key] = value      -> its seq, or 0 if the name is held
-#   L: a leave: release names[key] if value  -> its seq, or 0 if not its holder (taken over, reaped)
+#   L: a leave: release names[key] if value  -> its seq, or 0 if not its holder (taken over, reaped); its ids go
 #   M: a moderation event (kept in the list)  -> its seq
 #   O: names[key] = value if held by the same member (a resume), its resume count (body's g) into
 #      the roster, control entry -> 1 or 0
 #   A: a control entry (body)                 -> 1
 # Errors: "EPOCH <epoch>" (the room is another one), "FENCED" (this replica was reaped).
 # "DUP" instead of results: this batch number was applied already (its answer was lost on the way).
-APPEND = """
+APPEND = (
+    f"local ids_kept, ids_ttl = {RECENT_IDS}, {IDS_TTL_MS}\n"
+    """
 local room, events, names, roster, moderation, replicas = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local epoch = redis.call('HGET', room, 'epoch')
 if epoch ~= ARGV[1] then
@@ -52,11 +64,28 @@ local function add(body)
   redis.call('XADD', events, seq .. '-0', 't', t, 'e', body)
   return seq
 end
-for i = 4, #ARGV, 4 do
+-- A member's ids: 'i:<id>' -> '<seq> <time>', and a ring of ids_kept slots 's:<n>' -> the id in it ('#' counts).
+local function logged_once(ids, msg_id, body)
+  local first = redis.call('HGET', ids, 'i:' .. msg_id)
+  if first then
+    local first_seq, first_t = string.match(first, '^(%d+) (.+)$')
+    return {tonumber(first_seq), first_t}
+  end
+  local result = add(body)
+  local slot = 's:' .. (redis.call('HINCRBY', ids, '#', 1) % ids_kept)
+  local evicted = redis.call('HGET', ids, slot)
+  if evicted then redis.call('HDEL', ids, 'i:' .. evicted) end
+  redis.call('HSET', ids, slot, msg_id, 'i:' .. msg_id, result .. ' ' .. t)
+  redis.call('PEXPIRE', ids, ids_ttl)
+  return result
+end
+for i = 5, #ARGV, 4 do
   local op, key, value, body = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local result = 0
   if op == 'E' then
     result = add(body)
+  elseif op == 'I' then
+    result = logged_once(ARGV[4] .. key, value, body)
   elseif op == 'J' then
     if redis.call('HEXISTS', names, key) == 0 then
       redis.call('HSET', names, key, value)
@@ -68,7 +97,9 @@ for i = 4, #ARGV, 4 do
   elseif op == 'L' then
     if redis.call('HGET', names, key) == value then
       redis.call('HDEL', names, key)
-      redis.call('HDEL', roster, string.match(value, '^(%d+):'))
+      local id = string.match(value, '^(%d+):')
+      redis.call('HDEL', roster, id)
+      redis.call('DEL', ARGV[4] .. id)
       result = add(body)
     end
   elseif op == 'M' then
@@ -97,6 +128,7 @@ end
 redis.call('HSET', room, 'seq', seq)
 return results
 """
+)
 
 # KEYS: room, events, archived; ARGV: a new epoch, the seq to start above, a new token key (hex), now.
 # The room as it is, or a new one when Redis has none (a new epoch): {epoch, seq, key, created 0/1}.
@@ -232,6 +264,8 @@ def event_request(event: Event, replica: int) -> Request:
         return Request(op, name_key(event.name), f"{event.origin}:{replica}", body, event)
     if event.kind is MUTE or event.kind is BAN or event.kind is UNBAN:
         return Request("M", "", "", body, event)
+    if event.kind is MESSAGE and event.msg_id is not None and event.origin is not None:
+        return Request("I", str(event.origin), event.msg_id, body, event)
     return Request("E", "", "", body, event)
 
 
@@ -244,3 +278,22 @@ def owner_request(name: str, member_id: int, replica: int, resumes: int) -> Requ
 def away_request(member_id: int, replica: int) -> Request:
     """``member_id`` lost its connection on ``replica``: a control entry."""
     return Request("A", "", "", f'{{"c":"away","o":{member_id},"r":{replica}}}')
+
+
+def append_call(
+    keys: Keys, epoch: str, replica: int, number: int, batch: Sequence[Request]
+) -> tuple[list[str], list[str | int]]:
+    """The keys and arguments of the ``APPEND`` call numbered ``number`` for ``batch``."""
+    names = [keys.room, keys.events, keys.names, keys.roster, keys.moderation, keys.replicas, keys.applied]
+    args: list[str | int] = [epoch, replica, number, keys.message_ids(epoch)]
+    for request in batch:
+        args += [request.op, request.key, request.value, request.body]
+    return names, args
+
+
+def first_logged(event: Event, result: Any) -> Event | None:
+    """The message ``event`` resends, as it was logged first, if ``result`` says it was (an ``I`` answer's pair)."""
+    if not isinstance(result, list):
+        return None
+    seq, logged_at = result
+    return replace(event, seq=int(seq), time=float(logged_at))

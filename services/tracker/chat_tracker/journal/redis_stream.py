@@ -12,7 +12,8 @@ When Redis cannot be reached the journal is not ``writable`` (the room refuses n
 ``log_unavailable``) and both tasks retry with a backoff; the reader carries on from the last entry
 it delivered, so nothing is skipped, once it has checked that the room is still the same epoch. A
 batch whose answer was lost on the way is never applied twice: each carries this replica's batch
-number and the script ignores one it has already applied.
+number and the script ignores one it has already applied. A message whose id Redis holds for its
+member (logged by any replica) is not logged again: its first seq and time go to ``on_duplicate``.
 """
 
 from __future__ import annotations
@@ -32,19 +33,21 @@ from redis.exceptions import ResponseError
 
 from chat_tracker.core.events import Event, EventKind
 from chat_tracker.errors import LogWriteError, RedisUnavailable
+from chat_tracker.journal import redis_scripts as scripts
 from chat_tracker.journal.protocol import (
     Deliver,
     History,
     JournalStats,
     OnControl,
+    OnDuplicate,
     OnRefused,
     OnSkipped,
     OnTrouble,
     read_after,
 )
 from chat_tracker.journal.redis_client import BLOCK_MS, JOURNAL, REDIS_ERRORS, async_client
-from chat_tracker.journal.redis_keys import Keys, control_of, entries_of, event_of, seq_of
-from chat_tracker.journal.redis_scripts import APPEND, Request, away_request, event_request, owner_request
+from chat_tracker.journal.redis_keys import Keys, control_of, entries_of, event_of
+from chat_tracker.journal.redis_reads import delivered_range
 from chat_tracker.records import LogEntry
 
 log = logging.getLogger("chat_tracker")
@@ -74,10 +77,9 @@ class RedisJournal:
         self.on_trouble: OnTrouble | None = None
         self.on_control: OnControl | None = None
         self.on_refused: OnRefused | None = None
+        self.on_duplicate: OnDuplicate | None = None
         self.on_skipped: OnSkipped | None = None
-        self._keys = keys
-        self._replica = replica
-        self._url = url
+        self._keys, self._replica, self._url = keys, replica, url
         self._password = password  # never logged (redis_auth.py)
         # Seconds the writer waits for more requests before a script call, and the reader for more entries before
         # its next read: spread-out messages share one round trip (less CPU per message) for this much latency.
@@ -86,7 +88,7 @@ class RedisJournal:
         self._delivered_seq = last_seq
         self._last_id = f"{last_seq}-0" if last_seq else "0-0"
         self._history: deque[Event] = deque(maxlen=history_size)
-        self._pending: list[Request] = []
+        self._pending: list[scripts.Request] = []
         self._deliver: Deliver | None = None
         self._batches = itertools.count(1)
         self._written_seq = last_seq  # the highest seq an APPEND of ours was given
@@ -125,9 +127,9 @@ class RedisJournal:
         members: tuple[str, ...] = (),
         msg_id: str | None = None,
     ) -> None:
-        self._queue(event_request(Event(0, 0.0, kind, name, text, origin, (), msg_id), self._replica))
+        self._queue(scripts.event_request(Event(0, 0.0, kind, name, text, origin, (), msg_id), self._replica))
 
-    def _queue(self, request: Request) -> None:
+    def _queue(self, request: scripts.Request) -> None:
         self._pending.append(request)
         self._wake.set()
 
@@ -147,21 +149,7 @@ class RedisJournal:
         return await read_after(self._history, self._delivered_seq, seq, limit, self._range)
 
     async def _range(self, seq: int, limit: int) -> list[Event]:
-        client = self._command_client()
-        events: list[Event] = []
-        cursor = f"{seq + 1}-0"
-        while len(events) < limit:
-            entries: Any = await client.xrange(self._keys.events, min=cursor, max="+", count=limit - len(events) + 16)
-            if not entries:
-                break
-            for entry_seq, sub, fields in entries_of(entries):
-                if sub == 0 and entry_seq <= self._delivered_seq and len(events) < limit:
-                    events.append(event_of(entry_seq, fields))
-            last_seq, last_sub = seq_of(entries[-1][0])
-            if last_seq > self._delivered_seq:
-                break  # the rest is not delivered yet: never read the stream to its end for it
-            cursor = f"({last_seq}-{last_sub}"
-        return events
+        return await delivered_range(self._command_client(), self._keys.events, seq, limit, lambda: self._delivered_seq)
 
     async def tail(self, count: int) -> list[LogEntry]:
         if len(self._history) >= count or len(self._history) == self._delivered_seq:
@@ -213,7 +201,7 @@ class RedisJournal:
         return self._reader
 
     async def _write_forever(self) -> None:
-        script = self._command_client().register_script(APPEND)
+        script = self._command_client().register_script(scripts.APPEND)
         while not self._closed:
             if self._pending:
                 await self._write(script, self._pending[:MAX_BATCH])
@@ -223,13 +211,9 @@ class RedisJournal:
             if self._gather and len(self._pending) < MAX_BATCH:
                 await asyncio.sleep(self._gather)
 
-    async def _write(self, script: AsyncScript, batch: list[Request]) -> None:
+    async def _write(self, script: AsyncScript, batch: list[scripts.Request]) -> None:
         """One APPEND call for ``batch``, sent again as it was, under its number, until Redis has answered it."""
-        keys = [self._keys.room, self._keys.events, self._keys.names, self._keys.roster]
-        keys += [self._keys.moderation, self._keys.replicas, self._keys.applied]
-        args: list[str | int] = [self._epoch, self._replica, next(self._batches)]
-        for request in batch:
-            args += [request.op, request.key, request.value, request.body]
+        keys, args = scripts.append_call(self._keys, self._epoch, self._replica, next(self._batches), batch)
         self._writing = True
         while not self._closed:
             started = time.perf_counter()
@@ -251,11 +235,14 @@ class RedisJournal:
             self._backoff = min(self._backoff * 2, RETRY_MOST)
         self._writing = False
 
-    def _written(self, batch: Sequence[Request], results: Any) -> None:
+    def _written(self, batch: Sequence[scripts.Request], results: Any) -> None:
         if results == b"DUP" or results == "DUP":
             return  # applied before its answer was lost: the reader delivers it
         for request, result in zip(batch, results, strict=True):
-            if request.event is None:
+            first = None if request.event is None else scripts.first_logged(request.event, result)
+            if first is not None and self.on_duplicate is not None:
+                self.on_duplicate(first)  # a resend: not logged again, the first one is its answer
+            if request.event is None or first is not None:
                 continue
             seq = int(result)
             if seq == 0:
@@ -264,7 +251,7 @@ class RedisJournal:
             elif seq > self._written_seq:
                 self._written_seq = seq
 
-    def _refused_by_redis(self, message: str, batch: Sequence[Request]) -> bool:
+    def _refused_by_redis(self, message: str, batch: Sequence[scripts.Request]) -> bool:
         """EPOCH or FENCED: True if the batch is dropped (it belongs to a room that is gone).
 
         The replica's link notices the new epoch or the lost registration on its next
@@ -375,11 +362,11 @@ class RedisJournal:
 
         The count goes into the roster and the control entry, so every replica refuses the token it replaced.
         """
-        self._queue(owner_request(name, member_id, self._replica, resumes))
+        self._queue(scripts.owner_request(name, member_id, self._replica, resumes))
 
     def went_away(self, member_id: int) -> None:
         """Tell the other replicas that ``member_id`` lost its connection here (``who`` shows it away)."""
-        self._queue(away_request(member_id, self._replica))
+        self._queue(scripts.away_request(member_id, self._replica))
 
     def unreachable(self, why: str) -> None:
         """Redis does not answer the replica's heartbeat: refuse requests until a read or a write succeeds."""

@@ -87,6 +87,7 @@ class Replicated:
         replication = self.replication
         replication.on_control = room.control
         replication.on_refused = room.refused
+        replication.on_duplicate = room.logged_before
         replication.on_skipped = self._fell_behind
         room.replicas = replication  # the room tells the others itself who moved here and who went away
         return room

@@ -42,6 +42,7 @@ class Member:
     goodbye: Goodbye = PLAIN_GOODBYE  # how its connection closes once its leave is delivered
     recent_ids: dict[str, Event | None] | None = None  # its message ids -> their events once delivered
     held: list[Event] = field(default_factory=list)  # RESUMING: live events kept until its replay is out
+    owed_echoes: list[Event] = field(default_factory=list)  # RESUMING: first echoes of resends, after the replay
     recover_after: int | None = None  # joined back from a lost epoch: its welcome is a ``resumed`` (recovered: false)
     owner: int = 0  # REMOTE: the replica serving it
     registered: bool = False  # signed in to the account of its name (or registered it since)
@@ -57,6 +58,7 @@ class Member:
         self.state = next_state(MEMBER_TRANSITIONS, was, step)
         if was is MemberState.RESUMING and self.state is not MemberState.RESUMING:
             self.held = []  # what it had not been handed is no longer its business (or it is live now)
+            self.owed_echoes = []
         return was
 
     def can(self, step: Step) -> bool:

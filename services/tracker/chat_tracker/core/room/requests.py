@@ -123,8 +123,10 @@ class RoomRequests(RoomQueries):
         if ids is None:
             ids = member.recent_ids = {}
         elif msg_id in ids:
-            self.stats.duplicates += 1
             first = ids[msg_id]
+            if first is None and self.shared:
+                return False  # not delivered here (pending, or trimmed unread): Redis knows if it was logged
+            self.stats.duplicates += 1
             if first is not None:
                 member.outbox.push(first.own_json_frame())
                 self._dropped_if_slow(member)

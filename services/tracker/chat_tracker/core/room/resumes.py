@@ -175,8 +175,18 @@ class RoomResumes(RoomRequests):
         """The events held back for a resuming member; with ``last``, it receives live ones from now on."""
         held = member.held
         member.held = []
+        self._answer_resends(member)
         member.advance(Step.CAUGHT_UP if last else Step.CATCH_UP)
         return held
+
+    @staticmethod
+    def _answer_resends(member: Member) -> None:
+        """The first echoes owed to resends made during the replay, now that it is out; only those the replay
+        covered (the held and live events bring the later ones): they go before the held events, which follow."""
+        for first in member.owed_echoes:
+            if first.seq <= member.seen_through:
+                member.outbox.push(first.own_json_frame())
+        member.owed_echoes = []
 
     def replay_frames(self, member: Member, events: Sequence[Event], after: int) -> tuple[list[str], int]:
         """``member``'s frames for replayed events after seq ``after`` (its own messages with their ids).

@@ -146,6 +146,22 @@ class SharedRoom(RoomModeration):
         elif event.kind is LEAVE and member.state is MemberState.LEAVING:
             self._finish_leaving(member)
 
+    def logged_before(self, first: Event) -> None:
+        """A resend the journal did not log: its id was logged already (maybe by another replica), as ``first``.
+
+        Its sender is answered with the first one's echo, as a single tracker answers a resend,
+        unless that echo is still on its way to it here (``first`` is past what it was handed):
+        a member resuming is answered once its replay is out, which may have held it.
+        """
+        member = self._by_id.get(first.origin) if first.origin is not None else None
+        if member is None or member.left:
+            return  # it moved to another replica (which answers its resends), or left
+        self.stats.duplicates += 1
+        if member.state is MemberState.RESUMING:
+            member.owed_echoes.append(first)
+        elif first.seq <= max(self._delivered_seq, member.seen_through):
+            member.outbox.push(first.own_json_frame())
+
     def control(self, body: dict[str, object]) -> None:
         """A control entry from the journal: a member now served by replica ``r``, or away there; or the
         archiver's mutes and bans in force, given back to a room Redis lost (``c`` is ``moderation``)."""
