@@ -49,6 +49,7 @@ class Recipient:
     recover_after: int | None = None
     registered: bool = False
     seen_through: int = 0
+    catch_up_after: int | None = None
 
 
 def _welcome(kit: RoomKit, member: Member) -> Welcome:

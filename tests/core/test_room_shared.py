@@ -36,6 +36,7 @@ class SharedStream:
         self._deliver: Deliver | None = None
 
     last_seq = property(lambda self: self.seq)
+    recent: tuple[Event, ...] = ()  # nothing kept in memory: no returning member's welcome reads it here
     writable = True
     epoch = "e1"
 

@@ -31,7 +31,7 @@ from chat_tracker.core.auth import Checked
 from chat_tracker.core.dialects import JSON, PLAIN, Dialect
 from chat_tracker.core.outbox import CloseRequest, Outbox
 from chat_tracker.core.ratelimit import KeyedBuckets, Wait
-from chat_tracker.core.session import Action, CheckPassword, Session, SessionState, Timeouts, leave_reason
+from chat_tracker.core.session import Action, CheckPassword, Errand, Session, SessionState, Timeouts, leave_reason
 from chat_tracker.storage.chatlog import LogWriteError
 from support.fakes import FakeWire, drain
 from support.roomkit import RoomKit
@@ -76,7 +76,7 @@ class Peer:
 
     # --- what a client sends, in its dialect -----------------------------------------------
 
-    def password(self, password: str = PASSWORD) -> Action | None:
+    def password(self, password: str = PASSWORD) -> Action | Errand | None:
         if self.dialect is PLAIN:
             return self.session.receive_text(password + "\r\n")
         return self.session.receive_text(json.dumps({"type": "auth", "password": password}))
@@ -89,12 +89,12 @@ class Peer:
         frame = text if self.dialect is PLAIN else json.dumps({"type": "message", "text": text})
         assert self.session.receive_text(frame) is None
 
-    def send_json(self, body: object) -> Action | None:
+    def send_json(self, body: object) -> Action | Errand | None:
         return self.session.receive_text(json.dumps(body))
 
     # --- the gate, played here --------------------------------------------------------------
 
-    def gate(self, action: Action | None) -> None:
+    def gate(self, action: Action | Errand | None) -> None:
         """Answer ``action`` as the password gate would."""
         assert isinstance(action, CheckPassword)
         self.session.password_checked(action.candidate == PASSWORD)

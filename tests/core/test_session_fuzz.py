@@ -67,7 +67,7 @@ from chat_protocol import (
 from chat_tracker.core.dialects import JSON, PASSWORD_OK, PLAIN, Dialect
 from chat_tracker.core.outbox import CloseRequest, Outbox
 from chat_tracker.core.room import Member
-from chat_tracker.core.session import Action, CheckPassword, Session, SessionState, Timeouts
+from chat_tracker.core.session import Action, CheckPassword, Errand, Session, SessionState, Timeouts
 from chat_tracker.errors import LogWriteError
 from chat_tracker.records import LogEntry
 from support.badinput import BadInputs
@@ -380,7 +380,7 @@ class Conversation:
             self.answer(conn)
             return
         state = session.state
-        action: Action | None = None
+        action: Action | Errand | None = None
         if kind in ("text", "random"):
             frame = self.render(conn, n, text)
             accepted, refused = len(self.accepted), self.room.stats.refused_messages
@@ -433,7 +433,7 @@ class Conversation:
         self.inputs += 1
         self.after_input(conn, action)
 
-    def after_input(self, conn: Conn, action: Action | None) -> None:
+    def after_input(self, conn: Conn, action: Action | Errand | None) -> None:
         if action is not None:
             # No frame this fuzzer sends is a resume (that needs a token): every action is a password check.
             assert isinstance(action, CheckPassword)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from chat_tracker.core.accounts import AccountStore, ReadPosition, new_account, new_device, new_device_token
+from chat_tracker.core.accounts import AccountStore, Membership, ReadPosition, new_account, new_device, new_device_token
 from chat_tracker.errors import AccountExists, UnknownAccount
 
 NOW = 1_800_000_000.0
@@ -131,7 +131,41 @@ def check_remove_takes_everything(store: AccountStore) -> None:
     assert store.read_position("alpha") == 0 and store.devices("alpha") == []
 
 
+def check_membership_outlives_and_ends_with_part(store: AccountStore) -> None:
+    register(store, "alpha")
+    register(store, "bob")
+    assert store.memberships() == []
+    assert store.begin_membership("Alpha", 7, NOW) is True
+    assert store.begin_membership("alpha", 20, NOW + 5) is False  # a member already: kept as it was
+    assert store.read_position("alpha") == 7
+    store.mark_seen("alpha", NOW + 30)
+    store.mark_seen("alpha", NOW + 10)  # older: last seen stays
+    store.mark_seen("bob", NOW + 10)  # not a member: nothing
+    assert store.memberships() == [Membership("alpha", "general", NOW, NOW + 30)]
+    assert store.membership("ALPHA") == Membership("alpha", "general", NOW, NOW + 30)
+    assert store.membership("bob") is None and store.membership("alpha", "dev") is None
+    assert store.memberships("dev") == []
+    assert store.end_membership("ALPHA") is True
+    assert store.end_membership("alpha") is False
+    assert store.memberships() == [] and store.read_position("alpha") == 0  # her read position went with it
+    with pytest.raises(UnknownAccount):
+        store.begin_membership("nobody-here", 1, NOW)
+
+
+def check_removing_an_account_ends_its_memberships(store: AccountStore) -> None:
+    register(store, "alpha")
+    register(store, "bob")
+    store.begin_membership("alpha", 1, NOW)
+    store.begin_membership("bob", 2, NOW)
+    store.remove("alpha")
+    assert [membership.name for membership in store.memberships()] == ["bob"]
+    register(store, "alpha", "$argon2id$fresh")
+    assert [membership.name for membership in store.memberships()] == ["bob"]  # a new account is no member yet
+
+
 CONTRACT: tuple[Callable[[AccountStore], None], ...] = (
+    check_membership_outlives_and_ends_with_part,
+    check_removing_an_account_ends_its_memberships,
     check_create_and_get,
     check_lookalikes_are_refused,
     check_accounts_listed_by_key,

@@ -13,51 +13,16 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from chat_protocol import CloseCode
-from support.bots import Bot, connect_json
-from support.peers import PlainPeer, plain_peer
+from support.peers import plain_peer
+from support.signin import PASSPHRASE, joined, plain_name, register
 from support.timing import UNIT
-from support.tracker import PASSWORD, RunningTracker, launch_tracker
+from support.tracker import launch_tracker
 
 pytestmark = pytest.mark.anyio
-
-PASSPHRASE = "correct horse battery"
-
-
-async def joined(tracker: RunningTracker, name: str, passphrase: str | None = None) -> tuple[Bot, dict[str, Any]]:
-    """A JSON connection that sent ``join`` (with ``passphrase``); the tracker's answer to it."""
-    bot = Bot(await connect_json(tracker.url, PASSWORD), name)
-    assert (await bot.recv(2 * UNIT))["type"] == "hello"
-    join: dict[str, object] = {"type": "join", "name": name}
-    if passphrase is not None:
-        join["passphrase"] = passphrase
-    await bot.ws.send(json.dumps(join))
-    answer = await bot.recv(2 * UNIT)
-    return bot, answer
-
-
-async def register(tracker: RunningTracker, name: str, passphrase: str = PASSPHRASE) -> dict[str, Any]:
-    bot, welcome = await joined(tracker, name)
-    assert welcome["type"] == "welcome" and welcome["registered"] is False, welcome
-    await bot.ws.send(json.dumps({"type": "register", "passphrase": passphrase}))
-    answer = await bot.recv(2 * UNIT)
-    while answer["type"] not in ("registered", "error"):
-        answer = await bot.recv(2 * UNIT)
-    await bot.ws.close()
-    return answer
-
-
-async def plain_name(peer: PlainPeer, name: str) -> list[str]:
-    """Give the room password and ``name``; the lines up to the next prompt."""
-    assert await peer.line(2 * UNIT) == "Enter server password..."
-    await peer.send(PASSWORD)
-    assert await peer.lines(2, 2 * UNIT) == ["Welcome to our server...", "Enter your username..."]
-    await peer.send(name)
-    return [await peer.line(2 * UNIT)]
 
 
 async def test_a_registered_name_is_refused_to_impostors_and_lookalikes_and_signs_in_its_owner(tmp_path: Path) -> None:

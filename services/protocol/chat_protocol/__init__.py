@@ -7,6 +7,17 @@ from .accounts import PASSPHRASE_PROMPT, SIGN_IN_ERRORS, Register, Registered, p
 from .codec import decode_client, decode_server, encode
 from .codes import CloseCode, describe, should_retry
 from .errors import ChatProtocolError, InvalidName, NameRefused, ProtocolError, ReservedName
+from .membership import (
+    DEFAULT_HISTORY_PAGE,
+    MAX_HISTORY_PAGE,
+    ONLINE_TEXT,
+    PART_COMMAND,
+    History,
+    HistoryPage,
+    Part,
+    Presence,
+    Read,
+)
 from .messages import (
     PROTOCOL_VERSION,
     SUBPROTOCOL,
@@ -41,7 +52,11 @@ from .reasons import LEAVE_REASONS, LeaveReason
 from .text import escape, has_lone_surrogate, sanitize_for_terminal, unescape
 
 __all__ = [
+    "DEFAULT_HISTORY_PAGE",
     "LEAVE_REASONS",
+    "MAX_HISTORY_PAGE",
+    "ONLINE_TEXT",
+    "PART_COMMAND",
     "PASSPHRASE_PROMPT",
     "PROTOCOL_VERSION",
     "SIGN_IN_ERRORS",
@@ -57,6 +72,8 @@ __all__ = [
     "CloseCode",
     "Error",
     "Hello",
+    "History",
+    "HistoryPage",
     "InvalidName",
     "Join",
     "Joined",
@@ -68,7 +85,10 @@ __all__ = [
     "Members",
     "Moderation",
     "NameRefused",
+    "Part",
+    "Presence",
     "ProtocolError",
+    "Read",
     "Register",
     "Registered",
     "ReservedName",

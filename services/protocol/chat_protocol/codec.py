@@ -16,6 +16,7 @@ from typing import Any
 
 from .accounts import Register, Registered
 from .errors import ProtocolError
+from .membership import MAX_HISTORY_PAGE, History, HistoryPage, Part, Presence, Read
 from .messages import (
     MAX_MESSAGE_ID_CHARS,
     Announcement,
@@ -137,7 +138,25 @@ def decode_client(frame: str) -> ClientMessage:
         return Leave()
     if kind == Resume.TYPE:
         return Resume(_string_field(body, "token"), _string_field(body, "epoch"), _seq_field(body, "after"))
+    if kind == Read.TYPE:
+        return Read(_seq_field(body, "seq"))
+    if kind == Part.TYPE:
+        return Part()
+    if kind == History.TYPE:
+        return _history(body)
     raise ProtocolError("unknown_type", f"unknown message type {kind[:40]!r}")
+
+
+def _history(body: dict[str, Any]) -> History:
+    """A ``history`` request: exactly one of ``after`` and ``before``, and a ``limit`` of 1 to MAX_HISTORY_PAGE."""
+    given = [key for key in ("after", "before") if body.get(key) is not None]
+    if len(given) != 1:
+        raise ProtocolError("malformed", "'history' needs exactly one of 'after' and 'before'")
+    limit = body.get("limit", History.limit)
+    if not _is_int(limit) or not 1 <= limit <= MAX_HISTORY_PAGE:
+        raise ProtocolError("malformed", f"'history' needs a 'limit' of 1 to {MAX_HISTORY_PAGE}")
+    seq = _seq_field(body, given[0])
+    return History(after=seq, limit=limit) if given[0] == "after" else History(before=seq, limit=limit)
 
 
 def _is_int(value: Any) -> bool:
@@ -162,6 +181,8 @@ _SCALAR_CHECKS: dict[str, Callable[[Any], bool]] = {
     "str | None": lambda value: value is None or isinstance(value, str),
     "float | None": lambda value: value is None or _is_number(value),
     "list[int] | None": lambda value: value is None or (isinstance(value, list) and all(map(_is_int, value))),
+    "int | None": lambda value: value is None or _is_int(value),
+    "list[dict[str, object]]": lambda value: isinstance(value, list) and all(isinstance(item, dict) for item in value),
 }
 
 
@@ -209,6 +230,8 @@ _SERVER_TYPES: dict[str, type[Any]] = {
         Error,
         Bye,
         Registered,
+        Presence,
+        HistoryPage,
     )
 }
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import ClassVar, TypeAlias
 
 from .accounts import ACCOUNT_ERROR_CODES, Register, Registered
+from .membership import History, HistoryPage, Part, Presence, Read
 from .reasons import LEAVE_REASONS as _LEAVE_REASONS
 
 SUBPROTOCOL = "groupchat.v1"
@@ -118,7 +119,7 @@ class Leave:
     TYPE: ClassVar[str] = "leave"
 
 
-ClientMessage: TypeAlias = Auth | Join | Resume | Say | Who | Leave | Register
+ClientMessage: TypeAlias = Auth | Join | Resume | Say | Who | Leave | Register | History | Read | Part
 
 # --- tracker -> client ---------------------------------------------------------------
 
@@ -147,6 +148,9 @@ class MemberInfo:
     joined_at: str
     idle_seconds: float
     away: bool = False  # its connection dropped; it may resume within the tracker's resume grace
+    online: bool = True  # False: a registered member with no connection (membership.py); still a member
+    last_seen: str | None = None  # when an offline member was last online
+    registered: bool = False  # signed in to the account of its name
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,8 @@ class Welcome:
     token: str = ""
     resume_grace: float = 0.0
     registered: bool = False  # signed in to an account under this name
+    read: int | None = None  # a registered member: her read position (the last seq she has seen)
+    unread: int | None = None  # a registered member: events after ``read`` and before this welcome
 
 
 @dataclass(frozen=True)
@@ -306,6 +312,8 @@ ServerMessage: TypeAlias = (
     | Error
     | Bye
     | Registered
+    | Presence
+    | HistoryPage
 )
 
 # Why a member left, as carried by ``left`` events and chat.log: the table is reasons.py's.
@@ -344,6 +352,7 @@ ERROR_CODES = (
     "banned",
     "too_many_guesses",
     "too_many_joins",
+    "not_registered",  # history and read positions are a registered member's
     *ACCOUNT_ERROR_CODES,
 )
 

@@ -29,6 +29,8 @@ class LeaveReason(enum.StrEnum):
     SHUTDOWN = "shutdown"  # the tracker stopped
     KICKED = "kicked"  # removed by a moderator
     BANNED = "banned"  # removed by a moderator's ban
+    OFFLINE = "offline"  # a registered member's connection ended: she is offline, still a member (membership.py)
+    PART = "part"  # a registered member left for good (``part``, ``/part``)
 
     @property
     def info(self) -> ReasonInfo:
@@ -44,6 +46,8 @@ REASON_INFO: dict[LeaveReason, ReasonInfo] = {
     LeaveReason.SHUTDOWN: ReasonInfo("", "tracker shutting down"),
     LeaveReason.KICKED: ReasonInfo(" (removed by a moderator)", "removed by a moderator"),
     LeaveReason.BANNED: ReasonInfo(" (banned)", "banned"),
+    LeaveReason.OFFLINE: ReasonInfo(" (offline)", "offline"),
+    LeaveReason.PART: ReasonInfo(" (for good)", "left for good"),
 }
 
 LEAVE_REASONS = tuple(reason.value for reason in LeaveReason)

@@ -54,6 +54,20 @@ class Device:
 
 
 @dataclass(frozen=True)
+class Membership:
+    """An account's membership of ``room``: it outlives her connections and ends only when she parts.
+
+    ``since`` is when it began, ``last_seen`` when she was last online there; her read
+    position is kept beside it (``ReadPosition``) and goes with it.
+    """
+
+    name: str
+    room: str
+    since: float
+    last_seen: float
+
+
+@dataclass(frozen=True)
 class ReadPosition:
     """The last seq the account has seen in ``room``."""
 
@@ -150,6 +164,21 @@ class AccountStore(Protocol):
 
     def advance_read_position(self, name: str, seq: int, room: str = DEFAULT_ROOM) -> int:
         """Move the position to ``seq`` unless it is already further; the position now. Raises UnknownAccount."""
+
+    def begin_membership(self, name: str, seq: int, now: float, room: str = DEFAULT_ROOM) -> bool:
+        """Make ``name`` a member of ``room`` having read up to ``seq``; False if she was one already (kept)."""
+
+    def membership(self, name: str, room: str = DEFAULT_ROOM) -> Membership | None:
+        """``name``'s membership of ``room``, if she is a member."""
+
+    def end_membership(self, name: str, room: str = DEFAULT_ROOM) -> bool:
+        """``name`` parts ``room``: her membership and read position there go. False if she was not a member."""
+
+    def memberships(self, room: str = DEFAULT_ROOM) -> list[Membership]:
+        """Every member of ``room``, by name key."""
+
+    def mark_seen(self, name: str, now: float, room: str = DEFAULT_ROOM) -> None:
+        """``name`` was online in ``room`` at ``now`` (last seen only moves forward; nothing if not a member)."""
 
     def close(self) -> None:
         """Let go of the file or the connection."""

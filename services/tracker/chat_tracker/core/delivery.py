@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from chat_protocol import Limits, Resumed, encode
+from chat_tracker.core.catchup import catch_up
 from chat_tracker.core.dialects import Dialect, ResumeOffer
 from chat_tracker.core.events import JOIN, LEAVE, MESSAGE, Event
 from chat_tracker.core.frames import text_frame
@@ -43,6 +44,8 @@ class Recipient(Protocol):
     def registered(self) -> bool: ...
     @property
     def seen_through(self) -> int: ...
+    @property
+    def catch_up_after(self) -> int | None: ...
 
 
 R = TypeVar("R", bound=Recipient)
@@ -55,6 +58,7 @@ class WelcomeTerms:
     limits: Limits
     tokens: ResumeTokens | None  # None: this room does not resume
     grace: float
+    recent: Sequence[Event] = ()  # the journal's memory: what a returning member's welcome says she missed
 
     def offer(self, event: Event) -> ResumeOffer | None:
         """What a JSON welcome tells its member for a later resume (None if this room does not resume)."""
@@ -157,5 +161,7 @@ def own_texts(dialect: Dialect, event: Event, terms: WelcomeTerms, member: Recip
     if event.kind is JOIN and member.recover_after is not None:
         return [terms.recovered(member, event)]  # back from a lost epoch: resumed, not recovered
     if event.kind is JOIN:
-        return dialect.welcome(event, terms.limits, terms.offer(event), member.registered)
+        after = member.catch_up_after
+        missed = None if after is None else catch_up(member.name, after, event.seq, terms.recent)
+        return dialect.welcome(event, terms.limits, terms.offer(event), member.registered, missed)
     return []  # your own leave: you get a bye instead

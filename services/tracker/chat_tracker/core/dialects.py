@@ -11,6 +11,7 @@ from typing import Protocol
 
 from chat_protocol import Bye, Error, Limits, Welcome, encode
 from chat_protocol.reasons import LeaveReason
+from chat_tracker.core.catchup import CatchUp, plain_lines
 from chat_tracker.core.events import Event
 
 GREETING = "Welcome to our server... Just type your message and press Enter."
@@ -44,7 +45,12 @@ class Dialect(Protocol):
     def own_message(self, event: Event) -> str: ...
 
     def welcome(
-        self, event: Event, limits: Limits, offer: ResumeOffer | None, registered: bool = False
+        self,
+        event: Event,
+        limits: Limits,
+        offer: ResumeOffer | None,
+        registered: bool = False,
+        missed: CatchUp | None = None,
     ) -> list[str]: ...
 
     def error(self, code: str, message: str, msg_id: str | None = None, retry_after: float | None = None) -> str: ...
@@ -67,7 +73,14 @@ class JsonDialect:
     def own_message(self, event: Event) -> str:
         return event.own_json_frame()
 
-    def welcome(self, event: Event, limits: Limits, offer: ResumeOffer | None, registered: bool = False) -> list[str]:
+    def welcome(
+        self,
+        event: Event,
+        limits: Limits,
+        offer: ResumeOffer | None,
+        registered: bool = False,
+        missed: CatchUp | None = None,
+    ) -> list[str]:
         welcome = Welcome(
             seq=event.seq,
             ts=event.ts,
@@ -79,6 +92,8 @@ class JsonDialect:
             token=offer.token if offer else "",
             resume_grace=offer.grace if offer else 0.0,
             registered=registered,
+            read=None if missed is None else missed.read,
+            unread=None if missed is None else missed.unread,
         )
         return [encode(welcome)]
 
@@ -104,7 +119,14 @@ class PlainDialect:
     def own_message(self, event: Event) -> str:
         return event.plain_frame()
 
-    def welcome(self, event: Event, limits: Limits, offer: ResumeOffer | None, registered: bool = False) -> list[str]:
+    def welcome(
+        self,
+        event: Event,
+        limits: Limits,
+        offer: ResumeOffer | None,
+        registered: bool = False,
+        missed: CatchUp | None = None,
+    ) -> list[str]:
         online = ", ".join(event.members)
         signed_in = [f"Signed in: {event.name} is your registered name."] if registered else []
         return [
@@ -115,7 +137,12 @@ class PlainDialect:
                 f"Limits: {limits.max_message_chars} characters per message, "
                 f"{limits.rate_per_second:g} messages/s (bursts of {limits.rate_burst})."
             ),
-            "Just type your message and press Enter; send exit to leave.",
+            (
+                "Just type your message and press Enter; exit goes offline (you stay a member), /part leaves for good."
+                if registered
+                else "Just type your message and press Enter; send exit to leave."
+            ),
+            *(plain_lines(missed) if missed is not None else ()),
         ]
 
     def error(self, code: str, message: str, msg_id: str | None = None, retry_after: float | None = None) -> str:

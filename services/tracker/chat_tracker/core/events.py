@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chat_protocol import (
+    ONLINE_TEXT,
     Announcement,
     ChatMessage,
     Joined,
     Left,
     Moderation,
+    Presence,
     encode,
     escape,
     format_ts,
@@ -164,9 +166,21 @@ class Event:
             return {}
         return body if isinstance(body, dict) else {}
 
-    def _as_message(self) -> ChatMessage | Joined | Left | Moderation | Announcement:
+    @property
+    def presence(self) -> bool | None:
+        """A registered member's coming online (True) or going offline (False); None for a join or leave proper."""
+        if self.kind is JOIN and self.text == ONLINE_TEXT:
+            return True
+        if self.kind is LEAVE and self.text == LeaveReason.OFFLINE:
+            return False
+        return None
+
+    def _as_message(self) -> ChatMessage | Joined | Left | Moderation | Announcement | Presence:
         if self.kind is MESSAGE:
             return ChatMessage(seq=self.seq, ts=self.ts, name=self.name, text=self.text)
+        online = self.presence
+        if online is not None:
+            return Presence(seq=self.seq, ts=self.ts, name=self.name, online=online)
         if self.kind is JOIN:
             return Joined(seq=self.seq, ts=self.ts, name=self.name)
         if self.kind is LEAVE:
@@ -209,6 +223,9 @@ class Event:
     def _as_plain_line(self) -> str:
         if self.kind is MESSAGE:
             return f"{self.name}: {sanitize_for_terminal(self.text)}"
+        online = self.presence
+        if online is not None:
+            return f"* {self.name} is {'online' if online else 'offline'}"
         if self.kind is JOIN:
             return f"* {self.name} joined the chat"
         if self.kind is LEAVE:

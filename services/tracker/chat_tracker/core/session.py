@@ -26,6 +26,7 @@ from chat_protocol import CloseCode
 from chat_protocol.reasons import LeaveReason
 from chat_tracker.core.auth import Checked
 from chat_tracker.core.dialects import PLAIN, Dialect
+from chat_tracker.core.errands import Errand, MarkRead, ReadHistory
 from chat_tracker.core.outbox import Outbox
 from chat_tracker.core.ratelimit import KeyedBuckets
 from chat_tracker.core.room import Member, Room
@@ -51,6 +52,9 @@ __all__ = [
     "CheckAccount",
     "CheckPassword",
     "CreateAccount",
+    "Errand",
+    "MarkRead",
+    "ReadHistory",
     "Replay",
     "Session",
     "SessionState",
@@ -214,7 +218,7 @@ class Session:
 
     # --- what the peer does --------------------------------------------------------------
 
-    def receive_text(self, frame: str) -> Action | None:
+    def receive_text(self, frame: str) -> Action | Errand | None:
         """The peer sent a text frame."""
         member = self.member
         # The hot path: a member chatting on this connection; nothing to look up, nothing to return.
@@ -224,11 +228,13 @@ class Session:
             and not member.left
             and member.outbox is self.outbox
         ):
-            registering = self._chat.take(member, frame)
+            asked = self._chat.take(member, frame)
             if member.left or member.outbox is not self.outbox:  # it left, or was removed for flooding
                 self._settle(SessionState.CHATTING, Input.TEXT, SessionState.CLOSED)
                 return None
-            return self._settle(SessionState.CHATTING, Input.TEXT, registering) if registering else None
+            if isinstance(asked, (ReadHistory, MarkRead)):
+                return asked  # carried out while it chats on: no state of the session waits for it
+            return self._settle(SessionState.CHATTING, Input.TEXT, asked) if asked else None
         before = self._expect(Input.TEXT)
         return self._settle(before, Input.TEXT, self._text_in(before, frame))
 

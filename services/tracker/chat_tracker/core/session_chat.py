@@ -13,11 +13,15 @@ from __future__ import annotations
 import logging
 
 from chat_protocol import (
+    PART_COMMAND,
     CloseCode,
+    History,
     Join,
     Leave,
     Members,
+    Part,
     ProtocolError,
+    Read,
     Register,
     Registered,
     Resume,
@@ -29,6 +33,7 @@ from chat_protocol import (
 )
 from chat_protocol.reasons import LeaveReason
 from chat_tracker.core.dialects import PLAIN, Dialect
+from chat_tracker.core.errands import Errand, MarkRead, ReadHistory
 from chat_tracker.core.outbox import Outbox
 from chat_tracker.core.room import Member, Room
 from chat_tracker.core.signin import CreateAccount, RegistrationDone
@@ -49,13 +54,15 @@ class Chat:
         self.dialect = dialect
         self.outbox = outbox
 
-    def take(self, member: Member, frame: str) -> CreateAccount | None:
-        """``member`` sent ``frame``; an account to make, if that is what it asked for."""
+    def take(self, member: Member, frame: str) -> CreateAccount | Errand | None:
+        """``member`` sent ``frame``; an account to make or an errand, if that is what it asked for."""
         if self.dialect is not PLAIN:
             return self._take_json(member, frame)
         text = frame.rstrip("\r\n")
         if text == "exit":
             self._leave(member)
+        elif text == PART_COMMAND:
+            self._part(member)
         elif text == REGISTER_COMMAND or text.startswith(REGISTER_COMMAND + " "):
             return self._register(member, text[len(REGISTER_COMMAND) + 1 :])
         else:
@@ -83,7 +90,7 @@ class Chat:
             return None
         return CreateAccount(member.name, passphrase)
 
-    def _take_json(self, member: Member, frame: str) -> CreateAccount | None:
+    def _take_json(self, member: Member, frame: str) -> CreateAccount | Errand | None:
         try:
             request = decode_client(frame)
         except ProtocolError as error:
@@ -91,7 +98,11 @@ class Chat:
             return None
         if isinstance(request, Register):
             return self._register(member, request.passphrase)
-        if isinstance(request, Say):
+        if isinstance(request, (History, Read)):
+            return self._membership_errand(member, request)
+        if isinstance(request, Part):
+            self._part(member)
+        elif isinstance(request, Say):
             self._say(member, request.text, request.id)
         elif isinstance(request, Who):
             self._who(member)
@@ -122,6 +133,23 @@ class Chat:
     def _leave(self, member: Member) -> None:
         goodbye = self.dialect.bye("left", f"Bye, {member.name}.")
         self.room.leave(member, LeaveReason.EXIT, close=(CloseCode.NORMAL, "left", (goodbye,)))
+
+    def _membership_errand(self, member: Member, request: History | Read) -> Errand | None:
+        """History and read positions are a registered member's: her membership keeps them."""
+        if not member.registered:
+            self._error("not_registered", "history and read positions are for registered names: /register first")
+            return None
+        if isinstance(request, Read):  # never past what the room has delivered: a read of the future means nothing
+            return MarkRead(member.name, min(request.seq, self.room.delivered_seq))
+        return ReadHistory(request.after, request.before, request.limit)
+
+    def _part(self, member: Member) -> None:
+        """Leave for good: a registered member's membership ends (a guest just leaves, as with ``exit``)."""
+        if not member.registered:
+            self._leave(member)
+            return
+        goodbye = self.dialect.bye("parted", f"Bye, {member.name}: you have left the room for good.")
+        self.room.leave(member, LeaveReason.PART, close=(CloseCode.NORMAL, "parted", (goodbye,)))
 
     def _error(self, code: str, message: str) -> None:
         self.outbox.push(self.dialect.error(code, message))

@@ -150,7 +150,7 @@ class Entrance:
         """Join as a guest or as the account signed in to; else ask for the passphrase (again), or 4013."""
         verdict = checked.verdict
         if verdict is Verdict.GUEST or verdict is Verdict.SIGNED_IN:
-            return self._join(checked.name, registered=verdict is Verdict.SIGNED_IN)
+            return self._join(checked.name, registered=verdict is Verdict.SIGNED_IN, read=checked.read)
         if verdict is Verdict.THROTTLED:
             assert checked.wait is not None
             return self._too_many_passphrases(checked.wait)
@@ -166,9 +166,10 @@ class Entrance:
             return SessionState.AWAIT_NAME
         return self._name_refused("bad_passphrase", "wrong passphrase")
 
-    def _join(self, name: str, registered: bool = False) -> SessionState | Joined:
+    def _join(self, name: str, registered: bool = False, read: int | None = None) -> SessionState | Joined:
         try:
-            return Joined(self.room.join(name, self.dialect, self.outbox, self.address, registered=registered))
+            member = self.room.join(name, self.dialect, self.outbox, self.address, registered=registered, read=read)
+            return Joined(member)
         except (NameRefused, Refused) as refusal:
             return self._name_refused(refusal.code, str(refusal))
 

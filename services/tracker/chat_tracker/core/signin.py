@@ -46,6 +46,7 @@ class AccountChecked:
     verdict: Verdict
     name: str = ""
     wait: Wait | None = None
+    read: int | None = None  # SIGNED_IN and a member already: her read position (her welcome catches her up)
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,13 @@ class MemberOut(BaseModel):
     joined_at: str = Field(description="When the member joined, UTC ISO-8601")
     idle_seconds: float = Field(description="Seconds since the member last sent a message (or joined)")
     away: bool = Field(description="Its connection dropped; it stays in the room and may resume for the resume grace")
+    online: bool = Field(description="False: a registered member with no connection, still a member (until she parts)")
+    last_seen: str | None = Field(None, description="An offline member: when she was last online, UTC ISO-8601")
+    registered: bool = Field(description="Signed in to the account of its name")
 
 
 class MembersOut(BaseModel):
-    count: int = Field(description="Members in the room, away ones included")
+    count: int = Field(description="Members listed: those in the room (away ones included) and offline registered ones")
     members: list[MemberOut]
 
 
@@ -135,11 +138,20 @@ router = APIRouter()
     "/members", response_model=MembersOut, dependencies=[Authorized], responses=UNAUTHORIZED, summary="Who is online"
 )
 async def members(tracker: TrackerDep) -> MembersOut:
-    online = tracker.room.who()
+    listed = tracker.room.who()
     return MembersOut(
-        count=len(online),
+        count=len(listed),
         members=[
-            MemberOut(name=m.name, joined_at=m.joined_at, idle_seconds=m.idle_seconds, away=m.away) for m in online
+            MemberOut(
+                name=m.name,
+                joined_at=m.joined_at,
+                idle_seconds=m.idle_seconds,
+                away=m.away,
+                online=m.online,
+                last_seen=m.last_seen,
+                registered=m.registered,
+            )
+            for m in listed
         ],
     )
 

@@ -60,6 +60,10 @@ class LocalJournal:
         self._closed = False
 
     @property
+    def recent(self) -> Sequence[Event]:
+        return self._history
+
+    @property
     def last_seq(self) -> int:
         return self._durable_seq
 

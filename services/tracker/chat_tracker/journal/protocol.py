@@ -110,6 +110,10 @@ class Journal(Protocol):
     def epoch(self) -> str:
         """The identity of this sequence of events: new whenever chat.log starts anew (seqs are reused)."""
 
+    @property
+    def recent(self) -> Sequence[Event]:
+        """The newest durable events kept in memory (``--history-size``), consecutive seqs, oldest first."""
+
     def subscribe(self, deliver: Deliver) -> None:
         """Register the function that receives every durable batch, in seq order."""
 

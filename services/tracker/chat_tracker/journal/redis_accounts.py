@@ -19,7 +19,7 @@ import json
 from typing import Any
 
 from chat_protocol import name_key
-from chat_tracker.core.accounts import DEFAULT_ROOM, Account, Device, ReadPosition, token_hash
+from chat_tracker.core.accounts import DEFAULT_ROOM, Account, Device, Membership, ReadPosition, token_hash
 from chat_tracker.errors import AccountExists, UnknownAccount
 from chat_tracker.journal.redis_client import COMMAND, sync_client
 from chat_tracker.journal.redis_keys import DEFAULT_PREFIX, Keys
@@ -37,11 +37,11 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
-# KEYS: account, devices, seen, read. {0} without an account, else {1, the devices' JSON...}; all four go.
+# KEYS: account, devices, seen, read, rooms. {0} without an account, else {1, the devices' JSON...}; all five go.
 REMOVE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
 local devices = redis.call('HVALS', KEYS[2])
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 table.insert(devices, 1, 1)
 return devices
 """
@@ -105,6 +105,29 @@ def _device(key: str, device_id: str, stored: str, last_seen: str | None) -> Dev
     )
 
 
+# KEYS: account, rooms, read; ARGV: room, seq, now. 1 if the membership began, 0 if kept, -1 without an account.
+BEGIN_MEMBERSHIP = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[3] .. ' ' .. ARGV[3]) == 0 then return 0 end
+local position = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+if tonumber(ARGV[2]) > position then redis.call('HSET', KEYS[3], ARGV[1], ARGV[2]) end
+return 1
+"""
+# KEYS: rooms, read; ARGV: room. 1 if she was a member.
+END_MEMBERSHIP = """
+redis.call('HDEL', KEYS[2], ARGV[1])
+return redis.call('HDEL', KEYS[1], ARGV[1])
+"""
+# KEYS: rooms; ARGV: room, now. Last seen only moves forward, and only for a member.
+MARK_SEEN = """
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+if not stored then return 0 end
+local since, seen = string.match(stored, '(%S+) (%S+)')
+if tonumber(ARGV[2]) > tonumber(seen) then redis.call('HSET', KEYS[1], ARGV[1], since .. ' ' .. ARGV[2]) end
+return 1
+"""
+
+
 class RedisAccounts:
     """``AccountStore`` in the Redis at ``url``, under ``prefix`` (the room's, ``--redis-prefix``)."""
 
@@ -121,6 +144,9 @@ class RedisAccounts:
                 ("remove_devices", REMOVE_DEVICES),
                 ("touch", TOUCH),
                 ("advance", ADVANCE),
+                ("begin_membership", BEGIN_MEMBERSHIP),
+                ("end_membership", END_MEMBERSHIP),
+                ("mark_seen", MARK_SEEN),
             )
         }
 
@@ -129,7 +155,7 @@ class RedisAccounts:
 
     def _account_keys(self, key: str) -> list[str]:
         k = self._keys
-        return [k.account(key), k.account_devices(key), k.account_seen(key), k.account_read(key)]
+        return [k.account(key), k.account_devices(key), k.account_seen(key), k.account_read(key), k.account_rooms(key)]
 
     def create(self, account: Account) -> None:
         self._client.sadd(self._keys.accounts, account.key)  # first: a listed key without an account is skipped
@@ -230,6 +256,52 @@ class RedisAccounts:
         if position < 0:
             raise UnknownAccount(name)
         return position
+
+    def begin_membership(self, name: str, seq: int, now: float, room: str = DEFAULT_ROOM) -> bool:
+        key, k = name_key(name), self._keys
+        self._client.sadd(k.room_members(room), key)  # first: a listed key with no membership is skipped
+        began = int(
+            self._run(
+                "begin_membership", [k.account(key), k.account_rooms(key), k.account_read(key)], room, seq, repr(now)
+            )
+        )
+        if began < 0:
+            raise UnknownAccount(name)
+        return began > 0
+
+    def membership(self, name: str, room: str = DEFAULT_ROOM) -> Membership | None:
+        key = name_key(name)
+        pipe = self._client.pipeline(transaction=True)  # one slot
+        pipe.hget(self._keys.account_rooms(key), room)
+        pipe.hget(self._keys.account(key), "name")
+        stored, spelled = pipe.execute()
+        if stored is None or spelled is None:
+            return None
+        since, _, seen = str(stored).partition(" ")
+        return Membership(str(spelled), room, float(since), float(seen))
+
+    def end_membership(self, name: str, room: str = DEFAULT_ROOM) -> bool:
+        key, k = name_key(name), self._keys
+        ended = int(self._run("end_membership", [k.account_rooms(key), k.account_read(key)], room))
+        self._client.srem(k.room_members(room), key)  # after: never unlisted while still a member
+        return ended > 0
+
+    def memberships(self, room: str = DEFAULT_ROOM) -> list[Membership]:
+        keys = sorted(str(key) for key in self._client.smembers(self._keys.room_members(room)))
+        pipe = self._client.pipeline(transaction=False)  # the accounts sit in slots of their own
+        for key in keys:
+            pipe.hget(self._keys.account_rooms(key), room)
+            pipe.hget(self._keys.account(key), "name")
+        answers = pipe.execute()
+        found: list[Membership] = []
+        for stored, name in zip(answers[::2], answers[1::2], strict=True):
+            if stored is not None and name is not None:  # a stale listing, or an account removed since
+                since, _, seen = str(stored).partition(" ")
+                found.append(Membership(str(name), room, float(since), float(seen)))
+        return found
+
+    def mark_seen(self, name: str, now: float, room: str = DEFAULT_ROOM) -> None:
+        self._run("mark_seen", [self._keys.account_rooms(name_key(name))], room, repr(now))
 
     def close(self) -> None:
         self._client.close()

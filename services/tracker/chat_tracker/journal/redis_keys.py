@@ -131,6 +131,14 @@ class Keys:
     def account_read(self, key: str) -> str:
         return self.account(key) + ":read"
 
+    def account_rooms(self, key: str) -> str:
+        """The rooms the account is a member of: room -> "since last_seen"."""
+        return self.account(key) + ":rooms"
+
+    def room_members(self, room: str) -> str:
+        """The account keys that are members of ``room`` (maybe a few stale: its membership is the truth)."""
+        return f"{self.prefix}room-members:{room}"
+
     def device_token(self, token_hash: str) -> str:
         return f"{self.prefix}device-token:{token_hash}"
 

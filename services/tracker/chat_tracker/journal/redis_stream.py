@@ -104,6 +104,10 @@ class RedisJournal:
     # --- Journal ------------------------------------------------------------------------
 
     @property
+    def recent(self) -> Sequence[Event]:
+        return self._history
+
+    @property
     def last_seq(self) -> int:
         return self._delivered_seq
 

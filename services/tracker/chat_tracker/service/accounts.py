@@ -101,7 +101,9 @@ class AccountDesk:
             self.by_account.succeeded(keys[0])
             self.by_address.succeeded(keys[1])
             self.sign_ins += 1
-            return AccountChecked(Verdict.SIGNED_IN, account.name)
+            membership = await asyncio.to_thread(self.store.membership, account.name)
+            read = None if membership is None else await asyncio.to_thread(self.store.read_position, account.name)
+            return AccountChecked(Verdict.SIGNED_IN, account.name, read=read)
         self._wrong(account.name, address, *keys)
         return AccountChecked(Verdict.BAD_PASSPHRASE, account.name)
 

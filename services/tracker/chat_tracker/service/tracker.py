@@ -32,6 +32,7 @@ from chat_tracker.journal.protocol import Journal, Replication
 from chat_tracker.replicas.replica import ReplicaLink
 from chat_tracker.service.accounts import AccountDesk, Registration, open_account_store
 from chat_tracker.service.lifecycle import RESTART_MESSAGE, SHUTDOWN_MESSAGE, goodbye, member_policy, restart_goodbye
+from chat_tracker.service.membership import Memberships
 from chat_tracker.service.replicated import Replicated
 from chat_tracker.service.settings import Settings
 from chat_tracker.service.standalone import Standalone
@@ -171,6 +172,8 @@ class Tracker:
         throttles = (self._throttle(settings), self._throttle(settings))  # per account, per address
         store = open_account_store(settings)
         self.accounts = AccountDesk(store, Registration(settings.registration), throttles, self.warnings)
+        self.memberships = Memberships(store, self.room)
+        self.memberships.attach()
         self.request_exit: Callable[[], None] | None = None
         # One coalescing window for every member's frames (None: each batch is written at once).
         self.coalescer = Coalescer(settings.coalesce_ms / 1000) if settings.coalesce_ms > 0 else None
@@ -202,6 +205,7 @@ class Tracker:
         if self.settings.exit_when_empty:
             self.room.on_empty = self._on_empty
         self.mode.start()
+        self._loading = asyncio.get_running_loop().create_task(self.memberships.load())
 
     def admit(self, connection: Closable, session: Session) -> bool:
         """A new WebSocket, accepted: True if it may go on; otherwise its session is told why not.
@@ -253,6 +257,7 @@ class Tracker:
             await asyncio.gather(*(s.finished(self.settings.shutdown_grace) for s in sessions))
         await self.journal.close()
         await self.mode.close()
+        await self.memberships.flush()  # offline marks and read positions of the members just told goodbye
         self.accounts.close()
 
 

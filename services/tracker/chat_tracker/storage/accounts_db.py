@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from chat_protocol import name_key
-from chat_tracker.core.accounts import DEFAULT_ROOM, Account, Device, ReadPosition, token_hash
+from chat_tracker.core.accounts import DEFAULT_ROOM, Account, Device, Membership, ReadPosition, token_hash
 from chat_tracker.errors import AccountExists, AccountStoreError, UnknownAccount
 from chat_tracker.storage.private_files import PRIVATE_MODE, make_path_private, make_private
 
@@ -48,6 +48,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE read_positions (
             account_key TEXT NOT NULL REFERENCES accounts(key) ON DELETE CASCADE,
             room TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (account_key, room))""",
+    ),
+    (  # 3: membership that outlives the connection, per room
+        """CREATE TABLE memberships (
+            account_key TEXT NOT NULL REFERENCES accounts(key) ON DELETE CASCADE,
+            room TEXT NOT NULL, since REAL NOT NULL, last_seen REAL NOT NULL, PRIMARY KEY (account_key, room))""",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -236,6 +241,51 @@ class SqliteAccounts:
             )
             row = db.execute("SELECT seq FROM read_positions WHERE account_key = ? AND room = ?", (key, room))
             return int(row.fetchone()[0])
+
+    def begin_membership(self, name: str, seq: int, now: float, room: str = DEFAULT_ROOM) -> bool:
+        with self._write() as db:
+            key = self._require(db, name)
+            began = db.execute(
+                "INSERT INTO memberships (account_key, room, since, last_seen) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (account_key, room) DO NOTHING",
+                (key, room, now, now),
+            ).rowcount
+            if began:
+                db.execute(
+                    "INSERT INTO read_positions (account_key, room, seq) VALUES (?, ?, ?)"
+                    " ON CONFLICT (account_key, room) DO UPDATE SET seq = max(seq, excluded.seq)",
+                    (key, room, seq),
+                )
+            return began > 0
+
+    def membership(self, name: str, room: str = DEFAULT_ROOM) -> Membership | None:
+        sql = (
+            "SELECT accounts.name, since, last_seen FROM memberships JOIN accounts ON accounts.key = account_key"
+            " WHERE account_key = ? AND room = ?"
+        )
+        rows = self._read(sql, name_key(name), room)
+        return Membership(rows[0][0], room, rows[0][1], rows[0][2]) if rows else None
+
+    def end_membership(self, name: str, room: str = DEFAULT_ROOM) -> bool:
+        with self._write() as db:
+            key = name_key(name)
+            ended = db.execute("DELETE FROM memberships WHERE account_key = ? AND room = ?", (key, room)).rowcount
+            db.execute("DELETE FROM read_positions WHERE account_key = ? AND room = ?", (key, room))
+            return ended > 0
+
+    def memberships(self, room: str = DEFAULT_ROOM) -> list[Membership]:
+        sql = (
+            "SELECT accounts.name, since, last_seen FROM memberships JOIN accounts ON accounts.key = account_key"
+            " WHERE room = ? ORDER BY account_key"
+        )
+        return [Membership(name, room, since, last_seen) for name, since, last_seen in self._read(sql, room)]
+
+    def mark_seen(self, name: str, now: float, room: str = DEFAULT_ROOM) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE memberships SET last_seen = max(last_seen, ?) WHERE account_key = ? AND room = ?",
+                (now, name_key(name), room),
+            )
 
     def close(self) -> None:
         with self._lock:

@@ -25,11 +25,15 @@ from chat_tracker.core.session import (
     CheckAccount,
     CheckPassword,
     CreateAccount,
+    Errand,
+    MarkRead,
+    ReadHistory,
     Replay,
     Session,
     SessionState,
     Timeouts,
 )
+from chat_tracker.service.history import history_page
 from chat_tracker.service.tracker import Closable
 from chat_tracker.transport.handshake import Opened
 from chat_tracker.transport.replaying import replay
@@ -191,9 +195,13 @@ class SessionDriver(Closable):
 
     # --- the session's actions ---------------------------------------------------------
 
-    def _act(self, action: Action | None) -> None:
+    def _act(self, action: Action | Errand | None) -> None:
         session = self.session
-        if isinstance(action, CheckPassword):
+        if isinstance(action, MarkRead):
+            self.tracker.memberships.mark_read(action.name, action.seq)
+        elif isinstance(action, ReadHistory):  # the member's next frame is read once the page is out
+            self._task = asyncio.get_running_loop().create_task(self._answer_history(action))
+        elif isinstance(action, CheckPassword):
             # Answered now, right or wrong or refused: a password check never waits (auth.PasswordGate).
             session.password_checked(self.tracker.gate.check(session.address, action.candidate))
             if session.state is SessionState.AWAIT_NAME:
@@ -210,13 +218,24 @@ class SessionDriver(Closable):
             if isinstance(action, CheckAccount):
                 session.account_checked(await accounts.check(session.address, action.name, action.passphrase))
             else:
-                session.registration_done(await accounts.register(action.name, action.passphrase))
+                done = await accounts.register(action.name, action.passphrase)
+                if done.ok:
+                    self.tracker.memberships.begin(done.name)
+                session.registration_done(done)
         finally:
             self._task = None
         if self.ended:
             return
         self._after_input()
         self.socket.resume_reading()
+
+    async def _answer_history(self, request: ReadHistory) -> None:
+        try:
+            self.outbox.push(await history_page(self.tracker.journal, request))
+        finally:
+            self._task = None
+        if not self.ended:
+            self.socket.resume_reading()
 
     async def _carry_out(self, action: Replay) -> None:
         tracker = self.tracker

@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from chat_protocol import Limits
+from chat_protocol import Limits, name_key
 from chat_tracker.core.claims import NameClaims
-from chat_tracker.core.events import Event
+from chat_tracker.core.events import JOIN, LEAVE, Event
 from chat_tracker.core.moderation import Moderation
 from chat_tracker.core.policy import MemberPolicy
-from chat_tracker.core.room.member import Member
+from chat_tracker.core.room.member import MEMBERSHIP_ENDS, Member
 from chat_tracker.core.room.states import ROOM_TRANSITIONS, MemberState, RoomState, RoomStep, Step, next_state
 from chat_tracker.core.room.stats import RoomStats
 from chat_tracker.core.tokens import ResumeTokens
@@ -86,6 +86,9 @@ class RoomBase:
         self._members: dict[str, Member] = {}  # name key -> member, in join order: who the room lists
         self._by_id: dict[int, Member] = {}  # connected here: joining, joined, resuming, or leaving but not yet told
         self._away: dict[int, Timer] = {}  # member id -> the end of its grace (AWAY members)
+        # Registered members with no connection (still members): name key -> (name, last seen). Kept from the
+        # account store at start (``restore_roster``), then from the events themselves, on every replica alike.
+        self._offline: dict[str, tuple[str, float]] = {}
         self._delivered_seq = journal.last_seq
         journal.subscribe(self._deliver)
 
@@ -119,6 +122,30 @@ class RoomBase:
         self._members[member.key] = member
         if member.state is MemberState.JOINING:
             self._by_id[member.id] = member
+
+    def restore_roster(self, offline: Sequence[tuple[str, float]]) -> None:
+        """The registered members as the account store lists them (name, last seen): those not in the room are offline.
+
+        A member already in the room under one of these names (kept across a restart) is registered.
+        """
+        for name, last_seen in offline:
+            key = name_key(name)
+            member = self._members.get(key)
+            if member is not None:
+                member.registered = True
+            else:
+                self._offline.setdefault(key, (name, last_seen))
+
+    def _note_presence(self, batch: Sequence[Event]) -> None:
+        """Keep the offline roster up to date with a delivered batch: who came online, went offline, or parted."""
+        for event in batch:
+            if event.kind is JOIN:
+                self._offline.pop(name_key(event.name), None)
+            elif event.kind is LEAVE:
+                if event.presence is False:
+                    self._offline[name_key(event.name)] = (event.name, event.time)
+                elif event.text in MEMBERSHIP_ENDS:
+                    self._offline.pop(name_key(event.name), None)
 
     def _empty_now(self) -> None:
         """The last member is out: tell the tracker, if anyone was ever in."""

@@ -9,7 +9,7 @@ from chat_protocol.reasons import LeaveReason
 from chat_tracker.core.dialects import JSON
 from chat_tracker.core.events import LEAVE, STOP
 from chat_tracker.core.room.delivering import RoomDelivery
-from chat_tracker.core.room.member import Member
+from chat_tracker.core.room.member import Member, logged_reason
 from chat_tracker.core.room.states import MemberState, RoomStep, Step
 
 Bye = Callable[[Member], tuple[str, ...]]
@@ -62,7 +62,10 @@ class RoomClosing(RoomDelivery):
         return len(members)
 
     def _log_leave(self, member: Member) -> None:
-        self.journal.append(LEAVE, member.name, LeaveReason.SHUTDOWN, origin=member.id)
+        reason = logged_reason(member, LeaveReason.SHUTDOWN)
+        self.journal.append(LEAVE, member.name, reason, origin=member.id)
+        if self.on_leave is not None:  # a registered member's going offline is kept (service/membership.py)
+            self.on_leave(member, reason)
 
     def _away_members(self) -> list[Member]:
         return [member for member in self._members.values() if member.state is MemberState.AWAY]

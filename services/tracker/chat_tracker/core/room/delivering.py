@@ -30,6 +30,7 @@ class RoomDelivery(SharedRoom):
         """
         self._delivered_seq = batch[-1].seq
         self._apply_moderation(batch)
+        self._note_presence(batch)
         if self.closed:
             return
         if self.shared:
@@ -68,7 +69,7 @@ class RoomDelivery(SharedRoom):
         """Queue ``batch`` for every member connected here; the members whose outbox overflowed."""
         concerned = {event.origin for event in batch}  # its senders, joiners and leavers
         shared: SharedFrames[Member] = SharedFrames(batch)
-        terms = WelcomeTerms(self.limits, self.tokens, self.grace)
+        terms = WelcomeTerms(self.limits, self.tokens, self.grace, self.journal.recent)
         resuming = MemberState.RESUMING
         deliveries = 0
         for member in self._by_id.values():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from chat_protocol import CloseCode
+from chat_protocol.reasons import LeaveReason
 from chat_tracker.core.dialects import Dialect
 from chat_tracker.core.events import Event
 from chat_tracker.core.outbox import Outbox
@@ -46,6 +47,7 @@ class Member:
     recover_after: int | None = None  # joined back from a lost epoch: its welcome is a ``resumed`` (recovered: false)
     owner: int = 0  # REMOTE: the replica serving it
     registered: bool = False  # signed in to the account of its name (or registered it since)
+    catch_up_after: int | None = None  # a returning registered member: her read position (her welcome catches up)
     resumes: int = 0  # how many times this membership resumed: only the token with this count resumes it
 
     def __post_init__(self) -> None:
@@ -74,6 +76,16 @@ class Member:
     def replay(self) -> list[Event] | None:
         """While it resumes, the live events held back for after its replay; None once it receives them live."""
         return self.held if self.state is MemberState.RESUMING else None
+
+
+def logged_reason(member: Member, reason: str) -> str:
+    """chat.log's leave reason: a registered member whose connection ends only goes offline (membership.py)."""
+    if member.registered and reason not in MEMBERSHIP_ENDS:
+        return LeaveReason.OFFLINE
+    return reason
+
+
+MEMBERSHIP_ENDS = frozenset((LeaveReason.PART, LeaveReason.BANNED))  # what ends a registered member's membership
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,11 @@ class RoomQueries(RoomBase):
         return len(self._away)
 
     @property
+    def delivered_seq(self) -> int:
+        """The seq of the last event handed to the members."""
+        return self._delivered_seq
+
+    @property
     def log_available(self) -> bool:
         return self.journal.writable
 
@@ -30,15 +35,34 @@ class RoomQueries(RoomBase):
         return self._members.get(name_key(name))
 
     def who(self) -> list[MemberInfo]:
+        """Everyone in the room, then the registered members who are offline (still members)."""
         now = self._monotonic()
-        return [
+        online = [
             MemberInfo(
                 name=m.name,
                 joined_at=format_ts(m.joined_at),
                 idle_seconds=round(now - m.last_active, 3),
                 away=self._is_away(m),
+                registered=m.registered,
             )
             for m in self._members.values()
+        ]
+        return online + self.offline()
+
+    def offline(self) -> list[MemberInfo]:
+        """The registered members with no connection: ``joined_at`` and ``last_seen`` say when they were last here."""
+        wall = self._clock()
+        return [
+            MemberInfo(
+                name=name,
+                joined_at=format_ts(last_seen),
+                idle_seconds=round(max(0.0, wall - last_seen), 3),
+                online=False,
+                last_seen=format_ts(last_seen),
+                registered=True,
+            )
+            for key, (name, last_seen) in sorted(self._offline.items())
+            if key not in self._members
         ]
 
     def _is_away(self, member: Member) -> bool:

@@ -7,13 +7,13 @@ and the room acts on it - after a delivery, or at the member's next request here
 
 from __future__ import annotations
 
-from chat_protocol import CloseCode, check_name, format_ts, name_key
+from chat_protocol import ONLINE_TEXT, CloseCode, check_name, format_ts, name_key
 from chat_protocol.reasons import LeaveReason
 from chat_tracker.core.dialects import Dialect
 from chat_tracker.core.events import JOIN, LEAVE, MESSAGE, START
 from chat_tracker.core.outbox import Outbox
 from chat_tracker.core.policy import Verdict
-from chat_tracker.core.room.member import Goodbye, Member
+from chat_tracker.core.room.member import Goodbye, Member, logged_reason
 from chat_tracker.core.room.queries import RoomQueries
 from chat_tracker.core.room.states import MemberState, Step
 from chat_tracker.errors import Kicked, Refused
@@ -36,8 +36,9 @@ class RoomRequests(RoomQueries):
         address: str,
         recover_after: int | None = None,
         registered: bool = False,
+        read: int | None = None,
     ) -> Member:
-        """Claim ``name`` and enter. Raises NameRefused (invalid/reserved) or Refused."""
+        """Claim ``name`` and enter (``read``: a returning member's read position). Raises NameRefused or Refused."""
         key = self._claim(name)
         if not self.journal.writable:
             self._claims.release(key)
@@ -55,10 +56,12 @@ class RoomRequests(RoomQueries):
             allowance=self.policy.allowance(),
             recover_after=recover_after,
             registered=registered,
+            catch_up_after=read,
         )
         self._enter(member)
         self.stats.joins += 1
-        self.journal.append(JOIN, name, origin=member.id, members=tuple(self.names()))
+        text = ONLINE_TEXT if read is not None else ""  # back to her membership: she comes online
+        self.journal.append(JOIN, name, text, origin=member.id, members=tuple(self.names()))
         if self.on_join is not None:
             self.on_join(member)
         self._dropped_if_slow(member)  # its connection fell behind before it even joined
@@ -161,6 +164,7 @@ class RoomRequests(RoomQueries):
         self.stats.leaves += 1
         if self.closed:
             return
+        reason = logged_reason(member, reason)
         self.journal.append(LEAVE, member.name, reason, origin=member.id)
         if self.on_leave is not None:
             self.on_leave(member, reason)

@@ -1,0 +1,32 @@
+"""What a chatting member asks of the adapter that the session need not wait for: history, and her read position.
+
+The session stays where it is (chatting); the ``/ws`` adapter carries these out - a
+``history`` page is read from the journal (from memory, else chat.log and its
+segments) and pushed to the member's outbox, what she has read is handed to the
+account store - and reads the member's next frame once a page is out, so one
+connection has at most one page in the making.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ReadHistory:
+    """Answer a ``history`` request: up to ``limit`` events after ``after``, or the last ``limit`` before ``before``."""
+
+    after: int | None
+    before: int | None
+    limit: int
+
+
+@dataclass(frozen=True)
+class MarkRead:
+    """Registered member ``name`` has seen everything up to ``seq``: move her read position there (never back)."""
+
+    name: str
+    seq: int
+
+
+Errand = ReadHistory | MarkRead

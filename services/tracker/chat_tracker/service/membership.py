@@ -1,0 +1,136 @@
+"""Registered members' membership, kept in the account store as the room's events make it.
+
+The room says who joins and leaves (``on_join``, ``on_leave``); this keeps the store in
+step: a registered member's membership begins when she first joins under her account
+(or registers), her going offline is recorded as her last seen (and, for the plain-text
+dialect, which shows everything it is sent, as her read position), and a part or a ban
+ends it. The writes go through one queue, in order, off the event loop, so a chatting
+member never waits for the disk; read positions coming in faster than the store takes
+them are coalesced (the newest per account wins, and it only ever moves forward).
+At start the room learns who is a member while offline (``load``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from chat_protocol.reasons import LeaveReason
+from chat_tracker.core.accounts import AccountStore
+from chat_tracker.core.dialects import PLAIN
+from chat_tracker.core.room import Member, Room
+from chat_tracker.core.room.member import MEMBERSHIP_ENDS
+from chat_tracker.errors import AccountStoreError, UnknownAccount
+
+log = logging.getLogger("chat_tracker")
+
+Write = Callable[[AccountStore], object]
+
+
+class Memberships:
+    """The account store's side of membership, for one room."""
+
+    def __init__(self, store: AccountStore | None, room: Room) -> None:
+        self.store = store
+        self.room = room
+        self._queue: asyncio.Queue[Write] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._reads: dict[str, int] = {}  # name -> newest read position not yet written
+
+    def attach(self) -> None:
+        """Follow the room's joins and leaves (after whatever the tracker already does with them)."""
+        joined, left = self.room.on_join, self.room.on_leave
+
+        def on_join(member: Member) -> None:
+            if joined is not None:
+                joined(member)
+            self.joined(member)
+
+        def on_leave(member: Member, reason: str) -> None:
+            if left is not None:
+                left(member, reason)
+            self.left(member, reason)
+
+        self.room.on_join, self.room.on_leave = on_join, on_leave
+
+    async def load(self) -> None:
+        """Tell the room who its registered members are, so ``who`` lists the offline ones."""
+        if self.store is None:
+            return
+        try:
+            members = await asyncio.to_thread(self.store.memberships)
+        except AccountStoreError as error:
+            log.error("Could not read the members from the account store: %s", error)
+            return
+        self.room.restore_roster([(m.name, m.last_seen) for m in members])
+
+    # --- what the room tells ------------------------------------------------------------
+
+    def joined(self, member: Member) -> None:
+        if member.registered and member.catch_up_after is None:  # not a member yet (new, or parted before)
+            self.begin(member.name)
+
+    def begin(self, name: str) -> None:
+        """``name`` becomes a member, having read everything so far (registering, or joining after a part)."""
+        seq, now = self.room.delivered_seq, time.time()
+        self._write(lambda store: store.begin_membership(name, seq, now))
+
+    def left(self, member: Member, reason: str) -> None:
+        if not member.registered:
+            return
+        name = member.name
+        if reason in MEMBERSHIP_ENDS:
+            self._reads.pop(name, None)
+            self._write(lambda store: store.end_membership(name))
+            if reason == LeaveReason.BANNED:  # a ban signs every device out
+                self._write(lambda store: store.remove_devices(name))
+            return
+        if member.dialect is PLAIN:  # it was sent everything up to here, and shows all it is sent
+            self.mark_read(name, self.room.delivered_seq)
+        now = time.time()
+        self._write(lambda store: store.mark_seen(name, now))
+
+    def mark_read(self, name: str, seq: int) -> None:
+        """``name`` has seen up to ``seq``: written soon, coalesced with any newer position before it is."""
+        pending = self._reads.get(name)
+        self._reads[name] = seq if pending is None else max(pending, seq)
+        if pending is None:
+            self._write(lambda store: self._flush_read(store, name))
+
+    def _flush_read(self, store: AccountStore, name: str) -> None:
+        seq = self._reads.pop(name, None)
+        if seq is not None:
+            store.advance_read_position(name, seq)
+
+    # --- the writer -----------------------------------------------------------------------
+
+    def _write(self, write: Write) -> None:
+        if self.store is None:
+            return
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._worker = asyncio.get_running_loop().create_task(self._drain(self.store, self._queue))
+        self._queue.put_nowait(write)
+
+    async def _drain(self, store: AccountStore, queue: asyncio.Queue[Write]) -> None:
+        while True:
+            write = await queue.get()
+            try:
+                await asyncio.to_thread(write, store)
+            except UnknownAccount:
+                pass  # removed by an operator meanwhile: nothing of it to keep
+            except AccountStoreError as error:
+                log.error("Could not update a membership in the account store: %s", error)
+            finally:
+                queue.task_done()
+
+    async def flush(self) -> None:
+        """Wait until every write queued so far is done (at shutdown, before the store closes)."""
+        if self._queue is not None:
+            await self._queue.join()
+        if self._worker is not None:
+            self._worker.cancel()
+            self._worker = None
+            self._queue = None
