@@ -50,6 +50,8 @@ class Recipient:
     registered: bool = False
     seen_through: int = 0
     catch_up_after: int | None = None
+    device_id: str | None = None
+    device_token: str | None = None
 
 
 def _welcome(kit: RoomKit, member: Member) -> Welcome:

@@ -11,7 +11,15 @@ from collections.abc import Callable
 
 import pytest
 
-from chat_tracker.core.accounts import AccountStore, Membership, ReadPosition, new_account, new_device, new_device_token
+from chat_tracker.core.accounts import (
+    AccountStore,
+    Membership,
+    ReadPosition,
+    new_account,
+    new_device,
+    new_device_token,
+    token_hash,
+)
 from chat_tracker.errors import AccountExists, UnknownAccount
 
 NOW = 1_800_000_000.0
@@ -131,6 +139,21 @@ def check_remove_takes_everything(store: AccountStore) -> None:
     assert store.read_position("alpha") == 0 and store.devices("alpha") == []
 
 
+def check_a_rotated_token_replaces_the_spent_one(store: AccountStore) -> None:
+    register(store, "alpha")
+    first = sign_in(store, "alpha")
+    device = store.device_by_token(first)
+    assert device is not None
+    fresh = new_device_token()
+    assert store.rotate_device("ALPHA", device.id, token_hash(fresh), NOW + 60) is True
+    assert store.device_by_token(first) is None  # spent
+    again = store.device_by_token(fresh)
+    assert again is not None and (again.id, again.last_seen) == (device.id, NOW + 60)
+    store.remove_device("alpha", device.id)
+    assert store.rotate_device("alpha", device.id, token_hash(new_device_token()), NOW) is False
+    assert store.device_by_token(fresh) is None
+
+
 def check_membership_outlives_and_ends_with_part(store: AccountStore) -> None:
     register(store, "alpha")
     register(store, "bob")
@@ -164,6 +187,7 @@ def check_removing_an_account_ends_its_memberships(store: AccountStore) -> None:
 
 
 CONTRACT: tuple[Callable[[AccountStore], None], ...] = (
+    check_a_rotated_token_replaces_the_spent_one,
     check_membership_outlives_and_ends_with_part,
     check_removing_an_account_ends_its_memberships,
     check_create_and_get,

@@ -3,7 +3,18 @@
 Pure code with no I/O: both sides import it, and tests exercise it without sockets.
 """
 
-from .accounts import PASSPHRASE_PROMPT, SIGN_IN_ERRORS, Register, Registered, passphrase_problem
+from .accounts import (
+    PASSPHRASE_PROMPT,
+    SIGN_IN_ERRORS,
+    DeviceInfo,
+    Devices,
+    ListDevices,
+    Register,
+    Registered,
+    SignedOut,
+    SignOut,
+    passphrase_problem,
+)
 from .codec import decode_client, decode_server, encode
 from .codes import CloseCode, describe, should_retry
 from .errors import ChatProtocolError, InvalidName, NameRefused, ProtocolError, ReservedName
@@ -70,6 +81,8 @@ __all__ = [
     "ChatProtocolError",
     "ClientMessage",
     "CloseCode",
+    "DeviceInfo",
+    "Devices",
     "Error",
     "Hello",
     "History",
@@ -81,6 +94,7 @@ __all__ = [
     "LeaveReason",
     "Left",
     "Limits",
+    "ListDevices",
     "MemberInfo",
     "Members",
     "Moderation",
@@ -96,6 +110,8 @@ __all__ = [
     "Resumed",
     "Say",
     "ServerMessage",
+    "SignOut",
+    "SignedOut",
     "Welcome",
     "Who",
     "check_name",

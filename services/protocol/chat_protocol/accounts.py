@@ -18,6 +18,9 @@ MAX_PASSPHRASE_CHARS = 1024
 
 PASSPHRASE_PROMPT = "This name is registered. Enter its passphrase..."  # plain dialect; must say "passphrase"
 
+MAX_DEVICE_TOKEN_CHARS = 128  # a token is 43 characters; anything far longer is refused before it is looked up
+MAX_DEVICE_LABEL_CHARS = 64
+
 
 @dataclass(frozen=True)
 class Register:
@@ -35,6 +38,48 @@ class Registered:
     name: str
 
 
+@dataclass(frozen=True)
+class DeviceInfo:
+    """One device signed in to the account: ``current`` is the one asking."""
+
+    id: str
+    label: str
+    created: str
+    last_seen: str
+    current: bool = False
+
+
+@dataclass(frozen=True)
+class ListDevices:
+    """Ask for the devices signed in to your account; answered with ``devices``."""
+
+    TYPE: ClassVar[str] = "devices"
+
+
+@dataclass(frozen=True)
+class Devices:
+    """The devices signed in to your account."""
+
+    TYPE: ClassVar[str] = "devices"
+    devices: list[DeviceInfo]
+
+
+@dataclass(frozen=True)
+class SignOut:
+    """Sign ``device`` out: its token stops working, and its open connections are closed (4015)."""
+
+    TYPE: ClassVar[str] = "sign_out"
+    device: str
+
+
+@dataclass(frozen=True)
+class SignedOut:
+    """``device`` is signed out."""
+
+    TYPE: ClassVar[str] = "signed_out"
+    device: str
+
+
 ACCOUNT_ERROR_CODES = (
     "passphrase_required",  # the name is registered: join again with its passphrase
     "bad_passphrase",  # wrong passphrase (throttled per account and per address, as passwords are)
@@ -42,11 +87,14 @@ ACCOUNT_ERROR_CODES = (
     "passphrase_too_long",
     "registration_closed",  # --registration admin or off
     "already_registered",  # this member's name is an account already
+    "bad_device_token",  # a device token that signs nobody in (signed out, used up, or another account's)
+    "unknown_device",  # ``sign_out`` of a device the account does not have
+    "not_registered",  # history, read positions and devices are a registered member's
 )
 
 
 # ``join`` refusals that ask for the passphrase (again): the connection stays open for another ``join``.
-SIGN_IN_ERRORS = frozenset(("passphrase_required", "bad_passphrase"))
+SIGN_IN_ERRORS = frozenset(("passphrase_required", "bad_passphrase", "bad_device_token"))
 
 
 def passphrase_problem(passphrase: str) -> tuple[str, str] | None:
@@ -60,11 +108,18 @@ def passphrase_problem(passphrase: str) -> tuple[str, str] | None:
 
 __all__ = [
     "ACCOUNT_ERROR_CODES",
+    "MAX_DEVICE_LABEL_CHARS",
+    "MAX_DEVICE_TOKEN_CHARS",
     "MAX_PASSPHRASE_CHARS",
     "MIN_PASSPHRASE_CHARS",
     "PASSPHRASE_PROMPT",
     "SIGN_IN_ERRORS",
+    "DeviceInfo",
+    "Devices",
+    "ListDevices",
     "Register",
     "Registered",
+    "SignOut",
+    "SignedOut",
     "passphrase_problem",
 ]

@@ -14,7 +14,17 @@ from collections.abc import Callable
 from dataclasses import MISSING, fields, is_dataclass
 from typing import Any
 
-from .accounts import Register, Registered
+from .accounts import (
+    MAX_DEVICE_LABEL_CHARS,
+    MAX_DEVICE_TOKEN_CHARS,
+    DeviceInfo,
+    Devices,
+    ListDevices,
+    Register,
+    Registered,
+    SignedOut,
+    SignOut,
+)
 from .errors import ProtocolError
 from .membership import MAX_HISTORY_PAGE, History, HistoryPage, Part, Presence, Read
 from .messages import (
@@ -104,6 +114,13 @@ def _optional_string(body: dict[str, Any], key: str) -> str | None:
     return value
 
 
+def _bounded(body: dict[str, Any], key: str, most: int) -> str | None:
+    value = _optional_string(body, key)
+    if value is not None and len(value) > most:
+        raise ProtocolError("malformed", f"'{key}' has at most {most} characters")
+    return value
+
+
 def _message_id(body: dict[str, Any]) -> str | None:
     value = body.get("id")
     if value is None:
@@ -127,7 +144,16 @@ def decode_client(frame: str) -> ClientMessage:
     if kind == Say.TYPE:
         return Say(_string_field(body, "text"), _message_id(body))
     if kind == Join.TYPE:
-        return Join(_string_field(body, "name"), _optional_string(body, "passphrase"))
+        return Join(
+            _string_field(body, "name"),
+            _optional_string(body, "passphrase"),
+            _bounded(body, "device_token", MAX_DEVICE_TOKEN_CHARS),
+            _bounded(body, "device", MAX_DEVICE_LABEL_CHARS),
+        )
+    if kind == ListDevices.TYPE:
+        return ListDevices()
+    if kind == SignOut.TYPE:
+        return SignOut(_string_field(body, "device"))
     if kind == Register.TYPE:
         return Register(_string_field(body, "passphrase"))
     if kind == Auth.TYPE:
@@ -186,13 +212,16 @@ _SCALAR_CHECKS: dict[str, Callable[[Any], bool]] = {
 }
 
 
+_LISTS_OF: dict[str, type[Any]] = {"list[MemberInfo]": MemberInfo, "list[DeviceInfo]": DeviceInfo}
+
+
 def _field_value(annotation: str, value: Any) -> Any:
     if annotation == "Limits":
         return _build(Limits, value)
-    if annotation == "list[MemberInfo]":
+    if annotation in _LISTS_OF:
         if not isinstance(value, list):
             raise TypeError("a list is expected")
-        return [_build(MemberInfo, item) for item in value]
+        return [_build(_LISTS_OF[annotation], item) for item in value]
     if not _SCALAR_CHECKS[annotation](value):
         raise TypeError(f"{annotation} expected, not {type(value).__name__}")
     return float(value) if annotation == "float" or (annotation == "float | None" and value is not None) else value
@@ -232,6 +261,8 @@ _SERVER_TYPES: dict[str, type[Any]] = {
         Registered,
         Presence,
         HistoryPage,
+        Devices,
+        SignedOut,
     )
 }
 

@@ -44,6 +44,7 @@ class CloseCode(enum.IntEnum):
         4013  # too many wrong passwords (this address, or everyone's): retry after the error's retry_after
     )
     TOO_MANY_JOINS = 4014  # too many joins and resumes from this address: retry after the error's retry_after
+    SIGNED_OUT = 4015  # this device was signed out (by its owner or an operator): sign in again with the passphrase
 
     @property
     def info(self) -> CodeInfo:
@@ -71,6 +72,7 @@ CODE_INFO: dict[CloseCode, CodeInfo] = {
     CloseCode.BANNED: CodeInfo("banned by a moderator", retry=False),
     CloseCode.TOO_MANY_GUESSES: CodeInfo("too many wrong passwords, retry later", retry=True),
     CloseCode.TOO_MANY_JOINS: CodeInfo("too many joins from your address, retry later", retry=True),
+    CloseCode.SIGNED_OUT: CodeInfo("this device was signed out; sign in again with the passphrase", retry=False),
 }
 
 

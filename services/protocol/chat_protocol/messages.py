@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar, TypeAlias
 
-from .accounts import ACCOUNT_ERROR_CODES, Register, Registered
+from .accounts import ACCOUNT_ERROR_CODES, Devices, ListDevices, Register, Registered, SignedOut, SignOut
 from .membership import History, HistoryPage, Part, Presence, Read
 from .reasons import LEAVE_REASONS as _LEAVE_REASONS
 
@@ -72,6 +72,8 @@ class Join:
     TYPE: ClassVar[str] = "join"
     name: str
     passphrase: str | None = None
+    device_token: str | None = None  # instead of the passphrase: the token this device's last welcome gave it
+    device: str | None = None  # with the passphrase: a label for this device (``/devices`` lists it)
 
 
 # A client-chosen message id: short, so that remembering the last few per member costs little.
@@ -119,7 +121,9 @@ class Leave:
     TYPE: ClassVar[str] = "leave"
 
 
-ClientMessage: TypeAlias = Auth | Join | Resume | Say | Who | Leave | Register | History | Read | Part
+ClientMessage: TypeAlias = (
+    Auth | Join | Resume | Say | Who | Leave | Register | History | Read | Part | ListDevices | SignOut
+)
 
 # --- tracker -> client ---------------------------------------------------------------
 
@@ -175,6 +179,8 @@ class Welcome:
     registered: bool = False  # signed in to an account under this name
     read: int | None = None  # a registered member: her read position (the last seq she has seen)
     unread: int | None = None  # a registered member: events after ``read`` and before this welcome
+    device: str | None = None  # the id of the device this connection signed in as
+    device_token: str | None = None  # its next sign-in's token (the one it used is spent): keep it, secretly
 
 
 @dataclass(frozen=True)
@@ -314,6 +320,8 @@ ServerMessage: TypeAlias = (
     | Registered
     | Presence
     | HistoryPage
+    | Devices
+    | SignedOut
 )
 
 # Why a member left, as carried by ``left`` events and chat.log: the table is reasons.py's.
@@ -352,7 +360,6 @@ ERROR_CODES = (
     "banned",
     "too_many_guesses",
     "too_many_joins",
-    "not_registered",  # history and read positions are a registered member's
     *ACCOUNT_ERROR_CODES,
 )
 

@@ -29,6 +29,7 @@ MIN_PASSPHRASE_CHARS = 8
 MAX_PASSPHRASE_CHARS = 1_024
 TOKEN_BYTES = 32  # a device token's randomness (256 bits), before URL-safe base64
 DEVICE_ID_BYTES = 8
+MAX_DEVICES = 20  # per account: a new sign-in beyond this signs out the device seen longest ago
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,9 @@ class AccountStore(Protocol):
 
     def touch_device(self, name: str, device_id: str, now: float) -> None:
         """Record that the device was seen at ``now`` (a device that is gone is left so)."""
+
+    def rotate_device(self, name: str, device_id: str, new_token_hash: str, now: float) -> bool:
+        """The device's token is spent: only ``new_token_hash``'s token signs it in now. False if it is gone."""
 
     def read_position(self, name: str, room: str = DEFAULT_ROOM) -> int:
         """The last seq the account has seen in ``room``; 0 before any."""

@@ -18,7 +18,7 @@ from typing import Generic, Protocol, TypeVar
 
 from chat_protocol import Limits, Resumed, encode
 from chat_tracker.core.catchup import catch_up
-from chat_tracker.core.dialects import Dialect, ResumeOffer
+from chat_tracker.core.dialects import Dialect, ResumeOffer, SignedIn
 from chat_tracker.core.events import JOIN, LEAVE, MESSAGE, Event
 from chat_tracker.core.frames import text_frame
 from chat_tracker.core.outbox import Outbox
@@ -46,6 +46,10 @@ class Recipient(Protocol):
     def seen_through(self) -> int: ...
     @property
     def catch_up_after(self) -> int | None: ...
+    @property
+    def device_id(self) -> str | None: ...
+    @property
+    def device_token(self) -> str | None: ...
 
 
 R = TypeVar("R", bound=Recipient)
@@ -85,6 +89,15 @@ class WelcomeTerms:
             gone=[after + 1, event.seq - 1] if event.seq - 1 > after else None,
         )
         return encode(resumed)
+
+
+def _signed_in(member: Recipient, event: Event, terms: WelcomeTerms) -> SignedIn | None:
+    """A member who signed in to her account: what she missed since her read position, and her device."""
+    if not member.registered:
+        return None
+    after = member.catch_up_after
+    missed = None if after is None else catch_up(member.name, after, event.seq, terms.recent)
+    return SignedIn(missed, member.device_id, member.device_token)
 
 
 class SharedFrames(Generic[R]):
@@ -161,7 +174,5 @@ def own_texts(dialect: Dialect, event: Event, terms: WelcomeTerms, member: Recip
     if event.kind is JOIN and member.recover_after is not None:
         return [terms.recovered(member, event)]  # back from a lost epoch: resumed, not recovered
     if event.kind is JOIN:
-        after = member.catch_up_after
-        missed = None if after is None else catch_up(member.name, after, event.seq, terms.recent)
-        return dialect.welcome(event, terms.limits, terms.offer(event), member.registered, missed)
+        return dialect.welcome(event, terms.limits, terms.offer(event), _signed_in(member, event, terms))
     return []  # your own leave: you get a bye instead

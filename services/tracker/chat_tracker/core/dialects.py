@@ -24,6 +24,15 @@ RESTART = "restart"  # the ``bye`` reason when the tracker restarts (SIGTERM): r
 
 
 @dataclass(frozen=True)
+class SignedIn:
+    """What the welcome of a member signed in to her account says besides the rest: what she missed, her device."""
+
+    missed: CatchUp | None = None  # None: a new membership (nothing to catch up on)
+    device: str | None = None
+    device_token: str | None = None
+
+
+@dataclass(frozen=True)
 class ResumeOffer:
     """What a JSON welcome carries for a later resume: chat.log's epoch, the member's token, the grace."""
 
@@ -45,12 +54,7 @@ class Dialect(Protocol):
     def own_message(self, event: Event) -> str: ...
 
     def welcome(
-        self,
-        event: Event,
-        limits: Limits,
-        offer: ResumeOffer | None,
-        registered: bool = False,
-        missed: CatchUp | None = None,
+        self, event: Event, limits: Limits, offer: ResumeOffer | None, signed_in: SignedIn | None = None
     ) -> list[str]: ...
 
     def error(self, code: str, message: str, msg_id: str | None = None, retry_after: float | None = None) -> str: ...
@@ -74,13 +78,9 @@ class JsonDialect:
         return event.own_json_frame()
 
     def welcome(
-        self,
-        event: Event,
-        limits: Limits,
-        offer: ResumeOffer | None,
-        registered: bool = False,
-        missed: CatchUp | None = None,
+        self, event: Event, limits: Limits, offer: ResumeOffer | None, signed_in: SignedIn | None = None
     ) -> list[str]:
+        missed = signed_in.missed if signed_in is not None else None
         welcome = Welcome(
             seq=event.seq,
             ts=event.ts,
@@ -91,9 +91,11 @@ class JsonDialect:
             epoch=offer.epoch if offer else "",
             token=offer.token if offer else "",
             resume_grace=offer.grace if offer else 0.0,
-            registered=registered,
+            registered=signed_in is not None,
             read=None if missed is None else missed.read,
             unread=None if missed is None else missed.unread,
+            device=signed_in.device if signed_in is not None else None,
+            device_token=signed_in.device_token if signed_in is not None else None,
         )
         return [encode(welcome)]
 
@@ -120,18 +122,14 @@ class PlainDialect:
         return event.plain_frame()
 
     def welcome(
-        self,
-        event: Event,
-        limits: Limits,
-        offer: ResumeOffer | None,
-        registered: bool = False,
-        missed: CatchUp | None = None,
+        self, event: Event, limits: Limits, offer: ResumeOffer | None, signed_in: SignedIn | None = None
     ) -> list[str]:
+        registered, missed = signed_in is not None, signed_in.missed if signed_in is not None else None
         online = ", ".join(event.members)
-        signed_in = [f"Signed in: {event.name} is your registered name."] if registered else []
+        signed_in_line = [f"Signed in: {event.name} is your registered name."] if registered else []
         return [
             f"Hi {event.name}, You have been added to the server.",
-            *signed_in,
+            *signed_in_line,
             f"Online now ({len(event.members)}): {online}",
             (
                 f"Limits: {limits.max_message_chars} characters per message, "

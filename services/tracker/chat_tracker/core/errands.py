@@ -29,4 +29,20 @@ class MarkRead:
     seq: int
 
 
-Errand = ReadHistory | MarkRead
+@dataclass(frozen=True)
+class ListDevices:
+    """Tell registered member ``name`` which devices are signed in to her account (``current``: this one)."""
+
+    name: str
+    current: str | None
+
+
+@dataclass(frozen=True)
+class SignOutDevice:
+    """Sign ``device`` of ``name``'s account out, and close its connections."""
+
+    name: str
+    device: str
+
+
+Errand = ReadHistory | MarkRead | ListDevices | SignOutDevice

@@ -26,7 +26,7 @@ from chat_protocol import CloseCode
 from chat_protocol.reasons import LeaveReason
 from chat_tracker.core.auth import Checked
 from chat_tracker.core.dialects import PLAIN, Dialect
-from chat_tracker.core.errands import Errand, MarkRead, ReadHistory
+from chat_tracker.core.errands import Errand, ListDevices, MarkRead, ReadHistory, SignOutDevice
 from chat_tracker.core.outbox import Outbox
 from chat_tracker.core.ratelimit import KeyedBuckets
 from chat_tracker.core.room import Member, Room
@@ -53,11 +53,13 @@ __all__ = [
     "CheckPassword",
     "CreateAccount",
     "Errand",
+    "ListDevices",
     "MarkRead",
     "ReadHistory",
     "Replay",
     "Session",
     "SessionState",
+    "SignOutDevice",
     "Timeouts",
     "leave_reason",
 ]
@@ -232,7 +234,7 @@ class Session:
             if member.left or member.outbox is not self.outbox:  # it left, or was removed for flooding
                 self._settle(SessionState.CHATTING, Input.TEXT, SessionState.CLOSED)
                 return None
-            if isinstance(asked, (ReadHistory, MarkRead)):
+            if isinstance(asked, (ReadHistory, MarkRead, ListDevices, SignOutDevice)):
                 return asked  # carried out while it chats on: no state of the session waits for it
             return self._settle(SessionState.CHATTING, Input.TEXT, asked) if asked else None
         before = self._expect(Input.TEXT)

@@ -18,6 +18,7 @@ from chat_protocol import (
     History,
     Join,
     Leave,
+    ListDevices,
     Members,
     Part,
     ProtocolError,
@@ -26,6 +27,7 @@ from chat_protocol import (
     Registered,
     Resume,
     Say,
+    SignOut,
     Who,
     decode_client,
     encode,
@@ -33,7 +35,8 @@ from chat_protocol import (
 )
 from chat_protocol.reasons import LeaveReason
 from chat_tracker.core.dialects import PLAIN, Dialect
-from chat_tracker.core.errands import Errand, MarkRead, ReadHistory
+from chat_tracker.core.errands import Errand, MarkRead, ReadHistory, SignOutDevice
+from chat_tracker.core.errands import ListDevices as ListMyDevices
 from chat_tracker.core.outbox import Outbox
 from chat_tracker.core.room import Member, Room
 from chat_tracker.core.signin import CreateAccount, RegistrationDone
@@ -42,6 +45,8 @@ from chat_tracker.errors import Kicked, Refused
 log = logging.getLogger("chat_tracker")
 
 REGISTER_COMMAND = "/register"
+DEVICES_COMMAND = "/devices"
+SIGN_OUT_COMMAND = "/signout"
 
 
 class Chat:
@@ -63,6 +68,8 @@ class Chat:
             self._leave(member)
         elif text == PART_COMMAND:
             self._part(member)
+        elif text == DEVICES_COMMAND or text.startswith(SIGN_OUT_COMMAND + " "):
+            return self._device_errand(member, text[len(SIGN_OUT_COMMAND) + 1 :].strip() or None)
         elif text == REGISTER_COMMAND or text.startswith(REGISTER_COMMAND + " "):
             return self._register(member, text[len(REGISTER_COMMAND) + 1 :])
         else:
@@ -100,6 +107,8 @@ class Chat:
             return self._register(member, request.passphrase)
         if isinstance(request, (History, Read)):
             return self._membership_errand(member, request)
+        if isinstance(request, (ListDevices, SignOut)):
+            return self._device_errand(member, request.device if isinstance(request, SignOut) else None)
         if isinstance(request, Part):
             self._part(member)
         elif isinstance(request, Say):
@@ -142,6 +151,15 @@ class Chat:
         if isinstance(request, Read):  # never past what the room has delivered: a read of the future means nothing
             return MarkRead(member.name, min(request.seq, self.room.delivered_seq))
         return ReadHistory(request.after, request.before, request.limit)
+
+    def _device_errand(self, member: Member, sign_out: str | None) -> Errand | None:
+        """``/devices`` (``devices``) lists her devices; ``/signout ID`` (``sign_out``) signs one out."""
+        if not member.registered:
+            self._error("not_registered", "devices are a registered name's: /register first")
+            return None
+        if sign_out is not None:
+            return SignOutDevice(member.name, sign_out)
+        return ListMyDevices(member.name, member.device_id)
 
     def _part(self, member: Member) -> None:
         """Leave for good: a registered member's membership ends (a guest just leaves, as with ``exit``)."""

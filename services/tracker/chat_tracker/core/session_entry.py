@@ -136,7 +136,8 @@ class Entrance:
         if isinstance(request, Resume):
             return self._resume(request)
         if self.accounts:
-            return CheckAccount(request.name, request.passphrase)
+            label = (request.device or "unnamed device") if self.dialect is not PLAIN else None
+            return CheckAccount(request.name, request.passphrase, request.device_token, label)
         return self._join(request.name)
 
     def passphrase(self, frame: str) -> SessionState | CheckAccount:
@@ -150,7 +151,7 @@ class Entrance:
         """Join as a guest or as the account signed in to; else ask for the passphrase (again), or 4013."""
         verdict = checked.verdict
         if verdict is Verdict.GUEST or verdict is Verdict.SIGNED_IN:
-            return self._join(checked.name, registered=verdict is Verdict.SIGNED_IN, read=checked.read)
+            return self._join(checked.name, checked if verdict is Verdict.SIGNED_IN else None)
         if verdict is Verdict.THROTTLED:
             assert checked.wait is not None
             return self._too_many_passphrases(checked.wait)
@@ -161,15 +162,16 @@ class Entrance:
         if verdict is Verdict.PASSPHRASE_REQUIRED:
             message = f"{checked.name!r} is registered: join with its passphrase"
             return self._name_refused("passphrase_required", message)
+        if verdict is Verdict.BAD_DEVICE_TOKEN:
+            return self._name_refused("bad_device_token", "this device is signed out: sign in with the passphrase")
         if self.dialect is PLAIN:  # an error line, not "Name refused": the name is fine, the passphrase was not
             self.outbox.push_texts([self.dialect.error("bad_passphrase", "wrong passphrase"), NAME_PROMPT])
             return SessionState.AWAIT_NAME
         return self._name_refused("bad_passphrase", "wrong passphrase")
 
-    def _join(self, name: str, registered: bool = False, read: int | None = None) -> SessionState | Joined:
+    def _join(self, name: str, signed_in: AccountChecked | None = None) -> SessionState | Joined:
         try:
-            member = self.room.join(name, self.dialect, self.outbox, self.address, registered=registered, read=read)
-            return Joined(member)
+            return Joined(self.room.join(name, self.dialect, self.outbox, self.address, signed_in=signed_in))
         except (NameRefused, Refused) as refusal:
             return self._name_refused(refusal.code, str(refusal))
 

@@ -17,10 +17,16 @@ from chat_tracker.core.ratelimit import Wait
 
 @dataclass(frozen=True)
 class CheckAccount:
-    """Action: is ``name`` an account? If it is, check ``passphrase`` (None: none given yet)."""
+    """Action: is ``name`` an account? If it is, check ``passphrase`` (None: none given yet) or ``device_token``.
+
+    ``device``: the label of the device signing in with its passphrase, which gets a token of its own;
+    None when the connection cannot keep one (the plain-text dialect).
+    """
 
     name: str
     passphrase: str | None
+    device_token: str | None = None
+    device: str | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class Verdict(enum.Enum):
     SIGNED_IN = "signed_in"  # an account, and the right passphrase
     PASSPHRASE_REQUIRED = "passphrase_required"  # an account, and no passphrase given
     BAD_PASSPHRASE = "bad_passphrase"
+    BAD_DEVICE_TOKEN = "bad_device_token"  # a token that signs nobody in under this name
     THROTTLED = "throttled"  # too many wrong passphrases for this account or from this address: not checked
 
 
@@ -47,6 +54,8 @@ class AccountChecked:
     name: str = ""
     wait: Wait | None = None
     read: int | None = None  # SIGNED_IN and a member already: her read position (her welcome catches her up)
+    device: str | None = None  # SIGNED_IN from a device: its id
+    device_token: str | None = None  # ... and the token its next sign-in takes (the one it used is spent)
 
 
 @dataclass(frozen=True)

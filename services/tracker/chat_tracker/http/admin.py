@@ -230,6 +230,8 @@ async def mute(body: MuteIn, tracker: TrackerDep) -> ActionOut:
 @router.post("/ban", response_model=BanOut, summary="Ban a name or an address; whoever matches now is removed")
 async def ban(body: BanIn, tracker: TrackerDep) -> BanOut:
     made = tracker.room.ban(name=body.name, address=body.address, seconds=body.seconds, reason=body.reason)
+    if body.name is not None:  # a registered name's membership ends, and its devices are signed out
+        tracker.memberships.banned(body.name)
     await tracker.journal.sync()
     return _ban_out(made)
 

@@ -9,6 +9,7 @@ only, and are neither logged nor ever answered.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,9 +18,11 @@ from pydantic import BaseModel, Field, field_validator
 
 from chat_protocol import NameRefused, check_name
 from chat_protocol.accounts import MAX_PASSPHRASE_CHARS, MIN_PASSPHRASE_CHARS
+from chat_tracker.core.accounts import Account
 from chat_tracker.errors import AccountRefused, UnknownAccount
 from chat_tracker.http.admin import ADMIN_PREFIX, PROBLEMS, TrackerDep
 from chat_tracker.service.accounts import AccountSummary
+from chat_tracker.service.tracker import Tracker
 
 PASSPHRASE = Field(min_length=MIN_PASSPHRASE_CHARS, max_length=MAX_PASSPHRASE_CHARS, description="Never logged")
 
@@ -99,26 +102,25 @@ async def add(body: AccountIn, tracker: TrackerDep) -> ChangedOut:
 
 @router.delete("/{name}", response_model=ChangedOut, summary="Remove an account and its devices")
 async def remove(name: str, tracker: TrackerDep) -> ChangedOut:
-    try:
-        account, devices = await tracker.accounts.remove(name)
-    except AccountRefused as refusal:
-        raise _refused(refusal) from None
-    return ChangedOut(name=account.name, signed_out=devices)
+    return await _changed(tracker.accounts.remove(name), tracker, close=True)
 
 
 @router.post("/{name}/reset", response_model=ChangedOut, summary="A new passphrase (and, if asked, sign out)")
 async def reset(name: str, body: ResetIn, tracker: TrackerDep) -> ChangedOut:
-    try:
-        account, signed_out = await tracker.accounts.reset(name, body.passphrase, body.sign_out)
-    except AccountRefused as refusal:
-        raise _refused(refusal) from None
-    return ChangedOut(name=account.name, signed_out=signed_out)
+    return await _changed(tracker.accounts.reset(name, body.passphrase, body.sign_out), tracker, close=body.sign_out)
 
 
 @router.delete("/{name}/devices", response_model=ChangedOut, summary="Sign every device of the account out")
 async def sign_out(name: str, tracker: TrackerDep) -> ChangedOut:
+    return await _changed(tracker.accounts.sign_out(name), tracker, close=True)
+
+
+async def _changed(change: Awaitable[tuple[Account, int]], tracker: Tracker, close: bool) -> ChangedOut:
+    """An operator's change; with ``close``, the account's connections to this tracker are closed too (4015)."""
     try:
-        account, signed_out = await tracker.accounts.sign_out(name)
+        account, signed_out = await change
     except AccountRefused as refusal:
         raise _refused(refusal) from None
+    if close:
+        tracker.room.sign_out(account.name, None)
     return ChangedOut(name=account.name, signed_out=signed_out)

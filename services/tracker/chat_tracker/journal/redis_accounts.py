@@ -127,6 +127,19 @@ if tonumber(ARGV[2]) > tonumber(seen) then redis.call('HSET', KEYS[1], ARGV[1], 
 return 1
 """
 
+# KEYS: devices, seen; ARGV: id, new token hash, now. The old token hash, or false if the device is gone.
+ROTATE = """
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+if not stored then return false end
+local device = cjson.decode(stored)
+local old = device.token_hash
+device.token_hash = ARGV[2]
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(device))
+local seen = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if tonumber(ARGV[3]) > seen then redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) end
+return old
+"""
+
 
 class RedisAccounts:
     """``AccountStore`` in the Redis at ``url``, under ``prefix`` (the room's, ``--redis-prefix``)."""
@@ -147,6 +160,7 @@ class RedisAccounts:
                 ("begin_membership", BEGIN_MEMBERSHIP),
                 ("end_membership", END_MEMBERSHIP),
                 ("mark_seen", MARK_SEEN),
+                ("rotate", ROTATE),
             )
         }
 
@@ -240,6 +254,18 @@ class RedisAccounts:
     def touch_device(self, name: str, device_id: str, now: float) -> None:
         key = name_key(name)
         self._run("touch", [self._keys.account_devices(key), self._keys.account_seen(key)], device_id, repr(now))
+
+    def rotate_device(self, name: str, device_id: str, new_token_hash: str, now: float) -> bool:
+        key, k = name_key(name), self._keys
+        # The new token key first: a token key is trusted only when its device holds that hash, so a crash
+        # between the two leaves a harmless key behind, never a device no token can find.
+        self._client.set(k.device_token(new_token_hash), f"{key} {device_id}")
+        old = self._run("rotate", [k.account_devices(key), k.account_seen(key)], device_id, new_token_hash, repr(now))
+        if not old:
+            self._client.delete(k.device_token(new_token_hash))
+            return False
+        self._client.delete(k.device_token(str(old)))
+        return True
 
     def read_position(self, name: str, room: str = DEFAULT_ROOM) -> int:
         position = self._client.hget(self._keys.account_read(name_key(name)), room)

@@ -22,11 +22,21 @@ from dataclasses import dataclass
 
 from chat_protocol import NameRefused
 from chat_protocol.accounts import MAX_PASSPHRASE_CHARS
-from chat_tracker.core.accounts import Account, AccountStore, check_passphrase, new_account
+from chat_tracker.core.accounts import (
+    MAX_DEVICES,
+    Account,
+    AccountStore,
+    Device,
+    check_passphrase,
+    new_account,
+    new_device,
+    new_device_token,
+    token_hash,
+)
 from chat_tracker.core.addresses import address_key
 from chat_tracker.core.passphrases import hash_passphrase, verify_passphrase
 from chat_tracker.core.ratelimit import AuthThrottle, Wait, WarnLimiter
-from chat_tracker.core.signin import GUEST, AccountChecked, RegistrationDone, Verdict
+from chat_tracker.core.signin import GUEST, AccountChecked, CheckAccount, RegistrationDone, Verdict
 from chat_tracker.errors import AccountRefused, UnknownAccount
 from chat_tracker.journal.redis_accounts import RedisAccounts
 from chat_tracker.service.settings import Settings
@@ -83,29 +93,77 @@ class AccountDesk:
         """Whether names are looked up among accounts before a join."""
         return self.store is not None
 
-    async def check(self, address: str, name: str, passphrase: str | None) -> AccountChecked:
+    async def check(self, address: str, request: CheckAccount) -> AccountChecked:
         """Guest, passphrase required, signed in, wrong, or throttled (refused unchecked)."""
         if self.store is None:
-            return AccountChecked(Verdict.GUEST, name)
-        account = await asyncio.to_thread(self.store.get, name)
+            return AccountChecked(Verdict.GUEST, request.name)
+        account = await asyncio.to_thread(self.store.get, request.name)
         if account is None:
-            return AccountChecked(GUEST.verdict, name)
-        if passphrase is None:
+            return AccountChecked(GUEST.verdict, request.name)
+        if request.passphrase is None and request.device_token is None:
             return AccountChecked(Verdict.PASSPHRASE_REQUIRED, account.name)
         keys = (account.key, address_key(address))
         wait = self._refusal(*keys)
         if wait is not None:
             return AccountChecked(Verdict.THROTTLED, account.name, wait)
+        if request.device_token is not None:
+            return await self._by_token(account, request.device_token, address, keys)
+        passphrase = request.passphrase or ""
         fits = len(passphrase) <= MAX_PASSPHRASE_CHARS  # longer was never accepted: no hash to spend on it
         if fits and await asyncio.to_thread(verify_passphrase, account.passphrase_hash, passphrase):
-            self.by_account.succeeded(keys[0])
-            self.by_address.succeeded(keys[1])
-            self.sign_ins += 1
-            membership = await asyncio.to_thread(self.store.membership, account.name)
-            read = None if membership is None else await asyncio.to_thread(self.store.read_position, account.name)
-            return AccountChecked(Verdict.SIGNED_IN, account.name, read=read)
+            return await self._signed_in(account, keys, *await self._new_device(account, request.device))
         self._wrong(account.name, address, *keys)
         return AccountChecked(Verdict.BAD_PASSPHRASE, account.name)
+
+    async def _by_token(self, account: Account, token: str, address: str, keys: tuple[str, str]) -> AccountChecked:
+        """A device's token signs it in (no hash to compute) once: the welcome hands it the next one."""
+        store = self._required()
+        device = await asyncio.to_thread(store.device_by_token, token)
+        fresh = new_device_token()
+        if device is not None and device.account_key == account.key:
+            rotated = await asyncio.to_thread(
+                store.rotate_device, account.name, device.id, token_hash(fresh), time.time()
+            )
+            if rotated:
+                return await self._signed_in(account, keys, device.id, fresh)
+        self._wrong(account.name, address, *keys)
+        return AccountChecked(Verdict.BAD_DEVICE_TOKEN, account.name)
+
+    async def _new_device(self, account: Account, label: str | None) -> tuple[str | None, str | None]:
+        """A device for a sign-in with the passphrase that can keep a token (label None: it cannot); id, token."""
+        if label is None:
+            return None, None
+        token = new_device_token()
+        device = new_device(account, label, token, time.time())
+        await asyncio.to_thread(self._add_device, device)
+        return device.id, token
+
+    def _add_device(self, device: Device) -> None:
+        """Add ``device``; beyond MAX_DEVICES, the one seen longest ago is signed out."""
+        store = self._required()
+        store.add_device(device)
+        devices = store.devices(device.account_key)
+        for stale in sorted(devices, key=lambda d: d.last_seen)[: max(0, len(devices) - MAX_DEVICES)]:
+            store.remove_device(device.account_key, stale.id)
+
+    async def _signed_in(
+        self, account: Account, keys: tuple[str, str], device: str | None, token: str | None
+    ) -> AccountChecked:
+        self.by_account.succeeded(keys[0])
+        self.by_address.succeeded(keys[1])
+        self.sign_ins += 1
+        store = self._required()
+        membership = await asyncio.to_thread(store.membership, account.name)
+        read = None if membership is None else await asyncio.to_thread(store.read_position, account.name)
+        return AccountChecked(Verdict.SIGNED_IN, account.name, read=read, device=device, device_token=token)
+
+    # --- a member's own devices ---------------------------------------------------------
+
+    async def devices(self, name: str) -> list[Device]:
+        return await asyncio.to_thread(self._required().devices, name)
+
+    async def sign_out_device(self, name: str, device_id: str) -> bool:
+        return await asyncio.to_thread(self._required().remove_device, name, device_id)
 
     async def register(self, name: str, passphrase: str) -> RegistrationDone:
         """Make ``name`` an account with ``passphrase``, if registration is open and the name free."""
@@ -197,4 +255,8 @@ class AccountDesk:
         self.by_account.failed(account_key)
         self.by_address.failed(address_key_)
         if self.warnings.should_warn("passphrase wrong", f"{account_key} {address_key_}", time.monotonic()):
-            log.warning("Wrong passphrase for %s from %s (logged once a minute per account and address)", name, address)
+            log.warning(
+                "Wrong passphrase or device token for %s from %s (logged once a minute per account and address)",
+                name,
+                address,
+            )

@@ -81,16 +81,23 @@ class Memberships:
         if not member.registered:
             return
         name = member.name
+        if reason == LeaveReason.BANNED:
+            self.banned(name)
+            return
         if reason in MEMBERSHIP_ENDS:
             self._reads.pop(name, None)
             self._write(lambda store: store.end_membership(name))
-            if reason == LeaveReason.BANNED:  # a ban signs every device out
-                self._write(lambda store: store.remove_devices(name))
             return
         if member.dialect is PLAIN:  # it was sent everything up to here, and shows all it is sent
             self.mark_read(name, self.room.delivered_seq)
         now = time.time()
         self._write(lambda store: store.mark_seen(name, now))
+
+    def banned(self, name: str) -> None:
+        """A moderator banned ``name``: if it is an account, its membership ends and every device is signed out."""
+        self._reads.pop(name, None)
+        self._write(lambda store: store.end_membership(name))
+        self._write(lambda store: store.remove_devices(name))
 
     def mark_read(self, name: str, seq: int) -> None:
         """``name`` has seen up to ``seq``: written soon, coalesced with any newer position before it is."""

@@ -221,6 +221,14 @@ class SqliteAccounts:
                 (now, device_id, name_key(name)),
             )
 
+    def rotate_device(self, name: str, device_id: str, new_token_hash: str, now: float) -> bool:
+        with self._write() as db:
+            rotated = db.execute(
+                "UPDATE devices SET token_hash = ?, last_seen = max(last_seen, ?) WHERE id = ? AND account_key = ?",
+                (new_token_hash, now, device_id, name_key(name)),
+            )
+            return rotated.rowcount > 0
+
     def read_position(self, name: str, room: str = DEFAULT_ROOM) -> int:
         sql = "SELECT seq FROM read_positions WHERE account_key = ? AND room = ?"
         rows = self._read(sql, name_key(name), room)

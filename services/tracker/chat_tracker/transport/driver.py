@@ -26,13 +26,16 @@ from chat_tracker.core.session import (
     CheckPassword,
     CreateAccount,
     Errand,
+    ListDevices,
     MarkRead,
     ReadHistory,
     Replay,
     Session,
     SessionState,
+    SignOutDevice,
     Timeouts,
 )
+from chat_tracker.service.devices import answer_devices
 from chat_tracker.service.history import history_page
 from chat_tracker.service.tracker import Closable
 from chat_tracker.transport.handshake import Opened
@@ -201,6 +204,8 @@ class SessionDriver(Closable):
             self.tracker.memberships.mark_read(action.name, action.seq)
         elif isinstance(action, ReadHistory):  # the member's next frame is read once the page is out
             self._task = asyncio.get_running_loop().create_task(self._answer_history(action))
+        elif isinstance(action, (ListDevices, SignOutDevice)):
+            self._task = asyncio.get_running_loop().create_task(self._answer_devices(action))
         elif isinstance(action, CheckPassword):
             # Answered now, right or wrong or refused: a password check never waits (auth.PasswordGate).
             session.password_checked(self.tracker.gate.check(session.address, action.candidate))
@@ -216,7 +221,7 @@ class SessionDriver(Closable):
         accounts, session = self.tracker.accounts, self.session
         try:
             if isinstance(action, CheckAccount):
-                session.account_checked(await accounts.check(session.address, action.name, action.passphrase))
+                session.account_checked(await accounts.check(session.address, action))
             else:
                 done = await accounts.register(action.name, action.passphrase)
                 if done.ok:
@@ -232,6 +237,15 @@ class SessionDriver(Closable):
     async def _answer_history(self, request: ReadHistory) -> None:
         try:
             self.outbox.push(await history_page(self.tracker.journal, request))
+        finally:
+            self._task = None
+        if not self.ended:
+            self.socket.resume_reading()
+
+    async def _answer_devices(self, errand: ListDevices | SignOutDevice) -> None:
+        tracker = self.tracker
+        try:
+            await answer_devices(tracker.accounts, tracker.room, self.session.dialect, self.outbox, errand)
         finally:
             self._task = None
         if not self.ended:

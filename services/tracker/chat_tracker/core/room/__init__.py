@@ -20,6 +20,7 @@ The room is one class in layers, a module each, lowest first:
     queries     who is in, since when (nothing changes)
     requests    join, say, leave
     resumes     connections lost and resumed
+    devices     several connections of one account at once
     moderating  kick, mute, ban, announce
     shared      the room shared by replicas
     delivering  durable batches to the members

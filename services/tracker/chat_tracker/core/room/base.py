@@ -1,7 +1,7 @@
 """What every part of the room shares: its parts, its members' indexes, and the steps all parts take on them.
 
 The room is written in layers, one module per job, each a class built on the one
-before: ``queries`` < ``requests`` < ``resumes`` (away and back) < ``moderating`` <
+before: ``queries`` < ``requests`` < ``resumes`` (away and back) < ``devices`` < ``moderating`` <
 ``shared`` (the replica-shared room) < ``delivering`` < ``closing`` < ``Room``. A layer
 calls only what is below it; the one call up is the journal's subscription here, to
 the delivery layer's ``_deliver``.
@@ -17,7 +17,7 @@ from typing import Protocol
 
 from chat_protocol import Limits, name_key
 from chat_tracker.core.claims import NameClaims
-from chat_tracker.core.events import JOIN, LEAVE, Event
+from chat_tracker.core.events import BAN, JOIN, LEAVE, Event
 from chat_tracker.core.moderation import Moderation
 from chat_tracker.core.policy import MemberPolicy
 from chat_tracker.core.room.member import MEMBERSHIP_ENDS, Member
@@ -139,7 +139,7 @@ class RoomBase:
     def _note_presence(self, batch: Sequence[Event]) -> None:
         """Keep the offline roster up to date with a delivered batch: who came online, went offline, or parted."""
         for event in batch:
-            if event.kind is JOIN:
+            if event.kind is JOIN or event.kind is BAN:  # online again, or banned: not listed as offline
                 self._offline.pop(name_key(event.name), None)
             elif event.kind is LEAVE:
                 if event.presence is False:

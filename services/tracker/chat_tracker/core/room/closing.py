@@ -62,6 +62,8 @@ class RoomClosing(RoomDelivery):
         return len(members)
 
     def _log_leave(self, member: Member) -> None:
+        if member.extra:
+            return  # an extra connection of an account: its leaving is no event (devices.py)
         reason = logged_reason(member, LeaveReason.SHUTDOWN)
         self.journal.append(LEAVE, member.name, reason, origin=member.id)
         if self.on_leave is not None:  # a registered member's going offline is kept (service/membership.py)

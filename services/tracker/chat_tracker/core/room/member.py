@@ -11,6 +11,7 @@ from chat_tracker.core.events import Event
 from chat_tracker.core.outbox import Outbox
 from chat_tracker.core.policy import Allowance
 from chat_tracker.core.room.states import INITIAL_STATES, LEFT, MEMBER_TRANSITIONS, MemberState, Step, next_state
+from chat_tracker.core.signin import AccountChecked
 
 # The close a member gets once its leave is delivered: code, reason, and the frames sent before it.
 Goodbye = tuple[int, str, tuple[str, ...]]
@@ -48,6 +49,9 @@ class Member:
     owner: int = 0  # REMOTE: the replica serving it
     registered: bool = False  # signed in to the account of its name (or registered it since)
     catch_up_after: int | None = None  # a returning registered member: her read position (her welcome catches up)
+    device_id: str | None = None  # signed in from this device of her account
+    device_token: str | None = None  # the token her welcome hands that device (then forgotten)
+    extra: bool = False  # a further connection of an account already in the room: not listed, logs no join or leave
     resumes: int = 0  # how many times this membership resumed: only the token with this count resumes it
 
     def __post_init__(self) -> None:
@@ -76,6 +80,14 @@ class Member:
     def replay(self) -> list[Event] | None:
         """While it resumes, the live events held back for after its replay; None once it receives them live."""
         return self.held if self.state is MemberState.RESUMING else None
+
+
+def signed_in_as(member: Member, signed_in: AccountChecked | None) -> None:
+    """What signing in to her account (``signed_in``, None for a guest) makes of a new member."""
+    if signed_in is not None:
+        member.registered = True
+        member.catch_up_after = signed_in.read
+        member.device_id, member.device_token = signed_in.device, signed_in.device_token
 
 
 def logged_reason(member: Member, reason: str) -> str:

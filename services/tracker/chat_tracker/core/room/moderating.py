@@ -14,13 +14,13 @@ from chat_protocol import CloseCode, format_ts, name_key
 from chat_protocol.reasons import LeaveReason
 from chat_tracker.core.events import ANNOUNCE, BAN, KICK, MODERATION_EVENTS, MUTE, UNBAN, Event
 from chat_tracker.core.moderation import Ban, details, new_ban_id
+from chat_tracker.core.room.devices import RoomDevices
 from chat_tracker.core.room.member import Member
 from chat_tracker.core.room.requests import because
-from chat_tracker.core.room.resumes import RoomResumes
 from chat_tracker.core.room.states import SERVED_ELSEWHERE
 
 
-class RoomModeration(RoomResumes):
+class RoomModeration(RoomDevices):
     def kick(self, member: Member, reason: str) -> None:
         """Log the kick, then take the member out: close 4011, its client does not come back."""
         self.journal.append(KICK, member.name, details(reason=reason or None))

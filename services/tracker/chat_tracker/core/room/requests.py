@@ -13,9 +13,10 @@ from chat_tracker.core.dialects import Dialect
 from chat_tracker.core.events import JOIN, LEAVE, MESSAGE, START
 from chat_tracker.core.outbox import Outbox
 from chat_tracker.core.policy import Verdict
-from chat_tracker.core.room.member import Goodbye, Member, logged_reason
+from chat_tracker.core.room.member import Goodbye, Member, logged_reason, signed_in_as
 from chat_tracker.core.room.queries import RoomQueries
 from chat_tracker.core.room.states import MemberState, Step
+from chat_tracker.core.signin import AccountChecked
 from chat_tracker.errors import Kicked, Refused
 
 RECENT_IDS = 128  # message ids remembered per member: far more than a client ever has unacknowledged
@@ -35,10 +36,9 @@ class RoomRequests(RoomQueries):
         outbox: Outbox,
         address: str,
         recover_after: int | None = None,
-        registered: bool = False,
-        read: int | None = None,
+        signed_in: AccountChecked | None = None,
     ) -> Member:
-        """Claim ``name`` and enter (``read``: a returning member's read position). Raises NameRefused or Refused."""
+        """Claim ``name`` and enter (``signed_in``: to her account). Raises NameRefused or Refused."""
         key = self._claim(name)
         if not self.journal.writable:
             self._claims.release(key)
@@ -55,12 +55,11 @@ class RoomRequests(RoomQueries):
             last_active=now,
             allowance=self.policy.allowance(),
             recover_after=recover_after,
-            registered=registered,
-            catch_up_after=read,
         )
+        signed_in_as(member, signed_in)
         self._enter(member)
         self.stats.joins += 1
-        text = ONLINE_TEXT if read is not None else ""  # back to her membership: she comes online
+        text = ONLINE_TEXT if member.catch_up_after is not None else ""  # back to her membership: she comes online
         self.journal.append(JOIN, name, text, origin=member.id, members=tuple(self.names()))
         if self.on_join is not None:
             self.on_join(member)
