@@ -1,12 +1,18 @@
-"""Replicas share one set of accounts: a name registered on one replica is refused, unsigned, on every other."""
+"""Replicas share one set of accounts: names, memberships, read positions and devices, whichever replica is used."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from typing import Any
+
+import httpx
 import pytest
 
 from support.redis_server import RedisServer
-from support.replicas import join, replicas
-from support.tracker import StartTracker
+from support.replicas import Member, join, open_ws, replicas
+from support.timing import UNIT
+from support.tracker import PASSWORD, RunningTracker, StartTracker
 
 pytestmark = pytest.mark.anyio
 
@@ -29,3 +35,54 @@ async def test_a_name_registered_on_one_replica_signs_in_on_another_and_is_refus
     assert (welcome["name"], welcome["registered"]) == ("alpha", True)
     await impostor.close()
     assert not any(PASSPHRASE in line for line in [*first.output, *second.output])
+
+
+async def members_of(tracker: RunningTracker) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=tracker.http_url, trust_env=False, timeout=UNIT) as http:
+        answer = await http.get("/members", headers={"Authorization": f"Bearer {PASSWORD}"})
+    listed: list[dict[str, Any]] = answer.json()["members"]
+    return listed
+
+
+async def until_offline(tracker: RunningTracker, name: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 2 * UNIT
+    while True:
+        entry = next((m for m in await members_of(tracker) if m["name"] == name), None)
+        if entry is not None and not entry["online"]:
+            return entry
+        assert time.monotonic() < deadline, f"{name} never listed offline on {tracker.http_url}: {entry}"
+        await asyncio.sleep(0.05)  # polling the REST answer: there is no event to wait on
+
+
+async def test_replicas_share_memberships_read_positions_and_devices(
+    redis_server: RedisServer, start_tracker: StartTracker
+) -> None:
+    first, second = replicas(start_tracker, redis_server, 2)
+    owner = await join(first.url, "alpha")
+    await owner.send(type="register", passphrase=PASSPHRASE)
+    await owner.wait_for(lambda f: f["type"] == "registered", "registered")
+    await owner.close()
+    await until_offline(first, "alpha")
+    assert (await until_offline(second, "alpha"))["registered"] is True  # every replica lists her offline
+    bob = await join(second.url, "bob")
+    for text in ("one", "two", "three"):
+        await bob.send(type="message", text=text)
+        await bob.wait_for(lambda f, text=text: f["type"] == "message" and f["text"] == text, "the echo")
+
+    laptop = Member(await open_ws(second.url), "alpha")
+    await laptop.wait_for(lambda f: f["type"] == "hello", "hello")
+    await laptop.send(type="join", name="alpha", passphrase=PASSPHRASE, device="laptop")
+    welcome = await laptop.wait_for(lambda f: f["type"] == "welcome", "the welcome")
+    assert welcome["unread"] >= 3, welcome
+    await laptop.send(type="history", after=welcome["read"], limit=100)
+    page = await laptop.wait_for(lambda f: f["type"] == "history_page", "the history page")
+    assert [e["text"] for e in page["events"] if e["type"] == "message"] == ["one", "two", "three"]
+    await laptop.close()
+
+    again = Member(await open_ws(first.url), "alpha")  # the device's token, on the other replica
+    await again.wait_for(lambda f: f["type"] == "hello", "hello")
+    await again.send(type="join", name="alpha", device_token=welcome["device_token"])
+    back = await again.wait_for(lambda f: f["type"] in ("welcome", "error"), "the welcome")
+    assert (back["type"], back["device"]) == ("welcome", welcome["device"]), back
+    await again.close()
+    await bob.close()
