@@ -122,22 +122,21 @@ def test_wired_close_frames_its_final_texts() -> None:
 
 
 @pytest.mark.anyio
-async def test_coalesced_frames_of_a_window_go_out_in_one_write_per_member() -> None:
-    """Every member's frames of one window are written together, in order, once the window ends."""
+async def test_a_quiet_member_gets_its_frame_at_once_and_the_rest_of_the_window_in_one_write() -> None:
+    """Adaptive coalescing: the first frame of a window goes out at once; those after it, together at its end."""
     coalescer = Coalescer(0.01)
     wires = [FakeWire(ready=True), FakeWire(ready=True)]
     outboxes = [Outbox(100, wire=wire, coalescer=coalescer) for wire in wires]
     for n in range(5):
         for outbox in outboxes:
             outbox.push_wire(text_frame(f"m{n}"), 1)
-    assert [wire.writes for wire in wires] == [0, 0] and [len(o) for o in outboxes] == [5, 5]
+    assert [wire.writes for wire in wires] == [1, 1] and [len(o) for o in outboxes] == [4, 4]
     await asyncio.sleep(0.05)
-    assert [wire.writes for wire in wires] == [1, 1]
+    assert [wire.writes for wire in wires] == [2, 2]
     assert [decode_frames(bytes(wire.written)) for wire in wires] == [[f"m{n}" for n in range(5)]] * 2
     assert [len(o) for o in outboxes] == [0, 0]
-    outboxes[0].push_wire(text_frame("next"), 1)  # a new window opens for the next frame
-    await asyncio.sleep(0.05)
-    assert wires[0].writes == 2 and decode_frames(bytes(wires[0].written))[-1] == "next"
+    outboxes[0].push_wire(text_frame("next"), 1)  # the window is over: quiet again, so at once
+    assert wires[0].writes == 3 and decode_frames(bytes(wires[0].written))[-1] == "next"
 
 
 @pytest.mark.anyio
@@ -146,12 +145,13 @@ async def test_a_socket_that_fills_during_the_window_leaves_the_frames_to_the_wr
     coalescer = Coalescer(0.01)
     wire = FakeWire(ready=True)
     outbox = Outbox(100, wire=wire, coalescer=coalescer)
-    outbox.push_wire(text_frame("a"), 1)
+    outbox.push_wire(text_frame("a"), 1)  # at once
+    outbox.push_wire(text_frame("b"), 1)  # held for the window's end
     wire.is_ready = False
-    outbox.push_wire(text_frame("b"), 1)  # behind a full socket: queued for the writer
+    outbox.push_wire(text_frame("c"), 1)
     coalescer.flush()
-    assert wire.writes == 0 and len(outbox) == 2
-    assert drain(outbox) == (["a", "b"], None)
+    assert wire.writes == 1 and len(outbox) == 2
+    assert decode_frames(bytes(wire.written)) == ["a"] and drain(outbox) == (["a", "b", "c"], None)
 
 
 @pytest.mark.anyio
@@ -160,11 +160,12 @@ async def test_a_close_during_the_window_sends_held_frames_first() -> None:
     coalescer = Coalescer(0.01)
     wire = FakeWire(ready=True)
     outbox = Outbox(100, wire=wire, coalescer=coalescer)
+    outbox.push_wire(text_frame("first"), 1)
     outbox.push_wire(text_frame("held"), 1)
     outbox.close(1001, "bye", ("goodbye",))
     coalescer.flush()
-    assert wire.writes == 0
-    assert drain(outbox) == (["held", "goodbye"], CloseRequest(1001, "bye"))
+    assert wire.writes == 1
+    assert drain(outbox) == (["first", "held", "goodbye"], CloseRequest(1001, "bye"))
 
 
 @pytest.mark.anyio
@@ -174,11 +175,11 @@ async def test_held_frames_count_toward_the_limit_only_behind_a_full_socket() ->
     wire = FakeWire(ready=True)
     coalescer = Coalescer(1.0)
     outbox = Outbox(3, on_overflow=lambda: calls.append(None), wire=wire, coalescer=coalescer)
-    for n in range(4):
-        outbox.push_wire(text_frame(str(n)), 1)
+    for n in range(5):
+        outbox.push_wire(text_frame(str(n)), 1)  # one at once, four held: one more than the limit
     coalescer.flush()
-    assert not outbox.overflowed and decode_frames(bytes(wire.written)) == ["0", "1", "2", "3"]
-    for n in range(4):
+    assert not outbox.overflowed and decode_frames(bytes(wire.written)) == ["0", "1", "2", "3", "4"]
+    for n in range(5):
         outbox.push_wire(text_frame(str(n)), 1)
     wire.is_ready = False
     coalescer.flush()

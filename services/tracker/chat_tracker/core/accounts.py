@@ -21,12 +21,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from chat_protocol import check_name, name_key
+from chat_protocol.accounts import MAX_PASSPHRASE_CHARS, MIN_PASSPHRASE_CHARS  # one statement of the bounds
 from chat_tracker.errors import PassphraseTooLong, PassphraseTooShort
 
 DEFAULT_ROOM = "general"
-MIN_PASSPHRASE_CHARS = 8
-# An unauthenticated peer chooses what is hashed: a bound keeps Argon2 from being handed megabytes.
-MAX_PASSPHRASE_CHARS = 1_024
 TOKEN_BYTES = 32  # a device token's randomness (256 bits), before URL-safe base64
 DEVICE_ID_BYTES = 8
 MAX_DEVICES = 20  # per account: a new sign-in beyond this signs out the device seen longest ago

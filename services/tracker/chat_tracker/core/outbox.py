@@ -7,12 +7,14 @@ wait here and the adapter drains them when the socket is ready again. Without a 
 (a connection with per-message deflate, whose frames its own parser compresses) they
 are texts, handed to the adapter through ``on_wake`` as they come.
 
-With a ``Coalescer`` (``--coalesce-ms``) a wired outbox whose socket keeps up does not
-write at once: it holds its frames until the coalescer's window ends (one timer for
-the whole tracker, not one per member), then writes them all in one ``write(2)``. On
+With a ``Coalescer`` (``--coalesce-ms``) coalescing is adaptive. A frame for a member
+whose socket was quiet goes out at once, and opens a window (one timer for the whole
+tracker, not one per member); the frames that follow for that member within the window
+are held, and written together in one ``write(2)`` when it ends. So a quiet room pays no
+latency at all, and a busy one pays at most a window on all but the first frame of each
+window, for about two writes per member per window however many frames it brings. On
 this machine one small loopback write costs about as much CPU as everything else a
-delivery needs, so a member receiving k frames per window costs about a k-th of the
-writes; the price is at most one window of added latency. Order is untouched: held
+delivery needs, so that is where a busy room's CPU goes. Order is untouched: held
 frames are the head of the same queue the adapter drains.
 
 A member that falls more than ``limit`` frames behind (beyond what its socket
@@ -46,29 +48,37 @@ class Coalescer:
 
     A timer per member would cost a timer handle and a callback per member per window,
     which is what coalescing saves on writes; one shared timer costs one callback per
-    window for the whole tracker.
+    window for the whole tracker. Windows are numbered (``current``): an outbox that
+    wrote directly in the current window holds its next frames for its end.
     """
 
-    __slots__ = ("_handle", "_held", "window")
+    __slots__ = ("_handle", "_held", "current", "window")
 
     def __init__(self, window: float) -> None:
         if not window > 0:
             raise ValueError(f"a coalescing window must be positive, not {window}")
         self.window = window
+        self.current = 0  # the number of the window now open (or the next one to open)
         self._held: list[Outbox] = []
         self._handle: asyncio.TimerHandle | None = None
+
+    def open(self) -> int:
+        """A member was just written to directly: make sure a window is open; its number."""
+        if self._handle is None:
+            self._handle = asyncio.get_running_loop().call_later(self.window, self.flush)
+        return self.current
 
     def hold(self, outbox: Outbox) -> None:
         """Flush ``outbox`` at the end of the current window (one is opened if none is)."""
         self._held.append(outbox)
-        if self._handle is None:
-            self._handle = asyncio.get_running_loop().call_later(self.window, self.flush)
+        self.open()
 
     def flush(self) -> None:
         """Write every held outbox now (the window's end; also usable to flush early)."""
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        self.current += 1  # whoever was written to in the window just ended is quiet again
         held, self._held = self._held, []
         for outbox in held:
             outbox.flush()
@@ -98,6 +108,7 @@ class Outbox:
         "_held",
         "_texts",
         "_waiter",
+        "_window",
         "_wire_frames",
         "limit",
         "on_overflow",
@@ -117,6 +128,7 @@ class Outbox:
         self.wire = wire
         self._coalescer = coalescer if wire is not None else None
         self._held = False  # frames wait in _wire_frames for the coalescer's flush
+        self._window = -1  # the coalescer's window in which it was last written to directly
         # Lists, not deques: they are only ever appended to and emptied whole, and an empty
         # deque costs some 600 bytes per member where an empty list costs 56.
         self._texts: list[str] = []  # not wired: texts, framed (and compressed) by the adapter
@@ -175,10 +187,12 @@ class Outbox:
         wire = self.wire
         if wire is not None and not frames and wire.ready():
             coalescer = self._coalescer
-            if coalescer is None:
+            if coalescer is None or self._window != coalescer.current:  # quiet: at once, and a window opens
                 wire.write(data)
+                if coalescer is not None:
+                    self._window = coalescer.open()
                 return
-            frames.append(data)  # held for the window: no writer woken, the flush writes them
+            frames.append(data)  # written to in this window already: held for its end, no writer woken
             self._count += count
             self._held = True
             coalescer.hold(self)
