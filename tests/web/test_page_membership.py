@@ -90,6 +90,8 @@ def test_a_returning_member_sees_what_she_missed_once_in_order_and_her_read_posi
     expect(online(third)).to_contain_text("webby")
     expect(log(third).locator(".unread-divider")).to_have_count(0)
     assert said(third) == []
+    third.get_by_role("button", name="Earlier messages").click()  # what she had read, from the journal
+    expect(log(third).locator("li.message bdi.text")).to_have_text([*MISSED, "live after the catch-up"])
     assert first.errors == second.errors == third.errors == []  # type: ignore[attr-defined]
     bob.close()
 

@@ -313,7 +313,10 @@ function scheduleRead() {
 function flushRead(force) {
   if (!page.registered || page.reading === null || !page.link) return;
   const seq = page.reading.due(force);
-  if (seq === null) return;
+  if (seq === null) {
+    scheduleRead(); // a timer may fire a hair early: wait out the rest of the interval
+    return;
+  }
   if (!page.link.request({ type: "read", seq })) return; // not connected: the next live() tries again
   page.reading.sentUpTo(seq);
   scheduleRead();
