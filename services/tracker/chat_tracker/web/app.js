@@ -215,12 +215,18 @@ function becameMember(registered) {
 }
 
 // A welcome with `unread`: a divider says how many, and the missed events are fetched under it.
-function startBacklog(welcome) {
+// Joining again after a lost session (`missedAfter`: the last seq this page has) fetches from
+// there, or from the read position if it is further on: nothing this page shows comes twice.
+function startBacklog(welcome, missedAfter) {
   page.backlog = null;
   page.missedEnd = null;
-  if (!welcome.registered || !welcome.unread) return;
-  page.backlog = new Backlog(welcome);
-  const divider = noticeLine(unreadText(welcome.unread), welcome.ts, "notice unread-divider");
+  if (!welcome.registered) return;
+  const read = Math.max(welcome.read ?? 0, missedAfter ?? 0);
+  const unread = missedAfter === null ? welcome.unread || 0 : Number(welcome.seq - 1 > read);
+  if (!unread) return;
+  page.backlog = new Backlog({ seq: welcome.seq, read, unread });
+  const text = missedAfter === null ? unreadText(unread) : "what was said while this page was disconnected";
+  const divider = noticeLine(text, welcome.ts, "notice unread-divider");
   divider.id = "unread-divider";
   page.missedEnd = noticeLine("fetching what you missed...", welcome.ts, "notice missed-end");
   append(divider);
@@ -390,13 +396,15 @@ const view = {
       notice(safe(welcome.greeting || `Welcome, ${welcome.name}.`), welcome.ts);
       notice(`online now ${names(welcome.members)}`, welcome.ts);
       notice("Type a message and press Enter; /who, /help; exit or /quit to leave.");
-    } else if (!welcome.unread) {
+    } else if (!welcome.registered) {
       notice(`joined again as ${safe(welcome.name)}; what was said after seq ${missedAfter} until now was missed`, welcome.ts);
+    } else {
+      notice(`joined again as ${safe(welcome.name)}`, welcome.ts);
     }
     page.reading = new ReadPosition(welcome.read ?? welcome.seq);
     if (first) page.oldest = welcome.read == null ? welcome.seq : welcome.read + 1;
     becameMember(Boolean(welcome.registered));
-    startBacklog(welcome);
+    startBacklog(welcome, first ? null : missedAfter);
   },
 
   resumeRefused(error) {
