@@ -206,7 +206,7 @@ return out;
 
 
 def test_the_read_position_moves_over_what_was_seen_at_most_once_a_second(page: Page) -> None:
-    """Never past a line shown but not seen yet, nor past the backlog still being fetched; coalesced to 1 s, or forced."""
+    """Never past a line shown but not seen, nor past the unfetched backlog; at most once a second unless forced."""
     steps: list[dict[str, Any]] = [
         {"shown": [11, 12, 13], "fetched": 12, "seen": [11, 12, 13], "at": 0},  # the backlog covers up to 12 so far
         {"fetched": None, "at": 500},  # all fetched, but half a second after the last read
