@@ -181,8 +181,10 @@ function setMembers(entries) {
   renderMembers();
 }
 
-// A live event's change to the member list.
+// A live event's change to the member list. Her own presence is not: this page is here, whatever
+// another of her connections did (on replicas one going offline is logged while this one stays).
 function membersChanged(message) {
+  if (message.type === "presence" && message.name === page.me) return;
   if (message.type === "joined" || (message.type === "presence" && message.online)) {
     page.members.set(message.name, { online: true, away: false, lastSeen: null });
   } else if (message.type === "presence") {
