@@ -137,3 +137,85 @@ def test_memory_acknowledges_by_id_and_ignores_old_events(page: Page) -> None:
     result = run(page, _memory_script(steps))
     assert result["shown"] == [True, False, False]
     assert result["pending"] == ["tag-1 same"]
+
+
+def _page(first: int, last: int, more: bool, seqs: list[int], gone: list[int] | None = None) -> dict[str, Any]:
+    events = [{"type": "message", "seq": seq, "name": "bob", "text": f"m{seq}"} for seq in seqs]
+    return {"type": "history_page", "first": first, "last": last, "more": more, "events": events, "gone": gone}
+
+
+BACKLOG_SCRIPT = """
+const backlog = new logic.Backlog(arg.welcome);
+const asked = [];
+const shown = [];
+for (const page of arg.pages) {
+  asked.push(backlog.request());
+  asked.push(backlog.request());  // a second ask while one is on its way: none
+  const { events, gone } = backlog.onPage(page);
+  shown.push({ seqs: events.map((e) => e.seq), gone });
+}
+return { asked, shown, done: backlog.done, after: backlog.request() };
+"""
+
+
+def test_the_backlog_pages_from_the_read_position_to_the_welcome_each_event_once(page: Page) -> None:
+    """From `read` on, page after page (each asking from the last one's `last`), up to the welcome's seq - 1 only."""
+    welcome = {"seq": 20, "read": 10, "unread": 9}
+    pages = [
+        _page(11, 14, True, [11, 12, 14], gone=[13, 13]),
+        _page(15, 22, True, [14, 15, 18, 19, 21, 22]),  # 14 again, and live events past the welcome
+    ]
+    result = run(page, BACKLOG_SCRIPT, {"welcome": welcome, "pages": pages})
+    limit = run(page, "return logic.HISTORY_PAGE")
+    assert result["asked"] == [
+        {"type": "history", "after": 10, "limit": limit},
+        None,
+        {"type": "history", "after": 14, "limit": limit},
+        None,
+    ]
+    assert result["shown"] == [{"seqs": [11, 12, 14], "gone": [13, 13]}, {"seqs": [15, 18, 19], "gone": None}]
+    assert result["done"] is True and result["after"] is None
+
+
+def test_the_backlog_stops_when_nothing_is_unread_or_a_page_moves_nowhere(page: Page) -> None:
+    """No `unread`: nothing is asked; a page that does not move past what was covered ends the asking (no loop)."""
+    nothing = run(page, BACKLOG_SCRIPT, {"welcome": {"seq": 20, "read": 10, "unread": 0}, "pages": []})
+    assert nothing["done"] is True and nothing["after"] is None
+    stuck = run(
+        page, BACKLOG_SCRIPT, {"welcome": {"seq": 20, "read": 10, "unread": 5}, "pages": [_page(11, 10, True, [])]}
+    )
+    assert stuck["shown"] == [{"seqs": [], "gone": None}]
+    assert stuck["done"] is True and stuck["after"] is None
+
+
+READ_SCRIPT = """
+let now = 0;
+const reading = new logic.ReadPosition(arg.start, 1000, () => now);
+const out = [];
+for (const step of arg.steps) {
+  if (step.shown) step.shown.forEach((seq) => reading.shown(seq));
+  if (step.seen) step.seen.forEach((seq) => reading.seen(seq));
+  if ("fetched" in step) reading.fetchedUpTo(step.fetched);
+  if (step.at !== undefined) now = step.at;
+  const seq = reading.due(Boolean(step.force));
+  if (seq !== null) reading.sentUpTo(seq);
+  out.push(seq);
+}
+return out;
+"""
+
+
+def test_the_read_position_moves_over_what_was_seen_at_most_once_a_second(page: Page) -> None:
+    """Never past a line shown but not seen, nor past the unfetched backlog; at most once a second unless forced."""
+    steps: list[dict[str, Any]] = [
+        {"shown": [11, 12, 13], "fetched": 12, "seen": [11, 12, 13], "at": 0},  # the backlog covers up to 12 so far
+        {"fetched": None, "at": 500},  # all fetched, but half a second after the last read
+        {"at": 1000},
+        {"shown": [14, 15, 16], "seen": [16], "at": 5000},  # 14 and 15 still below the fold
+        {"seen": [14], "at": 5100},
+        {"seen": [15], "at": 5200},  # 16 is read now, but the last read went 100 ms ago
+        {"at": 5300, "force": True},  # leaving: sent at once
+        {"seen": [3], "at": 9000},  # an older line (history above): the position never goes back
+    ]
+    result = run(page, READ_SCRIPT, {"start": 10, "steps": steps})
+    assert result == [12, None, 13, None, 14, None, 16, None]

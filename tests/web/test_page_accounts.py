@@ -28,7 +28,7 @@ def test_the_page_registers_a_name_and_a_second_browser_signs_in_to_it(
     register(first, PASSPHRASE, PASSPHRASE)
     expect(log(first)).to_contain_text("webby is registered", timeout=WAIT_MS)
     expect(first.get_by_role("button", name="Register this name")).to_be_hidden()
-    first.get_by_role("button", name="Leave").click()
+    first.get_by_role("button", name="Leave", exact=True).click()
     expect(log(first)).to_contain_text("You left the chat.", timeout=WAIT_MS)
 
     second = open_page(browser(), tracker)

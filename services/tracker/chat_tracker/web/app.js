@@ -5,16 +5,22 @@
 
 import { Link } from "./link.js";
 import {
+  Backlog,
   HELP,
   LEAVE_REASONS,
+  OLDER_PAGE,
+  ReadPosition,
   colourIndex,
   hasLoneSurrogate,
+  lastSeenText,
   length,
   mentions,
   nameKey,
   parseCommand,
   passphraseProblem,
+  presenceText,
   safe,
+  unreadText,
 } from "./logic.js";
 
 const $ = (id) => document.getElementById(id);
@@ -24,9 +30,18 @@ const FOLLOW_SLACK_PX = 40; // this close to the bottom counts as "at the newest
 const page = {
   link: null,
   me: "",
-  members: new Map(), // name -> away
+  registered: false, // signed in to (or registered) an account: history and read are ours to use
+  members: new Map(), // name -> {online, away, lastSeen}; offline ones are registered members
   unread: 0,
   unseen: 0,
+  backlog: null, // what was missed since the read position, being fetched (logic.js Backlog)
+  missedEnd: null, // the line after the missed events: they are inserted before it
+  olderAnchor: null, // the line older pages are inserted after
+  oldest: 0, // the lowest seq the page covers: scrolling up asks for what is before it
+  historyAsked: [], // per `history` sent on this connection, oldest first: "missed" or "older"
+  reading: null, // how far the member has read (logic.js ReadPosition)
+  readTimer: null,
+  observer: null, // sees lines scroll into view
 };
 
 // --- small DOM helpers -------------------------------------------------------------
@@ -68,6 +83,7 @@ function atBottom() {
 }
 
 function append(line, { counts = false } = {}) {
+  observe(line);
   const log = $("log");
   const following = atBottom();
   log.append(line);
@@ -85,10 +101,14 @@ function append(line, { counts = false } = {}) {
   }
 }
 
-function notice(text, ts = null, className = "notice") {
+function noticeLine(text, ts = null, className = "notice") {
   const line = element("li", `line ${className}`);
   line.append(clock(ts), element("span", "text", `* ${text}`));
-  append(line);
+  return line;
+}
+
+function notice(text, ts = null, className = "notice") {
+  append(noticeLine(text, ts, className));
 }
 
 function problem(text) {
@@ -97,16 +117,30 @@ function problem(text) {
   append(line);
 }
 
-function chatLine(message, own) {
+function messageLine(message, own) {
   const line = element("li", "line message");
-  line.dataset.seq = String(message.seq);
-  const mentioned = !own && mentions(message.text, page.me);
   if (own) line.classList.add("own");
-  if (mentioned) line.classList.add("mention");
+  if (!own && mentions(message.text, page.me)) line.classList.add("mention");
   line.append(clock(message.ts), nameTag(message.name), element("span", "sep", ": "));
   line.append(element("bdi", "text", safe(message.text)));
-  append(line, { counts: !own });
-  if (mentioned) notify(message);
+  return line;
+}
+
+// The line an event with a seq is shown as (live, or from history), or null for an unknown type.
+function eventLine(message) {
+  let line = null;
+  if (message.type === "message") line = messageLine(message, message.name === page.me);
+  else if (message.type === "joined") line = noticeLine(`${safe(message.name)} joined`, message.ts);
+  else if (message.type === "left") line = noticeLine(leftText(message), message.ts);
+  else if (message.type === "presence") line = noticeLine(presenceText(message), message.ts, "notice presence");
+  else if (message.type === "moderation") line = noticeLine(moderationText(message), message.ts);
+  else if (message.type === "announcement") line = noticeLine(`Announcement: ${safe(message.text)}`, message.ts);
+  if (line !== null) line.dataset.seq = String(message.seq);
+  return line;
+}
+
+function leftText(message) {
+  return `${safe(message.name)} left${LEAVE_REASONS[message.reason] ?? ` (${safe(message.reason)})`}`;
 }
 
 function names(list) {
@@ -115,24 +149,185 @@ function names(list) {
 
 // --- who is online -----------------------------------------------------------------
 
-function renderMembers() {
-  const list = $("members");
-  const sorted = [...page.members].sort(([a], [b]) => nameKey(a).localeCompare(nameKey(b)));
-  list.replaceChildren(
-    ...sorted.map(([name, away]) => {
-      const item = element("li", away ? "member away" : "member");
-      item.append(nameTag(name));
-      if (name === page.me) item.append(element("span", "tag", " (you)"));
-      if (away) item.append(element("span", "tag", " away"));
-      return item;
-    }),
-  );
-  $("online-count").textContent = `(${page.members.size})`;
+function memberItem(name, member) {
+  const item = element("li", member.online ? (member.away ? "member away" : "member") : "member offline");
+  item.append(nameTag(name));
+  if (name === page.me) item.append(element("span", "tag", " (you)"));
+  if (member.online && member.away) item.append(element("span", "tag", " away"));
+  if (!member.online) item.append(element("span", "tag", ` ${lastSeenText(member.lastSeen)}`));
+  return item;
 }
 
+function renderMembers() {
+  const sorted = [...page.members].sort(([a], [b]) => nameKey(a).localeCompare(nameKey(b)));
+  const online = sorted.filter(([, member]) => member.online);
+  const offline = sorted.filter(([, member]) => !member.online);
+  $("members").replaceChildren(...online.map(([name, member]) => memberItem(name, member)));
+  $("offline-members").replaceChildren(...offline.map(([name, member]) => memberItem(name, member)));
+  $("online-count").textContent = `(${online.length})`;
+  $("offline-count").textContent = `(${offline.length})`;
+  $("offline").hidden = offline.length === 0;
+}
+
+// Entries from `who` (or names from a welcome, all online): the offline ones are registered members.
 function setMembers(entries) {
-  page.members = new Map(entries);
+  page.members = new Map(
+    entries.map((entry) =>
+      typeof entry === "string"
+        ? [entry, { online: true, away: false, lastSeen: null }]
+        : [entry.name, { online: entry.online !== false, away: Boolean(entry.away), lastSeen: entry.last_seen ?? null }],
+    ),
+  );
   renderMembers();
+}
+
+// A live event's change to the member list. Her own presence is not: this page is here, whatever
+// another of her connections did (on replicas one going offline is logged while this one stays).
+function membersChanged(message) {
+  if (message.type === "presence" && message.name === page.me) return;
+  if (message.type === "joined" || (message.type === "presence" && message.online)) {
+    page.members.set(message.name, { online: true, away: false, lastSeen: null });
+  } else if (message.type === "presence") {
+    page.members.set(message.name, { online: false, away: false, lastSeen: message.ts });
+  } else if (message.type === "left") {
+    page.members.delete(message.name);
+  } else {
+    return;
+  }
+  renderMembers();
+}
+
+// --- membership: what was missed, older history, the read position ---------------------
+
+// A registered member (or not): only she has history, a read position and "Leave for good".
+function becameMember(registered) {
+  page.registered = registered;
+  $("part").hidden = !registered;
+  if (!registered) $("part-form").hidden = true;
+  if (!registered) return;
+  scheduleRead();
+  if (page.olderAnchor === null) {
+    page.olderAnchor = element("li", "line older-anchor");
+    const button = element("button", "older", "Earlier messages");
+    button.type = "button";
+    button.addEventListener("click", askOlder);
+    page.olderAnchor.append(button);
+    $("log").prepend(page.olderAnchor);
+  }
+}
+
+// A welcome with `unread`: a divider says how many, and the missed events are fetched under it.
+// Joining again after a lost session (`missedAfter`: the last seq this page has) fetches from
+// there, or from the read position if it is further on: nothing this page shows comes twice.
+function startBacklog(welcome, missedAfter) {
+  page.backlog = null;
+  page.missedEnd = null;
+  if (!welcome.registered) return;
+  const read = Math.max(welcome.read ?? 0, missedAfter ?? 0);
+  const unread = missedAfter === null ? welcome.unread || 0 : Number(welcome.seq - 1 > read);
+  if (!unread) return;
+  page.backlog = new Backlog({ seq: welcome.seq, read, unread });
+  const text = missedAfter === null ? unreadText(unread) : "what was said while this page was disconnected";
+  const divider = noticeLine(text, welcome.ts, "notice unread-divider");
+  divider.id = "unread-divider";
+  page.missedEnd = noticeLine("fetching what you missed...", welcome.ts, "notice missed-end");
+  append(divider);
+  append(page.missedEnd);
+  page.reading.fetchedUpTo(page.backlog.covered);
+}
+
+function askHistory(kind, frame) {
+  if (frame === null || !page.link.request(frame)) return false;
+  page.historyAsked.push(kind);
+  return true;
+}
+
+function fetchMissed() {
+  if (page.backlog && !page.historyAsked.includes("missed")) askHistory("missed", page.backlog.request());
+}
+
+function missedPage(history) {
+  const backlog = page.backlog;
+  if (!backlog) return;
+  const { events, gone } = backlog.onPage(history);
+  const lines = events.map(eventLine).filter((line) => line !== null);
+  if (gone) lines.unshift(noticeLine(`events ${gone[0]}-${gone[1]} are no longer kept and were missed`, null, "notice gone"));
+  insertKeepingView(() => page.missedEnd.before(...lines));
+  for (const line of lines) observe(line);
+  if (backlog.done) {
+    page.missedEnd.querySelector(".text").textContent = "* that is everything you missed; live from here";
+    page.reading.fetchedUpTo(null);
+    page.backlog = null;
+  } else {
+    page.reading.fetchedUpTo(backlog.covered);
+    fetchMissed();
+  }
+}
+
+// Scrolled to the top: the page before the oldest one shown (registered members only).
+function askOlder() {
+  if (!page.registered || page.oldest <= 1 || page.historyAsked.includes("older")) return;
+  askHistory("older", { type: "history", before: page.oldest, limit: OLDER_PAGE });
+}
+
+function olderPage(history) {
+  if (history.last < history.first) {
+    page.oldest = 1; // nothing before: the beginning of what is kept
+  } else {
+    page.oldest = Math.min(page.oldest, history.first);
+  }
+  const lines = history.events.map(eventLine).filter((line) => line !== null);
+  if (history.gone) lines.unshift(noticeLine(`events ${history.gone[0]}-${history.gone[1]} are no longer kept`, null, "notice gone"));
+  if (page.oldest <= 1) page.olderAnchor.replaceChildren(element("span", "text", "* the beginning of the conversation"));
+  insertKeepingView(() => page.olderAnchor.after(...lines));
+}
+
+// Lines inserted above what is on screen must not move it.
+function insertKeepingView(insert) {
+  const log = $("log");
+  const following = atBottom();
+  const before = log.scrollHeight;
+  insert();
+  log.scrollTop = following ? log.scrollHeight : log.scrollTop + (log.scrollHeight - before);
+}
+
+function observe(line) {
+  const seq = Number(line.dataset.seq);
+  if (!seq || page.reading === null) return;
+  page.reading.shown(seq);
+  page.observer.observe(line);
+}
+
+function linesSeen(entries) {
+  for (const entry of entries) {
+    const tall = entry.boundingClientRect.height > (entry.rootBounds?.height ?? Infinity) / 2;
+    if (!entry.isIntersecting || (entry.intersectionRatio < 0.5 && !tall)) continue;
+    page.observer.unobserve(entry.target);
+    if (page.reading) page.reading.seen(Number(entry.target.dataset.seq));
+  }
+  scheduleRead();
+}
+
+// `read` at most once per ReadPosition interval, for the highest seq seen with nothing unseen below it.
+function scheduleRead() {
+  if (!page.registered || page.reading === null || page.readTimer !== null) return;
+  if (page.reading.due(true) === null) return;
+  page.readTimer = setTimeout(() => {
+    page.readTimer = null;
+    flushRead(false);
+  }, page.reading.wait);
+}
+
+function flushRead(force) {
+  if (!page.registered || page.reading === null || !page.link) return;
+  const seq = page.reading.due(force);
+  if (seq === null) {
+    scheduleRead(); // a timer may fire a hair early: wait out the rest of the interval
+    return;
+  }
+  if (!page.link.request({ type: "read", seq })) return; // not connected: the next live() tries again
+  page.reading.sentUpTo(seq);
+  scheduleRead();
 }
 
 // --- notifications (opt-in) --------------------------------------------------------
@@ -189,21 +384,29 @@ const view = {
     notice(`${safe(registered.name)} is registered: nobody else can use it, and joining under it takes your passphrase`);
     $("register").hidden = true;
     $("register-form").hidden = true;
+    becameMember(true);
   },
 
   welcome(welcome, first, missedAfter) {
     page.me = welcome.name;
+    page.historyAsked = [];
     $("register").hidden = Boolean(welcome.registered);
-    setMembers(welcome.members.map((name) => [name, false]));
+    setMembers(welcome.members);
     show("room");
     $("message").focus();
     if (first) {
       notice(safe(welcome.greeting || `Welcome, ${welcome.name}.`), welcome.ts);
       notice(`online now ${names(welcome.members)}`, welcome.ts);
       notice("Type a message and press Enter; /who, /help; exit or /quit to leave.");
-    } else {
+    } else if (!welcome.registered) {
       notice(`joined again as ${safe(welcome.name)}; what was said after seq ${missedAfter} until now was missed`, welcome.ts);
+    } else {
+      notice(`joined again as ${safe(welcome.name)}`, welcome.ts);
     }
+    page.reading = new ReadPosition(welcome.read ?? welcome.seq);
+    if (first) page.oldest = welcome.read == null ? welcome.seq : welcome.read + 1;
+    becameMember(Boolean(welcome.registered));
+    startBacklog(welcome, first ? null : missedAfter);
   },
 
   resumeRefused(error) {
@@ -212,7 +415,9 @@ const view = {
 
   resumed(resumed) {
     page.me = resumed.name;
-    setMembers(resumed.members.map((name) => [name, false]));
+    page.historyAsked = []; // answers owed on the old connection are lost: asked again once live
+    if (page.backlog) page.backlog.reconnected();
+    setMembers(resumed.members);
     const count = resumed.messages;
     notice(
       resumed.replayed === 0
@@ -228,31 +433,33 @@ const view = {
   live(pending) {
     setStatus("Connected.");
     view.pendingChanged(pending);
+    page.link.askRoster(); // the offline members are in no welcome
+    fetchMissed();
+    scheduleRead();
   },
 
   event(message, own) {
-    if (message.type === "message") {
-      chatLine(message, own);
-    } else if (message.type === "joined") {
-      page.members.set(message.name, false);
-      renderMembers();
-      notice(`${safe(message.name)} joined`, message.ts);
-    } else if (message.type === "left") {
-      page.members.delete(message.name);
-      renderMembers();
-      notice(`${safe(message.name)} left${LEAVE_REASONS[message.reason] ?? ` (${safe(message.reason)})`}`, message.ts);
-    } else if (message.type === "moderation") {
-      notice(moderationText(message), message.ts);
-    } else if (message.type === "announcement") {
-      notice(`Announcement: ${safe(message.text)}`, message.ts);
-    }
+    membersChanged(message);
+    const line = eventLine(message);
+    if (line === null) return;
+    append(line, { counts: message.type === "message" && !own });
+    if (line.classList.contains("mention")) notify(message);
+  },
+
+  historyPage(history) {
+    const asked = page.historyAsked.shift();
+    if (asked === "missed") missedPage(history);
+    else if (asked === "older") olderPage(history);
   },
 
   members(members, askedByPerson) {
-    setMembers(members.map((member) => [member.name, Boolean(member.away)]));
+    setMembers(members);
     if (askedByPerson) {
-      const list = members.map((m) => safe(m.name) + (m.away ? " (away)" : ""));
+      const here = members.filter((m) => m.online !== false);
+      const list = here.map((m) => safe(m.name) + (m.away ? " (away)" : ""));
       notice(`online now (${list.length}): ${list.join(", ")}`);
+      const away = members.filter((m) => m.online === false).map((m) => `${safe(m.name)} (${lastSeenText(m.last_seen)})`);
+      if (away.length) notice(`offline members (${away.length}): ${away.join(", ")}`);
     }
   },
 
@@ -273,7 +480,7 @@ const view = {
 
   bye(bye) {
     if (bye.reason === "restart") notice("the tracker is restarting; reconnecting...");
-    else if (bye.reason !== "left") notice(safe(bye.message) || `bye (${safe(bye.reason)})`);
+    else if (bye.reason !== "left" && bye.reason !== "parted") notice(safe(bye.message) || `bye (${safe(bye.reason)})`);
   },
 
   lost(tell, seconds, pending) {
@@ -290,6 +497,8 @@ const view = {
       notice("Reload the page to join again.");
       $("message").disabled = true;
       $("leave").disabled = true;
+      $("part").disabled = true;
+      becameMember(false);
       setStatus(text || "Disconnected.");
       return;
     }
@@ -360,6 +569,24 @@ function registerEntered(event) {
   registerToggled(false);
 }
 
+function partToggled(open) {
+  $("part-form").hidden = !open;
+  if (open) $("part-confirm").focus();
+}
+
+function partConfirmed(event) {
+  event.preventDefault();
+  $("part-form").hidden = true;
+  flushRead(true);
+  if (!page.link.part()) problem("not connected: try again once the page says Connected");
+}
+
+function leaveClicked() {
+  if (!page.link) return;
+  flushRead(true);
+  page.link.leave();
+}
+
 function lineEntered(event) {
   event.preventDefault();
   const input = $("message");
@@ -378,9 +605,12 @@ function lineEntered(event) {
   } else if (command.action === "help") {
     for (const text of HELP) notice(text, null, "notice help");
   } else if (command.action === "quit") {
-    page.link.leave();
+    leaveClicked();
   } else if (command.action === "register") {
     registerToggled(true);
+  } else if (command.action === "part") {
+    if (page.registered) partToggled(true);
+    else problem("/part is for a registered name; a guest leaves with exit or /quit");
   } else if (command.action === "unknown") {
     problem(`unknown command ${safe(command.text)}; /help lists them`);
   }
@@ -398,6 +628,8 @@ function unsendable(text) {
 }
 
 function scrolled() {
+  const log = $("log");
+  if (log.scrollTop === 0 && log.scrollHeight > log.clientHeight) askOlder();
   if (atBottom()) {
     page.unseen = 0;
     $("new-messages").hidden = true;
@@ -426,7 +658,12 @@ function start() {
   $("log").addEventListener("scroll", scrolled, { passive: true });
   $("new-messages").addEventListener("click", jumpToNewest);
   $("notify").addEventListener("change", notificationsToggled);
-  $("leave").addEventListener("click", () => page.link && page.link.leave());
+  $("leave").addEventListener("click", leaveClicked);
+  $("part").addEventListener("click", () => partToggled(true));
+  $("part-cancel").addEventListener("click", () => partToggled(false));
+  $("part-form").addEventListener("submit", partConfirmed);
+  window.addEventListener("pagehide", () => flushRead(true));
+  page.observer = new IntersectionObserver(linesSeen, { root: $("log"), threshold: [0, 0.5, 1] });
   $("register").addEventListener("click", () => registerToggled(true));
   $("register-cancel").addEventListener("click", () => registerToggled(false));
   $("register-form").addEventListener("submit", registerEntered);

@@ -115,6 +115,27 @@ export class Link {
     else this.view.leavingLater(memory.pending.length);
   }
 
+  // Leave for good (a registered member's membership ends): only when live, answered with `bye` `parted`.
+  part() {
+    this.remembered("part");
+    if (this.state !== LinkState.LIVE) return false;
+    this.leaving = true;
+    this.queueFrame({ type: "part" });
+    return true;
+  }
+
+  // A `history` or `read` frame (protocol.md#membership); false when there is no connection to carry it.
+  request(frame) {
+    if (this.ws === null || this.ws.readyState !== WebSocket.OPEN || this.memory === null) return false;
+    this.sendNow(frame);
+    return true;
+  }
+
+  // One `who` the person did not ask for: the offline members are only in its answer.
+  askRoster() {
+    if (this.state === LinkState.LIVE) this.askWho(false);
+  }
+
   reconnectNow() {
     if (this.state === LinkState.WAITING) {
       clearTimeout(this.retryTimer);
@@ -261,7 +282,7 @@ export class Link {
       // Before the first welcome: the page reports it on the password or name form.
       this.finish(null, null, code);
     } else if (this.leaving && (code === 1000 || this.bye)) {
-      this.finish("You left the chat.");
+      this.finish(this.bye && this.bye.reason === "parted" ? "You left the chat for good." : "You left the chat.");
     } else if (shouldRetry(code) || code === 1005) {
       this.lost();
     } else {
@@ -379,6 +400,10 @@ const HANDLERS = {
   left: Link.prototype.onEvent,
   moderation: Link.prototype.onEvent,
   announcement: Link.prototype.onEvent,
+  presence: Link.prototype.onEvent,
+  history_page: function (page) {
+    this.view.historyPage(page);
+  },
   members: Link.prototype.onMembers,
   error: Link.prototype.onError,
   bye: Link.prototype.onBye,

@@ -84,13 +84,15 @@ const COMMANDS = new Map([
   ["/who", "who"],
   ["/help", "help"],
   ["/register", "register"],
+  ["/part", "part"],
 ]);
 
 export const HELP = [
   "Commands:",
   "  /who          who is online",
   "  /register     make your name yours, with a passphrase that joining under it will take",
-  "  exit, /quit   leave the chat",
+  "  exit, /quit   leave the chat (a registered name stays a member, offline)",
+  "  /part         leave for good: a registered name stops being a member",
   "  /help         this help",
   "  //text        send a message that starts with '/'",
   "Any other line is sent to everyone.",
@@ -158,6 +160,8 @@ export const LEAVE_REASONS = {
   shutdown: "",
   kicked: " (removed by a moderator)",
   banned: " (banned)",
+  offline: " (offline)",
+  part: " for good",
 };
 
 // --- pacing (chat_client/pacing.py) ------------------------------------------------
@@ -203,7 +207,7 @@ export function* messageIds(tag = randomTag()) {
 }
 
 // Events in chat.log: they carry a seq, are replayed after a resume, and are never shown twice.
-const LOGGED = new Set(["welcome", "joined", "message", "left", "moderation", "announcement"]);
+const LOGGED = new Set(["welcome", "joined", "message", "left", "moderation", "announcement", "presence"]);
 
 // The resume credentials, the last seq received, the messages sent but not echoed yet
 // (unacknowledged) and the lines typed while no connection was up (waiting).
@@ -387,4 +391,127 @@ export class LinkMachine {
     this.current = moved;
     return moved;
   }
+}
+
+// --- membership: what was missed, and how far the member has read (protocol.md#membership) ---
+
+export const HISTORY_PAGE = 500; // the most one `history` answer carries (chat_protocol.MAX_HISTORY_PAGE)
+export const OLDER_PAGE = 100; // scrolling up asks for this many at a time
+
+// The events missed between a returning member's read position and her welcome, fetched
+// page by page with `history` while live events go on arriving. The welcome's seq is her
+// own coming back: everything missed is before it, everything live after it.
+export class Backlog {
+  constructor(welcome) {
+    this.unread = welcome.unread || 0;
+    this.covered = welcome.read ?? welcome.seq; // the last seq fetched (or known not to be there)
+    this.until = welcome.seq - 1;
+    this.seen = new Set();
+    this.asked = false;
+  }
+
+  get done() {
+    return this.unread === 0 || this.covered >= this.until;
+  }
+
+  // The next `history` frame to send, or null when all is fetched or one is on its way.
+  request() {
+    if (this.done || this.asked) return null;
+    this.asked = true;
+    return { type: "history", after: this.covered, limit: HISTORY_PAGE };
+  }
+
+  // A new connection: an answer that was on its way is lost, so the next request asks again.
+  reconnected() {
+    this.asked = false;
+  }
+
+  // A `history_page` in: {events, gone} to show, each once, oldest first, none from the live part.
+  onPage(page) {
+    this.asked = false;
+    const events = page.events.filter((event) => event.seq <= this.until && !this.seen.has(event.seq));
+    for (const event of events) this.seen.add(event.seq);
+    const stalled = page.last <= this.covered; // no step forward: asking again would loop, so stop
+    this.covered = stalled ? this.until : Math.max(this.covered, Math.min(page.last, this.until));
+    const gone = page.gone ? [page.gone[0], Math.min(page.gone[1], this.until)] : null;
+    return { events, gone: gone && gone[0] <= gone[1] ? gone : null };
+  }
+}
+
+// How far the member has read: the highest seq such that every event shown up to it has
+// scrolled into view, and never into what is still being fetched. `due()` gives the
+// position to send with `read` when it moved, at most once per `interval` ms.
+export class ReadPosition {
+  constructor(start, interval = 1000, now = () => performance.now()) {
+    this.sent = start;
+    this.maxSeen = start;
+    this.unseen = new Set();
+    this.limit = null; // while the backlog is fetched: the last seq it covers
+    this.interval = interval;
+    this.now = now;
+    this.sentAt = -Infinity;
+  }
+
+  shown(seq) {
+    if (seq > this.sent) this.unseen.add(seq);
+  }
+
+  seen(seq) {
+    this.unseen.delete(seq);
+    this.maxSeen = Math.max(this.maxSeen, seq);
+  }
+
+  // The backlog covers up to `seq` so far (null: all of it is in).
+  fetchedUpTo(seq) {
+    this.limit = seq;
+  }
+
+  get position() {
+    let position = this.maxSeen;
+    for (const seq of this.unseen) if (seq <= position) position = seq - 1;
+    if (this.limit !== null) position = Math.min(position, this.limit);
+    return Math.max(position, this.sent);
+  }
+
+  // The seq to send now, or null (nothing new, or one was sent less than `interval` ago unless forced).
+  due(force = false) {
+    const position = this.position;
+    if (position <= this.sent) return null;
+    if (!force && this.now() - this.sentAt < this.interval) return null;
+    return position;
+  }
+
+  // `read` `seq` went out.
+  sentUpTo(seq) {
+    this.sent = Math.max(this.sent, seq);
+    this.sentAt = this.now();
+    for (const shown of this.unseen) if (shown <= this.sent) this.unseen.delete(shown);
+  }
+
+  // Milliseconds until due() may send again (0: now).
+  get wait() {
+    return Math.max(0, this.interval - (this.now() - this.sentAt));
+  }
+}
+
+// "alpha is online" / "alpha is offline": a registered member's presence event.
+export function presenceText(event) {
+  return `${safe(event.name)} is ${event.online ? "online" : "offline"}`;
+}
+
+// "last seen 14:05" today, "last seen 3 Dec" another day: `when` an ISO time, `now` a Date.
+export function lastSeenText(when, now = new Date()) {
+  if (!when) return "offline";
+  const moment = new Date(when);
+  if (Number.isNaN(moment.getTime())) return "offline";
+  const sameDay = moment.toDateString() === now.toDateString();
+  const text = sameDay
+    ? moment.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" })
+    : moment.toLocaleDateString([], { day: "numeric", month: "short" });
+  return `last seen ${text}`;
+}
+
+// "3 unread" / "1 unread since you were last here": the divider above what was missed.
+export function unreadText(count) {
+  return `${count} unread since you were last here`;
 }
