@@ -31,7 +31,8 @@ from .commands import Action, Command, help_text, parse
 from .config import header_safe
 from .connection import Connection, Incoming
 from .errors import EXIT_OK, NameRejected, Quit, TrackerGone
-from .link import Enter, Link, Notice, Rejoin
+from .items import Notice
+from .link import Enter, Link, Rejoin
 from .moderator import Moderator
 from .render import Fragments, error, event_line, name_list, name_style, notice, safe, uncolored
 from .signin import AskPassphrase, Keyring, sign_in
@@ -200,6 +201,7 @@ async def show_events(link: Link, screen: Screen) -> None:
         line = event_line(item.message, seconds=False)
         if line is not None:
             screen.show(line)
+            link.seen(item.message)
 
 
 class Typist:
@@ -276,9 +278,10 @@ async def register(link: Link, screen: Screen, keyring: Keyring) -> None:
 
 async def act(link: Link, screen: Screen, command: Command, moderator: Moderator | None = None) -> bool:
     """Do what one typed line says; False once the user has left."""
-    if command.action is Action.QUIT:
-        screen.say("Exiting...")
-        await link.leave()
+    if command.action in (Action.QUIT, Action.PART):
+        parting = command.action is Action.PART
+        screen.say("Leaving for good..." if parting else "Exiting...")
+        await link.leave(part=parting)
         return False
     if command.action is Action.SEND:
         refusal = link.unsendable(command.text) or await link.offer(command.text)
