@@ -5,11 +5,14 @@ sees the room, quits (offline, still a member); the room talks; the tracker dies
 restarts (SIGTERM) on its data dir; the room talks again; alpha signs in again and her screen
 shows the unread header, every missed message in order and once, then a live one. Her read
 position, sent back by the client as it printed, leaves nothing unread for her next sign-in.
+Piped (``--json``), hundreds of missed events come in several history pages, mostly from chat.log,
+while another member keeps talking: every event once, in seq order, the live ones after the missed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
 import signal
@@ -20,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from support.bots import Bot, open_bot
+from support.clients import Client, StartClient
 from support.signin import PASSPHRASE, joined, register
 from support.terminal import Terminal, client_command, prompt
 from support.timing import UNIT
@@ -163,3 +167,80 @@ def test_part_is_exit_for_a_guest(tracker: RunningTracker, terminal: Terminal) -
     assert left["name"] == "carol" and left["reason"] == "exit", left
     assert terminal.exit_status() == 0
     assert "Bye, carol." in terminal.screen()
+
+
+# More than two of the client's history pages, most of them past the tracker's memory (--history-size).
+MISSED = 450
+FAST_ROOM = ("--rate", "1000", "--burst", "1000", "--history-size", "100")
+
+
+async def flood(tracker: RunningTracker, name: str, prefix: str, count: int) -> None:
+    """``count`` messages from ``name`` as fast as the room takes them; returns once the last was logged."""
+    bot = await open_bot(tracker.url, PASSWORD, name)
+    try:
+        await talk_fast(bot, prefix, count)
+    finally:
+        await bot.ws.close()
+
+
+async def talk_fast(bot: Bot, prefix: str, count: int) -> None:
+    for index in range(count):
+        await bot.say(f"{prefix} {index}")
+    last = f"{prefix} {count - 1}"
+    while (await bot.expect("message", 4 * UNIT))["text"] != last:
+        pass
+
+
+def test_a_piped_client_pages_through_hundreds_of_missed_events_and_holds_live_ones_back(
+    start_tracker: StartTracker, clients: StartClient
+) -> None:
+    tracker = start_tracker(*FAST_ROOM)
+    assert asyncio.run(register(tracker, "alpha"))["type"] == "registered"  # she joined, then went offline
+    asyncio.run(flood(tracker, "bob", "before", MISSED))
+    tracker.stop(signal.SIGKILL, timeout=4 * UNIT)
+    tracker = start_tracker("--port", str(tracker.port), *FAST_ROOM, data_dir=tracker.data_dir)
+    asyncio.run(flood(tracker, "bob", "after", MISSED // 10))
+
+    async def back_while_carol_talks() -> Client:
+        carol = await open_bot(tracker.url, PASSWORD, "carol")
+        heard = asyncio.Event()
+        talking = asyncio.create_task(talk_until(carol, heard))
+        try:
+            alpha = clients("--json", "--username", "alpha", tracker.url, env={"CHAT_PASSPHRASE": PASSPHRASE})
+            # carol talks all through alpha's catch-up, until alpha shows one of carol's lines.
+            await asyncio.to_thread(alpha.event, "message", 8 * UNIT, name="carol")
+            heard.set()
+            await talking
+            return alpha
+        finally:
+            talking.cancel()
+            await carol.ws.close()
+
+    alpha = asyncio.run(back_while_carol_talks())
+    alpha.event("left", name="carol", timeout=8 * UNIT)
+    alpha.close_stdin()
+    status, lines, stderr = alpha.finish()
+    assert status == 0, stderr
+    events = [json.loads(line) for line in lines]
+    welcome = events[0]
+    assert welcome["type"] == "welcome" and welcome["unread"] >= MISSED, welcome
+    assert f"--- {welcome['unread']} unread since you were last here ---" in stderr
+    seqs = [event["seq"] for event in events[1:] if "seq" in event]
+    assert seqs == sorted(set(seqs)), "an event shown twice or out of order"
+    said = [(event["name"], event["text"]) for event in events if event["type"] == "message"]
+    logged = [(name, text) for seq, name, text in logged_messages(tracker) if seq > welcome["read"]]
+    assert said == logged and len(said) > MISSED + MISSED // 10
+
+
+async def talk_until(bot: Bot, heard: asyncio.Event) -> None:
+    """Say numbered lines one after another (each logged before the next) until ``heard`` is set."""
+    for index in itertools.count():
+        if heard.is_set():
+            return
+        await say(bot, f"live {index}")
+
+
+def logged_messages(tracker: RunningTracker) -> list[tuple[int, str, str]]:
+    """chat.log's messages as (seq, name, text)."""
+    fields = [line.split(" ", 4) for line in tracker.log_lines()]
+    return [(int(f[0]), f[3], f[4]) for f in fields if f[2] == "msg"]
