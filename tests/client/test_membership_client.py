@@ -150,6 +150,7 @@ def test_who_shows_offline_members_and_part_ends_the_membership(
     for name in ("alpha", "gamma"):  # gamma registers and goes: offline, still a member
         assert asyncio.run(register(tracker, name))["type"] == "registered"
     terminal = sign_in(terminals, tmp_path, tracker)
+    assert "exit goes offline (you stay a member), /part leaves for good." in terminal.screen()
     terminal.type_text("/who")
     terminal.type("Enter")
     terminal.wait_for(re.compile(r"online now \(1\): alpha; offline members \(1\): gamma \(last seen \d\d:\d\d\)"))

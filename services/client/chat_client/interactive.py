@@ -168,7 +168,12 @@ def show_welcome(welcome: Welcome, screen: Screen, admin: bool = False) -> None:
         screen.show(notice(safe(welcome.greeting)))
     screen.show(notice(f"Hi {safe(welcome.name)}, you have been added to the server."))
     screen.show(notice(f"Online now {name_list(welcome.members)}"))
-    screen.show(notice("Type a message and press Enter; /who, /help; exit or /quit to leave."))
+    leaving = (
+        "exit goes offline (you stay a member), /part leaves for good"
+        if welcome.registered
+        else "exit or /quit to leave"
+    )
+    screen.show(notice(f"Type a message and press Enter; /who, /help; {leaving}."))
     if admin:
         screen.show(notice("Moderator mode: /help lists /kick, /mute, /ban, /unban, /bans, /announce."))
 
