@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 from chat_client.catchup import CatchUp, ReadMarks, page_items, unread_header
 from chat_client.connection import Incoming
 from chat_client.items import Notice
-from chat_protocol import ChatMessage, History, HistoryPage, Limits, Members, Welcome, encode
+from chat_client.membership import Membership
+from chat_protocol import ChatMessage, History, HistoryPage, Limits, Members, Read, Welcome, encode
 
 TS = "2026-11-24T01:50:38.123Z"
 
@@ -111,3 +113,24 @@ def test_read_marks_are_coalesced_to_one_per_interval() -> None:
     assert marks.due() == 9
     marks.sent_now(9, now=101.0)
     assert marks.due() is None and not marks.pending
+
+
+def test_only_a_registered_member_sends_her_read_position_and_leaving_sends_the_newest() -> None:
+    """Events seen in a burst go as one ``read`` of the newest when leaving; a guest sends none."""
+
+    async def reads_sent(registered: bool) -> list[History | Read]:
+        sent: list[History | Read] = []
+
+        async def send(message: History | Read) -> bool:
+            sent.append(message)
+            return True
+
+        membership = Membership(send)
+        membership.on_welcome(welcome(10, read=None, unread=None, registered=registered))
+        for seq in (11, 13, 12):
+            membership.seen(ChatMessage(seq, TS, "bob", "hi"))
+        await membership.flush()
+        return sent
+
+    assert asyncio.run(reads_sent(registered=False)) == []
+    assert asyncio.run(reads_sent(registered=True)) == [Read(13)]

@@ -35,11 +35,14 @@ class Membership:
         self.registered = False
         self.catch_up: CatchUp | None = None
         self._marks = ReadMarks()
+        self._epoch = ""  # chat.log's identity, from the last welcome: read marks are seqs of that log
         self._timer: asyncio.Task[None] | None = None
 
     def on_welcome(self, welcome: Welcome) -> list[Item]:
         """A (fresh) join: the unread header when there is something to catch up with."""
         self.registered = welcome.registered
+        if welcome.epoch != self._epoch:  # chat.log started anew: its seqs may start again from 1
+            self._epoch, self._marks = welcome.epoch, ReadMarks()
         self.catch_up = CatchUp(welcome) if CatchUp.wanted(welcome) else None
         if self.catch_up is None:
             return []
@@ -52,7 +55,7 @@ class Membership:
         return self.catch_up.request()
 
     def take(self, incoming: Incoming) -> list[Item]:
-        """What to show for a frame that reached the room; the next page is asked for here too."""
+        """What to show for a frame that reached the room (a page's events, or a live frame unless held back)."""
         message = incoming.message
         if isinstance(message, Registered):
             self.registered = True
