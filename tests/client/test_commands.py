@@ -18,6 +18,7 @@ from chat_client.commands import Action, Command, Moderate, Verb, help_text, par
         ("/who", Command(Action.WHO)),
         ("/WHO", Command(Action.WHO)),
         ("/help", Command(Action.HELP)),
+        ("/part", Command(Action.PART)),
         ("", Command(Action.NOTHING)),
         ("   ", Command(Action.NOTHING)),
         ("/frobnicate now", Command(Action.UNKNOWN, "/frobnicate")),
@@ -115,3 +116,10 @@ def test_help_lists_moderation_only_for_admins() -> None:
     """/help lists the moderator commands only in admin mode."""
     assert "/kick" not in help_text(admin=False)
     assert all(f"/{verb.value} " in help_text(admin=True) for verb in Verb)
+
+
+def test_help_says_how_exit_and_part_differ_for_a_registered_name() -> None:
+    """exit only takes a registered member offline; /part ends the membership."""
+    text = help_text(admin=False)
+    assert "/part" in text and "leave for good" in text
+    assert "you stay a member" in text

@@ -21,6 +21,7 @@ from chat_protocol import (
     MemberInfo,
     Members,
     Moderation,
+    Presence,
     Welcome,
 )
 
@@ -196,3 +197,22 @@ def test_farewell_errors_are_left_to_the_bye() -> None:
     """The error before a kick's or ban's bye is not shown: the bye and the exit line say the same."""
     assert event_line(Error(code="kicked", message="you were removed by a moderator"), seconds=True) is None
     assert event_line(Error(code="banned", message="you are banned by a moderator"), seconds=True) is None
+
+
+def test_presence_and_part_lines() -> None:
+    """A registered member going offline or coming back, and leaving for good, are notices like joins."""
+    assert line(Presence(seq=6, ts=TS, name="alpha", online=False)) == "[01:50:38] * alpha is offline"
+    assert line(Presence(seq=7, ts=TS, name="alpha", online=True)) == "[01:50:38] * alpha is online"
+    assert line(Left(seq=8, ts=TS, name="alpha", reason="part")) == "[01:50:38] * alpha left for good"
+
+
+def test_members_line_lists_offline_members_with_when_they_were_last_seen() -> None:
+    """``who`` shows who is online, then the registered members who are offline and when they were last here."""
+    online = MemberInfo("beta", TS, 1.0)
+    today = datetime.now(UTC).strftime("%Y-%m-%dT09:15:00.000Z")
+    offline = MemberInfo("alpha", today, 0.0, online=False, last_seen=today, registered=True)
+    long_ago = MemberInfo("gamma", TS, 0.0, online=False, last_seen=TS, registered=True)
+    assert line(Members(members=[online, offline, long_ago])).endswith(
+        "] * online now (1): beta; offline members (2): alpha (last seen 09:15:00), "
+        "gamma (last seen 2026-11-24 01:50:38)"
+    )

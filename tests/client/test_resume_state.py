@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chat_client.link import rejoined_notice, resumed_notices
+from chat_client.items import rejoined_notice, resumed_notices
 from chat_client.resume import MAX_WAITING, Pending, ResumeState, message_ids
 from chat_protocol import Bye, ChatMessage, Error, Joined, Left, Limits, Members, Resume, Resumed, Welcome
 

@@ -45,7 +45,9 @@ EPILOG = f"""\
 modes:
   interactive  stdin and stdout are a terminal: asks for the password (hidden) and a
                username (and a registered name's passphrase, hidden), then chat; type
-               /help for commands (/register makes your name yours), exit or /quit to leave.
+               /help for commands (/register makes your name yours), exit or /quit to leave
+               (a registered name only goes offline, staying a member: what is said
+               meanwhile is shown when you come back), /part to leave for good.
   scripted     stdin or stdout is not a terminal, or --json: every stdin line is sent
                as a message, every event is printed as one line; at end of input the
                client leaves once the tracker has acknowledged all it sent.

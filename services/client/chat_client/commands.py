@@ -14,12 +14,15 @@ import ipaddress
 import math
 from dataclasses import dataclass
 
+from chat_protocol import PART_COMMAND
+
 from .errors import BadArguments
 
 
 class Action(enum.Enum):
     SEND = "send"
     QUIT = "quit"
+    PART = "part"  # leave for good: a registered member's membership ends (a guest: the same as QUIT)
     WHO = "who"
     REGISTER = "register"
     HELP = "help"
@@ -72,6 +75,7 @@ _COMMANDS = {
     "/who": Action.WHO,
     "/help": Action.HELP,
     "/register": Action.REGISTER,
+    PART_COMMAND: Action.PART,
 }
 
 USAGE = {
@@ -85,10 +89,14 @@ USAGE = {
 
 HELP = """\
 Commands:
-  /who          who is online
+  /who          who is online, and the registered members who are offline
   /register     make your name yours: asks for a passphrase (twice, hidden) that
                 joining under it will take from then on
-  exit, /quit   leave the chat (Ctrl+D and Ctrl+C leave too)
+  exit, /quit   leave the chat (Ctrl+D and Ctrl+C leave too); with a registered name you
+                only go offline: you stay a member, and what is said meanwhile is
+                shown when you come back
+  /part         leave for good: a registered name stops being a member (its unread
+                events are not kept for you); for a guest the same as exit
   /help         this help
   //text        send a message that starts with '/'
 Any other line is sent to everyone."""

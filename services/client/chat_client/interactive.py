@@ -31,7 +31,8 @@ from .commands import Action, Command, help_text, parse
 from .config import header_safe
 from .connection import Connection, Incoming
 from .errors import EXIT_OK, NameRejected, Quit, TrackerGone
-from .link import Enter, Link, Notice, Rejoin
+from .items import Notice
+from .link import Enter, Link, Rejoin
 from .moderator import Moderator
 from .render import Fragments, error, event_line, name_list, name_style, notice, safe, uncolored
 from .signin import AskPassphrase, Keyring, sign_in
@@ -167,7 +168,12 @@ def show_welcome(welcome: Welcome, screen: Screen, admin: bool = False) -> None:
         screen.show(notice(safe(welcome.greeting)))
     screen.show(notice(f"Hi {safe(welcome.name)}, you have been added to the server."))
     screen.show(notice(f"Online now {name_list(welcome.members)}"))
-    screen.show(notice("Type a message and press Enter; /who, /help; exit or /quit to leave."))
+    leaving = (
+        "exit goes offline (you stay a member), /part leaves for good"
+        if welcome.registered
+        else "exit or /quit to leave"
+    )
+    screen.show(notice(f"Type a message and press Enter; /who, /help; {leaving}."))
     if admin:
         screen.show(notice("Moderator mode: /help lists /kick, /mute, /ban, /unban, /bans, /announce."))
 
@@ -200,6 +206,7 @@ async def show_events(link: Link, screen: Screen) -> None:
         line = event_line(item.message, seconds=False)
         if line is not None:
             screen.show(line)
+            link.seen(item.message)
 
 
 class Typist:
@@ -276,9 +283,10 @@ async def register(link: Link, screen: Screen, keyring: Keyring) -> None:
 
 async def act(link: Link, screen: Screen, command: Command, moderator: Moderator | None = None) -> bool:
     """Do what one typed line says; False once the user has left."""
-    if command.action is Action.QUIT:
-        screen.say("Exiting...")
-        await link.leave()
+    if command.action in (Action.QUIT, Action.PART):
+        parting = command.action is Action.PART
+        screen.say("Leaving for good..." if parting else "Exiting...")
+        await link.leave(part=parting)
         return False
     if command.action is Action.SEND:
         refusal = link.unsendable(command.text) or await link.offer(command.text)

@@ -20,15 +20,15 @@ import contextlib
 import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 
-from chat_protocol import Leave, Register, Resumed, Say, Welcome, Who
+from chat_protocol import History, HistoryPage, Leave, Part, Read, Register, Resumed, Say, ServerMessage, Welcome, Who
 
 from . import backoff
 from .connection import Connection, Incoming, SendFailed, connect, unsendable
 from .errors import HandshakeRefused, InvalidState, ResumeRefused, SessionClosed, TrackerGone, TryLater, Unreachable
+from .items import Item, Notice, rejoined_notice, resumed_notices
 from .link_state import RECONNECTING, LinkEvent, LinkMachine, LinkState
-from .render import safe
+from .membership import Membership
 from .resume import MAX_WAITING, ResumeState
 
 # Frames read ahead of the mode: enough to keep the socket busy, few enough to keep back-pressure.
@@ -38,14 +38,6 @@ ITEMS_BUFFERED = 16
 _RETRIED = (Unreachable, HandshakeRefused, TrackerGone)
 
 
-@dataclass(frozen=True)
-class Notice:
-    """A line from the client itself about the connection (``connection lost; reconnecting...``)."""
-
-    text: str
-
-
-Item = Incoming | Notice
 # The first join, as the mode holds it (interactive asks for password and name): returns the welcome.
 Enter = Callable[[Connection], Awaitable[Incoming]]
 # A fresh join after a refused resume, starting with the name we had: returns the welcome.
@@ -84,7 +76,9 @@ class Link:
         self._items: asyncio.Queue[Item] = asyncio.Queue(ITEMS_BUFFERED)
         self._owner: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self.membership = Membership(self._send_now, clock)
         self.leaving = False
+        self.parting = False  # ``part``: leaving for good (a registered member's membership ends)
         self.attached_at = clock()  # when the current connection entered the room
 
     @property
@@ -109,6 +103,7 @@ class Link:
             yield self
         finally:
             self._owner.cancel()
+            self.membership.stop()
             # Whatever ended the owner was reported through receive() or joined(), or does not matter now.
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._owner
@@ -188,13 +183,18 @@ class Link:
         await self._send_quietly(connection, Register(passphrase))
         return True
 
-    async def leave(self) -> None:
-        """Leave the room; when not live, the ``leave`` goes after the resend on the next connection."""
+    async def leave(self, *, part: bool = False) -> None:
+        """Leave (for good with ``part``; else first the read position); when not live, after the next resend."""
         self._memory("leave")
         self.leaving = True
+        self.parting = part and self.membership.registered  # a guest's part is a plain leave
         connection = self._connection
         if self.state is LinkState.LIVE and connection is not None:
-            await self._send_quietly(connection, Leave())
+            await self._send_farewell(connection)
+
+    def seen(self, message: ServerMessage) -> None:
+        """The user saw ``message`` (the mode printed it): the read position follows, for a registered member."""
+        self.membership.seen(message)
 
     # --- the owner task -------------------------------------------------------------
 
@@ -216,6 +216,8 @@ class Link:
             self._password = connection.password  # interactive mode may have asked for it
             self._resume = ResumeState(welcome)
             self._fire(LinkEvent.WELCOME)
+            for item in self.membership.on_welcome(welcome):
+                await self._items.put(item)
             return await self._attached(connection)
 
     async def _recover(self, lost: SessionClosed) -> SessionClosed | None:
@@ -278,6 +280,8 @@ class Link:
         self._fire(LinkEvent.WELCOME)
         await self._notify(rejoined_notice(refusal, welcome.name, missed_after))
         await self._items.put(incoming)
+        for item in self.membership.on_welcome(welcome):
+            await self._items.put(item)
 
     async def _attached(self, connection: Connection) -> SessionClosed | None:
         """Pump events from ``connection`` until it ends: None after a normal close, else why it ended.
@@ -287,11 +291,13 @@ class Link:
         self._connection = connection
         self.attached_at = self._clock()
         self._flush_when_replayed(connection)
+        await self.membership.ask_next_page()  # again, if the last connection took the request with it
+        self.membership.resume_marks()
         ended: SessionClosed | None = None
         try:
             while (incoming := await connection.receive()) is not None:
                 if self._memory("take an event").on_event(incoming.message):
-                    await self._items.put(incoming)
+                    await self._take(incoming)
                 self._flush_when_replayed(connection)
         except SessionClosed as exc:
             ended = exc
@@ -299,6 +305,24 @@ class Link:
             self._detach()
         self._fire(LinkEvent.LOST if ended is not None and self._recoverable(ended) else LinkEvent.END)
         return ended
+
+    async def _take(self, incoming: Incoming) -> None:
+        """Hand a frame to the mode, through the catch-up (which may hold it back, or ask for the next page)."""
+        for item in self.membership.take(incoming):
+            await self._items.put(item)
+        if isinstance(incoming.message, HistoryPage):
+            await self.membership.ask_next_page()
+
+    async def _send_now(self, message: History | Read) -> bool:
+        """Send on the connection that is in the room; False when none is (the membership tries later)."""
+        connection = self._connection
+        if connection is None:
+            return False
+        try:
+            await connection.send(message)
+        except SendFailed:
+            return False
+        return True
 
     def _detach(self) -> None:
         self._connection = None
@@ -324,8 +348,13 @@ class Link:
         while (entry := memory.next_waiting()) is not None:  # typed during the resend
             await self._send_quietly(connection, Say(entry.text, entry.id))
         if self.leaving:
-            await self._send_quietly(connection, Leave())
+            await self._send_farewell(connection)
         self._fire(LinkEvent.RESENT)
+
+    async def _send_farewell(self, connection: Connection) -> None:
+        if not self.parting:
+            await self.membership.flush()
+        await self._send_quietly(connection, Part() if self.parting else Leave())
 
     # --- helpers --------------------------------------------------------------------
 
@@ -349,7 +378,7 @@ class Link:
             await self._send_quietly(connection, Say(entry.text, entry.id))
 
     @staticmethod
-    async def _send_quietly(connection: Connection, message: Say | Who | Leave | Register) -> None:
+    async def _send_quietly(connection: Connection, message: Say | Who | Leave | Register | Part) -> None:
         """Send; a failure is not reported here: the pump sees the loss, and a message stays owed."""
         with contextlib.suppress(SendFailed):
             await connection.send(message)
@@ -367,31 +396,3 @@ class Link:
         if self._owner is None:
             raise InvalidState(operation, self.state)  # before running()
         return self._owner
-
-
-def resumed_notices(resumed: Resumed) -> list[str]:
-    """What to tell the user on ``resumed``: how much follows, and what can no longer be had."""
-    if resumed.replayed == 0:
-        # "Nothing was missed" would contradict the line about events that are gone.
-        lines = ["reconnected; " + ("nothing was missed" if resumed.recovered else "nothing follows")]
-    else:
-        count = resumed.messages
-        lines = [f"reconnected; {count} missed message{'s' if count != 1 else ''} follow{'s' if count == 1 else ''}"]
-    if not resumed.recovered:
-        lines.append(_gone(resumed.gone))
-    return lines
-
-
-def _gone(gone: list[int] | None) -> str:
-    if not gone:
-        return "some events are no longer kept by the tracker and were missed"
-    first, last = gone[0], gone[-1]
-    if first == last:
-        return f"event {first} is no longer kept by the tracker and was missed"
-    return f"events {first}-{last} are no longer kept by the tracker and were missed"
-
-
-def rejoined_notice(refusal: str | None, name: str, missed_after: int) -> str:
-    """What to tell the user after a fresh join in place of a resume."""
-    why = f"could not resume ({safe(refusal)})" if refusal is not None else "reconnected (this tracker cannot resume)"
-    return f"{why}; joined again as {safe(name)}; what was said after seq {missed_after} until now was missed"

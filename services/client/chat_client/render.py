@@ -22,8 +22,10 @@ from chat_protocol import (
     Error,
     Joined,
     Left,
+    MemberInfo,
     Members,
     Moderation,
+    Presence,
     Registered,
     ServerMessage,
     Welcome,
@@ -125,11 +127,15 @@ def body(message: ServerMessage, *, seconds: bool = False, tz: tzinfo | None = N
     if isinstance(message, Joined):
         return notice(f"{safe(message.name)} joined")
     if isinstance(message, Left):
+        if message.reason == LeaveReason.PART:
+            return notice(f"{safe(message.name)} left for good")
         return notice(f"{safe(message.name)} left" + _reason(message.reason))
+    if isinstance(message, Presence):
+        return notice(f"{safe(message.name)} is {'online' if message.online else 'offline'}")
     if isinstance(message, Welcome):
         return notice(f"welcome {safe(message.name)}; online now {name_list(message.members)}")
     if isinstance(message, Members):
-        return notice("online now " + _members(message))
+        return notice(members_text(message, seconds=seconds, tz=tz))
     if isinstance(message, Moderation):
         return notice(moderation_text(message, seconds=seconds, tz=tz))
     if isinstance(message, Announcement):
@@ -202,9 +208,23 @@ def _reason(reason: str) -> str:
     return f" ({words})" if words else ""
 
 
-def _members(message: Members) -> str:
-    names = [safe(member.name) + _idle(member.idle_seconds) + _away(member.away) for member in message.members]
+def members_text(message: Members, *, seconds: bool = False, tz: tzinfo | None = None) -> str:
+    """``who``'s answer: who is online, then the registered members who are offline and when they were last seen."""
+    online = [member for member in message.members if member.online]
+    text = "online now " + _names([safe(m.name) + _idle(m.idle_seconds) + _away(m.away) for m in online])
+    offline = [member for member in message.members if not member.online]
+    if offline:
+        text += "; offline members " + _names([safe(m.name) + _last_seen(m, seconds, tz) for m in offline])
+    return text
+
+
+def _names(names: list[str]) -> str:
     return f"({len(names)}): " + ", ".join(names)
+
+
+def _last_seen(member: MemberInfo, seconds: bool, tz: tzinfo | None) -> str:
+    """`` (last seen 12:03)``, with the date when it was not today."""
+    return f" (last seen {moment(member.last_seen, seconds=seconds, tz=tz)})" if member.last_seen else ""
 
 
 def _away(away: bool) -> str:

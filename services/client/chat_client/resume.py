@@ -33,6 +33,7 @@ from chat_protocol import (
     Left,
     Limits,
     Moderation,
+    Presence,
     Resume,
     Resumed,
     ServerMessage,
@@ -118,7 +119,7 @@ class ResumeState:
         """
         if isinstance(message, Error) and message.id is not None:
             self._refused(message.id)  # never to be echoed: not to be sent again either
-        if not isinstance(message, Welcome | Joined | ChatMessage | Left | Moderation | Announcement):
+        if not isinstance(message, Welcome | Joined | ChatMessage | Left | Moderation | Announcement | Presence):
             return True  # members, errors, bye: not in chat.log, never replayed
         fresh = message.seq > self.last_seq
         if isinstance(message, ChatMessage) and message.name == self.name:

@@ -36,7 +36,8 @@ from typing import TextIO
 from .commands import Action, parse_moderation
 from .connection import Connection, Incoming
 from .errors import EXIT_OK, TrackerGone
-from .link import Enter, Item, Link, Notice, Rejoin
+from .items import Item, Notice
+from .link import Enter, Link, Rejoin
 from .moderator import Moderator
 from .render import Fragments, error, event_line, plain
 from .signin import Keyring, sign_in
@@ -179,6 +180,8 @@ async def relay_events(link: Link, output: ScriptedOutput, leaving: asyncio.Even
     """
     while (item := await _next_event(link, leaving, bye_timeout)) is not None:
         output.event(item)
+        if not isinstance(item, Notice):
+            link.seen(item.message)
 
 
 async def _next_event(link: Link, leaving: asyncio.Event, bye_timeout: float) -> Item | None:
