@@ -94,6 +94,22 @@ def test_a_reloaded_page_signs_in_with_its_device_token_and_keeps_the_next_one(
     assert second != first
     assert first not in page.url and second not in page.url
     assert not any(first in line or second in line for line in tracker.output)
+
+    page.evaluate(  # a spent token (a profile restored from a backup, say): refused, the passphrase is asked
+        "([key, token]) => { const kept = JSON.parse(localStorage.getItem(key));"
+        " kept.accounts.webby.token = token; localStorage.setItem(key, JSON.stringify(kept)); }",
+        [TOKENS_KEY, first],
+    )
+    page.reload()
+    enter_password(page, tracker.password)
+    field(page, "Name").press("Enter")
+    expect(page.locator("#name-problem")).to_have_text(
+        "This browser is no longer signed in to this name: enter its passphrase."
+    )
+    field(page, "Passphrase").fill(PASSPHRASE)
+    field(page, "Passphrase").press("Enter")
+    expect(field(page, "Message")).to_be_visible()
+    wait_for_token_other_than(page, "webby", first)
     assert page.errors == []  # type: ignore[attr-defined]
 
 
