@@ -162,5 +162,9 @@ def test_two_browsers_on_one_account_both_chat_and_one_signs_the_other_out(
     expect(field(first, "Name")).to_have_value("")
     enter_name(first, "webby")
     expect(field(first, "Passphrase")).to_be_visible()
+
+    devices.get_by_role("button", name="Sign out this device").click()  # leaving a shared computer
+    expect(second.get_by_role("status")).to_have_text(SIGNED_OUT)
+    assert kept_token(second, "webby") is None
     assert first.errors == second.errors == []  # type: ignore[attr-defined]
     bob.close()

@@ -632,9 +632,13 @@ function devicesToggled() {
 
 // Signing this device out forgets its token at once: the tracker's 4015 close may never arrive.
 function signOutClicked(id, thisDevice) {
-  if (thisDevice) page.signingOut = id;
-  if (thisDevice) page.link.forgetDevice();
-  if (!page.link.request({ type: "sign_out", device: id })) problem("not connected: try again once the page says Connected");
+  if (!page.link.request({ type: "sign_out", device: id })) {
+    problem("not connected: try again once the page says Connected");
+    return;
+  }
+  if (!thisDevice) return;
+  page.signingOut = id;
+  page.link.forgetDevice();
 }
 
 function partToggled(open) {
