@@ -9,9 +9,8 @@ import pytest
 from argon2 import PasswordHasher
 
 from chat_protocol import InvalidName, ReservedName, name_key
+from chat_protocol.accounts import MAX_PASSPHRASE_CHARS, MIN_PASSPHRASE_CHARS
 from chat_tracker.core.accounts import (
-    MAX_PASSPHRASE_CHARS,
-    MIN_PASSPHRASE_CHARS,
     TOKEN_BYTES,
     check_passphrase,
     new_account,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -54,6 +55,11 @@ async def until_offline(tracker: RunningTracker, name: str) -> dict[str, Any]:
         await asyncio.sleep(0.05)  # polling the REST answer: there is no event to wait on
 
 
+def echo_of(text: str) -> Callable[[dict[str, Any]], bool]:
+    """A check for the message event of ``text`` (a lambda's default argument is not typed)."""
+    return lambda frame: frame["type"] == "message" and frame["text"] == text
+
+
 async def test_replicas_share_memberships_read_positions_and_devices(
     redis_server: RedisServer, start_tracker: StartTracker
 ) -> None:
@@ -67,7 +73,7 @@ async def test_replicas_share_memberships_read_positions_and_devices(
     bob = await join(second.url, "bob")
     for text in ("one", "two", "three"):
         await bob.send(type="message", text=text)
-        await bob.wait_for(lambda f, text=text: f["type"] == "message" and f["text"] == text, "the echo")
+        await bob.wait_for(echo_of(text), "the echo")
 
     laptop = Member(await open_ws(second.url), "alpha")
     await laptop.wait_for(lambda f: f["type"] == "hello", "hello")

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chat_tracker.core.accounts import MAX_PASSPHRASE_CHARS, MIN_PASSPHRASE_CHARS
+from chat_protocol.accounts import MAX_PASSPHRASE_CHARS, MIN_PASSPHRASE_CHARS
 from chat_tracker.core.passphrases import verify_passphrase
 from chat_tracker.storage.accounts_db import ACCOUNTS_FILE, SqliteAccounts
 from support.accounts import sign_in

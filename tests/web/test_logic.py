@@ -219,3 +219,91 @@ def test_the_read_position_moves_over_what_was_seen_at_most_once_a_second(page: 
     ]
     result = run(page, READ_SCRIPT, {"start": 10, "steps": steps})
     assert result == [12, None, 13, None, 14, None, 16, None]
+
+
+USER_AGENTS = {
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36": (
+        "browser: Chrome 120 on Linux"
+    ),
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/121.0.0.0 "
+    "Safari/537.36 Edg/121.0.2277.83": "browser: Edge 121 on Windows",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.2; rv:122.0) Gecko/20100101 Firefox/122.0": (
+        "browser: Firefox 122 on macOS"
+    ),
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.2 Mobile/15E148 Safari/604.1": "browser: Safari 17 on iOS",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.144 "
+    "Mobile Safari/537.36": "browser: Chrome 120 on Android",
+    "": "browser: unknown",
+}
+
+
+def test_the_device_label_names_the_browser_within_the_trackers_limit(page: Page) -> None:
+    """A short "browser: NAME VERSION on SYSTEM", never over the join's `device` limit, whatever the agent."""
+    agents = list(USER_AGENTS)
+    assert run(page, "return arg.map(logic.deviceLabel)", agents) == list(USER_AGENTS.values())
+    limit = run(page, "return logic.MAX_DEVICE_LABEL_CHARS")
+    odd = "\U0001f600" * (2 * limit)  # nothing recognisable, and astral: counted as characters, not UTF-16 units
+    label = run(page, "return logic.deviceLabel(arg)", odd)
+    assert label.startswith("browser: \U0001f600") and len(label) == limit
+
+
+TOKENS_SCRIPT = """
+const store = new Map();
+const storage = arg.refusing
+  ? { getItem() { throw new Error("denied"); }, setItem() { throw new Error("denied"); } }
+  : { getItem: (k) => store.get(k) ?? null, setItem: (k, v) => store.set(k, String(v)) };
+const tokens = new logic.DeviceTokens(storage);
+const out = [];
+for (const step of arg.steps) {
+  if (step.keep) tokens.keep(...step.keep);
+  if (step.forget) tokens.forget(step.forget);
+  out.push({ get: tokens.get(step.get ?? ""), last: tokens.lastName });
+}
+return { out, stored: store.get(logic.DEVICE_TOKENS_KEY) ?? null };
+"""
+
+
+def test_device_tokens_are_kept_per_account_replaced_and_forgotten(page: Page) -> None:
+    """One token per account (lookalikes find it); a new one replaces it; forgetting one leaves the others."""
+    steps = [
+        {"get": "webby"},
+        {"keep": ["webby", "d1", "t1"], "get": "WEBBY"},
+        {"keep": ["bob", "d2", "t2"], "get": "webby"},
+        {"keep": ["webby", "d1", "t3"], "get": "webby"},
+        {"forget": "webby", "get": "webby"},
+        {"get": "b0b"},
+    ]
+    result = run(page, TOKENS_SCRIPT, {"steps": steps})
+    webby1 = {"name": "webby", "device": "d1", "token": "t1"}
+    webby3 = {**webby1, "token": "t3"}
+    bob = {"name": "bob", "device": "d2", "token": "t2"}
+    assert result["out"] == [
+        {"get": None, "last": None},
+        {"get": webby1, "last": "webby"},
+        {"get": webby1, "last": "bob"},
+        {"get": webby3, "last": "webby"},
+        {"get": None, "last": None},  # the last one kept is gone: the name form offers none
+        {"get": bob, "last": None},
+    ]
+    assert "t1" not in result["stored"] and "t3" not in result["stored"]
+
+
+def test_a_browser_refusing_storage_keeps_no_token_and_raises_nothing(page: Page) -> None:
+    result = run(page, TOKENS_SCRIPT, {"refusing": True, "steps": [{"keep": ["webby", "d1", "t1"], "get": "webby"}]})
+    assert result["out"] == [{"get": None, "last": None}]
+
+
+def test_a_device_line_says_its_label_when_it_was_seen_and_which_is_this_one(page: Page) -> None:
+    device = {"id": "d1", "label": "browser: Chrome 120\u202e on Linux", "last_seen": "2026-12-03T10:00:00.000Z"}
+    now = "2026-12-06T12:00:00.000Z"
+    lines = run(
+        page,
+        "return [true, false].map(here => logic.deviceText(arg.device, here, new Date(arg.now)))",
+        {"device": device, "now": now},
+    )
+    seen = run(
+        page, "return logic.lastSeenText(arg.when, new Date(arg.now))", {"when": device["last_seen"], "now": now}
+    )
+    label = sanitize_for_terminal(device["label"])
+    assert lines == [f"{label} · {seen} · this device", f"{label} · {seen}"]

@@ -6,11 +6,14 @@
 import { Link } from "./link.js";
 import {
   Backlog,
+  DeviceTokens,
   HELP,
   LEAVE_REASONS,
   OLDER_PAGE,
   ReadPosition,
   colourIndex,
+  deviceLabel,
+  deviceText,
   hasLoneSurrogate,
   lastSeenText,
   length,
@@ -42,7 +45,18 @@ const page = {
   reading: null, // how far the member has read (logic.js ReadPosition)
   readTimer: null,
   observer: null, // sees lines scroll into view
+  signingOut: null, // the id of this device while its own sign-out is on its way
+  tokens: new DeviceTokens(browserStorage()), // this browser's device token per account (docs/web.md#devices)
 };
+
+// localStorage, or null where the browser refuses it (storage disabled): then no token is kept.
+function browserStorage() {
+  try {
+    return window.localStorage;
+  } catch {
+    return null;
+  }
+}
 
 // --- small DOM helpers -------------------------------------------------------------
 
@@ -203,7 +217,9 @@ function membersChanged(message) {
 function becameMember(registered) {
   page.registered = registered;
   $("part").hidden = !registered;
+  $("devices").hidden = !registered;
   if (!registered) $("part-form").hidden = true;
+  if (!registered) $("devices-panel").hidden = true;
   if (!registered) return;
   scheduleRead();
   if (page.olderAnchor === null) {
@@ -363,14 +379,18 @@ const view = {
   askName() {
     show("name-form");
     setStatus("Password accepted.");
+    const known = page.tokens.lastName;
+    $("device-hint").hidden = known === null;
+    if (known !== null && !$("name").value) $("name").value = known;
     $("name").focus();
   },
 
   nameRefused(error) {
     show("name-form");
-    const signIn = error.code === "passphrase_required" || error.code === "bad_passphrase";
+    const signIn = ["passphrase_required", "bad_passphrase", "bad_device_token"].includes(error.code);
     $("passphrase-field").hidden = !signIn;
-    $("name-problem").textContent = error.code === "bad_passphrase" ? "Wrong passphrase." : safe(error.message);
+    $("device-hint").hidden = true;
+    $("name-problem").textContent = SIGN_IN_PROBLEMS[error.code] ?? safe(error.message);
     if (signIn) {
       $("passphrase").value = "";
       $("passphrase").focus();
@@ -478,9 +498,22 @@ const view = {
     problem(`${safe(error.message)} (${safe(error.code)})`);
   },
 
+  devices(devices) {
+    const ours = page.link.currentDevice;
+    $("device-list").replaceChildren(...devices.map((device) => deviceItem(device, device.current || device.id === ours?.id)));
+    $("devices-panel").hidden = false;
+  },
+
+  signedOut(device) {
+    if (device === page.signingOut && device === page.link.connectedAs) return; // the close (4015) that follows says it
+    const which = device === page.signingOut ? "this browser" : "the device";
+    notice(`${which} is signed out: it signs in again only with the passphrase`);
+    if (!page.link.request({ type: "devices" })) $("devices-panel").hidden = true;
+  },
+
   bye(bye) {
     if (bye.reason === "restart") notice("the tracker is restarting; reconnecting...");
-    else if (bye.reason !== "left" && bye.reason !== "parted") notice(safe(bye.message) || `bye (${safe(bye.reason)})`);
+    else if (!["left", "parted", "signed_out"].includes(bye.reason)) notice(safe(bye.message) || `bye (${safe(bye.reason)})`);
   },
 
   lost(tell, seconds, pending) {
@@ -490,6 +523,7 @@ const view = {
   },
 
   ended(text, error, code, bye, joined) {
+    if (code === SIGNED_OUT) text = SIGNED_OUT_TEXT; // the Link forgot this browser's token
     if (joined) {
       if (text) notice(text);
       else if (error) problem(safe(error.message));
@@ -510,11 +544,19 @@ const view = {
   },
 };
 
+const SIGNED_OUT = 4015;
+const SIGNED_OUT_TEXT = "This device was signed out; sign in again with your passphrase.";
+const SIGN_IN_PROBLEMS = {
+  bad_passphrase: "Wrong passphrase.",
+  bad_device_token: "This browser is no longer signed in to this name: enter its passphrase.",
+};
+
 function closeReason(code) {
   if (code === 1006) return "Cannot reach the tracker. Check the address and try again.";
   if (code === 4002) return "Too slow: the tracker gave up waiting. Try again.";
   if (code === 4005 || code === 4009) return "The tracker is busy. Try again in a moment.";
   if (code === 4013 || code === 4014) return "Too many attempts from your address. Try again in a minute.";
+  if (code === SIGNED_OUT) return SIGNED_OUT_TEXT;
   return `The tracker closed the connection (code ${code}).`;
 }
 
@@ -532,7 +574,7 @@ function passwordEntered(event) {
   if (!password) return;
   $("password-problem").textContent = "";
   setStatus("Connecting...");
-  page.link = new Link(socketUrl(), password, view);
+  page.link = new Link(socketUrl(), password, view, { tokens: page.tokens, deviceLabel: deviceLabel(navigator.userAgent) });
   page.link.start();
 }
 
@@ -567,6 +609,36 @@ function registerEntered(event) {
     return;
   }
   registerToggled(false);
+}
+
+// --- devices ------------------------------------------------------------------------
+
+function deviceItem(device, thisDevice) {
+  const item = element("li", thisDevice ? "device current" : "device");
+  const button = element("button", "sign-out", thisDevice ? "Sign out this device" : "Sign out");
+  button.type = "button";
+  button.addEventListener("click", () => signOutClicked(device.id, thisDevice));
+  item.append(element("span", "text", deviceText(device, thisDevice)), button);
+  return item;
+}
+
+function devicesToggled() {
+  if (!$("devices-panel").hidden) {
+    $("devices-panel").hidden = true;
+    return;
+  }
+  if (!page.link.request({ type: "devices" })) problem("not connected: try again once the page says Connected");
+}
+
+// Signing this device out forgets its token at once: the tracker's 4015 close may never arrive.
+function signOutClicked(id, thisDevice) {
+  if (!page.link.request({ type: "sign_out", device: id })) {
+    problem("not connected: try again once the page says Connected");
+    return;
+  }
+  if (!thisDevice) return;
+  page.signingOut = id;
+  page.link.forgetDevice();
 }
 
 function partToggled(open) {
@@ -662,6 +734,8 @@ function start() {
   $("part").addEventListener("click", () => partToggled(true));
   $("part-cancel").addEventListener("click", () => partToggled(false));
   $("part-form").addEventListener("submit", partConfirmed);
+  $("devices").addEventListener("click", devicesToggled);
+  $("devices-close").addEventListener("click", () => ($("devices-panel").hidden = true));
   window.addEventListener("pagehide", () => flushRead(true));
   page.observer = new IntersectionObserver(linesSeen, { root: $("log"), threshold: [0, 0.5, 1] });
   $("register").addEventListener("click", () => registerToggled(true));

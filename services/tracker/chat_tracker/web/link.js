@@ -1,7 +1,8 @@
 // The member's session across connections: the groupchat.v1 dialogue on each WebSocket,
 // reconnection with jittered backoff, resume from the last seq, and the resend of what
 // was not acknowledged. The page (app.js) gives it a `view` to report to; nothing here
-// touches the DOM. The password lives in this object only, for the reconnections.
+// touches the DOM. The password lives in this object only, for the reconnections; a registered
+// name's device token is kept in `tokens` (logic.js DeviceTokens) and replaced by each welcome's.
 // A port of chat_client/link.py: where the session stands is a LinkMachine (logic.js,
 // the table of link_state.py), and every move goes through it.
 
@@ -14,6 +15,7 @@ import {
   SUBPROTOCOL,
   TokenBucket,
   backoffDelay,
+  nameKey,
   shouldRetry,
 } from "./logic.js";
 
@@ -30,16 +32,27 @@ const NAME_ERRORS = new Set([
   "shutting_down",
   "passphrase_required", // a registered name: the page asks for its passphrase
   "bad_passphrase",
+  "bad_device_token", // this browser's sign-in ended (signed out, or its token spent): the passphrase again
 ]);
 const JOINS = new Set([LinkState.ENTERING, LinkState.JOINING]); // where a refused name is asked again
 const RESUME_ERRORS = new Set(["resume_bad_token", "resume_wrong_epoch", "resume_expired", "resume_beyond_end"]);
 
+const SIGNED_OUT = 4015; // this device was signed out: its token is dead, no reconnection
+
 export class Link {
-  constructor(url, password, view) {
+  // `tokens`: where device tokens are kept (none: every sign-in takes the passphrase); `deviceLabel`:
+  // the `device` a passphrase sign-in sends, naming this browser in the account's Devices list.
+  constructor(url, password, view, { tokens = null, deviceLabel = null } = {}) {
     this.url = url;
     this.password = password;
     this.passphrase = null; // a registered name's, once it signed in (or registered): for joining afresh
     this.offered = null; // the passphrase the last join carried
+    this.tokens = tokens;
+    this.deviceLabel = deviceLabel;
+    this.device = null; // {name, id, token} of the last sign-in: when `tokens` cannot keep it
+    this.tokenOffered = null; // the device token the last join carried
+    this.joinName = null; // the name the last join asked for
+    this.connectedAs = null; // the device id this connection signed in as (none: a guest, or registered on it)
     this.view = view;
     this.memory = null; // set at the first welcome
     this.ws = null;
@@ -67,10 +80,35 @@ export class Link {
     this.open();
   }
 
-  join(name, passphrase = this.passphrase) {
+  // Join under `name`: with the passphrase the person typed; else with this browser's device token
+  // for the name (no passphrase asked, no hash spent, no new device); else with the passphrase
+  // already given in this tab (joining afresh after a lost connection).
+  join(name, passphrase = null) {
     this.machine.fire(LinkEvent.JOIN);
-    this.offered = passphrase || null;
-    this.sendNow(this.offered ? { type: "join", name, passphrase: this.offered } : { type: "join", name });
+    this.joinName = name;
+    this.tokenOffered = passphrase ? null : this.tokenFor(name);
+    this.offered = passphrase || (this.tokenOffered ? null : this.passphrase);
+    this.sendNow(this.joinFrame(name));
+  }
+
+  joinFrame(name) {
+    if (this.tokenOffered) return { type: "join", name, device_token: this.tokenOffered };
+    if (!this.offered) return { type: "join", name };
+    const frame = { type: "join", name, passphrase: this.offered };
+    if (this.deviceLabel) frame.device = this.deviceLabel;
+    return frame;
+  }
+
+  // The kept token first: another tab of this browser may have spent the one in memory since.
+  tokenFor(name) {
+    const kept = this.tokens ? this.tokens.get(name) : null;
+    if (kept) return kept.token;
+    return this.device && nameKey(this.device.name) === nameKey(name) ? this.device.token : null;
+  }
+
+  // The device this tab signed in as, if any: {name, id, token}.
+  get currentDevice() {
+    return this.device;
   }
 
   // Make the name we use an account; false when not connected (the answer comes as `registered` or an error).
@@ -85,6 +123,38 @@ export class Link {
   onRegistered(registered) {
     this.passphrase = this.offered;
     this.view.registered(registered);
+    if (this.tokens && this.passphrase) this.enrol(registered.name, this.passphrase);
+  }
+
+  // `registered` hands no device token: sign in once more, with the passphrase, on a connection of
+  // its own (an extra connection of the account: nobody sees it come or go), keep the welcome's
+  // token, and leave. The next visit then signs in with the token.
+  enrol(name, passphrase) {
+    const ws = new WebSocket(this.url, [SUBPROTOCOL]);
+    const send = (frame) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify(frame));
+    const join = { type: "join", name, passphrase };
+    if (this.deviceLabel) join.device = this.deviceLabel;
+    ws.onmessage = (event) => {
+      const frame = JSON.parse(event.data);
+      if (frame.type === "hello" && !frame.authenticated) send({ type: "auth", password: this.password });
+      else if (frame.type === "hello" || frame.type === "authenticated") send(join);
+      else if (frame.type === "welcome") {
+        this.keepDevice(frame);
+        send({ type: "leave" });
+      } else if (frame.type === "error" || frame.type === "bye") ws.close(1000);
+    };
+  }
+
+  keepDevice(welcome) {
+    if (!welcome.device_token) return;
+    this.device = { name: welcome.name, id: welcome.device ?? null, token: welcome.device_token };
+    if (this.tokens) this.tokens.keep(welcome.name, welcome.device, welcome.device_token);
+  }
+
+  forgetDevice() {
+    const name = this.device ? this.device.name : this.memory ? this.memory.name : null;
+    this.device = null;
+    if (this.tokens && name) this.tokens.forget(name);
   }
 
   // A line to send: now when live, else kept for the next connection. Returns a refusal or null.
@@ -216,7 +286,9 @@ export class Link {
     const missedAfter = first ? null : this.memory.lastSeq;
     if (first) this.memory = new Memory(welcome);
     else this.memory.onWelcome(welcome);
-    if (welcome.registered) this.passphrase = this.offered;
+    if (welcome.registered && this.offered) this.passphrase = this.offered;
+    this.keepDevice(welcome);
+    this.connectedAs = welcome.device ?? null;
     this.machine.fire(LinkEvent.WELCOME);
     this.view.welcome(welcome, first, missedAfter);
     this.attached();
@@ -258,6 +330,8 @@ export class Link {
     } else if (error.code === "bad_password") {
       this.password = null; // refused: of no use for another attempt
       this.finish(null, error);
+    } else if (error.code === "bad_device_token" && this.tokenRefused()) {
+      // signed in again with the passphrase this tab still holds
     } else if (JOINS.has(this.state) && NAME_ERRORS.has(error.code)) {
       this.view.nameRefused(error); // the next join comes from the person
     } else if (this.state === LinkState.RESUMING && RESUME_ERRORS.has(error.code)) {
@@ -266,6 +340,20 @@ export class Link {
     } else {
       this.view.error(error);
     }
+  }
+
+  // The token the last join offered is dead: forget it (unless another tab kept a newer one), and
+  // join again with the passphrase when this tab has it; true if it did.
+  tokenRefused() {
+    const refused = this.tokenOffered;
+    this.tokenOffered = null;
+    if (this.device && this.device.token === refused) this.device = null;
+    const name = this.joinName;
+    const kept = this.tokens && name ? this.tokens.get(name) : null;
+    if (kept && kept.token === refused) this.tokens.forget(name);
+    if (!JOINS.has(this.state) || !this.passphrase || name === null) return false;
+    this.join(name, this.passphrase);
+    return true;
   }
 
   onBye(bye) {
@@ -306,6 +394,7 @@ export class Link {
     clearTimeout(this.retryTimer);
     this.abandon(1000);
     this.password = null;
+    if (code === SIGNED_OUT) this.forgetDevice();
     this.view.ended(text, error, code, this.bye, this.memory !== null);
   }
 
@@ -408,4 +497,11 @@ const HANDLERS = {
   error: Link.prototype.onError,
   bye: Link.prototype.onBye,
   registered: Link.prototype.onRegistered,
+  devices: function (devices) {
+    this.view.devices(devices.devices);
+  },
+  signed_out: function (signedOut) {
+    if (this.device && this.device.id === signedOut.device) this.forgetDevice();
+    this.view.signedOut(signedOut.device);
+  },
 };

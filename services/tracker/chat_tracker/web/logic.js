@@ -141,7 +141,7 @@ export function backoffDelay(attempt, random = Math.random) {
 const RETRY = new Map([
   [1000, false], [1001, false], [1003, false], [1007, false], [1009, false], [1011, true], [1012, true],
   [4001, false], [4002, true], [4003, false], [4005, true], [4006, true], [4007, true], [4008, false],
-  [4009, true], [4010, false], [4011, false], [4012, false], [4013, true], [4014, true],
+  [4009, true], [4010, false], [4011, false], [4012, false], [4013, true], [4014, true], [4015, false],
 ]);
 
 export function shouldRetry(code) {
@@ -514,4 +514,101 @@ export function lastSeenText(when, now = new Date()) {
 // "3 unread" / "1 unread since you were last here": the divider above what was missed.
 export function unreadText(count) {
   return `${count} unread since you were last here`;
+}
+
+// --- devices: this browser's token for each account (protocol.md#devices) ----------------
+
+export const MAX_DEVICE_LABEL_CHARS = 64; // the tracker's limit on a join's `device`
+
+const BROWSERS = [
+  [/Edg(?:e|A|iOS)?\/(\d+)/, "Edge"],
+  [/OPR\/(\d+)/, "Opera"],
+  [/Firefox\/(\d+)/, "Firefox"],
+  [/Chromium\/(\d+)/, "Chromium"],
+  [/Chrome\/(\d+)/, "Chrome"],
+  [/Version\/(\d+)[.\d]* (?:Mobile\/\S+ )?Safari\//, "Safari"],
+];
+const SYSTEMS = [
+  [/Android/, "Android"],
+  [/iPhone|iPad|iPod/, "iOS"],
+  [/CrOS/, "ChromeOS"],
+  [/Windows/, "Windows"],
+  [/Mac OS X|Macintosh/, "macOS"],
+  [/Linux/, "Linux"],
+];
+
+// "browser: Chrome 120 on Linux": how the Devices list names this browser (a user agent we cannot
+// read is kept as it is), at most MAX_DEVICE_LABEL_CHARS characters.
+export function deviceLabel(userAgent) {
+  const agent = String(userAgent ?? "").trim();
+  const browser = BROWSERS.find(([pattern]) => pattern.test(agent));
+  const system = SYSTEMS.find(([pattern]) => pattern.test(agent));
+  let short = agent || "unknown";
+  if (browser) short = `${browser[1]} ${agent.match(browser[0])[1]}${system ? ` on ${system[1]}` : ""}`;
+  return Array.from(`browser: ${short}`).slice(0, MAX_DEVICE_LABEL_CHARS).join("");
+}
+
+export const DEVICE_TOKENS_KEY = "groupchat.device-tokens";
+
+// The device token of each account this browser signed in to, in `storage` (the page gives it
+// localStorage: one per tracker origin), keyed by nameKey so a lookalike finds its account. Each
+// entry is {name, device, token}; the last one kept is what the name form offers first. A
+// storage the browser refuses (private mode, quota) is a browser that keeps no token.
+export class DeviceTokens {
+  constructor(storage) {
+    this.storage = storage;
+  }
+
+  get(name) {
+    if (!name) return null;
+    return this.all().accounts[nameKey(name)] ?? null;
+  }
+
+  // The account whose token was kept last (its name), or null.
+  get lastName() {
+    const { accounts, last } = this.all();
+    return accounts[last]?.name ?? null;
+  }
+
+  keep(name, device, token) {
+    if (!name || !token) return;
+    const kept = this.all();
+    kept.accounts[nameKey(name)] = { name, device: device ?? null, token };
+    kept.last = nameKey(name);
+    this.save(kept);
+  }
+
+  forget(name) {
+    const kept = this.all();
+    const key = nameKey(name);
+    if (!(key in kept.accounts)) return;
+    delete kept.accounts[key];
+    if (kept.last === key) kept.last = null;
+    this.save(kept);
+  }
+
+  all() {
+    try {
+      const stored = JSON.parse(this.storage?.getItem(DEVICE_TOKENS_KEY) ?? "null");
+      if (stored && typeof stored.accounts === "object" && stored.accounts !== null) return stored;
+    } catch {
+      // unreadable or refused: as if nothing were kept
+    }
+    return { accounts: {}, last: null };
+  }
+
+  save(kept) {
+    try {
+      this.storage?.setItem(DEVICE_TOKENS_KEY, JSON.stringify(kept));
+    } catch {
+      // refused: this browser signs in with the passphrase next time
+    }
+  }
+}
+
+// "Chrome 120 on Linux · last seen 14:05 · this device": one line of the Devices list.
+export function deviceText(device, thisDevice, now = new Date()) {
+  const parts = [safe(device.label || "unnamed device"), lastSeenText(device.last_seen, now)];
+  if (thisDevice) parts.push("this device");
+  return parts.join(" · ");
 }
