@@ -95,7 +95,10 @@ async def catch_up_cost(missed: int, history_size: int, page: int) -> list[str]:
         append_events(data_dir / "chat.log", last + 1, missed)
         tracker = Tracker(data_dir, "--history-size", str(history_size))
         try:
-            return [await json_catch_up(tracker.port, token, page), await plain_catch_up(tracker.port)]
+            before = tracker.rss_kib("VmRSS")
+            caught_up = await json_catch_up(tracker.port, token, page)
+            grown = (tracker.rss_kib("VmHWM") - before) / 1024
+            return [f"{caught_up}; tracker RSS +{grown:.1f} MB (peak)", await plain_catch_up(tracker.port)]
         finally:
             tracker.stop()
 

@@ -149,3 +149,22 @@ async def test_a_ban_of_a_registered_name_signs_out_every_device_and_ends_the_me
     finally:
         tracker.kill()
     assert any(line.endswith(" leave alpha banned") for line in tracker.log_lines())
+
+
+async def test_registering_with_a_device_label_makes_this_connection_the_first_device(tmp_path: Path) -> None:
+    tracker = launch_tracker(tmp_path / "data")
+    try:
+        first = Bot(await connect_json(tracker.url, PASSWORD), "alpha")
+        assert (await first.recv(2 * UNIT))["type"] == "hello"
+        await first.ws.send(json.dumps({"type": "join", "name": "alpha"}))
+        await first.expect("welcome", 2 * UNIT)
+        await first.ws.send(json.dumps({"type": "register", "passphrase": PASSPHRASE, "device": "laptop"}))
+        registered = await first.expect("registered", 2 * UNIT)
+        assert registered["device"] and registered["device_token"], registered
+        phone, _ = await sign_in(tracker, passphrase=PASSPHRASE, device="phone")
+        await phone.ws.send(json.dumps({"type": "sign_out", "device": registered["device"]}))
+        await phone.expect("signed_out", 2 * UNIT)
+        assert await first.close_code(2 * UNIT) == CloseCode.SIGNED_OUT  # the registering tab is a device too
+        await phone.ws.close()
+    finally:
+        tracker.kill()

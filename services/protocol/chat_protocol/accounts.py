@@ -28,6 +28,7 @@ class Register:
 
     TYPE: ClassVar[str] = "register"
     passphrase: str
+    device: str | None = None  # a label: this connection becomes a device of the account (``registered`` says)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class Registered:
 
     TYPE: ClassVar[str] = "registered"
     name: str
+    device: str | None = None  # with ``register``'s ``device``: this connection's device id ...
+    device_token: str | None = None  # ... and the token its next sign-in takes instead of the passphrase
 
 
 @dataclass(frozen=True)

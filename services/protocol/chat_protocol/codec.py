@@ -155,7 +155,7 @@ def decode_client(frame: str) -> ClientMessage:
     if kind == SignOut.TYPE:
         return SignOut(_string_field(body, "device"))
     if kind == Register.TYPE:
-        return Register(_string_field(body, "passphrase"))
+        return Register(_string_field(body, "passphrase"), _bounded(body, "device", MAX_DEVICE_LABEL_CHARS))
     if kind == Auth.TYPE:
         return Auth(_string_field(body, "password"))
     if kind == Who.TYPE:

@@ -82,12 +82,13 @@ class Chat:
             self._error(done.code, done.message)
             return
         member.registered = True
+        member.device_id = done.device
         if self.dialect is PLAIN:
             self.outbox.push(f"Registered: {done.name} is yours now; joining under it takes your passphrase.")
         else:
-            self.outbox.push(encode(Registered(done.name)))
+            self.outbox.push(encode(Registered(done.name, done.device, done.device_token)))
 
-    def _register(self, member: Member, passphrase: str) -> CreateAccount | None:
+    def _register(self, member: Member, passphrase: str, device: str | None = None) -> CreateAccount | None:
         if member.registered:
             self._error("already_registered", f"{member.name} is registered already")
             return None
@@ -95,7 +96,7 @@ class Chat:
         if problem is not None:
             self._error(*problem)
             return None
-        return CreateAccount(member.name, passphrase)
+        return CreateAccount(member.name, passphrase, device)
 
     def _take_json(self, member: Member, frame: str) -> CreateAccount | Errand | None:
         try:
@@ -104,7 +105,7 @@ class Chat:
             self._error(error.code, error.message)
             return None
         if isinstance(request, Register):
-            return self._register(member, request.passphrase)
+            return self._register(member, request.passphrase, request.device)
         if isinstance(request, (History, Read)):
             return self._membership_errand(member, request)
         if isinstance(request, (ListDevices, SignOut)):

@@ -31,10 +31,14 @@ class CheckAccount:
 
 @dataclass(frozen=True)
 class CreateAccount:
-    """Action: make ``name`` (the member's own, held by this connection) an account with ``passphrase``."""
+    """Action: make ``name`` (the member's own, held by this connection) an account with ``passphrase``.
+
+    ``device``: a label, when this connection is to become a device of the account (JSON).
+    """
 
     name: str
     passphrase: str
+    device: str | None = None
 
 
 class Verdict(enum.Enum):
@@ -65,6 +69,8 @@ class RegistrationDone:
     name: str = ""
     code: str = ""
     message: str = ""
+    device: str | None = None
+    device_token: str | None = None
 
     @property
     def ok(self) -> bool:

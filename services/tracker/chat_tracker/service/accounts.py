@@ -20,7 +20,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from chat_protocol import NameRefused
+from chat_protocol import NameRefused, name_key
 from chat_protocol.accounts import MAX_PASSPHRASE_CHARS
 from chat_tracker.core.accounts import (
     MAX_DEVICES,
@@ -94,49 +94,55 @@ class AccountDesk:
         return self.store is not None
 
     async def check(self, address: str, request: CheckAccount) -> AccountChecked:
-        """Guest, passphrase required, signed in, wrong, or throttled (refused unchecked)."""
+        """Guest, passphrase required, signed in, wrong, or throttled (refused unchecked).
+
+        Everything off the loop is one trip (``_check_now``): with many sign-ins at once, each is
+        done in the order it came, rather than each step of all of them queueing behind the others.
+        """
         if self.store is None:
             return AccountChecked(Verdict.GUEST, request.name)
-        account = await asyncio.to_thread(self.store.get, request.name)
+        keys = (name_key(request.name), address_key(address))
+        if request.passphrase is not None or request.device_token is not None:
+            wait = self._refusal(*keys)
+            if wait is not None:  # refused unchecked: no hash spent, only the lookup that says it is an account
+                account = await asyncio.to_thread(self.store.get, request.name)
+                if account is None:
+                    return AccountChecked(GUEST.verdict, request.name)
+                return AccountChecked(Verdict.THROTTLED, account.name, wait)
+        checked = await asyncio.to_thread(self._check_now, request)
+        if checked.verdict is Verdict.SIGNED_IN:
+            self.by_account.succeeded(keys[0])
+            self.by_address.succeeded(keys[1])
+            self.sign_ins += 1
+        elif checked.verdict in (Verdict.BAD_PASSPHRASE, Verdict.BAD_DEVICE_TOKEN):
+            self._wrong(checked.name, address, *keys)
+        return checked
+
+    def _check_now(self, request: CheckAccount) -> AccountChecked:
+        """The lookup, the passphrase's Argon2id verify or the token's rotation, the device, the read position."""
+        store = self._required()
+        account = store.get(request.name)
         if account is None:
             return AccountChecked(GUEST.verdict, request.name)
-        if request.passphrase is None and request.device_token is None:
-            return AccountChecked(Verdict.PASSPHRASE_REQUIRED, account.name)
-        keys = (account.key, address_key(address))
-        wait = self._refusal(*keys)
-        if wait is not None:
-            return AccountChecked(Verdict.THROTTLED, account.name, wait)
         if request.device_token is not None:
-            return await self._by_token(account, request.device_token, address, keys)
-        passphrase = request.passphrase or ""
-        fits = len(passphrase) <= MAX_PASSPHRASE_CHARS  # longer was never accepted: no hash to spend on it
-        if fits and await asyncio.to_thread(verify_passphrase, account.passphrase_hash, passphrase):
-            return await self._signed_in(account, keys, *await self._new_device(account, request.device))
-        self._wrong(account.name, address, *keys)
-        return AccountChecked(Verdict.BAD_PASSPHRASE, account.name)
-
-    async def _by_token(self, account: Account, token: str, address: str, keys: tuple[str, str]) -> AccountChecked:
-        """A device's token signs it in (no hash to compute) once: the welcome hands it the next one."""
-        store = self._required()
-        device = await asyncio.to_thread(store.device_by_token, token)
-        fresh = new_device_token()
-        if device is not None and device.account_key == account.key:
-            rotated = await asyncio.to_thread(
-                store.rotate_device, account.name, device.id, token_hash(fresh), time.time()
-            )
-            if rotated:
-                return await self._signed_in(account, keys, device.id, fresh)
-        self._wrong(account.name, address, *keys)
-        return AccountChecked(Verdict.BAD_DEVICE_TOKEN, account.name)
-
-    async def _new_device(self, account: Account, label: str | None) -> tuple[str | None, str | None]:
-        """A device for a sign-in with the passphrase that can keep a token (label None: it cannot); id, token."""
-        if label is None:
-            return None, None
+            device = store.device_by_token(request.device_token)
+            fresh = new_device_token()
+            if device is None or device.account_key != account.key:
+                return AccountChecked(Verdict.BAD_DEVICE_TOKEN, account.name)
+            if not store.rotate_device(account.name, device.id, token_hash(fresh), time.time()):
+                return AccountChecked(Verdict.BAD_DEVICE_TOKEN, account.name)  # signed out meanwhile
+            return self._signed_in(store, account, device.id, fresh)
+        if request.passphrase is None:
+            return AccountChecked(Verdict.PASSPHRASE_REQUIRED, account.name)
+        fits = len(request.passphrase) <= MAX_PASSPHRASE_CHARS  # longer was never accepted: no hash to spend on it
+        if not (fits and verify_passphrase(account.passphrase_hash, request.passphrase)):
+            return AccountChecked(Verdict.BAD_PASSPHRASE, account.name)
+        if request.device is None:  # a connection that cannot keep a token (plain text): no device
+            return self._signed_in(store, account, None, None)
         token = new_device_token()
-        device = new_device(account, label, token, time.time())
-        await asyncio.to_thread(self._add_device, device)
-        return device.id, token
+        device = new_device(account, request.device, token, time.time())
+        self._add_device(device)
+        return self._signed_in(store, account, device.id, token)
 
     def _add_device(self, device: Device) -> None:
         """Add ``device``; beyond MAX_DEVICES, the one seen longest ago is signed out."""
@@ -146,15 +152,9 @@ class AccountDesk:
         for stale in sorted(devices, key=lambda d: d.last_seen)[: max(0, len(devices) - MAX_DEVICES)]:
             store.remove_device(device.account_key, stale.id)
 
-    async def _signed_in(
-        self, account: Account, keys: tuple[str, str], device: str | None, token: str | None
-    ) -> AccountChecked:
-        self.by_account.succeeded(keys[0])
-        self.by_address.succeeded(keys[1])
-        self.sign_ins += 1
-        store = self._required()
-        membership = await asyncio.to_thread(store.membership, account.name)
-        read = None if membership is None else await asyncio.to_thread(store.read_position, account.name)
+    @staticmethod
+    def _signed_in(store: AccountStore, account: Account, device: str | None, token: str | None) -> AccountChecked:
+        read = store.read_position(account.name) if store.membership(account.name) is not None else None
         return AccountChecked(Verdict.SIGNED_IN, account.name, read=read, device=device, device_token=token)
 
     # --- a member's own devices ---------------------------------------------------------
@@ -165,19 +165,28 @@ class AccountDesk:
     async def sign_out_device(self, name: str, device_id: str) -> bool:
         return await asyncio.to_thread(self._required().remove_device, name, device_id)
 
-    async def register(self, name: str, passphrase: str) -> RegistrationDone:
-        """Make ``name`` an account with ``passphrase``, if registration is open and the name free."""
+    async def register(self, name: str, passphrase: str, device: str | None = None) -> RegistrationDone:
+        """Make ``name`` an account with ``passphrase``, if registration is open and the name free.
+
+        With ``device`` (a label), the registering connection becomes the account's first device.
+        """
         if self.store is None or self.registration is not Registration.OPEN:
             return RegistrationDone(code="registration_closed", message=self._closed_message())
         try:
             check_passphrase(passphrase)
             passphrase_hash = await asyncio.to_thread(hash_passphrase, passphrase)
-            await asyncio.to_thread(self.store.create, new_account(name, passphrase_hash, time.time()))
+            account = new_account(name, passphrase_hash, time.time())
+            await asyncio.to_thread(self.store.create, account)
         except (AccountRefused, NameRefused) as refusal:
             return RegistrationDone(code=refusal.code, message=str(refusal))
         self.registered += 1
         log.info("%s registered their name", name)
-        return RegistrationDone(name=name)
+        if device is None:
+            return RegistrationDone(name=name)
+        token = new_device_token()
+        made = new_device(account, device, token, time.time())
+        await asyncio.to_thread(self._add_device, made)
+        return RegistrationDone(name=name, device=made.id, device_token=token)
 
     # --- the operators' side (/admin/accounts; ``chat-tracker accounts`` uses the store directly) ---
 

@@ -223,7 +223,7 @@ class SessionDriver(Closable):
             if isinstance(action, CheckAccount):
                 session.account_checked(await accounts.check(session.address, action))
             else:
-                done = await accounts.register(action.name, action.passphrase)
+                done = await accounts.register(action.name, action.passphrase, action.device)
                 if done.ok:
                     self.tracker.memberships.begin(done.name)
                 session.registration_done(done)
