@@ -202,7 +202,8 @@ async def rest_of_welcome(peer: PlainPeer, missed: bool) -> list[str]:
     return caught_up
 
 
-async def test_a_plain_member_back_after_a_sigterm_restart_is_shown_what_she_missed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
+async def test_a_plain_member_back_after_a_restart_is_shown_what_she_missed(tmp_path: Path, sig: int) -> None:
     data = tmp_path / "data"
     tracker = launch_tracker(data)
     try:
@@ -215,7 +216,7 @@ async def test_a_plain_member_back_after_a_sigterm_restart_is_shown_what_she_mis
         bob = await open_bot(tracker.url, PASSWORD, "bob")
         await say_all(bob, ["while she was away", "and another"])
         await bob.ws.close()
-        tracker = restart(tracker, data, signal.SIGTERM)
+        tracker = restart(tracker, data, sig)
         async with plain_peer(tracker.url) as peer:
             await plain_sign_in(peer, "alpha")
             caught_up = await rest_of_welcome(peer, missed=True)
