@@ -189,3 +189,24 @@ async def test_held_frames_count_toward_the_limit_only_behind_a_full_socket() ->
 def test_a_coalescing_window_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         Coalescer(0)
+
+
+@pytest.mark.anyio
+async def test_the_window_grows_while_holding_pays_and_shrinks_when_it_does_not() -> None:
+    """Members that get several frames per window lengthen it (to --coalesce-ms); lone frames shorten it (to a tenth)."""
+    coalescer = Coalescer(0.016)
+    assert coalescer.window == pytest.approx(0.0016)  # it starts short: a quiet room pays little
+    wires = [FakeWire(ready=True) for _ in range(4)]
+    outboxes = [Outbox(100, wire=wire, coalescer=coalescer) for wire in wires]
+    for _ in range(12):  # busy: every member gets two frames a window
+        for outbox in outboxes:
+            outbox.push_wire(text_frame("a"), 1)
+            outbox.push_wire(text_frame("b"), 1)
+        coalescer.flush()
+    assert coalescer.window == pytest.approx(0.016)  # a step at a time up to the longest, no further
+    for _ in range(6):  # quiet: one frame a window
+        for outbox in outboxes:
+            outbox.push_wire(text_frame("c"), 1)
+        coalescer.flush()
+    assert coalescer.window == pytest.approx(0.0016)  # halved down to the shortest, no further
+    assert [len(decode_frames(bytes(wire.written))) for wire in wires] == [30] * 4  # nothing lost on the way

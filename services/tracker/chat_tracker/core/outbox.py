@@ -10,9 +10,11 @@ are texts, handed to the adapter through ``on_wake`` as they come.
 With a ``Coalescer`` (``--coalesce-ms``) coalescing is adaptive. A frame for a member
 whose socket was quiet goes out at once, and opens a window (one timer for the whole
 tracker, not one per member); the frames that follow for that member within the window
-are held, and written together in one ``write(2)`` when it ends. So a quiet room pays no
-latency at all, and a busy one pays at most a window on all but the first frame of each
-window, for about two writes per member per window however many frames it brings. On
+are held, and written together in one ``write(2)`` when it ends. The window itself is
+as long as holding pays (``Coalescer``): a tenth of ``--coalesce-ms`` in a quiet room,
+all of it in a busy one. So a quiet room pays next to no latency, and a busy one pays
+at most a window on all but the first frame of each, for about two writes per member
+per window however many frames it brings. On
 this machine one small loopback write costs about as much CPU as everything else a
 delivery needs, so that is where a busy room's CPU goes. Order is untouched: held
 frames are the head of the same queue the adapter drains.
@@ -50,20 +52,30 @@ class Coalescer:
     which is what coalescing saves on writes; one shared timer costs one callback per
     window for the whole tracker. Windows are numbered (``current``): an outbox that
     wrote directly in the current window holds its next frames for its end.
+
+    The window's length adapts between a tenth of ``longest`` and ``longest``: when at
+    least half the members written to in a window got more frames in it (held), the
+    next window is a tenth of ``longest`` longer, since holding pays; otherwise it halves,
+    since frames that do get held then wait for little. A quiet room's rare second frame waits a millisecond,
+    not ten; a busy room's members get a write per ten milliseconds.
     """
 
-    __slots__ = ("_handle", "_held", "current", "window")
+    __slots__ = ("_handle", "_held", "_opened", "current", "longest", "shortest", "window")
 
     def __init__(self, window: float) -> None:
         if not window > 0:
             raise ValueError(f"a coalescing window must be positive, not {window}")
-        self.window = window
+        self.longest = window
+        self.shortest = window / 10
+        self.window = self.shortest  # the length of the next window to open
         self.current = 0  # the number of the window now open (or the next one to open)
         self._held: list[Outbox] = []
+        self._opened = 0  # members written to directly in the current window
         self._handle: asyncio.TimerHandle | None = None
 
     def open(self) -> int:
         """A member was just written to directly: make sure a window is open; its number."""
+        self._opened += 1
         if self._handle is None:
             self._handle = asyncio.get_running_loop().call_later(self.window, self.flush)
         return self.current
@@ -80,6 +92,10 @@ class Coalescer:
             self._handle = None
         self.current += 1  # whoever was written to in the window just ended is quiet again
         held, self._held = self._held, []
+        paid = 2 * len(held) >= self._opened  # half the members written to got more frames: holding pays
+        # Up by a step, down by half: a lone burst in a quiet room lengthens it by a step only.
+        self.window = min(self.longest, self.window + self.shortest) if paid else max(self.shortest, self.window / 2)
+        self._opened = 0
         for outbox in held:
             outbox.flush()
 
