@@ -193,8 +193,9 @@ def test_a_coalescing_window_must_be_positive() -> None:
 
 @pytest.mark.anyio
 async def test_the_window_grows_while_holding_pays_and_shrinks_when_it_does_not() -> None:
-    """Members that get several frames per window lengthen it (to --coalesce-ms); lone frames shorten it (to a tenth)."""
-    coalescer = Coalescer(0.016)
+    """Several frames per member per window, or windows close together, lengthen it; lone frames shorten it."""
+    now = [0.0]
+    coalescer = Coalescer(0.016, clock=lambda: now[0])
     assert coalescer.window == pytest.approx(0.0016)  # it starts short: a quiet room pays little
     wires = [FakeWire(ready=True) for _ in range(4)]
     outboxes = [Outbox(100, wire=wire, coalescer=coalescer) for wire in wires]
@@ -204,9 +205,16 @@ async def test_the_window_grows_while_holding_pays_and_shrinks_when_it_does_not(
             outbox.push_wire(text_frame("b"), 1)
         coalescer.flush()
     assert coalescer.window == pytest.approx(0.016)  # a step at a time up to the longest, no further
-    for _ in range(6):  # quiet: one frame a window
+    for _ in range(6):  # quiet: one frame a window, each window a second after the last
+        now[0] += 1.0
         for outbox in outboxes:
             outbox.push_wire(text_frame("c"), 1)
         coalescer.flush()
     assert coalescer.window == pytest.approx(0.0016)  # halved down to the shortest, no further
     assert [len(decode_frames(bytes(wire.written))) for wire in wires] == [30] * 4  # nothing lost on the way
+    for _ in range(3):  # one frame a window again, but the windows follow each other closely: holding would pay
+        now[0] += 0.004
+        for outbox in outboxes:
+            outbox.push_wire(text_frame("d"), 1)
+        coalescer.flush()
+    assert coalescer.window == pytest.approx(0.0016 * 4)

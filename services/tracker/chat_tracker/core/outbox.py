@@ -54,15 +54,17 @@ class Coalescer:
     wrote directly in the current window holds its next frames for its end.
 
     The window's length adapts between a tenth of ``longest`` and ``longest``: when at
-    least half the members written to in a window got more frames in it (held), the
-    next window is a tenth of ``longest`` longer, since holding pays; otherwise it halves,
-    since frames that do get held then wait for little. A quiet room's rare second frame waits a millisecond,
-    not ten; a busy room's members get a write per ten milliseconds.
+    least half the members written to in a window got more frames in it (held), or the
+    window opened less than ``longest`` after the last one ended (frames keep coming
+    close together), the next window is a tenth of ``longest`` longer, since holding pays;
+    otherwise it halves, since frames that do get held then wait for little. A quiet room's
+    rare second frame waits a millisecond, not ten; a busy room's members get a write per
+    ten milliseconds.
     """
 
-    __slots__ = ("_handle", "_held", "_opened", "current", "longest", "shortest", "window")
+    __slots__ = ("_clock", "_ended", "_handle", "_held", "_opened", "_soon", "current", "longest", "shortest", "window")
 
-    def __init__(self, window: float) -> None:
+    def __init__(self, window: float, clock: Callable[[], float] | None = None) -> None:
         if not window > 0:
             raise ValueError(f"a coalescing window must be positive, not {window}")
         self.longest = window
@@ -71,14 +73,21 @@ class Coalescer:
         self.current = 0  # the number of the window now open (or the next one to open)
         self._held: list[Outbox] = []
         self._opened = 0  # members written to directly in the current window
+        self._clock = clock  # None: the event loop's
+        self._ended = float("-inf")  # when the last window ended
+        self._soon = False  # the current window opened less than ``longest`` after the last one ended
         self._handle: asyncio.TimerHandle | None = None
 
     def open(self) -> int:
         """A member was just written to directly: make sure a window is open; its number."""
         self._opened += 1
         if self._handle is None:
+            self._soon = self._now() - self._ended < self.longest
             self._handle = asyncio.get_running_loop().call_later(self.window, self.flush)
         return self.current
+
+    def _now(self) -> float:
+        return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
 
     def hold(self, outbox: Outbox) -> None:
         """Flush ``outbox`` at the end of the current window (one is opened if none is)."""
@@ -92,7 +101,10 @@ class Coalescer:
             self._handle = None
         self.current += 1  # whoever was written to in the window just ended is quiet again
         held, self._held = self._held, []
-        paid = 2 * len(held) >= self._opened  # half the members written to got more frames: holding pays
+        # Holding pays when half the members written to got more frames, or when frames keep coming
+        # within a full window of each other (a longer window would gather them).
+        paid = 2 * len(held) >= self._opened or self._soon
+        self._ended = self._now()
         # Up by a step, down by half: a lone burst in a quiet room lengthens it by a step only.
         self.window = min(self.longest, self.window + self.shortest) if paid else max(self.shortest, self.window / 2)
         self._opened = 0
