@@ -218,3 +218,25 @@ async def test_the_window_grows_while_holding_pays_and_shrinks_when_it_does_not(
             outbox.push_wire(text_frame("d"), 1)
         coalescer.flush()
     assert coalescer.window == pytest.approx(0.0016 * 4)
+
+
+@pytest.mark.anyio
+async def test_steady_traffic_keeps_gathering_after_a_window_ends() -> None:
+    """Frames that keep coming less than a window apart wait for the next window too: one write per window."""
+    now = [0.0]
+    coalescer = Coalescer(0.010, clock=lambda: now[0])
+    wire = FakeWire(ready=True)
+    outbox = Outbox(100, wire=wire, coalescer=coalescer)
+    outbox.push_wire(text_frame("first"), 1)  # quiet until now: at once
+    outbox.push_wire(text_frame("second"), 1)
+    now[0] += 0.010
+    coalescer.flush()
+    assert wire.writes == 2
+    now[0] += 0.0005  # the next frame comes sooner after the window than the window lasts: steady, so it waits
+    outbox.push_wire(text_frame("third"), 1)
+    assert wire.writes == 2 and len(outbox) == 1
+    now[0] += 0.010
+    coalescer.flush()
+    now[0] += 1.0  # a second of silence: quiet again, at once
+    outbox.push_wire(text_frame("fourth"), 1)
+    assert wire.writes == 4 and decode_frames(bytes(wire.written)) == ["first", "second", "third", "fourth"]

@@ -10,7 +10,8 @@ are texts, handed to the adapter through ``on_wake`` as they come.
 With a ``Coalescer`` (``--coalesce-ms``) coalescing is adaptive. A frame for a member
 whose socket was quiet goes out at once, and opens a window (one timer for the whole
 tracker, not one per member); the frames that follow for that member within the window
-are held, and written together in one ``write(2)`` when it ends. The window itself is
+are held, and written together in one ``write(2)`` when it ends - and while frames keep
+coming less than a window apart, the next window's frames wait too. The window itself is
 as long as holding pays (``Coalescer``): a tenth of ``--coalesce-ms`` in a quiet room,
 all of it in a busy one. So a quiet room pays next to no latency, and a busy one pays
 at most a window on all but the first frame of each, for about two writes per member
@@ -62,7 +63,19 @@ class Coalescer:
     ten milliseconds.
     """
 
-    __slots__ = ("_clock", "_ended", "_handle", "_held", "_opened", "_soon", "current", "longest", "shortest", "window")
+    __slots__ = (
+        "_clock",
+        "_close_behind",
+        "_ended",
+        "_handle",
+        "_held",
+        "_opened",
+        "_soon",
+        "current",
+        "longest",
+        "shortest",
+        "window",
+    )
 
     def __init__(self, window: float, clock: Callable[[], float] | None = None) -> None:
         if not window > 0:
@@ -76,15 +89,23 @@ class Coalescer:
         self._clock = clock  # None: the event loop's
         self._ended = float("-inf")  # when the last window ended
         self._soon = False  # the current window opened less than ``longest`` after the last one ended
+        self._close_behind = False  # ... less than its own length after it: steady traffic, keep gathering
         self._handle: asyncio.TimerHandle | None = None
 
     def open(self) -> int:
         """A member was just written to directly: make sure a window is open; its number."""
         self._opened += 1
         if self._handle is None:
-            self._soon = self._now() - self._ended < self.longest
+            gap = self._now() - self._ended
+            self._soon, self._close_behind = gap < self.longest, gap < self.window
             self._handle = asyncio.get_running_loop().call_later(self.window, self.flush)
         return self.current
+
+    def steady(self) -> bool:
+        """Frames keep coming less than a window apart (as of the window now open, else of now)."""
+        if self._handle is None:
+            return self._now() - self._ended < self.window
+        return self._close_behind
 
     def _now(self) -> float:
         return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
@@ -156,7 +177,7 @@ class Outbox:
         self.wire = wire
         self._coalescer = coalescer if wire is not None else None
         self._held = False  # frames wait in _wire_frames for the coalescer's flush
-        self._window = -1  # the coalescer's window in which it was last written to directly
+        self._window = -1  # the coalescer's window in which it was last written to
         # Lists, not deques: they are only ever appended to and emptied whole, and an empty
         # deque costs some 600 bytes per member where an empty list costs 56.
         self._texts: list[str] = []  # not wired: texts, framed (and compressed) by the adapter
@@ -215,7 +236,7 @@ class Outbox:
         wire = self.wire
         if wire is not None and not frames and wire.ready():
             coalescer = self._coalescer
-            if coalescer is None or self._window != coalescer.current:  # quiet: at once, and a window opens
+            if coalescer is None or not self._gathering(coalescer):  # quiet: at once, and a window opens
                 wire.write(data)
                 if coalescer is not None:
                     self._window = coalescer.open()
@@ -229,11 +250,20 @@ class Outbox:
         self._count += count
         self._after_queueing()
 
+    def _gathering(self, coalescer: Coalescer) -> bool:
+        """Whether this frame waits for the window's end: written to in this window, or in the last one while
+        frames keep coming less than a window apart (steady traffic: writing the first of each window at
+        once would only double the writes)."""
+        window = self._window
+        return window == coalescer.current or (window == coalescer.current - 1 and coalescer.steady())
+
     def flush(self) -> None:
         """The coalescer's window is over: write the held frames, or leave them to the writer."""
         if not self._held:
             return
         self._held = False
+        if self._coalescer is not None:
+            self._window = self._coalescer.current - 1  # written at the end of the window just closed
         frames, wire = self._wire_frames, self.wire
         if self._close is not None or self.overflowed or not frames or wire is None:
             return
