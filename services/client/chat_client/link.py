@@ -175,7 +175,7 @@ class Link:
     async def request(self, message: ClientMessage) -> bool:
         """Send a request answered by an event (``/who``, ``/register``, ``/devices``, ``/signout``);
         False when not live (a stale answer would be worse than none)."""
-        self._memory("request")
+        self._memory(message.TYPE)
         connection = self._connection
         if self.state is not LinkState.LIVE or connection is None:
             return False
