@@ -59,8 +59,10 @@ def type_line(terminal: Terminal, line: str) -> None:
     terminal.type("Enter")
 
 
-def signed_in_with_the_passphrase(terminal: Terminal) -> None:
-    terminal.wait_for("This name is registered: enter its passphrase")
+def signed_in_with_the_passphrase(
+    terminal: Terminal, asked: str = "This name is registered: enter its passphrase"
+) -> None:
+    terminal.wait_for(asked)
     type_line(terminal, PASSPHRASE)
     terminal.wait_for(prompt("alpha"))
 
@@ -151,6 +153,30 @@ def test_signing_out_the_other_device_closes_it_and_its_next_run_asks_for_the_pa
     again = run_at(terminals, tmp_path, tracker, desktop)
     signed_in_with_the_passphrase(again)
     assert len(token_files(desktop)) == 1
+
+
+@pytest.mark.tmux
+def test_a_device_signed_out_while_it_was_not_running_is_asked_for_the_passphrase(
+    terminals: list[Terminal], tmp_path: Path, tracker: RunningTracker
+) -> None:
+    asyncio.run(register(tracker, "alpha"))
+    laptop, desktop = tmp_path / "laptop", tmp_path / "desktop"
+    there = run_at(terminals, tmp_path, tracker, desktop)
+    signed_in_with_the_passphrase(there)
+    [there_file] = token_files(desktop)
+    there_id = json.loads(there_file.read_text(encoding="utf-8"))["device"]
+    type_line(there, "exit")
+    assert there.exit_status() == 0
+
+    here = run_at(terminals, tmp_path, tracker, laptop)
+    signed_in_with_the_passphrase(here)
+    type_line(here, f"/signout {there_id}")
+    here.wait_for(f"device {there_id} is signed out")
+
+    kept = there_file.read_text(encoding="utf-8")
+    again = run_at(terminals, tmp_path, tracker, desktop)  # offers the token it kept: refused
+    signed_in_with_the_passphrase(again, asked="This device was signed out: enter the passphrase")
+    assert there_file.read_text(encoding="utf-8") != kept  # a new device, with a token of its own
 
 
 @pytest.mark.tmux

@@ -124,6 +124,8 @@ def passphrase_asker(screen: Screen) -> AskPassphrase:
     async def ask_passphrase(refusal: NameRejected) -> str:
         if refusal.code == "bad_passphrase":
             screen.show(error("Wrong passphrase."))
+        elif refusal.code == "bad_device_token":
+            screen.show(notice("This device was signed out: enter the passphrase (nothing: choose another name)."))
         else:
             screen.show(notice("This name is registered: enter its passphrase (nothing: choose another name)."))
         return await ask(PromptSession(), PASSPHRASE_PROMPT, hidden=True)
