@@ -11,6 +11,7 @@ from typing import cast
 
 import pytest
 
+from chat_client.cli import build_parser, resolve
 from chat_client.commands import Action, Command, parse
 from chat_client.connection import Connection, Incoming
 from chat_client.devices import DeviceKeeper, device_label, file_name, keeper_for, state_directory
@@ -161,3 +162,13 @@ def test_a_refused_token_without_a_passphrase_to_fall_back_on_is_forgotten(tmp_p
     with pytest.raises(NameRejected):
         signed_in(["bad_device_token"], Keyring(None, keeper))
     assert keeper.token_for("alpha") is None
+
+
+def test_chat_client_flags_choose_the_device_file(tmp_path: Path) -> None:
+    environ = {"XDG_STATE_HOME": str(tmp_path)}
+    given = resolve(build_parser().parse_args(["--device-file", str(tmp_path / "mine"), URL]), environ)
+    assert given.devices is not None and given.devices.path_for("alpha") == tmp_path / "mine"
+    none = resolve(build_parser().parse_args(["--no-device", URL]), environ)
+    assert none.devices is not None and not none.devices.keeps
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--no-device", "--device-file", "x"])

@@ -158,14 +158,15 @@ def _add_who_and_where(parser: argparse.ArgumentParser) -> None:
         help="a registered username's passphrase, from the first line of PATH (default $CHAT_PASSPHRASE; "
         "at a terminal it is asked for, hidden, when the tracker wants it)",
     )
-    parser.add_argument(
+    keeping = parser.add_mutually_exclusive_group()
+    keeping.add_argument(
         "--device-file",
         metavar="PATH",
         help="keep this client's device token (a registered name signs in with it, without the passphrase) "
         f"in PATH (default ${DEVICE_FILE_ENV}, else one file per tracker and name under "
         "$XDG_STATE_HOME/chat-client or ~/.local/state/chat-client)",
     )
-    parser.add_argument(
+    keeping.add_argument(
         "--no-device", action="store_true", help="keep no device token: sign in with the passphrase every time"
     )
     parser.add_argument("--json", action="store_true", help="scripted mode, one protocol event (JSON object) per line")
