@@ -29,6 +29,14 @@ def pytest_configure(config: pytest.Config) -> None:
     figures_check.pytest_configure(config)  # a whole campaign's figures must be the docs'
 
 
+@pytest.fixture(autouse=True)
+def private_state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own ``$XDG_STATE_HOME``: the device tokens chat-client keeps stay in the test, not in ~."""
+    home = tmp_path / "state-home"
+    monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    return home
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

@@ -26,8 +26,8 @@ def add_account(tracker: Any, name: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def enter(terminal: Terminal, tracker: Any, name: str) -> None:
-    terminal.start(client_command(tracker.url))
+def enter(terminal: Terminal, tracker: Any, name: str, **env: str) -> None:
+    terminal.start(client_command(tracker.url, **env))
     terminal.wait_for("Enter server password:")
     terminal.type_text(tracker.password)
     terminal.type("Enter")
@@ -56,7 +56,8 @@ def test_register_then_sign_in_at_a_terminal(terminal: Terminal, tracker: Any, t
 
     again = Terminal(tmp_path / "again.sock")  # a second session, in a terminal of its own
     try:
-        enter(again, tracker, "ALPHA")  # a lookalike is the same account
+        # On another computer: this one kept the token /register gave it, and would sign in with it.
+        enter(again, tracker, "ALPHA", XDG_STATE_HOME=str(tmp_path / "elsewhere"))  # a lookalike: the same account
         again.wait_for("This name is registered: enter its passphrase")
         again.type_text("not the passphrase")
         again.type("Enter")

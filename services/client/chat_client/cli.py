@@ -16,10 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
-from chat_protocol import SIGN_IN_ERRORS, SUBPROTOCOL, NameRefused, check_name
+from chat_protocol import SIGN_IN_ERRORS, SUBPROTOCOL, CloseCode, NameRefused, check_name
 
 from . import interactive, scripted, trust
 from .config import DEFAULT_URL, resolve_admin_password, resolve_passphrase, resolve_password, resolve_url
+from .devices import DEVICE_FILE_ENV, DeviceKeeper, keeper_for
 from .errors import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -48,6 +49,9 @@ modes:
                /help for commands (/register makes your name yours), exit or /quit to leave
                (a registered name only goes offline, staying a member: what is said
                meanwhile is shown when you come back), /part to leave for good.
+               Signed in to a registered name, the client keeps this device's token
+               (see --device-file) and signs in with it next time, without the
+               passphrase; /devices lists your devices, /signout ID signs one out.
   scripted     stdin or stdout is not a terminal, or --json: every stdin line is sent
                as a message, every event is printed as one line; at end of input the
                client leaves once the tracker has acknowledged all it sent.
@@ -72,6 +76,9 @@ environment:
   TRACKER_PASSWORD  server password when --password-file is not given
   CHAT_USERNAME     username when --username is not given
   CHAT_PASSPHRASE   a registered username's passphrase when --passphrase-file is not given
+  CHAT_DEVICE_FILE  where to keep the device token when --device-file is not given
+  XDG_STATE_HOME    the device tokens' default home: $XDG_STATE_HOME/chat-client (else
+                    ~/.local/state/chat-client), one file per tracker and name, mode 0600
   TRACKER_ADMIN_PASSWORD  the admin password with --admin (required in scripted mode)
   NO_COLOR          any non-empty value turns colours off (so does TERM=dumb)
   CHAT_CLIENT_CAFILE  a PEM file of certificates to trust too, as --cafile
@@ -91,7 +98,9 @@ exit status:
   {EXIT_REMOVED}  the tracker closed the session for another reason: flooding (4006), too slow
      (4007), protocol error (4008), resumed on another connection (4010), removed by a
      moderator (4011), banned (4012; also a banned address or name refused when
-     connecting or reconnecting), or any other close code
+     connecting or reconnecting), this device signed out (4015: its kept token is
+     forgotten, the next run asks for the passphrase), or any other close code; never
+     retried
 """
 
 
@@ -110,6 +119,10 @@ class Options:
     admin_password: str | None = None  # with ``admin``: None means ask for it (interactive)
     passphrase: str | None = field(default=None, repr=False)  # a registered name's; None: ask if needed
     cafile: str | None = None  # trusted too for wss:// and https:// (trust.py)
+    devices: DeviceKeeper | None = None  # where this client keeps its device token (devices.py)
+
+    def keyring(self) -> Keyring:
+        return Keyring(self.passphrase, self.devices)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,6 +157,17 @@ def _add_who_and_where(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="a registered username's passphrase, from the first line of PATH (default $CHAT_PASSPHRASE; "
         "at a terminal it is asked for, hidden, when the tracker wants it)",
+    )
+    keeping = parser.add_mutually_exclusive_group()
+    keeping.add_argument(
+        "--device-file",
+        metavar="PATH",
+        help="keep this client's device token (a registered name signs in with it, without the passphrase) "
+        f"in PATH (default ${DEVICE_FILE_ENV}, else one file per tracker and name under "
+        "$XDG_STATE_HOME/chat-client or ~/.local/state/chat-client)",
+    )
+    keeping.add_argument(
+        "--no-device", action="store_true", help="keep no device token: sign in with the passphrase every time"
     )
     parser.add_argument("--json", action="store_true", help="scripted mode, one protocol event (JSON object) per line")
     parser.add_argument("--no-color", action="store_true", help="no colours, as with NO_COLOR")
@@ -215,8 +239,9 @@ def _version() -> str:
 def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
     """Turn arguments and environment into Options; raises UsageError."""
     env = dict(environ)
+    url = resolve_url(args.url, env)
     return Options(
-        url=resolve_url(args.url, env),
+        url=url,
         password=resolve_password(args.password_file, env),
         passphrase=resolve_passphrase(args.passphrase_file, env),
         username=args.username or env.get("CHAT_USERNAME") or None,
@@ -227,6 +252,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
         admin=args.admin,
         admin_password=resolve_admin_password(args.admin, env),
         cafile=args.cafile or env.get("CHAT_CLIENT_CAFILE") or None,
+        devices=keeper_for(url, args.device_file, args.no_device, env),
     )
 
 
@@ -253,9 +279,12 @@ def check_scripted(options: Options) -> tuple[str, str]:
 def run_session(options: Options) -> int:
     """Run the mode that fits stdin/stdout; returns the exit status."""
     trust.use_cafile(options.cafile)
-    if is_interactive(options):
-        return run_interactive(options)
-    return run_scripted(options)
+    try:
+        return run_interactive(options) if is_interactive(options) else run_scripted(options)
+    except Removed as removed:
+        if signed_out(removed) and options.devices is not None:
+            options.devices.forget()  # its token signs nobody in any more: the next run asks for the passphrase
+        raise
 
 
 def run_interactive(options: Options) -> int:
@@ -275,7 +304,7 @@ def run_interactive(options: Options) -> int:
                 reconnect_for=options.reconnect_for,
                 admin=options.admin,
                 admin_password=admin_password,
-                keyring=Keyring(options.passphrase),
+                keyring=options.keyring(),
             )
         )
     except (KeyboardInterrupt, Quit):  # Ctrl+C outside the chat prompt: a normal way out
@@ -298,15 +327,25 @@ def run_scripted(options: Options) -> int:
                 timeout=options.timeout,
                 reconnect_for=options.reconnect_for,
                 admin_password=options.admin_password if options.admin else None,
-                keyring=Keyring(options.passphrase),
+                keyring=options.keyring(),
             )
         )
     except KeyboardInterrupt:  # a second Ctrl+C / SIGTERM: stop without leaving cleanly
         return 130
 
 
+SIGNED_OUT_LINE = "This device was signed out; sign in again with your passphrase"
+
+
+def signed_out(error: ClientError) -> bool:
+    """Closed with 4015: this device was signed out (from another device, or by an operator)."""
+    return isinstance(error, Removed) and error.code == CloseCode.SIGNED_OUT
+
+
 def explain(error: ClientError) -> str:
     """The one line printed on stderr for a failure."""
+    if signed_out(error):
+        return SIGNED_OUT_LINE
     if isinstance(error, AuthenticationFailed):
         return "wrong password" if str(error) == "wrong password" else f"wrong password: {error}"
     if isinstance(error, NameRejected) and error.code in SIGN_IN_ERRORS:

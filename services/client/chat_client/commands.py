@@ -25,6 +25,8 @@ class Action(enum.Enum):
     PART = "part"  # leave for good: a registered member's membership ends (a guest: the same as QUIT)
     WHO = "who"
     REGISTER = "register"
+    DEVICES = "devices"  # list the devices signed in to her account
+    SIGN_OUT = "sign_out"  # sign one of them out; ``text`` is its id
     HELP = "help"
     MODERATE = "moderate"
     USAGE = "usage"  # a moderation command with missing or bad arguments; ``text`` says how to use it
@@ -75,6 +77,8 @@ _COMMANDS = {
     "/who": Action.WHO,
     "/help": Action.HELP,
     "/register": Action.REGISTER,
+    "/devices": Action.DEVICES,
+    "/signout": Action.SIGN_OUT,
     PART_COMMAND: Action.PART,
 }
 
@@ -95,6 +99,10 @@ Commands:
   exit, /quit   leave the chat (Ctrl+D and Ctrl+C leave too); with a registered name you
                 only go offline: you stay a member, and what is said meanwhile is
                 shown when you come back
+  /devices      the devices signed in to your registered name (this one marked), with
+                their ids and when each was last seen
+  /signout ID   sign the device ID out: its token stops working and its client is
+                closed; it signs in again only with the passphrase
   /part         leave for good: a registered name stops being a member (its unread
                 events are not kept for you); for a guest the same as exit
   /help         this help
@@ -129,10 +137,20 @@ def parse(line: str, *, admin: bool = False) -> Command:
     if admin and (moderation := parse_moderation(line)) is not None:
         return moderation
     if stripped.startswith("/"):
-        word = stripped.split()[0].lower()
-        action = _COMMANDS.get(word, Action.UNKNOWN)
-        return Command(action, word if action is Action.UNKNOWN else "")
+        word, rest = _split(stripped)
+        action = _COMMANDS.get(word.lower(), Action.UNKNOWN)
+        if action is Action.SIGN_OUT:
+            return _sign_out(rest)
+        return Command(action, word.lower() if action is Action.UNKNOWN else "")
     return Command(Action.SEND, line)
+
+
+def _sign_out(rest: str) -> Command:
+    """``/signout ID``: exactly one device id."""
+    words = rest.split()
+    if len(words) != 1:
+        return Command(Action.USAGE, "usage: /signout ID (/devices lists the ids)")
+    return Command(Action.SIGN_OUT, words[0])
 
 
 def parse_moderation(line: str) -> Command | None:

@@ -124,10 +124,17 @@ class Connection:
         self.authenticated = True
         self.password = password
 
-    async def join(self, name: str, passphrase: str | None = None) -> Incoming:
-        """Claim ``name`` (a registered one with its ``passphrase``). Returns the welcome; raises
-        NameRejected (the connection stays usable; ``passphrase_required``, ``bad_passphrase``: try again)."""
-        await self._handshake_send(Join(name, passphrase))
+    async def join(
+        self, name: str, passphrase: str | None = None, *, device_token: str | None = None, device: str | None = None
+    ) -> Incoming:
+        """Claim ``name`` (a registered one with its ``passphrase``, labelling this ``device``, or a
+        ``device_token``). Returns the welcome; raises NameRejected (the connection stays usable;
+        ``passphrase_required``, ``bad_passphrase``, ``bad_device_token``: try again)."""
+        if device_token is not None:
+            request = Join(name, device_token=device_token)
+        else:
+            request = Join(name, passphrase, device=device if passphrase is not None else None)
+        await self._handshake_send(request)
         while True:
             incoming = await self._handshake_incoming()
             message = incoming.message

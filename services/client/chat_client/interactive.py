@@ -25,7 +25,7 @@ from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.utils import is_dumb_terminal
 
-from chat_protocol import NameRefused, Welcome, check_name, passphrase_problem
+from chat_protocol import ListDevices, NameRefused, Register, SignOut, Welcome, Who, check_name, passphrase_problem
 
 from .commands import Action, Command, help_text, parse
 from .config import header_safe
@@ -124,6 +124,8 @@ def passphrase_asker(screen: Screen) -> AskPassphrase:
     async def ask_passphrase(refusal: NameRejected) -> str:
         if refusal.code == "bad_passphrase":
             screen.show(error("Wrong passphrase."))
+        elif refusal.code == "bad_device_token":
+            screen.show(notice("This device was signed out: enter the passphrase (nothing: choose another name)."))
         else:
             screen.show(notice("This name is registered: enter its passphrase (nothing: choose another name)."))
         return await ask(PromptSession(), PASSPHRASE_PROMPT, hidden=True)
@@ -275,10 +277,18 @@ async def register(link: Link, screen: Screen, keyring: Keyring) -> None:
     except Quit:  # Ctrl+C or Ctrl+D at the passphrase: registering is called off, not the chat
         screen.show(error("nothing registered"))
         return
-    if not await link.register(passphrase):
+    if not await link.request(Register(passphrase, keyring.label)):
         screen.show(error("not connected: /register not sent"))
         return
     keyring.passphrase = passphrase  # a reconnection that has to join afresh signs in with it
+
+
+# Commands answered by the tracker with an event: the word that names them, and the frame they send.
+_REQUESTS: dict[Action, tuple[str, Callable[[str], Who | ListDevices | SignOut]]] = {
+    Action.WHO: ("/who", lambda _: Who()),
+    Action.DEVICES: ("/devices", lambda _: ListDevices()),
+    Action.SIGN_OUT: ("/signout", SignOut),
+}
 
 
 async def act(link: Link, screen: Screen, command: Command, moderator: Moderator | None = None) -> bool:
@@ -292,9 +302,10 @@ async def act(link: Link, screen: Screen, command: Command, moderator: Moderator
         refusal = link.unsendable(command.text) or await link.offer(command.text)
         if refusal is not None:
             screen.show(error(refusal))
-    elif command.action is Action.WHO:
-        if not await link.who():
-            screen.show(error("not connected: /who not sent"))
+    elif command.action in _REQUESTS:
+        word, request = _REQUESTS[command.action]
+        if not await link.request(request(command.text)):
+            screen.show(error(f"not connected: {word} not sent"))
     elif command.action is Action.HELP:
         screen.say(help_text(admin=moderator is not None))
     elif command.action is Action.MODERATE and moderator is not None and command.request is not None:
@@ -362,7 +373,7 @@ async def run(
         moderator = await stack.enter_async_context(Moderator(url, admin_password, timeout=timeout)) if admin else None
         typist = Typist(screen, keyring, moderator)
         rejoin = rejoiner(screen, typist, keyring)
-        link = Link(url, password, timeout=timeout, reconnect_for=reconnect_for, rejoin=rejoin)
+        link = Link(url, password, timeout=timeout, reconnect_for=reconnect_for, rejoin=rejoin, keyring=keyring)
         with patch_stdout(raw=True):
             try:
                 async with link.running(entrance(screen, username, keyring, moderator)):

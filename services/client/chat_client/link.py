@@ -21,7 +21,8 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from chat_protocol import History, HistoryPage, Leave, Part, Read, Register, Resumed, Say, ServerMessage, Welcome, Who
+from chat_protocol import ClientMessage, History, HistoryPage, Leave, Part, Read, Resumed, Say, ServerMessage, Welcome
+from chat_protocol.messages import Who
 
 from . import backoff
 from .connection import Connection, Incoming, SendFailed, connect, unsendable
@@ -30,6 +31,7 @@ from .items import Item, Notice, rejoined_notice, resumed_notices
 from .link_state import RECONNECTING, LinkEvent, LinkMachine, LinkState
 from .membership import Membership
 from .resume import MAX_WAITING, ResumeState
+from .signin import Keyring
 
 # Frames read ahead of the mode: enough to keep the socket busy, few enough to keep back-pressure.
 ITEMS_BUFFERED = 16
@@ -61,6 +63,7 @@ class Link:
         rejoin: Rejoin,
         delay: Callable[[int], float] = backoff.delay,
         clock: Callable[[], float] = time.monotonic,
+        keyring: Keyring | None = None,
     ) -> None:
         self._url = url
         self._password = password
@@ -76,7 +79,7 @@ class Link:
         self._items: asyncio.Queue[Item] = asyncio.Queue(ITEMS_BUFFERED)
         self._owner: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
-        self.membership = Membership(self._send_now, clock)
+        self.membership = Membership(self._send_now, clock, keyring)  # keeps ``registered``'s device token
         self.leaving = False
         self.parting = False  # ``part``: leaving for good (a registered member's membership ends)
         self.attached_at = clock()  # when the current connection entered the room
@@ -166,21 +169,17 @@ class Link:
         return None
 
     async def who(self) -> bool:
-        """Ask who is online; False when not live (a stale answer would be worse than none)."""
-        self._memory("who")
-        connection = self._connection
-        if self.state is not LinkState.LIVE or connection is None:
-            return False
-        await self._send_quietly(connection, Who())
-        return True
+        """Ask who is online; False when not live."""
+        return await self.request(Who())
 
-    async def register(self, passphrase: str) -> bool:
-        """Register our name with ``passphrase``; False when not live (the answer comes as an event)."""
-        self._memory("register")
+    async def request(self, message: ClientMessage) -> bool:
+        """Send a request answered by an event (``/who``, ``/register``, ``/devices``, ``/signout``);
+        False when not live (a stale answer would be worse than none)."""
+        self._memory(message.TYPE)
         connection = self._connection
         if self.state is not LinkState.LIVE or connection is None:
             return False
-        await self._send_quietly(connection, Register(passphrase))
+        await self._send_quietly(connection, message)
         return True
 
     async def leave(self, *, part: bool = False) -> None:
@@ -378,7 +377,7 @@ class Link:
             await self._send_quietly(connection, Say(entry.text, entry.id))
 
     @staticmethod
-    async def _send_quietly(connection: Connection, message: Say | Who | Leave | Register | Part) -> None:
+    async def _send_quietly(connection: Connection, message: ClientMessage) -> None:
         """Send; a failure is not reported here: the pump sees the loss, and a message stays owed."""
         with contextlib.suppress(SendFailed):
             await connection.send(message)

@@ -21,6 +21,7 @@ from chat_protocol import History, HistoryPage, Read, Registered, ServerMessage,
 from .catchup import CatchUp, ReadMarks, event_seq, unread_header
 from .connection import Incoming
 from .items import Item, Notice
+from .signin import Keyring
 
 # Sends a frame on the connection that is up; False when none is.
 Send = Callable[[History | Read], Awaitable[bool]]
@@ -29,9 +30,10 @@ Send = Callable[[History | Read], Awaitable[bool]]
 class Membership:
     """The catch-up in progress (if any), whether we are registered, and the read marks to send."""
 
-    def __init__(self, send: Send, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, send: Send, clock: Callable[[], float] = time.monotonic, keyring: Keyring | None = None) -> None:
         self._send = send
         self._clock = clock
+        self._keyring = keyring
         self.registered = False
         self.catch_up: CatchUp | None = None
         self._marks = ReadMarks()
@@ -59,6 +61,8 @@ class Membership:
         message = incoming.message
         if isinstance(message, Registered):
             self.registered = True
+            if self._keyring is not None:  # this connection became the account's first device: keep its token
+                self._keyring.keep(message.name, message.device, message.device_token)
         catch_up = self.catch_up
         if catch_up is None:
             return [incoming]

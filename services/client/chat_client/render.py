@@ -19,6 +19,8 @@ from chat_protocol import (
     Announcement,
     Bye,
     ChatMessage,
+    DeviceInfo,
+    Devices,
     Error,
     Joined,
     Left,
@@ -28,6 +30,7 @@ from chat_protocol import (
     Presence,
     Registered,
     ServerMessage,
+    SignedOut,
     Welcome,
     name_key,
     parse_ts,
@@ -151,6 +154,10 @@ def body(message: ServerMessage, *, seconds: bool = False, tz: tzinfo | None = N
         )
     if isinstance(message, Bye):
         return notice(safe(message.message) or f"bye ({safe(message.reason)})")
+    if isinstance(message, Devices):
+        return notice(devices_text(message, seconds=seconds, tz=tz))
+    if isinstance(message, SignedOut):
+        return notice(f"device {safe(message.device)} is signed out: its token no longer works")
     return None
 
 
@@ -216,6 +223,21 @@ def members_text(message: Members, *, seconds: bool = False, tz: tzinfo | None =
     if offline:
         text += "; offline members " + _names([safe(m.name) + _last_seen(m, seconds, tz) for m in offline])
     return text
+
+
+def devices_text(message: Devices, *, seconds: bool = False, tz: tzinfo | None = None) -> str:
+    """``/devices``' answer: one line per device, id first (what ``/signout`` takes), this one marked."""
+    if not message.devices:
+        return "no device is signed in to your account"
+    lines = [f"devices signed in to your account ({len(message.devices)}); /signout ID signs one out:"]
+    lines += [f"  {_device_line(device, seconds, tz)}" for device in message.devices]
+    return "\n".join(lines)
+
+
+def _device_line(device: DeviceInfo, seconds: bool, tz: tzinfo | None) -> str:
+    this = "  (this device)" if device.current else ""
+    seen = moment(device.last_seen, seconds=seconds, tz=tz)
+    return f"{safe(device.id)}  {safe(device.label)}  last seen {seen}{this}"
 
 
 def _names(names: list[str]) -> str:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -59,8 +60,8 @@ class ScriptedOutput:
             self._err.flush()
             return
         if self._as_json:
-            # The frame exactly as the tracker sent it: compact JSON never contains a newline.
-            self._write(incoming.frame)
+            # The frame as the tracker sent it (compact JSON never contains a newline), less any device token.
+            self._write(without_device_token(incoming.frame))
             return
         line = event_line(incoming.message, seconds=True)
         if line is not None:
@@ -75,6 +76,15 @@ class ScriptedOutput:
     def _write(self, line: str) -> None:
         self._out.write(line + "\n")
         self._out.flush()  # a driver waits for this line before writing its next one
+
+
+def without_device_token(frame: str) -> str:
+    """``frame`` without its ``device_token``: a password for this device, kept in its file, never printed."""
+    if '"device_token"' not in frame:
+        return frame
+    body = json.loads(frame)
+    body.pop("device_token", None)
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
 def start_line_reader(fd: int, loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
@@ -260,7 +270,7 @@ async def run(
     """The whole scripted session (moderating too with an ``admin_password``); returns the exit status."""
     output = ScriptedOutput(sys.stdout, as_json)
     keyring = keyring or Keyring()
-    link = Link(url, password, timeout=timeout, reconnect_for=reconnect_for, rejoin=rejoiner(keyring))
+    link = Link(url, password, timeout=timeout, reconnect_for=reconnect_for, rejoin=rejoiner(keyring), keyring=keyring)
     async with contextlib.AsyncExitStack() as stack:
         moderation = None
         if admin_password is not None:
