@@ -39,10 +39,13 @@ async def test_a_token_spent_on_one_replica_is_refused_on_the_others_and_on_a_la
     redis_server: RedisServer, start_tracker: StartTracker
 ) -> None:
     first, second = replicas(start_tracker, redis_server, 2, "--resume-grace", "30")
+    witness = await join(second.url, "bob")
     ann = await join(first.url, "ann")
     welcome = welcomed(ann)
     assert welcome is not None
     epoch, after = welcome["epoch"], welcome["seq"]
+    # The second replica knows ann once it has read her join (a client resuming sooner gets resume_expired).
+    await witness.wait_for(lambda f: f["type"] == "joined" and f["name"] == "ann", "ann's join, on the other replica")
     moved, answer = await _resume(second.url, welcome["token"], epoch, after)
     assert answer["type"] == "resumed" and answer["token"] != welcome["token"], answer
     assert await ann.closed_with() == 4010  # the first replica has read the take-over
@@ -60,7 +63,7 @@ async def test_a_token_spent_on_one_replica_is_refused_on_the_others_and_on_a_la
     assert third["type"] == "resumed", third
     await latest.send(type="message", text="on the late replica", id="a1")
     await latest.wait_for(lambda f: f.get("id") == "a1", "the echo")
-    for member in (back, latest):
+    for member in (back, latest, witness):
         await member.close()
 
 
