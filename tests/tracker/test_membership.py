@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from support.bots import Bot, open_bot
+from support.bots import Bot, connect_json, open_bot
 from support.peers import PlainPeer, plain_peer
 from support.signin import PASSPHRASE, joined, plain_name, register
 from support.timing import UNIT
@@ -227,3 +227,36 @@ async def test_a_plain_member_back_after_a_restart_is_shown_what_she_missed(tmp_
             assert "for good" in await peer.line(2 * UNIT)
     finally:
         tracker.kill()
+
+
+async def test_a_member_who_resumes_after_a_sigterm_restart_is_still_registered(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    tracker = launch_tracker(data, resume_grace=30)
+    try:
+        await register(tracker, "alpha")
+        alpha, welcome = await signed_in(tracker, "alpha")
+        tracker.stop(signal.SIGTERM)
+        assert await alpha.close_code(2 * UNIT) == 1012
+        tracker = launch_tracker(data, resume_grace=30)
+        back = Bot(await connect_json(tracker.url, PASSWORD), "alpha")
+        assert (await back.recv(2 * UNIT))["type"] == "hello"
+        resume = {"type": "resume", "token": welcome["token"], "epoch": welcome["epoch"], "after": welcome["seq"]}
+        await back.ws.send(json.dumps(resume))
+        assert (await back.expect("resumed", 2 * UNIT))["name"] == "alpha"
+        await until_online(tracker, "alpha")  # the store said she is registered once it was read at start
+        await back.ws.send(json.dumps({"type": "leave"}))
+        await back.expect("bye", 2 * UNIT)
+        await until_listed_offline(tracker, "alpha")  # offline, still a member: not a guest's leave
+    finally:
+        tracker.kill()
+    assert tracker.log_lines()[-1].endswith(" leave alpha offline"), tracker.log_lines()[-3:]
+
+
+async def until_online(tracker: RunningTracker, name: str) -> None:
+    deadline = time.monotonic() + 2 * UNIT
+    while True:
+        entry = next((m for m in await members(tracker) if m["name"] == name), None)
+        if entry is not None and entry["online"] and entry["registered"]:
+            return
+        assert time.monotonic() < deadline, f"{name} is not listed online and registered: {entry}"
+        await asyncio.sleep(0.05)  # polling the REST answer: there is no event to wait on
