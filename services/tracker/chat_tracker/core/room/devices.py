@@ -88,6 +88,8 @@ class RoomDevices(RoomResumes):
             holder = self._members.get(member.key)
             if reason in _CLOSES and holder is not None and holder.id in self._by_id:
                 self.leave(holder, reason, _goodbye(holder, reason))  # a part from an extra connection is hers
+            elif reason in _CLOSES and self.on_leave is not None:
+                self.on_leave(member, reason)  # her name is held on another replica: the store still learns it
             return
         extras = self._extras_of(member) if member.registered else []
         if reason in _CLOSES:
