@@ -97,7 +97,7 @@ async def one_schedule(schedule: Schedule, cluster: NemesisCluster, members: lis
         await load.finish()
     await asyncio.to_thread(wait_until, cluster.healthy, "every replica and the archiver writable", 6 * UNIT)
     await reconnect_all(load, 6 * UNIT)
-    stuck = await settle(members, 3 * UNIT)
+    stuck = await settle(load, 3 * UNIT)
     fence_seq = await fence(members, f"fence of seed {schedule.seed}", 4 * UNIT)
     await asyncio.to_thread(wait_until, cluster.archiver_caught_up, "the archiver to reach the fence", 4 * UNIT)
     return {
