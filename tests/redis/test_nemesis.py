@@ -8,9 +8,8 @@ what was not acknowledged) wherever they can when their connection drops. At the
 healed, every member is connected, every message of its stint acknowledged (resent until it is: a
 message the tracker never answers fails the run), a fence message received by all; the archiver
 catches up, and the independent checker (``support.checker``) holds what every member received and
-had acknowledged against chat.log. Known failures, with their seeds, are in the nemesis section of
-docs/reliability.md (message ids are remembered per replica process, not in Redis; a room Redis lost
-twice in a second can be opened below chat.log's last seq).
+had acknowledged against chat.log. Known failures, with their seeds, are in docs/reliability.md's
+Known limits.
 
 Redis wiped loses whatever the archiver had not written yet (documented in docs/replicas.md): so
 the wipe is made with the room quiesced (talk held, the replicas SIGSTOPped, the archiver caught
@@ -98,7 +97,7 @@ async def one_schedule(schedule: Schedule, cluster: NemesisCluster, members: lis
         await load.finish()
     await asyncio.to_thread(wait_until, cluster.healthy, "every replica and the archiver writable", 6 * UNIT)
     await reconnect_all(load, 6 * UNIT)
-    stuck = await settle(members, 3 * UNIT)
+    stuck = await settle(load, 3 * UNIT)
     fence_seq = await fence(members, f"fence of seed {schedule.seed}", 4 * UNIT)
     await asyncio.to_thread(wait_until, cluster.archiver_caught_up, "the archiver to reach the fence", 4 * UNIT)
     return {

@@ -4,8 +4,10 @@ Found by the nemesis (seed 3 of tests/redis/test_nemesis.py): after a wipe, the 
 the new room registered again as replica 1, and its first member took the id the first member of a
 replica still in the old epoch had. That replica's reader went on reading from its last entry (the
 new room's seqs continue above the old ones), read the newcomer's join as its own member's, and that
-member never received it, with no gap announced. The reader now checks the room's epoch after every
-reconnect and reads nothing until the link has seen the new epoch (``restart_at``).
+member never received it, with no gap announced. The reader now checks the room's epoch with every
+read and reads nothing until the link has seen the new epoch (``restart_at``). Checking it only after
+an error was not enough (seed 10): a connection Redis closed while the reader was between two reads
+(its gather pause, or the replica SIGSTOPped) is opened again by redis-py without an error.
 """
 
 from __future__ import annotations
@@ -33,18 +35,18 @@ async def until(condition: Callable[[], bool], what: str, timeout: float = 2 * U
         await asyncio.sleep(POLL_SECONDS)
 
 
-def checked_the_epoch(server: RedisServer) -> bool:
-    """Some client's last command was HGET: the reader asked for the room's epoch on its new connection."""
+def reading(server: RedisServer) -> bool:
+    """Some client asked for the room's epoch, or is blocked reading the stream: the reader is on this Redis."""
     with server.client() as client:
-        return any(entry.get("cmd") == "hget" for entry in client.client_list())
+        return any(entry.get("cmd") in ("hget", "xread") for entry in client.client_list())
 
 
-async def test_a_reader_reconnected_to_a_room_redis_lost_reads_nothing_of_the_new_one_until_restart_at(
-    redis_server: RedisServer,
-) -> None:
+async def the_new_room_waits_for_restart_at(redis_server: RedisServer, gather: float) -> None:
+    """A reader in room "old" delivers seq 4; Redis restarts empty with a room "new" holding 5 and 6: nothing of it
+    is delivered until ``restart_at``, then both are. ``gather``: the reader's pause after each page it delivers."""
     add_events(redis_server.url, [event(seq) for seq in (1, 2, 3)], epoch="old")
     journal = RedisJournal(
-        redis_server.url, Keys(), replica=1, epoch="old", last_seq=3, history_size=8, gather=0.0, password=None
+        redis_server.url, Keys(), replica=1, epoch="old", last_seq=3, history_size=8, gather=gather, password=None
     )
     delivered: list[Event] = []
 
@@ -59,10 +61,25 @@ async def test_a_reader_reconnected_to_a_room_redis_lost_reads_nothing_of_the_ne
         redis_server.wipe()
         redis_server.start()
         add_events(redis_server.url, [event(5, "in the new room"), event(6, "also new")], epoch="new")
-        await until(lambda: checked_the_epoch(redis_server) or len(delivered) > 1, "the reader back on Redis")
+        await until(lambda: reading(redis_server) or len(delivered) > 1, "the reader back on Redis", gather + 2 * UNIT)
         assert [e.seq for e in delivered] == [4], f"delivered events of a room it does not know: {delivered[1:]}"
         journal.restart_at("new", 4)  # what the replica's link does once its heartbeat sees the new epoch
         await until(lambda: [e.seq for e in delivered] == [4, 5, 6], "the new room's events, once told")
         assert [e.text for e in delivered[1:]] == ["in the new room", "also new"]
     finally:
         await journal.close()
+
+
+async def test_a_reader_reconnected_to_a_room_redis_lost_reads_nothing_of_the_new_one_until_restart_at(
+    redis_server: RedisServer,
+) -> None:
+    """Redis restarts while the reader is blocked in its read: the read fails, and the reader reconnects."""
+    await the_new_room_waits_for_restart_at(redis_server, gather=0.0)
+
+
+async def test_a_reader_whose_idle_connection_redis_closed_reads_nothing_of_the_new_room_until_restart_at(
+    redis_server: RedisServer,
+) -> None:
+    """Redis restarts while the reader pauses between two reads: its next read goes out on a new connection
+    with no error at all, and must still see that the room is another."""
+    await the_new_room_waits_for_restart_at(redis_server, gather=UNIT / 2)

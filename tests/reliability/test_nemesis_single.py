@@ -151,7 +151,7 @@ async def one_schedule(seed: int, single: Single, members: list[NemesisMember]) 
         await load.finish()
     await asyncio.to_thread(wait_until, single.healthy, "the tracker writable", 6 * UNIT)
     await reconnect_all(load, 6 * UNIT)
-    stuck = await settle(members, 3 * UNIT)
+    stuck = await settle(load, 3 * UNIT)
     fence_seq = await fence(members, f"fence of seed {seed}", 4 * UNIT)
     return {
         "fence_seq": fence_seq,

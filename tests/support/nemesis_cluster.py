@@ -302,16 +302,23 @@ class NemesisCluster:
 
     # --- the end --------------------------------------------------------------------------------------
 
-    def room_seq(self) -> int:
+    def room_seq(self) -> int | None:
+        """The room's last seq in Redis; None while Redis holds no room (wiped, and no replica has opened it yet)."""
         with self.redis.client() as client:
             value = client.hget(KEYS.room, "seq")
-        return int(value) if value is not None else 0
+        return int(value) if value is not None else None
 
     def archiver_caught_up(self) -> bool:
-        """The archiver's /healthz says it wrote chat.log up to the room's last seq."""
+        """The archiver's /healthz says it wrote chat.log up to the room's last seq, or Redis holds no room yet.
+
+        No room: a replica that saw Redis wiped waits for the archiver to give it chat.log's last seq before it
+        opens the room; a second wipe meanwhile finds nothing in Redis the archiver has not written.
+        """
         if self.archiver is None or self.archiver_frozen:
             return False
-        return healthz(self.archiver.http_url).get("archived_seq") == self.room_seq()
+        archived = healthz(self.archiver.http_url).get("archived_seq")
+        room = self.room_seq()
+        return archived is not None and (room is None or archived == room)
 
     def healthy(self) -> bool:
         """Every replica and the archiver answer /healthz with log_writable (the faults are healed)."""

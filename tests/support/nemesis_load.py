@@ -280,15 +280,22 @@ async def reconnect_all(load: Load, timeout: float) -> None:
             await load.come_back(member)
 
 
-async def settle(members: list[NemesisMember], timeout: float) -> dict[str, list[str]]:
+async def settle(load: Load, timeout: float) -> dict[str, list[str]]:
     """Resend until every message of every member's stint is acknowledged (Redis may refuse for a while).
 
-    What is still unacknowledged at ``timeout``, by member: the test holds it against chat.log.
+    A replica cut off until the last step may learn only now that the stream was trimmed past it and
+    close its members with 1012, as it must (their resume is told what is gone): they come back and
+    resend. What is still unacknowledged at ``timeout``, by member: the test holds it against chat.log.
     """
+    members = load.members
     deadline = time.monotonic() + timeout
     while any(member.unacknowledged() for member in members) and time.monotonic() < deadline:
         for member in members:
-            await member.resend_unacknowledged()
+            try:
+                await member.resend_unacknowledged()
+            except ConnectionClosed:
+                await load.closed(member)
+        await reconnect_all(load, max(deadline - time.monotonic(), UNIT))
         with contextlib.suppress(AssertionError):
             await until(lambda: not any(m.unacknowledged() for m in members), "acknowledgements", UNIT)
     return {m.name: m.unacknowledged() for m in members if m.unacknowledged()}

@@ -1,4 +1,5 @@
-"""What a resume announces and reads: the same answer as reading everything, from at most ``most`` events."""
+"""What a resume announces and reads: the same answer as reading everything, from at most ``most`` events; and
+events dropped from the journal between its two readings are never skipped without a word."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from typing import cast
 
 import pytest
 
+from chat_protocol import ChatMessage, CloseCode, Resumed, Welcome, decode_server
 from chat_tracker.core.events import JOIN, MESSAGE, Event
+from chat_tracker.core.outbox import CloseRequest, Outbox
 from chat_tracker.core.room import Member, Resuming, Room
 from chat_tracker.journal import protocol as journal_module
 from chat_tracker.journal.protocol import History, Journal
-from chat_tracker.transport.replaying import PAGE, count, pages
+from chat_tracker.transport.replaying import PAGE, count, pages, replay
 from support.roomkit import RoomKit
 
 
@@ -101,3 +104,67 @@ def test_pages_stop_as_soon_as_the_session_is_gone() -> None:
 
     asyncio.run(read())
     assert seen == [PAGE, PAGE] and journal.read == 2 * PAGE
+
+
+class TrimmedBetweenReadings:
+    """``inner``'s history, except that from its second reading on the seqs up to ``trimmed_through`` are gone: the
+    archiver trimmed the Redis stream (or retention deleted a segment) between the replay's count and its sending."""
+
+    def __init__(self, inner: Journal, trimmed_through: int) -> None:
+        self.inner, self.trimmed_through, self.readings = inner, trimmed_through, 0
+
+    async def read_after(self, seq: int, limit: int) -> History:
+        self.readings += 1
+        page = await self.inner.read_after(seq, limit)
+        if self.readings == 1 or seq >= self.trimmed_through:
+            return page
+        return History(
+            tuple(e for e in page.events if e.seq > self.trimmed_through), gone=(seq + 1, self.trimmed_through)
+        )
+
+
+async def _replayed(room: Room, journal: Journal, resuming: Resuming, outbox: Outbox) -> tuple[list[str], CloseRequest]:
+    """Run the replay with a reader taking the outbox's frames as a socket would; every frame, and the close."""
+    frames: list[str] = []
+    closed: list[CloseRequest] = []
+
+    async def socket() -> None:
+        while True:
+            await outbox.wait()
+            texts, close = outbox.take_now()
+            frames.extend(texts)
+            if close is not None:
+                closed.append(close)
+                return
+
+    reader = asyncio.create_task(socket())
+    await replay(room, journal, 1000, resuming, outbox, None)
+    await asyncio.sleep(0)  # the reader takes what the replay queued last
+    reader.cancel()
+    texts, close = outbox.take_now()
+    assert close is not None or closed, f"the replay ended with the connection open: {frames + texts}"
+    return frames + texts, closed[0] if closed else cast(CloseRequest, close)
+
+
+def test_events_trimmed_between_the_count_and_the_sending_close_the_member_instead_of_skipping_them(
+    tmp_path: Path,
+) -> None:
+    """resumed said nothing was missed: the member must not get later events past a gap; 1012 makes it resume
+    after the last event it got, and that resume announces the gap (recovered: false, gone)."""
+    kit = RoomKit.create(tmp_path, grace=60)
+    alpha, beta = kit.join("alpha"), kit.join("beta")
+    kit.flush()
+    (welcome,) = [m for m in kit.received(alpha) if isinstance(m, Welcome)]
+    kit.room.connection_lost(alpha, alpha.outbox, "lost", resumable=True)
+    for number in range(10):
+        kit.room.say(beta, f"while away {number}")
+    kit.flush()
+    outbox = Outbox(10_000)
+    after = welcome.seq + 1  # it had seen beta's join
+    resuming = kit.room.resume(welcome.token, welcome.epoch, after, outbox, "127.0.0.2")
+    journal = TrimmedBetweenReadings(cast(Journal, kit.journal), trimmed_through=after + 5)
+    frames, close = asyncio.run(_replayed(kit.room, cast(Journal, journal), resuming, outbox))
+    received = [decode_server(frame) for frame in frames]
+    assert isinstance(received[0], Resumed) and received[0].recovered, "the first reading found everything"
+    assert not [m for m in received if isinstance(m, ChatMessage)], "events sent past a gap nobody announced"
+    assert close.code == CloseCode.SERVICE_RESTART

@@ -287,21 +287,20 @@ class RedisJournal:
 
     async def _read_forever(self) -> None:
         client = self._read_client()
-        backoff, reconnected = RETRY_FIRST, True  # a first connection is checked too
+        backoff = RETRY_FIRST
         while not self._closed:
+            epoch = self._epoch
             try:
-                if reconnected and not await self._same_room(client):
-                    await asyncio.sleep(RETRY_FIRST)  # until the link has seen the new epoch (restart_at)
-                    continue
-                reconnected = False
-                reply: Any = await client.xread({self._keys.events: self._last_id}, count=READ_COUNT, block=BLOCK_MS)
+                same_room, reply = await self._read_page(client, epoch, self._last_id)
             except REDIS_ERRORS as error:
-                reconnected = True
                 self._failed(RedisUnavailable(f"Redis unreachable: {error}"))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, RETRY_MOST)
                 continue
             backoff = RETRY_FIRST
+            if not same_room or epoch != self._epoch:  # another room, or ``restart_at`` came during the read
+                await asyncio.sleep(RETRY_FIRST)  # until the link has seen the new epoch (restart_at)
+                continue
             if self._error is not None and not self._writing:
                 self._recovered()  # Redis answers again (the writer, if it has anything, retries on its own)
             for _stream, entries in reply or ():
@@ -314,10 +313,19 @@ class RedisJournal:
             if reply and self._gather:
                 await asyncio.sleep(self._gather)
 
-    async def _same_room(self, client: aioredis.Redis) -> bool:
-        """After a reconnect: the same room? Redis restarted empty is another (its seqs go on, its member ids recur)."""
-        epoch: Any = await client.hget(self._keys.room, "epoch")
-        return epoch is not None and epoch.decode() == self._epoch
+    async def _read_page(self, client: aioredis.Redis, epoch: str, last_id: str) -> tuple[bool, Any]:
+        """Is the room still ``epoch``, and the stream's entries after ``last_id``: asked together, on one connection.
+
+        Redis restarted empty is another room (its seqs go on, its member ids recur). Restarted between the
+        two commands, it would have closed their connection (an error); so the entries are that epoch's.
+        Checking only after an error is not enough: a connection Redis closed while the reader was idle (or
+        the process frozen) is opened again by redis-py without a word, and the read lands in the new room.
+        """
+        pipe = client.pipeline(transaction=False)
+        pipe.hget(self._keys.room, "epoch")
+        pipe.xread({self._keys.events: last_id}, count=READ_COUNT, block=BLOCK_MS)
+        room, reply = await pipe.execute()
+        return room is not None and room.decode() == epoch, reply
 
     def _take(self, entries: Sequence[Any]) -> None:
         """Deliver a page of stream entries in order: events in runs, control entries between them."""

@@ -11,8 +11,10 @@ Where it resumes comes from chat.log, never from Redis: the last seq on disk. An
 event at or below it is already in the file (a SIGKILL between the write and the
 ``SET``) and is skipped. A jump in seqs is a real gap (trimmed before it was
 archived, or lost with Redis's data) and logged as an ERROR. Redis restarted empty
-is a new epoch: its seqs start again, so every one of them at or below chat.log's
-last seq is refused, counted and logged; chat.log never holds a seq twice.
+is a new epoch: every one of its seqs at or below chat.log's last seq is refused,
+counted and logged; chat.log never holds a seq twice. So that a new epoch has none,
+the archiver writes ``archived`` back on every (re)connection, and from its heartbeat
+whenever Redis has lost it: a room opened anew starts above it (``OPEN``).
 
 It also keeps the mutes and bans in force and gives them back to a room Redis
 started empty (``moderation_seed.py``).
@@ -184,7 +186,9 @@ class Archiver:
                 if outage_since is not None:
                     self.stats.reconnects += 1
                     log.warning(
-                        "Redis is back after %.1f s; archiving on after seq %d", _since(outage_since), self.last_seq
+                        "Redis is back after %.1f s; archiving on after seq %d",
+                        time.monotonic() - outage_since,
+                        self.last_seq,
                     )
                     outage_since = None
                 delay = BACKOFF_FIRST
@@ -212,7 +216,10 @@ class Archiver:
         await self._client.ping()
         self.redis_up = True
         await self._check_room()
-        await self._record(force=True)  # a restart after a SIGKILL: chat.log holds more than Redis was told
+        # ``archived`` at once, even 0: after a SIGKILL chat.log holds more than Redis was told, and a Redis
+        # restarted empty has lost it, while a room it opens must start above it (OPEN; the replicas wait for it).
+        await self._sync()
+        await self._record(force=True)
 
     async def _step(self) -> None:
         """One batch: read, check the room's epoch, write and fsync, record, trim."""
@@ -269,12 +276,8 @@ class Archiver:
         last = f"{self.last_seq}-0"
         entries: Any = await self._client.xrange(self.keys.events, last, last)
         if entries:  # still in the stream: the same event as chat.log's last line?
-            return _entry_of(redis_keys.event_of(self.last_seq, entries[0][1])) == self._last_entry()
+            return [_entry_of(redis_keys.event_of(self.last_seq, entries[0][1]))] == self.chat_log.tail(1)
         return bool(await self._client.exists(self.keys.archived))  # trimmed: by an archiver of this room
-
-    def _last_entry(self) -> LogEntry | None:
-        tail = self.chat_log.tail(1)
-        return tail[-1] if tail else None
 
     def _new_epoch(self, epoch: str, room_seq: int) -> None:
         log.error(
@@ -346,7 +349,7 @@ class Archiver:
 
     async def _record(self, *, force: bool = False) -> None:
         """Tell Redis how far chat.log is durable, then trim the stream behind that point only."""
-        if self._unsynced or self.last_seq == 0 or (self._recorded == self.last_seq and not force):
+        if self._unsynced or (self._recorded == self.last_seq and not force):
             return
         archived = self.last_seq
         await self._client.set(self.keys.archived, archived)
@@ -373,6 +376,8 @@ class Archiver:
         while not self._stopping:
             with contextlib.suppress(RedisError, OSError):
                 await self._client.set(self.keys.archiver, self._owner, px=redis_keys.ALIVE_TTL_MS)
+                if self._recorded is not None:  # Redis lost it (restarted empty) and the loop is still in its backoff
+                    await self._client.set(self.keys.archived, self._recorded, nx=True)
                 seq = await self._client.hget(self.keys.room, "seq")
                 if seq is not None:
                     self.stream_last_seq = int(seq)
@@ -393,7 +398,3 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _since(monotonic: float) -> float:
-    return time.monotonic() - monotonic

@@ -13,7 +13,8 @@ mutes in force. Then, once a second (``ReplicaLink``):
   reaped (``REAP``): each of its members who did not resume elsewhere leaves with
   reason ``lost``, exactly once, whichever replica runs it first;
 - it reads how far the archiver has written (``/healthz`` reports a lag);
-- it checks the room's epoch: a Redis that restarted empty has lost the room.
+- it checks the room's epoch: a Redis that restarted empty has lost the room (a new
+  one is opened above chat.log's last seq, once the archiver has written it back).
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ from chat_tracker.journal.redis_scripts import HEARTBEAT, OPEN, REAP, REGISTER, 
 log = logging.getLogger("chat_tracker")
 
 ARCHIVER_LAG_EVENTS = 10_000  # /healthz says the archiver is behind past this many events
+# How long a replica that saw the room lost waits for the archiver to write ``archived`` back before it opens a new
+# epoch without it: the archiver reconnects within its backoff (2 s at most); one that takes longer than an alive
+# key's lifetime counts as dead anyway.
+FLOOR_WAIT_SECONDS = ALIVE_TTL_MS / 1000
+FLOOR_POLL_SECONDS = 0.05  # how often it looks meanwhile
 
 
 @dataclass(frozen=True)
@@ -193,6 +199,7 @@ class ReplicaLink:
         self._info = json.dumps({"started": time.time()})
         self._dead_since: dict[int, float] = {}
         self._reachable_since = time.monotonic()  # Redis answered continuously since then
+        self._archiver_seen = False  # the room has an archiver (its alive key was seen): a lost room waits for it
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
 
@@ -247,6 +254,7 @@ class ReplicaLink:
         archived = await client.get(keys.archived)
         self.health.archived_seq = int(archived or 0)
         self.health.archiver_alive = bool(await client.exists(keys.archiver))
+        self._archiver_seen = self._archiver_seen or self.health.archiver_alive
 
     async def _watch_others(self) -> None:
         client, keys = self._client, self.keys
@@ -291,6 +299,8 @@ class ReplicaLink:
     async def _epoch_lost(self, epoch: str | None) -> None:
         """Redis restarted empty (or the room was reset): start (or join) the new epoch."""
         client, keys = self._client, self.keys
+        if epoch is None and self._archiver_seen:
+            await self._wait_for_archived()
         floor = max(self._last_seq(), self.health.archived_seq)
         new, seq, key_hex, created = await client.eval(
             OPEN, 3, keys.room, keys.events, keys.archived, new_epoch(), floor, secrets.token_hex(32), time.time()
@@ -306,6 +316,34 @@ class ReplicaLink:
         self.epoch = str(new)
         self.key_hex = str(key_hex)
         self._on_epoch_lost(str(new), int(seq), bytes.fromhex(key_hex))
+
+    async def _wait_for_archived(self) -> None:
+        """Redis restarted empty: give the archiver time to write ``archived`` (chat.log's last seq) back first.
+
+        ``OPEN`` starts a new room above ``archived``; without it, only above what this replica delivered,
+        which may be below chat.log's last seq (this replica was behind, or Redis was lost again before it
+        read the room opened after the first loss): the archiver would refuse those seqs, as chat.log holds
+        them already, and acknowledged messages would be lost. Done waiting as soon as ``archived`` is back or
+        another replica opened the room; bounded, so a dead archiver holds the room up only this long.
+        """
+        keys = self.keys
+        if await self._client.exists(keys.archived, keys.room):
+            return
+        log.warning(
+            "Redis lost the room: waiting up to %g s for the archiver to restore chat.log's last seq",
+            FLOOR_WAIT_SECONDS,
+        )
+        deadline = time.monotonic() + FLOOR_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            await asyncio.sleep(FLOOR_POLL_SECONDS)
+            if await self._client.exists(keys.archived, keys.room):
+                return
+        log.error(
+            "The archiver did not restore chat.log's last seq within %g s: a new epoch starts after seq %d, "
+            "and if chat.log holds more, the archiver refuses the new epoch's seqs up to its last",
+            FLOOR_WAIT_SECONDS,
+            max(self._last_seq(), self.health.archived_seq),
+        )
 
     async def register(self) -> int:
         """Register under a new replica number (after being reaped, or in a new epoch)."""

@@ -10,7 +10,9 @@ away: only the last ``history_size`` missed seqs are read (seqs are consecutive,
 where they start is known without reading the older ones, which are announced as
 ``gone`` exactly as if they had been read and dropped), a page at a time, twice:
 once to count what ``resumed`` announces, once to send it. Between pages the replay
-stops as soon as its session is replaced or closed.
+stops as soon as its session is replaced or closed. Should the second reading find
+gone what the first one read (trimmed meanwhile), the member is closed with 1012, to
+resume told so, rather than sent on past a gap ``resumed`` did not announce.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from chat_protocol import Resumed, encode
+from chat_protocol import CloseCode, Resumed, encode
 from chat_tracker.core.events import MESSAGE
 from chat_tracker.core.outbox import Outbox
 from chat_tracker.core.room import Member, Resuming, Room
@@ -63,6 +65,9 @@ async def replay(
     log.info("%s resumed after seq %d (%d events replayed)", member.name, resuming.after, plan.replayed)
     chunk = max(1, outbox.limit // 2)
     async for page in pages(journal, plan.start, plan.last, stopped):
+        if _gone_since_counted(page.gone, plan):
+            _interrupt(member, outbox, page.gone)
+            break
         frames, _ = room.replay_frames(member, [e for e in page.events if e.seq <= plan.last], resuming.after)
         await _push_paced(outbox, frames, chunk, wait_ready)
     if stopped():
@@ -75,6 +80,22 @@ async def replay(
             outbox.push_texts(held)
         else:
             await _push_paced(outbox, held, chunk, wait_ready)
+
+
+def _gone_since_counted(gone: tuple[int, int] | None, plan: Plan) -> bool:
+    """Does the second reading find seqs gone that ``resumed`` did not announce?
+
+    Between the two readings the journal may drop what the first one read: the archiver trims the
+    Redis stream every second (to ``--keep-in-redis``), retention deletes a segment. Sent on as if
+    nothing happened, the member would miss those events with ``recovered`` saying it missed none.
+    """
+    return gone is not None and gone[1] > (plan.gone[1] if plan.gone else plan.start)
+
+
+def _interrupt(member: Member, outbox: Outbox, gone: tuple[int, int] | None) -> None:
+    """Close with 1012 instead: the member resumes after the last event it got, and is told what is gone."""
+    log.warning("%s: seqs %s were dropped from the journal during its replay: closed to resume", member.name, gone)
+    outbox.close(CloseCode.SERVICE_RESTART, "replay interrupted")
 
 
 def _resumed(room: Room, member: Member, plan: Plan, until: int) -> Resumed:
