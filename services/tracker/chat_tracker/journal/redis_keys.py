@@ -112,6 +112,11 @@ class Keys:
         return self.prefix + "archived"
 
     @property
+    def room_lost(self) -> str:
+        """Set for a few seconds by replicas waiting for ``archived`` after a lost room: one starting waits too."""
+        return self.prefix + "room-lost"
+
+    @property
     def archiver(self) -> str:
         return self.prefix + "archiver"
 

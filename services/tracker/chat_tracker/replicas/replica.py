@@ -102,6 +102,7 @@ def open_replica(url: str, keys: Keys, volatile: bool, address: str, password: s
             raise refused from None
         raise OSError(f"cannot reach Redis at {redact(url)}: {error}") from None
     check_durability(client, volatile)
+    _wait_if_lost(client, keys)
     epoch, seq, key_hex, created = client.eval(
         OPEN, 3, keys.room, keys.events, keys.archived, new_epoch(), 0, secrets.token_hex(32), time.time()
     )
@@ -118,6 +119,20 @@ def open_replica(url: str, keys: Keys, volatile: bool, address: str, password: s
     if isinstance(previous_hex, str) and previous_hex:
         opened = replace(opened, previous_key=bytes.fromhex(previous_hex))
     return opened
+
+
+def _wait_if_lost(client: redis.Redis, keys: Keys) -> None:
+    """Starting while running replicas wait for the archiver after a lost room: wait with them, as long.
+
+    Without this a replica started right after a wipe (nothing tells it from a new Redis) opens the
+    room after seq 0, the waiting ones join that room, and the archiver refuses seqs chat.log holds.
+    """
+    if client.exists(keys.room) or not client.exists(keys.room_lost):
+        return
+    log.warning("Redis lost the room moments ago: waiting up to %g s for the archiver", FLOOR_WAIT_SECONDS)
+    deadline = time.monotonic() + FLOOR_WAIT_SECONDS
+    while time.monotonic() < deadline and not client.exists(keys.archived, keys.room):
+        time.sleep(FLOOR_POLL_SECONDS)  # before serving: nothing else runs in this process yet
 
 
 def _opened(snapshot: list[object], key_hex: str, replica: int, created: bool) -> Opened:
@@ -329,6 +344,8 @@ class ReplicaLink:
         keys = self.keys
         if await self._client.exists(keys.archived, keys.room):
             return
+        # A replica starting meanwhile cannot tell a wiped Redis from a new one: this tells it to wait too.
+        await self._client.set(keys.room_lost, str(self.replica), px=int(FLOOR_WAIT_SECONDS * 2000))
         log.warning(
             "Redis lost the room: waiting up to %g s for the archiver to restore chat.log's last seq",
             FLOOR_WAIT_SECONDS,
