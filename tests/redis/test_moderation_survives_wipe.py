@@ -20,9 +20,9 @@ import httpx
 import pytest
 
 from chat_protocol import CloseCode
-from chat_tracker.journal.redis_keys import Keys
 from support.archiver import StartArchiver, wait_until
 from support.checked_member import CheckedMember, judge, read_chat_log_counting_torn
+from support.redis_room import archived_seq, room_seq
 from support.redis_server import POLL_SECONDS, RedisServer
 from support.replicas import ADMIN_PASSWORD, join
 from support.timing import UNIT
@@ -100,27 +100,12 @@ def archived(archiver: RunningTracker, what: str) -> None:
     wait_until(lambda: any(what in line for line in archiver.log_lines()), f"{what!r} in chat.log", 4 * UNIT)
 
 
-def archived_seq(archiver: RunningTracker) -> int:
-    try:
-        reply = httpx.get(f"{archiver.http_url}/healthz", timeout=UNIT / 5)
-    except httpx.HTTPError:
-        return -1
-    return int(reply.json().get("archived_seq", -1)) if reply.status_code == 200 else -1
-
-
 async def archived_up_to(archiver: RunningTracker, seq: int) -> None:
     """Wait until chat.log has every event up to ``seq``. Before a wipe: what the archiver had not written when
     Redis lost everything is lost with it (the archiver logs the seqs it will never have), and the checker is
     to judge how members are told of the new epoch, not that loss."""
     what = f"the archiver to reach seq {seq}"
     await asyncio.to_thread(wait_until, lambda: archived_seq(archiver) >= seq, what, 4 * UNIT)
-
-
-def stream_seq(redis_server: RedisServer) -> int:
-    """The room's last seq in Redis: every event appended so far, seen by the witness or not yet."""
-    with redis_server.client() as client:
-        value = client.hget(Keys().room, "seq")
-    return int(value) if value is not None else 0
 
 
 def wipe(redis_server: RedisServer, *running: RunningTracker) -> int:
@@ -181,7 +166,7 @@ async def test_a_ban_made_on_one_replica_holds_on_every_replica_after_redis_rest
     witness = await witness_on(first)
     mallory_ban = await moderate(first)
     archived(archiver, " mute mia ")
-    await archived_up_to(archiver, max(witness.last_seq, stream_seq(redis_server)))
+    await archived_up_to(archiver, max(witness.last_seq, room_seq(redis_server)))
     wipes = await asyncio.to_thread(wipe, redis_server, first, second)
     await witness_resumes(witness)
     archiver.wait_for_output("Gave the room in Redis", 4 * UNIT)
@@ -206,7 +191,7 @@ async def test_with_the_archiver_down_a_replica_started_after_the_wipe_enforces_
     witness = await witness_on(first)
     mallory_ban = await moderate(first)
     archived(archiver, " mute mia ")
-    await archived_up_to(archiver, max(witness.last_seq, stream_seq(redis_server)))
+    await archived_up_to(archiver, max(witness.last_seq, room_seq(redis_server)))
     assert archiver.stop() == 0
     wipes = await asyncio.to_thread(wipe, redis_server, first)
     await witness_resumes(witness)

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 
 from support.redis_server import RedisServer
 from support.replicas import Member, join, open_ws, replicas
-from support.timing import UNIT
-from support.tracker import PASSWORD, RunningTracker, StartTracker
+from support.signin import until_listed_offline
+from support.tracker import StartTracker
 
 pytestmark = pytest.mark.anyio
 
@@ -38,23 +35,6 @@ async def test_a_name_registered_on_one_replica_signs_in_on_another_and_is_refus
     assert not any(PASSPHRASE in line for line in [*first.output, *second.output])
 
 
-async def members_of(tracker: RunningTracker) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=tracker.http_url, trust_env=False, timeout=UNIT) as http:
-        answer = await http.get("/members", headers={"Authorization": f"Bearer {PASSWORD}"})
-    listed: list[dict[str, Any]] = answer.json()["members"]
-    return listed
-
-
-async def until_offline(tracker: RunningTracker, name: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 2 * UNIT
-    while True:
-        entry = next((m for m in await members_of(tracker) if m["name"] == name), None)
-        if entry is not None and not entry["online"]:
-            return entry
-        assert time.monotonic() < deadline, f"{name} never listed offline on {tracker.http_url}: {entry}"
-        await asyncio.sleep(0.05)  # polling the REST answer: there is no event to wait on
-
-
 def echo_of(text: str) -> Callable[[dict[str, Any]], bool]:
     """A check for the message event of ``text`` (a lambda's default argument is not typed)."""
     return lambda frame: frame["type"] == "message" and frame["text"] == text
@@ -68,8 +48,8 @@ async def test_replicas_share_memberships_read_positions_and_devices(
     await owner.send(type="register", passphrase=PASSPHRASE)
     await owner.wait_for(lambda f: f["type"] == "registered", "registered")
     await owner.close()
-    await until_offline(first, "alpha")
-    assert (await until_offline(second, "alpha"))["registered"] is True  # every replica lists her offline
+    await until_listed_offline(first, "alpha")
+    assert (await until_listed_offline(second, "alpha"))["registered"] is True  # every replica lists her offline
     bob = await join(second.url, "bob")
     for text in ("one", "two", "three"):
         await bob.send(type="message", text=text)

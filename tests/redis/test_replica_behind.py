@@ -12,15 +12,11 @@ its join to the last fence was either received or announced ``gone``.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import signal
-import time
-from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 
 from chat_protocol import CloseCode
@@ -28,10 +24,11 @@ from chat_tracker.journal.redis_keys import Keys, seq_of
 from support.archiver import StartArchiver
 from support.checked_member import CheckedMember, judge, read_chat_log_counting_torn
 from support.checker import MEMBER_KINDS
-from support.redis_server import POLL_SECONDS, RedisServer
+from support.redis_room import archived_seq, room_seq, say_and_hear, until
+from support.redis_server import RedisServer
 from support.replicas import replicas
 from support.timing import UNIT
-from support.tracker import RunningTracker, StartTracker
+from support.tracker import StartTracker
 
 pytestmark = pytest.mark.anyio
 
@@ -48,40 +45,11 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-async def until(condition: Callable[[], bool], what: str, timeout: float = 4 * UNIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(POLL_SECONDS)
-
-
 def first_in_stream(server: RedisServer) -> int:
     """The seq of the oldest entry still in the stream (0 if it is empty)."""
     with server.client() as client:
         entries: Any = client.xrange(KEYS.events, min="-", max="+", count=1)
     return seq_of(entries[0][0])[0] if entries else 0
-
-
-def stream_last_seq(server: RedisServer) -> int:
-    with server.client() as client:
-        value = client.hget(KEYS.room, "seq")
-    return int(value) if value is not None else 0
-
-
-def archived_seq(archiver: RunningTracker) -> int:
-    try:
-        reply = httpx.get(f"{archiver.http_url}/healthz", timeout=UNIT / 5)
-    except httpx.HTTPError:
-        return -1
-    return int(reply.json().get("archived_seq", -1)) if reply.status_code == 200 else -1
-
-
-async def say_and_hear(speaker: CheckedMember, text: str) -> int:
-    """``speaker`` says ``text`` and waits for its echo; the echo's seq."""
-    msg_id = await speaker.say(text)
-    await until(lambda: msg_id in speaker.acked, f"the echo of {text!r}")
-    return speaker.acked[msg_id]
 
 
 @pytest.mark.timeout(40 * UNIT)
@@ -125,7 +93,7 @@ async def test_a_replica_frozen_past_the_trimmed_stream_closes_its_members_to_re
     await until(lambda: bob.last_seq >= end, "bob hears 'after the gap'")
     for member in (ann, bob):
         member.owe_until(end)  # both waited for it: every event up to it is owed, received or announced gone
-    await until(lambda: archived_seq(archiver) >= stream_last_seq(redis_server) >= end, "everything archived")
+    await until(lambda: archived_seq(archiver) >= room_seq(redis_server) >= end, "everything archived")
 
     entries, torn = read_chat_log_counting_torn(archiver.data_dir)
     seqs = {entry.seq for entry in entries}

@@ -14,10 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
-from collections.abc import Callable
 
-import httpx
 import pytest
 
 from chat_protocol import CloseCode
@@ -25,7 +22,8 @@ from chat_tracker.journal.redis_keys import Keys
 from support.archiver import StartArchiver
 from support.checked_member import CheckedMember, read_chat_log
 from support.checker import check
-from support.redis_server import POLL_SECONDS, RedisServer
+from support.redis_room import archived_seq, room_seq, say_and_hear, until
+from support.redis_server import RedisServer
 from support.replicas import replicas
 from support.timing import UNIT
 from support.tracker import RunningTracker, StartTracker
@@ -41,35 +39,6 @@ SEED = int(os.environ.get("RELIABILITY_SEED", "24"))  # nothing here is random: 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = 4 * UNIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(POLL_SECONDS)
-
-
-def room_seq(server: RedisServer) -> int:
-    with server.client() as client:
-        value = client.hget(KEYS.room, "seq")
-    return int(value) if value is not None else 0
-
-
-def archived_seq(archiver: RunningTracker) -> int:
-    try:
-        reply = httpx.get(f"{archiver.http_url}/healthz", timeout=UNIT / 5)
-    except httpx.HTTPError:
-        return -1
-    return int(reply.json().get("archived_seq", -1)) if reply.status_code == 200 else -1
-
-
-async def say_and_hear(speaker: CheckedMember, text: str) -> int:
-    """``speaker`` says ``text`` and waits for its echo; the echo's seq."""
-    msg_id = await speaker.say(text)
-    await until(lambda: msg_id in speaker.acked, f"the echo of {text!r}")
-    return speaker.acked[msg_id]
 
 
 async def chat_log_ahead_of(

@@ -8,42 +8,21 @@ event said meanwhile, once and in order, from her read position. ``part`` ends t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from support.bots import Bot, connect_json, open_bot
 from support.peers import PlainPeer, plain_peer
-from support.signin import PASSPHRASE, joined, plain_name, register
+from support.signin import PASSPHRASE, joined, members, plain_name, register, until_listed, until_listed_offline
 from support.timing import UNIT
 from support.tracker import PASSWORD, RunningTracker, launch_tracker
 
 pytestmark = pytest.mark.anyio
-
-
-async def members(tracker: RunningTracker) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=tracker.http_url, trust_env=False, timeout=UNIT) as http:
-        answer = await http.get("/members", headers={"Authorization": f"Bearer {PASSWORD}"})
-    assert answer.status_code == 200, answer.text
-    found: list[dict[str, Any]] = answer.json()["members"]
-    return found
-
-
-async def until_listed_offline(tracker: RunningTracker, name: str) -> dict[str, Any]:
-    """Wait for ``/members`` to list ``name`` as offline (her leave is delivered); her entry."""
-    deadline = time.monotonic() + 2 * UNIT
-    while True:
-        entry = next((m for m in await members(tracker) if m["name"] == name), None)
-        if entry is not None and entry["online"] is False:
-            return entry
-        assert time.monotonic() < deadline, f"{name} is not listed offline: {entry}"
-        await asyncio.sleep(0.05)  # polling the REST answer: there is no event to wait on
 
 
 async def say_all(bot: Bot, texts: list[str]) -> None:
@@ -243,20 +222,15 @@ async def test_a_member_who_resumes_after_a_sigterm_restart_is_still_registered(
         resume = {"type": "resume", "token": welcome["token"], "epoch": welcome["epoch"], "after": welcome["seq"]}
         await back.ws.send(json.dumps(resume))
         assert (await back.expect("resumed", 2 * UNIT))["name"] == "alpha"
-        await until_online(tracker, "alpha")  # the store said she is registered once it was read at start
+        await until_listed(  # registered: the store said so once it was read at start
+            tracker,
+            "alpha",
+            lambda entry: entry["online"] is True and entry["registered"] is True,
+            "online, registered",
+        )
         await back.ws.send(json.dumps({"type": "leave"}))
         await back.expect("bye", 2 * UNIT)
         await until_listed_offline(tracker, "alpha")  # offline, still a member: not a guest's leave
     finally:
         tracker.kill()
     assert tracker.log_lines()[-1].endswith(" leave alpha offline"), tracker.log_lines()[-3:]
-
-
-async def until_online(tracker: RunningTracker, name: str) -> None:
-    deadline = time.monotonic() + 2 * UNIT
-    while True:
-        entry = next((m for m in await members(tracker) if m["name"] == name), None)
-        if entry is not None and entry["online"] and entry["registered"]:
-            return
-        assert time.monotonic() < deadline, f"{name} is not listed online and registered: {entry}"
-        await asyncio.sleep(0.05)  # polling the REST answer: there is no event to wait on
