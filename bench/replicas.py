@@ -206,6 +206,8 @@ class ReplicaSet(Server):
     def wait_ready(self, timeout: float = 30.0) -> None:
         for replica in self.replicas:
             replica.wait_ready(timeout)
+        self.port = self.replicas[0].port  # a replica whose port was taken was started on another one
+        self.ports = [replica.port for replica in self.replicas]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.archiver is not None

@@ -37,14 +37,27 @@ CROWD_FROM_ONE_ADDRESS = {
     "TRACKER_MAX_UNAUTHENTICATED": "100000",  # thousands join at once, each a stranger for a moment
     "TRACKER_JOINS_PER_MINUTE": "100000000",  # and they all join (and resume) from that one address
 }
+PORT_RETRIES = 5  # starts of one server when another process took its port first
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nobody listens on now, and one this process has not handed out before.
+
+    The kernel may give the same free port to two binds in a row once the first socket is closed, and
+    two servers started together (the price of chat.log starts two) would then race for it.
+    """
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def pinned(command: list[str], cores: str | None) -> list[str]:
@@ -87,6 +100,11 @@ class Server:
         self.ready_line = native.READY_LINES.get(self.kind, "Listening on")
         self.listen_backlog = native.LISTEN_BACKLOGS.get(self.kind)  # when small, joins are paced to it
         options.log_dir.mkdir(parents=True, exist_ok=True)
+        self._launch()
+
+    def _launch(self) -> None:
+        """Start the process on ``self.port``; its output goes to a file named by kind and port."""
+        options = self.options
         self.output_path = options.log_dir / f"{options.kind}-{self.port}.out"
         crowd = CROWD_FROM_ONE_ADDRESS if options.crowd else {}
         env = {**os.environ, "TRACKER_PASSWORD": PASSWORD, **crowd, **options.extra_env}
@@ -152,9 +170,20 @@ class Server:
         return native.launch(o.kind, self.port, o.data_dir, PASSWORD, o.ping_interval, o.ping_timeout)
 
     def wait_ready(self, timeout: float = 20.0) -> None:
-        """Until the port accepts connections and the server has said it is ready (``ready_line``)."""
+        """Until the port accepts connections and the server has said it is ready (``ready_line``).
+
+        ``free_port`` closes the port it found before the server binds it, so another process (any
+        outgoing connection takes ports from the same range) can take it meanwhile: a server that
+        exits because its port is taken is started again on another one, a few times.
+        """
         deadline = time.monotonic() + timeout
+        relaunches = 0
         while time.monotonic() < deadline:
+            if self.process.poll() is not None and relaunches < PORT_RETRIES and _port_taken(self.output()):
+                relaunches += 1
+                self.port = free_port()
+                self._launch()
+                continue
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.kind} exited with {self.process.returncode}: {self.output()[-2000:]}")
             if self.ready_line in self.output() and _accepts(self.port):
@@ -192,6 +221,12 @@ class Server:
                 self.process.kill()
                 self.process.wait(timeout=timeout)
         return self.process.returncode
+
+
+def _port_taken(output: str) -> bool:
+    """Whether a server's output says it could not bind its port (uvicorn, ngircd, redis, node)."""
+    lowered = output.lower()
+    return "address already in use" in lowered or "eaddrinuse" in lowered
 
 
 def _accepts(port: int) -> bool:
