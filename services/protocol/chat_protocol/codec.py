@@ -26,6 +26,7 @@ from .accounts import (
     SignOut,
 )
 from .errors import ProtocolError
+from .names import MAX_NAME_LENGTH
 from .membership import MAX_HISTORY_PAGE, History, HistoryPage, Part, Presence, Read
 from .messages import (
     MAX_MESSAGE_ID_CHARS,
@@ -52,6 +53,7 @@ from .messages import (
     Welcome,
     Who,
 )
+from .rooms import Entered, Invite, Invited, ListRooms, Parted, RoomInfo, RoomList, room_name
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -142,13 +144,15 @@ def decode_client(frame: str) -> ClientMessage:
     body = _load_object(frame)
     kind = body["type"]
     if kind == Say.TYPE:
-        return Say(_string_field(body, "text"), _message_id(body))
+        return Say(_string_field(body, "text"), _message_id(body), _room(body), _bounded(body, "to", MAX_NAME_LENGTH))
     if kind == Join.TYPE:
         return Join(
-            _string_field(body, "name"),
+            (_optional_string(body, "name") or "") if "room" in body else _string_field(body, "name"),
             _optional_string(body, "passphrase"),
             _bounded(body, "device_token", MAX_DEVICE_TOKEN_CHARS),
             _bounded(body, "device", MAX_DEVICE_LABEL_CHARS),
+            _room(body),
+            body.get("private") is True,
         )
     if kind == ListDevices.TYPE:
         return ListDevices()
@@ -159,15 +163,19 @@ def decode_client(frame: str) -> ClientMessage:
     if kind == Auth.TYPE:
         return Auth(_string_field(body, "password"))
     if kind == Who.TYPE:
-        return Who()
+        return Who(_room(body))
+    if kind == ListRooms.TYPE:
+        return ListRooms()
+    if kind == Invite.TYPE:
+        return Invite(_required_room(body), _bounded(body, "name", MAX_NAME_LENGTH) or "")
     if kind == Leave.TYPE:
         return Leave()
     if kind == Resume.TYPE:
         return Resume(_string_field(body, "token"), _string_field(body, "epoch"), _seq_field(body, "after"))
     if kind == Read.TYPE:
-        return Read(_seq_field(body, "seq"))
+        return Read(_seq_field(body, "seq"), _room(body))
     if kind == Part.TYPE:
-        return Part()
+        return Part(_room(body))
     if kind == History.TYPE:
         return _history(body)
     raise ProtocolError("unknown_type", f"unknown message type {kind[:40]!r}")
@@ -182,7 +190,23 @@ def _history(body: dict[str, Any]) -> History:
     if not _is_int(limit) or not 1 <= limit <= MAX_HISTORY_PAGE:
         raise ProtocolError("malformed", f"'history' needs a 'limit' of 1 to {MAX_HISTORY_PAGE}")
     seq = _seq_field(body, given[0])
-    return History(after=seq, limit=limit) if given[0] == "after" else History(before=seq, limit=limit)
+    room = _room(body)
+    if given[0] == "after":
+        return History(after=seq, limit=limit, room=room)
+    return History(before=seq, limit=limit, room=room)
+
+
+def _room(body: dict[str, Any]) -> str | None:
+    """A request's ``room``, as the room's name (``room_name``); None when absent."""
+    value = _bounded(body, "room", 64)
+    return None if value is None else room_name(value)
+
+
+def _required_room(body: dict[str, Any]) -> str:
+    room = _room(body)
+    if room is None:
+        raise ProtocolError("malformed", f"'{body['type']}' needs a string 'room'")
+    return room
 
 
 def _is_int(value: Any) -> bool:
@@ -212,13 +236,20 @@ _SCALAR_CHECKS: dict[str, Callable[[Any], bool]] = {
 }
 
 
-_LISTS_OF: dict[str, type[Any]] = {"list[MemberInfo]": MemberInfo, "list[DeviceInfo]": DeviceInfo}
+_LISTS_OF: dict[str, type[Any]] = {
+    "list[MemberInfo]": MemberInfo,
+    "list[DeviceInfo]": DeviceInfo,
+    "list[RoomInfo]": RoomInfo,
+    "list[RoomInfo] | None": RoomInfo,
+}
 
 
 def _field_value(annotation: str, value: Any) -> Any:
     if annotation == "Limits":
         return _build(Limits, value)
     if annotation in _LISTS_OF:
+        if value is None and annotation.endswith("| None"):
+            return None
         if not isinstance(value, list):
             raise TypeError("a list is expected")
         return [_build(_LISTS_OF[annotation], item) for item in value]
@@ -263,6 +294,10 @@ _SERVER_TYPES: dict[str, type[Any]] = {
         HistoryPage,
         Devices,
         SignedOut,
+        RoomList,
+        Entered,
+        Parted,
+        Invited,
     )
 }
 

@@ -32,6 +32,7 @@ class Presence:
     ts: str
     name: str
     online: bool
+    room: str | None = None  # the room's name; None (absent): the default room
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class History:
     after: int | None = None
     before: int | None = None
     limit: int = DEFAULT_HISTORY_PAGE
+    room: str | None = None  # that room's history (rooms.py); None: the default room's
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class HistoryPage:
     more: bool
     events: list[dict[str, object]]
     gone: list[int] | None = None
+    room: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class Read:
 
     TYPE: ClassVar[str] = "read"
     seq: int
+    room: str | None = None  # in that room (rooms.py); None: the default room
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class Part:
     """Leave the room for good: a registered member's membership (and read position) ends; answered with ``bye``."""
 
     TYPE: ClassVar[str] = "part"
+    room: str | None = None  # leave only that room (answered with ``parted``); None: the default room, for good
 
 
 __all__ = [

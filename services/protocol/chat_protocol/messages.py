@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar, TypeAlias
 
-from .accounts import ACCOUNT_ERROR_CODES, Devices, ListDevices, Register, Registered, SignedOut, SignOut
+from .accounts import Devices, ListDevices, Register, Registered, SignedOut, SignOut
 from .membership import History, HistoryPage, Part, Presence, Read
 from .reasons import LEAVE_REASONS as _LEAVE_REASONS
+from .error_codes import ERROR_CODES
+from .rooms import Entered, Invite, Invited, ListRooms, Parted, RoomInfo, RoomList
 
 SUBPROTOCOL = "groupchat.v1"
 WEBSOCKET_PATH = "/ws"  # where the tracker serves the chat socket; the client implies it
@@ -74,6 +76,8 @@ class Join:
     passphrase: str | None = None
     device_token: str | None = None  # instead of the passphrase: the token this device's last welcome gave it
     device: str | None = None  # with the passphrase: a label for this device (``/devices`` lists it)
+    room: str | None = None  # once joined: enter this room (rooms.py), answered with ``entered``
+    private: bool = False  # with ``room``: a new room is private (entered by invitation only)
 
 
 # A client-chosen message id: short, so that remembering the last few per member costs little.
@@ -91,6 +95,8 @@ class Say:
     TYPE: ClassVar[str] = "message"
     text: str
     id: str | None = None
+    room: str | None = None  # to this room (rooms.py); None: the default room
+    to: str | None = None  # a direct message to this member alone (rooms.py)
 
 
 @dataclass(frozen=True)
@@ -109,9 +115,10 @@ class Resume:
 
 @dataclass(frozen=True)
 class Who:
-    """Ask for the member list; answered with ``members``."""
+    """Ask for the member list (of ``room``; None: the default room); answered with ``members``."""
 
     TYPE: ClassVar[str] = "who"
+    room: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,7 +129,7 @@ class Leave:
 
 
 ClientMessage: TypeAlias = (
-    Auth | Join | Resume | Say | Who | Leave | Register | History | Read | Part | ListDevices | SignOut
+    Auth | Join | Resume | Say | Who | Leave | Register | History | Read | Part | ListDevices | SignOut | ListRooms | Invite
 )
 
 # --- tracker -> client ---------------------------------------------------------------
@@ -181,6 +188,7 @@ class Welcome:
     unread: int | None = None  # a registered member: events after ``read`` and before this welcome
     device: str | None = None  # the id of the device this connection signed in as
     device_token: str | None = None  # its next sign-in's token (the one it used is spent): keep it, secretly
+    rooms: list[RoomInfo] | None = None  # the rooms you are in besides this one, with their unread counts (rooms.py)
 
 
 @dataclass(frozen=True)
@@ -217,6 +225,7 @@ class Joined:
     seq: int
     ts: str
     name: str
+    room: str | None = None  # the room's name; None (absent): the default room
 
 
 @dataclass(frozen=True)
@@ -229,6 +238,8 @@ class ChatMessage:
     name: str
     text: str
     id: str | None = None  # the sender's own id, only on the frames that go back to the sender
+    room: str | None = None  # the room's name; None (absent): the default room
+    to: str | None = None  # a direct message: to whom (``name`` is who sent it; ``seq`` is the conversation's)
 
 
 @dataclass(frozen=True)
@@ -240,6 +251,7 @@ class Left:
     ts: str
     name: str
     reason: str
+    room: str | None = None
 
 
 @dataclass(frozen=True)
@@ -260,6 +272,7 @@ class Moderation:
     seconds: float | None = None
     until: str | None = None
     id: str | None = None
+    room: str | None = None
 
 
 @dataclass(frozen=True)
@@ -270,6 +283,7 @@ class Announcement:
     seq: int
     ts: str
     text: str
+    room: str | None = None
 
 
 @dataclass(frozen=True)
@@ -278,6 +292,7 @@ class Members:
 
     TYPE: ClassVar[str] = "members"
     members: list[MemberInfo]
+    room: str | None = None
 
 
 @dataclass(frozen=True)
@@ -322,46 +337,15 @@ ServerMessage: TypeAlias = (
     | HistoryPage
     | Devices
     | SignedOut
+    | RoomList
+    | Entered
+    | Parted
+    | Invited
 )
 
 # Why a member left, as carried by ``left`` events and chat.log: the table is reasons.py's.
 LEAVE_REASONS = _LEAVE_REASONS
 
-# Error codes carried by ``error`` frames.
-ERROR_CODES = (
-    "bad_password",
-    "password_in_url",
-    "handshake_timeout",
-    "server_full",
-    "address_busy",
-    "name_invalid",
-    "name_reserved",
-    "name_taken",
-    "empty",
-    "too_long",
-    "invalid_text",
-    "rate_limited",
-    "flooding",
-    "malformed",
-    "unknown_type",
-    "not_authenticated",
-    "already_authenticated",
-    "not_joined",
-    "already_joined",
-    "binary_not_accepted",
-    "log_unavailable",
-    "shutting_down",
-    "resume_bad_token",
-    "resume_wrong_epoch",
-    "resume_expired",
-    "resume_beyond_end",
-    "replaced",
-    "muted",
-    "banned",
-    "too_many_guesses",
-    "too_many_joins",
-    *ACCOUNT_ERROR_CODES,
-)
 
 
 __all__ = [
