@@ -26,7 +26,6 @@ from .accounts import (
     SignOut,
 )
 from .errors import ProtocolError
-from .names import MAX_NAME_LENGTH
 from .membership import MAX_HISTORY_PAGE, History, HistoryPage, Part, Presence, Read
 from .messages import (
     MAX_MESSAGE_ID_CHARS,
@@ -53,6 +52,7 @@ from .messages import (
     Welcome,
     Who,
 )
+from .names import MAX_NAME_LENGTH
 from .rooms import Entered, Invite, Invited, ListRooms, Parted, RoomInfo, RoomList, room_name
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from typing import ClassVar, TypeAlias
 
 from .accounts import Devices, ListDevices, Register, Registered, SignedOut, SignOut
+from .error_codes import ERROR_CODES
 from .membership import History, HistoryPage, Part, Presence, Read
 from .reasons import LEAVE_REASONS as _LEAVE_REASONS
-from .error_codes import ERROR_CODES
 from .rooms import Entered, Invite, Invited, ListRooms, Parted, RoomInfo, RoomList
 
 SUBPROTOCOL = "groupchat.v1"
@@ -129,7 +129,20 @@ class Leave:
 
 
 ClientMessage: TypeAlias = (
-    Auth | Join | Resume | Say | Who | Leave | Register | History | Read | Part | ListDevices | SignOut | ListRooms | Invite
+    Auth
+    | Join
+    | Resume
+    | Say
+    | Who
+    | Leave
+    | Register
+    | History
+    | Read
+    | Part
+    | ListDevices
+    | SignOut
+    | ListRooms
+    | Invite
 )
 
 # --- tracker -> client ---------------------------------------------------------------
@@ -345,7 +358,6 @@ ServerMessage: TypeAlias = (
 
 # Why a member left, as carried by ``left`` events and chat.log: the table is reasons.py's.
 LEAVE_REASONS = _LEAVE_REASONS
-
 
 
 __all__ = [

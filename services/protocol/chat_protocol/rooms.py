@@ -51,7 +51,7 @@ def room_name(text: str) -> str:
 
 
 def room_key(name: str) -> str:
-    """The identity of a room's name: two names with one key are one room (``#dev`` and ``#DEV``, ``#ci`` and ``#cl``)."""
+    """The identity of a room's name: names with one key are one room (``#DEV`` is ``#dev``, ``#ci`` is ``#cl``)."""
     return name.lower().translate(_ROOM_LOOKALIKES)
 
 
