@@ -53,7 +53,7 @@ from .messages import (
     Who,
 )
 from .names import MAX_NAME_LENGTH
-from .rooms import Entered, Invite, Invited, ListRooms, Parted, RoomInfo, RoomList, room_name
+from .rooms import Entered, Invite, Invited, ListRooms, Parted, Remove, RoomInfo, RoomList, room_name
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -168,6 +168,8 @@ def decode_client(frame: str) -> ClientMessage:
         return ListRooms()
     if kind == Invite.TYPE:
         return Invite(_required_room(body), _bounded(body, "name", MAX_NAME_LENGTH) or "")
+    if kind == Remove.TYPE:
+        return Remove(_required_room(body), _bounded(body, "name", MAX_NAME_LENGTH) or "")
     if kind == Leave.TYPE:
         return Leave()
     if kind == Resume.TYPE:
