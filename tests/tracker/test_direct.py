@@ -105,3 +105,34 @@ async def test_a_registered_member_comes_back_to_her_rooms_and_pages_through_wha
         assert page["last"] >= said[-1]
     finally:
         tracker.stop()
+
+
+async def test_a_registered_member_pages_through_a_conversation_with_history(tmp_path: Path) -> None:
+    tracker = launch_tracker(tmp_path / "data")
+    try:
+        await register(tracker, "bob")
+        bob, _ = await joined(tracker, "bob", PASSPHRASE)
+        alice = await open_bot(tracker.url, PASSWORD, "alice")
+        said = [f"note {n}" for n in range(5)]
+        for text in said:
+            await direct(alice, "bob", text)
+        await direct(bob, "alice", "got them")
+        events: list[dict[str, object]] = []
+        after = 0
+        while True:
+            await bob.ws.send(json.dumps({"type": "history", "to": "alice", "after": after, "limit": 2}))
+            page = await bob.expect("history_page", 2 * UNIT)
+            assert page["to"] == "alice", page
+            events += page["events"]
+            after = page["last"]
+            if not page["more"]:
+                break
+        assert [(e["name"], e["to"], e["text"]) for e in events] == [("alice", "bob", t) for t in said] + [
+            ("bob", "alice", "got them")
+        ]
+        await bob.ws.send(json.dumps({"type": "history", "to": "nobody1", "after": 0}))
+        empty = await bob.expect("history_page", 2 * UNIT)
+        assert empty["events"] == [] and empty["more"] is False, empty
+        assert not (tmp_path / "data" / "direct" / "bob+nobodyl").exists()  # asking opens no conversation
+    finally:
+        tracker.stop()
