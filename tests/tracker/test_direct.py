@@ -136,3 +136,26 @@ async def test_a_registered_member_pages_through_a_conversation_with_history(tmp
         assert not (tmp_path / "data" / "direct" / "bob+nobodyl").exists()  # asking opens no conversation
     finally:
         tracker.stop()
+
+
+async def test_a_room_entered_or_left_on_one_device_is_entered_or_left_on_all_of_them(tmp_path: Path) -> None:
+    tracker = launch_tracker(tmp_path / "data")
+    try:
+        await register(tracker, "bob")
+        laptop, _ = await joined(tracker, "bob", PASSPHRASE)
+        phone, _ = await joined(tracker, "bob", PASSPHRASE)
+        assert (await enter(laptop, "#dev"))["type"] == "entered"
+        assert (await phone.expect("entered", 2 * UNIT))["room"] == "#dev"
+        alice = await open_bot(tracker.url, PASSWORD, "alice")
+        await enter(alice, "#dev")
+        await say_in(alice, "#dev", "both of you")
+        for device in (laptop, phone):
+            assert (await frames_until(device, "both of you"))[-1]["room"] == "#dev"
+        await laptop.ws.send(json.dumps({"type": "part", "room": "#dev"}))
+        for device in (laptop, phone):
+            assert (await device.expect("parted", 2 * UNIT))["room"] == "#dev"
+        await say_in(alice, "#dev", "gone?")
+        await say_in(alice, None, "marker")
+        assert "gone?" not in json.dumps(await frames_until(phone, "marker"))
+    finally:
+        tracker.stop()
