@@ -131,6 +131,8 @@ async def test_a_private_room_lets_in_only_those_its_members_invite(tmp_path: Pa
         assert (await rest(tracker, "/rooms/secret/log")).status_code == 404
         await alice.ws.send(json.dumps({"type": "invite", "room": "#secret", "name": "bob"}))
         assert (await alice.expect("invited"))["name"] == "bob"
+        told = await bob.expect("invited")
+        assert told == {"type": "invited", "room": "#secret", "name": "bob", "by": "alice"}, told
         assert (await enter(bob, "#secret"))["type"] == "entered"
         await bob.ws.send(json.dumps({"type": "rooms"}))
         mine = (await bob.expect("room_list"))["rooms"]

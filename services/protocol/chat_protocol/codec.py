@@ -152,7 +152,7 @@ def decode_client(frame: str) -> ClientMessage:
             _bounded(body, "device_token", MAX_DEVICE_TOKEN_CHARS),
             _bounded(body, "device", MAX_DEVICE_LABEL_CHARS),
             _room(body),
-            body.get("private") is True,
+            True if body.get("private") is True else None,
         )
     if kind == ListDevices.TYPE:
         return ListDevices()
