@@ -17,7 +17,17 @@ from __future__ import annotations
 import json
 import math
 
-from chat_protocol import History, HistoryPage, Presence, ProtocolError, Resumed, ServerMessage, Welcome, decode_server
+from chat_protocol import (
+    Entered,
+    History,
+    HistoryPage,
+    Presence,
+    ProtocolError,
+    Resumed,
+    ServerMessage,
+    Welcome,
+    decode_server,
+)
 
 from .connection import Incoming
 from .items import Item, Notice, gone_notice
@@ -29,9 +39,20 @@ READ_INTERVAL = 1.0
 
 
 def event_seq(message: ServerMessage) -> int | None:
-    """The room seq of an event (``message``, ``joined``, ``presence``...), None for frames outside chat.log."""
+    """The default room's seq of an event (``message``, ``joined``, ``presence``...); None for frames
+    outside chat.log, and for those of other rooms and conversations (orders of their own)."""
     seq = getattr(message, "seq", None)
-    return seq if isinstance(seq, int) and not isinstance(message, Welcome | Resumed | HistoryPage) else None
+    if getattr(message, "room", None) is not None or getattr(message, "to", None) is not None:
+        return None
+    return seq if isinstance(seq, int) and not isinstance(message, Welcome | Resumed | HistoryPage | Entered) else None
+
+
+def room_seq(message: ServerMessage) -> tuple[str, int] | None:
+    """The room and seq of an event of a room other than the default one (what its ``read`` names)."""
+    seq, room = getattr(message, "seq", None), getattr(message, "room", None)
+    if not isinstance(room, str) or not isinstance(seq, int) or isinstance(message, HistoryPage | Entered):
+        return None
+    return room, seq
 
 
 def unread_header(unread: int) -> str:

@@ -5,7 +5,8 @@ welcome that announces unread events starts a ``catchup.CatchUp`` (its header, t
 pages asked for one after another), ``history_page`` answers become the events they
 carry, and live room events are held back until the last page is shown. The modes tell
 ``seen`` what they showed; the ``read`` frames that follow are coalesced by
-``catchup.ReadMarks`` and sent by a small timer task, and once more when leaving. A guest
+``catchup.ReadMarks``, one per room (a room other than the default one has its own
+order, and its ``read`` names it), and sent by a small timer task, and once more when leaving. A guest
 (``registered`` false) never sends ``history`` or ``read``: the tracker would refuse them.
 """
 
@@ -18,7 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from chat_protocol import History, HistoryPage, Read, Registered, ServerMessage, Welcome
 
-from .catchup import CatchUp, ReadMarks, event_seq, unread_header
+from .catchup import CatchUp, ReadMarks, event_seq, room_seq, unread_header
 from .connection import Incoming
 from .items import Item, Notice
 from .signin import Keyring
@@ -36,7 +37,7 @@ class Membership:
         self._keyring = keyring
         self.registered = False
         self.catch_up: CatchUp | None = None
-        self._marks = ReadMarks()
+        self._marks: dict[str | None, ReadMarks] = {}  # per room, None: the default room
         self._epoch = ""  # chat.log's identity, from the last welcome: read marks are seqs of that log
         self._timer: asyncio.Task[None] | None = None
 
@@ -44,7 +45,7 @@ class Membership:
         """A (fresh) join: the unread header when there is something to catch up with."""
         self.registered = welcome.registered
         if welcome.epoch != self._epoch:  # chat.log started anew: its seqs may start again from 1
-            self._epoch, self._marks = welcome.epoch, ReadMarks()
+            self._epoch, self._marks = welcome.epoch, {}
         self.catch_up = CatchUp(welcome) if CatchUp.wanted(welcome) else None
         if self.catch_up is None:
             return []
@@ -78,30 +79,40 @@ class Membership:
 
     def seen(self, message: ServerMessage) -> None:
         """The user has seen ``message``: a ``read`` will say so (coalesced) for a registered member."""
-        seq = event_seq(message)
-        if seq is None or not self.registered:
+        if not self.registered:
             return
-        self._marks.seen(seq)
+        seq, place = event_seq(message), room_seq(message)
+        if seq is not None:
+            self._marks.setdefault(None, ReadMarks()).seen(seq)
+        elif place is not None:
+            self._marks.setdefault(place[0], ReadMarks()).seen(place[1])
+        else:
+            return
         self.resume_marks()
 
+    def _pending(self) -> list[ReadMarks]:
+        return [marks for marks in self._marks.values() if marks.pending]
+
     async def _mark_read(self) -> None:
-        while self._marks.pending:
-            await asyncio.sleep(self._marks.wait(self._clock()))
-            if not await self._send_read():
+        while pending := self._pending():
+            await asyncio.sleep(min(marks.wait(self._clock()) for marks in pending))
+            if not await self._send_reads(everything=False):
                 return  # no connection: the next one starts this again (``resume_marks``)
 
-    async def _send_read(self) -> bool:
-        seq = self._marks.due()
-        if seq is None:
-            return True
-        if not await self._send(Read(seq)):
-            return False
-        self._marks.sent_now(seq, self._clock())
+    async def _send_reads(self, *, everything: bool) -> bool:
+        """Send each room's ``read`` that is due (``everything``: each one pending, interval or not)."""
+        for room, marks in list(self._marks.items()):
+            seq = marks.due()
+            if seq is None or (not everything and marks.wait(self._clock()) > 0):
+                continue
+            if not await self._send(Read(seq, room)):
+                return False
+            marks.sent_now(seq, self._clock())
         return True
 
     def resume_marks(self) -> None:
         """A connection is up: what was shown but not yet sent goes on it."""
-        if self.registered and self._marks.pending and (self._timer is None or self._timer.done()):
+        if self.registered and self._pending() and (self._timer is None or self._timer.done()):
             self._timer = asyncio.create_task(self._mark_read())
 
     async def flush(self) -> None:
@@ -112,7 +123,7 @@ class Membership:
                 await self._timer
             self._timer = None
         if self.registered:
-            await self._send_read()
+            await self._send_reads(everything=True)
 
     def stop(self) -> None:
         if self._timer is not None:
