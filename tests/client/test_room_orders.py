@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import asyncio
 
-from chat_client.catchup import CatchUp, event_seq, room_seq
+from chat_client.catchup import UNREAD_PAGE, CatchUp, event_seq, room_seq, unread_header
 from chat_client.connection import Incoming
+from chat_client.items import Notice
 from chat_client.membership import Membership
 from chat_client.resume import Pending, ResumeState, event_order, message_ids
-from chat_protocol import ChatMessage, Entered, Error, History, Joined, Limits, Read, Resume, Say, Welcome
+from chat_protocol import (
+    ChatMessage,
+    Entered,
+    Error,
+    History,
+    HistoryPage,
+    Joined,
+    Limits,
+    Read,
+    Resume,
+    Say,
+    ServerMessage,
+    Welcome,
+)
 
 TS = "2026-12-06T10:00:00.000Z"
 
@@ -129,3 +143,59 @@ def test_read_marks_are_sent_per_room() -> None:
         return sent
 
     assert asyncio.run(reads_sent()) == [Read(12), Read(4, "#dev")]
+
+
+def incoming(message: ServerMessage) -> Incoming:
+    return Incoming("{}", message)
+
+
+def shown(items: list[Incoming | Notice]) -> list[str]:
+    return [
+        item.text if isinstance(item, Notice) else getattr(item.message, "text", item.message.TYPE) for item in items
+    ]
+
+
+def page_of(room: str, *seqs: int) -> HistoryPage:
+    events: list[dict[str, object]] = [
+        {"type": "message", "seq": seq, "ts": TS, "name": "bob", "text": f"dev {seq}"} for seq in seqs
+    ]
+    return HistoryPage(seqs[0], seqs[-1], False, events, room=room)
+
+
+def test_a_room_she_is_back_in_is_caught_up_in_its_own_order() -> None:
+    """Her ``entered`` with unread: that room's pages are asked for, its live events wait behind them;
+    the default room and the other rooms go on meanwhile."""
+
+    async def run() -> tuple[list[History | Read], list[str]]:
+        sent: list[History | Read] = []
+
+        async def send(message: History | Read) -> bool:
+            sent.append(message)
+            return True
+
+        membership = Membership(send)
+        membership.on_welcome(welcome(10, registered=True))
+        items: list[Incoming | Notice] = []
+        for message in (
+            Entered("#dev", 9, TS, "alpha", ["alpha", "bob"], read=6, unread=2),
+            ChatMessage(10, TS, "bob", "dev live", room="#dev"),  # after her join: waits behind the pages
+            ChatMessage(11, TS, "bob", "general live"),  # the default room: no catch-up, shown now
+            ChatMessage(3, TS, "bob", "ops live", room="#ops"),
+            page_of("#dev", 7, 8),
+        ):
+            items += membership.take(incoming(message))
+            await membership.ask_following(message)
+        return sent, shown(items)
+
+    sent, lines = asyncio.run(run())
+    assert sent == [History(after=6, limit=UNREAD_PAGE, room="#dev")]
+    assert lines == ["entered", unread_header(2, "#dev"), "general live", "ops live", "dev 7", "dev 8", "dev live"]
+    assert unread_header(2, "#dev") == "--- 2 unread in #dev since you were last here ---"
+
+
+def test_a_rooms_page_events_belong_to_it_even_unmarked() -> None:
+    """Events of a room's page that carry no ``room`` are taken as that room's, not the default room's."""
+    catch_up = CatchUp(Entered("#dev", 9, TS, "alpha", ["alpha"], read=6, unread=1))
+    items = catch_up.on_page(page_of("#dev", 7))
+    assert [getattr(item, "message", None) for item in items] == [ChatMessage(7, TS, "bob", "dev 7", room="#dev")]
+    assert catch_up.done

@@ -87,13 +87,11 @@ def test_entered_says_where_lines_go() -> None:
     )
 
 
-def test_entered_after_a_welcome_says_what_is_unread_there() -> None:
+def test_entered_after_a_welcome_leaves_her_where_she_writes() -> None:
+    """Back in a room at sign-in: said, but her lines still go to the default room (the unread header follows)."""
     view = view_in()
     entered = Entered("#ops", 9, TS, "alpha", ["alpha"], private=True, read=3, unread=5)
-    assert (
-        line(entered, view)
-        == "* You are in the private room #ops now (1): alpha; 5 unread there since you were last here"
-    )
+    assert line(entered, view) == "* You are in the private room #ops now (1): alpha"
 
 
 def test_parted() -> None:

@@ -49,12 +49,15 @@ def test_joining_a_room_already_in_switches_at_once() -> None:
 
 
 def test_the_entered_frames_after_a_welcome_do_not_move_her() -> None:
-    """A registered member back in her rooms keeps writing in the default room; their unread are counted."""
+    """A registered member back in her rooms keeps writing in the default room; what is caught up there counts."""
     view = RoomView()
     view.take(welcome([RoomInfo("#dev", 3, 1, joined=True, unread=2), RoomInfo("#ops", 2, 1, joined=True)]))
+    assert view.rooms == {"#dev": "#dev", "#ops": "#ops"} and view.status() == " #general"
     view.take(entered("#dev", unread=2))
     view.take(entered("#ops"))
     assert view.current is None
+    view.take(said("bob", "#dev", seq=1))  # the catch-up's events, shown as they come
+    view.take(said("bob", "#dev", seq=2))
     assert view.elsewhere() == [("#dev", 2)]
     assert view.status() == " #general (#dev 2)"
 

@@ -20,7 +20,7 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from chat_protocol import ClientMessage, History, HistoryPage, Leave, Part, Read, Resumed, ServerMessage, Welcome, Who
+from chat_protocol import ClientMessage, History, Leave, Part, Read, Resumed, ServerMessage, Welcome, Who
 
 from . import backoff
 from .connection import Connection, Incoming, SendFailed, connect, unsendable
@@ -311,8 +311,7 @@ class Link:
         """Hand a frame to the mode, through the catch-up (which may hold it back, or ask for the next page)."""
         for item in self.membership.take(incoming):
             await self._items.put(item)
-        if isinstance(incoming.message, HistoryPage):
-            await self.membership.ask_next_page()
+        await self.membership.ask_following(incoming.message)
 
     async def _send_now(self, message: History | Read) -> bool:
         """Send on the connection that is in the room; False when none is (the membership tries later)."""

@@ -17,7 +17,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
-from chat_protocol import History, HistoryPage, Read, Registered, ServerMessage, Welcome
+from chat_protocol import ChatMessage, Entered, History, HistoryPage, Read, Registered, ServerMessage, Welcome, room_key
 
 from .catchup import CatchUp, ReadMarks, event_seq, room_seq, unread_header
 from .connection import Incoming
@@ -36,7 +36,8 @@ class Membership:
         self._clock = clock
         self._keyring = keyring
         self.registered = False
-        self.catch_up: CatchUp | None = None
+        self.catch_up: CatchUp | None = None  # the default room's
+        self._room_catch_ups: dict[str, CatchUp] = {}  # room_key -> the catch-up of a room she is back in
         self._marks: dict[str | None, ReadMarks] = {}  # per room, None: the default room
         self._epoch = ""  # chat.log's identity, from the last welcome: read marks are seqs of that log
         self._timer: asyncio.Task[None] | None = None
@@ -47,15 +48,15 @@ class Membership:
         if welcome.epoch != self._epoch:  # chat.log started anew: its seqs may start again from 1
             self._epoch, self._marks = welcome.epoch, {}
         self.catch_up = CatchUp(welcome) if CatchUp.wanted(welcome) else None
+        self._room_catch_ups = {}  # a fresh join: the rooms' ``entered`` follow, each with its own
         if self.catch_up is None:
             return []
         return [Notice(unread_header(self.catch_up.unread))]
 
-    def pending_request(self) -> History | None:
-        """The page to ask for on the connection now up (again, if one was lost with the last one)."""
-        if self.catch_up is None or self.catch_up.done:
-            return None
-        return self.catch_up.request()
+    def pending_requests(self) -> list[History]:
+        """The pages to ask for on the connection now up (again, if some were lost with the last one)."""
+        catch_ups = [self.catch_up, *self._room_catch_ups.values()]
+        return [catch_up.request() for catch_up in catch_ups if catch_up is not None and not catch_up.done]
 
     def take(self, incoming: Incoming) -> list[Item]:
         """What to show for a frame that reached the room (a page's events, or a live frame unless held back)."""
@@ -64,17 +65,42 @@ class Membership:
             self.registered = True
             if self._keyring is not None:  # this connection became the account's first device: keep its token
                 self._keyring.keep(message.name, message.device, message.device_token)
-        catch_up = self.catch_up
+        if isinstance(message, Entered):
+            return self._entered(incoming, message)
+        catch_up = self._catch_up_of(message)
         if catch_up is None:
             return [incoming]
         if isinstance(message, HistoryPage):
             return catch_up.on_page(message)
         return catch_up.on_live(incoming)
 
+    def _entered(self, incoming: Incoming, entered: Entered) -> list[Item]:
+        """Back in a room with unread events there: its own catch-up, in its own order, starts."""
+        if not (self.registered and CatchUp.wanted(entered)):
+            return [incoming]
+        catch_up = CatchUp(entered)
+        self._room_catch_ups[room_key(entered.room)] = catch_up
+        return [incoming, Notice(unread_header(catch_up.unread, entered.room))]
+
+    def _catch_up_of(self, message: ServerMessage) -> CatchUp | None:
+        """The catch-up of the order ``message`` is in (the default room's, or a room's); None: no catch-up."""
+        if isinstance(message, ChatMessage) and message.to is not None:
+            return None  # a direct message: in no room
+        room = getattr(message, "room", None)
+        if not isinstance(room, str):
+            return self.catch_up
+        return self._room_catch_ups.get(room_key(room))
+
+    async def ask_following(self, message: ServerMessage) -> None:
+        """After a page, the next one of its catch-up; after an ``entered`` that started one, its first."""
+        if isinstance(message, HistoryPage | Entered):
+            catch_up = self._catch_up_of(message)
+            if catch_up is not None and not catch_up.done:
+                await self._send(catch_up.request())
+
     async def ask_next_page(self) -> None:
-        """Ask for the next page, while the catch-up is not over."""
-        request = self.pending_request()
-        if request is not None:
+        """Ask for the next page of every catch-up not over (a connection is new)."""
+        for request in self.pending_requests():
             await self._send(request)
 
     def seen(self, message: ServerMessage) -> None:

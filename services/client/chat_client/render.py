@@ -235,8 +235,6 @@ def entered_text(entered: Entered, view: RoomView) -> str:
     """``You are in #dev now (2): alpha, bob; your lines go there (/join #general goes back)``."""
     kind = "the private room " if entered.private else ""
     text = f"You are in {kind}{safe(entered.room)} now {name_list(entered.members)}"
-    if entered.unread:
-        text += f"; {entered.unread} unread there since you were last here"
     if view.is_current(entered.room) and not view.is_default(entered.room):
         text += f"; your lines go there (/join {safe(view.default)} goes back)"
     return text

@@ -10,8 +10,9 @@ member writes in: the default room at first, then each room an ``entered`` answe
 ``/join`` for. The ``entered`` frames that follow a registered member's welcome (she is
 back in her rooms) do not move her: she writes where she wrote.
 
-The unread count of a room is the messages received in it while it was not the current
-one, since she last switched to it; switching to a room clears its count.
+The unread count of a room is the messages shown from it while it was not the current
+one, since she last switched to it (those caught up after a sign-in included); switching
+to a room clears its count.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class RoomView:
         self.me = welcome.name
         listed = {room_key(info.room): info.room for info in welcome.rooms or [] if not self.is_default(info.room)}
         self.rooms = listed
-        self.unread = {room_key(info.room): info.unread for info in welcome.rooms or [] if info.unread}
+        self.unread = {}  # what she missed is caught up (membership.py) and counted as it is shown
         if self.current is not None and room_key(self.current) not in listed:
             self.current = None
 
@@ -96,8 +97,6 @@ class RoomView:
         key = room_key(entered.room)
         if not self.is_default(entered.room):
             self.rooms[key] = entered.room
-        if entered.unread and key not in self._switching:
-            self.unread[key] = max(self.unread.get(key, 0), entered.unread)
         if key in self._switching:
             self._switching.discard(key)
             self.switch(entered.room)
