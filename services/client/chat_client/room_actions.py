@@ -52,5 +52,7 @@ async def carry_out(link: Link, command: Command, *, wait: bool) -> str | None:
     if isinstance(request, Join):
         link.view.joining(command.room)  # its ``entered`` makes it the room written in
     if not await link.request(request):
+        if isinstance(request, Join):
+            link.view.not_joining(command.room)
         return f"not connected: /{command.action.value} not sent"
     return None

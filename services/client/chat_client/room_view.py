@@ -61,6 +61,10 @@ class RoomView:
         else:
             self._switching.add(room_key(room))
 
+    def not_joining(self, room: str) -> None:
+        """The ``/join`` of ``room`` did not go out: an ``entered`` for it later (a sign-in's) moves nothing."""
+        self._switching.discard(room_key(room))
+
     def switch(self, room: str | None) -> None:
         """Write in ``room`` from now on (None or the default room's name: the default room)."""
         self.current = None if self.is_default(room) else self.rooms.get(room_key(room or ""), room)

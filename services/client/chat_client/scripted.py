@@ -41,7 +41,7 @@ import threading
 import time
 from typing import TextIO
 
-from chat_protocol import Entered, Error, Parted, ServerMessage
+from chat_protocol import Entered, Error, Parted, ServerMessage, room_key
 
 from .commands import Action, Command, parse_moderation, parse_room_command
 from .connection import Connection, Incoming
@@ -189,18 +189,23 @@ def _complain(text: str) -> None:
 class RoomLines:
     """The room commands among the stdin lines; a ``/join`` or ``/part`` holds the next line until answered.
 
-    ``answered`` is fed every event shown: an ``entered``, a ``parted`` or an ``error``
-    ends the wait (or ``answer_within`` seconds of silence: the tracker may never answer a
-    request lost with its connection).
+    ``answered`` is fed every event shown: the ``entered`` or ``parted`` of the room asked
+    for, or an ``error``, ends the wait (or ``answer_within`` seconds of silence: the tracker
+    may never answer a request lost with its connection).
     """
 
     def __init__(self, link: Link, answer_within: float) -> None:
         self._link = link
         self._answer_within = answer_within
         self._answer: asyncio.Future[None] | None = None
+        self._room = ""  # the room_key of the room whose answer is awaited
 
     def answered(self, message: ServerMessage) -> None:
-        if self._answer is not None and not self._answer.done() and isinstance(message, Entered | Parted | Error):
+        if self._answer is None or self._answer.done():
+            return
+        if isinstance(message, Error) or (
+            isinstance(message, Entered | Parted) and room_key(message.room) == self._room
+        ):
             self._answer.set_result(None)
 
     async def handled(self, line: str) -> bool:
@@ -222,6 +227,7 @@ class RoomLines:
     async def _request(self, command: Command) -> None:
         waits = command.action in (Action.JOIN, Action.PART)
         self._answer = asyncio.get_running_loop().create_future() if waits else None
+        self._room = room_key(command.room or self._link.view.current or "")
         refusal = await carry_out(self._link, command, wait=True)
         if refusal is not None:
             _complain(plain(error(refusal)))

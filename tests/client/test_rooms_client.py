@@ -1,0 +1,137 @@
+"""Rooms and direct messages end to end: real chat-client processes against a real tracker.
+
+Piped members (``--json``) check what reaches whom: a line in ``#dev`` reaches its members
+and nobody else, a ``/msg`` exactly two, ``/rooms`` lists the room with its members. In a
+tmux pane, the prompt follows ``/join`` and ``/part`` and counts what the other room says.
+A registered member who quit while ``#dev`` talked is back in it at her next sign-in and
+reads what she missed there, in that room's order, without leaving the default room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.bots import open_bot
+from support.clients import Client, StartClient
+from support.signin import PASSPHRASE, register
+from support.terminal import Terminal, client_command, prompt
+from support.timing import UNIT
+from support.tracker import PASSWORD, RunningTracker
+
+MISSED = [f"missed in dev {index}" for index in range(3)]
+
+
+def member(clients: StartClient, tracker: RunningTracker, name: str, **env: str) -> Client:
+    client = clients("--json", "--username", name, tracker.url, env=env or None)
+    client.event("welcome", name=name)
+    return client
+
+
+def enter(client: Client, room: str) -> dict[str, Any]:
+    client.send(f"/join {room}")
+    return client.event("entered", room=room)
+
+
+def texts(client: Client) -> list[tuple[str | None, str | None, str]]:
+    """Every message a piped client printed: (room, to, text)."""
+    return [(e.get("room"), e.get("to"), e["text"]) for e in client.events() if e["type"] == "message"]
+
+
+def test_a_room_and_a_direct_message_reach_exactly_their_members(tracker: RunningTracker, clients: StartClient) -> None:
+    alpha, bob, carol = (member(clients, tracker, name) for name in ("alpha", "bob", "carol"))
+    entered = enter(alpha, "#dev")
+    assert entered["members"] == ["alpha"]
+    assert sorted(enter(bob, "#dev")["members"]) == ["alpha", "bob"]
+    alpha.event("joined", name="bob", room="#dev")
+
+    alpha.send("in dev", "/msg carol just you", "/rooms")
+    bob.event("message", text="in dev", room="#dev", name="alpha")
+    carol.event("message", text="just you", to="carol", name="alpha")
+    listing = alpha.event("room_list")
+    rooms = {info["room"]: info for info in listing["rooms"]}
+    assert listing["rooms"][0]["joined"] and rooms["#dev"]["members"] == 2 and rooms["#dev"]["joined"]
+
+    alpha.send("/part", "back in general")  # /part in #dev leaves #dev; the next line goes to the default room
+    alpha.event("parted", room="#dev")
+    for client in (bob, carol):
+        client.event("message", text="back in general", name="alpha")
+    for client in (alpha, bob, carol):
+        client.close_stdin()
+        status, _, stderr = client.finish()
+        assert status == 0, stderr
+    assert ("#dev", None, "in dev") in texts(bob)
+    assert ("#dev", None, "in dev") not in texts(carol) and (None, "carol", "just you") not in texts(bob)
+    assert (None, None, "in dev") not in texts(carol)
+    assert texts(alpha)[-1] == (None, None, "back in general")
+
+
+@pytest.mark.tmux
+def test_the_prompt_follows_join_and_part_and_counts_the_other_room(
+    terminal: Terminal, tracker: RunningTracker, clients: StartClient
+) -> None:
+    bob = member(clients, tracker, "bob")
+    terminal.start(client_command(tracker.url, TRACKER_PASSWORD=PASSWORD, CHAT_USERNAME="alpha"))
+    terminal.wait_for(prompt("alpha"))
+    terminal.type_text("/join #dev")
+    terminal.type("Enter")
+    terminal.wait_for("* You are in #dev now (1): alpha; your lines go there (/join #general goes back)")
+    terminal.wait_for(prompt("alpha #dev"))
+    terminal.type_text("only dev hears this")
+    terminal.type("Enter")
+    terminal.wait_for(re.compile(r"\] alpha: only dev hears this"))
+    bob.send("lunch?", "anyone?")
+    terminal.wait_for(re.compile(r"\] \[#general\] bob: anyone\?"))
+    terminal.wait_for(prompt("alpha #dev (#general 2)"))
+    bob.send("/msg alpha psst")
+    terminal.wait_for(re.compile(r"\] \[bob\] psst"))
+    terminal.type_text("/part")
+    terminal.type("Enter")
+    terminal.wait_for("* You left #dev; your lines go to #general")
+    terminal.wait_for(prompt("alpha"))
+    assert terminal.prompt_line() == "alpha>"
+    terminal.type_text("/quit")
+    terminal.type("Enter")
+    assert terminal.exit_status() == 0
+    bob.close_stdin()
+    bob.finish()
+    assert ("#dev", None, "only dev hears this") not in texts(bob)
+
+
+def test_a_registered_member_is_back_in_her_room_and_reads_what_she_missed_there(
+    tmp_path: Path, tracker: RunningTracker, clients: StartClient
+) -> None:
+    """She quit while #dev talked; signing in again: entered #dev, its unread header, the missed lines in order."""
+    assert asyncio.run(register(tracker, "alpha"))["type"] == "registered"
+    env = {"CHAT_PASSPHRASE": PASSPHRASE}
+    alpha = member(clients, tracker, "alpha", **env)
+    enter(alpha, "#dev")
+    alpha.close_stdin()
+    assert alpha.finish()[0] == 0
+
+    async def talk_in_dev() -> None:
+        bob = await open_bot(tracker.url, PASSWORD, "bob")
+        await bob.ws.send(json.dumps({"type": "join", "room": "#dev"}))
+        await bob.expect("entered", 2 * UNIT)
+        for text in MISSED:
+            await bob.ws.send(json.dumps({"type": "message", "room": "#dev", "text": text}))
+            while (await bob.expect("message", 2 * UNIT))["text"] != text:
+                pass
+        await bob.ws.close()
+
+    asyncio.run(talk_in_dev())
+    again = clients("--username", "alpha", tracker.url, env=env)
+    again.stdout.wait_for(lambda line: line.endswith(f"[#dev] bob: {MISSED[-1]}"), 4 * UNIT)
+    again.send("still in general")
+    again.stdout.wait_for(lambda line: line.endswith("] alpha: still in general"), 2 * UNIT)
+    again.close_stdin()
+    status, lines, stderr = again.finish()
+    assert status == 0, stderr
+    assert f"--- {len(MISSED)} unread in #dev since you were last here ---" in stderr
+    shown = [line for line in lines if "[#dev] bob: missed" in line]
+    assert [line.split("] bob: ", 1)[1] for line in shown] == MISSED
