@@ -121,7 +121,8 @@ USAGE = {
 
 HELP = """\
 Commands:
-  /who          who is online, and the registered members who are offline
+  /who          who is in the room you write in: online, then the registered
+                members who are offline
   /register     make your name yours: asks for a passphrase (twice, hidden) that
                 joining under it will take from then on
   exit, /quit   leave the chat (Ctrl+D and Ctrl+C leave too); with a registered name you
