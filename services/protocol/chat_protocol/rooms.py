@@ -138,6 +138,7 @@ ROOM_ERROR_CODES = (
     "too_many_room_creations",  # the room creations per member per hour
     "not_allowed",  # only a room's members invite, only its owner removes
     "no_such_member",  # a direct message to a name that is neither registered nor online
+    "unknown_command",  # plain text: a line starting with / that is no command (// sends one)
 )
 
 __all__ = [
