@@ -118,12 +118,14 @@ def test_room_list() -> None:
             RoomInfo("#dev", 2, 1, joined=True, unread=4),
             RoomInfo("#secret", 3, 3, private=True, joined=True),
             RoomInfo("#random", 7, 0),
+            RoomInfo("#quiet", 1, 0),
         ]
     )
     assert line(listing, view).split("\n") == [
-        "* rooms (4); /join #name enters one:",
+        "* rooms (5); /join #name enters one:",
         "  #general  5 members, 3 online  (yours)",
         "  #dev  2 members, 1 online  (yours, writing here, 4 unread)",
         "  #secret  private, 3 members, 3 online  (yours)",
         "  #random  7 members, 0 online",
+        "  #quiet  1 member, 0 online",
     ]

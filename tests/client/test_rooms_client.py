@@ -25,6 +25,7 @@ from support.timing import UNIT
 from support.tracker import PASSWORD, RunningTracker
 
 MISSED = [f"missed in dev {index}" for index in range(3)]
+STILL_IN_GENERAL = re.compile(r"\[\d\d:\d\d:\d\d\] alpha: still in general")
 
 
 def member(clients: StartClient, tracker: RunningTracker, name: str, **env: str) -> Client:
@@ -127,11 +128,20 @@ def test_a_registered_member_is_back_in_her_room_and_reads_what_she_missed_there
     asyncio.run(talk_in_dev())
     again = clients("--username", "alpha", tracker.url, env=env)
     again.stdout.wait_for(lambda line: line.endswith(f"[#dev] bob: {MISSED[-1]}"), 4 * UNIT)
-    again.send("still in general")
-    again.stdout.wait_for(lambda line: line.endswith("] alpha: still in general"), 2 * UNIT)
+    again.send("still in general")  # the default room: no prefix
+    again.stdout.wait_for(lambda line: STILL_IN_GENERAL.fullmatch(line) is not None, 2 * UNIT)
     again.close_stdin()
     status, lines, stderr = again.finish()
     assert status == 0, stderr
-    assert f"--- {len(MISSED)} unread in #dev since you were last here ---" in stderr
+    unread_in_dev = len(MISSED) + len(("joined", "left"))  # bob's coming and going are events of #dev too
+    assert f"--- {unread_in_dev} unread in #dev since you were last here ---" in stderr
     shown = [line for line in lines if "[#dev] bob: missed" in line]
     assert [line.split("] bob: ", 1)[1] for line in shown] == MISSED
+
+    # What she was shown of #dev went back as her read position there: nothing is unread in it now.
+    third = clients("--username", "alpha", tracker.url, env=env)
+    third.stdout.wait_for(lambda line: "You are in #dev now" in line, 2 * UNIT)
+    third.close_stdin()
+    status, _, stderr = third.finish()
+    assert status == 0, stderr
+    assert "unread in #dev" not in stderr

@@ -277,7 +277,8 @@ def _room_line(info: RoomInfo, view: RoomView) -> str:
     if info.unread:
         notes.append(f"{info.unread} unread")
     about = f"  ({', '.join(notes)})" if notes else ""
-    return f"{safe(info.room)}  {kind}{info.members} members, {info.online} online{about}"
+    members = f"{info.members} member{'' if info.members == 1 else 's'}"
+    return f"{safe(info.room)}  {kind}{members}, {info.online} online{about}"
 
 
 def _writing(info: RoomInfo, view: RoomView) -> bool:
