@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from support.clients import Client, StartClient
 from support.signin import PASSPHRASE, register
 from support.terminal import Terminal, client_command, prompt
 from support.timing import UNIT
-from support.tracker import PASSWORD, RunningTracker
+from support.tracker import PASSWORD, RunningTracker, StartTracker
 
 MISSED = [f"missed in dev {index}" for index in range(3)]
 STILL_IN_GENERAL = re.compile(r"\[\d\d:\d\d:\d\d\] alpha: still in general")
@@ -145,3 +146,26 @@ def test_a_registered_member_is_back_in_her_room_and_reads_what_she_missed_there
     status, _, stderr = third.finish()
     assert status == 0, stderr
     assert "unread in #dev" not in stderr
+
+
+def test_after_a_restart_the_resumed_clients_are_in_their_room_again(
+    start_tracker: StartTracker, clients: StartClient
+) -> None:
+    """SIGTERM (1012) and the tracker back: each client resumes and enters its rooms again; #dev goes on."""
+    grace = ("--resume-grace", "60")  # the test tracker's default is 0: a lost member leaves at once
+    first = start_tracker(*grace)
+    alpha, bob = (member(clients, first, name) for name in ("alpha", "bob"))
+    for client in (alpha, bob):
+        enter(client, "#dev")
+    first.stop(signal.SIGTERM)
+    start_tracker("--port", str(first.port), *grace, data_dir=first.data_dir)
+    for client in (alpha, bob):
+        client.event("resumed", timeout=4 * UNIT)
+        client.event("entered", room="#dev", timeout=4 * UNIT)
+    alpha.send("after the restart")  # still written in #dev
+    bob.event("message", text="after the restart", room="#dev")
+    for client in (alpha, bob):
+        client.close_stdin()
+        status, _, stderr = client.finish()
+        assert status == 0, stderr
+    assert not [event for event in alpha.events() if event["type"] == "error"]  # no not_in_room

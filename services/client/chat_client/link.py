@@ -20,7 +20,7 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from chat_protocol import ClientMessage, History, Leave, Part, Read, Resumed, ServerMessage, Welcome, Who
+from chat_protocol import ClientMessage, History, Join, Leave, Part, Read, Resumed, ServerMessage, Welcome, Who
 
 from . import backoff
 from .connection import Connection, Incoming, SendFailed, connect, unsendable
@@ -265,6 +265,8 @@ class Link:
         resumed = incoming.message
         assert isinstance(resumed, Resumed)  # resume returns the resumed frame
         memory.on_resumed(resumed)
+        for room in list(self.view.rooms.values()):  # the lost connection took her other rooms: in again, caught up
+            await self._send_quietly(connection, Join("", room=room))
         self._fire(LinkEvent.RESUMED)
         await self._items.put(incoming)
         for text in resumed_notices(resumed):
@@ -337,10 +339,8 @@ class Link:
             self._flusher = asyncio.create_task(self._flush(connection))
 
     async def _flush(self, connection: Connection) -> None:
-        """Send the unacknowledged again, same ids, in order; then what waited; then go live.
-
-        Runs beside the pump: echoes keep coming while the pacing spaces the resends.
-        """
+        """Send the unacknowledged again, same ids, in order; then what waited; then go live (beside the pump:
+        echoes keep coming while the pacing spaces the resends)."""
         memory = self._memory("resend")
         for owed in memory.lines_to_resend():
             if memory.is_unacknowledged(owed):
