@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from support.bots import open_bot
@@ -160,5 +161,52 @@ async def test_only_operators_make_rooms_under_room_creation_admin(tmp_path: Pat
         assert (await enter(alice, "#new"))["code"] == "room_creation_closed"
         home = await enter(alice, "#general")  # the default room: nothing to make, she is in it
         assert home["type"] == "entered" and home["room"] == "#general" and home["members"] == ["alice"], home
+    finally:
+        tracker.stop()
+
+
+async def test_a_rooms_owner_removes_a_member_and_nobody_else_can(tmp_path: Path) -> None:
+    tracker = launch_tracker(tmp_path / "data")
+    try:
+        alice, bob, carol = [await open_bot(tracker.url, PASSWORD, n) for n in ("alice", "bob", "carol")]
+        await enter(alice, "#team", private=True)
+        for guest in ("bob", "carol"):
+            await alice.ws.send(json.dumps({"type": "invite", "room": "#team", "name": guest}))
+            await alice.expect("invited")
+        await enter(bob, "#team")
+        await enter(carol, "#team")
+        await bob.ws.send(json.dumps({"type": "remove", "room": "#team", "name": "carol"}))
+        assert (await bob.expect("error"))["code"] == "not_allowed"
+        await alice.ws.send(json.dumps({"type": "remove", "room": "#team", "name": "carol"}))
+        parted = await carol.expect("parted")
+        assert parted == {"type": "parted", "room": "#team", "reason": "removed"}, parted
+        left = await bob.expect("left")
+        assert left["name"] == "carol" and left["reason"] == "removed" and left["room"] == "#team", left
+        assert (await say_in(carol, "#team", "still here?"))["code"] == "not_in_room"
+        assert (await enter(carol, "#team"))["code"] == "no_such_room"  # no longer invited
+        dev = logged(tmp_path / "data" / "rooms" / "team" / "chat.log")
+        assert ("leave", "carol", "removed") in [(k, n, t) for _, k, n, t in dev]
+    finally:
+        tracker.stop()
+
+
+async def test_an_operators_mute_holds_in_every_room_and_in_direct_messages(tmp_path: Path) -> None:
+    admin = "an admin password 42"
+    tracker = launch_tracker(tmp_path / "data", env={"TRACKER_ADMIN_PASSWORD": admin})
+    try:
+        alice, bob = await open_bot(tracker.url, PASSWORD, "alice"), await open_bot(tracker.url, PASSWORD, "bob")
+        await enter(alice, "#dev")
+        async with httpx.AsyncClient(base_url=tracker.http_url, trust_env=False, timeout=UNIT) as http:
+            answer = await http.post(
+                "/admin/mute", json={"name": "alice", "seconds": 600}, headers={"Authorization": f"Bearer {admin}"}
+            )
+        assert answer.status_code == 200, answer.text
+        await alice.expect("moderation", 2 * UNIT)
+        assert (await say_in(alice, "#dev", "in dev"))["code"] == "muted"
+        await alice.ws.send(json.dumps({"type": "message", "to": "bob", "text": "psst"}))
+        assert (await alice.expect("error"))["code"] == "muted"
+        carol = await open_bot(tracker.url, PASSWORD, "carol")
+        await say_in(carol, None, "marker")
+        assert "psst" not in json.dumps(await frames_until(bob, "marker"))
     finally:
         tracker.stop()

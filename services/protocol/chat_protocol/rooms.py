@@ -33,6 +33,7 @@ ROOM_DESCRIPTION = f"'#' and 1-{MAX_ROOM_NAME} characters: letters a-z, digits, 
 JOIN_COMMAND = "/join"
 ROOMS_COMMAND = "/rooms"
 INVITE_COMMAND = "/invite"
+REMOVE_COMMAND = "/remove"
 MSG_COMMAND = "/msg"
 LITERAL_SLASH = "//"
 
@@ -120,6 +121,15 @@ class Invite:
 
 
 @dataclass(frozen=True)
+class Remove:
+    """Take ``name`` out of ``room`` (its owner only); she gets ``parted`` (reason ``removed``), the others ``left``."""
+
+    TYPE: ClassVar[str] = "remove"
+    room: str
+    name: str
+
+
+@dataclass(frozen=True)
 class Invited:
     """``name`` may enter ``room`` now; ``by`` invited her. Sent to the inviter and, if online, to her."""
 
@@ -148,6 +158,7 @@ __all__ = [
     "LITERAL_SLASH",
     "MAX_ROOM_NAME",
     "MSG_COMMAND",
+    "REMOVE_COMMAND",
     "ROOMS_COMMAND",
     "ROOM_ERROR_CODES",
     "Entered",
@@ -155,6 +166,7 @@ __all__ = [
     "Invited",
     "ListRooms",
     "Parted",
+    "Remove",
     "RoomInfo",
     "RoomList",
     "room_key",

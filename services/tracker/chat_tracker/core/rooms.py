@@ -264,6 +264,29 @@ class Rooms:
             self.on_changed(place.meta)
         return place
 
+    def remove(self, owner: Member, name: str, who: str) -> Place:
+        """``owner`` takes ``who`` out of room ``name``: every connection of hers there; her membership ends.
+
+        Raises Refused (``not_allowed`` unless ``owner`` made the room, ``no_such_member`` unless ``who`` is in it).
+        """
+        place = self.place(name)
+        if place is None or self.member_in(owner, name) is None or name_key(place.meta.owner) != owner.key:
+            raise Refused("not_allowed", f"only the owner of {name} removes members from it")
+        key, target = room_key(name), name_key(who)
+        place.meta.invited.discard(target)
+        removed = [(mid, mine) for mid, mine in self._in.items() if key in mine and mine[key].key == target]
+        if not removed and not place.room.is_registered_member(who):
+            raise Refused("no_such_member", f"{who} is not in {place.meta.name}")
+        for _, mine in removed:
+            sub = mine.pop(key)
+            said = sub.dialect.bye(LeaveReason.REMOVED, f"You were removed from {place.meta.name} by {owner.name}.")
+            place.room.leave(sub, LeaveReason.REMOVED, close=(0, LeaveReason.REMOVED, (said,)))
+        if not removed:  # a registered member who is offline: her membership ends all the same
+            place.room.end_offline_membership(who, LeaveReason.REMOVED)
+        if self.on_changed is not None:
+            self.on_changed(place.meta)
+        return place
+
     def write_in(self, member: Member, current: str, base: Dialect) -> None:
         """A plain-text member writes in ``current`` now: the other rooms' lines get their ``[#name] `` prefix."""
         current_key = room_key(current)

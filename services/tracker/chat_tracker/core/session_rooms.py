@@ -15,6 +15,7 @@ from chat_protocol import (
     INVITE_COMMAND,
     JOIN_COMMAND,
     MSG_COMMAND,
+    REMOVE_COMMAND,
     ROOMS_COMMAND,
     ClientMessage,
     Entered,
@@ -25,6 +26,7 @@ from chat_protocol import (
     Members,
     Part,
     ProtocolError,
+    Remove,
     RoomInfo,
     RoomList,
     Say,
@@ -45,8 +47,8 @@ from chat_tracker.errors import Kicked, Refused
 log = logging.getLogger("chat_tracker")
 
 UNKNOWN_COMMAND_HELP = (
-    "the commands are /join #room, /part [#room], /rooms, /invite NAME [#room], /msg NAME TEXT, /register, "
-    "/devices, /signout ID; // sends a line that starts with /"
+    "the commands are /join #room, /part [#room], /rooms, /invite NAME [#room], /remove NAME [#room], "
+    "/msg NAME TEXT, /register, /devices, /signout ID; // sends a line that starts with /"
 )
 
 
@@ -79,6 +81,9 @@ class RoomChat:
         elif word == INVITE_COMMAND and rest:
             guest, _, room = rest.partition(" ")
             self.invite(member, room.strip() or self.current, guest)
+        elif word == REMOVE_COMMAND and rest:
+            who, _, room = rest.partition(" ")
+            self.remove(member, room.strip() or self.current, who)
         elif word == MSG_COMMAND and " " in rest:
             to, _, said = rest.partition(" ")
             self.say(member, said.strip(), None, None, to)
@@ -103,6 +108,8 @@ class RoomChat:
             self.list_rooms(member)
         elif isinstance(request, Invite):
             self.invite(member, request.room, request.name)
+        elif isinstance(request, Remove):
+            self.remove(member, request.room, request.name)
         else:
             return False
         return True
@@ -202,6 +209,17 @@ class RoomChat:
             self.outbox.push(f"* {guest} may enter {place.meta.name} now.")
         else:
             self.outbox.push(encode(Invited(place.meta.name, guest, member.name)))
+
+    def remove(self, member: Member, name: str, who: str) -> None:
+        """The room's owner takes ``who`` out of it: everyone there sees her leave (``removed``)."""
+        try:
+            room = room_name(name)
+            check_name(who)
+            if self.rooms.is_default(room):
+                raise Refused("not_allowed", "operators remove members from the default room (docs/moderation.md)")
+            self.rooms.remove(member, room, who)
+        except (ChatProtocolError, Refused) as error:
+            self._error(error.code, str(error))
 
     # --- helpers -------------------------------------------------------------------------------
 

@@ -54,6 +54,7 @@ class Memberships:
             self.left(member, reason)
 
         self.room.on_join, self.room.on_leave = on_join, on_leave
+        self.room.on_offline_end = self.ended
 
     async def load(self) -> None:
         """Tell the room who its registered members are, so ``who`` lists the offline ones."""
@@ -93,6 +94,12 @@ class Memberships:
             self.mark_read(name, self.room.delivered_seq)
         now = time.time()
         self._write(lambda store: store.mark_seen(name, now, room))
+
+    def ended(self, name: str, reason: str) -> None:
+        """``name``'s membership ended while she was offline (removed from the room by its owner)."""
+        room = self.room_name
+        self._reads.pop(name, None)
+        self._write(lambda store: store.end_membership(name, room))
 
     def banned(self, name: str) -> None:
         """A moderator banned ``name``: if it is an account, its membership ends and every device is signed out."""

@@ -122,6 +122,7 @@ class RoomHouse:
         journal = self._journal(room_dir(self.settings.data_dir, meta.name))
         room = Room(journal, self.policy)
         room.owns_connections = False
+        room.moderation = self.default.moderation  # the operators' mutes and bans hold in every room
         room.start(f"room {meta.name} opened")
         memberships = Memberships(self.store, room, meta.name)
         memberships.attach()

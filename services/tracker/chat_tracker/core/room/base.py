@@ -105,6 +105,7 @@ class RoomBase:
         self.on_join: Callable[[Member], None] | None = None
         self.on_leave: Callable[[Member, str], None] | None = None
         self.on_away: Callable[[Member], None] | None = None
+        self.on_offline_end: Callable[[str, str], None] | None = None  # an offline member's membership ended
         # A member's join is delivered, just before her welcome is rendered (core/rooms.py takes her back to her rooms).
         self.on_welcomed: Callable[[Member], None] | None = None
         self.on_token_spent: Callable[[Member], None] | None = None  # a resume took a token: persist the count

@@ -99,7 +99,9 @@ def logged_reason(member: Member, reason: str) -> str:
     return reason
 
 
-MEMBERSHIP_ENDS = frozenset((LeaveReason.PART, LeaveReason.BANNED))  # what ends a registered member's membership
+MEMBERSHIP_ENDS = frozenset(
+    (LeaveReason.PART, LeaveReason.BANNED, LeaveReason.REMOVED)
+)  # what ends a registered member's membership
 
 
 @dataclass(frozen=True)
