@@ -169,3 +169,27 @@ def test_after_a_restart_the_resumed_clients_are_in_their_room_again(
         status, _, stderr = client.finish()
         assert status == 0, stderr
     assert not [event for event in alpha.events() if event["type"] == "error"]  # no not_in_room
+
+
+def test_a_private_room_lets_in_whom_its_owner_invites_and_not_whom_she_removes(
+    tracker: RunningTracker, clients: StartClient
+) -> None:
+    alpha, bob = (member(clients, tracker, name) for name in ("alpha", "bob"))
+    alpha.send("/join #secret private")
+    assert alpha.event("entered", room="#secret")["private"] is True
+    bob.send("/join #secret")
+    assert bob.event("error")["code"] == "no_such_room"
+    alpha.send("/invite bob")  # the room alpha writes in
+    alpha.event("invited", room="#secret", name="bob", by="alpha")
+    enter(bob, "#secret")
+    alpha.send("/remove bob")
+    bob.event("parted", room="#secret", reason="removed")
+    alpha.event("left", room="#secret", name="bob", reason="removed")
+    bob.send("/join #secret", "in general")  # refused again; the next line goes to the default room
+    assert bob.event("error")["code"] == "no_such_room"
+    alpha.event("message", name="bob", text="in general")
+    for client in (alpha, bob):
+        client.close_stdin()
+        status, _, stderr = client.finish()
+        assert status == 0, stderr
+    assert [e["room"] for e in bob.events() if e["type"] == "entered"] == ["#secret"]

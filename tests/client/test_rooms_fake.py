@@ -101,7 +101,7 @@ def test_scripted_room_commands_send_the_protocols_frames(fake: StartFake, clien
         {"type": "message", "text": "back in general"},
         {"type": "invite", "room": "#dev", "name": "bob"},
     ]
-    assert "chat-client: ! everyone is in #general: /invite NAME #room lets NAME into another room" in stderr
+    assert "chat-client: ! everyone is in #general: /invite NAME #room names another room" in stderr
     assert "chat-client: ! a room's name is '#' and 1-32 characters" in stderr
 
 

@@ -1,8 +1,8 @@
 """What a typed line means in the interactive client: a message, or one of a few commands.
 
-The room commands (``/join``, ``/part``, ``/rooms``, ``/invite``, ``/msg``) are
-recognised in both modes (``parse_room_command``); which room a bare ``/part`` or
-``/invite`` means is the caller's to decide, from the room it writes in.
+The room commands (``/join``, ``/part``, ``/rooms``, ``/invite``, ``/remove``, ``/msg``) are
+recognised in both modes (``parse_room_command``); which room a bare ``/part``,
+``/invite`` or ``/remove`` means is the caller's to decide, from the room it writes in.
 ``exit`` (the seed's word) and ``/quit`` leave; a line that merely *contains*
 "exit" is an ordinary message. ``//text`` sends ``/text``, so a message may start
 with a slash. With ``--admin`` the moderation commands (``/kick``, ``/mute``,
@@ -22,6 +22,7 @@ from chat_protocol import (
     JOIN_COMMAND,
     MSG_COMMAND,
     PART_COMMAND,
+    REMOVE_COMMAND,
     ROOMS_COMMAND,
     ProtocolError,
     room_name,
@@ -37,6 +38,7 @@ class Action(enum.Enum):
     JOIN = "join"  # enter ``room`` (``private``: create it private) and write there
     ROOMS = "rooms"  # list the rooms
     INVITE = "invite"  # let ``name`` into ``room`` (none: the room written in)
+    REMOVE = "remove"  # take ``name`` out of ``room`` (none: the room written in), as its owner
     MSG = "msg"  # a direct message: ``text`` to ``name`` alone
     WHO = "who"
     REGISTER = "register"
@@ -107,6 +109,7 @@ ROOM_USAGE = {
     PART_COMMAND: "/part [#room]",
     ROOMS_COMMAND: "/rooms",
     INVITE_COMMAND: "/invite NAME [#room]",
+    REMOVE_COMMAND: "/remove NAME [#room]",
     MSG_COMMAND: "/msg NAME text",
 }
 
@@ -139,6 +142,7 @@ Commands:
                 unread events are not kept for you); for a guest the same as exit
   /rooms        the public rooms and yours, with their members and your unread counts
   /invite NAME [#room]  let NAME into #room (or the room you write in)
+  /remove NAME [#room]  take NAME out of a room you made (#room, or the room you write in)
   /msg NAME text  say text to NAME alone (a direct message)
   /help         this help
   //text        send a message that starts with '/'
@@ -232,10 +236,19 @@ def _rooms(rest: str) -> Command:
 
 
 def _invite(rest: str) -> Command:
+    return _name_and_room(Action.INVITE, rest)
+
+
+def _remove(rest: str) -> Command:
+    return _name_and_room(Action.REMOVE, rest)
+
+
+def _name_and_room(action: Action, rest: str) -> Command:
+    """``NAME [#room]``: ``/invite``'s and ``/remove``'s arguments."""
     words = rest.split()
     if not 1 <= len(words) <= 2:
         raise BadArguments("")
-    return Command(Action.INVITE, name=words[0], room=_room(words[1]) if len(words) == 2 else "")
+    return Command(action, name=words[0], room=_room(words[1]) if len(words) == 2 else "")
 
 
 def _msg(rest: str) -> Command:
@@ -250,6 +263,7 @@ _ROOM_ARGUMENTS = {
     PART_COMMAND: _part,
     ROOMS_COMMAND: _rooms,
     INVITE_COMMAND: _invite,
+    REMOVE_COMMAND: _remove,
     MSG_COMMAND: _msg,
 }
 

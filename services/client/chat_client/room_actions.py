@@ -1,4 +1,5 @@
-"""The room commands carried out, the same way in both modes: ``/join``, ``/part #room``, ``/rooms``, ``/invite``.
+"""The room commands carried out, the same way in both modes: ``/join``, ``/part #room``, ``/rooms``,
+``/invite``, ``/remove``.
 
 Each is one request on the link; its answer (``entered``, ``parted``, ``room_list``,
 ``invited``, or an ``error``) arrives as an event like any other. What the modes do
@@ -8,13 +9,13 @@ or waiting until it can (scripted), and a bare ``/part`` in the default room.
 
 from __future__ import annotations
 
-from chat_protocol import ClientMessage, Invite, Join, ListRooms, Part
+from chat_protocol import ClientMessage, Invite, Join, ListRooms, Part, Remove
 
 from .commands import Action, Command
 from .link import Link
 from .render import safe
 
-ROOM_ACTIONS = frozenset({Action.JOIN, Action.PART, Action.ROOMS, Action.INVITE})
+ROOM_ACTIONS = frozenset({Action.JOIN, Action.PART, Action.ROOMS, Action.INVITE, Action.REMOVE})
 
 
 def room_to_part(link: Link, command: Command) -> str | None:
@@ -37,9 +38,10 @@ def request_for(link: Link, command: Command) -> ClientMessage | str:
         if not view.is_in(room):
             return f"you are not in {safe(room)}"
         return Part(room)
+    word = command.action.value
     if room is None or view.is_default(room):
-        return f"everyone is in {safe(view.default)}: /invite NAME #room lets NAME into another room"
-    return Invite(room, command.name)
+        return f"everyone is in {safe(view.default)}: /{word} NAME #room names another room"
+    return Invite(room, command.name) if command.action is Action.INVITE else Remove(room, command.name)
 
 
 async def carry_out(link: Link, command: Command, *, wait: bool) -> str | None:
