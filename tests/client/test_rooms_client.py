@@ -26,6 +26,7 @@ from support.timing import UNIT
 from support.tracker import PASSWORD, RunningTracker, StartTracker
 
 MISSED = [f"missed in dev {index}" for index in range(3)]
+WHILE_AWAY = "a word for you alone"
 STILL_IN_GENERAL = re.compile(r"\[\d\d:\d\d:\d\d\] alpha: still in general")
 
 
@@ -108,7 +109,8 @@ def test_the_prompt_follows_join_and_part_and_counts_the_other_room(
 def test_a_registered_member_is_back_in_her_room_and_reads_what_she_missed_there(
     tmp_path: Path, tracker: RunningTracker, clients: StartClient
 ) -> None:
-    """She quit while #dev talked; signing in again: entered #dev, its unread header, the missed lines in order."""
+    """She quit while #dev talked and bob wrote to her; signing in again: entered #dev, its unread header,
+    the missed lines in order, and bob's direct message."""
     assert asyncio.run(register(tracker, "alpha"))["type"] == "registered"
     env = {"CHAT_PASSPHRASE": PASSPHRASE}
     alpha = member(clients, tracker, "alpha", **env)
@@ -124,6 +126,9 @@ def test_a_registered_member_is_back_in_her_room_and_reads_what_she_missed_there
             await bob.ws.send(json.dumps({"type": "message", "room": "#dev", "text": text}))
             while (await bob.expect("message", 2 * UNIT))["text"] != text:
                 pass
+        await bob.ws.send(json.dumps({"type": "message", "to": "alpha", "text": WHILE_AWAY}))
+        while (await bob.expect("message", 2 * UNIT))["text"] != WHILE_AWAY:
+            pass  # its echo: the tracker keeps it for her
         await bob.ws.close()
 
     asyncio.run(talk_in_dev())
@@ -138,6 +143,7 @@ def test_a_registered_member_is_back_in_her_room_and_reads_what_she_missed_there
     assert f"--- {unread_in_dev} unread in #dev since you were last here ---" in stderr
     shown = [line for line in lines if "[#dev] bob: missed" in line]
     assert [line.split("] bob: ", 1)[1] for line in shown] == MISSED
+    assert any(line.endswith(f"] [bob] {WHILE_AWAY}") for line in lines)  # the direct message, on her return
 
     # What she was shown of #dev went back as her read position there: nothing is unread in it now.
     third = clients("--username", "alpha", tracker.url, env=env)
