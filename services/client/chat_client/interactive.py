@@ -35,7 +35,7 @@ from .items import Notice
 from .link import Enter, Link, Rejoin
 from .moderator import Moderator
 from .render import Fragments, error, event_line, name_list, name_style, notice, safe, uncolored
-from .room_actions import ROOM_ACTIONS, carry_out, room_to_part
+from .room_actions import ROOM_ACTIONS, carry_out
 from .signin import AskPassphrase, Keyring, sign_in
 
 PASSWORD_PROMPT = "Enter server password: "
@@ -302,7 +302,8 @@ _REQUESTS: dict[Action, tuple[str, Callable[[Link, Command], Who | ListDevices |
 
 async def act(link: Link, screen: Screen, command: Command, moderator: Moderator | None = None) -> bool:
     """Do what one typed line says; False once the user has left."""
-    parting = command.action is Action.PART and room_to_part(link, command) is None and not command.room
+    # A bare /part in the default room is what it always was: leaving for good.
+    parting = command.action is Action.PART and not command.room and link.view.current is None
     if command.action is Action.QUIT or parting:
         screen.say("Leaving for good..." if parting else "Exiting...")
         await link.leave(part=parting)

@@ -18,12 +18,6 @@ from .render import safe
 ROOM_ACTIONS = frozenset({Action.JOIN, Action.PART, Action.ROOMS, Action.INVITE, Action.REMOVE})
 
 
-def room_to_part(link: Link, command: Command) -> str | None:
-    """The room a ``/part`` leaves: the one it names, else the current one; None for the default room."""
-    room = command.room or link.view.current
-    return None if link.view.is_default(room) else room
-
-
 def request_for(link: Link, command: Command) -> ClientMessage | str:
     """The frame a room command sends, or why it sends none (the line to show)."""
     view = link.view

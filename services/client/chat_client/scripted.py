@@ -21,7 +21,7 @@ With ``--admin``, a line that starts with a moderation command (``/kick``, ``/mu
 moderation events it causes arrive on stdout like every other event. Without
 ``--admin`` such a line is a message, as every other line is.
 
-The room commands (``/join``, ``/part``, ``/rooms``, ``/invite``, ``/msg``) are carried
+The room commands (``/join``, ``/part``, ``/rooms``, ``/invite``, ``/remove``, ``/msg``) are carried
 out as in interactive mode; a refusal the client makes itself goes to stderr, the
 tracker's answers arrive on stdout. The lines after a ``/join`` or a ``/part`` are read
 only once its answer (``entered``, ``parted`` or an ``error``) is in, so they go to the
