@@ -115,6 +115,8 @@ async def test_a_rooms_order_goes_on_across_a_restart_and_the_rest_api_answers_f
         assert [m["name"] for m in who["members"]] == ["bob"], who
         assert (await rest(tracker, "/rooms/nowhere/members")).status_code == 404
         assert (await rest(tracker, "/rooms/dev/log?lines=1")).json()["events"][-1]["text"] == "after"
+        metrics = (await rest(tracker, "/metrics")).text
+        assert "chat_rooms 1.0" in metrics and "chat_room_messages_total 1.0" in metrics, metrics
     finally:
         tracker.stop()
 

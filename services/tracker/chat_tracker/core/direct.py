@@ -61,6 +61,7 @@ class Directs:
         self._open = open_conversation
         self.policy = policy
         self._conversations: dict[str, Conversation] = {}
+        self.sent = 0  # direct messages appended (the metrics' count)
         self._connections: dict[str, list[Member]] = {}  # name key -> her connections here (default-room members)
         self.is_member: Callable[[str], bool] = lambda name: False  # a registered member, online or not
         self.is_muted: Callable[[str], bool] = lambda name: False
@@ -103,6 +104,7 @@ class Directs:
         if refusal is not None:
             raise refusal
         conversation.journal.append(MESSAGE, sender.name, text, origin=sender.id, msg_id=msg_id)
+        self.sent += 1
 
     def existing(self, name: str) -> Conversation | None:
         """The conversation called ``name`` if anything was ever said in it (a ``history`` opens no new one)."""

@@ -59,6 +59,25 @@ class TrackerCollector(Collector):
         yield GaugeMetricFamily("chat_log_writable", "1 if chat.log is writable", int(room.log_available))
         yield _log_write_histogram(journal.log_write_buckets, journal.log_write_seconds)
         yield from _segment_metrics(self.tracker)
+        yield from _rooms_metrics(self.tracker)
+
+
+def _rooms_metrics(tracker: Tracker) -> Iterator[Metric]:
+    """The rooms besides the default one, all together, and the direct messages (the chat_* above: the default room)."""
+    places = tracker.rooms.places
+    yield GaugeMetricFamily("chat_rooms", "Rooms besides the default room", len(places))
+    yield CounterMetricFamily(
+        "chat_room_messages",
+        "Messages logged in the rooms besides the default",
+        sum(p.room.stats.messages for p in places),
+    )
+    yield CounterMetricFamily(
+        "chat_room_deliveries",
+        "Frames queued to members of the other rooms",
+        sum(p.room.stats.deliveries for p in places),
+    )
+    directs = tracker.rooms.directs
+    yield CounterMetricFamily("chat_direct_messages", "Direct messages logged", directs.sent if directs else 0)
 
 
 def _segment_metrics(tracker: Tracker) -> Iterator[Metric]:
