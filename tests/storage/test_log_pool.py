@@ -8,12 +8,13 @@ from chat_tracker.storage.log_pool import LogPool
 from chat_tracker.storage.rotation import RotatingLog
 
 
-def _open_logs() -> int:
-    """This process's descriptors open on a chat.log."""
+def _open_logs(under: Path) -> int:
+    """This process's descriptors open on a chat.log under ``under`` (other tests' files are theirs)."""
     opened = 0
     for fd in Path("/proc/self/fd").iterdir():
         try:
-            opened += fd.readlink().name == "chat.log"
+            target = fd.readlink()
+            opened += target.name == "chat.log" and target.is_relative_to(under)
         except OSError:
             continue  # the listing's own descriptor, closed already
     return opened
@@ -28,15 +29,15 @@ def test_only_the_logs_written_last_hold_a_descriptor_and_every_write_lands(tmp_
     logs = [RotatingLog(tmp_path / f"room{n}", pool=pool) for n in range(6)]
     for chat_log in logs:
         chat_log.open()
-        assert _open_logs() <= pool.size
+        assert _open_logs(tmp_path) <= pool.size
     for seq in range(1, 4):
         for n, chat_log in enumerate(logs):
             chat_log.append(_line(seq, f"room {n} line {seq}"))
-            assert _open_logs() <= pool.size, "a quiet log kept its descriptor"
+            assert _open_logs(tmp_path) <= pool.size, "a quiet log kept its descriptor"
     for n, chat_log in enumerate(logs):
         texts = [entry.text for entry in chat_log.read_after(0, 10)]
         assert texts == [f"room {n} line {seq}" for seq in range(1, 4)], texts  # read while resting, too
         assert chat_log.tail(1)[0].seq == 3
     for chat_log in logs:
         chat_log.close()
-    assert _open_logs() == 0
+    assert _open_logs(tmp_path) == 0

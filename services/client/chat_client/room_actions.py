@@ -22,7 +22,7 @@ def request_for(link: Link, command: Command) -> ClientMessage | str:
     """The frame a room command sends, or why it sends none (the line to show)."""
     view = link.view
     if command.action is Action.JOIN:
-        return Join("", room=command.room, private=command.private)
+        return Join("", room=command.room, private=command.private or None)  # left out unless asked for
     if command.action is Action.ROOMS:
         return ListRooms()
     room = command.room or view.current
