@@ -438,11 +438,12 @@ function renderPlaces() {
     const button = element("button", `place-button ${entry.kind}`);
     button.type = "button";
     button.append(element("span", "place-name", placeLabel(entry)));
-    if (entry.private) button.append(element("span", "tag", "private"));
+    // The spaces keep the button's accessible name readable ("#dev private 2"); flex layout ignores them.
+    if (entry.private) button.append(" ", element("span", "tag", "private"));
     if (entry.unread) {
       const badge = element("span", "badge", String(entry.unread));
       badge.title = `${entry.unread} unread`;
-      button.append(badge);
+      button.append(" ", badge);
     }
     if (entry.key === page.places.current) button.setAttribute("aria-current", "page");
     button.addEventListener("click", () => selectPlace(entry.key));
