@@ -529,7 +529,8 @@ function fragmentChanged() {
 // A registered member's welcome lists her other rooms (an `entered` for each follows).
 function roomsOfWelcome(rooms) {
   for (const info of rooms) {
-    const place = roomPlace(info.room);
+    const place = placeOf({ room: info.room }, page.me, page.places.defaultName);
+    if (place.key === DEFAULT_PLACE) continue;
     placeView(place);
     page.places.get(place.key).private = Boolean(info.private);
     page.places.setUnread(place.key, info.unread);
