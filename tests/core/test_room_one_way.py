@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from chat_protocol import CloseCode, Limits, Welcome, decode_server
+from chat_protocol import CloseCode, Limits, RoomInfo, Welcome, decode_server
 from chat_tracker.core.delivery import WelcomeTerms, frames_for
 from chat_tracker.core.dialects import JSON, Dialect
 from chat_tracker.core.events import JOIN, MESSAGE, Event
@@ -52,6 +52,8 @@ class Recipient:
     catch_up_after: int | None = None
     device_id: str | None = None
     device_token: str | None = None
+    rooms: tuple[RoomInfo, ...] = ()
+    after_welcome: tuple[str, ...] = ()
 
 
 def _welcome(kit: RoomKit, member: Member) -> Welcome:

@@ -53,7 +53,7 @@ from .messages import (
     Who,
 )
 from .names import MAX_NAME_LENGTH
-from .rooms import Entered, Invite, Invited, ListRooms, Parted, RoomInfo, RoomList, room_name
+from .rooms import Entered, Invite, Invited, ListRooms, Parted, Remove, RoomInfo, RoomList, room_name
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -164,10 +164,8 @@ def decode_client(frame: str) -> ClientMessage:
         return Auth(_string_field(body, "password"))
     if kind == Who.TYPE:
         return Who(_room(body))
-    if kind == ListRooms.TYPE:
-        return ListRooms()
-    if kind == Invite.TYPE:
-        return Invite(_required_room(body), _bounded(body, "name", MAX_NAME_LENGTH) or "")
+    if kind in (ListRooms.TYPE, Invite.TYPE, Remove.TYPE):
+        return _rooms_request(kind, body)
     if kind == Leave.TYPE:
         return Leave()
     if kind == Resume.TYPE:
@@ -179,6 +177,14 @@ def decode_client(frame: str) -> ClientMessage:
     if kind == History.TYPE:
         return _history(body)
     raise ProtocolError("unknown_type", f"unknown message type {kind[:40]!r}")
+
+
+def _rooms_request(kind: str, body: dict[str, Any]) -> ListRooms | Invite | Remove:
+    """``rooms``, ``invite`` or ``remove`` (rooms.py)."""
+    if kind == ListRooms.TYPE:
+        return ListRooms()
+    room, name = _required_room(body), _bounded(body, "name", MAX_NAME_LENGTH) or ""
+    return Invite(room, name) if kind == Invite.TYPE else Remove(room, name)
 
 
 def _history(body: dict[str, Any]) -> History:

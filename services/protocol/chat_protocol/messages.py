@@ -21,7 +21,7 @@ from .accounts import Devices, ListDevices, Register, Registered, SignedOut, Sig
 from .error_codes import ERROR_CODES
 from .membership import History, HistoryPage, Part, Presence, Read
 from .reasons import LEAVE_REASONS as _LEAVE_REASONS
-from .rooms import Entered, Invite, Invited, ListRooms, Parted, RoomInfo, RoomList
+from .rooms import Entered, Invite, Invited, ListRooms, Parted, Remove, RoomInfo, RoomList
 
 SUBPROTOCOL = "groupchat.v1"
 WEBSOCKET_PATH = "/ws"  # where the tracker serves the chat socket; the client implies it
@@ -143,6 +143,7 @@ ClientMessage: TypeAlias = (
     | SignOut
     | ListRooms
     | Invite
+    | Remove
 )
 
 # --- tracker -> client ---------------------------------------------------------------

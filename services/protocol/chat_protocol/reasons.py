@@ -31,6 +31,7 @@ class LeaveReason(enum.StrEnum):
     BANNED = "banned"  # removed by a moderator's ban
     OFFLINE = "offline"  # a registered member's connection ended: she is offline, still a member (membership.py)
     PART = "part"  # a registered member left for good (``part``, ``/part``)
+    REMOVED = "removed"  # removed from a room by its owner (rooms.py); her membership of it ends
 
     @property
     def info(self) -> ReasonInfo:
@@ -48,6 +49,7 @@ REASON_INFO: dict[LeaveReason, ReasonInfo] = {
     LeaveReason.BANNED: ReasonInfo(" (banned)", "banned"),
     LeaveReason.OFFLINE: ReasonInfo(" (offline)", "offline"),
     LeaveReason.PART: ReasonInfo(" (for good)", "left for good"),
+    LeaveReason.REMOVED: ReasonInfo(" (removed by the room's owner)", "removed by the room's owner"),
 }
 
 LEAVE_REASONS = tuple(reason.value for reason in LeaveReason)

@@ -33,6 +33,7 @@ ROOM_DESCRIPTION = f"'#' and 1-{MAX_ROOM_NAME} characters: letters a-z, digits, 
 JOIN_COMMAND = "/join"
 ROOMS_COMMAND = "/rooms"
 INVITE_COMMAND = "/invite"
+REMOVE_COMMAND = "/remove"
 MSG_COMMAND = "/msg"
 LITERAL_SLASH = "//"
 
@@ -120,6 +121,15 @@ class Invite:
 
 
 @dataclass(frozen=True)
+class Remove:
+    """Take ``name`` out of ``room`` (its owner only); she gets ``parted`` (reason ``removed``), the others ``left``."""
+
+    TYPE: ClassVar[str] = "remove"
+    room: str
+    name: str
+
+
+@dataclass(frozen=True)
 class Invited:
     """``name`` may enter ``room`` now; ``by`` invited her. Sent to the inviter and, if online, to her."""
 
@@ -138,6 +148,7 @@ ROOM_ERROR_CODES = (
     "too_many_room_creations",  # the room creations per member per hour
     "not_allowed",  # only a room's members invite, only its owner removes
     "no_such_member",  # a direct message to a name that is neither registered nor online
+    "unknown_command",  # plain text: a line starting with / that is no command (// sends one)
 )
 
 __all__ = [
@@ -147,6 +158,7 @@ __all__ = [
     "LITERAL_SLASH",
     "MAX_ROOM_NAME",
     "MSG_COMMAND",
+    "REMOVE_COMMAND",
     "ROOMS_COMMAND",
     "ROOM_ERROR_CODES",
     "Entered",
@@ -154,6 +166,7 @@ __all__ = [
     "Invited",
     "ListRooms",
     "Parted",
+    "Remove",
     "RoomInfo",
     "RoomList",
     "room_key",

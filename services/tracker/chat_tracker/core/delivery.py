@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from chat_protocol import Limits, Resumed, encode
+from chat_protocol import Limits, Resumed, RoomInfo, encode
 from chat_tracker.core.catchup import catch_up
 from chat_tracker.core.dialects import Dialect, ResumeOffer, SignedIn
 from chat_tracker.core.events import JOIN, LEAVE, MESSAGE, Event
@@ -50,6 +50,10 @@ class Recipient(Protocol):
     def device_id(self) -> str | None: ...
     @property
     def device_token(self) -> str | None: ...
+    @property
+    def rooms(self) -> tuple[RoomInfo, ...]: ...
+    @property
+    def after_welcome(self) -> tuple[str, ...]: ...
 
 
 R = TypeVar("R", bound=Recipient)
@@ -97,7 +101,7 @@ def _signed_in(member: Recipient, event: Event, terms: WelcomeTerms) -> SignedIn
         return None
     after = member.catch_up_after
     missed = None if after is None else catch_up(member.name, after, event.seq, terms.recent)
-    return SignedIn(missed, member.device_id, member.device_token)
+    return SignedIn(missed, member.device_id, member.device_token, member.rooms)
 
 
 class SharedFrames(Generic[R]):
@@ -174,5 +178,6 @@ def own_texts(dialect: Dialect, event: Event, terms: WelcomeTerms, member: Recip
     if event.kind is JOIN and member.recover_after is not None:
         return [terms.recovered(member, event)]  # back from a lost epoch: resumed, not recovered
     if event.kind is JOIN:
-        return dialect.welcome(event, terms.limits, terms.offer(event), _signed_in(member, event, terms))
+        welcome = dialect.welcome(event, terms.limits, terms.offer(event), _signed_in(member, event, terms))
+        return welcome + list(member.after_welcome) if member.after_welcome else welcome
     return []  # your own leave: you get a bye instead

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from chat_protocol import Bye, Error, Limits, Welcome, encode
+from chat_protocol import Bye, Error, Limits, RoomInfo, Welcome, encode
 from chat_protocol.reasons import LeaveReason
 from chat_tracker.core.catchup import CatchUp, plain_lines
 from chat_tracker.core.events import Event
@@ -30,6 +30,7 @@ class SignedIn:
     missed: CatchUp | None = None  # None: a new membership (nothing to catch up on)
     device: str | None = None
     device_token: str | None = None
+    rooms: tuple[RoomInfo, ...] = ()  # her other rooms (core/rooms.py), each with its unread count
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class JsonDialect:
             unread=None if missed is None else missed.unread,
             device=signed_in.device if signed_in is not None else None,
             device_token=signed_in.device_token if signed_in is not None else None,
+            rooms=list(signed_in.rooms) if signed_in is not None and signed_in.rooms else None,
         )
         return [encode(welcome)]
 

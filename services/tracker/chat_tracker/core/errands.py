@@ -19,6 +19,7 @@ class ReadHistory:
     after: int | None
     before: int | None
     limit: int
+    room: str | None = None  # another room's history (core/rooms.py); None: the default room's
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class MarkRead:
 
     name: str
     seq: int
+    room: str | None = None  # in another room (core/rooms.py); None: the default room
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from chat_tracker.core.errands import Errand, ListDevices, MarkRead, ReadHistory
 from chat_tracker.core.outbox import Outbox
 from chat_tracker.core.ratelimit import KeyedBuckets
 from chat_tracker.core.room import Member, Room
+from chat_tracker.core.rooms import Rooms, single_room
 from chat_tracker.core.session_chat import Chat
 from chat_tracker.core.session_entry import Entrance, Joined
 from chat_tracker.core.session_states import (
@@ -99,8 +100,10 @@ class Session:
         timeouts: Timeouts,
         entries: KeyedBuckets | None = None,
         accounts: bool = False,
+        rooms: Rooms | None = None,
     ) -> None:
         self.room = room
+        self.rooms = rooms if rooms is not None else single_room(room)
         self.dialect = dialect
         self.outbox = outbox
         self.address = address
@@ -109,7 +112,7 @@ class Session:
         self.member: Member | None = None
         self._state = SessionState.OPENING
         self._entrance = Entrance(room, dialect, outbox, address, accounts)
-        self._chat = Chat(room, dialect, outbox)
+        self._chat = Chat(self.rooms, dialect, outbox)
 
     # --- where it stands -------------------------------------------------------------
 
@@ -298,11 +301,17 @@ class Session:
         """The member a join or a resume brought in is this session's from now on."""
         if isinstance(outcome, Joined):
             self.member = outcome.member
+            self.rooms.connected(outcome.member)
+            if outcome.rooms:
+                self.rooms.come_back(outcome.member, outcome.rooms)
             return SessionState.CHATTING
         if isinstance(outcome, Replay):
             self.member = outcome.resuming.member
+            self.rooms.connected(outcome.resuming.member)
         return outcome
 
     def _connection_ended(self, reason: LeaveReason, resumable: bool) -> None:
-        if self.member is not None:  # a no-op if it already left, went away, or resumed elsewhere
-            self.room.connection_lost(self.member, self.outbox, reason, resumable)
+        member = self.member
+        if member is not None:  # a no-op if it already left, went away, or resumed elsewhere
+            self.rooms.connection_ended(member, self.outbox, reason)  # its other rooms end with this connection
+            self.room.connection_lost(member, self.outbox, reason, resumable)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 from chat_protocol import (
+    LITERAL_SLASH,
     PART_COMMAND,
     CloseCode,
     History,
@@ -38,7 +39,9 @@ from chat_tracker.core.dialects import PLAIN, Dialect
 from chat_tracker.core.errands import Errand, MarkRead, ReadHistory, SignOutDevice
 from chat_tracker.core.errands import ListDevices as ListMyDevices
 from chat_tracker.core.outbox import Outbox
-from chat_tracker.core.room import Member, Room
+from chat_tracker.core.room import Member
+from chat_tracker.core.rooms import Rooms
+from chat_tracker.core.session_rooms import RoomChat
 from chat_tracker.core.signin import CreateAccount, RegistrationDone
 from chat_tracker.errors import Kicked, Refused
 
@@ -52,10 +55,11 @@ SIGN_OUT_COMMAND = "/signout"
 class Chat:
     """One connection's chatting: the room it speaks to, its dialect, and its outbox for answers."""
 
-    __slots__ = ("dialect", "outbox", "room")
+    __slots__ = ("dialect", "outbox", "room", "rooms")
 
-    def __init__(self, room: Room, dialect: Dialect, outbox: Outbox) -> None:
-        self.room = room
+    def __init__(self, rooms: Rooms, dialect: Dialect, outbox: Outbox) -> None:
+        self.room = rooms.default
+        self.rooms = RoomChat(rooms, dialect, outbox)
         self.dialect = dialect
         self.outbox = outbox
 
@@ -66,14 +70,31 @@ class Chat:
         text = frame.rstrip("\r\n")
         if text == "exit":
             self._leave(member)
-        elif text == PART_COMMAND:
-            self._part(member)
-        elif text == DEVICES_COMMAND or text.startswith(SIGN_OUT_COMMAND + " "):
-            return self._device_errand(member, text[len(SIGN_OUT_COMMAND) + 1 :].strip() or None)
-        elif text == REGISTER_COMMAND or text.startswith(REGISTER_COMMAND + " "):
-            return self._register(member, text[len(REGISTER_COMMAND) + 1 :])
-        else:
+        elif text.startswith(LITERAL_SLASH):
+            self.rooms.say_here(member, text[1:])
+        elif text.startswith("/"):
+            return self._command(member, text)
+        elif self.rooms.writing_in_default:
             self._say(member, text)
+        else:
+            self.rooms.say_here(member, text)
+        return None
+
+    def _command(self, member: Member, text: str) -> CreateAccount | Errand | None:
+        """A plain-text line starting with ``/``: this stage's own commands, or the rooms' (``session_rooms``)."""
+        word, _, rest = text.partition(" ")
+        if word == PART_COMMAND:
+            room = rest.strip() or self.rooms.current
+            if self.rooms.rooms.is_default(room):
+                self._part(member)
+            else:
+                self.rooms.part(member, room)
+        elif text == DEVICES_COMMAND or (word == SIGN_OUT_COMMAND and rest.strip()):
+            return self._device_errand(member, rest.strip() or None)
+        elif word == REGISTER_COMMAND:
+            return self._register(member, rest)
+        else:
+            self.rooms.command(member, text)
         return None
 
     def registration_done(self, member: Member, done: RegistrationDone) -> None:
@@ -110,7 +131,9 @@ class Chat:
             return self._membership_errand(member, request)
         if isinstance(request, (ListDevices, SignOut)):
             return self._device_errand(member, request.device if isinstance(request, SignOut) else None)
-        if isinstance(request, Part):
+        if self.rooms.take_json(member, request):
+            pass  # a request about another room, a room's listing, or an invitation
+        elif isinstance(request, Part):
             self._part(member)
         elif isinstance(request, Say):
             self._say(member, request.text, request.id)
@@ -149,9 +172,14 @@ class Chat:
         if not member.registered:
             self._error("not_registered", "history and read positions are for registered names: /register first")
             return None
+        room = None if self.rooms.rooms.is_default(request.room) else request.room
+        held = self.rooms.rooms.member_in(member, room or self.rooms.rooms.default_name)
+        if held is None:
+            self._error("not_in_room", f"you are not in {room}")
+            return None
         if isinstance(request, Read):  # never past what the room has delivered: a read of the future means nothing
-            return MarkRead(member.name, min(request.seq, self.room.delivered_seq))
-        return ReadHistory(request.after, request.before, request.limit)
+            return MarkRead(member.name, min(request.seq, held[0].delivered_seq), room)
+        return ReadHistory(request.after, request.before, request.limit, room)
 
     def _device_errand(self, member: Member, sign_out: str | None) -> Errand | None:
         """``/devices`` (``devices``) lists her devices; ``/signout ID`` (``sign_out``) signs one out."""

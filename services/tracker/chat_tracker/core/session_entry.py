@@ -52,6 +52,7 @@ class Joined:
     """Outcome: ``member`` is in the room, chatting on this connection."""
 
     member: Member
+    rooms: tuple[tuple[str, int], ...] = ()  # a registered member's other rooms and read positions: back into them
 
 
 class Entrance:
@@ -171,7 +172,8 @@ class Entrance:
 
     def _join(self, name: str, signed_in: AccountChecked | None = None) -> SessionState | Joined:
         try:
-            return Joined(self.room.join(name, self.dialect, self.outbox, self.address, signed_in=signed_in))
+            member = self.room.join(name, self.dialect, self.outbox, self.address, signed_in=signed_in)
+            return Joined(member, signed_in.rooms if signed_in is not None else ())
         except (NameRefused, Refused) as refusal:
             return self._name_refused(refusal.code, str(refusal))
 

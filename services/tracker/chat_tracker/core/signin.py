@@ -60,6 +60,7 @@ class AccountChecked:
     read: int | None = None  # SIGNED_IN and a member already: her read position (her welcome catches her up)
     device: str | None = None  # SIGNED_IN from a device: its id
     device_token: str | None = None  # ... and the token its next sign-in takes (the one it used is spent)
+    rooms: tuple[tuple[str, int], ...] = ()  # SIGNED_IN: her other rooms (core/rooms.py) and her read position in each
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from chat_tracker import __version__
 from chat_tracker.http import admin, admin_accounts
 from chat_tracker.http.rest import attach_metrics, router
+from chat_tracker.http.rooms_rest import router as rooms_router
 from chat_tracker.http.web import router as web_router  # the browser client at /
 from chat_tracker.service.settings import Settings
 from chat_tracker.service.tracker import Tracker
@@ -54,6 +55,7 @@ def create_app(settings: Settings) -> TrackerApp:
     api.state.tracker = tracker
     attach_metrics(api.state, tracker)
     api.include_router(router)
+    api.include_router(rooms_router)
     if settings.admin_password is not None:  # moderation off: /admin is not there at all (404)
         admin.mount(api, admin_accounts.router)
     api.include_router(web_router)  # / and /web/*, outside the OpenAPI schema

@@ -14,8 +14,9 @@ from starlette.datastructures import State
 
 from chat_tracker.core.auth import PasswordGate, password_from_authorization
 from chat_tracker.core.ratelimit import Wait
+from chat_tracker.core.room import Room
 from chat_tracker.http.metrics import metrics_registry, render
-from chat_tracker.journal.protocol import History
+from chat_tracker.journal.protocol import History, Journal
 from chat_tracker.replicas.replica import ARCHIVER_LAG_EVENTS
 from chat_tracker.service.tracker import Tracker
 
@@ -138,7 +139,12 @@ router = APIRouter()
     "/members", response_model=MembersOut, dependencies=[Authorized], responses=UNAUTHORIZED, summary="Who is online"
 )
 async def members(tracker: TrackerDep) -> MembersOut:
-    listed = tracker.room.who()
+    return members_of(tracker.room)
+
+
+def members_of(room: Room) -> MembersOut:
+    """A room's members, as ``/members`` lists the default room's and ``/rooms/{room}/members`` any room's."""
+    listed = room.who()
     return MembersOut(
         count=len(listed),
         members=[
@@ -174,11 +180,16 @@ async def log_events(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LOG_LINES, description="With `after`: at most this many")] = 100,
 ) -> LogOut | LogPageOut:
+    return await log_of(tracker.journal, lines, after, limit)
+
+
+async def log_of(journal: Journal, lines: int | None, after: int | None, limit: int) -> LogOut | LogPageOut:
+    """A room's log as ``/log`` answers it (``/rooms/{room}/log`` too)."""
     # Both read in a worker thread: the room never waits on the file.
     if after is None:
-        entries = await tracker.journal.tail(lines or DEFAULT_LOG_LINES)
+        entries = await journal.tail(lines or DEFAULT_LOG_LINES)
         return LogOut(events=[LogEventOut(**entry.__dict__) for entry in entries])
-    return _page(after, await tracker.journal.read_after(after, limit), tracker.journal.epoch)
+    return _page(after, await journal.read_after(after, limit), journal.epoch)
 
 
 def _page(after: int, history: History, epoch: str) -> LogPageOut:

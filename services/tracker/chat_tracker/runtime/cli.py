@@ -87,6 +87,9 @@ POSITIVE = (
     "--history-size",
     "--auth-guesses-per-minute",
     "--joins-per-minute",
+    "--max-rooms-per-member",
+    "--max-rooms",
+    "--room-creations-per-hour",
 )
 NOT_NEGATIVE = ("--keep-segments", "--keep-days", "--resume-grace", "--coalesce-ms")
 

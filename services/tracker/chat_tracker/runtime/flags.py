@@ -11,7 +11,7 @@ from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from chat_protocol import Limits
+from chat_protocol import Limits, ProtocolError, room_name
 from chat_tracker.core.addresses import proxy_list
 from chat_tracker.core.hosts import host_list
 from chat_tracker.core.origins import origin_list
@@ -29,6 +29,24 @@ def registration_mode(text: str) -> str:
     if text not in REGISTRATION_MODES:
         raise ValueError(f"must be open, admin or off, not {text!r}")
     return text
+
+
+ROOM_CREATION_MODES = ("open", "admin")
+
+
+def room_creation_mode(text: str) -> str:
+    """``--room-creation``'s value, checked."""
+    if text not in ROOM_CREATION_MODES:
+        raise ValueError(f"must be open or admin, not {text!r}")
+    return text
+
+
+def default_room(text: str) -> str:
+    """``--default-room``'s value as a room's name (``general`` and ``#general`` alike)."""
+    try:
+        return room_name(text)
+    except ProtocolError as error:
+        raise ValueError(error.message) from None
 
 
 @dataclass(frozen=True)
@@ -195,6 +213,35 @@ OPTIONS = (
         registration_mode,
         _DEFAULT["registration"],
         "who may register names: open (any member, the name it uses), admin (operators only), off",
+    ),
+    Option(
+        "--default-room",
+        "TRACKER_DEFAULT_ROOM",
+        default_room,
+        _DEFAULT["default_room"],
+        "the room every member enters, kept in <data-dir>/chat.log (docs/protocol.md#rooms-and-direct-messages)",
+    ),
+    Option(
+        "--room-creation",
+        "TRACKER_ROOM_CREATION",
+        room_creation_mode,
+        _DEFAULT["room_creation"],
+        "who makes rooms: open (a member entering a new room makes it), admin (operators only)",
+    ),
+    Option(
+        "--max-rooms-per-member",
+        "TRACKER_MAX_ROOMS_PER_MEMBER",
+        int,
+        _DEFAULT["max_rooms_per_member"],
+        "rooms one member may be in besides the default room (more: too_many_rooms)",
+    ),
+    Option("--max-rooms", "TRACKER_MAX_ROOMS", int, _DEFAULT["max_rooms"], "rooms in all besides the default room"),
+    Option(
+        "--room-creations-per-hour",
+        "TRACKER_ROOM_CREATIONS_PER_HOUR",
+        int,
+        _DEFAULT["room_creations_per_hour"],
+        "rooms one member may make per hour, as a burst and then a rate (more: too_many_room_creations)",
     ),
     Option(
         "--resume-grace",

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from chat_protocol import NameRefused, name_key
 from chat_protocol.accounts import MAX_PASSPHRASE_CHARS
+from chat_protocol.rooms import ROOM_PREFIX
 from chat_tracker.core.accounts import (
     MAX_DEVICES,
     Account,
@@ -34,6 +35,7 @@ from chat_tracker.core.accounts import (
     token_hash,
 )
 from chat_tracker.core.addresses import address_key
+from chat_tracker.core.direct import DIRECT_PREFIX
 from chat_tracker.core.passphrases import hash_passphrase, verify_passphrase
 from chat_tracker.core.ratelimit import AuthThrottle, Wait, WarnLimiter
 from chat_tracker.core.signin import GUEST, AccountChecked, CheckAccount, RegistrationDone, Verdict
@@ -155,7 +157,12 @@ class AccountDesk:
     @staticmethod
     def _signed_in(store: AccountStore, account: Account, device: str | None, token: str | None) -> AccountChecked:
         read = store.read_position(account.name) if store.membership(account.name) is not None else None
-        return AccountChecked(Verdict.SIGNED_IN, account.name, read=read, device=device, device_token=token)
+        rooms = tuple(
+            (p.room, p.seq) for p in store.read_positions(account.name) if p.room[:1] in (ROOM_PREFIX, DIRECT_PREFIX)
+        )
+        return AccountChecked(
+            Verdict.SIGNED_IN, account.name, read=read, device=device, device_token=token, rooms=rooms
+        )
 
     # --- a member's own devices ---------------------------------------------------------
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 
 from chat_protocol.reasons import LeaveReason
-from chat_tracker.core.accounts import AccountStore
+from chat_tracker.core.accounts import DEFAULT_ROOM, AccountStore
 from chat_tracker.core.dialects import PLAIN
 from chat_tracker.core.room import Member, Room
 from chat_tracker.core.room.member import MEMBERSHIP_ENDS
@@ -32,11 +32,11 @@ Write = Callable[[AccountStore], object]
 class Memberships:
     """The account store's side of membership, for one room."""
 
-    def __init__(self, store: AccountStore | None, room: Room) -> None:
+    def __init__(self, store: AccountStore | None, room: Room, room_name: str = DEFAULT_ROOM) -> None:
         self.store = store
         self.room = room
-        self._queue: asyncio.Queue[Write] | None = None
-        self._worker: asyncio.Task[None] | None = None
+        self.room_name = room_name  # the store's name for it: DEFAULT_ROOM, or "#dev" (core/rooms.py)
+        self._writer = StoreQueue(store)
         self._reads: dict[str, int] = {}  # name -> newest read position not yet written
 
     def attach(self) -> None:
@@ -54,13 +54,14 @@ class Memberships:
             self.left(member, reason)
 
         self.room.on_join, self.room.on_leave = on_join, on_leave
+        self.room.on_offline_end = self.ended
 
     async def load(self) -> None:
         """Tell the room who its registered members are, so ``who`` lists the offline ones."""
         if self.store is None:
             return
         try:
-            members = await asyncio.to_thread(self.store.memberships)
+            members = await asyncio.to_thread(self.store.memberships, self.room_name)
         except AccountStoreError as error:
             log.error("Could not read the members from the account store: %s", error)
             return
@@ -74,24 +75,31 @@ class Memberships:
 
     def begin(self, name: str) -> None:
         """``name`` becomes a member, having read everything so far (registering, or joining after a part)."""
-        seq, now = self.room.delivered_seq, time.time()
-        self._write(lambda store: store.begin_membership(name, seq, now))
+        seq, now, room = self.room.delivered_seq, time.time(), self.room_name
+        self._write(lambda store: store.begin_membership(name, seq, now, room))
 
     def left(self, member: Member, reason: str) -> None:
         if not member.registered:
             return
         name = member.name
-        if reason == LeaveReason.BANNED:
+        room = self.room_name
+        if reason == LeaveReason.BANNED and room == DEFAULT_ROOM:
             self.banned(name)
             return
         if reason in MEMBERSHIP_ENDS:
             self._reads.pop(name, None)
-            self._write(lambda store: store.end_membership(name))
+            self._write(lambda store: store.end_membership(name, room))
             return
-        if member.dialect is PLAIN:  # it was sent everything up to here, and shows all it is sent
+        if member.dialect.name == PLAIN.name:  # it was sent everything up to here, and shows all it is sent
             self.mark_read(name, self.room.delivered_seq)
         now = time.time()
-        self._write(lambda store: store.mark_seen(name, now))
+        self._write(lambda store: store.mark_seen(name, now, room))
+
+    def ended(self, name: str, reason: str) -> None:
+        """``name``'s membership ended while she was offline (removed from the room by its owner)."""
+        room = self.room_name
+        self._reads.pop(name, None)
+        self._write(lambda store: store.end_membership(name, room))
 
     def banned(self, name: str) -> None:
         """A moderator banned ``name``: if it is an account, its membership ends and every device is signed out."""
@@ -109,11 +117,25 @@ class Memberships:
     def _flush_read(self, store: AccountStore, name: str) -> None:
         seq = self._reads.pop(name, None)
         if seq is not None:
-            store.advance_read_position(name, seq)
-
-    # --- the writer -----------------------------------------------------------------------
+            store.advance_read_position(name, seq, self.room_name)
 
     def _write(self, write: Write) -> None:
+        self._writer.write(write)
+
+    async def flush(self) -> None:
+        """Wait until every write queued so far is done (at shutdown, before the store closes)."""
+        await self._writer.flush()
+
+
+class StoreQueue:
+    """Writes to the account store, one at a time and in order, off the event loop: nobody chatting waits for them."""
+
+    def __init__(self, store: AccountStore | None) -> None:
+        self.store = store
+        self._queue: asyncio.Queue[Write] | None = None
+        self._worker: asyncio.Task[None] | None = None
+
+    def write(self, write: Write) -> None:
         if self.store is None:
             return
         if self._queue is None:

@@ -73,6 +73,12 @@ class Settings:
     flood_forgiveness: float = 1.0  # refused messages forgiven per second
     history_size: int = 10_000  # events the journal keeps in memory for "events after seq S"
     registration: str = "open"  # who creates accounts: open (any member), admin (operators only), off
+    # Rooms (core/rooms.py): the default room every member is in, and the bounds on the others.
+    default_room: str = "#general"
+    room_creation: str = "open"  # who makes rooms: open (any member, by entering a new one) or admin (operators)
+    max_rooms_per_member: int = 50
+    max_rooms: int = 10_000
+    room_creations_per_hour: int = 10  # per member
     resume_grace: float = 60.0  # seconds a lost JSON member stays away (resumable) before it leaves
     # chat.log rotation and retention (storage/rotation.py); 0 / False: off, keep everything
     rotate_bytes: int = 0

@@ -24,6 +24,7 @@ from chat_tracker.core.addresses import address_key
 from chat_tracker.core.admission import Admission, AdmissionRefusal, Budget
 from chat_tracker.core.auth import PasswordGate
 from chat_tracker.core.dialects import RESTART
+from chat_tracker.core.errands import MarkRead
 from chat_tracker.core.outbox import Coalescer
 from chat_tracker.core.ratelimit import AuthThrottle, KeyedBuckets, WarnLimiter
 from chat_tracker.core.room import Member, Room
@@ -34,6 +35,7 @@ from chat_tracker.service.accounts import AccountDesk, Registration, open_accoun
 from chat_tracker.service.lifecycle import RESTART_MESSAGE, SHUTDOWN_MESSAGE, goodbye, member_policy, restart_goodbye
 from chat_tracker.service.membership import Memberships
 from chat_tracker.service.replicated import Replicated
+from chat_tracker.service.rooms import RoomHouse, replicated_rooms
 from chat_tracker.service.settings import Settings
 from chat_tracker.service.standalone import Standalone
 from chat_tracker.storage.rotation import RotatingLog
@@ -132,7 +134,7 @@ class Tracker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        policy = member_policy(settings)
+        policy = self.policy = member_policy(settings)
         url = settings.redis_url
         self.mode: Mode = Standalone(settings, policy) if url is None else Replicated(settings, url, policy)
         self.room, self.journal, self.replication = self.mode.room, self.mode.journal, self.mode.replication
@@ -174,12 +176,27 @@ class Tracker:
         self.accounts = AccountDesk(store, Registration(settings.registration), throttles, self.warnings)
         self.memberships = Memberships(store, self.room)
         self.memberships.attach()
+        # The rooms besides the default one: on disk beside chat.log, or (replicas) none yet.
+        self.house = RoomHouse(settings, self.policy, store, self.room) if settings.redis_url is None else None
+        self.rooms = self.house.rooms if self.house is not None else replicated_rooms(self.room, settings)
         self.request_exit: Callable[[], None] | None = None
         # One coalescing window for every member's frames (None: each batch is written at once).
         self.coalescer = Coalescer(settings.coalesce_ms / 1000) if settings.coalesce_ms > 0 else None
         self.restarting = False  # set on SIGTERM: the shutdown is a restart, members resume
         self.started = False
         self.stopped = False
+
+    def journal_of(self, room: str | None) -> Journal:
+        """The journal of ``room`` (None: the default room); the session checked the member is in it."""
+        place = None if room is None else self.rooms.place(room)
+        return self.journal if place is None else place.room.journal
+
+    def mark_read(self, errand: MarkRead) -> None:
+        """A registered member has seen up to a seq, in the default room or another."""
+        if errand.room is None or self.house is None:
+            self.memberships.mark_read(errand.name, errand.seq)
+        else:
+            self.house.mark_read(errand.room, errand.name, errand.seq)
 
     def _throttle(self, settings: Settings) -> AuthThrottle:
         return AuthThrottle(
@@ -205,6 +222,8 @@ class Tracker:
         if self.settings.exit_when_empty:
             self.room.on_empty = self._on_empty
         self.mode.start()
+        if self.house is not None:
+            self.house.start()
         self._loading = asyncio.get_running_loop().create_task(self.memberships.load())
 
     def admit(self, connection: Closable, session: Session) -> bool:
@@ -247,6 +266,8 @@ class Tracker:
         else:
             members = self.room.shutdown("tracker stopped", bye=goodbye)
             code, message, reason = CloseCode.GOING_AWAY, SHUTDOWN_MESSAGE, LeaveReason.SHUTDOWN
+        if self.house is not None:
+            self.house.stop("tracker stopped")  # every other room's leaves and stop (its members' sockets are closing)
         await self.journal.sync()  # the leaves and the stop, in chat.log before anyone is waited for
         sessions = list(self.connections.sessions)
         for session in sessions:
@@ -256,6 +277,8 @@ class Tracker:
         if sessions:
             await asyncio.gather(*(s.finished(self.settings.shutdown_grace) for s in sessions))
         await self.journal.close()
+        if self.house is not None:
+            await self.house.close()
         await self.mode.close()
         await self.memberships.flush()  # offline marks and read positions of the members just told goodbye
         self.accounts.close()

@@ -102,9 +102,20 @@ class ChatLog:
         """Bytes of whole lines written (what a rotation check compares, and what readers may read)."""
         return self._size
 
+    def rest(self) -> None:
+        """Close the descriptor while the log is quiet (a room nobody writes in); the next write opens it again."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _descriptor(self) -> int:
+        if self._fd < 0:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, PRIVATE_MODE)
+        return self._fd
+
     def identity(self) -> tuple[int, int, int]:
         """(device, inode, size) of the open file, to notice it being truncated or replaced underneath."""
-        stat = os.fstat(self._fd)
+        stat = os.fstat(self._descriptor())
         return stat.st_dev, stat.st_ino, stat.st_size
 
     def adopt_size(self, size: int) -> None:
@@ -114,15 +125,16 @@ class ChatLog:
         self.first_seq = first.seq if first is not None else None
 
     def fsync(self) -> None:
-        os.fsync(self._fd)
+        os.fsync(self._descriptor())
 
     def append(self, data: bytes) -> None:
         """Append whole lines with as few writes as the kernel allows; all or nothing."""
         view = memoryview(data)
         written = 0
         try:
+            fd = self._descriptor()
             while written < len(data):
-                count = os.write(self._fd, view[written:])
+                count = os.write(fd, view[written:])
                 if count == 0:
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                 written += count
@@ -136,10 +148,10 @@ class ChatLog:
 
     def _cut_back(self) -> None:
         with contextlib.suppress(OSError):  # nothing better to do; start-up repair removes the torn line
-            os.ftruncate(self._fd, self._size)
+            os.ftruncate(self._descriptor(), self._size)
 
     def close(self) -> None:
-        os.close(self._fd)
+        self.rest()
 
     def tail(self, count: int) -> list[LogEntry]:
         """The last ``count`` lines, oldest first."""

@@ -34,6 +34,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chat_protocol import parse_ts
 from chat_tracker.errors import Discontinuity, LogWriteError
@@ -44,6 +45,9 @@ from chat_tracker.storage.private_files import make_path_private
 from chat_tracker.storage.segments import LogFile, RetentionPolicy, Segment
 
 __all__ = ["RotatingLog", "RotationPolicy", "next_midnight"]
+
+if TYPE_CHECKING:
+    from chat_tracker.storage.log_pool import LogPool
 
 log = logging.getLogger("chat_tracker")
 
@@ -105,8 +109,10 @@ class RotatingLog:
         *,
         clock: Callable[[], float] = time.time,
         executor: Executor | None = None,
+        pool: LogPool | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self._pool = pool  # rooms' logs share a few descriptors: a quiet one's file is closed until it is written
         self.path = data_dir / LOG_NAME
         self.policy = policy
         self.stats = SegmentStats()
@@ -130,6 +136,8 @@ class RotatingLog:
         for segment in segments.list_segments(self.data_dir):
             make_path_private(segment.path)  # rotated by an older version, when chat.log was 0640
         self._adopt(chat_log, report.first_ts)
+        if self._pool is not None:
+            self._pool.writing(self)  # open now: it counts among the pool's open files
         if report.last_seq == 0:
             report = OpenReport(self._last_seq_elsewhere(), report.torn_bytes_removed)
         self._executor.submit(self._run_maintenance)  # compression can take a while: not before listening
@@ -150,6 +158,8 @@ class RotatingLog:
 
     def append(self, data: bytes) -> None:
         """Write whole lines, rotating first when this batch would cross a limit."""
+        if self._pool is not None:
+            self._pool.writing(self)
         chat_log = self._log if self._log is not None else self._reopen_after_failure()
         if chat_log.size and self._due(chat_log.size + len(data), data):
             chat_log = self._rotate(chat_log)
@@ -221,6 +231,11 @@ class RotatingLog:
         assert self._log is not None
         log.warning("Opened a fresh %s after a failed rotation", self.path)
         return self._log
+
+    def rest(self) -> None:
+        """Close chat.log's descriptor while the log is quiet (``LogPool``); its next write opens it again."""
+        if self._log is not None:
+            self._log.rest()
 
     def _rotated(self, segment: Path, size: int) -> None:
         self.stats.rotations += 1

@@ -92,7 +92,14 @@ class SessionDriver(Closable):
         self.outbox = outbox
         timeouts = Timeouts(auth=settings.auth_timeout, join=settings.join_timeout)
         self.session = Session(
-            tracker.room, opened.dialect, outbox, address, timeouts, tracker.entries, accounts=tracker.accounts.kept
+            tracker.room,
+            opened.dialect,
+            outbox,
+            address,
+            timeouts,
+            tracker.entries,
+            accounts=tracker.accounts.kept,
+            rooms=tracker.rooms,
         )
         self.lost = False  # the socket is closed
         self.ended = False  # the session has been told the connection is over
@@ -201,7 +208,7 @@ class SessionDriver(Closable):
     def _act(self, action: Action | Errand | None) -> None:
         session = self.session
         if isinstance(action, MarkRead):
-            self.tracker.memberships.mark_read(action.name, action.seq)
+            self.tracker.mark_read(action)
         elif isinstance(action, ReadHistory):  # the member's next frame is read once the page is out
             self._task = asyncio.get_running_loop().create_task(self._answer_history(action))
         elif isinstance(action, (ListDevices, SignOutDevice)):
@@ -236,7 +243,7 @@ class SessionDriver(Closable):
 
     async def _answer_history(self, request: ReadHistory) -> None:
         try:
-            self.outbox.push(await history_page(self.tracker.journal, request))
+            self.outbox.push(await history_page(self.tracker.journal_of(request.room), request, request.room))
         finally:
             self._task = None
         if not self.ended:

@@ -71,11 +71,10 @@ class RoomBase:
         self.grace = grace
         self.stats = RoomStats()
         self.moderation = Moderation(clock)
-        self.shared = shared
-        self.replica = 0  # a shared room: this replica's number
-        self.dead_replicas: frozenset[int] = frozenset()  # a shared room: replicas that stopped answering
-        self.replicas: Replicas | None = None  # a shared room: where it tells the others who moved or dropped
-        self.previous_tokens: ResumeTokens | None = None  # a shared room: the epoch its journal lost
+        self._shared_parts(shared)
+        # False for a room besides the default one (core/rooms.py): its members' connections are the default
+        # room's, so leaving it ends no connection (the goodbye frames go out, the socket stays open).
+        self.owns_connections = True
         self._observers()
         self._clock = clock
         self._monotonic = monotonic
@@ -92,12 +91,23 @@ class RoomBase:
         self._delivered_seq = journal.last_seq
         journal.subscribe(self._deliver)
 
+    def _shared_parts(self, shared: bool) -> None:
+        """What a room shared by replicas keeps of the others (``shared.py``)."""
+        self.shared = shared
+        self.replica = 0  # a shared room: this replica's number
+        self.dead_replicas: frozenset[int] = frozenset()  # a shared room: replicas that stopped answering
+        self.replicas: Replicas | None = None  # a shared room: where it tells the others who moved or dropped
+        self.previous_tokens: ResumeTokens | None = None  # a shared room: the epoch its journal lost
+
     def _observers(self) -> None:
         """What the tracker may watch (it logs, persists and counts; it never calls back into the room)."""
         self.on_empty: Callable[[], None] | None = None
         self.on_join: Callable[[Member], None] | None = None
         self.on_leave: Callable[[Member, str], None] | None = None
         self.on_away: Callable[[Member], None] | None = None
+        self.on_offline_end: Callable[[str, str], None] | None = None  # an offline member's membership ended
+        # A member's join is delivered, just before her welcome is rendered (core/rooms.py takes her back to her rooms).
+        self.on_welcomed: Callable[[Member], None] | None = None
         self.on_token_spent: Callable[[Member], None] | None = None  # a resume took a token: persist the count
         # An address ban is about to be logged: make the address durable elsewhere (room.json; a
         # replica's Redis keeps it in the event itself, which no member or chat.log line shows).
@@ -169,5 +179,8 @@ class RoomBase:
         """Its leave is delivered (it received everything before it): close its connection with its goodbye."""
         member.advance(Step.LEAVE_DELIVERED)
         code, reason, final = member.goodbye
-        member.outbox.close(code, reason, final)
+        if self.owns_connections:
+            member.outbox.close(code, reason, final)
+        else:
+            member.outbox.push_texts(list(final))
         del self._by_id[member.id]

@@ -82,6 +82,7 @@ class RoomClosing(RoomDelivery):
         self._away.clear()
         for member in members:
             member.advance(Step.SUSPEND if member.id in kept else Step.CLOSE)
-            member.outbox.close(code, reason, bye(member))
+            if self.owns_connections:  # another room's members' connections are the default room's to close
+                member.outbox.close(code, reason, bye(member))
         self._claims.clear()
         self._by_id.clear()

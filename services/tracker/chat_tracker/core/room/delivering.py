@@ -61,6 +61,8 @@ class RoomDelivery(SharedRoom):
             if kind is JOIN:
                 member.since_seq = event.seq
                 member.advance(Step.JOIN_DELIVERED)
+                if self.on_welcomed is not None:
+                    self.on_welcomed(member)
             else:
                 leavers.append(member)
         return leavers

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from chat_protocol import CloseCode
+from chat_protocol import CloseCode, RoomInfo
 from chat_protocol.reasons import LeaveReason
 from chat_tracker.core.dialects import Dialect
 from chat_tracker.core.events import Event
@@ -53,6 +53,8 @@ class Member:
     device_token: str | None = None  # the token her welcome hands that device (then forgotten)
     extra: bool = False  # a further connection of an account already in the room: not listed, logs no join or leave
     resumes: int = 0  # how many times this membership resumed: only the token with this count resumes it
+    rooms: tuple[RoomInfo, ...] = ()  # a registered member signing in: her other rooms, for her welcome (rooms.py)
+    after_welcome: tuple[str, ...] = ()  # ... and the direct messages she missed, sent right after it (direct.py)
 
     def __post_init__(self) -> None:
         if self.state not in INITIAL_STATES:
@@ -97,7 +99,9 @@ def logged_reason(member: Member, reason: str) -> str:
     return reason
 
 
-MEMBERSHIP_ENDS = frozenset((LeaveReason.PART, LeaveReason.BANNED))  # what ends a registered member's membership
+MEMBERSHIP_ENDS = frozenset(
+    (LeaveReason.PART, LeaveReason.BANNED, LeaveReason.REMOVED)
+)  # what ends a registered member's membership
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,17 @@ class RoomQueries(RoomBase):
         return len(self._members)
 
     @property
+    def offline_count(self) -> int:
+        """Registered members with no connection here (still members)."""
+        return sum(1 for key in self._offline if key not in self._members)
+
+    def is_registered_member(self, name: str) -> bool:
+        """Whether ``name`` is a registered member of the room, online or not."""
+        key = name_key(name)
+        member = self._members.get(key)
+        return key in self._offline if member is None else member.registered
+
+    @property
     def away_count(self) -> int:
         return len(self._away)
 

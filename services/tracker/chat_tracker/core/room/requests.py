@@ -169,6 +169,14 @@ class RoomRequests(RoomQueries):
             self.on_leave(member, reason)
         self._empty_now()
 
+    def end_offline_membership(self, name: str, reason: str) -> None:
+        """A registered member with no connection here stops being a member (removed, banned): one leave event."""
+        if self.closed or not self.journal.writable:
+            raise Refused("log_unavailable", "the room's log cannot be written right now; try again later")
+        self.journal.append(LEAVE, name, reason)
+        if self.on_offline_end is not None:
+            self.on_offline_end(name, reason)
+
     def drop_slow(self, member: Member) -> None:
         """``member`` could not keep up: its outbox overflowed. It leaves with reason ``slow``."""
         if not member.left:

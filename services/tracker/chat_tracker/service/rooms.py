@@ -1,0 +1,172 @@
+"""The rooms besides the default one, kept on disk: each with its own journal on its own chat.log.
+
+``core/rooms.py`` keeps the rooms by name and routes requests; this opens each room's
+parts when a member makes it or the tracker starts (``<data-dir>/rooms/<name>/chat.log``,
+rotated and kept as the default room's chat.log is, and ``room-info.json``), follows its
+registered members into the account store as the default room's are followed
+(``service/membership.py``), and closes them all at the end.
+
+With ``--redis-url`` (replicas) only the default room exists for now: entering another
+is refused with ``room_creation_closed`` (docs/replicas.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from chat_protocol import room_key
+from chat_tracker.core.accounts import AccountStore
+from chat_tracker.core.direct import Conversation, Directs
+from chat_tracker.core.events import Event
+from chat_tracker.core.policy import MemberPolicy
+from chat_tracker.core.room import Member, Room
+from chat_tracker.core.rooms import RoomLimits, RoomMeta, Rooms
+from chat_tracker.errors import Refused
+from chat_tracker.journal.local import LocalJournal
+from chat_tracker.service.membership import Memberships, StoreQueue
+from chat_tracker.service.settings import Settings
+from chat_tracker.service.standalone import rotation_policy
+from chat_tracker.storage.chatlog import ChatLog, DiscardingChatLog
+from chat_tracker.storage.log_pool import LogPool
+from chat_tracker.storage.room_files import conversation_dir, read_room_infos, room_dir, write_room_info
+from chat_tracker.storage.rotation import RotatingLog
+
+log = logging.getLogger("chat_tracker")
+
+LOG_DESCRIPTORS = 32  # of runtime/descriptors.py's RESERVED 64, which the default room's own files leave free
+
+
+def room_limits(settings: Settings) -> RoomLimits:
+    return RoomLimits(
+        per_member=settings.max_rooms_per_member,
+        total=settings.max_rooms,
+        creations_per_hour=settings.room_creations_per_hour,
+        creation_open=settings.room_creation == "open",
+    )
+
+
+class RoomHouse:
+    """Opens, keeps and closes the rooms besides the default one of a single tracker."""
+
+    def __init__(self, settings: Settings, policy: MemberPolicy, store: AccountStore | None, default: Room) -> None:
+        self.settings = settings
+        self.policy = policy
+        self.store = store
+        self.journals: list[LocalJournal] = []
+        self.memberships: dict[str, Memberships] = {}  # room key -> its registered members in the store
+        self._loading: set[asyncio.Task[None]] = set()
+        # Every room's and conversation's log: one maintenance thread (compression, retention) for all, and at
+        # most LOG_DESCRIPTORS files open at once (out of the descriptors the tracker keeps for itself).
+        self._maintenance = ThreadPoolExecutor(1, thread_name_prefix="rooms-log-maintenance")
+        self._descriptors = LogPool(LOG_DESCRIPTORS)
+        self.rooms = Rooms(default, self._open, room_limits(settings), settings.default_room)
+        self.rooms.on_changed = self._keep
+        self.directs = Directs(self._open_conversation, policy)
+        self.directs.is_member = default.is_registered_member
+        self.directs.is_muted = lambda name: default.moderation.muted_until(name) is not None
+        self.directs.on_delivered = self._delivered
+        self.directs.on_caught_up = self._caught_up
+        self.rooms.directs = self.directs
+        self.default = default
+        self._reads = StoreQueue(store)  # direct messages' memberships and read positions
+
+    def start(self) -> None:
+        """Open every room kept in the data dir (needs the event loop: each logs its start)."""
+        metas = read_room_infos(self.settings.data_dir)
+        self.rooms.restore(metas)
+        if metas:
+            log.info("%d room(s) besides %s opened", len(metas), self.settings.default_room)
+
+    def _journal(self, directory: Path) -> LocalJournal:
+        """A journal on ``directory``'s chat.log (made if new), rotated and kept as the default room's is."""
+        settings = self.settings
+        log_class = DiscardingChatLog if settings.bench_disable_log else ChatLog
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        chat_log = RotatingLog(
+            directory, log_class, rotation_policy(settings), executor=self._maintenance, pool=self._descriptors
+        )
+        report = chat_log.open()
+        journal = LocalJournal(chat_log, last_seq=report.last_seq, history_size=settings.history_size)
+        journal.preload(chat_log.tail(min(settings.history_size, report.last_seq)))
+        self.journals.append(journal)
+        return journal
+
+    def _open_conversation(self, name: str) -> LocalJournal:
+        return self._journal(conversation_dir(self.settings.data_dir, name))
+
+    def _delivered(self, conversation: Conversation, event: Event, reached: list[Member]) -> None:
+        """A direct message is out: each registered one of the two is a member of the conversation, and has read it
+        if it reached one of her connections (the sender has, by sending it)."""
+        now, seq, name = time.time(), event.seq, conversation.name
+        for party in (event.name, conversation.other(event.name)):
+            if not self.default.is_registered_member(party):
+                continue
+            read = party == event.name or bool(reached)
+            self._reads.write(
+                functools.partial(_read_direct, name=party, conversation=name, seq=seq, now=now, read=read)
+            )
+
+    def _caught_up(self, name: str, conversation: str, seq: int) -> None:
+        """Her welcome carried what she missed of ``conversation``: she has read it."""
+        self._reads.write(
+            functools.partial(_read_direct, name=name, conversation=conversation, seq=seq, now=time.time())
+        )
+
+    def _open(self, meta: RoomMeta) -> Room:
+        """A room's journal on its chat.log, and the room on it (a new room's directory is made here)."""
+        journal = self._journal(room_dir(self.settings.data_dir, meta.name))
+        room = Room(journal, self.policy)
+        room.owns_connections = False
+        room.moderation = self.default.moderation  # the operators' mutes and bans hold in every room
+        room.start(f"room {meta.name} opened")
+        memberships = Memberships(self.store, room, meta.name)
+        memberships.attach()
+        self.memberships[room_key(meta.name)] = memberships
+        task = asyncio.get_running_loop().create_task(memberships.load())
+        self._loading.add(task)
+        task.add_done_callback(self._loading.discard)
+        return room
+
+    def mark_read(self, room: str, name: str, seq: int) -> None:
+        memberships = self.memberships.get(room_key(room))
+        if memberships is not None:
+            memberships.mark_read(name, seq)
+
+    def _keep(self, meta: RoomMeta) -> None:
+        """A room was made, or let someone in: its ``room-info.json`` now (small, and rare)."""
+        try:
+            write_room_info(self.settings.data_dir, meta)
+        except OSError as error:
+            log.error("Cannot write the info of room %s (%s): it is lost at the next restart", meta.name, error)
+
+    def stop(self, note: str) -> None:
+        """Every room logs its members' leaves and its stop (the default room closes the connections)."""
+        self.rooms.shutdown(note)
+
+    async def close(self) -> None:
+        for journal in self.journals:
+            await journal.close()
+        for memberships in self.memberships.values():
+            await memberships.flush()
+        await self._reads.flush()
+
+
+def _read_direct(store: AccountStore, name: str, conversation: str, seq: int, now: float, read: bool = True) -> None:
+    """``name`` is a member of ``conversation`` (from seq 0: unread, if new), and has read up to ``seq`` if ``read``."""
+    store.begin_membership(name, 0, now, conversation)
+    if read:
+        store.advance_read_position(name, seq, conversation)
+
+
+def _replicas_have_one_room(meta: RoomMeta) -> Room:
+    raise Refused("room_creation_closed", f"there is no room {meta.name}: replicas (--redis-url) have one room yet")
+
+
+def replicated_rooms(default: Room, settings: Settings) -> Rooms:
+    """The rooms of a replica: the default room alone, for now."""
+    return Rooms(default, _replicas_have_one_room, room_limits(settings), settings.default_room)
