@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from playwright.sync_api import Locator, Page, expect
 
 from support.tracker import RunningTracker
-from support.web import Browser, JsonMember, field, join, lines_with, log, online, open_page, type_line
+from support.web import (
+    Browser,
+    JsonMember,
+    enter_name,
+    enter_password,
+    field,
+    join,
+    lines_with,
+    log,
+    online,
+    open_page,
+    type_line,
+)
+
+PASSPHRASE = "correct horse battery"
 
 
 def place(page: Page, label: str) -> Locator:
@@ -149,8 +164,7 @@ def test_a_private_room_is_created_its_invitation_sent_and_left(browser: Browser
         expect(place(page, "#ops")).to_contain_text("private")
         field(page, "Invite").fill("carol")
         page.get_by_role("button", name="Invite", exact=True).click()
-        carol.expect("invited", room="#ops", name="carol", by="webby")
-        expect(log(page)).to_contain_text("carol may enter #ops now")
+        expect(log(page)).to_contain_text("carol may enter #ops now")  # the page's `invited`
         enter_room(carol, "#ops")
         expect(online(page)).to_contain_text("carol")
 
@@ -174,5 +188,53 @@ def test_the_public_rooms_are_listed_and_one_entered_from_the_list(browser: Brow
         rooms.get_by_role("listitem").filter(has_text="#lobby-2").get_by_role("button").click()
         expect(shown(page)).to_have_text("#lobby-2")
         carol.expect("joined", room="#lobby-2", name="webby")
+    finally:
+        carol.close()
+
+
+def test_a_returning_member_finds_her_rooms_and_what_she_missed_there(
+    browser: Browser, tracker: RunningTracker
+) -> None:
+    """The welcome's rooms and the entered after it: #dev with a badge, its missed message fetched; the direct message
+    sent while she was away in its conversation; reading #dev sends `read` with its room."""
+    alice = JsonMember(tracker, "alice")
+    alice.send({"type": "register", "passphrase": PASSPHRASE})
+    alice.expect("registered")
+    enter_room(alice, "#dev")
+    alice.send({"type": "leave"})
+    alice.expect("bye")
+    alice.close()
+    carol = JsonMember(tracker, "carol")
+    page = open_page(browser(), tracker)
+    try:
+        enter_room(carol, "#dev")
+        carol.send({"type": "message", "room": "#dev", "text": "missed in dev"})
+        missed = int(carol.expect("message", room="#dev", text="missed in dev")["seq"])
+        carol.send({"type": "message", "to": "alice", "text": "missed direct"})
+        carol.expect("message", to="alice", text="missed direct")
+
+        sent: list[dict[str, Any]] = []
+        with page.expect_websocket() as opened:
+            enter_password(page, tracker.password)
+        opened.value.on("framesent", lambda payload: sent.append(json.loads(payload)))
+        enter_name(page, "alice")
+        field(page, "Passphrase").fill(PASSPHRASE)
+        field(page, "Passphrase").press("Enter")
+        expect(field(page, "Message")).to_be_visible()
+        expect(badge(page, "#dev")).to_be_visible()
+        expect(badge(page, "@carol")).to_have_text("1")
+
+        place(page, "#dev").click()
+        expect(lines_with(page, "missed in dev")).to_have_count(1)
+        expect(badge(page, "#dev")).to_have_count(0)
+
+        def read_past_missed(frame: dict[str, Any]) -> bool:
+            return frame.get("type") == "read" and frame.get("room") == "#dev" and int(frame["seq"]) >= missed
+
+        if not any(read_past_missed(frame) for frame in sent):
+            opened.value.wait_for_event("framesent", lambda payload: read_past_missed(json.loads(payload)))
+        place(page, "@carol").click()
+        expect(lines_with(page, "missed direct")).to_have_count(1)
+        assert page.errors == []  # type: ignore[attr-defined]
     finally:
         carol.close()
