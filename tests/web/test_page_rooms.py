@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 from typing import Any
 
 from playwright.sync_api import Locator, Page, expect
 
-from support.tracker import RunningTracker
+from support.tracker import RunningTracker, StartTracker, launch_tracker
 from support.web import (
     Browser,
     JsonMember,
@@ -238,3 +239,28 @@ def test_a_returning_member_finds_her_rooms_and_what_she_missed_there(
         assert page.errors == []  # type: ignore[attr-defined]
     finally:
         carol.close()
+
+
+def test_after_a_tracker_restart_the_page_is_back_in_its_rooms(browser: Browser, start_tracker: StartTracker) -> None:
+    """A resume covers the default room only: the page enters #dev again; what was typed there meanwhile goes there."""
+    tracker = start_tracker(resume_grace=60)
+    page = open_page(browser(), tracker)
+    join(page, tracker, "webby")
+    join_room_from_the_page(page, "#dev")
+    assert tracker.stop(signal.SIGTERM) == 0
+    expect(page.get_by_role("status")).to_contain_text("Reconnecting")
+    type_line(page, "typed in dev while away")
+    restarted = launch_tracker(tracker.data_dir, "--port", str(tracker.port), resume_grace=60)
+    try:
+        expect(log(page)).to_contain_text("back in #dev")
+        expect(lines_with(page, "typed in dev while away")).to_have_count(1)
+        expect(page.get_by_role("list", name="Not sent yet")).to_be_hidden()
+        carol = JsonMember(restarted, "carol")
+        enter_room(carol, "#dev")
+        carol.send({"type": "message", "room": "#dev", "text": "dev after the restart"})
+        expect(lines_with(page, "dev after the restart")).to_have_count(1)
+        expect(shown(page)).to_have_text("#dev")
+        carol.close()
+        assert page.errors == []  # type: ignore[attr-defined]
+    finally:
+        restarted.stop()

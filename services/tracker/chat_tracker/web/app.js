@@ -405,7 +405,7 @@ function placeView(place) {
   log.dataset.place = place.key;
   log.addEventListener("scroll", scrolled, { passive: true });
   $("new-messages").before(log);
-  const view = { log, members: new Map(), reading: null, readTimer: null, observer: null };
+  const view = { log, members: new Map(), reading: null, readTimer: null, observer: null, entered: null, missedUntil: 0 };
   view.observer = new IntersectionObserver((entries) => placeLinesSeen(place.key, entries), {
     root: log,
     threshold: [0, 0.5, 1],
@@ -538,7 +538,8 @@ function roomsOfWelcome(rooms) {
   renderPlaces();
 }
 
-// A guest joined afresh: the rooms she was in ended with her old session.
+// A new connection: the rooms she was in ended with the old one (a guest's after a fresh join, anyone's
+// after a resume); `join` each again. A registered member's fresh sign-in needs none: the tracker enters them.
 function reenterRooms() {
   for (const entry of page.places.list()) {
     if (entry.kind === "room" && entry.key !== DEFAULT_PLACE) page.link.enter(entry.name);
@@ -553,10 +554,10 @@ function roomEntered(entered) {
   entry.private = Boolean(entered.private);
   view.members = memberMap(entered.members);
   if (page.registered && view.reading === null) view.reading = new ReadPosition(entered.read ?? entered.seq);
+  const what = view.entered ? "back in" : "you are in";
   const members = names(entered.members);
-  append(noticeLine(`you are in ${safe(entered.room)}${entered.private ? " (private)" : ""}; members ${members}`, entered.ts), {
-    key: place.key,
-  });
+  view.entered = noticeLine(`${what} ${safe(entered.room)}${entered.private ? " (private)" : ""}; members ${members}`, entered.ts);
+  append(view.entered, { key: place.key });
   if (entered.unread) {
     page.places.setUnread(place.key, entered.unread);
     fetchRoomMissed(entered);
@@ -585,13 +586,15 @@ function roomHistory(history) {
   if (!view || !view.missedUntil) return;
   const until = view.missedUntil;
   view.missedUntil = 0;
+  const shown = new Set([...view.log.querySelectorAll("li[data-seq]")].map((line) => Number(line.dataset.seq)));
   const lines = history.events
-    .filter((event) => event.seq <= until)
+    .filter((event) => event.seq <= until && !shown.has(event.seq))
     .map(eventLine)
     .filter((line) => line !== null);
   if (!lines.length) return;
   lines.unshift(noticeLine(unreadText(lines.length), null, "notice unread-divider"));
-  insertKeepingView(() => view.log.prepend(...lines), view.log);
+  // Above the `entered` that announced them: what she missed came before she was back.
+  insertKeepingView(() => view.entered.before(...lines), view.log);
   for (const line of lines) observe(line, place.key);
 }
 
@@ -879,6 +882,7 @@ const view = {
     page.historyAsked = []; // answers owed on the old connection are lost: asked again once live
     if (page.backlog) page.backlog.reconnected();
     setMembers(resumed.members);
+    reenterRooms(); // a connection's end takes her out of every room but the default one; resume covers that one only
     const count = resumed.messages;
     notice(
       resumed.replayed === 0
