@@ -98,6 +98,11 @@ def test_each_room_shows_its_own_messages_and_the_others_count_unread(
         place(page, "#dev").click()
         expect(lines_with(page, "dev again")).to_have_count(1)
         assert page.evaluate("window.sameDocument") is True
+
+        type_line(page, "/part #dev")  # the command, as in the terminal client
+        carol.expect("left", room="#dev", name="webby", reason="part")
+        expect(place(page, "#dev")).to_have_count(0)
+        expect(shown(page)).to_have_text("#general")
         assert page.errors == []  # type: ignore[attr-defined]
     finally:
         carol.close()
@@ -145,6 +150,10 @@ def test_a_direct_message_between_two_pages(browser: Browser, tracker: RunningTr
         expect(lines_with(bob, "just between us")).to_have_count(1)
         type_line(bob, "agreed")
         expect(lines_with(alice, "agreed")).to_have_count(1)
+        place(alice, "#general").click()
+        type_line(alice, "/msg bob sent with /msg")  # opens (here: shows) the conversation and sends
+        expect(shown(alice)).to_have_text("@bob")
+        expect(lines_with(bob, "sent with /msg")).to_have_count(1)
 
         # carol got neither: everything sent to her before her own next message's echo is a room's
         carol.send({"type": "message", "text": "carol was here"})
