@@ -167,6 +167,7 @@ export const LEAVE_REASONS = {
   banned: " (banned)",
   offline: " (offline)",
   part: " for good",
+  removed: " (removed by the room's owner)",
 };
 
 // --- pacing (chat_client/pacing.py) ------------------------------------------------
