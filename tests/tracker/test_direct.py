@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from support.bots import Bot, open_bot
@@ -103,5 +104,92 @@ async def test_a_registered_member_comes_back_to_her_rooms_and_pages_through_wha
         texts = [e["text"] for e in page["events"] if e["type"] == "message"]
         assert page["room"] == "#dev" and texts == [f"while away {n}" for n in range(3)], page
         assert page["last"] >= said[-1]
+    finally:
+        tracker.stop()
+
+
+async def test_a_registered_member_pages_through_a_conversation_with_history(tmp_path: Path) -> None:
+    tracker = launch_tracker(tmp_path / "data")
+    try:
+        await register(tracker, "bob")
+        bob, _ = await joined(tracker, "bob", PASSPHRASE)
+        alice = await open_bot(tracker.url, PASSWORD, "alice")
+        said = [f"note {n}" for n in range(5)]
+        for text in said:
+            await direct(alice, "bob", text)
+        await direct(bob, "alice", "got them")
+        events: list[dict[str, object]] = []
+        after = 0
+        while True:
+            await bob.ws.send(json.dumps({"type": "history", "to": "alice", "after": after, "limit": 2}))
+            page = await bob.expect("history_page", 2 * UNIT)
+            assert page["to"] == "alice", page
+            events += page["events"]
+            after = page["last"]
+            if not page["more"]:
+                break
+        assert [(e["name"], e["to"], e["text"]) for e in events] == [("alice", "bob", t) for t in said] + [
+            ("bob", "alice", "got them")
+        ]
+        await bob.ws.send(json.dumps({"type": "history", "to": "nobody1", "after": 0}))
+        empty = await bob.expect("history_page", 2 * UNIT)
+        assert empty["events"] == [] and empty["more"] is False, empty
+        assert not (tmp_path / "data" / "direct" / "bob+nobodyl").exists()  # asking opens no conversation
+    finally:
+        tracker.stop()
+
+
+async def test_a_room_entered_or_left_on_one_device_is_entered_or_left_on_all_of_them(tmp_path: Path) -> None:
+    tracker = launch_tracker(tmp_path / "data")
+    try:
+        await register(tracker, "bob")
+        laptop, _ = await joined(tracker, "bob", PASSPHRASE)
+        phone, _ = await joined(tracker, "bob", PASSPHRASE)
+        assert (await enter(laptop, "#dev"))["type"] == "entered"
+        assert (await phone.expect("entered", 2 * UNIT))["room"] == "#dev"
+        alice = await open_bot(tracker.url, PASSWORD, "alice")
+        await enter(alice, "#dev")
+        await say_in(alice, "#dev", "both of you")
+        for device in (laptop, phone):
+            assert (await frames_until(device, "both of you"))[-1]["room"] == "#dev"
+        await laptop.ws.send(json.dumps({"type": "part", "room": "#dev"}))
+        for device in (laptop, phone):
+            assert (await device.expect("parted", 2 * UNIT))["room"] == "#dev"
+        await say_in(alice, "#dev", "gone?")
+        await say_in(alice, None, "marker")
+        assert "gone?" not in json.dumps(await frames_until(phone, "marker"))
+    finally:
+        tracker.stop()
+
+
+async def test_a_private_room_and_a_conversation_answer_rest_only_to_their_members_own_credentials(
+    tmp_path: Path,
+) -> None:
+    tracker = launch_tracker(tmp_path / "data")
+    try:
+        for name in ("bob", "eve"):
+            await register(tracker, name)
+        bob, _ = await joined(tracker, "bob", PASSPHRASE)
+        await enter(bob, "#secret", private=True)
+        await say_in(bob, "#secret", "the plan")
+        alice = await open_bot(tracker.url, PASSWORD, "alice")
+        await direct(alice, "bob", "hello bob")
+
+        async def get(path: str, auth: tuple[str, str] | None) -> httpx.Response:
+            async with httpx.AsyncClient(base_url=tracker.http_url, trust_env=False, timeout=UNIT) as http:
+                if auth is None:
+                    return await http.get(path, headers={"Authorization": f"Bearer {PASSWORD}"})
+                return await http.get(path, auth=auth)
+
+        assert (await get("/rooms/secret/log", None)).status_code == 404  # the server password is not enough
+        assert (await get("/rooms/secret/log", ("eve", PASSPHRASE))).status_code == 404  # not a member
+        assert (await get("/rooms/secret/log", ("bob", "wrong passphrase"))).status_code == 404
+        page = await get("/rooms/secret/log?after=0", ("bob", PASSPHRASE))
+        assert page.status_code == 200 and "the plan" in [e["text"] for e in page.json()["events"]], page.text
+        members = (await get("/rooms/secret/members", ("bob", PASSPHRASE))).json()
+        assert [m["name"] for m in members["members"]] == ["bob"]
+        talk = await get("/direct/alice/log", ("bob", PASSPHRASE))
+        assert [(e["name"], e["text"]) for e in talk.json()["events"]] == [("alice", "hello bob")], talk.text
+        assert (await get("/direct/alice/log", ("eve", PASSPHRASE))).status_code == 404
     finally:
         tracker.stop()

@@ -131,6 +131,8 @@ async def test_a_private_room_lets_in_only_those_its_members_invite(tmp_path: Pa
         assert (await rest(tracker, "/rooms/secret/log")).status_code == 404
         await alice.ws.send(json.dumps({"type": "invite", "room": "#secret", "name": "bob"}))
         assert (await alice.expect("invited"))["name"] == "bob"
+        told = await bob.expect("invited")
+        assert told == {"type": "invited", "room": "#secret", "name": "bob", "by": "alice"}, told
         assert (await enter(bob, "#secret"))["type"] == "entered"
         await bob.ws.send(json.dumps({"type": "rooms"}))
         mine = (await bob.expect("room_list"))["rooms"]
@@ -208,5 +210,30 @@ async def test_an_operators_mute_holds_in_every_room_and_in_direct_messages(tmp_
         carol = await open_bot(tracker.url, PASSWORD, "carol")
         await say_in(carol, None, "marker")
         assert "psst" not in json.dumps(await frames_until(bob, "marker"))
+    finally:
+        tracker.stop()
+
+
+async def test_a_room_rotates_its_own_log_and_its_order_goes_on_through_the_segments(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    tracker = launch_tracker(data, "--rotate-bytes", "2K", "--rate", "1000", "--burst", "1000")
+    try:
+        alice = await open_bot(tracker.url, PASSWORD, "alice")
+        await enter(alice, "#dev")
+        for n in range(60):
+            assert (await say_in(alice, "#dev", f"line {n} " + "x" * 40))["type"] == "message"
+        segments = sorted(p.name for p in (data / "rooms" / "dev").iterdir() if p.name.startswith("chat.log."))
+        assert len(segments) >= 2, segments
+        assert not any(p.name.startswith("chat.log.") for p in data.iterdir())  # the default room wrote little
+        seqs: list[int] = []
+        after = 0
+        while True:
+            page = (await rest(tracker, f"/rooms/dev/log?after={after}&limit=7")).json()
+            if not page["events"]:
+                break
+            assert page["gone"] is None, page
+            seqs += [e["seq"] for e in page["events"]]
+            after = page["next_after"]
+        assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= 62, seqs  # start, join, 60 messages
     finally:
         tracker.stop()

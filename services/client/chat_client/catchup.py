@@ -17,10 +17,22 @@ from __future__ import annotations
 import json
 import math
 
-from chat_protocol import History, HistoryPage, Presence, ProtocolError, Resumed, ServerMessage, Welcome, decode_server
+from chat_protocol import (
+    Entered,
+    History,
+    HistoryPage,
+    Presence,
+    ProtocolError,
+    Resumed,
+    ServerMessage,
+    Welcome,
+    decode_server,
+    room_key,
+)
 
 from .connection import Incoming
 from .items import Item, Notice, gone_notice
+from .render import safe
 
 # Events per history request: a few pages for a day away, and each page far below a frame's limit.
 UNREAD_PAGE = 200
@@ -29,20 +41,34 @@ READ_INTERVAL = 1.0
 
 
 def event_seq(message: ServerMessage) -> int | None:
-    """The room seq of an event (``message``, ``joined``, ``presence``...), None for frames outside chat.log."""
+    """The default room's seq of an event (``message``, ``joined``, ``presence``...); None for frames
+    outside chat.log, and for those of other rooms and conversations (orders of their own)."""
     seq = getattr(message, "seq", None)
-    return seq if isinstance(seq, int) and not isinstance(message, Welcome | Resumed | HistoryPage) else None
+    if getattr(message, "room", None) is not None or getattr(message, "to", None) is not None:
+        return None
+    return seq if isinstance(seq, int) and not isinstance(message, Welcome | Resumed | HistoryPage | Entered) else None
 
 
-def unread_header(unread: int) -> str:
-    return f"--- {unread} unread since you were last here ---"
+def room_seq(message: ServerMessage) -> tuple[str, int] | None:
+    """The room and seq of an event of a room other than the default one (what its ``read`` names)."""
+    seq, room = getattr(message, "seq", None), getattr(message, "room", None)
+    if not isinstance(room, str) or not isinstance(seq, int) or isinstance(message, HistoryPage | Entered):
+        return None
+    return room, seq
+
+
+def unread_header(unread: int, room: str | None = None) -> str:
+    where = f" in {safe(room)}" if room is not None else ""
+    return f"--- {unread} unread{where} since you were last here ---"
 
 
 def page_items(page: HistoryPage) -> list[Incoming]:
     """A page's events as the frames live events arrive as (event types a newer tracker adds are skipped)."""
     items = []
     for event in page.events:
-        frame = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+        # A room's page: its events are that room's, whether or not they say so.
+        body = {**event, "room": page.room} if page.room is not None and "room" not in event else event
+        frame = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
         try:
             items.append(Incoming(frame, decode_server(frame)))
         except ProtocolError:
@@ -51,9 +77,11 @@ def page_items(page: HistoryPage) -> list[Incoming]:
 
 
 class CatchUp:
-    """The unread events of one welcome, page by page, and the live events held back until they are shown."""
+    """The unread events of one welcome (or of one room's ``entered``, in that room's order), page by page,
+    and the live events held back until they are shown."""
 
-    def __init__(self, welcome: Welcome, page: int = UNREAD_PAGE) -> None:
+    def __init__(self, welcome: Welcome | Entered, page: int = UNREAD_PAGE) -> None:
+        self.room = welcome.room if isinstance(welcome, Entered) else None  # None: the default room
         self.unread = welcome.unread or 0
         self.name = welcome.name
         self.until = welcome.seq  # the welcome's own seq: everything before it is the catch-up's
@@ -64,13 +92,21 @@ class CatchUp:
         self._held: list[Incoming] = []
 
     @staticmethod
-    def wanted(welcome: Welcome) -> bool:
-        """A registered member's welcome that announces unread events."""
-        return welcome.registered and welcome.read is not None and (welcome.unread or 0) > 0
+    def wanted(welcome: Welcome | Entered) -> bool:
+        """A registered member's welcome (or ``entered``: only hers carry ``read``) that announces unread events."""
+        registered = isinstance(welcome, Entered) or welcome.registered
+        return registered and welcome.read is not None and (welcome.unread or 0) > 0
 
     def request(self) -> History:
         """The next page to ask for."""
-        return History(after=self.covered, limit=self.page)
+        return History(after=self.covered, limit=self.page, room=self.room)
+
+    def seq_of(self, message: ServerMessage) -> int | None:
+        """The seq of an event in this catch-up's order; None for any other frame."""
+        if self.room is None:
+            return event_seq(message)
+        place = room_seq(message)
+        return place[1] if place is not None and room_key(place[0]) == room_key(self.room) else None
 
     def on_page(self, page: HistoryPage) -> list[Item]:
         """What to show for ``page``; once it is the last, the held-back live events follow."""
@@ -78,7 +114,7 @@ class CatchUp:
         if page.gone:
             shown.append(Notice(gone_notice(page.gone)))
         for item in page_items(page):
-            seq = event_seq(item.message)
+            seq = self.seq_of(item.message)
             if seq is not None and self.shown < seq < self.until:
                 self.shown = seq
                 if not self._own_presence(item.message):
@@ -94,7 +130,7 @@ class CatchUp:
 
     def on_live(self, incoming: Incoming) -> list[Item]:
         """A live frame: held back while pages are still to come (room events only), else shown now."""
-        if self.done or event_seq(incoming.message) is None:
+        if self.done or self.seq_of(incoming.message) is None:
             return [incoming]
         self._held.append(incoming)
         return []
@@ -103,9 +139,9 @@ class CatchUp:
         """The catch-up is over: the held-back events whose seq was not already shown, in order."""
         self.done = True
         held, self._held = self._held, []
-        fresh = [item for item in held if (event_seq(item.message) or 0) > self.shown]
+        fresh = [item for item in held if (self.seq_of(item.message) or 0) > self.shown]
         if fresh:
-            self.shown = max(event_seq(item.message) or 0 for item in fresh)
+            self.shown = max(self.seq_of(item.message) or 0 for item in fresh)
         return list(fresh)
 
 

@@ -1,5 +1,8 @@
 """What a typed line means in the interactive client: a message, or one of a few commands.
 
+The room commands (``/join``, ``/part``, ``/rooms``, ``/invite``, ``/remove``, ``/msg``) are
+recognised in both modes (``parse_room_command``); which room a bare ``/part``,
+``/invite`` or ``/remove`` means is the caller's to decide, from the room it writes in.
 ``exit`` (the seed's word) and ``/quit`` leave; a line that merely *contains*
 "exit" is an ordinary message. ``//text`` sends ``/text``, so a message may start
 with a slash. With ``--admin`` the moderation commands (``/kick``, ``/mute``,
@@ -14,7 +17,16 @@ import ipaddress
 import math
 from dataclasses import dataclass
 
-from chat_protocol import PART_COMMAND
+from chat_protocol import (
+    INVITE_COMMAND,
+    JOIN_COMMAND,
+    MSG_COMMAND,
+    PART_COMMAND,
+    REMOVE_COMMAND,
+    ROOMS_COMMAND,
+    ProtocolError,
+    room_name,
+)
 
 from .errors import BadArguments
 
@@ -22,7 +34,12 @@ from .errors import BadArguments
 class Action(enum.Enum):
     SEND = "send"
     QUIT = "quit"
-    PART = "part"  # leave for good: a registered member's membership ends (a guest: the same as QUIT)
+    PART = "part"  # ``room``: leave that room; none: the room written in (the default room: leave for good)
+    JOIN = "join"  # enter ``room`` (``private``: create it private) and write there
+    ROOMS = "rooms"  # list the rooms
+    INVITE = "invite"  # let ``name`` into ``room`` (none: the room written in)
+    REMOVE = "remove"  # take ``name`` out of ``room`` (none: the room written in), as its owner
+    MSG = "msg"  # a direct message: ``text`` to ``name`` alone
     WHO = "who"
     REGISTER = "register"
     DEVICES = "devices"  # list the devices signed in to her account
@@ -64,11 +81,17 @@ class Moderate:
 
 @dataclass(frozen=True)
 class Command:
-    """A parsed input line; ``text`` is the message for SEND, the command for UNKNOWN, the usage for USAGE."""
+    """A parsed input line; ``text`` is the message for SEND and MSG, the command for UNKNOWN, the usage for USAGE.
+
+    ``room`` (a room's name, ``#`` and lower case) and ``name`` are the room commands' arguments.
+    """
 
     action: Action
     text: str = ""
     request: Moderate | None = None
+    room: str = ""
+    name: str = ""
+    private: bool = False
 
 
 _COMMANDS = {
@@ -79,7 +102,15 @@ _COMMANDS = {
     "/register": Action.REGISTER,
     "/devices": Action.DEVICES,
     "/signout": Action.SIGN_OUT,
-    PART_COMMAND: Action.PART,
+}
+
+ROOM_USAGE = {
+    JOIN_COMMAND: "/join #room [private]",
+    PART_COMMAND: "/part [#room]",
+    ROOMS_COMMAND: "/rooms",
+    INVITE_COMMAND: "/invite NAME [#room]",
+    REMOVE_COMMAND: "/remove NAME [#room]",
+    MSG_COMMAND: "/msg NAME text",
 }
 
 USAGE = {
@@ -93,7 +124,8 @@ USAGE = {
 
 HELP = """\
 Commands:
-  /who          who is online, and the registered members who are offline
+  /who          who is in the room you write in: online, then the registered
+                members who are offline
   /register     make your name yours: asks for a passphrase (twice, hidden) that
                 joining under it will take from then on
   exit, /quit   leave the chat (Ctrl+D and Ctrl+C leave too); with a registered name you
@@ -103,11 +135,18 @@ Commands:
                 their ids and when each was last seen
   /signout ID   sign the device ID out: its token stops working and its client is
                 closed; it signs in again only with the passphrase
-  /part         leave for good: a registered name stops being a member (its unread
-                events are not kept for you); for a guest the same as exit
+  /join #room   enter #room (made, public, if there is none; /join #room private makes
+                a private one) and write there; /join of a room you are in switches to it
+  /part [#room] leave #room, or the room you write in; in the default room /part
+                is to leave for good: a registered name stops being a member (its
+                unread events are not kept for you); for a guest the same as exit
+  /rooms        the public rooms and yours, with their members and your unread counts
+  /invite NAME [#room]  let NAME into #room (or the room you write in)
+  /remove NAME [#room]  take NAME out of a room you made (#room, or the room you write in)
+  /msg NAME text  say text to NAME alone (a direct message)
   /help         this help
   //text        send a message that starts with '/'
-Any other line is sent to everyone."""
+Any other line is sent to the room you write in (the prompt names it)."""
 
 ADMIN_HELP = """\
 Moderator commands (--admin):
@@ -136,6 +175,8 @@ def parse(line: str, *, admin: bool = False) -> Command:
         return Command(Action.SEND, line.lstrip()[1:])
     if admin and (moderation := parse_moderation(line)) is not None:
         return moderation
+    if (room_command := parse_room_command(line)) is not None:
+        return room_command
     if stripped.startswith("/"):
         word, rest = _split(stripped)
         action = _COMMANDS.get(word.lower(), Action.UNKNOWN)
@@ -151,6 +192,80 @@ def _sign_out(rest: str) -> Command:
     if len(words) != 1:
         return Command(Action.USAGE, "usage: /signout ID (/devices lists the ids)")
     return Command(Action.SIGN_OUT, words[0])
+
+
+def parse_room_command(line: str) -> Command | None:
+    """The room command ``line`` is (USAGE when its arguments are wrong), or None for any other line."""
+    word, rest = _split(line)
+    word = word.lower()
+    if word not in ROOM_USAGE:
+        return None
+    try:
+        return _ROOM_ARGUMENTS[word](rest)
+    except BadArguments as bad:
+        why = f"{bad}; " if str(bad) else ""
+        return Command(Action.USAGE, f"{why}usage: {ROOM_USAGE[word]}")
+
+
+def _room(word: str) -> str:
+    """``word`` as a room's name (``#`` added when missing), or BadArguments saying what a name is."""
+    try:
+        return room_name(word)
+    except ProtocolError as refused:
+        raise BadArguments(refused.message) from None
+
+
+def _join(rest: str) -> Command:
+    words = rest.split()
+    if not words or len(words) > 2 or (len(words) == 2 and words[1].lower() != "private"):
+        raise BadArguments("")
+    return Command(Action.JOIN, room=_room(words[0]), private=len(words) == 2)
+
+
+def _part(rest: str) -> Command:
+    words = rest.split()
+    if len(words) > 1:
+        raise BadArguments("")
+    return Command(Action.PART, room=_room(words[0]) if words else "")
+
+
+def _rooms(rest: str) -> Command:
+    if rest:
+        raise BadArguments("no arguments")
+    return Command(Action.ROOMS)
+
+
+def _invite(rest: str) -> Command:
+    return _name_and_room(Action.INVITE, rest)
+
+
+def _remove(rest: str) -> Command:
+    return _name_and_room(Action.REMOVE, rest)
+
+
+def _name_and_room(action: Action, rest: str) -> Command:
+    """``NAME [#room]``: ``/invite``'s and ``/remove``'s arguments."""
+    words = rest.split()
+    if not 1 <= len(words) <= 2:
+        raise BadArguments("")
+    return Command(action, name=words[0], room=_room(words[1]) if len(words) == 2 else "")
+
+
+def _msg(rest: str) -> Command:
+    name, text = _split(rest)
+    if not text:
+        raise BadArguments("")
+    return Command(Action.MSG, text, name=name)
+
+
+_ROOM_ARGUMENTS = {
+    JOIN_COMMAND: _join,
+    PART_COMMAND: _part,
+    ROOMS_COMMAND: _rooms,
+    INVITE_COMMAND: _invite,
+    REMOVE_COMMAND: _remove,
+    MSG_COMMAND: _msg,
+}
 
 
 def parse_moderation(line: str) -> Command | None:

@@ -35,6 +35,7 @@ from .items import Notice
 from .link import Enter, Link, Rejoin
 from .moderator import Moderator
 from .render import Fragments, error, event_line, name_list, name_style, notice, safe, uncolored
+from .room_actions import ROOM_ACTIONS, carry_out
 from .signin import AskPassphrase, Keyring, sign_in
 
 PASSWORD_PROMPT = "Enter server password: "
@@ -199,16 +200,19 @@ def entrance(screen: Screen, first: str | None, keyring: Keyring, moderator: Mod
     return enter
 
 
-async def show_events(link: Link, screen: Screen) -> None:
-    """Print every event and notice above the prompt until the tracker closes normally."""
+async def show_events(link: Link, screen: Screen, redraw: Callable[[], None] = lambda: None) -> None:
+    """Print every event and notice above the prompt until the tracker closes normally; the room view
+    follows each event before it is shown (the prefix depends on it), the prompt is redrawn after it."""
     while (item := await link.receive()) is not None:
         if isinstance(item, Notice):
             screen.show(notice(item.text))
             continue
-        line = event_line(item.message, seconds=False)
+        link.view.take(item.message)
+        line = event_line(item.message, seconds=False, view=link.view)
         if line is not None:
             screen.show(line)
             link.seen(item.message)
+        redraw()
 
 
 class Typist:
@@ -241,7 +245,12 @@ class Typist:
         if self._wanted is not None or self._link is None:
             return FormattedText([("", "Enter your username: ")])
         name = self._link.name
-        return FormattedText([(name_style(name) if self._screen.color else "", name), ("", "> ")])
+        status = self._link.view.status()  # the room written in, the others' unread counts
+        return FormattedText([(name_style(name) if self._screen.color else "", name), ("", f"{status}> ")])
+
+    def redraw(self) -> None:
+        """The prompt again: the room or the unread counts may have changed."""
+        self._session.app.invalidate()
 
     async def run(self, link: Link) -> None:
         """Read lines and act on them until the user leaves; the leave is sent before returning."""
@@ -284,27 +293,33 @@ async def register(link: Link, screen: Screen, keyring: Keyring) -> None:
 
 
 # Commands answered by the tracker with an event: the word that names them, and the frame they send.
-_REQUESTS: dict[Action, tuple[str, Callable[[str], Who | ListDevices | SignOut]]] = {
-    Action.WHO: ("/who", lambda _: Who()),
-    Action.DEVICES: ("/devices", lambda _: ListDevices()),
-    Action.SIGN_OUT: ("/signout", SignOut),
+_REQUESTS: dict[Action, tuple[str, Callable[[Link, Command], Who | ListDevices | SignOut]]] = {
+    Action.WHO: ("/who", lambda link, _: Who(link.view.current)),  # who is in the room written in
+    Action.DEVICES: ("/devices", lambda *_: ListDevices()),
+    Action.SIGN_OUT: ("/signout", lambda _, command: SignOut(command.text)),
 }
 
 
 async def act(link: Link, screen: Screen, command: Command, moderator: Moderator | None = None) -> bool:
     """Do what one typed line says; False once the user has left."""
-    if command.action in (Action.QUIT, Action.PART):
-        parting = command.action is Action.PART
+    # A bare /part in the default room is what it always was: leaving for good.
+    parting = command.action is Action.PART and not command.room and link.view.current is None
+    if command.action is Action.QUIT or parting:
         screen.say("Leaving for good..." if parting else "Exiting...")
         await link.leave(part=parting)
         return False
-    if command.action is Action.SEND:
-        refusal = link.unsendable(command.text) or await link.offer(command.text)
+    if command.action in (Action.SEND, Action.MSG):
+        to = command.name if command.action is Action.MSG else None
+        room = None if to is not None else link.view.current
+        refusal = link.unsendable(command.text) or await link.offer(command.text, room, to)
         if refusal is not None:
+            screen.show(error(refusal))
+    elif command.action in ROOM_ACTIONS:
+        if (refusal := await carry_out(link, command, wait=False)) is not None:
             screen.show(error(refusal))
     elif command.action in _REQUESTS:
         word, request = _REQUESTS[command.action]
-        if not await link.request(request(command.text)):
+        if not await link.request(request(link, command)):
             screen.show(error(f"not connected: {word} not sent"))
     elif command.action is Action.HELP:
         screen.say(help_text(admin=moderator is not None))
@@ -323,7 +338,7 @@ async def chat(link: Link, screen: Screen, typist: Typist) -> None:
 
     Raises TrackerGone or Removed when the tracker ends it; returns after a normal leave.
     """
-    receiver = asyncio.create_task(show_events(link, screen))
+    receiver = asyncio.create_task(show_events(link, screen, typist.redraw))
     typing = asyncio.create_task(typist.run(link))
     try:
         await asyncio.wait({receiver, typing}, return_when=asyncio.FIRST_COMPLETED)

@@ -1,12 +1,11 @@
 """The member's session across connections: reconnect with backoff, resume, send again what was lost.
 
-Shared by both modes. One task, the owner, opens every connection in turn: httpx-ws
-runs each in an anyio task group, which must be entered and left by one task. It
-pumps what arrives into a small bounded queue that the mode reads with
-``receive()``; bounded, so a mode that stops reading (a full stdout) still stops the
-socket and the tracker still sees a slow consumer. The mode sends with ``say``,
-``offer``, ``who`` and ``leave`` from its own tasks, on whichever connection is up,
-so a connection swapped underneath goes unnoticed by the prompt or the stdin reader.
+Shared by both modes. One task, the owner, opens every connection in turn: httpx-ws runs each in
+an anyio task group, which must be entered and left by one task. It pumps what arrives into a small
+bounded queue that the mode reads with ``receive()``; bounded, so a mode that stops reading (a full
+stdout) still stops the socket and the tracker still sees a slow consumer. The mode sends with
+``say``, ``offer``, ``request`` and ``leave`` from its own tasks, on whichever connection is up, so a
+connection swapped underneath goes unnoticed by the prompt or the stdin reader.
 
 What to remember across connections (last seq, token, the unacknowledged messages)
 is ``resume.ResumeState``'s job, and where the session stands is the table of
@@ -21,8 +20,7 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from chat_protocol import ClientMessage, History, HistoryPage, Leave, Part, Read, Resumed, Say, ServerMessage, Welcome
-from chat_protocol.messages import Who
+from chat_protocol import ClientMessage, History, Join, Leave, Part, Read, Resumed, ServerMessage, Welcome, Who
 
 from . import backoff
 from .connection import Connection, Incoming, SendFailed, connect, unsendable
@@ -31,11 +29,11 @@ from .items import Item, Notice, rejoined_notice, resumed_notices
 from .link_state import RECONNECTING, LinkEvent, LinkMachine, LinkState
 from .membership import Membership
 from .resume import MAX_WAITING, ResumeState
+from .room_view import RoomView
 from .signin import Keyring
 
 # Frames read ahead of the mode: enough to keep the socket busy, few enough to keep back-pressure.
 ITEMS_BUFFERED = 16
-
 # A reconnection attempt that fails this way is tried again; anything else ends the session.
 _RETRIED = (Unreachable, HandshakeRefused, TrackerGone)
 
@@ -47,10 +45,9 @@ Rejoin = Callable[[Connection, str], Awaitable[Incoming]]
 
 
 class Link:
-    """The room as the modes see it: events in, messages out, connections swapped underneath.
+    """The rooms as the modes see them: events in, messages out, connections swapped underneath.
 
-    Where it stands is ``state`` (link_state's table); ``leaving`` records the person's
-    request to leave, which outlives connections.
+    Where it stands is ``state`` (link_state's table); ``leaving`` records the person's request to leave.
     """
 
     def __init__(
@@ -80,6 +77,7 @@ class Link:
         self._owner: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self.membership = Membership(self._send_now, clock, keyring)  # keeps ``registered``'s device token
+        self.view = RoomView()  # the rooms as the mode shows them: it feeds the view what it shows
         self.leaving = False
         self.parting = False  # ``part``: leaving for good (a registered member's membership ends)
         self.attached_at = clock()  # when the current connection entered the room
@@ -148,29 +146,32 @@ class Link:
         """Why ``text`` cannot go out as one frame under the last limits announced, or None."""
         return unsendable(text, self._memory("check a line").limits)
 
-    async def say(self, text: str) -> None:
-        """Send ``text`` as soon as we are live (scripted: what keeps the rest of stdin unread).
-
-        After the end it waits on: the mode learns of the end from receive(), and cancels it.
-        """
+    async def say(self, text: str, room: str | None = None, to: str | None = None) -> None:
+        """Send ``text`` (to ``room``, or to ``to`` alone) once live (scripted: what keeps the rest of stdin
+        unread); after the end it waits on: the mode learns of it from receive(), and cancels it."""
         self._memory("say")
+        await self.live()
+        await self._send_new(text, room, to)
+
+    async def live(self) -> None:
+        """Return once we are live: a request sent then goes on a connection in the room."""
         while self.state is not LinkState.LIVE:
             await self._moved.wait()
-        await self._send_new(text)
 
-    async def offer(self, text: str) -> str | None:
-        """Send ``text`` now, or keep it for the next connection; returns the refusal if too many wait."""
+    async def offer(self, text: str, room: str | None = None, to: str | None = None) -> str | None:
+        """Send ``text`` (to ``room``, or to the member ``to``) now, or keep it for the next connection;
+        returns the refusal if too many wait."""
         memory = self._memory("offer")
         if self.state is LinkState.LIVE:
-            await self._send_new(text)
+            await self._send_new(text, room, to)
             return None
-        if memory.queue(text) is None:
+        if memory.queue(text, room, to) is None:
             return f"not connected: line not queued, {MAX_WAITING} lines are already waiting"
         return None
 
-    async def who(self) -> bool:
-        """Ask who is online; False when not live."""
-        return await self.request(Who())
+    async def who(self, room: str | None = None) -> bool:
+        """Ask who is in ``room`` (None: the default room); False when not live."""
+        return await self.request(Who(room))
 
     async def request(self, message: ClientMessage) -> bool:
         """Send a request answered by an event (``/who``, ``/register``, ``/devices``, ``/signout``);
@@ -214,6 +215,7 @@ class Link:
             assert isinstance(welcome, Welcome)  # enter returns the welcome
             self._password = connection.password  # interactive mode may have asked for it
             self._resume = ResumeState(welcome)
+            self.view.take(welcome)  # shown by ``enter``, not through receive()
             self._fire(LinkEvent.WELCOME)
             for item in self.membership.on_welcome(welcome):
                 await self._items.put(item)
@@ -263,6 +265,8 @@ class Link:
         resumed = incoming.message
         assert isinstance(resumed, Resumed)  # resume returns the resumed frame
         memory.on_resumed(resumed)
+        for room in list(self.view.rooms.values()):  # the lost connection took her other rooms: in again, caught up
+            await self._send_quietly(connection, Join("", room=room))
         self._fire(LinkEvent.RESUMED)
         await self._items.put(incoming)
         for text in resumed_notices(resumed):
@@ -309,8 +313,7 @@ class Link:
         """Hand a frame to the mode, through the catch-up (which may hold it back, or ask for the next page)."""
         for item in self.membership.take(incoming):
             await self._items.put(item)
-        if isinstance(incoming.message, HistoryPage):
-            await self.membership.ask_next_page()
+        await self.membership.ask_following(incoming.message)
 
     async def _send_now(self, message: History | Read) -> bool:
         """Send on the connection that is in the room; False when none is (the membership tries later)."""
@@ -336,16 +339,14 @@ class Link:
             self._flusher = asyncio.create_task(self._flush(connection))
 
     async def _flush(self, connection: Connection) -> None:
-        """Send the unacknowledged again, same ids, in order; then what waited; then go live.
-
-        Runs beside the pump: echoes keep coming while the pacing spaces the resends.
-        """
+        """Send the unacknowledged again, same ids, in order; then what waited; then go live (beside the pump:
+        echoes keep coming while the pacing spaces the resends)."""
         memory = self._memory("resend")
         for owed in memory.lines_to_resend():
             if memory.is_unacknowledged(owed):
-                await self._send_quietly(connection, Say(owed.text, owed.id))
+                await self._send_quietly(connection, owed.frame())
         while (entry := memory.next_waiting()) is not None:  # typed during the resend
-            await self._send_quietly(connection, Say(entry.text, entry.id))
+            await self._send_quietly(connection, entry.frame())
         if self.leaving:
             await self._send_farewell(connection)
         self._fire(LinkEvent.RESENT)
@@ -370,11 +371,11 @@ class Link:
         finally:
             mover.cancel()
 
-    async def _send_new(self, text: str) -> None:
+    async def _send_new(self, text: str, room: str | None, to: str | None) -> None:
         connection = self._connection
-        entry = self._memory("send").sent(text)
+        entry = self._memory("send").sent(text, room, to)
         if connection is not None:
-            await self._send_quietly(connection, Say(entry.text, entry.id))
+            await self._send_quietly(connection, entry.frame())
 
     @staticmethod
     async def _send_quietly(connection: Connection, message: ClientMessage) -> None:

@@ -21,14 +21,19 @@ from chat_protocol import (
     ChatMessage,
     DeviceInfo,
     Devices,
+    Entered,
     Error,
+    Invited,
     Joined,
     Left,
     MemberInfo,
     Members,
     Moderation,
+    Parted,
     Presence,
     Registered,
+    RoomInfo,
+    RoomList,
     ServerMessage,
     SignedOut,
     Welcome,
@@ -37,6 +42,8 @@ from chat_protocol import (
     sanitize_for_terminal,
 )
 from chat_protocol.reasons import LeaveReason
+
+from .room_view import RoomView, event_room
 
 Fragments = list[tuple[str, str]]
 
@@ -58,6 +65,10 @@ TIME_STYLE = "ansibrightblack"
 NOTICE_STYLE = "italic ansibrightblack"
 ANNOUNCEMENT_STYLE = "bold"
 ERROR_STYLE = "bold ansired"
+ROOM_STYLE = "ansibrightblack"
+
+# Events that happen in a room: from a room other than the one written in, they start with ``[#name] ``.
+ROOM_EVENTS = (ChatMessage, Joined, Left, Presence, Moderation, Announcement, Members)
 
 # The tracker's UTC timestamps inside its own sentences (``muted ... until 2026-12-02T12:34:00.000Z``).
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
@@ -120,11 +131,42 @@ def name_list(names: list[str]) -> str:
     return f"({len(names)}): " + ", ".join(safe(name) for name in names)
 
 
-def body(message: ServerMessage, *, seconds: bool = False, tz: tzinfo | None = None) -> Fragments | None:
+def body(
+    message: ServerMessage, *, seconds: bool = False, tz: tzinfo | None = None, view: RoomView | None = None
+) -> Fragments | None:
     """The line for one event, without time stamp; None for frames a person need not see.
 
-    ``seconds`` and ``tz`` say how times inside the line (a mute's end) are written.
+    ``seconds`` and ``tz`` say how times inside the line (a mute's end) are written; ``view``
+    which room is the current one (the default room when not given) and who we are.
     """
+    rooms = view if view is not None else RoomView()
+    fragments = rooms_body(message, rooms)
+    if fragments is None:
+        fragments = room_body(message, seconds=seconds, tz=tz)
+    if fragments is None or not isinstance(message, ROOM_EVENTS) or rooms.is_current(event_room(message)):
+        return fragments
+    if isinstance(message, ChatMessage) and message.to is not None:
+        return fragments  # a direct message is in no room
+    return [(ROOM_STYLE, f"[{safe(event_room(message) or rooms.default)}] "), *fragments]
+
+
+def rooms_body(message: ServerMessage, view: RoomView) -> Fragments | None:
+    """The lines of the rooms' own frames and of direct messages; None for any other frame."""
+    if isinstance(message, ChatMessage) and message.to is not None:
+        return direct_line(message, view)
+    if isinstance(message, Entered):
+        return notice(entered_text(message, view))
+    if isinstance(message, Parted):
+        return notice(parted_text(message, view))
+    if isinstance(message, Invited):
+        return notice(invited_text(message, view))
+    if isinstance(message, RoomList):
+        return notice(room_list_text(message, view))
+    return None
+
+
+def room_body(message: ServerMessage, *, seconds: bool = False, tz: tzinfo | None = None) -> Fragments | None:
+    """The line of an event as the single room showed it, without any room prefix."""
     if isinstance(message, ChatMessage):
         return [(name_style(message.name), safe(message.name)), ("", ": " + safe(message.text))]
     if isinstance(message, Joined):
@@ -161,9 +203,11 @@ def body(message: ServerMessage, *, seconds: bool = False, tz: tzinfo | None = N
     return None
 
 
-def event_line(message: ServerMessage, *, seconds: bool, tz: tzinfo | None = None) -> Fragments | None:
+def event_line(
+    message: ServerMessage, *, seconds: bool, tz: tzinfo | None = None, view: RoomView | None = None
+) -> Fragments | None:
     """The time-stamped line for one event (local time of the tracker's ``ts`` when it has one)."""
-    fragments = body(message, seconds=seconds, tz=tz)
+    fragments = body(message, seconds=seconds, tz=tz, view=view)
     if fragments is None:
         return None
     return stamped(fragments, clock(getattr(message, "ts", None), seconds=seconds, tz=tz))
@@ -177,6 +221,68 @@ def plain(fragments: Fragments) -> str:
 def uncolored(fragments: Fragments) -> Fragments:
     """The same line with every style dropped (``NO_COLOR``, ``TERM=dumb``)."""
     return [("", text) for _, text in fragments]
+
+
+def direct_line(message: ChatMessage, view: RoomView) -> Fragments:
+    """A direct message: ``[alpha] text`` from someone, ``[alpha -> bob] text`` as the echo of ours."""
+    sender = [(name_style(message.name), safe(message.name))]
+    if view.me and name_key(message.name) == name_key(view.me):
+        sender += [("", " -> "), (name_style(message.to or ""), safe(message.to or ""))]
+    return [("", "["), *sender, ("", "] " + safe(message.text))]
+
+
+def entered_text(entered: Entered, view: RoomView) -> str:
+    """``You are in #dev now (2): alpha, bob; your lines go there (/join #general goes back)``."""
+    kind = "the private room " if entered.private else ""
+    text = f"You are in {kind}{safe(entered.room)} now {name_list(entered.members)}"
+    if view.is_current(entered.room) and not view.is_default(entered.room):
+        text += f"; your lines go there (/join {safe(view.default)} goes back)"
+    return text
+
+
+def parted_text(parted: Parted, view: RoomView) -> str:
+    """``You left #dev; your lines go to #general`` (or why you are out of it)."""
+    room = safe(parted.room)
+    if parted.reason == "part":
+        why = f"You left {room}"
+    elif parted.reason == "removed":
+        why = f"You were removed from {room} by its owner"
+    else:
+        why = f"You are out of {room} ({safe(parted.reason)})"
+    return f"{why}; your lines go to {safe(view.current_name)}"
+
+
+def invited_text(invited: Invited, view: RoomView) -> str:
+    """Who may enter which room now, and who let her in."""
+    room, name, by = safe(invited.room), safe(invited.name), safe(invited.by)
+    if view.me and name_key(invited.name) == name_key(view.me):
+        return f"{by} invited you to {room}: /join {room} enters it"
+    if view.me and name_key(invited.by) == name_key(view.me):
+        return f"{name} may enter {room} now"
+    return f"{by} invited {name} to {room}"
+
+
+def room_list_text(room_list: RoomList, view: RoomView) -> str:
+    """``/rooms``' answer: one line per room, the default room first; /join NAME enters one."""
+    if not room_list.rooms:
+        return "no rooms"
+    lines = [f"rooms ({len(room_list.rooms)}); /join #name enters one:"]
+    lines += [f"  {_room_line(info, view)}" for info in room_list.rooms]
+    return "\n".join(lines)
+
+
+def _room_line(info: RoomInfo, view: RoomView) -> str:
+    kind = "private, " if info.private else ""
+    notes = [word for word in ("yours" if info.joined else "", "writing here" if _writing(info, view) else "") if word]
+    if info.unread:
+        notes.append(f"{info.unread} unread")
+    about = f"  ({', '.join(notes)})" if notes else ""
+    members = f"{info.members} member{'' if info.members == 1 else 's'}"
+    return f"{safe(info.room)}  {kind}{members}, {info.online} online{about}"
+
+
+def _writing(info: RoomInfo, view: RoomView) -> bool:
+    return info.joined and view.is_current(info.room)
 
 
 def moderation_text(message: Moderation, *, seconds: bool, tz: tzinfo | None = None) -> str:

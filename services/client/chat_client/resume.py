@@ -13,8 +13,12 @@ Why each piece:
   ``say`` carries a client-chosen id; the echo carries it back while the tracker
   still has it, but a replay read back from chat.log (after a tracker restart) has
   no id, so then the oldest unacknowledged entry with the same text is the one.
-- Whatever is still unacknowledged after a reconnect is sent again with the same id:
-  the tracker logs an id it already has only once, so a resend is harmless.
+- Whatever is still unacknowledged after a reconnect is sent again with the same id
+  (and to the same room or member): the tracker logs an id it already has only once,
+  so a resend is harmless.
+- Each room other than the default one, and each conversation of two, has its own
+  order (``seq`` from 1): ``last_seq`` and the replay are the default room's, and the
+  others' last seqs are kept apart (``orders``), only to drop an event seen already.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from itertools import count
 from chat_protocol import (
     Announcement,
     ChatMessage,
+    Entered,
     Error,
     Joined,
     Left,
@@ -36,8 +41,11 @@ from chat_protocol import (
     Presence,
     Resume,
     Resumed,
+    Say,
     ServerMessage,
     Welcome,
+    name_key,
+    room_key,
 )
 
 # Lines typed while disconnected that are kept for sending once back; the next is refused,
@@ -51,10 +59,27 @@ ID_LENGTH_BOUND = 8 + 1 + 20
 
 @dataclass(frozen=True)
 class Pending:
-    """One message: its id and its text, kept until its echo arrives."""
+    """One message: its id, its text and where it goes, kept until its echo arrives."""
 
     id: str
     text: str
+    room: str | None = None  # a room other than the default one
+    to: str | None = None  # a direct message's recipient
+
+    def frame(self) -> Say:
+        return Say(self.text, self.id, self.room, self.to)
+
+
+# The order an event is in: None for the default room's, else its room's key or its conversation's.
+Order = str | None
+
+
+def event_order(message: ServerMessage) -> Order:
+    """Which order ``message``'s seq counts in: the default room (None), another room, or a conversation."""
+    if isinstance(message, ChatMessage) and message.to is not None:
+        return "@" + "+".join(sorted((name_key(message.name), name_key(message.to))))
+    room = getattr(message, "room", None)
+    return room_key(room) if isinstance(room, str) else None
 
 
 def message_ids(tag: str | None = None) -> Iterator[str]:
@@ -70,6 +95,7 @@ class ResumeState:
         self._ids = ids if ids is not None else message_ids()
         self.unacknowledged: deque[Pending] = deque()
         self.waiting: deque[Pending] = deque()
+        self.orders: dict[str, int] = {}  # the last seq received in each order but the default room's
         self.on_welcome(welcome)
 
     # --- credentials and position ---------------------------------------------------
@@ -119,8 +145,13 @@ class ResumeState:
         """
         if isinstance(message, Error) and message.id is not None:
             self._refused(message.id)  # never to be echoed: not to be sent again either
-        if not isinstance(message, Welcome | Joined | ChatMessage | Left | Moderation | Announcement | Presence):
+        if isinstance(message, Entered):  # the room's events from now on come after this seq
+            self._advance(room_key(message.room), message.seq)
+        if not isinstance(message, _Logged):
             return True  # members, errors, bye: not in chat.log, never replayed
+        order = event_order(message)
+        if order is not None:
+            return self._in_other_order(order, message)
         fresh = message.seq > self.last_seq
         if isinstance(message, ChatMessage) and message.name == self.name:
             self._acknowledge(message, by_text=fresh)
@@ -131,6 +162,17 @@ class ResumeState:
             self._replay.left -= 1
             self._finish_replay_if_done()
         return True
+
+    def _in_other_order(self, order: str, message: _Logged) -> bool:
+        """An event of another room or of a conversation: fresh when past the last seq seen in that order."""
+        fresh = message.seq > self.orders.get(order, 0)
+        if isinstance(message, ChatMessage) and message.name == self.name:
+            self._acknowledge(message, by_text=fresh)
+        self._advance(order, message.seq)
+        return fresh
+
+    def _advance(self, order: str, seq: int) -> None:
+        self.orders[order] = max(self.orders.get(order, 0), seq)
 
     def _finish_replay_if_done(self) -> None:
         replay = self._replay
@@ -148,24 +190,24 @@ class ResumeState:
     def _acknowledge(self, echo: ChatMessage, *, by_text: bool) -> None:
         for entry in self.unacknowledged:
             if (echo.id is not None and entry.id == echo.id) or (
-                echo.id is None and by_text and entry.text == echo.text
+                echo.id is None and by_text and entry.text == echo.text and _same_place(entry, echo)
             ):
                 self.unacknowledged.remove(entry)
                 return
 
     # --- what to send ---------------------------------------------------------------
 
-    def sent(self, text: str) -> Pending:
-        """A new message going out now: it gets an id and waits for its echo."""
-        entry = Pending(next(self._ids), text)
+    def sent(self, text: str, room: str | None = None, to: str | None = None) -> Pending:
+        """A new message going out now (to ``room`` or to the member ``to``): it gets an id and waits for its echo."""
+        entry = Pending(next(self._ids), text, room, to)
         self.unacknowledged.append(entry)
         return entry
 
-    def queue(self, text: str) -> Pending | None:
+    def queue(self, text: str, room: str | None = None, to: str | None = None) -> Pending | None:
         """A line typed while disconnected: kept for later, or None when MAX_WAITING are already waiting."""
         if len(self.waiting) >= MAX_WAITING:
             return None
-        entry = Pending(next(self._ids), text)
+        entry = Pending(next(self._ids), text, room, to)
         self.waiting.append(entry)
         return entry
 
@@ -189,6 +231,16 @@ class ResumeState:
     def is_unacknowledged(self, entry: Pending) -> bool:
         """Still worth sending: its echo has not arrived meanwhile."""
         return entry in self.unacknowledged
+
+
+_Logged = Welcome | Joined | ChatMessage | Left | Moderation | Announcement | Presence  # events with a seq
+
+
+def _same_place(entry: Pending, echo: ChatMessage) -> bool:
+    """The echo went where the entry was sent: the same room, or the same member."""
+    if entry.to is not None or echo.to is not None:
+        return entry.to is not None and echo.to is not None and name_key(entry.to) == name_key(echo.to)
+    return (entry.room and room_key(entry.room)) == (echo.room and room_key(echo.room))
 
 
 @dataclass

@@ -20,6 +20,12 @@ With ``--admin``, a line that starts with a moderation command (``/kick``, ``/mu
 (``chat-client: * kicked alpha``, ``chat-client: ! wrong admin password``); the
 moderation events it causes arrive on stdout like every other event. Without
 ``--admin`` such a line is a message, as every other line is.
+
+The room commands (``/join``, ``/part``, ``/rooms``, ``/invite``, ``/remove``, ``/msg``) are carried
+out as in interactive mode; a refusal the client makes itself goes to stderr, the
+tracker's answers arrive on stdout. The lines after a ``/join`` or a ``/part`` are read
+only once its answer (``entered``, ``parted`` or an ``error``) is in, so they go to the
+room it made current.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
@@ -34,13 +41,17 @@ import threading
 import time
 from typing import TextIO
 
-from .commands import Action, parse_moderation
+from chat_protocol import Entered, Error, Parted, ServerMessage, room_key
+
+from .commands import Action, Command, parse_moderation, parse_room_command
 from .connection import Connection, Incoming
 from .errors import EXIT_OK, TrackerGone
 from .items import Item, Notice
 from .link import Enter, Link, Rejoin
 from .moderator import Moderator
 from .render import Fragments, error, event_line, plain
+from .room_actions import ROOM_ACTIONS, carry_out
+from .room_view import RoomView
 from .signin import Keyring, sign_in
 
 END = None  # what the line queue holds at end of input
@@ -54,7 +65,8 @@ class ScriptedOutput:
         self._err = err if err is not None else sys.stderr
         self._as_json = as_json
 
-    def event(self, incoming: Item) -> None:
+    def event(self, incoming: Item, view: RoomView | None = None) -> None:
+        """One event (rendered for the rooms as ``view`` has them) on stdout; a notice on stderr."""
         if isinstance(incoming, Notice):
             self._err.write(f"chat-client: {incoming.text}\n")
             self._err.flush()
@@ -63,7 +75,7 @@ class ScriptedOutput:
             # The frame as the tracker sent it (compact JSON never contains a newline), less any device token.
             self._write(without_device_token(incoming.frame))
             return
-        line = event_line(incoming.message, seconds=True)
+        line = event_line(incoming.message, seconds=True, view=view)
         if line is not None:
             self._write(plain(line))
 
@@ -142,24 +154,87 @@ def stop_on_signals(queue: asyncio.Queue[str | None], loop: asyncio.AbstractEven
 
 
 async def send_lines(
-    link: Link, lines: asyncio.Queue[str | None], leaving: asyncio.Event, moderation: Moderation | None = None
+    link: Link,
+    lines: asyncio.Queue[str | None],
+    leaving: asyncio.Event,
+    moderation: Moderation | None = None,
+    rooms: RoomLines | None = None,
 ) -> None:
-    """Send every non-blank line as a message (paced, and held while reconnecting), then ``leave``; set ``leaving``.
+    """Send every non-blank line as a message to the current room (paced, and held while reconnecting),
+    then ``leave``; set ``leaving``.
 
     With ``moderation``, moderation commands are carried out instead, one at a time, in
-    their place among the lines.
+    their place among the lines; room commands always are.
     """
+    rooms = rooms or RoomLines(link, answer_within=math.inf)
     while (line := await lines.get()) is not END:
         if not line.strip():
             continue  # the tracker refuses blank messages; skipping them is kinder
         if moderation is not None and await moderation.handled(line):
             continue
-        if (reason := link.unsendable(line)) is not None:
-            print(f"chat-client: {reason}", file=sys.stderr, flush=True)
+        if await rooms.handled(line):
             continue
-        await link.say(line)
+        if (reason := link.unsendable(line)) is not None:
+            _complain(reason)
+            continue
+        await link.say(line, link.view.current)
     await link.leave()
     leaving.set()
+
+
+def _complain(text: str) -> None:
+    print(f"chat-client: {text}", file=sys.stderr, flush=True)
+
+
+class RoomLines:
+    """The room commands among the stdin lines; a ``/join`` or ``/part`` holds the next line until answered.
+
+    ``answered`` is fed every event shown: the ``entered`` or ``parted`` of the room asked
+    for, or an ``error``, ends the wait (or ``answer_within`` seconds of silence: the tracker
+    may never answer a request lost with its connection).
+    """
+
+    def __init__(self, link: Link, answer_within: float) -> None:
+        self._link = link
+        self._answer_within = answer_within
+        self._answer: asyncio.Future[None] | None = None
+        self._room = ""  # the room_key of the room whose answer is awaited
+
+    def answered(self, message: ServerMessage) -> None:
+        if self._answer is None or self._answer.done():
+            return
+        if isinstance(message, Error) or (
+            isinstance(message, Entered | Parted) and room_key(message.room) == self._room
+        ):
+            self._answer.set_result(None)
+
+    async def handled(self, line: str) -> bool:
+        """Carry ``line`` out if it is a room command (True); False for a line to send as it is."""
+        command = parse_room_command(line)
+        if command is None:
+            return False
+        if command.action is Action.USAGE:
+            _complain(plain(error(command.text)))
+        elif command.action is Action.MSG:
+            if (reason := self._link.unsendable(command.text)) is not None:
+                _complain(reason)
+            else:
+                await self._link.say(command.text, to=command.name)
+        elif command.action in ROOM_ACTIONS:
+            await self._request(command)
+        return True
+
+    async def _request(self, command: Command) -> None:
+        waits = command.action in (Action.JOIN, Action.PART)
+        self._answer = asyncio.get_running_loop().create_future() if waits else None
+        self._room = room_key(command.room or self._link.view.current or "")
+        refusal = await carry_out(self._link, command, wait=True)
+        if refusal is not None:
+            _complain(plain(error(refusal)))
+        elif self._answer is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._answer, timeout=self._answer_within)
+        self._answer = None
 
 
 class Moderation:
@@ -181,7 +256,9 @@ class Moderation:
         return True
 
 
-async def relay_events(link: Link, output: ScriptedOutput, leaving: asyncio.Event, bye_timeout: float) -> None:
+async def relay_events(
+    link: Link, output: ScriptedOutput, leaving: asyncio.Event, bye_timeout: float, rooms: RoomLines | None = None
+) -> None:
     """Print events until the tracker closes normally; raises if it closes otherwise.
 
     Once we have sent ``leave``, each event must come within ``bye_timeout`` seconds
@@ -189,9 +266,14 @@ async def relay_events(link: Link, output: ScriptedOutput, leaving: asyncio.Even
     one that accepted the ``leave`` and then went silent is not.
     """
     while (item := await _next_event(link, leaving, bye_timeout)) is not None:
-        output.event(item)
-        if not isinstance(item, Notice):
-            link.seen(item.message)
+        if isinstance(item, Notice):
+            output.event(item)
+            continue
+        link.view.take(item.message)
+        output.event(item, link.view)
+        link.seen(item.message)
+        if rooms is not None:
+            rooms.answered(item.message)
 
 
 async def _next_event(link: Link, leaving: asyncio.Event, bye_timeout: float) -> Item | None:
@@ -226,9 +308,10 @@ async def converse(
 ) -> None:
     """Run sending and receiving together until the tracker closes the session."""
     leaving = asyncio.Event()
-    sender = asyncio.create_task(send_lines(link, lines, leaving, moderation))
+    rooms = RoomLines(link, answer_within=bye_timeout)
+    sender = asyncio.create_task(send_lines(link, lines, leaving, moderation, rooms))
     try:
-        await relay_events(link, output, leaving, bye_timeout)
+        await relay_events(link, output, leaving, bye_timeout, rooms)
     finally:
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError):

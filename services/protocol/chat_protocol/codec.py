@@ -152,7 +152,7 @@ def decode_client(frame: str) -> ClientMessage:
             _bounded(body, "device_token", MAX_DEVICE_TOKEN_CHARS),
             _bounded(body, "device", MAX_DEVICE_LABEL_CHARS),
             _room(body),
-            body.get("private") is True,
+            True if body.get("private") is True else None,
         )
     if kind == ListDevices.TYPE:
         return ListDevices()
@@ -196,10 +196,10 @@ def _history(body: dict[str, Any]) -> History:
     if not _is_int(limit) or not 1 <= limit <= MAX_HISTORY_PAGE:
         raise ProtocolError("malformed", f"'history' needs a 'limit' of 1 to {MAX_HISTORY_PAGE}")
     seq = _seq_field(body, given[0])
-    room = _room(body)
+    room, to = _room(body), _bounded(body, "to", MAX_NAME_LENGTH)
     if given[0] == "after":
-        return History(after=seq, limit=limit, room=room)
-    return History(before=seq, limit=limit, room=room)
+        return History(after=seq, limit=limit, room=room, to=to)
+    return History(before=seq, limit=limit, room=room, to=to)
 
 
 def _room(body: dict[str, Any]) -> str | None:

@@ -47,6 +47,7 @@ class History:
     before: int | None = None
     limit: int = DEFAULT_HISTORY_PAGE
     room: str | None = None  # that room's history (rooms.py); None: the default room's
+    to: str | None = None  # instead: the conversation with this member (direct messages, rooms.py)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class HistoryPage:
     events: list[dict[str, object]]
     gone: list[int] | None = None
     room: str | None = None
+    to: str | None = None  # a page of the conversation with this member
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ class Join:
     device_token: str | None = None  # instead of the passphrase: the token this device's last welcome gave it
     device: str | None = None  # with the passphrase: a label for this device (``/devices`` lists it)
     room: str | None = None  # once joined: enter this room (rooms.py), answered with ``entered``
-    private: bool = False  # with ``room``: a new room is private (entered by invitation only)
+    private: bool | None = None  # with ``room``, true: a new room is private (entered by invitation only)
 
 
 # A client-chosen message id: short, so that remembering the last few per member costs little.

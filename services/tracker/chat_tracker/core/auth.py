@@ -45,6 +45,21 @@ def password_from_authorization(header: str | None) -> str | None:
     return None
 
 
+def basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """The (user, password) of ``Authorization: Basic ...``; None if absent, garbled or of another scheme."""
+    if not header:
+        return None
+    scheme, _, credentials = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, colon, password = decoded.partition(":")
+    return (user, password) if colon and user else None
+
+
 @dataclass(frozen=True)
 class Checked:
     """A password check's outcome.

@@ -64,6 +64,7 @@ class Directs:
         self._connections: dict[str, list[Member]] = {}  # name key -> her connections here (default-room members)
         self.is_member: Callable[[str], bool] = lambda name: False  # a registered member, online or not
         self.is_muted: Callable[[str], bool] = lambda name: False
+        self.kept: Callable[[str], bool] = lambda name: False  # a conversation not open now has a log already
         self.on_delivered: Callable[[Conversation, Event, list[Member]], None] | None = None  # read positions
         self.on_caught_up: Callable[[str, str, int], None] | None = None  # (name, conversation, seq): she has read it
 
@@ -102,6 +103,12 @@ class Directs:
         if refusal is not None:
             raise refusal
         conversation.journal.append(MESSAGE, sender.name, text, origin=sender.id, msg_id=msg_id)
+
+    def existing(self, name: str) -> Conversation | None:
+        """The conversation called ``name`` if anything was ever said in it (a ``history`` opens no new one)."""
+        if name in self._conversations or self.kept(name):
+            return self.conversation(name)
+        return None
 
     def conversation(self, name: str) -> Conversation:
         """The conversation called ``name`` (``@a+b``), opened (and subscribed to) if it was not."""

@@ -20,6 +20,7 @@ class ReadHistory:
     before: int | None
     limit: int
     room: str | None = None  # another room's history (core/rooms.py); None: the default room's
+    to: str | None = None  # instead: the conversation with this member (core/direct.py)
 
 
 @dataclass(frozen=True)

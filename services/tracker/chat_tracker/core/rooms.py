@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from chat_protocol import DEFAULT_ROOM, RoomInfo, name_key, room_key
 from chat_protocol.reasons import LeaveReason
 from chat_tracker.core.catchup import catch_up
-from chat_tracker.core.dialects import JSON, Dialect
+from chat_tracker.core.dialects import JSON, PLAIN, Dialect
 from chat_tracker.core.direct import DIRECT_PREFIX, Directs
 from chat_tracker.core.outbox import Outbox
 from chat_tracker.core.ratelimit import KeyedBuckets
@@ -187,7 +187,22 @@ class Rooms:
         )
         sub.allowance = member.allowance  # one rate limit per member, however many rooms she speaks in
         mine[key] = sub
+        if member.registered:
+            self._bring_devices(member, place, signed_in)
         return place, sub, False
+
+    def _bring_devices(self, member: Member, place: Place, signed_in: AccountChecked | None) -> None:
+        """Her other connections (devices of her account) are in the room she entered, too: as extra connections."""
+        key = room_key(place.meta.name)
+        for other in self.directs.online(member.name) if self.directs is not None else ():
+            theirs = self._in.setdefault(other.id, {})
+            if other is member or (key in theirs and not theirs[key].left):
+                continue
+            base = JSON if other.dialect.name == JSON.name else PLAIN
+            dialect = place.dialect(base, prefixed=True)
+            extra = place.room.join(other.name, dialect, other.outbox, other.address, None, signed_in)
+            extra.allowance = other.allowance
+            theirs[key] = extra
 
     def come_back(self, member: Member, rooms: tuple[tuple[str, int], ...]) -> None:
         """A registered member signed in: once her welcome is out, she is back in ``rooms`` (name, read position)."""

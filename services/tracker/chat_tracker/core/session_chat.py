@@ -21,6 +21,7 @@ from chat_protocol import (
     Leave,
     ListDevices,
     Members,
+    NameRefused,
     Part,
     ProtocolError,
     Read,
@@ -30,6 +31,7 @@ from chat_protocol import (
     Say,
     SignOut,
     Who,
+    check_name,
     decode_client,
     encode,
     passphrase_problem,
@@ -172,6 +174,13 @@ class Chat:
         if not member.registered:
             self._error("not_registered", "history and read positions are for registered names: /register first")
             return None
+        if isinstance(request, History) and request.to is not None:
+            try:
+                check_name(request.to)
+            except NameRefused as refused:
+                self._error(refused.code, str(refused))
+                return None
+            return ReadHistory(request.after, request.before, request.limit, to=request.to)
         room = None if self.rooms.rooms.is_default(request.room) else request.room
         held = self.rooms.rooms.member_in(member, room or self.rooms.rooms.default_name)
         if held is None:

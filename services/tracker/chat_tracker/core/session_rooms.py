@@ -103,7 +103,7 @@ class RoomChat:
         elif isinstance(request, Part) and request.room is not None and not self.rooms.is_default(request.room):
             self.part(member, request.room)
         elif isinstance(request, Join) and request.room is not None:
-            self.join(member, request.room, request.private)
+            self.join(member, request.room, request.private is True)
         elif isinstance(request, ListRooms):
             self.list_rooms(member)
         elif isinstance(request, Invite):
@@ -205,10 +205,11 @@ class RoomChat:
         except (ChatProtocolError, Refused) as error:
             self._error(error.code, str(error))
             return
-        if self.dialect is PLAIN:
-            self.outbox.push(f"* {guest} may enter {place.meta.name} now.")
-        else:
-            self.outbox.push(encode(Invited(place.meta.name, guest, member.name)))
+        invited = Invited(place.meta.name, guest, member.name)
+        self.outbox.push(_invitation(self.dialect, invited, guest))
+        directs = self.rooms.directs
+        for connection in directs.online(guest) if directs is not None else ():
+            connection.outbox.push(_invitation(connection.dialect, invited, connection.name))
 
     def remove(self, member: Member, name: str, who: str) -> None:
         """The room's owner takes ``who`` out of it: everyone there sees her leave (``removed``)."""
@@ -245,6 +246,15 @@ class RoomChat:
 def _standing(room: Room, sub: Member) -> Event:
     """The room as it stands, as a join event for ``sub``'s welcome (no event is logged)."""
     return Event(room.delivered_seq, sub.joined_at, JOIN, sub.name, members=tuple(room.names()))
+
+
+def _invitation(dialect: Dialect, invited: Invited, reader: str) -> str:
+    """``invited`` as ``reader`` sees it: the inviter, or the one invited (on each of her connections)."""
+    if dialect.name != PLAIN.name:
+        return encode(invited)
+    if name_key(reader) == name_key(invited.name):
+        return f"* {invited.by} invited you to {invited.room}: /join {invited.room} to enter it."
+    return f"* {invited.name} may enter {invited.room} now."
 
 
 def _plain_listing(listing: list[RoomInfo], current: str) -> list[str]:

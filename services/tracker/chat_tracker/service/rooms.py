@@ -38,6 +38,9 @@ from chat_tracker.storage.rotation import RotatingLog
 
 log = logging.getLogger("chat_tracker")
 
+# Events of each conversation kept in memory: what a member who was away is shown at once (a JSON client
+# pages further back with ``history``); conversations are many and small.
+CONVERSATION_MEMORY = 500
 LOG_DESCRIPTORS = 32  # of runtime/descriptors.py's RESERVED 64, which the default room's own files leave free
 
 
@@ -71,6 +74,7 @@ class RoomHouse:
         self.directs.is_muted = lambda name: default.moderation.muted_until(name) is not None
         self.directs.on_delivered = self._delivered
         self.directs.on_caught_up = self._caught_up
+        self.directs.kept = lambda name: (conversation_dir(settings.data_dir, name) / "chat.log").exists()
         self.rooms.directs = self.directs
         self.default = default
         self._reads = StoreQueue(store)  # direct messages' memberships and read positions
@@ -82,22 +86,26 @@ class RoomHouse:
         if metas:
             log.info("%d room(s) besides %s opened", len(metas), self.settings.default_room)
 
-    def _journal(self, directory: Path) -> LocalJournal:
-        """A journal on ``directory``'s chat.log (made if new), rotated and kept as the default room's is."""
+    def _journal(self, directory: Path, memory: int | None = None) -> LocalJournal:
+        """A journal on ``directory``'s chat.log (made if new), rotated and kept as the default room's is.
+
+        ``memory``: events kept in memory (default ``--history-size``); older ones are read from the log.
+        """
         settings = self.settings
+        history_size = settings.history_size if memory is None else min(memory, settings.history_size)
         log_class = DiscardingChatLog if settings.bench_disable_log else ChatLog
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         chat_log = RotatingLog(
             directory, log_class, rotation_policy(settings), executor=self._maintenance, pool=self._descriptors
         )
         report = chat_log.open()
-        journal = LocalJournal(chat_log, last_seq=report.last_seq, history_size=settings.history_size)
-        journal.preload(chat_log.tail(min(settings.history_size, report.last_seq)))
+        journal = LocalJournal(chat_log, last_seq=report.last_seq, history_size=history_size)
+        journal.preload(chat_log.tail(min(history_size, report.last_seq)))
         self.journals.append(journal)
         return journal
 
     def _open_conversation(self, name: str) -> LocalJournal:
-        return self._journal(conversation_dir(self.settings.data_dir, name))
+        return self._journal(conversation_dir(self.settings.data_dir, name), CONVERSATION_MEMORY)
 
     def _delivered(self, conversation: Conversation, event: Event, reached: list[Member]) -> None:
         """A direct message is out: each registered one of the two is a member of the conversation, and has read it

@@ -23,8 +23,9 @@ from chat_protocol.reasons import LeaveReason
 from chat_tracker.core.addresses import address_key
 from chat_tracker.core.admission import Admission, AdmissionRefusal, Budget
 from chat_tracker.core.auth import PasswordGate
-from chat_tracker.core.dialects import RESTART
-from chat_tracker.core.errands import MarkRead
+from chat_tracker.core.dialects import JSON, RESTART
+from chat_tracker.core.direct import conversation_name, direct_frame
+from chat_tracker.core.errands import MarkRead, ReadHistory
 from chat_tracker.core.outbox import Coalescer
 from chat_tracker.core.ratelimit import AuthThrottle, KeyedBuckets, WarnLimiter
 from chat_tracker.core.room import Member, Room
@@ -32,6 +33,7 @@ from chat_tracker.core.session import Session
 from chat_tracker.journal.protocol import Journal, Replication
 from chat_tracker.replicas.replica import ReplicaLink
 from chat_tracker.service.accounts import AccountDesk, Registration, open_account_store
+from chat_tracker.service.history import history_page, history_page_of_nothing
 from chat_tracker.service.lifecycle import RESTART_MESSAGE, SHUTDOWN_MESSAGE, goodbye, member_policy, restart_goodbye
 from chat_tracker.service.membership import Memberships
 from chat_tracker.service.replicated import Replicated
@@ -186,10 +188,23 @@ class Tracker:
         self.started = False
         self.stopped = False
 
-    def journal_of(self, room: str | None) -> Journal:
-        """The journal of ``room`` (None: the default room); the session checked the member is in it."""
-        place = None if room is None else self.rooms.place(room)
-        return self.journal if place is None else place.room.journal
+    async def history_page(self, request: ReadHistory, name: str) -> str:
+        """The ``history_page`` frame answering ``name``'s ``history``: of a room she is in, or a conversation."""
+        directs = self.rooms.directs
+        if request.to is not None:
+            conversation = directs.existing(conversation_name(name, request.to)) if directs is not None else None
+            if conversation is None:
+                return history_page_of_nothing(request, {"to": request.to})
+            return await history_page(
+                conversation.journal,
+                request,
+                {"to": request.to},
+                lambda event: direct_frame(JSON, event, conversation.other(event.name)),
+            )
+        place = None if request.room is None else self.rooms.place(request.room)
+        if place is None:
+            return await history_page(self.journal, request)
+        return await history_page(place.room.journal, request, {"room": place.meta.name})
 
     def mark_read(self, errand: MarkRead) -> None:
         """A registered member has seen up to a seq, in the default room or another."""

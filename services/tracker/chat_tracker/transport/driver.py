@@ -36,7 +36,6 @@ from chat_tracker.core.session import (
     Timeouts,
 )
 from chat_tracker.service.devices import answer_devices
-from chat_tracker.service.history import history_page
 from chat_tracker.service.tracker import Closable
 from chat_tracker.transport.handshake import Opened
 from chat_tracker.transport.replaying import replay
@@ -243,7 +242,8 @@ class SessionDriver(Closable):
 
     async def _answer_history(self, request: ReadHistory) -> None:
         try:
-            self.outbox.push(await history_page(self.tracker.journal_of(request.room), request, request.room))
+            member = self.session.member
+            self.outbox.push(await self.tracker.history_page(request, member.name if member is not None else ""))
         finally:
             self._task = None
         if not self.ended:
