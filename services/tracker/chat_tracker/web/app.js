@@ -180,6 +180,7 @@ function eventLine(message) {
 }
 
 function leftText(message) {
+  if (message.room && message.reason === "part") return `${safe(message.name)} left`; // the room, not the chat
   return `${safe(message.name)} left${LEAVE_REASONS[message.reason] ?? ` (${safe(message.reason)})`}`;
 }
 
