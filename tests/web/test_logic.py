@@ -452,6 +452,8 @@ def test_room_commands_are_read_with_their_rooms_and_names(page: Page) -> None:
         "/msg bob",
         "hello",
         "/who",
+        "/remove carol #x",
+        "/remove",
     ]
     parsed = run(page, "return arg.map(logic.parseRoomCommand)", lines)
     assert parsed[0] == {"action": "rooms"}
@@ -465,7 +467,9 @@ def test_room_commands_are_read_with_their_rooms_and_names(page: Page) -> None:
     assert parsed[9]["problem"]
     assert parsed[10] == {"action": "msg", "name": "bob", "text": "hi  there"}
     assert parsed[11]["problem"]
-    assert parsed[12:] == [None, None]
+    assert parsed[12:14] == [None, None]
+    assert parsed[14] == {"action": "remove", "name": "carol", "room": "#x"}
+    assert parsed[15]["problem"]
 
 
 ROOM_MEMORY_SCRIPT = """

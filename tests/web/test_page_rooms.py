@@ -165,7 +165,7 @@ def test_a_direct_message_between_two_pages(browser: Browser, tracker: RunningTr
 
 
 def test_a_private_room_is_created_its_invitation_followed_and_left(browser: Browser, tracker: RunningTracker) -> None:
-    """Join room with Private ticked creates it; Invite tells both pages; the invited one's Join enters; Leave room."""
+    """Private ticked creates it; Invite tells both pages; the invited one's Join enters; /part, /remove, Leave room."""
     page = open_page(browser(), tracker)
     guest = open_page(browser(), tracker)
     join(page, tracker, "webby")
@@ -179,12 +179,23 @@ def test_a_private_room_is_created_its_invitation_followed_and_left(browser: Bro
     guest.get_by_role("button", name="Join #ops").click()
     expect(shown(guest)).to_have_text("#ops")
     expect(online(page)).to_contain_text("bob")
+    type_line(page, "hello bob")
+    expect(lines_with(guest, "hello bob")).to_have_count(1)
+    type_line(guest, "/part")  # in a room's view: leaves that room
+    expect(log(page)).to_contain_text("bob left")
+    expect(online(page)).not_to_contain_text("bob")
+
+    guest.get_by_role("button", name="Join #ops").click()  # still invited
+    expect(shown(guest)).to_have_text("#ops")
+    type_line(page, "/remove bob")  # the owner's
+    expect(log(guest)).to_contain_text("you were removed from #ops")
+    expect(place(guest, "#ops")).to_have_count(0)
+    expect(shown(guest)).to_have_text("#general")
+    expect(log(page)).to_contain_text("bob left (removed by the room's owner)")
 
     page.get_by_role("button", name="Leave room").click()
     expect(shown(page)).to_have_text("#general")
     expect(place(page, "#ops")).to_have_count(0)
-    expect(log(guest)).to_contain_text("webby left")
-    expect(online(guest)).not_to_contain_text("webby")
     assert page.errors == [] and guest.errors == []  # type: ignore[attr-defined]
 
 

@@ -723,13 +723,22 @@ function roomCommand(line) {
   else if (command.action === "msg") {
     openDirect(command.name);
     sendLine(command.text);
-  } else if (command.action === "invite") {
-    const place = page.places.selected;
-    const room = command.room ?? (place.kind === "room" && place.key !== DEFAULT_PLACE ? place.name : null);
-    if (room === null) problem("/invite NAME #room: which room? (or type it in the room's view)");
-    else if (!page.link.invite(room, command.name)) problem("not connected: try again once the page says Connected");
+  } else {
+    roomMemberCommand(command);
   }
   return true;
+}
+
+// /invite or /remove NAME [#room]: the room named, else the one shown.
+function roomMemberCommand(command) {
+  const place = page.places.selected;
+  const room = command.room ?? (place.kind === "room" && place.key !== DEFAULT_PLACE ? place.name : null);
+  if (room === null) {
+    problem(`/${command.action} NAME #room: which room? (or type it in the room's view)`);
+    return;
+  }
+  const sent = command.action === "invite" ? page.link.invite(room, command.name) : page.link.remove(room, command.name);
+  if (!sent) problem("not connected: try again once the page says Connected");
 }
 
 // A room's read position, as the default room's (registered members only): `read` with `room`.

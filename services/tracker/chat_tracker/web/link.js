@@ -199,6 +199,11 @@ export class Link {
     return this.request({ type: "invite", room, name });
   }
 
+  // The room's owner takes `name` out of it (she gets `parted` `removed`).
+  remove(room, name) {
+    return this.request({ type: "remove", room, name });
+  }
+
   // Leave: at once when live; else after the lines still owed, on the next connection (as chat-client).
   leave() {
     const memory = this.remembered("leave");

@@ -97,6 +97,7 @@ export const HELP = [
   "  /part #room   leave that room (/part alone, in a room's view: this room)",
   "  /rooms        list the public rooms",
   "  /invite NAME  let NAME into the room shown (or /invite NAME #room)",
+  "  /remove NAME  take NAME out of the room shown, if you made it (or /remove NAME #room)",
   "  /msg NAME text  a direct message to NAME alone",
   "  /help         this help",
   "  //text        send a message that starts with '/'",
@@ -807,7 +808,7 @@ export function roomInfoText(info) {
 }
 
 // The page's room commands: /join #room [private], /part [#room], /rooms, /invite NAME [#room],
-// /msg NAME text. {action, room, name, text, private, problem}; null for a line that is none of them.
+// /remove NAME [#room] (the room's owner), /msg NAME text. {action, room, name, text, private, problem}; null for a line that is none of them.
 export function parseRoomCommand(line) {
   const stripped = line.trim();
   const [word, ...words] = stripped.split(/\s+/);
@@ -822,11 +823,12 @@ export function parseRoomCommand(line) {
     const room = roomName(words[0]);
     return room === null ? { action: "part", problem: "/part #room: not a room's name" } : { action: "part", room };
   }
-  if (command === "/invite") {
-    if (!words.length || !NAME_PATTERN.test(words[0])) return { action: "invite", problem: "/invite NAME [#room]" };
+  if (command === "/invite" || command === "/remove") {
+    const action = command.slice(1);
+    if (!words.length || !NAME_PATTERN.test(words[0])) return { action, problem: `${command} NAME [#room]` };
     const room = words.length > 1 ? roomName(words[1]) : null;
-    if (words.length > 1 && room === null) return { action: "invite", problem: "/invite NAME #room: not a room's name" };
-    return { action: "invite", name: words[0], room };
+    if (words.length > 1 && room === null) return { action, problem: `${command} NAME #room: not a room's name` };
+    return { action, name: words[0], room };
   }
   if (command === "/msg") {
     const match = /^\S+\s+(\S+)\s(.*)$/s.exec(line.trimStart());
