@@ -13,6 +13,8 @@ from playwright.sync_api import Page
 from chat_client.backoff import delay
 from chat_client.commands import parse
 from chat_protocol import CloseCode, name_key, passphrase_problem, sanitize_for_terminal, should_retry
+from chat_protocol.errors import ProtocolError
+from chat_protocol.rooms import DEFAULT_ROOM, room_key, room_name
 from support.tracker import launch_tracker
 from support.web import launch_chromium, open_page
 
@@ -307,3 +309,197 @@ def test_a_device_line_says_its_label_when_it_was_seen_and_which_is_this_one(pag
     )
     label = sanitize_for_terminal(device["label"])
     assert lines == [f"{label} · {seen} · this device", f"{label} · {seen}"]
+
+
+# --- rooms and direct messages -------------------------------------------------------------------
+
+ROOM_TEXTS = [
+    "dev",
+    "#dev",
+    " #DEV ",
+    "#C1",
+    "#ci",
+    "#a_b-c",
+    "#" + "x" * 32,
+    "#" + "x" * 33,
+    "#",
+    "",
+    "#d.v",
+    "#dév",
+    "# x",
+]
+
+
+def _room_name_or_none(text: str) -> str | None:
+    try:
+        return room_name(text)
+    except ProtocolError:
+        return None
+
+
+def test_room_names_and_keys_match_the_protocol(page: Page) -> None:
+    """roomName reads a room's name as chat_protocol.room_name (null where it refuses); roomKey is room_key."""
+    assert run(page, "return arg.map(logic.roomName)", ROOM_TEXTS) == [_room_name_or_none(t) for t in ROOM_TEXTS]
+    names = [name for name in map(_room_name_or_none, ROOM_TEXTS) if name is not None]
+    assert run(page, "return arg.map(logic.roomKey)", names) == [room_key(name) for name in names]
+    assert run(page, "return logic.DEFAULT_ROOM") == DEFAULT_ROOM
+
+
+def test_an_event_goes_to_its_room_or_to_the_conversation_with_the_other_person(page: Page) -> None:
+    """No room: the default room (also when named); a room's; a direct message: the other one's, whoever sent it."""
+    events = [
+        {"type": "message", "name": "bob", "text": "x"},
+        {"type": "message", "name": "bob", "text": "x", "room": "#dev"},
+        {"type": "joined", "name": "bob", "room": "#DEV"},
+        {"type": "message", "name": "bob", "text": "x", "room": "#general"},
+        {"type": "message", "name": "bob", "text": "x", "to": "webby"},
+        {"type": "message", "name": "WEBBY", "text": "x", "to": "Bob"},
+        {"type": "message", "name": "webby", "text": "x", "to": "webby"},
+    ]
+    keys = run(page, "return arg.map(e => logic.placeOf(e, 'webby').key)", events)
+    assert keys == ["default", "#dev", "#dev", "default", "@bob", "@bob", "@webby"]
+    where = run(
+        page, "return [logic.defaultPlace(), logic.roomPlace('#dev'), logic.directPlace('bob')].map(logic.destination)"
+    )
+    assert where == [None, {"room": "#dev"}, {"to": "bob"}]
+
+
+def test_a_url_fragment_names_a_room_or_a_conversation(page: Page) -> None:
+    """#room=dev and #dm=bob, none for the default room; a fragment naming nothing valid names no place."""
+    fragments = run(
+        page, "return [logic.defaultPlace(), logic.roomPlace('#dev'), logic.directPlace('Bob_9')].map(logic.fragmentOf)"
+    )
+    assert fragments == ["", "#room=dev", "#dm=Bob_9"]
+    hashes = [
+        "#room=dev",
+        "room=DEV",
+        "#room=%23dev",
+        "#room=general",
+        "#dm=Bob_9",
+        "#room=no spaces",
+        "#dm=-x",
+        "#room=%E0",
+        "#roomy=dev",
+        "",
+        "#",
+    ]
+    places = run(page, "return arg.map(h => logic.placeFromFragment(h))", hashes)
+    assert [place and place["key"] for place in places] == [
+        "#dev",
+        "#dev",
+        "#dev",
+        "default",
+        "@bob9",
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ]
+    renamed = run(page, "return logic.placeFromFragment('#room=lobby', '#lobby').key")
+    assert renamed == "default"
+
+
+PLACES_SCRIPT = """
+const places = new logic.Places();
+const out = [];
+for (const step of arg) {
+  if (step.add) places.add(logic[step.add[0]](step.add[1]));
+  if (step.arrived) out.push(places.arrived(logic[step.arrived[0]](step.arrived[1]), step.counts));
+  if (step.select) out.push(places.select(step.select));
+  if (step.remove) out.push(places.remove(step.remove));
+  if (step.unread) places.setUnread(step.unread[0], step.unread[1]);
+}
+return { out, current: places.current, list: places.list().map((e) => `${e.key}:${e.unread}`) };
+"""
+
+
+def test_places_list_the_default_room_first_and_count_what_arrives_elsewhere(page: Page) -> None:
+    """Default room, rooms, conversations; a message elsewhere counts, one shown does not; selecting reads it."""
+    steps: list[dict[str, Any]] = [
+        {"add": ["roomPlace", "#zz"]},
+        {"arrived": ["directPlace", "bob"], "counts": True},  # a new conversation: listed, one unread
+        {"arrived": ["roomPlace", "#dev"], "counts": True},
+        {"arrived": ["roomPlace", "#dev"], "counts": False},  # a join: listed, not counted
+        {"arrived": ["defaultPlace", "#general"], "counts": True},  # shown: not counted
+        {"unread": ["#zz", 4]},
+        {"select": "#dev"},
+        {"arrived": ["roomPlace", "#dev"], "counts": True},
+        {"select": "#nowhere"},
+        {"remove": "default"},
+        {"remove": "#dev"},  # the current one: back to the default room
+    ]
+    result = run(page, PLACES_SCRIPT, steps)
+    assert result["out"] == [True, True, False, False, True, False, False, False, True]
+    assert result["current"] == "default"
+    assert result["list"] == ["default:0", "#zz:4", "@bob:1"]
+
+
+def test_room_commands_are_read_with_their_rooms_and_names(page: Page) -> None:
+    lines = [
+        "/rooms",
+        "/join dev",
+        "/JOIN #Dev private",
+        "/join",
+        "/join #no.dots",
+        "/part #dev",
+        "/part",
+        "/invite bob",
+        "/invite bob #x",
+        "/invite",
+        "/msg bob hi  there",
+        "/msg bob",
+        "hello",
+        "/who",
+        "/remove carol #x",
+        "/remove",
+    ]
+    parsed = run(page, "return arg.map(logic.parseRoomCommand)", lines)
+    assert parsed[0] == {"action": "rooms"}
+    assert parsed[1] == {"action": "join", "room": "#dev", "private": False}
+    assert parsed[2] == {"action": "join", "room": "#dev", "private": True}
+    assert [bool(p and p.get("problem")) for p in parsed[3:5]] == [True, True]
+    assert parsed[5] == {"action": "part", "room": "#dev"}
+    assert parsed[6] is None  # /part alone: the page's own (this room, or leaving for good)
+    assert parsed[7] == {"action": "invite", "name": "bob", "room": None}
+    assert parsed[8] == {"action": "invite", "name": "bob", "room": "#x"}
+    assert parsed[9]["problem"]
+    assert parsed[10] == {"action": "msg", "name": "bob", "text": "hi  there"}
+    assert parsed[11]["problem"]
+    assert parsed[12:14] == [None, None]
+    assert parsed[14] == {"action": "remove", "name": "carol", "room": "#x"}
+    assert parsed[15]["problem"]
+
+
+ROOM_MEMORY_SCRIPT = """
+const memory = new logic.Memory({type: 'welcome', seq: 50, name: 'webby', token: 't', epoch: 'e', limits: {}},
+                                logic.messageIds('tag'));
+memory.sent('to dev', { room: '#dev' });
+memory.sent('to bob', { to: 'bob' });
+memory.queue('later to dev', { room: '#dev' });
+memory.entered('#dev', 3);
+const shown = arg.map((event) => memory.onEvent(event));
+return { shown, after: memory.lastSeq, resend: memory.linesToResend() };
+"""
+
+
+def test_memory_keeps_an_order_per_room_and_conversation_and_resends_where_it_went(page: Page) -> None:
+    """Seqs of #dev and of the conversation with bob are their own; the default room's last seq stays put."""
+    events = [
+        {"type": "joined", "seq": 3, "name": "webby", "room": "#dev"},  # our own entering: at entered's seq
+        {"type": "message", "seq": 4, "name": "carol", "text": "hi", "room": "#dev"},
+        {"type": "message", "seq": 4, "name": "carol", "text": "hi", "room": "#dev"},  # again: dropped
+        {"type": "message", "seq": 1, "name": "bob", "text": "psst", "to": "webby"},
+        {"type": "message", "seq": 2, "name": "webby", "text": "to bob", "to": "bob", "id": "tag-2"},
+        {"type": "message", "seq": 2, "name": "webby", "text": "to bob", "to": "bob", "id": "tag-2"},
+        {"type": "message", "seq": 5, "name": "carol", "text": "more", "room": "#DEV"},
+        {"type": "message", "seq": 51, "name": "carol", "text": "general"},
+    ]
+    result = run(page, ROOM_MEMORY_SCRIPT, events)
+    assert result["shown"] == [False, True, False, True, True, False, True, True]
+    assert result["after"] == 51
+    assert result["resend"] == [
+        {"id": "tag-1", "text": "to dev", "room": "#dev"},
+        {"id": "tag-3", "text": "later to dev", "room": "#dev"},
+    ]

@@ -6,22 +6,35 @@
 import { Link } from "./link.js";
 import {
   Backlog,
+  DEFAULT_PLACE,
   DeviceTokens,
   HELP,
+  HISTORY_PAGE,
   LEAVE_REASONS,
   OLDER_PAGE,
+  Places,
   ReadPosition,
   colourIndex,
+  defaultPlace,
+  destination,
   deviceLabel,
   deviceText,
+  directPlace,
+  fragmentOf,
   hasLoneSurrogate,
   lastSeenText,
   length,
   mentions,
   nameKey,
   parseCommand,
+  parseRoomCommand,
   passphraseProblem,
+  placeFromFragment,
+  placeOf,
   presenceText,
+  roomInfoText,
+  roomName,
+  roomPlace,
   safe,
   unreadText,
 } from "./logic.js";
@@ -47,6 +60,10 @@ const page = {
   observer: null, // sees lines scroll into view
   signingOut: null, // the id of this device while its own sign-out is on its way
   tokens: new DeviceTokens(browserStorage()), // this browser's device token per account (docs/web.md#devices)
+  places: new Places(), // the default room, the other rooms, the conversations (docs/web.md#rooms)
+  views: new Map(), // place key -> {log, members, reading, readTimer, observer} of every place but the default room
+  wanted: null, // the place the URL fragment (or a /join) asked for, selected once it is there
+  directoryWanted: false, // the person asked for the public rooms: show the room_list that answers
 };
 
 // localStorage, or null where the browser refuses it (storage disabled): then no token is kept.
@@ -91,19 +108,28 @@ function setStatus(text, offerReconnect = false) {
 
 // --- the log -----------------------------------------------------------------------
 
-function atBottom() {
-  const log = $("log");
+function atBottom(log = currentLog()) {
   return log.scrollHeight - log.scrollTop - log.clientHeight <= FOLLOW_SLACK_PX;
 }
 
-function append(line, { counts = false } = {}) {
-  observe(line);
-  const log = $("log");
-  const following = atBottom();
+// The log of a place (the default room's is #log); the shown one.
+function logOf(key) {
+  return key === DEFAULT_PLACE ? $("log") : (page.views.get(key)?.log ?? $("log"));
+}
+
+function currentLog() {
+  return logOf(page.places.current);
+}
+
+// A line at the end of a place's log (the shown one unless `key` names another).
+function append(line, { counts = false, key = page.places.current } = {}) {
+  observe(line, key);
+  const log = logOf(key);
+  const following = atBottom(log);
   log.append(line);
   if (following) {
     log.scrollTop = log.scrollHeight;
-  } else if (counts) {
+  } else if (counts && key === page.places.current) {
     page.unseen += 1;
     const button = $("new-messages");
     button.textContent = page.unseen === 1 ? "1 new message" : `${page.unseen} new messages`;
@@ -154,6 +180,7 @@ function eventLine(message) {
 }
 
 function leftText(message) {
+  if (message.room && message.reason === "part") return `${safe(message.name)} left`; // the room, not the chat
   return `${safe(message.name)} left${LEAVE_REASONS[message.reason] ?? ` (${safe(message.reason)})`}`;
 }
 
@@ -165,7 +192,17 @@ function names(list) {
 
 function memberItem(name, member) {
   const item = element("li", member.online ? (member.away ? "member away" : "member") : "member offline");
-  item.append(nameTag(name));
+  if (name === page.me) {
+    item.append(nameTag(name));
+  } else {
+    // A name in the list opens the conversation with her.
+    const button = element("button", "member-name");
+    button.type = "button";
+    button.title = `Direct message to ${safe(name)}`;
+    button.append(nameTag(name));
+    button.addEventListener("click", () => openDirect(name));
+    item.append(button);
+  }
   if (name === page.me) item.append(element("span", "tag", " (you)"));
   if (member.online && member.away) item.append(element("span", "tag", " away"));
   if (!member.online) item.append(element("span", "tag", ` ${lastSeenText(member.lastSeen)}`));
@@ -173,7 +210,7 @@ function memberItem(name, member) {
 }
 
 function renderMembers() {
-  const sorted = [...page.members].sort(([a], [b]) => nameKey(a).localeCompare(nameKey(b)));
+  const sorted = [...currentMembers()].sort(([a], [b]) => nameKey(a).localeCompare(nameKey(b)));
   const online = sorted.filter(([, member]) => member.online);
   const offline = sorted.filter(([, member]) => !member.online);
   $("members").replaceChildren(...online.map(([name, member]) => memberItem(name, member)));
@@ -185,26 +222,30 @@ function renderMembers() {
 
 // Entries from `who` (or names from a welcome, all online): the offline ones are registered members.
 function setMembers(entries) {
-  page.members = new Map(
+  page.members = memberMap(entries);
+  renderMembers();
+}
+
+function memberMap(entries) {
+  return new Map(
     entries.map((entry) =>
       typeof entry === "string"
         ? [entry, { online: true, away: false, lastSeen: null }]
         : [entry.name, { online: entry.online !== false, away: Boolean(entry.away), lastSeen: entry.last_seen ?? null }],
     ),
   );
-  renderMembers();
 }
 
 // A live event's change to the member list. Her own presence is not: this page is here, whatever
 // another of her connections did (on replicas one going offline is logged while this one stays).
-function membersChanged(message) {
+function membersChanged(message, members = page.members) {
   if (message.type === "presence" && message.name === page.me) return;
   if (message.type === "joined" || (message.type === "presence" && message.online)) {
-    page.members.set(message.name, { online: true, away: false, lastSeen: null });
+    members.set(message.name, { online: true, away: false, lastSeen: null });
   } else if (message.type === "presence") {
-    page.members.set(message.name, { online: false, away: false, lastSeen: message.ts });
+    members.set(message.name, { online: false, away: false, lastSeen: message.ts });
   } else if (message.type === "left") {
-    page.members.delete(message.name);
+    members.delete(message.name);
   } else {
     return;
   }
@@ -247,8 +288,8 @@ function startBacklog(welcome, missedAfter) {
   const divider = noticeLine(text, welcome.ts, "notice unread-divider");
   divider.id = "unread-divider";
   page.missedEnd = noticeLine("fetching what you missed...", welcome.ts, "notice missed-end");
-  append(divider);
-  append(page.missedEnd);
+  append(divider, { key: DEFAULT_PLACE });
+  append(page.missedEnd, { key: DEFAULT_PLACE });
   page.reading.fetchedUpTo(page.backlog.covered);
 }
 
@@ -299,17 +340,21 @@ function olderPage(history) {
 }
 
 // Lines inserted above what is on screen must not move it.
-function insertKeepingView(insert) {
-  const log = $("log");
-  const following = atBottom();
+function insertKeepingView(insert, log = $("log")) {
+  const following = atBottom(log);
   const before = log.scrollHeight;
   insert();
   log.scrollTop = following ? log.scrollHeight : log.scrollTop + (log.scrollHeight - before);
 }
 
-function observe(line) {
+function observe(line, key = DEFAULT_PLACE) {
   const seq = Number(line.dataset.seq);
-  if (!seq || page.reading === null) return;
+  if (!seq) return;
+  if (key !== DEFAULT_PLACE) {
+    observeInPlace(line, seq, key);
+    return;
+  }
+  if (page.reading === null) return;
   page.reading.shown(seq);
   page.observer.observe(line);
 }
@@ -344,6 +389,412 @@ function flushRead(force) {
   if (!page.link.request({ type: "read", seq })) return; // not connected: the next live() tries again
   page.reading.sentUpTo(seq);
   scheduleRead();
+}
+
+// --- rooms and conversations (docs/web.md#rooms) ----------------------------------------
+
+// The view of a place other than the default room, made (with its own log, hidden) on first use.
+function placeView(place) {
+  const known = page.views.get(place.key);
+  if (known) return known;
+  const log = element("ol", "log");
+  log.setAttribute("role", "log");
+  log.setAttribute("aria-live", "polite");
+  log.setAttribute("aria-label", `Messages in ${placeLabel(place)}`);
+  log.tabIndex = 0;
+  log.hidden = true;
+  log.dataset.place = place.key;
+  log.addEventListener("scroll", scrolled, { passive: true });
+  $("new-messages").before(log);
+  const view = { log, members: new Map(), reading: null, readTimer: null, observer: null, entered: null, missedUntil: 0 };
+  view.observer = new IntersectionObserver((entries) => placeLinesSeen(place.key, entries), {
+    root: log,
+    threshold: [0, 0.5, 1],
+  });
+  page.views.set(place.key, view);
+  page.places.add(place);
+  renderPlaces();
+  return view;
+}
+
+function placeLabel(place) {
+  return place.kind === "direct" ? `@${safe(place.name)}` : safe(place.name);
+}
+
+// Who the member list shows: the room's members; in a conversation, the default room's (to pick another).
+function currentMembers() {
+  const key = page.places.current;
+  if (key === DEFAULT_PLACE || page.places.selected.kind === "direct") return page.members;
+  return page.views.get(key)?.members ?? page.members;
+}
+
+function placeMembersChanged(place, message) {
+  if (place.kind !== "room") return;
+  const view = page.views.get(place.key);
+  if (view) membersChanged(message, view.members);
+}
+
+function renderPlaces() {
+  const items = page.places.list().map((entry) => {
+    const button = element("button", `place-button ${entry.kind}`);
+    button.type = "button";
+    button.append(element("span", "place-name", placeLabel(entry)));
+    // The spaces keep the button's accessible name readable ("#dev private 2"); flex layout ignores them.
+    if (entry.private) button.append(" ", element("span", "tag", "private"));
+    if (entry.unread) {
+      const badge = element("span", "badge", String(entry.unread));
+      badge.title = `${entry.unread} unread`;
+      button.append(" ", badge);
+    }
+    if (entry.key === page.places.current) button.setAttribute("aria-current", "page");
+    button.addEventListener("click", () => selectPlace(entry.key));
+    const item = element("li", "place");
+    item.dataset.place = entry.key;
+    item.append(button);
+    return item;
+  });
+  $("place-list").replaceChildren(...items);
+}
+
+// Show a place: its log, its members, its name in the bar and in the URL fragment.
+function selectPlace(key, { fragment = true } = {}) {
+  if (!page.places.select(key)) return;
+  const place = page.places.selected;
+  const shown = logOf(key);
+  for (const log of document.querySelectorAll("ol.log")) log.hidden = log !== shown;
+  shown.scrollTop = shown.scrollHeight;
+  page.unseen = 0;
+  $("new-messages").hidden = true;
+  $("place-title").textContent = placeLabel(place);
+  const otherRoom = place.kind === "room" && key !== DEFAULT_PLACE;
+  $("part-room").hidden = !otherRoom;
+  $("invite-form").hidden = !otherRoom;
+  $("close-direct").hidden = place.kind !== "direct";
+  $("message").placeholder = `Message ${placeLabel(place)}`;
+  if (fragment) history.replaceState(null, "", fragmentOf(place) || location.pathname + location.search);
+  renderPlaces();
+  renderMembers();
+}
+
+function openDirect(name) {
+  if (nameKey(name) === nameKey(page.me)) {
+    roomProblem("that is you");
+    return;
+  }
+  const place = directPlace(name);
+  placeView(place);
+  selectPlace(place.key);
+  $("message").focus();
+}
+
+// Enter a room (or show it, when already in): the `entered` that answers selects it.
+function joinRoom(name, isPrivate = false) {
+  const place = roomPlace(name);
+  if (place.key === roomPlace(page.places.defaultName).key) {
+    selectPlace(DEFAULT_PLACE);
+    return;
+  }
+  if (page.places.has(place.key)) {
+    selectPlace(place.key);
+    return;
+  }
+  page.wanted = place;
+  if (!page.link.enter(name, isPrivate)) roomProblem("not connected: try again once the page says Connected");
+}
+
+function roomProblem(text) {
+  $("room-problem").textContent = text;
+}
+
+// The place the URL fragment names: a room is entered (and shown once entered), a conversation opened.
+function openWanted() {
+  const wanted = page.wanted;
+  if (wanted === null) return;
+  if (wanted.key === DEFAULT_PLACE || page.places.has(wanted.key)) {
+    page.wanted = null;
+    selectPlace(wanted.key, { fragment: false });
+  } else if (wanted.kind === "direct") {
+    page.wanted = null;
+    openDirect(wanted.name);
+  } else {
+    page.link.enter(wanted.name);
+  }
+}
+
+function fragmentChanged() {
+  if (!page.link || !page.me) return;
+  page.wanted = placeFromFragment(location.hash, page.places.defaultName) ?? defaultPlace();
+  openWanted();
+}
+
+// A registered member's welcome lists her other rooms (an `entered` for each follows).
+function roomsOfWelcome(rooms) {
+  for (const info of rooms) {
+    const place = placeOf({ room: info.room }, page.me, page.places.defaultName);
+    if (place.key === DEFAULT_PLACE) continue;
+    placeView(place);
+    page.places.get(place.key).private = Boolean(info.private);
+    page.places.setUnread(place.key, info.unread);
+  }
+  renderPlaces();
+}
+
+// A new connection: the rooms she was in ended with the old one (a guest's after a fresh join, anyone's
+// after a resume); `join` each again. A registered member's fresh sign-in needs none: the tracker enters them.
+function reenterRooms() {
+  for (const entry of page.places.list()) {
+    if (entry.kind === "room" && entry.key !== DEFAULT_PLACE) page.link.enter(entry.name);
+  }
+}
+
+function roomEntered(entered) {
+  const place = placeOf({ room: entered.room }, page.me, page.places.defaultName);
+  if (place.key === DEFAULT_PLACE) return;
+  const view = placeView(place);
+  const entry = page.places.get(place.key);
+  entry.private = Boolean(entered.private);
+  view.members = memberMap(entered.members);
+  if (page.registered && view.reading === null) view.reading = new ReadPosition(entered.read ?? entered.seq);
+  const what = view.entered ? "back in" : "you are in";
+  const members = names(entered.members);
+  view.entered = noticeLine(`${what} ${safe(entered.room)}${entered.private ? " (private)" : ""}; members ${members}`, entered.ts);
+  append(view.entered, { key: place.key });
+  if (entered.unread) {
+    page.places.setUnread(place.key, entered.unread);
+    fetchRoomMissed(entered);
+  }
+  if (page.wanted !== null && page.wanted.key === place.key) {
+    page.wanted = null;
+    selectPlace(place.key);
+  } else {
+    renderPlaces();
+    if (page.places.current === place.key) renderMembers();
+  }
+}
+
+// What a registered member missed in a room while away: one page from her read position, above the live part.
+function fetchRoomMissed(entered) {
+  const view = page.views.get(placeOf({ room: entered.room }, page.me, page.places.defaultName).key);
+  const after = entered.read ?? 0;
+  if (!view || entered.seq - 1 <= after) return;
+  view.missedUntil = entered.seq - 1;
+  page.link.request({ type: "history", room: entered.room, after, limit: HISTORY_PAGE });
+}
+
+function roomHistory(history) {
+  const place = placeOf({ room: history.room }, page.me, page.places.defaultName);
+  const view = page.views.get(place.key);
+  if (!view || !view.missedUntil) return;
+  const until = view.missedUntil;
+  view.missedUntil = 0;
+  const shown = new Set([...view.log.querySelectorAll("li[data-seq]")].map((line) => Number(line.dataset.seq)));
+  const lines = history.events
+    .filter((event) => event.seq <= until && !shown.has(event.seq))
+    .map(eventLine)
+    .filter((line) => line !== null);
+  if (!lines.length) return;
+  lines.unshift(noticeLine(unreadText(lines.length), null, "notice unread-divider"));
+  // Above the `entered` that announced them: what she missed came before she was back.
+  insertKeepingView(() => view.entered.before(...lines), view.log);
+  for (const line of lines) observe(line, place.key);
+}
+
+function roomParted(parted) {
+  const place = roomPlace(parted.room);
+  const view = page.views.get(place.key);
+  if (view) {
+    view.observer.disconnect();
+    clearTimeout(view.readTimer);
+    view.log.remove();
+    page.views.delete(place.key);
+  }
+  if (page.places.remove(place.key)) selectPlace(DEFAULT_PLACE);
+  renderPlaces();
+  notice(parted.reason === "removed" ? `you were removed from ${safe(parted.room)}` : `you left ${safe(parted.room)}`);
+}
+
+function partRoom(name) {
+  if (!page.link.partRoom(name)) problem("not connected: try again once the page says Connected");
+}
+
+function closeDirect() {
+  const key = page.places.current;
+  const view = page.views.get(key);
+  if (view) {
+    view.observer.disconnect();
+    view.log.remove();
+    page.views.delete(key);
+  }
+  if (page.places.remove(key)) selectPlace(DEFAULT_PLACE);
+}
+
+// The answer to `rooms`: its first room is the default one (its name, in the list and the bar);
+// shown as a list to pick from when the person asked.
+function showDirectory(rooms) {
+  if (rooms.length) {
+    page.places.defaultName = rooms[0].room;
+    if (page.places.current === DEFAULT_PLACE) $("place-title").textContent = safe(rooms[0].room);
+    renderPlaces();
+  }
+  if (!page.directoryWanted) return;
+  page.directoryWanted = false;
+  const items = rooms.map((info) => {
+    const item = element("li", "directory-room");
+    const button = element("button", "pick-room", info.joined ? "Open" : "Join");
+    button.type = "button";
+    button.title = `${info.joined ? "Open" : "Join"} ${safe(info.room)}`;
+    button.addEventListener("click", () => joinRoom(info.room));
+    item.append(element("span", "text", roomInfoText(info)), button);
+    return item;
+  });
+  if (!items.length) items.push(element("li", "directory-room", "no public rooms yet"));
+  $("room-directory").replaceChildren(...items);
+  $("room-directory").hidden = false;
+}
+
+function listRooms() {
+  if (!$("room-directory").hidden) {
+    $("room-directory").hidden = true;
+    return;
+  }
+  page.directoryWanted = true;
+  if (!page.link.listRooms()) {
+    page.directoryWanted = false;
+    roomProblem("not connected: try again once the page says Connected");
+  }
+}
+
+// Someone may enter a room now: told in that room (the inviter), or with a button to enter it (the invited).
+function invitation(invited) {
+  const place = placeOf({ room: invited.room }, page.me, page.places.defaultName);
+  if (nameKey(invited.name) !== nameKey(page.me)) {
+    append(noticeLine(`${safe(invited.name)} may enter ${safe(invited.room)} now (invited by ${safe(invited.by)})`), {
+      key: page.views.has(place.key) ? place.key : page.places.current,
+    });
+    return;
+  }
+  const line = noticeLine(`${safe(invited.by)} invited you to ${safe(invited.room)}`);
+  const button = element("button", "join-invited", `Join ${safe(invited.room)}`);
+  button.type = "button";
+  button.addEventListener("click", () => joinRoom(invited.room));
+  line.append(button);
+  append(line);
+}
+
+function inviteEntered(event) {
+  event.preventDefault();
+  const name = $("invite-name").value.trim();
+  const place = page.places.selected;
+  if (!name || place.kind !== "room" || place.key === DEFAULT_PLACE) return;
+  if (!page.link.invite(place.name, name)) problem("not connected: try again once the page says Connected");
+  $("invite-name").value = "";
+}
+
+function joinRoomEntered(event) {
+  event.preventDefault();
+  const name = roomName($("room-name").value);
+  if (name === null) {
+    roomProblem("A room's name is '#' and 1-32 of a-z 0-9 _ -");
+    return;
+  }
+  roomProblem("");
+  joinRoom(name, $("room-private").checked);
+  $("room-name").value = "";
+  $("room-private").checked = false;
+}
+
+function directEntered(event) {
+  event.preventDefault();
+  const name = $("direct-name").value.trim();
+  if (!name) return;
+  roomProblem("");
+  openDirect(name);
+  $("direct-name").value = "";
+}
+
+// A room command typed in the message box; false if the line is none.
+function roomCommand(line) {
+  const command = parseRoomCommand(line);
+  if (command === null) return false;
+  if (command.problem) problem(command.problem);
+  else if (command.action === "rooms") listRooms();
+  else if (command.action === "join") joinRoom(command.room, command.private);
+  else if (command.action === "part") partRoom(command.room);
+  else if (command.action === "msg") {
+    openDirect(command.name);
+    sendLine(command.text);
+  } else {
+    roomMemberCommand(command);
+  }
+  return true;
+}
+
+// /invite or /remove NAME [#room]: the room named, else the one shown.
+function roomMemberCommand(command) {
+  const place = page.places.selected;
+  const room = command.room ?? (place.kind === "room" && place.key !== DEFAULT_PLACE ? place.name : null);
+  if (room === null) {
+    problem(`/${command.action} NAME #room: which room? (or type it in the room's view)`);
+    return;
+  }
+  const sent = command.action === "invite" ? page.link.invite(room, command.name) : page.link.remove(room, command.name);
+  if (!sent) problem("not connected: try again once the page says Connected");
+}
+
+// A room's read position, as the default room's (registered members only): `read` with `room`.
+function observeInPlace(line, seq, key) {
+  const view = page.views.get(key);
+  if (!view || view.reading === null) return;
+  view.reading.shown(seq);
+  view.observer.observe(line);
+}
+
+function placeLinesSeen(key, entries) {
+  const view = page.views.get(key);
+  if (!view) return;
+  for (const entry of entries) {
+    const tall = entry.boundingClientRect.height > (entry.rootBounds?.height ?? Infinity) / 2;
+    if (!entry.isIntersecting || (entry.intersectionRatio < 0.5 && !tall)) continue;
+    view.observer.unobserve(entry.target);
+    if (view.reading) view.reading.seen(Number(entry.target.dataset.seq));
+  }
+  scheduleRoomRead(key);
+}
+
+function scheduleRoomRead(key) {
+  const view = page.views.get(key);
+  if (!page.registered || !view || view.reading === null || view.readTimer !== null) return;
+  if (view.reading.due(true) === null) return;
+  view.readTimer = setTimeout(() => {
+    view.readTimer = null;
+    flushRoomRead(key, false);
+  }, view.reading.wait);
+}
+
+function flushRoomRead(key, force) {
+  const view = page.views.get(key);
+  const place = page.places.get(key);
+  if (!page.registered || !view || view.reading === null || place === null || !page.link) return;
+  const seq = view.reading.due(force);
+  if (seq === null) {
+    scheduleRoomRead(key);
+    return;
+  }
+  if (!page.link.request({ type: "read", room: place.name, seq })) return;
+  view.reading.sentUpTo(seq);
+  scheduleRoomRead(key);
+}
+
+function startRooms() {
+  page.wanted = placeFromFragment(location.hash);
+  renderPlaces();
+  $("join-room-form").addEventListener("submit", joinRoomEntered);
+  $("direct-form").addEventListener("submit", directEntered);
+  $("invite-form").addEventListener("submit", inviteEntered);
+  $("list-rooms").addEventListener("click", listRooms);
+  $("part-room").addEventListener("click", () => partRoom(page.places.selected.name));
+  $("close-direct").addEventListener("click", closeDirect);
+  window.addEventListener("hashchange", fragmentChanged);
 }
 
 // --- notifications (opt-in) --------------------------------------------------------
@@ -419,6 +870,7 @@ const view = {
       notice(`online now ${names(welcome.members)}`, welcome.ts);
       notice("Type a message and press Enter; /who, /help; exit or /quit to leave.");
     } else if (!welcome.registered) {
+      reenterRooms(); // a guest's rooms ended with her session
       notice(`joined again as ${safe(welcome.name)}; what was said after seq ${missedAfter} until now was missed`, welcome.ts);
     } else {
       notice(`joined again as ${safe(welcome.name)}`, welcome.ts);
@@ -427,6 +879,8 @@ const view = {
     if (first) page.oldest = welcome.read == null ? welcome.seq : welcome.read + 1;
     becameMember(Boolean(welcome.registered));
     startBacklog(welcome, first ? null : missedAfter);
+    roomsOfWelcome(welcome.rooms ?? []);
+    if (first) openWanted();
   },
 
   resumeRefused(error) {
@@ -438,6 +892,7 @@ const view = {
     page.historyAsked = []; // answers owed on the old connection are lost: asked again once live
     if (page.backlog) page.backlog.reconnected();
     setMembers(resumed.members);
+    reenterRooms(); // a connection's end takes her out of every room but the default one; resume covers that one only
     const count = resumed.messages;
     notice(
       resumed.replayed === 0
@@ -456,24 +911,56 @@ const view = {
     page.link.askRoster(); // the offline members are in no welcome
     fetchMissed();
     scheduleRead();
+    for (const key of page.views.keys()) scheduleRoomRead(key);
   },
 
   event(message, own) {
-    membersChanged(message);
+    const place = placeOf(message, page.me, page.places.defaultName);
+    if (place.key === DEFAULT_PLACE) membersChanged(message);
+    else placeMembersChanged(place, message);
     const line = eventLine(message);
     if (line === null) return;
-    append(line, { counts: message.type === "message" && !own });
+    if (place.key !== DEFAULT_PLACE) placeView(place);
+    const counts = message.type === "message" && !own;
+    if (page.places.arrived(place, counts)) renderPlaces();
+    append(line, { counts, key: place.key });
     if (line.classList.contains("mention")) notify(message);
   },
 
+  entered(entered) {
+    roomEntered(entered);
+  },
+
+  parted(parted) {
+    roomParted(parted);
+  },
+
+  roomList(rooms) {
+    showDirectory(rooms);
+  },
+
+  invited(invited) {
+    invitation(invited);
+  },
+
   historyPage(history) {
+    if (typeof history.room === "string") {
+      roomHistory(history);
+      return;
+    }
     const asked = page.historyAsked.shift();
     if (asked === "missed") missedPage(history);
     else if (asked === "older") olderPage(history);
   },
 
-  members(members, askedByPerson) {
-    setMembers(members);
+  members(members, askedByPerson, room) {
+    const place = room === null ? defaultPlace() : placeOf({ room }, page.me, page.places.defaultName);
+    if (place.key !== DEFAULT_PLACE) {
+      placeView(place).members = memberMap(members);
+      if (place.key === page.places.current) renderMembers();
+    } else {
+      setMembers(members);
+    }
     if (askedByPerson) {
       const here = members.filter((m) => m.online !== false);
       const list = here.map((m) => safe(m.name) + (m.away ? " (away)" : ""));
@@ -663,17 +1150,17 @@ function lineEntered(event) {
   event.preventDefault();
   const input = $("message");
   const line = input.value;
+  if (!line.trimStart().startsWith("//") && roomCommand(line)) {
+    input.value = "";
+    return;
+  }
   const command = parseCommand(line);
+  const place = page.places.selected;
+  const inRoom = place.kind === "room" && place.key !== DEFAULT_PLACE;
   if (command.action === "send") {
-    const refusal = unsendable(command.text);
-    if (refusal) {
-      problem(refusal);
-      return; // kept in the input, to be shortened
-    }
-    const refused = page.link.say(command.text);
-    if (refused) problem(refused);
+    if (!sendLine(command.text)) return; // kept in the input, to be shortened
   } else if (command.action === "who") {
-    if (!page.link.who()) problem("not connected: /who not sent");
+    if (!page.link.who(inRoom ? place.name : null)) problem("not connected: /who not sent");
   } else if (command.action === "help") {
     for (const text of HELP) notice(text, null, "notice help");
   } else if (command.action === "quit") {
@@ -681,12 +1168,25 @@ function lineEntered(event) {
   } else if (command.action === "register") {
     registerToggled(true);
   } else if (command.action === "part") {
-    if (page.registered) partToggled(true);
+    if (inRoom) partRoom(place.name);
+    else if (page.registered) partToggled(true);
     else problem("/part is for a registered name; a guest leaves with exit or /quit");
   } else if (command.action === "unknown") {
     problem(`unknown command ${safe(command.text)}; /help lists them`);
   }
   input.value = "";
+}
+
+// A message to the place shown: false (and why, in the log) if it cannot be sent as it is.
+function sendLine(text) {
+  const refusal = unsendable(text);
+  if (refusal) {
+    problem(refusal);
+    return false;
+  }
+  const refused = page.link.say(text, destination(page.places.selected));
+  if (refused) problem(refused);
+  return true;
 }
 
 function unsendable(text) {
@@ -700,8 +1200,8 @@ function unsendable(text) {
 }
 
 function scrolled() {
-  const log = $("log");
-  if (log.scrollTop === 0 && log.scrollHeight > log.clientHeight) askOlder();
+  const log = currentLog();
+  if (page.places.current === DEFAULT_PLACE && log.scrollTop === 0 && log.scrollHeight > log.clientHeight) askOlder();
   if (atBottom()) {
     page.unseen = 0;
     $("new-messages").hidden = true;
@@ -709,7 +1209,7 @@ function scrolled() {
 }
 
 function jumpToNewest() {
-  const log = $("log");
+  const log = currentLog();
   log.scrollTop = log.scrollHeight;
   scrolled();
   $("message").focus();
@@ -728,6 +1228,7 @@ function start() {
   $("name-form").addEventListener("submit", nameEntered);
   $("message-form").addEventListener("submit", lineEntered);
   $("log").addEventListener("scroll", scrolled, { passive: true });
+  startRooms();
   $("new-messages").addEventListener("click", jumpToNewest);
   $("notify").addEventListener("change", notificationsToggled);
   $("leave").addEventListener("click", leaveClicked);
@@ -736,7 +1237,10 @@ function start() {
   $("part-form").addEventListener("submit", partConfirmed);
   $("devices").addEventListener("click", devicesToggled);
   $("devices-close").addEventListener("click", () => ($("devices-panel").hidden = true));
-  window.addEventListener("pagehide", () => flushRead(true));
+  window.addEventListener("pagehide", () => {
+    flushRead(true);
+    for (const key of page.views.keys()) flushRoomRead(key, true);
+  });
   page.observer = new IntersectionObserver(linesSeen, { root: $("log"), threshold: [0, 0.5, 1] });
   $("register").addEventListener("click", () => registerToggled(true));
   $("register-cancel").addEventListener("click", () => registerToggled(false));

@@ -158,23 +158,50 @@ export class Link {
   }
 
   // A line to send: now when live, else kept for the next connection. Returns a refusal or null.
-  say(text) {
+  // `where`: {room} or {to} (logic.js destination); none: the default room.
+  say(text, where = null) {
     const memory = this.remembered("say");
     if (this.state === LinkState.LIVE) {
-      const entry = memory.sent(text);
-      this.queueFrame({ type: "message", text: entry.text, id: entry.id });
-    } else if (memory.queue(text) === null) {
+      this.queueFrame(messageFrame(memory.sent(text, where)));
+    } else if (memory.queue(text, where) === null) {
       return "not connected: line not kept, 100 lines are already waiting";
     }
     this.view.pendingChanged(memory.pending);
     return null;
   }
 
-  who() {
+  who(room = null) {
     this.remembered("who");
     if (this.state !== LinkState.LIVE) return false;
-    this.askWho(true);
+    this.askWho(true, room);
     return true;
+  }
+
+  // --- rooms (protocol.md#rooms-and-direct-messages): false when there is no connection to carry them ---
+
+  // Enter `room` (created if new, private if asked): answered with `entered`.
+  enter(room, isPrivate = false) {
+    const frame = { type: "join", room };
+    if (isPrivate) frame.private = true;
+    return this.request(frame);
+  }
+
+  // Leave `room` (not the default one): answered with `parted`.
+  partRoom(room) {
+    return this.request({ type: "part", room });
+  }
+
+  listRooms() {
+    return this.request({ type: "rooms" });
+  }
+
+  invite(room, name) {
+    return this.request({ type: "invite", room, name });
+  }
+
+  // The room's owner takes `name` out of it (she gets `parted` `removed`).
+  remove(room, name) {
+    return this.request({ type: "remove", room, name });
   }
 
   // Leave: at once when live; else after the lines still owed, on the next connection (as chat-client).
@@ -314,7 +341,7 @@ export class Link {
   onMembers(members) {
     const askedByPerson = this.whoAsked.length ? this.whoAsked.shift() : false;
     clearTimeout(this.probeTimer);
-    this.view.members(members.members, askedByPerson);
+    this.view.members(members.members, askedByPerson, members.room ?? null);
   }
 
   onError(error) {
@@ -411,16 +438,16 @@ export class Link {
     if (this.state !== LinkState.REPLAYING || this.memory.replaying) return;
     this.machine.fire(LinkEvent.REPLAYED);
     for (const owed of this.memory.linesToResend()) {
-      if (this.memory.isUnacknowledged(owed)) this.queueFrame({ type: "message", text: owed.text, id: owed.id });
+      if (this.memory.isUnacknowledged(owed)) this.queueFrame(messageFrame(owed));
     }
     if (this.leaving) this.queueFrame({ type: "leave" });
     this.machine.fire(LinkEvent.RESENT);
     this.view.live(this.memory.pending);
   }
 
-  askWho(byPerson) {
+  askWho(byPerson, room = null) {
     this.whoAsked.push(byPerson);
-    this.sendNow({ type: "who" });
+    this.sendNow(room ? { type: "who", room } : { type: "who" });
   }
 
   probe() {
@@ -479,6 +506,14 @@ export class Link {
   }
 }
 
+// The frame of a message the memory holds: to the default room, to a room, or to one member.
+function messageFrame(entry) {
+  const frame = { type: "message", text: entry.text, id: entry.id };
+  if (entry.room) frame.room = entry.room;
+  if (entry.to) frame.to = entry.to;
+  return frame;
+}
+
 const HANDLERS = {
   hello: Link.prototype.onHello,
   authenticated: Link.prototype.onAuthenticated,
@@ -494,6 +529,19 @@ const HANDLERS = {
     this.view.historyPage(page);
   },
   members: Link.prototype.onMembers,
+  entered: function (entered) {
+    if (this.memory !== null) this.memory.entered(entered.room, entered.seq);
+    this.view.entered(entered);
+  },
+  parted: function (parted) {
+    this.view.parted(parted);
+  },
+  room_list: function (list) {
+    this.view.roomList(list.rooms);
+  },
+  invited: function (invited) {
+    this.view.invited(invited);
+  },
   error: Link.prototype.onError,
   bye: Link.prototype.onBye,
   registered: Link.prototype.onRegistered,

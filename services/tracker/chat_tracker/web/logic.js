@@ -93,9 +93,15 @@ export const HELP = [
   "  /register     make your name yours, with a passphrase that joining under it will take",
   "  exit, /quit   leave the chat (a registered name stays a member, offline)",
   "  /part         leave for good: a registered name stops being a member",
+  "  /join #room   enter a room (created if new; '/join #room private' makes a new one private)",
+  "  /part #room   leave that room (/part alone, in a room's view: this room)",
+  "  /rooms        list the public rooms",
+  "  /invite NAME  let NAME into the room shown (or /invite NAME #room)",
+  "  /remove NAME  take NAME out of the room shown, if you made it (or /remove NAME #room)",
+  "  /msg NAME text  a direct message to NAME alone",
   "  /help         this help",
   "  //text        send a message that starts with '/'",
-  "Any other line is sent to everyone.",
+  "Any other line is sent to the room (or the person) shown.",
 ];
 
 // {action, text}: action is send, quit, who, help, nothing or unknown.
@@ -162,6 +168,7 @@ export const LEAVE_REASONS = {
   banned: " (banned)",
   offline: " (offline)",
   part: " for good",
+  removed: " (removed by the room's owner)",
 };
 
 // --- pacing (chat_client/pacing.py) ------------------------------------------------
@@ -216,11 +223,13 @@ export class Memory {
     this.ids = ids;
     this.unacknowledged = [];
     this.waiting = [];
+    this.placeSeqs = new Map(); // room or conversation (placeSeqKey) -> the last seq received there
     this.onWelcome(welcome);
   }
 
   // A (fresh) join: new name, token and epoch. lastSeq is set, not maxed: a new epoch restarts seqs.
   onWelcome(welcome) {
+    if (welcome.epoch !== this.epoch) this.placeSeqs = new Map(); // a new epoch restarts every order
     this.name = welcome.name;
     this.token = welcome.token || "";
     this.epoch = welcome.epoch || "";
@@ -255,6 +264,8 @@ export class Memory {
   onEvent(message) {
     if (message.type === "error" && typeof message.id === "string") this.refused(message.id);
     if (!LOGGED.has(message.type)) return true;
+    const seqKey = placeSeqKey(message);
+    if (seqKey !== null) return this.onPlaceEvent(message, seqKey);
     const fresh = message.seq > this.lastSeq;
     if (message.type === "message" && message.name === this.name) this.acknowledge(message, fresh);
     if (!fresh) return false;
@@ -264,6 +275,22 @@ export class Memory {
       this.finishReplayIfDone();
     }
     return true;
+  }
+
+  // An event of another room or of a conversation: each has its own order (seq from 1), kept apart
+  // from the default room's (which resume and replay are about).
+  onPlaceEvent(message, seqKey) {
+    const fresh = message.seq > (this.placeSeqs.get(seqKey) ?? 0);
+    if (message.type === "message" && message.name === this.name) this.acknowledge(message, fresh);
+    if (!fresh) return false;
+    this.placeSeqs.set(seqKey, message.seq);
+    return true;
+  }
+
+  // `entered` `room` at `seq`: its events come after it.
+  entered(room, seq) {
+    const seqKey = roomKey(room);
+    this.placeSeqs.set(seqKey, Math.max(this.placeSeqs.get(seqKey) ?? 0, seq));
   }
 
   finishReplayIfDone() {
@@ -287,17 +314,18 @@ export class Memory {
     if (index >= 0) this.unacknowledged.splice(index, 1);
   }
 
-  // A new message going out now: it gets an id and waits for its echo.
-  sent(text) {
-    const entry = { id: this.ids.next().value, text };
+  // A new message going out now: it gets an id and waits for its echo. `where`: {room} or {to}
+  // (none: the default room), kept with it so that a resend goes where it went.
+  sent(text, where = null) {
+    const entry = { id: this.ids.next().value, text, ...where };
     this.unacknowledged.push(entry);
     return entry;
   }
 
   // A line typed while disconnected: kept for later, or null when MAX_WAITING already wait.
-  queue(text) {
+  queue(text, where = null) {
     if (this.waiting.length >= MAX_WAITING) return null;
-    const entry = { id: this.ids.next().value, text };
+    const entry = { id: this.ids.next().value, text, ...where };
     this.waiting.push(entry);
     return entry;
   }
@@ -611,4 +639,201 @@ export function deviceText(device, thisDevice, now = new Date()) {
   const parts = [safe(device.label || "unnamed device"), lastSeenText(device.last_seen, now)];
   if (thisDevice) parts.push("this device");
   return parts.join(" · ");
+}
+
+// --- rooms and direct messages (chat_protocol/rooms.py, protocol.md#rooms-and-direct-messages) ---
+
+export const DEFAULT_ROOM = "#general"; // the default room's name until the tracker's room_list says
+const ROOM_PATTERN = /^#[a-z0-9_-]{1,32}$/;
+const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
+const ROOM_LOOKALIKES = new Map([["0", "o"], ["1", "l"], ["i", "l"]]);
+
+// rooms.room_name: `text` as a room's name ("#" added if missing, lower case), or null if it is none.
+export function roomName(text) {
+  let candidate = String(text).trim().toLowerCase();
+  if (!candidate.startsWith("#")) candidate = `#${candidate}`;
+  return ROOM_PATTERN.test(candidate) ? candidate : null;
+}
+
+// rooms.room_key: names with one key are one room (#DEV is #dev, #ci is #cl); separators stay.
+export function roomKey(name) {
+  let key = "";
+  for (const char of name.toLowerCase()) key += ROOM_LOOKALIKES.get(char) ?? char;
+  return key;
+}
+
+// A place is where the page shows events: the default room, another room, or a conversation
+// with one person. Its key tells them apart: "default", the room key ("#dev"), "@<name key>".
+export const DEFAULT_PLACE = "default";
+
+export function roomPlace(name) {
+  return { key: roomKey(name), kind: "room", name };
+}
+
+export function directPlace(name) {
+  return { key: `@${nameKey(name)}`, kind: "direct", name };
+}
+
+export function defaultPlace(name = DEFAULT_ROOM) {
+  return { key: DEFAULT_PLACE, kind: "room", name };
+}
+
+// The memory's key of an event's order: a room's, a conversation's (its two names), or null for the default room's.
+function placeSeqKey(event) {
+  if (typeof event.to === "string") return `@${[nameKey(event.name ?? ""), nameKey(event.to)].sort().join("+")}`;
+  if (typeof event.room === "string") return roomKey(event.room);
+  return null;
+}
+
+// Where an event goes: a direct message to the conversation with the other person (the sender
+// if it is not `me`, else whom it was to); an event with `room` to that room; any other to the
+// default room (whose events carry no room, also when `defaultName` names it).
+export function placeOf(event, me, defaultName = DEFAULT_ROOM) {
+  if (typeof event.to === "string") {
+    return directPlace(nameKey(event.name ?? "") === nameKey(me) ? event.to : event.name);
+  }
+  if (typeof event.room === "string" && roomKey(event.room) !== roomKey(defaultName)) return roomPlace(event.room);
+  return defaultPlace(defaultName);
+}
+
+// What a message typed in `place` carries besides its text: nothing in the default room.
+export function destination(place) {
+  if (place.kind === "direct") return { to: place.name };
+  if (place.key === DEFAULT_PLACE) return null;
+  return { room: place.name };
+}
+
+// The URL fragment of a place: none for the default room, "#room=dev" for #dev, "#dm=bob" for a
+// conversation with bob. Neither "room=" nor "dm=" is a fragment anything else of the page uses.
+export function fragmentOf(place) {
+  if (place.key === DEFAULT_PLACE) return "";
+  if (place.kind === "direct") return `#dm=${encodeURIComponent(place.name)}`;
+  return `#room=${encodeURIComponent(place.name.slice(1))}`;
+}
+
+// The place a fragment names (its key and name), or null for none or one that names nothing valid.
+export function placeFromFragment(hash, defaultName = DEFAULT_ROOM) {
+  const match = /^#?(room|dm)=(.*)$/.exec(String(hash));
+  if (match === null) return null;
+  let value;
+  try {
+    value = decodeURIComponent(match[2]);
+  } catch {
+    return null;
+  }
+  if (match[1] === "dm") return NAME_PATTERN.test(value) ? directPlace(value) : null;
+  const name = roomName(value);
+  if (name === null) return null;
+  return roomKey(name) === roomKey(defaultName) ? defaultPlace(defaultName) : roomPlace(name);
+}
+
+// The rooms and conversations the page shows, in the list's order (the default room first, then
+// the rooms by name, then the conversations by name), each with its count of unread messages
+// (those that arrived while another was shown); one of them is the current one.
+export class Places {
+  constructor(defaultName = DEFAULT_ROOM) {
+    this.entries = new Map([[DEFAULT_PLACE, { ...defaultPlace(defaultName), unread: 0, private: false }]]);
+    this.current = DEFAULT_PLACE;
+  }
+
+  get defaultName() {
+    return this.entries.get(DEFAULT_PLACE).name;
+  }
+
+  set defaultName(name) {
+    this.entries.get(DEFAULT_PLACE).name = name;
+  }
+
+  get(key) {
+    return this.entries.get(key) ?? null;
+  }
+
+  has(key) {
+    return this.entries.has(key);
+  }
+
+  // The entry of `place`, added (with no unread) if it is not listed yet.
+  add(place) {
+    if (!this.entries.has(place.key)) this.entries.set(place.key, { ...place, unread: 0, private: false });
+    return this.entries.get(place.key);
+  }
+
+  // Gone from the list (the default room never is); true if it was the current one, which is then the default room.
+  remove(key) {
+    if (key === DEFAULT_PLACE || !this.entries.delete(key)) return false;
+    if (this.current !== key) return false;
+    this.current = DEFAULT_PLACE;
+    return true;
+  }
+
+  // Show `key`: its messages are read from now on. False if it is not listed.
+  select(key) {
+    const entry = this.entries.get(key);
+    if (!entry) return false;
+    entry.unread = 0;
+    this.current = key;
+    return true;
+  }
+
+  get selected() {
+    return this.entries.get(this.current);
+  }
+
+  // An event reached `place` (added if new); `counts`: a message from someone else. True if its unread count grew.
+  arrived(place, counts) {
+    const entry = this.add(place);
+    if (!counts || place.key === this.current) return false;
+    entry.unread += 1;
+    return true;
+  }
+
+  setUnread(key, count) {
+    const entry = this.entries.get(key);
+    if (entry && key !== this.current) entry.unread = Math.max(0, count || 0);
+  }
+
+  // Every entry, in the list's order.
+  list() {
+    const rank = (entry) => (entry.key === DEFAULT_PLACE ? 0 : entry.kind === "room" ? 1 : 2);
+    return [...this.entries.values()].sort((a, b) => rank(a) - rank(b) || a.key.localeCompare(b.key));
+  }
+}
+
+// "#dev · 3 members, 2 online · private": one room of a room_list.
+export function roomInfoText(info) {
+  const parts = [safe(info.room), `${info.members} member${info.members === 1 ? "" : "s"}, ${info.online} online`];
+  if (info.private) parts.push("private");
+  if (info.joined) parts.push("joined");
+  return parts.join(" · ");
+}
+
+// The page's room commands: /join #room [private], /part [#room], /rooms, /invite NAME [#room],
+// /remove NAME [#room] (the room's owner), /msg NAME text. {action, room, name, text, private, problem}; null for a line that is none of them.
+export function parseRoomCommand(line) {
+  const stripped = line.trim();
+  const [word, ...words] = stripped.split(/\s+/);
+  const command = word.toLowerCase();
+  if (command === "/rooms") return { action: "rooms" };
+  if (command === "/join") {
+    const room = words.length ? roomName(words[0]) : null;
+    if (room === null) return { action: "join", problem: "/join needs a room's name: '#' and 1-32 of a-z 0-9 _ -" };
+    return { action: "join", room, private: words[1]?.toLowerCase() === "private" };
+  }
+  if (command === "/part" && words.length) {
+    const room = roomName(words[0]);
+    return room === null ? { action: "part", problem: "/part #room: not a room's name" } : { action: "part", room };
+  }
+  if (command === "/invite" || command === "/remove") {
+    const action = command.slice(1);
+    if (!words.length || !NAME_PATTERN.test(words[0])) return { action, problem: `${command} NAME [#room]` };
+    const room = words.length > 1 ? roomName(words[1]) : null;
+    if (words.length > 1 && room === null) return { action, problem: `${command} NAME #room: not a room's name` };
+    return { action, name: words[0], room };
+  }
+  if (command === "/msg") {
+    const match = /^\S+\s+(\S+)\s(.*)$/s.exec(line.trimStart());
+    if (match === null || !NAME_PATTERN.test(match[1]) || !match[2].trim()) return { action: "msg", problem: "/msg NAME text" };
+    return { action: "msg", name: match[1], text: match[2] };
+  }
+  return null;
 }
