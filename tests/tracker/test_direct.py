@@ -9,6 +9,7 @@ back to her rooms at sign-in, told what she missed in each, and pages through it
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,7 @@ import pytest
 
 from support.bots import Bot, open_bot
 from support.peers import plain_member
+from support.resume import Member as ResumingMember
 from support.rooms import enter, frames_until, lines_until, logged, say_in
 from support.signin import PASSPHRASE, joined, register, until_listed_offline
 from support.timing import UNIT
@@ -191,5 +193,32 @@ async def test_a_private_room_and_a_conversation_answer_rest_only_to_their_membe
         talk = await get("/direct/alice/log", ("bob", PASSPHRASE))
         assert [(e["name"], e["text"]) for e in talk.json()["events"]] == [("alice", "hello bob")], talk.text
         assert (await get("/direct/alice/log", ("eve", PASSPHRASE))).status_code == 404
+    finally:
+        tracker.stop()
+
+
+async def test_after_a_restart_a_registered_member_entering_her_room_again_is_caught_up(tmp_path: Path) -> None:
+    """Her client resumes the default room, then enters ``#dev`` afresh: what was said there meanwhile is counted."""
+    data = tmp_path / "data"
+    tracker = launch_tracker(data, resume_grace=60)
+    try:
+        await register(tracker, "bob")
+        bot, welcome = await joined(tracker, "bob", PASSPHRASE)
+        bob = ResumingMember(bot, welcome)
+        seen = (await enter(bob, "#dev"))["seq"]
+        await bob.ws.send(json.dumps({"type": "read", "room": "#dev", "seq": seen}))
+        tracker.stop(signal.SIGTERM)  # bob's connection closes with 1012: his client resumes
+        tracker = launch_tracker(data, resume_grace=60)
+        alice = await open_bot(tracker.url, PASSWORD, "alice")
+        await enter(alice, "#dev")
+        await say_in(alice, "#dev", "while you were gone")
+        assert (await bob.resume(tracker.url))["type"] == "resumed"
+        entered = await enter(bob, "#dev")
+        assert entered["read"] == seen and entered["unread"] >= 2, entered  # alice's join and her message
+        await bob.ws.send(json.dumps({"type": "history", "room": "#dev", "after": seen, "limit": 500}))
+        page = await bob.expect("history_page", 2 * UNIT)
+        assert "while you were gone" in [e.get("text") for e in page["events"]], page
+        carol = await open_bot(tracker.url, PASSWORD, "carol")
+        assert "unread" not in await enter(carol, "#dev")  # a guest's entering is no catching up
     finally:
         tracker.stop()

@@ -204,6 +204,11 @@ class Rooms:
             extra.allowance = other.allowance
             theirs[key] = extra
 
+    def note_read(self, room: str, name: str, seq: int) -> None:
+        """The store's read position of registered member ``name`` in ``room`` (at start): entering it again,
+        she is caught up from there, unless her connection ended here since (that position is newer)."""
+        self._offline_at.setdefault((name_key(name), room_key(room)), seq)
+
     def come_back(self, member: Member, rooms: tuple[tuple[str, int], ...]) -> None:
         """A registered member signed in: once her welcome is out, she is back in ``rooms`` (name, read position)."""
         self._coming_back[member.id] = rooms

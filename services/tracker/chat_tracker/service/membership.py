@@ -56,16 +56,29 @@ class Memberships:
         self.room.on_join, self.room.on_leave = on_join, on_leave
         self.room.on_offline_end = self.ended
 
-    async def load(self) -> None:
-        """Tell the room who its registered members are, so ``who`` lists the offline ones."""
+    async def load(self, on_read: Callable[[str, int], None] | None = None) -> None:
+        """Tell the room who its registered members are, so ``who`` lists the offline ones.
+
+        ``on_read`` (a room besides the default) also learns each one's read position there: where
+        entering the room again catches her up from (after a restart, her client enters it afresh).
+        """
         if self.store is None:
             return
+        store, room = self.store, self.room_name
         try:
-            members = await asyncio.to_thread(self.store.memberships, self.room_name)
+            members = await asyncio.to_thread(store.memberships, room)
+            reads = (
+                await asyncio.to_thread(lambda: [(m.name, store.read_position(m.name, room)) for m in members])
+                if on_read is not None
+                else []
+            )
         except AccountStoreError as error:
             log.error("Could not read the members from the account store: %s", error)
             return
         self.room.restore_roster([(m.name, m.last_seen) for m in members])
+        if on_read is not None:
+            for name, seq in reads:
+                on_read(name, seq)
 
     # --- what the room tells ------------------------------------------------------------
 

@@ -135,7 +135,9 @@ class RoomHouse:
         memberships = Memberships(self.store, room, meta.name)
         memberships.attach()
         self.memberships[room_key(meta.name)] = memberships
-        task = asyncio.get_running_loop().create_task(memberships.load())
+        task = asyncio.get_running_loop().create_task(
+            memberships.load(lambda name, seq: self.rooms.note_read(meta.name, name, seq))
+        )
         self._loading.add(task)
         task.add_done_callback(self._loading.discard)
         return room
