@@ -151,6 +151,9 @@ async def test_the_limits_on_rooms_are_refusals_with_their_codes(tmp_path: Path)
         assert (await enter(alice, "#two"))["code"] == "too_many_rooms"
         await alice.ws.send(json.dumps({"type": "part", "room": "#one"}))
         assert (await alice.expect("parted"))["room"] == "#one"
+        assert (await enter(alice, "#two"))["type"] == "entered"  # refused above, so not made: made now
+        await alice.ws.send(json.dumps({"type": "part", "room": "#two"}))
+        await alice.expect("parted")
         assert (await enter(alice, "#three"))["code"] == "too_many_room_creations"  # #one and #two were made
         said = await say_in(alice, "#one", "not in it")
         assert said["type"] == "error" and said["code"] == "not_in_room", said

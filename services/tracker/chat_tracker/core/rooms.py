@@ -138,10 +138,6 @@ class Rooms:
 
     # --- a member's rooms ----------------------------------------------------------------
 
-    def rooms_of(self, member: Member) -> list[str]:
-        """The names of the rooms besides the default that ``member`` (of the default room) is in."""
-        return [self._places[key].meta.name for key in self._in.get(member.id, {})]
-
     def member_in(self, member: Member, name: str) -> tuple[Room, Member] | None:
         """``member``'s room of that name and her member there; the default room is hers always."""
         if self.is_default(name):
@@ -173,14 +169,14 @@ class Rooms:
         held = mine.get(key)
         if place is not None and held is not None and not held.left:
             return place, held, True
+        if sum(1 for m in mine.values() if not m.left) >= self.limits.per_member:
+            raise Refused("too_many_rooms", f"you are in {self.limits.per_member} rooms already: /part one first")
         if place is None:
             place = self._create(member, name, private)
         elif place.meta.private and not _may_enter(place.meta, member) and read is None:
             raise Refused("no_such_room", f"there is no room {name} (a private room lets in only those invited)")
         if read is None and member.registered:
             read = self._offline_at.pop((member.key, key), None)
-        if sum(1 for m in mine.values() if not m.left) >= self.limits.per_member:
-            raise Refused("too_many_rooms", f"you are in {self.limits.per_member} rooms already: /part one first")
         signed_in = AccountChecked(Verdict.SIGNED_IN, member.name, read=read) if member.registered else None
         sub = place.room.join(
             member.name, place.dialect(base, prefixed), member.outbox, member.address, None, signed_in
