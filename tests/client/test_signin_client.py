@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -59,9 +60,10 @@ def test_register_then_sign_in_at_a_terminal(terminal: Terminal, tracker: Any, t
         # On another computer: this one kept the token /register gave it, and would sign in with it.
         enter(again, tracker, "ALPHA", XDG_STATE_HOME=str(tmp_path / "elsewhere"))  # a lookalike: the same account
         again.wait_for("This name is registered: enter its passphrase")
+        again.wait_for(re.compile(r"^Passphrase:\s*$", re.MULTILINE))  # the hidden prompt is up: typing is not echoed
         again.type_text("not the passphrase")
         again.type("Enter")
-        again.wait_for("Wrong passphrase.")
+        again.wait_for(re.compile(r"Wrong passphrase\.\n(?:.*\n)*?Passphrase:\s*$", re.MULTILINE))
         again.type_text(PASSPHRASE)
         again.type("Enter")
         again.wait_for(prompt("alpha"))
