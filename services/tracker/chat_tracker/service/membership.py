@@ -27,6 +27,7 @@ from chat_tracker.errors import AccountStoreError, UnknownAccount
 log = logging.getLogger("chat_tracker")
 
 Write = Callable[[AccountStore], object]
+OnRead = Callable[[str, int], None]  # (name, her read position): told at start, for a room besides the default
 
 
 class Memberships:
@@ -56,28 +57,36 @@ class Memberships:
         self.room.on_join, self.room.on_leave = on_join, on_leave
         self.room.on_offline_end = self.ended
 
-    async def load(self, on_read: Callable[[str, int], None] | None = None) -> None:
+    async def load(self, on_read: OnRead | None = None) -> None:
         """Tell the room who its registered members are, so ``who`` lists the offline ones.
 
         ``on_read`` (a room besides the default) also learns each one's read position there: where
         entering the room again catches her up from (after a restart, her client enters it afresh).
         """
-        if self.store is None:
-            return
-        store, room = self.store, self.room_name
+        if self.store is not None:
+            self._restore(await asyncio.to_thread(self._read_members, self.store, on_read is not None), on_read)
+
+    def load_now(self, on_read: OnRead | None = None) -> None:
+        """``load``, at once: at start, before any connection is accepted, so nobody enters before it is done."""
+        if self.store is not None:
+            self._restore(self._read_members(self.store, on_read is not None), on_read)
+
+    def _read_members(self, store: AccountStore, with_reads: bool) -> list[tuple[str, float, int]] | None:
+        """Each registered member's name, last seen and (``with_reads``) read position; None if the store failed."""
+        room = self.room_name
         try:
-            members = await asyncio.to_thread(store.memberships, room)
-            reads = (
-                await asyncio.to_thread(lambda: [(m.name, store.read_position(m.name, room)) for m in members])
-                if on_read is not None
-                else []
-            )
+            members = store.memberships(room)
+            return [(m.name, m.last_seen, store.read_position(m.name, room) if with_reads else 0) for m in members]
         except AccountStoreError as error:
             log.error("Could not read the members from the account store: %s", error)
+            return None
+
+    def _restore(self, members: list[tuple[str, float, int]] | None, on_read: OnRead | None) -> None:
+        if members is None:
             return
-        self.room.restore_roster([(m.name, m.last_seen) for m in members])
+        self.room.restore_roster([(name, last_seen) for name, last_seen, _ in members])
         if on_read is not None:
-            for name, seq in reads:
+            for name, _, seq in members:
                 on_read(name, seq)
 
     # --- what the room tells ------------------------------------------------------------

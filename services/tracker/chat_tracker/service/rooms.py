@@ -28,7 +28,7 @@ from chat_tracker.core.room import Member, Room
 from chat_tracker.core.rooms import RoomLimits, RoomMeta, Rooms
 from chat_tracker.errors import Refused
 from chat_tracker.journal.local import LocalJournal
-from chat_tracker.service.membership import Memberships, StoreQueue
+from chat_tracker.service.membership import Memberships, OnRead, StoreQueue
 from chat_tracker.service.settings import Settings
 from chat_tracker.service.standalone import rotation_policy
 from chat_tracker.storage.chatlog import ChatLog, DiscardingChatLog
@@ -63,6 +63,7 @@ class RoomHouse:
         self.journals: list[LocalJournal] = []
         self.memberships: dict[str, Memberships] = {}  # room key -> its registered members in the store
         self._loading: set[asyncio.Task[None]] = set()
+        self._starting = False  # rooms opened now are the kept ones, at start: their members are read at once
         # Every room's and conversation's log: one maintenance thread (compression, retention) for all, and at
         # most LOG_DESCRIPTORS files open at once (out of the descriptors the tracker keeps for itself).
         self._maintenance = ThreadPoolExecutor(1, thread_name_prefix="rooms-log-maintenance")
@@ -82,7 +83,11 @@ class RoomHouse:
     def start(self) -> None:
         """Open every room kept in the data dir (needs the event loop: each logs its start)."""
         metas = read_room_infos(self.settings.data_dir)
-        self.rooms.restore(metas)
+        self._starting = True
+        try:
+            self.rooms.restore(metas)
+        finally:
+            self._starting = False
         if metas:
             log.info("%d room(s) besides %s opened", len(metas), self.settings.default_room)
 
@@ -135,11 +140,13 @@ class RoomHouse:
         memberships = Memberships(self.store, room, meta.name)
         memberships.attach()
         self.memberships[room_key(meta.name)] = memberships
-        task = asyncio.get_running_loop().create_task(
-            memberships.load(lambda name, seq: self.rooms.note_read(meta.name, name, seq))
-        )
-        self._loading.add(task)
-        task.add_done_callback(self._loading.discard)
+        on_read: OnRead = functools.partial(self.rooms.note_read, meta.name)
+        if self._starting:  # before any connection: nobody can enter the room before its members are known
+            memberships.load_now(on_read)
+        else:
+            task = asyncio.get_running_loop().create_task(memberships.load(on_read))
+            self._loading.add(task)
+            task.add_done_callback(self._loading.discard)
         return room
 
     def mark_read(self, room: str, name: str, seq: int) -> None:
