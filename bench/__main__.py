@@ -211,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--room-size", type=int, help="members of each small room (default 5)")
     parser.add_argument("--rooms-rate", type=float, help="msg/s over all the small rooms, Poisson (default 2000)")
     parser.add_argument("--rooms-seconds", type=float, help="length of each rooms window (default 2)")
+    parser.add_argument(
+        "--rooms-join-timeout", type=float, help="cap in s on joining the common room, and on entering (default 900)"
+    )
     parser.add_argument("--floor", action="store_true", help="only measure the physical floor (bench.floor)")
     parser.add_argument("--members", type=_ints, help="fan-out sizes (default 10,100,1000)")
     parser.add_argument("--idle-members", type=_ints, help="connect-and-idle sizes (default 1000,5000)")
@@ -295,6 +298,7 @@ def rooms_shape(args: argparse.Namespace) -> rooms.Shape:
         ("room_size", "size"),
         ("rooms_rate", "rate"),
         ("rooms_seconds", "seconds"),
+        ("rooms_join_timeout", "join_timeout"),
         ("repeats", "repeats"),
     ):
         if getattr(args, flag) is not None:

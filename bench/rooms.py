@@ -100,8 +100,9 @@ def measure(plan: Plan, gens: Generators, log: Any, shape: Shape) -> list[Row]:
 def _fill(bench: Bench, shape: Shape) -> Row:
     """Join N members to the common room, then each into its small rooms; RSS before and after."""
     bench.settle(timeout=5)
-    rss0 = bench.server.rss_bytes()
+    rss0, cpu0 = bench.server.rss_bytes(), bench.server.cpu_seconds()
     joined = bench.join(shape.members, shape.join_timeout)
+    cpu1 = bench.server.cpu_seconds()
     rooms = layout(shape)
     commands = [
         {
@@ -118,7 +119,7 @@ def _fill(bench: Bench, shape: Shape) -> Row:
         for reason, count in answer["errors"].items():
             errors[reason] = errors.get(reason, 0) + count
     bench.settle(timeout=60)
-    rss1 = bench.server.rss_bytes()
+    rss1, cpu2 = bench.server.rss_bytes(), bench.server.cpu_seconds()
     return {
         **joined,
         "room_count": shape.rooms,
@@ -127,6 +128,8 @@ def _fill(bench: Bench, shape: Shape) -> Row:
         "entered": sum(a["entered"] for a in answers),
         "enter_seconds": max(a["seconds"] for a in answers),
         "enter_errors": errors,
+        "join_cpu_s": cpu1 - cpu0,  # the server's CPU while the members joined the common room
+        "enter_cpu_s": cpu2 - cpu1,  # ... and while they entered their small rooms (and it settled)
         "rss_before_join": rss0,
         "rss_after_join": rss1,
         "rss_per_member": (rss1 - rss0) / joined["joined"] if joined["joined"] else None,
@@ -136,8 +139,9 @@ def _fill(bench: Bench, shape: Shape) -> Row:
 def _describe_fill(row: Row) -> str:
     per = row["rss_per_member"]
     return (
-        f"{row['joined']} joined in {row['connect_seconds']:.1f} s, {row['entered']} of {row['room_slots']} room "
-        f"places entered in {row['enter_seconds']:.1f} s, RSS/member "
+        f"{row['joined']} joined in {row['connect_seconds']:.1f} s (server CPU {row['join_cpu_s']:.1f} s), "
+        f"{row['entered']} of {row['room_slots']} room places entered in {row['enter_seconds']:.1f} s "
+        f"(server CPU {row['enter_cpu_s']:.1f} s), RSS/member "
         + ("-" if per is None else f"{per / 1024:.1f} KiB")
         + (
             f", errors {row['connect_errors']} {row['enter_errors']}"
