@@ -11,7 +11,8 @@ client sends its PRIVMSG to the channel it JOINed last.
 Measured, per server, all servers running at once and their windows interleaved as in the
 fan-out workload: a Poisson stream of ``Shape.rate`` messages/s in all, each sent by a member
 drawn at random among those in a small room, to the room it speaks in; every message is due to
-that room's K - 1 other members (neither server echoes a member's own line). From it:
+that room's K - 1 other members (neither server echoes a member's own line; fewer when one of
+them did not join in time, see ``audiences``). From it:
 
 - CPU per delivery: the server's CPU seconds over the window / the deliveries counted;
 - memory per member: the server's RSS once everyone joined and entered, minus its RSS before
@@ -25,6 +26,7 @@ Only servers with rooms take part: the tracker (and ``--baseline``'s), and ngIRC
 from __future__ import annotations
 
 import time
+from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -151,19 +153,22 @@ def _describe_fill(row: Row) -> str:
     )
 
 
-def speakers(bench: Bench) -> list[list[str]]:
-    """Per generator, its members who are in a small room (each speaks in the last it entered)."""
-    shape_rooms = bench.joined.get("room_slots", 0)
-    members = bench.joined.get("joined", 0)
-    in_a_room = min(shape_rooms, members)  # slots 0..in_a_room-1 are members 0..in_a_room-1
-    return [[name for name in mine if int(name[len(bench.prefix) :]) < in_a_room] for mine in bench.names]
+def audiences(bench: Bench, shape: Shape) -> dict[str, int]:
+    """Each joined member in a small room -> how many others hear what it says: the members of the room
+    it speaks in (its last) who joined, less itself. K - 1 when everyone joined; fewer in a room one
+    of whose members did not (a join cut off by ``join_timeout``), so that is not counted as lost."""
+    rooms = layout(shape)
+    present = [int(name[len(bench.prefix) :]) for mine in bench.names for name in mine]
+    heard: Counter[str] = Counter(room for index in present for room in rooms.get(index, ()))
+    return {bench.name(index): heard[rooms[index][-1]] - 1 for index in present if index in rooms}
 
 
 def _window(bench: Bench, shape: Shape, seconds: float, label: str) -> Row:
     """One Poisson window at ``shape.rate`` over the small rooms; the counts, CPU and latency of it."""
     bench.settle()
     server = bench.server
-    senders = speakers(bench)
+    audience = audiences(bench, shape)
+    senders = [[name for name in mine if name in audience] for mine in bench.names]
     everyone = sum(len(mine) for mine in senders)
     bench.gens.call_all({"cmd": "window_start", "prefix": bench.prefix})
     cpu0, rss0, samples = server.cpu_seconds(), server.rss_bytes(), [server.rss_bytes()]
@@ -187,7 +192,7 @@ def _window(bench: Bench, shape: Shape, seconds: float, label: str) -> Row:
     ]
     sent = bench.gens.call(commands, timeout=seconds + 60, tick=lambda: samples.append(server.rss_bytes()))
     published = sum(sum(a["published"].values()) for a in sent)
-    expected = published * (shape.size - 1)
+    expected = sum(count * audience[name] for answer in sent for name, count in answer["published"].items())
     bench._drain(expected, max(2.0, seconds))
     ends = bench.gens.call_all({"cmd": "window_end"})
     wall = time.monotonic() - wall0
