@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from chat_tracker.storage.log_pool import LogPool
@@ -12,9 +11,9 @@ from chat_tracker.storage.rotation import RotatingLog
 def _open_logs() -> int:
     """This process's descriptors open on a chat.log."""
     opened = 0
-    for fd in os.listdir("/proc/self/fd"):
+    for fd in Path("/proc/self/fd").iterdir():
         try:
-            opened += os.readlink(f"/proc/self/fd/{fd}").endswith("/chat.log")
+            opened += str(fd.readlink()).endswith("/chat.log")
         except OSError:
             continue  # the listing's own descriptor, closed already
     return opened

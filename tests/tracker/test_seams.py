@@ -1,9 +1,9 @@
 """The tracker's seams: the journal's interfaces are all the rest sees of it, and production code has no test hook.
 
 Only the code that builds a journal names its class (``service/standalone.py``,
-``service/rooms.py`` for the other rooms and the conversations, ``service/replicated.py``); nothing asks ``isinstance`` of one; the Redis journal
-offers nothing beyond ``Journal`` and ``Replication``. The environment is read in
-``service/settings.py`` (the entry points only hand it over), and no module reads a
+``service/rooms.py`` for the other rooms and the conversations, ``service/replicated.py``); nothing
+asks ``isinstance`` of one; the Redis journal offers nothing beyond ``Journal`` and ``Replication``.
+The environment is read in ``service/settings.py`` (the entry points only hand it over), and no module reads a
 ``TRACKER_TEST_*`` variable: the reliability tests install their hooks themselves.
 """
 
