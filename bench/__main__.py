@@ -68,7 +68,8 @@ shrinks every size. Not in the default run. ``python -m bench --workloads securi
 10000) in the common room (the tracker's default room, ngIRCd's #bench) and ``--rooms`` R (default
 2000) rooms of ``--room-size`` K (default 5), ``--rooms-rate`` msg/s (default 2000) Poisson over the
 small rooms, ``--rooms-seconds`` per window (default 2), ``--repeats`` windows per server (default
-3), the tracker and ngircd side by side: CPU per delivery, RSS per member, p50/p99, lost. The
+3), ``--rooms-join-timeout`` the cap in s on joining and again on entering (default 900), the
+tracker and ngircd side by side: CPU per delivery, RSS per member, p50/p99, lost. The
 smoke form: 20 members, 4 rooms of 5, 40 msg/s. Not in the default run (joining 10,000 to one room
 is 50 million join notices: ngIRCd needs many minutes).
 
