@@ -11,6 +11,8 @@
     python -m bench --workloads joins --join-members 2000,5000   # the join storm (not in the default run)
     python -m bench --floor              # the physical floor: CPU of one small loopback write(2)
     python -m bench --workloads fanout,idle --servers tracker,ngircd,redis,nodews   # native anchors (bench.native)
+    python -m bench --workloads rooms --servers tracker,ngircd --rooms-members 10000 --rooms 2000 \
+        --room-size 5 --rooms-rate 2000             # many rooms (issue 27; bench.rooms)
 
 ``--baseline REF`` (any git commit-ish) adds a fourth server, ``baseline``, shown as
 ``tracker@<short sha>``: the tracker of commit REF, from its ``services/`` written into a
@@ -62,6 +64,15 @@ what each cost the tracker (RSS before/peak/after) and what the attacker got; se
 security.json, the table also printed. ``--attacks 1,3,6`` picks attacks by number; ``--smoke``
 shrinks every size. Not in the default run. ``python -m bench --workloads security --baseline 8412c10``
 
+``--workloads rooms`` (``bench.rooms``) is the many-rooms shape: ``--rooms-members`` N (default
+10000) in the common room (the tracker's default room, ngIRCd's #bench) and ``--rooms`` R (default
+2000) rooms of ``--room-size`` K (default 5), ``--rooms-rate`` msg/s (default 2000) Poisson over the
+small rooms, ``--rooms-seconds`` per window (default 2), ``--repeats`` windows per server (default
+3), ``--rooms-join-timeout`` the cap in s on joining and again on entering (default 900), the
+tracker and ngircd side by side: CPU per delivery, RSS per member, p50/p99, lost. The
+smoke form: 20 members, 4 rooms of 5, 40 msg/s. Not in the default run (joining 10,000 to one room
+is 50 million join notices: ngIRCd needs many minutes).
+
 Exit status: 0 when the run completed (whatever the figures), 1 when it could not
 (a server failed to start, a generator died), 2 for a usage error.
 """
@@ -78,7 +89,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import floor, native, replicas, report, security, workloads
+from . import floor, native, replicas, report, rooms, security, workloads
 from .baseline import checkout
 from .generators import Generators, generator_cores
 from .loadgen import ARRIVALS, raise_fd_limit
@@ -86,7 +97,9 @@ from .servers import SERVERS
 from .workloads import Plan
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKLOADS = ("fanout", "idle", "slow", "log", "joins", "coalesce", "replicas", "security")
+WORKLOADS = ("fanout", "idle", "slow", "log", "joins", "coalesce", "replicas", "security", "rooms")
+# Named only: the attacks (beside the point in a smoke run), the many rooms (tests/bench runs its smoke form)
+NAMED_ONLY = ("security", "rooms")
 DEFAULT_WORKLOADS = ("fanout", "idle", "slow", "log")  # the join storm and the coalescing curve: by name
 
 
@@ -194,6 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--attacks", help="the security workload's attacks by number, e.g. 1,3,6 (default all: bench.security)"
     )
+    parser.add_argument("--rooms-members", type=int, help="the rooms workload's N in the common room (default 10000)")
+    parser.add_argument("--rooms", type=int, help="the rooms workload's small rooms (default 2000)")
+    parser.add_argument("--room-size", type=int, help="members of each small room (default 5)")
+    parser.add_argument("--rooms-rate", type=float, help="msg/s over all the small rooms, Poisson (default 2000)")
+    parser.add_argument("--rooms-seconds", type=float, help="length of each rooms window (default 2)")
+    parser.add_argument(
+        "--rooms-join-timeout", type=float, help="cap in s on joining the common room, and on entering (default 900)"
+    )
     parser.add_argument("--floor", action="store_true", help="only measure the physical floor (bench.floor)")
     parser.add_argument("--members", type=_ints, help="fan-out sizes (default 10,100,1000)")
     parser.add_argument("--idle-members", type=_ints, help="connect-and-idle sizes (default 1000,5000)")
@@ -229,7 +250,7 @@ def plan_from(args: argparse.Namespace) -> Plan:
     if args.workloads is not None:
         chosen = tuple(w for w in args.workloads.split(",") if w)
     else:  # the smoke run proves the join storm works too: 60 members take a second
-        chosen = tuple(w for w in WORKLOADS if w != "security") if args.smoke else DEFAULT_WORKLOADS
+        chosen = tuple(w for w in WORKLOADS if w not in NAMED_ONLY) if args.smoke else DEFAULT_WORKLOADS
     changes: dict[str, Any] = {"servers": tuple(servers), "workloads": chosen}
     for flag, field in (
         ("members", "members"),
@@ -268,6 +289,24 @@ def replica_options(args: argparse.Namespace) -> replicas.ReplicaOptions:
     )
 
 
+def rooms_shape(args: argparse.Namespace) -> rooms.Shape:
+    """The rooms workload's shape: the issue's, or the smoke form, changed by the flags."""
+    default = rooms.SMOKE if args.smoke else rooms.Shape()
+    changes: dict[str, Any] = {}
+    for flag, field in (
+        ("rooms_members", "members"),
+        ("rooms", "rooms"),
+        ("room_size", "size"),
+        ("rooms_rate", "rate"),
+        ("rooms_seconds", "seconds"),
+        ("rooms_join_timeout", "join_timeout"),
+        ("repeats", "repeats"),
+    ):
+        if getattr(args, flag) is not None:
+            changes[field] = getattr(args, flag)
+    return dataclasses.replace(default, **changes)
+
+
 def tmpfs_dir() -> Path | None:
     """A directory on tmpfs for chat.log, or None when there is none."""
     shm = Path("/dev/shm")
@@ -277,7 +316,11 @@ def tmpfs_dir() -> Path | None:
 
 
 def run(
-    plan: Plan, smoke: bool = False, replica: replicas.ReplicaOptions | None = None, attacks: tuple[str, ...] = ()
+    plan: Plan,
+    smoke: bool = False,
+    replica: replicas.ReplicaOptions | None = None,
+    attacks: tuple[str, ...] = (),
+    shape: rooms.Shape | None = None,
 ) -> int:
     unknown = set(plan.workloads) - set(WORKLOADS)
     if unknown:
@@ -333,6 +376,9 @@ def run(
                 log(f" replicas on Redis: skipped, {missing}")
             else:
                 raise RuntimeError(f"the replicas workload needs {missing}")
+        if "rooms" in plan.workloads:
+            log(" many rooms")
+            rows += rooms.measure(plan, gens, log, shape or rooms.Shape())
         if "security" in plan.workloads:
             log(" security: the attacks of issue 22")
             sizes = security.SMOKE if smoke else security.Sizes()
@@ -349,6 +395,8 @@ def run(
 
             shutil.rmtree(tmpfs, ignore_errors=True)
     summary = {**_plan_summary(plan), "smoke": smoke}
+    if "rooms" in plan.workloads:
+        summary["rooms"] = dataclasses.asdict(shape or rooms.Shape())
     if "replicas" in plan.workloads:
         summary["replicas"] = dataclasses.asdict(replica or replicas.ReplicaOptions())
     path, charts, why_not = report.write(rows, summary, plan.results)
@@ -407,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
             return profile(plan)
         try:
             attacks = tuple(a for a in (args.attacks or "").split(",") if a)
-            return run(plan, smoke=args.smoke, replica=replica_options(args), attacks=attacks)
+            return run(plan, smoke=args.smoke, replica=replica_options(args), attacks=attacks, shape=rooms_shape(args))
         except (RuntimeError, TimeoutError, OSError, ValueError) as exc:
             print(f"python -m bench: error: {exc}", file=sys.stderr)
             return 1

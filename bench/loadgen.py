@@ -99,6 +99,7 @@ class Client(asyncio.Protocol):
         self.close_code: int | None = None
         self.lost = False
         self.stalled_messages = 0
+        self.entered: asyncio.Future[None] | None = None  # while entering a room (``enter``)
 
     # --- asyncio.Protocol ----------------------------------------------------------
 
@@ -201,7 +202,9 @@ class Client(asyncio.Protocol):
 
     def _text(self, line: bytes) -> None:
         state = self.state
-        if state == "joined":
+        if state == "entering":
+            self._entering(line)
+        elif state == "joined":
             if not self.counted:
                 pass
             elif self.stalled:
@@ -228,9 +231,27 @@ class Client(asyncio.Protocol):
         elif line.startswith((b"Wrong password", b"Name refused")):
             self._fail(line.decode("utf-8", "replace"))
 
+    def _entering(self, line: bytes) -> None:
+        """While ``/join #room`` is on its way: its answer ends the entering; whatever else comes is let go."""
+        if line.startswith(b"* You are in "):
+            self._entered(None)
+        elif line[:1] == b"!":
+            self._entered(line.decode("utf-8", "replace"))
+
+    def _entered(self, refusal: str | None) -> None:
+        """The room's answer: in (``refusal`` None), or refused; the member is back to counting either way."""
+        self.state = "joined"
+        if self.entered is not None and not self.entered.done():
+            if refusal is None:
+                self.entered.set_result(None)
+            else:
+                self.entered.set_exception(ConnectionError(refusal))
+
     def _fail(self, reason: str) -> None:
         if not self.joined.done():
             self.joined.set_exception(ConnectionError(reason))
+        if self.entered is not None and not self.entered.done():
+            self.entered.set_exception(ConnectionError(reason))
 
     def _write(self, frame: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -240,6 +261,13 @@ class Client(asyncio.Protocol):
 
     def say(self, payload: bytes) -> None:
         self._write(client_frame(payload))
+
+    def enter(self, room: str) -> asyncio.Future[None]:
+        """Enter ``room`` (``#name``) besides the default room; what this member says goes there from then on."""
+        self.entered = asyncio.get_running_loop().create_future()
+        self.state = "entering"  # off the fast path, so that the answer is read, not counted
+        self._write(client_frame(b"/join " + room.encode()))
+        return self.entered
 
     def stall(self) -> None:
         """Stop reading: the kernel buffers fill, then the server's."""
@@ -347,8 +375,13 @@ class Worker:
         slots: list[int] | None = None,
         period: int = 0,
         seed: int = 0,
+        pick: str = "turn",
     ) -> dict[str, Any]:
         """Send ``rate`` messages/s in all from ``names`` for ``seconds`` from ``start_ns``.
+
+        ``pick`` is who sends each message: ``turn``, the senders in turn; ``random``, one drawn
+        at random each time (seeded by ``seed``), as the many-rooms workload spreads its messages
+        over the rooms its senders speak in (``bench.rooms``).
 
         ``arrivals`` is how the sends are spaced in time:
 
@@ -376,7 +409,7 @@ class Worker:
             raise ValueError(f"unknown arrival pattern {arrivals!r}")
         pad = (b"bench " * (size // 6 + 1))[: max(0, size - STAMP_DIGITS)]
         await asyncio.sleep(max(0.0, (start_ns - time.monotonic_ns()) / 1e9))
-        pace = Pace(senders, pad, start_ns)
+        pace = Pace(senders, pad, start_ns, random.Random(seed + 1) if pick == "random" else None)
         if arrivals == "lockstep":
             await pace.lockstep(rate, seconds)
         else:
@@ -392,6 +425,32 @@ class Worker:
                 dues = poisson_dues(start_ns, rate, random.Random(seed))
             await pace.paced(dues, end)
         return pace.answer()
+
+    async def enter(self, rooms: dict[str, list[str]], concurrency: int, timeout: float) -> dict[str, Any]:
+        """Each member of ``rooms`` enters its rooms in order (the last one is where it speaks), at most
+        ``concurrency`` members entering at once, ``timeout`` s in all."""
+        gate = asyncio.Semaphore(concurrency)
+        errors: Counter[str] = Counter()
+        started = time.monotonic()
+
+        async def enter_all(name: str, names: list[str]) -> int:
+            done = 0
+            async with gate:
+                for room in names:
+                    try:
+                        await self.clients[name].enter(room)
+                    except ConnectionError as exc:
+                        errors[str(exc)[:60]] += 1
+                        continue
+                    done += 1
+            return done
+
+        try:
+            async with asyncio.timeout(timeout):
+                entered = await asyncio.gather(*(enter_all(name, names) for name, names in rooms.items()))
+        except TimeoutError:
+            return {"entered": 0, "seconds": time.monotonic() - started, "errors": {"timed out": 1}}
+        return {"entered": sum(entered), "seconds": time.monotonic() - started, "errors": dict(errors)}
 
     def window_start(self, prefix: str = "") -> dict[str, Any]:
         """Count from now on, and only what the clients named ``prefix...`` receive."""
@@ -462,8 +521,9 @@ class Worker:
 class Pace:
     """One ``publish``: sends ``senders``' messages on time and keeps what the answer reports."""
 
-    def __init__(self, senders: list[Client], pad: bytes, start_ns: int) -> None:
+    def __init__(self, senders: list[Client], pad: bytes, start_ns: int, draw: random.Random | None = None) -> None:
         self.senders = senders
+        self.draw = draw  # None: the senders in turn; else who sends is drawn at random
         self.pad = pad
         self.start_ns = start_ns
         self.published = [0] * len(senders)
@@ -473,6 +533,8 @@ class Pace:
         self.turn = 0
 
     def send(self, now: int) -> None:
+        if self.draw is not None:
+            self.turn = self.draw.randrange(len(self.senders))
         self.senders[self.turn].say(self.pad + b"%019d" % now)
         self.published[self.turn] += 1
         self.turn = (self.turn + 1) % len(self.senders)

@@ -7,7 +7,8 @@ them unchanged. Like the WebSocket client they parse the received bytes directly
 a delivered message is counted after one bounded search, and one in ``SAMPLE_EVERY``
 has its 19-digit stamp parsed into a latency.
 
-- ``IrcClient``: PASS/NICK/USER, JOIN #bench; ``say`` sends a PRIVMSG to the channel.
+- ``IrcClient``: PASS/NICK/USER, JOIN #bench; ``say`` sends a PRIVMSG to the channel, or to
+  the last channel it entered (``enter``, the many-rooms workload's small rooms).
   IRC does not echo a member's own PRIVMSG, like the tracker's plain-text dialogue.
 - ``RespClient``: AUTH, SUBSCRIBE bench. A subscribed Redis connection may not PUBLISH,
   so a member that speaks opens a second connection of its own on its first ``say``
@@ -68,6 +69,8 @@ class PeerClient(Client):
 class IrcClient(PeerClient):
     """One member of #bench on an IRC server."""
 
+    channel = CHANNEL  # where ``say`` speaks: #bench, or the channel last entered
+
     def greet(self) -> None:
         nick = self.name.encode()
         self._write(b"PASS %s\r\nNICK %s\r\nUSER %s 0 * :%s\r\n" % (self.password, nick, nick, nick))
@@ -122,11 +125,23 @@ class IrcClient(PeerClient):
             self._write(b"JOIN " + CHANNEL + b"\r\n")
         elif state == "joining" and command == b"366":  # RPL_ENDOFNAMES: the JOIN is complete
             self._joined()
+        elif state == "entering" and command == b"366":
+            self._entered(None)
+        elif state == "entering" and command in (b"403", b"405", b"471", b"473", b"474", b"475", b"476"):
+            self._entered(line.decode("utf-8", "replace"))  # no such channel, too many, full, closed
         elif command in (b"432", b"433", b"464", b"465", b"471", b"473", b"474", b"475"):
             self._fail(line.decode("utf-8", "replace"))  # nick refused, bad password, banned, channel closed
 
     def say(self, payload: bytes) -> None:
-        self._write(b"PRIVMSG " + CHANNEL + b" :" + payload + b"\r\n")
+        self._write(b"PRIVMSG " + self.channel + b" :" + payload + b"\r\n")
+
+    def enter(self, room: str) -> asyncio.Future[None]:
+        """JOIN ``room`` besides #bench; what this member says goes there from then on."""
+        self.entered = asyncio.get_running_loop().create_future()
+        self.state = "entering"
+        self.channel = room.encode()
+        self._write(b"JOIN " + self.channel + b"\r\n")
+        return self.entered
 
 
 # --- RESP (Redis pub/sub) ---------------------------------------------------------------

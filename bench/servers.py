@@ -37,6 +37,14 @@ CROWD_FROM_ONE_ADDRESS = {
     "TRACKER_MAX_UNAUTHENTICATED": "100000",  # thousands join at once, each a stranger for a moment
     "TRACKER_JOINS_PER_MINUTE": "100000000",  # and they all join (and resume) from that one address
 }
+# The many-rooms workload (bench.rooms) makes thousands of rooms, each by the member who enters it
+# first, and may put a member in many: lift the rooms' limits too (the product's defaults are 10,000
+# rooms, 50 per member, 10 made per member per hour). Environment again, for the same reason.
+MANY_ROOMS = {
+    "TRACKER_MAX_ROOMS": "1000000",
+    "TRACKER_MAX_ROOMS_PER_MEMBER": "100000",
+    "TRACKER_ROOM_CREATIONS_PER_HOUR": "100000000",
+}
 PORT_RETRIES = 5  # starts of one server when another process took its port first
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -83,7 +91,7 @@ class ServerOptions:
     source: Path | None = None  # baseline only: the source tree whose services/ it imports
     head: tuple[str, ...] | None = None  # tracker only: run by ``python <head> <flags>``, not ``-m chat_tracker``
     extra_args: tuple[str, ...] = ()  # trackers only: more flags after the benchmark's own (bench.security)
-    crowd: bool = True  # lift the per-address limits (CROWD_FROM_ONE_ADDRESS); bench.security keeps the defaults
+    crowd: bool = True  # lift the per-address and rooms' limits (CROWD_FROM_ONE_ADDRESS, MANY_ROOMS); security: off
 
 
 class Server:
@@ -106,7 +114,7 @@ class Server:
         """Start the process on ``self.port``; its output goes to a file named by kind and port."""
         options = self.options
         self.output_path = options.log_dir / f"{options.kind}-{self.port}.out"
-        crowd = CROWD_FROM_ONE_ADDRESS if options.crowd else {}
+        crowd = {**CROWD_FROM_ONE_ADDRESS, **MANY_ROOMS} if options.crowd else {}
         env = {**os.environ, "TRACKER_PASSWORD": PASSWORD, **crowd, **options.extra_env}
         if options.disable_log:
             env["TRACKER_BENCH_DISABLE_LOG"] = "1"
