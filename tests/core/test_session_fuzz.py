@@ -193,14 +193,18 @@ def expected_message(dialect: Dialect, frame: str) -> str | None:
     """The chat message a frame sent while chatting asks for, worked out independently; None for none."""
     if dialect is PLAIN:
         text = frame.rstrip("\r\n")
-        return None if text == "exit" else text
+        if text.startswith("//"):
+            return text[1:]  # a literal slash
+        return None if text == "exit" or text.startswith("/") else text  # a line starting with / is a command
     try:
         body = json.loads(frame)
     except (ValueError, RecursionError):
         return None
-    if isinstance(body, dict) and body.get("type") == "message" and isinstance(body.get("text"), str):
-        return str(body["text"])
-    return None
+    if not isinstance(body, dict) or body.get("type") != "message" or not isinstance(body.get("text"), str):
+        return None
+    if body.get("to") is not None or str(body.get("room") or "#general").lower().lstrip("#") != "general":
+        return None  # a direct message, or one to another room (or to a room that is no room's name)
+    return str(body["text"])
 
 
 def asks_to_leave(dialect: Dialect, frame: str) -> bool:

@@ -111,10 +111,12 @@ class SharedFrames(Generic[R]):
     what to do about them is the caller's business, once the batch is out.
     """
 
-    __slots__ = ("_texts", "_wire", "batch", "behind")
+    __slots__ = ("_texts", "_wire", "batch", "behind", "notices")
 
     def __init__(self, batch: Sequence[Event]) -> None:
         self.batch = batch
+        # Only joins and leaves: nobody waits for them, so they may wait for the coalescing window.
+        self.notices = all(event.kind is JOIN or event.kind is LEAVE for event in batch)
         self.behind: list[R] = []
         self._wire: dict[Dialect, bytes] = {}  # WebSocket frames, joined: for wired outboxes
         self._texts: dict[Dialect, list[str]] = {}  # texts: for outboxes with no wire (deflate)
@@ -128,7 +130,7 @@ class SharedFrames(Generic[R]):
             if joined is None:
                 joined = self._wire[dialect] = b"".join([dialect.shared_wire(event) for event in self.batch])
             count = len(self.batch)
-            outbox.push_wire(joined, count)
+            outbox.push_wire(joined, count, self.notices)
         else:
             texts = self._texts.get(dialect)
             if texts is None:

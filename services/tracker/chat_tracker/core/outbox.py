@@ -221,8 +221,12 @@ class Outbox:
 
     push_many = push_texts
 
-    def push_wire(self, data: bytes, count: int) -> None:
-        """Queue ``count`` pre-built frames already joined into ``data`` (wired outboxes only)."""
+    def push_wire(self, data: bytes, count: int, notices: bool = False) -> None:
+        """Queue ``count`` pre-built frames already joined into ``data`` (wired outboxes only).
+
+        ``notices``: only joins and leaves, which nobody waits for: held for the window even when the
+        socket was quiet, so a storm of joins (a thousand members arriving) goes out a window at a time.
+        """
         if self._close is not None or self.overflowed:  # closing, spelled out: this runs per delivery
             return
         frames = self._wire_frames
@@ -236,7 +240,7 @@ class Outbox:
         wire = self.wire
         if wire is not None and not frames and wire.ready():
             coalescer = self._coalescer
-            if coalescer is None or not self._gathering(coalescer):  # quiet: at once, and a window opens
+            if coalescer is None or not (notices or self._gathering(coalescer)):  # quiet: at once, a window opens
                 wire.write(data)
                 if coalescer is not None:
                     self._window = coalescer.open()
