@@ -31,22 +31,20 @@ def password_from_authorization(header: str | None) -> str | None:
     if not header:
         return None
     scheme, _, credentials = header.strip().partition(" ")
-    scheme = scheme.lower()
-    credentials = credentials.strip()
-    if scheme == "bearer":
-        return credentials or None
-    if scheme == "basic":
-        try:
-            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        _user, colon, password = decoded.partition(":")
-        return password if colon else None
-    return None
+    if scheme.lower() == "bearer":
+        return credentials.strip() or None
+    pair = _basic_pair(header)
+    return pair[1] if pair is not None else None
 
 
 def basic_credentials(header: str | None) -> tuple[str, str] | None:
-    """The (user, password) of ``Authorization: Basic ...``; None if absent, garbled or of another scheme."""
+    """The (user, password) of ``Authorization: Basic ...``; None if absent, garbled, of another scheme, or no user."""
+    pair = _basic_pair(header)
+    return pair if pair is not None and pair[0] else None
+
+
+def _basic_pair(header: str | None) -> tuple[str, str] | None:
+    """HTTP Basic's (user, password), the user maybe empty; None if not Basic or garbled."""
     if not header:
         return None
     scheme, _, credentials = header.strip().partition(" ")
@@ -57,7 +55,7 @@ def basic_credentials(header: str | None) -> tuple[str, str] | None:
     except (binascii.Error, UnicodeDecodeError):
         return None
     user, colon, password = decoded.partition(":")
-    return (user, password) if colon and user else None
+    return (user, password) if colon else None
 
 
 @dataclass(frozen=True)
