@@ -33,6 +33,21 @@ The other keys (all under one prefix, ``groupchat:`` unless told otherwise):
   (the stream is trimmed only behind it); ``archiver`` (string with a TTL):
   present while the archiver is alive.
 
+Rooms besides the default one, and direct conversations (``service/replica_rooms.py``): each has the
+keys above under its own hash-tagged prefix, ``{room:dev}:`` for ``#dev`` (its room key without the ``#``) and
+``{dm:alice+bob}:`` for a conversation, so a Redis Cluster keeps each in one slot and spreads them over
+shards. Of those, ``events``, ``room`` (whose ``epoch`` is the default room's when it was opened), ``names``,
+``roster``, ``replicas`` (the replicas serving members there: a reaped one is fenced there too), ``applied``,
+``ids:*`` and ``archived`` are used; and ``invited`` (set): the name keys a private room lets in. Besides:
+
+- ``rooms`` (hash): room key -> JSON ``{"name", "owner", "created", "private"}``, every room besides the
+  default (the archiver writes each one's ``room-info.json`` and gives the hash back to a Redis started empty);
+- ``conversations`` (set): every conversation's name (``@alice+bob``), for the archiver;
+- ``rooms-of:<replica>`` (set): the prefixes of the rooms and conversations a replica registered in, so
+  whoever reaps it reaps its members there too;
+- ``nudge:<replica>`` (stream, capped): a replica's wake-ups: ``{"c": "read", "p": prefix}`` asks it to read
+  a conversation one of its members is in (a direct message to her from another replica).
+
 Accounts (``redis_accounts.py``), when the tracker runs with ``--redis-url``: every key of
 one account carries its name key as a hash tag (``{alpha}``), so a Redis Cluster keeps
 them in one slot (one script may touch them all) and spreads the accounts over shards:
@@ -53,7 +68,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chat_protocol import NameRefused, check_name
+from chat_protocol import NameRefused, check_name, room_key
 from chat_tracker.core.events import NO_NAME, Event, EventKind
 
 DEFAULT_PREFIX = "groupchat:"
@@ -146,6 +161,32 @@ class Keys:
 
     def device_token(self, token_hash: str) -> str:
         return f"{self.prefix}device-token:{token_hash}"
+
+    @property
+    def rooms(self) -> str:
+        return self.prefix + "rooms"
+
+    @property
+    def conversations(self) -> str:
+        return self.prefix + "conversations"
+
+    @property
+    def invited(self) -> str:
+        return self.prefix + "invited"
+
+    def rooms_of(self, replica: int) -> str:
+        return f"{self.prefix}rooms-of:{replica}"
+
+    def nudge(self, replica: int) -> str:
+        return f"{self.prefix}nudge:{replica}"
+
+    def of_room(self, room: str) -> Keys:
+        """The keys of room ``room`` (``#dev``) besides the default: ``{room:dev}:`` after this prefix."""
+        return Keys(f"{self.prefix}{{room:{room_key(room).removeprefix('#')}}}:")
+
+    def of_conversation(self, conversation: str) -> Keys:
+        """The keys of a direct conversation (``@alice+bob``): ``{dm:alice+bob}:`` after this prefix."""
+        return Keys(f"{self.prefix}{{dm:{conversation.removeprefix('@')}}}:")
 
 
 def seq_of(entry_id: str | bytes) -> tuple[int, int]:

@@ -192,6 +192,28 @@ redis.call('XADD', events, seq .. '-' .. sub, 't', t, 'e', ARGV[3])
 return 1
 """
 
+# KEYS: room, events, archived, replicas (of a room besides the default, or a conversation); ARGV: the default
+# room's epoch, replica, now. The room as it is in this epoch, or opened in it after its stream's last entry and
+# what the archiver recorded; either way ``replica`` registered there (its appends are fenced without).
+# {seq, created 0/1}
+ROOM_OPEN = """
+local room = KEYS[1]
+redis.call('HSET', KEYS[4], ARGV[2], '1')
+if redis.call('HGET', room, 'epoch') == ARGV[1] then
+  return {redis.call('HGET', room, 'seq'), 0}
+end
+local floor = tonumber(redis.call('HGET', room, 'seq') or '0')
+local newest = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+if #newest > 0 then
+  local last = tonumber(string.match(newest[1][1], '^(%d+)-'))
+  if last > floor then floor = last end
+end
+local archived = tonumber(redis.call('GET', KEYS[3]) or '0')
+if archived > floor then floor = archived end
+redis.call('HSET', room, 'epoch', ARGV[1], 'seq', floor, 'created', ARGV[3])
+return {tostring(floor), 1}
+"""
+
 # KEYS: replicas, next-replica; ARGV: info (JSON), ttl ms, a replica number to keep (or '').
 # A replica number, registered and alive: the one asked for while it is still registered, else a new one.
 REGISTER = """
@@ -214,11 +236,12 @@ return 1
 """
 
 # KEYS: room, events, names, roster, replicas, alive:<dead>; ARGV: epoch, dead replica, reason.
-# The members of a dead replica leave (one leave each, ever); -1 if it is alive after all.
+# The members of a dead replica leave (one leave each, ever); -1 if it is alive after all. In another room or a
+# conversation the alive key is left out (another slot): the default room's REAP fenced the replica already.
 REAP = """
 local room, events, names, roster, replicas = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 if redis.call('HGET', room, 'epoch') ~= ARGV[1] then return -2 end
-if redis.call('EXISTS', KEYS[6]) == 1 then return -1 end
+if KEYS[6] and redis.call('EXISTS', KEYS[6]) == 1 then return -1 end
 local now = redis.call('TIME')
 local t = now[1] .. '.' .. string.format('%06d', tonumber(now[2]))
 local seq = tonumber(redis.call('HGET', room, 'seq'))
