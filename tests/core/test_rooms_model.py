@@ -23,9 +23,10 @@ from chat_protocol import Limits
 from chat_protocol.reasons import LeaveReason
 from chat_tracker.core.dialects import JSON, PLAIN, Dialect
 from chat_tracker.core.outbox import Outbox
+from chat_tracker.core.places import RoomMeta
 from chat_tracker.core.policy import MemberPolicy
 from chat_tracker.core.room import Member, Room
-from chat_tracker.core.rooms import RoomMeta, Rooms
+from chat_tracker.core.rooms import Rooms
 from chat_tracker.journal.local import LocalJournal
 from chat_tracker.storage.chatlog import ChatLog
 from support.fakes import drain

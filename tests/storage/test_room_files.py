@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chat_tracker.core.rooms import RoomMeta
+from chat_tracker.core.places import RoomMeta
 from chat_tracker.storage.room_files import INFO_FILE, read_room_infos, room_dir, write_room_info
 
 

@@ -35,6 +35,15 @@ async def say_in(bot: Bot, room: str | None, text: str, **extra: Any) -> dict[st
             return answer
 
 
+async def direct(bot: Bot, to: str, text: str) -> dict[str, Any]:
+    """Send ``text`` to ``to`` alone; its echo (or an error)."""
+    await bot.ws.send(json.dumps({"type": "message", "to": to, "text": text, "id": text[:60]}))
+    while True:
+        frame = await bot.recv(2 * UNIT)
+        if frame["type"] == "error" or (frame["type"] == "message" and frame.get("text") == text):
+            return frame
+
+
 async def frames_until(bot: Bot, text: str) -> list[dict[str, Any]]:
     """Every frame ``bot`` receives up to and including the message whose text is ``text``."""
     seen: list[dict[str, Any]] = []

@@ -15,24 +15,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support.bots import Bot, open_bot
+from support.bots import open_bot
 from support.peers import plain_member
 from support.resume import Member as ResumingMember
-from support.rooms import enter, frames_until, lines_until, logged, say_in
+from support.rooms import direct, enter, frames_until, lines_until, logged, say_in
 from support.signin import PASSPHRASE, joined, register, until_listed_offline
 from support.timing import UNIT
 from support.tracker import PASSWORD, launch_tracker
 
 pytestmark = pytest.mark.anyio
-
-
-async def direct(bot: Bot, to: str, text: str) -> dict[str, object]:
-    """Send ``text`` to ``to`` alone; its echo (or an error)."""
-    await bot.ws.send(json.dumps({"type": "message", "to": to, "text": text, "id": text[:60]}))
-    while True:
-        frame = await bot.recv(2 * UNIT)
-        if frame["type"] == "error" or (frame["type"] == "message" and frame.get("text") == text):
-            return frame
 
 
 async def test_a_direct_message_is_seen_by_exactly_its_two_members(tmp_path: Path) -> None:

@@ -64,6 +64,7 @@ class Directs:
         self.sent = 0  # direct messages appended (the metrics' count)
         self._connections: dict[str, list[Member]] = {}  # name key -> her connections here (default-room members)
         self.is_member: Callable[[str], bool] = lambda name: False  # a registered member, online or not
+        self.elsewhere: Callable[[str], str | None] = lambda name: None  # replicas: her name, if online on another
         self.is_muted: Callable[[str], bool] = lambda name: False
         self.kept: Callable[[str], bool] = lambda name: False  # a conversation not open now has a log already
         self.on_delivered: Callable[[Conversation, Event, list[Member]], None] | None = None  # read positions
@@ -91,11 +92,12 @@ class Directs:
     def send(self, sender: Member, to: str, text: str, msg_id: str | None = None) -> None:
         """``sender`` writes ``text`` to ``to`` alone. Raises Refused."""
         recipients = self.online(to)
-        if not recipients and not self.is_member(to):
+        held = recipients[0].name if recipients else self.elsewhere(to)
+        if held is None and not self.is_member(to):
             raise Refused("no_such_member", f"nobody called {to} is online or registered here")
         conversation = self.conversation(conversation_name(sender.name, to))
         conversation.names[sender.key] = sender.name
-        conversation.names[name_key(to)] = recipients[0].name if recipients else to
+        conversation.names[name_key(to)] = held or to
         refusal = self.policy.check_text(text, conversation.journal.writable)
         if refusal is None and self.is_muted(sender.name):
             refusal = Refused("muted", "you are muted by a moderator; your message was not sent")
@@ -105,6 +107,9 @@ class Directs:
             raise refusal
         conversation.journal.append(MESSAGE, sender.name, text, origin=sender.id, msg_id=msg_id)
         self.sent += 1
+
+    def is_open(self, name: str) -> bool:
+        return name in self._conversations
 
     def existing(self, name: str) -> Conversation | None:
         """The conversation called ``name`` if anything was ever said in it (a ``history`` opens no new one)."""
@@ -118,10 +123,11 @@ class Directs:
         if found is None:
             found = self._conversations[name] = Conversation(name, self._open(name))
             conversation = found
-            found.journal.subscribe(lambda batch: self._deliver(conversation, batch))
+            found.journal.subscribe(lambda batch: self.deliver(conversation, batch))
         return found
 
-    def _deliver(self, conversation: Conversation, batch: Sequence[Event]) -> None:
+    def deliver(self, conversation: Conversation, batch: Sequence[Event]) -> None:
+        """Durable direct messages to the connections of their two members here."""
         for event in batch:
             if event.kind is not MESSAGE:
                 continue

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 
-from chat_protocol import Entered, Limits, Parted, encode
+from chat_protocol import Entered, Invited, Limits, Parted, encode, name_key
 from chat_tracker.core.catchup import plain_lines
 from chat_tracker.core.dialects import JSON, PLAIN, Dialect, ResumeOffer, SignedIn
 from chat_tracker.core.events import Event
@@ -122,3 +122,12 @@ def room_dialect(base: Dialect, room: str, *, private: bool, default: bool, pref
     if default and not prefixed:
         return PLAIN
     return RoomPlain(room, prefixed, default)
+
+
+def invitation_frame(dialect: Dialect, invited: Invited, reader: str) -> str:
+    """``invited`` as ``reader`` sees it: the inviter, or the one invited (on each of her connections)."""
+    if dialect.name != PLAIN.name:
+        return encode(invited)
+    if name_key(reader) == name_key(invited.name):
+        return f"* {invited.by} invited you to {invited.room}: /join {invited.room} to enter it."
+    return f"* {invited.name} may enter {invited.room} now."

@@ -18,61 +18,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
-from chat_protocol import DEFAULT_ROOM, RoomInfo, name_key, room_key
+from chat_protocol import DEFAULT_ROOM, Invited, RoomInfo, name_key, room_key
 from chat_protocol.reasons import LeaveReason
 from chat_tracker.core.catchup import catch_up
 from chat_tracker.core.dialects import JSON, PLAIN, Dialect
 from chat_tracker.core.direct import DIRECT_PREFIX, Directs
 from chat_tracker.core.outbox import Outbox
+from chat_tracker.core.places import Place, RoomLimits, RoomMeta
 from chat_tracker.core.ratelimit import KeyedBuckets
 from chat_tracker.core.room import Member, Room
-from chat_tracker.core.room_dialects import room_dialect
+from chat_tracker.core.room_dialects import invitation_frame, room_dialect
 from chat_tracker.core.signin import AccountChecked, Verdict
 from chat_tracker.errors import Refused
 
 HOUR = 3600.0
-
-
-@dataclass
-class RoomMeta:
-    """What makes a room besides its events: its name, who made it, whether it is private, whom it lets in."""
-
-    name: str  # "#dev", lower case, as its creator spelt it
-    owner: str  # the creator's name: she invites, and removes members
-    created: float
-    private: bool = False
-    invited: set[str] = field(default_factory=set)  # name keys of those a member of a private room let in
-
-
-@dataclass(frozen=True)
-class RoomLimits:
-    """The flags that bound rooms: per member, in all, creations per member per hour, and who creates them."""
-
-    per_member: int = 50
-    total: int = 10_000
-    creations_per_hour: int = 10
-    creation_open: bool = True  # False: --room-creation admin (only operators create rooms)
-
-
-@dataclass(eq=False)
-class Place:
-    """One room besides the default: its ``Room``, its meta, and the dialects its members read it in."""
-
-    meta: RoomMeta
-    room: Room
-    _dialects: dict[tuple[str, bool], Dialect] = field(default_factory=dict)
-
-    def dialect(self, base: Dialect, prefixed: bool) -> Dialect:
-        """One object per kind, so the room renders each batch once per kind, not once per member."""
-        kind = (base.name, prefixed and base is not JSON)
-        found = self._dialects.get(kind)
-        if found is None:
-            found = self._dialects[kind] = room_dialect(
-                base, self.meta.name, private=self.meta.private, default=False, prefixed=kind[1]
-            )
-        return found
 
 
 OpenRoom = Callable[[RoomMeta], Room]
@@ -105,6 +66,11 @@ class Rooms:
         self.directs: Directs | None = None  # direct messages (core/direct.py), when the tracker keeps them
         default.on_welcomed = self._welcomed
         self.on_changed: Callable[[RoomMeta], None] | None = None  # a room was made, or let someone in: keep it
+        # Replicas: a room another replica made (the shared list of rooms), as it is now; and the rooms not open
+        # here, as that list counts them (room key -> its listing), kept by the service.
+        self.find: Callable[[str], RoomMeta | None] | None = None
+        self.elsewhere: dict[str, RoomInfo] = {}
+        self.tell_elsewhere: Callable[[Invited], None] | None = None  # an invitation for a member served elsewhere
 
     # --- which rooms there are -------------------------------------------------------------
 
@@ -119,7 +85,27 @@ class Rooms:
         return name is None or room_key(name) == room_key(self.default_name)
 
     def place(self, name: str) -> Place | None:
-        return self._places.get(room_key(name))
+        """The room called ``name`` (on replicas, one another replica made is opened here now), or None."""
+        return self._places.get(room_key(name)) or self._found(name)
+
+    def _found(self, name: str) -> Place | None:
+        meta = self.find(name) if self.find is not None and not self.is_default(name) else None
+        if meta is None:
+            return None
+        self._places[room_key(meta.name)] = place = Place(meta, self._open_room(meta))
+        return place
+
+    def _may_enter(self, place: Place, member: Member) -> bool:
+        """May ``member`` enter the private room ``place``? On replicas, an invitation (or a removal) made on
+        another counts."""
+        fresh = self.find(place.meta.name) if self.find is not None else None  # as the shared list has it now
+        if fresh is not None:
+            place.meta.invited = fresh.invited
+        return _may_enter(place.meta, member)
+
+    def forget(self) -> None:
+        """Replicas: Redis lost every room (a new epoch); the connections are closing, the rooms open again later."""
+        self._places, self._in, self._coming_back = {}, {}, {}
 
     @property
     def places(self) -> list[Place]:
@@ -128,13 +114,14 @@ class Rooms:
     def listing(self, member: Member | None = None) -> list[RoomInfo]:
         """The default room, then the public rooms and the private ones ``member`` is in, by name."""
         mine = self._in.get(member.id, {}) if member is not None else {}
-        rooms = [_info(self.default_name, self.default, False, member is not None)]
-        for key, place in sorted(self._places.items()):
+        rooms = [info for key, info in self.elsewhere.items() if key not in self._places and not info.private]
+        for key, place in self._places.items():
             joined = key in mine and not mine[key].left
             if place.meta.private and not joined:
                 continue
             rooms.append(_info(place.meta.name, place.room, place.meta.private, joined))
-        return rooms
+        rooms.sort(key=lambda info: info.room)
+        return [_info(self.default_name, self.default, False, member is not None), *rooms]
 
     # --- a member's rooms ----------------------------------------------------------------
 
@@ -164,7 +151,7 @@ class Rooms:
         Raises Refused.
         """
         key = room_key(name)
-        place = self._places.get(key)
+        place = self.place(name)
         mine = self._in.setdefault(member.id, {})
         held = mine.get(key)
         if place is not None and held is not None and not held.left:
@@ -173,11 +160,12 @@ class Rooms:
             raise Refused("too_many_rooms", f"you are in {self.limits.per_member} rooms already: /part one first")
         if place is None:
             place = self._create(member, name, private)
-        elif place.meta.private and not _may_enter(place.meta, member) and read is None:
+        elif place.meta.private and read is None and not self._may_enter(place, member):
             raise Refused("no_such_room", f"there is no room {name} (a private room lets in only those invited)")
         if read is None and member.registered:
             read = self._offline_at.pop((member.key, key), None)
         signed_in = AccountChecked(Verdict.SIGNED_IN, member.name, read=read) if member.registered else None
+        place.room.make_way(member.name)  # replicas: her hold there from an earlier connection ends
         sub = place.room.join(
             member.name, place.dialect(base, prefixed), member.outbox, member.address, None, signed_in
         )
@@ -239,7 +227,7 @@ class Rooms:
     def _create(self, member: Member, name: str, private: bool) -> Place:
         if not self.limits.creation_open:
             raise Refused("room_creation_closed", f"there is no room {name}, and only operators make rooms here")
-        if len(self._places) >= self.limits.total:
+        if len(self._places.keys() | self.elsewhere.keys()) >= self.limits.total:
             raise Refused("too_many_rooms", f"the tracker has {self.limits.total} rooms, its most")
         if not self._creations.take(member.key):
             message = f"you made {self.limits.creations_per_hour} rooms in the last hour, the most; try later"
@@ -280,6 +268,14 @@ class Rooms:
             self.on_changed(place.meta)
         return place
 
+    def tell_invited(self, invited: Invited, forward: bool = True) -> None:
+        """The guest's connections here are told of her invitation; on replicas, the one serving her is told."""
+        here = self.directs.online(invited.name) if self.directs is not None else []
+        for connection in here:
+            connection.outbox.push(invitation_frame(connection.dialect, invited, connection.name))
+        if forward and not here and self.tell_elsewhere is not None:
+            self.tell_elsewhere(invited)
+
     def remove(self, owner: Member, name: str, who: str) -> Place:
         """``owner`` takes ``who`` out of room ``name``: every connection of hers there; her membership ends.
 
@@ -291,13 +287,16 @@ class Rooms:
         key, target = room_key(name), name_key(who)
         place.meta.invited.discard(target)
         removed = [(mid, mine) for mid, mine in self._in.items() if key in mine and mine[key].key == target]
-        if not removed and not place.room.is_registered_member(who):
+        remote = place.room.served_elsewhere(who)
+        if not removed and remote is None and not place.room.is_registered_member(who):
             raise Refused("no_such_member", f"{who} is not in {place.meta.name}")
         for _, mine in removed:
             sub = mine.pop(key)
             said = sub.dialect.bye(LeaveReason.REMOVED, f"You were removed from {place.meta.name} by {owner.name}.")
             place.room.leave(sub, LeaveReason.REMOVED, close=(0, LeaveReason.REMOVED, (said,)))
-        if not removed:  # a registered member who is offline: her membership ends all the same
+        if remote is not None:  # replicas: the one serving her takes her out, at the removal's seq
+            place.room.kick(remote, f"removed from {place.meta.name} by {owner.name}")
+        elif not removed:  # a registered member who is offline: her membership ends all the same
             place.room.end_offline_membership(who, LeaveReason.REMOVED)
         if self.on_changed is not None:
             self.on_changed(place.meta)

@@ -41,6 +41,7 @@ from chat_tracker.core.dialects import PLAIN, Dialect
 from chat_tracker.core.events import JOIN, Event
 from chat_tracker.core.outbox import Outbox
 from chat_tracker.core.room import Member, Room
+from chat_tracker.core.room_dialects import invitation_frame
 from chat_tracker.core.rooms import Rooms
 from chat_tracker.errors import Kicked, Refused
 
@@ -206,10 +207,8 @@ class RoomChat:
             self._error(error.code, str(error))
             return
         invited = Invited(place.meta.name, guest, member.name)
-        self.outbox.push(_invitation(self.dialect, invited, guest))
-        directs = self.rooms.directs
-        for connection in directs.online(guest) if directs is not None else ():
-            connection.outbox.push(_invitation(connection.dialect, invited, connection.name))
+        self.outbox.push(invitation_frame(self.dialect, invited, member.name))
+        self.rooms.tell_invited(invited)
 
     def remove(self, member: Member, name: str, who: str) -> None:
         """The room's owner takes ``who`` out of it: everyone there sees her leave (``removed``)."""
@@ -246,15 +245,6 @@ class RoomChat:
 def _standing(room: Room, sub: Member) -> Event:
     """The room as it stands, as a join event for ``sub``'s welcome (no event is logged)."""
     return Event(room.delivered_seq, sub.joined_at, JOIN, sub.name, members=tuple(room.names()))
-
-
-def _invitation(dialect: Dialect, invited: Invited, reader: str) -> str:
-    """``invited`` as ``reader`` sees it: the inviter, or the one invited (on each of her connections)."""
-    if dialect.name != PLAIN.name:
-        return encode(invited)
-    if name_key(reader) == name_key(invited.name):
-        return f"* {invited.by} invited you to {invited.room}: /join {invited.room} to enter it."
-    return f"* {invited.name} may enter {invited.room} now."
 
 
 def _plain_listing(listing: list[RoomInfo], current: str) -> list[str]:

@@ -13,6 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from chat_tracker.journal.protocol import LOG_WRITE_BUCKETS
+from chat_tracker.service.replica_rooms import ReplicaRooms
 from chat_tracker.service.tracker import Tracker
 from chat_tracker.storage.chatlog import READS
 
@@ -78,6 +79,10 @@ def _rooms_metrics(tracker: Tracker) -> Iterator[Metric]:
     )
     directs = tracker.rooms.directs
     yield CounterMetricFamily("chat_direct_messages", "Direct messages logged", directs.sent if directs else 0)
+    if isinstance(tracker.house, ReplicaRooms):  # what this replica reads of Redis besides the default room
+        hub = tracker.house.hub
+        yield GaugeMetricFamily("chat_redis_streams", "Rooms and conversations this replica reads", hub.streams)
+        yield CounterMetricFamily("chat_redis_read_bytes", "Bytes of their events read from Redis", hub.bytes_read)
 
 
 def _segment_metrics(tracker: Tracker) -> Iterator[Metric]:

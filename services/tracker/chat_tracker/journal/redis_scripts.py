@@ -32,6 +32,8 @@ IDS_TTL_MS = 3_600_000
 #   I: a message with an id (value) from member key: logged unless its ids hash (prefix .. key) holds that id
 #      -> its seq, or {seq, time} of the one logged first (the last RECENT_IDS ids per member are kept)
 #   J: a join: claim names[key] = value      -> its seq, or 0 if the name is held
+#   T: a join that takes the name over (a room besides the default: the default room made the name the joiner's)
+#      -> its seq; another member holding it there leaves first (``lost``: that connection is over)
 #   L: a leave: release names[key] if value  -> its seq, or 0 if not its holder (taken over, reaped); its ids go
 #   M: a moderation event (kept in the list)  -> its seq
 #   O: names[key] = value if held by the same member (a resume), its resume count (body's g) into
@@ -94,6 +96,20 @@ for i = 5, #ARGV, 4 do
       local name = cjson.decode(body)['n']
       redis.call('HSET', roster, id, cjson.encode({name = name, since = result, joined = tonumber(t)}))
     end
+  elseif op == 'T' then
+    local held = redis.call('HGET', names, key)
+    if held and held ~= value then
+      local old = string.match(held, '^(%d+):')
+      local entry = redis.call('HGET', roster, old)
+      local was = entry and cjson.decode(entry)['name'] or cjson.decode(body)['n']
+      redis.call('HDEL', roster, old)
+      redis.call('DEL', ARGV[4] .. old)
+      add(cjson.encode({k = 'leave', n = was, x = 'lost', o = tonumber(old)}))
+    end
+    redis.call('HSET', names, key, value)
+    result = add(body)
+    local id = string.match(value, '^(%d+):')
+    redis.call('HSET', roster, id, cjson.encode({name = cjson.decode(body)['n'], since = result, joined = tonumber(t)}))
   elseif op == 'L' then
     if redis.call('HGET', names, key) == value then
       redis.call('HDEL', names, key)

@@ -115,7 +115,7 @@ def open_replica(url: str, keys: Keys, volatile: bool, address: str, password: s
     snapshot = client.eval(SNAPSHOT, 4, keys.room, keys.roster, keys.names, keys.moderation)
     previous_hex = client.hget(keys.room, "previous_key")
     client.close()
-    opened = _opened(snapshot, key_hex, replica, bool(int(created)))
+    opened = snapshot_of(snapshot, key_hex, replica, bool(int(created)))
     if isinstance(previous_hex, str) and previous_hex:
         opened = replace(opened, previous_key=bytes.fromhex(previous_hex))
     return opened
@@ -135,7 +135,7 @@ def _wait_if_lost(client: redis.Redis, keys: Keys) -> None:
         time.sleep(FLOOR_POLL_SECONDS)  # before serving: nothing else runs in this process yet
 
 
-def _opened(snapshot: list[object], key_hex: str, replica: int, created: bool) -> Opened:
+def snapshot_of(snapshot: list[object], key_hex: str, replica: int, created: bool) -> Opened:
     epoch, seq, roster_flat, names_flat, moderation = snapshot
     assert isinstance(roster_flat, list) and isinstance(names_flat, list) and isinstance(moderation, list)
     owners = {int(value.split(":")[0]): int(value.split(":")[1]) for value in names_flat[1::2]}
@@ -217,6 +217,7 @@ class ReplicaLink:
         self._archiver_seen = False  # the room has an archiver (its alive key was seen): a lost room waits for it
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
+        self.on_reaped: Callable[[int], None] | None = None  # a dead replica's members left: the rooms follow
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._forever())
@@ -287,29 +288,28 @@ class ReplicaLink:
                 continue
             dead.add(number)
             since = self._dead_since.setdefault(number, now)
-            if now - since >= self.grace:
-                reaped = await client.eval(
-                    REAP,
-                    6,
-                    keys.room,
-                    keys.events,
-                    keys.names,
-                    keys.roster,
-                    keys.replicas,
-                    keys.alive(number),
-                    self.epoch,
-                    number,
-                    "lost",
-                )
-                if int(reaped) >= 0:
-                    log.warning("Replica %d is gone: %d of its members left (lost)", number, int(reaped))
-                    self._dead_since.pop(number, None)
-                    dead.discard(number)
+            if now - since >= self.grace and await self._reap(number):
+                self._dead_since.pop(number, None)
+                dead.discard(number)
         if dead - self.health.dead_replicas:
             log.warning("Replica(s) %s stopped answering: their members are away", sorted(dead))
         if dead != self.health.dead_replicas:
             self.health.dead_replicas = frozenset(dead)
             self._on_dead(self.health.dead_replicas)
+
+    async def _reap(self, number: int) -> bool:
+        """Replica ``number`` is dead past the grace: its members leave (once, whoever reaps it). True if reaped."""
+        keys = self.keys
+        reaped = await self._client.eval(
+            REAP, 6, keys.room, keys.events, keys.names, keys.roster, keys.replicas, keys.alive(number),
+            self.epoch, number, "lost",
+        )  # fmt: skip
+        if int(reaped) < 0:
+            return False
+        log.warning("Replica %d is gone: %d of its members left (lost)", number, int(reaped))
+        if self.on_reaped is not None:
+            self.on_reaped(number)
+        return True
 
     async def _epoch_lost(self, epoch: str | None) -> None:
         """Redis restarted empty (or the room was reset): start (or join) the new epoch."""

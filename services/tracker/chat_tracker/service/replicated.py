@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Protocol
 
 from chat_tracker import __version__
 from chat_tracker.core.events import REPLICA_ID_SPAN
@@ -30,6 +31,14 @@ from chat_tracker.service.lifecycle import restart_goodbye, retire_previous_key
 from chat_tracker.service.settings import Settings
 
 log = logging.getLogger("chat_tracker")
+
+
+class RoomsInRedis(Protocol):
+    """The replica's rooms besides the default one and its conversations (``service/replica_rooms.py``)."""
+
+    def reap(self, dead: int) -> None: ...
+    def renumber(self, replica: int) -> None: ...
+    def reset(self, epoch: str) -> None: ...
 
 
 class Replicated:
@@ -68,6 +77,12 @@ class Replicated:
             on_key_rotated=self._key_rotated,
             password=settings.redis_password,
         )
+        self.link.on_reaped = self._reaped
+        self.other_rooms: RoomsInRedis | None = None  # the tracker sets them
+
+    def _reaped(self, dead: int) -> None:
+        if self.other_rooms is not None:
+            self.other_rooms.reap(dead)
 
     def _open_room(self, opened: Opened, settings: Settings, policy: MemberPolicy) -> Room:
         """The room as Redis has it: every replica's members, the bans and mutes in force."""
@@ -127,11 +142,15 @@ class Replicated:
         self.replication.renumber(replica)
         self.room.replica = replica
         self.room.renumber(replica * REPLICA_ID_SPAN + 1)
+        if self.other_rooms is not None:
+            self.other_rooms.renumber(replica)
         log.warning("Registered again as replica %d", replica)
 
     def _epoch_lost(self, epoch: str, seq: int, key: bytes) -> None:
         """Redis lost the room: close every connection here with 1012 and carry on in the new epoch."""
         self.replication.restart_at(epoch, seq)
+        if self.other_rooms is not None:
+            self.other_rooms.reset(epoch)
         told = self.room.reset(bye=restart_goodbye)
         self.room.previous_tokens = self.room.tokens  # its members come back: joined again, recovered: false
         self.room.tokens = ResumeTokens(key, epoch)

@@ -6,8 +6,8 @@ rotated and kept as the default room's chat.log is, and ``room-info.json``), fol
 registered members into the account store as the default room's are followed
 (``service/membership.py``), and closes them all at the end.
 
-With ``--redis-url`` (replicas) only the default room exists for now: entering another
-is refused with ``room_creation_closed`` (docs/replicas.md).
+With ``--redis-url`` (replicas) the rooms and conversations are kept in Redis instead
+(``service/replica_rooms.py``).
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from chat_protocol import room_key
 from chat_tracker.core.accounts import AccountStore
 from chat_tracker.core.direct import Conversation, Directs
 from chat_tracker.core.events import Event
+from chat_tracker.core.places import RoomLimits, RoomMeta
 from chat_tracker.core.policy import MemberPolicy
 from chat_tracker.core.room import Member, Room
-from chat_tracker.core.rooms import RoomLimits, RoomMeta, Rooms
-from chat_tracker.errors import Refused
+from chat_tracker.core.rooms import Rooms
 from chat_tracker.journal.local import LocalJournal
+from chat_tracker.journal.protocol import Journal
 from chat_tracker.service.membership import Memberships, OnRead, StoreQueue
 from chat_tracker.service.settings import Settings
 from chat_tracker.service.standalone import rotation_policy
@@ -109,7 +110,7 @@ class RoomHouse:
         self.journals.append(journal)
         return journal
 
-    def _open_conversation(self, name: str) -> LocalJournal:
+    def _open_conversation(self, name: str) -> Journal:
         return self._journal(conversation_dir(self.settings.data_dir, name), CONVERSATION_MEMORY)
 
     def _delivered(self, conversation: Conversation, event: Event, reached: list[Member]) -> None:
@@ -137,6 +138,11 @@ class RoomHouse:
         room.owns_connections = False
         room.moderation = self.default.moderation  # the operators' mutes and bans hold in every room
         room.start(f"room {meta.name} opened")
+        self._follow_members(room, meta)
+        return room
+
+    def _follow_members(self, room: Room, meta: RoomMeta) -> None:
+        """The room's registered members are kept in the account store, and read from it."""
         memberships = Memberships(self.store, room, meta.name)
         memberships.attach()
         self.memberships[room_key(meta.name)] = memberships
@@ -147,7 +153,6 @@ class RoomHouse:
             task = asyncio.get_running_loop().create_task(memberships.load(on_read))
             self._loading.add(task)
             task.add_done_callback(self._loading.discard)
-        return room
 
     def mark_read(self, room: str, name: str, seq: int) -> None:
         memberships = self.memberships.get(room_key(room))
@@ -178,12 +183,3 @@ def _read_direct(store: AccountStore, name: str, conversation: str, seq: int, no
     store.begin_membership(name, 0, now, conversation)
     if read:
         store.advance_read_position(name, seq, conversation)
-
-
-def _replicas_have_one_room(meta: RoomMeta) -> Room:
-    raise Refused("room_creation_closed", f"there is no room {meta.name}: replicas (--redis-url) have one room yet")
-
-
-def replicated_rooms(default: Room, settings: Settings) -> Rooms:
-    """The rooms of a replica: the default room alone, for now."""
-    return Rooms(default, _replicas_have_one_room, room_limits(settings), settings.default_room)

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from chat_protocol import CloseCode
 from chat_protocol.reasons import LeaveReason
+from chat_tracker.core.accounts import AccountStore
 from chat_tracker.core.addresses import address_key
 from chat_tracker.core.admission import Admission, AdmissionRefusal, Budget
 from chat_tracker.core.auth import PasswordGate
@@ -36,8 +37,9 @@ from chat_tracker.service.accounts import AccountDesk, Registration, open_accoun
 from chat_tracker.service.history import history_page, history_page_of_nothing
 from chat_tracker.service.lifecycle import RESTART_MESSAGE, SHUTDOWN_MESSAGE, goodbye, member_policy, restart_goodbye
 from chat_tracker.service.membership import Memberships
+from chat_tracker.service.replica_rooms import ReplicaRooms
 from chat_tracker.service.replicated import Replicated
-from chat_tracker.service.rooms import RoomHouse, replicated_rooms
+from chat_tracker.service.rooms import RoomHouse
 from chat_tracker.service.settings import Settings
 from chat_tracker.service.standalone import Standalone
 from chat_tracker.storage.rotation import RotatingLog
@@ -178,15 +180,23 @@ class Tracker:
         self.accounts = AccountDesk(store, Registration(settings.registration), throttles, self.warnings)
         self.memberships = Memberships(store, self.room)
         self.memberships.attach()
-        # The rooms besides the default one: on disk beside chat.log, or (replicas) none yet.
-        self.house = RoomHouse(settings, self.policy, store, self.room) if settings.redis_url is None else None
-        self.rooms = self.house.rooms if self.house is not None else replicated_rooms(self.room, settings)
+        # The rooms besides the default one and the conversations: on disk beside chat.log, or (replicas) in Redis.
+        self.house = self._house(settings, store)
+        self.rooms = self.house.rooms
         self.request_exit: Callable[[], None] | None = None
         # One coalescing window for every member's frames (None: each batch is written at once).
         self.coalescer = Coalescer(settings.coalesce_ms / 1000) if settings.coalesce_ms > 0 else None
         self.restarting = False  # set on SIGTERM: the shutdown is a restart, members resume
         self.started = False
         self.stopped = False
+
+    def _house(self, settings: Settings, store: AccountStore | None) -> RoomHouse:
+        if not isinstance(self.mode, Replicated):
+            return RoomHouse(settings, self.policy, store, self.room)
+        link = self.mode.link
+        house = ReplicaRooms(settings, self.policy, store, self.room, (link.replica, link.epoch))
+        self.mode.other_rooms = house
+        return house
 
     async def history_page(self, request: ReadHistory, name: str) -> str:
         """The ``history_page`` frame answering ``name``'s ``history``: of a room she is in, or a conversation."""
@@ -208,7 +218,7 @@ class Tracker:
 
     def mark_read(self, errand: MarkRead) -> None:
         """A registered member has seen up to a seq, in the default room or another."""
-        if errand.room is None or self.house is None:
+        if errand.room is None:
             self.memberships.mark_read(errand.name, errand.seq)
         else:
             self.house.mark_read(errand.room, errand.name, errand.seq)
@@ -237,8 +247,7 @@ class Tracker:
         if self.settings.exit_when_empty:
             self.room.on_empty = self._on_empty
         self.mode.start()
-        if self.house is not None:
-            self.house.start()
+        self.house.start()
         self._loading = asyncio.get_running_loop().create_task(self.memberships.load())
 
     def admit(self, connection: Closable, session: Session) -> bool:
@@ -281,8 +290,7 @@ class Tracker:
         else:
             members = self.room.shutdown("tracker stopped", bye=goodbye)
             code, message, reason = CloseCode.GOING_AWAY, SHUTDOWN_MESSAGE, LeaveReason.SHUTDOWN
-        if self.house is not None:
-            self.house.stop("tracker stopped")  # every other room's leaves and stop (its members' sockets are closing)
+        self.house.stop("tracker stopped")  # every other room's leaves and stop (its members' sockets are closing)
         await self.journal.sync()  # the leaves and the stop, in chat.log before anyone is waited for
         sessions = list(self.connections.sessions)
         for session in sessions:
@@ -292,8 +300,7 @@ class Tracker:
         if sessions:
             await asyncio.gather(*(s.finished(self.settings.shutdown_grace) for s in sessions))
         await self.journal.close()
-        if self.house is not None:
-            await self.house.close()
+        await self.house.close()
         await self.mode.close()
         await self.memberships.flush()  # offline marks and read positions of the members just told goodbye
         self.accounts.close()

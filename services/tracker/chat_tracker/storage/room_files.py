@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 
 from chat_protocol import room_name
-from chat_tracker.core.rooms import RoomMeta
+from chat_tracker.core.places import RoomMeta
 from chat_tracker.storage.segments import fsync_dir, replace_atomically
 
 log = logging.getLogger("chat_tracker")

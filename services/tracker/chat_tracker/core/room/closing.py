@@ -32,7 +32,8 @@ class RoomClosing(RoomDelivery):
         away = self._away_members()
         for member in away:
             self._log_leave(member)
-        self.journal.append(STOP, text=note)
+        if self.owns_connections or not self.shared:  # a replica's share of another room: it goes on elsewhere
+            self.journal.append(STOP, text=note)
         self._close_all(members, CloseCode.GOING_AWAY, "tracker shutting down", bye)
         for member in away:
             member.advance(Step.CLOSE)

@@ -96,8 +96,14 @@ class RoomModeration(RoomDevices):
         """A shared room: a kick or a ban removes, at its seq, the members this replica serves."""
         if event.kind is KICK:
             member = self._members.get(name_key(event.name))
-            if member is not None and member.state not in SERVED_ELSEWHERE:
-                self._kick_now(member, str(event.details().get("reason") or ""))
+            if member is None or member.state in SERVED_ELSEWHERE:
+                return
+            reason = str(event.details().get("reason") or "")
+            if self.owns_connections:
+                self._kick_now(member, reason)
+            else:  # a room besides the default: its owner removed her; her connection stays open
+                said = member.dialect.bye(LeaveReason.REMOVED, f"You were {reason or 'removed from this room'}.")
+                self.leave(member, LeaveReason.REMOVED, close=(0, LeaveReason.REMOVED, (said,)))
         elif event.kind is BAN:
             ban_id = event.details().get("id")
             for ban in self.moderation.active():

@@ -28,6 +28,8 @@ from chat_tracker.errors import Refused
 
 log = logging.getLogger("chat_tracker")
 
+_ELSEWHERE = (MemberState.REMOTE, MemberState.REMOTE_AWAY)
+
 
 class SharedRoom(RoomModeration):
     def install(self, members: Sequence[tuple[int, str, int, float, int, int]]) -> None:
@@ -133,6 +135,19 @@ class SharedRoom(RoomModeration):
         member.advance(Step.NAME_LOST)
         message = f"the name {member.name!r} was taken on another replica at the same moment"
         member.outbox.close(CloseCode.NORMAL, "name_taken", (member.dialect.error("name_taken", message),))
+
+    def served_elsewhere(self, name: str) -> Member | None:
+        """The member called ``name`` if another replica serves her here."""
+        member = self._members.get(name_key(name))
+        return member if member is not None and member.state in _ELSEWHERE else None
+
+    def make_way(self, name: str) -> None:
+        """A room besides the default, shared: ``name`` enters here, and the default room made that name hers.
+        Held here by a member served elsewhere (her connection there is over, or about to be: she died with her
+        replica, or resumed here), that holder gives way; the journal logs its leave with her join."""
+        holder = self._members.get(name_key(name))
+        if self.shared and not self.owns_connections and holder is not None and holder.state in _ELSEWHERE:
+            self._unlist(holder)
 
     # --- what the journal tells it -------------------------------------------------------
 
