@@ -15,10 +15,12 @@ import httpx
 
 import redis
 from chat_tracker.core.events import Event, EventKind
+from chat_tracker.core.rooms import RoomMeta
 from chat_tracker.journal.redis_keys import Keys, seq_of
 from chat_tracker.journal.redis_scripts import APPEND, ROOM_OPEN, append_call, event_request
 from chat_tracker.replicas.room_archiver import LOG_DESCRIPTORS
 from chat_tracker.storage.chatlog import parse_line
+from chat_tracker.storage.room_files import read_room_infos
 from support.archiver import StartArchiver, all_lines, wait_until
 from support.redis_server import RedisServer
 from support.timing import UNIT
@@ -148,6 +150,28 @@ def test_room_info_follows_the_registry(redis_server: RedisServer, start_archive
         assert body == {"name": "#ops", "owner": "bob", "created": 1_800_000_000.5, "private": True, "invited": []}
         client.sadd(KEYS.of_room("#ops").invited, "carol", "dave")
         wait_until(lambda: json.loads(info.read_text())["invited"] == ["carol", "dave"], "the invitations written")
+        # What a single tracker opens at start on this data dir (service/rooms.py).
+        kept = RoomMeta("#ops", "bob", 1_800_000_000.5, private=True, invited={"carol", "dave"})
+        assert read_room_infos(archiver.data_dir) == [kept]
+
+
+def test_a_redis_restart_is_a_pause(redis_server: RedisServer, start_archiver: StartArchiver) -> None:
+    """Redis killed and started again from its AOF: the room's log goes on where it was, nothing twice."""
+    with redis_server.client() as client:
+        start_default_room(client)
+        room = make_room(client)
+        archiver = start_archiver(redis_server.url)
+        seqs = room.say("before")
+        wait_until(lambda: archived(client, room.keys) == seqs[-1], "the room archived")
+    redis_server.kill()
+    archiver.wait_for_output("Redis is unavailable to the rooms' archiver")
+    redis_server.start()
+    with redis_server.client() as client:
+        room.client = client
+        seqs += room.say("after 1", "after 2")
+        wait_until(lambda: archived(client, room.keys) == seqs[-1], "the room archived after the restart")
+    assert lines(room_log(archiver.data_dir)) == said(seqs, ["before", "after 1", "after 2"])
+    archiver.wait_for_output("Redis is back; the rooms' archiver goes on")
 
 
 def test_restart_resumes_without_duplicates(redis_server: RedisServer, start_archiver: StartArchiver) -> None:

@@ -147,6 +147,8 @@ class RoomArchiver:
             try:
                 await self._client.ping()
                 self._epoch_seen = _UNSEEN  # every (re)connection gives back what Redis may have lost
+                if down:
+                    log.warning("Redis is back; the rooms' archiver goes on")
                 delay, down = BACKOFF_FIRST, False
                 while not self._stopping:
                     await self._step()
@@ -282,7 +284,8 @@ class RoomArchiver:
         """New rooms and conversations get their file; a room whose meta or invitations changed, its info."""
         self._discover_at = time.monotonic() + HEARTBEAT_SECONDS
         metas, conversations = await self._registry()
-        changed = [meta for key, meta in metas.items() if self._infos.get(key) != meta]
+        # A room whose info or file failed before is tried again (logged once).
+        changed = [meta for key, meta in metas.items() if self._infos.get(key) != meta or key not in self.logs]
         new = [name for name in conversations if name not in self.logs]
         if changed or new:
             self._adopt(await asyncio.to_thread(self._keep, changed, new))
