@@ -269,7 +269,7 @@ class RoomArchiver:
         for room_log in self.logs.values():
             if room_log.recorded != room_log.durable:
                 pipe.set(room_log.keys.archived, room_log.durable)
-                room_log.recorded = room_log.durable
+                room_log.recorded = room_log.durable  # if the pipeline fails, the reconnection's give-back sets it
                 commands += 1
             threshold = room_log.trim_due(self.config.keep_in_redis)
             if threshold is not None:

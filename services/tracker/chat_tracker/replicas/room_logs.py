@@ -14,7 +14,7 @@ import os
 import re
 import time
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ Entries = list[tuple[bytes, dict[bytes, bytes]]]  # stream entries as redis-py r
 
 # A conversation's name: its two name keys (a-z 0-9 only), so its directory is a safe path.
 CONVERSATION_PATTERN = re.compile(r"@[a-z0-9]+\+[a-z0-9]+")
+TRIM_SECONDS = 1.0  # each stream is trimmed at most this often
 
 
 @dataclass
@@ -62,7 +63,7 @@ class RoomLog:
     recorded: int | None = None  # the ``archived`` value set in Redis by this process
     trimmed_below: int = 0  # the MINID of the last XTRIM
     trimmed_at: float = 0.0  # monotonic time of the last XTRIM
-    failing: bool = field(default=False)  # the last write or fsync failed (logged once until it works again)
+    failing: bool = False  # the last write or fsync failed (logged once until it works again)
 
     @property
     def unsynced(self) -> bool:
@@ -146,10 +147,7 @@ class RoomLog:
         return threshold
 
     def __str__(self) -> str:
-        return f"{self.name}"
-
-
-TRIM_SECONDS = 1.0  # each stream is trimmed at most this often
+        return self.name
 
 
 def open_room_log(
