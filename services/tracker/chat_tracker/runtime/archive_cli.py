@@ -44,6 +44,7 @@ from chat_tracker.http.rest import (
 )
 from chat_tracker.journal.redis_auth import read_password_file
 from chat_tracker.replicas.archiver import Archiver, ArchiverConfig
+from chat_tracker.replicas.room_archiver import RoomArchiver
 from chat_tracker.runtime.flags import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, OPTIONS, SWITCHES, Option, Switch, add_flags
 from chat_tracker.runtime.server import logging_config
 from chat_tracker.service.settings import ARCHIVER_PORT, KEEP_IN_REDIS, Settings, resolve_password
@@ -157,8 +158,9 @@ class ArchiveHealthOut(BaseModel):
 class ArchiverCollector(Collector):
     """Reads the archiver's counters on every scrape."""
 
-    def __init__(self, archiver: Archiver) -> None:
+    def __init__(self, archiver: Archiver, rooms: RoomArchiver | None = None) -> None:
         self.archiver = archiver
+        self.rooms = rooms
 
     def collect(self) -> Iterator[Metric]:
         stats, health, chat_log = self.archiver.stats, self.archiver.health(), self.archiver.chat_log
@@ -178,6 +180,26 @@ class ArchiverCollector(Collector):
         yield GaugeMetricFamily("chat_log_segment_bytes", "Size of the current chat.log", chat_log.size)
         yield GaugeMetricFamily("chat_log_segments", "Rotated chat.log segments on disk", chat_log.stats.count)
         yield CounterMetricFamily("chat_log_rotations", "chat.log rotations by this process", chat_log.stats.rotations)
+        if self.rooms is not None:
+            yield from rooms_metrics(self.rooms)
+
+
+def rooms_metrics(rooms: RoomArchiver) -> Iterator[Metric]:
+    """The rooms' and conversations' logs (``room_archiver.py``), summed over all of them."""
+    stats = rooms.stats
+    yield GaugeMetricFamily(
+        "chat_archive_rooms", "Rooms and conversations archived besides the default", len(rooms.logs)
+    )
+    yield CounterMetricFamily(
+        "chat_archive_room_events", "Events written to the rooms' and conversations' logs", stats.archived
+    )
+    yield CounterMetricFamily("chat_archive_room_missing_events", "Seqs never found in their streams", stats.missing)
+    yield CounterMetricFamily(
+        "chat_archive_room_refused_events", "Events of a room's new epoch not written (seq taken)", stats.refused
+    )
+    yield CounterMetricFamily(
+        "chat_archive_room_invalid_entries", "Entries of their streams refused as no room event", stats.invalid
+    )
 
 
 def health_out(archiver: Archiver) -> ArchiveHealthOut:
@@ -192,12 +214,12 @@ def health_out(archiver: Archiver) -> ArchiveHealthOut:
     )
 
 
-def create_app(archiver: Archiver, password: str) -> FastAPI:
-    """/healthz, /metrics (open) and /log (the server password), over one archiver."""
+def create_app(archiver: Archiver, password: str, rooms: RoomArchiver | None = None) -> FastAPI:
+    """/healthz, /metrics (open) and /log (the server password), over one archiver (and its rooms')."""
     app = FastAPI(title="chat-tracker archive", version=__version__)
     gate = PasswordGate(password)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ArchiverCollector(archiver))
+    registry.register(ArchiverCollector(archiver, rooms))
 
     async def require_password(request: Request) -> None:
         check_server_password(gate, request)
@@ -240,21 +262,36 @@ def serve(config: ArchiverConfig, password: str, host: str, port: int, level: st
 async def _serve(config: ArchiverConfig, password: str, host: str, port: int, log_config: dict[str, Any]) -> int:
     archiver = Archiver(config)  # opens chat.log: an unreadable one is a configuration error (exit 2)
     await archiver.check_credentials()  # a Redis that refuses our password: exit 2, before listening
-    app = create_app(archiver, password)
+    rooms = RoomArchiver(config)  # opens every room's and conversation's chat.log kept in the data dir
+    app = create_app(archiver, password, rooms)
     server = ArchiverServer(
-        uvicorn.Config(app, host=host, port=port, log_config=log_config, lifespan="off", server_header=False), archiver
+        uvicorn.Config(app, host=host, port=port, log_config=log_config, lifespan="off", server_header=False),
+        archiver,
+        rooms,
     )
-    task = asyncio.create_task(archiver.run())
+    task = asyncio.create_task(_archive(archiver, rooms))
     task.add_done_callback(lambda _: server.request_exit())  # the archiver failing ends the process
     try:
         await server.serve()
     except SystemExit:  # uvicorn could not listen (it has logged why)
-        return await _finish(archiver, task, EXIT_FAILURE)
-    return await _finish(archiver, task, EXIT_OK if server.started else EXIT_FAILURE)
+        return await _finish(archiver, rooms, task, EXIT_FAILURE)
+    return await _finish(archiver, rooms, task, EXIT_OK if server.started else EXIT_FAILURE)
 
 
-async def _finish(archiver: Archiver, task: asyncio.Task[None], status: int) -> int:
+async def _archive(archiver: Archiver, rooms: RoomArchiver) -> None:
+    """The default room and the others side by side; one of them failing stops the other."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(archiver.run())
+            group.create_task(rooms.run())
+    finally:
+        archiver.stop()
+        rooms.stop()
+
+
+async def _finish(archiver: Archiver, rooms: RoomArchiver, task: asyncio.Task[None], status: int) -> int:
     archiver.stop()
+    rooms.stop()
     try:
         await task
     except Exception:
@@ -266,15 +303,17 @@ async def _finish(archiver: Archiver, task: asyncio.Task[None], status: int) -> 
 class ArchiverServer(uvicorn.Server):
     """uvicorn's server; a signal also stops the archiver, and a clean stop exits 0."""
 
-    def __init__(self, config: uvicorn.Config, archiver: Archiver) -> None:
+    def __init__(self, config: uvicorn.Config, archiver: Archiver, rooms: RoomArchiver) -> None:
         super().__init__(config)
         self.archiver = archiver
+        self.rooms = rooms
 
     def request_exit(self) -> None:
         self.should_exit = True
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.archiver.stop()
+        self.rooms.stop()
         super().handle_exit(sig, frame)
         self._captured_signals.clear()  # uvicorn would re-raise the signal: a clean stop is status 0
 
