@@ -11,16 +11,19 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import redis
+from support.archiver import StartArchiver
 from support.bots import Bot, open_bot
+from support.redis_room import until
 from support.redis_server import POLL_SECONDS, RedisServer
 from support.replicas import replicas
 from support.resume import join as join_resumable
-from support.rooms import direct, enter, frames_until, rest, say_in
+from support.rooms import direct, enter, frames_until, logged, rest, say_in
 from support.timing import UNIT
 from support.tracker import PASSWORD, StartTracker
 
@@ -159,3 +162,53 @@ async def test_an_invitation_made_on_one_replica_lets_the_guest_in_on_another_an
     assert (await enter(bob, "#team"))["code"] == "no_such_room", "no longer invited"
     await say_in(bob, None, "outside")  # bob's connection stays open: the default room hears him
     assert (await frames_until(alice, "outside"))[-1]["name"] == "bob"
+
+
+async def test_the_archiver_writes_each_rooms_log_and_each_conversations_from_every_replica(
+    redis_server: RedisServer, start_tracker: StartTracker, start_archiver: StartArchiver, tmp_path: Path
+) -> None:
+    first, second = replicas(start_tracker, redis_server, 2)
+    start_archiver(redis_server.url, data_dir=tmp_path / "archive")
+    alice = await open_bot(first.url, PASSWORD, "alice")
+    bob = await open_bot(second.url, PASSWORD, "bob")
+    await enter(alice, "#dev")
+    await enter(bob, "#dev")
+    said = [await say_in(alice, "#dev", "from the first"), await say_in(bob, "#dev", "from the second")]
+    await direct(alice, "bob", "between us")
+    await say_in(alice, None, "in general")
+    dev_log = tmp_path / "archive" / "rooms" / "dev" / "chat.log"
+    await until(lambda: dev_log.exists() and "from the second" in dev_log.read_text(), "#dev's log", 4 * UNIT)
+    dev = logged(dev_log)
+    assert [seq for seq, *_ in dev] == list(range(dev[0][0], dev[0][0] + len(dev))), "no gap, no repeat"
+    messages = [(seq, name, text) for seq, kind, name, text in dev if kind == "msg"]
+    assert messages == [(f["seq"], f["name"], f["text"]) for f in said], "#dev's own seqs, as its members saw them"
+    conversations = tmp_path / "archive" / "direct"
+    await until(lambda: any(conversations.glob("*/chat.log")), "the conversation's log", 4 * UNIT)
+    (talk,) = list(conversations.glob("*/chat.log"))
+    await until(lambda: "between us" in talk.read_text(), "the direct message archived", 4 * UNIT)
+    general = (tmp_path / "archive" / "chat.log").read_text()
+    assert "in general" in general and "from the first" not in general and "between us" not in general
+    assert "between us" not in dev_log.read_text()
+
+
+async def test_after_redis_restarted_empty_a_room_goes_on_above_what_its_log_holds(
+    redis_server: RedisServer, start_tracker: StartTracker, start_archiver: StartArchiver, tmp_path: Path
+) -> None:
+    start_archiver(redis_server.url, data_dir=tmp_path / "archive")
+    (tracker,) = replicas(start_tracker, redis_server, 1, "--resume-grace", "30")
+    alice = await join_resumable(tracker.url, "alice")
+    await enter(alice, "#dev", private=True)
+    before = [await say_in(alice, "#dev", f"before {n}") for n in range(3)]
+    dev_log = tmp_path / "archive" / "rooms" / "dev" / "chat.log"
+    await until(lambda: dev_log.exists() and "before 2" in dev_log.read_text(), "#dev archived", 4 * UNIT)
+    redis_server.wipe()
+    redis_server.start()
+    assert await alice.close_code(4 * UNIT) == 1012
+    assert (await alice.resume(tracker.url))["type"] == "resumed"
+    again = await enter(alice, "#dev")  # the owner of a private room: the room came back from the archive
+    assert again["type"] == "entered" and again["private"] is True, again
+    after = await say_in(alice, "#dev", "after the wipe")
+    assert after["seq"] > before[-1]["seq"], "the room's seqs go on above its log's"
+    await until(lambda: "after the wipe" in dev_log.read_text(), "the new epoch archived", 4 * UNIT)
+    seqs = [seq for seq, *_ in logged(dev_log)]
+    assert seqs == sorted(set(seqs)), "no seq twice in the room's log"
