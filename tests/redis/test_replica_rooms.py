@@ -24,6 +24,7 @@ from support.redis_server import POLL_SECONDS, RedisServer
 from support.replicas import replicas
 from support.resume import join as join_resumable
 from support.rooms import direct, enter, frames_until, logged, rest, say_in
+from support.signin import PASSPHRASE, joined, register, until_listed_offline
 from support.timing import UNIT
 from support.tracker import PASSWORD, StartTracker
 
@@ -212,3 +213,30 @@ async def test_after_redis_restarted_empty_a_room_goes_on_above_what_its_log_hol
     await until(lambda: "after the wipe" in dev_log.read_text(), "the new epoch archived", 4 * UNIT)
     seqs = [seq for seq, *_ in logged(dev_log)]
     assert seqs == sorted(set(seqs)), "no seq twice in the room's log"
+
+
+async def test_a_registered_member_comes_back_to_her_room_and_her_direct_messages_on_another_replica(
+    redis_server: RedisServer, start_tracker: StartTracker
+) -> None:
+    first, second = replicas(start_tracker, redis_server, 2)
+    await register(first, "bob")
+    bob, _ = await joined(first, "bob", PASSPHRASE)
+    await enter(bob, "#dev")
+    await bob.ws.close()
+    await until_listed_offline(first, "bob")
+    alice = await open_bot(first.url, PASSWORD, "alice")
+    await enter(alice, "#dev")
+    said = [await say_in(alice, "#dev", f"while away {n}") for n in range(3)]
+    assert (await direct(alice, "bob", "call me"))["type"] == "message"
+    bob, welcome = await joined(second, "bob", PASSPHRASE)
+    assert welcome["type"] == "welcome", welcome
+    (dev,) = welcome["rooms"]
+    assert dev["room"] == "#dev" and dev["unread"] == len(said) + 1, welcome  # alice's join and her messages
+    frames = [await bob.recv(2 * UNIT) for _ in range(2)]
+    missed = next(f for f in frames if f["type"] == "message")
+    assert (missed["name"], missed["to"], missed["text"]) == ("alice", "bob", "call me"), frames
+    entered = next(f for f in frames if f["type"] == "entered")
+    assert entered["room"] == "#dev" and entered["members"] == ["alice", "bob"], entered
+    await bob.ws.send(json.dumps({"type": "history", "room": "#dev", "after": entered["read"], "limit": 500}))
+    page = await bob.expect("history_page", 2 * UNIT)
+    assert [e["text"] for e in page["events"] if e["type"] == "message"] == [f["text"] for f in said], page

@@ -109,8 +109,8 @@ def _device(key: str, device_id: str, stored: str, last_seen: str | None) -> Dev
 BEGIN_MEMBERSHIP = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[3] .. ' ' .. ARGV[3]) == 0 then return 0 end
-local position = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
-if tonumber(ARGV[2]) > position then redis.call('HSET', KEYS[3], ARGV[1], ARGV[2]) end
+local position = redis.call('HGET', KEYS[3], ARGV[1])
+if not position or tonumber(ARGV[2]) > tonumber(position) then redis.call('HSET', KEYS[3], ARGV[1], ARGV[2]) end
 return 1
 """
 # KEYS: rooms, read; ARGV: room. 1 if she was a member.

@@ -80,6 +80,8 @@ class SharedRoom(RoomModeration):
             member.since_seq = event.seq
             member.advance(Step.JOIN_DELIVERED)
             event.members = tuple(self.names())  # its welcome, as of its join
+            if self.on_welcomed is not None:  # a registered member's rooms, entered as on a single tracker
+                self.on_welcomed(member)
 
     def _left_here(self, member: Member) -> None:
         if not member.left:  # its leave was logged elsewhere (this replica was cut off and reaped)
