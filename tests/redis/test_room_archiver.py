@@ -15,7 +15,7 @@ import httpx
 
 import redis
 from chat_tracker.core.events import Event, EventKind
-from chat_tracker.core.rooms import RoomMeta
+from chat_tracker.core.places import RoomMeta
 from chat_tracker.journal.redis_keys import Keys, seq_of
 from chat_tracker.journal.redis_scripts import APPEND, ROOM_OPEN, append_call, event_request
 from chat_tracker.replicas.room_archiver import LOG_DESCRIPTORS

@@ -36,7 +36,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from chat_protocol import ProtocolError, room_key, room_name
-from chat_tracker.core.rooms import RoomMeta
+from chat_tracker.core.places import RoomMeta
 from chat_tracker.journal.redis_client import ARCHIVER, async_client
 from chat_tracker.journal.redis_keys import HEARTBEAT_SECONDS, Keys
 from chat_tracker.replicas.archiver import ArchiverConfig

@@ -30,7 +30,7 @@ import time
 from typing import Any
 
 import redis
-from chat_protocol import Invited, RoomInfo, room_key
+from chat_protocol import Invited, RoomInfo, room_key, room_name
 from chat_tracker.core.accounts import AccountStore
 from chat_tracker.core.direct import Conversation
 from chat_tracker.core.events import REPLICA_ID_SPAN, Event
@@ -258,25 +258,30 @@ class ReplicaRooms(RoomHouse):
 
     async def _count_rooms_forever(self) -> None:
         while True:
-            with contextlib.suppress(*REDIS_ERRORS):
+            try:
                 await self._count_rooms()
+            except REDIS_ERRORS:
+                pass  # Redis away: the listing keeps the last counts; the journals say so
+            except (ValueError, KeyError, TypeError) as error:  # a foreign entry in the rooms hash
+                log.warning("Redis: the rooms hash holds an unreadable entry (%s); listing the others", error)
             await asyncio.sleep(LISTING_SECONDS)
 
     async def _count_rooms(self) -> None:
         client = self.hub.client
         listed: Any = await client.hgetall(self.keys.rooms)
-        metas = {key.decode(): json.loads(raw) for key, raw in listed.items()}
+        metas = [json.loads(raw) for raw in listed.values()]
         here = {room_key(place.meta.name) for place in self.rooms.places}
-        others = [body for key, body in metas.items() if key not in here and body.get("private") is not True]
+        others = [(room_name(str(body["name"])), body.get("private") is True) for body in metas]
+        others = [(name, private) for name, private in others if room_key(name) not in here]
         pipe = client.pipeline(transaction=False)
-        for body in others:
-            pipe.hlen(self.keys.of_room(body["name"]).roster)
-            pipe.scard(self.keys.room_members(body["name"]))
+        for name, _ in others:
+            pipe.hlen(self.keys.of_room(name).roster)
+            pipe.scard(self.keys.room_members(name))
         counts = await pipe.execute()
         elsewhere = {}
-        for index, body in enumerate(others):
+        for index, (name, private) in enumerate(others):
             online, registered = counts[2 * index], counts[2 * index + 1]
-            elsewhere[room_key(body["name"])] = RoomInfo(body["name"], max(online, registered), online)
+            elsewhere[room_key(name)] = RoomInfo(name, max(online, registered), online, private=private)
         self.rooms.elsewhere = elsewhere
 
     # --- a reaped replica, a new number, a new epoch ------------------------------------------------
@@ -292,7 +297,7 @@ class ReplicaRooms(RoomHouse):
                 keys = Keys(prefix.decode() if isinstance(prefix, bytes) else prefix)
                 await client.eval(REAP, 5, keys.room, keys.events, keys.names, keys.roster, keys.replicas,
                                   self.hub.epoch, dead, "lost")  # fmt: skip
-            await client.delete(self.keys.rooms_of(dead))
+            await client.delete(self.keys.rooms_of(dead), self.keys.nudge(dead))
 
     def renumber(self, replica: int) -> None:
         """Registered again as ``replica`` (reaped while cut off): registered again in every room and conversation."""
