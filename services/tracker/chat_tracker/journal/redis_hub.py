@@ -39,7 +39,9 @@ OnNudge = Callable[[dict[str, Any]], None]
 class HubJournal(RedisJournal):
     """A room's or conversation's journal: its writer is its own, its reads are the hub's."""
 
-    def __init__(self, hub: StreamHub, keys: Keys, *, replica: int, last_seq: int, history_size: int) -> None:
+    def __init__(
+        self, hub: StreamHub, keys: Keys, *, replica: int, last_seq: int, history_size: int, read_after: str = ""
+    ) -> None:
         super().__init__(
             hub.url,
             keys,
@@ -49,6 +51,7 @@ class HubJournal(RedisJournal):
             history_size=history_size,
             gather=hub.gather,
             password=hub.password,
+            read_after=read_after,
         )
         self._client = hub.client  # shared: never closed here
         self._hub = hub

@@ -168,15 +168,19 @@ redis.call('HSET', room, 'epoch', ARGV[1], 'seq', floor, 'key', ARGV[3], 'create
 return {ARGV[1], tostring(floor), ARGV[3], 1}
 """
 
-# KEYS: room, roster, names, moderation; ARGV: none.
-# Everything a replica needs to join the room at one seq: {epoch, seq, roster, names, moderation}.
+# KEYS: room, roster, names, moderation, events; ARGV: none.
+# Everything a replica needs to join the room at one seq: {epoch, seq, roster, names, moderation, the stream's
+# last entry ID}. Reading starts after that ID: the control entries of that seq (take-overs, "away") are in the
+# roster already, and read again after a resume here they would hand the member back to its old replica.
 SNAPSHOT = """
+local newest = redis.call('XREVRANGE', KEYS[5], '+', '-', 'COUNT', 1)
 return {
   redis.call('HGET', KEYS[1], 'epoch') or '',
   redis.call('HGET', KEYS[1], 'seq') or '0',
   redis.call('HGETALL', KEYS[2]),
   redis.call('HGETALL', KEYS[3]),
   redis.call('LRANGE', KEYS[4], 0, -1),
+  #newest > 0 and newest[1][1] or '',
 }
 """
 

@@ -72,6 +72,7 @@ class RedisJournal:
         history_size: int,
         gather: float,
         password: str | None,
+        read_after: str = "",  # the stream entry to read after (default: ``last_seq``'s event)
     ) -> None:
         self.stats = JournalStats()
         self.on_trouble: OnTrouble | None = None
@@ -86,7 +87,7 @@ class RedisJournal:
         self._gather = gather
         self._epoch = epoch
         self._delivered_seq = last_seq
-        self._last_id = f"{last_seq}-0" if last_seq else "0-0"
+        self._last_id = read_after or (f"{last_seq}-0" if last_seq else "0-0")
         self._history: deque[Event] = deque(maxlen=history_size)
         self._pending: list[scripts.Request] = []
         self._deliver: Deliver | None = None

@@ -68,6 +68,7 @@ class Opened:
     roster: list[RosterEntry] = field(default_factory=list)
     moderation: list[tuple[int, float, str]] = field(default_factory=list)  # (seq, time, body)
     previous_key: bytes | None = None  # the key ``rotate-key`` replaced: accepted for one grace
+    last_id: str = ""  # the stream's last entry then (maybe a control entry after ``seq``'s event): read after it
 
 
 def check_durability(client: redis.Redis, volatile: bool) -> None:
@@ -112,7 +113,7 @@ def open_replica(url: str, keys: Keys, volatile: bool, address: str, password: s
     replica = int(
         client.eval(REGISTER, 2, keys.replicas, keys.next_replica, info, ALIVE_TTL_MS, "", keys.alive(0)[:-1])
     )
-    snapshot = client.eval(SNAPSHOT, 4, keys.room, keys.roster, keys.names, keys.moderation)
+    snapshot = client.eval(SNAPSHOT, 5, keys.room, keys.roster, keys.names, keys.moderation, keys.events)
     previous_hex = client.hget(keys.room, "previous_key")
     client.close()
     opened = snapshot_of(snapshot, key_hex, replica, bool(int(created)))
@@ -136,7 +137,7 @@ def _wait_if_lost(client: redis.Redis, keys: Keys) -> None:
 
 
 def snapshot_of(snapshot: list[object], key_hex: str, replica: int, created: bool) -> Opened:
-    epoch, seq, roster_flat, names_flat, moderation = snapshot
+    epoch, seq, roster_flat, names_flat, moderation, last_id = snapshot
     assert isinstance(roster_flat, list) and isinstance(names_flat, list) and isinstance(moderation, list)
     owners = {int(value.split(":")[0]): int(value.split(":")[1]) for value in names_flat[1::2]}
     roster = []
@@ -162,6 +163,7 @@ def snapshot_of(snapshot: list[object], key_hex: str, replica: int, created: boo
         created=created,
         roster=roster,
         moderation=[(int(entry["seq"]), float(entry["t"]), str(entry["e"])) for entry in entries],
+        last_id=str(last_id),
     )
 
 

@@ -188,12 +188,13 @@ class ReplicaRooms(RoomHouse):
             ROOM_OPEN, 4, keys.room, keys.events, keys.archived, keys.replicas, epoch, self.replica, time.time()
         )
         client.sadd(self.keys.rooms_of(self.replica), keys.prefix)
-        opened = snapshot_of(
-            client.eval(SNAPSHOT, 4, keys.room, keys.roster, keys.names, keys.moderation), "", 0, False
-        )
+        snapshot = client.eval(SNAPSHOT, 5, keys.room, keys.roster, keys.names, keys.moderation, keys.events)
+        opened = snapshot_of(snapshot, "", 0, False)
         if opened.epoch != epoch:
             raise redis.ConnectionError("Redis restarted empty while the room opened")
-        journal = HubJournal(self.hub, keys, replica=self.replica, last_seq=opened.seq, history_size=memory)
+        journal = HubJournal(
+            self.hub, keys, replica=self.replica, last_seq=opened.seq, history_size=memory, read_after=opened.last_id
+        )
         tail: Any = client.xrevrange(keys.events, max=f"{opened.seq}-0", min="-", count=memory)
         journal.preload([event_of(seq, fields) for seq, sub, fields in reversed(entries_of(tail)) if sub == 0])
         self.streams.append(journal)

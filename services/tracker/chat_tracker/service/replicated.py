@@ -181,6 +181,7 @@ def _open_journal(url: str, keys: Keys, opened: Opened, settings: Settings) -> R
         # A quarter of the coalescing window: who accepts 10 ms there accepts 2.5 ms here.
         gather=settings.coalesce_ms / 4000,
         password=settings.redis_password,
+        read_after=opened.last_id,
     )
 
 
