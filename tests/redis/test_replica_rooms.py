@@ -19,11 +19,12 @@ import pytest
 import redis
 from support.archiver import StartArchiver
 from support.bots import Bot, open_bot
+from support.peers import plain_member
 from support.redis_room import until
 from support.redis_server import POLL_SECONDS, RedisServer
 from support.replicas import replicas
 from support.resume import join as join_resumable
-from support.rooms import direct, enter, frames_until, logged, rest, say_in
+from support.rooms import direct, enter, frames_until, lines_until, logged, rest, say_in
 from support.signin import PASSPHRASE, joined, register, until_listed_offline
 from support.timing import UNIT
 from support.tracker import PASSWORD, StartTracker
@@ -240,3 +241,21 @@ async def test_a_registered_member_comes_back_to_her_room_and_her_direct_message
     await bob.ws.send(json.dumps({"type": "history", "room": "#dev", "after": entered["read"], "limit": 500}))
     page = await bob.expect("history_page", 2 * UNIT)
     assert [e["text"] for e in page["events"] if e["type"] == "message"] == [f["text"] for f in said], page
+
+
+async def test_a_plain_text_member_joins_a_room_and_sends_a_direct_message_across_replicas(
+    redis_server: RedisServer, start_tracker: StartTracker
+) -> None:
+    first, second = replicas(start_tracker, redis_server, 2)
+    alice = await open_bot(first.url, PASSWORD, "alice")
+    await enter(alice, "#dev")
+    async with plain_member(second.url, PASSWORD, "bob") as bob:
+        await bob.send("/join #dev")
+        assert (await bob.line(2 * UNIT)).startswith("* You are in #dev now (2 members: alice, bob)")
+        await say_in(alice, "#dev", "hello dev")
+        assert (await lines_until(bob, "hello dev"))[-1] == "alice: hello dev"
+        await bob.send("/msg alice psst")
+        heard = (await frames_until(alice, "psst"))[-1]
+        assert (heard["name"], heard["to"]) == ("bob", "alice"), heard
+        await direct(alice, "bob", "psst back")
+        assert (await lines_until(bob, "psst back"))[-1] == "[alice] psst back"

@@ -131,7 +131,8 @@ class Directs:
         for event in batch:
             if event.kind is not MESSAGE:
                 continue
-            to = conversation.other(event.name)
+            conversation.names[name_key(event.name)] = event.name
+            to = self._spelled(conversation, conversation.other(event.name))
             reached = self.online(to)
             for member in reached:
                 member.outbox.push(direct_frame(member.dialect, event, to))
@@ -140,6 +141,17 @@ class Directs:
                     member.outbox.push(direct_frame(member.dialect, event, to, own=member.id == event.origin))
             if self.on_delivered is not None:
                 self.on_delivered(conversation, event, reached)
+
+    def _spelled(self, conversation: Conversation, name: str) -> str:
+        """``name`` as its holder spells it (a conversation opened here by a message from another replica
+        knows only the two name keys until then)."""
+        key = name_key(name)
+        if key not in conversation.names:
+            here = self.online(name)
+            spelled = here[0].name if here else self.elsewhere(name)
+            if spelled is not None:
+                conversation.names[key] = spelled
+        return conversation.names.get(key, name)
 
     # --- coming back -----------------------------------------------------------------------
 

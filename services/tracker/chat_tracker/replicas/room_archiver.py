@@ -148,14 +148,15 @@ class RoomArchiver:
                 await self._client.ping()
                 self._epoch_seen = _UNSEEN  # every (re)connection gives back what Redis may have lost
                 if down:
-                    log.warning("Redis is back; the rooms' archiver goes on")
+                    log.info("The rooms' archiver goes on")
                 delay, down = BACKOFF_FIRST, False
                 while not self._stopping:
                     await self._step()
             except (RedisError, OSError) as error:
                 if not down:
                     down = True
-                    log.error("Redis is unavailable to the rooms' archiver (%s); reconnecting", error)
+                    # The default room's archiver logs the outage (once); this one only says it waits.
+                    log.info("The rooms' archiver waits for Redis (%s)", error)
                 await self._pause(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
 
