@@ -13,6 +13,7 @@
     python -m bench --workloads fanout,idle --servers tracker,ngircd,redis,nodews   # native anchors (bench.native)
     python -m bench --workloads rooms --servers tracker,ngircd --rooms-members 10000 --rooms 2000 \
         --room-size 5 --rooms-rate 2000             # many rooms (issue 27; bench.rooms)
+    python -m bench --workloads replica-reads       # which rooms a replica reads from Redis (bench.replica_reads)
 
 ``--baseline REF`` (any git commit-ish) adds a fourth server, ``baseline``, shown as
 ``tracker@<short sha>``: the tracker of commit REF, from its ``services/`` written into a
@@ -89,7 +90,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import floor, native, replicas, report, rooms, security, workloads
+from . import floor, native, replica_reads, replicas, report, rooms, security, workloads
 from .baseline import checkout
 from .generators import Generators, generator_cores
 from .loadgen import ARRIVALS, raise_fd_limit
@@ -97,9 +98,9 @@ from .servers import SERVERS
 from .workloads import Plan
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKLOADS = ("fanout", "idle", "slow", "log", "joins", "coalesce", "replicas", "security", "rooms")
+WORKLOADS = ("fanout", "idle", "slow", "log", "joins", "coalesce", "replicas", "security", "rooms", "replica-reads")
 # Named only: the attacks (beside the point in a smoke run), the many rooms (tests/bench runs its smoke form)
-NAMED_ONLY = ("security", "rooms")
+NAMED_ONLY = ("security", "rooms", "replica-reads")
 DEFAULT_WORKLOADS = ("fanout", "idle", "slow", "log")  # the join storm and the coalescing curve: by name
 
 
@@ -379,6 +380,12 @@ def run(
         if "rooms" in plan.workloads:
             log(" many rooms")
             rows += rooms.measure(plan, gens, log, shape or rooms.Shape())
+        if "replica-reads" in plan.workloads:
+            log(" which rooms a replica reads")
+            missing = replicas.available()
+            if missing:
+                raise RuntimeError(missing)
+            rows += replica_reads.measure(plan, log, replica_reads.SMOKE if smoke else replica_reads.Reads())
         if "security" in plan.workloads:
             log(" security: the attacks of issue 22")
             sizes = security.SMOKE if smoke else security.Sizes()

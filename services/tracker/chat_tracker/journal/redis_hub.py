@@ -137,7 +137,7 @@ class StreamHub:
         self._journals: dict[bytes, HubJournal] = {}  # stream key -> its journal
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        self.bytes_read = 0  # the size of every page read (the metrics' count of what this replica reads)
+        self.bytes_read = 0  # the events' bodies read from the rooms' streams (the metrics' count)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._read_forever())
@@ -211,13 +211,13 @@ class StreamHub:
 
     def _hand_on(self, reply: Any) -> None:
         for stream, entries in reply:
-            self.bytes_read += sum(len(fields.get(b"e", b"")) for _id, fields in entries)
             if stream == self._nudges.encode():
                 self._nudged(entries)
                 continue
             journal = self._journals.get(stream)
             if journal is None:
                 continue  # dropped while the read was out
+            self.bytes_read += sum(len(fields.get(b"e", b"")) for _id, fields in entries)
             try:
                 journal.take_page(entries)
             except Exception:  # a bug must not silence every room of the replica: say so, and read on

@@ -331,8 +331,7 @@ class ReplicaRooms(RoomHouse):
         self.hub.epoch = epoch
 
     async def close(self) -> None:
-        for journal in self.streams:
-            await journal.close()
+        await asyncio.gather(*(journal.close() for journal in self.streams))  # each waits at most SYNC_TIMEOUT
         await super().close()
         for task in list(self._tasks):
             task.cancel()
