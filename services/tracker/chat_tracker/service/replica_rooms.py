@@ -112,15 +112,20 @@ class ReplicaRooms(RoomHouse):
             return None
         if not isinstance(raw, str):
             return None
-        body = json.loads(raw)
-        self._invited[room_key(name)] = {str(key) for key in invited}
-        return RoomMeta(
-            name=str(body["name"]),
-            owner=str(body["owner"]),
-            created=float(body["created"]),
-            private=body.get("private") is True,
-            invited=set(self._invited[room_key(name)]),
-        )
+        try:
+            body = json.loads(raw)
+            meta = RoomMeta(
+                name=room_name(str(body["name"])),
+                owner=str(body["owner"]),
+                created=float(body["created"]),
+                private=body.get("private") is True,
+                invited={str(key) for key in invited},
+            )
+        except (ValueError, KeyError, TypeError) as error:  # not what a replica writes
+            log.warning("Redis: the rooms hash's entry for %s is unreadable (%s)", name, error)
+            return None
+        self._invited[room_key(name)] = set(meta.invited)
+        return meta
 
     def _keep(self, meta: RoomMeta) -> None:
         """A room was made, or let someone in (or no longer): the rooms hash and its ``invited`` set say so."""
