@@ -146,17 +146,9 @@ return results
 """
 )
 
-# KEYS: room, events, archived; ARGV: a new epoch, the seq to start above, a new token key (hex), now.
-# The room as it is, or a new one when Redis has none (a new epoch): {epoch, seq, key, created 0/1}.
-# A new room's seqs start above the caller's floor, the stream's last entry and what the archiver
-# recorded (chat.log's last seq), so chat.log never holds one seq twice.
-OPEN = """
-local room = KEYS[1]
-local epoch = redis.call('HGET', room, 'epoch')
-if epoch then
-  return {epoch, redis.call('HGET', room, 'seq'), redis.call('HGET', room, 'key'), 0}
-end
-local floor = tonumber(ARGV[2])
+# Lua, with ``floor`` set and KEYS[2] the stream, KEYS[3] ``archived``: raises ``floor`` above the stream's last
+# entry and the archiver's last seq (chat.log's), so a room opened anew never reuses a seq its log holds.
+ABOVE_ITS_LOG = """
 local newest = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 if #newest > 0 then
   local last = tonumber(string.match(newest[1][1], '^(%d+)-'))
@@ -164,9 +156,26 @@ if #newest > 0 then
 end
 local archived = tonumber(redis.call('GET', KEYS[3]) or '0')
 if archived > floor then floor = archived end
-redis.call('HSET', room, 'epoch', ARGV[1], 'seq', floor, 'key', ARGV[3], 'created', ARGV[4])
+"""
+
+# KEYS: room, events, archived; ARGV: a new epoch, the seq to start above, a new token key (hex), now.
+# The room as it is, or a new one when Redis has none (a new epoch): {epoch, seq, key, created 0/1}.
+# A new room's seqs start above the caller's floor, the stream's last entry and what the archiver
+# recorded (chat.log's last seq), so chat.log never holds one seq twice.
+OPEN = (
+    """
+local room = KEYS[1]
+local epoch = redis.call('HGET', room, 'epoch')
+if epoch then
+  return {epoch, redis.call('HGET', room, 'seq'), redis.call('HGET', room, 'key'), 0}
+end
+local floor = tonumber(ARGV[2])
+"""
+    + ABOVE_ITS_LOG
+    + """redis.call('HSET', room, 'epoch', ARGV[1], 'seq', floor, 'key', ARGV[3], 'created', ARGV[4])
 return {ARGV[1], tostring(floor), ARGV[3], 1}
 """
+)
 
 # KEYS: room, roster, names, moderation, events; ARGV: none.
 # Everything a replica needs to join the room at one seq: {epoch, seq, roster, names, moderation, the stream's
@@ -216,23 +225,20 @@ return 1
 # room's epoch, replica, now. The room as it is in this epoch, or opened in it after its stream's last entry and
 # what the archiver recorded; either way ``replica`` registered there (its appends are fenced without).
 # {seq, created 0/1}
-ROOM_OPEN = """
+ROOM_OPEN = (
+    """
 local room = KEYS[1]
 redis.call('HSET', KEYS[4], ARGV[2], '1')
 if redis.call('HGET', room, 'epoch') == ARGV[1] then
   return {redis.call('HGET', room, 'seq'), 0}
 end
 local floor = tonumber(redis.call('HGET', room, 'seq') or '0')
-local newest = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-if #newest > 0 then
-  local last = tonumber(string.match(newest[1][1], '^(%d+)-'))
-  if last > floor then floor = last end
-end
-local archived = tonumber(redis.call('GET', KEYS[3]) or '0')
-if archived > floor then floor = archived end
-redis.call('HSET', room, 'epoch', ARGV[1], 'seq', floor, 'created', ARGV[3])
+"""
+    + ABOVE_ITS_LOG
+    + """redis.call('HSET', room, 'epoch', ARGV[1], 'seq', floor, 'created', ARGV[3])
 return {tostring(floor), 1}
 """
+)
 
 # KEYS: replicas, next-replica; ARGV: info (JSON), ttl ms, a replica number to keep (or '').
 # A replica number, registered and alive: the one asked for while it is still registered, else a new one.

@@ -45,9 +45,9 @@ from chat_tracker.journal import redis_keys
 from chat_tracker.journal.redis_auth import auth_refused, redact
 from chat_tracker.journal.redis_client import ARCHIVER, BLOCK_MS, async_client
 from chat_tracker.journal.redis_keys import Keys, checked_event_of
-from chat_tracker.records import LogEntry
 from chat_tracker.replicas.moderation_seed import ArchivedModeration, seed_room
-from chat_tracker.storage.chatlog import ChatLog, parse_line
+from chat_tracker.replicas.room_logs import fsync_path, log_entry_of
+from chat_tracker.storage.chatlog import ChatLog
 from chat_tracker.storage.rotation import RotatingLog, RotationPolicy
 
 __all__ = ["Archiver", "ArchiverConfig", "ArchiverStats", "Health"]
@@ -118,7 +118,7 @@ class Archiver:
             log.warning(
                 "Repaired %s: removed a torn last line of %d bytes", self.chat_log.path, report.torn_bytes_removed
             )
-        _fsync(self.chat_log.path)  # what a SIGKILLed archiver left in the page cache is on disk before it counts
+        fsync_path(self.chat_log.path)  # what a SIGKILLed archiver left in the page cache is on disk before it counts
         self.last_seq = report.last_seq  # the last seq in chat.log: the one truth about where to go on
         self.moderation = ArchivedModeration.load(config.data_dir, self.chat_log.read_after, self.last_seq)
         self._seeded: str | None = None  # the epoch whose room has the mutes and bans in force
@@ -276,7 +276,7 @@ class Archiver:
         last = f"{self.last_seq}-0"
         entries: Any = await self._client.xrange(self.keys.events, last, last)
         if entries:  # still in the stream: the same event as chat.log's last line?
-            return [_entry_of(redis_keys.event_of(self.last_seq, entries[0][1]))] == self.chat_log.tail(1)
+            return [log_entry_of(redis_keys.event_of(self.last_seq, entries[0][1]))] == self.chat_log.tail(1)
         return bool(await self._client.exists(self.keys.archived))  # trimmed: by an archiver of this room
 
     def _new_epoch(self, epoch: str, room_seq: int) -> None:
@@ -342,7 +342,7 @@ class Archiver:
         if not self._unsynced:
             return
         try:
-            await asyncio.to_thread(_fsync, self.chat_log.path)
+            await asyncio.to_thread(fsync_path, self.chat_log.path)
         except OSError as error:
             raise LogWriteError(error.errno, f"cannot fsync {self.chat_log.path}: {error.strerror}") from error
         self._unsynced = False
@@ -385,16 +385,3 @@ class Archiver:
 
     def health(self) -> Health:
         return Health(self.redis_up, self.last_seq, self.stream_last_seq, self.log_writable)
-
-
-def _entry_of(event: Event) -> LogEntry:
-    return parse_line(event.log_line().decode("utf-8").rstrip("\n"))
-
-
-def _fsync(path: Path) -> None:
-    """fsync a file by name: any descriptor of it flushes its data (we are its only writer)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

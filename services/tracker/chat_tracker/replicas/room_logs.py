@@ -26,7 +26,7 @@ from chat_tracker.storage.chatlog import ChatLog, parse_line
 from chat_tracker.storage.log_pool import LogPool
 from chat_tracker.storage.rotation import RotatingLog, RotationPolicy
 
-__all__ = ["CONVERSATION_PATTERN", "RoomLog", "RoomLogStats", "fsync_path", "open_room_log"]
+__all__ = ["CONVERSATION_PATTERN", "RoomLog", "RoomLogStats", "fsync_path", "log_entry_of", "open_room_log"]
 
 log = logging.getLogger("chat_tracker")
 
@@ -119,7 +119,7 @@ class RoomLog:
         if room_seq < self.last_seq:
             return False
         if at_last:  # still in the stream: the same event as the file's last line?
-            return [_entry_of(redis_keys.event_of(self.last_seq, at_last[0][1]))] == self.chat_log.tail(1)
+            return [log_entry_of(redis_keys.event_of(self.last_seq, at_last[0][1]))] == self.chat_log.tail(1)
         return True  # trimmed (only an archiver trims, behind what it wrote) or opened above the file
 
     def new_epoch(self, epoch: str, room_seq: int) -> None:
@@ -170,7 +170,8 @@ def open_room_log(
     return RoomLog(name, keys, chat_log, last, stats, durable=last, cursor=f"{last}-0")
 
 
-def _entry_of(event: Event) -> LogEntry:
+def log_entry_of(event: Event) -> LogEntry:
+    """The chat.log entry of a stream's event (what the file's last line is compared with)."""
     return parse_line(event.log_line().decode("utf-8").rstrip("\n"))
 
 
