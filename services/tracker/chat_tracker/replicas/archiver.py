@@ -44,9 +44,9 @@ from chat_tracker.errors import LogWriteError
 from chat_tracker.journal import redis_keys
 from chat_tracker.journal.redis_auth import auth_refused, redact
 from chat_tracker.journal.redis_client import ARCHIVER, BLOCK_MS, async_client
-from chat_tracker.journal.redis_keys import Keys, checked_event_of
+from chat_tracker.journal.redis_keys import Keys
 from chat_tracker.replicas.moderation_seed import ArchivedModeration, seed_room
-from chat_tracker.replicas.room_logs import fsync_path, log_entry_of
+from chat_tracker.replicas.room_logs import events_after, fsync_path, log_entry_of
 from chat_tracker.storage.chatlog import ChatLog
 from chat_tracker.storage.rotation import RotatingLog, RotationPolicy
 
@@ -305,23 +305,12 @@ class Archiver:
         self.stats.archived += len(events)
 
     def _events_after(self, entries: Entries) -> list[Event]:
-        events: list[Event] = []
-        refused = 0
-        for entry_id, fields in entries:
-            seq, sub = redis_keys.seq_of(entry_id)
-            if sub:
-                continue  # a control entry: for the replicas, not a chat.log line
-            if seq <= (events[-1].seq if events else self.last_seq):
-                refused += seq <= self._floor  # already in chat.log; in a new epoch, a reused seq
-                continue
-            event, why = checked_event_of(seq, fields)
-            if event is None:
-                # Written into Redis by something other than a replica: never a chat.log line. Its body is
-                # not logged either (it is whatever the writer chose), only where it is and what is wrong.
-                self.stats.invalid += 1
-                log.error("Stream entry %s is not a room event: %s; not archived", entry_id.decode(), why)
-                continue
-            events.append(event)
+        events, refused, invalid = events_after(entries, self.last_seq, self._floor)
+        for entry_id, why in invalid:
+            # Written into Redis by something other than a replica: never a chat.log line. Its body is
+            # not logged either (it is whatever the writer chose), only where it is and what is wrong.
+            self.stats.invalid += 1
+            log.error("Stream entry %s is not a room event: %s; not archived", entry_id, why)
         if refused:
             self.stats.refused += refused
             log.error("Skipped %d event(s) of the new epoch whose seq chat.log already holds", refused)

@@ -26,7 +26,15 @@ from chat_tracker.storage.chatlog import ChatLog, parse_line
 from chat_tracker.storage.log_pool import LogPool
 from chat_tracker.storage.rotation import RotatingLog, RotationPolicy
 
-__all__ = ["CONVERSATION_PATTERN", "RoomLog", "RoomLogStats", "fsync_path", "log_entry_of", "open_room_log"]
+__all__ = [
+    "CONVERSATION_PATTERN",
+    "RoomLog",
+    "RoomLogStats",
+    "events_after",
+    "fsync_path",
+    "log_entry_of",
+    "open_room_log",
+]
 
 log = logging.getLogger("chat_tracker")
 
@@ -80,21 +88,10 @@ class RoomLog:
         self.cursor = entries[-1][0].decode()
 
     def _events_after(self, entries: Entries) -> list[Event]:
-        events: list[Event] = []
-        refused = 0
-        for entry_id, fields in entries:
-            seq, sub = redis_keys.seq_of(entry_id)
-            if sub:
-                continue  # a control entry: for the replicas, not a chat.log line
-            if seq <= (events[-1].seq if events else self.last_seq):
-                refused += seq <= self.floor  # already in the file; in a new epoch, a reused seq
-                continue
-            event, why = checked_event_of(seq, fields)
-            if event is None:  # its body is not logged: whatever a foreign writer chose
-                self.stats.invalid += 1
-                log.error("Stream entry %s of %s is not a room event: %s; not archived", entry_id.decode(), self, why)
-                continue
-            events.append(event)
+        events, refused, invalid = events_after(entries, self.last_seq, self.floor)
+        for entry_id, why in invalid:  # its body is not logged: whatever a foreign writer chose
+            self.stats.invalid += 1
+            log.error("Stream entry %s of %s is not a room event: %s; not archived", entry_id, self, why)
         if refused:
             self.stats.refused += refused
             log.error("Skipped %d event(s) of %s's new epoch whose seq its chat.log already holds", refused, self)
@@ -168,6 +165,28 @@ def open_room_log(
     fsync_path(chat_log.path)
     last = report.last_seq
     return RoomLog(name, keys, chat_log, last, stats, durable=last, cursor=f"{last}-0")
+
+
+def events_after(entries: Entries, last_seq: int, floor: int) -> tuple[list[Event], int, list[tuple[str, str]]]:
+    """A page of stream entries as a log takes them: its room events after ``last_seq``; how many at or below
+    ``floor`` were refused (in a new epoch, seqs the log already holds); and the entries no replica wrote (their
+    IDs, and why)."""
+    events: list[Event] = []
+    refused = 0
+    invalid: list[tuple[str, str]] = []
+    for entry_id, fields in entries:
+        seq, sub = redis_keys.seq_of(entry_id)
+        if sub:
+            continue  # a control entry: for the replicas, not a chat.log line
+        if seq <= (events[-1].seq if events else last_seq):
+            refused += seq <= floor  # already in the file; in a new epoch, a reused seq
+            continue
+        event, why = checked_event_of(seq, fields)
+        if event is None:
+            invalid.append((entry_id.decode(), why))
+            continue
+        events.append(event)
+    return events, refused, invalid
 
 
 def log_entry_of(event: Event) -> LogEntry:
