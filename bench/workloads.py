@@ -122,8 +122,11 @@ class Bench:
 
     # --- membership ----------------------------------------------------------------
 
-    def join(self, count: int, timeout: float, small_buffers: tuple[str, ...] = (), first: int = 0) -> Row:
-        """Join ``count`` members (named from index ``first``), spread round-robin over the generators."""
+    def join(
+        self, count: int, timeout: float, small_buffers: tuple[str, ...] = (), first: int = 0, passphrase: str = ""
+    ) -> Row:
+        """Join ``count`` members (named from index ``first``), spread round-robin over the generators;
+        with ``passphrase``, as the registered accounts of those names (the tracker's data has them)."""
         split: list[list[str]] = [[] for _ in range(len(self.gens))]
         for index in range(first, first + count):
             split[index % len(split)].append(self.name(index))
@@ -143,6 +146,7 @@ class Bench:
                     "timeout": timeout,
                     "small_buffers": [name for name in names if name in small_buffers],
                     "protocol": self.server.protocol,
+                    "passphrase": passphrase,
                 }
                 for names in split
             ],
@@ -399,6 +403,9 @@ def running_all(plan: Plan, specs: list[tuple[str, str, dict[str, Any]]]) -> Ite
             if kind == "baseline":
                 options.setdefault("source", plan.baseline_tree)
             shutil.rmtree(data_dir, ignore_errors=True)  # a fresh chat.log for every run
+            prepare = options.pop("prepare", None)  # writes what the server finds at start (accounts)
+            if prepare is not None:
+                prepare(data_dir)
             servers.append(
                 Server(ServerOptions(kind=kind, data_dir=data_dir, log_dir=plan.results / "logs", **options))
             )
