@@ -111,7 +111,8 @@ def _traced(
         bench = Bench(plan, gens, server)
         os.kill(server.pid, signal.SIGUSR1)
         _wait_for(Path(f"{out}.first"))  # the empty room's snapshot is taken
-        joined = bench.join(members, plan.connect_timeout, passphrase=PASSPHRASE if variant.registered else "")
+        bench.passphrase = PASSPHRASE if variant.registered else ""
+        joined = bench.join(members, plan.connect_timeout)
         if variant.rooms:
             _enter(bench, members * variant.rooms // ROOM_SIZE, plan.connect_timeout)
         bench.settle(timeout=10)

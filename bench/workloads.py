@@ -116,17 +116,16 @@ class Bench:
         self.neighbours: list[Server] = []  # other servers running at the same time
         self.windows_run = 0  # numbers the windows, for the arrival seeds
         self.coalesce_ms: float | None = None  # the tracker's --coalesce-ms, in the coalesce workload
+        self.passphrase = ""  # members join as registered accounts with it (bench.memory); "": as guests
 
     def name(self, index: int) -> str:
         return f"{self.prefix}{index}"
 
     # --- membership ----------------------------------------------------------------
 
-    def join(
-        self, count: int, timeout: float, small_buffers: tuple[str, ...] = (), first: int = 0, passphrase: str = ""
-    ) -> Row:
+    def join(self, count: int, timeout: float, small_buffers: tuple[str, ...] = (), first: int = 0) -> Row:
         """Join ``count`` members (named from index ``first``), spread round-robin over the generators;
-        with ``passphrase``, as the registered accounts of those names (the tracker's data has them)."""
+        with ``self.passphrase``, as the registered accounts of those names (the tracker's data has them)."""
         split: list[list[str]] = [[] for _ in range(len(self.gens))]
         for index in range(first, first + count):
             split[index % len(split)].append(self.name(index))
@@ -146,7 +145,7 @@ class Bench:
                     "timeout": timeout,
                     "small_buffers": [name for name in names if name in small_buffers],
                     "protocol": self.server.protocol,
-                    "passphrase": passphrase,
+                    "passphrase": self.passphrase,
                 }
                 for names in split
             ],
