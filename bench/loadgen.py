@@ -45,6 +45,7 @@ import uvloop
 STAMP_DIGITS = 19
 ASTERISK, BANG = ord("*"), ord("!")
 SLOW_NOTICE = b"too slow"
+PASSPHRASE_PROMPT = b"This name is registered"  # the plain dialect's question to a registered name
 OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA
 ZERO_MASK = b"\0\0\0\0"
 SMALL_RCVBUF = 8192  # bytes, for members that will stall
@@ -85,9 +86,10 @@ class Tally:
 class Client(asyncio.Protocol):
     """One member speaking the plain-text dialogue."""
 
-    def __init__(self, name: str, password: str, request: bytes, tally: Tally) -> None:
+    def __init__(self, name: str, password: str, request: bytes, tally: Tally, passphrase: str = "") -> None:
         self.name = name
         self.password = password.encode()
+        self.passphrase = passphrase.encode()  # a registered member's, sent when the tracker asks for it
         self.request = request
         self.tally = tally
         self.state = "handshake"
@@ -224,6 +226,8 @@ class Client(asyncio.Protocol):
         elif state == "name" and line.startswith(b"Enter your username"):
             self.state = "welcome"
             self._write(client_frame(self.name.encode()))
+        elif state == "welcome" and self.passphrase and line.startswith(PASSPHRASE_PROMPT):
+            self._write(client_frame(self.passphrase))
         elif state == "welcome" and line.startswith(b"Just type"):
             self.state = "joined"
             if not self.joined.done():
@@ -302,8 +306,11 @@ class Worker:
         timeout: float,
         small_buffers: list[str] | None = None,
         protocol: str = "ws",
+        passphrase: str = "",
     ) -> dict[str, Any]:
         """Join ``names``; at most ``concurrency`` handshakes in flight, ``timeout`` s in all.
+
+        ``passphrase``: the names are registered accounts of the tracker's, signed in with it.
 
         ``small_buffers`` get a small kernel receive buffer, so that when they stop reading
         the server feels it in seconds rather than after megabytes of loopback buffering.
@@ -311,6 +318,7 @@ class Worker:
         the native references, whose clients send no HTTP upgrade.
         """
         member = client_class(protocol)
+        signing_in = (passphrase,) if passphrase else ()  # the peers' clients take no passphrase
         shrink = set(small_buffers or ())
         loop = asyncio.get_running_loop()
         gate = asyncio.Semaphore(concurrency)
@@ -344,7 +352,7 @@ class Worker:
                             sock.close()
                             raise
                         _, client = await loop.create_connection(
-                            lambda: member(name, password, request, self.tally), sock=sock
+                            lambda: member(name, password, request, self.tally, *signing_in), sock=sock
                         )
                         await client.joined
                 except (OSError, TimeoutError) as exc:

@@ -116,6 +116,7 @@ class Bench:
         self.neighbours: list[Server] = []  # other servers running at the same time
         self.windows_run = 0  # numbers the windows, for the arrival seeds
         self.coalesce_ms: float | None = None  # the tracker's --coalesce-ms, in the coalesce workload
+        self.passphrase = ""  # members join as registered accounts with it (bench.memory); "": as guests
 
     def name(self, index: int) -> str:
         return f"{self.prefix}{index}"
@@ -123,7 +124,8 @@ class Bench:
     # --- membership ----------------------------------------------------------------
 
     def join(self, count: int, timeout: float, small_buffers: tuple[str, ...] = (), first: int = 0) -> Row:
-        """Join ``count`` members (named from index ``first``), spread round-robin over the generators."""
+        """Join ``count`` members (named from index ``first``), spread round-robin over the generators;
+        with ``self.passphrase``, as the registered accounts of those names (the tracker's data has them)."""
         split: list[list[str]] = [[] for _ in range(len(self.gens))]
         for index in range(first, first + count):
             split[index % len(split)].append(self.name(index))
@@ -143,6 +145,7 @@ class Bench:
                     "timeout": timeout,
                     "small_buffers": [name for name in names if name in small_buffers],
                     "protocol": self.server.protocol,
+                    "passphrase": self.passphrase,
                 }
                 for names in split
             ],
@@ -399,6 +402,9 @@ def running_all(plan: Plan, specs: list[tuple[str, str, dict[str, Any]]]) -> Ite
             if kind == "baseline":
                 options.setdefault("source", plan.baseline_tree)
             shutil.rmtree(data_dir, ignore_errors=True)  # a fresh chat.log for every run
+            prepare = options.pop("prepare", None)  # writes what the server finds at start (accounts)
+            if prepare is not None:
+                prepare(data_dir)
             servers.append(
                 Server(ServerOptions(kind=kind, data_dir=data_dir, log_dir=plan.results / "logs", **options))
             )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from chat_protocol import Limits, has_lone_surrogate
 from chat_tracker.core.ratelimit import TokenBucket
@@ -30,13 +29,39 @@ WHO_BURST = 3
 WHO_EVERY_SECONDS = 10.0
 
 
-@dataclass(slots=True)
 class Allowance:
-    """One member's rate state: the message bucket, the bucket of refusals it is forgiven, and ``who``."""
+    """One member's rate state: the message bucket, the bucket of refusals it is forgiven, and ``who``.
 
-    messages: TokenBucket
-    refusals: TokenBucket
-    who: TokenBucket
+    Each bucket is made the first time it is used: a bucket nobody takes from stays full, so one made
+    full later is the same bucket, and an idle member keeps none (three buckets are about 0.3 KiB).
+    """
+
+    __slots__ = ("_messages", "_policy", "_refusals", "_who")
+
+    def __init__(self, policy: MemberPolicy) -> None:
+        self._policy = policy
+        self._messages: TokenBucket | None = None
+        self._refusals: TokenBucket | None = None
+        self._who: TokenBucket | None = None
+
+    @property
+    def messages(self) -> TokenBucket:
+        if self._messages is None:
+            limits = self._policy.limits
+            self._messages = self._policy.bucket(limits.rate_per_second, limits.rate_burst)
+        return self._messages
+
+    @property
+    def refusals(self) -> TokenBucket:
+        if self._refusals is None:
+            self._refusals = self._policy.bucket(self._policy.flood_forgiveness, self._policy.flood_tolerance)
+        return self._refusals
+
+    @property
+    def who(self) -> TokenBucket:
+        if self._who is None:
+            self._who = self._policy.bucket(1.0 / WHO_EVERY_SECONDS, WHO_BURST)
+        return self._who
 
 
 class MemberPolicy:
@@ -52,11 +77,11 @@ class MemberPolicy:
 
     def allowance(self) -> Allowance:
         """A new member's full allowance."""
-        return Allowance(
-            TokenBucket(self.limits.rate_per_second, self.limits.rate_burst, self._monotonic),
-            TokenBucket(self.flood_forgiveness, self.flood_tolerance, self._monotonic),
-            TokenBucket(1.0 / WHO_EVERY_SECONDS, WHO_BURST, self._monotonic),
-        )
+        return Allowance(self)
+
+    def bucket(self, rate: float, burst: float) -> TokenBucket:
+        """A full bucket on the room's clock."""
+        return TokenBucket(rate, burst, self._monotonic)
 
     def check_text(self, text: str, writable: bool) -> Refused | None:
         """Why ``text`` cannot be sent (``writable``: whether the journal takes events now), or None."""

@@ -91,6 +91,21 @@ _MEMBER_HELD = frozenset((SessionState.CHATTING, SessionState.REGISTERING))  # s
 class Session:
     """One connection's dialogue, joined or not."""
 
+    # One per connection: no __dict__ (as Outbox, Chat and the transport's objects)
+    __slots__ = (
+        "_chat",
+        "_entrance",
+        "_state",
+        "address",
+        "dialect",
+        "entries",
+        "member",
+        "outbox",
+        "room",
+        "rooms",
+        "timeouts",
+    )
+
     def __init__(
         self,
         room: Room,

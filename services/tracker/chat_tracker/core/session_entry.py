@@ -58,6 +58,8 @@ class Joined:
 class Entrance:
     """One connection's way in, and what it answers on the way."""
 
+    __slots__ = ("_after_password", "_paused", "_pending_name", "accounts", "address", "dialect", "outbox", "room")
+
     def __init__(self, room: Room, dialect: Dialect, outbox: Outbox, address: str, accounts: bool = False) -> None:
         self.room = room
         self.accounts = accounts  # names are looked up among the accounts before a join

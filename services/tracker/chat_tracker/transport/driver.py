@@ -15,6 +15,7 @@ connection's own context. The outbox is made accordingly (``wire`` or none).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import TYPE_CHECKING, Protocol
 
@@ -89,7 +90,7 @@ class SessionDriver(Closable):
         )
         outbox.on_wake = self.drain
         self.outbox = outbox
-        timeouts = Timeouts(auth=settings.auth_timeout, join=settings.join_timeout)
+        timeouts = _timeouts(settings.auth_timeout, settings.join_timeout)
         self.session = Session(
             tracker.room,
             opened.dialect,
@@ -326,3 +327,9 @@ class SessionDriver(Closable):
         # A peer that reads nothing would never take the close frame: cut it off after the grace.
         grace = self.tracker.settings.shutdown_grace
         self.socket.send_close(CloseCode.SLOW_CONSUMER, "slow", timeout=grace, abort=True)
+
+
+@functools.lru_cache(maxsize=4)
+def _timeouts(auth: float, join: float) -> Timeouts:
+    """The sessions' timeouts: one frozen object for every connection rather than one each."""
+    return Timeouts(auth=auth, join=join)

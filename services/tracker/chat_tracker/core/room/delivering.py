@@ -16,7 +16,7 @@ from chat_tracker.core.delivery import SharedFrames, WelcomeTerms, frames_for
 from chat_tracker.core.events import JOIN, LEAVE, MEMBER_EVENTS, Event
 from chat_tracker.core.room.member import Member
 from chat_tracker.core.room.shared import SharedRoom
-from chat_tracker.core.room.states import MemberState, Step
+from chat_tracker.core.room.states import Step
 
 
 class RoomDelivery(SharedRoom):
@@ -72,11 +72,11 @@ class RoomDelivery(SharedRoom):
         concerned = {event.origin for event in batch}  # its senders, joiners and leavers
         shared: SharedFrames[Member] = SharedFrames(batch)
         terms = WelcomeTerms(self.limits, self.tokens, self.grace, self.journal.recent)
-        resuming = MemberState.RESUMING
         deliveries = 0
         for member in self._by_id.values():
-            if member.state is resuming:
-                member.held.extend(batch)  # after its replay
+            held = member.held
+            if held is not None:  # RESUMING (only then has it the list): after its replay
+                held.extend(batch)
             elif member.since_seq is None:
                 continue  # its join is not out yet: nothing before its welcome
             elif member.id in concerned or member.seen_through >= batch[0].seq:  # its own, or some seen already

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from chat_protocol import CloseCode, RoomInfo
 from chat_protocol.reasons import LeaveReason
@@ -43,8 +43,10 @@ class Member:
     seen_through: int = 0  # resumed after this seq (maybe ahead of this replica's reader): nothing up to it again
     goodbye: Goodbye = PLAIN_GOODBYE  # how its connection closes once its leave is delivered
     recent_ids: dict[str, Event | None] | None = None  # its message ids -> their events once delivered
-    held: list[Event] = field(default_factory=list)  # RESUMING: live events kept until its replay is out
-    owed_echoes: list[Event] = field(default_factory=list)  # RESUMING: first echoes of resends, after the replay
+    # Only while RESUMING (``advance`` makes and drops them): most members never resume, and a member of
+    # three rooms would otherwise keep six empty lists.
+    held: list[Event] | None = None  # RESUMING: live events kept until its replay is out
+    owed_echoes: list[Event] | None = None  # RESUMING: first echoes of resends, after the replay
     recover_after: int | None = None  # joined back from a lost epoch: its welcome is a ``resumed`` (recovered: false)
     owner: int = 0  # REMOTE: the replica serving it
     registered: bool = False  # signed in to the account of its name (or registered it since)
@@ -64,9 +66,11 @@ class Member:
         """Take ``step`` (raises IllegalTransition if its state has none); the state it was in."""
         was = self.state
         self.state = next_state(MEMBER_TRANSITIONS, was, step)
-        if was is MemberState.RESUMING and self.state is not MemberState.RESUMING:
-            self.held = []  # what it had not been handed is no longer its business (or it is live now)
-            self.owed_echoes = []
+        if was is not MemberState.RESUMING and self.state is MemberState.RESUMING:
+            self.held, self.owed_echoes = [], []
+        elif was is MemberState.RESUMING and self.state is not MemberState.RESUMING:
+            self.held = None  # what it had not been handed is no longer its business (or it is live now)
+            self.owed_echoes = None
         return was
 
     def can(self, step: Step) -> bool:

@@ -173,7 +173,7 @@ class RoomResumes(RoomRequests):
 
     def catch_up(self, member: Member, *, last: bool) -> list[Event]:
         """The events held back for a resuming member; with ``last``, it receives live ones from now on."""
-        held = member.held
+        held = member.held or []
         member.held = []
         self._answer_resends(member)
         member.advance(Step.CAUGHT_UP if last else Step.CATCH_UP)
@@ -183,7 +183,7 @@ class RoomResumes(RoomRequests):
     def _answer_resends(member: Member) -> None:
         """The first echoes owed to resends made during the replay, now that it is out; only those the replay
         covered (the held and live events bring the later ones): they go before the held events, which follow."""
-        for first in member.owed_echoes:
+        for first in member.owed_echoes or ():
             if first.seq <= member.seen_through:
                 member.outbox.push(first.own_json_frame())
         member.owed_echoes = []

@@ -174,7 +174,7 @@ class SharedRoom(RoomModeration):
         if member is None or member.left:
             return  # it moved to another replica (which answers its resends), or left
         self.stats.duplicates += 1
-        if member.state is MemberState.RESUMING:
+        if member.owed_echoes is not None:  # RESUMING: answered once its replay is out
             member.owed_echoes.append(first)
         elif first.seq <= max(self._delivered_seq, member.seen_through):
             member.outbox.push(first.own_json_frame())
