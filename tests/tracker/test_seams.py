@@ -1,7 +1,9 @@
 """The tracker's seams: the journal's interfaces are all the rest sees of it, and production code has no test hook.
 
 Only the code that builds a journal names its class (``service/standalone.py``, ``service/rooms.py``
-for the other rooms and the conversations, ``service/replicated.py``); nothing asks ``isinstance`` of
+for the other rooms and the conversations, ``service/replicated.py``, and on replicas
+``service/replica_rooms.py`` for those, whose ``HubJournal`` is a ``RedisJournal`` read by the replica's
+one ``StreamHub``); nothing asks ``isinstance`` of
 one; the Redis journal offers nothing beyond ``Journal`` and ``Replication``. The environment is read in
 ``service/settings.py`` (the entry points only hand it over), and no module reads a
 ``TRACKER_TEST_*`` variable: the reliability tests install their hooks themselves.
@@ -18,7 +20,11 @@ from chat_tracker.journal.redis_keys import Keys
 from chat_tracker.journal.redis_stream import RedisJournal
 
 PACKAGE = Path(__file__).resolve().parents[2] / "services" / "tracker" / "chat_tracker"
-BUILDERS = {"LocalJournal": {"service/standalone.py", "service/rooms.py"}, "RedisJournal": {"service/replicated.py"}}
+BUILDERS = {
+    "LocalJournal": {"service/standalone.py", "service/rooms.py"},
+    "RedisJournal": {"service/replicated.py", "journal/redis_hub.py"},  # the hub's journals are Redis journals
+    "HubJournal": {"service/replica_rooms.py"},
+}
 # The process's environment is handed to main by the command-line entry points and read in settings.py.
 MAY_NAME_ENVIRON = {
     "service/settings.py",
