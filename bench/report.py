@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import floor, replicas, rooms
+from . import capacity, floor, replicas, rooms
 from .workloads import passes
 
 Row = dict[str, Any]
@@ -156,6 +156,7 @@ def markdown(rows: list[Row], info: dict[str, Any], plan: dict[str, Any], charts
     out += _coalesce(rows)
     out += replicas.lines(rows)
     out += rooms.lines(rows)
+    out += capacity.lines(rows)
     out += floor.lines(_of(rows, workload="floor"))
     if charts:
         out += ["## Charts", ""] + [f"![{Path(c).stem}]({Path(c).name})" for c in charts] + [""]
