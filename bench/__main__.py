@@ -74,6 +74,15 @@ tracker and ngircd side by side: CPU per delivery, RSS per member, p50/p99, lost
 smoke form: 20 members, 4 rooms of 5, 40 msg/s. Not in the default run (joining 10,000 to one room
 is 50 million join notices: ngIRCd needs many minutes).
 
+``--workloads capacity`` (``bench.capacity``) is websocket-shootout's round-2 capacity test: for each
+server in turn, members accumulating up the ladder ``--capacity-steps`` (default 100,250,500,1000,
+2000,4000,6000,...,14000), 4 broadcasters send ``--capacity-broadcasts`` (default 100) broadcasts of
+200 bytes per step, closed-loop; a step passes when 95 % reached every member within 500 ms; the
+capacity is the largest N that passed. The ladder stops at the first failure, or when
+``--capacity-seconds`` (default 900 per server, joining included) have passed. The smoke form: 8 and
+16 members, 20 broadcasts. Not in the default run.
+``python -m bench --workloads capacity --servers tracker,ngircd,nodews``
+
 Exit status: 0 when the run completed (whatever the figures), 1 when it could not
 (a server failed to start, a generator died), 2 for a usage error.
 """
@@ -90,7 +99,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import floor, native, replica_reads, replicas, report, rooms, security, workloads
+from . import capacity, floor, native, replica_reads, replicas, report, rooms, security, workloads
 from .baseline import checkout
 from .generators import Generators, generator_cores
 from .loadgen import ARRIVALS, raise_fd_limit
@@ -98,9 +107,24 @@ from .servers import SERVERS
 from .workloads import Plan
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKLOADS = ("fanout", "idle", "slow", "log", "joins", "coalesce", "replicas", "security", "rooms", "replica-reads")
-# Named only: the attacks (beside the point in a smoke run), the many rooms (tests/bench runs its smoke form)
-NAMED_ONLY = ("security", "rooms", "replica-reads")
+WORKLOADS = (
+    "fanout",
+    "idle",
+    "slow",
+    "log",
+    "joins",
+    "coalesce",
+    "replicas",
+    "security",
+    "rooms",
+    "capacity",
+    "replica-reads",
+)
+# Named only: the attacks (beside the point in a smoke run), the many rooms, the capacity ladder and which rooms a
+# replica reads (tests/bench runs their smoke forms)
+NAMED_ONLY = ("security", "rooms", "capacity", "replica-reads")
+# Workloads that need no physical floor beside their figures
+FLOORLESS = frozenset({"security", "capacity", "replica-reads"})
 DEFAULT_WORKLOADS = ("fanout", "idle", "slow", "log")  # the join storm and the coalescing curve: by name
 
 
@@ -216,6 +240,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rooms-join-timeout", type=float, help="cap in s on joining the common room, and on entering (default 900)"
     )
+    parser.add_argument(
+        "--capacity-steps",
+        type=_ints,
+        help="the capacity workload's ladder of N (default 100,250,500,1000,2000,4000,6000,...,14000)",
+    )
+    parser.add_argument(
+        "--capacity-broadcasts", type=int, help="broadcasts per capacity step, all broadcasters together (default 100)"
+    )
+    parser.add_argument(
+        "--capacity-seconds",
+        type=float,
+        help="time bound per server of the capacity ladder, joining included: no step starts later (default 900)",
+    )
     parser.add_argument("--floor", action="store_true", help="only measure the physical floor (bench.floor)")
     parser.add_argument("--members", type=_ints, help="fan-out sizes (default 10,100,1000)")
     parser.add_argument("--idle-members", type=_ints, help="connect-and-idle sizes (default 1000,5000)")
@@ -308,6 +345,20 @@ def rooms_shape(args: argparse.Namespace) -> rooms.Shape:
     return dataclasses.replace(default, **changes)
 
 
+def capacity_ladder(args: argparse.Namespace) -> capacity.Ladder:
+    """The capacity workload's ladder: the default, or the smoke form, changed by the flags."""
+    default = capacity.SMOKE if args.smoke else capacity.Ladder()
+    changes: dict[str, Any] = {}
+    for flag, field in (
+        ("capacity_steps", "steps"),
+        ("capacity_broadcasts", "broadcasts"),
+        ("capacity_seconds", "seconds"),
+    ):
+        if getattr(args, flag) is not None:
+            changes[field] = getattr(args, flag)
+    return dataclasses.replace(default, **changes)
+
+
 def tmpfs_dir() -> Path | None:
     """A directory on tmpfs for chat.log, or None when there is none."""
     shm = Path("/dev/shm")
@@ -322,6 +373,7 @@ def run(
     replica: replicas.ReplicaOptions | None = None,
     attacks: tuple[str, ...] = (),
     shape: rooms.Shape | None = None,
+    ladder: capacity.Ladder | None = None,
 ) -> int:
     unknown = set(plan.workloads) - set(WORKLOADS)
     if unknown:
@@ -386,13 +438,16 @@ def run(
             if missing:
                 raise RuntimeError(missing)
             rows += replica_reads.measure(plan, log, replica_reads.SMOKE if smoke else replica_reads.Reads())
+        if "capacity" in plan.workloads:
+            log(" capacity (websocket-shootout method)")
+            rows += capacity.measure(plan, gens, log, ladder or capacity.Ladder())
         if "security" in plan.workloads:
             log(" security: the attacks of issue 22")
             sizes = security.SMOKE if smoke else security.Sizes()
             found = security.measure(plan, log, sizes, attacks)
             security.write(plan, found, " ".join(["python -m bench", *sys.argv[1:]]), sizes)
             rows += found
-        if plan.workloads != ("security",):  # the attacks alone need no floor
+        if not set(plan.workloads) <= FLOORLESS:  # the attacks or the capacity ladder alone need no floor
             log(" the physical floor")
             rows += floor.measure(count=10_000, rounds=1) if smoke else floor.measure()
     finally:
@@ -404,6 +459,8 @@ def run(
     summary = {**_plan_summary(plan), "smoke": smoke}
     if "rooms" in plan.workloads:
         summary["rooms"] = dataclasses.asdict(shape or rooms.Shape())
+    if "capacity" in plan.workloads:
+        summary["capacity"] = dataclasses.asdict(ladder or capacity.Ladder())
     if "replicas" in plan.workloads:
         summary["replicas"] = dataclasses.asdict(replica or replicas.ReplicaOptions())
     path, charts, why_not = report.write(rows, summary, plan.results)
@@ -462,7 +519,14 @@ def main(argv: list[str] | None = None) -> int:
             return profile(plan)
         try:
             attacks = tuple(a for a in (args.attacks or "").split(",") if a)
-            return run(plan, smoke=args.smoke, replica=replica_options(args), attacks=attacks, shape=rooms_shape(args))
+            return run(
+                plan,
+                smoke=args.smoke,
+                replica=replica_options(args),
+                attacks=attacks,
+                shape=rooms_shape(args),
+                ladder=capacity_ladder(args),
+            )
         except (RuntimeError, TimeoutError, OSError, ValueError) as exc:
             print(f"python -m bench: error: {exc}", file=sys.stderr)
             return 1

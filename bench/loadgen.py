@@ -42,6 +42,8 @@ from typing import Any, cast
 
 import uvloop
 
+from .broadcasts import TAIL, Receipts, broadcast_loop
+
 STAMP_DIGITS = 19
 ASTERISK, BANG = ord("*"), ord("!")
 SLOW_NOTICE = b"too slow"
@@ -70,6 +72,8 @@ class Tally:
     """What this process's healthy clients received in the current window."""
 
     def __init__(self) -> None:
+        # The capacity workload's per-broadcast receipts (bench.broadcasts), while it runs; else None
+        self.receipts: Receipts | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -146,6 +150,7 @@ class Client(asyncio.Protocol):
         fast = self.state == "joined" and not self.stalled and self.counted
         messages = notices = 0
         seen = tally.sampled
+        receipts = tally.receipts
         while pos + 2 <= size:
             length = data[pos + 1] & 0x7F
             head = 2
@@ -166,6 +171,8 @@ class Client(asyncio.Protocol):
             if fast and data[pos] == 0x81 and first != BANG:
                 if first != ASTERISK:
                     messages += 1
+                    if receipts is not None:
+                        receipts.receipt(data[end - TAIL : end], now)
                     seen += 1
                     if not seen & (SAMPLE_EVERY - 1):
                         self._sample(now, data[end - STAMP_DIGITS : end])
@@ -292,6 +299,7 @@ class Worker:
         self.tally = Tally()
         self.window_cpu = 0.0
         self.window_wall = 0.0
+        self.armed = Receipts()  # the capacity workload's receipts, once capacity_arm opened its socket
 
     # Each command returns a JSON-able dict.
 
@@ -459,6 +467,44 @@ class Worker:
         except TimeoutError:
             return {"entered": 0, "seconds": time.monotonic() - started, "errors": {"timed out": 1}}
         return {"entered": sum(entered), "seconds": time.monotonic() - started, "errors": dict(errors)}
+
+    async def capacity_arm(self) -> dict[str, Any]:
+        """Open this process's UDP socket for the capacity workload's reports; its port."""
+        if self.armed.transport is None:
+            loop = asyncio.get_running_loop()
+            await loop.create_datagram_endpoint(lambda: self.armed, local_addr=("127.0.0.1", 0))
+        assert self.armed.transport is not None
+        return {"port": self.armed.transport.get_extra_info("sockname")[1]}
+
+    async def capacity_run(
+        self,
+        me: int,
+        counts: list[int],
+        peers: list[int],
+        echoes_own: bool,
+        broadcasters: list[str],
+        each: int,
+        size: int,
+        give_up: float,
+        start_ns: int,
+    ) -> dict[str, Any]:
+        """One capacity step (``bench.broadcasts``): from ``start_ns`` each of ``broadcasters`` sends
+        ``each`` broadcasts of ``size`` bytes, one at a time, closed-loop; their times in ns (None:
+        did not reach everyone within ``give_up`` s). Receipts are counted from now on, until
+        ``capacity_end``."""
+        receipts = self.armed
+        receipts.configure(me, counts, echoes_own, peers)
+        self.tally.receipts = receipts
+        await asyncio.sleep(max(0.0, (start_ns - time.monotonic_ns()) / 1e9))
+        senders = [self.clients[name] for name in broadcasters if name in self.clients]
+        loops = [broadcast_loop(receipts, sender, each, size, give_up) for sender in senders]
+        times = await asyncio.gather(*loops)
+        return {"times_ns": [t for mine in times for t in mine], "errors": receipts.errors}
+
+    def capacity_end(self) -> dict[str, Any]:
+        """Stop counting receipts (the UDP socket stays open for the next step)."""
+        self.tally.receipts = None
+        return {}
 
     def window_start(self, prefix: str = "") -> dict[str, Any]:
         """Count from now on, and only what the clients named ``prefix...`` receive."""

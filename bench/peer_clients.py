@@ -24,6 +24,7 @@ import asyncio
 import time
 from typing import TypeAlias, cast
 
+from .broadcasts import TAIL
 from .loadgen import SAMPLE_EVERY, STAMP_DIGITS, Client, Tally
 
 CHANNEL = b"#bench"
@@ -86,9 +87,12 @@ class IrcClient(PeerClient):
         fast = self.state == "joined" and self.counted and not self.stalled
         messages = notices = 0
         seen = tally.sampled
+        receipts = tally.receipts
         for line in lines:
             if fast and line.find(PRIVMSG, 0, PREFIX_SCAN) > 0:
                 messages += 1
+                if receipts is not None:
+                    receipts.receipt(line[-TAIL:], now)
                 seen += 1
                 if not seen & (SAMPLE_EVERY - 1):  # the latency of one in SAMPLE_EVERY, as loadgen does
                     self._sample(now, line[-STAMP_DIGITS:])
@@ -214,6 +218,7 @@ class RespClient(PeerClient):
         fast = self.state == "joined" and self.counted and not self.stalled
         size, pos, messages, skip = len(data), 0, 0, len(RESP_MESSAGE)
         seen = tally.sampled
+        receipts = tally.receipts
         while pos < size:
             if fast and data.startswith(RESP_MESSAGE, pos):
                 head = pos + skip
@@ -224,6 +229,8 @@ class RespClient(PeerClient):
                 if stop + 2 > size:
                     break
                 messages += 1
+                if receipts is not None:
+                    receipts.receipt(data[stop - TAIL : stop], now)
                 seen += 1
                 if not seen & (SAMPLE_EVERY - 1):
                     self._sample(now, data[stop - STAMP_DIGITS : stop])

@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import floor, replica_reads, replicas, rooms
+from . import capacity, floor, replica_reads, replicas, rooms
 from .workloads import passes
 
 Row = dict[str, Any]
@@ -157,6 +157,7 @@ def markdown(rows: list[Row], info: dict[str, Any], plan: dict[str, Any], charts
     out += replicas.lines(rows)
     out += rooms.lines(rows)
     out += replica_reads.lines(rows)
+    out += capacity.lines(rows)
     out += floor.lines(_of(rows, workload="floor"))
     if charts:
         out += ["## Charts", ""] + [f"![{Path(c).stem}]({Path(c).name})" for c in charts] + [""]
