@@ -64,7 +64,7 @@ class RedisPyReader:
         pipe.hget(room, "epoch")
         pipe.xread(cast(Any, streams), count=READ_COUNT, block=BLOCK_MS)
         epoch, page = await pipe.execute()
-        return epoch, page or []
+        return epoch, [(stream, entries) for stream, entries in page or ()]
 
     async def aclose(self) -> None:
         await self._client.aclose()
