@@ -45,6 +45,7 @@ class RedisServer:
     process: subprocess.Popen[bytes] | None = None
     appendfsync: str = "always"  # "everysec": a Redis that may lose the last second (--redis-volatile)
     requirepass: str | None = None  # a Redis that asks for a password, as the scale profile's does
+    unixsocket: Path | None = None  # a Redis that also listens there
 
     @property
     def url(self) -> str:
@@ -61,6 +62,8 @@ class RedisServer:
         command += ["--logfile", str(self.directory / "redis.log")]
         if self.requirepass is not None:
             command += ["--requirepass", self.requirepass]
+        if self.unixsocket is not None:
+            command += ["--unixsocket", str(self.unixsocket), "--unixsocketperm", "700"]
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         self._wait_ready()
 
@@ -135,7 +138,9 @@ def add_control(url: str, seq: int, sub: int, *, prefix: str = DEFAULT_PREFIX) -
         client.xadd(Keys(prefix).events, {"t": "0", "e": '{"c":"owner","o":1,"r":2}'}, id=f"{seq}-{sub}")
 
 
-def running_redis(directory: Path, requirepass: str | None = None) -> Iterator[RedisServer]:
+def running_redis(
+    directory: Path, requirepass: str | None = None, unixsocket: Path | None = None
+) -> Iterator[RedisServer]:
     """A started redis-server over ``directory``, killed when the fixture that yields from it ends.
 
     Without redis-server: a failure in CI (``.ci/run`` installs it), a skip elsewhere.
@@ -143,7 +148,7 @@ def running_redis(directory: Path, requirepass: str | None = None) -> Iterator[R
     executable = shutil.which("redis-server")
     require(executable is not None, "redis-server is not installed (.ci/run installs it)")
     assert executable is not None
-    server = RedisServer(executable, directory, requirepass=requirepass)
+    server = RedisServer(executable, directory, requirepass=requirepass, unixsocket=unixsocket)
     server.start()
     yield server
     server.kill()

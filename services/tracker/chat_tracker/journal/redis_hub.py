@@ -26,9 +26,10 @@ import redis.asyncio as aioredis
 from chat_tracker.core.events import Event, EventKind
 from chat_tracker.errors import RedisUnavailable
 from chat_tracker.journal import redis_scripts as scripts
-from chat_tracker.journal.redis_client import BLOCK_MS, JOURNAL, REDIS_ERRORS, async_client
+from chat_tracker.journal.redis_client import JOURNAL, REDIS_ERRORS, async_client
 from chat_tracker.journal.redis_keys import Keys, control_of
-from chat_tracker.journal.redis_stream import READ_COUNT, RETRY_FIRST, RETRY_MOST, RedisJournal
+from chat_tracker.journal.redis_reader import PageReader, blocked_reader
+from chat_tracker.journal.redis_stream import RETRY_FIRST, RETRY_MOST, RedisJournal
 
 log = logging.getLogger("chat_tracker")
 
@@ -130,7 +131,7 @@ class StreamHub:
         self.epoch = epoch
         self.keys = keys
         self.client: aioredis.Redis = async_client(url, password, JOURNAL)
-        self._reader: aioredis.Redis = async_client(url, password, JOURNAL)
+        self._reader: PageReader = blocked_reader(url, password)
         self._nudges = keys.nudge(replica)
         self._nudged_at = "0-0"
         self._on_nudge = on_nudge
@@ -175,8 +176,8 @@ class StreamHub:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-        for client in (self._reader, self.client):
-            await client.aclose()
+        await self._reader.aclose()
+        await self.client.aclose()
 
     async def _read_forever(self) -> None:
         backoff = RETRY_FIRST
@@ -200,13 +201,10 @@ class StreamHub:
                 await asyncio.sleep(self.gather)
 
     async def _read_page(self) -> tuple[bool, Any]:
-        streams: dict[Any, Any] = {self._nudges: self._nudged_at}
+        streams: dict[Any, str] = {self._nudges: self._nudged_at}
         for stream, journal in self._journals.items():
             streams[stream] = journal.read_from
-        pipe = self._reader.pipeline(transaction=False)
-        pipe.hget(self.keys.room, "epoch")
-        pipe.xread(streams, count=READ_COUNT, block=BLOCK_MS)
-        epoch, reply = await pipe.execute()
+        epoch, reply = await self._reader.read_page(self.keys.room, streams)
         return epoch is not None and epoch.decode() == self.epoch, reply
 
     def _hand_on(self, reply: Any) -> None:

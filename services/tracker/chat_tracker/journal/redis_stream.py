@@ -45,15 +45,15 @@ from chat_tracker.journal.protocol import (
     OnTrouble,
     read_after,
 )
-from chat_tracker.journal.redis_client import BLOCK_MS, JOURNAL, REDIS_ERRORS, async_client
+from chat_tracker.journal.redis_client import JOURNAL, REDIS_ERRORS, async_client
 from chat_tracker.journal.redis_keys import Keys, control_of, entries_of, event_of
+from chat_tracker.journal.redis_reader import PageReader, blocked_reader
 from chat_tracker.journal.redis_reads import delivered_range
 from chat_tracker.records import LogEntry
 
 log = logging.getLogger("chat_tracker")
 
 MAX_BATCH = 500  # requests per script call: one call stays short even in a burst
-READ_COUNT = 1000
 RETRY_FIRST, RETRY_MOST = 0.1, 2.0
 SYNC_TIMEOUT = 3.0
 
@@ -97,7 +97,7 @@ class RedisJournal:
         self._delivered = asyncio.Event()
         self._error: LogWriteError | None = None
         self._client: aioredis.Redis | None = None  # the writer's and reads' (XRANGE)
-        self._reader: aioredis.Redis | None = None  # the reader's, blocked in XREAD
+        self._reader: PageReader | None = None  # the reader's, blocked in XREAD
         self._tasks: list[asyncio.Task[None]] = []
         self._closed, self._writing = False, False
         self._backoff = RETRY_FIRST  # the writer's, between two failed calls
@@ -174,9 +174,10 @@ class RedisJournal:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        for client in (self._client, self._reader):
-            if client is not None:
-                await client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
+        if self._reader is not None:
+            await self._reader.aclose()
 
     # --- the tasks ---------------------------------------------------------------------
 
@@ -200,9 +201,9 @@ class RedisJournal:
             self._client = async_client(self._url, self._password, JOURNAL)
         return self._client
 
-    def _read_client(self) -> aioredis.Redis:
+    def _read_client(self) -> PageReader:
         if self._reader is None:  # a connection of its own: its blocked reads would hold up the writer's calls
-            self._reader = async_client(self._url, self._password, JOURNAL)
+            self._reader = blocked_reader(self._url, self._password)
         return self._reader
 
     async def _write_forever(self) -> None:
@@ -314,18 +315,15 @@ class RedisJournal:
             if reply and self._gather:
                 await asyncio.sleep(self._gather)
 
-    async def _read_page(self, client: aioredis.Redis, epoch: str, last_id: str) -> tuple[bool, Any]:
+    async def _read_page(self, client: PageReader, epoch: str, last_id: str) -> tuple[bool, Any]:
         """Is the room still ``epoch``, and the stream's entries after ``last_id``: asked together, on one connection.
 
         Redis restarted empty is another room (its seqs go on, its member ids recur). Restarted between the
         two commands, it would have closed their connection (an error); so the entries are that epoch's.
-        Checking only after an error is not enough: a connection Redis closed while the reader was idle (or
-        the process frozen) is opened again by redis-py without a word, and the read lands in the new room.
+        Checking only after an error is not enough: a connection closed while the reader was idle (or the
+        process frozen) is opened again on the next read, and that read would land in the new room.
         """
-        pipe = client.pipeline(transaction=False)
-        pipe.hget(self._keys.room, "epoch")
-        pipe.xread({self._keys.events: last_id}, count=READ_COUNT, block=BLOCK_MS)
-        room, reply = await pipe.execute()
+        room, reply = await client.read_page(self._keys.room, {self._keys.events: last_id})
         return room is not None and room.decode() == epoch, reply
 
     def _take(self, entries: Sequence[Any]) -> None:

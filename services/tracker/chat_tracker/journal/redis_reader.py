@@ -1,0 +1,291 @@
+"""The blocked read of a replica's streams: the room's epoch and an ``XREAD BLOCK``, on a connection of its own.
+
+Every replica reads every message this way (the default room's journal, ``redis_stream.py``, and
+the hub of its other rooms, ``redis_hub.py``), so it is the cost that grows with the replicas.
+redis-py's asyncio client spent most of it (streams, pipelines, retries, response callbacks);
+``LeanReader`` is a plain asyncio protocol on one socket that sends the two commands in one write
+and parses their RESP2 replies (``resp.py``) straight into the page the journal takes: a list of
+``(stream, [(entry id, {field: value})])``, as redis-py's ``xread`` gives it.
+
+It connects as redis-py would from the same URL and password (TCP or ``unix://``, AUTH with the
+ACL user if the URL names one, SELECT the URL's db) and waits as ``redis_client.JOURNAL`` says: a
+connection that takes longer than its connect timeout, or a read longer than the block and the
+dead-link allowance, is closed and the caller gets one of ``REDIS_ERRORS`` (it backs off and
+calls again, on a new connection). It never retries by itself. TLS (``rediss://``) is left to
+redis-py: ``blocked_reader`` gives a ``RedisPyReader`` for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+from urllib.parse import parse_qs, unquote, urlparse
+
+import redis.asyncio as aioredis
+from redis.exceptions import AuthenticationError, BusyLoadingError, NoPermissionError, RedisError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from chat_tracker.journal.redis_client import BLOCK_MS, JOURNAL, ClientRole, async_client
+from chat_tracker.journal.resp import INCOMPLETE, ProtocolError, Reply, ReplyError, RespParser, command
+
+__all__ = ["READ_COUNT", "LeanReader", "Page", "PageReader", "RedisPyReader", "blocked_reader", "page_of"]
+
+READ_COUNT = 1000  # entries per stream and read: a reader far behind catches up in pages this long
+Page = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]  # (stream, [(entry id, fields)]) as XREAD gives
+Streams = Mapping[Any, str]  # stream key (str or bytes) -> the last entry id read from it
+
+
+class PageReader(Protocol):
+    async def read_page(self, room: str, streams: Streams) -> tuple[bytes | None, Page]:
+        """The room's epoch (None: no room) and the entries after each stream's id (blocks up to BLOCK_MS)."""
+
+    async def aclose(self) -> None: ...
+
+
+def blocked_reader(url: str, password: str | None) -> PageReader:
+    """The reader for ``url``: the lean one, but for TLS, which redis-py's client does for it."""
+    if url.lower().startswith("rediss://"):
+        return RedisPyReader(url, password)
+    return LeanReader(url, password)
+
+
+class RedisPyReader:
+    """The same read through redis-py's pipeline (a TLS connection)."""
+
+    def __init__(self, url: str, password: str | None) -> None:
+        self._client: aioredis.Redis = async_client(url, password, JOURNAL)
+
+    async def read_page(self, room: str, streams: Streams) -> tuple[bytes | None, Page]:
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hget(room, "epoch")
+        pipe.xread(cast(Any, streams), count=READ_COUNT, block=BLOCK_MS)
+        epoch, page = await pipe.execute()
+        return epoch, [(stream, entries) for stream, entries in page or ()]
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where a Redis URL points and who to be there: what redis-py's ``from_url`` would make of it."""
+
+    host: str = "localhost"
+    port: int = 6379
+    path: str | None = None  # a unix socket's
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def of(cls, url: str, password: str | None) -> Address:
+        """``url``'s address; a password written in it wins over ``password`` (as redis-py has it)."""
+        parts = urlparse(url)
+        query = {name: values[0] for name, values in parse_qs(parts.query).items() if values}
+        unix = parts.scheme == "unix"
+        db = query.get("db") or ("" if unix else unquote(parts.path).replace("/", ""))
+        return cls(
+            host=unquote(parts.hostname) if parts.hostname else "localhost",
+            port=parts.port or 6379,
+            path=unquote(parts.path) if unix else None,
+            db=int(db) if db.isdigit() else 0,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else password,
+        )
+
+    @property
+    def where(self) -> str:
+        """For error messages: never the credentials."""
+        return self.path or f"{self.host}:{self.port}"
+
+    def handshake(self) -> list[bytes]:
+        """The commands a new connection sends before its first read."""
+        commands = []
+        if self.password is not None:
+            credentials = (self.username, self.password) if self.username else (self.password,)
+            commands.append(command("AUTH", *credentials))
+        if self.db:
+            commands.append(command("SELECT", self.db))
+        return commands
+
+
+class LeanReader:
+    """``PageReader`` on a socket of its own, with its own RESP2 parser."""
+
+    def __init__(self, url: str, password: str | None, role: ClientRole = JOURNAL) -> None:
+        self.address = Address.of(url, password)
+        self._role = role
+        self._wire: _Wire | None = None
+
+    async def read_page(self, room: str, streams: Streams) -> tuple[bytes | None, Page]:
+        ids: list[str] = list(streams.values())
+        words: list[bytes | str | int] = [
+            "XREAD",
+            "COUNT",
+            READ_COUNT,
+            "BLOCK",
+            BLOCK_MS,
+            "STREAMS",
+            *streams.keys(),
+            *ids,
+        ]
+        epoch, reply = await self._call(command("HGET", room, "epoch") + command(*words), 2)
+        try:
+            return cast(bytes | None, epoch), page_of(reply)
+        except (TypeError, ValueError) as error:
+            await self.aclose()
+            raise RedisConnectionError(f"Redis at {self.address.where} sent no XREAD reply: {error}") from None
+
+    async def aclose(self) -> None:
+        if self._wire is not None:
+            self._wire.close()
+            self._wire = None
+
+    async def _call(self, payload: bytes, count: int) -> list[Reply]:
+        """Send ``payload`` (``count`` commands) and wait for their replies; any failure closes the connection."""
+        wire = self._wire if self._wire is not None and self._wire.open else await self._connect()
+        try:
+            replies = await wire.exchange(payload, count, self._role.read_timeout)
+        except BaseException:
+            await self.aclose()
+            raise
+        _raise_any(replies)
+        return replies
+
+    async def _connect(self) -> _Wire:
+        loop, address = asyncio.get_running_loop(), self.address
+        try:
+            async with asyncio.timeout(self._role.connect_timeout):
+                if address.path is not None:
+                    _, wire = await loop.create_unix_connection(lambda: _Wire(address.where), address.path)
+                else:
+                    _, wire = await loop.create_connection(lambda: _Wire(address.where), address.host, address.port)
+        except TimeoutError:
+            raise RedisTimeoutError(f"Timeout connecting to Redis at {address.where}") from None
+        except OSError as error:
+            raise RedisConnectionError(f"Error connecting to Redis at {address.where}: {error.strerror}") from None
+        wire.keep_alive()
+        handshake = address.handshake()
+        try:
+            if handshake:
+                _raise_any(await wire.exchange(b"".join(handshake), len(handshake), self._role.read_timeout))
+        except BaseException:
+            wire.close()
+            raise
+        self._wire = wire
+        return wire
+
+
+def page_of(reply: Reply) -> Page:
+    """XREAD's reply as the journal takes it (nil: the block ran out with nothing new)."""
+    if reply is None:
+        return []
+    if not isinstance(reply, list):
+        raise TypeError(f"not an array: {reply!r}"[:100])
+    page: Page = []
+    for stream_reply in reply:
+        stream, entries = cast(list[Any], stream_reply)
+        page.append((stream, [(entry_id, _fields(flat)) for entry_id, flat in entries]))
+    return page
+
+
+def _fields(flat: list[bytes] | None) -> dict[bytes, bytes]:
+    """An entry's fields, given as ``field value field value ...`` (nil for an entry deleted meanwhile)."""
+    if not flat:
+        return {}
+    pairs = iter(flat)
+    return dict(zip(pairs, pairs, strict=True))
+
+
+def _raise_any(replies: list[Reply]) -> None:
+    """The first error reply raised as redis-py raises it (a LOADING Redis, refused credentials: REDIS_ERRORS)."""
+    for reply in replies:
+        if isinstance(reply, ReplyError):
+            raise _error_of(reply.message)
+
+
+def _error_of(message: str) -> RedisError:
+    code = message.split(" ", 1)[0]
+    if code == "LOADING":
+        return BusyLoadingError(message)
+    if code in ("NOAUTH", "WRONGPASS"):
+        return AuthenticationError(message)
+    if code == "NOPERM":
+        return NoPermissionError(message)
+    return ResponseError(message)
+
+
+class _Wire(asyncio.Protocol):
+    """One connection: the bytes Redis sends are parsed as they come and handed to the one exchange waiting."""
+
+    def __init__(self, where: str) -> None:
+        self._where = where
+        self._transport: asyncio.Transport | None = None
+        self._parser = RespParser()
+        self._waiter: asyncio.Future[list[Reply]] | None = None
+        self._replies: list[Reply] = []
+        self._expected = 0
+        self.open = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        self.open = True
+
+    def keep_alive(self) -> None:
+        """As redis-py's connections: the kernel notices a peer gone quiet for good (an idle link)."""
+        sock = self._transport.get_extra_info("socket") if self._transport is not None else None
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+
+    async def exchange(self, payload: bytes, count: int, timeout: float) -> list[Reply]:
+        """Write ``payload`` and wait (at most ``timeout``) for ``count`` replies."""
+        if self._transport is None or not self.open:
+            raise RedisConnectionError(f"Connection to Redis at {self._where} closed")
+        loop = asyncio.get_running_loop()
+        self._waiter, self._replies, self._expected = loop.create_future(), [], count
+        waiter = self._waiter
+        self._transport.write(payload)
+        timer = loop.call_later(timeout, self._timed_out, timeout)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    def data_received(self, data: bytes) -> None:
+        self._parser.feed(data)
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            self._failed(RedisConnectionError(f"Redis at {self._where} sent what nobody asked for"))
+            return
+        try:
+            while (reply := self._parser.pop()) is not INCOMPLETE:
+                self._replies.append(cast(Reply, reply))
+                if len(self._replies) == self._expected:
+                    waiter.set_result(self._replies)
+                    return
+        except ProtocolError as error:
+            self._failed(RedisConnectionError(f"Redis at {self._where} is out of step: {error}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.open = False
+        why = f": {exc}" if exc is not None else ""
+        self._failed(RedisConnectionError(f"Connection to Redis at {self._where} lost{why}"))
+
+    def _timed_out(self, timeout: float) -> None:
+        self._failed(RedisTimeoutError(f"Timeout reading from Redis at {self._where} ({timeout:g} s): a dead link"))
+
+    def _failed(self, error: RedisError) -> None:
+        """The connection cannot be used any more: close it, and the exchange waiting gets ``error``."""
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(error)
+        self.close()
+
+    def close(self) -> None:
+        self.open = False
+        if self._transport is not None:
+            self._transport.abort()
