@@ -82,6 +82,7 @@ async def _connect(port: int, name: str) -> ClientConnection:
         ping_interval=None,
         max_size=None,
         compression=None,
+        close_timeout=1,
     )
     await ws.recv()  # hello
     await ws.send(json.dumps({"type": "join", "name": name}))
@@ -116,9 +117,7 @@ async def _chat(replica_set: ReplicaSet, reads: Reads) -> list[Row]:
         for n in range(reads.messages):
             await speaker.send(json.dumps({"type": "message", "room": room, "text": f"{n} {payload}"}))
     rows = _rows(replica_set, reads, sum(await asyncio.gather(*heard)))
-    for all_ in members.values():
-        for ws in all_:
-            await ws.close()
+    await asyncio.gather(*(ws.close() for all_ in members.values() for ws in all_))
     return rows
 
 
