@@ -19,7 +19,6 @@ from urllib.parse import unquote
 from websockets.extensions.base import ServerExtensionFactory
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.http11 import Request, Response
-from websockets.protocol import Protocol
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
@@ -95,26 +94,10 @@ def answer(
         return None
     _strip(response)
     conn.send_response(response)
-    _forget_request(conn)
     dialect = JSON if "Sec-WebSocket-Protocol" in response.headers else PLAIN
     compressed = bool(conn.extensions)  # permessage-deflate is the only extension ever offered
     return Opened(dialect, query.encode("latin-1", "replace"), authorization, compressed)
 
-
-def _forget_request(conn: ServerProtocol) -> None:
-    """Give ``conn`` a frame parser that holds nothing of the handshake, when it is safe to.
-
-    websockets' server parser keeps the request (and its emptied headers) as a local for the
-    connection's life: about 0.4 KiB. Once the upgrade is accepted it only parses frames, as a
-    fresh ``Protocol.parse`` does; the swap is safe when the old one waits at the start of a frame
-    (in ``at_eof``, with nothing buffered). With a frame already begun, it is kept.
-    """
-    frames = conn.parser.gi_yieldfrom  # type: ignore[attr-defined]  # Protocol.parse, inside the server's
-    waiting = getattr(frames, "gi_yieldfrom", None)
-    if waiting is None or waiting.gi_code.co_name != "at_eof" or conn.reader.buffer:
-        return
-    conn.parser = Protocol.parse(conn)
-    next(conn.parser)
 
 
 def _origin_headers(request: Request) -> list[tuple[bytes, bytes]]:
