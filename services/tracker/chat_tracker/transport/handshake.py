@@ -99,7 +99,6 @@ def answer(
     return Opened(dialect, query.encode("latin-1", "replace"), authorization, compressed)
 
 
-
 def _origin_headers(request: Request) -> list[tuple[bytes, bytes]]:
     """``Origin`` and ``Host`` as ``origins.handshake_allowed`` reads them (ASGI's byte pairs)."""
     return [
