@@ -20,10 +20,13 @@ a real RST. One tracker serves every example; each example ends with everyone le
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import struct
 import time
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -32,6 +35,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, Phase, assume, settings
 from hypothesis import strategies as st
+from hypothesis.errors import HypothesisException
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
@@ -231,6 +235,28 @@ def http_get(tracker: RunningTracker, path: str, tally: BadInputs) -> Any:
     return response.json()
 
 
+def recorded(step: Callable[..., None]) -> Callable[..., None]:
+    """Keep the first real failure of a step or invariant, as it happened.
+
+    Hypothesis replays a failing example to report it, but against the same tracker: the
+    replay meets the state the failure left (a leave still in flight, a name still held)
+    and can fail earlier or elsewhere, which it reports as ``FlakyStrategyDefinition`` and
+    hides the original assertion. The test raises this one instead.
+    """
+
+    @functools.wraps(step)
+    def run(self: TrackerModel, *args: Any, **kwargs: Any) -> None:
+        try:
+            step(self, *args, **kwargs)
+        except HypothesisException:
+            raise  # assume() and the like: not a failure
+        except Exception:
+            type(self).failures.append(traceback.format_exc())
+            raise
+
+    return run
+
+
 class TrackerModel(RuleBasedStateMachine):
     """Who is online, what chat.log holds and what each member has seen, predicted from the protocol."""
 
@@ -238,6 +264,7 @@ class TrackerModel(RuleBasedStateMachine):
     tally: BadInputs  # the run's bad-input figures, set by the test too
     log_lines_after_teardown = 0  # how long chat.log will be once the last example's leaves are written
     counts: ClassVar[dict[str, int]] = {}
+    failures: ClassVar[list[str]] = []  # tracebacks, first first (see ``recorded``)
 
     def __init__(self) -> None:
         super().__init__()
@@ -248,6 +275,7 @@ class TrackerModel(RuleBasedStateMachine):
         self.online: list[Member] = []  # in join order
         self.count("examples")
 
+    @recorded
     def _fence(self) -> None:
         """Wait for the previous example's last leaves to reach chat.log; fail if they do not within UNIT."""
         want = self.log_lines_after_teardown
@@ -271,6 +299,7 @@ class TrackerModel(RuleBasedStateMachine):
         json_dialect=st.booleans(),
         bad_first=st.lists(st.one_of(st.sampled_from(INVALID_NAMES), st.sampled_from(RESERVED_NAMES)), max_size=2),
     )
+    @recorded
     def join(self, group: str, spelling: int, json_dialect: bool, bad_first: list[str]) -> None:
         """Connect, try refused names first (kept on the same connection), then a name from ``group``."""
         self.count("steps")
@@ -334,12 +363,14 @@ class TrackerModel(RuleBasedStateMachine):
 
     @precondition(lambda self: self.online)
     @rule(index=st.integers(0, 20), text=st.sampled_from(HOSTILE_TEXTS))
+    @recorded
     def say_hostile(self, index: int, text: str) -> None:
         """A member sends one of the hostile texts (a rule of its own, so they come up often)."""
         self.say(index, text)
 
     @precondition(lambda self: self.online)
     @rule(index=st.integers(0, 20), text=st.text(max_size=MAX + 2))
+    @recorded
     def say(self, index: int, text: str) -> None:
         """A member sends ``text``: logged and delivered to all (JSON senders get the echo), or refused to it alone."""
         member = self.online[index % len(self.online)]
@@ -374,6 +405,7 @@ class TrackerModel(RuleBasedStateMachine):
 
     @precondition(lambda self: self.online)
     @rule(index=st.integers(0, 20), how=st.sampled_from(["leave", "close", "reset"]))
+    @recorded
     def leave(self, index: int, how: str) -> None:
         """A member leaves: ``leave`` / ``exit`` (answered with bye and 1000), a close frame, or a reset."""
         self.count("steps")
@@ -411,6 +443,7 @@ class TrackerModel(RuleBasedStateMachine):
     # --- invariants --------------------------------------------------------------
 
     @invariant()
+    @recorded
     def tracker_up(self) -> None:
         self.tally.check_tracker()
         assert self.tally.crashes == 0, "the tracker died or logged an error: " + "\n".join(
@@ -418,6 +451,7 @@ class TrackerModel(RuleBasedStateMachine):
         )
 
     @invariant()
+    @recorded
     def members_match(self) -> None:
         expected = [m.name for m in self.online]
         got = self._poll(
@@ -426,6 +460,7 @@ class TrackerModel(RuleBasedStateMachine):
         assert got == expected, f"/members says {got}, the model {expected}"
 
     @invariant()
+    @recorded
     def log_matches(self) -> None:
         """chat.log and /log hold exactly this example's events since it began, seq +1 each."""
         got = self._poll(self._logged_since_base, self.log)
@@ -438,6 +473,7 @@ class TrackerModel(RuleBasedStateMachine):
             assert [e["seq"] for e in events] == self._seqs()[-1000:]
 
     @invariant()
+    @recorded
     def inboxes_match(self) -> None:
         for member in self.online:
             self._receive(member)
@@ -505,6 +541,7 @@ class TrackerModel(RuleBasedStateMachine):
 
     # --- the end of an example ---------------------------------------------------
 
+    @recorded
     def teardown(self) -> None:
         """Everyone leaves politely, one at a time, so the next example starts with an empty room.
 
@@ -550,8 +587,18 @@ def test_stateful_model_over_real_websockets(start_tracker: Any) -> None:
         TrackerModel.tracker, TrackerModel.tally = tracker, tally
         TrackerModel.counts = {}
         TrackerModel.log_lines_after_teardown = 0
+        TrackerModel.failures = []
         try:
             run_state_machine_as_test(TrackerModel, settings=FULL_SETTINGS if FULL else CI_SETTINGS)
+        except Exception as error:
+            if not TrackerModel.failures:
+                raise
+            raise AssertionError(
+                "the first failure, as it happened (what Hypothesis reports is its replay):\n"
+                + TrackerModel.failures[0]
+                + "\ntracker output:\n"
+                + "\n".join(tracker.output[-80:])
+            ) from error
         finally:
             counts = TrackerModel.counts
             tally.sent(counts.get("inputs", 0))
