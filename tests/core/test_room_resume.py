@@ -29,7 +29,7 @@ def _resume(kit: RoomKit, welcome: Welcome, after: int) -> Resuming:
 
 def _replay(kit: RoomKit, resuming: Resuming) -> list[str]:
     """What the adapter does: replay (after, until] from the journal's ring, then the held-back events."""
-    history = [event for event in kit.journal._history if event.seq <= resuming.until]
+    history = [event for event in kit.journal.recent if event.seq <= resuming.until]
     frames, _ = kit.room.replay_frames(resuming.member, history, resuming.after)
     held, _ = kit.room.replay_frames(resuming.member, kit.room.catch_up(resuming.member, last=True), resuming.until)
     return frames + held

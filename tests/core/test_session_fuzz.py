@@ -66,7 +66,7 @@ from chat_protocol import (
 )
 from chat_tracker.core.dialects import JSON, PASSWORD_OK, PLAIN, Dialect
 from chat_tracker.core.outbox import CloseRequest, Outbox
-from chat_tracker.core.room import Member
+from chat_tracker.core.room import Member, Room
 from chat_tracker.core.session import Action, CheckPassword, Errand, Session, SessionState, Timeouts
 from chat_tracker.errors import LogWriteError
 from chat_tracker.records import LogEntry
@@ -281,13 +281,34 @@ class Conn:
     last_seq: int = 0  # the seq of the last logged event a JSON peer received
 
 
+class SpiedRoom(Room):
+    """The room, noting what it accepted and whom it took out (the room keeps no such list itself)."""
+
+    conversation: Conversation
+
+    def say(self, member: Member, text: str, msg_id: str | None = None) -> None:
+        already_out = member.left
+        super().say(member, text, msg_id)  # Refused and Kicked go back to the session, which must handle them
+        if not already_out:
+            self.conversation.accepted.append((member.name, text))
+
+    def leave(self, member: Member, reason: str, close: Any = None) -> None:
+        if not member.left and not self.conversation.shut:
+            self.conversation.left.append((member.name, reason))
+        super().leave(member, reason, close)
+
+
 class Conversation:
     """One example: a room on a real chat.log, several connections, and what the harness expects."""
 
     def __init__(self, data_dir: Path, limits: Limits, flood_tolerance: int) -> None:
-        self.kit = RoomKit.create(data_dir, limits, flood_tolerance=flood_tolerance, history_size=8)
+        self.kit = RoomKit.create(
+            data_dir, limits, flood_tolerance=flood_tolerance, history_size=8, room_class=SpiedRoom
+        )
         self.limits = limits
         self.room = self.kit.room
+        assert isinstance(self.room, SpiedRoom)
+        self.room.conversation = self
         self.conns: list[Conn] = []
         self.accepted: list[tuple[str, str]] = []  # (name, text) of every message the room accepted, in order
         self.left: list[tuple[str, str]] = []  # (name, reason) of every member taken out, in order, before shutdown
@@ -302,23 +323,6 @@ class Conversation:
             write(data)
 
         self.kit.log.append = append  # type: ignore[method-assign]
-        say = self.room.say
-
-        def spy_say(member: Member, text: str, msg_id: str | None = None) -> None:
-            already_out = member.left
-            say(member, text, msg_id)  # Refused and Kicked go back to the session, which must handle them
-            if not already_out:
-                self.accepted.append((member.name, text))
-
-        self.room.say = spy_say  # type: ignore[method-assign]
-        leave = self.room.leave
-
-        def spy_leave(member: Member, reason: str, close: Any = None) -> None:
-            if not member.left and not self.shut:
-                self.left.append((member.name, reason))
-            leave(member, reason, close)
-
-        self.room.leave = spy_leave  # type: ignore[method-assign]
 
     def close(self) -> None:
         self.kit.log.close()

@@ -62,6 +62,7 @@ class RoomKit:
         flood_tolerance: int = DEFAULTS.flood_tolerance,
         history_size: int = DEFAULTS.history_size,
         grace: float = 0.0,
+        room_class: type[Room] = Room,
     ) -> RoomKit:
         log, report = ChatLog.open(data_dir)
         wall, mono = FakeClock(1_795_485_040.0), FakeClock(100.0)
@@ -76,7 +77,9 @@ class RoomKit:
             return timers[-1]
 
         tokens = ResumeTokens(b"k" * 32, "e1")
-        room = Room(journal, policy, clock=wall, monotonic=mono, tokens=tokens, grace=grace, call_later=call_later)
+        room = room_class(
+            journal, policy, clock=wall, monotonic=mono, tokens=tokens, grace=grace, call_later=call_later
+        )
         return cls(room, journal, log, data_dir / "chat.log", wall, mono, timers=timers)
 
     def flush(self) -> None:

@@ -50,4 +50,6 @@ __all__ = [
 
 
 class Room(RoomClosing):
-    """The single chat room of a tracker process."""
+    """A chat room: the default one, or any other (``core/rooms.py`` keeps them by name)."""
+
+    __slots__ = ()

@@ -16,6 +16,8 @@ Bye = Callable[[Member], tuple[str, ...]]
 
 
 class RoomClosing(RoomDelivery):
+    __slots__ = ()
+
     def shutdown(self, note: str, bye: Bye) -> int:
         """Log every member's leave and the stop, then close every outbox with 1001.
 

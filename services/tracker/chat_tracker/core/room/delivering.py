@@ -20,6 +20,8 @@ from chat_tracker.core.room.states import Step
 
 
 class RoomDelivery(SharedRoom):
+    __slots__ = ()
+
     def _deliver(self, batch: Sequence[Event]) -> None:
         """Hand each member its frames for a durable batch (the journal's subscriber).
 

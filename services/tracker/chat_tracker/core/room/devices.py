@@ -39,6 +39,8 @@ _CLOSES: dict[str, tuple[int, str]] = {
 
 
 class RoomDevices(RoomResumes):
+    __slots__ = ()
+
     def join(
         self,
         name: str,

@@ -21,6 +21,8 @@ from chat_tracker.core.room.states import SERVED_ELSEWHERE
 
 
 class RoomModeration(RoomDevices):
+    __slots__ = ()
+
     def kick(self, member: Member, reason: str) -> None:
         """Log the kick, then take the member out: close 4011, its client does not come back."""
         self.journal.append(KICK, member.name, details(reason=reason or None))

@@ -10,6 +10,8 @@ from chat_tracker.records import Present
 
 
 class RoomQueries(RoomBase):
+    __slots__ = ()
+
     @property
     def member_count(self) -> int:
         return len(self._members)

@@ -23,6 +23,8 @@ RECENT_IDS = 128  # message ids remembered per member: far more than a client ev
 
 
 class RoomRequests(RoomQueries):
+    __slots__ = ()
+
     def start(self, note: str) -> None:
         """Record the tracker's start."""
         self.journal.append(START, text=note)

@@ -26,6 +26,8 @@ REPLACED_MESSAGE = "this session was resumed on another connection"
 
 
 class RoomResumes(RoomRequests):
+    __slots__ = ()
+
     def restore(self, present: Sequence[Present], resumes: Mapping[int, int] | None = None) -> int:
         """Bring back, as AWAY for the grace, the members who were in the room when the tracker last stopped.
 

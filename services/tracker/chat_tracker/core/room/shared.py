@@ -32,6 +32,8 @@ _ELSEWHERE = (MemberState.REMOTE, MemberState.REMOTE_AWAY)
 
 
 class SharedRoom(RoomModeration):
+    __slots__ = ()
+
     def install(self, members: Sequence[tuple[int, str, int, float, int, int]]) -> None:
         """A shared room at start: the members already in, ``(id, name, join seq, joined at, replica, resumes)``."""
         for member_id, name, since_seq, joined_at, owner, resumes in members:
