@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from support.benchrun import run_bench
 from support.timing import UNIT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,15 +19,7 @@ SERVERS = ("tracker", "ceiling", "typical")
 @pytest.mark.timeout(30 * UNIT)
 def test_smoke_run_writes_a_table_for_all_three_servers(tmp_path: Path) -> None:
     """The smoke run completes and writes results.md and results.json with rows for every server."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--results", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=28 * UNIT,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_bench("--smoke", "--results", str(tmp_path), timeout=28 * UNIT)
     table = (tmp_path / "results.md").read_text()
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
     for server in SERVERS:
@@ -65,15 +57,7 @@ def test_smoke_run_writes_a_table_for_all_three_servers(tmp_path: Path) -> None:
 @pytest.mark.timeout(12 * UNIT)
 def test_floor_prints_the_cost_of_one_small_write() -> None:
     """``python -m bench --floor`` measures and prints the CPU of one small loopback write, per frames per write."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "--floor"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=10 * UNIT,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = run_bench("--floor", timeout=10 * UNIT)
     assert "## The physical floor" in done.stdout
     lines = [line for line in done.stdout.splitlines() if line.startswith(("| 1 |", "| 16 |"))]
     assert len(lines) == 2, done.stdout
@@ -89,28 +73,18 @@ def test_smoke_run_with_a_baseline_commit_shows_both_trackers(tmp_path: Path) ->
     short = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
     ).stdout.strip()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--smoke",
-            "--servers",
-            "tracker,baseline",
-            "--baseline",
-            "HEAD",
-            "--workloads",
-            "fanout,log",
-            "--results",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    done = run_bench(
+        "--smoke",
+        "--servers",
+        "tracker,baseline",
+        "--baseline",
+        "HEAD",
+        "--workloads",
+        "fanout,log",
+        "--results",
+        str(tmp_path),
         timeout=28 * UNIT,
-        check=False,
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     label = f"tracker@{short}"
     table = (tmp_path / "results.md").read_text()
     assert "| tracker |" in table

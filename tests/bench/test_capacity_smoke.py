@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,10 +14,10 @@ import pytest
 from bench.broadcasts import TAIL, Receipts, message
 from bench.capacity import SMOKE, Ladder, _quantile
 from bench.native import missing, node_modules
+from support.benchrun import run_bench
 from support.environment import require
 from support.timing import UNIT
 
-ROOT = Path(__file__).resolve().parents[2]
 SERVERS = ("tracker", "ngircd", "nodews")
 
 
@@ -35,16 +33,16 @@ def test_every_server_climbs_the_smoke_ladder_and_reports_its_capacity(tmp_path:
         node_modules()  # ws from the npm registry on first use, then from the cache
     except RuntimeError as exc:
         require(False, f"nodews needs ws, which npm could not install: {exc} (.ci/run installs it)")
-    command = ["-m", "bench", "--smoke", "--workloads", "capacity", "--servers", ",".join(SERVERS)]
-    done = subprocess.run(
-        [sys.executable, *command, "--results", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    run_bench(
+        "--smoke",
+        "--workloads",
+        "capacity",
+        "--servers",
+        ",".join(SERVERS),
+        "--results",
+        str(tmp_path),
         timeout=10 * UNIT,
-        check=False,
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
     summaries = {row["server"]: row for row in rows if row["workload"] == "capacity-max"}
     assert sorted(summaries) == sorted(SERVERS)

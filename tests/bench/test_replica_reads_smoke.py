@@ -6,31 +6,20 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bench.replica_reads import SMOKE, layout
+from support.benchrun import run_bench
 from support.environment import require
 from support.timing import UNIT
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.timeout(12 * UNIT)
 def test_each_replica_reads_the_bytes_of_its_rooms_and_none_of_the_others(tmp_path: Path) -> None:
     require(shutil.which("redis-server") is not None, "redis-server is needed (.ci/run installs it)")
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--workloads", "replica-reads", "--results", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=10 * UNIT,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_bench("--smoke", "--workloads", "replica-reads", "--results", str(tmp_path), timeout=10 * UNIT)
     rows = [r for r in json.loads((tmp_path / "results.json").read_text())["rows"] if r["workload"] == "replica-reads"]
     assert [row["replica"] for row in rows] == [0, 1]
     rooms = layout(SMOKE)

@@ -5,8 +5,6 @@ reference: off CI a machine without it skips, in CI (where ``.ci/run`` installs 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -14,10 +12,10 @@ import pytest
 
 from bench.native import missing
 from bench.rooms import SMOKE, Shape, layout
+from support.benchrun import run_bench
 from support.environment import require
 from support.timing import UNIT
 
-ROOT = Path(__file__).resolve().parents[2]
 SERVERS = ("tracker", "ngircd")
 
 
@@ -29,16 +27,9 @@ def test_every_message_reaches_its_small_room_alone_on_both_servers(tmp_path: Pa
     latencies are reported for each."""
     tools = missing("ngircd")
     require(not tools, f"ngircd needs {', '.join(tools)} (.ci/run installs it)")
-    command = ["-m", "bench", "--smoke", "--workloads", "rooms", "--servers", ",".join(SERVERS)]
-    done = subprocess.run(
-        [sys.executable, *command, "--results", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=10 * UNIT,
-        check=False,
+    run_bench(
+        "--smoke", "--workloads", "rooms", "--servers", ",".join(SERVERS), "--results", str(tmp_path), timeout=10 * UNIT
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rows = [row for row in json.loads((tmp_path / "results.json").read_text())["rows"] if row["workload"] == "rooms"]
     assert sorted(row["server"] for row in rows) == sorted(SERVERS)
     slots = SMOKE.rooms * SMOKE.size

@@ -4,43 +4,30 @@ this tree's tracker and writes its table; no figure is asserted beyond what toda
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from support.benchrun import run_bench
 from support.timing import UNIT
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.timeout(18 * UNIT)
 def test_security_smoke_run_attacks_this_tree_and_writes_the_table(tmp_path: Path) -> None:
     """A body flood, a resume after a restart, token reuse and DNS rebinding, each against a fresh
     tracker: every attack gets a row with an answer (no harness error), printed and in security.md."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--smoke",
-            "--workloads",
-            "security",
-            "--servers",
-            "tracker",
-            "--attacks",
-            "1,3,6,7",
-            "--results",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    done = run_bench(
+        "--smoke",
+        "--workloads",
+        "security",
+        "--servers",
+        "tracker",
+        "--attacks",
+        "1,3,6,7",
+        "--results",
+        str(tmp_path),
         timeout=16 * UNIT,
-        check=False,
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     table = (tmp_path / "security.md").read_text()
     assert "## Security" in table and "## Security" in done.stdout
     rows = json.loads((tmp_path / "security.json").read_text())["rows"]
