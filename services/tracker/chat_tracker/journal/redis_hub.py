@@ -23,9 +23,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from chat_tracker.core.events import Event, EventKind
+from chat_tracker.core.events import Event
 from chat_tracker.errors import RedisUnavailable
-from chat_tracker.journal import redis_scripts as scripts
 from chat_tracker.journal.redis_client import JOURNAL, REDIS_ERRORS, async_client
 from chat_tracker.journal.redis_keys import Keys, control_of
 from chat_tracker.journal.redis_reader import PageReader, blocked_reader
@@ -39,6 +38,10 @@ OnNudge = Callable[[dict[str, Any]], None]
 
 class HubJournal(RedisJournal):
     """A room's or conversation's journal: its writer is its own, its reads are the hub's."""
+
+    # A join takes the name over: the default room made it the joiner's, so a hold left here by her earlier
+    # connection (on a replica that died, or before she resumed) gives way.
+    JOIN_OP = "T"
 
     def __init__(
         self, hub: StreamHub, keys: Keys, *, replica: int, last_seq: int, history_size: int, read_after: str = ""
@@ -75,22 +78,6 @@ class HubJournal(RedisJournal):
         task.add_done_callback(self._task_ended)
         self._tasks = [task]
         self._hub.subscribe(self)
-
-    def append(
-        self,
-        kind: EventKind,
-        name: str = "-",
-        text: str = "",
-        origin: int | None = None,
-        members: tuple[str, ...] = (),
-        msg_id: str | None = None,
-    ) -> None:
-        """As the default room's journal; but a join takes the name over: the default room made it the joiner's,
-        so a hold left here by her earlier connection (on a replica that died, or before she resumed) gives way."""
-        request = scripts.event_request(Event(0, 0.0, kind, name, text, origin, (), msg_id), self._replica)
-        if request.op == "J":
-            request.op = "T"
-        self._queue(request)
 
     def preload(self, events: list[Event]) -> None:
         """The events up to where it starts, as far back as it keeps them (what ``read_after`` answers from)."""

@@ -305,11 +305,14 @@ class Request:
     event: Event | None = None  # for events: what was asked (its seq and time come from Redis)
 
 
-def event_request(event: Event, replica: int) -> Request:
-    """The operation that logs ``event``: a member's join or leave also claims or releases its name."""
+def event_request(event: Event, replica: int, join_op: str = "J") -> Request:
+    """The operation that logs ``event``: a member's join or leave also claims or releases its name.
+
+    ``join_op`` ``T`` (a room besides the default) takes a name over from a hold still there (see ``APPEND``).
+    """
     body = body_of(event)
     if (event.kind is JOIN or event.kind is LEAVE) and event.origin is not None:
-        op = "J" if event.kind is JOIN else "L"
+        op = join_op if event.kind is JOIN else "L"
         return Request(op, name_key(event.name), f"{event.origin}:{replica}", body, event)
     if event.kind is MUTE or event.kind is BAN or event.kind is UNBAN:
         return Request("M", "", "", body, event)

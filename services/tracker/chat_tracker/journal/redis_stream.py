@@ -1,19 +1,18 @@
 """The journal in Redis: one stream for every replica, read back in seq order by one reader per replica.
 
-``append`` queues and returns at once, as ``LocalJournal``'s does. A writer task sends the queued
-requests in one ``APPEND`` script call (redis_scripts.py), which gives each event its seq and adds it
-as the stream entry ``<seq>-0``. Nothing is delivered from the write's answer: the reader task reads
-the stream (``XREAD``) and hands every event, this replica's and the others', to the room in seq
-order. So every replica delivers the same events in the same order, and a member sees an event only
-after Redis has it: with ``appendfsync always`` Redis writes and fsyncs the append-only file before
-it answers anyone, the blocked readers included.
+``append`` queues and returns at once, as ``LocalJournal``'s does. A writer task sends the queued requests in one
+``APPEND`` script call (redis_scripts.py), which gives each event its seq and adds it as the stream entry
+``<seq>-0``. Nothing is delivered from the write's answer: the reader task reads the stream (``XREAD``) and hands
+every event, this replica's and the others', to the room in seq order. So every replica delivers the same events in
+the same order, and a member sees an event only after Redis has it: with ``appendfsync always`` Redis writes and
+fsyncs the append-only file before it answers anyone, the blocked readers included.
 
 When Redis cannot be reached the journal is not ``writable`` (the room refuses new requests with
-``log_unavailable``) and both tasks retry with a backoff; the reader carries on from the last entry
-it delivered, so nothing is skipped, once it has checked that the room is still the same epoch. A
-batch whose answer was lost on the way is never applied twice: each carries this replica's batch
-number and the script ignores one it has already applied. A message whose id Redis holds for its
-member (logged by any replica) is not logged again: its first seq and time go to ``on_duplicate``.
+``log_unavailable``) and both tasks retry with a backoff; the reader carries on from the last entry it delivered, so
+nothing is skipped, once it has checked that the room is still the same epoch. A batch whose answer was lost on the
+way is never applied twice: each carries this replica's batch number and the script ignores one it has already
+applied. A message whose id Redis holds for its member (logged by any replica) is not logged again: its first seq
+and time go to ``on_duplicate``.
 """
 
 from __future__ import annotations
@@ -60,6 +59,8 @@ SYNC_TIMEOUT = 3.0
 
 class RedisJournal:
     """``Journal`` on a Redis stream shared by every replica, and its ``Replication``."""
+
+    JOIN_OP = "J"  # how a join claims its name (``redis_scripts.event_request``)
 
     def __init__(
         self,
@@ -132,7 +133,8 @@ class RedisJournal:
         members: tuple[str, ...] = (),
         msg_id: str | None = None,
     ) -> None:
-        self._queue(scripts.event_request(Event(0, 0.0, kind, name, text, origin, (), msg_id), self._replica))
+        event = Event(0, 0.0, kind, name, text, origin, (), msg_id)
+        self._queue(scripts.event_request(event, self._replica, self.JOIN_OP))
 
     def _queue(self, request: scripts.Request) -> None:
         self._pending.append(request)
