@@ -3,7 +3,7 @@
     python -m bench                      # everything, about 7 minutes on 2 cores
     python -m bench --smoke              # seconds, tiny N, all three servers (CI)
     python -m bench --workloads fanout --members 100,1000
-    python -m bench --profile            # py-spy profile of the tracker's hot path
+    python -m bench --profile            # py-spy profile of the tracker's hot path (--workloads rooms: of many rooms)
     python -m bench --memory             # an idle member's memory by file
     python -m bench --baseline edb638b   # the same, with the tracker of commit edb638b beside this tree's
     python -m bench --baseline edb638b --workloads fanout --servers tracker,baseline
@@ -516,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             from .profile import profile
 
-            return profile(plan)
+            return profile(plan, rooms_shape(args))
         try:
             attacks = tuple(a for a in (args.attacks or "").split(",") if a)
             return run(

@@ -7,6 +7,10 @@ headline arrival pattern, Poisson unless ``--arrivals`` says otherwise). Each fu
 share of the samples times the window's CPU per delivery gives microseconds per delivery, inclusive and self, written to
 ``profile-<server>.md`` with the raw folded stacks beside it (``profile-<server>.txt``,
 loadable in speedscope or flamegraph.pl).
+
+With ``--workloads rooms`` it profiles the many-rooms shape instead (``bench.rooms``, sized by the
+``--rooms-*`` flags): the members join the common room, enter their small rooms, and py-spy samples
+one rooms window of Poisson traffic over the small rooms.
 """
 
 from __future__ import annotations
@@ -17,63 +21,74 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from . import rooms
 from .generators import Generators, generator_cores
-from .workloads import Bench, Plan, describe, running
+from .workloads import Bench, Plan, Row, describe, running
 
 MEMBERS, SECONDS, SAMPLE_HZ = 100, 6.0, 250
 
 
-def profile(plan: Plan) -> int:
+def profile(plan: Plan, shape: rooms.Shape | None = None) -> int:
+    """Profile ``plan.servers[0]`` in one fan-out window, or in one rooms window when ``plan.workloads`` has rooms."""
     if shutil.which("py-spy") is None:
         print("python -m bench --profile: py-spy is not installed (pip install py-spy)", file=sys.stderr)
         return 1
     kind = plan.servers[0]
-    members = plan.members[0] if len(plan.members) == 1 else MEMBERS
-    rate = plan.fixed_rates.get(members, 100_000 / max(1, members - 1))
     plan.results.mkdir(parents=True, exist_ok=True)
     raw = plan.results / f"profile-{kind}.txt"
     gens = Generators(plan.generators, generator_cores(), plan.results / "logs")
     try:
-        with running(plan, kind, "profile") as server:
-            bench = Bench(plan, gens, server)
-            bench.join(members, plan.connect_timeout)
-            bench.window(rate, 2.0, "warm-up", arrivals=plan.headline)
-            spy = subprocess.Popen(
-                [
-                    "py-spy",
-                    "record",
-                    "--pid",
-                    str(server.pid),
-                    "--duration",
-                    f"{SECONDS + 1:g}",
-                    "--rate",
-                    str(SAMPLE_HZ),
-                    "--format",
-                    "raw",
-                    "--nonblocking",
-                    "--output",
-                    str(raw),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            row = bench.window(rate, SECONDS, "profiled", arrivals=plan.headline)
-            _, error = spy.communicate(timeout=60)
-            bench.leave_all()
+        if "rooms" in plan.workloads:
+            row, title, error = _profile_rooms(plan, gens, kind, raw, shape or rooms.Shape())
+        else:
+            row, title, error = _profile_fanout(plan, gens, kind, raw)
     finally:
         gens.close()
     if not raw.exists():
         print(f"py-spy wrote nothing (needs ptrace permission): {error.strip()[-500:]}", file=sys.stderr)
         return 1
-    text = summarize(
-        raw, row["cpu_us_per_delivery"] or 0.0, f"{kind}, N={members}, {rate:g} msg/s {plan.headline}: {describe(row)}"
-    )
+    text = summarize(raw, row["cpu_us_per_delivery"] or 0.0, title)
     out = plan.results / f"profile-{kind}.md"
     out.write_text(text)
     print(text)
     print(f"wrote {out} and {raw}")
     return 0
+
+
+def _profile_fanout(plan: Plan, gens: Generators, kind: str, raw: Path) -> tuple[Row, str, str]:
+    """N members in the default room, one fixed-rate window sampled: its row, a title, py-spy's errors."""
+    members = plan.members[0] if len(plan.members) == 1 else MEMBERS
+    rate = plan.fixed_rates.get(members, 100_000 / max(1, members - 1))
+    with running(plan, kind, "profile") as server:
+        bench = Bench(plan, gens, server)
+        bench.join(members, plan.connect_timeout)
+        bench.window(rate, 2.0, "warm-up", arrivals=plan.headline)
+        spy = _spy(server.pid, SECONDS, raw)
+        row = bench.window(rate, SECONDS, "profiled", arrivals=plan.headline)
+        _, error = spy.communicate(timeout=60)
+        bench.leave_all()
+    return row, f"{kind}, N={members}, {rate:g} msg/s {plan.headline}: {describe(row)}", error
+
+
+def _profile_rooms(plan: Plan, gens: Generators, kind: str, raw: Path, shape: rooms.Shape) -> tuple[Row, str, str]:
+    """The many-rooms shape filled, a warm-up window, then one window of ``shape.seconds`` sampled."""
+    queue = max(1024, 4 * shape.members)  # as the rooms workload: the join storm must not overflow an outbox
+    with running(plan, kind, "profile", queue_size=queue) as server:
+        bench = Bench(plan, gens, server)
+        bench.joined = rooms.fill(bench, shape)
+        rooms.window(bench, shape, min(shape.seconds, plan.warmup_seconds), "warm-up")
+        spy = _spy(server.pid, shape.seconds, raw)
+        row = {**rooms.window(bench, shape, shape.seconds, "profiled"), "workload": "rooms", **bench.joined}
+        _, error = spy.communicate(timeout=60 + shape.drain)
+        bench.leave_all()
+    return row, f"{kind}, {rooms.describe(row)}", error
+
+
+def _spy(pid: int, seconds: float, raw: Path) -> subprocess.Popen[str]:
+    """py-spy sampling ``pid`` for ``seconds`` (and one more), folded stacks to ``raw``."""
+    command = ["py-spy", "record", "--pid", str(pid), "--duration", f"{seconds + 1:g}", "--rate", str(SAMPLE_HZ)]
+    command += ["--format", "raw", "--nonblocking", "--output", str(raw)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def summarize(raw: Path, us_per_delivery: float, title: str, top: int = 25) -> str:

@@ -86,15 +86,15 @@ def measure(plan: Plan, gens: Generators, log: Any, shape: Shape) -> list[Row]:
         for bench in benches:
             bench.neighbours = [other.server for other in benches if other is not bench]
             stack.callback(bench.leave_all)
-            bench.joined = _fill(bench, shape)
+            bench.joined = fill(bench, shape)
             log(f"  {bench.server.kind} rooms: {_describe_fill(bench.joined)}")
         windows: dict[int, list[Row]] = {index: [] for index in range(len(benches))}
         for bench in benches:  # the first traffic after joining costs more (buffers, TCP windows): not counted
-            _window(bench, shape, min(shape.seconds, plan.warmup_seconds), "warm-up")
+            window(bench, shape, min(shape.seconds, plan.warmup_seconds), "warm-up")
         order = list(enumerate(benches))
         for repeat in range(shape.repeats):
             for index, bench in order if repeat % 2 == 0 else order[::-1]:
-                windows[index].append(_window(bench, shape, shape.seconds, "rooms"))
+                windows[index].append(window(bench, shape, shape.seconds, "rooms"))
         for index, bench in enumerate(benches):
             row = {**median_row(windows[index]), "workload": "rooms", **bench.joined}
             rows.append(row)
@@ -102,7 +102,7 @@ def measure(plan: Plan, gens: Generators, log: Any, shape: Shape) -> list[Row]:
     return rows
 
 
-def _fill(bench: Bench, shape: Shape) -> Row:
+def fill(bench: Bench, shape: Shape) -> Row:
     """Join N members to the common room, then each into its small rooms; RSS before and after."""
     bench.settle(timeout=5)
     rss0, cpu0 = bench.server.rss_bytes(), bench.server.cpu_seconds()
@@ -166,7 +166,7 @@ def audiences(bench: Bench, shape: Shape) -> dict[str, int]:
     return {bench.name(index): heard[rooms[index][-1]] - 1 for index in present if index in rooms}
 
 
-def _window(bench: Bench, shape: Shape, seconds: float, label: str) -> Row:
+def window(bench: Bench, shape: Shape, seconds: float, label: str) -> Row:
     """One Poisson window at ``shape.rate`` over the small rooms; the counts, CPU and latency of it."""
     bench.settle()
     server = bench.server
