@@ -186,6 +186,13 @@ async def test_held_frames_count_toward_the_limit_only_behind_a_full_socket() ->
     assert outbox.overflowed and calls == [None] and len(outbox) == 0
 
 
+def test_the_shortest_window_is_a_tenth_of_the_longest_and_never_above_a_millisecond() -> None:
+    """A long --coalesce-ms gathers more in a busy room; a quiet room's second frame still waits 1 ms at most."""
+    assert Coalescer(0.002).shortest == pytest.approx(0.0002)
+    assert Coalescer(0.010).shortest == pytest.approx(0.001)
+    assert Coalescer(0.030).shortest == pytest.approx(0.001)
+
+
 def test_a_coalescing_window_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         Coalescer(0)
@@ -196,10 +203,12 @@ async def test_the_window_grows_while_holding_pays_and_shrinks_when_it_does_not(
     """Several frames per member per window, or windows close together, lengthen it; lone frames shorten it."""
     now = [0.0]
     coalescer = Coalescer(0.016, clock=lambda: now[0])
-    assert coalescer.window == pytest.approx(0.0016)  # it starts short: a quiet room pays little
+    shortest = coalescer.shortest
+    assert shortest == pytest.approx(0.001)  # a tenth of the longest, but never above a millisecond
+    assert coalescer.window == pytest.approx(shortest)  # it starts short: a quiet room pays little
     wires = [FakeWire(ready=True) for _ in range(4)]
     outboxes = [Outbox(100, wire=wire, coalescer=coalescer) for wire in wires]
-    for _ in range(12):  # busy: every member gets two frames a window
+    for _ in range(20):  # busy: every member gets two frames a window (15 steps of 1 ms reach 16)
         for outbox in outboxes:
             outbox.push_wire(text_frame("a"), 1)
             outbox.push_wire(text_frame("b"), 1)
@@ -210,14 +219,14 @@ async def test_the_window_grows_while_holding_pays_and_shrinks_when_it_does_not(
         for outbox in outboxes:
             outbox.push_wire(text_frame("c"), 1)
         coalescer.flush()
-    assert coalescer.window == pytest.approx(0.0016)  # halved down to the shortest, no further
-    assert [len(decode_frames(bytes(wire.written))) for wire in wires] == [30] * 4  # nothing lost on the way
+    assert coalescer.window == pytest.approx(shortest)  # halved down to the shortest, no further
+    assert [len(decode_frames(bytes(wire.written))) for wire in wires] == [46] * 4  # nothing lost on the way
     for _ in range(3):  # one frame a window again, but the windows follow each other closely: holding would pay
         now[0] += 0.004
         for outbox in outboxes:
             outbox.push_wire(text_frame("d"), 1)
         coalescer.flush()
-    assert coalescer.window == pytest.approx(0.0016 * 4)
+    assert coalescer.window == pytest.approx(shortest * 4)
 
 
 @pytest.mark.anyio

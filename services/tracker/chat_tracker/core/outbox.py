@@ -12,7 +12,7 @@ whose socket was quiet goes out at once, and opens a window (one timer for the w
 tracker, not one per member); the frames that follow for that member within the window
 are held, and written together in one ``write(2)`` when it ends - and while frames keep
 coming less than a window apart, the next window's frames wait too. The window itself is
-as long as holding pays (``Coalescer``): a tenth of ``--coalesce-ms`` in a quiet room,
+as long as holding pays (``Coalescer``): a millisecond at most in a quiet room,
 all of it in a busy one. So a quiet room pays next to no latency, and a busy one pays
 at most a window on all but the first frame of each, for about two writes per member
 per window however many frames it brings. On
@@ -46,6 +46,10 @@ class WireLike(Protocol):
     def write(self, frames: bytes) -> None: ...
 
 
+# The shortest window, whatever ``--coalesce-ms`` is: what a quiet room's second frame may wait.
+SHORTEST = 0.001
+
+
 class Coalescer:
     """One window for every member's held frames: a single timer flushes them all at its end.
 
@@ -54,13 +58,13 @@ class Coalescer:
     window for the whole tracker. Windows are numbered (``current``): an outbox that
     wrote directly in the current window holds its next frames for its end.
 
-    The window's length adapts between a tenth of ``longest`` and ``longest``: when at
-    least half the members written to in a window got more frames in it (held), or the
-    window opened less than ``longest`` after the last one ended (frames keep coming
-    close together), the next window is a tenth of ``longest`` longer, since holding pays;
-    otherwise it halves, since frames that do get held then wait for little. A quiet room's
-    rare second frame waits a millisecond, not ten; a busy room's members get a write per
-    ten milliseconds.
+    The window's length adapts between ``shortest`` (a tenth of ``longest``, and at most
+    ``SHORTEST``) and ``longest``: when at least half the members written to in a window
+    got more frames in it (held), or the window opened less than ``longest`` after the last
+    one ended (frames keep coming close together), the next window is ``shortest`` longer,
+    since holding pays; otherwise it halves, since frames that do get held then wait for
+    little. A quiet room's rare second frame waits a millisecond at most, however long
+    ``longest`` is; a busy room's members get a write per ``longest``.
     """
 
     __slots__ = (
@@ -81,7 +85,7 @@ class Coalescer:
         if not window > 0:
             raise ValueError(f"a coalescing window must be positive, not {window}")
         self.longest = window
-        self.shortest = window / 10
+        self.shortest = min(window / 10, SHORTEST)
         self.window = self.shortest  # the length of the next window to open
         self.current = 0  # the number of the window now open (or the next one to open)
         self._held: list[Outbox] = []
