@@ -28,7 +28,8 @@ import uvicorn
 
 from chat_tracker.core.hosts import is_loopback
 from chat_tracker.http.app import TrackerApp, create_app
-from chat_tracker.runtime.descriptors import RESERVED, check_fits, socket_ceiling
+from chat_tracker.runtime.descriptors import share
+from chat_tracker.service.rooms import LOG_DESCRIPTORS
 from chat_tracker.service.settings import Settings
 from chat_tracker.transport.guard import SocketGuard
 from chat_tracker.transport.http_guard import RequestBounds, guarded_protocol
@@ -121,12 +122,13 @@ class TrackerServer(uvicorn.Server):
         log.info("Tracker stopped")
 
 
-def build_server(settings: Settings, socket_ceiling: int) -> TrackerServer:
-    """The tracker under uvicorn, every socket guarded (at most ``socket_ceiling`` open at once)."""
+def build_server(settings: Settings, socket_ceiling: int, room_logs: int = LOG_DESCRIPTORS) -> TrackerServer:
+    """The tracker under uvicorn, every socket guarded (at most ``socket_ceiling`` open at once), at most
+    ``room_logs`` of the rooms' chat.log files open at once."""
     # Logging first: opening chat.log starts retention in a worker thread, whose "Deleted ..." lines
     # must not be lost to a logging not yet configured (uvicorn's Config would only do it next).
     logging.config.dictConfig(logging_config(settings.log_level))
-    app = create_app(settings)
+    app = create_app(settings, room_logs)
     guard = SocketGuard(
         settings.max_connections_per_address, socket_ceiling, settings.trusted_proxies, app.tracker.warnings
     )
@@ -171,8 +173,7 @@ def websocket_protocol(app: TrackerApp) -> Callable[..., asyncio.Protocol]:
 
 def serve(settings: Settings) -> int:
     """Run until Ctrl+C / SIGTERM (or the room empties with exit-when-empty). Exit status."""
-    ceiling = socket_ceiling()
-    check_fits(settings.max_connections, ceiling + RESERVED)
-    server = build_server(settings, ceiling)
+    descriptors = share(settings.max_connections)
+    server = build_server(settings, descriptors.sockets, descriptors.room_logs)
     server.run()
     return 0 if server.started else 1

@@ -42,7 +42,7 @@ log = logging.getLogger("chat_tracker")
 # Events of each conversation kept in memory: what a member who was away is shown at once (a JSON client
 # pages further back with ``history``); conversations are many and small.
 CONVERSATION_MEMORY = 500
-LOG_DESCRIPTORS = 32  # of runtime/descriptors.py's RESERVED 64, which the default room's own files leave free
+LOG_DESCRIPTORS = 32  # at least: runtime/descriptors.py's ROOM_LOGS, part of the RESERVED the default room leaves free
 
 
 def room_limits(settings: Settings) -> RoomLimits:
@@ -57,7 +57,14 @@ def room_limits(settings: Settings) -> RoomLimits:
 class RoomHouse:
     """Opens, keeps and closes the rooms besides the default one of a single tracker."""
 
-    def __init__(self, settings: Settings, policy: MemberPolicy, store: AccountStore | None, default: Room) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        policy: MemberPolicy,
+        store: AccountStore | None,
+        default: Room,
+        log_descriptors: int = LOG_DESCRIPTORS,
+    ) -> None:
         self.settings = settings
         self.policy = policy
         self.store = store
@@ -66,9 +73,9 @@ class RoomHouse:
         self._loading: set[asyncio.Task[None]] = set()
         self._starting = False  # rooms opened now are the kept ones, at start: their members are read at once
         # Every room's and conversation's log: one maintenance thread (compression, retention) for all, and at
-        # most LOG_DESCRIPTORS files open at once (out of the descriptors the tracker keeps for itself).
+        # most ``log_descriptors`` files open at once (runtime/descriptors.py shares them out of the limit).
         self._maintenance = ThreadPoolExecutor(1, thread_name_prefix="rooms-log-maintenance")
-        self._descriptors = LogPool(LOG_DESCRIPTORS)
+        self._descriptors = LogPool(log_descriptors)
         self.rooms = Rooms(default, self._open, room_limits(settings), settings.default_room)
         self.rooms.on_changed = self._keep
         self.directs = Directs(self._open_conversation, policy)

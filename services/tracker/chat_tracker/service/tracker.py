@@ -39,7 +39,7 @@ from chat_tracker.service.lifecycle import RESTART_MESSAGE, SHUTDOWN_MESSAGE, go
 from chat_tracker.service.membership import Memberships
 from chat_tracker.service.replica_rooms import ReplicaRooms
 from chat_tracker.service.replicated import Replicated
-from chat_tracker.service.rooms import RoomHouse
+from chat_tracker.service.rooms import LOG_DESCRIPTORS, RoomHouse
 from chat_tracker.service.settings import Settings
 from chat_tracker.service.standalone import Standalone
 from chat_tracker.storage.rotation import RotatingLog
@@ -136,8 +136,9 @@ class Tracker:
     is the Redis stream, and the room lists every replica's members.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, room_logs: int = LOG_DESCRIPTORS) -> None:
         self.settings = settings
+        self._room_logs = room_logs  # the rooms' chat.log files open at once (runtime/descriptors.py)
         policy = self.policy = member_policy(settings)
         url = settings.redis_url
         self.mode: Mode = Standalone(settings, policy) if url is None else Replicated(settings, url, policy)
@@ -192,7 +193,7 @@ class Tracker:
 
     def _house(self, settings: Settings, store: AccountStore | None) -> RoomHouse:
         if not isinstance(self.mode, Replicated):
-            return RoomHouse(settings, self.policy, store, self.room)
+            return RoomHouse(settings, self.policy, store, self.room, self._room_logs)
         link = self.mode.link
         house = ReplicaRooms(settings, self.policy, store, self.room, (link.replica, link.epoch))
         self.mode.other_rooms = house
