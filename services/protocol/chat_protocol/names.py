@@ -11,6 +11,7 @@ taken too.
 from __future__ import annotations
 
 import re
+import sys
 
 from .errors import InvalidName, ReservedName
 
@@ -45,7 +46,8 @@ RESERVED_NAMES = frozenset(
 
 def name_key(name: str) -> str:
     """The identity of a name: equal keys mean the names may not both be online."""
-    return name.lower().translate(_LOOKALIKES)
+    # Interned: a member's key is kept by every room she is in, its events and its indexes; one copy serves them all.
+    return sys.intern(name.lower().translate(_LOOKALIKES))
 
 
 _RESERVED_KEYS = frozenset(name_key(n) for n in RESERVED_NAMES)

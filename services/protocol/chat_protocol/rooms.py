@@ -18,6 +18,7 @@ back as a ``message`` carrying ``to``. It is in no room's log; the operator can 
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -53,7 +54,8 @@ def room_name(text: str) -> str:
 
 def room_key(name: str) -> str:
     """The identity of a room's name: names with one key are one room (``#DEV`` is ``#dev``, ``#ci`` is ``#cl``)."""
-    return name.lower().translate(_ROOM_LOOKALIKES)
+    # Interned: a member's key is kept by every room she is in, its events and its indexes; one copy serves them all.
+    return sys.intern(name.lower().translate(_ROOM_LOOKALIKES))
 
 
 @dataclass(frozen=True)
