@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chat_protocol.messages import format_ts, parse_ts
+from chat_protocol.timestamps import format_ts, parse_ts
 
 
 def by_datetime(epoch_seconds: float) -> str:

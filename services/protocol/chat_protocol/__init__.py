@@ -55,8 +55,6 @@ from .messages import (
     ServerMessage,
     Welcome,
     Who,
-    format_ts,
-    parse_ts,
 )
 from .names import check_name, name_key
 from .reasons import LEAVE_REASONS, LeaveReason
@@ -80,6 +78,7 @@ from .rooms import (
     room_name,
 )
 from .text import escape, has_lone_surrogate, sanitize_for_terminal, unescape
+from .timestamps import format_ts, parse_ts
 
 __all__ = [
     "DEFAULT_HISTORY_PAGE",

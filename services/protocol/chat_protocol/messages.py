@@ -13,10 +13,7 @@ See docs/protocol.md for the dialogue; ``codec.py`` turns these messages into fr
 
 from __future__ import annotations
 
-import functools
-import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import ClassVar, TypeAlias
 
 from .accounts import Devices, ListDevices, Register, Registered, SignedOut, SignOut
@@ -28,32 +25,6 @@ from .rooms import Entered, Invite, Invited, ListRooms, Parted, Remove, RoomInfo
 SUBPROTOCOL = "groupchat.v1"
 WEBSOCKET_PATH = "/ws"  # where the tracker serves the chat socket; the client implies it
 PROTOCOL_VERSION = 1
-
-
-# --- timestamps ---------------------------------------------------------------------
-
-
-def format_ts(epoch_seconds: float) -> str:
-    """UTC ISO-8601 with milliseconds and a ``Z``: ``2026-11-24T01:50:38.123Z``."""
-    # As datetime.fromtimestamp rounds: to the microsecond, half to even, then milliseconds truncated.
-    fraction, whole = math.modf(epoch_seconds)
-    micro = round(fraction * 1e6)
-    if micro >= 1_000_000:
-        whole, micro = whole + 1, micro - 1_000_000
-    elif micro < 0:
-        whole, micro = whole - 1, micro + 1_000_000
-    return f"{_second_prefix(int(whole))}{micro // 1000:03d}Z"
-
-
-@functools.lru_cache(maxsize=4)
-def _second_prefix(second: int) -> str:
-    """``2026-11-24T01:50:38.`` for one second: every event of a busy second shares it (strftime costs 2 us)."""
-    return datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")
-
-
-def parse_ts(text: str) -> datetime:
-    """Parse a timestamp written by ``format_ts`` into an aware datetime (3.11 reads the ``Z``)."""
-    return datetime.fromisoformat(text)
 
 
 # --- limits announced in the welcome --------------------------------------------------
@@ -406,6 +377,4 @@ __all__ = [
     "ServerMessage",
     "Welcome",
     "Who",
-    "format_ts",
-    "parse_ts",
 ]

@@ -41,7 +41,7 @@ class HubJournal(RedisJournal):
 
     # A join takes the name over: the default room made it the joiner's, so a hold left here by her earlier
     # connection (on a replica that died, or before she resumed) gives way.
-    JOIN_OP = "T"
+    _JOIN_OP = "T"
 
     def __init__(
         self, hub: StreamHub, keys: Keys, *, replica: int, last_seq: int, history_size: int, read_after: str = ""

@@ -60,7 +60,7 @@ SYNC_TIMEOUT = 3.0
 class RedisJournal:
     """``Journal`` on a Redis stream shared by every replica, and its ``Replication``."""
 
-    JOIN_OP = "J"  # how a join claims its name (``redis_scripts.event_request``)
+    _JOIN_OP = "J"  # how a join claims its name (``redis_scripts.event_request``)
 
     def __init__(
         self,
@@ -134,7 +134,7 @@ class RedisJournal:
         msg_id: str | None = None,
     ) -> None:
         event = Event(0, 0.0, kind, name, text, origin, (), msg_id)
-        self._queue(scripts.event_request(event, self._replica, self.JOIN_OP))
+        self._queue(scripts.event_request(event, self._replica, self._JOIN_OP))
 
     def _queue(self, request: scripts.Request) -> None:
         self._pending.append(request)
