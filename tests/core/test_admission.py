@@ -9,14 +9,8 @@ import pytest
 from chat_tracker.core.addresses import proxy_list
 from chat_tracker.core.admission import Admission, AdmissionRefusal, Budget
 from chat_tracker.errors import ConfigError
-from chat_tracker.runtime.descriptors import (
-    RESERVED,
-    ROOM_LOGS,
-    ROOM_LOGS_MOST,
-    check_fits,
-    raise_soft_limit,
-    shared_out,
-)
+from chat_tracker.runtime.descriptors import RESERVED, ROOM_LOGS_MOST, check_fits, raise_soft_limit, shared_out
+from chat_tracker.service.rooms import LOG_DESCRIPTORS
 from chat_tracker.transport.guard import SocketGuard, SocketRefusal, Ticket
 
 
@@ -160,13 +154,13 @@ def test_a_max_connections_that_does_not_fit_is_a_one_line_config_error() -> Non
 def test_descriptors_to_spare_keep_more_rooms_logs_open_and_the_sockets_keep_the_other_half() -> None:
     """Half of what the limit leaves beyond --max-connections and the reserve goes to the rooms' chat.log files."""
     tight = shared_out(1000, 1000 - RESERVED)  # nothing to spare: the rooms' logs keep their share of the reserve
-    assert (tight.sockets, tight.room_logs) == (1000 - RESERVED, ROOM_LOGS)
+    assert (tight.sockets, tight.room_logs) == (1000 - RESERVED, LOG_DESCRIPTORS)
     roomy = shared_out(1000, 500)  # 436 to spare: 218 more logs open, 218 more sockets than the members'
-    assert (roomy.sockets, roomy.room_logs) == (1000 - RESERVED - 218, ROOM_LOGS + 218)
+    assert (roomy.sockets, roomy.room_logs) == (1000 - RESERVED - 218, LOG_DESCRIPTORS + 218)
     assert roomy.sockets - 500 == 218
     plenty = shared_out(1_048_576, 10_000)  # at most ROOM_LOGS_MOST logs, whatever the limit
     assert plenty.room_logs == ROOM_LOGS_MOST
-    assert plenty.sockets == 1_048_576 - RESERVED - (ROOM_LOGS_MOST - ROOM_LOGS)
+    assert plenty.sockets == 1_048_576 - RESERVED - (ROOM_LOGS_MOST - LOG_DESCRIPTORS)
 
 
 def test_the_soft_descriptor_limit_is_raised_to_the_hard_one() -> None:

@@ -67,6 +67,7 @@ from chat_protocol import (
 from chat_tracker.core.dialects import JSON, PASSWORD_OK, PLAIN, Dialect
 from chat_tracker.core.outbox import CloseRequest, Outbox
 from chat_tracker.core.room import Member, Room
+from chat_tracker.core.room.member import Goodbye
 from chat_tracker.core.session import Action, CheckPassword, Errand, Session, SessionState, Timeouts
 from chat_tracker.errors import LogWriteError
 from chat_tracker.records import LogEntry
@@ -292,7 +293,7 @@ class SpiedRoom(Room):
         if not already_out:
             self.conversation.accepted.append((member.name, text))
 
-    def leave(self, member: Member, reason: str, close: Any = None) -> None:
+    def leave(self, member: Member, reason: str, close: Goodbye | None = None) -> None:
         if not member.left and not self.conversation.shut:
             self.conversation.left.append((member.name, reason))
         super().leave(member, reason, close)

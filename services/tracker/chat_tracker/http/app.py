@@ -16,7 +16,6 @@ from chat_tracker.http import admin, admin_accounts
 from chat_tracker.http.rest import attach_metrics, router
 from chat_tracker.http.rooms_rest import router as rooms_router
 from chat_tracker.http.web import router as web_router  # the browser client at /
-from chat_tracker.service.rooms import LOG_DESCRIPTORS
 from chat_tracker.service.settings import Settings
 from chat_tracker.service.tracker import Tracker
 from chat_tracker.transport.asgi import ASGIApp, Receive, Scope, Send
@@ -33,7 +32,7 @@ class TrackerApp:
         await self.api(scope, receive, send)
 
 
-def create_app(settings: Settings, room_logs: int = LOG_DESCRIPTORS) -> TrackerApp:
+def create_app(settings: Settings, room_logs: int) -> TrackerApp:
     """Build a tracker from ``settings``: opens (and repairs) chat.log at once (``room_logs``: ``RoomHouse``'s)."""
     tracker = Tracker(settings, room_logs)
 

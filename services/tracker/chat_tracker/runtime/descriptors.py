@@ -9,7 +9,7 @@ promise slots the process cannot open, so it refuses to start. The socket guard
 keeps every socket, HTTP included, below the limit it got (``ceiling``).
 
 Rooms besides the default one and conversations each have a chat.log, but only the ones
-written most recently hold a descriptor (``storage/log_pool.py``): ``ROOM_LOGS`` of
+written most recently hold a descriptor (``storage/log_pool.py``): ``LOG_DESCRIPTORS`` of
 ``RESERVED`` always, and more when the limit leaves descriptors to spare (``share``).
 """
 
@@ -22,8 +22,7 @@ from chat_tracker.errors import ConfigError
 from chat_tracker.service.rooms import LOG_DESCRIPTORS
 
 RESERVED = 64  # descriptors kept for everything that is not a client socket
-ROOM_LOGS = LOG_DESCRIPTORS  # of RESERVED: the rooms' and conversations' chat.log files open at once, at least
-ROOM_LOGS_MOST = 1024  # ... and at most, however many descriptors the limit leaves to spare
+ROOM_LOGS_MOST = 1024  # the rooms' chat.log files open at once at most (at least: LOG_DESCRIPTORS, part of RESERVED)
 _NR_OPEN_FALLBACK = 1_048_576  # Linux's default fs.nr_open, used when the hard limit is unlimited
 
 
@@ -75,5 +74,5 @@ def share(max_connections: int) -> DescriptorShare:
 
 def shared_out(limit: int, max_connections: int) -> DescriptorShare:
     """``share``'s arithmetic, for a ``limit`` that ``max_connections`` fits in."""
-    extra = max(0, min((limit - RESERVED - max_connections) // 2, ROOM_LOGS_MOST - ROOM_LOGS))
-    return DescriptorShare(sockets=limit - RESERVED - extra, room_logs=ROOM_LOGS + extra)
+    extra = max(0, min((limit - RESERVED - max_connections) // 2, ROOM_LOGS_MOST - LOG_DESCRIPTORS))
+    return DescriptorShare(sockets=limit - RESERVED - extra, room_logs=LOG_DESCRIPTORS + extra)

@@ -29,7 +29,6 @@ import uvicorn
 from chat_tracker.core.hosts import is_loopback
 from chat_tracker.http.app import TrackerApp, create_app
 from chat_tracker.runtime.descriptors import share
-from chat_tracker.service.rooms import LOG_DESCRIPTORS
 from chat_tracker.service.settings import Settings
 from chat_tracker.transport.guard import SocketGuard
 from chat_tracker.transport.http_guard import RequestBounds, guarded_protocol
@@ -122,7 +121,7 @@ class TrackerServer(uvicorn.Server):
         log.info("Tracker stopped")
 
 
-def build_server(settings: Settings, socket_ceiling: int, room_logs: int = LOG_DESCRIPTORS) -> TrackerServer:
+def build_server(settings: Settings, socket_ceiling: int, room_logs: int) -> TrackerServer:
     """The tracker under uvicorn, every socket guarded (at most ``socket_ceiling`` open at once), at most
     ``room_logs`` of the rooms' chat.log files open at once."""
     # Logging first: opening chat.log starts retention in a worker thread, whose "Deleted ..." lines

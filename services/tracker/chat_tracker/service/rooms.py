@@ -42,7 +42,7 @@ log = logging.getLogger("chat_tracker")
 # Events of each conversation kept in memory: what a member who was away is shown at once (a JSON client
 # pages further back with ``history``); conversations are many and small.
 CONVERSATION_MEMORY = 500
-LOG_DESCRIPTORS = 32  # at least: runtime/descriptors.py's ROOM_LOGS, part of the RESERVED the default room leaves free
+LOG_DESCRIPTORS = 32  # at least (runtime/descriptors.py gives more when it can): part of RESERVED's 64
 
 
 def room_limits(settings: Settings) -> RoomLimits:

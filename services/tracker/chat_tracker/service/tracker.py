@@ -39,7 +39,7 @@ from chat_tracker.service.lifecycle import RESTART_MESSAGE, SHUTDOWN_MESSAGE, go
 from chat_tracker.service.membership import Memberships
 from chat_tracker.service.replica_rooms import ReplicaRooms
 from chat_tracker.service.replicated import Replicated
-from chat_tracker.service.rooms import LOG_DESCRIPTORS, RoomHouse
+from chat_tracker.service.rooms import RoomHouse
 from chat_tracker.service.settings import Settings
 from chat_tracker.service.standalone import Standalone
 from chat_tracker.storage.rotation import RotatingLog
@@ -136,7 +136,7 @@ class Tracker:
     is the Redis stream, and the room lists every replica's members.
     """
 
-    def __init__(self, settings: Settings, room_logs: int = LOG_DESCRIPTORS) -> None:
+    def __init__(self, settings: Settings, room_logs: int) -> None:
         self.settings = settings
         self._room_logs = room_logs  # the rooms' chat.log files open at once (runtime/descriptors.py)
         policy = self.policy = member_policy(settings)
