@@ -22,7 +22,7 @@ def test_overflow_at_limit_plus_one_drops_frames_and_calls_back_once() -> None:
     outbox.push("4")
     assert outbox.overflowed and outbox.closing and len(outbox) == 0
     outbox.push("5")
-    outbox.push_many(["6", "7"])
+    outbox.push_texts(["6", "7"])
     outbox.close(1000, "bye", ("final",))
     assert calls == [None] and len(outbox) == 0
 
@@ -31,9 +31,9 @@ def test_push_many_overflows_as_a_whole() -> None:
     """A batch that would take the queue past its limit overflows it, even when pushed at once."""
     calls: list[None] = []
     outbox = Outbox(3, on_overflow=lambda: calls.append(None))
-    outbox.push_many(["1", "2", "3"])
+    outbox.push_texts(["1", "2", "3"])
     assert not outbox.overflowed
-    outbox.push_many(["4"])
+    outbox.push_texts(["4"])
     assert outbox.overflowed and calls == [None]
 
 
@@ -42,7 +42,7 @@ async def test_take_returns_frames_in_order() -> None:
     """take() returns everything queued, oldest first, and then waits for more."""
     outbox = Outbox(10)
     outbox.push("a")
-    outbox.push_many(["b", "c"])
+    outbox.push_texts(["b", "c"])
     assert await outbox.take() == (["a", "b", "c"], None)
     waiting = asyncio.ensure_future(outbox.take())
     await asyncio.sleep(0)
@@ -58,7 +58,7 @@ async def test_close_sends_final_frames_then_the_close() -> None:
     outbox.push("queued")
     outbox.close(1001, "tracker shutting down", ("bye",))
     outbox.push("too late")
-    outbox.push_many(["also too late"])
+    outbox.push_texts(["also too late"])
     outbox.close(4006, "second close loses")
     assert await outbox.take() == (["queued", "bye"], CloseRequest(1001, "tracker shutting down"))
     assert await outbox.take() == ([], CloseRequest(1001, "tracker shutting down"))
@@ -82,7 +82,7 @@ async def test_overflow_wakes_a_waiting_writer_with_nothing() -> None:
     assert await outbox.take() == (["x"], None)
     waiting = asyncio.ensure_future(outbox.take())
     await asyncio.sleep(0)
-    outbox.push_many(["1", "2"])
+    outbox.push_texts(["1", "2"])
     assert await asyncio.wait_for(waiting, UNIT / 5) == ([], None)
     assert await outbox.take() == ([], None)
 

@@ -22,6 +22,7 @@ from chat_tracker.core.dialects import Dialect, ResumeOffer, SignedIn
 from chat_tracker.core.events import JOIN, LEAVE, MESSAGE, Event
 from chat_tracker.core.frames import text_frame
 from chat_tracker.core.outbox import Outbox
+from chat_tracker.core.ride import Ride
 from chat_tracker.core.tokens import ResumeTokens
 
 
@@ -108,13 +109,16 @@ class SharedFrames(Generic[R]):
     """A batch's frames as most members receive them, built once per dialect (and per wiring).
 
     ``behind`` lists the members whose outbox overflowed as the batch was pushed to them:
-    what to do about them is the caller's business, once the batch is out.
+    what to do about them is the caller's business, once the batch is out. ``rides`` are the
+    room's (``core/ride.py``), one per dialect: a held member gets on, and is skipped while it
+    rides; ``finish`` adds the batch to them once everyone has been handed it.
     """
 
-    __slots__ = ("_texts", "_wire", "batch", "behind", "notices")
+    __slots__ = ("_rides", "_texts", "_wire", "batch", "behind", "notices")
 
-    def __init__(self, batch: Sequence[Event]) -> None:
+    def __init__(self, batch: Sequence[Event], rides: dict[Dialect, Ride]) -> None:
         self.batch = batch
+        self._rides = rides
         # Only joins and leaves: nobody waits for them, so they may wait for the coalescing window.
         self.notices = all(event.kind is JOIN or event.kind is LEAVE for event in batch)
         self.behind: list[R] = []
@@ -126,11 +130,13 @@ class SharedFrames(Generic[R]):
         outbox = member.outbox
         dialect = member.dialect
         if outbox.wire is not None:  # nearly every member: one dict lookup, no key built
-            joined = self._wire.get(dialect)
-            if joined is None:
-                joined = self._wire[dialect] = b"".join([dialect.shared_wire(event) for event in self.batch])
             count = len(self.batch)
-            outbox.push_wire(joined, count, self.notices)
+            ride = self._rides.get(dialect)
+            if ride is None:
+                ride = self._rides[dialect] = Ride()
+            elif outbox.ride is ride:
+                return count  # riding: ``finish`` adds the batch to the ride, once for all its riders
+            outbox.push_wire(self._joined(dialect), count, self.notices, ride)
         else:
             texts = self._texts.get(dialect)
             if texts is None:
@@ -140,6 +146,18 @@ class SharedFrames(Generic[R]):
         if outbox.overflowed:
             self.behind.append(member)
         return count
+
+    def finish(self) -> None:
+        """Every member has been handed the batch: add it to each ride that has riders."""
+        for dialect, ride in self._rides.items():
+            if ride.riders:
+                ride.add(self._joined(dialect), len(self.batch))
+
+    def _joined(self, dialect: Dialect) -> bytes:
+        joined = self._wire.get(dialect)
+        if joined is None:
+            joined = self._wire[dialect] = b"".join([dialect.shared_wire(event) for event in self.batch])
+        return joined
 
 
 def frames_for(member: Recipient, batch: Sequence[Event], terms: WelcomeTerms) -> int:

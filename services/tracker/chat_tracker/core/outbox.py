@@ -10,15 +10,13 @@ are texts, handed to the adapter through ``on_wake`` as they come.
 With a ``Coalescer`` (``--coalesce-ms``) coalescing is adaptive. A frame for a member
 whose socket was quiet goes out at once, and opens a window (one timer for the whole
 tracker, not one per member); the frames that follow for that member within the window
-are held, and written together in one ``write(2)`` when it ends - and while frames keep
-coming less than a window apart, the next window's frames wait too. The window itself is
-as long as holding pays (``Coalescer``): a millisecond at most in a quiet room,
-all of it in a busy one. So a quiet room pays next to no latency, and a busy one pays
-at most a window on all but the first frame of each, for about two writes per member
-per window however many frames it brings. On
-this machine one small loopback write costs about as much CPU as everything else a
-delivery needs, so that is where a busy room's CPU goes. Order is untouched: held
-frames are the head of the same queue the adapter drains.
+are held - on its room's ride (``core/ride.py``) when they are the room's shared frames -
+and written together in one ``write(2)`` when it ends; while frames keep coming less than
+a window apart, the next window's frames wait too. The window is as long as holding pays
+(``Coalescer``): a millisecond at most in a quiet room, all of it in a busy one, where a
+member gets about two writes per window however many frames it brings (one small loopback
+write costs about as much CPU as everything else a delivery needs). Order is untouched:
+held frames are the head of the same queue the adapter drains.
 
 A member that falls more than ``limit`` frames behind (beyond what its socket
 buffer already holds) overflows: its queue is dropped and ``overflowed`` says so.
@@ -36,6 +34,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from chat_tracker.core.frames import text_frame
+from chat_tracker.core.ride import Ride
 
 
 class WireLike(Protocol):
@@ -154,6 +153,7 @@ class Outbox:
     """
 
     __slots__ = (
+        "_boarded",
         "_close",
         "_coalescer",
         "_count",
@@ -167,6 +167,7 @@ class Outbox:
         "on_overflow",
         "on_wake",
         "overflowed",
+        "ride",
         "wire",
     )
 
@@ -182,11 +183,13 @@ class Outbox:
         self._coalescer = coalescer if wire is not None else None
         self._held = False  # frames wait in _wire_frames for the coalescer's flush
         self._window = -1  # the coalescer's window in which it was last written to
-        # Lists, not deques: they are only ever appended to and emptied whole, and an empty
-        # deque costs some 600 bytes per member where an empty list costs 56.
+        # Lists, not deques: only appended to and emptied whole (an empty deque is 600 B, a list 56).
         self._texts: list[str] = []  # not wired: texts, framed (and compressed) by the adapter
         self._wire_frames: list[bytes] = []  # wired: pre-built frames, possibly several joined
         self._count = 0  # frames queued (a wired item may hold several joined frames)
+        # Held, it may ride its room's shared frames (core/ride.py) instead of keeping its own copy.
+        self.ride: Ride | None = None
+        self._boarded = (0, 0)  # where it got on the ride
         self._waiter: asyncio.Future[None] | None = None
         self._emptied: asyncio.Future[None] | None = None
         self._close: CloseRequest | None = None
@@ -197,7 +200,8 @@ class Outbox:
         self.on_wake: Callable[[], None] | None = None
 
     def __len__(self) -> int:
-        return self._count
+        ride = self.ride
+        return self._count if ride is None else self._count + ride.waiting(self._boarded)
 
     @property
     def wired(self) -> bool:
@@ -223,13 +227,13 @@ class Outbox:
         self._count += len(texts)
         self._after_queueing()
 
-    push_many = push_texts
-
-    def push_wire(self, data: bytes, count: int, notices: bool = False) -> None:
+    def push_wire(self, data: bytes, count: int, notices: bool = False, ride: Ride | None = None) -> None:
         """Queue ``count`` pre-built frames already joined into ``data`` (wired outboxes only).
 
         ``notices``: only joins and leaves, which nobody waits for: held for the window even when the
         socket was quiet, so a storm of joins (a thousand members arriving) goes out a window at a time.
+        ``ride``: the room's ride for this member's dialect, to which the caller adds ``data`` once it has
+        handed it to every member: if held, this outbox gets on it instead of keeping a copy of its own.
         """
         if self._close is not None or self.overflowed:  # closing, spelled out: this runs per delivery
             return
@@ -238,8 +242,7 @@ class Outbox:
             # A window is open: these join it. Held frames are not "behind" while the socket
             # keeps up; the limit applies at the flush if the socket turns out full, as it does
             # to frames queued behind a full socket.
-            frames.append(data)
-            self._count += count
+            self._keep(data, count, ride)
             return
         wire = self.wire
         if wire is not None and not frames and wire.ready():
@@ -249,14 +252,32 @@ class Outbox:
                 if coalescer is not None:
                     self._window = coalescer.open()
                 return
-            frames.append(data)  # written to in this window already: held for its end, no writer woken
-            self._count += count
-            self._held = True
+            self._held = True  # written to in this window already: held for its end, no writer woken
             coalescer.hold(self)
+            self._keep(data, count, ride)
             return
         frames.append(data)
         self._count += count
         self._after_queueing()
+
+    def _keep(self, data: bytes, count: int, ride: Ride | None) -> None:
+        """Hold frames for the window's end: on ``ride`` (which the room adds ``data`` to), else in this queue."""
+        if self.ride is not None:
+            self._alight()  # what it rode so far comes before these
+        if ride is not None:
+            self.ride, self._boarded = ride, ride.board()
+        else:
+            self._wire_frames.append(data)
+            self._count += count
+
+    def _alight(self) -> None:
+        """Off the ride: its frames since this outbox got on move into this queue."""
+        ride = self.ride
+        if ride is not None:
+            self.ride = None
+            chunks, count = ride.alight(self._boarded)
+            self._wire_frames.extend(chunks)
+            self._count += count
 
     def _gathering(self, coalescer: Coalescer) -> bool:
         """Whether this frame waits for the window's end: written to in this window, or in the last one while
@@ -270,6 +291,7 @@ class Outbox:
         if not self._held:
             return
         self._held = False
+        self._alight()
         if self._coalescer is not None:
             self._window = self._coalescer.current - 1  # written at the end of the window just closed
         frames, wire = self._wire_frames, self.wire
@@ -291,6 +313,9 @@ class Outbox:
 
     def _overflow(self) -> None:
         self.overflowed = True
+        if self.ride is not None:
+            self.ride.drop()
+            self.ride = None
         self._texts.clear()
         self._wire_frames.clear()
         self._count = 0
@@ -302,6 +327,7 @@ class Outbox:
         """Send ``final_frames`` after what is queued, then close with ``code``. First call wins."""
         if self.closing:
             return
+        self._alight()
         if self.wire is not None:
             self._wire_frames.extend(text_frame(text) for text in final_frames)
         else:
@@ -326,7 +352,7 @@ class Outbox:
 
     async def emptied(self) -> None:
         """Wait until the writer has taken every queued frame, or the outbox is closing."""
-        while self._count and not self.closing:
+        while len(self) and not self.closing:
             self._emptied = asyncio.get_running_loop().create_future()
             try:
                 await self._emptied
@@ -335,7 +361,13 @@ class Outbox:
 
     async def wait(self) -> None:
         """Wait until there are frames, a close request, or an overflow."""
-        while not self._texts and not self._wire_frames and self._close is None and not self.overflowed:
+        while (
+            not self._texts
+            and not self._wire_frames
+            and self.ride is None
+            and self._close is None
+            and not self.overflowed
+        ):
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter
@@ -355,6 +387,7 @@ class Outbox:
 
     def take_wire_now(self) -> tuple[bytes, CloseRequest | None]:
         """All queued frames joined (wired), and the close request once they are the last. Never waits."""
+        self._alight()
         data = b"".join(self._wire_frames)
         self._wire_frames.clear()
         self._count = 0

@@ -28,6 +28,7 @@ import uvicorn
 
 from chat_tracker.core.hosts import is_loopback
 from chat_tracker.http.app import TrackerApp, create_app
+from chat_tracker.runtime import heap
 from chat_tracker.runtime.descriptors import share
 from chat_tracker.service.settings import Settings
 from chat_tracker.transport.guard import SocketGuard
@@ -114,6 +115,7 @@ class TrackerServer(uvicorn.Server):
         settings = self.tracker.settings
         if clear_beyond_loopback(settings.host, self.config.is_ssl, bool(settings.trusted_proxies.networks)):
             log.warning(PLAIN_WARNING, settings.host)
+        heap.settle()  # last: everything made so far lives as long as the server
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await self.tracker.shutdown()

@@ -17,9 +17,11 @@ from typing import Protocol
 
 from chat_protocol import Limits, name_key
 from chat_tracker.core.claims import NameClaims
+from chat_tracker.core.dialects import Dialect
 from chat_tracker.core.events import BAN, JOIN, LEAVE, Event
 from chat_tracker.core.moderation import Moderation
 from chat_tracker.core.policy import MemberPolicy
+from chat_tracker.core.ride import Ride
 from chat_tracker.core.room.member import MEMBERSHIP_ENDS, Member
 from chat_tracker.core.room.states import ROOM_TRANSITIONS, MemberState, RoomState, RoomStep, Step, next_state
 from chat_tracker.core.room.stats import RoomStats
@@ -64,6 +66,7 @@ class RoomBase:
         "_members",
         "_monotonic",
         "_offline",
+        "_rides",
         "_state",
         "dead_replicas",
         "grace",
@@ -125,6 +128,7 @@ class RoomBase:
         # Registered members with no connection (still members): name key -> (name, last seen). Kept from the
         # account store at start (``restore_roster``), then from the events themselves, on every replica alike.
         self._offline: dict[str, tuple[str, float]] = {}
+        self._rides: dict[Dialect, Ride] = {}  # frames held for the coalescing window, shared (core/ride.py)
         self._delivered_seq = journal.last_seq
         journal.subscribe(self._deliver)
 

@@ -72,7 +72,7 @@ class RoomDelivery(SharedRoom):
     def _push(self, batch: Sequence[Event]) -> list[Member]:
         """Queue ``batch`` for every member connected here; the members whose outbox overflowed."""
         concerned = {event.origin for event in batch}  # its senders, joiners and leavers
-        shared: SharedFrames[Member] = SharedFrames(batch)
+        shared: SharedFrames[Member] = SharedFrames(batch, self._rides)
         terms = WelcomeTerms(self.limits, self.tokens, self.grace, self.journal.recent)
         deliveries = 0
         for member in self._by_id.values():
@@ -89,6 +89,7 @@ class RoomDelivery(SharedRoom):
                     shared.behind.append(member)
             else:
                 deliveries += shared.push_to(member)
+        shared.finish()
         self.stats.deliveries += deliveries
         return shared.behind
 

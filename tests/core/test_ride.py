@@ -1,0 +1,117 @@
+"""Rides: a busy room's held frames kept once for all its held members, each getting exactly its own sequence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chat_tracker.core.delivery import SharedFrames
+from chat_tracker.core.dialects import JSON, PLAIN, Dialect
+from chat_tracker.core.events import MESSAGE, Event
+from chat_tracker.core.frames import text_frame
+from chat_tracker.core.outbox import Coalescer, Outbox
+from chat_tracker.core.ride import Ride
+from support.fakes import FakeWire, decode_frames
+
+
+class Listener:
+    """What delivery needs of a member to hand it a batch's shared frames."""
+
+    def __init__(self, dialect: Dialect, coalescer: Coalescer, limit: int = 100) -> None:
+        self.dialect = dialect
+        self.wire = FakeWire(ready=True)
+        self.outbox = Outbox(limit, wire=self.wire, coalescer=coalescer)
+
+    def received(self) -> list[str]:
+        return decode_frames(bytes(self.wire.written))
+
+
+def say(rides: dict[Dialect, Ride], listeners: list[Listener], seq: int) -> Event:
+    """One message delivered to every listener, as the room delivers a batch."""
+    event = Event(seq, 0.0, MESSAGE, "bob", f"m{seq}")
+    shared: SharedFrames[Any] = SharedFrames([event], rides)  # a Listener has only what push_to reads
+    for listener in listeners:
+        shared.push_to(listener)
+    shared.finish()
+    return event
+
+
+@pytest.mark.anyio
+async def test_held_members_ride_the_room_and_each_gets_every_frame_once_in_order() -> None:
+    coalescer = Coalescer(1.0)  # flushed by hand
+    rides: dict[Dialect, Ride] = {}
+    listeners = [Listener(JSON, coalescer) for _ in range(3)] + [Listener(PLAIN, coalescer)]
+    events = [say(rides, listeners, seq) for seq in range(1, 6)]
+    assert [listener.wire.writes for listener in listeners] == [1, 1, 1, 1]  # the first at once, the rest held
+    assert rides[JSON].riders == 3 and rides[PLAIN].riders == 1
+    assert len(rides[JSON].chunks) == 4  # four batches kept once, not once per member
+    assert [len(listener.outbox) for listener in listeners] == [4, 4, 4, 4]
+    coalescer.flush()
+    for listener in listeners:
+        expected = [listener.dialect.shared(event) for event in events]
+        assert listener.wire.writes == 2 and listener.received() == expected
+    assert rides[JSON].riders == 0 and rides[JSON].chunks == []  # nobody left on it: emptied
+
+
+@pytest.mark.anyio
+async def test_a_frame_of_its_own_takes_a_rider_off_after_what_it_rode() -> None:
+    """An echo, a prompt or another room's batch for one rider comes after the room's frames before it."""
+    coalescer = Coalescer(1.0)
+    rides: dict[Dialect, Ride] = {}
+    alice, carol = Listener(PLAIN, coalescer), Listener(PLAIN, coalescer)
+    say(rides, [alice, carol], 1)
+    say(rides, [alice, carol], 2)
+    alice.outbox.push("* a prompt for alice alone")
+    say(rides, [alice, carol], 3)  # alice gets back on
+    other_room: dict[Dialect, Ride] = {}
+    say(other_room, [alice], 100)  # another room's ride: off this one first
+    say(rides, [alice, carol], 4)
+    coalescer.flush()
+    assert alice.received() == ["bob: m1", "bob: m2", "* a prompt for alice alone", "bob: m3", "bob: m100", "bob: m4"]
+    assert carol.received() == ["bob: m1", "bob: m2", "bob: m3", "bob: m4"]
+    assert [ride.riders for ride in (*rides.values(), *other_room.values())] == [0, 0]
+
+
+@pytest.mark.anyio
+async def test_a_rider_closing_sends_what_it_rode_before_its_goodbye() -> None:
+    coalescer = Coalescer(1.0)
+    rides: dict[Dialect, Ride] = {}
+    alice, carol = Listener(PLAIN, coalescer), Listener(PLAIN, coalescer)
+    say(rides, [alice, carol], 1)
+    say(rides, [alice, carol], 2)
+    alice.outbox.close(1001, "bye", ("goodbye",))
+    say(rides, [alice, carol], 3)  # closing: nothing more for alice
+    data, close = alice.outbox.take_wire_now()
+    assert decode_frames(data) == ["bob: m2", "goodbye"] and close is not None and close.code == 1001
+    coalescer.flush()
+    assert carol.received() == ["bob: m1", "bob: m2", "bob: m3"] and rides[PLAIN].riders == 0
+
+
+@pytest.mark.anyio
+async def test_a_rider_behind_a_full_socket_overflows_at_the_window_end_and_leaves_the_ride() -> None:
+    coalescer = Coalescer(1.0)
+    rides: dict[Dialect, Ride] = {}
+    slow, quick = Listener(PLAIN, coalescer, limit=2), Listener(PLAIN, coalescer, limit=2)
+    for seq in range(1, 6):
+        say(rides, [slow, quick], seq)
+    slow.wire.is_ready = False
+    coalescer.flush()
+    assert slow.outbox.overflowed and len(slow.outbox) == 0
+    assert not quick.outbox.overflowed and quick.received() == [f"bob: m{seq}" for seq in range(1, 6)]
+    assert rides[PLAIN].riders == 0
+
+
+@pytest.mark.anyio
+async def test_a_rider_whose_socket_fills_leaves_its_frames_to_the_writer_in_order() -> None:
+    coalescer = Coalescer(1.0)
+    rides: dict[Dialect, Ride] = {}
+    member = Listener(PLAIN, coalescer)
+    for seq in range(1, 4):
+        say(rides, [member], seq)
+    member.wire.is_ready = False
+    coalescer.flush()
+    assert len(member.outbox) == 2 and member.outbox.ride is None
+    member.outbox.push_wire(text_frame("after"), 1)
+    data, _ = member.outbox.take_wire_now()
+    assert member.received() == ["bob: m1"] and decode_frames(data) == ["bob: m2", "bob: m3", "after"]
