@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
+from chat_tracker.core.coalescer import Coalescer
 from chat_tracker.core.frames import text_frame
-from chat_tracker.core.outbox import CloseRequest, Coalescer, Outbox
+from chat_tracker.core.outbox import CloseRequest, Outbox
 from support.fakes import FakeWire, decode_frames, drain
 from support.timing import UNIT
 
@@ -202,18 +203,18 @@ def test_a_coalescing_window_must_be_positive() -> None:
 async def test_the_window_grows_while_holding_pays_and_shrinks_when_it_does_not() -> None:
     """Several frames per member per window, or windows close together, lengthen it; lone frames shorten it."""
     now = [0.0]
-    coalescer = Coalescer(0.016, clock=lambda: now[0])
+    coalescer = Coalescer(0.010, clock=lambda: now[0])  # not above 10 ms: the ceiling of a tracker not busy
     shortest = coalescer.shortest
     assert shortest == pytest.approx(0.001)  # a tenth of the longest, but never above a millisecond
     assert coalescer.window == pytest.approx(shortest)  # it starts short: a quiet room pays little
     wires = [FakeWire(ready=True) for _ in range(4)]
     outboxes = [Outbox(100, wire=wire, coalescer=coalescer) for wire in wires]
-    for _ in range(20):  # busy: every member gets two frames a window (15 steps of 1 ms reach 16)
+    for _ in range(20):  # busy: every member gets two frames a window (9 steps of 1 ms reach 10)
         for outbox in outboxes:
             outbox.push_wire(text_frame("a"), 1)
             outbox.push_wire(text_frame("b"), 1)
         coalescer.flush()
-    assert coalescer.window == pytest.approx(0.016)  # a step at a time up to the longest, no further
+    assert coalescer.window == pytest.approx(0.010)  # a step at a time up to the longest, no further
     for _ in range(6):  # quiet: one frame a window, each window a second after the last
         now[0] += 1.0
         for outbox in outboxes:

@@ -6,11 +6,12 @@ from typing import Any
 
 import pytest
 
+from chat_tracker.core.coalescer import Coalescer
 from chat_tracker.core.delivery import SharedFrames
 from chat_tracker.core.dialects import JSON, PLAIN, Dialect
 from chat_tracker.core.events import MESSAGE, Event
 from chat_tracker.core.frames import text_frame
-from chat_tracker.core.outbox import Coalescer, Outbox
+from chat_tracker.core.outbox import Outbox
 from chat_tracker.core.ride import Ride
 from support.fakes import FakeWire, decode_frames
 

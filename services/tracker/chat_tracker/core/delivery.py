@@ -131,6 +131,9 @@ class SharedFrames(Generic[R]):
         dialect = member.dialect
         if outbox.wire is not None:  # nearly every member: one dict lookup, no key built
             count = len(self.batch)
+            if self.notices:  # kept apart from the ride: the coalescer does not count them as traffic
+                outbox.push_wire(self._joined(dialect), count, True)
+                return self._check(member, count)
             ride = self._rides.get(dialect)
             if ride is None:
                 ride = self._rides[dialect] = Ride()
@@ -143,12 +146,17 @@ class SharedFrames(Generic[R]):
                 texts = self._texts[dialect] = [dialect.shared(event) for event in self.batch]
             outbox.push_texts(texts)
             count = len(texts)
-        if outbox.overflowed:
+        return self._check(member, count)
+
+    def _check(self, member: R, count: int) -> int:
+        if member.outbox.overflowed:
             self.behind.append(member)
         return count
 
     def finish(self) -> None:
         """Every member has been handed the batch: add it to each ride that has riders."""
+        if self.notices:
+            return
         for dialect, ride in self._rides.items():
             if ride.riders:
                 ride.add(self._joined(dialect), len(self.batch))

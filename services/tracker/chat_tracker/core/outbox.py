@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from chat_tracker.core.coalescer import Coalescer
 from chat_tracker.core.frames import text_frame
 from chat_tracker.core.ride import Ride
 
@@ -43,97 +44,6 @@ class WireLike(Protocol):
     def ready(self) -> bool: ...
 
     def write(self, frames: bytes) -> None: ...
-
-
-# The shortest window, whatever ``--coalesce-ms`` is: what a quiet room's second frame may wait.
-SHORTEST = 0.001
-
-
-class Coalescer:
-    """One window for every member's held frames: a single timer flushes them all at its end.
-
-    A timer per member would cost a timer handle and a callback per member per window,
-    which is what coalescing saves on writes; one shared timer costs one callback per
-    window for the whole tracker. Windows are numbered (``current``): an outbox that
-    wrote directly in the current window holds its next frames for its end.
-
-    The window's length adapts between ``shortest`` (a tenth of ``longest``, and at most
-    ``SHORTEST``) and ``longest``: when at least half the members written to in a window
-    got more frames in it (held), or the window opened less than ``longest`` after the last
-    one ended (frames keep coming close together), the next window is ``shortest`` longer,
-    since holding pays; otherwise it halves, since frames that do get held then wait for
-    little. A quiet room's rare second frame waits a millisecond at most, however long
-    ``longest`` is; a busy room's members get a write per ``longest``.
-    """
-
-    __slots__ = (
-        "_clock",
-        "_close_behind",
-        "_ended",
-        "_handle",
-        "_held",
-        "_opened",
-        "_soon",
-        "current",
-        "longest",
-        "shortest",
-        "window",
-    )
-
-    def __init__(self, window: float, clock: Callable[[], float] | None = None) -> None:
-        if not window > 0:
-            raise ValueError(f"a coalescing window must be positive, not {window}")
-        self.longest = window
-        self.shortest = min(window / 10, SHORTEST)
-        self.window = self.shortest  # the length of the next window to open
-        self.current = 0  # the number of the window now open (or the next one to open)
-        self._held: list[Outbox] = []
-        self._opened = 0  # members written to directly in the current window
-        self._clock = clock  # None: the event loop's
-        self._ended = float("-inf")  # when the last window ended
-        self._soon = False  # the current window opened less than ``longest`` after the last one ended
-        self._close_behind = False  # ... less than its own length after it: steady traffic, keep gathering
-        self._handle: asyncio.TimerHandle | None = None
-
-    def open(self) -> int:
-        """A member was just written to directly: make sure a window is open; its number."""
-        self._opened += 1
-        if self._handle is None:
-            gap = self._now() - self._ended
-            self._soon, self._close_behind = gap < self.longest, gap < self.window
-            self._handle = asyncio.get_running_loop().call_later(self.window, self.flush)
-        return self.current
-
-    def steady(self) -> bool:
-        """Frames keep coming less than a window apart (as of the window now open, else of now)."""
-        if self._handle is None:
-            return self._now() - self._ended < self.window
-        return self._close_behind
-
-    def _now(self) -> float:
-        return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
-
-    def hold(self, outbox: Outbox) -> None:
-        """Flush ``outbox`` at the end of the current window (one is opened if none is)."""
-        self._held.append(outbox)
-        self.open()
-
-    def flush(self) -> None:
-        """Write every held outbox now (the window's end; also usable to flush early)."""
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        self.current += 1  # whoever was written to in the window just ended is quiet again
-        held, self._held = self._held, []
-        # Holding pays when half the members written to got more frames, or when frames keep coming
-        # within a full window of each other (a longer window would gather them).
-        paid = 2 * len(held) >= self._opened or self._soon
-        self._ended = self._now()
-        # Up by a step, down by half: a lone burst in a quiet room lengthens it by a step only.
-        self.window = min(self.longest, self.window + self.shortest) if paid else max(self.shortest, self.window / 2)
-        self._opened = 0
-        for outbox in held:
-            outbox.flush()
 
 
 @dataclass(frozen=True)
@@ -159,6 +69,7 @@ class Outbox:
         "_count",
         "_emptied",
         "_held",
+        "_notices",
         "_texts",
         "_waiter",
         "_window",
@@ -182,6 +93,7 @@ class Outbox:
         self.wire = wire
         self._coalescer = coalescer if wire is not None else None
         self._held = False  # frames wait in _wire_frames for the coalescer's flush
+        self._notices = 0  # of the held frames, joins and leaves: not counted as the tracker's traffic
         self._window = -1  # the coalescer's window in which it was last written to
         # Lists, not deques: only appended to and emptied whole (an empty deque is 600 B, a list 56).
         self._texts: list[str] = []  # not wired: texts, framed (and compressed) by the adapter
@@ -242,7 +154,7 @@ class Outbox:
             # A window is open: these join it. Held frames are not "behind" while the socket
             # keeps up; the limit applies at the flush if the socket turns out full, as it does
             # to frames queued behind a full socket.
-            self._keep(data, count, ride)
+            self._keep(data, count, ride, notices)
             return
         wire = self.wire
         if wire is not None and not frames and wire.ready():
@@ -250,17 +162,17 @@ class Outbox:
             if coalescer is None or not (notices or self._gathering(coalescer)):  # quiet: at once, a window opens
                 wire.write(data)
                 if coalescer is not None:
-                    self._window = coalescer.open()
+                    self._window = coalescer.open(0 if notices else count)
                 return
             self._held = True  # written to in this window already: held for its end, no writer woken
             coalescer.hold(self)
-            self._keep(data, count, ride)
+            self._keep(data, count, ride, notices)
             return
         frames.append(data)
         self._count += count
         self._after_queueing()
 
-    def _keep(self, data: bytes, count: int, ride: Ride | None) -> None:
+    def _keep(self, data: bytes, count: int, ride: Ride | None, notices: bool) -> None:
         """Hold frames for the window's end: on ``ride`` (which the room adds ``data`` to), else in this queue."""
         if self.ride is not None:
             self._alight()  # what it rode so far comes before these
@@ -269,6 +181,8 @@ class Outbox:
         else:
             self._wire_frames.append(data)
             self._count += count
+            if notices:
+                self._notices += count
 
     def _alight(self) -> None:
         """Off the ride: its frames since this outbox got on move into this queue."""
@@ -286,24 +200,26 @@ class Outbox:
         window = self._window
         return window == coalescer.current or (window == coalescer.current - 1 and coalescer.steady())
 
-    def flush(self) -> None:
-        """The coalescer's window is over: write the held frames, or leave them to the writer."""
+    def flush(self) -> int:
+        """The coalescer's window is over: write the held frames (how many), or leave them to the writer (0)."""
         if not self._held:
-            return
+            return 0
         self._held = False
         self._alight()
         if self._coalescer is not None:
             self._window = self._coalescer.current - 1  # written at the end of the window just closed
-        frames, wire = self._wire_frames, self.wire
+        frames, wire, count = self._wire_frames, self.wire, self._count - self._notices
         if self._close is not None or self.overflowed or not frames or wire is None:
-            return
+            return 0
         if wire.ready():
             data, _ = self.take_wire_now()  # no close request: that would have made it closing
             wire.write(data)
-        elif self._count > self.limit:
+            return count
+        if count > self.limit:
             self._overflow()
         else:
             self._wake()  # the socket filled meanwhile: the writer drains them once it is ready
+        return 0
 
     def _after_queueing(self) -> None:
         if self._count > self.limit:
@@ -313,6 +229,7 @@ class Outbox:
 
     def _overflow(self) -> None:
         self.overflowed = True
+        self._notices = 0
         if self.ride is not None:
             self.ride.drop()
             self.ride = None
@@ -390,6 +307,7 @@ class Outbox:
         self._alight()
         data = b"".join(self._wire_frames)
         self._wire_frames.clear()
+        self._notices = 0
         self._count = 0
         self._taken()
         return data, self._close

@@ -198,7 +198,7 @@ OPTIONS = (
         "TRACKER_COALESCE_MS",
         float,
         _DEFAULT["coalesce_ms"],
-        "milliseconds each member's frames are held to go out in one write (0: write each at once)",
+        "longest a member's frames are held to go out in one write, while busy (10 at most when not; 0: never)",
     ),
     Option(
         "--history-size",

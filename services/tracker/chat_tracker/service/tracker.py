@@ -24,10 +24,10 @@ from chat_tracker.core.accounts import AccountStore
 from chat_tracker.core.addresses import address_key
 from chat_tracker.core.admission import Admission, AdmissionRefusal, Budget
 from chat_tracker.core.auth import PasswordGate
+from chat_tracker.core.coalescer import Coalescer
 from chat_tracker.core.dialects import JSON, RESTART
 from chat_tracker.core.direct import conversation_name, direct_frame
 from chat_tracker.core.errands import MarkRead, ReadHistory
-from chat_tracker.core.outbox import Coalescer
 from chat_tracker.core.ratelimit import AuthThrottle, KeyedBuckets, WarnLimiter
 from chat_tracker.core.room import Member, Room
 from chat_tracker.core.session import Session

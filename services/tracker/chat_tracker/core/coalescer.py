@@ -1,0 +1,140 @@
+"""The coalescing window (``--coalesce-ms``): one timer for every member's held frames.
+
+A member's frames are held (``outbox.Outbox``) only while writes to it are recent; how
+long a window lasts adapts to what holding buys. Two bounds:
+
+- **shortest**: a tenth of ``--coalesce-ms``, at most ``SHORTEST``. A quiet room's rare
+  second frame waits no longer than that, whatever the operator set.
+- **ceiling**: how long the window may grow. All of ``--coalesce-ms`` only while the tracker
+  is busy, delivering ``BUSY`` frames a second or more (counted every ``RATE_SECONDS``; joins and
+  leaves are not counted, so a crowd signing in at once leaves the window short): there
+  the writes are most of its CPU, and a longer window divides them. Below that, at most
+  ``CALM``: a lively room of people pays no more than 10 ms for CPU nobody needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Protocol
+
+# The shortest window, whatever ``--coalesce-ms`` is: what a quiet room's second frame may wait.
+SHORTEST = 0.001
+# The longest window while the tracker is not busy, whatever ``--coalesce-ms`` is.
+CALM = 0.010
+# Frames a second from which the tracker is busy: its writes then cost a tenth of a core or more
+# (10-20 us each on a 2-core VM, two or three frames a write at the calm window). A room of 100 people
+# at 50 messages a second, with a hundred more signing in at once, stays below it (some 4,600).
+BUSY = 15_000
+# How often the rate is looked at: a room that turns busy gets the longer window within a second.
+RATE_SECONDS = 0.25
+
+
+class Held(Protocol):
+    """An outbox whose frames wait for the window's end (``outbox.Outbox``)."""
+
+    def flush(self) -> int: ...
+
+
+class Coalescer:
+    """One window for every member's held frames: a single timer flushes them all at its end.
+
+    A timer per member would cost a timer handle and a callback per member per window,
+    which is what coalescing saves on writes; one shared timer costs one callback per
+    window for the whole tracker. Windows are numbered (``current``): an outbox that
+    wrote directly in the current window holds its next frames for its end.
+
+    The window's length adapts between ``shortest`` and ``ceiling``: when at least half the
+    members written to in a window got more frames in it (held), or the window opened less
+    than a ceiling after the last one ended (frames keep coming close together), the next
+    window is a step longer (a tenth of the ceiling, at least ``shortest``), since holding pays;
+    otherwise it halves, since frames that do get held then wait for little.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_close_behind",
+        "_counted_since",
+        "_ended",
+        "_frames",
+        "_handle",
+        "_held",
+        "_opened",
+        "_soon",
+        "ceiling",
+        "current",
+        "longest",
+        "shortest",
+        "window",
+    )
+
+    def __init__(self, window: float, clock: Callable[[], float] | None = None) -> None:
+        if not window > 0:
+            raise ValueError(f"a coalescing window must be positive, not {window}")
+        self.longest = window
+        self.shortest = min(window / 10, SHORTEST)
+        self.ceiling = min(window, CALM)  # how long the window may grow now: ``longest`` when busy
+        self.window = self.shortest  # the length of the next window to open
+        self.current = 0  # the number of the window now open (or the next one to open)
+        self._held: list[Held] = []
+        self._opened = 0  # members written to directly in the current window
+        self._clock = clock  # None: the event loop's
+        self._ended = float("-inf")  # when the last window ended
+        self._soon = False  # the current window opened less than ``ceiling`` after the last one ended
+        self._close_behind = False  # ... less than its own length after it: steady traffic, keep gathering
+        self._handle: asyncio.TimerHandle | None = None
+        self._frames = 0  # frames written through the coalescer since ``_counted_since``
+        self._counted_since = float("-inf")
+
+    def open(self, frames: int = 1) -> int:
+        """A member was just written to directly (``frames`` of them): make sure a window is open; its number."""
+        self._opened += 1
+        self._frames += frames
+        if self._handle is None:
+            gap = self._now() - self._ended
+            self._soon, self._close_behind = gap < self.ceiling, gap < self.window
+            self._handle = asyncio.get_running_loop().call_later(self.window, self.flush)
+        return self.current
+
+    def steady(self) -> bool:
+        """Frames keep coming less than a window apart (as of the window now open, else of now)."""
+        if self._handle is None:
+            return self._now() - self._ended < self.window
+        return self._close_behind
+
+    def _now(self) -> float:
+        return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
+
+    def hold(self, outbox: Held) -> None:
+        """Flush ``outbox`` at the end of the current window (one is opened if none is)."""
+        self._held.append(outbox)
+        self.open(0)
+
+    def flush(self) -> None:
+        """Write every held outbox now (the window's end; also usable to flush early)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self.current += 1  # whoever was written to in the window just ended is quiet again
+        held, self._held = self._held, []
+        # Holding pays when half the members written to got more frames, or when frames keep coming
+        # within a ceiling of each other (a longer window would gather them).
+        paid = 2 * len(held) >= self._opened or self._soon
+        self._ended = now = self._now()
+        self._rate(now)
+        # Up by a step (a tenth of the ceiling, at least ``shortest``), down by half: a lone burst in a quiet
+        # room lengthens it by a step only.
+        grown = min(self.ceiling, self.window + max(self.shortest, self.ceiling / 10))
+        self.window = grown if paid else max(self.shortest, min(self.ceiling, self.window / 2))
+        self._opened = 0
+        for outbox in held:
+            self._frames += outbox.flush()
+
+    def _rate(self, now: float) -> None:
+        """Every ``RATE_SECONDS`` or so: busy or not, by the frames written since the last look."""
+        elapsed = now - self._counted_since
+        if elapsed < RATE_SECONDS:
+            return
+        busy = self._frames >= BUSY * elapsed
+        self.ceiling = self.longest if busy else min(self.longest, CALM)
+        self._frames, self._counted_since = 0, now

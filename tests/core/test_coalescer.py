@@ -1,0 +1,57 @@
+"""The window's length: short in a quiet room, up to --coalesce-ms only while the tracker is busy."""
+
+from __future__ import annotations
+
+import pytest
+
+from chat_tracker.core.coalescer import BUSY, CALM, RATE_SECONDS, Coalescer
+from support.fakes import FakeClock
+
+
+class Writes:
+    """A held outbox that writes ``frames`` at each flush."""
+
+    def __init__(self, frames: int) -> None:
+        self.frames = frames
+
+    def flush(self) -> int:
+        return self.frames
+
+
+def windows(coalescer: Coalescer, clock: FakeClock, frames_per_second: int, seconds: float) -> None:
+    """Steady traffic: every window, each of 10 members gets a frame at once and more held for the window's end."""
+    per_window = 0.005
+    for _ in range(round(seconds / per_window)):
+        for _ in range(10):
+            coalescer.open()
+        coalescer.hold(Writes(max(0, round(frames_per_second * per_window) - 10)))
+        clock.advance(per_window)
+        coalescer.flush()
+
+
+@pytest.mark.anyio
+async def test_a_busy_tracker_lets_the_window_grow_to_coalesce_ms() -> None:
+    clock = FakeClock()
+    coalescer = Coalescer(0.030, clock=clock)
+    assert coalescer.ceiling == CALM
+    windows(coalescer, clock, 2 * BUSY, 3 * RATE_SECONDS)
+    assert coalescer.ceiling == pytest.approx(0.030)
+    windows(coalescer, clock, 2 * BUSY, 3 * RATE_SECONDS)
+    assert coalescer.window == pytest.approx(0.030)  # steady traffic: grown a step at a time to the ceiling
+
+
+@pytest.mark.anyio
+async def test_a_calm_tracker_keeps_the_window_at_ten_ms_whatever_coalesce_ms_says() -> None:
+    clock = FakeClock()
+    coalescer = Coalescer(0.030, clock=clock)
+    windows(coalescer, clock, 2 * BUSY, 3 * RATE_SECONDS)
+    windows(coalescer, clock, BUSY // 4, 3 * RATE_SECONDS)  # the room quietened
+    assert coalescer.ceiling == CALM and coalescer.window <= CALM
+
+
+@pytest.mark.anyio
+async def test_a_short_coalesce_ms_is_never_exceeded_busy_or_not() -> None:
+    clock = FakeClock()
+    coalescer = Coalescer(0.004, clock=clock)
+    windows(coalescer, clock, 4 * BUSY, 3 * RATE_SECONDS)
+    assert coalescer.ceiling == pytest.approx(0.004) and coalescer.window <= 0.004
