@@ -38,6 +38,16 @@ def say(rides: dict[Dialect, Ride], listeners: list[Listener], seq: int) -> Even
     return event
 
 
+def riding_pair() -> tuple[Coalescer, dict[Dialect, Ride], Listener, Listener]:
+    """Alice and Carol in one room: m1 written to each at once, m2 held on the room's ride."""
+    coalescer = Coalescer(1.0)  # flushed by hand
+    rides: dict[Dialect, Ride] = {}
+    alice, carol = Listener(PLAIN, coalescer), Listener(PLAIN, coalescer)
+    say(rides, [alice, carol], 1)
+    say(rides, [alice, carol], 2)
+    return coalescer, rides, alice, carol
+
+
 @pytest.mark.anyio
 async def test_held_members_ride_the_room_and_each_gets_every_frame_once_in_order() -> None:
     coalescer = Coalescer(1.0)  # flushed by hand
@@ -58,11 +68,7 @@ async def test_held_members_ride_the_room_and_each_gets_every_frame_once_in_orde
 @pytest.mark.anyio
 async def test_a_frame_of_its_own_takes_a_rider_off_after_what_it_rode() -> None:
     """An echo, a prompt or another room's batch for one rider comes after the room's frames before it."""
-    coalescer = Coalescer(1.0)
-    rides: dict[Dialect, Ride] = {}
-    alice, carol = Listener(PLAIN, coalescer), Listener(PLAIN, coalescer)
-    say(rides, [alice, carol], 1)
-    say(rides, [alice, carol], 2)
+    coalescer, rides, alice, carol = riding_pair()
     alice.outbox.push("* a prompt for alice alone")
     say(rides, [alice, carol], 3)  # alice gets back on
     other_room: dict[Dialect, Ride] = {}
@@ -76,11 +82,7 @@ async def test_a_frame_of_its_own_takes_a_rider_off_after_what_it_rode() -> None
 
 @pytest.mark.anyio
 async def test_a_rider_closing_sends_what_it_rode_before_its_goodbye() -> None:
-    coalescer = Coalescer(1.0)
-    rides: dict[Dialect, Ride] = {}
-    alice, carol = Listener(PLAIN, coalescer), Listener(PLAIN, coalescer)
-    say(rides, [alice, carol], 1)
-    say(rides, [alice, carol], 2)
+    coalescer, rides, alice, carol = riding_pair()
     alice.outbox.close(1001, "bye", ("goodbye",))
     say(rides, [alice, carol], 3)  # closing: nothing more for alice
     data, close = alice.outbox.take_wire_now()
