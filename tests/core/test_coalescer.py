@@ -55,3 +55,17 @@ async def test_a_short_coalesce_ms_is_never_exceeded_busy_or_not() -> None:
     coalescer = Coalescer(0.004, clock=clock)
     windows(coalescer, clock, 4 * BUSY, 3 * RATE_SECONDS)
     assert coalescer.ceiling == pytest.approx(0.004) and coalescer.window <= 0.004
+
+
+@pytest.mark.anyio
+async def test_frames_a_little_more_than_a_window_apart_keep_gathering_only_when_busy() -> None:
+    """A busy room's batches come irregularly; one 20 ms after the last window still waits for the next."""
+    busy, calm = FakeClock(), FakeClock()
+    coalescers = {"busy": Coalescer(0.030, clock=busy), "calm": Coalescer(0.030, clock=calm)}
+    windows(coalescers["busy"], busy, 2 * BUSY, 3 * RATE_SECONDS)
+    windows(coalescers["calm"], calm, BUSY // 4, 3 * RATE_SECONDS)
+    for coalescer in coalescers.values():
+        coalescer.window = coalescer.shortest  # as after windows in which holding did not pay
+    busy.advance(0.020)
+    calm.advance(0.020)
+    assert coalescers["busy"].steady() and not coalescers["calm"].steady()

@@ -92,15 +92,20 @@ class Coalescer:
         self._frames += frames
         if self._handle is None:
             gap = self._now() - self._ended
-            self._soon, self._close_behind = gap < self.ceiling, gap < self.window
+            self._soon, self._close_behind = gap < self.ceiling, gap < self._gathers_within()
             self._handle = asyncio.get_running_loop().call_later(self.window, self.flush)
         return self.current
 
     def steady(self) -> bool:
         """Frames keep coming less than a window apart (as of the window now open, else of now)."""
         if self._handle is None:
-            return self._now() - self._ended < self.window
+            return self._now() - self._ended < self._gathers_within()
         return self._close_behind
+
+    def _gathers_within(self) -> float:
+        """How close together frames count as steady: within a window, or a ceiling when busy (a busy room's
+        batches come irregularly, some more than a window apart, and each would otherwise cost a write)."""
+        return self.ceiling if self.ceiling > CALM else self.window
 
     def _now(self) -> float:
         return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
