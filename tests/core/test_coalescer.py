@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat_tracker.core.coalescer import BUSY, CALM, RATE_SECONDS, Coalescer
+from chat_tracker.core.coalescer import BUSY, CALM, RATE_SECONDS, Coalescer, replica_gather
 from support.fakes import FakeClock
 
 
@@ -69,3 +69,11 @@ async def test_frames_a_little_more_than_a_window_apart_keep_gathering_only_when
     busy.advance(0.020)
     calm.advance(0.020)
     assert coalescers["busy"].steady() and not coalescers["calm"].steady()
+
+
+def test_replicas_gather_a_quarter_of_the_calm_window_whatever_coalesce_ms_is() -> None:
+    """A longer --coalesce-ms lengthens only a busy tracker's window, never a replica's wait before Redis."""
+    assert replica_gather(10) == pytest.approx(0.0025)
+    assert replica_gather(30) == pytest.approx(0.0025)
+    assert replica_gather(4) == pytest.approx(0.001)
+    assert replica_gather(0) == 0

@@ -30,6 +30,12 @@ BUSY = 15_000
 RATE_SECONDS = 0.25
 
 
+def replica_gather(coalesce_ms: float) -> float:
+    """How long a replica gathers requests before a Redis call, and entries before a read (seconds): a quarter
+    of the window a calm tracker may hold frames for, so a longer ``--coalesce-ms`` keeps no quiet room waiting."""
+    return min(coalesce_ms / 1000, CALM) / 4
+
+
 class Held(Protocol):
     """An outbox whose frames wait for the window's end (``outbox.Outbox``)."""
 

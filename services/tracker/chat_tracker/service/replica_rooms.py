@@ -32,6 +32,7 @@ from typing import Any
 import redis
 from chat_protocol import Invited, RoomInfo, room_key, room_name
 from chat_tracker.core.accounts import AccountStore
+from chat_tracker.core.coalescer import replica_gather
 from chat_tracker.core.direct import Conversation
 from chat_tracker.core.events import REPLICA_ID_SPAN, Event
 from chat_tracker.core.places import RoomMeta
@@ -79,7 +80,7 @@ class ReplicaRooms(RoomHouse):
             self.keys,
             self.replica,
             epoch,
-            settings.coalesce_ms / 4000,
+            replica_gather(settings.coalesce_ms),
             self._nudged,
         )
         self._redis = sync_client(settings.redis_url, settings.redis_password, OPENING)

@@ -18,6 +18,7 @@ import logging
 from typing import Protocol
 
 from chat_tracker import __version__
+from chat_tracker.core.coalescer import replica_gather
 from chat_tracker.core.events import REPLICA_ID_SPAN
 from chat_tracker.core.policy import MemberPolicy
 from chat_tracker.core.room import Room
@@ -178,8 +179,7 @@ def _open_journal(url: str, keys: Keys, opened: Opened, settings: Settings) -> R
         epoch=opened.epoch,
         last_seq=opened.seq,
         history_size=settings.history_size,
-        # A quarter of the coalescing window: who accepts 10 ms there accepts 2.5 ms here.
-        gather=settings.coalesce_ms / 4000,
+        gather=replica_gather(settings.coalesce_ms),
         password=settings.redis_password,
         read_after=opened.last_id,
     )
