@@ -1,0 +1,93 @@
+"""Rides under random traffic: members in several rooms, their own frames, full sockets and window ends.
+
+Whatever happens, each member receives every frame queued for it exactly once, in the order it was
+queued: a room's batches (shared, possibly on the room's ride), its own frames (an echo, a prompt).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chat_tracker.core.coalescer import Coalescer
+from chat_tracker.core.delivery import SharedFrames
+from chat_tracker.core.dialects import PLAIN, Dialect
+from chat_tracker.core.events import JOIN, MESSAGE, Event
+from chat_tracker.core.outbox import Outbox
+from chat_tracker.core.ride import Ride
+from support.fakes import FakeWire, decode_frames
+
+MEMBERS = 4
+ROOMS = 3
+
+# One step: ("room", room, joins only?), ("own", member), ("flush",), ("full", member), ("drain", member)
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("room"), st.integers(0, ROOMS - 1), st.booleans()),
+        st.tuples(st.just("own"), st.integers(0, MEMBERS - 1)),
+        st.tuples(st.just("flush")),
+        st.tuples(st.just("full"), st.integers(0, MEMBERS - 1)),
+        st.tuples(st.just("drain"), st.integers(0, MEMBERS - 1)),
+    ),
+    max_size=60,
+)
+
+
+class Member:
+    def __init__(self, coalescer: Coalescer) -> None:
+        self.dialect: Dialect = PLAIN
+        self.wire = FakeWire(ready=True)
+        self.outbox = Outbox(10_000, wire=self.wire, coalescer=coalescer)
+        self.expected: list[str] = []
+
+    def drain(self) -> None:
+        """What the writer does once the socket is ready again: everything queued, onto the socket."""
+        self.wire.is_ready = True
+        data, _ = self.outbox.take_wire_now()
+        if data:
+            self.wire.write(data)
+
+
+def in_room(room: int, member: int) -> bool:
+    return (member + room) % 3 != 0  # every room has some members, every member some rooms
+
+
+@pytest.mark.anyio
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps)
+async def test_every_member_receives_each_of_its_frames_once_in_order(plan: list[tuple[Any, ...]]) -> None:
+    coalescer = Coalescer(1.0)  # flushed by the plan
+    members = [Member(coalescer) for _ in range(MEMBERS)]
+    rides: list[dict[Dialect, Ride]] = [{} for _ in range(ROOMS)]
+    seq = 0
+    for step in plan:
+        if step[0] == "room":
+            _, room, joins = step
+            seq += 1
+            event = Event(seq, 0.0, JOIN if joins else MESSAGE, "bob", f"m{seq}")
+            shared: SharedFrames[Any] = SharedFrames([event], rides[room])
+            for index, member in enumerate(members):
+                if in_room(room, index):
+                    shared.push_to(member)
+                    member.expected.append(PLAIN.shared(event))
+            shared.finish()
+        elif step[0] == "own":
+            seq += 1
+            member = members[step[1]]
+            member.outbox.push(f"own {seq}")
+            member.expected.append(f"own {seq}")
+        elif step[0] == "flush":
+            coalescer.flush()
+        elif step[0] == "full":
+            members[step[1]].wire.is_ready = False
+        else:
+            members[step[1]].drain()
+    coalescer.flush()
+    for member in members:
+        member.drain()
+        assert decode_frames(bytes(member.wire.written)) == member.expected
+        assert member.outbox.ride is None and len(member.outbox) == 0
+    assert all(ride.riders == 0 for room in rides for ride in room.values())
