@@ -33,7 +33,7 @@ from typing import Any
 
 from .generators import Generators
 from .servers import TRACKERS
-from .workloads import Bench, Plan, Row, _spread, _writes, median_row, running_all
+from .workloads import Bench, Plan, Row, _spread, _writes, extra_note, median_row, running_all
 
 SERVERS_WITH_ROOMS = (*TRACKERS, "ngircd")
 ROOM_PREFIX = "#r"
@@ -213,7 +213,7 @@ def describe(row: Row) -> str:
     per = row.get("rss_per_member")
     return (
         f"{row['members']} members, {row['room_count']} rooms of {row['room_size']}, {row['rate']:g} msg/s: "
-        f"{row['received']} of {row['expected']} deliveries, lost {row['lost']}, "
+        f"{row['received']} of {row['expected']} deliveries, lost {row['lost']}{extra_note(row)}, "
         f"p50 {row['p50_ms']} ms p99 {row['p99_ms']} ms, "
         + (f"CPU {cpu:.2f} us/delivery" if cpu else "no deliveries")
         + (f", RSS/member {per / 1024:.1f} KiB" if per is not None else "")

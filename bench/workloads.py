@@ -301,6 +301,7 @@ class Bench:
             "expected": expected,
             "received": received,
             "lost": max(0, expected - received),
+            "extra": max(0, received - expected),  # more than was due: a duplicate, or a frame to a non-member
             "loss_share": (expected - received) / expected if expected else 0.0,
             "deliveries_per_s": received / seconds,
             "server_cpu_s": cpu,
@@ -803,6 +804,11 @@ def log_cost(plan: Plan, gens: Generators, log: Any, tmpfs: Path | None) -> list
     return rows
 
 
+def extra_note(row: Row) -> str:
+    """Deliveries beyond those due, said only when there are some: none is ever right."""
+    return f", EXTRA {row['extra']}" if row.get("extra") else ""
+
+
 def describe(row: Row) -> str:
     cpu = row.get("cpu_us_per_delivery")
     flag = " [generator-limited]" if row.get("generator_limited") else ""
@@ -811,7 +817,7 @@ def describe(row: Row) -> str:
     cost += f", {per_write:.2f} deliveries/write" if per_write else ""
     cost += f", burst {row['max_burst']}" if row.get("max_burst") else ""
     return (
-        f"{row['deliveries_per_s']:.0f} deliveries/s, lost {row['lost']}, "
+        f"{row['deliveries_per_s']:.0f} deliveries/s, lost {row['lost']}{extra_note(row)}, "
         f"p50 {row['p50_ms']} ms p99 {row['p99_ms']} ms, {cost}, "
         f"server {row['server_cpu_share']:.0%} gen {row['generator_cpu_share']:.0%}{flag}"
     )

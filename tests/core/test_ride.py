@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from chat_tracker.core.frames import text_frame
 from chat_tracker.core.outbox import Outbox
 from chat_tracker.core.ride import Ride
 from support.fakes import FakeWire, decode_frames
+from support.roomkit import RoomKit
 
 
 class Listener:
@@ -118,3 +120,26 @@ async def test_a_rider_whose_socket_fills_leaves_its_frames_to_the_writer_in_ord
     member.outbox.push_wire(text_frame("after"), 1)
     data, _ = member.outbox.take_wire_now()
     assert member.received() == ["bob: m1"] and decode_frames(data) == ["bob: m2", "bob: m3", "after"]
+
+
+@pytest.mark.anyio
+async def test_a_plain_sender_riding_its_room_gets_the_others_messages_but_never_its_own(tmp_path: Path) -> None:
+    """Plain-text members see no echo of their own lines: one on the room's ride must get off before it is said."""
+    kit = RoomKit.create(tmp_path)
+    coalescer = Coalescer(1.0)  # flushed by hand
+    wires = {name: FakeWire(ready=True) for name in ("alice", "carol")}
+    members = {
+        name: kit.room.join(name, PLAIN, Outbox(100, wire=wire, coalescer=coalescer), "127.0.0.1")
+        for name, wire in wires.items()
+    }
+    kit.flush()
+    coalescer.flush()
+    for turn in range(3):  # each says a line a turn: both ride the room between their own lines
+        for name, member in members.items():
+            kit.room.say(member, f"{name} {turn}")
+            kit.flush()
+    coalescer.flush()
+    for name, wire in wires.items():
+        lines = [line for line in decode_frames(bytes(wire.written)) if line.startswith(("alice: ", "carol: "))]
+        other = "carol" if name == "alice" else "alice"
+        assert lines == [f"{other}: {other} {turn}" for turn in range(3)], name

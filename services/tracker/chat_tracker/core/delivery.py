@@ -173,6 +173,9 @@ def frames_for(member: Recipient, batch: Sequence[Event], terms: WelcomeTerms) -
     since = member.since_seq
     assert since is not None, "a member receives nothing before its join is delivered"
     outbox, dialect = member.outbox, member.dialect
+    # Off its room's ride first, even if its own view is nothing (a plain sender's own message): the
+    # ride's rendering of this batch is not for it.
+    outbox.alight()
     wired = outbox.wired
     wire_frames: list[bytes] = []
     texts: list[str] = []

@@ -175,7 +175,7 @@ class Outbox:
     def _keep(self, data: bytes, count: int, ride: Ride | None, notices: bool) -> None:
         """Hold frames for the window's end: on ``ride`` (which the room adds ``data`` to), else in this queue."""
         if self.ride is not None:
-            self._alight()  # what it rode so far comes before these
+            self.alight()  # what it rode so far comes before these
         if ride is not None:
             self.ride, self._boarded = ride, ride.board()
         else:
@@ -184,8 +184,8 @@ class Outbox:
             if notices:
                 self._notices += count
 
-    def _alight(self) -> None:
-        """Off the ride: its frames since this outbox got on move into this queue."""
+    def alight(self) -> None:
+        """Off the ride (if on one): its frames since this outbox got on move into this queue."""
         ride = self.ride
         if ride is not None:
             self.ride = None
@@ -205,7 +205,7 @@ class Outbox:
         if not self._held:
             return 0
         self._held = False
-        self._alight()
+        self.alight()
         if self._coalescer is not None:
             self._window = self._coalescer.current - 1  # written at the end of the window just closed
         frames, wire, count = self._wire_frames, self.wire, self._count - self._notices
@@ -244,7 +244,7 @@ class Outbox:
         """Send ``final_frames`` after what is queued, then close with ``code``. First call wins."""
         if self.closing:
             return
-        self._alight()
+        self.alight()
         if self.wire is not None:
             self._wire_frames.extend(text_frame(text) for text in final_frames)
         else:
@@ -304,7 +304,7 @@ class Outbox:
 
     def take_wire_now(self) -> tuple[bytes, CloseRequest | None]:
         """All queued frames joined (wired), and the close request once they are the last. Never waits."""
-        self._alight()
+        self.alight()
         data = b"".join(self._wire_frames)
         self._wire_frames.clear()
         self._notices = 0
