@@ -13,10 +13,11 @@ tracker, not one per member); the frames that follow for that member within the 
 are held - on its room's ride (``core/ride.py``) when they are the room's shared frames -
 and written together in one ``write(2)`` when it ends; while frames keep coming less than
 a window apart, the next window's frames wait too. The window is as long as holding pays
-(``Coalescer``): a millisecond at most in a quiet room, all of it in a busy one, where a
-member gets about two writes per window however many frames it brings (one small loopback
-write costs about as much CPU as everything else a delivery needs). Order is untouched:
-held frames are the head of the same queue the adapter drains.
+(``core/coalescer.py``): a millisecond at most in a quiet room, 10 ms at most in a lively
+one, all of ``--coalesce-ms`` while the tracker is busy, where a member gets a write or two
+per window however many frames it brings (one small loopback write costs about as much CPU
+as everything else a delivery needs). Order is untouched: held frames are the head of the
+same queue the adapter drains.
 
 A member that falls more than ``limit`` frames behind (beyond what its socket
 buffer already holds) overflows: its queue is dropped and ``overflowed`` says so.
