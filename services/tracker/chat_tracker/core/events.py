@@ -118,6 +118,18 @@ class Event:
 
     # --- renderings ------------------------------------------------------------------
 
+    def forget_renderings(self) -> None:
+        """Drop what was built to deliver it: a join's member list (only its welcome reads it) and its frames.
+
+        For a join or a leave once delivered. Kept, the journal's ring of recent events would hold a
+        list of the whole room per join (at 10,000 members, some 400 MB) and each presence notice's
+        timestamp and frames (about 200 B each, three joins per member in three rooms); a replay or a
+        history page renders it again. A message keeps its frames: replays share them.
+        """
+        self.members = ()
+        self._ts = self._json = self._plain = None
+        self._json_wire = self._plain_wire = None
+
     @property
     def ts(self) -> str:
         if self._ts is None:

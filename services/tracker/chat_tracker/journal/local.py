@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 
 from chat_tracker.core.events import Event, EventKind
@@ -23,6 +22,7 @@ from chat_tracker.journal.protocol import (
     from_entry,
     read_after,
 )
+from chat_tracker.journal.recent import RecentEvents
 from chat_tracker.records import LogEntry
 
 
@@ -53,7 +53,7 @@ class LocalJournal:
         self._next_seq = last_seq + 1
         self._durable_seq = last_seq
         self._pending: list[Event] = []
-        self._history: deque[Event] = deque(maxlen=history_size)
+        self._history = RecentEvents(history_size)
         self._deliver: Deliver | None = None
         self._flush_scheduled = False
         self._error: LogWriteError | None = None
@@ -61,7 +61,7 @@ class LocalJournal:
 
     @property
     def recent(self) -> Sequence[Event]:
-        return self._history
+        return self._history.events
 
     @property
     def last_seq(self) -> int:
@@ -136,7 +136,7 @@ class LocalJournal:
         self.commit()
 
     async def read_after(self, seq: int, limit: int) -> History:
-        return await read_after(self._history, self._durable_seq, seq, limit, self._read_log)
+        return await read_after(self._history.events, self._durable_seq, seq, limit, self._read_log)
 
     async def _read_log(self, seq: int, limit: int) -> list[Event]:
         entries = await asyncio.to_thread(self._log.read_after, seq, limit)

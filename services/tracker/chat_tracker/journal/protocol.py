@@ -18,7 +18,6 @@ a journal what it is.
 from __future__ import annotations
 
 import itertools
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -179,7 +178,7 @@ class Replication(Protocol):
 
 
 async def read_after(
-    ring: deque[Event], last_seq: int, seq: int, limit: int, older: Callable[[int, int], Awaitable[list[Event]]]
+    ring: Sequence[Event], last_seq: int, seq: int, limit: int, older: Callable[[int, int], Awaitable[list[Event]]]
 ) -> History:
     """``Journal.read_after`` for any journal: from its ``ring`` of recent events, else ``older(seq, limit)``.
 

@@ -22,7 +22,6 @@ import contextlib
 import itertools
 import logging
 import time
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,6 +43,7 @@ from chat_tracker.journal.protocol import (
     OnTrouble,
     read_after,
 )
+from chat_tracker.journal.recent import RecentEvents
 from chat_tracker.journal.redis_client import JOURNAL, REDIS_ERRORS, async_client
 from chat_tracker.journal.redis_keys import Keys, control_of, entries_of, event_of
 from chat_tracker.journal.redis_reader import PageReader, blocked_reader
@@ -89,7 +89,7 @@ class RedisJournal:
         self._epoch = epoch
         self._delivered_seq = last_seq
         self._last_id = read_after or (f"{last_seq}-0" if last_seq else "0-0")
-        self._history: deque[Event] = deque(maxlen=history_size)
+        self._history = RecentEvents(history_size)
         self._pending: list[scripts.Request] = []
         self._deliver: Deliver | None = None
         self._batches = itertools.count(1)
@@ -107,7 +107,7 @@ class RedisJournal:
 
     @property
     def recent(self) -> Sequence[Event]:
-        return self._history
+        return self._history.events
 
     @property
     def last_seq(self) -> int:
@@ -153,14 +153,14 @@ class RedisJournal:
                 await asyncio.wait_for(self._delivered.wait(), min(remaining, 0.05))
 
     async def read_after(self, seq: int, limit: int) -> History:
-        return await read_after(self._history, self._delivered_seq, seq, limit, self._range)
+        return await read_after(self._history.events, self._delivered_seq, seq, limit, self._range)
 
     async def _range(self, seq: int, limit: int) -> list[Event]:
         return await delivered_range(self._command_client(), self._keys.events, seq, limit, lambda: self._delivered_seq)
 
     async def tail(self, count: int) -> list[LogEntry]:
-        if len(self._history) >= count or len(self._history) == self._delivered_seq:
-            events = list(self._history)[-count:]
+        if len(self._history.events) >= count or len(self._history.events) == self._delivered_seq:
+            events = list(self._history.events)[-count:]
         else:
             entries: Any = await self._command_client().xrevrange(self._keys.events, max="+", min="-", count=count * 2)
             events = [event_of(seq, fields) for seq, sub, fields in entries_of(entries) if sub == 0][:count]

@@ -76,6 +76,7 @@ class RoomHouse:
         # most ``log_descriptors`` files open at once (runtime/descriptors.py shares them out of the limit).
         self._maintenance = ThreadPoolExecutor(1, thread_name_prefix="rooms-log-maintenance")
         self._descriptors = LogPool(log_descriptors)
+        self._rotation = rotation_policy(settings)  # one for every room's log: it never changes
         self.rooms = Rooms(default, self._open, room_limits(settings), settings.default_room)
         self.rooms.on_changed = self._keep
         self.directs = Directs(self._open_conversation, policy)
@@ -108,9 +109,7 @@ class RoomHouse:
         history_size = settings.history_size if memory is None else min(memory, settings.history_size)
         log_class = DiscardingChatLog if settings.bench_disable_log else ChatLog
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        chat_log = RotatingLog(
-            directory, log_class, rotation_policy(settings), executor=self._maintenance, pool=self._descriptors
-        )
+        chat_log = RotatingLog(directory, log_class, self._rotation, executor=self._maintenance, pool=self._descriptors)
         report = chat_log.open()
         journal = LocalJournal(chat_log, last_seq=report.last_seq, history_size=history_size)
         journal.preload(chat_log.tail(min(history_size, report.last_seq)))

@@ -151,6 +151,7 @@ class RotatingLog:
 
     def _adopt(self, chat_log: ChatLog, first_ts: str | None) -> None:
         self._log = chat_log
+        self.path = chat_log.path  # the same path: one object for both (each is about 250 B, and a room has one)
         started = parse_ts(first_ts).timestamp() if first_ts else None
         self._day_ends = next_midnight(started) if started is not None else float("inf")
 

@@ -36,6 +36,13 @@ class Timer(Protocol):
 CallLater = Callable[[float, Callable[[], None]], Timer]
 
 
+NO_REPLICAS: frozenset[int] = frozenset()  # one for every room (an empty frozenset is 216 B of its own)
+
+
+def _nothing() -> None:
+    """One function for every room's default observer, not a closure each."""
+
+
 def _loop_call_later(delay: float, callback: Callable[[], None]) -> Timer:
     return asyncio.get_running_loop().call_later(delay, callback)
 
@@ -136,7 +143,7 @@ class RoomBase:
         """What a room shared by replicas keeps of the others (``shared.py``)."""
         self.shared = shared
         self.replica = 0  # a shared room: this replica's number
-        self.dead_replicas: frozenset[int] = frozenset()  # a shared room: replicas that stopped answering
+        self.dead_replicas: frozenset[int] = NO_REPLICAS  # a shared room: replicas that stopped answering
         self.replicas: Replicas | None = None  # a shared room: where it tells the others who moved or dropped
         self.previous_tokens: ResumeTokens | None = None  # a shared room: the epoch its journal lost
 
@@ -152,7 +159,7 @@ class RoomBase:
         self.on_token_spent: Callable[[Member], None] | None = None  # a resume took a token: persist the count
         # An address ban is about to be logged: make the address durable elsewhere (room.json; a
         # replica's Redis keeps it in the event itself, which no member or chat.log line shows).
-        self.on_address_ban: Callable[[], None] = lambda: None
+        self.on_address_ban: Callable[[], None] = _nothing
 
     def _deliver(self, batch: Sequence[Event]) -> None:
         """Hand a durable batch to the members: the delivery layer's job (``delivering.py``)."""

@@ -44,7 +44,7 @@ class RoomDelivery(SharedRoom):
         else:
             leavers = self._apply_membership(batch)
         too_slow = self._push(batch)
-        _forget_member_lists(batch)
+        _forget_presence_renderings(batch)
         for leaver in leavers:
             self._finish_leaving(leaver)
         for member in too_slow:
@@ -94,16 +94,11 @@ class RoomDelivery(SharedRoom):
         return shared.behind
 
 
-def _forget_member_lists(batch: Sequence[Event]) -> None:
-    """Drop each join's list of who was in the room once its welcome has been built.
-
-    Only the joiner's welcome reads it. Kept, the journal's ring of recent events
-    would hold a list of the whole room per join: at 10,000 members the last
-    10,000 joins alone would pin some 400 MB.
-    """
+def _forget_presence_renderings(batch: Sequence[Event]) -> None:
+    """Each join and leave of ``batch`` is out: keep of it, in the journal's ring, its fields alone."""
     for event in batch:
-        if event.members:
-            event.members = ()
+        if event.kind is JOIN or event.kind is LEAVE:
+            event.forget_renderings()
 
 
 def _note_ids(ids: dict[str, Event | None], member_id: int, batch: Sequence[Event]) -> None:
