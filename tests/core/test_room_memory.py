@@ -15,18 +15,22 @@ def _events(first: int, count: int) -> list[Event]:
     return [Event(seq, 1_795_485_040.0 + seq, MESSAGE, "alpha", f"m{seq}") for seq in range(first, first + count)]
 
 
+def _kept(recent: RecentEvents) -> tuple[type, list[int]]:
+    return type(recent.events), [event.seq for event in recent.events]
+
+
 def test_recent_events_are_a_list_until_full_then_keep_the_newest() -> None:
     recent = RecentEvents(4)
     recent.extend(_events(1, 3))
-    assert type(recent.events) is list and [e.seq for e in recent.events] == [1, 2, 3]
+    assert _kept(recent) == (list, [1, 2, 3])
     recent.extend(_events(4, 3))
-    assert type(recent.events) is deque and [e.seq for e in recent.events] == [3, 4, 5, 6]
+    assert _kept(recent) == (deque, [3, 4, 5, 6])
     recent.extend(_events(7, 1))
-    assert [e.seq for e in recent.events] == [4, 5, 6, 7]
+    assert _kept(recent) == (deque, [4, 5, 6, 7])
     recent.clear()
-    assert list(recent.events) == []
+    assert _kept(recent) == (list, [])
     recent.extend(_events(8, 2))
-    assert [e.seq for e in recent.events] == [8, 9]
+    assert _kept(recent) == (list, [8, 9])
 
 
 def test_recent_events_of_size_zero_keep_nothing() -> None:
