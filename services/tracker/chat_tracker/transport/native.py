@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
+from websockets.server import ServerProtocol
 
 from chat_protocol import CloseCode
 from chat_tracker.transport import handshake
 from chat_tracker.transport.driver import NO_STATUS, SessionDriver
+from chat_tracker.transport.framing import FrameCodec, InFrame
 from chat_tracker.transport.guard import Ticket
 from chat_tracker.transport.keepalive import Keepalive
 from chat_tracker.transport.wire import Wire
@@ -78,7 +81,7 @@ class NativeWebSocket(asyncio.Protocol):
         self.ticket = ticket
         self.established = client  # what a trusted proxy named (http_guard), else None
         self.connections: set[Any] = server_state.connections  # uvicorn's: it shuts them down at exit
-        self.conn = handshake.parser(settings.limits.max_frame_bytes, settings.ws_deflate)
+        self.conn: ServerProtocol | FrameCodec = handshake.parser(settings.limits.max_frame_bytes, settings.ws_deflate)
         self.wire = Wire(self.conn)
         self.keepalive = Keepalive(settings.ping_interval, settings.ping_timeout, self)
         self.address = "unknown"
@@ -168,12 +171,19 @@ class NativeWebSocket(asyncio.Protocol):
 
     def _handshake(self, request: Request) -> None:
         settings = self.tracker.settings
-        opened = handshake.answer(self.conn, request, settings.allowed_origins, self._refused_origin)
+        parser = self.conn
+        if not isinstance(parser, ServerProtocol):
+            return  # only websockets' parser reads a request: none comes once the codec took over
+        opened = handshake.answer(parser, request, settings.allowed_origins, self._refused_origin)
         self.wire.flush()
         if opened is None:
             self.wire.close_sent = True
             self.wire.close()
             return
+        if not opened.compressed:
+            # websockets' parser answered the upgrade (nothing follows it in what uvicorn handed over): this
+            # connection's frames are read and written by our lean codec from now on (framing.py).
+            self.conn = self.wire.conn = FrameCodec(settings.limits.max_frame_bytes)
         self.keepalive.start()
         self.driver = SessionDriver(self.tracker, self, self.wire, opened, self.address)
         self.driver.start(opened)
@@ -183,7 +193,7 @@ class NativeWebSocket(asyncio.Protocol):
 
     # --- frames in -----------------------------------------------------------------
 
-    def _handle(self, events: list[Any]) -> None:
+    def _handle(self, events: Sequence[Any]) -> None:
         for index, event in enumerate(events):
             if self._pending is not None or (self.driver is not None and self.driver.busy):
                 # A replay is under way: the rest waits, in order.
@@ -193,10 +203,10 @@ class NativeWebSocket(asyncio.Protocol):
                 return
             if isinstance(event, Request):
                 self._handshake(event)
-            elif isinstance(event, Frame):
+            elif isinstance(event, (Frame, InFrame)):
                 self._frame(event)
 
-    def _frame(self, frame: Frame) -> None:
+    def _frame(self, frame: Frame | InFrame) -> None:
         opcode = frame.opcode
         if opcode is Opcode.TEXT or opcode is Opcode.CONT:
             if opcode is Opcode.TEXT:

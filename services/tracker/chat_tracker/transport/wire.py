@@ -21,13 +21,15 @@ from collections.abc import Callable, Sequence
 from websockets.exceptions import InvalidState
 from websockets.server import ServerProtocol
 
+from chat_tracker.transport.framing import FrameCodec
+
 
 class Wire:
     """The socket of one connection, its parser's output, and whether it is keeping up."""
 
     __slots__ = ("_close_timer", "close_sent", "conn", "paused", "transport")
 
-    def __init__(self, conn: ServerProtocol) -> None:
+    def __init__(self, conn: ServerProtocol | FrameCodec) -> None:
         self.conn = conn
         self.transport: asyncio.Transport | None = None  # set once the socket is handed over
         self.paused = False  # the transport's buffer is over its high-water mark
