@@ -44,6 +44,10 @@ class Memberships:
     def attach(self) -> None:
         """Follow the room's joins and leaves (after whatever the tracker already does with them)."""
         joined, left = self.room.on_join, self.room.on_leave
+        self.room.on_offline_end = self.ended
+        if joined is None and left is None:  # a room besides the default one: nothing else watches it
+            self.room.on_join, self.room.on_leave = self.joined, self.left  # no closures: about 400 B a room less
+            return
 
         def on_join(member: Member) -> None:
             if joined is not None:
@@ -56,7 +60,6 @@ class Memberships:
             self.left(member, reason)
 
         self.room.on_join, self.room.on_leave = on_join, on_leave
-        self.room.on_offline_end = self.ended
 
     async def load(self, on_read: OnRead | None = None) -> None:
         """Tell the room who its registered members are, so ``who`` lists the offline ones.
