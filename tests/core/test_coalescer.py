@@ -71,9 +71,19 @@ async def test_frames_a_little_more_than_a_window_apart_keep_gathering_only_when
     assert coalescers["busy"].steady() and not coalescers["calm"].steady()
 
 
-def test_replicas_gather_a_quarter_of_the_calm_window_whatever_coalesce_ms_is() -> None:
-    """A longer --coalesce-ms lengthens only a busy tracker's window, never a replica's wait before Redis."""
-    assert replica_gather(10) == pytest.approx(0.0025)
-    assert replica_gather(30) == pytest.approx(0.0025)
-    assert replica_gather(4) == pytest.approx(0.001)
-    assert replica_gather(0) == 0
+@pytest.mark.anyio
+async def test_replicas_gather_a_quarter_of_the_ceiling_so_a_longer_coalesce_ms_lengthens_only_a_busy_ones_wait() -> (
+    None
+):
+    """Calm, a replica waits a quarter of the calm window before Redis whatever --coalesce-ms is; busy, a quarter
+    of --coalesce-ms (fewer script calls and reads per message); no window, no wait."""
+    for ms, calm_wait, busy_wait in ((10, 0.0025, 0.0025), (30, 0.0025, 0.0075), (4, 0.001, 0.001)):
+        clock = FakeClock()
+        coalescer = Coalescer(ms / 1000, clock=clock)
+        gather = replica_gather(coalescer)
+        assert gather() == pytest.approx(calm_wait)
+        windows(coalescer, clock, 2 * BUSY, 3 * RATE_SECONDS)
+        assert gather() == pytest.approx(busy_wait)
+        windows(coalescer, clock, BUSY // 4, 3 * RATE_SECONDS)
+        assert gather() == pytest.approx(calm_wait)
+    assert replica_gather(None)() == 0

@@ -46,7 +46,14 @@ async def the_new_room_waits_for_restart_at(redis_server: RedisServer, gather: f
     is delivered until ``restart_at``, then both are. ``gather``: the reader's pause after each page it delivers."""
     add_events(redis_server.url, [event(seq) for seq in (1, 2, 3)], epoch="old")
     journal = RedisJournal(
-        redis_server.url, Keys(), replica=1, epoch="old", last_seq=3, history_size=8, gather=gather, password=None
+        redis_server.url,
+        Keys(),
+        replica=1,
+        epoch="old",
+        last_seq=3,
+        history_size=8,
+        gather=lambda: gather,
+        password=None,
     )
     delivered: list[Event] = []
 

@@ -70,7 +70,14 @@ def _public(cls: type) -> set[str]:
 
 def test_the_redis_journal_offers_only_its_two_interfaces() -> None:
     journal = RedisJournal(
-        "redis://127.0.0.1:1/0", Keys(), replica=1, epoch="e", last_seq=0, history_size=8, gather=0.0, password=None
+        "redis://127.0.0.1:1/0",
+        Keys(),
+        replica=1,
+        epoch="e",
+        last_seq=0,
+        history_size=8,
+        gather=lambda: 0.0,
+        password=None,
     )  # nothing connects before start()
     offered = _public(RedisJournal) | {name for name in vars(journal) if not name.startswith("_")}
     assert offered == _public(Journal) | _public(Replication)

@@ -112,7 +112,14 @@ class StreamHub:
     """Reads the streams of a replica's rooms and conversations, and its nudges, on one connection."""
 
     def __init__(
-        self, url: str, password: str | None, keys: Keys, replica: int, epoch: str, gather: float, on_nudge: OnNudge
+        self,
+        url: str,
+        password: str | None,
+        keys: Keys,
+        replica: int,
+        epoch: str,
+        gather: Callable[[], float],
+        on_nudge: OnNudge,
     ) -> None:
         self.url, self.password, self.gather = url, password, gather
         self.epoch = epoch
@@ -184,8 +191,9 @@ class StreamHub:
             for journal in list(self._journals.values()):
                 journal.read_succeeded()
             self._hand_on(reply or ())
-            if reply and self.gather:
-                await asyncio.sleep(self.gather)
+            gather = self.gather() if reply else 0.0
+            if gather:
+                await asyncio.sleep(gather)
 
     async def _read_page(self) -> tuple[bool, Any]:
         streams: dict[Any, str] = {self._nudges: self._nudged_at}

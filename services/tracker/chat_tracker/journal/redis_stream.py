@@ -22,7 +22,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -71,7 +71,7 @@ class RedisJournal:
         epoch: str,
         last_seq: int,
         history_size: int,
-        gather: float,
+        gather: Callable[[], float],
         password: str | None,
         read_after: str = "",  # the stream entry to read after (default: ``last_seq``'s event)
     ) -> None:
@@ -84,7 +84,8 @@ class RedisJournal:
         self._keys, self._replica, self._url = keys, replica, url
         self._password = password  # never logged (redis_auth.py)
         # Seconds the writer waits for more requests before a script call, and the reader for more entries before
-        # its next read: spread-out messages share one round trip (less CPU per message) for this much latency.
+        # its next read (asked each time: longer while the replica is busy): spread-out messages share one round
+        # trip (less CPU per message) for this much latency.
         self._gather = gather
         self._epoch = epoch
         self._delivered_seq = last_seq
@@ -216,8 +217,9 @@ class RedisJournal:
                 continue
             self._wake.clear()
             await self._wake.wait()
-            if self._gather and len(self._pending) < MAX_BATCH:
-                await asyncio.sleep(self._gather)
+            gather = self._gather()
+            if gather and len(self._pending) < MAX_BATCH:
+                await asyncio.sleep(gather)
 
     async def _write(self, script: AsyncScript, batch: list[scripts.Request]) -> None:
         """One APPEND call for ``batch``, sent again as it was, under its number, until Redis has answered it."""
@@ -314,8 +316,9 @@ class RedisJournal:
                     log.exception("Redis: delivering entries up to %s failed", self._last_id)
                     self.stats.log_write_errors += 1
             self._delivered.set()
-            if reply and self._gather:
-                await asyncio.sleep(self._gather)
+            gather = self._gather() if reply else 0.0
+            if gather:
+                await asyncio.sleep(gather)
 
     async def _read_page(self, client: PageReader, epoch: str, last_id: str) -> tuple[bool, Any]:
         """Is the room still ``epoch``, and the stream's entries after ``last_id``: asked together, on one connection.

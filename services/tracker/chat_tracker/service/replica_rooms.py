@@ -27,12 +27,12 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
 from chat_protocol import Invited, RoomInfo, room_key, room_name
 from chat_tracker.core.accounts import AccountStore
-from chat_tracker.core.coalescer import replica_gather
 from chat_tracker.core.direct import Conversation
 from chat_tracker.core.events import REPLICA_ID_SPAN, Event
 from chat_tracker.core.places import RoomMeta
@@ -67,21 +67,16 @@ class ReplicaRooms(RoomHouse):
         store: AccountStore | None,
         default: Room,
         place: tuple[int, str],
+        gather: Callable[[], float],
     ) -> None:
-        """``place``: this replica's number and the default room's epoch."""
+        """``place``: this replica's number and the default room's epoch; ``gather``: ``coalescer.replica_gather``."""
         super().__init__(settings, policy, store, default)
         assert settings.redis_url is not None
         self.keys = Keys(settings.redis_prefix)
         self.replica, epoch = place
         self.streams: list[HubJournal] = []  # every room's and conversation's journal open here
         self.hub = StreamHub(
-            settings.redis_url,
-            settings.redis_password,
-            self.keys,
-            self.replica,
-            epoch,
-            replica_gather(settings.coalesce_ms),
-            self._nudged,
+            settings.redis_url, settings.redis_password, self.keys, self.replica, epoch, gather, self._nudged
         )
         self._redis = sync_client(settings.redis_url, settings.redis_password, OPENING)
         self._invited: dict[str, set[str]] = {}  # room key -> its invited set as this replica last wrote or read it

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from chat_tracker import __version__
-from chat_tracker.core.coalescer import replica_gather
 from chat_tracker.core.events import REPLICA_ID_SPAN
 from chat_tracker.core.policy import MemberPolicy
 from chat_tracker.core.room import Room
@@ -31,6 +31,7 @@ from chat_tracker.replicas.replica import Opened, ReplicaLink, open_replica
 from chat_tracker.service.lifecycle import restart_goodbye, retire_previous_key
 from chat_tracker.service.settings import Settings
 
+Gather = Callable[[], float]  # seconds a replica gathers before a Redis call (core/coalescer.py replica_gather)
 log = logging.getLogger("chat_tracker")
 
 
@@ -47,7 +48,7 @@ class Replicated:
 
     chat_log = None  # the archiver writes chat.log
 
-    def __init__(self, settings: Settings, url: str, policy: MemberPolicy) -> None:
+    def __init__(self, settings: Settings, url: str, policy: MemberPolicy, gather: Gather) -> None:
         keys = Keys(settings.redis_prefix)
         address = f"{settings.host}:{settings.port}"
         opened = open_replica(url, keys, settings.redis_volatile, address, settings.redis_password)
@@ -59,7 +60,7 @@ class Replicated:
             opened.seq,
         )
         self.last_seq_at_start = opened.seq
-        journal = _open_journal(url, keys, opened, settings)
+        journal = _open_journal(url, keys, opened, settings, gather)
         self.journal: Journal = journal
         self.replication: Replication = journal
         self.room = self._open_room(opened, settings, policy)
@@ -170,7 +171,7 @@ class Replicated:
         self.room.dead_replicas = dead
 
 
-def _open_journal(url: str, keys: Keys, opened: Opened, settings: Settings) -> RedisJournal:
+def _open_journal(url: str, keys: Keys, opened: Opened, settings: Settings, gather: Gather) -> RedisJournal:
     """The journal on the room's stream, from where the room is now."""
     return RedisJournal(
         url,
@@ -179,7 +180,7 @@ def _open_journal(url: str, keys: Keys, opened: Opened, settings: Settings) -> R
         epoch=opened.epoch,
         last_seq=opened.seq,
         history_size=settings.history_size,
-        gather=replica_gather(settings.coalesce_ms),
+        gather=gather,
         password=settings.redis_password,
         read_after=opened.last_id,
     )

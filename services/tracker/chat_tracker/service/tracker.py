@@ -24,7 +24,7 @@ from chat_tracker.core.accounts import AccountStore
 from chat_tracker.core.addresses import address_key
 from chat_tracker.core.admission import Admission, AdmissionRefusal, Budget
 from chat_tracker.core.auth import PasswordGate
-from chat_tracker.core.coalescer import Coalescer
+from chat_tracker.core.coalescer import Coalescer, replica_gather
 from chat_tracker.core.dialects import JSON, RESTART
 from chat_tracker.core.direct import conversation_name, direct_frame
 from chat_tracker.core.errands import MarkRead, ReadHistory
@@ -141,7 +141,10 @@ class Tracker:
         self._room_logs = room_logs  # the rooms' chat.log files open at once (runtime/descriptors.py)
         policy = self.policy = member_policy(settings)
         url = settings.redis_url
-        self.mode: Mode = Standalone(settings, policy) if url is None else Replicated(settings, url, policy)
+        # One coalescing window for every member's frames (None: each batch is written at once).
+        self.coalescer = Coalescer(settings.coalesce_ms / 1000) if settings.coalesce_ms > 0 else None
+        gather = replica_gather(self.coalescer)
+        self.mode: Mode = Standalone(settings, policy) if url is None else Replicated(settings, url, policy, gather)
         self.room, self.journal, self.replication = self.mode.room, self.mode.journal, self.mode.replication
         self.chat_log, self.link = self.mode.chat_log, self.mode.link  # for /metrics and /healthz
         self._on_members()
@@ -185,8 +188,6 @@ class Tracker:
         self.house = self._house(settings, store)
         self.rooms = self.house.rooms
         self.request_exit: Callable[[], None] | None = None
-        # One coalescing window for every member's frames (None: each batch is written at once).
-        self.coalescer = Coalescer(settings.coalesce_ms / 1000) if settings.coalesce_ms > 0 else None
         self.restarting = False  # set on SIGTERM: the shutdown is a restart, members resume
         self.started = False
         self.stopped = False
@@ -195,7 +196,8 @@ class Tracker:
         if not isinstance(self.mode, Replicated):
             return RoomHouse(settings, self.policy, store, self.room, self._room_logs)
         link = self.mode.link
-        house = ReplicaRooms(settings, self.policy, store, self.room, (link.replica, link.epoch))
+        place = (link.replica, link.epoch)
+        house = ReplicaRooms(settings, self.policy, store, self.room, place, replica_gather(self.coalescer))
         self.mode.other_rooms = house
         return house
 
