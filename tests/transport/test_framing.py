@@ -59,7 +59,8 @@ def frames(draw: st.DrawFn) -> bytes:
     else:
         edges = st.sampled_from([LIMIT - 1, LIMIT, LIMIT + 1, 125, 126, 127])
         sizes = st.one_of(st.integers(0, 20), edges, st.integers(LIMIT // 2 - 5, LIMIT // 2 + 5))
-        payload = bytes(draw(st.lists(st.integers(0, 255), min_size=(n := draw(sizes)), max_size=n)))
+        size = draw(sizes)
+        payload = draw(st.binary(min_size=size, max_size=size))
     masked = draw(st.sampled_from([True] * 20 + [False]))
     mask = draw(st.binary(min_size=4, max_size=4))
     form = draw(st.sampled_from([0, 0, 0, 126, 127]))
@@ -176,3 +177,11 @@ def test_a_message_over_the_limit_in_fragments_is_closed_1009_as_websockets_clos
     ours = _run(FrameCodec(LIMIT), stream)
     assert ours == _run(ServerProtocol(max_size=LIMIT, state=State.OPEN), stream)
     assert ours[0] == [(1, b"a" * third, False), (0, b"b" * third, False)] and ours[3] == 1009
+
+
+def test_a_close_with_a_bad_code_and_a_reason_not_utf8_closes_1007_as_websockets_does() -> None:
+    """websockets reads a close frame's reason before its code: the reason's error is the one reported."""
+    stream = [client_frame(0x01, b"part", form=0), client_frame(0x88, struct.pack("!H", 1005) + b"caf\xe9")]
+    ours = _run(FrameCodec(LIMIT), stream)
+    assert ours == _run(ServerProtocol(max_size=LIMIT, state=State.OPEN), stream)
+    assert ours[3] == 1007

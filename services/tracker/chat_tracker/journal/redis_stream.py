@@ -83,9 +83,8 @@ class RedisJournal:
         self.on_skipped: OnSkipped | None = None
         self._keys, self._replica, self._url = keys, replica, url
         self._password = password  # never logged (redis_auth.py)
-        # Seconds the writer waits for more requests before a script call, and the reader for more entries before
-        # its next read (asked each time: longer while the replica is busy): spread-out messages share one round
-        # trip (less CPU per message) for this much latency.
+        # Seconds the writer waits for more requests before a script call, and the reader for more entries before its
+        # next read (asked each time: longer while busy): spread-out messages share one round trip for this latency.
         self._gather = gather
         self._epoch = epoch
         self._delivered_seq = last_seq
@@ -217,8 +216,7 @@ class RedisJournal:
                 continue
             self._wake.clear()
             await self._wake.wait()
-            gather = self._gather()
-            if gather and len(self._pending) < MAX_BATCH:
+            if (gather := self._gather()) and len(self._pending) < MAX_BATCH:
                 await asyncio.sleep(gather)
 
     async def _write(self, script: AsyncScript, batch: list[scripts.Request]) -> None:
@@ -316,8 +314,7 @@ class RedisJournal:
                     log.exception("Redis: delivering entries up to %s failed", self._last_id)
                     self.stats.log_write_errors += 1
             self._delivered.set()
-            gather = self._gather() if reply else 0.0
-            if gather:
+            if reply and (gather := self._gather()):
                 await asyncio.sleep(gather)
 
     async def _read_page(self, client: PageReader, epoch: str, last_id: str) -> tuple[bool, Any]:

@@ -180,13 +180,13 @@ class FrameCodec:
             self._fail_parsing(1002, "a close frame's code takes two bytes")
             return
         code = int.from_bytes(payload[:2], "big") if payload else NO_STATUS
-        if payload and code not in VALID_CLOSE_CODES and not 3000 <= code <= 4999:
-            self._fail_parsing(1002, f"invalid close code {code}")
-            return
-        try:
+        try:  # the reason before the code, as websockets reads them
             reason = payload[2:].decode("utf-8")
         except UnicodeDecodeError:
             self._fail_parsing(1007, "a close reason that is not UTF-8")
+            return
+        if payload and code not in VALID_CLOSE_CODES and not 3000 <= code <= 4999:
+            self._fail_parsing(1002, f"invalid close code {code}")
             return
         self.close_rcvd = Close(code, reason)
         if self._message_bytes is not None:
