@@ -12,12 +12,16 @@ import struct
 
 def text_frame(text: str) -> bytes:
     """One unmasked, unfragmented WebSocket text frame (RFC 6455 section 5.2)."""
-    payload = text.encode("utf-8")
+    return server_frame(0x81, text.encode("utf-8"))
+
+
+def server_frame(first: int, payload: bytes) -> bytes:
+    """An unmasked, unfragmented frame: ``first`` is its first byte (fin and opcode), ``payload`` its bytes."""
     length = len(payload)
     if length < 126:
-        header = struct.pack("!BB", 0x81, length)
+        header = struct.pack("!BB", first, length)
     elif length < 65536:
-        header = struct.pack("!BBH", 0x81, 126, length)
+        header = struct.pack("!BBH", first, 126, length)
     else:
-        header = struct.pack("!BBQ", 0x81, 127, length)
+        header = struct.pack("!BBQ", first, 127, length)
     return header + payload

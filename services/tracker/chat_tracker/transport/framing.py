@@ -24,11 +24,11 @@ import struct
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from websockets.frames import Opcode
+from websockets.frames import EXTERNAL_CLOSE_CODES, CloseCode, Opcode
+
+from chat_tracker.core.frames import server_frame
 
 OPCODES = {int(opcode): opcode for opcode in Opcode}
-VALID_CLOSE_CODES = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014))
-NO_STATUS = 1005  # a close frame with no code: what the peer's close says (RFC 6455 section 7.1.5)
 CONTROL_PAYLOAD = 125  # the most a ping, pong or close may carry
 
 
@@ -165,7 +165,7 @@ class FrameCodec:
         if opcode is Opcode.CLOSE:
             self._closed_by_peer(payload)
         elif opcode is Opcode.PING and self.close_sent is None:
-            self._send(_server_frame(0x8A, payload))  # the pong, with the ping's bytes
+            self._send(server_frame(0x8A, payload))  # the pong, with the ping's bytes
         elif opcode is Opcode.TEXT or opcode is Opcode.BINARY or opcode is Opcode.CONT:
             so_far = (self._message_bytes or 0) + len(payload)
             self._message_bytes = None if fin else so_far
@@ -179,13 +179,13 @@ class FrameCodec:
         if len(payload) == 1:
             self._fail_parsing(1002, "a close frame's code takes two bytes")
             return
-        code = int.from_bytes(payload[:2], "big") if payload else NO_STATUS
+        code = int.from_bytes(payload[:2], "big") if payload else CloseCode.NO_STATUS_RCVD
         try:  # the reason before the code, as websockets reads them
             reason = payload[2:].decode("utf-8")
         except UnicodeDecodeError:
             self._fail_parsing(1007, "a close reason that is not UTF-8")
             return
-        if payload and code not in VALID_CLOSE_CODES and not 3000 <= code <= 4999:
+        if payload and code not in EXTERNAL_CLOSE_CODES and not 3000 <= code <= 4999:
             self._fail_parsing(1002, f"invalid close code {code}")
             return
         self.close_rcvd = Close(code, reason)
@@ -195,7 +195,7 @@ class FrameCodec:
         self._reading = False  # nothing after a close frame is read (RFC 6455 section 5.5.1)
         if self.close_sent is None:  # the answer: its own code and reason back (RFC 6455 section 5.5.1)
             self.close_sent = self.close_rcvd
-            self._send(_server_frame(0x88, payload))
+            self._send(server_frame(0x88, payload))
 
     def _fail_parsing(self, code: int, reason: str) -> None:
         self.fail(code, reason)
@@ -210,7 +210,7 @@ class FrameCodec:
         self.close_sent = Close(code, reason)
         # A close frame carries at most 123 bytes of reason: a longer one is cut (at a character's end).
         said = reason.encode("utf-8")[: CONTROL_PAYLOAD - 2].decode("utf-8", "ignore").encode("utf-8")
-        self._send(_server_frame(0x88, struct.pack("!H", code) + said))
+        self._send(server_frame(0x88, struct.pack("!H", code) + said))
 
     def fail(self, code: int, reason: str = "") -> None:
         """Close with ``code`` and read nothing more (the socket is closed once the frame is out)."""
@@ -220,11 +220,11 @@ class FrameCodec:
     def send_text(self, data: bytes) -> None:
         """A text frame of UTF-8 ``data`` (fan-out writes the frames the room built instead: ``wire.Wire.write``)."""
         if self.close_sent is None:
-            self._send(_server_frame(0x81, data))
+            self._send(server_frame(0x81, data))
 
     def send_ping(self, payload: bytes) -> None:
         if self.close_sent is None:
-            self._send(_server_frame(0x89, payload))
+            self._send(server_frame(0x89, payload))
 
     def data_to_send(self) -> Sequence[bytes]:
         output, self._output = self._output, None
@@ -235,16 +235,6 @@ class FrameCodec:
             self._output = [frame]
         else:
             self._output.append(frame)
-
-
-def _server_frame(first: int, payload: bytes) -> bytes:
-    """An unmasked, unfragmented frame (RFC 6455 section 5.2): ``first`` is its first byte (fin and opcode)."""
-    length = len(payload)
-    if length < 126:
-        return bytes((first, length)) + payload
-    if length < 65536:
-        return struct.pack("!BBH", first, 126, length) + payload
-    return struct.pack("!BBQ", first, 127, length) + payload
 
 
 def _unmask(payload: bytes | bytearray, mask: bytes | bytearray) -> bytes:
