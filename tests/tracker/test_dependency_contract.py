@@ -39,9 +39,10 @@ LOCK = ROOT / "requirements.lock"
 HTTP_MODULE = "uvicorn.protocols.http.httptools_impl"
 HTTP_CLASS = "HttpToolsProtocol"
 
-# What http_guard.py overrides of uvicorn's protocol (each override calls uvicorn's own), and why.
+# What http_guard.py overrides of uvicorn's protocol, and why. Each override calls uvicorn's own but
+# connection_made, which does its work itself (test_connection_made_sets_what_uvicorns_own_sets).
 METHODS = {
-    "connection_made": "counts the socket in the socket guard",
+    "connection_made": "counts the socket in the socket guard; reads the addresses without keeping a socket object",
     "connection_lost": "releases the socket's place in the guard",
     "data_received": "discards what a refused peer still sends",
     "on_message_begin": "a request under way: the header deadline answers 408",
@@ -62,6 +63,10 @@ INSTANCE_ATTRIBUTES = {
     "scope": "scope['client'] set to what a trusted proxy named",
     "cycle": "a response given before its body was read; a body abandoned",
     "timeout_keep_alive_task": "set once a response is complete and the next request may begin",
+    "connections": "connection_made adds the protocol to uvicorn's set of open connections",
+    "flow": "connection_made gives it uvicorn's flow control",
+    "server": "connection_made sets the local address for the scope",
+    "scheme": "connection_made sets http or https for the scope",
 }
 
 
@@ -204,6 +209,60 @@ def test_httptools_protocol_has_what_http_guard_relies_on() -> None:
     for name, why in INSTANCE_ATTRIBUTES.items():
         assert hasattr(protocol, name), f"{_uvicorn()}: {HTTP_CLASS} instances have no attribute {name} ({why})"
     assert protocol.ws_protocol_class is None, f"{_uvicorn()}: ws='none' still gives a WebSocket protocol"
+
+
+class AskedTransport(FakeTransport):
+    """A FakeTransport that records which extra information was asked of it."""
+
+    def __init__(self, host: str = "127.0.0.1", *rest: int) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+        self.addresses = {"sockname": (host, 8000, *rest), "peername": (host, 50000, *rest)}
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        self.asked.append(name)
+        return self.addresses.get(name, default)
+
+
+def test_connection_made_sets_what_uvicorns_own_sets() -> None:
+    """http_guard's connection_made sets every attribute uvicorn's own sets, alike, and never asks for the socket.
+
+    uvicorn's own asks uvloop's transport for its ``socket``, which uvloop then keeps, both addresses cached
+    in it, for the connection's life; http_guard reads the addresses by name instead (about 360 B per member).
+    """
+    from uvicorn.server import ServerState
+
+    from chat_tracker.core.addresses import TrustedProxies
+    from chat_tracker.transport.guard import SocketGuard
+    from chat_tracker.transport.http_guard import guarded_protocol
+
+    async def opened(cls: Any, transport: AskedTransport) -> tuple[dict[str, Any], dict[str, Any], Any]:
+        protocol = cls(config=_config(), server_state=ServerState(), app_state={})
+        before = dict(vars(protocol))
+        protocol.connection_made(transport)
+        return before, dict(vars(protocol)), protocol
+
+    transport, over_ipv6 = AskedTransport(), AskedTransport("::1", 0, 0)  # IPv6: (host, port, flow, scope)
+
+    async def opened_all() -> tuple[Any, Any, Any]:
+        guarded = guarded_protocol(SocketGuard(4, 100, TrustedProxies()), 10.0, Upgraded)
+        theirs, ours = await opened(_http_protocol_class(), AskedTransport()), await opened(guarded, transport)
+        ipv6 = await opened(guarded, over_ipv6)
+        for protocol in (ours[2], ipv6[2]):
+            protocol.connection_lost(None)  # disarms its header deadline
+        return theirs, ours, ipv6[2]
+
+    (before, after, theirs), (_, ours_after, ours), ipv6 = asyncio.run(opened_all())
+    set_by_uvicorn = {name for name, value in after.items() if name not in before or before[name] is not value}
+    assert {"transport", "client", "server", "flow"} <= set_by_uvicorn, set_by_uvicorn
+    for name in set_by_uvicorn:
+        mine, uvicorns = ours_after.get(name), after[name]
+        same = type(mine) is type(uvicorns) if name == "flow" else mine == uvicorns or mine is transport
+        assert same, f"{_uvicorn()}: connection_made sets {name}={uvicorns!r}; http_guard's sets {mine!r}"
+    assert (ours.client, ours.server, ours.scheme) == (("127.0.0.1", 50000), ("127.0.0.1", 8000), "http")
+    assert (ipv6.client, ipv6.server) == (("::1", 50000), ("::1", 8000))
+    assert theirs in theirs.connections
+    assert "socket" not in transport.asked + over_ipv6.asked, transport.asked
 
 
 def test_an_upgrade_is_handed_to_the_adapter_http_guard_names() -> None:
