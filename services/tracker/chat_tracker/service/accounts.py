@@ -2,8 +2,9 @@
 
 The session asks (``core/signin.py``'s ``CheckAccount``, ``CreateAccount``); the ``/ws``
 driver awaits this desk and hands the answer back. Every store call and every Argon2id
-hash or verify runs off the event loop (``asyncio.to_thread``): a sign-in costs tens of
-milliseconds of one core, which must not stall everyone's delivery.
+hash or verify runs off the event loop: store calls through ``asyncio.to_thread``, a sign-in's
+check and every Argon2id hash in ``hashing.py``'s threads, below the loop in priority: a sign-in
+costs tens of milliseconds of one core, which must not stall everyone's delivery.
 
 Wrong passphrases are throttled as wrong room passwords are (``core/ratelimit.AuthThrottle``),
 twice over: per account (many addresses guessing one name) and per address (one address
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -41,6 +43,7 @@ from chat_tracker.core.ratelimit import AuthThrottle, Wait, WarnLimiter
 from chat_tracker.core.signin import GUEST, AccountChecked, CheckAccount, RegistrationDone, Verdict
 from chat_tracker.errors import AccountRefused, UnknownAccount
 from chat_tracker.journal.redis_accounts import RedisAccounts
+from chat_tracker.service.hashing import HashingPool
 from chat_tracker.service.settings import Settings
 from chat_tracker.storage.accounts_db import SqliteAccounts
 
@@ -89,6 +92,7 @@ class AccountDesk:
         self.sign_ins = 0
         self.wrong = 0
         self.registered = 0
+        self.hashing = HashingPool()
 
     @property
     def kept(self) -> bool:
@@ -111,7 +115,7 @@ class AccountDesk:
                 if account is None:
                     return AccountChecked(GUEST.verdict, request.name)
                 return AccountChecked(Verdict.THROTTLED, account.name, wait)
-        checked = await asyncio.to_thread(self._check_now, request)
+        checked = await self.hashing.run(functools.partial(self._check_now, request))
         if checked.verdict is Verdict.SIGNED_IN:
             self.by_account.succeeded(keys[0])
             self.by_address.succeeded(keys[1])
@@ -181,7 +185,7 @@ class AccountDesk:
             return RegistrationDone(code="registration_closed", message=self._closed_message())
         try:
             check_passphrase(passphrase)
-            passphrase_hash = await asyncio.to_thread(hash_passphrase, passphrase)
+            passphrase_hash = await self.hashing.run(functools.partial(hash_passphrase, passphrase))
             account = new_account(name, passphrase_hash, time.time())
             await asyncio.to_thread(self.store.create, account)
         except (AccountRefused, NameRefused) as refusal:
@@ -204,7 +208,8 @@ class AccountDesk:
     async def add(self, name: str, passphrase: str) -> Account:
         """An operator creates an account, whatever ``--registration`` says. Raises AccountRefused, NameRefused."""
         check_passphrase(passphrase)
-        account = new_account(name, await asyncio.to_thread(hash_passphrase, passphrase), time.time())
+        passphrase_hash = await self.hashing.run(functools.partial(hash_passphrase, passphrase))
+        account = new_account(name, passphrase_hash, time.time())
         await asyncio.to_thread(self._required().create, account)
         log.info("An operator registered %s", account.name)
         return account
@@ -221,7 +226,7 @@ class AccountDesk:
         """A new passphrase (and, with ``sign_out``, every device signed out); the account, devices signed out."""
         check_passphrase(passphrase)
         store, account = await self._existing(name)
-        passphrase_hash = await asyncio.to_thread(hash_passphrase, passphrase)
+        passphrase_hash = await self.hashing.run(functools.partial(hash_passphrase, passphrase))
         await asyncio.to_thread(store.set_passphrase_hash, account.name, passphrase_hash)
         signed_out = await asyncio.to_thread(store.remove_devices, account.name) if sign_out else 0
         log.info("An operator reset the passphrase of %s", account.name)
@@ -254,6 +259,7 @@ class AccountDesk:
         return summaries
 
     def close(self) -> None:
+        self.hashing.close()
         if self.store is not None:
             self.store.close()
 
