@@ -107,6 +107,7 @@ class Entrance:
             checked = Checked(ok=checked)
         if checked.ok:
             self.outbox.push_texts(self._after_password)
+            self._after_password = ()  # said once: not kept for the connection's life
             return SessionState.AWAIT_NAME
         if checked.wait is None:
             frame = WRONG_PASSWORD if self.dialect is PLAIN else self.dialect.error("bad_password", "wrong password")
@@ -115,6 +116,7 @@ class Entrance:
             return self._too_many_guesses(checked.wait)
         self._paused = (checked.hidden, checked.wait)
         self.outbox.push_texts(self._after_password)
+        self._after_password = ()
         return SessionState.AWAIT_RESUME
 
     def _too_many_guesses(self, wait: Wait) -> SessionState:

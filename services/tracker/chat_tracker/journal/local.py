@@ -43,8 +43,9 @@ class LocalJournal:
         epoch: str = "",
         clock: Callable[[], float] = time.time,
         auto_flush: bool = True,
+        stats: JournalStats | None = None,
     ) -> None:
-        self.stats = JournalStats()
+        self.stats = JournalStats() if stats is None else stats  # rooms' journals share one: its counts add up
         self._epoch = epoch
         self.on_trouble: OnTrouble | None = None
         self._log = log

@@ -28,7 +28,7 @@ from chat_tracker.core.policy import MemberPolicy
 from chat_tracker.core.room import Member, Room
 from chat_tracker.core.rooms import Rooms
 from chat_tracker.journal.local import LocalJournal
-from chat_tracker.journal.protocol import Journal
+from chat_tracker.journal.protocol import Journal, JournalStats
 from chat_tracker.service.membership import Memberships, OnRead, StoreQueue
 from chat_tracker.service.settings import Settings
 from chat_tracker.service.standalone import rotation_policy
@@ -77,6 +77,7 @@ class RoomHouse:
         self._maintenance = ThreadPoolExecutor(1, thread_name_prefix="rooms-log-maintenance")
         self._descriptors = LogPool(log_descriptors)
         self._rotation = rotation_policy(settings)  # one for every room's log: it never changes
+        self._log_writes = JournalStats()  # every room's and conversation's chat.log writes, counted together
         self.rooms = Rooms(default, self._open, room_limits(settings), settings.default_room)
         self.rooms.on_changed = self._keep
         self.directs = Directs(self._open_conversation, policy)
@@ -111,7 +112,7 @@ class RoomHouse:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         chat_log = RotatingLog(directory, log_class, self._rotation, executor=self._maintenance, pool=self._descriptors)
         report = chat_log.open()
-        journal = LocalJournal(chat_log, last_seq=report.last_seq, history_size=history_size)
+        journal = LocalJournal(chat_log, last_seq=report.last_seq, history_size=history_size, stats=self._log_writes)
         journal.preload(chat_log.tail(min(history_size, report.last_seq)))
         self.journals.append(journal)
         return journal

@@ -98,6 +98,11 @@ class SegmentStats:
     deleted: int = 0
 
 
+# Maintenance runs one at a time, whichever log it is for: it runs on worker threads only (never the event
+# loop's), and one lock for all spares each room's log one of its own.
+_MAINTENANCE = threading.Lock()
+
+
 class RotatingLog:
     """chat.log plus its rotated segments, with one writer (the journal, on the event loop)."""
 
@@ -111,7 +116,6 @@ class RotatingLog:
         executor: Executor | None = None,
         pool: LogPool | None = None,
     ) -> None:
-        self.data_dir = data_dir
         self._pool = pool  # rooms' logs share a few descriptors: a quiet one's file is closed until it is written
         self.path = data_dir / LOG_NAME
         self.policy = policy
@@ -119,10 +123,14 @@ class RotatingLog:
         self._log_class = log_class
         self._clock = clock
         self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="chat-log-maintenance")
-        self._lock = threading.Lock()  # maintenance runs one at a time
         self._log: ChatLog | None = None
         self._day_ends = float("inf")
         self._retry_at = 0.0  # after a failed rotation, the next attempt waits until then (monotonic)
+
+    @property
+    def data_dir(self) -> Path:
+        """chat.log's directory, asked of its path (only off the hot path): a room keeps one Path, not two."""
+        return self.path.parent
 
     # --- start-up -------------------------------------------------------------------------------------
 
@@ -247,7 +255,7 @@ class RotatingLog:
     # --- compression and retention (a worker thread) -------------------------------------------------
 
     def _run_maintenance(self) -> None:
-        with self._lock:
+        with _MAINTENANCE:
             if self.policy.compress:
                 self._compress_all()
             self._apply_retention()
