@@ -34,11 +34,13 @@ OnRead = Callable[[str, int], None]  # (name, her read position): told at start,
 class Memberships:
     """The account store's side of membership, for one room."""
 
-    def __init__(self, store: AccountStore | None, room: Room, room_name: str = DEFAULT_ROOM) -> None:
+    def __init__(
+        self, store: AccountStore | None, room: Room, room_name: str = DEFAULT_ROOM, writer: StoreQueue | None = None
+    ) -> None:
         self.store = store
         self.room = room
         self.room_name = room_name  # the store's name for it: DEFAULT_ROOM, or "#dev" (core/rooms.py)
-        self._writer = StoreQueue(store)
+        self._writer = StoreQueue(store) if writer is None else writer  # rooms besides the default share one
         self._reads: dict[str, int] = {}  # name -> newest read position not yet written
 
     def attach(self) -> None:

@@ -78,6 +78,8 @@ class RoomHouse:
         self._descriptors = LogPool(log_descriptors)
         self._rotation = rotation_policy(settings)  # one for every room's log: it never changes
         self._log_writes = JournalStats()  # every room's and conversation's chat.log writes, counted together
+        # Every room's and conversation's writes to the account store (memberships, read positions): one queue.
+        self._store_writes = StoreQueue(store)
         self.rooms = Rooms(default, self._open, room_limits(settings), settings.default_room)
         self.rooms.on_changed = self._keep
         self.directs = Directs(self._open_conversation, policy)
@@ -88,7 +90,6 @@ class RoomHouse:
         self.directs.kept = lambda name: (conversation_dir(settings.data_dir, name) / "chat.log").exists()
         self.rooms.directs = self.directs
         self.default = default
-        self._reads = StoreQueue(store)  # direct messages' memberships and read positions
 
     def start(self) -> None:
         """Open every room kept in the data dir (needs the event loop: each logs its start)."""
@@ -128,13 +129,13 @@ class RoomHouse:
             if not self.default.is_registered_member(party):
                 continue
             read = party == event.name or bool(reached)
-            self._reads.write(
+            self._store_writes.write(
                 functools.partial(_read_direct, name=party, conversation=name, seq=seq, now=now, read=read)
             )
 
     def _caught_up(self, name: str, conversation: str, seq: int) -> None:
         """Her welcome carried what she missed of ``conversation``: she has read it."""
-        self._reads.write(
+        self._store_writes.write(
             functools.partial(_read_direct, name=name, conversation=conversation, seq=seq, now=time.time())
         )
 
@@ -150,7 +151,7 @@ class RoomHouse:
 
     def _follow_members(self, room: Room, meta: RoomMeta) -> None:
         """The room's registered members are kept in the account store, and read from it."""
-        memberships = Memberships(self.store, room, meta.name)
+        memberships = Memberships(self.store, room, meta.name, self._store_writes)
         memberships.attach()
         self.memberships[room_key(meta.name)] = memberships
         on_read: OnRead = functools.partial(self.rooms.note_read, meta.name)
@@ -182,7 +183,7 @@ class RoomHouse:
             await journal.close()
         for memberships in self.memberships.values():
             await memberships.flush()
-        await self._reads.flush()
+        await self._store_writes.flush()
 
 
 def _read_direct(store: AccountStore, name: str, conversation: str, seq: int, now: float, read: bool = True) -> None:

@@ -97,6 +97,8 @@ class NativeWebSocket(asyncio.Protocol):
         self.connections.add(self)
         if self.established is not None:
             self.address = self.established[0]
+        elif self.ticket is not None:
+            self.address = self.ticket.peer  # the guard's own string: not a second copy per member
         else:
             peer = transport.get_extra_info("peername")
             self.address = str(peer[0]) if peer else "unknown"

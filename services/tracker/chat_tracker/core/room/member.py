@@ -22,6 +22,21 @@ DETACHED = Outbox(0)
 DETACHED.close(CloseCode.NORMAL)
 
 
+@dataclass(slots=True)
+class Welcoming:
+    """What a member's join and welcome read beyond the usual, kept apart: a member of three rooms would
+    otherwise carry these five slots, nearly always empty, in each of them."""
+
+    recover_after: int | None = None  # joined back from a lost epoch: its welcome is a ``resumed`` (recovered: false)
+    catch_up_after: int | None = None  # a returning registered member: her read position (her welcome catches up)
+    device_token: str | None = None  # the token her welcome hands her device (then forgotten)
+    rooms: tuple[RoomInfo, ...] = ()  # a registered member signing in: her other rooms, for her welcome (rooms.py)
+    after_welcome: tuple[str, ...] = ()  # ... and the direct messages she missed, sent right after it (direct.py)
+
+
+NOT_WELCOMING = Welcoming()  # read only: what a member without one reads
+
+
 @dataclass(eq=False, slots=True)
 class Member:
     """One member, connected here, away, or served by another replica.
@@ -47,16 +62,59 @@ class Member:
     # three rooms would otherwise keep six empty lists.
     held: list[Event] | None = None  # RESUMING: live events kept until its replay is out
     owed_echoes: list[Event] | None = None  # RESUMING: first echoes of resends, after the replay
-    recover_after: int | None = None  # joined back from a lost epoch: its welcome is a ``resumed`` (recovered: false)
     owner: int = 0  # REMOTE: the replica serving it
     registered: bool = False  # signed in to the account of its name (or registered it since)
-    catch_up_after: int | None = None  # a returning registered member: her read position (her welcome catches up)
     device_id: str | None = None  # signed in from this device of her account
-    device_token: str | None = None  # the token her welcome hands that device (then forgotten)
     extra: bool = False  # a further connection of an account already in the room: not listed, logs no join or leave
     resumes: int = 0  # how many times this membership resumed: only the token with this count resumes it
-    rooms: tuple[RoomInfo, ...] = ()  # a registered member signing in: her other rooms, for her welcome (rooms.py)
-    after_welcome: tuple[str, ...] = ()  # ... and the direct messages she missed, sent right after it (direct.py)
+    welcoming: Welcoming | None = None  # what only her join and welcome read (the properties below); most have none
+
+    # What only her join and welcome read, in ``welcoming`` (made on the first write).
+
+    @property
+    def recover_after(self) -> int | None:
+        return (self.welcoming or NOT_WELCOMING).recover_after
+
+    @recover_after.setter
+    def recover_after(self, value: int | None) -> None:
+        self._welcoming().recover_after = value
+
+    @property
+    def catch_up_after(self) -> int | None:
+        return (self.welcoming or NOT_WELCOMING).catch_up_after
+
+    @catch_up_after.setter
+    def catch_up_after(self, value: int | None) -> None:
+        self._welcoming().catch_up_after = value
+
+    @property
+    def device_token(self) -> str | None:
+        return (self.welcoming or NOT_WELCOMING).device_token
+
+    @device_token.setter
+    def device_token(self, value: str | None) -> None:
+        self._welcoming().device_token = value
+
+    @property
+    def rooms(self) -> tuple[RoomInfo, ...]:
+        return (self.welcoming or NOT_WELCOMING).rooms
+
+    @rooms.setter
+    def rooms(self, value: tuple[RoomInfo, ...]) -> None:
+        self._welcoming().rooms = value
+
+    @property
+    def after_welcome(self) -> tuple[str, ...]:
+        return (self.welcoming or NOT_WELCOMING).after_welcome
+
+    @after_welcome.setter
+    def after_welcome(self, value: tuple[str, ...]) -> None:
+        self._welcoming().after_welcome = value
+
+    def _welcoming(self) -> Welcoming:
+        if self.welcoming is None:
+            self.welcoming = Welcoming()
+        return self.welcoming
 
     def __post_init__(self) -> None:
         if self.state not in INITIAL_STATES:

@@ -13,7 +13,7 @@ from chat_tracker.core.dialects import Dialect
 from chat_tracker.core.events import JOIN, LEAVE, MESSAGE, START
 from chat_tracker.core.outbox import Outbox
 from chat_tracker.core.policy import Verdict
-from chat_tracker.core.room.member import Goodbye, Member, logged_reason, signed_in_as
+from chat_tracker.core.room.member import Goodbye, Member, Welcoming, logged_reason, signed_in_as
 from chat_tracker.core.room.queries import RoomQueries
 from chat_tracker.core.room.states import MemberState, Step
 from chat_tracker.core.signin import AccountChecked
@@ -56,7 +56,7 @@ class RoomRequests(RoomQueries):
             joined_at=self._clock(),
             last_active=now,
             allowance=self.policy.allowance(),
-            recover_after=recover_after,
+            welcoming=None if recover_after is None else Welcoming(recover_after=recover_after),
         )
         signed_in_as(member, signed_in)
         self._enter(member)
