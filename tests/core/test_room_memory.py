@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections import deque
 from pathlib import Path
 
+from chat_protocol import Welcome
 from chat_tracker.core.dialects import JSON, PLAIN
 from chat_tracker.core.events import JOIN, LEAVE, MESSAGE, Event
+from chat_tracker.core.outbox import Outbox
+from chat_tracker.core.signin import AccountChecked, Verdict
 from chat_tracker.journal.recent import RecentEvents
-from support.roomkit import RoomKit
+from support.roomkit import Inbox, RoomKit
 
 
 def _events(first: int, count: int) -> list[Event]:
@@ -74,3 +77,26 @@ def test_delivered_joins_and_leaves_keep_their_fields_and_render_again_alike(tmp
     events = (join, message, leave)
     assert kit.inbox(alpha).frames[-3:] == [JSON.shared(event) for event in events]
     assert kit.inbox(watcher).frames[-3:] == [PLAIN.shared(event) for event in events]
+
+
+def test_a_welcomes_own_fields_are_let_go_once_it_is_out(tmp_path: Path) -> None:
+    """A registered member's catch-up point and device token reach her welcome, then the member keeps neither.
+
+    A guest never holds them at all: a member of three rooms would otherwise keep five empty slots in each.
+    """
+    kit = RoomKit.create(tmp_path)
+    guest = kit.join("guest")
+    kit.flush()
+    kit.room.say(guest, "before she comes back")
+    kit.flush()
+    signed_in = AccountChecked(Verdict.SIGNED_IN, "alpha", read=1, device="d1", device_token="next-token")
+    alpha = kit.room.join("alpha", JSON, Outbox(100), "127.0.0.1", None, signed_in)
+    kit.inboxes["alpha"] = Inbox()
+    assert alpha.welcoming is not None and alpha.catch_up_after == 1 and alpha.device_token == "next-token"
+    kit.flush()
+    (welcome,) = [m for m in kit.received(alpha) if isinstance(m, Welcome)]
+    assert (welcome.registered, welcome.read, welcome.unread) == (True, 1, 1)  # the one message she missed
+    assert (welcome.device, welcome.device_token) == ("d1", "next-token")
+    assert alpha.welcoming is None and alpha.catch_up_after is None and alpha.device_token is None
+    assert alpha.device_id == "d1" and alpha.registered  # what the connection goes on using stays
+    assert guest.welcoming is None

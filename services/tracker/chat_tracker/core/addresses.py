@@ -44,7 +44,8 @@ def address_key(host: str) -> str:
         return host  # not an IP (a Unix socket, a test client): counted as itself
     if isinstance(address, ipaddress.IPv6Address):
         return str(ipaddress.IPv6Network((address, IPV6_PREFIX), strict=False))
-    return str(address)
+    key = str(address)
+    return host if key == host else key  # the same text: one string kept per connection, not two
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ class RoomDelivery(SharedRoom):
             leavers = self._apply_membership(batch)
         too_slow = self._push(batch)
         _forget_presence_renderings(batch)
+        self._forget_welcoming(batch)
         for leaver in leavers:
             self._finish_leaving(leaver)
         for member in too_slow:
@@ -68,6 +69,14 @@ class RoomDelivery(SharedRoom):
             else:
                 leavers.append(member)
         return leavers
+
+    def _forget_welcoming(self, batch: Sequence[Event]) -> None:
+        """Each joiner's welcome is out: what only it read (``Member.welcoming``) is let go."""
+        for event in batch:
+            if event.kind is JOIN and event.origin is not None:
+                member = self._by_id.get(event.origin)
+                if member is not None:
+                    member.welcoming = None
 
     def _push(self, batch: Sequence[Event]) -> list[Member]:
         """Queue ``batch`` for every member connected here; the members whose outbox overflowed."""
