@@ -151,7 +151,7 @@ def test_room_info_follows_the_registry(redis_server: RedisServer, start_archive
         client.sadd(KEYS.of_room("#ops").invited, "carol", "dave")
         wait_until(lambda: json.loads(info.read_text())["invited"] == ["carol", "dave"], "the invitations written")
         # What a single tracker opens at start on this data dir (service/rooms.py).
-        kept = RoomMeta("#ops", "bob", 1_800_000_000.5, private=True, invited={"carol", "dave"})
+        kept = RoomMeta("#ops", "bob", 1_800_000_000.5, private=True, invited=frozenset({"carol", "dave"}))
         assert read_room_infos(archiver.data_dir) == [kept]
 
 

@@ -13,7 +13,7 @@ from chat_tracker.storage.room_files import INFO_FILE, read_room_infos, room_dir
 
 
 def test_a_rooms_info_is_written_private_and_read_back(tmp_path: Path) -> None:
-    meta = RoomMeta("#dev", "alice", 1_795_485_040.5, private=True, invited={"bob", "carol"})
+    meta = RoomMeta("#dev", "alice", 1_795_485_040.5, private=True, invited=frozenset({"bob", "carol"}))
     write_room_info(tmp_path, meta)
     path = room_dir(tmp_path, "#dev") / INFO_FILE
     assert path.stat().st_mode & 0o777 == 0o600

@@ -9,7 +9,7 @@ from chat_tracker.core.room import Room
 from chat_tracker.core.room_dialects import room_dialect
 
 
-@dataclass
+@dataclass(slots=True)
 class RoomMeta:
     """What makes a room besides its events: its name, who made it, whether it is private, whom it lets in."""
 
@@ -17,7 +17,9 @@ class RoomMeta:
     owner: str  # the creator's name: she invites, and removes members
     created: float
     private: bool = False
-    invited: set[str] = field(default_factory=set)  # name keys of those a member of a private room let in
+    # Name keys of those a member of a private room let in. Frozen, and replaced whole when it changes
+    # (rarely): every room without one shares the one empty frozenset, where an empty set is 216 B a room.
+    invited: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class RoomLimits:
     creation_open: bool = True  # False: --room-creation admin (only operators create rooms)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Place:
     """One room besides the default: its ``Room``, its meta, and the dialects its members read it in."""
 

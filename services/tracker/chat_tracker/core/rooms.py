@@ -263,7 +263,7 @@ class Rooms:
         place = self.place(name)
         if held is None or place is None:
             raise Refused("not_allowed", f"only the members of {name} invite to it")
-        place.meta.invited.add(name_key(guest))
+        place.meta.invited = place.meta.invited | {name_key(guest)}
         if self.on_changed is not None:
             self.on_changed(place.meta)
         return place
@@ -285,7 +285,7 @@ class Rooms:
         if place is None or self.member_in(owner, name) is None or name_key(place.meta.owner) != owner.key:
             raise Refused("not_allowed", f"only the owner of {name} removes members from it")
         key, target = room_key(name), name_key(who)
-        place.meta.invited.discard(target)
+        place.meta.invited = place.meta.invited - {target}
         removed = [(mid, mine) for mid, mine in self._in.items() if key in mine and mine[key].key == target]
         remote = place.room.served_elsewhere(who)
         if not removed and remote is None and not place.room.is_registered_member(who):

@@ -34,6 +34,24 @@ class LocalJournal:
     A failed write keeps the batch and retries every ``LOG_RETRY_SECONDS``.
     """
 
+    # One per room and conversation: no __dict__ (about 100 B a room).
+    __slots__ = (
+        "_auto_flush",
+        "_clock",
+        "_closed",
+        "_deliver",
+        "_durable_seq",
+        "_epoch",
+        "_error",
+        "_flush_scheduled",
+        "_history",
+        "_log",
+        "_next_seq",
+        "_pending",
+        "on_trouble",
+        "stats",
+    )
+
     def __init__(
         self,
         log: EventLog,

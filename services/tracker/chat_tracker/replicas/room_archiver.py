@@ -316,7 +316,8 @@ class RoomArchiver:
             pipe.smembers(self.keys.of_room(meta.name).invited)
         invited: list[set[bytes]] = await pipe.execute() if metas else []
         kept = {
-            room_key(m.name): replace(m, invited={k.decode() for k in i}) for m, i in zip(metas, invited, strict=True)
+            room_key(m.name): replace(m, invited=frozenset(k.decode() for k in i))
+            for m, i in zip(metas, invited, strict=True)
         }
         names = sorted(name.decode() for name in members)
         for name in names:

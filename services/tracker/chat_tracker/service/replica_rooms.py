@@ -79,7 +79,9 @@ class ReplicaRooms(RoomHouse):
             settings.redis_url, settings.redis_password, self.keys, self.replica, epoch, gather, self._nudged
         )
         self._redis = sync_client(settings.redis_url, settings.redis_password, OPENING)
-        self._invited: dict[str, set[str]] = {}  # room key -> its invited set as this replica last wrote or read it
+        self._invited: dict[
+            str, frozenset[str]
+        ] = {}  # room key -> its invited set as this replica last wrote or read it (frozen: shared, never copied)
         self._tasks: set[asyncio.Task[None]] = set()
         self.rooms.find = self._find
         self.directs.kept = self._conversation_kept
@@ -115,18 +117,18 @@ class ReplicaRooms(RoomHouse):
                 owner=str(body["owner"]),
                 created=float(body["created"]),
                 private=body.get("private") is True,
-                invited={str(key) for key in invited},
+                invited=frozenset(str(key) for key in invited),
             )
         except (ValueError, KeyError, TypeError) as error:  # not what a replica writes
             log.warning("Redis: the rooms hash's entry for %s is unreadable (%s)", name, error)
             return None
-        self._invited[room_key(name)] = set(meta.invited)
+        self._invited[room_key(name)] = meta.invited
         return meta
 
     def _keep(self, meta: RoomMeta) -> None:
         """A room was made, or let someone in (or no longer): the rooms hash and its ``invited`` set say so."""
         key, keys = room_key(meta.name), self.keys.of_room(meta.name)
-        before = self._invited.get(key, set())
+        before = self._invited.get(key, frozenset())
         try:
             if meta.invited - before:
                 self._redis.sadd(keys.invited, *(meta.invited - before))
@@ -135,7 +137,7 @@ class ReplicaRooms(RoomHouse):
         except SYNC_ERRORS as error:
             log.error("Redis: the invitations of room %s were not kept (%s)", meta.name, error)
             return
-        self._invited[key] = set(meta.invited)
+        self._invited[key] = meta.invited
 
     def _register(self, meta: RoomMeta) -> None:
         """The room in the rooms hash; made by another replica meanwhile: its meta is the one that counts."""
@@ -160,7 +162,7 @@ class ReplicaRooms(RoomHouse):
             journal, roster = self._open_stream(self.keys.of_room(meta.name), self.settings.history_size)
         except SYNC_ERRORS as error:
             raise _unavailable(meta.name, error) from None
-        self._invited.setdefault(room_key(meta.name), set(meta.invited))
+        self._invited.setdefault(room_key(meta.name), meta.invited)
         room = Room(journal, self.policy, shared=True, first_id=self.replica * REPLICA_ID_SPAN + 1)
         room.replica = self.replica
         room.owns_connections = False

@@ -77,5 +77,5 @@ def _meta(body: dict[str, object]) -> RoomMeta:
         owner=str(body["owner"]),
         created=float(str(body["created"])),
         private=body.get("private") is True,
-        invited={str(key) for key in invited},
+        invited=frozenset(str(key) for key in invited),
     )

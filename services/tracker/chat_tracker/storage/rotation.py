@@ -87,7 +87,7 @@ def next_midnight(timestamp: float) -> float:
     return float(calendar.timegm(day.timetuple()))
 
 
-@dataclass
+@dataclass(slots=True)
 class SegmentStats:
     """What /metrics shows of the segments; updated after each rotation and maintenance run."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass
+@dataclass(slots=True)
 class RoomStats:
     """Plain integers, so counting costs nothing on the hot path."""
 
