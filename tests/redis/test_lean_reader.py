@@ -1,5 +1,6 @@
 """The replicas' lean blocked reader on a real Redis: as an ACL user, in a db, over a unix socket, it reads
-exactly what redis-py's pipeline reads, and a blocked read returns as soon as an entry is added."""
+exactly what redis-py's pipeline reads, and a blocked read returns as soon as an entry is added. The writer's
+lean ``APPEND`` call answers as redis-py's script does, and loads the script again into a Redis that lost it."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 import redis
 from chat_tracker.journal.redis_client import BLOCK_MS
 from chat_tracker.journal.redis_keys import Keys, control_of, entries_of, event_of
-from chat_tracker.journal.redis_reader import LeanReader, Page, PageReader, RedisPyReader
+from chat_tracker.journal.redis_reader import LeanReader, LeanScript, Page, PageReader, RedisPyReader, ScriptCall
+from chat_tracker.journal.redis_scripts import APPEND, append_call, event_request
 from support.redis_server import POLL_SECONDS, RedisServer, add_events, event, running_redis
 from support.timing import UNIT
 
@@ -98,3 +102,35 @@ async def test_a_blocked_read_returns_as_soon_as_an_entry_comes(redis_server: Re
         assert [event_of(seq, fields).text for seq, _sub, fields in entries_of(entries)] == ["woke it"]
     finally:
         await reader.aclose()
+
+
+async def appended(script: ScriptCall, number: int, text: str, epoch: str = "e") -> object:
+    """The answer to an ``APPEND`` call numbered ``number`` (replica 1) logging one message, or the error's text."""
+    names, args = append_call(KEYS, epoch, 1, number, [event_request(event(0, text), 1)])
+    try:
+        return await script(keys=names, args=args)
+    except ResponseError as error:
+        return f"{type(error).__name__}: {error}"
+
+
+async def test_the_lean_script_answers_as_redis_py_s_and_loads_itself_again(redis_server: RedisServer) -> None:
+    with redis_server.client() as admin:
+        admin.hset(KEYS.room, mapping={"epoch": "e", "seq": 0})
+        admin.hset(KEYS.replicas, "1", "0")
+    lean = LeanScript(redis_server.url, None, APPEND)
+    client = aioredis.Redis.from_url(redis_server.url)
+    reference: ScriptCall = client.register_script(APPEND)
+    try:
+        assert [await appended(lean, 1, "one"), await appended(reference, 2, "two")] == [[1], [2]]
+        assert await appended(lean, 2, "again") == await appended(reference, 2, "again") == b"DUP"
+        assert await appended(lean, 3, "elsewhere", epoch="x") == await appended(reference, 3, "x", epoch="x")
+        assert str(await appended(lean, 3, "elsewhere", epoch="x")).startswith("ResponseError: EPOCH")
+        with redis_server.client() as admin:
+            admin.script_flush()
+        assert await appended(lean, 3, "three") == [3]  # NOSCRIPT: sent the script, asked again
+        with redis_server.client() as admin:
+            texts = [event_of(seq, fields).text for seq, _sub, fields in entries_of(admin.xrange(KEYS.events))]
+        assert texts == ["one", "two", "three"]
+    finally:
+        await lean.aclose()
+        await client.aclose()

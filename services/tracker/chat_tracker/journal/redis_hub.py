@@ -25,9 +25,10 @@ import redis.asyncio as aioredis
 
 from chat_tracker.core.events import Event
 from chat_tracker.errors import RedisUnavailable
+from chat_tracker.journal import redis_scripts as scripts
 from chat_tracker.journal.redis_client import JOURNAL, REDIS_ERRORS, async_client
 from chat_tracker.journal.redis_keys import Keys, control_of
-from chat_tracker.journal.redis_reader import PageReader, blocked_reader
+from chat_tracker.journal.redis_reader import PageReader, ScriptCall, blocked_reader
 from chat_tracker.journal.redis_stream import RETRY_FIRST, RETRY_MOST, RedisJournal
 
 log = logging.getLogger("chat_tracker")
@@ -71,6 +72,10 @@ class HubJournal(RedisJournal):
     @property
     def read_from(self) -> str:
         return self._last_id
+
+    def _append_script(self) -> ScriptCall:
+        """Through the hub's shared client: a lean connection per room would be a connection per room."""
+        return self._command_client().register_script(scripts.APPEND)
 
     def start(self) -> None:
         """Start the writer; the hub reads from now on."""

@@ -75,6 +75,9 @@ DEFAULT_PREFIX = "groupchat:"
 ALIVE_TTL_MS = 5_000  # a replica (or the archiver) whose key is this old is dead
 HEARTBEAT_SECONDS = 1.0
 MAX_TIME = 253_402_300_800.0  # 10000-01-01: chat.log's timestamps have four digits of year
+# Every event a replica appends is a body: ``json.dumps`` with separators would make a new encoder each time (9 us
+# a body against 4 on the bench VM); this one has the same settings, so the same output.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -210,7 +213,7 @@ def body_of(event: Event) -> str:
         body["o"] = event.origin
     if event.msg_id is not None:
         body["i"] = event.msg_id
-    return json.dumps(body, separators=(",", ":"))
+    return _COMPACT.encode(body)
 
 
 def _text(value: object) -> str:

@@ -1,4 +1,4 @@
-"""The blocked read of a replica's streams: the room's epoch and an ``XREAD BLOCK``, on a connection of its own.
+"""The blocked read of a replica's streams (the room's epoch and an ``XREAD BLOCK``) and the writer's script call.
 
 Every replica reads every message this way (the default room's journal, ``redis_stream.py``, and
 the hub of its other rooms, ``redis_hub.py``), so it is the cost that grows with the replicas.
@@ -13,26 +13,51 @@ connection that takes longer than its connect timeout, or a read longer than the
 dead-link allowance, is closed and the caller gets one of ``REDIS_ERRORS`` (it backs off and
 calls again, on a new connection). It never retries by itself. TLS (``rediss://``) is left to
 redis-py: ``blocked_reader`` gives a ``RedisPyReader`` for it.
+
+The default room's writer sends its ``APPEND`` calls the same way (``LeanScript``, on a connection of
+its own: a call waits for Redis's fsync, and the blocked read must not wait behind it). redis-py's
+command path (pool, retry wrapper, encoder, RESP3 parser in Python) cost about twice our exchange's
+CPU per call, and a replica makes one call every few messages.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 from urllib.parse import parse_qs, unquote, urlparse
 
 import redis.asyncio as aioredis
-from redis.exceptions import AuthenticationError, BusyLoadingError, NoPermissionError, RedisError, ResponseError
+from redis.exceptions import (
+    AuthenticationError,
+    BusyLoadingError,
+    NoPermissionError,
+    NoScriptError,
+    RedisError,
+    ResponseError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chat_tracker.journal.redis_client import BLOCK_MS, JOURNAL, ClientRole, async_client
 from chat_tracker.journal.resp import INCOMPLETE, ProtocolError, Reply, ReplyError, RespParser, command
 
-__all__ = ["READ_COUNT", "LeanReader", "Page", "PageReader", "RedisPyReader", "blocked_reader", "page_of"]
+__all__ = [
+    "READ_COUNT",
+    "LeanConnection",
+    "LeanReader",
+    "LeanScript",
+    "Page",
+    "PageReader",
+    "RedisPyReader",
+    "ScriptCall",
+    "blocked_reader",
+    "lean_script",
+    "page_of",
+]
 
 READ_COUNT = 1000  # entries per stream and read: a reader far behind catches up in pages this long
 Page = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]  # (stream, [(entry id, fields)]) as XREAD gives
@@ -44,6 +69,12 @@ class PageReader(Protocol):
         """The room's epoch (None: no room) and the entries after each stream's id (blocks up to BLOCK_MS)."""
 
     async def aclose(self) -> None: ...
+
+
+class ScriptCall(Protocol):
+    """A Lua script's call (redis-py's ``AsyncScript`` or ``LeanScript``): its reply, or a ``RedisError``."""
+
+    async def __call__(self, keys: Sequence[str], args: Sequence[str | int]) -> Any: ...
 
 
 def blocked_reader(url: str, password: str | None) -> PageReader:
@@ -113,32 +144,18 @@ class Address:
         return commands
 
 
-class LeanReader:
-    """``PageReader`` on a socket of its own, with its own RESP2 parser."""
+def lean_script(url: str, password: str | None, script: str) -> LeanScript | None:
+    """``script`` called on a lean connection of its own; None for TLS, which redis-py's client does."""
+    return None if url.lower().startswith("rediss://") else LeanScript(url, password, script)
+
+
+class LeanConnection:
+    """One socket to Redis with its own RESP2 parser: commands out, their replies back, as redis-py would connect."""
 
     def __init__(self, url: str, password: str | None, role: ClientRole = JOURNAL) -> None:
         self.address = Address.of(url, password)
         self._role = role
         self._wire: _Wire | None = None
-
-    async def read_page(self, room: str, streams: Streams) -> tuple[bytes | None, Page]:
-        ids: list[str] = list(streams.values())
-        words: list[bytes | str | int] = [
-            "XREAD",
-            "COUNT",
-            READ_COUNT,
-            "BLOCK",
-            BLOCK_MS,
-            "STREAMS",
-            *streams.keys(),
-            *ids,
-        ]
-        epoch, reply = await self._call(command("HGET", room, "epoch") + command(*words), 2)
-        try:
-            return cast(bytes | None, epoch), page_of(reply)
-        except (TypeError, ValueError) as error:
-            await self.aclose()
-            raise RedisConnectionError(f"Redis at {self.address.where} sent no XREAD reply: {error}") from None
 
     async def aclose(self) -> None:
         if self._wire is not None:
@@ -180,6 +197,51 @@ class LeanReader:
         return wire
 
 
+class LeanReader(LeanConnection):
+    """``PageReader`` on a socket of its own, with its own RESP2 parser."""
+
+    async def read_page(self, room: str, streams: Streams) -> tuple[bytes | None, Page]:
+        ids: list[str] = list(streams.values())
+        words: list[bytes | str | int] = [
+            "XREAD",
+            "COUNT",
+            READ_COUNT,
+            "BLOCK",
+            BLOCK_MS,
+            "STREAMS",
+            *streams.keys(),
+            *ids,
+        ]
+        epoch, reply = await self._call(command("HGET", room, "epoch") + command(*words), 2)
+        try:
+            return cast(bytes | None, epoch), page_of(reply)
+        except (TypeError, ValueError) as error:
+            await self.aclose()
+            raise RedisConnectionError(f"Redis at {self.address.where} sent no XREAD reply: {error}") from None
+
+
+class LeanScript(LeanConnection):
+    """A Lua script called by its SHA1 (``EVALSHA``) on a connection of its own: the journal's ``APPEND``.
+
+    As redis-py's ``AsyncScript`` does: a Redis that does not know the script (restarted, flushed) is
+    sent it (``SCRIPT LOAD``) and asked once more. An error reply raises the class redis-py would raise.
+    """
+
+    def __init__(self, url: str, password: str | None, script: str, role: ClientRole = JOURNAL) -> None:
+        super().__init__(url, password, role)
+        self._script = script
+        self._sha = hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
+
+    async def __call__(self, keys: Sequence[str], args: Sequence[str | int]) -> Reply:
+        call = command("EVALSHA", self._sha, len(keys), *keys, *args)
+        try:
+            (reply,) = await self._call(call, 1)
+        except NoScriptError:
+            await self._call(command("SCRIPT", "LOAD", self._script), 1)
+            (reply,) = await self._call(call, 1)
+        return reply
+
+
 def page_of(reply: Reply) -> Page:
     """XREAD's reply as the journal takes it (nil: the block ran out with nothing new)."""
     if reply is None:
@@ -216,6 +278,8 @@ def _error_of(message: str) -> RedisError:
         return AuthenticationError(message)
     if code == "NOPERM":
         return NoPermissionError(message)
+    if code == "NOSCRIPT":
+        return NoScriptError(message)
     return ResponseError(message)
 
 

@@ -26,7 +26,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
 from chat_tracker.core.events import Event, EventKind
@@ -46,7 +45,7 @@ from chat_tracker.journal.protocol import (
 from chat_tracker.journal.recent import RecentEvents
 from chat_tracker.journal.redis_client import JOURNAL, REDIS_ERRORS, async_client
 from chat_tracker.journal.redis_keys import Keys, control_of, entries_of, event_of
-from chat_tracker.journal.redis_reader import PageReader, blocked_reader
+from chat_tracker.journal.redis_reader import LeanScript, PageReader, ScriptCall, blocked_reader, lean_script
 from chat_tracker.journal.redis_reads import delivered_range
 from chat_tracker.records import LogEntry
 
@@ -86,8 +85,7 @@ class RedisJournal:
         # Seconds the writer waits for more requests before a script call, and the reader for more entries before its
         # next read (asked each time: longer while busy): spread-out messages share one round trip for this latency.
         self._gather = gather
-        self._epoch = epoch
-        self._delivered_seq = last_seq
+        self._epoch, self._delivered_seq = epoch, last_seq
         self._last_id = read_after or (f"{last_seq}-0" if last_seq else "0-0")
         self._history = RecentEvents(history_size)
         self._pending: list[scripts.Request] = []
@@ -97,8 +95,9 @@ class RedisJournal:
         self._wake = asyncio.Event()
         self._delivered = asyncio.Event()
         self._error: LogWriteError | None = None
-        self._client: aioredis.Redis | None = None  # the writer's and reads' (XRANGE)
+        self._client: aioredis.Redis | None = None  # reads on a member's behalf (XRANGE), and the TLS writer's
         self._reader: PageReader | None = None  # the reader's, blocked in XREAD
+        self._appender: LeanScript | None = None  # the writer's APPEND calls, but for TLS (``_append_script``)
         self._tasks: list[asyncio.Task[None]] = []
         self._closed, self._writing = False, False
         self._backoff = RETRY_FIRST  # the writer's, between two failed calls
@@ -178,8 +177,9 @@ class RedisJournal:
                 await task
         if self._client is not None:
             await self._client.aclose()
-        if self._reader is not None:
-            await self._reader.aclose()
+        for link in (self._reader, self._appender):
+            if link is not None:
+                await link.aclose()
 
     # --- the tasks ---------------------------------------------------------------------
 
@@ -208,8 +208,13 @@ class RedisJournal:
             self._reader = blocked_reader(self._url, self._password)
         return self._reader
 
+    def _append_script(self) -> ScriptCall:
+        """APPEND on a lean connection of the writer's own (under half redis-py's CPU per call), redis-py's for TLS."""
+        self._appender = lean_script(self._url, self._password, scripts.APPEND)
+        return self._appender or self._command_client().register_script(scripts.APPEND)
+
     async def _write_forever(self) -> None:
-        script = self._command_client().register_script(scripts.APPEND)
+        script = self._append_script()
         while not self._closed:
             if self._pending:
                 await self._write(script, self._pending[:MAX_BATCH])
@@ -219,7 +224,7 @@ class RedisJournal:
             if (gather := self._gather()) and len(self._pending) < MAX_BATCH:
                 await asyncio.sleep(gather)
 
-    async def _write(self, script: AsyncScript, batch: list[scripts.Request]) -> None:
+    async def _write(self, script: ScriptCall, batch: list[scripts.Request]) -> None:
         """One APPEND call for ``batch``, sent again as it was, under its number, until Redis has answered it."""
         keys, args = scripts.append_call(self._keys, self._epoch, self._replica, next(self._batches), batch)
         self._writing = True
@@ -260,11 +265,8 @@ class RedisJournal:
                 self._written_seq = seq
 
     def _refused_by_redis(self, message: str, batch: Sequence[scripts.Request]) -> bool:
-        """EPOCH or FENCED: True if the batch is dropped (it belongs to a room that is gone).
-
-        The replica's link notices the new epoch or the lost registration on its next
-        heartbeat and calls ``restart_at`` or ``renumber``: nothing more to do here.
-        """
+        """EPOCH or FENCED: True if the batch is dropped (it belongs to a room that is gone). The replica's link
+        notices the new epoch or the lost registration on its next heartbeat (``restart_at``, ``renumber``)."""
         if message.startswith(("EPOCH", "FENCED")):
             log.error("Redis refused %d request(s): %s", len(batch), message)
             del self._pending[: len(batch)]
@@ -352,9 +354,8 @@ class RedisJournal:
     def _skipped(self, first: int, last: int) -> None:
         """The stream was trimmed past this replica (frozen or cut off that long): ``first``-``last`` are gone.
 
-        The ring must hold consecutive seqs (``read_after`` indexes it by seq), so it starts
-        again after the gap; a resume from before it then reads the stream, which reports
-        the range gone. The room hears of it before any later event reaches a member.
+        The ring holds consecutive seqs (``read_after`` indexes it by seq), so it starts again after the gap (a resume
+        from before it reads the stream, which reports the range gone); the room hears before any later event goes out.
         """
         log.error("Redis: events %d-%d were trimmed from the stream before this replica read them", first, last)
         self._history.clear()
@@ -372,9 +373,7 @@ class RedisJournal:
 
     def take_over(self, name: str, member_id: int, resumes: int) -> None:
         """Record that this replica now serves ``member_id`` (its ``resumes``-th resume): the others hand it over.
-
-        The count goes into the roster and the control entry, so every replica refuses the token it replaced.
-        """
+        The count goes into the roster and the control entry, so every replica refuses the token it replaced."""
         self._queue(scripts.owner_request(name, member_id, self._replica, resumes))
 
     def went_away(self, member_id: int) -> None:
