@@ -100,3 +100,5 @@ def test_a_welcomes_own_fields_are_let_go_once_it_is_out(tmp_path: Path) -> None
     assert alpha.welcoming is None and alpha.catch_up_after is None and alpha.device_token is None
     assert alpha.device_id == "d1" and alpha.registered  # what the connection goes on using stays
     assert guest.welcoming is None
+    beta = kit.room.join("beta", JSON, Outbox(100), "127.0.0.1", None, AccountChecked(Verdict.SIGNED_IN, "beta"))
+    assert beta.registered and beta.welcoming is None  # nothing to catch up on, no device: nothing kept

@@ -69,7 +69,7 @@ class Member:
     resumes: int = 0  # how many times this membership resumed: only the token with this count resumes it
     welcoming: Welcoming | None = None  # what only her join and welcome read (the properties below); most have none
 
-    # What only her join and welcome read, in ``welcoming`` (made on the first write).
+    # What only her join and welcome read, in ``welcoming`` (made when there is something to keep).
 
     @property
     def recover_after(self) -> int | None:
@@ -77,7 +77,7 @@ class Member:
 
     @recover_after.setter
     def recover_after(self, value: int | None) -> None:
-        self._welcoming().recover_after = value
+        self._welcome("recover_after", value)
 
     @property
     def catch_up_after(self) -> int | None:
@@ -85,7 +85,7 @@ class Member:
 
     @catch_up_after.setter
     def catch_up_after(self, value: int | None) -> None:
-        self._welcoming().catch_up_after = value
+        self._welcome("catch_up_after", value)
 
     @property
     def device_token(self) -> str | None:
@@ -93,7 +93,7 @@ class Member:
 
     @device_token.setter
     def device_token(self, value: str | None) -> None:
-        self._welcoming().device_token = value
+        self._welcome("device_token", value)
 
     @property
     def rooms(self) -> tuple[RoomInfo, ...]:
@@ -101,7 +101,7 @@ class Member:
 
     @rooms.setter
     def rooms(self, value: tuple[RoomInfo, ...]) -> None:
-        self._welcoming().rooms = value
+        self._welcome("rooms", value)
 
     @property
     def after_welcome(self) -> tuple[str, ...]:
@@ -109,12 +109,15 @@ class Member:
 
     @after_welcome.setter
     def after_welcome(self, value: tuple[str, ...]) -> None:
-        self._welcoming().after_welcome = value
+        self._welcome("after_welcome", value)
 
-    def _welcoming(self) -> Welcoming:
+    def _welcome(self, field: str, value: object) -> None:
+        """Keep ``value`` for her welcome; a default one kept by nobody makes no ``Welcoming`` (a guest holds none)."""
         if self.welcoming is None:
+            if value == getattr(NOT_WELCOMING, field):
+                return
             self.welcoming = Welcoming()
-        return self.welcoming
+        setattr(self.welcoming, field, value)
 
     def __post_init__(self) -> None:
         if self.state not in INITIAL_STATES:
