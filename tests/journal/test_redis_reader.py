@@ -7,10 +7,18 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import pytest
+from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, BusyLoadingError
 
 from chat_tracker.journal.redis_client import BLOCK_MS, REDIS_ERRORS, ClientRole
-from chat_tracker.journal.redis_reader import Address, LeanReader, RedisPyReader, blocked_reader
+from chat_tracker.journal.redis_reader import (
+    Address,
+    LeanReader,
+    RedisPyReader,
+    RedisPyStreams,
+    blocked_reader,
+    stream_reader,
+)
 from chat_tracker.journal.resp import INCOMPLETE, RespParser
 from support.timing import UNIT
 
@@ -76,6 +84,31 @@ def test_the_url_says_where_and_who_as_redis_py_reads_it() -> None:
 def test_tls_is_left_to_redis_py() -> None:
     assert isinstance(blocked_reader("rediss://cache:6380/0", None), RedisPyReader)
     assert isinstance(blocked_reader("redis://cache:6380/0", None), LeanReader)
+
+
+def test_the_archivers_reads_over_tls_are_left_to_redis_py() -> None:
+    client = Redis()
+    assert isinstance(stream_reader("rediss://cache:6380/0", None, client, QUICK), RedisPyStreams)
+    assert isinstance(stream_reader("redis://cache:6380/0", None, client, QUICK), LeanReader)
+
+
+ENTRY = b"*2\r\n$3\r\n5-0\r\n*4\r\n$1\r\ne\r\n$2\r\n{}\r\n$1\r\nt\r\n$3\r\n1.5\r\n"
+
+
+async def test_the_archivers_xread_asks_as_redis_py_would_and_gives_its_page(fake: FakeRedis) -> None:
+    """Blocking only when told to; the page is redis-py's: (stream, [(id, {field: value})])."""
+    fake.respond = lambda words: b"*1\r\n*2\r\n$4\r\n{c}e\r\n*1\r\n" + ENTRY
+    reader = LeanReader(f"redis://127.0.0.1:{fake.port}", None, QUICK)
+    try:
+        expected = [(b"{c}e", [(b"5-0", {b"e": b"{}", b"t": b"1.5"})])]
+        assert await reader.xread({"{c}e": "4-0"}, 100, BLOCK_MS) == expected
+        assert await reader.xread({"{c}e": "4-0", "{d}e": "0-0"}, 7) == expected
+    finally:
+        await reader.aclose()
+    assert fake.commands == [
+        [b"XREAD", b"COUNT", b"100", b"BLOCK", str(BLOCK_MS).encode(), b"STREAMS", b"{c}e", b"4-0"],
+        [b"XREAD", b"COUNT", b"7", b"STREAMS", b"{c}e", b"{d}e", b"4-0", b"0-0"],
+    ]
 
 
 STREAMS_ASKED = [b"STREAMS", b"{c}events", b"{c}nudge:1", b"7-0", b"0-0"]
