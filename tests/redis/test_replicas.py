@@ -105,7 +105,7 @@ def test_a_redis_that_may_lose_acknowledged_events_is_refused_unless_volatile(
     executable = shutil.which("redis-server")
     assert executable is not None
     server = RedisServer(executable, tmp_path / "volatile", appendfsync="everysec")
-    server.start()
+    server.first_start()
     try:
         done = subprocess.run(
             [*_tracker_command(tmp_path), "--redis-url", server.url],

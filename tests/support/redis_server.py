@@ -26,6 +26,7 @@ from support.environment import require
 from support.timing import UNIT
 
 POLL_SECONDS = 0.02  # how often a deadline loop looks again
+BIND_FAILED = "Address already in use"  # in redis-server's log when its port was taken
 
 
 def free_port() -> int:
@@ -66,6 +67,18 @@ class RedisServer:
             command += ["--unixsocket", str(self.unixsocket), "--unixsocketperm", "700"]
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         self._wait_ready()
+
+    def first_start(self, attempts: int = 3) -> None:
+        """``start`` on a free port: another process may bind the port between ``free_port`` and Redis's own
+        bind (a client's ephemeral port, another test's server), and then a new port is tried."""
+        for attempt in range(attempts):
+            try:
+                self.start()
+                return
+            except AssertionError as error:
+                if BIND_FAILED not in str(error) or attempt == attempts - 1:
+                    raise
+                self.port = free_port()
 
     def _wait_ready(self, timeout: float = 2 * UNIT) -> None:
         deadline = time.monotonic() + timeout
@@ -149,6 +162,6 @@ def running_redis(
     require(executable is not None, "redis-server is not installed (.ci/run installs it)")
     assert executable is not None
     server = RedisServer(executable, directory, requirepass=requirepass, unixsocket=unixsocket)
-    server.start()
+    server.first_start()
     yield server
     server.kill()

@@ -83,6 +83,7 @@ def test_a_reloaded_page_signs_in_with_its_device_token_and_keeps_the_next_one(
         enter_password(page, tracker.password)
     ws: WebSocket = opened.value
     ws.on("framesent", lambda payload: sent.append(json.loads(payload)))
+    expect(field(page, "Name")).to_be_visible()
     expect(field(page, "Name")).to_have_value("webby")  # the name this browser is signed in to
     field(page, "Name").press("Enter")
     expect(field(page, "Message")).to_be_visible()
@@ -102,6 +103,8 @@ def test_a_reloaded_page_signs_in_with_its_device_token_and_keeps_the_next_one(
     )
     page.reload()
     enter_password(page, tracker.password)
+    expect(field(page, "Name")).to_be_visible()  # the password answered: an Enter before it is lost
+    expect(field(page, "Name")).to_have_value("webby")
     field(page, "Name").press("Enter")
     expect(page.locator("#name-problem")).to_have_text(
         "This browser is no longer signed in to this name: enter its passphrase."
