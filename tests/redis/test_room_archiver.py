@@ -269,5 +269,6 @@ def test_many_rooms_few_descriptors(redis_server: RedisServer, start_archiver: S
         )
         for name, seq in zip(names, last, strict=True):
             assert lines(room_log(archiver.data_dir, name)) == said([seq], [f"hello {name}"])
-        assert open_descriptors(archiver.process.pid) <= before + LOG_DESCRIPTORS
+        # One more than the logs: the rooms' reads have a connection of their own, opened with the first room.
+        assert open_descriptors(archiver.process.pid) <= before + LOG_DESCRIPTORS + 1
         assert metric(archiver, "chat_archive_rooms") == count
