@@ -94,7 +94,7 @@ class ScriptCall(Protocol):
 
 def blocked_reader(url: str, password: str | None) -> PageReader:
     """The reader for ``url``: the lean one, but for TLS, which redis-py's client does for it."""
-    if url.lower().startswith("rediss://"):
+    if _over_tls(url):
         return RedisPyReader(url, password)
     return LeanReader(url, password)
 
@@ -161,7 +161,7 @@ class Address:
 
 def lean_script(url: str, password: str | None, script: str) -> LeanScript | None:
     """``script`` called on a lean connection of its own; None for TLS, which redis-py's client does."""
-    return None if url.lower().startswith("rediss://") else LeanScript(url, password, script)
+    return None if _over_tls(url) else LeanScript(url, password, script)
 
 
 class LeanConnection:
@@ -248,9 +248,14 @@ class RedisPyStreams:
 
 def stream_reader(url: str, password: str | None, client: aioredis.Redis, role: ClientRole) -> StreamReader:
     """The archiver's reads: a lean connection of their own, but for TLS, which goes through ``client``."""
-    if url.lower().startswith("rediss://"):
+    if _over_tls(url):
         return RedisPyStreams(client)
     return LeanReader(url, password, role)
+
+
+def _over_tls(url: str) -> bool:
+    """A ``rediss://`` URL: left to redis-py's client, which speaks TLS."""
+    return url.lower().startswith("rediss://")
 
 
 def _xread(streams: Streams, count: int, block_ms: int | None) -> bytes:
