@@ -1,10 +1,10 @@
-"""The window's length: short in a quiet room, up to --coalesce-ms only while the tracker is busy."""
+"""The window: short in a quiet room, longer while the tracker is busy, up to --coalesce-ms only when saturated."""
 
 from __future__ import annotations
 
 import pytest
 
-from chat_tracker.core.coalescer import BUSY, CALM, RATE_SECONDS, Coalescer, replica_gather
+from chat_tracker.core.coalescer import BUSY, BUSY_WINDOW, CALM, RATE_SECONDS, SATURATED, Coalescer, replica_gather
 from support.fakes import FakeClock
 
 
@@ -30,7 +30,7 @@ def windows(coalescer: Coalescer, clock: FakeClock, frames_per_second: int, seco
 
 
 @pytest.mark.anyio
-async def test_a_busy_tracker_lets_the_window_grow_to_coalesce_ms() -> None:
+async def test_a_busy_tracker_lets_the_window_grow_to_30_ms() -> None:
     clock = FakeClock()
     coalescer = Coalescer(0.030, clock=clock)
     assert coalescer.ceiling == CALM
@@ -38,6 +38,23 @@ async def test_a_busy_tracker_lets_the_window_grow_to_coalesce_ms() -> None:
     assert coalescer.ceiling == pytest.approx(0.030)
     windows(coalescer, clock, 2 * BUSY, 3 * RATE_SECONDS)
     assert coalescer.window == pytest.approx(0.030)  # steady traffic: grown a step at a time to the ceiling
+
+
+@pytest.mark.anyio
+async def test_a_saturated_tracker_lets_the_window_grow_to_a_longer_coalesce_ms_and_back_when_it_quietens() -> None:
+    """60 ms (the default): 30 at most while busy, all 60 only from SATURATED frames a second, 10 once calm again."""
+    clock = FakeClock()
+    coalescer = Coalescer(0.060, clock=clock)
+    windows(coalescer, clock, (BUSY + SATURATED) // 2, 3 * RATE_SECONDS)
+    assert coalescer.ceiling == pytest.approx(BUSY_WINDOW) == pytest.approx(0.030)
+    windows(coalescer, clock, 2 * SATURATED, 3 * RATE_SECONDS)
+    assert coalescer.ceiling == pytest.approx(0.060)
+    windows(coalescer, clock, 2 * SATURATED, 6 * RATE_SECONDS)
+    assert coalescer.window == pytest.approx(0.060)  # grown a step at a time to the ceiling
+    windows(coalescer, clock, (BUSY + SATURATED) // 2, 3 * RATE_SECONDS)
+    assert coalescer.ceiling == pytest.approx(0.030) and coalescer.window <= 0.030
+    windows(coalescer, clock, BUSY // 4, 3 * RATE_SECONDS)
+    assert coalescer.ceiling == CALM and coalescer.window <= CALM
 
 
 @pytest.mark.anyio
@@ -75,15 +92,22 @@ async def test_frames_a_little_more_than_a_window_apart_keep_gathering_only_when
 async def test_replicas_gather_a_quarter_of_the_ceiling_so_a_longer_coalesce_ms_lengthens_only_a_busy_ones_wait() -> (
     None
 ):
-    """Calm, a replica waits a quarter of the calm window before Redis whatever --coalesce-ms is; busy, a quarter
-    of --coalesce-ms (fewer script calls and reads per message); no window, no wait."""
-    for ms, calm_wait, busy_wait in ((10, 0.0025, 0.0025), (30, 0.0025, 0.0075), (4, 0.001, 0.001)):
+    """Calm, a replica waits a quarter of the calm window before Redis whatever --coalesce-ms is; busy or saturated,
+    a quarter of the busy ceiling (fewer script calls and reads per message); no window, no wait."""
+    for ms, calm_wait, busy_wait in (
+        (10, 0.0025, 0.0025),
+        (30, 0.0025, 0.0075),
+        (60, 0.0025, 0.0075),
+        (4, 0.001, 0.001),
+    ):
         clock = FakeClock()
         coalescer = Coalescer(ms / 1000, clock=clock)
         gather = replica_gather(coalescer)
         assert gather() == pytest.approx(calm_wait)
         windows(coalescer, clock, 2 * BUSY, 3 * RATE_SECONDS)
         assert gather() == pytest.approx(busy_wait)
+        windows(coalescer, clock, 2 * SATURATED, 3 * RATE_SECONDS)
+        assert gather() == pytest.approx(busy_wait)  # saturated: the window waits longer, the gathering does not
         windows(coalescer, clock, BUSY // 4, 3 * RATE_SECONDS)
         assert gather() == pytest.approx(calm_wait)
     assert replica_gather(None)() == 0

@@ -5,11 +5,13 @@ long a window lasts adapts to what holding buys. Two bounds:
 
 - **shortest**: a tenth of ``--coalesce-ms``, at most ``SHORTEST``. A quiet room's rare
   second frame waits no longer than that, whatever the operator set.
-- **ceiling**: how long the window may grow. All of ``--coalesce-ms`` only while the tracker
-  is busy, delivering ``BUSY`` frames a second or more (counted every ``RATE_SECONDS``; joins and
-  leaves are not counted, so a crowd signing in at once leaves the window short): there
-  the writes are most of its CPU, and a longer window divides them. Below that, at most
-  ``CALM``: a lively room of people pays no more than 10 ms for CPU nobody needs.
+- **ceiling**: how long the window may grow, by how many frames a second the tracker delivers
+  (counted every ``RATE_SECONDS``; joins and leaves are not counted, so a crowd signing in at
+  once leaves the window short). Below ``BUSY``, at most ``CALM``: a lively room of people pays no
+  more than 10 ms for CPU nobody needs. From ``BUSY``, at most ``BUSY_WINDOW``: the writes are
+  most of the tracker's CPU, and a longer window divides them. From ``SATURATED``, all of
+  ``--coalesce-ms``: even gathered over 30 ms the writes would take a third of a core or more,
+  and halving them again is worth a longer wait. ``--coalesce-ms`` bounds every one of them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,12 @@ CALM = 0.010
 # (10-20 us each on a 2-core VM, two or three frames a write at the calm window). A room of 100 people
 # at 50 messages a second, with a hundred more signing in at once, stays below it (some 4,600).
 BUSY = 15_000
+# The longest window while busy but not saturated, whatever a longer ``--coalesce-ms`` is.
+BUSY_WINDOW = 0.030
+# Frames a second from which the window may grow to ``--coalesce-ms``: a room of 100 at 500 messages a second,
+# or of 1,000 at 50. On a 2-core VM, a room of 1,000 at 100 messages a second cost 4.4 us of CPU per delivery with
+# a 30-ms window and 3.2 with a 60-ms one (p99 70 and 102 ms).
+SATURATED = 50_000
 # How often the rate is looked at: a room that turns busy gets the longer window within a second.
 RATE_SECONDS = 0.25
 
@@ -83,7 +91,7 @@ class Coalescer:
             raise ValueError(f"a coalescing window must be positive, not {window}")
         self.longest = window
         self.shortest = min(window / 10, SHORTEST)
-        self.ceiling = min(window, CALM)  # how long the window may grow now: ``longest`` when busy
+        self.ceiling = min(window, CALM)  # how long the window may grow now: ``longest`` when saturated
         self.window = self.shortest  # the length of the next window to open
         self.current = 0  # the number of the window now open (or the next one to open)
         self._held: list[Held] = []
@@ -108,9 +116,10 @@ class Coalescer:
 
     def gather(self) -> float:
         """A replica's gathering before a Redis call (``replica_gather``): a quarter of the ceiling, so 2.5 ms while
-        calm (a quiet replica room waits no longer for a longer ``--coalesce-ms``) and a quarter of
-        ``--coalesce-ms`` while busy, where fewer script calls and reads per message pay most."""
-        return self.ceiling / 4
+        calm (a quiet replica room waits no longer for a longer ``--coalesce-ms``) and a quarter of the busy
+        ceiling while busy, where fewer script calls and reads per message pay most. Not more when saturated:
+        the gathering adds to the round trip, and the window already waits longer."""
+        return min(self.ceiling, BUSY_WINDOW) / 4
 
     def steady(self) -> bool:
         """Frames keep coming less than a window apart (as of the window now open, else of now)."""
@@ -152,10 +161,11 @@ class Coalescer:
             self._frames += outbox.flush()
 
     def _rate(self, now: float) -> None:
-        """Every ``RATE_SECONDS`` or so: busy or not, by the frames written since the last look."""
+        """Every ``RATE_SECONDS`` or so: calm, busy or saturated, by the frames written since the last look."""
         elapsed = now - self._counted_since
         if elapsed < RATE_SECONDS:
             return
-        busy = self._frames >= BUSY * elapsed
-        self.ceiling = self.longest if busy else min(self.longest, CALM)
+        rate = self._frames / elapsed
+        tier = self.longest if rate >= SATURATED else BUSY_WINDOW if rate >= BUSY else CALM
+        self.ceiling = min(self.longest, tier)
         self._frames, self._counted_since = 0, now

@@ -198,7 +198,7 @@ OPTIONS = (
         "TRACKER_COALESCE_MS",
         float,
         _DEFAULT["coalesce_ms"],
-        "longest a member's frames are held to go out in one write, while busy (10 at most when not; 0: never)",
+        "longest a member's frames wait to go out in one write, when saturated (busy: 30 at most, calm: 10; 0: never)",
     ),
     Option(
         "--history-size",

@@ -66,9 +66,9 @@ class Settings:
     ping_timeout: float = 20.0
     ws_deflate: bool = False
     # The longest a member's frames are held to be written together (core/coalescer.py): fewer write(2)
-    # calls per delivery under spread-out traffic. All of it only while the tracker delivers 15,000 frames
-    # a second or more; otherwise at most 10 ms, and a quiet room's frames go out at once.
-    coalesce_ms: float = 30.0
+    # calls per delivery under spread-out traffic. All of it only while the tracker delivers 50,000 frames
+    # a second or more; at most 30 ms from 15,000; otherwise at most 10 ms, and a quiet room's frames go out at once.
+    coalesce_ms: float = 60.0
     shutdown_grace: float = 2.0  # seconds members get to receive their goodbye
     flood_tolerance: int = 20  # refused messages in a burst before a member is removed (close 4006)
     flood_forgiveness: float = 1.0  # refused messages forgiven per second
