@@ -82,8 +82,8 @@ class RedisJournal:
         self.on_skipped: OnSkipped | None = None
         self._keys, self._replica, self._url = keys, replica, url
         self._password = password  # never logged (redis_auth.py)
-        # Seconds the writer waits for more requests before a script call, and the reader for more entries before its
-        # next read (asked each time: longer while busy): spread-out messages share one round trip for this latency.
+        # Seconds the writer waits for more requests before each script call, and the reader for more entries before
+        # each read (asked each time: longer while busy): spread-out messages share a round trip for this latency.
         self._gather = gather
         self._epoch, self._delivered_seq = epoch, last_seq
         self._last_id = read_after or (f"{last_seq}-0" if last_seq else "0-0")
@@ -216,13 +216,14 @@ class RedisJournal:
     async def _write_forever(self) -> None:
         script = self._append_script()
         while not self._closed:
-            if self._pending:
-                await self._write(script, self._pending[:MAX_BATCH])
+            if not self._pending:
+                self._wake.clear()
+                await self._wake.wait()
                 continue
-            self._wake.clear()
-            await self._wake.wait()
             if (gather := self._gather()) and len(self._pending) < MAX_BATCH:
                 await asyncio.sleep(gather)
+            if self._pending:  # ``restart_at`` may have dropped them meanwhile
+                await self._write(script, self._pending[:MAX_BATCH])
 
     async def _write(self, script: ScriptCall, batch: list[scripts.Request]) -> None:
         """One APPEND call for ``batch``, sent again as it was, under its number, until Redis has answered it."""

@@ -1,0 +1,74 @@
+"""A replica's writer gathers before every APPEND call, not only after an idle spell.
+
+Under steady traffic the writer used to send, right after each answer, whatever had come during that
+round trip: about one script call per round trip (and one fsync in Redis with ``appendfsync always``).
+It now waits its gathering time before each call, so a steady stream costs one call per gathering.
+Counted by Redis itself (``INFO commandstats``), against the time the stream took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+import pytest
+
+from chat_tracker.core.events import MESSAGE, Event
+from chat_tracker.journal.redis_keys import Keys
+from chat_tracker.journal.redis_stream import RedisJournal
+from support.redis_server import POLL_SECONDS, RedisServer, add_events, event
+from support.timing import UNIT
+
+pytestmark = pytest.mark.anyio
+
+GATHER = 0.020  # seconds: long against a loopback round trip, so each call's gathering shows
+MESSAGES = 300
+SPACING = 0.0002  # seconds between two appends: many arrive during each round trip
+
+
+def script_calls(server: RedisServer) -> int:
+    with server.client() as client:
+        stats = client.info("commandstats")
+    return sum(int(stats.get(name, {}).get("calls", 0)) for name in ("cmdstat_evalsha", "cmdstat_eval"))
+
+
+async def test_a_steady_stream_costs_one_script_call_per_gathering(redis_server: RedisServer) -> None:
+    keys = Keys()
+    add_events(redis_server.url, [event(1)], epoch="steady")
+    with redis_server.client() as client:
+        client.hset(keys.replicas, "1", "registered")  # as the replica's link registers it
+        client.config_resetstat()
+    journal = RedisJournal(
+        redis_server.url,
+        keys,
+        replica=1,
+        epoch="steady",
+        last_seq=1,
+        history_size=64,
+        gather=lambda: GATHER,
+        password=None,
+    )
+    delivered: list[Event] = []
+
+    def deliver(run: Sequence[Event]) -> None:
+        delivered.extend(run)
+
+    journal.subscribe(deliver)
+    journal.start()
+    try:
+        started = time.monotonic()
+        for number in range(MESSAGES):
+            journal.append(MESSAGE, "ann", f"steady {number}")
+            await asyncio.sleep(SPACING)  # the traffic's pace, not a wait for anything
+        deadline = started + 10 * UNIT
+        while len(delivered) < MESSAGES:
+            assert time.monotonic() < deadline, f"{len(delivered)} of {MESSAGES} delivered"
+            await asyncio.sleep(POLL_SECONDS)
+        took = time.monotonic() - started
+    finally:
+        await journal.close()
+    assert [e.text for e in delivered] == [f"steady {number}" for number in range(MESSAGES)]
+    calls = script_calls(redis_server)
+    # One call per gathering at most (the first gathering starts with the first append), a load (NOSCRIPT) besides.
+    assert 1 <= calls <= took / GATHER + 2, f"{calls} script calls for {MESSAGES} messages in {took:.3f} s"
