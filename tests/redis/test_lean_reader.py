@@ -104,9 +104,9 @@ async def test_a_blocked_read_returns_as_soon_as_an_entry_comes(redis_server: Re
         await reader.aclose()
 
 
-async def appended(script: ScriptCall, number: int, text: str, epoch: str = "e") -> object:
-    """The answer to an ``APPEND`` call numbered ``number`` (replica 1) logging one message, or the error's text."""
-    names, args = append_call(KEYS, epoch, 1, number, [event_request(event(0, text), 1)])
+async def appended(script: ScriptCall, number: int, text: str, epoch: str = "e", replica: int = 1) -> object:
+    """The answer to ``replica``'s ``APPEND`` call numbered ``number`` logging one message, or the error's text."""
+    names, args = append_call(KEYS, epoch, replica, number, [event_request(event(0, text), replica)])
     try:
         return await script(keys=names, args=args)
     except ResponseError as error:
@@ -125,6 +125,9 @@ async def test_the_lean_script_answers_as_redis_py_s_and_loads_itself_again(redi
         assert await appended(lean, 2, "again") == await appended(reference, 2, "again") == b"DUP"
         assert await appended(lean, 3, "elsewhere", epoch="x") == await appended(reference, 3, "x", epoch="x")
         assert str(await appended(lean, 3, "elsewhere", epoch="x")).startswith("ResponseError: EPOCH")
+        # Redis sends a one-word error_reply as "ERR FENCED": raised as redis-py raises it, for the journal to drop
+        fenced = [await appended(script, 3, "unregistered", replica=2) for script in (lean, reference)]
+        assert fenced == ["ResponseError: FENCED"] * 2
         with redis_server.client() as admin:
             admin.script_flush()
         assert await appended(lean, 3, "three") == [3]  # NOSCRIPT: sent the script, asked again

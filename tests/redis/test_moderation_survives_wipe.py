@@ -165,7 +165,7 @@ async def test_a_ban_made_on_one_replica_holds_on_every_replica_after_redis_rest
     first, second = replica(start_tracker, redis_server), replica(start_tracker, redis_server)
     witness = await witness_on(first)
     mallory_ban = await moderate(first)
-    archived(archiver, " mute mia ")
+    archived(archiver, " leave mia ")  # mia's leave, appended once her connection is over, and all before it
     await archived_up_to(archiver, max(witness.last_seq, room_seq(redis_server)))
     wipes = await asyncio.to_thread(wipe, redis_server, first, second)
     await witness_resumes(witness)
@@ -190,7 +190,7 @@ async def test_with_the_archiver_down_a_replica_started_after_the_wipe_enforces_
     first = replica(start_tracker, redis_server)
     witness = await witness_on(first)
     mallory_ban = await moderate(first)
-    archived(archiver, " mute mia ")
+    archived(archiver, " leave mia ")  # mia's leave, appended once her connection is over, and all before it
     await archived_up_to(archiver, max(witness.last_seq, room_seq(redis_server)))
     assert archiver.stop() == 0
     wipes = await asyncio.to_thread(wipe, redis_server, first)

@@ -313,17 +313,17 @@ def _raise_any(replies: list[Reply]) -> None:
             raise _error_of(reply.message)
 
 
+_ERRORS: dict[str, type[RedisError]] = {  # each code redis-py's parser takes off a message, and the class it raises
+    "ERR": ResponseError, "LOADING": BusyLoadingError, "NOPERM": NoPermissionError, "NOSCRIPT": NoScriptError,
+    "NOAUTH": AuthenticationError, "WRONGPASS": AuthenticationError,
+}  # fmt: skip
+
+
 def _error_of(message: str) -> RedisError:
-    code = message.split(" ", 1)[0]
-    if code == "LOADING":
-        return BusyLoadingError(message)
-    if code in ("NOAUTH", "WRONGPASS"):
-        return AuthenticationError(message)
-    if code == "NOPERM":
-        return NoPermissionError(message)
-    if code == "NOSCRIPT":
-        return NoScriptError(message)
-    return ResponseError(message)
+    """As redis-py raises it: a script's ``error_reply('FENCED')``, sent as ``ERR FENCED``, is ``FENCED``."""
+    code, _, rest = message.partition(" ")
+    kind = _ERRORS.get(code)
+    return ResponseError(message) if kind is None else kind(rest)
 
 
 class _Wire(asyncio.Protocol):

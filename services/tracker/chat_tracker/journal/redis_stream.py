@@ -226,24 +226,26 @@ class RedisJournal:
                 await self._write(script, self._pending[:MAX_BATCH])
 
     async def _write(self, script: ScriptCall, batch: list[scripts.Request]) -> None:
-        """One APPEND call for ``batch``, sent again as it was, under its number, until Redis has answered it."""
-        keys, args = scripts.append_call(self._keys, self._epoch, self._replica, next(self._batches), batch)
+        """One APPEND call for ``batch``, resent as it was, under its number, until answered or a new epoch drops it."""
+        epoch = self._epoch
+        keys, args = scripts.append_call(self._keys, epoch, self._replica, next(self._batches), batch)
         self._writing = True
-        while not self._closed:
+        while not self._closed and epoch == self._epoch:
             started = time.perf_counter()
             try:
                 results = await script(keys=keys, args=args)
             except REDIS_ERRORS as error:
                 self._failed(RedisUnavailable(f"Redis unreachable: {error}"))
             except ResponseError as error:
-                if self._refused_by_redis(str(error), batch):
+                if epoch != self._epoch or self._refused_by_redis(str(error), batch):
                     break
             else:
                 self.stats.observe_log_write(time.perf_counter() - started)
-                del self._pending[: len(batch)]
                 self._backoff = RETRY_FIRST
                 self._recovered()
-                self._written(batch, results)
+                if epoch == self._epoch:  # else ``restart_at`` emptied the queue: what is in it now is not this batch
+                    del self._pending[: len(batch)]
+                    self._written(batch, results)
                 break
             await asyncio.sleep(self._backoff)
             self._backoff = min(self._backoff * 2, RETRY_MOST)
@@ -266,8 +268,7 @@ class RedisJournal:
                 self._written_seq = seq
 
     def _refused_by_redis(self, message: str, batch: Sequence[scripts.Request]) -> bool:
-        """EPOCH or FENCED: True if the batch is dropped (it belongs to a room that is gone). The replica's link
-        notices the new epoch or the lost registration on its next heartbeat (``restart_at``, ``renumber``)."""
+        """EPOCH or FENCED: True if the batch is dropped (its room is gone; the link notices on its next heartbeat)."""
         if message.startswith(("EPOCH", "FENCED")):
             log.error("Redis refused %d request(s): %s", len(batch), message)
             del self._pending[: len(batch)]

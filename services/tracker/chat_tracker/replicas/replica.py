@@ -192,7 +192,7 @@ class ReplicaLink:
         grace: float,
         *,
         on_fenced: Callable[[], None],
-        on_epoch_lost: Callable[[str, int, bytes], None],
+        on_epoch_lost: Callable[[str, int, bytes, int], None],  # epoch, seq, key, replica
         last_seq: Callable[[], int],
         on_dead: Callable[[frozenset[int]], None],
         on_unreachable: Callable[[str], None],
@@ -322,6 +322,9 @@ class ReplicaLink:
         new, seq, key_hex, created = await client.eval(
             OPEN, 3, keys.room, keys.events, keys.archived, new_epoch(), floor, secrets.token_hex(32), time.time()
         )
+        # Registered in the new room before the replica hears of it: nothing it writes there goes under its old
+        # number, which is unknown there (FENCED) or, worse, another replica's already (whose batches would be DUP).
+        replica = await self.register()
         log.error(
             "Redis lost the room (epoch %s is now %s%s): members start again from seq %s; "
             "earlier sessions cannot resume",
@@ -332,7 +335,7 @@ class ReplicaLink:
         )
         self.epoch = str(new)
         self.key_hex = str(key_hex)
-        self._on_epoch_lost(str(new), int(seq), bytes.fromhex(key_hex))
+        self._on_epoch_lost(str(new), int(seq), bytes.fromhex(key_hex), replica)
 
     async def _wait_for_archived(self) -> None:
         """Redis restarted empty: give the archiver time to write ``archived`` (chat.log's last seq) back first.

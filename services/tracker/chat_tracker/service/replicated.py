@@ -141,25 +141,37 @@ class Replicated:
 
     async def _register_again(self) -> None:
         replica = await self.link.register()
+        self._renumber(replica)
+        log.warning("Registered again as replica %d", replica)
+
+    def _renumber(self, replica: int) -> None:
+        """Registered as ``replica``: the journal, the room's member ids and the other rooms follow."""
         self.replication.renumber(replica)
         self.room.replica = replica
         self.room.renumber(replica * REPLICA_ID_SPAN + 1)
         if self.other_rooms is not None:
             self.other_rooms.renumber(replica)
-        log.warning("Registered again as replica %d", replica)
 
-    def _epoch_lost(self, epoch: str, seq: int, key: bytes) -> None:
-        """Redis lost the room: close every connection here with 1012 and carry on in the new epoch."""
+    def _epoch_lost(self, epoch: str, seq: int, key: bytes, replica: int) -> None:
+        """Redis lost the room: close every connection here with 1012 and carry on in the new epoch as ``replica``.
+
+        The link registered this replica in the new room first; the journal takes the number in the same step
+        as the epoch, so none of its requests reaches the new room under the old one.
+        """
         self.replication.restart_at(epoch, seq)
         if self.other_rooms is not None:
             self.other_rooms.reset(epoch)
         told = self.room.reset(bye=restart_goodbye)
         self.room.previous_tokens = self.room.tokens  # its members come back: joined again, recovered: false
         self.room.tokens = ResumeTokens(key, epoch)
+        self._renumber(replica)
         log.error(
-            "New epoch %s after seq %d: %d member(s) here were closed with 1012 and must join again", epoch, seq, told
+            "New epoch %s after seq %d: %d member(s) here were closed with 1012 and must join again (replica %d now)",
+            epoch,
+            seq,
+            told,
+            replica,
         )
-        self._fenced()
 
     def _fell_behind(self, first: int, last: int) -> None:
         """The stream was trimmed past this replica: its members are told, never left with a silent gap."""
