@@ -82,8 +82,7 @@ class RedisJournal:
         self.on_skipped: OnSkipped | None = None
         self._keys, self._replica, self._url = keys, replica, url
         self._password = password  # never logged (redis_auth.py)
-        # Seconds the writer waits for more requests before each script call, and the reader for more entries before
-        # each read (asked each time: longer while busy): spread-out messages share a round trip for this latency.
+        # Seconds to gather requests before each script call, and entries before each read (asked each time)
         self._gather = gather
         self._epoch, self._delivered_seq = epoch, last_seq
         self._last_id = read_after or (f"{last_seq}-0" if last_seq else "0-0")
