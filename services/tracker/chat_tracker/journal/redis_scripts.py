@@ -159,20 +159,22 @@ if archived > floor then floor = archived end
 """
 
 # KEYS: room, events, archived; ARGV: a new epoch, the seq to start above, a new token key (hex), now.
-# The room as it is, or a new one when Redis has none (a new epoch): {epoch, seq, key, created 0/1}.
-# A new room's seqs start above the caller's floor, the stream's last entry and what the archiver
-# recorded (chat.log's last seq), so chat.log never holds one seq twice.
+# The room as it is, or a new one when Redis has none (a new epoch): {epoch, the seq it started after, key,
+# created 0/1}. A new room's seqs start above the caller's floor, the stream's last entry and what the archiver
+# recorded (chat.log's last seq), so chat.log never holds one seq twice. A replica late to the new room reads it
+# from that start, so whoever joined it before is in its room too (a room opened without ``start``: from its seq).
 OPEN = (
     """
 local room = KEYS[1]
 local epoch = redis.call('HGET', room, 'epoch')
 if epoch then
-  return {epoch, redis.call('HGET', room, 'seq'), redis.call('HGET', room, 'key'), 0}
+  local start = redis.call('HGET', room, 'start') or redis.call('HGET', room, 'seq')
+  return {epoch, start, redis.call('HGET', room, 'key'), 0}
 end
 local floor = tonumber(ARGV[2])
 """
     + ABOVE_ITS_LOG
-    + """redis.call('HSET', room, 'epoch', ARGV[1], 'seq', floor, 'key', ARGV[3], 'created', ARGV[4])
+    + """redis.call('HSET', room, 'epoch', ARGV[1], 'seq', floor, 'start', floor, 'key', ARGV[3], 'created', ARGV[4])
 return {ARGV[1], tostring(floor), ARGV[3], 1}
 """
 )
