@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import pytest
 
-from chat_tracker.core.events import Event
-from chat_tracker.journal.redis_keys import Keys
-from chat_tracker.journal.redis_stream import RedisJournal
+from support.redis_journal import started_journal
 from support.redis_server import POLL_SECONDS, RedisServer, add_events, event
 from support.timing import UNIT
 
@@ -45,23 +43,7 @@ async def the_new_room_waits_for_restart_at(redis_server: RedisServer, gather: f
     """A reader in room "old" delivers seq 4; Redis restarts empty with a room "new" holding 5 and 6: nothing of it
     is delivered until ``restart_at``, then both are. ``gather``: the reader's pause after each page it delivers."""
     add_events(redis_server.url, [event(seq) for seq in (1, 2, 3)], epoch="old")
-    journal = RedisJournal(
-        redis_server.url,
-        Keys(),
-        replica=1,
-        epoch="old",
-        last_seq=3,
-        history_size=8,
-        gather=lambda: gather,
-        password=None,
-    )
-    delivered: list[Event] = []
-
-    def deliver(run: Sequence[Event]) -> None:
-        delivered.extend(run)
-
-    journal.subscribe(deliver)
-    journal.start()
+    journal, delivered = started_journal(redis_server.url, "old", 3, gather)
     try:
         add_events(redis_server.url, [event(4, "in the old room")], epoch="old")
         await until(lambda: [e.seq for e in delivered] == [4], "the reader to deliver seq 4")

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import pytest
 
-from chat_tracker.core.events import START, Event
+from chat_tracker.core.events import START
 from chat_tracker.journal.redis_keys import Keys
-from chat_tracker.journal.redis_stream import RedisJournal
+from support.redis_journal import started_journal
 from support.redis_server import POLL_SECONDS, RedisServer, add_events, event
 from support.timing import UNIT
 
@@ -39,16 +39,7 @@ def room(redis_server: RedisServer, epoch: str, seq: int) -> None:
 
 async def test_a_batch_of_the_lost_room_takes_nothing_of_the_new_room_s_queue(redis_server: RedisServer) -> None:
     room(redis_server, "old", 3)
-    journal = RedisJournal(
-        redis_server.url, Keys(), replica=1, epoch="old", last_seq=3, history_size=8, gather=lambda: 0.0, password=None
-    )
-    delivered: list[Event] = []
-
-    def deliver(run: Sequence[Event]) -> None:
-        delivered.extend(run)
-
-    journal.subscribe(deliver)
-    journal.start()
+    journal, delivered = started_journal(redis_server.url, "old", 3)
     try:
         journal.append(START, text="in the old room")
         await until(lambda: [e.text for e in delivered] == ["in the old room"], "the old room's write")

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
 
 import pytest
 
-from chat_tracker.core.events import MESSAGE, Event
+from chat_tracker.core.events import MESSAGE
 from chat_tracker.journal.redis_keys import Keys
-from chat_tracker.journal.redis_stream import RedisJournal
+from support.redis_journal import started_journal
 from support.redis_server import POLL_SECONDS, RedisServer, add_events, event
 from support.timing import UNIT
 
@@ -39,23 +38,7 @@ async def test_a_steady_stream_costs_one_script_call_per_gathering(redis_server:
     with redis_server.client() as client:
         client.hset(keys.replicas, "1", "registered")  # as the replica's link registers it
         client.config_resetstat()
-    journal = RedisJournal(
-        redis_server.url,
-        keys,
-        replica=1,
-        epoch="steady",
-        last_seq=1,
-        history_size=64,
-        gather=lambda: GATHER,
-        password=None,
-    )
-    delivered: list[Event] = []
-
-    def deliver(run: Sequence[Event]) -> None:
-        delivered.extend(run)
-
-    journal.subscribe(deliver)
-    journal.start()
+    journal, delivered = started_journal(redis_server.url, "steady", 1, GATHER)
     try:
         started = time.monotonic()
         for number in range(MESSAGES):
