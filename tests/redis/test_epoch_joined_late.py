@@ -8,15 +8,14 @@ she spoke. The room now keeps the seq its epoch started after, and a replica arr
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import time
 
 import pytest
 
-from chat_tracker.journal.redis_keys import Keys
-from support.redis_server import POLL_SECONDS, RedisServer
+from support.redis_room import room_epoch, until
+from support.redis_server import RedisServer
 from support.replicas import join, replicas, welcomed
 from support.timing import UNIT
 from support.tracker import StartTracker
@@ -27,12 +26,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def room_epoch(server: RedisServer) -> str:
-    with server.client() as client:
-        epoch = client.hget(Keys().room, "epoch")
-    return "" if epoch is None else epoch.decode()
 
 
 async def welcome_on(url: str, name: str, timeout: float) -> dict[str, object]:
@@ -57,10 +50,7 @@ async def test_a_replica_late_to_a_new_epoch_lists_who_joined_it_before(
     try:
         redis_server.wipe()
         redis_server.start()
-        deadline = time.monotonic() + 4 * UNIT
-        while room_epoch(redis_server) in ("", first):
-            assert time.monotonic() < deadline, "replica A opened no new room"
-            await asyncio.sleep(POLL_SECONDS)
+        await until(lambda: room_epoch(redis_server) not in ("", first), "replica A to open a new room")
         zed = await join(a.url, "zed")
         assert welcomed(zed) is not None, zed.frames[-1]  # zed stays, in the new room, on A
     finally:

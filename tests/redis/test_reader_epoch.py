@@ -12,25 +12,14 @@ an error was not enough (seed 10): a connection Redis closed while the reader wa
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
-
 import pytest
 
 from support.redis_journal import started_journal
-from support.redis_server import POLL_SECONDS, RedisServer, add_events, event
+from support.redis_room import until
+from support.redis_server import RedisServer, add_events, event
 from support.timing import UNIT
 
 pytestmark = pytest.mark.anyio
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = 2 * UNIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(POLL_SECONDS)
 
 
 def reading(server: RedisServer) -> bool:
@@ -46,14 +35,14 @@ async def the_new_room_waits_for_restart_at(redis_server: RedisServer, gather: f
     journal, delivered = started_journal(redis_server.url, "old", 3, gather)
     try:
         add_events(redis_server.url, [event(4, "in the old room")], epoch="old")
-        await until(lambda: [e.seq for e in delivered] == [4], "the reader to deliver seq 4")
+        await until(lambda: [e.seq for e in delivered] == [4], "the reader to deliver seq 4", 2 * UNIT)
         redis_server.wipe()
         redis_server.start()
         add_events(redis_server.url, [event(5, "in the new room"), event(6, "also new")], epoch="new")
         await until(lambda: reading(redis_server) or len(delivered) > 1, "the reader back on Redis", gather + 2 * UNIT)
         assert [e.seq for e in delivered] == [4], f"delivered events of a room it does not know: {delivered[1:]}"
         journal.restart_at("new", 4)  # what the replica's link does once its heartbeat sees the new epoch
-        await until(lambda: [e.seq for e in delivered] == [4, 5, 6], "the new room's events, once told")
+        await until(lambda: [e.seq for e in delivered] == [4, 5, 6], "the new room's events, once told", 2 * UNIT)
         assert [e.text for e in delivered[1:]] == ["in the new room", "also new"]
     finally:
         await journal.close()

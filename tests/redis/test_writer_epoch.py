@@ -8,49 +8,31 @@ off the front of the queue as it had, which were the new room's by then (a join 
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
-
 import pytest
 
 from chat_tracker.core.events import START
-from chat_tracker.journal.redis_keys import Keys
-from support.redis_journal import started_journal
-from support.redis_server import POLL_SECONDS, RedisServer, add_events, event
+from support.redis_journal import registered_room, started_journal
+from support.redis_room import until
+from support.redis_server import RedisServer
 from support.timing import UNIT
 
 pytestmark = pytest.mark.anyio
 
 
-async def until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 2 * UNIT
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(POLL_SECONDS)
-
-
-def room(redis_server: RedisServer, epoch: str, seq: int) -> None:
-    """The room ``epoch`` at ``seq``, with replica 1 registered in it."""
-    add_events(redis_server.url, [event(seq)], epoch=epoch)
-    with redis_server.client() as client:
-        client.hset(Keys().replicas, "1", "{}")
-
-
 async def test_a_batch_of_the_lost_room_takes_nothing_of_the_new_room_s_queue(redis_server: RedisServer) -> None:
-    room(redis_server, "old", 3)
+    registered_room(redis_server, "old", 3)
     journal, delivered = started_journal(redis_server.url, "old", 3)
     try:
         journal.append(START, text="in the old room")
-        await until(lambda: [e.text for e in delivered] == ["in the old room"], "the old room's write")
+        await until(lambda: [e.text for e in delivered] == ["in the old room"], "the old room's write", 2 * UNIT)
         redis_server.wipe()
         journal.append(START, text="lost with the room")
-        await until(lambda: not journal.writable, "the writer to fail (it resends the batch)")
+        await until(lambda: not journal.writable, "the writer to fail (it resends the batch)", 2 * UNIT)
         journal.restart_at("new", 10)  # what the replica's link does once it has opened the new room
         journal.append(START, text="in the new room")
         redis_server.start()
-        room(redis_server, "new", 10)
-        await until(lambda: len(delivered) > 1, "the new room's write")
+        registered_room(redis_server, "new", 10)
+        await until(lambda: len(delivered) > 1, "the new room's write", 2 * UNIT)
         assert [(e.seq, e.text) for e in delivered[1:]] == [(11, "in the new room")]
     finally:
         await journal.close()

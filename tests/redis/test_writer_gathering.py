@@ -14,9 +14,9 @@ import time
 import pytest
 
 from chat_tracker.core.events import MESSAGE
-from chat_tracker.journal.redis_keys import Keys
-from support.redis_journal import started_journal
-from support.redis_server import POLL_SECONDS, RedisServer, add_events, event
+from support.redis_journal import registered_room, started_journal
+from support.redis_room import until
+from support.redis_server import RedisServer
 from support.timing import UNIT
 
 pytestmark = pytest.mark.anyio
@@ -33,10 +33,8 @@ def script_calls(server: RedisServer) -> int:
 
 
 async def test_a_steady_stream_costs_one_script_call_per_gathering(redis_server: RedisServer) -> None:
-    keys = Keys()
-    add_events(redis_server.url, [event(1)], epoch="steady")
+    registered_room(redis_server, "steady", 1)
     with redis_server.client() as client:
-        client.hset(keys.replicas, "1", "registered")  # as the replica's link registers it
         client.config_resetstat()
     journal, delivered = started_journal(redis_server.url, "steady", 1, GATHER)
     try:
@@ -44,10 +42,8 @@ async def test_a_steady_stream_costs_one_script_call_per_gathering(redis_server:
         for number in range(MESSAGES):
             journal.append(MESSAGE, "ann", f"steady {number}")
             await asyncio.sleep(SPACING)  # the traffic's pace, not a wait for anything
-        deadline = started + 10 * UNIT
-        while len(delivered) < MESSAGES:
-            assert time.monotonic() < deadline, f"{len(delivered)} of {MESSAGES} delivered"
-            await asyncio.sleep(POLL_SECONDS)
+        left = started + 10 * UNIT - time.monotonic()
+        await until(lambda: len(delivered) == MESSAGES, f"all {MESSAGES} delivered", left)
         took = time.monotonic() - started
     finally:
         await journal.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from chat_tracker.core.events import Event
 from chat_tracker.journal.redis_keys import Keys
 from chat_tracker.journal.redis_stream import RedisJournal
+from support.redis_server import RedisServer, add_events, event
 
 
 def started_journal(
@@ -28,3 +29,10 @@ def started_journal(
     journal.subscribe(delivered.extend)
     journal.start()
     return journal, delivered
+
+
+def registered_room(server: RedisServer, epoch: str, seq: int) -> None:
+    """The room ``epoch`` at ``seq`` (one event), with replica 1 registered in it, as its link would have it."""
+    add_events(server.url, [event(seq)], epoch=epoch)
+    with server.client() as client:
+        client.hset(Keys().replicas, "1", "{}")

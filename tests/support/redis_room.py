@@ -31,6 +31,13 @@ def room_seq(server: RedisServer) -> int:
     return int(value) if value is not None else 0
 
 
+def room_epoch(server: RedisServer) -> str:
+    """The room's epoch in Redis ('' while Redis holds no room: new, or restarted empty)."""
+    with server.client() as client:
+        value = client.hget(Keys().room, "epoch")
+    return "" if value is None else value.decode()
+
+
 def archived_seq(archiver: RunningTracker) -> int:
     """The last seq the archiver has written to chat.log, as its /healthz says (-1 while it does not answer)."""
     try:
