@@ -40,7 +40,7 @@ RATE_SECONDS = 0.25
 
 def replica_gather(coalescer: Coalescer | None) -> Callable[[], float]:
     """How long a replica gathers requests before a Redis call, and entries before a read (seconds), asked before
-    each: a quarter of the window's ceiling now (``Coalescer.gather``). No window: no gathering either."""
+    each: a quarter of the window's ceiling now, at most of the busy one (``Coalescer.gather``). No window: none."""
     return coalescer.gather if coalescer is not None else _no_gathering
 
 
