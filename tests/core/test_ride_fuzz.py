@@ -2,6 +2,8 @@
 
 Whatever happens, each member receives every frame queued for it exactly once, in the order it was
 queued: a room's batches (shared, possibly on the room's ride), its own frames (an echo, a prompt).
+Each room hands a batch only to the members its roster visits (``core/room/roster.py``, keeping its
+walk from the first member): its riders are left out until they get off.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from chat_tracker.core.dialects import PLAIN, Dialect
 from chat_tracker.core.events import JOIN, MESSAGE, Event
 from chat_tracker.core.outbox import Outbox
 from chat_tracker.core.ride import Ride
+from chat_tracker.core.room.roster import Roster
 from support.fakes import FakeWire, decode_frames
 
 MEMBERS = 4
@@ -37,7 +40,8 @@ steps = st.lists(
 
 
 class Member:
-    def __init__(self, coalescer: Coalescer) -> None:
+    def __init__(self, member_id: int, coalescer: Coalescer) -> None:
+        self.id = member_id
         self.dialect: Dialect = PLAIN
         self.wire = FakeWire(ready=True)
         self.outbox = Outbox(10_000, wire=self.wire, coalescer=coalescer)
@@ -60,20 +64,26 @@ def in_room(room: int, member: int) -> bool:
 @given(steps)
 async def test_every_member_receives_each_of_its_frames_once_in_order(plan: list[tuple[Any, ...]]) -> None:
     coalescer = Coalescer(1.0)  # flushed by the plan
-    members = [Member(coalescer) for _ in range(MEMBERS)]
+    members = [Member(index, coalescer) for index in range(MEMBERS)]
     rides: list[dict[Dialect, Ride]] = [{} for _ in range(ROOMS)]
+    rosters = [Roster(walk_from=1) for _ in range(ROOMS)]
+    for room, roster in enumerate(rosters):
+        for index, member in enumerate(members):
+            if in_room(room, index):
+                roster[index] = member  # type: ignore[assignment]  # has what delivery and the roster read
     seq = 0
     for step in plan:
         if step[0] == "room":
             _, room, joins = step
             seq += 1
             event = Event(seq, 0.0, JOIN if joins else MESSAGE, "bob", f"m{seq}")
-            shared: SharedFrames[Any] = SharedFrames([event], rides[room])
+            shared: SharedFrames[Any] = SharedFrames([event], rides[room], rosters[room])
+            for member in rosters[room].visiting((), everyone=shared.notices):
+                shared.push_to(member)
+            shared.finish()
             for index, member in enumerate(members):
                 if in_room(room, index):
-                    shared.push_to(member)
                     member.expected.append(PLAIN.shared(event))
-            shared.finish()
         elif step[0] == "own":
             seq += 1
             member = members[step[1]]
@@ -91,3 +101,5 @@ async def test_every_member_receives_each_of_its_frames_once_in_order(plan: list
         assert decode_frames(bytes(member.wire.written)) == member.expected
         assert member.outbox.ride is None and len(member.outbox) == 0
     assert all(ride.riders == 0 for room in rides for ride in room.values())
+    for roster in rosters:  # everyone is off the rides: every member is visited again
+        assert sorted(member.id for member in roster.visiting(())) == sorted(roster)

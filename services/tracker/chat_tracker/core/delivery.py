@@ -22,7 +22,7 @@ from chat_tracker.core.dialects import Dialect, ResumeOffer, SignedIn
 from chat_tracker.core.events import JOIN, LEAVE, MESSAGE, Event
 from chat_tracker.core.frames import text_frame
 from chat_tracker.core.outbox import Outbox
-from chat_tracker.core.ride import Ride
+from chat_tracker.core.ride import Ride, Seats
 from chat_tracker.core.tokens import ResumeTokens
 
 
@@ -111,14 +111,16 @@ class SharedFrames(Generic[R]):
     ``behind`` lists the members whose outbox overflowed as the batch was pushed to them:
     what to do about them is the caller's business, once the batch is out. ``rides`` are the
     room's (``core/ride.py``), one per dialect: a held member gets on, and is skipped while it
-    rides; ``finish`` adds the batch to them once everyone has been handed it.
+    rides; ``finish`` adds the batch to them once everyone has been handed it. With ``seats`` (the
+    room's roster) a member that gets on is left out of the room's next batches until it gets off.
     """
 
-    __slots__ = ("_rides", "_texts", "_wire", "batch", "behind", "notices")
+    __slots__ = ("_rides", "_seats", "_texts", "_wire", "batch", "behind", "notices")
 
-    def __init__(self, batch: Sequence[Event], rides: dict[Dialect, Ride]) -> None:
+    def __init__(self, batch: Sequence[Event], rides: dict[Dialect, Ride], seats: Seats | None = None) -> None:
         self.batch = batch
         self._rides = rides
+        self._seats = seats  # the room's roster: its riders are left out of its next batches
         # Only joins and leaves: nobody waits for them, so they may wait for the coalescing window.
         self.notices = all(event.kind is JOIN or event.kind is LEAVE for event in batch)
         self.behind: list[R] = []
@@ -136,10 +138,12 @@ class SharedFrames(Generic[R]):
                 return self._check(member, count)
             ride = self._rides.get(dialect)
             if ride is None:
-                ride = self._rides[dialect] = Ride()
+                ride = self._rides[dialect] = Ride(self._seats)
             elif outbox.ride is ride:
                 return count  # riding: ``finish`` adds the batch to the ride, once for all its riders
             outbox.push_wire(self._joined(dialect), count, self.notices, ride)
+            if outbox.ride is ride:  # got on: the room leaves it out until it gets off
+                ride.seat(outbox, member)
         else:
             texts = self._texts.get(dialect)
             if texts is None:

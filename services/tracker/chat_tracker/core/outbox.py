@@ -190,7 +190,7 @@ class Outbox:
         ride = self.ride
         if ride is not None:
             self.ride = None
-            chunks, count = ride.alight(self._boarded)
+            chunks, count = ride.alight(self, self._boarded)
             self._wire_frames.extend(chunks)
             self._count += count
 
@@ -232,7 +232,7 @@ class Outbox:
         self.overflowed = True
         self._notices = 0
         if self.ride is not None:
-            self.ride.drop()
+            self.ride.drop(self)
             self.ride = None
         self._texts.clear()
         self._wire_frames.clear()

@@ -23,6 +23,7 @@ from chat_tracker.core.moderation import Moderation
 from chat_tracker.core.policy import MemberPolicy
 from chat_tracker.core.ride import Ride
 from chat_tracker.core.room.member import MEMBERSHIP_ENDS, Member
+from chat_tracker.core.room.roster import Roster
 from chat_tracker.core.room.states import ROOM_TRANSITIONS, MemberState, RoomState, RoomStep, Step, next_state
 from chat_tracker.core.room.stats import RoomStats
 from chat_tracker.core.tokens import ResumeTokens
@@ -130,7 +131,7 @@ class RoomBase:
         self._claims = NameClaims()
         self._ids = itertools.count(first_id)
         self._members: dict[str, Member] = {}  # name key -> member, in join order: who the room lists
-        self._by_id: dict[int, Member] = {}  # connected here: joining, joined, resuming, or leaving but not yet told
+        self._by_id = Roster()  # connected here: joining, joined, resuming, or leaving but not yet told
         self._away: dict[int, Timer] = {}  # member id -> the end of its grace (AWAY members)
         # Registered members with no connection (still members): name key -> (name, last seen). Kept from the
         # account store at start (``restore_roster``), then from the events themselves, on every replica alike.

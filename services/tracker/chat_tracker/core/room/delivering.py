@@ -81,10 +81,10 @@ class RoomDelivery(SharedRoom):
     def _push(self, batch: Sequence[Event]) -> list[Member]:
         """Queue ``batch`` for every member connected here; the members whose outbox overflowed."""
         concerned = {event.origin for event in batch}  # its senders, joiners and leavers
-        shared: SharedFrames[Member] = SharedFrames(batch, self._rides)
+        shared: SharedFrames[Member] = SharedFrames(batch, self._rides, self._by_id)
         terms = WelcomeTerms(self.limits, self.tokens, self.grace, self.journal.recent)
         deliveries = 0
-        for member in self._by_id.values():
+        for member in self._by_id.visiting(concerned, everyone=shared.notices):
             held = member.held
             if held is not None:  # RESUMING (only then has it the list): after its replay
                 held.extend(batch)
