@@ -109,10 +109,14 @@ class Coalescer:
         self._opened += 1
         self._frames += frames
         if self._handle is None:
-            gap = self._now() - self._ended
-            self._soon, self._close_behind = gap < self.ceiling, gap < self._gathers_within()
-            self._handle = asyncio.get_running_loop().call_later(self.window, self.flush)
+            self._start()
         return self.current
+
+    def _start(self) -> None:
+        """Open the window: its timer, and how soon after the last one it opened."""
+        gap = self._now() - self._ended
+        self._soon, self._close_behind = gap < self.ceiling, gap < self._gathers_within()
+        self._handle = asyncio.get_running_loop().call_later(self.window, self.flush)
 
     def gather(self) -> float:
         """A replica's gathering before a Redis call (``replica_gather``): a quarter of the ceiling, so 2.5 ms while
@@ -138,7 +142,9 @@ class Coalescer:
     def hold(self, outbox: Held) -> None:
         """Flush ``outbox`` at the end of the current window (one is opened if none is)."""
         self._held.append(outbox)
-        self.open(0)
+        self._opened += 1  # ``open(0)``, spelled out: this runs per member per window
+        if self._handle is None:
+            self._start()
 
     def flush(self) -> None:
         """Write every held outbox now (the window's end; also usable to flush early)."""

@@ -141,9 +141,7 @@ class SharedFrames(Generic[R]):
                 ride = self._rides[dialect] = Ride(self._seats)
             elif outbox.ride is ride:
                 return count  # riding: ``finish`` adds the batch to the ride, once for all its riders
-            outbox.push_wire(self._joined(dialect), count, self.notices, ride)
-            if outbox.ride is ride:  # got on: the room leaves it out until it gets off
-                ride.seat(outbox, member)
+            outbox.push_wire(self._joined(dialect), count, self.notices, ride, member)
         else:
             texts = self._texts.get(dialect)
             if texts is None:

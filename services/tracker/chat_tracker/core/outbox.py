@@ -140,13 +140,16 @@ class Outbox:
         self._count += len(texts)
         self._after_queueing()
 
-    def push_wire(self, data: bytes, count: int, notices: bool = False, ride: Ride | None = None) -> None:
+    def push_wire(
+        self, data: bytes, count: int, notices: bool = False, ride: Ride | None = None, rider: object = None
+    ) -> None:
         """Queue ``count`` pre-built frames already joined into ``data`` (wired outboxes only).
 
         ``notices``: only joins and leaves, which nobody waits for: held for the window even when the
         socket was quiet, so a storm of joins (a thousand members arriving) goes out a window at a time.
         ``ride``: the room's ride for this member's dialect, to which the caller adds ``data`` once it has
-        handed it to every member: if held, this outbox gets on it instead of keeping a copy of its own.
+        handed it to every member: if held, this outbox gets on it instead of keeping a copy of its own
+        (for ``rider``, the room's member, whom the room then leaves out until it gets off).
         """
         if self._close is not None or self.overflowed:  # closing, spelled out: this runs per delivery
             return
@@ -155,7 +158,7 @@ class Outbox:
             # A window is open: these join it. Held frames are not "behind" while the socket
             # keeps up; the limit applies at the flush if the socket turns out full, as it does
             # to frames queued behind a full socket.
-            self._keep(data, count, ride, notices)
+            self._keep(data, count, ride, notices, rider)
             return
         wire = self.wire
         if wire is not None and not frames and wire.ready():
@@ -167,18 +170,18 @@ class Outbox:
                 return
             self._held = True  # written to in this window already: held for its end, no writer woken
             coalescer.hold(self)
-            self._keep(data, count, ride, notices)
+            self._keep(data, count, ride, notices, rider)
             return
         frames.append(data)
         self._count += count
         self._after_queueing()
 
-    def _keep(self, data: bytes, count: int, ride: Ride | None, notices: bool) -> None:
+    def _keep(self, data: bytes, count: int, ride: Ride | None, notices: bool, rider: object = None) -> None:
         """Hold frames for the window's end: on ``ride`` (which the room adds ``data`` to), else in this queue."""
         if self.ride is not None:
             self.alight()  # what it rode so far comes before these
         if ride is not None:
-            self.ride, self._boarded = ride, ride.board()
+            self.ride, self._boarded = ride, ride.board(self, rider)
         else:
             self._wire_frames.append(data)
             self._count += count
@@ -206,9 +209,20 @@ class Outbox:
         if not self._held:
             return 0
         self._held = False
-        self.alight()
         if self._coalescer is not None:
             self._window = self._coalescer.current - 1  # written at the end of the window just closed
+        ride, wire = self.ride, self.wire
+        # A busy room's rider with nothing of its own queued, the common case: off the ride, onto the socket.
+        riding_only = ride is not None and not self._wire_frames and self._close is None and not self.overflowed
+        if riding_only and wire is not None and wire.ready():
+            assert ride is not None
+            self.ride = None
+            data, count = ride.take(self, self._boarded)
+            if data:
+                wire.write(data)
+            self._taken()
+            return count
+        self.alight()
         frames, wire, count = self._wire_frames, self.wire, self._count - self._notices
         if self._close is not None or self.overflowed or not frames or wire is None:
             return 0

@@ -33,7 +33,7 @@ class Seats(Protocol):
 class Ride:
     """The frames added since the oldest rider got on, how many riders there are, and (with seats) which."""
 
-    __slots__ = ("aboard", "chunks", "frames", "riders", "seats")
+    __slots__ = ("_joined", "aboard", "chunks", "frames", "riders", "seats")
 
     def __init__(self, seats: Seats | None = None) -> None:
         self.chunks: list[bytes] = []  # one per batch: its frames for this ride's dialect, joined
@@ -42,26 +42,26 @@ class Ride:
         self.seats = seats
         # Each rider's outbox -> the room's member it rides for (only with seats; None while nobody is on).
         self.aboard: dict[object, Any] | None = None
-
-    def seat(self, outbox: object, member: Any) -> None:
-        """``outbox`` just got on for ``member`` (``board``): the room need not visit it until it gets off."""
-        seats = self.seats
-        if seats is None:
-            return
-        aboard = self.aboard
-        if aboard is None:
-            aboard = self.aboard = {}
-        aboard[outbox] = member
-        seats.boarded(member)
+        # The chunks from one boarding point to the end, joined (from, chunks then, bytes): at a window's end
+        # most riders got on at the same batch and get off with the same bytes, joined once.
+        self._joined: tuple[int, int, bytes] | None = None
 
     def add(self, chunk: bytes, frames: int) -> None:
         """A batch for every rider (the room calls it once riders it skipped must have it)."""
         self.chunks.append(chunk)
         self.frames += frames
 
-    def board(self) -> tuple[int, int]:
-        """One more rider: where it got on (the next chunk, the frames before it)."""
+    def board(self, outbox: object, member: Any = None) -> tuple[int, int]:
+        """``outbox`` gets on (for the room's ``member``, whom the room then leaves out until it gets off, if the
+        ride has seats): where it got on (the next chunk, the frames before it)."""
         self.riders += 1
+        seats = self.seats
+        if seats is not None and member is not None:
+            aboard = self.aboard
+            if aboard is None:
+                aboard = self.aboard = {}
+            aboard[outbox] = member
+            seats.boarded(member)
         return len(self.chunks), self.frames
 
     def alight(self, outbox: object, boarded: tuple[int, int]) -> tuple[list[bytes], int]:
@@ -70,6 +70,20 @@ class Ride:
         taken = self.chunks[chunk:], self.frames - frames
         self._one_fewer(outbox)
         return taken
+
+    def take(self, outbox: object, boarded: tuple[int, int]) -> tuple[bytes, int]:
+        """``outbox`` gets off with the frames added since it got on, joined, and how many."""
+        chunk, frames = boarded
+        chunks = self.chunks
+        joined = self._joined
+        if joined is not None and joined[0] == chunk and joined[1] == len(chunks):
+            data = joined[2]
+        else:
+            data = b"".join(chunks[chunk:])
+            self._joined = (chunk, len(chunks), data)
+        count = self.frames - frames
+        self._one_fewer(outbox)
+        return data, count
 
     def drop(self, outbox: object) -> None:
         """``outbox`` gets off with nothing (it overflowed)."""
@@ -90,3 +104,4 @@ class Ride:
             self.chunks = []
             self.frames = 0
             self.aboard = None
+            self._joined = None
