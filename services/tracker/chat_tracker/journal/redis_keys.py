@@ -62,6 +62,7 @@ them in one slot (one script may touch them all) and spreads the accounts over s
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Sequence
@@ -69,6 +70,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chat_protocol import NameRefused, check_name, room_key
+from chat_protocol.names import MAX_NAME_LENGTH
 from chat_tracker.core.events import NO_NAME, Event, EventKind
 
 DEFAULT_PREFIX = "groupchat:"
@@ -216,6 +218,12 @@ def body_of(event: Event) -> str:
     return _COMPACT.encode(body)
 
 
+def _field(fields: dict[Any, Any], key: bytes) -> object:
+    """A stream entry's field: bytes from redis-py and the lean reader, str where a test or a script built it."""
+    value = fields.get(key)
+    return fields.get(key.decode()) if value is None else value
+
+
 def _text(value: object) -> str:
     if isinstance(value, bytes):
         return value.decode()
@@ -224,15 +232,20 @@ def _text(value: object) -> str:
     raise ValueError(f"not a stream field: {value!r}")
 
 
+# An event kind by its value: a dict lookup, where ``EventKind(value)`` runs the enum's Python-level ``__new__``
+# (every replica and the archiver decode every entry of a room's stream).
+_KINDS: dict[str, EventKind] = {kind.value: kind for kind in EventKind}
+
+
 def event_of(seq: int, fields: dict[Any, Any]) -> Event:
     """The room event stored as a stream entry ``<seq>-0``. Raises ValueError/KeyError on a foreign entry."""
-    body = json.loads(_text(fields.get(b"e", fields.get("e"))))
+    body = json.loads(_text(_field(fields, b"e")))
     origin = body.get("o")
     msg_id = body.get("i")
     return Event(
         seq=seq,
-        time=float(_text(fields.get(b"t", fields.get("t")))),
-        kind=EventKind(body["k"]),
+        time=float(_text(_field(fields, b"t"))),
+        kind=_KINDS[body["k"]],
         name=str(body["n"]),
         text=str(body.get("x", "")),
         origin=None if origin is None else int(origin),
@@ -264,11 +277,22 @@ def refusal(event: Event) -> str | None:
     no newline, so no forged line); the kind is one of chat.log's (``EventKind``, checked when it was
     read); the time is a real instant.
     """
-    if event.name != NO_NAME:
-        try:
-            check_name(event.name)
-        except NameRefused:
-            return f"a {event.kind.value} event with an invalid name"
+    if event.name != NO_NAME and not _name_allowed(event.name):
+        return f"a {event.kind.value} event with an invalid name"
     if not math.isfinite(event.time) or not 0 <= event.time < MAX_TIME:
         return f"a {event.kind.value} event with an impossible time"
     return None
+
+
+def _name_allowed(name: str) -> bool:
+    """``check_name``'s verdict, each name checked once: the archiver checks every entry's, and names repeat."""
+    return len(name) <= MAX_NAME_LENGTH and _short_name_allowed(name)
+
+
+@functools.lru_cache(maxsize=4_096)
+def _short_name_allowed(name: str) -> bool:
+    try:
+        check_name(name)
+    except NameRefused:
+        return False
+    return True
