@@ -12,7 +12,7 @@ its window ends, or as soon as anything else is queued for it (its own echo, a p
 another room's batch), so its frames stay in order.
 
 Skipping a rider still cost the room a visit per member per message: in a saturated room of
-1,000 that loop was a quarter of the tracker's Python. So a ride also tells its room who is on
+1,000 that loop took about a quarter of the tracker's CPU. So a ride also tells its room who is on
 it (``Seats``, the room's ``core/room/roster.py``): the room leaves its riders out of the next
 batches altogether, and takes each back among the members it visits when it gets off.
 """

@@ -2,7 +2,7 @@
 
 In a saturated room nearly every member rides the room's frames (``core/ride.py``) between
 two writes, and a batch has nothing to do for a rider. Visiting each of them anyway, once per
-message, was a quarter of the tracker's Python at 1,000 members and 100 messages a second.
+message, took about a quarter of the tracker's CPU at 1,000 members and 100 messages a second.
 So the roster keeps, beside the members, the ``walk``: those not on one of the room's rides.
 A member leaves the walk when it gets on a ride (``boarded``) and comes back when it gets off
 (``alighted``: its window ended, something of its own was queued, it overflowed or closed);
