@@ -135,8 +135,11 @@ def test_a_rooms_log_rotates_as_chat_log(redis_server: RedisServer, start_archiv
         # to an empty chat.log (never rotated), so how many segments there are would depend on the timing.
         for start in range(0, len(texts), 20):
             seqs += [seq for text in texts[start : start + 20] for seq in room.say(text)]
-            last = seqs[-1]
-            wait_until(lambda last=last: archived(client, room.keys) == last, "the room archived")
+
+            def caught_up(last: int = seqs[-1]) -> bool:
+                return archived(client, room.keys) == last
+
+            wait_until(caught_up, "the room archived")
         directory = room_log(archiver.data_dir).parent
         assert len(list(directory.glob("chat.log.*"))) > 1
         assert [parse_line(line).seq for line in all_lines(directory)] == seqs
