@@ -45,7 +45,6 @@ from chat_tracker.http.rest import (
 from chat_tracker.journal.redis_auth import read_password_file
 from chat_tracker.replicas.archiver import Archiver, ArchiverConfig
 from chat_tracker.replicas.room_archiver import RoomArchiver
-from chat_tracker.runtime import heap
 from chat_tracker.runtime.flags import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, OPTIONS, SWITCHES, Option, Switch, add_flags
 from chat_tracker.runtime.server import logging_config
 from chat_tracker.service.settings import ARCHIVER_PORT, KEEP_IN_REDIS, Settings, resolve_password
@@ -325,9 +324,6 @@ class ArchiverServer(uvicorn.Server):
                 host, port = sock.getsockname()[:2]
                 shown = f"[{host}]" if ":" in host else host
                 log.info("Listening on http://%s:%d (archiver)", shown, port)
-        # As the tracker does: its start-up state out of the collector's walks, young collections spaced out
-        # (a tenth of the archiver's CPU per message went to the collector, over objects that live for good).
-        heap.settle()
 
 
 if __name__ == "__main__":
