@@ -12,6 +12,13 @@ long a window lasts adapts to what holding buys. Two bounds:
   most of the tracker's CPU, and a longer window divides them. From ``SATURATED``, all of
   ``--coalesce-ms``: even gathered over 30 ms the writes would take a third of a core or more,
   and halving them again is worth a longer wait. ``--coalesce-ms`` bounds every one of them.
+
+Joins and leaves count apart (``notice_frames``). While the tracker announces ``BUSY`` of them a second
+or more, a member's notices alone are *parked* for ``NOTICES_WINDOW`` (a timer of their own, never
+``--coalesce-ms``'s): at 10,000 members even a join every half second is that many, and with joins
+further apart than a window each one was a write to every member. A message (or anything but a
+notice) for a parked member takes its notices along at once, so no one's chat waits on them; so do
+``outbox.PARKED_AT_MOST`` of them.
 """
 
 from __future__ import annotations
@@ -36,6 +43,10 @@ BUSY_WINDOW = 0.030
 SATURATED = 50_000
 # How often the rate is looked at: a room that turns busy gets the longer window within a second.
 RATE_SECONDS = 0.25
+# How long joins and leaves alone wait for a member while the tracker announces ``BUSY`` of them a second or more
+# (a big room that people keep entering: at 10,000 members, two joins a second). Nobody waits for a join notice,
+# and at one join per window each would be a write to every member.
+NOTICES_WINDOW = 0.5
 
 
 def replica_gather(coalescer: Coalescer | None) -> Callable[[], float]:
@@ -52,6 +63,12 @@ class Held(Protocol):
     """An outbox whose frames wait for the window's end (``outbox.Outbox``)."""
 
     def flush(self) -> int: ...
+
+
+class Parked(Protocol):
+    """An outbox whose joins and leaves wait for the notices' window (``outbox.Outbox``)."""
+
+    def release(self) -> None: ...
 
 
 class Coalescer:
@@ -78,10 +95,14 @@ class Coalescer:
         "_handle",
         "_held",
         "_opened",
+        "_park_handle",
+        "_parked",
         "_soon",
         "ceiling",
         "current",
         "longest",
+        "notice_frames",
+        "notices_busy",
         "shortest",
         "window",
     )
@@ -103,6 +124,10 @@ class Coalescer:
         self._handle: asyncio.TimerHandle | None = None
         self._frames = 0  # frames written through the coalescer since ``_counted_since``
         self._counted_since = float("-inf")
+        self.notice_frames = 0  # joins and leaves held or parked since ``_counted_since`` (counted by the outboxes)
+        self.notices_busy = False  # ``BUSY`` of them a second or more: they wait for the notices' window
+        self._parked: list[Parked] = []
+        self._park_handle: asyncio.TimerHandle | None = None
 
     def open(self, frames: int = 1) -> int:
         """A member was just written to directly (``frames`` of them): make sure a window is open; its number."""
@@ -146,6 +171,22 @@ class Coalescer:
         if self._handle is None:
             self._start()
 
+    def park(self, outbox: Parked) -> None:
+        """Release ``outbox``'s joins and leaves at the end of the notices' window (opened if none is)."""
+        self._parked.append(outbox)
+        if self._park_handle is None:
+            self._park_handle = asyncio.get_running_loop().call_later(NOTICES_WINDOW, self.release_parked)
+
+    def release_parked(self) -> None:
+        """The notices' window is over: every parked outbox writes its joins and leaves."""
+        if self._park_handle is not None:
+            self._park_handle.cancel()
+            self._park_handle = None
+        parked, self._parked = self._parked, []
+        self._rate(self._now())
+        for outbox in parked:
+            outbox.release()
+
     def flush(self) -> None:
         """Write every held outbox now (the window's end; also usable to flush early)."""
         if self._handle is not None:
@@ -174,4 +215,5 @@ class Coalescer:
         rate = self._frames / elapsed
         tier = self.longest if rate >= SATURATED else BUSY_WINDOW if rate >= BUSY else CALM
         self.ceiling = min(self.longest, tier)
-        self._frames, self._counted_since = 0, now
+        self.notices_busy = self.notice_frames / elapsed >= BUSY
+        self._frames, self.notice_frames, self._counted_since = 0, 0, now

@@ -38,6 +38,10 @@ from chat_tracker.core.coalescer import Coalescer
 from chat_tracker.core.frames import text_frame
 from chat_tracker.core.ride import Ride
 
+# Joins and leaves parked for the notices' window (``Coalescer.park``) are written at once from this many:
+# a write then carries enough of them, and a member's parked frames stay few however fast people arrive.
+PARKED_AT_MOST = 64
+
 
 class WireLike(Protocol):
     """What the outbox needs of a direct socket (the ``/ws`` adapter in ``transport/``; fakes in tests)."""
@@ -71,6 +75,7 @@ class Outbox:
         "_emptied",
         "_held",
         "_notices",
+        "_parked",
         "_texts",
         "_waiter",
         "_window",
@@ -95,6 +100,7 @@ class Outbox:
         self._coalescer = coalescer if wire is not None else None
         self._held = False  # frames wait in _wire_frames for the coalescer's flush
         self._notices = 0  # of the held frames, joins and leaves: not counted as the tracker's traffic
+        self._parked = False  # joins and leaves alone wait in _wire_frames for the notices' window
         self._window = -1  # the coalescer's window in which it was last written to
         # Lists, not deques: only appended to and emptied whole (an empty deque is 600 B, a list 56).
         self._texts: list[str] = []  # not wired: texts, framed (and compressed) by the adapter
@@ -160,6 +166,8 @@ class Outbox:
             # to frames queued behind a full socket.
             self._keep(data, count, ride, notices, rider)
             return
+        if self._parked and self._after_parked(data, count, notices):
+            return
         wire = self.wire
         if wire is not None and not frames and wire.ready():
             coalescer = self._coalescer
@@ -168,6 +176,9 @@ class Outbox:
                 if coalescer is not None:
                     self._window = coalescer.open(0 if notices else count)
                 return
+            if notices and coalescer.notices_busy:
+                self._park(coalescer, data, count)
+                return
             self._held = True  # written to in this window already: held for its end, no writer woken
             coalescer.hold(self)
             self._keep(data, count, ride, notices, rider)
@@ -175,6 +186,53 @@ class Outbox:
         frames.append(data)
         self._count += count
         self._after_queueing()
+
+    def _park(self, coalescer: Coalescer, data: bytes, count: int) -> None:
+        """Joins and leaves alone, while the tracker announces many: they wait for the notices' window."""
+        self._parked = True
+        coalescer.park(self)
+        self._wire_frames.append(data)
+        self._count += count
+        self._notices += count
+        coalescer.notice_frames += count
+
+    def _after_parked(self, data: bytes, count: int, notices: bool) -> bool:
+        """Frames for a parked outbox: more notices wait with the others (True); anything else takes the parked
+        notices along, ahead of it, at once if the socket keeps up (True), else behind it as usual (False)."""
+        wire = self.wire
+        if notices:
+            self._wire_frames.append(data)
+            self._count += count
+            self._notices += count
+            if self._coalescer is not None:
+                self._coalescer.notice_frames += count
+            if self._count >= PARKED_AT_MOST:
+                self.release()
+            return True
+        self._parked = False
+        if wire is None or not wire.ready():
+            return False
+        self._wire_frames.append(data)
+        self._count += count
+        joined, _ = self.take_wire_now()  # not closing: push_wire returned before
+        wire.write(joined)
+        if self._coalescer is not None:
+            self._window = self._coalescer.open(count)
+        return True
+
+    def release(self) -> None:
+        """The notices' window is over: write the parked joins and leaves (or leave them to the writer)."""
+        if not self._parked:
+            return
+        self._parked = False
+        wire = self.wire
+        if self.closing or not self._wire_frames or wire is None:
+            return
+        if wire.ready():
+            data, _ = self.take_wire_now()
+            wire.write(data)
+        else:
+            self._after_queueing()
 
     def _keep(self, data: bytes, count: int, ride: Ride | None, notices: bool, rider: object = None) -> None:
         """Hold frames for the window's end: on ``ride`` (which the room adds ``data`` to), else in this queue."""
@@ -187,6 +245,8 @@ class Outbox:
             self._count += count
             if notices:
                 self._notices += count
+                if self._coalescer is not None:
+                    self._coalescer.notice_frames += count
 
     def alight(self) -> None:
         """Off the ride (if on one): its frames since this outbox got on move into this queue."""
