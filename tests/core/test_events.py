@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chat_tracker.core.events import MEMBER_EVENTS, Event, EventKind
+from chat_tracker.core.events import MEMBER_EVENTS, Event, EventKind, kind_of
 
 # Any text, including lone surrogates (a JSON member can send "\ud800"; the event must carry it).
 ANY_TEXT = st.text(
@@ -83,3 +83,31 @@ def test_unequal_values_are_unequal() -> None:
     assert event != Event(7, 1.5, EventKind.MESSAGE, "alpha", "hi", None)
     assert event != Event(7, 1.5, EventKind.MESSAGE, "alpha", "hi ", 3)
     assert event != Event(8, 1.5, EventKind.MESSAGE, "alpha", "hi", 3)
+
+
+@given(
+    st.one_of(
+        st.sampled_from([kind.value for kind in EventKind]),
+        st.text(max_size=10),
+        st.integers(),
+        st.none(),
+        st.lists(st.text(max_size=3), max_size=2),
+    )
+)
+def test_kind_of_is_the_enums_own_lookup(value: object) -> None:
+    """Every kind by its value, and ValueError for anything else (a foreign stream entry, a hand-edited log)."""
+    try:
+        expected: EventKind | None = EventKind(value)  # type: ignore[arg-type]
+    except ValueError:
+        expected = None
+    if expected is None:
+        try:
+            kind_of(value)
+        except ValueError:
+            return
+        raise AssertionError(f"{value!r} was taken for a kind")
+    assert kind_of(value) is expected
+
+
+def test_kind_of_knows_every_kind() -> None:
+    assert [kind_of(kind.value) for kind in EventKind] == list(EventKind)

@@ -55,6 +55,19 @@ class EventKind(enum.StrEnum):
     ANNOUNCE = "announce"  # the text is the announcement itself
 
 
+# An event kind by its value: a dict lookup, where ``EventKind(value)`` runs the enum's Python-level ``__new__``
+# (every replica and the archiver decode every entry of a room's stream, and a resume reads chat.log back).
+_KINDS: dict[str, EventKind] = {kind.value: kind for kind in EventKind}
+
+
+def kind_of(value: object) -> EventKind:
+    """``EventKind(value)``, faster. Raises ValueError for anything that is not a kind's value."""
+    kind = _KINDS.get(value) if isinstance(value, str) else None
+    if kind is None:
+        raise ValueError(f"not an event kind: {value!r}")
+    return kind
+
+
 START, STOP, JOIN, MESSAGE, LEAVE = (
     EventKind.START,
     EventKind.STOP,
@@ -108,7 +121,7 @@ class Event:
         return cls(
             seq=int(body["seq"]),
             time=float(body["time"]),
-            kind=EventKind(body["kind"]),
+            kind=kind_of(body["kind"]),
             name=str(body["name"]),
             text=str(body.get("text", "")),
             origin=None if body.get("origin") is None else int(body["origin"]),

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chat_protocol import parse_ts
-from chat_tracker.core.events import Event, EventKind
+from chat_tracker.core.events import Event, EventKind, kind_of
 from chat_tracker.errors import LogWriteError
 from chat_tracker.records import LogEntry
 
@@ -200,6 +200,6 @@ async def read_after(
 
 def from_entry(entry: LogEntry) -> Event:
     """An event read back from chat.log (its origin and welcome list are not logged)."""
-    event = Event(entry.seq, parse_ts(entry.ts).timestamp(), EventKind(entry.kind), entry.name, entry.text)
+    event = Event(entry.seq, parse_ts(entry.ts).timestamp(), kind_of(entry.kind), entry.name, entry.text)
     event._ts = entry.ts  # exactly as logged
     return event

@@ -71,7 +71,7 @@ from typing import Any
 
 from chat_protocol import NameRefused, check_name, room_key
 from chat_protocol.names import MAX_NAME_LENGTH
-from chat_tracker.core.events import NO_NAME, Event, EventKind
+from chat_tracker.core.events import NO_NAME, Event, kind_of
 
 DEFAULT_PREFIX = "groupchat:"
 ALIVE_TTL_MS = 5_000  # a replica (or the archiver) whose key is this old is dead
@@ -232,11 +232,6 @@ def _text(value: object) -> str:
     raise ValueError(f"not a stream field: {value!r}")
 
 
-# An event kind by its value: a dict lookup, where ``EventKind(value)`` runs the enum's Python-level ``__new__``
-# (every replica and the archiver decode every entry of a room's stream).
-_KINDS: dict[str, EventKind] = {kind.value: kind for kind in EventKind}
-
-
 def event_of(seq: int, fields: dict[Any, Any]) -> Event:
     """The room event stored as a stream entry ``<seq>-0``. Raises ValueError/KeyError on a foreign entry."""
     body = json.loads(_text(_field(fields, b"e")))
@@ -245,7 +240,7 @@ def event_of(seq: int, fields: dict[Any, Any]) -> Event:
     return Event(
         seq=seq,
         time=float(_text(_field(fields, b"t"))),
-        kind=_KINDS[body["k"]],
+        kind=kind_of(body["k"]),
         name=str(body["n"]),
         text=str(body.get("x", "")),
         origin=None if origin is None else int(origin),
