@@ -130,9 +130,12 @@ async def test_parked_notices_behind_a_full_socket_go_to_the_writer_in_order_or_
     assert wire.writes == 0 and drain(outbox) == (["ann joined", "carol: hi"], None)
 
     overflowed: list[None] = []
+    wire.is_ready = True
     small = Outbox(2, on_overflow=lambda: overflowed.append(None), wire=wire, coalescer=coalescer)
     for n in range(3):
         small.push_wire(text_frame(f"m{n} joined"), 1, notices=True)
+    assert not small.overflowed  # parked frames are not behind while the socket keeps up
+    wire.is_ready = False
     coalescer.release_parked()
     assert small.overflowed and overflowed == [None]
 
