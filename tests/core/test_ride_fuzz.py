@@ -1,7 +1,8 @@
 """Rides under random traffic: members in several rooms, their own frames, full sockets and window ends.
 
 Whatever happens, each member receives every frame queued for it exactly once, in the order it was
-queued: a room's batches (shared, possibly on the room's ride), its own frames (an echo, a prompt).
+queued: a room's batches (shared, possibly on the room's ride, or parked when only joins and leaves
+while the tracker announces many), its own frames (an echo, a prompt).
 Each room hands a batch only to the members its roster visits (``core/room/roster.py``, keeping its
 walk from the first member): its riders are left out until they get off.
 """
@@ -26,12 +27,15 @@ from support.fakes import FakeWire, decode_frames
 MEMBERS = 4
 ROOMS = 3
 
-# One step: ("room", room, joins only?), ("own", member), ("flush",), ("full", member), ("drain", member)
+# One step: ("room", room, joins only?), ("own", member), ("flush",), ("full", member), ("drain", member),
+# ("busy", whether joins and leaves are parked), ("release",): the notices' window ends
 steps = st.lists(
     st.one_of(
         st.tuples(st.just("room"), st.integers(0, ROOMS - 1), st.booleans()),
         st.tuples(st.just("own"), st.integers(0, MEMBERS - 1)),
         st.tuples(st.just("flush")),
+        st.tuples(st.just("busy"), st.booleans()),
+        st.tuples(st.just("release")),
         st.tuples(st.just("full"), st.integers(0, MEMBERS - 1)),
         st.tuples(st.just("drain"), st.integers(0, MEMBERS - 1)),
     ),
@@ -61,9 +65,10 @@ def in_room(room: int, member: int) -> bool:
 
 @pytest.mark.anyio
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps)
-async def test_every_member_receives_each_of_its_frames_once_in_order(plan: list[tuple[Any, ...]]) -> None:
+@given(steps, st.booleans())
+async def test_every_member_receives_each_of_its_frames_once_in_order(plan: list[tuple[Any, ...]], busy: bool) -> None:
     coalescer = Coalescer(1.0)  # flushed by the plan
+    coalescer.notices_busy = busy  # joins and leaves parked from the start (the plan may change it)
     members = [Member(index, coalescer) for index in range(MEMBERS)]
     rides: list[dict[Dialect, Ride]] = [{} for _ in range(ROOMS)]
     rosters = [Roster(walk_from=1) for _ in range(ROOMS)]
@@ -91,11 +96,16 @@ async def test_every_member_receives_each_of_its_frames_once_in_order(plan: list
             member.expected.append(f"own {seq}")
         elif step[0] == "flush":
             coalescer.flush()
+        elif step[0] == "busy":
+            coalescer.notices_busy = step[1]  # as the rate would set it (tests/core/test_notices_window.py)
+        elif step[0] == "release":
+            coalescer.release_parked()
         elif step[0] == "full":
             members[step[1]].wire.is_ready = False
         else:
             members[step[1]].drain()
     coalescer.flush()
+    coalescer.release_parked()
     for member in members:
         member.drain()
         assert decode_frames(bytes(member.wire.written)) == member.expected
