@@ -234,6 +234,8 @@ class RedisJournal:
             try:
                 results = await script(keys=keys, args=args)
             except REDIS_ERRORS as error:
+                if epoch != self._epoch:  # the lost room's connection, failing late: the new room's writes will tell
+                    break
                 self._failed(RedisUnavailable(f"Redis unreachable: {error}"))
             except ResponseError as error:
                 if epoch != self._epoch or self._refused_by_redis(str(error), batch):
