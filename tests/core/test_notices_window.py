@@ -38,13 +38,19 @@ def busy_with_notices() -> tuple[Coalescer, FakeClock]:
     return coalescer, clock
 
 
-@pytest.mark.anyio
-async def test_a_notice_waits_for_the_notices_window_not_the_message_window_while_many_are_announced() -> None:
+def parked(*notices: str, limit: int = 100) -> tuple[Coalescer, FakeWire, Outbox]:
+    """A member's outbox while many notices are announced, with ``notices`` (joins and leaves) pushed to it."""
     coalescer, _ = busy_with_notices()
     wire = FakeWire()
-    outbox = Outbox(100, wire=wire, coalescer=coalescer)
-    outbox.push_wire(text_frame("ann joined"), 1, notices=True)
-    outbox.push_wire(text_frame("bob joined"), 1, notices=True)
+    outbox = Outbox(limit, wire=wire, coalescer=coalescer)
+    for notice in notices:
+        outbox.push_wire(text_frame(notice), 1, notices=True)
+    return coalescer, wire, outbox
+
+
+@pytest.mark.anyio
+async def test_a_notice_waits_for_the_notices_window_not_the_message_window_while_many_are_announced() -> None:
+    coalescer, wire, outbox = parked("ann joined", "bob joined")
     coalescer.flush()  # a message window ends: the notices are not in it
     assert wire.writes == 0 and len(outbox) == 2
     coalescer.release_parked()
@@ -79,11 +85,7 @@ async def test_the_notices_window_ends_by_a_timer_of_its_own() -> None:
 
 @pytest.mark.anyio
 async def test_a_message_for_a_parked_member_goes_at_once_with_the_notices_ahead_of_it() -> None:
-    coalescer, _ = busy_with_notices()
-    wire = FakeWire()
-    outbox = Outbox(100, wire=wire, coalescer=coalescer)
-    outbox.push_wire(text_frame("ann joined"), 1, notices=True)
-    outbox.push_wire(text_frame("bob left"), 1, notices=True)
+    coalescer, wire, outbox = parked("ann joined", "bob left")
     outbox.push_wire(text_frame("carol: hi"), 1)
     assert wire.writes == 1
     assert decode_frames(bytes(wire.written)) == ["ann joined", "bob left", "carol: hi"]
@@ -94,12 +96,8 @@ async def test_a_message_for_a_parked_member_goes_at_once_with_the_notices_ahead
 
 @pytest.mark.anyio
 async def test_a_member_with_many_parked_notices_gets_them_at_once() -> None:
-    coalescer, _ = busy_with_notices()
-    wire = FakeWire()
-    outbox = Outbox(10 * PARKED_AT_MOST, wire=wire, coalescer=coalescer)
     names = [f"m{n} joined" for n in range(PARKED_AT_MOST + 1)]
-    for name in names:
-        outbox.push_wire(text_frame(name), 1, notices=True)
+    coalescer, wire, outbox = parked(*names, limit=10 * PARKED_AT_MOST)
     assert wire.writes == 1 and decode_frames(bytes(wire.written)) == names[:PARKED_AT_MOST]
     assert len(outbox) == 1  # the next one waits for a window again
     coalescer.release_parked()
@@ -120,10 +118,7 @@ async def test_once_the_announcing_quietens_a_notice_waits_for_the_message_windo
 
 @pytest.mark.anyio
 async def test_parked_notices_behind_a_full_socket_go_to_the_writer_in_order_or_overflow() -> None:
-    coalescer, _ = busy_with_notices()
-    wire = FakeWire()
-    outbox = Outbox(100, wire=wire, coalescer=coalescer)
-    outbox.push_wire(text_frame("ann joined"), 1, notices=True)
+    coalescer, wire, outbox = parked("ann joined")
     wire.is_ready = False
     outbox.push_wire(text_frame("carol: hi"), 1)  # behind the parked notice, for the writer
     coalescer.release_parked()
@@ -142,10 +137,7 @@ async def test_parked_notices_behind_a_full_socket_go_to_the_writer_in_order_or_
 
 @pytest.mark.anyio
 async def test_a_close_sends_the_parked_notices_before_the_goodbye() -> None:
-    coalescer, _ = busy_with_notices()
-    wire = FakeWire()
-    outbox = Outbox(100, wire=wire, coalescer=coalescer)
-    outbox.push_wire(text_frame("ann joined"), 1, notices=True)
+    coalescer, wire, outbox = parked("ann joined")
     outbox.close(1001, "bye", ("goodbye",))
     coalescer.release_parked()
     assert wire.writes == 0
