@@ -91,8 +91,7 @@ class RedisJournal:
         self._deliver: Deliver | None = None
         self._batches = itertools.count(1)
         self._written_seq = last_seq  # the highest seq an APPEND of ours was given
-        self._wake = asyncio.Event()
-        self._delivered = asyncio.Event()
+        self._wake, self._delivered = asyncio.Event(), asyncio.Event()  # requests queued; events delivered
         self._error: LogWriteError | None = None
         self._client: aioredis.Redis | None = None  # reads on a member's behalf (XRANGE), and the TLS writer's
         self._reader: PageReader | None = None  # the reader's, blocked in XREAD
@@ -395,8 +394,7 @@ class RedisJournal:
         """A new epoch (Redis lost the room): read it from its start, ``seq``."""
         self._epoch = epoch
         self._error = None  # Redis answered with the new room
-        self._delivered_seq = seq
-        self._written_seq = seq
+        self._delivered_seq = self._written_seq = seq
         self._last_id = f"{seq}-0" if seq else "0-0"
         self._history.clear()
         self._pending.clear()
