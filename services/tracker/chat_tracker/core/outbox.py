@@ -191,21 +191,14 @@ class Outbox:
         """Joins and leaves alone, while the tracker announces many: they wait for the notices' window."""
         self._parked = True
         coalescer.park(self)
-        self._wire_frames.append(data)
-        self._count += count
-        self._notices += count
-        coalescer.notice_frames += count
+        self._queue_notices(data, count)
 
     def _after_parked(self, data: bytes, count: int, notices: bool) -> bool:
         """Frames for a parked outbox: more notices wait with the others (True); anything else takes the parked
         notices along, ahead of it, at once if the socket keeps up (True), else behind it as usual (False)."""
         wire = self.wire
         if notices:
-            self._wire_frames.append(data)
-            self._count += count
-            self._notices += count
-            if self._coalescer is not None:
-                self._coalescer.notice_frames += count
+            self._queue_notices(data, count)
             if self._count >= PARKED_AT_MOST:
                 self.release()
             return True
@@ -240,13 +233,19 @@ class Outbox:
             self.alight()  # what it rode so far comes before these
         if ride is not None:
             self.ride, self._boarded = ride, ride.board(self, rider)
+        elif notices:
+            self._queue_notices(data, count)
         else:
             self._wire_frames.append(data)
             self._count += count
-            if notices:
-                self._notices += count
-                if self._coalescer is not None:
-                    self._coalescer.notice_frames += count
+
+    def _queue_notices(self, data: bytes, count: int) -> None:
+        """Joins and leaves into this queue, counted apart: not the tracker's traffic, but the notices' own rate."""
+        self._wire_frames.append(data)
+        self._count += count
+        self._notices += count
+        if self._coalescer is not None:
+            self._coalescer.notice_frames += count
 
     def alight(self) -> None:
         """Off the ride (if on one): its frames since this outbox got on move into this queue."""
