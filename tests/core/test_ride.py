@@ -64,6 +64,15 @@ async def test_held_members_ride_the_room_and_each_gets_every_frame_once_in_orde
     for listener in listeners:
         expected = [listener.dialect.shared(event) for event in events]
         assert listener.wire.writes == 2 and listener.received() == expected
+    # They rode frames in this window: they stay on for the next, and what everyone took is let go.
+    assert rides[JSON].riders == 3 and rides[PLAIN].riders == 1 and rides[JSON].chunks == []
+    say(rides, listeners, 6)
+    assert [listener.wire.writes for listener in listeners] == [2, 2, 2, 2]  # held again, without boarding
+    coalescer.flush()
+    coalescer.flush()  # a window that brought them nothing: they get off, and the ride empties
+    for listener in listeners:
+        expected = [listener.dialect.shared(event) for event in [*events, Event(6, 0.0, MESSAGE, "bob", "m6")]]
+        assert listener.wire.writes == 3 and listener.received() == expected
     assert rides[JSON].riders == 0 and rides[JSON].chunks == []  # nobody left on it: emptied
 
 
@@ -79,6 +88,7 @@ async def test_a_frame_of_its_own_takes_a_rider_off_after_what_it_rode() -> None
     coalescer.flush()
     assert alice.received() == ["bob: m1", "bob: m2", "* a prompt for alice alone", "bob: m3", "bob: m100", "bob: m4"]
     assert carol.received() == ["bob: m1", "bob: m2", "bob: m3", "bob: m4"]
+    coalescer.flush()  # carol rode m4 and stayed on; a window with nothing takes her off
     assert [ride.riders for ride in (*rides.values(), *other_room.values())] == [0, 0]
 
 
@@ -90,6 +100,7 @@ async def test_a_rider_closing_sends_what_it_rode_before_its_goodbye() -> None:
     data, close = alice.outbox.take_wire_now()
     assert decode_frames(data) == ["bob: m2", "goodbye"] and close is not None and close.code == 1001
     coalescer.flush()
+    coalescer.flush()  # carol stayed on after the first, and gets off after a window with nothing
     assert carol.received() == ["bob: m1", "bob: m2", "bob: m3"] and rides[PLAIN].riders == 0
 
 
@@ -104,6 +115,8 @@ async def test_a_rider_behind_a_full_socket_overflows_at_the_window_end_and_leav
     coalescer.flush()
     assert slow.outbox.overflowed and len(slow.outbox) == 0
     assert not quick.outbox.overflowed and quick.received() == [f"bob: m{seq}" for seq in range(1, 6)]
+    assert rides[PLAIN].riders == 1  # quick stayed on; a window with nothing takes it off
+    coalescer.flush()
     assert rides[PLAIN].riders == 0
 
 

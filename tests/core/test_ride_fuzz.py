@@ -2,13 +2,15 @@
 
 Whatever happens, each member receives every frame queued for it exactly once, in the order it was
 queued: a room's batches (shared, possibly on the room's ride, or parked when only joins and leaves
-while the tracker announces many), its own frames (an echo, a prompt).
+while the tracker announces many), its own frames (an echo, a prompt). A rider that rode frames in a window
+stays on for the next; after a pause, the next frames for it are written once the loop turns.
 Each room hands a batch only to the members its roster visits (``core/room/roster.py``, keeping its
 walk from the first member): its riders are left out until they get off.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -22,18 +24,21 @@ from chat_tracker.core.events import JOIN, MESSAGE, Event
 from chat_tracker.core.outbox import Outbox
 from chat_tracker.core.ride import Ride
 from chat_tracker.core.room.roster import Roster
-from support.fakes import FakeWire, decode_frames
+from support.fakes import FakeClock, FakeWire, decode_frames
 
 MEMBERS = 4
 ROOMS = 3
 
 # One step: ("room", room, joins only?), ("own", member), ("flush",), ("full", member), ("drain", member),
-# ("busy", whether joins and leaves are parked), ("release",): the notices' window ends
+# ("busy", whether joins and leaves are parked), ("release",): the notices' window ends, ("pause",): a second
+# passes (riders that stayed on are then written as soon as the loop turns), ("turn",): the event loop turns
 steps = st.lists(
     st.one_of(
         st.tuples(st.just("room"), st.integers(0, ROOMS - 1), st.booleans()),
         st.tuples(st.just("own"), st.integers(0, MEMBERS - 1)),
         st.tuples(st.just("flush")),
+        st.tuples(st.just("pause")),
+        st.tuples(st.just("turn")),
         st.tuples(st.just("busy"), st.booleans()),
         st.tuples(st.just("release")),
         st.tuples(st.just("full"), st.integers(0, MEMBERS - 1)),
@@ -67,7 +72,8 @@ def in_room(room: int, member: int) -> bool:
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps, st.booleans())
 async def test_every_member_receives_each_of_its_frames_once_in_order(plan: list[tuple[Any, ...]], busy: bool) -> None:
-    coalescer = Coalescer(1.0)  # flushed by the plan
+    clock = FakeClock()
+    coalescer = Coalescer(1.0, clock=clock)  # flushed by the plan (or by the loop's turn after a pause)
     coalescer.notices_busy = busy  # joins and leaves parked from the start (the plan may change it)
     members = [Member(index, coalescer) for index in range(MEMBERS)]
     rides: list[dict[Dialect, Ride]] = [{} for _ in range(ROOMS)]
@@ -100,6 +106,10 @@ async def test_every_member_receives_each_of_its_frames_once_in_order(plan: list
             coalescer.notices_busy = step[1]  # as the rate would set it (tests/core/test_notices_window.py)
         elif step[0] == "release":
             coalescer.release_parked()
+        elif step[0] == "pause":
+            clock.advance(1.0)
+        elif step[0] == "turn":
+            await asyncio.sleep(0)  # one turn of the loop, no time: a flush it was asked for ``soon`` runs
         elif step[0] == "full":
             members[step[1]].wire.is_ready = False
         else:

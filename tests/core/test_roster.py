@@ -51,7 +51,9 @@ async def test_riders_are_left_out_of_the_next_batches_and_each_member_still_get
     # A batch of shared frames visits only the speaker (its own lines took it off the ride) ...
     assert visited(kit, set()) == ["m0"]
     assert visited(kit, {members["m3"].id}) == ["m0", "m3"]  # ... and the riders it concerns
-    coalescer.flush()  # the window ends: every rider gets off, and is visited again
+    coalescer.flush()  # the window ends: every rider writes what it rode and stays on, still left out
+    assert visited(kit, set()) == ["m0"]
+    coalescer.flush()  # a window that brought them nothing: they get off, and are visited again
     assert visited(kit, set()) == sorted(members)
     kit.room.say(members["m1"], "after the window")
     kit.flush()

@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from chat_tracker.core.ride import Ride
 
 # The shortest window, whatever ``--coalesce-ms`` is: what a quiet room's second frame may wait.
 SHORTEST = 0.001
@@ -97,6 +100,7 @@ class Coalescer:
         "_opened",
         "_park_handle",
         "_parked",
+        "_settle",
         "_soon",
         "ceiling",
         "current",
@@ -121,7 +125,8 @@ class Coalescer:
         self._ended = float("-inf")  # when the last window ended
         self._soon = False  # the current window opened less than ``ceiling`` after the last one ended
         self._close_behind = False  # ... less than its own length after it: steady traffic, keep gathering
-        self._handle: asyncio.TimerHandle | None = None
+        self._handle: asyncio.Handle | None = None
+        self._settle: list[Ride] = []  # rides whose riders stayed on at this window's end (``rehold``)
         self._frames = 0  # frames written through the coalescer since ``_counted_since``
         self._counted_since = float("-inf")
         self.notice_frames = 0  # joins and leaves held or parked since ``_counted_since`` (counted by the outboxes)
@@ -171,6 +176,24 @@ class Coalescer:
         if self._handle is None:
             self._start()
 
+    def rehold(self, outbox: Held, ride: Ride) -> None:
+        """A rider that stays on ``ride`` (``Ride.take`` with ``stay``), from inside ``flush``: held for the next
+        window, which opens when the ride's next batch comes (``wake``), not now: a room gone quiet opens none."""
+        self._held.append(outbox)
+        if ride.stayed == 1:  # the first of its riders to stay on at this window's end
+            self._settle.append(ride)
+            ride.waker = self.wake
+
+    def wake(self) -> None:
+        """Frames for a member held with no window open (a rider that stayed on): open one now if frames keep coming,
+        else write them as soon as this turn of the event loop is over, as a quiet member's would be at once."""
+        if self._handle is not None:
+            return
+        if self.steady():
+            self._start()
+        else:
+            self._handle = asyncio.get_running_loop().call_soon(self.flush)
+
     def park(self, outbox: Parked) -> None:
         """Release ``outbox``'s joins and leaves at the end of the notices' window (opened if none is)."""
         self._parked.append(outbox)
@@ -206,6 +229,10 @@ class Coalescer:
         self._opened = 0
         for outbox in held:
             self._frames += outbox.flush()
+        if self._settle:
+            settle, self._settle = self._settle, []
+            for ride in settle:
+                ride.settle()
 
     def _rate(self, now: float) -> None:
         """Every ``RATE_SECONDS`` or so: calm, busy or saturated, by the frames written since the last look."""

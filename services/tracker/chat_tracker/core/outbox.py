@@ -10,9 +10,10 @@ are texts, handed to the adapter through ``on_wake`` as they come.
 With a ``Coalescer`` (``--coalesce-ms``) coalescing is adaptive. A frame for a member
 whose socket was quiet goes out at once, and opens a window (one timer for the whole
 tracker, not one per member); the frames that follow for that member within the window
-are held - on its room's ride (``core/ride.py``) when they are the room's shared frames -
-and written together in one ``write(2)`` when it ends; while frames keep coming less than
-a window apart, the next window's frames wait too. The window is as long as holding pays
+are held - on its room's ride (``core/ride.py``, where a rider that got frames stays on for the
+next window) when they are the room's shared frames - and written together in one ``write(2)``
+when it ends; while frames keep coming less than a window apart, the next window's frames wait
+too. The window is as long as holding pays
 (``core/coalescer.py``): a millisecond at most in a quiet room, 10 ms at most in a lively
 one, all of ``--coalesce-ms`` while the tracker is busy, where a member gets a write or two
 per window however many frames it brings (one small loopback write costs about as much CPU
@@ -159,16 +160,17 @@ class Outbox:
         """
         if self._close is not None or self.overflowed:  # closing, spelled out: this runs per delivery
             return
-        frames = self._wire_frames
         if self._held:
-            # A window is open: these join it. Held frames are not "behind" while the socket
-            # keeps up; the limit applies at the flush if the socket turns out full, as it does
-            # to frames queued behind a full socket.
+            # A window is open (or opens now, for a rider that stayed on): these join it. Held frames are not
+            # "behind" while the socket keeps up; the limit applies at the flush if the socket turns out full,
+            # as it does to frames queued behind a full socket.
             self._keep(data, count, ride, notices, rider)
+            if self._coalescer is not None:
+                self._coalescer.wake()
             return
         if self._parked and self._after_parked(data, count, notices):
             return
-        wire = self.wire
+        wire, frames = self.wire, self._wire_frames
         if wire is not None and not frames and wire.ready():
             coalescer = self._coalescer
             if coalescer is None or not (notices or self._gathering(coalescer)):  # quiet: at once, a window opens
@@ -275,8 +277,14 @@ class Outbox:
         riding_only = ride is not None and not self._wire_frames and self._close is None and not self.overflowed
         if riding_only and wire is not None and wire.ready():
             assert ride is not None
-            self.ride = None
-            data, count = ride.take(self, self._boarded)
+            # It rode frames in this window: it stays on, held for the next, and the room leaves it out meanwhile.
+            stay = self._coalescer is not None and ride.waiting(self._boarded) > 0
+            data, count = ride.take(self, self._boarded, stay)
+            if stay and self._coalescer is not None:
+                self._held, self._boarded = True, ride.end()
+                self._coalescer.rehold(self, ride)
+            else:
+                self.ride = None
             if data:
                 wire.write(data)
             self._taken()

@@ -15,10 +15,17 @@ Skipping a rider still cost the room a visit per member per message: in a satura
 1,000 that loop took about a quarter of the tracker's CPU. So a ride also tells its room who is on
 it (``Seats``, the room's ``core/room/roster.py``): the room leaves its riders out of the next
 batches altogether, and takes each back among the members it visits when it gets off.
+
+Getting on and off every window still cost each rider a visit, a boarding and a getting off per
+window. So a rider that got frames in a window *stays on* for the next (``take`` with ``stay``): it
+is held again without a visit, and the ride wakes the coalescer (``waker``) when its next batch comes.
+A rider gets off at the end of a window that brought it nothing. Positions on the ride are counted
+from its start (``_base``: the chunks every rider has taken are let go at the window's end, ``settle``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 
@@ -33,11 +40,15 @@ class Seats(Protocol):
 class Ride:
     """The frames added since the oldest rider got on, how many riders there are, and (with seats) which."""
 
-    __slots__ = ("_joined", "aboard", "chunks", "frames", "riders", "seats")
+    __slots__ = ("_base", "_joined", "aboard", "chunks", "frames", "riders", "seats", "stayed", "waker")
 
     def __init__(self, seats: Seats | None = None) -> None:
         self.chunks: list[bytes] = []  # one per batch: its frames for this ride's dialect, joined
-        self.frames = 0  # frames in ``chunks``
+        self._base = 0  # batches added before ``chunks[0]`` (taken by every rider, and let go)
+        self.frames = 0  # frames added since the ride started
+        self.stayed = 0  # riders that took everything and stayed on at this window's end
+        # Called as a batch is added, while riders that stayed on wait for it (``Coalescer.wake``).
+        self.waker: Callable[[], None] | None = None
         self.riders = 0
         self.seats = seats
         # Each rider's outbox -> the room's member it rides for (only with seats; None while nobody is on).
@@ -50,6 +61,9 @@ class Ride:
         """A batch for every rider (the room calls it once riders it skipped must have it)."""
         self.chunks.append(chunk)
         self.frames += frames
+        waker = self.waker
+        if waker is not None:
+            waker()
 
     def board(self, outbox: object, member: Any = None) -> tuple[int, int]:
         """``outbox`` gets on (for the room's ``member``, whom the room then leaves out until it gets off, if the
@@ -62,28 +76,46 @@ class Ride:
                 aboard = self.aboard = {}
             aboard[outbox] = member
             seats.boarded(member)
-        return len(self.chunks), self.frames
+        return self._base + len(self.chunks), self.frames
+
+    def end(self) -> tuple[int, int]:
+        """Where a rider that has taken everything stands: as if it got on now."""
+        return self._base + len(self.chunks), self.frames
 
     def alight(self, outbox: object, boarded: tuple[int, int]) -> tuple[list[bytes], int]:
         """``outbox`` gets off: the chunks added since it got on, and their frames."""
         chunk, frames = boarded
-        taken = self.chunks[chunk:], self.frames - frames
+        taken = self.chunks[chunk - self._base :], self.frames - frames
         self._one_fewer(outbox)
         return taken
 
-    def take(self, outbox: object, boarded: tuple[int, int]) -> tuple[bytes, int]:
-        """``outbox`` gets off with the frames added since it got on, joined, and how many."""
+    def take(self, outbox: object, boarded: tuple[int, int], stay: bool = False) -> tuple[bytes, int]:
+        """``outbox`` takes the frames added since it got on, joined, and how many: it gets off, or with ``stay``
+        stays on for the next window (standing at ``end()``; ``settle`` lets go of what everyone took)."""
         chunk, frames = boarded
         chunks = self.chunks
         joined = self._joined
-        if joined is not None and joined[0] == chunk and joined[1] == len(chunks):
+        end = self._base + len(chunks)
+        if joined is not None and joined[0] == chunk and joined[1] == end:
             data = joined[2]
         else:
-            data = b"".join(chunks[chunk:])
-            self._joined = (chunk, len(chunks), data)
+            data = b"".join(chunks[chunk - self._base :])
+            self._joined = (chunk, end, data)
         count = self.frames - frames
-        self._one_fewer(outbox)
+        if stay:
+            self.stayed += 1
+        else:
+            self._one_fewer(outbox)
         return data, count
+
+    def settle(self) -> None:
+        """The window's end is over (``Coalescer.flush``): if every rider took everything and stayed on, the
+        chunks are nobody's any more."""
+        if self.stayed == self.riders and self.chunks:
+            self._base += len(self.chunks)
+            self.chunks = []
+            self._joined = None
+        self.stayed = 0
 
     def drop(self, outbox: object) -> None:
         """``outbox`` gets off with nothing (it overflowed)."""
@@ -102,6 +134,7 @@ class Ride:
                 seats.alighted(member)
         if not self.riders:  # nobody left to read them: start empty
             self.chunks = []
-            self.frames = 0
+            self._base = self.frames = self.stayed = 0
             self.aboard = None
             self._joined = None
+            self.waker = None
