@@ -25,10 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    from chat_tracker.core.ride import Ride
+from typing import Protocol
 
 # The shortest window, whatever ``--coalesce-ms`` is: what a quiet room's second frame may wait.
 SHORTEST = 0.001
@@ -72,6 +69,15 @@ class Parked(Protocol):
     """An outbox whose joins and leaves wait for the notices' window (``outbox.Outbox``)."""
 
     def release(self) -> None: ...
+
+
+class StayedOn(Protocol):
+    """A ride whose riders stay on from window to window (``core/ride.py``'s ``Ride``)."""
+
+    stayed: int  # its riders that stayed on at this window's end
+    waker: Callable[[], None] | None  # called when a batch is added to it
+
+    def settle(self) -> None: ...
 
 
 class Coalescer:
@@ -126,7 +132,7 @@ class Coalescer:
         self._soon = False  # the current window opened less than ``ceiling`` after the last one ended
         self._close_behind = False  # ... less than its own length after it: steady traffic, keep gathering
         self._handle: asyncio.Handle | None = None
-        self._settle: list[Ride] = []  # rides whose riders stayed on at this window's end (``rehold``)
+        self._settle: list[StayedOn] = []  # rides whose riders stayed on at this window's end (``rehold``)
         self._frames = 0  # frames written through the coalescer since ``_counted_since``
         self._counted_since = float("-inf")
         self.notice_frames = 0  # joins and leaves held or parked since ``_counted_since`` (counted by the outboxes)
@@ -176,7 +182,7 @@ class Coalescer:
         if self._handle is None:
             self._start()
 
-    def rehold(self, outbox: Held, ride: Ride) -> None:
+    def rehold(self, outbox: Held, ride: StayedOn) -> None:
         """A rider that stays on ``ride`` (``Ride.take`` with ``stay``), from inside ``flush``: held for the next
         window, which opens when the ride's next batch comes (``wake``), not now: a room gone quiet opens none."""
         self._held.append(outbox)
