@@ -165,8 +165,6 @@ class Outbox:
             # "behind" while the socket keeps up; the limit applies at the flush if the socket turns out full,
             # as it does to frames queued behind a full socket.
             self._keep(data, count, ride, notices, rider)
-            if self._coalescer is not None:
-                self._coalescer.wake()
             return
         if self._parked and self._after_parked(data, count, notices):
             return
@@ -240,6 +238,8 @@ class Outbox:
         else:
             self._wire_frames.append(data)
             self._count += count
+        if self._coalescer is not None:
+            self._coalescer.wake()  # held with no window open (a rider that stayed on): one opens, or a flush soon
 
     def _queue_notices(self, data: bytes, count: int) -> None:
         """Joins and leaves into this queue, counted apart: not the tracker's traffic, but the notices' own rate."""
