@@ -3,7 +3,7 @@
 While a room keeps busy, its riders write what they rode at each window's end and stay on, held for the
 next window: the room leaves them out of its batches, and the ride lets go of what everyone took. A window
 that brings a rider nothing takes it off. A ride's batch after a pause (longer than frames keep coming) is
-not held for a window: it is written once the event loop turns, as a quiet member's frame is at once.
+not held for a window: its riders get off and it is written at once, as a quiet member's frame is.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from chat_tracker.core.coalescer import Coalescer
-from chat_tracker.core.dialects import PLAIN
+from chat_tracker.core.dialects import JSON, PLAIN, Dialect
 from chat_tracker.core.outbox import Outbox
 from chat_tracker.core.room import Member
 from chat_tracker.core.room.roster import WALK_FROM
@@ -27,13 +27,15 @@ SIZE = WALK_FROM + 4
 class BusyRoom:
     """A room of SIZE on a fake clock, every join out and every window closed (flushed by hand)."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, speaker: Dialect = PLAIN) -> None:
         self.kit = RoomKit.create(tmp_path)
         self.clock = FakeClock()
         self.coalescer = Coalescer(1.0, clock=self.clock)
         self.wires = {f"m{index}": FakeWire(ready=True) for index in range(SIZE)}
         self.members: dict[str, Member] = {
-            name: self.kit.room.join(name, PLAIN, Outbox(1_000, wire=wire, coalescer=self.coalescer), "127.0.0.1")
+            name: self.kit.room.join(
+                name, speaker if name == "m0" else PLAIN, Outbox(1_000, wire=wire, coalescer=self.coalescer), "::1"
+            )
             for name, wire in self.wires.items()
         }
         self.kit.flush()
@@ -95,19 +97,21 @@ async def test_riders_that_stayed_on_hold_the_next_line_for_the_window_while_lin
 
 
 @pytest.mark.anyio
-async def test_after_a_pause_a_riders_next_line_is_written_once_the_loop_turns_not_held_for_a_window(
-    tmp_path: Path,
+@pytest.mark.parametrize("speaker", [PLAIN, JSON], ids=["no window open", "the speaker's echo opened one"])
+async def test_after_a_pause_a_riders_next_line_is_written_at_once_not_held_for_a_window(
+    tmp_path: Path, speaker: Dialect
 ) -> None:
-    room = BusyRoom(tmp_path)
+    room = BusyRoom(tmp_path, speaker)
     room.say("first")
     room.say("second")
     room.coalescer.flush()  # the riders stay on, and no window is open
     room.clock.advance(10.0)  # a pause: lines no longer keep coming
     room.say("after the pause")
-    await asyncio.sleep(0)  # one turn of the event loop, no time
     for name in listeners(room):
         assert room.heard(name) == ["m0: first", "m0: second", "m0: after the pause"], name
-    assert room.riding() == len(listeners(room))  # it rode a line: on for the next
+    assert room.riding() == 0 and room.visited() == sorted(room.members)  # off: quiet members again
+    room.say("right after")  # within the window the first line opened: held, on the ride again
+    assert room.heard("m1")[-1] == "m0: after the pause" and room.riding() == len(listeners(room))
 
 
 @pytest.mark.anyio

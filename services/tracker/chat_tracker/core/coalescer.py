@@ -75,7 +75,7 @@ class StayedOn(Protocol):
     """A ride whose riders stay on from window to window (``core/ride.py``'s ``Ride``)."""
 
     stayed: int  # its riders that stayed on at this window's end
-    waker: Callable[[], None] | None  # called when a batch is added to it
+    waker: Callable[[], bool] | None  # asked as a batch is added to it: do its riders wait for the window?
 
     def settle(self) -> None: ...
 
@@ -131,7 +131,7 @@ class Coalescer:
         self._ended = float("-inf")  # when the last window ended
         self._soon = False  # the current window opened less than ``ceiling`` after the last one ended
         self._close_behind = False  # ... less than its own length after it: steady traffic, keep gathering
-        self._handle: asyncio.Handle | None = None
+        self._handle: asyncio.TimerHandle | None = None
         self._settle: list[StayedOn] = []  # rides whose riders stayed on at this window's end (``rehold``)
         self._frames = 0  # frames written through the coalescer since ``_counted_since``
         self._counted_since = float("-inf")
@@ -190,15 +190,15 @@ class Coalescer:
             self._settle.append(ride)
             ride.waker = self.wake
 
-    def wake(self) -> None:
-        """Frames for a member held with no window open (a rider that stayed on): open one now if frames keep coming,
-        else write them as soon as this turn of the event loop is over, as a quiet member's would be at once."""
-        if self._handle is not None:
-            return
-        if self.steady():
+    def wake(self) -> bool:
+        """Frames for members held only by staying on a ride: whether they wait for the window's end. They do while
+        frames keep coming (a window is open, or opens now); after a pause they go out now (False), as a quiet
+        member's frame goes out at once (``Ride.add`` and ``Outbox.write_off``)."""
+        if not self.steady():
+            return False
+        if self._handle is None:
             self._start()
-        else:
-            self._handle = asyncio.get_running_loop().call_soon(self.flush)
+        return True
 
     def park(self, outbox: Parked) -> None:
         """Release ``outbox``'s joins and leaves at the end of the notices' window (opened if none is)."""

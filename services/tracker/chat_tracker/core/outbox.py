@@ -1,30 +1,21 @@
 """A member's outgoing queue: bounded, so one slow reader never holds up the room.
 
-The room hands frames over without awaiting anything. With a ``Wire``
-(``transport/wire.py``) frames are pre-built bytes: when nothing is queued and the
-socket is keeping up they are written at once, with no task switch; otherwise they
-wait here and the adapter drains them when the socket is ready again. Without a wire
-(a connection with per-message deflate, whose frames its own parser compresses) they
-are texts, handed to the adapter through ``on_wake`` as they come.
+The room hands frames over without awaiting anything. With a ``Wire`` (``transport/wire.py``)
+frames are pre-built bytes, written at once when nothing is queued and the socket keeps up, else
+drained by the adapter once it is ready again. Without one (per-message deflate) they are texts,
+handed to the adapter through ``on_wake``.
 
-With a ``Coalescer`` (``--coalesce-ms``) coalescing is adaptive. A frame for a member
-whose socket was quiet goes out at once, and opens a window (one timer for the whole
-tracker, not one per member); the frames that follow for that member within the window
-are held - on its room's ride (``core/ride.py``, where a rider that got frames stays on for the
-next window) when they are the room's shared frames - and written together in one ``write(2)``
-when it ends; while frames keep coming less than a window apart, the next window's frames wait
-too. The window is as long as holding pays
-(``core/coalescer.py``): a millisecond at most in a quiet room, 10 ms at most in a lively
-one, all of ``--coalesce-ms`` while the tracker is busy, where a member gets a write or two
-per window however many frames it brings (one small loopback write costs about as much CPU
-as everything else a delivery needs). Order is untouched: held frames are the head of the
-same queue the adapter drains.
+With a ``Coalescer`` (``--coalesce-ms``) coalescing is adaptive: a frame for a quiet member goes out
+at once and opens a window (one timer for the whole tracker); the frames that follow within it are
+held - on the room's ride (``core/ride.py``) when they are its shared frames, where a rider that got
+frames stays on for the next window while frames keep coming - and written together in one
+``write(2)`` at its end. The window is as long as holding pays (``core/coalescer.py``). Order is
+untouched: held frames are the head of the same queue the adapter drains.
 
-A member that falls more than ``limit`` frames behind (beyond what its socket
-buffer already holds) overflows: its queue is dropped and ``overflowed`` says so.
-That is data, read by the room once the batch it was delivering is out (or at the
-member's next request), which then drops the member as too slow; ``on_overflow``
-tells the adapter, which closes the connection with 4007. Nothing here calls back
+A member that falls more than ``limit`` frames behind (beyond what its socket buffer holds)
+overflows: its queue is dropped and ``overflowed`` says so, data the room reads once the batch it
+was delivering is out (or at the member's next request) and then drops the member as too slow;
+``on_overflow`` tells the adapter, which closes the connection with 4007. Nothing here calls back
 into the room in the middle of its delivery.
 """
 
@@ -61,12 +52,8 @@ class CloseRequest:
 
 
 class Outbox:
-    """Frames waiting to be written to one member, oldest first.
-
-    Wired, it queues complete WebSocket frames (bytes); otherwise texts.
-    Each kind has its own queue and its own ``take``, so no frame is ever of the
-    wrong kind.
-    """
+    """Frames waiting to be written to one member, oldest first: WebSocket frames (bytes) when wired, else texts,
+    each kind with its own queue and its own ``take``, so no frame is ever of the wrong kind."""
 
     __slots__ = (
         "_boarded",
@@ -77,6 +64,7 @@ class Outbox:
         "_held",
         "_notices",
         "_parked",
+        "_stayed",
         "_texts",
         "_waiter",
         "_window",
@@ -102,21 +90,20 @@ class Outbox:
         self._held = False  # frames wait in _wire_frames for the coalescer's flush
         self._notices = 0  # of the held frames, joins and leaves: not counted as the tracker's traffic
         self._parked = False  # joins and leaves alone wait in _wire_frames for the notices' window
+        self._stayed = False  # held only by staying on its ride: nothing of its own came in this window yet
         self._window = -1  # the coalescer's window in which it was last written to
         # Lists, not deques: only appended to and emptied whole (an empty deque is 600 B, a list 56).
         self._texts: list[str] = []  # not wired: texts, framed (and compressed) by the adapter
         self._wire_frames: list[bytes] = []  # wired: pre-built frames, possibly several joined
         self._count = 0  # frames queued (a wired item may hold several joined frames)
-        # Held, it may ride its room's shared frames (core/ride.py) instead of keeping its own copy.
-        self.ride: Ride | None = None
+        self.ride: Ride | None = None  # held, it may ride its room's shared frames (core/ride.py), not keep a copy
         self._boarded = (0, 0)  # where it got on the ride
         self._waiter: asyncio.Future[None] | None = None
         self._emptied: asyncio.Future[None] | None = None
         self._close: CloseRequest | None = None
         self.overflowed = False
         self.on_overflow = on_overflow
-        # Called whenever there is something for the writer (frames it must drain, a close,
-        # an overflow): the native adapter drains from here instead of running a writer task.
+        # Called whenever there is something for the writer (frames to drain, a close, an overflow).
         self.on_wake: Callable[[], None] | None = None
 
     def __len__(self) -> int:
@@ -228,18 +215,29 @@ class Outbox:
             self._after_queueing()
 
     def _keep(self, data: bytes, count: int, ride: Ride | None, notices: bool, rider: object = None) -> None:
-        """Hold frames for the window's end: on ``ride`` (which the room adds ``data`` to), else in this queue."""
+        """Hold frames for the window's end: on ``ride`` (which the room adds ``data`` to), else in this queue.
+        Held only by staying on a ride, its first frames of its own wait only while frames keep coming."""
         if self.ride is not None:
             self.alight()  # what it rode so far comes before these
-        if ride is not None:
+        at_once = self._stayed and self._coalescer is not None and not self._coalescer.wake()
+        self._stayed = False
+        if ride is not None and not at_once:
             self.ride, self._boarded = ride, ride.board(self, rider)
         elif notices:
             self._queue_notices(data, count)
         else:
             self._wire_frames.append(data)
             self._count += count
+        if at_once:
+            self.write_off()
+
+    def write_off(self) -> None:
+        """Held by staying on a ride, when frames no longer keep coming (``Coalescer.wake``): off the ride, and what
+        it has goes out now, as a quiet member's frame goes out at once."""
+        self._stayed = False
+        count = self.flush(stay=False)
         if self._coalescer is not None:
-            self._coalescer.wake()  # held with no window open (a rider that stayed on): one opens, or a flush soon
+            self._window = self._coalescer.open(count)
 
     def _queue_notices(self, data: bytes, count: int) -> None:
         """Joins and leaves into this queue, counted apart: not the tracker's traffic, but the notices' own rate."""
@@ -265,11 +263,12 @@ class Outbox:
         window = self._window
         return window == coalescer.current or (window == coalescer.current - 1 and coalescer.steady())
 
-    def flush(self) -> int:
-        """The coalescer's window is over: write the held frames (how many), or leave them to the writer (0)."""
+    def flush(self, stay: bool = True) -> int:
+        """The coalescer's window is over: write the held frames (how many), or leave them to the writer (0).
+        A rider that rode frames in it stays on for the next (``Ride.take``), unless ``stay`` is False."""
         if not self._held:
             return 0
-        self._held = False
+        self._held = self._stayed = False
         if self._coalescer is not None:
             self._window = self._coalescer.current - 1  # written at the end of the window just closed
         ride, wire = self.ride, self.wire
@@ -278,10 +277,11 @@ class Outbox:
         if riding_only and wire is not None and wire.ready():
             assert ride is not None
             # It rode frames in this window: it stays on, held for the next, and the room leaves it out meanwhile.
-            stay = self._coalescer is not None and ride.waiting(self._boarded) > 0
+            stay = stay and self._coalescer is not None and ride.waiting(self._boarded) > 0
             data, count = ride.take(self, self._boarded, stay)
             if stay and self._coalescer is not None:
-                self._held, self._boarded = True, ride.end()
+                self._held = self._stayed = True
+                self._boarded = ride.end()
                 self._coalescer.rehold(self, ride)
             else:
                 self.ride = None

@@ -37,6 +37,12 @@ class Seats(Protocol):
     def alighted(self, member: Any) -> None: ...
 
 
+class Rider(Protocol):
+    """A rider's outbox (``core/outbox.py``): let off the ride when frames no longer keep coming."""
+
+    def write_off(self) -> None: ...
+
+
 class Ride:
     """The frames added since the oldest rider got on, how many riders there are, and (with seats) which."""
 
@@ -48,11 +54,11 @@ class Ride:
         self.frames = 0  # frames added since the ride started
         self.stayed = 0  # riders that took everything and stayed on at this window's end
         # Called as a batch is added, while riders that stayed on wait for it (``Coalescer.wake``).
-        self.waker: Callable[[], None] | None = None
+        self.waker: Callable[[], bool] | None = None
         self.riders = 0
         self.seats = seats
-        # Each rider's outbox -> the room's member it rides for (only with seats; None while nobody is on).
-        self.aboard: dict[object, Any] | None = None
+        # Each rider's outbox -> the room's member it rides for (None without seats; the dict None while nobody is on).
+        self.aboard: dict[Rider, Any] | None = None
         # The chunks from one boarding point to the end, joined (from, chunks then, bytes): at a window's end
         # most riders got on at the same batch and get off with the same bytes, joined once.
         self._joined: tuple[int, int, bytes] | None = None
@@ -62,19 +68,20 @@ class Ride:
         self.chunks.append(chunk)
         self.frames += frames
         waker = self.waker
-        if waker is not None:
-            waker()
+        if waker is not None and not waker():  # riders stayed on, and frames no longer keep coming
+            for rider in list(self.aboard or ()):
+                rider.write_off()  # off, with what they rode: written now
 
-    def board(self, outbox: object, member: Any = None) -> tuple[int, int]:
+    def board(self, outbox: Rider, member: Any = None) -> tuple[int, int]:
         """``outbox`` gets on (for the room's ``member``, whom the room then leaves out until it gets off, if the
         ride has seats): where it got on (the next chunk, the frames before it)."""
         self.riders += 1
+        aboard = self.aboard
+        if aboard is None:
+            aboard = self.aboard = {}
+        aboard[outbox] = member
         seats = self.seats
         if seats is not None and member is not None:
-            aboard = self.aboard
-            if aboard is None:
-                aboard = self.aboard = {}
-            aboard[outbox] = member
             seats.boarded(member)
         return self._base + len(self.chunks), self.frames
 
@@ -82,14 +89,14 @@ class Ride:
         """Where a rider that has taken everything stands: as if it got on now."""
         return self._base + len(self.chunks), self.frames
 
-    def alight(self, outbox: object, boarded: tuple[int, int]) -> tuple[list[bytes], int]:
+    def alight(self, outbox: Rider, boarded: tuple[int, int]) -> tuple[list[bytes], int]:
         """``outbox`` gets off: the chunks added since it got on, and their frames."""
         chunk, frames = boarded
         taken = self.chunks[chunk - self._base :], self.frames - frames
         self._one_fewer(outbox)
         return taken
 
-    def take(self, outbox: object, boarded: tuple[int, int], stay: bool = False) -> tuple[bytes, int]:
+    def take(self, outbox: Rider, boarded: tuple[int, int], stay: bool = False) -> tuple[bytes, int]:
         """``outbox`` takes the frames added since it got on, joined, and how many: it gets off, or with ``stay``
         stays on for the next window (standing at ``end()``; ``settle`` lets go of what everyone took)."""
         chunk, frames = boarded
@@ -117,7 +124,7 @@ class Ride:
             self._joined = None
         self.stayed = 0
 
-    def drop(self, outbox: object) -> None:
+    def drop(self, outbox: Rider) -> None:
         """``outbox`` gets off with nothing (it overflowed)."""
         self._one_fewer(outbox)
 
@@ -125,12 +132,12 @@ class Ride:
         """Frames a rider that got on at ``boarded`` has waiting on the ride."""
         return self.frames - boarded[1]
 
-    def _one_fewer(self, outbox: object) -> None:
+    def _one_fewer(self, outbox: Rider) -> None:
         self.riders -= 1
         aboard, seats = self.aboard, self.seats
-        if aboard is not None and seats is not None:
+        if aboard is not None:
             member = aboard.pop(outbox, None)
-            if member is not None:
+            if member is not None and seats is not None:
                 seats.alighted(member)
         if not self.riders:  # nobody left to read them: start empty
             self.chunks = []
