@@ -112,6 +112,8 @@ async def test_after_a_pause_a_riders_next_line_is_written_at_once_not_held_for_
     assert room.riding() == 0 and room.visited() == sorted(room.members)  # off: quiet members again
     room.say("right after")  # within the window the first line opened: held, on the ride again
     assert room.heard("m1")[-1] == "m0: after the pause" and room.riding() == len(listeners(room))
+    room.coalescer.flush()  # they rode a line in this window: written, and on for the next (flushed once each)
+    assert room.heard("m1")[-1] == "m0: right after" and room.riding() == len(listeners(room))
 
 
 @pytest.mark.anyio

@@ -125,7 +125,9 @@ class Coalescer:
         self.ceiling = min(window, CALM)  # how long the window may grow now: ``longest`` when saturated
         self.window = self.shortest  # the length of the next window to open
         self.current = 0  # the number of the window now open (or the next one to open)
-        self._held: list[Held] = []
+        # An outbox flushed early (``Outbox.write_off``) stays listed and may be held again in the same window: a dict
+        # lists it once (a second flush in one window would take a rider that stayed on off its ride with nothing).
+        self._held: dict[Held, None] = {}
         self._opened = 0  # members written to directly in the current window
         self._clock = clock  # None: the event loop's
         self._ended = float("-inf")  # when the last window ended
@@ -177,7 +179,7 @@ class Coalescer:
 
     def hold(self, outbox: Held) -> None:
         """Flush ``outbox`` at the end of the current window (one is opened if none is)."""
-        self._held.append(outbox)
+        self._held[outbox] = None
         self._opened += 1  # ``open(0)``, spelled out: this runs per member per window
         if self._handle is None:
             self._start()
@@ -185,7 +187,7 @@ class Coalescer:
     def rehold(self, outbox: Held, ride: StayedOn) -> None:
         """A rider that stays on ``ride`` (``Ride.take`` with ``stay``), from inside ``flush``: held for the next
         window, which opens when the ride's next batch comes (``wake``), not now: a room gone quiet opens none."""
-        self._held.append(outbox)
+        self._held[outbox] = None
         if ride.stayed == 1:  # the first of its riders to stay on at this window's end
             self._settle.append(ride)
             ride.waker = self.wake
@@ -222,7 +224,7 @@ class Coalescer:
             self._handle.cancel()
             self._handle = None
         self.current += 1  # whoever was written to in the window just ended is quiet again
-        held, self._held = self._held, []
+        held, self._held = self._held, {}
         # Holding pays when half the members written to got more frames, or when frames keep coming
         # within a ceiling of each other (a longer window would gather them).
         paid = 2 * len(held) >= self._opened or self._soon
