@@ -57,7 +57,7 @@ class Ride:
         self.waker: Callable[[], bool] | None = None
         self.riders = 0
         self.seats = seats
-        # Each rider's outbox -> the room's member it rides for (None without seats; the dict None while nobody is on).
+        # Each rider's outbox -> the room's member it rides for (or None); the dict is None while nobody is on.
         self.aboard: dict[Rider, Any] | None = None
         # The chunks from one boarding point to the end, joined (from, chunks then, bytes): at a window's end
         # most riders got on at the same batch and get off with the same bytes, joined once.
