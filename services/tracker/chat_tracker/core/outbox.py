@@ -148,9 +148,9 @@ class Outbox:
         if self._close is not None or self.overflowed:  # closing, spelled out: this runs per delivery
             return
         if self._held:
-            # A window is open (or opens now, for a rider that stayed on): these join it. Held frames are not
-            # "behind" while the socket keeps up; the limit applies at the flush if the socket turns out full,
-            # as it does to frames queued behind a full socket.
+            # A window is open (for a rider that stayed on: opens now, or after a pause all goes out at once, in
+            # ``_keep``): these join it. Held frames are not "behind" while the socket keeps up; the limit applies
+            # at the flush if the socket turns out full, as it does to frames queued behind a full socket.
             self._keep(data, count, ride, notices, rider)
             return
         if self._parked and self._after_parked(data, count, notices):
@@ -234,7 +234,6 @@ class Outbox:
     def write_off(self) -> None:
         """Held by staying on a ride, when frames no longer keep coming (``Coalescer.wake``): off the ride, and what
         it has goes out now, as a quiet member's frame goes out at once."""
-        self._stayed = False
         count = self.flush(stay=False)
         if self._coalescer is not None:
             self._window = self._coalescer.open(count)

@@ -83,7 +83,7 @@ class Ride:
         seats = self.seats
         if seats is not None and member is not None:
             seats.boarded(member)
-        return self._base + len(self.chunks), self.frames
+        return self.end()
 
     def end(self) -> tuple[int, int]:
         """Where a rider that has taken everything stands: as if it got on now."""
